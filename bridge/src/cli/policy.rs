@@ -1,0 +1,119 @@
+//! `slipway policy check|explain|test`.
+//!
+//! Contract: `check` exits 0 when valid, else 2 with `PATH:LINE:COL: message` on stderr.
+//! `explain` prints one JSON object and exits 0 for every decision; 2 only when the policy can't
+//! be loaded. `test` prints `N passed, M failed` and exits 1 when any case failed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use slipway_core::policy::{CaseResult, Policy, explain_json, parse_cases, run_case};
+
+/// Where the policy lives unless `--policy` says otherwise.
+pub const DEFAULT_POLICY: &str = "policy/slipway.yaml";
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Validate the policy file.
+    Check {
+        #[arg(long, env = "SLIPWAY_POLICY", default_value = DEFAULT_POLICY)]
+        policy: PathBuf,
+    },
+    /// Decide one command for one Slack user and print the decision as JSON.
+    Explain {
+        #[arg(long, env = "SLIPWAY_POLICY", default_value = DEFAULT_POLICY)]
+        policy: PathBuf,
+        /// Slack user ID, for example U0VIEWER.
+        #[arg(long)]
+        user: String,
+        /// The command as typed, for example '/kubectl get pods -n web'.
+        #[arg(long)]
+        command: String,
+    },
+    /// Run the YAML policy test cases.
+    Test {
+        #[arg(long, env = "SLIPWAY_POLICY", default_value = DEFAULT_POLICY)]
+        policy: PathBuf,
+        /// Directory of test files; defaults to `tests/` beside the policy.
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Read and compile a policy, or describe why not in `PATH:LINE:COL: message` form.
+pub fn load(path: &Path) -> Result<Policy, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}:1:1: can't read the policy file: {e}", path.display()))?;
+    Policy::from_yaml(&text).map_err(|e| e.display_with_path(&path.display().to_string()))
+}
+
+pub fn run(cmd: PolicyCmd) -> ExitCode {
+    match cmd {
+        PolicyCmd::Check { policy } => match load(&policy) {
+            Ok(_) => {
+                println!("{}: ok", policy.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        PolicyCmd::Explain { policy, user, command } => match load(&policy) {
+            Ok(p) => {
+                println!("{}", explain_json(&p, &user, &command));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        PolicyCmd::Test { policy, dir } => test(&policy, dir),
+    }
+}
+
+fn test(policy_path: &Path, dir: Option<PathBuf>) -> ExitCode {
+    let policy = match load(policy_path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = dir.unwrap_or_else(|| policy_path.parent().unwrap_or(Path::new(".")).join("tests"));
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect(),
+        Err(e) => {
+            eprintln!("{}: can't read the test directory: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    files.sort();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        let cases = match std::fs::read_to_string(&file).map_err(|e| format!("1:1: {e}")).and_then(|t| parse_cases(&t).map_err(|e| e.to_string())) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{}:{e}", file.display());
+                failed += 1;
+                continue;
+            }
+        };
+        for case in &cases.cases {
+            match run_case(&policy, case) {
+                CaseResult::Pass => passed += 1,
+                CaseResult::Fail(why) => {
+                    failed += 1;
+                    println!("FAIL {}: {}: {why}", file.display(), case.name);
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}

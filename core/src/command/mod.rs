@@ -1,0 +1,287 @@
+//! The command AST: what a person asked for, kept apart from how it was parsed.
+//!
+//! Every command knows its safety [`Tier`], its [`Target`] and the exact argv it would run, so that
+//! policy, the Slack ack, the change request and the audit record all describe the same thing.
+
+pub mod aws;
+pub mod kubectl;
+mod parse;
+pub mod simple;
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use parse::{ParseError, ParseErrorKind, is_name as is_target_name, parse, parse_line};
+
+/// How dangerous a command is, which decides how it may proceed.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Runs directly; changes nothing.
+    Read,
+    /// A direct, audited state change, such as an Alertmanager silence.
+    Operate,
+    /// Becomes a reviewed pull request.
+    Change,
+    /// Becomes a pull request and needs typed confirmation first.
+    Destructive,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 4] = [Tier::Read, Tier::Operate, Tier::Change, Tier::Destructive];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Read => "read",
+            Tier::Operate => "operate",
+            Tier::Change => "change",
+            Tier::Destructive => "destructive",
+        }
+    }
+
+    /// Whether this tier goes through a pull request rather than running directly.
+    pub fn is_change_request(self) -> bool {
+        matches!(self, Tier::Change | Tier::Destructive)
+    }
+
+    pub(crate) fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A slash-command family. Adding a variant without catalog help fails to compile
+/// (see [`crate::catalog::spec`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Kubectl,
+    Tf,
+    Aws,
+    Deploy,
+    Silence,
+    Slipway,
+}
+
+impl Family {
+    pub const ALL: [Family; 6] = [
+        Family::Kubectl,
+        Family::Tf,
+        Family::Aws,
+        Family::Deploy,
+        Family::Silence,
+        Family::Slipway,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Kubectl => "kubectl",
+            Family::Tf => "tf",
+            Family::Aws => "aws",
+            Family::Deploy => "deploy",
+            Family::Silence => "silence",
+            Family::Slipway => "slipway",
+        }
+    }
+
+    /// The slash command as typed in Slack.
+    pub fn slash(self) -> String {
+        format!("/{}", self.as_str())
+    }
+
+    pub fn from_slash(name: &str) -> Option<Family> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        Family::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    pub(crate) fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which Kubernetes namespace a command touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Namespace {
+    /// No `-n`: the namespace the cluster's configured context defaults to.
+    Default,
+    Named(String),
+    /// `-A`: every namespace, protected ones included.
+    All,
+}
+
+impl Namespace {
+    /// The namespace as it appears in a resource string: `*` for all namespaces.
+    pub fn resource_part(&self) -> &str {
+        match self {
+            Namespace::Default => "default",
+            Namespace::Named(n) => n,
+            Namespace::All => "*",
+        }
+    }
+}
+
+/// What a command acts on. Clusters and alert environments may be left to the policy's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Target {
+    Cluster { cluster: Option<String>, namespace: Namespace },
+    AwsProfile { profile: String },
+    Stack { stack: String },
+    Service { service: String, env: String },
+    Alerts { env: Option<String>, matchers: Vec<String> },
+    /// Slipway's own commands touch nothing.
+    None,
+}
+
+impl Target {
+    /// The canonical resource string that policy patterns match, once defaults are filled in:
+    /// `kube:<cluster>/<namespace>`, `aws:<profile>`, `stack:<name>`, `service:<svc>/<env>`,
+    /// `alerts:<env>`. Returns `None` for [`Target::None`] or when a default is still missing.
+    pub fn resource(&self) -> Option<String> {
+        match self {
+            Target::Cluster { cluster: Some(c), namespace } => {
+                Some(format!("kube:{c}/{}", namespace.resource_part()))
+            }
+            Target::AwsProfile { profile } => Some(format!("aws:{profile}")),
+            Target::Stack { stack } => Some(format!("stack:{stack}")),
+            Target::Service { service, env } => Some(format!("service:{service}/{env}")),
+            Target::Alerts { env: Some(e), .. } => Some(format!("alerts:{e}")),
+            Target::Cluster { cluster: None, .. } | Target::Alerts { env: None, .. } | Target::None => {
+                None
+            }
+        }
+    }
+
+    /// A short human description, for Slack messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Cluster { cluster, namespace } => {
+                let c = cluster.as_deref().unwrap_or("the default cluster");
+                match namespace {
+                    Namespace::Default => c.to_string(),
+                    Namespace::Named(n) => format!("{c} (namespace {n})"),
+                    Namespace::All => format!("{c} (all namespaces)"),
+                }
+            }
+            Target::AwsProfile { profile } => format!("AWS profile {profile}"),
+            Target::Stack { stack } => format!("stack {stack}"),
+            Target::Service { service, env } => format!("{service} in {env}"),
+            Target::Alerts { env, .. } => {
+                format!("Alertmanager {}", env.as_deref().unwrap_or("(default env)"))
+            }
+            Target::None => "Slipway".to_string(),
+        }
+    }
+}
+
+/// A fully parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedCommand {
+    /// The text as typed, including the slash command.
+    pub text: String,
+    pub command: Command,
+    /// `--apply` was given: a change proceeds past dry-run.
+    pub apply: bool,
+}
+
+/// The command AST. Each variant's parser lives in its own module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Kubectl(kubectl::Kubectl),
+    TfPlan { stack: String },
+    TfApply { stack: String },
+    Aws(aws::Aws),
+    Deploy(simple::Deploy),
+    Silence(simple::Silence),
+    Slipway(simple::Meta),
+}
+
+impl ParsedCommand {
+    pub fn family(&self) -> Family {
+        match &self.command {
+            Command::Kubectl(_) => Family::Kubectl,
+            Command::TfPlan { .. } | Command::TfApply { .. } => Family::Tf,
+            Command::Aws(_) => Family::Aws,
+            Command::Deploy(_) => Family::Deploy,
+            Command::Silence(_) => Family::Silence,
+            Command::Slipway(_) => Family::Slipway,
+        }
+    }
+
+    /// The safety tier. Slipway's own commands are `None`: they read only the caller's own state.
+    pub fn tier(&self) -> Option<Tier> {
+        Some(match &self.command {
+            Command::Kubectl(k) => k.tier,
+            Command::TfPlan { .. } => Tier::Read,
+            Command::TfApply { .. } | Command::Deploy(_) => Tier::Change,
+            Command::Aws(_) => Tier::Read,
+            Command::Silence(s) => s.tier(),
+            Command::Slipway(_) => return None,
+        })
+    }
+
+    pub fn target(&self) -> Target {
+        match &self.command {
+            Command::Kubectl(k) => Target::Cluster {
+                cluster: k.cluster.clone(),
+                namespace: k.namespace.clone(),
+            },
+            Command::TfPlan { stack } | Command::TfApply { stack } => {
+                Target::Stack { stack: stack.clone() }
+            }
+            Command::Aws(a) => Target::AwsProfile { profile: a.profile.clone() },
+            Command::Deploy(d) => Target::Service {
+                service: d.service.clone(),
+                env: d.env.clone(),
+            },
+            Command::Silence(s) => s.target(),
+            Command::Slipway(_) => Target::None,
+        }
+    }
+
+    /// The exact argv this command runs, credentials aside: the execution engine supplies the
+    /// cluster context, AWS profile and working directory from its own configuration, never from
+    /// the user. `None` for commands that call an API (Alertmanager) or Slipway itself.
+    pub fn argv(&self) -> Option<Vec<String>> {
+        match &self.command {
+            Command::Kubectl(k) => Some(k.argv()),
+            Command::Aws(a) => Some(a.argv()),
+            Command::TfPlan { .. } => Some(
+                ["terraform", "plan", "-input=false", "-no-color", "-lock=false"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            Command::TfApply { .. } => Some(
+                [
+                    "terraform",
+                    "apply",
+                    "-input=false",
+                    "-no-color",
+                    simple::TF_PLAN_FILE,
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            Command::Deploy(d) => Some(d.argv()),
+            Command::Silence(_) | Command::Slipway(_) => None,
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The policy file as written: `policy/slipway.yaml`. Every section denies unknown fields, and
+//! every cross-reference keeps its source position so validation errors point at the line.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::command::Tier;
+
+/// A name that keeps where it was written.
+pub type Name = Spanned<String>;
+
+/// The whole policy file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Who people should ask when they are denied, for example `#platform`.
+    #[serde(default = "default_support")]
+    pub support: String,
+    pub defaults: Defaults,
+    pub targets: Targets,
+    pub identities: Identities,
+    /// Which groups hold which roles.
+    pub bindings: Vec<Binding>,
+    /// Roles, listed from least to most privileged: a user's primary role is the last one they hold.
+    pub roles: Vec<Role>,
+    /// Restrictions on top of roles: only the named groups may act on the matched resources.
+    #[serde(default)]
+    pub acls: Vec<Acl>,
+    /// Protected resources: reads limited to some roles, direct changes forbidden, changes approval-gated.
+    #[serde(default)]
+    pub protected: Vec<Protected>,
+    pub approvals: Approvals,
+    pub limits: Limits,
+}
+
+fn default_support() -> String {
+    "#platform".to_string()
+}
+
+/// Defaults for commands that don't name their target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Cluster for `/kubectl` without `@cluster`, unless the identity or role sets one.
+    #[schemars(with = "String")]
+    pub cluster: Name,
+    /// Alertmanager environment for `/silence` without `@env`.
+    #[schemars(with = "String")]
+    pub alert_env: Name,
+}
+
+/// The names of everything Slipway can act on. Credentials for them live in the bridge config.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    #[schemars(with = "Vec<String>")]
+    pub clusters: Vec<Name>,
+    #[schemars(with = "Vec<String>")]
+    pub aws_profiles: Vec<Name>,
+    /// Terraform stacks; each is the directory `stacks/<name>` of the GitOps repo.
+    #[schemars(with = "Vec<String>")]
+    pub stacks: Vec<Name>,
+    #[schemars(with = "Vec<String>")]
+    pub services: Vec<Name>,
+    /// Deployment environments and the cluster each one runs on.
+    pub envs: BTreeMap<String, Env>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    #[schemars(with = "String")]
+    pub cluster: Name,
+}
+
+/// Where identities come from.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identities {
+    /// Only `static` is built in; other providers plug in through `IdentityProvider`.
+    pub provider: ProviderKind,
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Static,
+}
+
+/// One person.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// Slack user IDs (`U…`, or `W…` on Enterprise Grid). IDs are immutable; names and emails are not.
+    #[schemars(with = "Vec<String>")]
+    pub slack: Vec<Name>,
+    /// The SSO subject.
+    pub subject: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The GitHub login, used to map PR reviews back to this person.
+    #[serde(default)]
+    pub github: Option<String>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub groups: Vec<Name>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub default_cluster: Option<Name>,
+}
+
+/// A group → role binding.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    #[schemars(with = "String")]
+    pub group: Name,
+    #[schemars(with = "String")]
+    pub role: Name,
+}
+
+/// A role: a named set of permission rules.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    #[schemars(with = "String")]
+    pub name: Name,
+    /// Roles whose rules this role also has.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub extends: Vec<Name>,
+    /// The longest silence this role may create. Required so that every role is capped.
+    pub max_silence: HumanDuration,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub default_cluster: Option<Name>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// A permission: these command families, at these tiers, on resources matching these patterns.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[schemars(with = "String")]
+    pub id: Name,
+    /// Families (`kubectl`, `tf`, `aws`, `deploy`, `silence`) or `*`.
+    #[schemars(with = "Vec<String>")]
+    pub commands: Vec<Name>,
+    pub tiers: Vec<Tier>,
+    /// Resource patterns: `kube:<cluster>/<namespace>`, `aws:<profile>`, `stack:<name>`,
+    /// `service:<service>/<env>`, `alerts:<env>`, with `*` and `?` wildcards.
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Name>,
+}
+
+/// Only members of `groups` may run `commands` on `resources`, whatever their role allows.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acl {
+    #[schemars(with = "String")]
+    pub id: Name,
+    #[schemars(with = "Vec<String>")]
+    pub commands: Vec<Name>,
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Name>,
+    #[schemars(with = "Vec<String>")]
+    pub groups: Vec<Name>,
+    /// Shown to the person denied.
+    pub reason: String,
+}
+
+/// What may happen to a protected resource.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Protected {
+    #[schemars(with = "String")]
+    pub id: Name,
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Name>,
+    /// Roles that may run `read` commands here; everyone else is denied.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub read_roles: Vec<Name>,
+    /// Whether `operate` commands may run directly here.
+    #[serde(default)]
+    pub operate: OperateMode,
+    /// The approval rule every change here needs, overriding the routes.
+    #[schemars(with = "String")]
+    pub approval: Name,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OperateMode {
+    #[default]
+    Forbid,
+    Allow,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    pub rules: Vec<ApprovalRule>,
+    /// First matching route picks the approval rule for a change; no match denies it.
+    pub routes: Vec<Route>,
+}
+
+/// How many people, from which groups, must approve, and for how long a request stays open.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    #[schemars(with = "String")]
+    #[serde(serialize_with = "ser_name")]
+    pub id: Name,
+    /// Distinct approvers needed; the requester never counts.
+    pub approvers: u32,
+    #[schemars(with = "Vec<String>")]
+    #[serde(serialize_with = "ser_names")]
+    pub groups: Vec<Name>,
+    pub expires_after: HumanDuration,
+    /// `slack`: Slack buttons and GitHub reviews both count. `github`: approve in GitHub only (step-up).
+    #[serde(default)]
+    pub approve_in: ApproveIn,
+    /// Merge automatically once the quorum holds on the head SHA.
+    #[serde(default)]
+    pub auto_merge: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApproveIn {
+    #[default]
+    Slack,
+    Github,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Name>,
+    #[schemars(with = "String")]
+    pub rule: Name,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub timeouts: Timeouts,
+    /// Bytes of command output kept; the rest is cut with a note.
+    pub output_bytes: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    pub read: HumanDuration,
+    pub operate: HumanDuration,
+    pub change: HumanDuration,
+    pub destructive: HumanDuration,
+}
+
+impl Timeouts {
+    pub fn for_tier(&self, tier: Tier) -> Duration {
+        match tier {
+            Tier::Read => self.read.0,
+            Tier::Operate => self.operate.0,
+            Tier::Change => self.change.0,
+            Tier::Destructive => self.destructive.0,
+        }
+    }
+}
+
+/// A duration written the human way: `90s`, `15m`, `4h`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(HumanDuration).map_err(|e| {
+            serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write for example `90s`, `15m` or `4h`"))
+        })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as `90s`, `15m`, `4h` or `1h30m`.",
+            "pattern": "^([0-9]+\\s*[a-z]+\\s*)+$"
+        })
+    }
+}
+
+fn ser_name<S: serde::Serializer>(n: &Name, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&n.value)
+}
+
+fn ser_names<S: serde::Serializer>(n: &[Name], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(n.iter().map(|n| n.value.as_str()))
+}
