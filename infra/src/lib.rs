@@ -1,0 +1,1 @@
+//! I/O shared by the `slipway` bridge and `slipway-runner`, so each piece has one home.
