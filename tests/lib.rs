@@ -1,1 +1,13 @@
+//! Shared helpers for the integration tests in `it/`.
 
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// The example policy shipped in `policy/`.
+pub fn example_policy() -> PathBuf {
+    repo_root().join("policy/slipway.yaml")
+}

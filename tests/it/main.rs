@@ -1,1 +1,24 @@
+//! The one integration-test binary. Each module is a area of behaviour.
 
+mod docs;
+mod policy_cli;
+
+use std::process::{Command, Output};
+
+/// Run the real `slipway` binary.
+pub fn slipway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
+        .args(args)
+        .current_dir(slipway_tests::repo_root())
+        .env_remove("SLIPWAY_POLICY")
+        .output()
+        .expect("slipway runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -6,6 +6,8 @@
 pub mod aws;
 pub mod kubectl;
 mod parse;
+#[cfg(test)]
+mod proptests;
 pub mod simple;
 
 use std::fmt;

@@ -356,6 +356,7 @@ mod tests {
     #[test]
     fn silence() {
         let p = parse_line("/silence alertname=HighLatency service=~api.* 2h deploy in progress").unwrap();
+        assert_eq!(p.tier(), Some(Tier::Operate));
         let Command::Silence(Silence::Create { matchers, duration, comment, env }) = p.command else {
             panic!()
         };
@@ -364,7 +365,6 @@ mod tests {
         assert_eq!(duration, Duration::from_secs(7200));
         assert_eq!(comment.as_deref(), Some("deploy in progress"));
         assert_eq!(env, None);
-        assert_eq!(p.tier(), Some(Tier::Operate));
         assert_eq!(parse_line("/silence @production list").unwrap().tier(), Some(Tier::Read));
         assert!(matches!(parse_line("/silence expire 3f2a-11").unwrap().command,
             Command::Silence(Silence::Expire { .. })));

@@ -7,6 +7,8 @@ mod eval;
 pub mod identity;
 pub mod model;
 mod patterns;
+#[cfg(test)]
+mod proptests;
 
 pub use cases::{Case, CaseFile, CaseResult, run_case};
 pub use compile::{Policy, PolicyError};

@@ -1,0 +1,125 @@
+//! The `slipway policy` CLI contract that outside checks rely on.
+
+use serde_json::Value;
+use slipway_tests::example_policy;
+
+use crate::{slipway, stderr, stdout};
+
+fn explain(user: &str, command: &str) -> Value {
+    let policy = example_policy();
+    let out = slipway(&["policy", "explain", "--policy", policy.to_str().unwrap(), "--user", user, "--command", command]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.trim().lines().count(), 1, "one JSON object on one line: {text}");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn check_accepts_the_example_policy() {
+    let out = slipway(&["policy", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let policy = example_policy();
+    let out = slipway(&["policy", "check", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn check_reports_path_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example_policy()).unwrap();
+    for (from, to, line_of) in [
+        ("role: operator }", "role: operatr }", "role: operatr"),
+        ("support:", "supprt:", "supprt:"),
+        ("tiers: [read]", "tiers: [reed]", "tiers: [reed]"),
+        ("read: 60s", "read: sixty", "read: sixty"),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        let expected_line = bad.lines().position(|l| l.contains(line_of)).unwrap() + 1;
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, &bad).unwrap();
+        let out = slipway(&["policy", "check", "--policy", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{to}");
+        let err = stderr(&out);
+        let prefix = format!("{}:{expected_line}:", path.display());
+        assert!(err.starts_with(&prefix), "{to}: expected {prefix}…, got {err}");
+        let col: String = err[prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+        assert!(col.parse::<u32>().unwrap() >= 1, "{err}");
+    }
+    let out = slipway(&["policy", "check", "--policy", "/nonexistent/policy.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("/nonexistent/policy.yaml:1:1:"));
+}
+
+#[test]
+fn explain_prints_the_contract_keys() {
+    let v = explain("U0VIEWER", "/kubectl get pods -n web");
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["rule"], "viewer-read");
+    assert_eq!(v["role"], "viewer");
+    assert_eq!(v["tier"], "read");
+    assert_eq!(v["identity"], "vera.viewer@example.com");
+    assert_eq!(v["argv"], serde_json::json!(["kubectl", "get", "pods", "--namespace=web"]));
+    assert!(v["reason"].as_str().unwrap().contains("viewers may run"));
+}
+
+#[test]
+fn explain_denials_and_approvals() {
+    let v = explain("U0VIEWER", "/kubectl get secret db -n web -o yaml");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["argv"], Value::Null);
+    assert_eq!(v["tier"], Value::Null);
+    assert!(v["reason"].as_str().unwrap().contains("Secret"));
+
+    let v = explain("U0PRODDEPLOY", "/deploy api production --apply");
+    assert_eq!(v["decision"], "approval");
+    assert_eq!(v["tier"], "change");
+    assert_eq!(v["approval"]["rule"], "production");
+    assert_eq!(v["role"], "operator");
+
+    let v = explain("U0OPERATOR", "/deploy api production --apply");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["rule"], "prod-deploys-only");
+
+    let v = explain("U0NOBODY", "/kubectl get pods");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["identity"], Value::Null);
+    assert_eq!(v["role"], Value::Null);
+
+    // A parse error is a deny with the reason, still exit 0.
+    let v = explain("U0OWNER", "/kubectl get pods | sh");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["argv"], Value::Null);
+}
+
+#[test]
+fn explain_exits_2_only_when_the_policy_cannot_be_read() {
+    let out = slipway(&["policy", "explain", "--policy", "/nonexistent.yaml", "--user", "U0VIEWER", "--command", "/slipway whoami"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn policy_test_runs_the_matrix() {
+    let out = slipway(&["policy", "test"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let last = stdout(&out).lines().last().unwrap_or_default().to_string();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 40, "{last}");
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
+
+#[test]
+fn policy_test_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cases.yaml"),
+        "cases:\n  - { name: wrong on purpose, user: U0VIEWER, command: \"/deploy api staging\", expect: allow }\n  - { name: right, user: U0VIEWER, command: \"/kubectl get pods\", expect: allow }\n",
+    )
+    .unwrap();
+    let policy = example_policy();
+    let out = slipway(&["policy", "test", "--policy", policy.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("FAIL") && text.contains("wrong on purpose"), "{text}");
+    assert!(text.trim_end().ends_with("1 passed, 1 failed"), "{text}");
+}
