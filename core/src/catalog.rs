@@ -25,7 +25,11 @@ pub fn spec(family: Family) -> CommandSpec {
             usage: &["/kubectl [@cluster] <verb> [args…] [--apply]"],
             summary: "Run kubectl against a configured cluster. Reads run directly; changes become pull requests.",
             tiers: "read verbs run directly; apply/scale/patch/label/annotate/cordon/rollout restart are `change`; delete and drain are `destructive`.",
-            examples: &["/kubectl get pods -n web", "/kubectl @production get deploy -n api", "/kubectl scale deployment/api --replicas=3 -n web --apply"],
+            examples: &[
+                "/kubectl get pods -n web",
+                "/kubectl @production get deploy -n api",
+                "/kubectl scale deployment/api --replicas=3 -n web --apply",
+            ],
         },
         Family::Tf => CommandSpec {
             family,
@@ -39,7 +43,10 @@ pub fn spec(family: Family) -> CommandSpec {
             usage: &["/aws <profile> <service> <operation> [--param value…]"],
             summary: "Run an allowlisted read-only AWS CLI operation with the profile's read-only role.",
             tiers: "read only; everything else is refused.",
-            examples: &["/aws staging-readonly ec2 describe-instances", "/aws prod-readonly sts get-caller-identity"],
+            examples: &[
+                "/aws staging-readonly ec2 describe-instances",
+                "/aws prod-readonly sts get-caller-identity",
+            ],
         },
         Family::Deploy => CommandSpec {
             family,
@@ -50,17 +57,32 @@ pub fn spec(family: Family) -> CommandSpec {
         },
         Family::Silence => CommandSpec {
             family,
-            usage: &["/silence [@env] <matcher…> <duration> [comment]", "/silence [@env] list", "/silence [@env] expire <id>"],
+            usage: &[
+                "/silence [@env] <matcher…> <duration> [comment]",
+                "/silence [@env] list",
+                "/silence [@env] expire <id>",
+            ],
             summary: "Create, list or expire Alertmanager silences. Durations are capped per role.",
             tiers: "create and expire are operate; list is read.",
-            examples: &["/silence alertname=HighLatency service=api 2h deploying", "/silence list"],
+            examples: &[
+                "/silence alertname=HighLatency service=api 2h deploying",
+                "/silence list",
+            ],
         },
         Family::Slipway => CommandSpec {
             family,
-            usage: &["/slipway help [command]", "/slipway whoami", "/slipway explain <command>", "/slipway link github"],
+            usage: &[
+                "/slipway help [command]",
+                "/slipway whoami",
+                "/slipway explain <command>",
+                "/slipway link github",
+            ],
             summary: "Help, your identity and role, why a command would be allowed or denied, and linking your GitHub account.",
             tiers: "none: these touch no infrastructure.",
-            examples: &["/slipway whoami", "/slipway explain /kubectl get secrets -n prod"],
+            examples: &[
+                "/slipway whoami",
+                "/slipway explain /kubectl get secrets -n prod",
+            ],
         },
     }
 }
@@ -68,34 +90,43 @@ pub fn spec(family: Family) -> CommandSpec {
 /// The help text shown in Slack for `/slipway help [topic]`.
 pub fn help_text(topic: Option<&str>) -> String {
     let mut out = String::new();
-    match topic.and_then(Family::from_slash) {
-        Some(family) => {
-            let s = spec(family);
-            let _ = writeln!(out, "*{}*: {}", family.slash(), s.summary);
-            for u in s.usage {
-                let _ = writeln!(out, "• `{u}`");
-            }
-            let _ = writeln!(out, "Tiers: {}", s.tiers);
-            if family == Family::Kubectl {
-                let _ = writeln!(
-                    out,
-                    "Verbs: {}",
-                    kubectl::VERBS.iter().map(|v| format!("`{}` ({})", v.name(), v.tier)).collect::<Vec<_>>().join(", ")
-                );
-            }
-            let _ = writeln!(out, "Examples: {}", s.examples.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "));
+    if let Some(family) = topic.and_then(Family::from_slash) {
+        let s = spec(family);
+        let _ = writeln!(out, "*{}*: {}", family.slash(), s.summary);
+        for u in s.usage {
+            let _ = writeln!(out, "• `{u}`");
         }
-        None => {
-            out.push_str("*Slipway commands*\n");
-            for family in Family::ALL {
-                let s = spec(family);
-                let _ = writeln!(out, "• `{}`: {}", s.usage[0], s.summary);
-            }
-            out.push_str(
-                "Changes are dry-run until you add `--apply`, which opens a pull request for review. \
-                 `/slipway help <command>` for details.",
+        let _ = writeln!(out, "Tiers: {}", s.tiers);
+        if family == Family::Kubectl {
+            let _ = writeln!(
+                out,
+                "Verbs: {}",
+                kubectl::VERBS
+                    .iter()
+                    .map(|v| format!("`{}` ({})", v.name(), v.tier))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
+        let _ = writeln!(
+            out,
+            "Examples: {}",
+            s.examples
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else {
+        out.push_str("*Slipway commands*\n");
+        for family in Family::ALL {
+            let s = spec(family);
+            let _ = writeln!(out, "• `{}`: {}", s.usage[0], s.summary);
+        }
+        out.push_str(
+            "Changes are dry-run until you add `--apply`, which opens a pull request for review. \
+             `/slipway help <command>` for details.",
+        );
     }
     out
 }
@@ -137,15 +168,33 @@ pub fn commands_markdown() -> String {
 fn kubectl_markdown(md: &mut String) {
     md.push_str("### Verbs\n\n| verb | tier | what it does | flags |\n|---|---|---|---|\n");
     for v in kubectl::VERBS {
-        let flags = v.flags.iter().map(|f| format!("`--{f}`")).collect::<Vec<_>>().join(" ");
-        let _ = writeln!(md, "| `{}` | {} | {} | {} |", v.name(), v.tier, v.summary, flags);
+        let flags = v
+            .flags
+            .iter()
+            .map(|f| format!("`--{f}`"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} |",
+            v.name(),
+            v.tier,
+            v.summary,
+            flags
+        );
     }
     md.push_str("\n### Refused verbs\n\n");
     for (verb, why) in kubectl::REFUSED_VERBS {
         let _ = writeln!(md, "- `{verb}`: {why}");
     }
     md.push_str("\n### Refused flags\n\nIdentity and target flags (the cluster comes from `@cluster` or policy): ");
-    md.push_str(&kubectl::IDENTITY_FLAGS.iter().map(|f| format!("`--{f}`")).collect::<Vec<_>>().join(", "));
+    md.push_str(
+        &kubectl::IDENTITY_FLAGS
+            .iter()
+            .map(|f| format!("`--{f}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     md.push_str("\n\n");
     for (flag, why) in kubectl::REFUSED_FLAGS {
         let _ = writeln!(md, "- `--{flag}`: {why}");
@@ -159,7 +208,16 @@ fn kubectl_markdown(md: &mut String) {
 fn aws_markdown(md: &mut String) {
     md.push_str("### Allowed operations (all `read`)\n\n| service | operations |\n|---|---|\n");
     for s in aws::SERVICES {
-        let _ = writeln!(md, "| `{}` | {} |", s.name, s.operations.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" "));
+        let _ = writeln!(
+            md,
+            "| `{}` | {} |",
+            s.name,
+            s.operations
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     md.push_str("\n### Always refused\n\n");
     for (svc, op, why) in aws::REFUSED_OPERATIONS {
@@ -172,13 +230,22 @@ fn aws_markdown(md: &mut String) {
     let mut params: Vec<&str> = aws::ALLOWED_PARAMS.to_vec();
     params.sort_unstable();
     params.dedup();
-    md.push_str(&params.iter().map(|p| format!("`--{p}`")).collect::<Vec<_>>().join(" "));
+    md.push_str(
+        &params
+            .iter()
+            .map(|p| format!("`--{p}`"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     md.push_str("\n\n");
 }
 
 /// Tiers of every kubectl verb, for tests and docs.
 pub fn kubectl_tier(verb: &str) -> Option<Tier> {
-    kubectl::VERBS.iter().find(|v| v.name() == verb).map(|v| v.tier)
+    kubectl::VERBS
+        .iter()
+        .find(|v| v.name() == verb)
+        .map(|v| v.tier)
 }
 
 #[cfg(test)]
@@ -189,7 +256,10 @@ mod tests {
     fn every_family_has_help() {
         for f in Family::ALL {
             let s = spec(f);
-            assert!(!s.usage.is_empty() && !s.summary.is_empty() && !s.examples.is_empty(), "{f}");
+            assert!(
+                !s.usage.is_empty() && !s.summary.is_empty() && !s.examples.is_empty(),
+                "{f}"
+            );
             assert!(help_text(Some(&f.slash())).contains(s.summary));
         }
     }

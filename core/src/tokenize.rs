@@ -58,7 +58,9 @@ const OPERATOR_CHARS: [(char, &str); 6] = [
 
 /// Undo the HTML escaping Slack applies to `&`, `<` and `>` in command text.
 fn unescape_slack(text: &str) -> String {
-    text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// Split `text` into words. Quotes (`"…"`, `'…'`, and the typographic quotes Slack clients insert)
@@ -176,8 +178,14 @@ mod tests {
     #[test]
     fn newlines_and_unclosed_quotes_are_errors() {
         assert_eq!(tokenize("get pods\nid"), Err(TokenizeError::ControlChar));
-        assert_eq!(tokenize("get 'pods"), Err(TokenizeError::UnclosedQuote('\'')));
-        assert_eq!(tokenize("get \"pods"), Err(TokenizeError::UnclosedQuote('"')));
+        assert_eq!(
+            tokenize("get 'pods"),
+            Err(TokenizeError::UnclosedQuote('\''))
+        );
+        assert_eq!(
+            tokenize("get \"pods"),
+            Err(TokenizeError::UnclosedQuote('"'))
+        );
     }
 
     #[test]
@@ -188,6 +196,9 @@ mod tests {
     #[test]
     fn limits() {
         assert_eq!(tokenize(&"a ".repeat(100)), Err(TokenizeError::TooLong));
-        assert_eq!(tokenize(&"a".repeat(MAX_TEXT_LEN + 1)), Err(TokenizeError::TooLong));
+        assert_eq!(
+            tokenize(&"a".repeat(MAX_TEXT_LEN + 1)),
+            Err(TokenizeError::TooLong)
+        );
     }
 }

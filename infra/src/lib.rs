@@ -1,1 +1,2 @@
 //! I/O shared by the `slipway` bridge and `slipway-runner`, so each piece has one home.
+pub mod spool;

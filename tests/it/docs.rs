@@ -7,7 +7,10 @@ fn generated_docs_are_up_to_date() {
     let root = repo_root();
     for (rel, fresh) in slipway_bridge::docs::generate(&root).expect("generates") {
         let committed = std::fs::read_to_string(root.join(&rel)).unwrap_or_default();
-        assert!(committed == fresh, "{rel} is out of date: run `cargo run -p slipway-bridge -- docs`");
+        assert!(
+            committed == fresh,
+            "{rel} is out of date: run `cargo run -p slipway-bridge -- docs`"
+        );
     }
 }
 

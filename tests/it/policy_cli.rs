@@ -7,10 +7,23 @@ use crate::{slipway, stderr, stdout};
 
 fn explain(user: &str, command: &str) -> Value {
     let policy = example_policy();
-    let out = slipway(&["policy", "explain", "--policy", policy.to_str().unwrap(), "--user", user, "--command", command]);
+    let out = slipway(&[
+        "policy",
+        "explain",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--user",
+        user,
+        "--command",
+        command,
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert_eq!(text.trim().lines().count(), 1, "one JSON object on one line: {text}");
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "one JSON object on one line: {text}"
+    );
     serde_json::from_str(&text).expect("valid JSON")
 }
 
@@ -41,8 +54,14 @@ fn check_reports_path_line_column() {
         assert_eq!(out.status.code(), Some(2), "{to}");
         let err = stderr(&out);
         let prefix = format!("{}:{expected_line}:", path.display());
-        assert!(err.starts_with(&prefix), "{to}: expected {prefix}…, got {err}");
-        let col: String = err[prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+        assert!(
+            err.starts_with(&prefix),
+            "{to}: expected {prefix}…, got {err}"
+        );
+        let col: String = err[prefix.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         assert!(col.parse::<u32>().unwrap() >= 1, "{err}");
     }
     let out = slipway(&["policy", "check", "--policy", "/nonexistent/policy.yaml"]);
@@ -58,7 +77,10 @@ fn explain_prints_the_contract_keys() {
     assert_eq!(v["role"], "viewer");
     assert_eq!(v["tier"], "read");
     assert_eq!(v["identity"], "vera.viewer@example.com");
-    assert_eq!(v["argv"], serde_json::json!(["kubectl", "get", "pods", "--namespace=web"]));
+    assert_eq!(
+        v["argv"],
+        serde_json::json!(["kubectl", "get", "pods", "--namespace=web"])
+    );
     assert!(v["reason"].as_str().unwrap().contains("viewers may run"));
 }
 
@@ -93,7 +115,16 @@ fn explain_denials_and_approvals() {
 
 #[test]
 fn explain_exits_2_only_when_the_policy_cannot_be_read() {
-    let out = slipway(&["policy", "explain", "--policy", "/nonexistent.yaml", "--user", "U0VIEWER", "--command", "/slipway whoami"]);
+    let out = slipway(&[
+        "policy",
+        "explain",
+        "--policy",
+        "/nonexistent.yaml",
+        "--user",
+        "U0VIEWER",
+        "--command",
+        "/slipway whoami",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).is_empty());
 }
@@ -101,7 +132,13 @@ fn explain_exits_2_only_when_the_policy_cannot_be_read() {
 #[test]
 fn policy_test_runs_the_matrix() {
     let out = slipway(&["policy", "test"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let last = stdout(&out).lines().last().unwrap_or_default().to_string();
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
     assert!(passed >= 40, "{last}");
@@ -117,9 +154,18 @@ fn policy_test_reports_failures() {
     )
     .unwrap();
     let policy = example_policy();
-    let out = slipway(&["policy", "test", "--policy", policy.to_str().unwrap(), dir.path().to_str().unwrap()]);
+    let out = slipway(&[
+        "policy",
+        "test",
+        "--policy",
+        policy.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("FAIL") && text.contains("wrong on purpose"), "{text}");
+    assert!(
+        text.contains("FAIL") && text.contains("wrong on purpose"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("1 passed, 1 failed"), "{text}");
 }

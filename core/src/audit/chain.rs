@@ -21,12 +21,20 @@ pub struct ChainState {
 impl ChainState {
     /// A fresh chain: the next record is seq 1 and links to [`GENESIS_HASH`].
     pub fn new(writer: impl Into<String>) -> Self {
-        Self { writer: writer.into(), seq: 0, last_hash: GENESIS_HASH.to_string() }
+        Self {
+            writer: writer.into(),
+            seq: 0,
+            last_hash: GENESIS_HASH.to_string(),
+        }
     }
 
     /// Continue a chain whose last durable record had `seq` and `last_hash` (e.g. after a restart).
     pub fn resume(writer: impl Into<String>, seq: u64, last_hash: impl Into<String>) -> Self {
-        Self { writer: writer.into(), seq, last_hash: last_hash.into() }
+        Self {
+            writer: writer.into(),
+            seq,
+            last_hash: last_hash.into(),
+        }
     }
 }
 

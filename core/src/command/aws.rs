@@ -25,7 +25,15 @@ pub const SERVICES: &[AwsService] = &[
     svc("acm", &["describe-certificate", "list-certificates"]),
     svc("autoscaling", &["describe-*"]),
     svc("cloudformation", &["describe-*", "list-*"]),
-    svc("cloudwatch", &["describe-*", "list-*", "get-metric-data", "get-metric-statistics"]),
+    svc(
+        "cloudwatch",
+        &[
+            "describe-*",
+            "list-*",
+            "get-metric-data",
+            "get-metric-statistics",
+        ],
+    ),
     svc("dynamodb", &["describe-*", "list-*"]),
     svc("ec2", &["describe-*"]),
     svc("ecr", &["describe-*", "list-images"]),
@@ -33,66 +41,217 @@ pub const SERVICES: &[AwsService] = &[
     svc("eks", &["describe-*", "list-*"]),
     svc("elasticache", &["describe-*"]),
     svc("elbv2", &["describe-*"]),
-    svc("iam", &["list-*", "get-role", "get-user", "get-group", "get-policy", "get-policy-version", "get-instance-profile", "get-account-summary"]),
+    svc(
+        "iam",
+        &[
+            "list-*",
+            "get-role",
+            "get-user",
+            "get-group",
+            "get-policy",
+            "get-policy-version",
+            "get-instance-profile",
+            "get-account-summary",
+        ],
+    ),
     svc("kms", &["describe-key", "list-*"]),
-    svc("lambda", &["list-*", "get-function-configuration", "get-account-settings"]),
-    svc("logs", &["describe-*", "get-log-events", "filter-log-events"]),
+    svc(
+        "lambda",
+        &[
+            "list-*",
+            "get-function-configuration",
+            "get-account-settings",
+        ],
+    ),
+    svc(
+        "logs",
+        &["describe-*", "get-log-events", "filter-log-events"],
+    ),
     svc("rds", &["describe-*"]),
     svc("route53", &["list-*", "get-hosted-zone"]),
-    svc("s3api", &["list-buckets", "list-objects-v2", "head-bucket", "get-bucket-location", "get-bucket-versioning", "get-bucket-tagging", "get-bucket-encryption", "get-object-lock-configuration", "get-public-access-block"]),
+    svc(
+        "s3api",
+        &[
+            "list-buckets",
+            "list-objects-v2",
+            "head-bucket",
+            "get-bucket-location",
+            "get-bucket-versioning",
+            "get-bucket-tagging",
+            "get-bucket-encryption",
+            "get-object-lock-configuration",
+            "get-public-access-block",
+        ],
+    ),
     svc("secretsmanager", &["list-secrets", "describe-secret"]),
     svc("sns", &["list-*"]),
-    svc("sqs", &["list-queues", "get-queue-url", "get-queue-attributes"]),
-    svc("ssm", &["describe-*", "list-*", "get-parameter", "get-parameters", "get-parameters-by-path"]),
+    svc(
+        "sqs",
+        &["list-queues", "get-queue-url", "get-queue-attributes"],
+    ),
+    svc(
+        "ssm",
+        &[
+            "describe-*",
+            "list-*",
+            "get-parameter",
+            "get-parameters",
+            "get-parameters-by-path",
+        ],
+    ),
     svc("sts", &["get-caller-identity"]),
 ];
 
 /// Operations refused whatever the allowlist says, with the reason.
 pub const REFUSED_OPERATIONS: &[(&str, &str, &str)] = &[
-    ("secretsmanager", "get-secret-value", "it returns secret values"),
+    (
+        "secretsmanager",
+        "get-secret-value",
+        "it returns secret values",
+    ),
     ("kms", "decrypt", "it decrypts data with the account's keys"),
     ("sts", "get-session-token", "it mints credentials"),
     ("sts", "assume-role", "it mints credentials"),
-    ("sts", "assume-role-with-web-identity", "it mints credentials"),
+    (
+        "sts",
+        "assume-role-with-web-identity",
+        "it mints credentials",
+    ),
     ("sts", "get-federation-token", "it mints credentials"),
-    ("iam", "create-access-key", "it mints long-lived credentials"),
-    ("ecr", "get-authorization-token", "it mints registry credentials"),
+    (
+        "iam",
+        "create-access-key",
+        "it mints long-lived credentials",
+    ),
+    (
+        "ecr",
+        "get-authorization-token",
+        "it mints registry credentials",
+    ),
     ("ecr", "get-login-password", "it mints registry credentials"),
     ("eks", "get-token", "it mints cluster credentials"),
-    ("rds", "generate-db-auth-token", "it mints database credentials"),
+    (
+        "rds",
+        "generate-db-auth-token",
+        "it mints database credentials",
+    ),
 ];
 
 /// Parameters refused on purpose: they change where the CLI talks to, who it is, or read files.
 pub const REFUSED_PARAMS: &[(&str, &str)] = &[
-    ("endpoint-url", "the endpoint comes from Slipway's configuration"),
-    ("profile", "choose the profile alias as the first word instead"),
+    (
+        "endpoint-url",
+        "the endpoint comes from Slipway's configuration",
+    ),
+    (
+        "profile",
+        "choose the profile alias as the first word instead",
+    ),
     ("no-verify-ssl", "TLS verification is never turned off"),
-    ("ca-bundle", "the trust store comes from Slipway's configuration"),
-    ("no-sign-request", "requests are always signed with the profile's credentials"),
+    (
+        "ca-bundle",
+        "the trust store comes from Slipway's configuration",
+    ),
+    (
+        "no-sign-request",
+        "requests are always signed with the profile's credentials",
+    ),
     ("debug", "debug output can print credentials"),
     ("cli-input-json", "it reads request parameters from files"),
     ("cli-input-yaml", "it reads request parameters from files"),
     ("generate-cli-skeleton", "it is not a read operation"),
     ("output", "Slipway always asks for JSON and renders it"),
-    ("with-decryption", "decrypted parameter values are never shown in chat"),
+    (
+        "with-decryption",
+        "decrypted parameter values are never shown in chat",
+    ),
     ("cli-binary-format", "not needed for read operations"),
 ];
 
 /// Parameters that may be passed to allowed operations.
 pub const ALLOWED_PARAMS: &[&str] = &[
-    "region", "query", "max-items", "page-size", "starting-token", "no-paginate", "filters", "filter",
-    "instance-ids", "image-ids", "vpc-ids", "subnet-ids", "group-ids", "group-names", "volume-ids",
-    "snapshot-ids", "owners", "include-all-instances", "bucket", "prefix", "delimiter", "max-keys",
-    "cluster", "clusters", "services", "service-name", "name", "names", "nodegroup-name",
-    "function-name", "log-group-name", "log-group-name-prefix", "log-stream-name", "log-stream-name-prefix",
-    "filter-pattern", "start-time", "end-time", "limit", "db-instance-identifier", "db-cluster-identifier",
-    "role-name", "user-name", "policy-arn", "version-id", "path-prefix", "scope", "load-balancer-arns",
-    "names", "target-group-arn", "target-group-arns", "queue-url", "queue-name-prefix", "attribute-names",
-    "table-name", "stack-name", "stack-status-filter", "repository-name", "key-id", "certificate-arn",
-    "hosted-zone-id", "id", "auto-scaling-group-names", "cache-cluster-id", "parameter-filters",
-    "path", "recursive", "secret-id", "metric-name", "namespace", "dimensions", "statistics", "period",
-    "alarm-names", "state-value", "task-definition", "tasks", "service", "instance-profile-name",
-    "group-name", "topic-arn", "next-token", "max-results",
+    "region",
+    "query",
+    "max-items",
+    "page-size",
+    "starting-token",
+    "no-paginate",
+    "filters",
+    "filter",
+    "instance-ids",
+    "image-ids",
+    "vpc-ids",
+    "subnet-ids",
+    "group-ids",
+    "group-names",
+    "volume-ids",
+    "snapshot-ids",
+    "owners",
+    "include-all-instances",
+    "bucket",
+    "prefix",
+    "delimiter",
+    "max-keys",
+    "cluster",
+    "clusters",
+    "services",
+    "service-name",
+    "name",
+    "names",
+    "nodegroup-name",
+    "function-name",
+    "log-group-name",
+    "log-group-name-prefix",
+    "log-stream-name",
+    "log-stream-name-prefix",
+    "filter-pattern",
+    "start-time",
+    "end-time",
+    "limit",
+    "db-instance-identifier",
+    "db-cluster-identifier",
+    "role-name",
+    "user-name",
+    "policy-arn",
+    "version-id",
+    "path-prefix",
+    "scope",
+    "load-balancer-arns",
+    "names",
+    "target-group-arn",
+    "target-group-arns",
+    "queue-url",
+    "queue-name-prefix",
+    "attribute-names",
+    "table-name",
+    "stack-name",
+    "stack-status-filter",
+    "repository-name",
+    "key-id",
+    "certificate-arn",
+    "hosted-zone-id",
+    "id",
+    "auto-scaling-group-names",
+    "cache-cluster-id",
+    "parameter-filters",
+    "path",
+    "recursive",
+    "secret-id",
+    "metric-name",
+    "namespace",
+    "dimensions",
+    "statistics",
+    "period",
+    "alarm-names",
+    "state-value",
+    "task-definition",
+    "tasks",
+    "service",
+    "instance-profile-name",
+    "group-name",
+    "topic-arn",
+    "next-token",
+    "max-results",
 ];
 
 /// A parsed `/aws` command.
@@ -106,7 +265,11 @@ pub struct Aws {
 
 impl Aws {
     pub fn argv(&self) -> Vec<String> {
-        let mut argv = vec!["aws".to_string(), self.service.clone(), self.operation.clone()];
+        let mut argv = vec![
+            "aws".to_string(),
+            self.service.clone(),
+            self.operation.clone(),
+        ];
         argv.extend(self.args.iter().cloned());
         argv.extend(["--output".to_string(), "json".to_string()]);
         argv
@@ -137,25 +300,40 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
         return Err(ParseError::invalid(usage));
     };
     if profile.starts_with('-') {
-        return Err(ParseError::invalid(format!("the profile alias comes first; {usage}")));
+        return Err(ParseError::invalid(format!(
+            "the profile alias comes first; {usage}"
+        )));
     }
     check_name("AWS profile", &profile)?;
     for (what, word) in [("service", &service), ("operation", &operation)] {
-        if word.is_empty() || !word.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+        if word.is_empty()
+            || !word
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        {
             return Err(ParseError::invalid(format!(
                 "`{}` is not an AWS {what} name; {usage}",
                 truncate(word, 40)
             )));
         }
     }
-    if let Some((_, _, why)) = REFUSED_OPERATIONS.iter().find(|(s, o, _)| *s == service && *o == operation) {
-        return Err(ParseError::refused(format!("`aws {service} {operation}` is not allowed: {why}.")));
+    if let Some((_, _, why)) = REFUSED_OPERATIONS
+        .iter()
+        .find(|(s, o, _)| *s == service && *o == operation)
+    {
+        return Err(ParseError::refused(format!(
+            "`aws {service} {operation}` is not allowed: {why}."
+        )));
     }
     if !SERVICES.iter().any(|s| s.name == service) {
         return Err(ParseError::unknown(format!(
             "`aws {}` is not available through Slipway. Services: {}.",
             truncate(&service, 40),
-            SERVICES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            SERVICES
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     if !is_allowed(&service, &operation) {
@@ -163,14 +341,21 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
             "`aws {service} {}` is not an allowed read operation. Allowed for {service}: {}. \
              Changes go through the GitOps repository.",
             truncate(&operation, 40),
-            SERVICES.iter().find(|s| s.name == service).map(|s| s.operations.join(", ")).unwrap_or_default()
+            SERVICES
+                .iter()
+                .find(|s| s.name == service)
+                .map(|s| s.operations.join(", "))
+                .unwrap_or_default()
         )));
     }
 
     let args: Vec<String> = it.collect();
     for arg in &args {
         let lower = arg.to_ascii_lowercase();
-        if ["file://", "fileb://", "http://", "https://"].iter().any(|p| lower.contains(p)) {
+        if ["file://", "fileb://", "http://", "https://"]
+            .iter()
+            .any(|p| lower.contains(p))
+        {
             return Err(ParseError::refused(format!(
                 "`{}`: arguments can't load files or URLs; pass the value inline.",
                 truncate(arg, 60)
@@ -187,7 +372,9 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
         };
         let name = param.split_once('=').map_or(param, |(n, _)| n);
         if let Some((_, why)) = REFUSED_PARAMS.iter().find(|(n, _)| *n == name) {
-            return Err(ParseError::refused(format!("`--{name}` is not allowed: {why}.")));
+            return Err(ParseError::refused(format!(
+                "`--{name}` is not allowed: {why}."
+            )));
         }
         if !ALLOWED_PARAMS.contains(&name) {
             return Err(ParseError::unknown(format!(
@@ -197,7 +384,12 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
             )));
         }
     }
-    Ok(Aws { profile, service, operation, args })
+    Ok(Aws {
+        profile,
+        service,
+        operation,
+        args,
+    })
 }
 
 #[cfg(test)]
@@ -212,7 +404,19 @@ mod tests {
     #[test]
     fn allowed_reads() {
         let a = p("staging-readonly ec2 describe-instances --instance-ids i-1 i-2").unwrap();
-        assert_eq!(a.argv(), ["aws", "ec2", "describe-instances", "--instance-ids", "i-1", "i-2", "--output", "json"]);
+        assert_eq!(
+            a.argv(),
+            [
+                "aws",
+                "ec2",
+                "describe-instances",
+                "--instance-ids",
+                "i-1",
+                "i-2",
+                "--output",
+                "json"
+            ]
+        );
         p("prod-readonly s3api list-buckets").unwrap();
         p("prod-readonly sts get-caller-identity").unwrap();
         p("prod-readonly ssm get-parameter --name /app/db").unwrap();
@@ -243,9 +447,18 @@ mod tests {
 
     #[test]
     fn unknown_things() {
-        assert_eq!(p("x frobnicator list-x").unwrap_err().kind, ParseErrorKind::Unknown);
-        assert_eq!(p("x ec2 describe-instances --weird 1").unwrap_err().kind, ParseErrorKind::Unknown);
+        assert_eq!(
+            p("x frobnicator list-x").unwrap_err().kind,
+            ParseErrorKind::Unknown
+        );
+        assert_eq!(
+            p("x ec2 describe-instances --weird 1").unwrap_err().kind,
+            ParseErrorKind::Unknown
+        );
         assert_eq!(p("x ec2").unwrap_err().kind, ParseErrorKind::Invalid);
-        assert_eq!(p("--profile x ec2 describe-instances").unwrap_err().kind, ParseErrorKind::Invalid);
+        assert_eq!(
+            p("--profile x ec2 describe-instances").unwrap_err().kind,
+            ParseErrorKind::Invalid
+        );
     }
 }

@@ -49,40 +49,238 @@ const LIST: &[&str] = &[
 
 /// The verb allowlist, in the order help shows it.
 pub const VERBS: &[VerbSpec] = &[
-    VerbSpec { words: &["get"], tier: Tier::Read, summary: "List or show resources (never Secret contents)", flags: LIST, min_positionals: 1 },
-    VerbSpec { words: &["describe"], tier: Tier::Read, summary: "Describe resources (not Secrets)", flags: &["namespace", "all-namespaces", "selector", "show-events"], min_positionals: 1 },
-    VerbSpec { words: &["logs"], tier: Tier::Read, summary: "Print a pod's logs (no follow)", flags: &["namespace", "container", "tail", "since", "since-time", "previous", "timestamps", "all-containers", "limit-bytes", "prefix", "selector", "max-log-requests", "ignore-errors"], min_positionals: 0 },
-    VerbSpec { words: &["top"], tier: Tier::Read, summary: "CPU and memory of pods or nodes", flags: &["namespace", "all-namespaces", "selector", "containers", "sort-by", "no-headers"], min_positionals: 1 },
-    VerbSpec { words: &["events"], tier: Tier::Read, summary: "List events", flags: &["namespace", "all-namespaces", "for", "types", "output", "no-headers"], min_positionals: 0 },
-    VerbSpec { words: &["explain"], tier: Tier::Read, summary: "Document a resource's fields", flags: &["recursive", "api-version"], min_positionals: 1 },
-    VerbSpec { words: &["api-resources"], tier: Tier::Read, summary: "List resource types", flags: &["namespaced", "api-group", "verbs", "output", "no-headers", "sort-by"], min_positionals: 0 },
-    VerbSpec { words: &["api-versions"], tier: Tier::Read, summary: "List API versions", flags: &[], min_positionals: 0 },
-    VerbSpec { words: &["rollout", "status"], tier: Tier::Read, summary: "Show a rollout's progress", flags: &["namespace", "revision", "timeout"], min_positionals: 1 },
-    VerbSpec { words: &["rollout", "history"], tier: Tier::Read, summary: "Show rollout revisions", flags: &["namespace", "revision", "output"], min_positionals: 1 },
-    VerbSpec { words: &["auth", "can-i"], tier: Tier::Read, summary: "Check what the bridge's read credentials may do", flags: &["namespace", "all-namespaces", "list", "subresource"], min_positionals: 0 },
-    VerbSpec { words: &["apply"], tier: Tier::Change, summary: "Apply a manifest from the GitOps repo (`-f path`)", flags: &["namespace", "filename", "recursive", "server-side"], min_positionals: 0 },
-    VerbSpec { words: &["scale"], tier: Tier::Change, summary: "Set a workload's replica count", flags: &["namespace", "replicas", "current-replicas", "selector", "resource-version"], min_positionals: 1 },
-    VerbSpec { words: &["rollout", "restart"], tier: Tier::Change, summary: "Restart a workload's pods", flags: &["namespace", "selector"], min_positionals: 1 },
-    VerbSpec { words: &["patch"], tier: Tier::Change, summary: "Patch a resource", flags: &["namespace", "patch", "type", "subresource"], min_positionals: 1 },
-    VerbSpec { words: &["label"], tier: Tier::Change, summary: "Set or remove labels", flags: &["namespace", "overwrite", "selector", "resource-version"], min_positionals: 2 },
-    VerbSpec { words: &["annotate"], tier: Tier::Change, summary: "Set or remove annotations", flags: &["namespace", "overwrite", "selector", "resource-version"], min_positionals: 2 },
-    VerbSpec { words: &["cordon"], tier: Tier::Change, summary: "Mark a node unschedulable", flags: &["selector"], min_positionals: 0 },
-    VerbSpec { words: &["uncordon"], tier: Tier::Change, summary: "Mark a node schedulable", flags: &["selector"], min_positionals: 0 },
-    VerbSpec { words: &["delete"], tier: Tier::Destructive, summary: "Delete resources (typed confirmation)", flags: &["namespace", "filename", "recursive", "selector", "field-selector", "grace-period", "cascade", "ignore-not-found", "wait", "timeout"], min_positionals: 0 },
-    VerbSpec { words: &["drain"], tier: Tier::Destructive, summary: "Evict a node's pods (typed confirmation)", flags: &["selector", "ignore-daemonsets", "delete-emptydir-data", "grace-period", "timeout", "pod-selector", "skip-wait-for-delete-timeout"], min_positionals: 1 },
+    VerbSpec {
+        words: &["get"],
+        tier: Tier::Read,
+        summary: "List or show resources (never Secret contents)",
+        flags: LIST,
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["describe"],
+        tier: Tier::Read,
+        summary: "Describe resources (not Secrets)",
+        flags: &["namespace", "all-namespaces", "selector", "show-events"],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["logs"],
+        tier: Tier::Read,
+        summary: "Print a pod's logs (no follow)",
+        flags: &[
+            "namespace",
+            "container",
+            "tail",
+            "since",
+            "since-time",
+            "previous",
+            "timestamps",
+            "all-containers",
+            "limit-bytes",
+            "prefix",
+            "selector",
+            "max-log-requests",
+            "ignore-errors",
+        ],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["top"],
+        tier: Tier::Read,
+        summary: "CPU and memory of pods or nodes",
+        flags: &[
+            "namespace",
+            "all-namespaces",
+            "selector",
+            "containers",
+            "sort-by",
+            "no-headers",
+        ],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["events"],
+        tier: Tier::Read,
+        summary: "List events",
+        flags: &[
+            "namespace",
+            "all-namespaces",
+            "for",
+            "types",
+            "output",
+            "no-headers",
+        ],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["explain"],
+        tier: Tier::Read,
+        summary: "Document a resource's fields",
+        flags: &["recursive", "api-version"],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["api-resources"],
+        tier: Tier::Read,
+        summary: "List resource types",
+        flags: &[
+            "namespaced",
+            "api-group",
+            "verbs",
+            "output",
+            "no-headers",
+            "sort-by",
+        ],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["api-versions"],
+        tier: Tier::Read,
+        summary: "List API versions",
+        flags: &[],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["rollout", "status"],
+        tier: Tier::Read,
+        summary: "Show a rollout's progress",
+        flags: &["namespace", "revision", "timeout"],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["rollout", "history"],
+        tier: Tier::Read,
+        summary: "Show rollout revisions",
+        flags: &["namespace", "revision", "output"],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["auth", "can-i"],
+        tier: Tier::Read,
+        summary: "Check what the bridge's read credentials may do",
+        flags: &["namespace", "all-namespaces", "list", "subresource"],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["apply"],
+        tier: Tier::Change,
+        summary: "Apply a manifest from the GitOps repo (`-f path`)",
+        flags: &["namespace", "filename", "recursive", "server-side"],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["scale"],
+        tier: Tier::Change,
+        summary: "Set a workload's replica count",
+        flags: &[
+            "namespace",
+            "replicas",
+            "current-replicas",
+            "selector",
+            "resource-version",
+        ],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["rollout", "restart"],
+        tier: Tier::Change,
+        summary: "Restart a workload's pods",
+        flags: &["namespace", "selector"],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["patch"],
+        tier: Tier::Change,
+        summary: "Patch a resource",
+        flags: &["namespace", "patch", "type", "subresource"],
+        min_positionals: 1,
+    },
+    VerbSpec {
+        words: &["label"],
+        tier: Tier::Change,
+        summary: "Set or remove labels",
+        flags: &["namespace", "overwrite", "selector", "resource-version"],
+        min_positionals: 2,
+    },
+    VerbSpec {
+        words: &["annotate"],
+        tier: Tier::Change,
+        summary: "Set or remove annotations",
+        flags: &["namespace", "overwrite", "selector", "resource-version"],
+        min_positionals: 2,
+    },
+    VerbSpec {
+        words: &["cordon"],
+        tier: Tier::Change,
+        summary: "Mark a node unschedulable",
+        flags: &["selector"],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["uncordon"],
+        tier: Tier::Change,
+        summary: "Mark a node schedulable",
+        flags: &["selector"],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["delete"],
+        tier: Tier::Destructive,
+        summary: "Delete resources (typed confirmation)",
+        flags: &[
+            "namespace",
+            "filename",
+            "recursive",
+            "selector",
+            "field-selector",
+            "grace-period",
+            "cascade",
+            "ignore-not-found",
+            "wait",
+            "timeout",
+        ],
+        min_positionals: 0,
+    },
+    VerbSpec {
+        words: &["drain"],
+        tier: Tier::Destructive,
+        summary: "Evict a node's pods (typed confirmation)",
+        flags: &[
+            "selector",
+            "ignore-daemonsets",
+            "delete-emptydir-data",
+            "grace-period",
+            "timeout",
+            "pod-selector",
+            "skip-wait-for-delete-timeout",
+        ],
+        min_positionals: 1,
+    },
 ];
 
 /// Verbs refused outright, with the reason shown to the person.
 pub const REFUSED_VERBS: &[(&str, &str)] = &[
-    ("exec", "it opens a shell or runs programs inside a container"),
+    (
+        "exec",
+        "it opens a shell or runs programs inside a container",
+    ),
     ("attach", "it attaches to a running container's console"),
     ("debug", "it starts privileged debug containers"),
-    ("run", "it starts arbitrary workloads; ship them through the GitOps repo"),
+    (
+        "run",
+        "it starts arbitrary workloads; ship them through the GitOps repo",
+    ),
     ("cp", "it copies files into or out of containers"),
     ("port-forward", "it opens a network tunnel into the cluster"),
     ("proxy", "it opens a network tunnel to the API server"),
-    ("edit", "it is interactive; use `/kubectl patch` or `/kubectl apply -f` instead"),
-    ("auth", "only `auth can-i` is available; impersonation is never allowed"),
+    (
+        "edit",
+        "it is interactive; use `/kubectl patch` or `/kubectl apply -f` instead",
+    ),
+    (
+        "auth",
+        "only `auth can-i` is available; impersonation is never allowed",
+    ),
 ];
 
 /// One allowed flag.
@@ -94,10 +292,18 @@ pub struct FlagSpec {
 }
 
 const fn v(long: &'static str, short: Option<char>) -> FlagSpec {
-    FlagSpec { long, short, takes_value: true }
+    FlagSpec {
+        long,
+        short,
+        takes_value: true,
+    }
 }
 const fn b(long: &'static str, short: Option<char>) -> FlagSpec {
-    FlagSpec { long, short, takes_value: false }
+    FlagSpec {
+        long,
+        short,
+        takes_value: false,
+    }
 }
 
 /// Every flag any verb accepts; [`VerbSpec::flags`] picks from these.
@@ -183,10 +389,19 @@ pub const REFUSED_FLAGS: &[(&str, &str)] = &[
     ("v", "verbose logging can print credentials"),
     ("vmodule", "verbose logging can print credentials"),
     ("log-file", "it writes files on the bridge"),
-    ("dry-run", "Slipway runs its own server-side dry-run for changes"),
-    ("force", "forced operations bypass graceful handling; ask an owner"),
+    (
+        "dry-run",
+        "Slipway runs its own server-side dry-run for changes",
+    ),
+    (
+        "force",
+        "forced operations bypass graceful handling; ask an owner",
+    ),
     ("prune", "pruning can delete unrelated resources"),
-    ("all", "acting on every resource at once is too broad; name the resources"),
+    (
+        "all",
+        "acting on every resource at once is too broad; name the resources",
+    ),
     ("raw", "raw API access bypasses the verb allowlist"),
     ("kustomize", "use `-f` with a path in the GitOps repo"),
     ("disable-eviction", "it bypasses PodDisruptionBudgets"),
@@ -238,13 +453,16 @@ fn find_verb(words: &[String]) -> Result<(&'static VerbSpec, usize), ParseError>
         ));
     };
     let second = words.get(1).map(String::as_str);
-    if let Some(spec) = VERBS.iter().find(|s| {
-        s.words[0] == first && (s.words.len() == 1 || Some(s.words[1]) == second)
-    }) {
+    if let Some(spec) = VERBS
+        .iter()
+        .find(|s| s.words[0] == first && (s.words.len() == 1 || Some(s.words[1]) == second))
+    {
         return Ok((spec, spec.words.len()));
     }
     if let Some((_, why)) = REFUSED_VERBS.iter().find(|(name, _)| name == first) {
-        return Err(ParseError::refused(format!("`kubectl {first}` is not allowed: {why}.")));
+        return Err(ParseError::refused(format!(
+            "`kubectl {first}` is not allowed: {why}."
+        )));
     }
     if first == "rollout" {
         return Err(ParseError::unknown(
@@ -254,15 +472,19 @@ fn find_verb(words: &[String]) -> Result<(&'static VerbSpec, usize), ParseError>
     Err(ParseError::unknown(format!(
         "`kubectl {}` is not a verb Slipway runs. Allowed: {}.",
         truncate(first, 40),
-        VERBS.iter().map(VerbSpec::name).collect::<Vec<_>>().join(", ")
+        VERBS
+            .iter()
+            .map(VerbSpec::name)
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
 fn flag_by_long(verb: &VerbSpec, long: &str) -> Result<&'static FlagSpec, ParseError> {
-    if verb.flags.contains(&long) {
-        if let Some(spec) = FLAGS.iter().find(|f| f.long == long) {
-            return Ok(spec);
-        }
+    if verb.flags.contains(&long)
+        && let Some(spec) = FLAGS.iter().find(|f| f.long == long)
+    {
+        return Ok(spec);
     }
     if IDENTITY_FLAGS.contains(&long) {
         return Err(ParseError::refused(format!(
@@ -271,7 +493,9 @@ fn flag_by_long(verb: &VerbSpec, long: &str) -> Result<&'static FlagSpec, ParseE
         )));
     }
     if let Some((_, why)) = REFUSED_FLAGS.iter().find(|(n, _)| *n == long) {
-        return Err(ParseError::refused(format!("`--{long}` is not allowed: {why}.")));
+        return Err(ParseError::refused(format!(
+            "`--{long}` is not allowed: {why}."
+        )));
     }
     Err(ParseError::unknown(format!(
         "`--{}` is not a flag `kubectl {}` accepts here. Allowed: {}.",
@@ -318,10 +542,12 @@ fn allowed_flags(verb: &VerbSpec) -> String {
     }
     verb.flags
         .iter()
-        .map(|l| match FLAGS.iter().find(|f| f.long == *l).and_then(|f| f.short) {
-            Some(s) => format!("-{s}/--{l}"),
-            None => format!("--{l}"),
-        })
+        .map(
+            |l| match FLAGS.iter().find(|f| f.long == *l).and_then(|f| f.short) {
+                Some(s) => format!("-{s}/--{l}"),
+                None => format!("--{l}"),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -343,7 +569,9 @@ fn check_repo_path(path: &str) -> Result<(), ParseError> {
         && !path.starts_with('-')
         && !path.contains("://")
         && !path.contains('\\')
-        && path.split('/').all(|c| !c.is_empty() && c != ".." && c != ".")
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != ".." && c != ".")
         && path
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'_' | b'-'));
@@ -397,7 +625,9 @@ pub fn parse(mut words: Vec<String>) -> Result<Kubectl, ParseError> {
 
     while let Some(word) = rest.next() {
         let (spec, inline) = if word == "--" {
-            return Err(ParseError::unknown("`--` is not supported; pass arguments directly."));
+            return Err(ParseError::unknown(
+                "`--` is not supported; pass arguments directly.",
+            ));
         } else if let Some(long) = word.strip_prefix("--") {
             let (name, value) = match long.split_once('=') {
                 Some((n, v)) => (n, Some(v.to_string())),
@@ -430,7 +660,10 @@ pub fn parse(mut words: Vec<String>) -> Result<Kubectl, ParseError> {
             match inline.or_else(|| rest.next()) {
                 Some(v) => Some(v),
                 None => {
-                    return Err(ParseError::invalid(format!("`--{}` needs a value.", spec.long)));
+                    return Err(ParseError::invalid(format!(
+                        "`--{}` needs a value.",
+                        spec.long
+                    )));
                 }
             }
         } else {
@@ -479,11 +712,23 @@ pub fn parse(mut words: Vec<String>) -> Result<Kubectl, ParseError> {
     check_secrets(verb, &positionals, output.as_deref())?;
     check_shape(verb, &positionals, &files, &flags)?;
 
-    Ok(Kubectl { cluster, namespace, verb, tier: verb.tier, positionals, flags, files })
+    Ok(Kubectl {
+        cluster,
+        namespace,
+        verb,
+        tier: verb.tier,
+        positionals,
+        flags,
+        files,
+    })
 }
 
 /// Secrets are never readable in content, whatever the role.
-fn check_secrets(verb: &VerbSpec, positionals: &[String], output: Option<&str>) -> Result<(), ParseError> {
+fn check_secrets(
+    verb: &VerbSpec,
+    positionals: &[String],
+    output: Option<&str>,
+) -> Result<(), ParseError> {
     if !positionals.iter().any(|p| names_secrets(p)) {
         return Ok(());
     }
@@ -506,7 +751,11 @@ fn check_shape(
     files: &[String],
     flags: &[String],
 ) -> Result<(), ParseError> {
-    let has = |long: &str| flags.iter().any(|f| f == &format!("--{long}") || f.starts_with(&format!("--{long}=")));
+    let has = |long: &str| {
+        flags
+            .iter()
+            .any(|f| f == &format!("--{long}") || f.starts_with(&format!("--{long}=")))
+    };
     let from_files = !files.is_empty();
     let selected = has("selector") || has("field-selector");
     if positionals.len() < verb.min_positionals && !from_files {
@@ -524,12 +773,12 @@ fn check_shape(
         ["apply"] if !positionals.is_empty() => Err(ParseError::invalid(
             "`kubectl apply` takes only `-f <path>`; remove the other words.",
         )),
-        ["scale"] if !has("replicas") => Err(ParseError::invalid(
-            "`kubectl scale` needs `--replicas=N`.",
-        )),
-        ["patch"] if !has("patch") => Err(ParseError::invalid(
-            "`kubectl patch` needs `-p '<patch>'`.",
-        )),
+        ["scale"] if !has("replicas") => {
+            Err(ParseError::invalid("`kubectl scale` needs `--replicas=N`."))
+        }
+        ["patch"] if !has("patch") => {
+            Err(ParseError::invalid("`kubectl patch` needs `-p '<patch>'`."))
+        }
         ["delete"] if positionals.is_empty() && !from_files => Err(ParseError::invalid(
             "`kubectl delete` needs the resources to delete, for example `deployment/old-api`.",
         )),
@@ -580,31 +829,65 @@ mod tests {
         assert_eq!(k.argv(), ["kubectl", "get", "pods", "--namespace=web"]);
         assert_eq!(k.tier, Tier::Read);
         assert_eq!(k.namespace, Namespace::Named("web".into()));
-        assert_eq!(ok("@production get pods -A").cluster.as_deref(), Some("production"));
+        assert_eq!(
+            ok("@production get pods -A").cluster.as_deref(),
+            Some("production")
+        );
         assert_eq!(ok("get pods -A").namespace, Namespace::All);
         assert_eq!(ok("rollout status deployment/api -n web").tier, Tier::Read);
-        assert_eq!(ok("logs api-1 -n web --tail=50 -c app").argv(), [
-            "kubectl", "logs", "api-1", "--namespace=web", "--tail=50", "--container=app"
-        ]);
+        assert_eq!(
+            ok("logs api-1 -n web --tail=50 -c app").argv(),
+            [
+                "kubectl",
+                "logs",
+                "api-1",
+                "--namespace=web",
+                "--tail=50",
+                "--container=app"
+            ]
+        );
         assert_eq!(ok("get pods -owide").flags, ["--output=wide"]);
-        assert_eq!(ok("get pods -n=web").namespace, Namespace::Named("web".into()));
+        assert_eq!(
+            ok("get pods -n=web").namespace,
+            Namespace::Named("web".into())
+        );
     }
 
     #[test]
     fn change_and_destructive_verbs() {
-        assert_eq!(ok("scale deploy/api --replicas=3 -n web").tier, Tier::Change);
+        assert_eq!(
+            ok("scale deploy/api --replicas=3 -n web").tier,
+            Tier::Change
+        );
         assert_eq!(ok("rollout restart deploy/api -n web").tier, Tier::Change);
-        assert_eq!(ok("apply -f apps/api/staging/deploy.yaml").files, ["apps/api/staging/deploy.yaml"]);
+        assert_eq!(
+            ok("apply -f apps/api/staging/deploy.yaml").files,
+            ["apps/api/staging/deploy.yaml"]
+        );
         assert_eq!(ok("delete deploy/old -n web").tier, Tier::Destructive);
-        assert_eq!(ok("drain node-1 --ignore-daemonsets").tier, Tier::Destructive);
-        assert_eq!(ok("patch deploy/api -p '{\"spec\":{\"replicas\":2}}' -n web").flags[0],
-            "--patch={\"spec\":{\"replicas\":2}}");
+        assert_eq!(
+            ok("drain node-1 --ignore-daemonsets").tier,
+            Tier::Destructive
+        );
+        assert_eq!(
+            ok("patch deploy/api -p '{\"spec\":{\"replicas\":2}}' -n web").flags[0],
+            "--patch={\"spec\":{\"replicas\":2}}"
+        );
     }
 
     #[test]
     fn refused_verbs() {
-        for v in ["exec -it api-1 -- sh", "cp a b", "port-forward svc/api 80", "proxy", "attach x",
-                  "debug node/x", "edit deploy/api", "run x --image=y", "auth whoami"] {
+        for v in [
+            "exec -it api-1 -- sh",
+            "cp a b",
+            "port-forward svc/api 80",
+            "proxy",
+            "attach x",
+            "debug node/x",
+            "edit deploy/api",
+            "run x --image=y",
+            "auth whoami",
+        ] {
             assert_eq!(err(v).kind, ParseErrorKind::Refused, "{v}");
         }
         assert_eq!(err("create ns x").kind, ParseErrorKind::Unknown);
@@ -619,7 +902,10 @@ mod tests {
             let e = err(&format!("get pods --{f} x"));
             assert_eq!(e.kind, ParseErrorKind::Refused, "{f}");
         }
-        assert_eq!(err("get pods -s https://evil").kind, ParseErrorKind::Refused);
+        assert_eq!(
+            err("get pods -s https://evil").kind,
+            ParseErrorKind::Refused
+        );
     }
 
     #[test]
@@ -636,9 +922,15 @@ mod tests {
 
     #[test]
     fn secrets_never_readable() {
-        for s in ["get secret db -o yaml", "get secrets -o json -n prod", "get secret/db -ojsonpath={.data}",
-                  "get pods,secrets -o yaml", "get secrets.v1 db -o custom-columns=X:.data",
-                  "describe secret db", "describe secrets -n web"] {
+        for s in [
+            "get secret db -o yaml",
+            "get secrets -o json -n prod",
+            "get secret/db -ojsonpath={.data}",
+            "get pods,secrets -o yaml",
+            "get secrets.v1 db -o custom-columns=X:.data",
+            "describe secret db",
+            "describe secrets -n web",
+        ] {
             assert_eq!(err(s).kind, ParseErrorKind::Refused, "{s}");
         }
         assert_eq!(ok("get secrets -n web").tier, Tier::Read);
@@ -651,10 +943,26 @@ mod tests {
     fn values_checked() {
         assert_eq!(err("get pods -n 'web; id'").kind, ParseErrorKind::Invalid);
         assert_eq!(err("get pods -n --token=x").kind, ParseErrorKind::Invalid);
-        assert_eq!(err("get pods -o go-template={{.}}").kind, ParseErrorKind::Refused);
-        assert_eq!(err("get pods -o jsonpath-file=/etc/passwd").kind, ParseErrorKind::Refused);
-        for p in ["/etc/passwd", "../x.yaml", "a/../../b", "-", "https://x/y.yaml"] {
-            assert_eq!(err(&format!("apply -f {p}")).kind, ParseErrorKind::Refused, "{p}");
+        assert_eq!(
+            err("get pods -o go-template={{.}}").kind,
+            ParseErrorKind::Refused
+        );
+        assert_eq!(
+            err("get pods -o jsonpath-file=/etc/passwd").kind,
+            ParseErrorKind::Refused
+        );
+        for p in [
+            "/etc/passwd",
+            "../x.yaml",
+            "a/../../b",
+            "-",
+            "https://x/y.yaml",
+        ] {
+            assert_eq!(
+                err(&format!("apply -f {p}")).kind,
+                ParseErrorKind::Refused,
+                "{p}"
+            );
         }
         assert_eq!(err("get pods -n web -A").kind, ParseErrorKind::Invalid);
         assert_eq!(err("@Prod get pods").kind, ParseErrorKind::Invalid);
@@ -674,7 +982,11 @@ mod tests {
     fn every_verb_flag_is_defined() {
         for verb in VERBS {
             for f in verb.flags {
-                assert!(FLAGS.iter().any(|s| s.long == *f), "{} lists undefined flag {f}", verb.name());
+                assert!(
+                    FLAGS.iter().any(|s| s.long == *f),
+                    "{} lists undefined flag {f}",
+                    verb.name()
+                );
             }
         }
     }

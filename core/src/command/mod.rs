@@ -144,11 +144,24 @@ impl Namespace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Target {
-    Cluster { cluster: Option<String>, namespace: Namespace },
-    AwsProfile { profile: String },
-    Stack { stack: String },
-    Service { service: String, env: String },
-    Alerts { env: Option<String>, matchers: Vec<String> },
+    Cluster {
+        cluster: Option<String>,
+        namespace: Namespace,
+    },
+    AwsProfile {
+        profile: String,
+    },
+    Stack {
+        stack: String,
+    },
+    Service {
+        service: String,
+        env: String,
+    },
+    Alerts {
+        env: Option<String>,
+        matchers: Vec<String>,
+    },
     /// Slipway's own commands touch nothing.
     None,
 }
@@ -159,16 +172,17 @@ impl Target {
     /// `alerts:<env>`. Returns `None` for [`Target::None`] or when a default is still missing.
     pub fn resource(&self) -> Option<String> {
         match self {
-            Target::Cluster { cluster: Some(c), namespace } => {
-                Some(format!("kube:{c}/{}", namespace.resource_part()))
-            }
+            Target::Cluster {
+                cluster: Some(c),
+                namespace,
+            } => Some(format!("kube:{c}/{}", namespace.resource_part())),
             Target::AwsProfile { profile } => Some(format!("aws:{profile}")),
             Target::Stack { stack } => Some(format!("stack:{stack}")),
             Target::Service { service, env } => Some(format!("service:{service}/{env}")),
             Target::Alerts { env: Some(e), .. } => Some(format!("alerts:{e}")),
-            Target::Cluster { cluster: None, .. } | Target::Alerts { env: None, .. } | Target::None => {
-                None
-            }
+            Target::Cluster { cluster: None, .. }
+            | Target::Alerts { env: None, .. }
+            | Target::None => None,
         }
     }
 
@@ -232,9 +246,8 @@ impl ParsedCommand {
     pub fn tier(&self) -> Option<Tier> {
         Some(match &self.command {
             Command::Kubectl(k) => k.tier,
-            Command::TfPlan { .. } => Tier::Read,
+            Command::TfPlan { .. } | Command::Aws(_) => Tier::Read,
             Command::TfApply { .. } | Command::Deploy(_) => Tier::Change,
-            Command::Aws(_) => Tier::Read,
             Command::Silence(s) => s.tier(),
             Command::Slipway(_) => return None,
         })
@@ -246,10 +259,12 @@ impl ParsedCommand {
                 cluster: k.cluster.clone(),
                 namespace: k.namespace.clone(),
             },
-            Command::TfPlan { stack } | Command::TfApply { stack } => {
-                Target::Stack { stack: stack.clone() }
-            }
-            Command::Aws(a) => Target::AwsProfile { profile: a.profile.clone() },
+            Command::TfPlan { stack } | Command::TfApply { stack } => Target::Stack {
+                stack: stack.clone(),
+            },
+            Command::Aws(a) => Target::AwsProfile {
+                profile: a.profile.clone(),
+            },
             Command::Deploy(d) => Target::Service {
                 service: d.service.clone(),
                 env: d.env.clone(),
@@ -267,9 +282,15 @@ impl ParsedCommand {
             Command::Kubectl(k) => Some(k.argv()),
             Command::Aws(a) => Some(a.argv()),
             Command::TfPlan { .. } => Some(
-                ["terraform", "plan", "-input=false", "-no-color", "-lock=false"]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "terraform",
+                    "plan",
+                    "-input=false",
+                    "-no-color",
+                    "-lock=false",
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             Command::TfApply { .. } => Some(
                 [

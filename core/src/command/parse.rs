@@ -38,19 +38,31 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn unknown(message: impl Into<String>) -> Self {
-        Self { kind: ParseErrorKind::Unknown, message: message.into() }
+        Self {
+            kind: ParseErrorKind::Unknown,
+            message: message.into(),
+        }
     }
     pub(crate) fn refused(message: impl Into<String>) -> Self {
-        Self { kind: ParseErrorKind::Refused, message: message.into() }
+        Self {
+            kind: ParseErrorKind::Refused,
+            message: message.into(),
+        }
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self { kind: ParseErrorKind::Invalid, message: message.into() }
+        Self {
+            kind: ParseErrorKind::Invalid,
+            message: message.into(),
+        }
     }
 }
 
 impl From<TokenizeError> for ParseError {
     fn from(e: TokenizeError) -> Self {
-        Self { kind: ParseErrorKind::Syntax, message: e.to_string() }
+        Self {
+            kind: ParseErrorKind::Syntax,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -95,7 +107,9 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
         Family::Slipway => Command::Slipway(simple::parse_meta(&words, text)?),
     };
     let parsed = ParsedCommand {
-        text: format!("{} {}", family.slash(), text.trim()).trim_end().to_string(),
+        text: format!("{} {}", family.slash(), text.trim())
+            .trim_end()
+            .to_string(),
         command,
         apply,
     };
@@ -127,7 +141,8 @@ pub fn is_name(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
 }
 
 /// Check a name, with a message that names what it is.

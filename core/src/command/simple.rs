@@ -9,7 +9,19 @@ use super::{Command, Target, Tier};
 pub const TF_PLAN_FILE: &str = "slipway.tfplan";
 
 /// Flags a person might try on `/tf`: only the stack name is theirs to choose.
-const TF_REFUSED: &[&str] = &["-chdir", "-plugin-dir", "-state", "-state-out", "-backup", "-var-file", "-var", "-target", "-replace", "-destroy", "-lock"];
+const TF_REFUSED: &[&str] = &[
+    "-chdir",
+    "-plugin-dir",
+    "-state",
+    "-state-out",
+    "-backup",
+    "-var-file",
+    "-var",
+    "-target",
+    "-replace",
+    "-destroy",
+    "-lock",
+];
 
 /// `/tf plan <stack>` and `/tf apply <stack>`.
 ///
@@ -19,7 +31,11 @@ const TF_REFUSED: &[&str] = &["-chdir", "-plugin-dir", "-state", "-state-out", "
 pub fn parse_tf(words: &[String]) -> Result<Command, ParseError> {
     if let Some(w) = words.iter().find(|w| w.starts_with('-')) {
         let name = w.split('=').next().unwrap_or(w);
-        let name = if name.starts_with("--") { &name[1..] } else { name };
+        let name = if name.starts_with("--") {
+            &name[1..]
+        } else {
+            name
+        };
         if TF_REFUSED.iter().any(|r| name.starts_with(r)) {
             return Err(ParseError::refused(format!(
                 "`{}` is not allowed: only the stack name is yours to choose; \
@@ -36,13 +52,19 @@ pub fn parse_tf(words: &[String]) -> Result<Command, ParseError> {
         [verb, stack] if verb == "plan" || verb == "apply" => {
             check_name("stack", stack)?;
             let stack = stack.clone();
-            Ok(if verb == "plan" { Command::TfPlan { stack } } else { Command::TfApply { stack } })
+            Ok(if verb == "plan" {
+                Command::TfPlan { stack }
+            } else {
+                Command::TfApply { stack }
+            })
         }
         [verb, ..] if verb != "plan" && verb != "apply" => Err(ParseError::unknown(format!(
             "`/tf {}` is not available; use `/tf plan <stack>` or `/tf apply <stack>`.",
             truncate(verb, 40)
         ))),
-        _ => Err(ParseError::invalid("usage: `/tf plan <stack>` or `/tf apply <stack>`.")),
+        _ => Err(ParseError::invalid(
+            "usage: `/tf plan <stack>` or `/tf apply <stack>`.",
+        )),
     }
 }
 
@@ -62,19 +84,28 @@ impl Deploy {
     }
 
     pub fn argv(&self) -> Vec<String> {
-        vec!["kubectl".into(), "apply".into(), "-k".into(), self.manifest_dir()]
+        vec![
+            "kubectl".into(),
+            "apply".into(),
+            "-k".into(),
+            self.manifest_dir(),
+        ]
     }
 }
 
 fn is_version(v: &str) -> bool {
     if let Some(hex) = v.strip_prefix("sha256:") {
-        return hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+        return hex.len() == 64
+            && hex
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
     }
     let b = v.as_bytes();
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 /// ```text
@@ -92,15 +123,19 @@ pub fn parse_deploy(words: &[String]) -> Result<Deploy, ParseError> {
             check_name("service", service)?;
             check_name("environment", env)?;
             let version = rest.first().cloned();
-            if let Some(v) = &version {
-                if !is_version(v) {
-                    return Err(ParseError::invalid(format!(
-                        "`{}` is not an image tag or `sha256:` digest.",
-                        truncate(v, 80)
-                    )));
-                }
+            if let Some(v) = &version
+                && !is_version(v)
+            {
+                return Err(ParseError::invalid(format!(
+                    "`{}` is not an image tag or `sha256:` digest.",
+                    truncate(v, 80)
+                )));
             }
-            Ok(Deploy { service: service.clone(), env: env.clone(), version })
+            Ok(Deploy {
+                service: service.clone(),
+                env: env.clone(),
+                version,
+            })
         }
         _ => Err(ParseError::invalid(
             "usage: `/deploy <service> <env> [version] [--apply]`, for example `/deploy api staging --apply`.",
@@ -138,8 +173,13 @@ pub enum Silence {
         duration: Duration,
         comment: Option<String>,
     },
-    List { env: Option<String> },
-    Expire { env: Option<String>, id: String },
+    List {
+        env: Option<String>,
+    },
+    Expire {
+        env: Option<String>,
+        id: String,
+    },
 }
 
 impl Silence {
@@ -156,9 +196,10 @@ impl Silence {
                 env: env.clone(),
                 matchers: matchers.iter().map(Matcher::to_text).collect(),
             },
-            Silence::List { env } | Silence::Expire { env, .. } => {
-                Target::Alerts { env: env.clone(), matchers: Vec::new() }
-            }
+            Silence::List { env } | Silence::Expire { env, .. } => Target::Alerts {
+                env: env.clone(),
+                matchers: Vec::new(),
+            },
         }
     }
 }
@@ -173,7 +214,12 @@ fn is_label_name(s: &str) -> bool {
 
 /// Parse `name=value`, `name!=value`, `name=~regex`, `name!~regex`; `Ok(None)` if it isn't one.
 fn parse_matcher(word: &str) -> Result<Option<Matcher>, ParseError> {
-    let ops = [("!~", false, true), ("=~", true, true), ("!=", false, false), ("=", true, false)];
+    let ops = [
+        ("!~", false, true),
+        ("=~", true, true),
+        ("!=", false, false),
+        ("=", true, false),
+    ];
     let Some((idx, (op, is_equal, is_regex))) = ops
         .iter()
         .filter_map(|o| word.find(o.0).map(|i| (i, *o)))
@@ -197,15 +243,18 @@ fn parse_matcher(word: &str) -> Result<Option<Matcher>, ParseError> {
             truncate(word, 60)
         )));
     }
-    if is_regex {
-        if let Err(e) = regex_syntax_check(value) {
-            return Err(ParseError::invalid(format!(
-                "matcher `{}` has an invalid regular expression: {e}",
-                truncate(word, 60)
-            )));
-        }
+    if is_regex && let Err(e) = regex_syntax_check(value) {
+        return Err(ParseError::invalid(format!(
+            "matcher `{}` has an invalid regular expression: {e}",
+            truncate(word, 60)
+        )));
     }
-    Ok(Some(Matcher { name: name.to_string(), value: value.to_string(), is_regex, is_equal }))
+    Ok(Some(Matcher {
+        name: name.to_string(),
+        value: value.to_string(),
+        is_regex,
+        is_equal,
+    }))
 }
 
 /// Alertmanager compiles matchers as RE2; the `regex` crate's syntax is close enough to catch
@@ -214,7 +263,14 @@ fn regex_syntax_check(re: &str) -> Result<(), String> {
     regex_syntax::Parser::new()
         .parse(re)
         .map(|_| ())
-        .map_err(|e| e.to_string().lines().last().unwrap_or("invalid").trim().to_string())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim()
+                .to_string()
+        })
 }
 
 /// ```text
@@ -243,7 +299,10 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
                     && id.len() <= 64
                     && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') =>
                 {
-                    Ok(Silence::Expire { env, id: id.clone() })
+                    Ok(Silence::Expire {
+                        env,
+                        id: id.clone(),
+                    })
                 }
                 _ => Err(ParseError::invalid("usage: `/silence expire <silence id>`")),
             };
@@ -262,7 +321,9 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
         }
     }
     if matchers.is_empty() {
-        return Err(ParseError::invalid(format!("a silence needs at least one matcher; {usage}")));
+        return Err(ParseError::invalid(format!(
+            "a silence needs at least one matcher; {usage}"
+        )));
     }
     if !matchers.iter().any(|m| m.is_equal && !m.is_regex) {
         return Err(ParseError::invalid(
@@ -270,7 +331,9 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
         ));
     }
     let Some(duration_word) = rest.next() else {
-        return Err(ParseError::invalid(format!("how long? Add a duration such as `2h`; {usage}")));
+        return Err(ParseError::invalid(format!(
+            "how long? Add a duration such as `2h`; {usage}"
+        )));
     };
     let duration = humantime::parse_duration(&duration_word).map_err(|_| {
         ParseError::invalid(format!(
@@ -279,23 +342,36 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
         ))
     })?;
     if duration < Duration::from_secs(60) {
-        return Err(ParseError::invalid("a silence must last at least one minute."));
+        return Err(ParseError::invalid(
+            "a silence must last at least one minute.",
+        ));
     }
     let comment: Vec<String> = rest.collect();
     let comment = (!comment.is_empty()).then(|| comment.join(" "));
     if comment.as_ref().is_some_and(|c| c.chars().count() > 500) {
-        return Err(ParseError::invalid("the comment is too long (at most 500 characters)."));
+        return Err(ParseError::invalid(
+            "the comment is too long (at most 500 characters).",
+        ));
     }
-    Ok(Silence::Create { env, matchers, duration, comment })
+    Ok(Silence::Create {
+        env,
+        matchers,
+        duration,
+        comment,
+    })
 }
 
 /// `/slipway …`: Slipway's own commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Meta {
-    Help { topic: Option<String> },
+    Help {
+        topic: Option<String>,
+    },
     Whoami,
     /// Explain the decision for another command's text, for example `/slipway explain /kubectl get pods`.
-    Explain { text: String },
+    Explain {
+        text: String,
+    },
     LinkGithub,
 }
 
@@ -306,11 +382,18 @@ pub fn parse_meta(words: &[String], raw: &str) -> Result<Meta, ParseError> {
     match words {
         [] => Ok(Meta::Help { topic: None }),
         [h] if h == "help" => Ok(Meta::Help { topic: None }),
-        [h, topic] if h == "help" => Ok(Meta::Help { topic: Some(topic.trim_start_matches('/').to_string()) }),
+        [h, topic] if h == "help" => Ok(Meta::Help {
+            topic: Some(topic.trim_start_matches('/').to_string()),
+        }),
         [w] if w == "whoami" => Ok(Meta::Whoami),
         [l, g] if l == "link" && g == "github" => Ok(Meta::LinkGithub),
         [e, _, ..] if e == "explain" => {
-            let text = raw.trim_start().strip_prefix("explain").unwrap_or("").trim().to_string();
+            let text = raw
+                .trim_start()
+                .strip_prefix("explain")
+                .unwrap_or("")
+                .trim()
+                .to_string();
             Ok(Meta::Explain { text })
         }
         [e] if e == "explain" => Err(ParseError::invalid(
@@ -331,33 +414,75 @@ mod tests {
 
     #[test]
     fn tf() {
-        assert!(matches!(parse_line("/tf plan network").unwrap().command, Command::TfPlan { .. }));
-        assert!(matches!(parse_line("/tf apply app --apply").unwrap().command, Command::TfApply { .. }));
-        for s in ["/tf plan network -chdir=/", "/tf plan -var-file=x network", "/tf apply app -state=x",
-                  "/tf plan app --plugin-dir=/tmp"] {
-            assert_eq!(parse_line(s).unwrap_err().kind, ParseErrorKind::Refused, "{s}");
+        assert!(matches!(
+            parse_line("/tf plan network").unwrap().command,
+            Command::TfPlan { .. }
+        ));
+        assert!(matches!(
+            parse_line("/tf apply app --apply").unwrap().command,
+            Command::TfApply { .. }
+        ));
+        for s in [
+            "/tf plan network -chdir=/",
+            "/tf plan -var-file=x network",
+            "/tf apply app -state=x",
+            "/tf plan app --plugin-dir=/tmp",
+        ] {
+            assert_eq!(
+                parse_line(s).unwrap_err().kind,
+                ParseErrorKind::Refused,
+                "{s}"
+            );
         }
-        assert_eq!(parse_line("/tf destroy app").unwrap_err().kind, ParseErrorKind::Unknown);
-        assert_eq!(parse_line("/tf plan ../etc").unwrap_err().kind, ParseErrorKind::Invalid);
-        assert_eq!(parse_line("/tf plan").unwrap_err().kind, ParseErrorKind::Invalid);
+        assert_eq!(
+            parse_line("/tf destroy app").unwrap_err().kind,
+            ParseErrorKind::Unknown
+        );
+        assert_eq!(
+            parse_line("/tf plan ../etc").unwrap_err().kind,
+            ParseErrorKind::Invalid
+        );
+        assert_eq!(
+            parse_line("/tf plan").unwrap_err().kind,
+            ParseErrorKind::Invalid
+        );
     }
 
     #[test]
     fn deploy() {
         let p = parse_line("/deploy api staging v1.2.3 --apply").unwrap();
         assert!(p.apply);
-        assert_eq!(p.argv().unwrap(), ["kubectl", "apply", "-k", "apps/api/staging"]);
+        assert_eq!(
+            p.argv().unwrap(),
+            ["kubectl", "apply", "-k", "apps/api/staging"]
+        );
         parse_line(&format!("/deploy api staging sha256:{}", "a".repeat(64))).unwrap();
-        assert_eq!(parse_line("/deploy api staging 'v1;x'").unwrap_err().kind, ParseErrorKind::Invalid);
-        assert_eq!(parse_line("/deploy api").unwrap_err().kind, ParseErrorKind::Invalid);
-        assert_eq!(parse_line("/deploy api staging --force").unwrap_err().kind, ParseErrorKind::Unknown);
+        assert_eq!(
+            parse_line("/deploy api staging 'v1;x'").unwrap_err().kind,
+            ParseErrorKind::Invalid
+        );
+        assert_eq!(
+            parse_line("/deploy api").unwrap_err().kind,
+            ParseErrorKind::Invalid
+        );
+        assert_eq!(
+            parse_line("/deploy api staging --force").unwrap_err().kind,
+            ParseErrorKind::Unknown
+        );
     }
 
     #[test]
     fn silence() {
-        let p = parse_line("/silence alertname=HighLatency service=~api.* 2h deploy in progress").unwrap();
+        let p = parse_line("/silence alertname=HighLatency service=~api.* 2h deploy in progress")
+            .unwrap();
         assert_eq!(p.tier(), Some(Tier::Operate));
-        let Command::Silence(Silence::Create { matchers, duration, comment, env }) = p.command else {
+        let Command::Silence(Silence::Create {
+            matchers,
+            duration,
+            comment,
+            env,
+        }) = p.command
+        else {
             panic!()
         };
         assert_eq!(matchers.len(), 2);
@@ -365,22 +490,57 @@ mod tests {
         assert_eq!(duration, Duration::from_secs(7200));
         assert_eq!(comment.as_deref(), Some("deploy in progress"));
         assert_eq!(env, None);
-        assert_eq!(parse_line("/silence @production list").unwrap().tier(), Some(Tier::Read));
-        assert!(matches!(parse_line("/silence expire 3f2a-11").unwrap().command,
-            Command::Silence(Silence::Expire { .. })));
-        for s in ["/silence 2h", "/silence 1bad=x 2h", "/silence alertname=~x 2h", "/silence a=b forever",
-                  "/silence a=b", "/silence a=b c=~(x 2h", "/silence a= 2h", "/silence a=b 10s"] {
-            assert_eq!(parse_line(s).unwrap_err().kind, ParseErrorKind::Invalid, "{s}");
+        assert_eq!(
+            parse_line("/silence @production list").unwrap().tier(),
+            Some(Tier::Read)
+        );
+        assert!(matches!(
+            parse_line("/silence expire 3f2a-11").unwrap().command,
+            Command::Silence(Silence::Expire { .. })
+        ));
+        for s in [
+            "/silence 2h",
+            "/silence 1bad=x 2h",
+            "/silence alertname=~x 2h",
+            "/silence a=b forever",
+            "/silence a=b",
+            "/silence a=b c=~(x 2h",
+            "/silence a= 2h",
+            "/silence a=b 10s",
+        ] {
+            assert_eq!(
+                parse_line(s).unwrap_err().kind,
+                ParseErrorKind::Invalid,
+                "{s}"
+            );
         }
-        assert_eq!(parse_line("/silence a!=b c=d 1h").unwrap().tier(), Some(Tier::Operate));
+        assert_eq!(
+            parse_line("/silence a!=b c=d 1h").unwrap().tier(),
+            Some(Tier::Operate)
+        );
     }
 
     #[test]
     fn meta() {
-        assert_eq!(parse_line("/slipway").unwrap().command, Command::Slipway(Meta::Help { topic: None }));
-        assert_eq!(parse_line("/slipway explain /kubectl get pods -n web").unwrap().command,
-            Command::Slipway(Meta::Explain { text: "/kubectl get pods -n web".into() }));
-        assert_eq!(parse_line("/slipway link github").unwrap().command, Command::Slipway(Meta::LinkGithub));
-        assert_eq!(parse_line("/slipway sudo").unwrap_err().kind, ParseErrorKind::Unknown);
+        assert_eq!(
+            parse_line("/slipway").unwrap().command,
+            Command::Slipway(Meta::Help { topic: None })
+        );
+        assert_eq!(
+            parse_line("/slipway explain /kubectl get pods -n web")
+                .unwrap()
+                .command,
+            Command::Slipway(Meta::Explain {
+                text: "/kubectl get pods -n web".into()
+            })
+        );
+        assert_eq!(
+            parse_line("/slipway link github").unwrap().command,
+            Command::Slipway(Meta::LinkGithub)
+        );
+        assert_eq!(
+            parse_line("/slipway sudo").unwrap_err().kind,
+            ParseErrorKind::Unknown
+        );
     }
 }

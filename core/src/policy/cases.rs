@@ -48,23 +48,36 @@ pub fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     let d = decide(policy, &user, &parsed);
     let mut problems = Vec::new();
     if d.outcome != case.expect {
-        problems.push(format!("expected {}, got {} ({}: {})", case.expect.as_str(), d.outcome.as_str(), d.rule, d.reason));
+        problems.push(format!(
+            "expected {}, got {} ({}: {})",
+            case.expect.as_str(),
+            d.outcome.as_str(),
+            d.rule,
+            d.reason
+        ));
     }
-    if let Some(rule) = &case.rule {
-        if &d.rule != rule {
-            problems.push(format!("expected rule {rule}, got {}", d.rule));
-        }
+    if let Some(rule) = &case.rule
+        && &d.rule != rule
+    {
+        problems.push(format!("expected rule {rule}, got {}", d.rule));
     }
     if let Some(want) = &case.approval {
         let got = d.approval.map(|a| a.id.value.as_str());
         if got != Some(want.as_str()) {
-            problems.push(format!("expected approval rule {want}, got {}", got.unwrap_or("none")));
+            problems.push(format!(
+                "expected approval rule {want}, got {}",
+                got.unwrap_or("none")
+            ));
         }
     }
-    if let Some(text) = &case.reason_contains {
-        if !d.reason.contains(text.as_str()) {
-            problems.push(format!("reason {:?} does not contain {text:?}", d.reason));
-        }
+    if let Some(text) = &case.reason_contains
+        && !d.reason.contains(text.as_str())
+    {
+        problems.push(format!("reason {:?} does not contain {text:?}", d.reason));
     }
-    if problems.is_empty() { CaseResult::Pass } else { CaseResult::Fail(problems.join("; ")) }
+    if problems.is_empty() {
+        CaseResult::Pass
+    } else {
+        CaseResult::Fail(problems.join("; "))
+    }
 }

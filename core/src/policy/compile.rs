@@ -29,13 +29,24 @@ impl PolicyError {
 
     /// `PATH:LINE:COL: message`, the form editors and CI annotate.
     pub fn display_with_path(&self, path: &str) -> String {
-        format!("{path}:{}:{}: {}", self.line.max(1), self.column.max(1), self.message)
+        format!(
+            "{path}:{}:{}: {}",
+            self.line.max(1),
+            self.column.max(1),
+            self.message
+        )
     }
 }
 
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line.max(1), self.column.max(1), self.message)
+        write!(
+            f,
+            "{}:{}: {}",
+            self.line.max(1),
+            self.column.max(1),
+            self.message
+        )
     }
 }
 
@@ -102,7 +113,10 @@ fn families_mask(names: &[Name]) -> Result<u8, PolicyError> {
     let mut mask = 0u8;
     for n in names {
         if n.value == "*" {
-            mask |= Family::ALL.iter().filter(|f| **f != Family::Slipway).fold(0, |m, f| m | f.bit());
+            mask |= Family::ALL
+                .iter()
+                .filter(|f| **f != Family::Slipway)
+                .fold(0, |m, f| m | f.bit());
             continue;
         }
         match Family::from_slash(&n.value) {
@@ -119,7 +133,11 @@ fn families_mask(names: &[Name]) -> Result<u8, PolicyError> {
         }
     }
     if names.is_empty() {
-        return Err(PolicyError { line: 0, column: 0, message: "a rule needs at least one command family".into() });
+        return Err(PolicyError {
+            line: 0,
+            column: 0,
+            message: "a rule needs at least one command family".into(),
+        });
     }
     Ok(mask)
 }
@@ -132,7 +150,11 @@ fn patterns(names: &[Name]) -> Result<(), PolicyError> {
 }
 
 fn index_err(e: &globset::Error) -> PolicyError {
-    PolicyError { line: 0, column: 0, message: format!("invalid pattern: {e}") }
+    PolicyError {
+        line: 0,
+        column: 0,
+        message: format!("invalid pattern: {e}"),
+    }
 }
 
 /// A rule before indexing: id, family mask, tier mask, patterns.
@@ -144,10 +166,16 @@ struct Ids(HashSet<String>);
 impl Ids {
     fn claim(&mut self, id: &Name) -> Result<(), PolicyError> {
         if id.value.is_empty() || id.value.contains(char::is_whitespace) {
-            return Err(PolicyError::at(id, "ids must be non-empty and contain no spaces"));
+            return Err(PolicyError::at(
+                id,
+                "ids must be non-empty and contain no spaces",
+            ));
         }
         if !self.0.insert(id.value.clone()) {
-            return Err(PolicyError::at(id, format!("id `{}` is used twice; ids must be unique", id.value)));
+            return Err(PolicyError::at(
+                id,
+                format!("id `{}` is used twice; ids must be unique", id.value),
+            ));
         }
         Ok(())
     }
@@ -170,7 +198,14 @@ impl Policy {
 
     fn compile(file: PolicyFile) -> Result<Policy, PolicyError> {
         if file.version != 1 {
-            return Err(PolicyError { line: 1, column: 1, message: format!("unsupported policy version {}; this Slipway reads version 1", file.version) });
+            return Err(PolicyError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "unsupported policy version {}; this Slipway reads version 1",
+                    file.version
+                ),
+            });
         }
         let t = &file.targets;
         let clusters: HashSet<&str> = t.clusters.iter().map(|c| c.value.as_str()).collect();
@@ -180,14 +215,27 @@ impl Policy {
             } else {
                 let mut names: Vec<&&str> = set.iter().collect();
                 names.sort();
-                Err(PolicyError::at(n, format!("unknown {what} `{}`; known: {}", n.value, names.iter().map(|s| **s).collect::<Vec<_>>().join(", "))))
+                Err(PolicyError::at(
+                    n,
+                    format!(
+                        "unknown {what} `{}`; known: {}",
+                        n.value,
+                        names.iter().map(|s| **s).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
             }
         };
         for list in [&t.clusters, &t.aws_profiles, &t.stacks, &t.services] {
             let mut seen = HashSet::new();
             for n in list {
                 if !crate::command::is_target_name(&n.value) {
-                    return Err(PolicyError::at(n, format!("`{}` is not a valid target name (lowercase letters, digits, `-`)", n.value)));
+                    return Err(PolicyError::at(
+                        n,
+                        format!(
+                            "`{}` is not a valid target name (lowercase letters, digits, `-`)",
+                            n.value
+                        ),
+                    ));
                 }
                 if !seen.insert(&n.value) {
                     return Err(PolicyError::at(n, format!("`{}` is listed twice", n.value)));
@@ -204,11 +252,18 @@ impl Policy {
         let mut provider = StaticProvider::default();
         for u in &file.identities.users {
             if u.slack.is_empty() {
-                return Err(PolicyError { line: 0, column: 0, message: format!("user `{}` has no Slack IDs", u.subject) });
+                return Err(PolicyError {
+                    line: 0,
+                    column: 0,
+                    message: format!("user `{}` has no Slack IDs", u.subject),
+                });
             }
             for id in &u.slack {
                 if provider.has_slack_id(&id.value) {
-                    return Err(PolicyError::at(id, format!("Slack ID `{}` belongs to two users", id.value)));
+                    return Err(PolicyError::at(
+                        id,
+                        format!("Slack ID `{}` belongs to two users", id.value),
+                    ));
                 }
             }
             if let Some(c) = &u.default_cluster {
@@ -234,26 +289,49 @@ impl Policy {
         let mut role_rules: Vec<Vec<RawRule>> = Vec::new();
         for role in &file.roles {
             if role_index.contains_key(&role.name.value) {
-                return Err(PolicyError::at(&role.name, format!("role `{}` is defined twice", role.name.value)));
+                return Err(PolicyError::at(
+                    &role.name,
+                    format!("role `{}` is defined twice", role.name.value),
+                ));
             }
             let mut own: Vec<RawRule> = Vec::new();
             for rule in &role.rules {
                 ids.claim(&rule.id)?;
-                let fam = families_mask(&rule.commands).map_err(|e| if e.line == 0 { PolicyError::at(&rule.id, e.message) } else { e })?;
+                let fam = families_mask(&rule.commands).map_err(|e| {
+                    if e.line == 0 {
+                        PolicyError::at(&rule.id, e.message)
+                    } else {
+                        e
+                    }
+                })?;
                 if rule.tiers.is_empty() {
                     return Err(PolicyError::at(&rule.id, "a rule needs at least one tier"));
                 }
                 patterns(&rule.resources)?;
                 if rule.resources.is_empty() {
-                    return Err(PolicyError::at(&rule.id, "a rule needs at least one resource pattern"));
+                    return Err(PolicyError::at(
+                        &rule.id,
+                        "a rule needs at least one resource pattern",
+                    ));
                 }
                 let tiers = rule.tiers.iter().fold(0u8, |m, t| m | t.bit());
-                own.push((rule.id.value.clone(), fam, tiers, rule.resources.iter().map(|r| r.value.clone()).collect()));
+                own.push((
+                    rule.id.value.clone(),
+                    fam,
+                    tiers,
+                    rule.resources.iter().map(|r| r.value.clone()).collect(),
+                ));
             }
             let mut all: Vec<RawRule> = own;
             for parent in &role.extends {
                 let Some(&p) = role_index.get(&parent.value) else {
-                    return Err(PolicyError::at(parent, format!("role `{}` must be defined above `{}` to be extended", parent.value, role.name.value)));
+                    return Err(PolicyError::at(
+                        parent,
+                        format!(
+                            "role `{}` must be defined above `{}` to be extended",
+                            parent.value, role.name.value
+                        ),
+                    ));
                 };
                 let inherited: &Vec<RawRule> = &role_rules[p];
                 for r in inherited {
@@ -268,8 +346,18 @@ impl Policy {
             let mut slots = Vec::with_capacity(SLOTS);
             for family in Family::ALL {
                 for tier in Tier::ALL {
-                    let items = all.iter().enumerate().filter(|(_, r)| r.1 & family.bit() != 0 && r.2 & tier.bit() != 0).flat_map(|(i, r)| r.3.iter().map(move |p| (u32::try_from(i).unwrap_or(u32::MAX), p.as_str())));
-                    slots.push(PatternIndex::build(items, AllNamespaces::NeedsStar).map_err(|e| index_err(&e))?);
+                    let items = all
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.1 & family.bit() != 0 && r.2 & tier.bit() != 0)
+                        .flat_map(|(i, r)| {
+                            r.3.iter()
+                                .map(move |p| (u32::try_from(i).unwrap_or(u32::MAX), p.as_str()))
+                        });
+                    slots.push(
+                        PatternIndex::build(items, AllNamespaces::NeedsStar)
+                            .map_err(|e| index_err(&e))?,
+                    );
                 }
             }
             role_index.insert(role.name.value.clone(), roles.len());
@@ -277,7 +365,10 @@ impl Policy {
                 name: role.name.value.clone(),
                 max_silence: role.max_silence.0,
                 default_cluster: role.default_cluster.as_ref().map(|c| c.value.clone()),
-                rules: all.iter().map(|r| CompiledRule { id: r.0.clone() }).collect(),
+                rules: all
+                    .iter()
+                    .map(|r| CompiledRule { id: r.0.clone() })
+                    .collect(),
                 slots,
             });
             role_rules.push(all);
@@ -286,7 +377,18 @@ impl Policy {
         let mut group_roles: HashMap<String, Vec<usize>> = HashMap::new();
         for b in &file.bindings {
             let Some(&r) = role_index.get(&b.role.value) else {
-                return Err(PolicyError::at(&b.role, format!("unknown role `{}`; roles: {}", b.role.value, file.roles.iter().map(|r| r.name.value.as_str()).collect::<Vec<_>>().join(", "))));
+                return Err(PolicyError::at(
+                    &b.role,
+                    format!(
+                        "unknown role `{}`; roles: {}",
+                        b.role.value,
+                        file.roles
+                            .iter()
+                            .map(|r| r.name.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             };
             let v = group_roles.entry(b.group.value.clone()).or_default();
             if !v.contains(&r) {
@@ -299,15 +401,28 @@ impl Policy {
         for rule in &file.approvals.rules {
             ids.claim(&rule.id)?;
             if rule.approvers == 0 {
-                return Err(PolicyError::at(&rule.id, "an approval rule needs at least one approver"));
+                return Err(PolicyError::at(
+                    &rule.id,
+                    "an approval rule needs at least one approver",
+                ));
             }
             if rule.groups.is_empty() {
-                return Err(PolicyError::at(&rule.id, "an approval rule needs at least one approver group"));
+                return Err(PolicyError::at(
+                    &rule.id,
+                    "an approval rule needs at least one approver group",
+                ));
             }
             approval_rules.insert(rule.id.value.clone(), rule.clone());
         }
         let known_rule = |n: &Name| -> Result<(), PolicyError> {
-            if approval_rules.contains_key(&n.value) { Ok(()) } else { Err(PolicyError::at(n, format!("unknown approval rule `{}`", n.value))) }
+            if approval_rules.contains_key(&n.value) {
+                Ok(())
+            } else {
+                Err(PolicyError::at(
+                    n,
+                    format!("unknown approval rule `{}`", n.value),
+                ))
+            }
         };
 
         let mut acls = Vec::new();
@@ -315,12 +430,27 @@ impl Policy {
         for acl in &file.acls {
             ids.claim(&acl.id)?;
             patterns(&acl.resources)?;
-            let families = families_mask(&acl.commands).map_err(|e| if e.line == 0 { PolicyError::at(&acl.id, e.message) } else { e })?;
+            let families = families_mask(&acl.commands).map_err(|e| {
+                if e.line == 0 {
+                    PolicyError::at(&acl.id, e.message)
+                } else {
+                    e
+                }
+            })?;
             let idx = u32::try_from(acls.len()).unwrap_or(u32::MAX);
             acl_items.extend(acl.resources.iter().map(|r| (idx, r.value.clone())));
-            acls.push(CompiledAcl { id: acl.id.value.clone(), families, groups: acl.groups.iter().map(|g| g.value.clone()).collect(), reason: acl.reason.clone() });
+            acls.push(CompiledAcl {
+                id: acl.id.value.clone(),
+                families,
+                groups: acl.groups.iter().map(|g| g.value.clone()).collect(),
+                reason: acl.reason.clone(),
+            });
         }
-        let acl_index = PatternIndex::build(acl_items.iter().map(|(i, p)| (*i, p.as_str())), AllNamespaces::AnyNamespace).map_err(|e| index_err(&e))?;
+        let acl_index = PatternIndex::build(
+            acl_items.iter().map(|(i, p)| (*i, p.as_str())),
+            AllNamespaces::AnyNamespace,
+        )
+        .map_err(|e| index_err(&e))?;
 
         let mut protected = Vec::new();
         let mut prot_items = Vec::new();
@@ -337,9 +467,18 @@ impl Policy {
             }
             let idx = u32::try_from(protected.len()).unwrap_or(u32::MAX);
             prot_items.extend(p.resources.iter().map(|r| (idx, r.value.clone())));
-            protected.push(CompiledProtected { id: p.id.value.clone(), read_roles, operate: p.operate, approval: p.approval.value.clone() });
+            protected.push(CompiledProtected {
+                id: p.id.value.clone(),
+                read_roles,
+                operate: p.operate,
+                approval: p.approval.value.clone(),
+            });
         }
-        let protected_index = PatternIndex::build(prot_items.iter().map(|(i, p)| (*i, p.as_str())), AllNamespaces::AnyNamespace).map_err(|e| index_err(&e))?;
+        let protected_index = PatternIndex::build(
+            prot_items.iter().map(|(i, p)| (*i, p.as_str())),
+            AllNamespaces::AnyNamespace,
+        )
+        .map_err(|e| index_err(&e))?;
 
         let mut routes = Vec::new();
         let mut route_items = Vec::new();
@@ -350,15 +489,35 @@ impl Policy {
             route_items.extend(route.resources.iter().map(|r| (idx, r.value.clone())));
             routes.push(route.rule.value.clone());
         }
-        let route_index = PatternIndex::build(route_items.iter().map(|(i, p)| (*i, p.as_str())), AllNamespaces::AnyNamespace).map_err(|e| index_err(&e))?;
+        let route_index = PatternIndex::build(
+            route_items.iter().map(|(i, p)| (*i, p.as_str())),
+            AllNamespaces::AnyNamespace,
+        )
+        .map_err(|e| index_err(&e))?;
 
         for tier in Tier::ALL {
             if file.limits.timeouts.for_tier(tier).is_zero() {
-                return Err(PolicyError { line: 0, column: 0, message: format!("limits.timeouts.{tier} must be more than zero") });
+                return Err(PolicyError {
+                    line: 0,
+                    column: 0,
+                    message: format!("limits.timeouts.{tier} must be more than zero"),
+                });
             }
         }
 
-        Ok(Policy { file, provider, roles, group_roles, acls, acl_index, protected, protected_index, approval_rules, routes, route_index })
+        Ok(Policy {
+            file,
+            provider,
+            roles,
+            group_roles,
+            acls,
+            acl_index,
+            protected,
+            protected_index,
+            approval_rules,
+            routes,
+            route_index,
+        })
     }
 
     /// The identities listed in the policy.
@@ -384,7 +543,11 @@ impl Policy {
 
     /// The cluster a deployment environment runs on.
     pub fn env_cluster(&self, env: &str) -> Option<&str> {
-        self.file.targets.envs.get(env).map(|e| e.cluster.value.as_str())
+        self.file
+            .targets
+            .envs
+            .get(env)
+            .map(|e| e.cluster.value.as_str())
     }
 
     /// Role names in policy order (least to most privileged).
@@ -394,7 +557,13 @@ impl Policy {
 
     /// Role indexes an identity holds, ascending (most privileged last).
     pub(crate) fn roles_of(&self, identity: &Identity) -> Vec<usize> {
-        let mut v: Vec<usize> = identity.groups.iter().filter_map(|g| self.group_roles.get(g)).flatten().copied().collect();
+        let mut v: Vec<usize> = identity
+            .groups
+            .iter()
+            .filter_map(|g| self.group_roles.get(g))
+            .flatten()
+            .copied()
+            .collect();
         v.sort_unstable();
         v.dedup();
         v
@@ -402,7 +571,9 @@ impl Policy {
 
     /// The primary (most privileged) role of an identity, if any.
     pub fn primary_role(&self, identity: &Identity) -> Option<&str> {
-        self.roles_of(identity).last().map(|i| self.roles[*i].name.as_str())
+        self.roles_of(identity)
+            .last()
+            .map(|i| self.roles[*i].name.as_str())
     }
 
     pub(crate) fn targets(&self) -> &super::model::Targets {

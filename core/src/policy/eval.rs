@@ -13,7 +13,9 @@ use crate::command::simple::Silence;
 use crate::command::{Command, Namespace, ParsedCommand, Target, Tier};
 
 /// The outcome of a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Allow,
@@ -72,7 +74,11 @@ impl Decision<'_> {
 }
 
 fn plural(role: &str) -> String {
-    if role.ends_with('s') { role.to_string() } else { format!("{role}s") }
+    if role.ends_with('s') {
+        role.to_string()
+    } else {
+        format!("{role}s")
+    }
 }
 
 fn action(tier: Tier, command: &ParsedCommand) -> &'static str {
@@ -105,8 +111,14 @@ fn where_(target: &Target) -> String {
 }
 
 impl Policy {
-    fn deny<'a>(&self, base: Decision<'a>, rule: &str, reason: String) -> Decision<'a> {
-        Decision { outcome: Outcome::Deny, rule: rule.to_string(), reason, approval: None, ..base }
+    fn deny<'a>(base: Decision<'a>, rule: &str, reason: String) -> Decision<'a> {
+        Decision {
+            outcome: Outcome::Deny,
+            rule: rule.to_string(),
+            reason,
+            approval: None,
+            ..base
+        }
     }
 
     fn ask(&self) -> String {
@@ -114,50 +126,89 @@ impl Policy {
     }
 
     /// Fill in defaults and check the target names exist. `Err` is the denial reason.
-    fn resolve_target(&self, target: Target, identity: &Identity, roles: &[usize]) -> Result<Target, String> {
+    fn resolve_target(
+        &self,
+        target: Target,
+        identity: &Identity,
+        roles: &[usize],
+    ) -> Result<Target, String> {
         let t = self.targets();
-        let list = |v: &[super::model::Name]| v.iter().map(|n| n.value.as_str()).collect::<Vec<_>>().join(", ");
+        let list = |v: &[super::model::Name]| {
+            v.iter()
+                .map(|n| n.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let has = |v: &[super::model::Name], x: &str| v.iter().any(|n| n.value == x);
         match target {
             Target::Cluster { cluster, namespace } => {
                 let cluster = cluster
                     .or_else(|| identity.default_cluster.clone())
-                    .or_else(|| roles.iter().rev().find_map(|r| self.roles[*r].default_cluster.clone()))
+                    .or_else(|| {
+                        roles
+                            .iter()
+                            .rev()
+                            .find_map(|r| self.roles[*r].default_cluster.clone())
+                    })
                     .unwrap_or_else(|| self.defaults().cluster.value.clone());
                 if !has(&t.clusters, &cluster) {
-                    return Err(format!("there is no cluster `{cluster}`; clusters: {}", list(&t.clusters)));
+                    return Err(format!(
+                        "there is no cluster `{cluster}`; clusters: {}",
+                        list(&t.clusters)
+                    ));
                 }
-                Ok(Target::Cluster { cluster: Some(cluster), namespace })
+                Ok(Target::Cluster {
+                    cluster: Some(cluster),
+                    namespace,
+                })
             }
             Target::AwsProfile { profile } => {
                 if has(&t.aws_profiles, &profile) {
                     Ok(Target::AwsProfile { profile })
                 } else {
-                    Err(format!("there is no AWS profile `{profile}`; profiles: {}", list(&t.aws_profiles)))
+                    Err(format!(
+                        "there is no AWS profile `{profile}`; profiles: {}",
+                        list(&t.aws_profiles)
+                    ))
                 }
             }
             Target::Stack { stack } => {
                 if has(&t.stacks, &stack) {
                     Ok(Target::Stack { stack })
                 } else {
-                    Err(format!("there is no stack `{stack}`; stacks: {}", list(&t.stacks)))
+                    Err(format!(
+                        "there is no stack `{stack}`; stacks: {}",
+                        list(&t.stacks)
+                    ))
                 }
             }
             Target::Service { service, env } => {
                 if !has(&t.services, &service) {
-                    return Err(format!("there is no service `{service}`; services: {}", list(&t.services)));
+                    return Err(format!(
+                        "there is no service `{service}`; services: {}",
+                        list(&t.services)
+                    ));
                 }
                 if !t.envs.contains_key(&env) {
-                    return Err(format!("there is no environment `{env}`; environments: {}", t.envs.keys().cloned().collect::<Vec<_>>().join(", ")));
+                    return Err(format!(
+                        "there is no environment `{env}`; environments: {}",
+                        t.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
                 }
                 Ok(Target::Service { service, env })
             }
             Target::Alerts { env, matchers } => {
                 let env = env.unwrap_or_else(|| self.defaults().alert_env.value.clone());
                 if !t.envs.contains_key(&env) {
-                    return Err(format!("there is no environment `{env}`; environments: {}", t.envs.keys().cloned().collect::<Vec<_>>().join(", ")));
+                    return Err(format!(
+                        "there is no environment `{env}`; environments: {}",
+                        t.envs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
                 }
-                Ok(Target::Alerts { env: Some(env), matchers })
+                Ok(Target::Alerts {
+                    env: Some(env),
+                    matchers,
+                })
             }
             Target::None => Ok(Target::None),
         }
@@ -185,37 +236,55 @@ impl Policy {
                 req.user.user_id,
                 self.support()
             );
-            return self.deny(base, "identity.unknown", reason);
+            return Self::deny(base, "identity.unknown", reason);
         };
         let roles = self.roles_of(identity);
         let primary = roles.last().map(|r| self.roles[*r].name.as_str());
-        let base = Decision { role: primary, ..base };
+        let base = Decision {
+            role: primary,
+            ..base
+        };
 
         let Some(tier) = tier else {
             // Slipway's own commands: help, whoami, explain, link.
-            return Decision { outcome: Outcome::Allow, rule: "builtin.meta".into(), reason: "Slipway's own commands are open to every known user".into(), ..base };
+            return Decision {
+                outcome: Outcome::Allow,
+                rule: "builtin.meta".into(),
+                reason: "Slipway's own commands are open to every known user".into(),
+                ..base
+            };
         };
         let Some(primary) = primary else {
             let reason = format!(
                 "{} has no role: none of your groups ({}) is bound to one; {}",
                 identity.subject,
-                if identity.groups.is_empty() { "none".to_string() } else { identity.groups.join(", ") },
+                if identity.groups.is_empty() {
+                    "none".to_string()
+                } else {
+                    identity.groups.join(", ")
+                },
                 self.ask()
             );
-            return self.deny(base, "rbac.no-role", reason);
+            return Self::deny(base, "rbac.no-role", reason);
         };
 
         let target = match self.resolve_target(cmd.target(), identity, &roles) {
             Ok(t) => t,
-            Err(reason) => return self.deny(base, "targets.unknown", reason),
+            Err(reason) => return Self::deny(base, "targets.unknown", reason),
         };
-        let base = Decision { target: target.clone(), ..base };
+        let base = Decision {
+            target: target.clone(),
+            ..base
+        };
         let Some(full) = target.resource() else {
-            return self.deny(base, "targets.unknown", "this command has no target".into());
+            return Self::deny(base, "targets.unknown", "this command has no target".into());
         };
         let key = ResourceKey {
             all_namespaces_of: match &target {
-                Target::Cluster { cluster: Some(c), namespace: Namespace::All } => Some(format!("kube:{c}")),
+                Target::Cluster {
+                    cluster: Some(c),
+                    namespace: Namespace::All,
+                } => Some(format!("kube:{c}")),
                 _ => None,
             },
             full,
@@ -225,9 +294,11 @@ impl Policy {
         if !self.acl_index.is_empty() {
             for i in self.acl_index.all(&key) {
                 let acl = &self.acls[i as usize];
-                if acl.families & family.bit() != 0 && !acl.groups.iter().any(|g| identity.in_group(g)) {
+                if acl.families & family.bit() != 0
+                    && !acl.groups.iter().any(|g| identity.in_group(g))
+                {
                     let reason = format!("{}; {}", acl.reason, self.ask());
-                    return self.deny(base, &acl.id, reason);
+                    return Self::deny(base, &acl.id, reason);
                 }
             }
         }
@@ -236,7 +307,9 @@ impl Policy {
         let s = slot(family, tier);
         let permitted = roles.iter().rev().find_map(|r| {
             let role = &self.roles[*r];
-            role.slots[s].first(&key).map(|rule| (role, &role.rules[rule as usize].id))
+            role.slots[s]
+                .first(&key)
+                .map(|rule| (role, &role.rules[rule as usize].id))
         });
         let Some((role, rule_id)) = permitted else {
             let reason = format!(
@@ -246,13 +319,21 @@ impl Policy {
                 where_(&target),
                 self.ask()
             );
-            return self.deny(base, "rbac.default-deny", reason);
+            return Self::deny(base, "rbac.default-deny", reason);
         };
-        let base = Decision { role: Some(role.name.as_str()), rule: rule_id.clone(), ..base };
+        let base = Decision {
+            role: Some(role.name.as_str()),
+            rule: rule_id.clone(),
+            ..base
+        };
 
         // Silence durations are capped per role (the largest cap among the user's roles).
         if let Command::Silence(Silence::Create { duration, .. }) = &cmd.command {
-            let cap = roles.iter().map(|r| self.roles[*r].max_silence).max().unwrap_or_default();
+            let cap = roles
+                .iter()
+                .map(|r| self.roles[*r].max_silence)
+                .max()
+                .unwrap_or_default();
             if *duration > cap {
                 let reason = format!(
                     "silences are capped at {} for {}; use a shorter duration, or ask {} for a longer one",
@@ -260,7 +341,7 @@ impl Policy {
                     plural(primary),
                     self.support()
                 );
-                return self.deny(base, "limits.silence", reason);
+                return Self::deny(base, "limits.silence", reason);
             }
         }
 
@@ -277,7 +358,7 @@ impl Policy {
                         p.id,
                         self.ask()
                     );
-                    return self.deny(base, &p.id, reason);
+                    return Self::deny(base, &p.id, reason);
                 }
                 Tier::Operate if p.operate == OperateMode::Forbid => {
                     let reason = format!(
@@ -286,7 +367,7 @@ impl Policy {
                         p.id,
                         self.ask()
                     );
-                    return self.deny(base, &p.id, reason);
+                    return Self::deny(base, &p.id, reason);
                 }
                 Tier::Change | Tier::Destructive if approval_override.is_none() => {
                     approval_override = Some(p.approval.as_str());
@@ -296,14 +377,31 @@ impl Policy {
         }
 
         if !tier.is_change_request() {
-            let reason = format!("{} may {} {}", plural(role.name.as_str()), action(tier, cmd), where_(&target));
-            return Decision { outcome: Outcome::Allow, reason, ..base };
+            let reason = format!(
+                "{} may {} {}",
+                plural(role.name.as_str()),
+                action(tier, cmd),
+                where_(&target)
+            );
+            return Decision {
+                outcome: Outcome::Allow,
+                reason,
+                ..base
+            };
         }
 
-        let rule = approval_override.or_else(|| self.route_index.first(&key).map(|i| self.routes[i as usize].as_str()));
-        let Some(approval) = rule.and_then(|r| self.approval_rules.get(r)) else {
-            let reason = format!("no approval rule covers {}, so changes there are not possible; {}", key.full, self.ask());
-            return self.deny(base, "approvals.no-route", reason);
+        let approval_id = approval_override.or_else(|| {
+            self.route_index
+                .first(&key)
+                .map(|i| self.routes[i as usize].as_str())
+        });
+        let Some(approval) = approval_id.and_then(|r| self.approval_rules.get(r)) else {
+            let reason = format!(
+                "no approval rule covers {}, so changes there are not possible; {}",
+                key.full,
+                self.ask()
+            );
+            return Self::deny(base, "approvals.no-route", reason);
         };
         let reason = format!(
             "{} may {} {} with {} approval(s) from {} (rule {})",
@@ -311,9 +409,19 @@ impl Policy {
             action(tier, cmd),
             where_(&target),
             approval.approvers,
-            approval.groups.iter().map(|g| g.value.as_str()).collect::<Vec<_>>().join(" or "),
+            approval
+                .groups
+                .iter()
+                .map(|g| g.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
             approval.id.value
         );
-        Decision { outcome: Outcome::Approval, reason, approval: Some(approval), ..base }
+        Decision {
+            outcome: Outcome::Approval,
+            reason,
+            approval: Some(approval),
+            ..base
+        }
     }
 }

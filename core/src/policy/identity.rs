@@ -16,7 +16,11 @@ pub struct SlackUser {
 
 impl SlackUser {
     pub fn new(user_id: impl Into<String>) -> Self {
-        Self { user_id: user_id.into(), team_id: None, enterprise_id: None }
+        Self {
+            user_id: user_id.into(),
+            team_id: None,
+            enterprise_id: None,
+        }
     }
 }
 
@@ -83,10 +87,14 @@ impl StaticProvider {
 
 impl IdentityProvider for StaticProvider {
     fn resolve(&self, user: &SlackUser) -> Option<&Identity> {
-        self.by_slack.get(&user.user_id).map(|i| &self.identities[*i])
+        self.by_slack
+            .get(&user.user_id)
+            .map(|i| &self.identities[*i])
     }
 
     fn by_github(&self, login: &str) -> Option<&Identity> {
-        self.by_github.get(&login.to_ascii_lowercase()).map(|i| &self.identities[*i])
+        self.by_github
+            .get(&login.to_ascii_lowercase())
+            .map(|i| &self.identities[*i])
     }
 }

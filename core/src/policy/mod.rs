@@ -32,7 +32,11 @@ pub fn decide<'a>(
 ) -> Decision<'a> {
     let identity = policy.identities().resolve(user);
     match parsed {
-        Ok(command) => policy.evaluate(&Request { user, identity, command }),
+        Ok(command) => policy.evaluate(&Request {
+            user,
+            identity,
+            command,
+        }),
         Err(e) => Decision {
             outcome: Outcome::Deny,
             rule: e.kind.rule_id().to_string(),
@@ -81,7 +85,13 @@ pub fn parse_cases(text: &str) -> Result<CaseFile, PolicyError> {
         PolicyError {
             line: loc.map_or(0, |l| l.line()),
             column: loc.map_or(0, |l| l.column()),
-            message: e.without_snippet().to_string().lines().next().unwrap_or("invalid").to_string(),
+            message: e
+                .without_snippet()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid")
+                .to_string(),
         }
     })
 }

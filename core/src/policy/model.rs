@@ -289,9 +289,13 @@ pub struct HumanDuration(pub Duration);
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(HumanDuration).map_err(|e| {
-            serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write for example `90s`, `15m` or `4h`"))
-        })
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a duration ({e}); write for example `90s`, `15m` or `4h`"
+                ))
+            })
     }
 }
 

@@ -31,14 +31,20 @@ pub fn check_pattern(p: &str) -> Result<(), String> {
     if needs_slash && slashes != 1 {
         return Err(format!(
             "resource pattern `{p}` must have the form `{kind}<{}>/<{}>`, for example `{kind}*/staging`",
-            if *kind == "kube:" { "cluster" } else { "service" },
+            if *kind == "kube:" {
+                "cluster"
+            } else {
+                "service"
+            },
             if *kind == "kube:" { "namespace" } else { "env" },
         ));
     }
     if !needs_slash && slashes != 0 {
         return Err(format!("resource pattern `{p}` must not contain `/`"));
     }
-    Glob::new(p).map(|_| ()).map_err(|e| format!("resource pattern `{p}` is invalid: {e}"))
+    Glob::new(p)
+        .map(|_| ())
+        .map_err(|e| format!("resource pattern `{p}` is invalid: {e}"))
 }
 
 /// A set of patterns, each owned by an item (a rule, an ACL, a protected entry).
@@ -86,7 +92,12 @@ impl PatternIndex {
                 cluster_owners.push(owner);
             }
         }
-        Ok(Self { set: set.build()?, owners, clusters: clusters.build()?, cluster_owners })
+        Ok(Self {
+            set: set.build()?,
+            owners,
+            clusters: clusters.build()?,
+            cluster_owners,
+        })
     }
 
     fn matches(&self, key: &ResourceKey) -> impl Iterator<Item = u32> + '_ {
@@ -120,10 +131,16 @@ mod tests {
     use super::*;
 
     fn key(full: &str) -> ResourceKey {
-        ResourceKey { full: full.into(), all_namespaces_of: None }
+        ResourceKey {
+            full: full.into(),
+            all_namespaces_of: None,
+        }
     }
     fn all_ns(cluster: &str) -> ResourceKey {
-        ResourceKey { full: format!("kube:{cluster}/*"), all_namespaces_of: Some(format!("kube:{cluster}")) }
+        ResourceKey {
+            full: format!("kube:{cluster}/*"),
+            all_namespaces_of: Some(format!("kube:{cluster}")),
+        }
     }
 
     #[test]
@@ -139,7 +156,11 @@ mod tests {
 
     #[test]
     fn all_namespaces_modes() {
-        let items = [(0, "kube:staging/web"), (1, "kube:*/prod"), (2, "kube:staging/*")];
+        let items = [
+            (0, "kube:staging/web"),
+            (1, "kube:*/prod"),
+            (2, "kube:staging/*"),
+        ];
         let perm = PatternIndex::build(items, AllNamespaces::NeedsStar).unwrap();
         let restr = PatternIndex::build(items, AllNamespaces::AnyNamespace).unwrap();
         assert_eq!(perm.all(&all_ns("staging")), [2]);

@@ -18,7 +18,9 @@ fn policy_naming(named: &[(usize, usize)]) -> Policy {
     let rules = if named.is_empty() {
         String::new()
     } else {
-        format!("    rules:\n      - {{ id: r, commands: [kubectl], tiers: [read], resources: [{resources}] }}\n")
+        format!(
+            "    rules:\n      - {{ id: r, commands: [kubectl], tiers: [read], resources: [{resources}] }}\n"
+        )
     };
     let yaml = format!(
         "version: 1\ndefaults: {{ cluster: c0, alert_env: e }}\n\
