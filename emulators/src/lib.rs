@@ -1,1 +1,3 @@
-
+//! Protocol-faithful emulators for tests and the demo. Production code never depends on this
+//! crate's behaviour: the real clients (slack-morphism, octocrab, kubectl) talk to these servers
+//! over HTTP on loopback exactly as they would talk to the real services.
