@@ -1,5 +1,7 @@
 //! Shared helpers for the integration tests in `it/`.
 
+pub mod harness;
+
 use std::path::PathBuf;
 
 /// The repository root.

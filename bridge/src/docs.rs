@@ -28,13 +28,21 @@ const MATRIX_COMMANDS: &[&str] = &[
     "/silence list",
 ];
 
-const MATRIX_USERS: &[&str] = &["U0VIEWER", "U0OPERATOR", "U0OWNER", "U0PRODDEPLOY", "U0APPROVER1"];
+const MATRIX_USERS: &[&str] = &[
+    "U0VIEWER",
+    "U0OPERATOR",
+    "U0OWNER",
+    "U0PRODDEPLOY",
+    "U0APPROVER1",
+];
 
 /// Every generated file, as (path relative to the repo root, content).
 pub fn generate(root: &Path) -> Result<Vec<(String, String)>, String> {
     let policy_path = root.join("policy/slipway.yaml");
-    let text = std::fs::read_to_string(&policy_path).map_err(|e| format!("{}: {e}", policy_path.display()))?;
-    let policy = Policy::from_yaml(&text).map_err(|e| e.display_with_path("policy/slipway.yaml"))?;
+    let text = std::fs::read_to_string(&policy_path)
+        .map_err(|e| format!("{}: {e}", policy_path.display()))?;
+    let policy =
+        Policy::from_yaml(&text).map_err(|e| e.display_with_path("policy/slipway.yaml"))?;
     let schema = serde_json::to_string_pretty(&policy::schema()).map_err(|e| e.to_string())? + "\n";
     Ok(vec![
         ("docs/commands.md".into(), catalog::commands_markdown()),
@@ -56,7 +64,13 @@ pub fn rbac_markdown(policy: &Policy) -> String {
     let ids = policy.identities();
     for user in MATRIX_USERS.iter().chain(&["U0APPROVER2"]) {
         if let Some(i) = policy::IdentityProvider::resolve(ids, &SlackUser::new(*user)) {
-            let _ = writeln!(md, "| `{user}` | {} | {} | {} |", i.subject, i.groups.join(", "), policy.primary_role(i).unwrap_or("none"));
+            let _ = writeln!(
+                md,
+                "| `{user}` | {} | {} | {} |",
+                i.subject,
+                i.groups.join(", "),
+                policy.primary_role(i).unwrap_or("none")
+            );
         }
     }
     md.push_str("\n## Decisions\n\n| command |");

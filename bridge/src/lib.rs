@@ -1,4 +1,10 @@
 //! The Slipway bridge: the Slack app, the GitHub side, command execution, and the `slipway` CLI.
 
+pub mod app;
 pub mod cli;
+pub mod clock;
+pub mod config;
 pub mod docs;
+pub mod metrics;
+pub mod slack;
+pub mod templates;

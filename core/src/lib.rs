@@ -8,4 +8,5 @@ pub mod audit;
 pub mod catalog;
 pub mod command;
 pub mod policy;
+pub mod redact;
 pub mod tokenize;

@@ -1,2 +1,5 @@
 //! I/O shared by the `slipway` bridge and `slipway-runner`, so each piece has one home.
 pub mod spool;
+
+pub mod audit_writer;
+pub mod exec;

@@ -1,7 +1,10 @@
-//! The one integration-test binary. Each module is a area of behaviour.
+//! The one integration-test binary. Each module is an area of behaviour.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod docs;
 mod policy_cli;
+mod slack_bridge;
 
 use std::process::{Command, Output};
 

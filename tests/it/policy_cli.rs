@@ -169,3 +169,60 @@ fn policy_test_reports_failures() {
     );
     assert!(text.trim_end().ends_with("1 passed, 1 failed"), "{text}");
 }
+
+#[test]
+fn redact_reads_stdin_and_writes_redacted_stdout() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
+        .arg("redact")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input =
+        "ok line\ntoken=ghp_abcdefghijklmnopqrstuvwxyz0123456789\nAKIAIOSFODNN7EXAMPLE\nplain\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("ok line") && text.contains("plain") && text.contains("REDACTED"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789")
+            && !text.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_signing_secret() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
+        .arg("serve")
+        .env_remove("SLIPWAY_SLACK_SIGNING_SECRET")
+        .env("SLIPWAY_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("SLIPWAY_SLACK_SIGNING_SECRET"),
+        "{}",
+        stderr(&out)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
+        .args(["serve", "--config", "/nonexistent/slipway.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/slipway.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}

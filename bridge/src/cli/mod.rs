@@ -1,6 +1,9 @@
 //! Command-line interface. Exit codes are a contract: see each subcommand.
 
 mod policy;
+mod serve;
+
+pub use policy::load as load_policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +23,14 @@ pub enum Top {
     /// Check, explain and test the RBAC policy.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
+    /// Run the Slack bridge (HTTP endpoints, or Socket Mode).
+    Serve {
+        /// YAML config file; every setting also has an environment variable.
+        #[arg(long, env = "SLIPWAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Redact secrets from stdin to stdout (the same redactor every output path uses).
+    Redact,
     /// Generate the docs that are derived from code (catalog, schemas, RBAC table).
     Docs {
         /// Compare instead of writing; exit 1 if any file is out of date.
@@ -35,8 +46,52 @@ pub enum Top {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Top::Policy(cmd) => policy::run(cmd),
+        Top::Serve { config } => serve::run(config.as_deref()),
+        Top::Redact => redact(),
         Top::Docs { check, root } => docs(check, &root),
     }
+}
+
+/// Stream stdin through the redactor in chunks, so large inputs never sit in memory whole.
+fn redact() -> ExitCode {
+    use std::io::{Read, Write};
+    let mut stream = slipway_core::redact::redactor().stream();
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        pending.extend_from_slice(&buf[..n]);
+        // Hand over only complete UTF-8; keep a split character for the next read.
+        let valid = match std::str::from_utf8(&pending) {
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            _ => pending.len(),
+        };
+        let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
+        pending.drain(..valid);
+        if stdout.write_all(stream.push(&text).as_bytes()).is_err() {
+            return ExitCode::from(1);
+        }
+    }
+    let mut rest = stream.push(&String::from_utf8_lossy(&pending));
+    rest.push_str(&stream.finish());
+    if stdout
+        .write_all(rest.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 fn docs(check: bool, root: &std::path::Path) -> ExitCode {
@@ -62,5 +117,9 @@ fn docs(check: bool, root: &std::path::Path) -> ExitCode {
             println!("wrote {rel}");
         }
     }
-    if stale > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if stale > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

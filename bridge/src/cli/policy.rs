@@ -59,7 +59,11 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        PolicyCmd::Explain { policy, user, command } => match load(&policy) {
+        PolicyCmd::Explain {
+            policy,
+            user,
+            command,
+        } => match load(&policy) {
             Ok(p) => {
                 println!("{}", explain_json(&p, &user, &command));
                 ExitCode::SUCCESS
@@ -96,7 +100,10 @@ fn test(policy_path: &Path, dir: Option<PathBuf>) -> ExitCode {
     files.sort();
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in files {
-        let cases = match std::fs::read_to_string(&file).map_err(|e| format!("1:1: {e}")).and_then(|t| parse_cases(&t).map_err(|e| e.to_string())) {
+        let cases = match std::fs::read_to_string(&file)
+            .map_err(|e| format!("1:1: {e}"))
+            .and_then(|t| parse_cases(&t).map_err(|e| e.to_string()))
+        {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{}:{e}", file.display());
@@ -115,5 +122,9 @@ fn test(policy_path: &Path, dir: Option<PathBuf>) -> ExitCode {
         }
     }
     println!("{passed} passed, {failed} failed");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

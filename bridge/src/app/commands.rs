@@ -1,0 +1,223 @@
+//! `POST /slack/commands`: the ack path. Verify (extractor), parse, resolve identity, evaluate,
+//! audit, enqueue, and answer with an ephemeral message, all without waiting on any backend.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind};
+use slipway_core::catalog::help_text;
+use slipway_core::command::simple::Meta;
+use slipway_core::command::{Command, ParsedCommand, parse};
+use slipway_core::policy::{Decision, IdentityProvider, Outcome, decide, explain_json};
+
+use super::AppState;
+use super::ingress::Signed;
+use super::runs::{Enqueued, Job};
+use crate::slack::events::{CommandBody, SlashCommand, parse_command};
+
+/// An ephemeral reply (only the requester sees it).
+pub fn ephemeral(text: impl Into<String>) -> Json<serde_json::Value> {
+    Json(json!({ "response_type": "ephemeral", "text": text.into() }))
+}
+
+pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Response {
+    let started = Instant::now();
+    if signed.ssl_check {
+        state.metrics.request("commands", "ssl_check");
+        return StatusCode::OK.into_response();
+    }
+    let cmd = match parse_command(&signed.body) {
+        Ok(CommandBody::Command(c)) => *c,
+        Ok(CommandBody::SslCheck) => return StatusCode::OK.into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed slash command body");
+            state.metrics.request("commands", "malformed");
+            return (StatusCode::BAD_REQUEST, "malformed slash command").into_response();
+        }
+    };
+    let reply = handle(&state, cmd).await;
+    state
+        .metrics
+        .ack_latency
+        .observe(started.elapsed().as_secs_f64());
+    reply.into_response()
+}
+
+/// Decide and answer one slash command (shared by HTTP and Socket Mode).
+pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Value> {
+    let parsed = parse(&cmd.command, &cmd.text);
+    let decision = decide(&state.policy, &cmd.user, &parsed);
+    let text = match &parsed {
+        Ok(p) => p.text.clone(),
+        Err(_) => format!("{} {}", cmd.command, cmd.text).trim().to_string(),
+    };
+    let record = AuditRecord::new(EventKind::Decision, state.ids.next(), state.clock.now())
+        .with_actor(Actor::slack(&cmd.user, decision.identity, decision.role))
+        .with_command(match &parsed {
+            Ok(p) => CommandInfo::from_parsed(p),
+            Err(_) => CommandInfo {
+                text: text.clone(),
+                family: None,
+                argv: None,
+            },
+        })
+        .with_policy_decision(&decision);
+    // Fail closed: if the audit trail can't be written, nothing runs.
+    let record = match state.audit.record(record).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.audit_failures.inc();
+            tracing::error!(error = %e, "audit write failed; refusing the command");
+            state.metrics.request("commands", "audit_unavailable");
+            return ephemeral(
+                "Slipway can't write its audit trail right now, so nothing was run. Please tell #platform.",
+            );
+        }
+    };
+
+    let Ok(parsed) = &parsed else {
+        state.metrics.request("commands", "denied");
+        return ephemeral(format!(":no_entry: {}", decision.reason));
+    };
+    if let Command::Slipway(meta) = &parsed.command {
+        state.metrics.request("commands", "meta");
+        return ephemeral(meta_reply(state, &cmd, meta, &decision));
+    }
+    match decision.outcome {
+        Outcome::Deny => {
+            state.metrics.request("commands", "denied");
+            ephemeral(format!(":no_entry: {}", decision.reason))
+        }
+        Outcome::Approval => {
+            state.metrics.request("commands", "change");
+            ephemeral(format!(
+                ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
+                 Change requests are not enabled in this build of Slipway yet, so nothing was done.",
+                parsed.text, decision.reason
+            ))
+        }
+        Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id),
+    }
+}
+
+fn enqueue(
+    state: &AppState,
+    cmd: &SlashCommand,
+    parsed: &ParsedCommand,
+    decision: &Decision<'_>,
+    audit_id: &str,
+) -> Json<serde_json::Value> {
+    let spec = match super::targets::exec_spec(state, parsed, decision) {
+        Ok(s) => s,
+        Err(why) => {
+            state.metrics.request("commands", "unavailable");
+            return ephemeral(format!(":warning: {why}"));
+        }
+    };
+    let where_ = decision.target.describe();
+    let role = decision.role.unwrap_or("unknown role");
+    let shown = super::render::shown_command(&spec.argv_shown);
+    let job = Job {
+        id: state.ids.next(),
+        requester: cmd.user.clone(),
+        subject: decision
+            .identity
+            .map(|i| i.subject.clone())
+            .unwrap_or_default(),
+        role: role.to_string(),
+        channel: cmd.channel_id.clone(),
+        response_url: cmd.response_url.clone(),
+        text: parsed.text.clone(),
+        shown: shown.clone(),
+        target: where_.clone(),
+        tier: decision.tier,
+        decision_audit_id: audit_id.to_string(),
+        spec: spec.exec,
+    };
+    match state.runs.enqueue(job, &state.metrics) {
+        Enqueued::Ok => {
+            state.metrics.request("commands", "enqueued");
+            ephemeral(format!("Running `{shown}` on {where_} as {role}…"))
+        }
+        Enqueued::UserBusy(n) => {
+            state.metrics.request("commands", "busy");
+            ephemeral(format!(
+                ":hourglass: You already have {n} command(s) running; wait for one to finish (or cancel it), then try again."
+            ))
+        }
+        Enqueued::Full => {
+            state.metrics.request("commands", "busy");
+            ephemeral(
+                ":hourglass: Slipway is busy right now; nothing was run. Try again in a minute.",
+            )
+        }
+    }
+}
+
+fn meta_reply(
+    state: &AppState,
+    cmd: &SlashCommand,
+    meta: &Meta,
+    decision: &Decision<'_>,
+) -> String {
+    match meta {
+        Meta::Help { topic } => help_text(topic.as_deref()),
+        Meta::Whoami => match decision.identity {
+            None => decision.reason.clone(),
+            Some(i) => format!(
+                "You are *{}*{} (Slack {}).\nGroups: {}\nRole: {}",
+                i.subject,
+                i.email
+                    .as_deref()
+                    .map(|e| format!(" <{e}>"))
+                    .unwrap_or_default(),
+                cmd.user.user_id,
+                if i.groups.is_empty() {
+                    "none".to_string()
+                } else {
+                    i.groups.join(", ")
+                },
+                state
+                    .policy
+                    .primary_role(i)
+                    .unwrap_or("none (ask for access)")
+            ),
+        },
+        Meta::Explain { text } => {
+            let v = explain_json(&state.policy, &cmd.user.user_id, text);
+            let mut out = format!(
+                "`{}` → *{}* (rule `{}`)\n{}",
+                text,
+                v["decision"].as_str().unwrap_or("deny"),
+                v["rule"].as_str().unwrap_or(""),
+                v["reason"].as_str().unwrap_or("")
+            );
+            if let Some(tier) = v["tier"].as_str() {
+                let _ = write!(out, "\nTier: {tier}");
+            }
+            if let Some(argv) = v["argv"].as_array() {
+                let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
+                let _ = write!(out, "\nWould run: `{}`", argv.join(" "));
+            }
+            out
+        }
+        Meta::LinkGithub => {
+            let linked = state
+                .policy
+                .identities()
+                .resolve(&cmd.user)
+                .and_then(|i| i.github.clone());
+            format!(
+                "GitHub account linking is not enabled in this build yet.{}",
+                linked
+                    .map(|l| format!(" Policy maps you to GitHub user `{l}`."))
+                    .unwrap_or_default()
+            )
+        }
+    }
+}

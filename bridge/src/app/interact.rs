@@ -1,0 +1,119 @@
+//! `POST /slack/interactivity` (buttons, modals) and `POST /slack/events` (Events API).
+//! Both ack at once; any reply goes out through `response_url` afterwards.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use slipway_core::audit::{Actor, AuditRecord, EventKind};
+use slipway_core::policy::IdentityProvider;
+
+use super::AppState;
+use super::ingress::Signed;
+use super::runs::CancelError;
+use crate::slack::client::Message;
+use crate::slack::events::{BlockAction, EventsBody, Interaction, parse_events, parse_interaction};
+
+/// The role that may cancel anyone's run.
+const OWNER_ROLE: &str = "owner";
+
+pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Response {
+    let interaction = match parse_interaction(&signed.body) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed interaction");
+            state.metrics.request("interactivity", "malformed");
+            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
+        }
+    };
+    state.metrics.request("interactivity", "ok");
+    handle(&state, interaction);
+    StatusCode::OK.into_response()
+}
+
+/// Act on an interaction after the ack (shared by HTTP and Socket Mode).
+pub fn handle(state: &AppState, interaction: Interaction) {
+    match interaction {
+        Interaction::Actions(actions) => {
+            for action in actions {
+                let state = state.clone();
+                tokio::spawn(async move { on_action(&state, action).await });
+            }
+        }
+        Interaction::ViewSubmission(_) | Interaction::Other(_) => {}
+    }
+}
+
+async fn on_action(state: &AppState, action: BlockAction) {
+    if action.action_id != "slipway_cancel" {
+        tracing::debug!(action = %action.action_id, "ignoring unknown action");
+        return;
+    }
+    let identity = state.policy.identities().resolve(&action.user);
+    let role = identity.and_then(|i| state.policy.primary_role(i));
+    let is_owner = role == Some(OWNER_ROLE);
+    let result = state
+        .runs
+        .cancel(&action.value, &action.user.user_id, is_owner);
+    let reply = match &result {
+        Ok(()) => "Cancelling: the command's whole process group is being stopped.".to_string(),
+        Err(CancelError::NotAllowed) => {
+            "Only the person who ran this command, or an owner, can cancel it.".to_string()
+        }
+        Err(CancelError::NotRunning) => "That command is no longer running.".to_string(),
+    };
+    let record = AuditRecord::new(EventKind::Cancellation, state.ids.next(), state.clock.now())
+        .with_actor(Actor::slack(&action.user, identity, role))
+        .with_details(serde_json::json!({
+            "run_id": action.value,
+            "result": match result { Ok(()) => "cancelled", Err(CancelError::NotAllowed) => "refused", Err(CancelError::NotRunning) => "not_running" },
+        }));
+    if let Err(e) = state.audit.record(record).await {
+        state.metrics.audit_failures.inc();
+        tracing::error!(error = %e, "could not record a cancel click");
+    }
+    if let Some(url) = action.response_url.as_deref().filter(|u| !u.is_empty()) {
+        let mut msg = Message::text(reply);
+        msg.blocks.clear();
+        if let Err(e) = state.slack.respond(url, &msg, false).await {
+            tracing::warn!(error = %e, "response_url failed");
+        }
+    }
+}
+
+pub async fn events(State(state): State<AppState>, signed: Signed) -> Response {
+    match parse_events(&signed.body) {
+        Ok(EventsBody::UrlVerification { challenge }) => {
+            state.metrics.request("events", "url_verification");
+            Json(serde_json::json!({ "challenge": challenge })).into_response()
+        }
+        Ok(EventsBody::Callback {
+            event_id,
+            event_type,
+            ..
+        }) => {
+            let fresh = state
+                .events_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(&event_id);
+            state
+                .metrics
+                .request("events", if fresh { "ok" } else { "duplicate" });
+            if fresh {
+                tracing::debug!(%event_id, %event_type, "event received");
+            }
+            StatusCode::OK.into_response()
+        }
+        Ok(EventsBody::Other(kind)) => {
+            tracing::debug!(%kind, "ignoring event envelope");
+            state.metrics.request("events", "ignored");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed event");
+            state.metrics.request("events", "malformed");
+            (StatusCode::BAD_REQUEST, "malformed event").into_response()
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The Slack-facing service: the axum router, its shared state, and startup.
+//!
+//! The ack path does only this: verify, parse, resolve identity, evaluate, write the audit record
+//! (group-committed), enqueue. Everything slow happens on the worker pool afterwards.
+
+mod commands;
+mod ingress;
+mod interact;
+mod render;
+mod runs;
+pub mod socket;
+mod targets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use slipway_core::policy::Policy;
+use slipway_infra::audit_writer::AuditWriter;
+
+pub use ingress::{MAX_BODY, flush_rejections};
+pub use runs::Runs;
+
+use crate::clock::{Clock, Ids};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::slack::client::Slack;
+
+/// Everything handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub config: Config,
+    pub policy: Arc<Policy>,
+    pub slack: Slack,
+    pub audit: AuditWriter,
+    pub metrics: Metrics,
+    pub runs: Runs,
+    pub replay: crate::slack::signature::ReplayCache,
+    pub events_seen: std::sync::Mutex<lru_set::LruSet>,
+    pub rejections: std::sync::Mutex<ingress::RejectionTally>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+    /// Directory commands run in: owned by the bridge, never chosen by a user.
+    pub work_dir: PathBuf,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Build the state from a validated config: load the policy, open the audit spool, create the
+    /// work directories, start the worker pool.
+    pub fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn Ids>,
+    ) -> Result<AppState, String> {
+        let policy = crate::cli::load_policy(&config.policy)?;
+        let slack = Slack::new(&config.slack)?;
+        let work_dir = config.state_dir.join("work");
+        for dir in [
+            &work_dir,
+            &config.state_dir.join("home"),
+            &config.state_dir.join("kube-cache"),
+        ] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        let writer = format!("bridge:{}", crate::clock::host_name());
+        let audit = AuditWriter::start(&config.state_dir.join("audit"), &writer)
+            .map_err(|e| e.to_string())?;
+        let runs = Runs::new(config.execution.queue, config.execution.per_user);
+        let state = AppState {
+            inner: Arc::new(Inner {
+                policy: Arc::new(policy),
+                slack,
+                audit,
+                metrics: Metrics::new(),
+                runs,
+                replay: crate::slack::signature::ReplayCache::default(),
+                events_seen: std::sync::Mutex::new(lru_set::LruSet::new(10_000)),
+                rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
+                clock,
+                ids,
+                work_dir,
+                config,
+            }),
+        };
+        runs::start_workers(&state);
+        ingress::start_rejection_flusher(&state, Duration::from_secs(60));
+        Ok(state)
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/slack/commands", post(commands::slash_command))
+        .route("/slack/interactivity", post(interact::interactivity))
+        .route("/slack/events", post(interact::events))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state
+        .metrics
+        .audit_spool_depth
+        .set(i64::try_from(state.audit.depth()).unwrap_or(i64::MAX));
+    (
+        StatusCode::OK,
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+/// Serve on a bound listener until the process is told to stop. In Socket Mode the HTTP
+/// listener still serves `/healthz` and `/metrics`.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    if state.config.slack.socket_mode {
+        let s = state.clone();
+        tokio::spawn(async move {
+            let token = s.config.slack.app_token.clone();
+            if let Err(e) = socket::run(s, &token, shutdown_signal()).await {
+                tracing::error!(error = %e, "Socket Mode stopped");
+            }
+        });
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// A small bounded set of recently seen keys (Events API retry dedupe).
+pub mod lru_set {
+    use std::collections::{HashSet, VecDeque};
+
+    #[derive(Debug)]
+    pub struct LruSet {
+        cap: usize,
+        order: VecDeque<String>,
+        set: HashSet<String>,
+    }
+
+    impl LruSet {
+        pub fn new(cap: usize) -> Self {
+            Self {
+                cap,
+                order: VecDeque::new(),
+                set: HashSet::new(),
+            }
+        }
+
+        /// Insert; `false` if it was already there.
+        pub fn insert(&mut self, key: &str) -> bool {
+            if self.set.contains(key) {
+                return false;
+            }
+            if self.order.len() >= self.cap
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+            self.order.push_back(key.to_string());
+            self.set.insert(key.to_string());
+            true
+        }
+    }
+}

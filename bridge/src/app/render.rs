@@ -1,0 +1,221 @@
+//! Slack messages for a run, from `templates/blocks/run.json.j2`, cut to Block Kit's limits
+//! (section text ≤ 3000 characters) with a note when anything was left out.
+
+use std::time::Duration;
+
+use slipway_infra::exec::{ExecEnd, ExecResult};
+
+use super::runs::Job;
+use crate::slack::client::Message;
+
+/// Section text limit, less room for the code fence.
+const SECTION_BUDGET: usize = 2900;
+
+/// Where a run is.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Running,
+    Done {
+        end: ExecEnd,
+        timeout: Duration,
+        cancelled_by: Option<String>,
+    },
+}
+
+/// An argv as a person reads it: words with spaces or quotes are quoted.
+pub fn shown_command(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '\'', '"', '`']) {
+                format!("'{}'", a.replace('\'', "’"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}.{}s", s, d.subsec_millis() / 100)
+    }
+}
+
+/// Keep the last characters of `text` that fit `budget`, on a line boundary where possible.
+fn fit_tail(text: &str, budget: usize) -> (String, bool) {
+    let count = text.chars().count();
+    if count <= budget {
+        return (text.to_string(), false);
+    }
+    let skip = count - budget;
+    let tail: String = text.chars().skip(skip).collect();
+    let tail = match tail.find('\n') {
+        Some(i) if i < tail.len() / 2 => tail[i + 1..].to_string(),
+        _ => tail,
+    };
+    (tail, true)
+}
+
+/// Keep the first characters of `text` that fit `budget`, on a line boundary where possible.
+fn fit_head(text: &str, budget: usize) -> (String, bool) {
+    if text.chars().count() <= budget {
+        return (text.to_string(), false);
+    }
+    let head: String = text.chars().take(budget).collect();
+    let head = match head.rfind('\n') {
+        Some(i) if i > head.len() / 2 => head[..i].to_string(),
+        _ => head,
+    };
+    (head, true)
+}
+
+/// A code block that can't be closed early by the output itself.
+fn code(text: &str) -> String {
+    format!("```\n{}\n```", text.replace("```", "`\u{200b}``"))
+}
+
+fn render(
+    headline: &str,
+    context: &str,
+    output: &str,
+    note: &str,
+    cancel: &str,
+    fallback: String,
+) -> Message {
+    let ctx = minijinja::context! { headline, context, output, note, cancel_value => cancel };
+    match crate::templates::render_blocks("blocks/run.json.j2", ctx) {
+        Ok(blocks) => Message {
+            text: fallback,
+            blocks,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the run message");
+            Message::text(fallback)
+        }
+    }
+}
+
+/// The run's main message: progress while running, the outcome afterwards.
+pub fn run_message(job: &Job, status: Status, elapsed: Duration, tail: &[String]) -> Message {
+    let who = format!(
+        "<@{}> ({}, {})",
+        job.requester.user_id, job.subject, job.role
+    );
+    match status {
+        Status::Running => {
+            let headline = format!(
+                ":hourglass_flowing_sand: Running `{}` on *{}*",
+                job.shown, job.target
+            );
+            let context = format!("Requested by {who} · {} elapsed", secs(elapsed));
+            let (out, _) = fit_tail(&tail.join("\n"), SECTION_BUDGET);
+            let output = if out.trim().is_empty() {
+                String::new()
+            } else {
+                code(&out)
+            };
+            render(
+                &headline,
+                &context,
+                &output,
+                "",
+                &job.id,
+                format!("Running {} on {}", job.shown, job.target),
+            )
+        }
+        Status::Done {
+            end,
+            timeout,
+            cancelled_by,
+        } => {
+            let icon = match &end {
+                ExecEnd::Exited(0) => ":white_check_mark:",
+                ExecEnd::Cancelled | ExecEnd::TimedOut => ":stop_sign:",
+                _ => ":x:",
+            };
+            let mut outcome = end.describe(timeout);
+            if let (ExecEnd::Cancelled, Some(by)) = (&end, &cancelled_by) {
+                outcome = format!("was cancelled by <@{by}> (its whole process group was killed)");
+            }
+            let headline = format!("{icon} `{}` on *{}* {outcome}", job.shown, job.target);
+            let context = format!(
+                "Requested by {who} · took {} · output in the thread",
+                secs(elapsed)
+            );
+            render(
+                &headline,
+                &context,
+                "",
+                "",
+                "",
+                format!("{} on {} {outcome}", job.shown, job.target),
+            )
+        }
+    }
+}
+
+/// The thread reply with the (redacted) output.
+pub fn output_message(result: &ExecResult, audit_id: Option<&str>) -> Message {
+    let (text, cut) = fit_head(&result.output, SECTION_BUDGET);
+    let output = if text.trim().is_empty() {
+        "_(no output)_".to_string()
+    } else {
+        code(&text)
+    };
+    let mut note = String::new();
+    if cut || result.truncated {
+        note = format!(
+            "Output truncated: {} bytes in total. The full redacted output is kept with the audit record{}.",
+            result.total_bytes,
+            audit_id.map(|id| format!(" `{id}`")).unwrap_or_default()
+        );
+    }
+    render(
+        "*Output*",
+        &format!("sha256 `{}`", &result.digest.get(..12).unwrap_or("")),
+        &output,
+        &note,
+        "",
+        format!("Output:\n{text}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitting() {
+        let long = (0..1000)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (head, cut) = fit_head(&long, 100);
+        assert!(cut && head.starts_with("line 0") && head.chars().count() <= 100);
+        let (tail, cut) = fit_tail(&long, 100);
+        assert!(cut && tail.ends_with("line 999") && tail.chars().count() <= 100);
+        assert_eq!(fit_head("short", 100), ("short".into(), false));
+    }
+
+    #[test]
+    fn code_fence_cannot_be_closed_by_output() {
+        assert!(
+            !code("a ``` b")
+                .trim_start_matches("```")
+                .trim_end_matches("```")
+                .contains("```")
+        );
+    }
+
+    #[test]
+    fn shown() {
+        assert_eq!(
+            shown_command(&["kubectl".into(), "get".into(), "a b".into()]),
+            "kubectl get 'a b'"
+        );
+    }
+}

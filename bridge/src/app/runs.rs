@@ -1,0 +1,294 @@
+//! The bounded worker pool: a global queue bound, a per-user limit, and the registry of running
+//! commands that the Cancel button reaches. When full, the user hears "busy" at once; nothing
+//! waits past the ack deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, Output};
+use slipway_core::command::Tier;
+use slipway_core::policy::SlackUser;
+use slipway_infra::exec::{self, ExecEnd, ExecSpec};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use super::render;
+use crate::metrics::{ExecLabels, Metrics};
+use crate::slack::client::Message;
+
+/// A command waiting for, or holding, a worker.
+#[derive(Debug)]
+pub struct Job {
+    pub id: String,
+    pub requester: SlackUser,
+    pub subject: String,
+    pub role: String,
+    pub channel: String,
+    pub response_url: String,
+    pub text: String,
+    /// The argv as shown to people.
+    pub shown: String,
+    pub target: String,
+    pub tier: Option<Tier>,
+    pub decision_audit_id: String,
+    pub spec: ExecSpec,
+}
+
+/// The outcome of trying to enqueue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    Ok,
+    /// The user already has this many commands queued or running.
+    UserBusy(usize),
+    /// The global queue is full.
+    Full,
+}
+
+/// A running command, as the Cancel button sees it.
+#[derive(Debug, Clone)]
+struct Handle {
+    cancel: CancellationToken,
+    requester: String,
+    cancelled_by: Option<String>,
+}
+
+/// Why a cancel click did nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelError {
+    NotRunning,
+    NotAllowed,
+}
+
+/// Queue and registry.
+#[derive(Debug)]
+pub struct Runs {
+    tx: mpsc::Sender<Job>,
+    rx: Mutex<Option<mpsc::Receiver<Job>>>,
+    per_user: usize,
+    active: Mutex<HashMap<String, usize>>,
+    running: Mutex<HashMap<String, Handle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Runs {
+    pub fn new(queue: usize, per_user: usize) -> Self {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            per_user,
+            active: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Try to queue a job without waiting.
+    pub fn enqueue(&self, job: Job, metrics: &Metrics) -> Enqueued {
+        let user = job.requester.user_id.clone();
+        let mut active = lock(&self.active);
+        let mine = active.get(&user).copied().unwrap_or(0);
+        if mine >= self.per_user {
+            return Enqueued::UserBusy(mine);
+        }
+        match self.tx.try_send(job) {
+            Ok(()) => {
+                *active.entry(user).or_default() += 1;
+                metrics.queue_depth.inc();
+                Enqueued::Ok
+            }
+            Err(_) => Enqueued::Full,
+        }
+    }
+
+    fn finished(&self, user: &str) {
+        let mut active = lock(&self.active);
+        if let Some(n) = active.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                active.remove(user);
+            }
+        }
+    }
+
+    /// Cancel a run if `who` is its requester or `is_owner`.
+    pub fn cancel(&self, run_id: &str, who: &str, is_owner: bool) -> Result<(), CancelError> {
+        let mut running = lock(&self.running);
+        let handle = running.get_mut(run_id).ok_or(CancelError::NotRunning)?;
+        if handle.requester != who && !is_owner {
+            return Err(CancelError::NotAllowed);
+        }
+        handle.cancelled_by.get_or_insert_with(|| who.to_string());
+        handle.cancel.cancel();
+        Ok(())
+    }
+}
+
+/// Start the worker tasks.
+pub fn start_workers(state: &AppState) {
+    let Some(rx) = lock(&state.runs.rx).take() else {
+        return;
+    };
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..state.config.execution.workers {
+        let state = state.clone();
+        let rx = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let job = { rx.lock().await.recv().await };
+                let Some(job) = job else { break };
+                state.metrics.queue_depth.dec();
+                let user = job.requester.user_id.clone();
+                run_job(&state, job).await;
+                state.runs.finished(&user);
+            }
+        });
+    }
+}
+
+async fn run_job(state: &AppState, job: Job) {
+    state.metrics.running.inc();
+    let started = Instant::now();
+    let running = exec::start(job.spec.clone());
+    lock(&state.runs.running).insert(
+        job.id.clone(),
+        Handle {
+            cancel: running.cancel.clone(),
+            requester: job.requester.user_id.clone(),
+            cancelled_by: None,
+        },
+    );
+    let view = |status: render::Status, tail: &[String]| {
+        render::run_message(&job, status, started.elapsed(), tail)
+    };
+    let posted = state
+        .slack
+        .post(&job.channel, None, &view(render::Status::Running, &[]))
+        .await;
+    let ts = match posted {
+        Ok(ts) => Some(ts),
+        Err(e) => {
+            tracing::warn!(error = %e, run = %job.id, "could not post the run message; results go to response_url");
+            None
+        }
+    };
+
+    let mut progress = running.progress.clone();
+    let mut done = running.done;
+    let interval = state.config.execution.progress_interval;
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(200)));
+    tick.tick().await;
+    let result = loop {
+        tokio::select! {
+            r = &mut done => break r,
+            _ = tick.tick() => {
+                if let Some(ts) = &ts {
+                    let tail = progress.borrow_and_update().tail.clone();
+                    if let Err(e) = state.slack.update(&job.channel, ts, &view(render::Status::Running, &tail)).await {
+                        tracing::debug!(error = %e, "progress update failed");
+                    }
+                }
+            }
+        }
+    };
+    let handle = lock(&state.runs.running).remove(&job.id);
+    state.metrics.running.dec();
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, run = %job.id, "execution task failed");
+            exec::ExecResult {
+                end: ExecEnd::SpawnFailed("internal error".into()),
+                output: String::new(),
+                truncated: false,
+                total_bytes: 0,
+                digest: String::new(),
+                duration: started.elapsed(),
+            }
+        }
+    };
+    let cancelled_by = handle.and_then(|h| h.cancelled_by);
+    let outcome = match &result.end {
+        ExecEnd::Exited(0) => "success",
+        ExecEnd::Exited(_) | ExecEnd::Signalled(_) => "failure",
+        ExecEnd::TimedOut => "timeout",
+        ExecEnd::Cancelled => "cancelled",
+        ExecEnd::SpawnFailed(_) => "error",
+    };
+    state
+        .metrics
+        .executions
+        .get_or_create(&ExecLabels {
+            tier: job.tier.map_or("none", Tier::as_str),
+            outcome,
+        })
+        .inc();
+
+    let audit = AuditRecord::new(EventKind::Execution, state.ids.next(), state.clock.now())
+        .with_actor(Actor {
+            slack_user_id: Some(job.requester.user_id.clone()),
+            subject: Some(job.subject.clone()),
+            role: Some(job.role.clone()),
+            ..Actor::default()
+        })
+        .with_command(CommandInfo {
+            text: job.text.clone(),
+            family: None,
+            argv: Some(job.spec.argv.clone()),
+        })
+        .with_output(Output {
+            excerpt: result.output.clone(),
+            sha256: result.digest.clone(),
+            bytes: result.total_bytes,
+            exit_code: result.end.exit_code(),
+            duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
+            truncated: result.truncated,
+        })
+        .with_details(serde_json::json!({
+            "run_id": job.id,
+            "decision_event_id": job.decision_audit_id,
+            "end": result.end.describe(job.spec.timeout),
+            "cancelled_by": cancelled_by,
+        }));
+    let audit_id = match state.audit.record(audit).await {
+        Ok(r) => Some(r.event_id),
+        Err(e) => {
+            state.metrics.audit_failures.inc();
+            tracing::error!(error = %e, "could not record the execution");
+            None
+        }
+    };
+
+    let status = render::Status::Done {
+        end: result.end.clone(),
+        timeout: job.spec.timeout,
+        cancelled_by: cancelled_by.clone(),
+    };
+    let final_msg = view(status, &[]);
+    let output_msg = render::output_message(&result, audit_id.as_deref());
+    if let Some(ts) = &ts {
+        if let Err(e) = state.slack.update(&job.channel, ts, &final_msg).await {
+            tracing::warn!(error = %e, "final update failed");
+        }
+        if let Err(e) = state.slack.post(&job.channel, Some(ts), &output_msg).await {
+            tracing::warn!(error = %e, "posting the output failed");
+        }
+    } else {
+        let mut msg = final_msg;
+        msg.blocks.extend(output_msg.blocks);
+        respond(state, &job.response_url, &msg).await;
+    }
+}
+
+async fn respond(state: &AppState, url: &str, msg: &Message) {
+    if url.is_empty() {
+        return;
+    }
+    if let Err(e) = state.slack.respond(url, msg, false).await {
+        tracing::warn!(error = %e, "response_url failed");
+    }
+}

@@ -1,0 +1,120 @@
+//! Socket Mode: for workspaces that expose no public endpoint. slack-morphism holds the
+//! websocket (authenticated with the app-level `xapp-` token) and acks envelopes; the events it
+//! delivers go to the same handlers as the HTTP endpoints.
+
+use std::sync::Arc;
+
+use slack_morphism::prelude::*;
+
+use super::AppState;
+use crate::config::Secret;
+use crate::slack::client::Connector;
+use crate::slack::events::{SlashCommand, parse_interaction_json};
+
+async fn state_of(states: &SlackClientEventsUserState) -> Option<AppState> {
+    states.read().await.get_user_state::<AppState>().cloned()
+}
+
+fn system_error(message: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(slack_morphism::errors::SlackClientError::SystemError(
+        slack_morphism::errors::SlackClientSystemError::new().with_message(message.to_string()),
+    ))
+}
+
+async fn on_command(
+    ev: SlackCommandEvent,
+    _client: Arc<SlackClient<Connector>>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let Some(state) = state_of(&states).await else {
+        return Err(system_error("bridge state missing"));
+    };
+    let cmd = SlashCommand {
+        command: ev.command.0,
+        text: ev.text.unwrap_or_default(),
+        user: slipway_core::policy::SlackUser {
+            user_id: ev.user_id.0,
+            team_id: Some(ev.team_id.0),
+            enterprise_id: None,
+        },
+        user_name: String::new(),
+        channel_id: ev.channel_id.0,
+        response_url: ev.response_url.0.to_string(),
+        trigger_id: ev.trigger_id.0,
+    };
+    let started = std::time::Instant::now();
+    let reply = super::commands::handle(&state, cmd).await.0;
+    state
+        .metrics
+        .ack_latency
+        .observe(started.elapsed().as_secs_f64());
+    let text = reply
+        .get("text")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok(
+        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
+            .with_response_type(SlackMessageResponseType::Ephemeral),
+    )
+}
+
+async fn on_interaction(
+    ev: SlackInteractionEvent,
+    _client: Arc<SlackClient<Connector>>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let Some(state) = state_of(&states).await else {
+        return Err(system_error("bridge state missing"));
+    };
+    let value = serde_json::to_value(&ev).map_err(|e| system_error(&e.to_string()))?;
+    match parse_interaction_json(value) {
+        Ok(i) => {
+            state.metrics.request("socket_interactivity", "ok");
+            super::interact::handle(&state, i);
+        }
+        Err(e) => {
+            state.metrics.request("socket_interactivity", "malformed");
+            tracing::warn!(error = %e, "malformed Socket Mode interaction");
+        }
+    }
+    Ok(())
+}
+
+async fn on_push(
+    _ev: SlackPushEventCallback,
+    _client: Arc<SlackClient<Connector>>,
+    _states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    Ok(())
+}
+
+/// Connect with the app-level token and serve until `stop` resolves.
+pub async fn run(
+    state: AppState,
+    app_token: &Secret,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let client = state.slack.client();
+    let token = SlackApiToken::new(SlackApiTokenValue(app_token.expose().to_string()));
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        .with_command_events(on_command)
+        .with_interaction_events(on_interaction)
+        .with_push_events(on_push);
+    let env =
+        Arc::new(SlackClientEventsListenerEnvironment::new(client).with_user_state(state.clone()));
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new().with_initial_backoff_in_seconds(1),
+        env,
+        callbacks,
+    );
+    listener
+        .listen_for(&token)
+        .await
+        .map_err(|e| format!("Socket Mode: apps.connections.open failed: {e}"))?;
+    listener.start().await;
+    tracing::info!("Socket Mode connected");
+    stop.await;
+    listener.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! Bridge configuration: a YAML file (`slipway serve --config PATH`) with environment overrides.
+//! Every field has a default, so the bridge also starts from environment variables alone.
+//!
+//! Secrets are given as a value, `{ env: NAME }` or `{ file: PATH }`, and held in [`Secret`],
+//! which never prints.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A secret value. `Debug` shows `***`; there is no `Display`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(<unset>)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+/// Where a secret comes from, as written in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    Value(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl SecretSource {
+    fn load(&self, what: &str, vars: Env<'_>) -> Result<Secret, String> {
+        match self {
+            SecretSource::Value(v) => Ok(Secret::new(v.clone())),
+            SecretSource::Env { env } => vars(env)
+                .map(Secret::new)
+                .ok_or_else(|| format!("{what}: environment variable {env} is not set")),
+            SecretSource::File { file } => std::fs::read_to_string(file)
+                .map(|s| Secret::new(s.trim().to_string()))
+                .map_err(|e| format!("{what}: can't read {}: {e}", file.display())),
+        }
+    }
+}
+
+fn de_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretSource>, D::Error> {
+    Option::<SecretSource>::deserialize(d)
+}
+
+/// The file format.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    policy: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    slack: FileSlack,
+    #[serde(default)]
+    execution: FileExecution,
+    #[serde(default)]
+    clusters: BTreeMap<String, ClusterConfig>,
+    #[serde(default)]
+    aws_profiles: BTreeMap<String, AwsProfileConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSlack {
+    #[serde(default, deserialize_with = "de_secret")]
+    signing_secret: Option<SecretSource>,
+    #[serde(default, deserialize_with = "de_secret")]
+    bot_token: Option<SecretSource>,
+    #[serde(default, deserialize_with = "de_secret")]
+    app_token: Option<SecretSource>,
+    api_url: Option<String>,
+    socket_mode: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExecution {
+    workers: Option<usize>,
+    queue: Option<usize>,
+    per_user: Option<usize>,
+    path: Option<String>,
+    kill_grace: Option<String>,
+    progress_interval: Option<String>,
+}
+
+/// Credentials for one cluster alias.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub kubeconfig: PathBuf,
+    /// The kubeconfig context; defaults to the alias.
+    pub context: Option<String>,
+}
+
+/// Read-only AWS credentials for one profile alias.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsProfileConfig {
+    /// The profile name inside the config/credentials files.
+    pub profile: String,
+    pub config_file: Option<PathBuf>,
+    pub credentials_file: Option<PathBuf>,
+    pub region: Option<String>,
+    /// Only for tests and emulators: an endpoint the bridge (never the user) sets.
+    pub endpoint_url: Option<String>,
+}
+
+/// Slack settings.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    pub signing_secret: Secret,
+    pub bot_token: Secret,
+    pub app_token: Secret,
+    /// Web API base URL, without a trailing slash.
+    pub api_url: String,
+    pub socket_mode: bool,
+}
+
+/// Worker pool and process settings.
+#[derive(Debug, Clone)]
+pub struct ExecutionConfig {
+    pub workers: usize,
+    pub queue: usize,
+    pub per_user: usize,
+    pub path: String,
+    pub kill_grace: Duration,
+    pub progress_interval: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub policy: PathBuf,
+    /// Where the bridge keeps its state: audit spool, work dirs, caches.
+    pub state_dir: PathBuf,
+    pub slack: SlackConfig,
+    pub execution: ExecutionConfig,
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    pub aws_profiles: BTreeMap<String, AwsProfileConfig>,
+    /// Kubeconfig for clusters without their own entry (context = alias), from `SLIPWAY_KUBECONFIG`.
+    pub default_kubeconfig: Option<PathBuf>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_SLACK_API: &str = "https://slack.com/api";
+
+/// The environment, as a lookup function so tests can pass their own.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn duration(what: &str, s: Option<&str>, default: Duration) -> Result<Duration, String> {
+    match s {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s)
+            .map_err(|e| format!("{what}: `{s}` is not a duration ({e})")),
+    }
+}
+
+impl Config {
+    /// Load from an optional file plus the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, String> {
+        Self::load_with(path, &|k| std::env::var(k).ok())
+    }
+
+    /// Load with an explicit environment. Every problem is reported with what to change.
+    pub fn load_with(path: Option<&Path>, env: Env<'_>) -> Result<Config, String> {
+        let file: FileConfig = match path {
+            None => FileConfig::default(),
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                serde_saphyr::from_str(&text).map_err(|e| {
+                    let loc = e
+                        .location()
+                        .map(|l| format!("{}:{}:", l.line(), l.column()))
+                        .unwrap_or_default();
+                    format!(
+                        "{}:{loc} {}",
+                        p.display(),
+                        e.without_snippet().to_string().lines().next().unwrap_or("")
+                    )
+                })?
+            }
+        };
+        let listen_s = env("SLIPWAY_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
+            format!("listen address `{listen_s}` is not host:port (SLIPWAY_LISTEN or `listen:`)")
+        })?;
+        let policy = env("SLIPWAY_POLICY")
+            .map(PathBuf::from)
+            .or(file.policy)
+            .unwrap_or_else(|| PathBuf::from("policy/slipway.yaml"));
+        let state_dir = env("SLIPWAY_STATE_DIR")
+            .map(PathBuf::from)
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(".slipway"));
+
+        let secret =
+            |var: &str, src: &Option<SecretSource>, what: &str| -> Result<Secret, String> {
+                match (env(var), src) {
+                    (Some(v), _) => Ok(Secret::new(v)),
+                    (None, Some(s)) => s.load(what, env),
+                    (None, None) => Ok(Secret::default()),
+                }
+            };
+        let signing_secret = secret(
+            "SLIPWAY_SLACK_SIGNING_SECRET",
+            &file.slack.signing_secret,
+            "slack.signing_secret",
+        )?;
+        let bot_token = secret(
+            "SLIPWAY_SLACK_BOT_TOKEN",
+            &file.slack.bot_token,
+            "slack.bot_token",
+        )?;
+        let app_token = secret(
+            "SLIPWAY_SLACK_APP_TOKEN",
+            &file.slack.app_token,
+            "slack.app_token",
+        )?;
+        let mut api_url = env("SLIPWAY_SLACK_API_URL")
+            .or(file.slack.api_url)
+            .unwrap_or_else(|| DEFAULT_SLACK_API.into());
+        // slack-morphism joins `{base}/{method}`, so the base carries no trailing slash.
+        while api_url.ends_with('/') {
+            api_url.pop();
+        }
+        check_url(&api_url, "Slack API URL (SLIPWAY_SLACK_API_URL)")?;
+        let socket_mode = match env("SLIPWAY_SOCKET_MODE") {
+            Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+            None => file.slack.socket_mode.unwrap_or(false),
+        };
+        if signing_secret.is_empty() && !socket_mode {
+            return Err("the Slack signing secret is missing: set SLIPWAY_SLACK_SIGNING_SECRET or `slack.signing_secret`".into());
+        }
+        if socket_mode && app_token.is_empty() {
+            return Err("Socket Mode needs an app-level token (xapp-…): set SLIPWAY_SLACK_APP_TOKEN or `slack.app_token`".into());
+        }
+
+        let e = file.execution;
+        let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
+            match env(var) {
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| format!("{var}=`{s}` is not a number")),
+                None => Ok(v.unwrap_or(d)),
+            }
+        };
+        let execution = ExecutionConfig {
+            workers: num("SLIPWAY_WORKERS", e.workers, 8)?.max(1),
+            queue: num("SLIPWAY_QUEUE", e.queue, 64)?.max(1),
+            per_user: num("SLIPWAY_PER_USER", e.per_user, 2)?.max(1),
+            path: e
+                .path
+                .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into()),
+            kill_grace: duration(
+                "execution.kill_grace",
+                e.kill_grace.as_deref(),
+                Duration::from_secs(3),
+            )?,
+            progress_interval: duration(
+                "execution.progress_interval",
+                e.progress_interval.as_deref(),
+                Duration::from_secs(2),
+            )?,
+        };
+        for (alias, c) in &file.clusters {
+            if !c.kubeconfig.is_file() {
+                return Err(format!(
+                    "clusters.{alias}.kubeconfig: {} is not a file",
+                    c.kubeconfig.display()
+                ));
+            }
+        }
+        let default_kubeconfig = env("SLIPWAY_KUBECONFIG").map(PathBuf::from);
+        Ok(Config {
+            listen,
+            policy,
+            state_dir,
+            slack: SlackConfig {
+                signing_secret,
+                bot_token,
+                app_token,
+                api_url,
+                socket_mode,
+            },
+            execution,
+            clusters: file.clusters,
+            aws_profiles: file.aws_profiles,
+            default_kubeconfig,
+        })
+    }
+
+    /// The kubeconfig and context for a cluster alias, if configured.
+    pub fn cluster(&self, alias: &str) -> Option<ClusterConfig> {
+        self.clusters.get(alias).cloned().or_else(|| {
+            self.default_kubeconfig.as_ref().map(|k| ClusterConfig {
+                kubeconfig: k.clone(),
+                context: Some(alias.to_string()),
+            })
+        })
+    }
+}
+
+/// Remote URLs must be https; plain http only for loopback (emulators, local tests).
+fn check_url(url: &str, what: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        if host == "127.0.0.1" || host == "localhost" || host == "[::1]" {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{what} must be an https:// URL (plain http is allowed only for loopback): {url}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn env_only_defaults() {
+        let c = Config::load_with(None, &env_of(&[("SLIPWAY_SLACK_SIGNING_SECRET", "s3cr3t")]))
+            .unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.policy, PathBuf::from("policy/slipway.yaml"));
+        assert_eq!(c.slack.api_url, DEFAULT_SLACK_API);
+        assert_eq!(c.slack.signing_secret.expose(), "s3cr3t");
+        assert_eq!(format!("{:?}", c.slack.signing_secret), "Secret(***)");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn clear_errors() {
+        let e = Config::load_with(None, &env_of(&[])).unwrap_err();
+        assert!(e.contains("SLIPWAY_SLACK_SIGNING_SECRET"), "{e}");
+        let e = Config::load_with(
+            None,
+            &env_of(&[
+                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
+                ("SLIPWAY_LISTEN", "nope"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.contains("SLIPWAY_LISTEN"), "{e}");
+        let e = Config::load_with(
+            None,
+            &env_of(&[
+                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
+                ("SLIPWAY_SLACK_API_URL", "http://evil.example/api"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn file_with_secret_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("token");
+        std::fs::write(&secret_file, "xoxb-from-file\n").unwrap();
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "listen: 127.0.0.1:4000\nslack:\n  signing_secret: {{ env: MY_SECRET }}\n  bot_token: {{ file: {} }}\n",
+                secret_file.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc")])).unwrap();
+        assert_eq!(c.listen.port(), 4000);
+        assert_eq!(c.slack.signing_secret.expose(), "abc");
+        assert_eq!(c.slack.bot_token.expose(), "xoxb-from-file");
+        std::fs::write(&cfg, "slack:\n  signing_secret: x\n  bogus: 1\n").unwrap();
+        let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,179 @@
+//! The Slack Web API, through slack-morphism, with 429/Retry-After handled by its rate
+//! controller. One TLS stack: rustls with aws-lc-rs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slack_morphism::prelude::*;
+
+use crate::config::SlackConfig;
+
+/// A message: fallback text plus Block Kit blocks (as JSON, from templates).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub blocks: Vec<serde_json::Value>,
+}
+
+impl Message {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            blocks: Vec::new(),
+        }
+    }
+
+    fn content(&self) -> Result<SlackMessageContent, String> {
+        let mut content = SlackMessageContent::new().with_text(self.text.clone());
+        if !self.blocks.is_empty() {
+            let blocks: Vec<SlackBlock> =
+                serde_json::from_value(serde_json::Value::Array(self.blocks.clone()))
+                    .map_err(|e| format!("blocks don't match Block Kit: {e}"))?;
+            content = content.with_blocks(blocks);
+        }
+        Ok(content)
+    }
+}
+
+pub type Connector = SlackClientHyperConnector<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+>;
+
+/// The bot's Slack client.
+#[derive(Clone)]
+pub struct Slack {
+    client: Arc<SlackClient<Connector>>,
+    token: SlackApiToken,
+}
+
+impl std::fmt::Debug for Slack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slack { token: *** }")
+    }
+}
+
+/// Errors from the Slack API, with the API's own error code where there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("Slack API {method}: {message}")]
+pub struct SlackError {
+    pub method: &'static str,
+    pub message: String,
+}
+
+fn err(
+    method: &'static str,
+) -> impl FnOnce(slack_morphism::errors::SlackClientError) -> SlackError {
+    move |e| SlackError {
+        method,
+        message: e.to_string(),
+    }
+}
+
+impl Slack {
+    pub fn new(cfg: &SlackConfig) -> Result<Self, String> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("loading TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let connector = SlackClientHyperConnector::with_connector(https)
+            .with_slack_api_url(&cfg.api_url)
+            .with_rate_control(
+                SlackApiRateControlConfig::new()
+                    .with_max_retries(5)
+                    .with_max_delay_timeout(Duration::from_secs(60)),
+            );
+        let token = SlackApiToken::new(SlackApiTokenValue(cfg.bot_token.expose().to_string()));
+        Ok(Self {
+            client: Arc::new(SlackClient::new(connector)),
+            token,
+        })
+    }
+
+    /// The underlying client, for Socket Mode.
+    pub fn client(&self) -> Arc<SlackClient<Connector>> {
+        self.client.clone()
+    }
+
+    /// `chat.postMessage`; returns the message `ts`.
+    pub async fn post(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        msg: &Message,
+    ) -> Result<String, SlackError> {
+        let content = msg.content().map_err(|message| SlackError {
+            method: "chat.postMessage",
+            message,
+        })?;
+        let mut req = SlackApiChatPostMessageRequest::new(channel.into(), content);
+        if let Some(ts) = thread_ts {
+            req = req.with_thread_ts(ts.into());
+        }
+        let session = self.client.open_session(&self.token);
+        let resp = session
+            .chat_post_message(&req)
+            .await
+            .map_err(err("chat.postMessage"))?;
+        Ok(resp.ts.0)
+    }
+
+    /// `chat.update`.
+    pub async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), SlackError> {
+        let content = msg.content().map_err(|message| SlackError {
+            method: "chat.update",
+            message,
+        })?;
+        let req = SlackApiChatUpdateRequest::new(channel.into(), content, ts.into());
+        let session = self.client.open_session(&self.token);
+        session
+            .chat_update(&req)
+            .await
+            .map_err(err("chat.update"))?;
+        Ok(())
+    }
+
+    /// Reply through a `response_url` (ephemeral unless `in_channel`).
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        msg: &Message,
+        replace_original: bool,
+    ) -> Result<(), SlackError> {
+        let content = msg.content().map_err(|message| SlackError {
+            method: "response_url",
+            message,
+        })?;
+        let url: url::Url = response_url.parse().map_err(|e| SlackError {
+            method: "response_url",
+            message: format!("bad URL: {e}"),
+        })?;
+        let mut req = SlackApiPostWebhookMessageRequest::new(content);
+        if replace_original {
+            req = req.with_replace_original(true);
+        }
+        self.client
+            .respond_to_event(&SlackResponseUrl(url), &req)
+            .await
+            .map_err(err("response_url"))?;
+        Ok(())
+    }
+
+    /// `views.open` with a modal given as Block Kit JSON.
+    pub async fn open_view(
+        &self,
+        trigger_id: &str,
+        view: serde_json::Value,
+    ) -> Result<(), SlackError> {
+        let view: SlackView = serde_json::from_value(view).map_err(|e| SlackError {
+            method: "views.open",
+            message: format!("view doesn't match Block Kit: {e}"),
+        })?;
+        let req = SlackApiViewsOpenRequest::new(trigger_id.to_string().into(), view);
+        let session = self.client.open_session(&self.token);
+        session.views_open(&req).await.map_err(err("views.open"))?;
+        Ok(())
+    }
+}

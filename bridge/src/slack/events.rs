@@ -1,0 +1,363 @@
+//! Domain events parsed from verified Slack payloads. Handlers see these, never raw bodies.
+//! Parsing is defensive: a malformed payload is an error value, never a panic.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use slipway_core::policy::SlackUser;
+
+/// A slash command invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub command: String,
+    pub text: String,
+    pub user: SlackUser,
+    pub user_name: String,
+    pub channel_id: String,
+    pub response_url: String,
+    pub trigger_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommandForm {
+    command: String,
+    #[serde(default)]
+    text: String,
+    user_id: String,
+    #[serde(default)]
+    user_name: String,
+    #[serde(default)]
+    team_id: Option<String>,
+    #[serde(default)]
+    enterprise_id: Option<String>,
+    channel_id: String,
+    #[serde(default)]
+    response_url: String,
+    #[serde(default)]
+    trigger_id: String,
+}
+
+/// What a verified body on `/slack/commands` turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    Command(Box<SlashCommand>),
+    /// Slack's `ssl_check=1` probe.
+    SslCheck,
+}
+
+fn empty_none(s: Option<String>) -> Option<String> {
+    s.filter(|v| !v.is_empty())
+}
+
+/// Parse a slash-command form body.
+pub fn parse_command(body: &[u8]) -> Result<CommandBody, String> {
+    let form: BTreeMap<String, String> =
+        serde_urlencoded::from_bytes(body).map_err(|e| format!("not a form body: {e}"))?;
+    if form.get("ssl_check").map(String::as_str) == Some("1") {
+        return Ok(CommandBody::SslCheck);
+    }
+    let f: CommandForm =
+        serde_urlencoded::from_bytes(body).map_err(|e| format!("slash command form: {e}"))?;
+    Ok(CommandBody::Command(Box::new(SlashCommand {
+        command: f.command,
+        text: f.text,
+        user: SlackUser {
+            user_id: f.user_id,
+            team_id: empty_none(f.team_id),
+            enterprise_id: empty_none(f.enterprise_id),
+        },
+        user_name: f.user_name,
+        channel_id: f.channel_id,
+        response_url: f.response_url,
+        trigger_id: f.trigger_id,
+    })))
+}
+
+/// A button click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockAction {
+    pub user: SlackUser,
+    pub action_id: String,
+    pub value: String,
+    pub channel_id: Option<String>,
+    pub message_ts: Option<String>,
+    pub response_url: Option<String>,
+    pub trigger_id: String,
+}
+
+/// A modal submission: the callback id, the private metadata, and each input's value by
+/// action id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSubmission {
+    pub user: SlackUser,
+    pub callback_id: String,
+    pub private_metadata: String,
+    pub values: BTreeMap<String, String>,
+}
+
+/// What arrived on `/slack/interactivity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interaction {
+    Actions(Vec<BlockAction>),
+    ViewSubmission(ViewSubmission),
+    /// Anything else (view_closed, shortcuts…): acknowledged and ignored.
+    Other(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct RawUser {
+    id: String,
+    #[serde(default)]
+    team_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawIdObj {
+    id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawAction {
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawContainer {
+    #[serde(default)]
+    message_ts: Option<String>,
+    #[serde(default)]
+    channel_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawView {
+    #[serde(default)]
+    callback_id: String,
+    #[serde(default)]
+    private_metadata: String,
+    #[serde(default)]
+    state: Option<RawState>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawState {
+    #[serde(default)]
+    values: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawInteraction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: RawUser,
+    #[serde(default)]
+    enterprise: Option<RawIdObj>,
+    #[serde(default)]
+    team: Option<RawIdObj>,
+    #[serde(default)]
+    actions: Vec<RawAction>,
+    #[serde(default)]
+    channel: Option<RawIdObj>,
+    #[serde(default)]
+    container: Option<RawContainer>,
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+    #[serde(default)]
+    response_url: Option<String>,
+    #[serde(default)]
+    trigger_id: String,
+    #[serde(default)]
+    view: Option<RawView>,
+}
+
+/// Parse an interactivity body (`payload=<json>`).
+pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
+    let form: BTreeMap<String, String> =
+        serde_urlencoded::from_bytes(body).map_err(|e| format!("not a form body: {e}"))?;
+    let payload = form.get("payload").ok_or("no payload field")?;
+    let value: serde_json::Value =
+        serde_json::from_str(payload).map_err(|e| format!("interaction payload: {e}"))?;
+    parse_interaction_json(value)
+}
+
+/// Parse an interaction payload that is already JSON (HTTP `payload` field, or a Socket Mode
+/// envelope's payload).
+pub fn parse_interaction_json(value: serde_json::Value) -> Result<Interaction, String> {
+    let raw: RawInteraction =
+        serde_json::from_value(value).map_err(|e| format!("interaction payload: {e}"))?;
+    let user = SlackUser {
+        user_id: raw.user.id,
+        team_id: raw.user.team_id.or_else(|| raw.team.and_then(|t| t.id)),
+        enterprise_id: raw.enterprise.and_then(|e| e.id),
+    };
+    match raw.kind.as_str() {
+        "block_actions" => {
+            let container = raw.container.unwrap_or(RawContainer {
+                message_ts: None,
+                channel_id: None,
+            });
+            let message_ts = container.message_ts.or_else(|| {
+                raw.message
+                    .as_ref()
+                    .and_then(|m| m.get("ts"))
+                    .and_then(|t| t.as_str())
+                    .map(String::from)
+            });
+            let channel_id = container
+                .channel_id
+                .or_else(|| raw.channel.and_then(|c| c.id));
+            Ok(Interaction::Actions(
+                raw.actions
+                    .into_iter()
+                    .map(|a| BlockAction {
+                        user: user.clone(),
+                        action_id: a.action_id,
+                        value: a.value.unwrap_or_default(),
+                        channel_id: channel_id.clone(),
+                        message_ts: message_ts.clone(),
+                        response_url: raw.response_url.clone(),
+                        trigger_id: raw.trigger_id.clone(),
+                    })
+                    .collect(),
+            ))
+        }
+        "view_submission" => {
+            let view = raw.view.ok_or("view_submission without view")?;
+            let mut values = BTreeMap::new();
+            for block in view
+                .state
+                .map(|s| s.values)
+                .unwrap_or_default()
+                .into_values()
+            {
+                for (action_id, v) in block {
+                    let text = v
+                        .get("value")
+                        .and_then(|x| x.as_str())
+                        .or_else(|| {
+                            v.get("selected_option")
+                                .and_then(|o| o.get("value"))
+                                .and_then(|x| x.as_str())
+                        })
+                        .unwrap_or_default();
+                    values.insert(action_id, text.to_string());
+                }
+            }
+            Ok(Interaction::ViewSubmission(ViewSubmission {
+                user,
+                callback_id: view.callback_id,
+                private_metadata: view.private_metadata,
+                values,
+            }))
+        }
+        other => Ok(Interaction::Other(other.to_string())),
+    }
+}
+
+/// What arrived on `/slack/events`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventsBody {
+    UrlVerification {
+        challenge: String,
+    },
+    Callback {
+        event_id: String,
+        event_type: String,
+        event: serde_json::Value,
+    },
+    Other(String),
+}
+
+/// Parse an Events API body (JSON).
+pub fn parse_events(body: &[u8]) -> Result<EventsBody, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("events body: {e}"))?;
+    match v.get("type").and_then(|t| t.as_str()) {
+        Some("url_verification") => Ok(EventsBody::UrlVerification {
+            challenge: v
+                .get("challenge")
+                .and_then(|c| c.as_str())
+                .ok_or("url_verification without challenge")?
+                .to_string(),
+        }),
+        Some("event_callback") => {
+            let event_id = v
+                .get("event_id")
+                .and_then(|c| c.as_str())
+                .ok_or("event_callback without event_id")?
+                .to_string();
+            let event = v.get("event").cloned().unwrap_or_default();
+            let event_type = event
+                .get("type")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default()
+                .to_string();
+            Ok(EventsBody::Callback {
+                event_id,
+                event_type,
+                event,
+            })
+        }
+        Some(other) => Ok(EventsBody::Other(other.to_string())),
+        None => Err("events body has no type".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_command() {
+        let body = b"command=%2Fkubectl&text=get+pods+-n+web&user_id=U0VIEWER&user_name=vera&team_id=T1&enterprise_id=&channel_id=C1&response_url=http%3A%2F%2Fx%2Fr&trigger_id=t.1";
+        let CommandBody::Command(c) = parse_command(body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.text, "get pods -n web");
+        assert_eq!(c.user.user_id, "U0VIEWER");
+        assert_eq!(c.user.enterprise_id, None);
+        assert_eq!(
+            parse_command(b"ssl_check=1&token=x").unwrap(),
+            CommandBody::SslCheck
+        );
+        assert!(parse_command(b"text=only").is_err());
+        assert!(parse_command(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn interactions() {
+        let payload = serde_json::json!({
+            "type": "block_actions", "user": {"id": "U1", "team_id": "T1"}, "trigger_id": "tr",
+            "container": {"type": "message", "message_ts": "1.2", "channel_id": "C1"},
+            "response_url": "http://x", "actions": [{"action_id": "slipway_cancel", "value": "run-1"}]
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+        let Interaction::Actions(a) = parse_interaction(body.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a[0].value, "run-1");
+        assert_eq!(a[0].message_ts.as_deref(), Some("1.2"));
+        assert!(parse_interaction(b"payload=%7Bnot+json").is_err());
+        assert!(parse_interaction(b"x=1").is_err());
+    }
+
+    #[test]
+    fn events() {
+        assert_eq!(
+            parse_events(br#"{"type":"url_verification","challenge":"abc"}"#).unwrap(),
+            EventsBody::UrlVerification {
+                challenge: "abc".into()
+            }
+        );
+        assert!(matches!(
+            parse_events(
+                br#"{"type":"event_callback","event_id":"Ev1","event":{"type":"app_mention"}}"#
+            )
+            .unwrap(),
+            EventsBody::Callback { .. }
+        ));
+        assert!(parse_events(b"{").is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Slack: request signing, payload parsing into domain events, and the Web API client.
+
+pub mod client;
+pub mod events;
+pub mod signature;

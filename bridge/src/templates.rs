@@ -1,0 +1,74 @@
+//! Block Kit and PR-body templates from `templates/`, compiled into the binary. Block Kit templates
+//! render JSON: every interpolated value is JSON-escaped by the environment, so user text can't
+//! break out of a string.
+
+use std::sync::OnceLock;
+
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".json.j2") {
+                AutoEscape::Json
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, src) in TEMPLATES {
+            if let Err(e) = env.add_template(name, src) {
+                // Templates are compiled in; a broken one is caught by the template tests.
+                tracing::error!(template = name, error = %e, "template does not compile");
+            }
+        }
+        env
+    })
+}
+
+/// Every template, by name.
+pub const TEMPLATES: &[(&str, &str)] = &[(
+    "blocks/run.json.j2",
+    include_str!("../../templates/blocks/run.json.j2"),
+)];
+
+/// Render a template to text.
+pub fn render(name: &str, ctx: impl Serialize) -> Result<String, String> {
+    let t = env()
+        .get_template(name)
+        .map_err(|e| format!("template {name}: {e}"))?;
+    t.render(minijinja::value::Serde(ctx))
+        .map_err(|e| format!("template {name}: {e:#}"))
+}
+
+/// Render a Block Kit template to a list of blocks.
+pub fn render_blocks(name: &str, ctx: impl Serialize) -> Result<Vec<serde_json::Value>, String> {
+    let text = render(name, ctx)?;
+    serde_json::from_str(&text).map_err(|e| format!("template {name} rendered invalid JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_templates_compile() {
+        for (name, _) in TEMPLATES {
+            assert!(env().get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn values_are_json_escaped() {
+        let blocks = render_blocks(
+            "blocks/run.json.j2",
+            minijinja::context! { headline => "a \"quoted\" } ] , {", context => "c", output => "", note => "", cancel_value => "" },
+        )
+        .unwrap();
+        assert_eq!(blocks[0]["text"]["text"], "a \"quoted\" } ] , {");
+        assert_eq!(blocks.len(), 2);
+    }
+}

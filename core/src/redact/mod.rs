@@ -1,0 +1,641 @@
+//! The single secret redactor, run on every output path (Slack, logs, audit records, PR bodies).
+//!
+//! One redactor everywhere means one place to get right and one place to test: a secret that is
+//! redacted in Slack but not in the audit log is still leaked.
+//!
+//! # Replacement convention
+//!
+//! * Self-identifying token formats become `[REDACTED:<kind>]`, so a reader knows what was
+//!   there: `aws-access-key-id`, `github-token`, `slack-token`, `slack-webhook`, `jwt`,
+//!   `private-key`.
+//! * Values recognised by their key or context (`password=…`, `"SecretAccessKey": "…"`, Secret
+//!   `data`, `Authorization:` headers, URL passwords) become `[REDACTED]`; the key, auth scheme,
+//!   URL user and host are kept because they are useful and not secret.
+//!
+//! Every replacement contains `REDACTED`, no part of a matched secret survives it, and redacting
+//! already-redacted output changes nothing. It errs towards over-redacting: a `data:` mapping in YAML is redacted even when it
+//! belongs to a ConfigMap, because `kubectl` prints `kind` *after* `data`.
+//!
+//! # Structure
+//!
+//! Text is handled line by line. Line-local patterns live in `rules.rs`; multi-line constructs
+//! (PEM private-key bodies, YAML `data:`/`stringData:` and secret-keyed block scalars, multi-line
+//! JSON Secret `data` objects) are tracked by a small state machine, so [`StreamRedactor`] needs
+//! to hold back only the current partial line, and feeding a text in any chunks gives exactly
+//! what [`Redactor::redact`] gives for the whole (apart from the JSON gate, see `redact`).
+
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::sync::LazyLock;
+
+use rules::{PEM_MARK, REDACTED, RULES, Rules, is_marker, key_excluded};
+
+/// Longest partial line a stream holds back before it cuts the line and emits it.
+const DEFAULT_HOLD_CAP: usize = 64 * 1024;
+/// Floor for the cap: each forced cut must make progress even after a carried redaction has
+/// inserted a marker at the front (a cap shorter than a marker could re-cut it forever).
+const MIN_HOLD_CAP: usize = 64;
+
+/// Compiled once; cheap to share (Send + Sync). `new` is cheap too: all instances share one set of
+/// compiled patterns.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    rules: &'static Rules,
+    hold_cap: usize,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The process-wide shared redactor.
+pub fn redactor() -> &'static Redactor {
+    static SHARED: LazyLock<Redactor> = LazyLock::new(Redactor::new);
+    &SHARED
+}
+
+impl Redactor {
+    pub fn new() -> Self {
+        Self {
+            rules: &RULES,
+            hold_cap: DEFAULT_HOLD_CAP,
+        }
+    }
+
+    /// Redacts a whole text.
+    ///
+    /// JSON `"data"`/`"stringData"` object values are redacted only when the text contains
+    /// `"kind": "Secret"` (a generic JSON `"data"` envelope is too common to blank everywhere).
+    /// A stream cannot see ahead to the `kind` (kubectl prints it after `data`), so streams always
+    /// redact them.
+    pub fn redact(&self, text: &str) -> String {
+        self.redact_gated(text, self.rules.kind_secret.is_match(text))
+    }
+
+    fn redact_gated(&self, text: &str, json_gate: bool) -> String {
+        let mut state = State::new(json_gate);
+        let mut out = String::with_capacity(text.len());
+        self.process(&mut state, text, &mut out);
+        out
+    }
+
+    /// A redactor for text that arrives in chunks (process output).
+    pub fn stream(&self) -> StreamRedactor<'_> {
+        StreamRedactor {
+            redactor: self,
+            state: State::new(true),
+            pending: String::new(),
+            carry: Carry::None,
+            key_id_line: false,
+        }
+    }
+
+    /// Runs the state machine over `text`, appending the redacted result to `out`. Runs of
+    /// ordinary lines are passed to the rule chain in one call (it is line-local, so this is only
+    /// a speed-up).
+    fn process(&self, st: &mut State, text: &str, out: &mut String) {
+        let mut batch: Option<usize> = None;
+        let mut pos = 0;
+        for line in text.split_inclusive('\n') {
+            let start = pos;
+            pos += line.len();
+            let cont = std::mem::take(&mut st.mid_line);
+            let (content, term) = split_terminator(line);
+            let opener = if st.in_block() {
+                None
+            } else {
+                self.classify(st, content, cont)
+            };
+            if !st.in_block() && opener.is_none() {
+                batch.get_or_insert(start);
+                continue;
+            }
+            if let Some(b) = batch.take() {
+                out.push_str(&self.rules.chain(&text[b..start], st.json_gate));
+            }
+            match opener {
+                Some(o) => self.open(st, o, content, term, out),
+                None => self.block_line(st, content, term, cont, out),
+            }
+        }
+        if let Some(b) = batch {
+            out.push_str(&self.rules.chain(&text[b..], st.json_gate));
+        }
+    }
+
+    /// Whether an ordinary line opens a multi-line construct.
+    fn classify(&self, st: &State, content: &str, cont: bool) -> Option<Opener> {
+        if content.contains("-----BEGIN ")
+            && let Some(after) = self.unterminated_pem(content)
+        {
+            return Some(Opener::Pem(after));
+        }
+        if st.json_gate
+            && content.contains("data\"")
+            && let Some(m) = self.rules.json_data_open.find_iter(content).last()
+            && find_brace(&content[m.end()..]).is_none()
+        {
+            return Some(Opener::Json(m.end()));
+        }
+        if cont {
+            return None; // indentation means nothing in the middle of a cut line
+        }
+        let ind = indent_len(content);
+        let mut col = ind;
+        let mut rest = &content[ind..];
+        if let Some(r) = rest.strip_prefix("- ") {
+            let r = r.trim_start_matches(' ');
+            col += rest.len() - r.len();
+            rest = r;
+        }
+        let rest = rest.trim_end();
+        if rest == "data:" || rest == "stringData:" {
+            return Some(Opener::Yaml { col, scalar: false });
+        }
+        if rest.contains(':')
+            && rest.contains(['|', '>'])
+            && let Some(c) = self.rules.yaml_scalar_open.captures(rest)
+            && !key_excluded(&c[1])
+        {
+            return Some(Opener::Yaml { col, scalar: true });
+        }
+        None
+    }
+
+    /// End of a `BEGIN … PRIVATE KEY` marker on this line that no `END` marker closes. Mirrors the
+    /// lazy `BEGIN…END` pattern in the chain, so a line is either fully handled there or here.
+    fn unterminated_pem(&self, content: &str) -> Option<usize> {
+        let mut pos = 0;
+        loop {
+            let begin = self.rules.pem_begin.find_at(content, pos)?;
+            match self.rules.pem_end.find_at(content, begin.end()) {
+                Some(end) => pos = end.end(),
+                None => return Some(begin.end()),
+            }
+        }
+    }
+
+    fn open(&self, st: &mut State, opener: Opener, content: &str, term: &str, out: &mut String) {
+        match opener {
+            Opener::Pem(after) => {
+                out.push_str(&self.rules.chain(&content[..after], st.json_gate));
+                let body_here = !content[after..].trim().is_empty();
+                if body_here {
+                    out.push_str(PEM_MARK);
+                }
+                st.pem = Some(body_here);
+            }
+            Opener::Json(after) => {
+                out.push_str(&self.rules.chain(&content[..after], st.json_gate));
+                out.push_str(
+                    &self
+                        .rules
+                        .chain(&self.rules.json_values(&content[after..]), st.json_gate),
+                );
+                st.json = true;
+            }
+            Opener::Yaml { col, scalar } => {
+                out.push_str(content);
+                st.yaml = Some(YamlBlock {
+                    col,
+                    scalar,
+                    child: None,
+                    marked: false,
+                });
+            }
+        }
+        out.push_str(term);
+    }
+
+    /// A line while inside a multi-line construct.
+    fn block_line(&self, st: &mut State, content: &str, term: &str, cont: bool, out: &mut String) {
+        if let Some(marked) = st.pem {
+            if let Some(end) = self.rules.pem_end.find(content) {
+                let (head, tail) = content.split_at(end.start());
+                if head.trim().is_empty() {
+                    out.push_str(head);
+                } else if !marked {
+                    out.push_str(&head[..indent_len(head)]);
+                    out.push_str(PEM_MARK);
+                }
+                st.pem = None;
+                self.plain_line(st, tail, term, true, out);
+            } else if !marked {
+                // One placeholder line for the whole body; the other body lines are dropped.
+                out.push_str(&content[..indent_len(content)]);
+                out.push_str(PEM_MARK);
+                out.push_str(term);
+                st.pem = Some(true);
+            }
+            return;
+        }
+        if st.json {
+            match find_brace(content) {
+                None => {
+                    out.push_str(
+                        &self
+                            .rules
+                            .chain(&self.rules.json_values(content), st.json_gate),
+                    );
+                    out.push_str(term);
+                }
+                Some(p) => {
+                    out.push_str(
+                        &self
+                            .rules
+                            .chain(&self.rules.json_values(&content[..p]), st.json_gate),
+                    );
+                    st.json = false;
+                    self.plain_line(st, &content[p..], term, true, out);
+                }
+            }
+            return;
+        }
+        let Some(mut b) = st.yaml else {
+            self.plain_line(st, content, term, cont, out);
+            return;
+        };
+        if cont {
+            // The rest of a cut line whose start was already redacted inside the block.
+            out.push_str(term);
+            return;
+        }
+        if content.trim().is_empty() {
+            out.push_str(content);
+            out.push_str(term);
+            return;
+        }
+        let ind = indent_len(content);
+        if ind <= b.col {
+            st.yaml = None;
+            self.plain_line(st, content, term, false, out);
+            return;
+        }
+        let child = *b.child.get_or_insert(ind);
+        if b.scalar || ind > child {
+            // Block-scalar content: one placeholder, the rest dropped.
+            if !b.marked {
+                out.push_str(&content[..ind]);
+                out.push_str(REDACTED);
+                out.push_str(term);
+                b.marked = true;
+            }
+        } else {
+            b.marked = false;
+            yaml_pair(content, ind, out);
+            out.push_str(term);
+        }
+        st.yaml = Some(b);
+    }
+
+    fn plain_line(&self, st: &mut State, content: &str, term: &str, cont: bool, out: &mut String) {
+        if let Some(o) = self.classify(st, content, cont) {
+            self.open(st, o, content, term, out);
+        } else {
+            out.push_str(&self.rules.chain(content, st.json_gate));
+            out.push_str(term);
+        }
+    }
+}
+
+/// Writes a Secret `data` entry with its value replaced: `  key: [REDACTED]`. Entries whose value
+/// follows on deeper lines (`key: |`) are kept; those lines are redacted as block content.
+fn yaml_pair(content: &str, ind: usize, out: &mut String) {
+    let rest = &content[ind..];
+    let colon = match rest.as_bytes().first() {
+        Some(&q @ (b'"' | b'\'')) => rest[1..]
+            .find(char::from(q))
+            .map(|i| i + 2)
+            .filter(|&i| rest[i..].starts_with(':')),
+        _ => rest
+            .find(": ")
+            .or_else(|| rest.find(":\t"))
+            .or_else(|| rest.trim_end().strip_suffix(':').map(str::len)),
+    };
+    let Some(colon) = colon else {
+        out.push_str(&content[..ind]);
+        out.push_str(REDACTED);
+        return;
+    };
+    let value = rest[colon + 1..].trim();
+    if value.is_empty() || rules::is_block_indicator(value) {
+        out.push_str(content);
+    } else {
+        out.push_str(&content[..=ind + colon]);
+        out.push(' ');
+        out.push_str(REDACTED);
+    }
+}
+
+/// Redacts text that arrives in chunks (process output), safely across chunk boundaries.
+///
+/// Only complete lines are emitted; the partial last line is held back. Multi-line constructs are
+/// carried as state, not buffered, so nothing else is held. A partial line longer than 64 KiB
+/// (minified JSON, a blob) is cut and emitted; see [`StreamRedactor::push`].
+#[derive(Debug)]
+pub struct StreamRedactor<'r> {
+    redactor: &'r Redactor,
+    state: State,
+    pending: String,
+    /// Redaction owed to the start of the next text because of an earlier forced cut.
+    carry: Carry,
+    /// The line being cut carried an AWS access key id (its secret may follow the cut).
+    key_id_line: bool,
+}
+
+impl StreamRedactor<'_> {
+    /// Feed a chunk; returns the redacted text that is now safe to emit (may be empty).
+    ///
+    /// When the held partial line passes the cap it is cut after whitespace or a JSON `,"`
+    /// element boundary (never inside a PEM marker or an inline Secret `data` object), and a key
+    /// left at the end of the emitted part has the first token after the cut redacted. With no
+    /// such boundary the token (or `data` object) across the cut is redacted on both sides.
+    pub fn push(&mut self, chunk: &str) -> String {
+        let mut out = String::new();
+        let held = self.pending.len();
+        self.pending.push_str(chunk);
+        if let Some(nl) = chunk.rfind('\n') {
+            let seg = self.take_pending(held + nl + 1);
+            self.redactor.process(&mut self.state, &seg, &mut out);
+        }
+        while self.pending.len() > self.redactor.hold_cap.max(MIN_HOLD_CAP) {
+            self.force_cut(&mut out);
+        }
+        out
+    }
+
+    /// End of stream: returns the rest, redacted.
+    pub fn finish(mut self) -> String {
+        let mut out = String::new();
+        let seg = self.take_pending(self.pending.len());
+        self.redactor.process(&mut self.state, &seg, &mut out);
+        out
+    }
+
+    /// Removes and returns `pending[..end]` with any carried redaction applied to its start.
+    fn take_pending(&mut self, end: usize) -> String {
+        let rest = self.pending.split_off(end);
+        let seg = std::mem::replace(&mut self.pending, rest);
+        self.settle_front(seg)
+    }
+
+    /// Applies what earlier forced cuts owe to the start of `seg`: the carried redaction, and,
+    /// on the rest of a cut line that carried an AWS access key id, the key-id line rule.
+    fn settle_front(&mut self, seg: String) -> String {
+        let seg = self.apply_carry(seg);
+        if !self.key_id_line {
+            return seg;
+        }
+        let line_end = seg.find('\n').map_or(seg.len(), |i| i + 1);
+        self.key_id_line = line_end == seg.len() && !seg.ends_with('\n');
+        let head = self.redactor.rules.key_id_line_rest(&seg[..line_end]);
+        format!("{head}{}", &seg[line_end..])
+    }
+
+    fn apply_carry(&mut self, seg: String) -> String {
+        let skip = indent_len(&seg);
+        let rest = &seg[skip..];
+        let (start, stop, owed) = match std::mem::take(&mut self.carry) {
+            Carry::None => return seg,
+            Carry::Token if rest.starts_with(['"', '\'']) => {
+                let q = rest.as_bytes()[0];
+                let from = skip + 1;
+                (
+                    from,
+                    quote_end(&seg[from..], q).map(|i| from + i),
+                    Carry::Quoted(q),
+                )
+            }
+            Carry::Token => {
+                // Stop before a Secret `data` opener or PEM marker: those must reach the rules.
+                let rules = self.redactor.rules;
+                let ws = rest.find(char::is_whitespace);
+                let opener = rules.data_opener.find(rest).map(|m| m.start());
+                let guard = opener.into_iter().chain(rest.find("-----BEGIN")).min();
+                match (ws, guard) {
+                    (_, Some(g)) if ws.is_none_or(|w| g < w) => (skip, Some(skip + g), Carry::None),
+                    _ => (skip, ws.map(|i| skip + i), Carry::Token),
+                }
+            }
+            Carry::Quoted(q) => (0, quote_end(&seg, q), Carry::Quoted(q)),
+            Carry::UntilBrace => (0, seg.find(['}', '\n']), Carry::UntilBrace),
+            Carry::UntilNewline => (0, seg.find('\n'), Carry::UntilNewline),
+        };
+        let end = stop.unwrap_or_else(|| {
+            // The owed span runs past this text: keep owing the rest of it.
+            self.carry = owed;
+            seg.len()
+        });
+        if end <= start || is_marker(&seg[start..end]) {
+            return seg;
+        }
+        format!("{}{REDACTED}{}", &seg[..start], &seg[end..])
+    }
+
+    /// Emits part of an over-long partial line (see [`StreamRedactor::push`]).
+    fn force_cut(&mut self, out: &mut String) {
+        if self.carry != Carry::None || self.key_id_line {
+            let pending = std::mem::take(&mut self.pending);
+            self.pending = self.settle_front(pending);
+            if self.pending.len() <= self.redactor.hold_cap.max(MIN_HOLD_CAP) {
+                return;
+            }
+        }
+        let (cut, kind) = self.choose_cut();
+        let rest = self.pending.split_off(cut);
+        let mut seg = std::mem::replace(&mut self.pending, rest);
+        let rules = self.redactor.rules;
+        self.key_id_line |= rules.has_key_id(&seg);
+        let line_value_open = rules.value_runs_to_end(&seg);
+        self.carry = match kind {
+            _ if line_value_open => Carry::UntilNewline,
+            Cut::Clean if rules.tail_key.is_match(seg.trim_end()) => Carry::Token,
+            Cut::Clean => Carry::None,
+            Cut::Token => Carry::Token,
+            Cut::InsideData(_) => Carry::UntilBrace,
+        };
+        match kind {
+            Cut::Clean => {}
+            Cut::Token => {
+                let keep = seg.trim_end_matches(|c: char| !c.is_whitespace()).len();
+                seg.truncate(keep);
+                seg.push_str(REDACTED);
+            }
+            Cut::InsideData(open_end) => {
+                seg.truncate(open_end);
+                seg.push_str(REDACTED);
+            }
+        }
+        self.redactor.process(&mut self.state, &seg, out);
+        self.state.mid_line = true;
+    }
+
+    fn choose_cut(&self) -> (usize, Cut) {
+        let s = self.pending.as_str();
+        let bytes = s.as_bytes();
+        let mut hi = self.redactor.hold_cap.max(MIN_HOLD_CAP).min(s.len());
+        while !s.is_char_boundary(hi) {
+            hi -= 1;
+        }
+        if hi == 0 {
+            hi = s.chars().next().map_or(s.len(), char::len_utf8);
+        }
+        // Inline Secret `data` objects, from opener to closing brace, must stay in one piece.
+        let objects: Vec<(usize, usize, usize)> = self
+            .redactor
+            .rules
+            .data_opener
+            .find_iter(s)
+            .map(|m| {
+                (
+                    m.start(),
+                    m.end(),
+                    s[m.end()..]
+                        .find('}')
+                        .map_or(usize::MAX, |i| m.end() + i + 1),
+                )
+            })
+            .collect();
+        let inside = |c: usize| objects.iter().find(|&&(a, _, b)| a < c && c < b);
+        let boundary = |p: usize| match bytes[p] {
+            // Not inside a PEM marker, and not between a key's `:` and its value.
+            b' ' | b'\t' => {
+                !bytes[p.saturating_sub(48)..p]
+                    .windows(5)
+                    .any(|w| w == b"-----")
+                    && bytes[..p].iter().rfind(|b| !matches!(b, b' ' | b'\t')) != Some(&b':')
+            }
+            b',' => {
+                p >= 2
+                    && bytes.get(p + 1) == Some(&b'"')
+                    && matches!(bytes[p - 1], b'"' | b'}' | b']' | b'0'..=b'9' | b'e' | b'l')
+                    && bytes[p - 2] != b'\\'
+            }
+            _ => false,
+        };
+        let clean = (0..hi)
+            .rev()
+            .find(|&p| boundary(p) && inside(p + 1).is_none())
+            .map(|p| p + 1);
+        // Just after a closed `data` object is a clean cut too.
+        let after_object = objects
+            .iter()
+            .map(|&(_, _, b)| b)
+            .filter(|&b| b <= hi && inside(b).is_none())
+            .max();
+        if let Some(c) = clean.max(after_object) {
+            return (c, Cut::Clean);
+        }
+        match inside(hi) {
+            Some(&(_, open_end, _)) => (hi, Cut::InsideData(open_end)),
+            None => (hi, Cut::Token),
+        }
+    }
+}
+
+/// Offset of the quote `q` that closes a string starting at `s`, or of the line end.
+fn quote_end(s: &str, q: u8) -> Option<usize> {
+    let mut escaped = false;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if q == b'"' => escaped = true,
+            b'\n' => return Some(i),
+            _ if b == q => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How a forced cut was made.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    /// At a boundary no secret crosses.
+    Clean,
+    /// Through a token: redact it on both sides.
+    Token,
+    /// Inside an inline Secret `data` object whose `{` ends at this offset.
+    InsideData(usize),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Carry {
+    #[default]
+    None,
+    /// Redact the next token (a value whose key was just emitted, or the rest of a cut token);
+    /// if it opens a quoted string, the whole string.
+    Token,
+    /// Redact up to the closing quote (the rest of a quoted value).
+    Quoted(u8),
+    /// Redact up to the next `}` (the rest of a cut Secret `data` object).
+    UntilBrace,
+    /// Redact to the end of the line (the rest of a value that runs to the line end).
+    UntilNewline,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Opener {
+    /// Unterminated private-key BEGIN marker ending at this offset.
+    Pem(usize),
+    /// Multi-line JSON `"data": {` whose `{` ends at this offset.
+    Json(usize),
+    /// YAML `data:`/`stringData:` mapping, or a secret-keyed block scalar, keyed at column `col`.
+    Yaml { col: usize, scalar: bool },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct YamlBlock {
+    col: usize,
+    scalar: bool,
+    /// Indentation of the block's entries, learned from its first line.
+    child: Option<usize>,
+    /// A placeholder has been written for the current run of block-scalar content.
+    marked: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct State {
+    /// Redact JSON `"data"` objects (see [`Redactor::redact`]).
+    json_gate: bool,
+    /// Inside a private-key body; `true` once its placeholder has been written.
+    pem: Option<bool>,
+    json: bool,
+    yaml: Option<YamlBlock>,
+    /// The next line is the rest of a line cut by the hold-back cap.
+    mid_line: bool,
+}
+
+impl State {
+    fn new(json_gate: bool) -> Self {
+        Self {
+            json_gate,
+            ..Self::default()
+        }
+    }
+
+    fn in_block(&self) -> bool {
+        self.pem.is_some() || self.json || self.yaml.is_some()
+    }
+}
+
+fn split_terminator(line: &str) -> (&str, &str) {
+    let content = line
+        .strip_suffix('\n')
+        .map_or(line, |l| l.strip_suffix('\r').unwrap_or(l));
+    (content, &line[content.len()..])
+}
+
+fn indent_len(s: &str) -> usize {
+    s.len() - s.trim_start_matches([' ', '\t']).len()
+}
+
+/// First `{` or `}`. Deliberately ignores JSON string quoting: Secret `data` values are base64,
+/// and a decision that does not depend on quotes is stable when redaction rewrites quoted text.
+fn find_brace(s: &str) -> Option<usize> {
+    s.find(['{', '}'])
+}

@@ -1,0 +1,326 @@
+//! `TestApp`: the real bridge router on loopback, with the Slack and Kubernetes emulators, a
+//! real kubectl, and a real audit spool. Tests talk to it the way Slack does: signed HTTP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use slipway_bridge::app::{AppState, router};
+use slipway_bridge::clock::{SystemClock, UuidIds};
+use slipway_bridge::config::Config;
+use slipway_bridge::slack::signature::sign;
+use slipway_emulators::kube::KubeEmulator;
+use slipway_emulators::slack::SlackEmulator;
+
+pub const SIGNING_SECRET: &str = "test-signing-secret";
+pub const BOT_TOKEN: &str = "xoxb-test-bot-token";
+pub const KUBE_TOKEN: &str = "kube-test-token";
+pub const CHANNEL: &str = "C0OPS";
+
+/// Knobs a test may turn before start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub workers: usize,
+    pub queue: usize,
+    pub per_user: usize,
+    /// Overrides the policy's `read` timeout.
+    pub read_timeout: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            queue: 32,
+            per_user: 2,
+            read_timeout: None,
+        }
+    }
+}
+
+/// A running bridge with its emulators.
+pub struct TestApp {
+    pub slack: SlackEmulator,
+    pub kube: KubeEmulator,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    client: Client<HttpConnector, Full<Bytes>>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp")
+            .field("addr", &self.addr)
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fail with the install hint if a tool is missing (never skip silently).
+pub fn require_tool(tool: &str, hint: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()));
+    assert!(
+        found,
+        "{tool} is required for this test but is not on PATH: {hint}"
+    );
+}
+
+fn example_policy_with(opts: &Options, dir: &Path) -> PathBuf {
+    let mut text = std::fs::read_to_string(crate::example_policy()).expect("example policy");
+    if let Some(t) = opts.read_timeout {
+        text = text.replacen("read: 60s", &format!("read: {t}"), 1);
+    }
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, text).expect("write policy");
+    path
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestApp {
+        require_tool(
+            "kubectl",
+            "this machine image ships kubectl 1.32 at /usr/bin/kubectl",
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slack = SlackEmulator::start(BOT_TOKEN).await;
+        let kube = KubeEmulator::start().await;
+        kube.add_namespace("web");
+        kube.add_namespace("prod");
+        kube.add_pod("web", "web-7d9f-abcde", "Running");
+        kube.add_pod("web", "web-7d9f-fghij", "Running");
+        kube.add_deployment("web", "web", 2, "registry.example/web:1.4.2");
+        kube.add_secret(
+            "web",
+            "db-credentials",
+            &[("password", "hunter2-super-secret")],
+        );
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, &["staging", "production"], KUBE_TOKEN);
+        let policy = example_policy_with(&opts, dir.path());
+
+        let state_dir = dir.path().join("state");
+        let vars: Vec<(&str, String)> = vec![
+            ("SLIPWAY_SLACK_SIGNING_SECRET", SIGNING_SECRET.into()),
+            ("SLIPWAY_SLACK_BOT_TOKEN", BOT_TOKEN.into()),
+            ("SLIPWAY_SLACK_API_URL", slack.api_url()),
+            ("SLIPWAY_POLICY", policy.display().to_string()),
+            ("SLIPWAY_STATE_DIR", state_dir.display().to_string()),
+            ("SLIPWAY_KUBECONFIG", kubeconfig.display().to_string()),
+            ("SLIPWAY_WORKERS", opts.workers.to_string()),
+            ("SLIPWAY_QUEUE", opts.queue.to_string()),
+            ("SLIPWAY_PER_USER", opts.per_user.to_string()),
+        ];
+        let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let mut config = Config::load_with(None, &env).expect("config");
+        config.execution.progress_interval = Duration::from_millis(300);
+        config.execution.kill_grace = Duration::from_millis(500);
+        let state =
+            AppState::new(config, Arc::new(SystemClock), Arc::new(UuidIds)).expect("bridge state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        TestApp {
+            slack,
+            kube,
+            addr,
+            state,
+            dir,
+            client,
+            seq: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// POST a body with the given headers; returns status and body text.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> (u16, String) {
+        let mut req = hyper::Request::post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body))).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// GET a path; returns the body text.
+    pub async fn get(&self, path: &str) -> String {
+        let req = hyper::Request::get(format!("http://{}{path}", self.addr))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let resp = self.client.request(req).await.expect("response");
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Signed the way Slack signs, with the current time.
+    pub fn signed_headers(&self, body: &[u8]) -> Vec<(&'static str, String)> {
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let sig = sign(SIGNING_SECRET.as_bytes(), &ts, body);
+        vec![
+            ("x-slack-request-timestamp", ts),
+            ("x-slack-signature", sig),
+        ]
+    }
+
+    /// The form body Slack sends for a slash command.
+    pub fn command_body(&self, user: &str, command: &str, text: &str) -> Vec<u8> {
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        serde_urlencoded::to_string([
+            ("token", "deprecated-verification-token"),
+            ("team_id", "T0TEST"),
+            ("team_domain", "test"),
+            ("channel_id", CHANNEL),
+            ("channel_name", "ops"),
+            ("user_id", user),
+            ("user_name", &user.to_lowercase()),
+            ("command", command),
+            ("text", text),
+            ("api_app_id", "A0SLIPWAY"),
+            ("response_url", &self.slack.new_response_url()),
+            ("trigger_id", &format!("trigger.{n}")),
+        ])
+        .expect("form")
+        .into_bytes()
+    }
+
+    /// Run a slash command as `user`; returns the HTTP status and the ack's JSON.
+    pub async fn command(&self, user: &str, line: &str) -> (u16, Value) {
+        let (command, text) = line.split_once(' ').unwrap_or((line, ""));
+        let body = self.command_body(user, command, text);
+        let headers = self.signed_headers(&body);
+        let (status, text) = self.post_raw("/slack/commands", body, &headers).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The ack text of a command (asserting HTTP 200).
+    pub async fn ack(&self, user: &str, line: &str) -> String {
+        let (status, v) = self.command(user, line).await;
+        assert_eq!(status, 200, "{line}: {v}");
+        v["text"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Click a button on a message, as `user`.
+    pub async fn click(&self, user: &str, action_id: &str, value: &str, message_ts: &str) -> u16 {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "user": {"id": user, "team_id": "T0TEST"},
+            "team": {"id": "T0TEST"},
+            "api_app_id": "A0SLIPWAY",
+            "trigger_id": "trigger.click",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL},
+            "channel": {"id": CHANNEL},
+            "response_url": self.slack.new_response_url(),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "slipway_run", "value": value, "action_ts": "1"}],
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())])
+            .expect("form")
+            .into_bytes();
+        let headers = self.signed_headers(&body);
+        self.post_raw("/slack/interactivity", body, &headers)
+            .await
+            .0
+    }
+
+    /// The channel message whose first block mentions `needle`, once it exists.
+    pub async fn wait_message(
+        &self,
+        needle: &str,
+        timeout: Duration,
+    ) -> Option<slipway_emulators::slack::Message> {
+        let found = self
+            .slack
+            .wait_until(timeout, |s| {
+                s.messages()
+                    .iter()
+                    .any(|m| m.thread_ts.is_none() && m.blocks.to_string().contains(needle))
+            })
+            .await;
+        if !found {
+            return None;
+        }
+        self.slack
+            .messages()
+            .into_iter()
+            .find(|m| m.thread_ts.is_none() && m.blocks.to_string().contains(needle))
+    }
+
+    /// Wait until the main message `ts` says the run is over (no Cancel button), and return its
+    /// final version plus the thread replies.
+    pub async fn wait_finished(
+        &self,
+        ts: &str,
+        timeout: Duration,
+    ) -> (
+        slipway_emulators::slack::Message,
+        Vec<slipway_emulators::slack::Message>,
+    ) {
+        let ts_owned = ts.to_string();
+        let done =
+            self.slack
+                .wait_until(timeout, |s| {
+                    let main_done = s.messages().iter().any(|m| {
+                        m.ts == ts_owned && !m.blocks.to_string().contains("slipway_cancel")
+                    });
+                    main_done && !s.thread(CHANNEL, &ts_owned).is_empty()
+                })
+                .await;
+        assert!(
+            done,
+            "run {ts} did not finish within {timeout:?}: {:#?}",
+            self.slack.messages()
+        );
+        let main = self
+            .slack
+            .messages()
+            .into_iter()
+            .find(|m| m.ts == ts)
+            .expect("main message");
+        (main, self.slack.thread(CHANNEL, ts))
+    }
+
+    /// Every audit record written so far.
+    pub fn audit(&self) -> Vec<slipway_core::audit::AuditRecord> {
+        slipway_infra::spool::read_all(&self.dir.path().join("state/audit")).expect("audit spool")
+    }
+}
