@@ -32,6 +32,12 @@ pub struct Options {
     pub per_user: usize,
     /// Overrides the policy's `read` timeout.
     pub read_timeout: Option<&'static str>,
+    /// Text replacements applied to the example policy, e.g. to add a target alias.
+    pub policy_edits: Vec<(&'static str, String)>,
+    /// A bridge config file (YAML) for sections beyond the environment, e.g. `aws_profiles`.
+    pub config_yaml: Option<String>,
+    /// More bridge environment variables, e.g. `SLIPWAY_ALERTMANAGER_URL`.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -41,6 +47,9 @@ impl Default for Options {
             queue: 32,
             per_user: 2,
             read_timeout: None,
+            policy_edits: Vec::new(),
+            config_yaml: None,
+            env: Vec::new(),
         }
     }
 }
@@ -75,10 +84,139 @@ pub fn require_tool(tool: &str, hint: &str) {
     );
 }
 
+/// The real program behind a tool on PATH (failing with `hint` if it is missing). A pyenv shim
+/// is resolved to its target, because the bridge runs commands with a cleared environment.
+pub fn resolve_tool(tool: &str, hint: &str) -> PathBuf {
+    require_tool(tool, hint);
+    let path = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(tool))
+                .find(|p| p.is_file())
+        })
+        .expect("on PATH");
+    let is_shim = std::fs::read_to_string(&path).is_ok_and(|s| s.contains("pyenv"));
+    if !is_shim {
+        return path;
+    }
+    let out = std::process::Command::new("pyenv")
+        .args(["which", tool])
+        .output()
+        .expect("pyenv which");
+    assert!(out.status.success(), "pyenv which {tool}: {hint}");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A port that was free a moment ago, for a helper service on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A helper service a test started (moto, Alertmanager…); stopped by its PID when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    pub name: &'static str,
+    pub port: u16,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Start `cmd` (its output goes to `log`) and wait until `ready_path` answers on `port`.
+    pub async fn start(
+        name: &'static str,
+        mut cmd: std::process::Command,
+        port: u16,
+        ready_path: &str,
+        log: PathBuf,
+    ) -> Daemon {
+        let out = std::fs::File::create(&log).expect("daemon log");
+        let err = out.try_clone().expect("daemon log");
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let mut daemon = Daemon {
+            name,
+            port,
+            child,
+            log,
+        };
+        let url = format!("http://127.0.0.1:{port}{ready_path}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some((status, _)) = try_http("GET", &url, None).await
+                && status < 500
+            {
+                return daemon;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("{name} exited with {status}: {}", daemon.log_text());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not become ready on port {port}: {}",
+                daemon.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Child::kill signals exactly this PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn try_http(method: &str, url: &str, body: Option<String>) -> Option<(u16, String)> {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// One plain-HTTP request (to a helper service); returns status and body.
+pub async fn http(method: &str, url: &str, body: Option<String>) -> (u16, String) {
+    try_http(method, url, body)
+        .await
+        .unwrap_or_else(|| panic!("{method} {url} failed"))
+}
+
 fn example_policy_with(opts: &Options, dir: &Path) -> PathBuf {
     let mut text = std::fs::read_to_string(crate::example_policy()).expect("example policy");
     if let Some(t) = opts.read_timeout {
         text = text.replacen("read: 60s", &format!("read: {t}"), 1);
+    }
+    for (from, to) in &opts.policy_edits {
+        assert!(text.contains(from), "policy edit: `{from}` is not in the example policy");
+        text = text.replacen(from, to, 1);
     }
     let path = dir.join("policy.yaml");
     std::fs::write(&path, text).expect("write policy");
@@ -113,7 +251,7 @@ impl TestApp {
         let policy = example_policy_with(&opts, dir.path());
 
         let state_dir = dir.path().join("state");
-        let vars: Vec<(&str, String)> = vec![
+        let mut vars: Vec<(&str, String)> = vec![
             ("SLIPWAY_SLACK_SIGNING_SECRET", SIGNING_SECRET.into()),
             ("SLIPWAY_SLACK_BOT_TOKEN", BOT_TOKEN.into()),
             ("SLIPWAY_SLACK_API_URL", slack.api_url()),
@@ -124,8 +262,14 @@ impl TestApp {
             ("SLIPWAY_QUEUE", opts.queue.to_string()),
             ("SLIPWAY_PER_USER", opts.per_user.to_string()),
         ];
+        vars.extend(opts.env.iter().cloned());
+        let config_file = opts.config_yaml.as_ref().map(|yaml| {
+            let path = dir.path().join("slipway.yaml");
+            std::fs::write(&path, yaml).expect("write config");
+            path
+        });
         let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-        let mut config = Config::load_with(None, &env).expect("config");
+        let mut config = Config::load_with(config_file.as_deref(), &env).expect("config");
         config.execution.progress_interval = Duration::from_millis(300);
         config.execution.kill_grace = Duration::from_millis(500);
         let state =

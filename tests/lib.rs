@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests in `it/`.
 
+pub mod gitops;
 pub mod harness;
 
 use std::path::PathBuf;

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod audit;
+pub use audit::{AuditConfig, JiraConfig};
+
 /// A secret value. `Debug` shows `***`; there is no `Display`.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -80,6 +83,68 @@ struct FileConfig {
     clusters: BTreeMap<String, ClusterConfig>,
     #[serde(default)]
     aws_profiles: BTreeMap<String, AwsProfileConfig>,
+    #[serde(default)]
+    aws: FileAws,
+    #[serde(default)]
+    gitops: FileGitops,
+    #[serde(default)]
+    github: FileGitHub,
+    #[serde(default)]
+    signing: FileSigning,
+    #[serde(default)]
+    terraform: FileTerraform,
+    /// Alertmanager base URL per environment.
+    #[serde(default)]
+    alertmanager: BTreeMap<String, String>,
+    #[serde(default)]
+    audit: audit::FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAws {
+    cli: Option<String>,
+    max_attempts: Option<u32>,
+    config_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGitops {
+    checkout: Option<PathBuf>,
+    /// `owner/name` of the GitOps repository on GitHub.
+    repo: Option<String>,
+    /// Git URL to fetch and push (defaults to `https://github.com/<repo>.git`).
+    git_url: Option<String>,
+    #[serde(default)]
+    services: BTreeMap<String, crate::change::ServiceConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGitHub {
+    api_url: Option<String>,
+    app_id: Option<u64>,
+    installation_id: Option<u64>,
+    #[serde(default, deserialize_with = "de_secret")]
+    private_key: Option<SecretSource>,
+    #[serde(default, deserialize_with = "de_secret")]
+    webhook_secret: Option<SecretSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSigning {
+    #[serde(default, deserialize_with = "de_secret")]
+    key: Option<SecretSource>,
+    key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTerraform {
+    binary: Option<String>,
+    aws_profile: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +193,34 @@ pub struct AwsProfileConfig {
     pub endpoint_url: Option<String>,
 }
 
+/// How `/aws` runs the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// The `aws` program: a path, or a name looked up on `execution.path`.
+    pub cli: String,
+    /// `AWS_MAX_ATTEMPTS` for every call.
+    pub max_attempts: u32,
+    /// A directory with `config` and `credentials` files: the default for profile aliases
+    /// without an `aws_profiles` entry (the profile name is then the alias).
+    pub config_dir: Option<PathBuf>,
+}
+
+/// The GitOps repository, as far as this build reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitopsConfig {
+    /// A read-only checkout of the default branch; stacks live in `stacks/<name>`.
+    pub checkout: Option<PathBuf>,
+}
+
+/// How `/tf plan` runs terraform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerraformConfig {
+    /// The `terraform` program: a path, or a name looked up on `execution.path`.
+    pub binary: String,
+    /// An `aws_profiles` alias whose read-only credentials plans get, if any.
+    pub aws_profile: Option<String>,
+}
+
 /// Slack settings.
 #[derive(Debug, Clone)]
 pub struct SlackConfig {
@@ -161,8 +254,21 @@ pub struct Config {
     pub execution: ExecutionConfig,
     pub clusters: BTreeMap<String, ClusterConfig>,
     pub aws_profiles: BTreeMap<String, AwsProfileConfig>,
+    pub aws: AwsConfig,
+    pub gitops: GitopsConfig,
+    /// The GitOps repository on GitHub, for change requests; `None` when not configured.
+    pub gitops_repo: Option<crate::change::GitOpsConfig>,
+    /// GitHub webhook secret (`SLIPWAY_GITHUB_WEBHOOK_SECRET`).
+    pub github_webhook_secret: Secret,
+    pub terraform: TerraformConfig,
+    /// Alertmanager base URL per environment (no trailing slash).
+    pub alertmanager: BTreeMap<String, String>,
+    /// The Alertmanager URL for environments without their own entry (`SLIPWAY_ALERTMANAGER_URL`).
+    pub default_alertmanager: Option<String>,
     /// Kubeconfig for clusters without their own entry (context = alias), from `SLIPWAY_KUBECONFIG`.
     pub default_kubeconfig: Option<PathBuf>,
+    /// The S3 mirror and the audit sinks.
+    pub audit: AuditConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -298,6 +404,87 @@ impl Config {
             }
         }
         let default_kubeconfig = env("SLIPWAY_KUBECONFIG").map(PathBuf::from);
+        let audit = audit::load(file.audit, env)?;
+        let aws = AwsConfig {
+            cli: env("SLIPWAY_AWS_CLI")
+                .or(file.aws.cli)
+                .unwrap_or_else(|| "aws".into()),
+            max_attempts: file.aws.max_attempts.unwrap_or(3).max(1),
+            config_dir: env("SLIPWAY_AWS_CONFIG_DIR")
+                .map(PathBuf::from)
+                .or(file.aws.config_dir),
+        };
+        check_aws(&aws, &file.aws_profiles)?;
+        let gitops = GitopsConfig {
+            checkout: env("SLIPWAY_GITOPS_CHECKOUT")
+                .map(PathBuf::from)
+                .or(file.gitops.checkout),
+        };
+        if let Some(dir) = &gitops.checkout
+            && !dir.is_dir()
+        {
+            return Err(format!(
+                "the GitOps checkout {} is not a directory (SLIPWAY_GITOPS_CHECKOUT or `gitops.checkout`)",
+                dir.display()
+            ));
+        }
+        let github_webhook_secret = secret("SLIPWAY_GITHUB_WEBHOOK_SECRET", &file.github.webhook_secret, "github.webhook_secret")?;
+        let gitops_repo = match env("SLIPWAY_GITOPS_REPO").or(file.gitops.repo.clone()) {
+            None => None,
+            Some(repo_name) => {
+                let repo = slipway_infra::github::Repo::parse(&repo_name)
+                    .ok_or_else(|| format!("the GitOps repo `{repo_name}` is not owner/name (SLIPWAY_GITOPS_REPO or `gitops.repo`)"))?;
+                let api_url = env("SLIPWAY_GITHUB_API_URL").or(file.github.api_url.clone()).unwrap_or_else(|| "https://api.github.com".into());
+                check_url(&api_url, "the GitHub API URL (SLIPWAY_GITHUB_API_URL)")?;
+                let git_url = env("SLIPWAY_GITOPS_GIT_URL").or(file.gitops.git_url.clone()).unwrap_or_else(|| format!("https://github.com/{repo}.git"));
+                check_url(&git_url, "the GitOps git URL (SLIPWAY_GITOPS_GIT_URL)")?;
+                let number = |var: &str, v: Option<u64>, key: &str| -> Result<u64, String> {
+                    match env(var) {
+                        Some(s) => s.parse().map_err(|_| format!("{var}=`{s}` is not a number")),
+                        None => v.ok_or_else(|| format!("change requests need {var} (or `{key}`)")),
+                    }
+                };
+                let app_id = number("SLIPWAY_GITHUB_APP_ID", file.github.app_id, "github.app_id")?;
+                let installation_id = number("SLIPWAY_GITHUB_INSTALLATION_ID", file.github.installation_id, "github.installation_id")?;
+                let app_private_key = secret("SLIPWAY_GITHUB_PRIVATE_KEY", &file.github.private_key, "github.private_key")?;
+                let signing_key = secret("SLIPWAY_SIGNING_KEY", &file.signing.key, "signing.key")?;
+                if app_private_key.is_empty() {
+                    return Err("change requests need the GitHub App private key: SLIPWAY_GITHUB_PRIVATE_KEY or `github.private_key`".into());
+                }
+                if signing_key.is_empty() {
+                    return Err("change requests need an Ed25519 signing key: SLIPWAY_SIGNING_KEY or `signing.key`".into());
+                }
+                Some(crate::change::GitOpsConfig {
+                    repo,
+                    git_url,
+                    api_url,
+                    app_id,
+                    installation_id,
+                    app_private_key,
+                    signing_key,
+                    signing_key_id: env("SLIPWAY_SIGNING_KEY_ID").or(file.signing.key_id.clone()).unwrap_or_else(|| "bridge".into()),
+                    services: file.gitops.services.clone(),
+                })
+            }
+        };
+        let terraform = TerraformConfig {
+            binary: file.terraform.binary.unwrap_or_else(|| "terraform".into()),
+            aws_profile: file.terraform.aws_profile,
+        };
+        let mut alertmanager = BTreeMap::new();
+        for (env_name, url) in file.alertmanager {
+            let url = url.trim_end_matches('/').to_string();
+            check_url(&url, &format!("alertmanager.{env_name}"))?;
+            alertmanager.insert(env_name, url);
+        }
+        let default_alertmanager = match env("SLIPWAY_ALERTMANAGER_URL") {
+            Some(url) => {
+                let url = url.trim_end_matches('/').to_string();
+                check_url(&url, "the Alertmanager URL (SLIPWAY_ALERTMANAGER_URL)")?;
+                Some(url)
+            }
+            None => None,
+        };
         Ok(Config {
             listen,
             policy,
@@ -312,8 +499,47 @@ impl Config {
             execution,
             clusters: file.clusters,
             aws_profiles: file.aws_profiles,
+            aws,
+            gitops,
+            gitops_repo,
+            github_webhook_secret,
+            terraform,
+            alertmanager,
+            default_alertmanager,
             default_kubeconfig,
+            audit,
         })
+    }
+
+    /// The credentials of an AWS profile alias: its `aws_profiles` entry (files it leaves out come
+    /// from `aws.config_dir`), or else profile `<alias>` in `aws.config_dir`.
+    pub fn aws_profile(&self, alias: &str) -> Option<AwsProfileConfig> {
+        let dir_file = |name: &str| self.aws.config_dir.as_ref().map(|d| d.join(name));
+        match self.aws_profiles.get(alias) {
+            Some(p) => Some(AwsProfileConfig {
+                config_file: p.config_file.clone().or_else(|| dir_file("config")),
+                credentials_file: p
+                    .credentials_file
+                    .clone()
+                    .or_else(|| dir_file("credentials")),
+                ..p.clone()
+            }),
+            None => self.aws.config_dir.as_ref().map(|_| AwsProfileConfig {
+                profile: alias.to_string(),
+                config_file: dir_file("config"),
+                credentials_file: dir_file("credentials"),
+                region: None,
+                endpoint_url: None,
+            }),
+        }
+    }
+
+    /// The Alertmanager base URL of an environment, if configured.
+    pub fn alertmanager_url(&self, env: &str) -> Option<&str> {
+        self.alertmanager
+            .get(env)
+            .or(self.default_alertmanager.as_ref())
+            .map(String::as_str)
     }
 
     /// The kubeconfig and context for a cluster alias, if configured.
@@ -325,6 +551,43 @@ impl Config {
             })
         })
     }
+}
+
+/// Every AWS profile needs credentials files, and the files must exist.
+fn check_aws(aws: &AwsConfig, profiles: &BTreeMap<String, AwsProfileConfig>) -> Result<(), String> {
+    if let Some(dir) = &aws.config_dir
+        && !dir.is_dir()
+    {
+        return Err(format!(
+            "the AWS config directory {} is not a directory (SLIPWAY_AWS_CONFIG_DIR or `aws.config_dir`)",
+            dir.display()
+        ));
+    }
+    for (alias, p) in profiles {
+        if p.config_file.is_none() && p.credentials_file.is_none() && aws.config_dir.is_none() {
+            return Err(format!(
+                "aws_profiles.{alias}: set `config_file` and/or `credentials_file` (or `aws.config_dir`), \
+                 so the profile's credentials come from the bridge"
+            ));
+        }
+        for (key, file) in [
+            ("config_file", &p.config_file),
+            ("credentials_file", &p.credentials_file),
+        ] {
+            if let Some(f) = file
+                && !f.is_file()
+            {
+                return Err(format!(
+                    "aws_profiles.{alias}.{key}: {} is not a file",
+                    f.display()
+                ));
+            }
+        }
+        if let Some(url) = &p.endpoint_url {
+            check_url(url, &format!("aws_profiles.{alias}.endpoint_url"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Remote URLs must be https; plain http only for loopback (emulators, local tests).

@@ -1,6 +1,7 @@
 //! The Slipway bridge: the Slack app, the GitHub side, command execution, and the `slipway` CLI.
 
 pub mod app;
+pub mod change;
 pub mod cli;
 pub mod clock;
 pub mod config;

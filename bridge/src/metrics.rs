@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use slipway_infra::sinks::SinkMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -24,6 +25,51 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// An audit sink: `s3`, `jira` or `webhook`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkFailureLabels {
+    pub sink: &'static str,
+    pub reason: &'static str,
+}
+
+/// The audit mirror and sinks' metrics, handed to `slipway_infra::sinks` as a [`SinkMetrics`].
+/// Clones share the underlying series.
+#[derive(Clone, Debug, Default)]
+pub struct AuditSinkMetrics {
+    pub depth: Family<SinkLabels, Gauge>,
+    pub lag_seconds: Family<SinkLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub delivered: Family<SinkLabels, Counter>,
+    pub failures: Family<SinkFailureLabels, Counter>,
+}
+
+impl SinkMetrics for AuditSinkMetrics {
+    fn depth(&self, sink: &'static str, records: u64) {
+        self.depth
+            .get_or_create(&SinkLabels { sink })
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+    fn lag(&self, sink: &'static str, seconds: f64) {
+        self.lag_seconds
+            .get_or_create(&SinkLabels { sink })
+            .set(seconds);
+    }
+    fn delivered(&self, sink: &'static str, records: u64) {
+        self.delivered
+            .get_or_create(&SinkLabels { sink })
+            .inc_by(records);
+    }
+    fn failed(&self, sink: &'static str, reason: &'static str) {
+        self.failures
+            .get_or_create(&SinkFailureLabels { sink, reason })
+            .inc();
+    }
+}
+
 /// All of the bridge's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -36,6 +82,7 @@ pub struct Metrics {
     pub signature_rejections: Family<ReasonLabels, Counter>,
     pub audit_spool_depth: Gauge,
     pub audit_failures: Counter,
+    pub audit_sinks: AuditSinkMetrics,
 }
 
 impl Default for Metrics {
@@ -94,6 +141,27 @@ impl Metrics {
             "Audit writes that failed",
             audit_failures.clone(),
         );
+        let audit_sinks = AuditSinkMetrics::default();
+        registry.register(
+            "audit_sink_depth",
+            "Audit records a sink (s3, jira, webhook) has not delivered yet",
+            audit_sinks.depth.clone(),
+        );
+        registry.register(
+            "audit_sink_lag_seconds",
+            "Age of the oldest audit record a sink has not delivered (0 when caught up)",
+            audit_sinks.lag_seconds.clone(),
+        );
+        registry.register(
+            "audit_sink_delivered",
+            "Audit records delivered by each sink",
+            audit_sinks.delivered.clone(),
+        );
+        registry.register(
+            "audit_sink_failures",
+            "Failed audit sink attempts, by sink and reason (transient, config, conflict, spool)",
+            audit_sinks.failures.clone(),
+        );
         Self {
             registry,
             requests,
@@ -104,6 +172,7 @@ impl Metrics {
             signature_rejections,
             audit_spool_depth,
             audit_failures,
+            audit_sinks,
         }
     }
 

@@ -30,10 +30,20 @@ fn env() -> &'static Environment<'static> {
 }
 
 /// Every template, by name.
-pub const TEMPLATES: &[(&str, &str)] = &[(
-    "blocks/run.json.j2",
-    include_str!("../../templates/blocks/run.json.j2"),
-)];
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "blocks/run.json.j2",
+        include_str!("../../templates/blocks/run.json.j2"),
+    ),
+    (
+        "blocks/output.json.j2",
+        include_str!("../../templates/blocks/output.json.j2"),
+    ),
+    ("blocks/change.json.j2", include_str!("../../templates/blocks/change.json.j2")),
+    ("blocks/confirm_destructive.json.j2", include_str!("../../templates/blocks/confirm_destructive.json.j2")),
+    ("pr/body.md.j2", include_str!("../../templates/pr/body.md.j2")),
+    ("manifests/kustomization.yaml.j2", include_str!("../../templates/manifests/kustomization.yaml.j2")),
+];
 
 /// Render a template to text.
 pub fn render(name: &str, ctx: impl Serialize) -> Result<String, String> {
@@ -42,6 +52,12 @@ pub fn render(name: &str, ctx: impl Serialize) -> Result<String, String> {
         .map_err(|e| format!("template {name}: {e}"))?;
     t.render(minijinja::value::Serde(ctx))
         .map_err(|e| format!("template {name}: {e:#}"))
+}
+
+/// Render a JSON template (a modal view, …) to one value.
+pub fn render_json(name: &str, ctx: impl Serialize) -> Result<serde_json::Value, String> {
+    let text = render(name, ctx)?;
+    serde_json::from_str(&text).map_err(|e| format!("template {name} rendered invalid JSON: {e}"))
 }
 
 /// Render a Block Kit template to a list of blocks.
@@ -70,5 +86,23 @@ mod tests {
         .unwrap();
         assert_eq!(blocks[0]["text"]["text"], "a \"quoted\" } ] , {");
         assert_eq!(blocks.len(), 2);
+    }
+
+    #[test]
+    fn output_fields_are_json_escaped() {
+        let blocks = render_blocks(
+            "blocks/output.json.j2",
+            minijinja::context! { headline => "h", context => "c", fields => ["*To add*\n2", "a \"q\" ,"], output => "", note => "n" },
+        )
+        .unwrap();
+        assert_eq!(blocks[0]["fields"][1]["text"], "a \"q\" ,");
+        assert_eq!(blocks.len(), 3);
+        let blocks = render_blocks(
+            "blocks/output.json.j2",
+            minijinja::context! { headline => "h", context => "c", fields => Vec::<String>::new(), output => "o", note => "" },
+        )
+        .unwrap();
+        assert!(blocks[0].get("fields").is_none());
+        assert_eq!(blocks.len(), 3);
     }
 }

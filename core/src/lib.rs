@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod change;
 pub mod command;
 pub mod policy;
 pub mod redact;

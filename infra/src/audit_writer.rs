@@ -4,13 +4,12 @@
 //! lost to `kill -9`) without an fsync per request.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use slipway_core::audit::AuditRecord;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{MIRROR_CURSOR, Spool, SpoolError, SpoolLog};
 
 /// Most records written per fsync.
 const MAX_BATCH: usize = 512;
@@ -21,7 +20,7 @@ type Reply = oneshot::Sender<Result<AuditRecord, String>>;
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     tx: mpsc::UnboundedSender<(AuditRecord, Reply)>,
-    depth: Arc<AtomicU64>,
+    log: Arc<SpoolLog>,
     writer_id: Arc<str>,
 }
 
@@ -29,12 +28,11 @@ impl AuditWriter {
     /// Open the spool and start the writer thread.
     pub fn start(dir: &std::path::Path, writer: &str) -> Result<AuditWriter, SpoolError> {
         let spool = Spool::open(dir, writer)?;
-        let depth = Arc::new(AtomicU64::new(spool.depth()));
+        let log = spool.log();
         let (tx, rx) = mpsc::unbounded_channel();
-        let d = depth.clone();
         thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(spool, rx, &d))
+            .spawn(move || run(spool, rx))
             .map_err(|source| SpoolError::Io {
                 path: dir.to_path_buf(),
                 action: "start the audit writer thread",
@@ -42,7 +40,7 @@ impl AuditWriter {
             })?;
         Ok(AuditWriter {
             tx,
-            depth,
+            log,
             writer_id: writer.into(),
         })
     }
@@ -57,9 +55,16 @@ impl AuditWriter {
             .map_err(|_| "the audit writer has stopped".to_string())?
     }
 
-    /// Records written but not yet mirrored (as of the last batch).
+    /// Records written but not yet mirrored to S3.
     pub fn depth(&self) -> u64 {
-        self.depth.load(Ordering::Relaxed)
+        self.log
+            .last_seq()
+            .saturating_sub(self.log.cursor(MIRROR_CURSOR).unwrap_or(0))
+    }
+
+    /// The spool's read side, for the S3 mirror and the sinks.
+    pub fn log(&self) -> Arc<SpoolLog> {
+        self.log.clone()
     }
 
     pub fn writer_id(&self) -> &str {
@@ -67,7 +72,7 @@ impl AuditWriter {
     }
 }
 
-fn run(mut spool: Spool, mut rx: mpsc::UnboundedReceiver<(AuditRecord, Reply)>, depth: &AtomicU64) {
+fn run(mut spool: Spool, mut rx: mpsc::UnboundedReceiver<(AuditRecord, Reply)>) {
     let mut failed: Option<String> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -88,7 +93,6 @@ fn run(mut spool: Spool, mut rx: mpsc::UnboundedReceiver<(AuditRecord, Reply)>, 
         }
         match spool.append_batch(records) {
             Ok(sealed) => {
-                depth.store(spool.depth(), Ordering::Relaxed);
                 for (r, rec) in replies.into_iter().zip(sealed) {
                     let _ = r.send(Ok(rec));
                 }

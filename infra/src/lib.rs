@@ -3,3 +3,7 @@ pub mod spool;
 
 pub mod audit_writer;
 pub mod exec;
+pub mod github;
+pub mod gitops;
+pub mod s3;
+pub mod sinks;

@@ -2,9 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod aws;
+mod changes;
 mod docs;
 mod policy_cli;
+mod silence;
 mod slack_bridge;
+mod terraform;
 
 use std::process::{Command, Output};
 

@@ -95,11 +95,16 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
         }
         Outcome::Approval => {
             state.metrics.request("commands", "change");
-            ephemeral(format!(
-                ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
-                 Change requests are not enabled in this build of Slipway yet, so nothing was done.",
-                parsed.text, decision.reason
-            ))
+            match &state.change {
+                Some(svc) => ephemeral(svc.begin(state, &cmd, parsed, &decision)),
+                None => ephemeral(format!(
+                    ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
+                     This bridge has no GitOps repository configured, so nothing was done; ask {}.",
+                    parsed.text,
+                    decision.reason,
+                    state.policy.support()
+                )),
+            }
         }
         Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id),
     }

@@ -27,27 +27,46 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
         }
     };
     state.metrics.request("interactivity", "ok");
-    handle(&state, interaction);
-    StatusCode::OK.into_response()
+    match handle(&state, interaction) {
+        Some(body) => Json(body).into_response(),
+        None => StatusCode::OK.into_response(),
+    }
 }
 
-/// Act on an interaction after the ack (shared by HTTP and Socket Mode).
-pub fn handle(state: &AppState, interaction: Interaction) {
+/// Act on an interaction after the ack (shared by HTTP and Socket Mode). A modal submission
+/// may answer with validation errors, which Slack shows on the input.
+pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::Value> {
     match interaction {
         Interaction::Actions(actions) => {
             for action in actions {
                 let state = state.clone();
                 tokio::spawn(async move { on_action(&state, action).await });
             }
+            None
         }
-        Interaction::ViewSubmission(_) | Interaction::Other(_) => {}
+        Interaction::ViewSubmission(view) if view.callback_id == "slipway_destructive" => {
+            let svc = state.change.as_ref()?;
+            let typed = view.values.get("confirm_text").map(String::as_str).unwrap_or_default();
+            match svc.submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed) {
+                Ok(()) => None,
+                Err(msg) => Some(serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}})),
+            }
+        }
+        Interaction::ViewSubmission(_) | Interaction::Other(_) => None,
     }
 }
 
 async fn on_action(state: &AppState, action: BlockAction) {
-    if action.action_id != "slipway_cancel" {
-        tracing::debug!(action = %action.action_id, "ignoring unknown action");
-        return;
+    match (action.action_id.as_str(), &state.change) {
+        ("slipway_cancel", _) => {}
+        ("slipway_confirm", Some(svc)) => {
+            svc.confirm(state, &action.value, &action.user.user_id, &action.trigger_id, action.response_url.as_deref()).await;
+            return;
+        }
+        _ => {
+            tracing::debug!(action = %action.action_id, "ignoring action");
+            return;
+        }
     }
     let identity = state.policy.identities().resolve(&action.user);
     let role = identity.and_then(|i| state.policy.primary_role(i));

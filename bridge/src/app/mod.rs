@@ -3,13 +3,19 @@
 //! The ack path does only this: verify, parse, resolve identity, evaluate, write the audit record
 //! (group-committed), enqueue. Everything slow happens on the worker pool afterwards.
 
+mod alertmanager;
+pub mod audit_sinks;
+mod aws;
 mod commands;
 mod ingress;
 mod interact;
 mod render;
 mod runs;
+mod silence;
 pub mod socket;
 mod targets;
+mod terraform;
+mod work;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,6 +58,10 @@ pub struct Inner {
     pub ids: Arc<dyn Ids>,
     /// Directory commands run in: owned by the bridge, never chosen by a user.
     pub work_dir: PathBuf,
+    /// Change requests, when a GitOps repository is configured.
+    pub change: Option<Arc<crate::change::ChangeService>>,
+    /// The S3 mirror and the other audit sinks, running beside the spool.
+    pub audit_sinks: audit_sinks::AuditSinks,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,15 +90,22 @@ impl AppState {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
         let writer = format!("bridge:{}", crate::clock::host_name());
-        let audit = AuditWriter::start(&config.state_dir.join("audit"), &writer)
-            .map_err(|e| e.to_string())?;
+        let audit_dir = config.state_dir.join("audit");
+        let audit = AuditWriter::start(&audit_dir, &writer).map_err(|e| e.to_string())?;
+        let metrics = Metrics::new();
+        let audit_sinks =
+            audit_sinks::start(&config.audit, &audit_dir, &audit.log(), &metrics.audit_sinks)?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
+        let change = match &config.gitops_repo {
+            Some(g) => Some(Arc::new(crate::change::ChangeService::new(g.clone(), &config.state_dir)?)),
+            None => None,
+        };
         let state = AppState {
             inner: Arc::new(Inner {
                 policy: Arc::new(policy),
                 slack,
                 audit,
-                metrics: Metrics::new(),
+                metrics,
                 runs,
                 replay: crate::slack::signature::ReplayCache::default(),
                 events_seen: std::sync::Mutex::new(lru_set::LruSet::new(10_000)),
@@ -96,6 +113,8 @@ impl AppState {
                 clock,
                 ids,
                 work_dir,
+                change,
+                audit_sinks,
                 config,
             }),
         };

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use slipway_infra::exec::{ExecEnd, ExecResult};
+use slipway_infra::exec::ExecEnd;
 
 use super::runs::Job;
+use super::work::{Finished, Shape};
 use crate::slack::client::Message;
 
 /// Section text limit, less room for the code fence.
-const SECTION_BUDGET: usize = 2900;
+pub const SECTION_BUDGET: usize = 2900;
 
 /// Where a run is.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub enum Status {
         end: ExecEnd,
         timeout: Duration,
         cancelled_by: Option<String>,
+        /// Says how the run ended instead of the generic process wording.
+        outcome: Option<String>,
     },
 }
 
@@ -61,7 +64,7 @@ fn fit_tail(text: &str, budget: usize) -> (String, bool) {
 }
 
 /// Keep the first characters of `text` that fit `budget`, on a line boundary where possible.
-fn fit_head(text: &str, budget: usize) -> (String, bool) {
+pub fn fit_head(text: &str, budget: usize) -> (String, bool) {
     if text.chars().count() <= budget {
         return (text.to_string(), false);
     }
@@ -74,7 +77,7 @@ fn fit_head(text: &str, budget: usize) -> (String, bool) {
 }
 
 /// A code block that can't be closed early by the output itself.
-fn code(text: &str) -> String {
+pub fn code(text: &str) -> String {
     format!("```\n{}\n```", text.replace("```", "`\u{200b}``"))
 }
 
@@ -131,13 +134,14 @@ pub fn run_message(job: &Job, status: Status, elapsed: Duration, tail: &[String]
             end,
             timeout,
             cancelled_by,
+            outcome: given,
         } => {
             let icon = match &end {
                 ExecEnd::Exited(0) => ":white_check_mark:",
                 ExecEnd::Cancelled | ExecEnd::TimedOut => ":stop_sign:",
                 _ => ":x:",
             };
-            let mut outcome = end.describe(timeout);
+            let mut outcome = given.unwrap_or_else(|| end.describe(timeout));
             if let (ExecEnd::Cancelled, Some(by)) = (&end, &cancelled_by) {
                 outcome = format!("was cancelled by <@{by}> (its whole process group was killed)");
             }
@@ -158,30 +162,94 @@ pub fn run_message(job: &Job, status: Status, elapsed: Duration, tail: &[String]
     }
 }
 
-/// The thread reply with the (redacted) output.
-pub fn output_message(result: &ExecResult, audit_id: Option<&str>) -> Message {
+/// The parts of a thread reply, rendered with `templates/blocks/output.json.j2`.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub headline: String,
+    pub context: String,
+    /// Short mrkdwn fields shown side by side (at most 10).
+    pub fields: Vec<String>,
+    /// Already fenced or formatted; at most [`SECTION_BUDGET`] characters.
+    pub output: String,
+    pub note: String,
+    pub fallback: String,
+}
+
+impl Reply {
+    pub fn message(self) -> Message {
+        let mut fields = self.fields;
+        fields.truncate(10);
+        let ctx = minijinja::context! {
+            headline => self.headline,
+            context => self.context,
+            fields => fields,
+            output => self.output,
+            note => self.note,
+        };
+        match crate::templates::render_blocks("blocks/output.json.j2", ctx) {
+            Ok(blocks) => Message {
+                text: self.fallback,
+                blocks,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "rendering an output message");
+                Message::text(self.fallback)
+            }
+        }
+    }
+}
+
+/// Where the full output is, for notes about what was left out.
+pub fn kept_note(total_bytes: u64, audit_id: Option<&str>) -> String {
+    format!(
+        "Output truncated: {total_bytes} bytes in total. The full redacted output is kept with the audit record{}.",
+        audit_id.map(|id| format!(" `{id}`")).unwrap_or_default()
+    )
+}
+
+/// The thread reply with the (redacted) output, shaped by the kind of work.
+pub fn output_message(finished: &Finished, audit_id: Option<&str>) -> Message {
+    let result = &finished.result;
+    let digest = format!("sha256 `{}`", &result.digest.get(..12).unwrap_or(""));
+    match &finished.shape {
+        Shape::Json if result.end.success() => {
+            if let Some(reply) =
+                super::aws::table_reply(&result.output, SECTION_BUDGET, &digest, audit_id)
+            {
+                return reply.message();
+            }
+        }
+        Shape::Plan(summary) => {
+            return super::terraform::plan_reply(
+                result,
+                summary.as_ref(),
+                SECTION_BUDGET,
+                &digest,
+                audit_id,
+            )
+            .message();
+        }
+        Shape::Json | Shape::Text => {}
+    }
     let (text, cut) = fit_head(&result.output, SECTION_BUDGET);
     let output = if text.trim().is_empty() {
         "_(no output)_".to_string()
     } else {
         code(&text)
     };
-    let mut note = String::new();
-    if cut || result.truncated {
-        note = format!(
-            "Output truncated: {} bytes in total. The full redacted output is kept with the audit record{}.",
-            result.total_bytes,
-            audit_id.map(|id| format!(" `{id}`")).unwrap_or_default()
-        );
+    Reply {
+        headline: "*Output*".into(),
+        context: digest,
+        output,
+        note: if cut || result.truncated {
+            kept_note(result.total_bytes, audit_id)
+        } else {
+            String::new()
+        },
+        fallback: format!("Output:\n{text}"),
+        ..Reply::default()
     }
-    render(
-        "*Output*",
-        &format!("sha256 `{}`", &result.digest.get(..12).unwrap_or("")),
-        &output,
-        &note,
-        "",
-        format!("Output:\n{text}"),
-    )
+    .message()
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, Output};
 use slipway_core::command::Tier;
 use slipway_core::policy::SlackUser;
-use slipway_infra::exec::{self, ExecEnd, ExecSpec};
+use slipway_infra::exec::ExecEnd;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::render;
+use super::work::{self, Finished, Work};
 use crate::metrics::{ExecLabels, Metrics};
 use crate::slack::client::Message;
 
@@ -33,7 +34,8 @@ pub struct Job {
     pub target: String,
     pub tier: Option<Tier>,
     pub decision_audit_id: String,
-    pub spec: ExecSpec,
+    /// What to do: a process, a terraform plan or an API call.
+    pub spec: Work,
 }
 
 /// The outcome of trying to enqueue.
@@ -153,15 +155,17 @@ pub fn start_workers(state: &AppState) {
 async fn run_job(state: &AppState, job: Job) {
     state.metrics.running.inc();
     let started = Instant::now();
-    let running = exec::start(job.spec.clone());
+    // Registered before the message with the Cancel button exists, so every click finds it.
+    let cancel = CancellationToken::new();
     lock(&state.runs.running).insert(
         job.id.clone(),
         Handle {
-            cancel: running.cancel.clone(),
+            cancel: cancel.clone(),
             requester: job.requester.user_id.clone(),
             cancelled_by: None,
         },
     );
+    let timeout = job.spec.timeout();
     let view = |status: render::Status, tail: &[String]| {
         render::run_message(&job, status, started.elapsed(), tail)
     };
@@ -177,8 +181,12 @@ async fn run_job(state: &AppState, job: Job) {
         }
     };
 
-    let mut progress = running.progress.clone();
-    let mut done = running.done;
+    let ctx = work::Context {
+        run_id: job.id.clone(),
+        channel: job.channel.clone(),
+        message_ts: ts.clone(),
+    };
+    let (mut progress, mut done) = work::start(state, job.spec.clone(), ctx, cancel);
     let interval = state.config.execution.progress_interval;
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(200)));
     tick.tick().await;
@@ -197,20 +205,15 @@ async fn run_job(state: &AppState, job: Job) {
     };
     let handle = lock(&state.runs.running).remove(&job.id);
     state.metrics.running.dec();
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, run = %job.id, "execution task failed");
-            exec::ExecResult {
-                end: ExecEnd::SpawnFailed("internal error".into()),
-                output: String::new(),
-                truncated: false,
-                total_bytes: 0,
-                digest: String::new(),
-                duration: started.elapsed(),
-            }
-        }
-    };
+    let finished = result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, run = %job.id, "the run's task failed");
+        Finished::api(
+            ExecEnd::SpawnFailed("internal error".into()),
+            "",
+            started,
+        )
+    });
+    let result = &finished.result;
     let cancelled_by = handle.and_then(|h| h.cancelled_by);
     let outcome = match &result.end {
         ExecEnd::Exited(0) => "success",
@@ -228,6 +231,15 @@ async fn run_job(state: &AppState, job: Job) {
         })
         .inc();
 
+    let mut details = serde_json::json!({
+        "run_id": job.id,
+        "decision_event_id": job.decision_audit_id,
+        "end": finished.outcome.clone().unwrap_or_else(|| result.end.describe(timeout)),
+        "cancelled_by": cancelled_by,
+    });
+    if let Some(map) = details.as_object_mut() {
+        map.extend(finished.details.clone());
+    }
     let audit = AuditRecord::new(EventKind::Execution, state.ids.next(), state.clock.now())
         .with_actor(Actor {
             slack_user_id: Some(job.requester.user_id.clone()),
@@ -238,7 +250,7 @@ async fn run_job(state: &AppState, job: Job) {
         .with_command(CommandInfo {
             text: job.text.clone(),
             family: None,
-            argv: Some(job.spec.argv.clone()),
+            argv: finished.argv.clone(),
         })
         .with_output(Output {
             excerpt: result.output.clone(),
@@ -248,12 +260,7 @@ async fn run_job(state: &AppState, job: Job) {
             duration_ms: u64::try_from(result.duration.as_millis()).unwrap_or(u64::MAX),
             truncated: result.truncated,
         })
-        .with_details(serde_json::json!({
-            "run_id": job.id,
-            "decision_event_id": job.decision_audit_id,
-            "end": result.end.describe(job.spec.timeout),
-            "cancelled_by": cancelled_by,
-        }));
+        .with_details(details);
     let audit_id = match state.audit.record(audit).await {
         Ok(r) => Some(r.event_id),
         Err(e) => {
@@ -265,11 +272,12 @@ async fn run_job(state: &AppState, job: Job) {
 
     let status = render::Status::Done {
         end: result.end.clone(),
-        timeout: job.spec.timeout,
+        timeout,
         cancelled_by: cancelled_by.clone(),
+        outcome: finished.outcome.clone(),
     };
     let final_msg = view(status, &[]);
-    let output_msg = render::output_message(&result, audit_id.as_deref());
+    let output_msg = render::output_message(&finished, audit_id.as_deref());
     if let Some(ts) = &ts {
         if let Err(e) = state.slack.update(&job.channel, ts, &final_msg).await {
             tracing::warn!(error = %e, "final update failed");

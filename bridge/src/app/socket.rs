@@ -71,7 +71,8 @@ async fn on_interaction(
     match parse_interaction_json(value) {
         Ok(i) => {
             state.metrics.request("socket_interactivity", "ok");
-            super::interact::handle(&state, i);
+            // Socket Mode acks carry no view errors here; a bad confirmation is simply not applied.
+            let _ = super::interact::handle(&state, i);
         }
         Err(e) => {
             state.metrics.request("socket_interactivity", "malformed");

@@ -1,21 +1,30 @@
-//! From a decided command to a concrete process: the per-target credentials and settings come
+//! From a decided command to concrete work: the per-target credentials and settings come
 //! from the bridge's configuration, keyed by the target alias; the user never chooses them.
+//! This runs on the ack path, so it only reads configuration: no I/O.
 
+use std::sync::Arc;
+
+use slipway_core::command::simple::Silence;
 use slipway_core::command::{Command, ParsedCommand, Target};
 use slipway_core::policy::Decision;
 use slipway_infra::exec::ExecSpec;
 
 use super::AppState;
+use super::silence::{Action, OWNER_ROLE, SilenceWork};
+use super::terraform::{CheckoutSource, PlanWork};
+use super::work::{Shape, Work};
 
-/// A ready-to-run command: the spec, and the argv as shown to people (without the
-/// configuration flags the bridge adds).
+/// Ready-to-run work, and the command as shown to people (without the configuration flags the
+/// bridge adds).
 #[derive(Debug)]
 pub struct Prepared {
-    pub exec: ExecSpec,
+    /// What the job does (a process, a terraform plan, an Alertmanager call).
+    pub exec: Work,
     pub argv_shown: Vec<String>,
 }
 
-fn base_env(state: &AppState) -> Vec<(String, String)> {
+/// The environment every process starts from (nothing is inherited from the bridge).
+pub fn base_env(state: &AppState) -> Vec<(String, String)> {
     vec![
         ("PATH".into(), state.config.execution.path.clone()),
         (
@@ -26,26 +35,25 @@ fn base_env(state: &AppState) -> Vec<(String, String)> {
     ]
 }
 
-/// Build the process for an allowed read/operate command, or say why it can't run here.
+/// Build the work for an allowed read/operate command, or say why it can't run here.
 pub fn exec_spec(
     state: &AppState,
     parsed: &ParsedCommand,
     decision: &Decision<'_>,
 ) -> Result<Prepared, String> {
-    let argv = parsed
-        .argv()
-        .ok_or_else(|| format!("`{}` has no process to run.", parsed.text))?;
     let timeout = decision
         .timeout
         .unwrap_or(std::time::Duration::from_secs(60));
     let output_cap = usize::try_from(state.policy.output_bytes()).unwrap_or(usize::MAX);
-    match (&parsed.command, &decision.target) {
+    let argv = parsed.argv();
+    match (&parsed.command, &decision.target, argv) {
         (
             Command::Kubectl(_),
             Target::Cluster {
                 cluster: Some(alias),
                 ..
             },
+            Some(argv),
         ) => {
             let Some(cluster) = state.config.cluster(alias) else {
                 return Err(format!(
@@ -63,15 +71,97 @@ pub fn exec_spec(
             ];
             full.extend(argv.iter().skip(1).cloned());
             Ok(Prepared {
-                exec: ExecSpec {
-                    argv: full,
-                    env: base_env(state),
-                    cwd: state.work_dir.clone(),
+                exec: Work::Process {
+                    spec: ExecSpec {
+                        argv: full,
+                        env: base_env(state),
+                        cwd: state.work_dir.clone(),
+                        timeout,
+                        output_cap,
+                        kill_grace: state.config.execution.kill_grace,
+                    },
+                    shape: Shape::Text,
+                },
+                argv_shown: argv,
+            })
+        }
+        (Command::Aws(aws), Target::AwsProfile { .. }, Some(argv)) => Ok(Prepared {
+            exec: super::aws::work(state, aws, timeout, output_cap)?,
+            argv_shown: argv,
+        }),
+        (Command::TfPlan { stack }, Target::Stack { .. }, Some(argv)) => {
+            let Some(checkout) = state.config.gitops.checkout.clone() else {
+                return Err(format!(
+                    "terraform plans need the GitOps repository, and this bridge has none configured \
+                     (`gitops.checkout` or SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
+                    state.policy.support()
+                ));
+            };
+            let mut env = base_env(state);
+            env.extend([
+                ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
+                ("TF_INPUT".into(), "0".into()),
+                ("CHECKPOINT_DISABLE".into(), "1".into()),
+            ]);
+            if let Some(alias) = &state.config.terraform.aws_profile {
+                env.extend(super::aws::env_for(state, alias)?);
+            }
+            Ok(Prepared {
+                exec: Work::TfPlan(PlanWork {
+                    stack: stack.clone(),
+                    source: Arc::new(CheckoutSource { root: checkout }),
+                    state_dir: state.config.state_dir.clone(),
+                    binary: state.config.terraform.binary.clone(),
+                    env,
                     timeout,
                     output_cap,
                     kill_grace: state.config.execution.kill_grace,
-                },
+                }),
                 argv_shown: argv,
+            })
+        }
+        (
+            Command::Silence(silence),
+            Target::Alerts {
+                env: Some(env), ..
+            },
+            _,
+        ) => {
+            let Some(url) = state.config.alertmanager_url(env) else {
+                return Err(format!(
+                    "environment `{env}` has no Alertmanager configured in this bridge \
+                     (`alertmanager.{env}` or SLIPWAY_ALERTMANAGER_URL), so nothing was done; ask {}.",
+                    state.policy.support()
+                ));
+            };
+            let identity = decision
+                .identity
+                .ok_or_else(|| "silences need a known identity".to_string())?;
+            let action = match silence {
+                Silence::Create {
+                    matchers,
+                    duration,
+                    comment,
+                    ..
+                } => Action::Create {
+                    matchers: matchers.clone(),
+                    duration: *duration,
+                    comment: comment.clone(),
+                },
+                Silence::List { .. } => Action::List,
+                Silence::Expire { id, .. } => Action::Expire { id: id.clone() },
+            };
+            let work = SilenceWork {
+                env: env.clone(),
+                url: url.to_string(),
+                action,
+                subject: identity.subject.clone(),
+                is_owner: state.policy.primary_role(identity) == Some(OWNER_ROLE),
+                timeout,
+            };
+            Ok(Prepared {
+                argv_shown: work.shown(),
+                exec: Work::Silence(work),
             })
         }
         _ => Err(format!(

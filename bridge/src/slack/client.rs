@@ -135,6 +135,17 @@ impl Slack {
         Ok(())
     }
 
+    /// `chat.getPermalink`: a link to a posted message.
+    pub async fn permalink(&self, channel: &str, ts: &str) -> Result<String, SlackError> {
+        let req = SlackApiChatGetPermalinkRequest::new(channel.into(), ts.into());
+        let session = self.client.open_session(&self.token);
+        let resp = session
+            .chat_get_permalink(&req)
+            .await
+            .map_err(err("chat.getPermalink"))?;
+        Ok(resp.permalink.to_string())
+    }
+
     /// Reply through a `response_url` (ephemeral unless `in_channel`).
     pub async fn respond(
         &self,

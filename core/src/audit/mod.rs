@@ -29,7 +29,7 @@ pub fn schema() -> schemars::Schema {
     schemars::schema_for!(AuditRecord)
 }
 
-fn datetime_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(crate) fn datetime_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "type": "string", "format": "date-time" })
 }
 

@@ -13,30 +13,30 @@
 //!   URL user and host are kept because they are useful and not secret.
 //!
 //! Every replacement contains `REDACTED`, no part of a matched secret survives it, and redacting
-//! already-redacted output changes nothing. It errs towards over-redacting: a `data:` mapping in YAML is redacted even when it
-//! belongs to a ConfigMap, because `kubectl` prints `kind` *after* `data`.
+//! already-redacted output changes nothing. When unsure it over-redacts: a YAML `data:` mapping is
+//! redacted even in a ConfigMap, because `kubectl` prints `kind` *after* `data`.
 //!
 //! # Structure
 //!
 //! Text is handled line by line. Line-local patterns live in `rules.rs`; multi-line constructs
 //! (PEM private-key bodies, YAML `data:`/`stringData:` and secret-keyed block scalars, multi-line
-//! JSON Secret `data` objects) are tracked by a small state machine, so [`StreamRedactor`] needs
-//! to hold back only the current partial line, and feeding a text in any chunks gives exactly
-//! what [`Redactor::redact`] gives for the whole (apart from the JSON gate, see `redact`).
+//! JSON Secret `data` objects) are tracked by a small state machine. So [`StreamRedactor`] holds
+//! back only the current partial line, and any chunking of a text redacts to exactly what
+//! [`Redactor::redact`] gives for the whole (except the JSON gate described there, and lines over
+//! the 64 KiB hold-back cap, which are cut and redacted more conservatively).
 
 mod rules;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 use std::sync::LazyLock;
 
-use rules::{PEM_MARK, REDACTED, RULES, Rules, is_marker, key_excluded};
+use rules::{PEM_MARK, REDACTED, RULES, Rules, key_excluded};
+pub use stream::StreamRedactor;
 
 /// Longest partial line a stream holds back before it cuts the line and emits it.
 const DEFAULT_HOLD_CAP: usize = 64 * 1024;
-/// Floor for the cap: each forced cut must make progress even after a carried redaction has
-/// inserted a marker at the front (a cap shorter than a marker could re-cut it forever).
-const MIN_HOLD_CAP: usize = 64;
 
 /// Compiled once; cheap to share (Send + Sync). `new` is cheap too: all instances share one set of
 /// compiled patterns.
@@ -85,13 +85,7 @@ impl Redactor {
 
     /// A redactor for text that arrives in chunks (process output).
     pub fn stream(&self) -> StreamRedactor<'_> {
-        StreamRedactor {
-            redactor: self,
-            state: State::new(true),
-            pending: String::new(),
-            carry: Carry::None,
-            key_id_line: false,
-        }
+        StreamRedactor::new(self)
     }
 
     /// Runs the state machine over `text`, appending the redacted result to `out`. Runs of
@@ -329,253 +323,6 @@ fn yaml_pair(content: &str, ind: usize, out: &mut String) {
         out.push(' ');
         out.push_str(REDACTED);
     }
-}
-
-/// Redacts text that arrives in chunks (process output), safely across chunk boundaries.
-///
-/// Only complete lines are emitted; the partial last line is held back. Multi-line constructs are
-/// carried as state, not buffered, so nothing else is held. A partial line longer than 64 KiB
-/// (minified JSON, a blob) is cut and emitted; see [`StreamRedactor::push`].
-#[derive(Debug)]
-pub struct StreamRedactor<'r> {
-    redactor: &'r Redactor,
-    state: State,
-    pending: String,
-    /// Redaction owed to the start of the next text because of an earlier forced cut.
-    carry: Carry,
-    /// The line being cut carried an AWS access key id (its secret may follow the cut).
-    key_id_line: bool,
-}
-
-impl StreamRedactor<'_> {
-    /// Feed a chunk; returns the redacted text that is now safe to emit (may be empty).
-    ///
-    /// When the held partial line passes the cap it is cut after whitespace or a JSON `,"`
-    /// element boundary (never inside a PEM marker or an inline Secret `data` object), and a key
-    /// left at the end of the emitted part has the first token after the cut redacted. With no
-    /// such boundary the token (or `data` object) across the cut is redacted on both sides.
-    pub fn push(&mut self, chunk: &str) -> String {
-        let mut out = String::new();
-        let held = self.pending.len();
-        self.pending.push_str(chunk);
-        if let Some(nl) = chunk.rfind('\n') {
-            let seg = self.take_pending(held + nl + 1);
-            self.redactor.process(&mut self.state, &seg, &mut out);
-        }
-        while self.pending.len() > self.redactor.hold_cap.max(MIN_HOLD_CAP) {
-            self.force_cut(&mut out);
-        }
-        out
-    }
-
-    /// End of stream: returns the rest, redacted.
-    pub fn finish(mut self) -> String {
-        let mut out = String::new();
-        let seg = self.take_pending(self.pending.len());
-        self.redactor.process(&mut self.state, &seg, &mut out);
-        out
-    }
-
-    /// Removes and returns `pending[..end]` with any carried redaction applied to its start.
-    fn take_pending(&mut self, end: usize) -> String {
-        let rest = self.pending.split_off(end);
-        let seg = std::mem::replace(&mut self.pending, rest);
-        self.settle_front(seg)
-    }
-
-    /// Applies what earlier forced cuts owe to the start of `seg`: the carried redaction, and,
-    /// on the rest of a cut line that carried an AWS access key id, the key-id line rule.
-    fn settle_front(&mut self, seg: String) -> String {
-        let seg = self.apply_carry(seg);
-        if !self.key_id_line {
-            return seg;
-        }
-        let line_end = seg.find('\n').map_or(seg.len(), |i| i + 1);
-        self.key_id_line = line_end == seg.len() && !seg.ends_with('\n');
-        let head = self.redactor.rules.key_id_line_rest(&seg[..line_end]);
-        format!("{head}{}", &seg[line_end..])
-    }
-
-    fn apply_carry(&mut self, seg: String) -> String {
-        let skip = indent_len(&seg);
-        let rest = &seg[skip..];
-        let (start, stop, owed) = match std::mem::take(&mut self.carry) {
-            Carry::None => return seg,
-            Carry::Token if rest.starts_with(['"', '\'']) => {
-                let q = rest.as_bytes()[0];
-                let from = skip + 1;
-                (
-                    from,
-                    quote_end(&seg[from..], q).map(|i| from + i),
-                    Carry::Quoted(q),
-                )
-            }
-            Carry::Token => {
-                // Stop before a Secret `data` opener or PEM marker: those must reach the rules.
-                let rules = self.redactor.rules;
-                let ws = rest.find(char::is_whitespace);
-                let opener = rules.data_opener.find(rest).map(|m| m.start());
-                let guard = opener.into_iter().chain(rest.find("-----BEGIN")).min();
-                match (ws, guard) {
-                    (_, Some(g)) if ws.is_none_or(|w| g < w) => (skip, Some(skip + g), Carry::None),
-                    _ => (skip, ws.map(|i| skip + i), Carry::Token),
-                }
-            }
-            Carry::Quoted(q) => (0, quote_end(&seg, q), Carry::Quoted(q)),
-            Carry::UntilBrace => (0, seg.find(['}', '\n']), Carry::UntilBrace),
-            Carry::UntilNewline => (0, seg.find('\n'), Carry::UntilNewline),
-        };
-        let end = stop.unwrap_or_else(|| {
-            // The owed span runs past this text: keep owing the rest of it.
-            self.carry = owed;
-            seg.len()
-        });
-        if end <= start || is_marker(&seg[start..end]) {
-            return seg;
-        }
-        format!("{}{REDACTED}{}", &seg[..start], &seg[end..])
-    }
-
-    /// Emits part of an over-long partial line (see [`StreamRedactor::push`]).
-    fn force_cut(&mut self, out: &mut String) {
-        if self.carry != Carry::None || self.key_id_line {
-            let pending = std::mem::take(&mut self.pending);
-            self.pending = self.settle_front(pending);
-            if self.pending.len() <= self.redactor.hold_cap.max(MIN_HOLD_CAP) {
-                return;
-            }
-        }
-        let (cut, kind) = self.choose_cut();
-        let rest = self.pending.split_off(cut);
-        let mut seg = std::mem::replace(&mut self.pending, rest);
-        let rules = self.redactor.rules;
-        self.key_id_line |= rules.has_key_id(&seg);
-        let line_value_open = rules.value_runs_to_end(&seg);
-        self.carry = match kind {
-            _ if line_value_open => Carry::UntilNewline,
-            Cut::Clean if rules.tail_key.is_match(seg.trim_end()) => Carry::Token,
-            Cut::Clean => Carry::None,
-            Cut::Token => Carry::Token,
-            Cut::InsideData(_) => Carry::UntilBrace,
-        };
-        match kind {
-            Cut::Clean => {}
-            Cut::Token => {
-                let keep = seg.trim_end_matches(|c: char| !c.is_whitespace()).len();
-                seg.truncate(keep);
-                seg.push_str(REDACTED);
-            }
-            Cut::InsideData(open_end) => {
-                seg.truncate(open_end);
-                seg.push_str(REDACTED);
-            }
-        }
-        self.redactor.process(&mut self.state, &seg, out);
-        self.state.mid_line = true;
-    }
-
-    fn choose_cut(&self) -> (usize, Cut) {
-        let s = self.pending.as_str();
-        let bytes = s.as_bytes();
-        let mut hi = self.redactor.hold_cap.max(MIN_HOLD_CAP).min(s.len());
-        while !s.is_char_boundary(hi) {
-            hi -= 1;
-        }
-        if hi == 0 {
-            hi = s.chars().next().map_or(s.len(), char::len_utf8);
-        }
-        // Inline Secret `data` objects, from opener to closing brace, must stay in one piece.
-        let objects: Vec<(usize, usize, usize)> = self
-            .redactor
-            .rules
-            .data_opener
-            .find_iter(s)
-            .map(|m| {
-                (
-                    m.start(),
-                    m.end(),
-                    s[m.end()..]
-                        .find('}')
-                        .map_or(usize::MAX, |i| m.end() + i + 1),
-                )
-            })
-            .collect();
-        let inside = |c: usize| objects.iter().find(|&&(a, _, b)| a < c && c < b);
-        let boundary = |p: usize| match bytes[p] {
-            // Not inside a PEM marker, and not between a key's `:` and its value.
-            b' ' | b'\t' => {
-                !bytes[p.saturating_sub(48)..p]
-                    .windows(5)
-                    .any(|w| w == b"-----")
-                    && bytes[..p].iter().rfind(|b| !matches!(b, b' ' | b'\t')) != Some(&b':')
-            }
-            b',' => {
-                p >= 2
-                    && bytes.get(p + 1) == Some(&b'"')
-                    && matches!(bytes[p - 1], b'"' | b'}' | b']' | b'0'..=b'9' | b'e' | b'l')
-                    && bytes[p - 2] != b'\\'
-            }
-            _ => false,
-        };
-        let clean = (0..hi)
-            .rev()
-            .find(|&p| boundary(p) && inside(p + 1).is_none())
-            .map(|p| p + 1);
-        // Just after a closed `data` object is a clean cut too.
-        let after_object = objects
-            .iter()
-            .map(|&(_, _, b)| b)
-            .filter(|&b| b <= hi && inside(b).is_none())
-            .max();
-        if let Some(c) = clean.max(after_object) {
-            return (c, Cut::Clean);
-        }
-        match inside(hi) {
-            Some(&(_, open_end, _)) => (hi, Cut::InsideData(open_end)),
-            None => (hi, Cut::Token),
-        }
-    }
-}
-
-/// Offset of the quote `q` that closes a string starting at `s`, or of the line end.
-fn quote_end(s: &str, q: u8) -> Option<usize> {
-    let mut escaped = false;
-    for (i, b) in s.bytes().enumerate() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if q == b'"' => escaped = true,
-            b'\n' => return Some(i),
-            _ if b == q => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// How a forced cut was made.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    /// At a boundary no secret crosses.
-    Clean,
-    /// Through a token: redact it on both sides.
-    Token,
-    /// Inside an inline Secret `data` object whose `{` ends at this offset.
-    InsideData(usize),
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Carry {
-    #[default]
-    None,
-    /// Redact the next token (a value whose key was just emitted, or the rest of a cut token);
-    /// if it opens a quoted string, the whole string.
-    Token,
-    /// Redact up to the closing quote (the rest of a quoted value).
-    Quoted(u8),
-    /// Redact up to the next `}` (the rest of a cut Secret `data` object).
-    UntilBrace,
-    /// Redact to the end of the line (the rest of a value that runs to the line end).
-    UntilNewline,
 }
 
 #[derive(Debug, Clone, Copy)]

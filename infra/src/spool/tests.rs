@@ -236,3 +236,41 @@ fn thousand_appends_in_batches_are_durable() {
     assert_eq!(ok(spool.pending(2000)).len(), 1000);
     assert_verifies(&dir, 1000);
 }
+
+#[test]
+fn named_cursors_are_independent_and_persist() {
+    let dir = TempDir::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut spool = open(&dir);
+    ok(spool.append_batch(records(1, 5)));
+    let log = spool.log();
+    assert_eq!(ok(log.cursor("jira")), 0);
+    ok(log.mark("jira", 3));
+    ok(log.mark("webhook", 1));
+    assert_eq!(seqs(&ok(log.pending("jira", 10))), [4, 5]);
+    assert_eq!(ok(log.depth("webhook")), 4);
+    assert_eq!(spool.mirrored_seq(), 0, "the mirror cursor is separate");
+    assert!(matches!(
+        log.mark("Bad.Name", 1),
+        Err(SpoolError::InvalidCursor { .. })
+    ));
+    assert!(matches!(
+        log.mark("jira", 6),
+        Err(SpoolError::BeyondEnd {
+            seq: 6,
+            last: 5,
+            ..
+        })
+    ));
+    // A new append wakes consumers and is readable at once.
+    let wake = log.subscribe();
+    ok(spool.append(record(6)));
+    assert!(wake.has_changed().unwrap_or(false));
+    assert_eq!(log.last_seq(), 6);
+    assert_eq!(ok(log.record(6)).map(|r| r.seq), Some(6));
+    drop((spool, log));
+
+    let spool = open(&dir);
+    let log = spool.log();
+    assert_eq!((ok(log.cursor("jira")), ok(log.cursor("webhook"))), (3, 1));
+    assert!(dir.path().join("bridge%3Ahost-1.jira").is_file());
+}

@@ -1,0 +1,115 @@
+//! Change requests: `change`/`destructive` commands become signed files in the GitOps repo and
+//! reviewed pull requests. Dry-run by default; `--apply` (or the Confirm button) opens the PR;
+//! destructive ones need the resource name typed in a modal first.
+//!
+//! The ack path only registers a pending change and spawns the work; rendering, git and GitHub
+//! calls all happen afterwards, off the ack.
+
+mod flow;
+mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use slipway_core::change::ChangeRequest;
+use slipway_infra::github::{GitHub, Repo};
+use slipway_infra::gitops::{Credentials, Mirror};
+
+pub use flow::Pending;
+
+use crate::config::Secret;
+
+/// How an image is found for `/deploy <service>` without a version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The service's source repo (`owner/name`), whose newest successful Actions run is deployed.
+    pub repo: String,
+    /// The image name, e.g. `registry.example.com/api`.
+    pub image: String,
+    /// The tag built from a commit: `{sha}` and `{short_sha}` are replaced. Default `sha-{short_sha}`.
+    #[serde(default)]
+    pub tag_template: Option<String>,
+    /// The branch CI builds from; default `main`.
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// Where the GitOps repo is and how to act on it.
+#[derive(Debug, Clone)]
+pub struct GitOpsConfig {
+    /// `owner/name` of the GitOps repository.
+    pub repo: Repo,
+    /// Git URL for fetch and push (https for GitHub; http on loopback for emulators).
+    pub git_url: String,
+    /// GitHub API base URL.
+    pub api_url: String,
+    pub app_id: u64,
+    pub installation_id: u64,
+    pub app_private_key: Secret,
+    /// The Ed25519 key change requests are signed with, and its id (for rotation).
+    pub signing_key: Secret,
+    pub signing_key_id: String,
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// The change-request side of the bridge.
+pub struct ChangeService {
+    pub cfg: GitOpsConfig,
+    pub gh: GitHub,
+    pub(crate) mirror: Arc<Mutex<Mirror>>,
+    pub(crate) signing: ed25519_dalek::SigningKey,
+    pub(crate) pending: Mutex<HashMap<String, Pending>>,
+    /// Slack trigger ids already turned into a change: a redelivered request changes nothing.
+    pub(crate) seen: Mutex<crate::app::lru_set::LruSet>,
+    /// PR number → the Slack message (channel, ts) that mirrors it.
+    pub threads: Mutex<HashMap<u64, (String, String)>>,
+    default_branch: String,
+}
+
+impl std::fmt::Debug for ChangeService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeService").field("repo", &self.cfg.repo).finish_non_exhaustive()
+    }
+}
+
+impl ChangeService {
+    /// Validate the configuration and open the local mirror (nothing is fetched yet).
+    pub fn new(cfg: GitOpsConfig, state_dir: &std::path::Path) -> Result<ChangeService, String> {
+        let signing = slipway_core::change::parse_signing_key(cfg.signing_key.expose())
+            .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
+        let gh = GitHub::app(&cfg.api_url, cfg.app_id, cfg.app_private_key.expose(), cfg.installation_id).map_err(|e| e.to_string())?;
+        let default_branch = "main".to_string();
+        let mirror = Mirror::open(&state_dir.join("gitops.git"), &cfg.git_url, &default_branch).map_err(|e| e.to_string())?;
+        Ok(ChangeService {
+            cfg,
+            gh,
+            mirror: Arc::new(Mutex::new(mirror)),
+            signing,
+            pending: Mutex::new(HashMap::new()),
+            seen: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
+            threads: Mutex::new(HashMap::new()),
+            default_branch,
+        })
+    }
+
+    pub fn default_branch(&self) -> &str {
+        &self.default_branch
+    }
+
+    /// Git credentials from a fresh installation token.
+    pub(crate) async fn git_credentials(&self) -> Result<Credentials, String> {
+        let token = self.gh.installation_token().await.map_err(|e| e.to_string())?;
+        Ok(Credentials { username: "x-access-token".into(), password: token })
+    }
+
+    /// The branch and PR lock ref for a change request.
+    pub(crate) fn lock_ref(resource: &str) -> String {
+        format!("refs/slipway/locks/{}", slipway_core::change::lock_slug(resource))
+    }
+
+    /// Sign a change request with the bridge's key.
+    pub(crate) fn sign(&self, cr: ChangeRequest) -> ChangeRequest {
+        slipway_core::change::sign(cr, &self.signing, &self.cfg.signing_key_id)
+    }
+}

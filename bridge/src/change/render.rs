@@ -1,0 +1,176 @@
+//! What a change writes and shows: the deploy manifest and its diff, the kubectl server-side
+//! dry run (or the command and manifest where the API can't dry-run), the PR body, and the
+//! Slack summary.
+
+use git2::Oid;
+use slipway_core::change::{ChangeRequest, Rendered, RenderedFile};
+use slipway_core::command::simple::Deploy;
+use slipway_core::command::{Command, Target};
+use slipway_core::redact::redactor;
+use slipway_infra::gitops::FileChange;
+use slipway_infra::github::Repo;
+
+use super::ChangeService;
+use super::flow::Pending;
+use crate::app::AppState;
+
+/// Section text budget in Slack, less the code fence.
+const SLACK_DIFF_BUDGET: usize = 2800;
+
+/// The rendered content of a change.
+#[derive(Debug, Default)]
+pub struct Render {
+    pub title: String,
+    pub files: Vec<FileChange>,
+    pub rendered: Rendered,
+    /// Markdown for the PR body's "What changes" section.
+    pub details: String,
+    /// A plain diff or dry-run text for Slack.
+    pub preview: String,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A unified diff of one file.
+pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(&format!("a/{path}"), &format!("b/{path}")).to_string()
+}
+
+/// Render a pending change against the GitOps repo at `head`.
+pub async fn render(svc: &ChangeService, state: &AppState, p: &Pending, head: Oid) -> Result<Render, String> {
+    match &p.command {
+        Command::Deploy(d) => render_deploy(svc, d, head).await,
+        Command::Kubectl(_) => Ok(render_kubectl(state, p).await),
+        _ => Err(format!("`{}` can't become a change request in this build yet.", p.text)),
+    }
+}
+
+async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Render, String> {
+    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| format!("service `{}` has no image configured in the bridge (`gitops.services.{}`); ask #platform.", d.service, d.service))?;
+    let (tag, digest, source_sha, run_id) = match &d.version {
+        Some(v) if v.starts_with("sha256:") => (None, Some(v.clone()), None, None),
+        Some(v) => (Some(v.clone()), None, None, None),
+        None => {
+            let repo = Repo::parse(&cfg.repo).ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
+            let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
+            let run = svc.gh.latest_successful_run(&repo, &branch).await.map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
+            let run = run.ok_or_else(|| format!("{repo} has no successful CI run on {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
+            let short: String = run.head_sha.chars().take(7).collect();
+            let tag = cfg.tag_template.clone().unwrap_or_else(|| "sha-{short_sha}".into()).replace("{short_sha}", &short).replace("{sha}", &run.head_sha);
+            (Some(tag), None, Some(run.head_sha), Some(run.id))
+        }
+    };
+    let path = format!("{}/kustomization.yaml", d.manifest_dir());
+    let content = crate::templates::render(
+        "manifests/kustomization.yaml.j2",
+        minijinja::context! { service => d.service.clone(), env => d.env.clone(), image_name => cfg.image.clone(), tag => tag.clone(), digest => digest.clone() },
+    )?;
+    let mirror = svc.mirror.clone();
+    let p2 = path.clone();
+    let current = tokio::task::spawn_blocking(move || mirror.lock().map_err(|_| "git mirror unavailable".to_string())?.read_file(head, &p2).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())??;
+    let current = current.map(|c| String::from_utf8_lossy(&c).into_owned()).unwrap_or_default();
+    let diff = unified_diff(&path, &current, &content);
+    let shown = tag.clone().or_else(|| digest.clone()).unwrap_or_default();
+    let image = format!("{}{}{}", cfg.image, if digest.is_some() { "@" } else { ":" }, shown);
+    Ok(Render {
+        title: format!("Deploy {} to {} ({shown})", d.service, d.env),
+        files: vec![FileChange::Upsert { path: path.clone(), content: content.clone().into_bytes() }],
+        rendered: Rendered {
+            files: vec![RenderedFile { path, sha256: sha256_hex(content.as_bytes()) }],
+            diff: Some(diff.clone()),
+            image: Some(image.clone()),
+            image_digest: digest,
+            source_repo: Some(cfg.repo.clone()),
+            source_sha,
+            ci_run_id: run_id,
+            ..Rendered::default()
+        },
+        details: format!("Image `{image}`\n\n```diff\n{diff}```"),
+        preview: if diff.is_empty() { format!("{image} is already deployed; nothing would change.") } else { diff },
+    })
+}
+
+/// The server-side dry run of a kubectl mutation, or the command and manifest where the API
+/// can't dry-run it.
+async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
+    let Command::Kubectl(k) = &p.command else { return Render::default() };
+    let argv_text = p.argv.join(" ");
+    let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
+    let mut preview = format!("$ {argv_text}\n");
+    let dry_run = match &p.target {
+        Target::Cluster { cluster: Some(alias), .. } if !matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) => {
+            match state.config.cluster(alias) {
+                Some(c) => {
+                    let mut argv = vec![
+                        "kubectl".to_string(),
+                        format!("--kubeconfig={}", c.kubeconfig.display()),
+                        format!("--context={}", c.context.clone().unwrap_or_else(|| alias.clone())),
+                        format!("--cache-dir={}", state.config.state_dir.join("kube-cache").join(alias).display()),
+                    ];
+                    argv.extend(p.argv.iter().skip(1).cloned());
+                    argv.push("--dry-run=server".into());
+                    if !matches!(k.verb.words, ["delete"]) {
+                        argv.push("-o".into());
+                        argv.push("yaml".into());
+                    }
+                    let spec = slipway_infra::exec::ExecSpec {
+                        argv,
+                        env: vec![("PATH".into(), state.config.execution.path.clone()), ("HOME".into(), state.config.state_dir.join("home").display().to_string())],
+                        cwd: state.work_dir.clone(),
+                        timeout: std::time::Duration::from_secs(30),
+                        output_cap: 32 * 1024,
+                        kill_grace: state.config.execution.kill_grace,
+                    };
+                    let r = slipway_infra::exec::run_to_end(spec).await;
+                    if r.end.success() { Some(Ok(r.output)) } else { Some(Err(r.output.lines().last().unwrap_or("failed").to_string())) }
+                }
+                None => Some(Err(format!("cluster `{alias}` has no credentials configured"))),
+            }
+        }
+        _ => None,
+    };
+    match dry_run {
+        Some(Ok(out)) => {
+            details.push_str(&format!("\nServer-side dry run:\n\n```yaml\n{out}\n```\n"));
+            preview.push_str(&format!("server-side dry run:\n{out}"));
+        }
+        Some(Err(why)) => {
+            details.push_str(&format!("\nA server-side dry run was not possible ({why}); review the command above.\n"));
+            preview.push_str(&format!("(no server-side dry run: {why})"));
+        }
+        None => preview.push_str("(this verb has no server-side dry run)"),
+    }
+    Render {
+        title: format!("kubectl {} on {}", k.verb.name(), p.target.describe()),
+        files: Vec::new(),
+        rendered: Rendered { diff: Some(redactor().redact(&preview)), confirmation: p.confirmation.clone(), ..Rendered::default() },
+        details: redactor().redact(&details),
+        preview: redactor().redact(&preview),
+    }
+}
+
+/// The PR body from `templates/pr/body.md.j2`, cut to GitHub's limit.
+pub fn pr_body(cr: &ChangeRequest, title: &str, details: &str) -> String {
+    let body = crate::templates::render(
+        "pr/body.md.j2",
+        minijinja::context! {
+            title, requester => minijinja::value::Serde(&cr.requester), command => minijinja::value::Serde(&cr.command), argv => cr.command.argv.join(" "),
+            resource => cr.resource.clone(), tier => cr.tier.as_str(), policy => minijinja::value::Serde(&cr.policy), expires_at => cr.expires_at.to_rfc3339(),
+            change_file => cr.file_path(), reason => cr.reason.clone(), supersedes => cr.supersedes.clone(), details,
+        },
+    )
+    .unwrap_or_else(|e| format!("{title}\n\n(template error: {e})\n\n{details}"));
+    slipway_infra::github::fit_github_body(&redactor().redact(&body))
+}
+
+/// Code-fence a preview within Slack's section limit, with a flag when cut.
+pub fn slack_preview(text: &str) -> (String, bool) {
+    let count = text.chars().count();
+    let (t, cut) = if count > SLACK_DIFF_BUDGET { (text.chars().take(SLACK_DIFF_BUDGET).collect::<String>(), true) } else { (text.to_string(), false) };
+    (format!("```\n{}\n```", t.replace("```", "`\u{200b}``")), cut)
+}

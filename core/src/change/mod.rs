@@ -1,0 +1,320 @@
+//! Change requests: the signed file (`changes/<id>.yaml`) a mutation becomes in the GitOps repo.
+//!
+//! Format (schema version 1): YAML with the fields of [`ChangeRequest`]. The bridge signs it with
+//! Ed25519; the signature covers the canonical JSON of every field except `signature` itself
+//! (object keys sorted, no whitespace), so any edit to the file's content in the PR invalidates
+//! it, while YAML formatting does not matter. The runner verifies the signature with the
+//! bridge's public key, the expiry, and the schema version before anything else.
+
+use std::fmt;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Family, Target, Tier};
+use crate::policy::model::ApproveIn;
+
+/// The change-request file format version this code writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Where change files live in the GitOps repo.
+pub const CHANGES_DIR: &str = "changes";
+
+/// Who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    pub slack_user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_team_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_enterprise_id: Option<String>,
+    /// The resolved SSO subject.
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The requester's GitHub login, so their own review never counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github_login: Option<String>,
+    pub role: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The command as typed and the exact argv the runner will execute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeCommand {
+    pub text: String,
+    pub family: Family,
+    pub argv: Vec<String>,
+}
+
+/// The approval rule that applies, copied from policy at request time (the runner re-reads
+/// policy from the merged commit and uses the stricter of the two).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequirement {
+    pub rule: String,
+    pub approvers: u32,
+    pub groups: Vec<String>,
+    pub approve_in: ApproveIn,
+    pub expires_after_secs: u64,
+}
+
+/// Which policy rules decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBinding {
+    /// The permission rule that allowed the request.
+    pub rule: String,
+    pub approval: ApprovalRequirement,
+}
+
+/// One file the change writes, with its content hash (so the runner can check that what merged
+/// is what was rendered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderedFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// What was rendered when the request was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rendered {
+    /// Files the change writes besides its own change file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<RenderedFile>,
+    /// The manifest diff (unified), redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Deploys: the image reference and digest or tag deployed, and where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run_id: Option<u64>,
+    /// Terraform: the stack directory, the commit planned, the plan's hash and summary, and the PR
+    /// through which the stack's code arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_pr: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_merged_by: Option<String>,
+    /// Destructive changes: the text the requester typed to confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<String>,
+}
+
+/// The bridge's signature over the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// Always `ed25519`.
+    pub alg: String,
+    /// Which bridge key signed, so keys can rotate.
+    pub key_id: String,
+    /// Base64 of the 64-byte signature.
+    pub value: String,
+}
+
+/// A change request, as committed to `changes/<id>.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    pub schema_version: u32,
+    /// `cr-…`: unique, also the PR branch `slipway/<id>`.
+    pub id: String,
+    pub requester: Requester,
+    pub command: ChangeCommand,
+    pub target: Target,
+    pub tier: Tier,
+    /// The canonical resource string policy matched (`service:api/staging`, …).
+    pub resource: String,
+    pub policy: PolicyBinding,
+    pub rendered: Rendered,
+    /// Why, as the requester said (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The change request this one supersedes on the same PR, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
+    #[schemars(schema_with = "crate::audit::datetime_schema")]
+    pub created_at: DateTime<Utc>,
+    #[schemars(schema_with = "crate::audit::datetime_schema")]
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// Why a change request is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyError {
+    Unsigned,
+    UnknownKey(String),
+    BadSignature,
+    Expired { expires_at: DateTime<Utc> },
+    UnsupportedVersion(u32),
+    Malformed(String),
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unsigned => f.write_str("the change request is not signed"),
+            Self::UnknownKey(k) => write!(f, "the change request is signed with unknown key `{k}`"),
+            Self::BadSignature => f.write_str("the change request's signature does not match its content (it was edited after signing)"),
+            Self::Expired { expires_at } => write!(f, "the change request expired at {}", expires_at.to_rfc3339()),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported change request schema_version {v} (this build reads {SCHEMA_VERSION})"),
+            Self::Malformed(e) => write!(f, "the change request file is malformed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// The bytes a signature covers: canonical JSON of the request without its signature.
+pub fn signing_bytes(cr: &ChangeRequest) -> Vec<u8> {
+    let mut unsigned = cr.clone();
+    unsigned.signature = None;
+    let value = serde_json::to_value(&unsigned).unwrap_or_default();
+    canonical(&value).into_bytes()
+}
+
+/// JSON with sorted keys and no whitespace.
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", serde_json::Value::String(k.clone()), canonical(&map[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        serde_json::Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// Sign a request (replacing any existing signature).
+pub fn sign(mut cr: ChangeRequest, key: &SigningKey, key_id: &str) -> ChangeRequest {
+    cr.signature = None;
+    let sig = key.sign(&signing_bytes(&cr));
+    cr.signature = Some(Signature {
+        alg: "ed25519".into(),
+        key_id: key_id.to_string(),
+        value: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+    });
+    cr
+}
+
+/// Verify schema version, signature (against the named key) and expiry at `now`.
+pub fn verify(cr: &ChangeRequest, keys: &[(String, VerifyingKey)], now: DateTime<Utc>) -> Result<(), VerifyError> {
+    if cr.schema_version != SCHEMA_VERSION {
+        return Err(VerifyError::UnsupportedVersion(cr.schema_version));
+    }
+    let sig = cr.signature.as_ref().ok_or(VerifyError::Unsigned)?;
+    if sig.alg != "ed25519" {
+        return Err(VerifyError::BadSignature);
+    }
+    let key = keys.iter().find(|(id, _)| *id == sig.key_id).map(|(_, k)| k).ok_or_else(|| VerifyError::UnknownKey(sig.key_id.clone()))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(&sig.value).map_err(|_| VerifyError::BadSignature)?;
+    let bytes: [u8; 64] = raw.try_into().map_err(|_| VerifyError::BadSignature)?;
+    key.verify(&signing_bytes(cr), &ed25519_dalek::Signature::from_bytes(&bytes)).map_err(|_| VerifyError::BadSignature)?;
+    if now > cr.expires_at {
+        return Err(VerifyError::Expired { expires_at: cr.expires_at });
+    }
+    Ok(())
+}
+
+impl ChangeRequest {
+    /// `changes/<id>.yaml`.
+    pub fn file_path(&self) -> String {
+        file_path(&self.id)
+    }
+
+    /// The PR branch.
+    pub fn branch(&self) -> String {
+        format!("slipway/{}", self.id)
+    }
+
+    /// The YAML file content, with a header saying what it is.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_saphyr::to_string(self).unwrap_or_default();
+        format!(
+            "# Slipway change request {}. Signed by the bridge: any edit invalidates it.\n# Requested by {} ({}): {}\n{body}",
+            self.id, self.requester.subject, self.requester.slack_user_id, self.command.text
+        )
+    }
+
+    /// Parse a change file.
+    pub fn from_yaml(text: &str) -> Result<ChangeRequest, VerifyError> {
+        serde_saphyr::from_str(text).map_err(|e| VerifyError::Malformed(e.without_snippet().to_string().lines().next().unwrap_or("").to_string()))
+    }
+}
+
+/// `changes/<id>.yaml` for an id.
+pub fn file_path(id: &str) -> String {
+    format!("{CHANGES_DIR}/{id}.yaml")
+}
+
+/// A ref-safe slug of a resource string, for lock refs: `service:api/staging` → `service-api-staging`.
+pub fn lock_slug(resource: &str) -> String {
+    resource.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' }).collect()
+}
+
+/// Parse the bridge's signing key: a PKCS#8 PEM, or 32 bytes as hex or base64 (the seed).
+pub fn parse_signing_key(text: &str) -> Result<SigningKey, String> {
+    let t = text.trim();
+    if t.starts_with("-----BEGIN") {
+        return SigningKey::from_pkcs8_pem(t).map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"));
+    }
+    let bytes = hex_or_base64(t)?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 key seed is 32 bytes".to_string())?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Parse a verifying (public) key: SPKI PEM, or 32 bytes as hex or base64.
+pub fn parse_verifying_key(text: &str) -> Result<VerifyingKey, String> {
+    let t = text.trim();
+    if t.starts_with("-----BEGIN") {
+        return VerifyingKey::from_public_key_pem(t).map_err(|e| format!("not an Ed25519 public key: {e}"));
+    }
+    let bytes = hex_or_base64(t)?;
+    let raw: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 public key is 32 bytes".to_string())?;
+    VerifyingKey::from_bytes(&raw).map_err(|e| format!("invalid Ed25519 public key: {e}"))
+}
+
+fn hex_or_base64(t: &str) -> Result<Vec<u8>, String> {
+    if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return hex::decode(t).map_err(|e| e.to_string());
+    }
+    base64::engine::general_purpose::STANDARD.decode(t).map_err(|_| "expected PEM, 64 hex digits or base64".to_string())
+}
+
+/// The JSON Schema of the change-request file.
+pub fn schema() -> schemars::Schema {
+    schemars::schema_for!(ChangeRequest)
+}
+
+#[cfg(test)]
+mod tests;

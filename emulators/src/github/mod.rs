@@ -1,0 +1,528 @@
+//! A stateful GitHub emulator at the HTTP level, backed by real bare git repositories: the real
+//! octocrab client talks REST to it (App JWT → installation tokens, pulls, reviews, statuses,
+//! refs, contents, Actions runs) and real git clients (the `git` CLI, libgit2) clone and push
+//! over smart HTTP. Every change fires the webhooks GitHub would send, signed with
+//! `X-Hub-Signature-256`.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use slipway_emulators::github::GitHubEmulator;
+//! let gh = GitHubEmulator::start().await;
+//! gh.create_repo("acme", "gitops", "main", &[("README.md", "hi\n")]);
+//! gh.add_user("alice", "alice-token");
+//! // octocrab: Octocrab::builder().base_uri(gh.api_url())?.personal_token("alice-token")
+//! // git:      git clone {gh.git_url("acme", "gitops")}
+//! # }
+//! ```
+//!
+//! Response bodies follow GitHub's OpenAPI response schemas and webhook payloads follow
+//! `@octokit/webhooks-schemas`; `emulators/tests/github_schema.rs` checks both against the
+//! extracted schemas in `tests/fixtures/github/`.
+
+mod auth;
+mod git;
+mod json;
+mod ops;
+mod routes;
+mod smart_http;
+mod state;
+mod webhooks;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::any;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::generate_app_key_pem;
+pub use webhooks::signature_256;
+
+use crate::server::Server;
+use state::{AccountKind, App as AppRecord, Identity, Installation, Shared, State, Token, lock};
+
+/// One webhook delivery (a redelivery is a new entry with the same `id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The `X-GitHub-Delivery` GUID.
+    pub id: String,
+    /// `X-GitHub-Event`: `pull_request`, `pull_request_review`, `push`, `issue_comment`, `status`.
+    pub event: String,
+    /// The payload's `action`, if it has one.
+    pub action: Option<String>,
+    /// The receiver's HTTP status; `None` while pending or when no response came (see `error`).
+    pub status: Option<u16>,
+    /// Why no response came (connection refused, timeout…).
+    pub error: Option<String>,
+    pub redelivery: bool,
+    pub payload: Value,
+    /// The raw body, exactly as sent and signed.
+    pub body: String,
+}
+
+impl Delivery {
+    /// Still queued or in flight.
+    pub fn pending(&self) -> bool {
+        self.status.is_none() && self.error.is_none()
+    }
+}
+
+/// Who a request was authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthenticatedAs {
+    None,
+    /// A GitHub App's JWT.
+    App(u64),
+    /// An installation token (acting as `slipway[bot]`).
+    Installation {
+        app_id: u64,
+        installation_id: u64,
+    },
+    /// A user's token.
+    User(String),
+}
+
+/// One HTTP request (REST or git smart HTTP), as answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: String,
+    /// Path and query, e.g. `/repos/acme/gitops/pulls?state=open`.
+    pub path: String,
+    pub status: u16,
+    pub authenticated_as: AuthenticatedAs,
+}
+
+#[derive(Debug)]
+struct Inner {
+    server: Server,
+    state: Shared,
+    _dir: tempfile::TempDir,
+}
+
+/// A running GitHub emulator. Cheap to clone; the server stops and its repositories are removed
+/// when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct GitHubEmulator {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) state: Shared,
+}
+
+impl GitHubEmulator {
+    /// Starts the emulator on `127.0.0.1:0` (plain HTTP). Needs `git` on `PATH`.
+    ///
+    /// # Panics
+    /// If no temporary directory can be made or the port cannot be bound.
+    pub async fn start() -> GitHubEmulator {
+        let dir = tempfile::Builder::new()
+            .prefix("slipway-github-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("github emulator: temporary directory: {e}"));
+        let state: Shared = Arc::new(Mutex::new(State {
+            repos_root: dir.path().join("repos"),
+            ..State::default()
+        }));
+        lock(&state).add_account(state::BOT_LOGIN, AccountKind::Bot);
+        let shutdown = CancellationToken::new();
+        let outbox = webhooks::start_worker(state.clone(), shutdown.clone());
+        lock(&state).outbox = Some(outbox);
+        let router = Router::new().fallback(any(routes::handle)).with_state(App {
+            state: state.clone(),
+        });
+        let server = Server::start(router, shutdown, None).await;
+        lock(&state).base_url = format!("http://{}", server.addr());
+        GitHubEmulator {
+            inner: Arc::new(Inner {
+                server,
+                state,
+                _dir: dir,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.inner.state)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.inner.server.addr())
+    }
+
+    /// `http://127.0.0.1:PORT/`: octocrab's `base_uri` (REST at `/repos/…`, `/app/…`).
+    pub fn api_url(&self) -> String {
+        format!("{}/", self.base_url())
+    }
+
+    /// The smart-HTTP clone/push URL: `http://127.0.0.1:PORT/git/{owner}/{repo}.git`.
+    pub fn git_url(&self, owner: &str, repo: &str) -> String {
+        format!("{}/git/{owner}/{repo}.git", self.base_url())
+    }
+
+    /// Creates a repository whose `default_branch` holds one commit of `files` (path → content);
+    /// returns the bare repository's directory.
+    ///
+    /// # Panics
+    /// If the repository exists already or git fails.
+    pub fn create_repo(
+        &self,
+        owner: &str,
+        repo: &str,
+        default_branch: &str,
+        files: &[(&str, &str)],
+    ) -> PathBuf {
+        ops::create_repo(&mut self.state(), owner, repo, default_branch, files)
+            .unwrap_or_else(|e| panic!("github emulator: create_repo {owner}/{repo}: {e}"))
+    }
+
+    /// A direct push (no PR, no hooks) of a commit writing `files` to `branch` (created if
+    /// missing) by `login`; fires `push` (and `synchronize` for an open PR on that branch).
+    /// Returns the new commit's sha.
+    ///
+    /// # Panics
+    /// If the repository does not exist or git fails.
+    pub fn push_direct(
+        &self,
+        owner: &str,
+        repo: &str,
+        branch: &str,
+        files: &[(&str, &str)],
+        message: &str,
+        login: &str,
+    ) -> String {
+        ops::push_direct(
+            &mut self.state(),
+            owner,
+            repo,
+            branch,
+            files,
+            message,
+            login,
+        )
+        .unwrap_or_else(|e| panic!("github emulator: push_direct {owner}/{repo}: {e}"))
+    }
+
+    /// Registers GitHub App `app_id` with its RSA private key (PEM, PKCS#1 or PKCS#8) and
+    /// installs it on `installation_repos` (`(owner, repo)`); returns the installation id.
+    ///
+    /// # Panics
+    /// If the key is not an RSA private key.
+    pub fn add_app(
+        &self,
+        app_id: u64,
+        private_key_pem: &str,
+        installation_repos: &[(&str, &str)],
+    ) -> u64 {
+        let public_key = auth::public_key_of(private_key_pem)
+            .unwrap_or_else(|e| panic!("github emulator: add_app {app_id}: {e}"));
+        let mut st = self.state();
+        st.apps.insert(app_id, AppRecord { public_key });
+        let id = 40_000_000 + st.next();
+        st.installations.insert(
+            id,
+            Installation {
+                app_id,
+                repos: installation_repos
+                    .iter()
+                    .map(|(o, r)| ((*o).to_string(), (*r).to_string()))
+                    .collect(),
+            },
+        );
+        id
+    }
+
+    /// An installation token for `installation_id` without the JWT exchange (for `git push` in
+    /// tests). Valid one hour.
+    ///
+    /// # Panics
+    /// If there is no such installation.
+    pub fn installation_token(&self, installation_id: u64) -> String {
+        let mut st = self.state();
+        let app_id = st
+            .installations
+            .get(&installation_id)
+            .map(|i| i.app_id)
+            .unwrap_or_else(|| panic!("github emulator: no installation {installation_id}"));
+        auth::issue_installation_token(&mut st, app_id, installation_id).0
+    }
+
+    /// A human user whose `token` (as the App's user authorization would yield) acts as `login`.
+    pub fn add_user(&self, login: &str, token: &str) {
+        let mut st = self.state();
+        match st.accounts.get(login).map(|a| a.kind) {
+            Some(AccountKind::User) => {}
+            _ => {
+                st.add_account(login, AccountKind::User);
+            }
+        }
+        st.tokens.insert(
+            token.to_string(),
+            Token {
+                identity: Identity::User(login.to_string()),
+                expires_at: None,
+            },
+        );
+    }
+
+    /// Opens a PR as `login` from the existing branch `head` into `base`; returns its number.
+    ///
+    /// # Panics
+    /// If GitHub would refuse it (see the message).
+    pub fn open_pr(
+        &self,
+        owner: &str,
+        repo: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        login: &str,
+    ) -> u64 {
+        ops::pulls::open(
+            &mut self.state(),
+            owner,
+            repo,
+            head,
+            base,
+            title,
+            None,
+            false,
+            login,
+        )
+        .unwrap_or_else(|e| panic!("github emulator: open_pr: {e}"))
+    }
+
+    /// Submits a review as `login` (`APPROVE`, `REQUEST_CHANGES` or `COMMENT`) on the PR's
+    /// current head, with the same rules as the REST API; returns the review id.
+    ///
+    /// # Panics
+    /// If GitHub would refuse it (for example the author approving their own PR).
+    pub fn review(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        login: &str,
+        event: &str,
+        body: &str,
+    ) -> u64 {
+        ops::pulls::review(
+            &mut self.state(),
+            owner,
+            repo,
+            number,
+            login,
+            Some(event),
+            body,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("github emulator: review: {e}"))
+    }
+
+    /// Merges (merge commit) through the same logic as `PUT /pulls/{n}/merge`, as `login`.
+    /// Returns the merge commit's sha, or GitHub's refusal (`"405 Pull Request is not mergeable"`).
+    pub fn merge(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        login: &str,
+    ) -> Result<String, String> {
+        let req = ops::pulls::MergeRequest::default();
+        ops::pulls::merge(&mut self.state(), owner, repo, number, login, &req)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every PR of the repository (oldest first), as `GET /pulls/{n}` returns it.
+    pub fn pulls(&self, owner: &str, repo: &str) -> Vec<Value> {
+        let st = self.state();
+        let numbers: Vec<u64> = st
+            .repo(owner, repo)
+            .map(|r| r.pulls.keys().copied().collect())
+            .unwrap_or_default();
+        numbers
+            .into_iter()
+            .filter_map(|n| routes::render_pull(&st, owner, repo, n).ok())
+            .collect()
+    }
+
+    /// The PR's reviews (pending ones included), as `GET /pulls/{n}/reviews` returns them.
+    pub fn reviews(&self, owner: &str, repo: &str, number: u64) -> Vec<Value> {
+        let st = self.state();
+        let Some(r) = st.repo(owner, repo) else {
+            return Vec::new();
+        };
+        let Some(p) = r.pulls.get(&number) else {
+            return Vec::new();
+        };
+        p.reviews
+            .iter()
+            .map(|x| json::review(&st, r, p, x, false))
+            .collect()
+    }
+
+    /// The statuses of commit `sha` (newest first), as `GET /commits/{sha}/statuses` returns them.
+    pub fn statuses(&self, owner: &str, repo: &str, sha: &str) -> Vec<Value> {
+        let st = self.state();
+        let Some(r) = st.repo(owner, repo) else {
+            return Vec::new();
+        };
+        r.statuses
+            .iter()
+            .rev()
+            .filter(|s| s.sha == sha)
+            .map(|s| json::status(&st, r, s))
+            .collect()
+    }
+
+    /// The comments on issue/PR `number`, oldest first.
+    pub fn comments(&self, owner: &str, repo: &str, number: u64) -> Vec<Value> {
+        let st = self.state();
+        let Some(r) = st.repo(owner, repo) else {
+            return Vec::new();
+        };
+        r.comments
+            .iter()
+            .filter(|c| c.issue == number)
+            .map(|c| json::comment(&st, r, c))
+            .collect()
+    }
+
+    /// Records a completed Actions workflow run (`event: push`); returns its id.
+    ///
+    /// # Panics
+    /// If the repository does not exist.
+    pub fn add_workflow_run(
+        &self,
+        owner: &str,
+        repo: &str,
+        branch: &str,
+        head_sha: &str,
+        name: &str,
+        conclusion: &str,
+    ) -> u64 {
+        ops::add_workflow_run(
+            &mut self.state(),
+            owner,
+            repo,
+            branch,
+            head_sha,
+            name,
+            conclusion,
+        )
+        .unwrap_or_else(|e| panic!("github emulator: add_workflow_run: {e}"))
+    }
+
+    /// Refuses git pushes to refs matching `ref_glob` (a pre-receive rule): matched against the
+    /// full ref (`refs/heads/main`) and the branch name (`main`); `*` crosses `/`. The push
+    /// reports the ref as `ng … hook declined`; the push's other refs still go through. REST ref
+    /// updates are not affected.
+    pub fn reject_pushes(&self, owner: &str, repo: &str, ref_glob: &str) {
+        if let Some(r) = self.state().repo_mut(owner, repo) {
+            r.reject_globs.push(ref_glob.to_string());
+        }
+    }
+
+    /// Branch-protection "dismiss stale pull request approvals when new commits are pushed".
+    pub fn set_dismiss_stale_reviews(&self, owner: &str, repo: &str, on: bool) {
+        if let Some(r) = self.state().repo_mut(owner, repo) {
+            r.dismiss_stale_reviews = on;
+        }
+    }
+
+    /// Delivers every later event to `url`, signed with `secret`.
+    pub fn set_webhook(&self, url: &str, secret: &str) {
+        self.state().webhook = Some((url.to_string(), secret.to_string()));
+    }
+
+    /// Every delivery so far, in order (redeliveries included).
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.state().deliveries.clone()
+    }
+
+    /// Waits until no delivery is pending (→ `true`) or `timeout` passes (→ `false`).
+    pub async fn wait_for_deliveries(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |gh| gh.deliveries().iter().all(|d| !d.pending()))
+            .await
+    }
+
+    /// Redelivers `delivery_id` to the current webhook URL: same GUID, same body, re-signed with
+    /// the current secret. Returns the receiver's status, or 0 when there was no response (or no
+    /// such delivery, or no webhook).
+    pub async fn redeliver(&self, delivery_id: &str) -> u16 {
+        let (original, hook) = {
+            let st = self.state();
+            let original = st.deliveries.iter().find(|d| d.id == delivery_id).cloned();
+            (original, st.webhook.clone())
+        };
+        let (Some(original), Some((url, secret))) = (original, hook) else {
+            return 0;
+        };
+        let result =
+            webhooks::post(&url, &secret, &original.event, &original.id, &original.body).await;
+        let (status, error) = match result {
+            Ok(code) => (Some(code), None),
+            Err(e) => (None, Some(e)),
+        };
+        self.state().deliveries.push(Delivery {
+            status,
+            error,
+            redelivery: true,
+            ..original
+        });
+        status.unwrap_or(0)
+    }
+
+    /// Every request so far (REST and git), in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state().calls.clone()
+    }
+
+    /// The next `n` REST write calls (POST, PATCH, PUT, DELETE; not the App token exchange) are
+    /// answered 403 with `retry-after: retry_after_secs` and GitHub's secondary-rate-limit message.
+    pub fn rate_limit_next(&self, n: u32, retry_after_secs: u64) {
+        self.state().rate_limit = (n > 0).then_some((n, retry_after_secs));
+    }
+
+    /// The sha `branch` points at.
+    pub fn branch_sha(&self, owner: &str, repo: &str, branch: &str) -> Option<String> {
+        let st = self.state();
+        let g = ops::git_of(&st, owner, repo).ok()?;
+        g.ref_value(&format!("refs/heads/{branch}"))
+    }
+
+    /// The content of `path` at `git_ref` (branch, tag or sha), as UTF-8 (lossy).
+    pub fn file_at(&self, owner: &str, repo: &str, git_ref: &str, path: &str) -> Option<String> {
+        let st = self.state();
+        let g = ops::git_of(&st, owner, repo).ok()?;
+        g.file(git_ref, path)
+            .map(|(_, data)| String::from_utf8_lossy(&data).into_owned())
+    }
+
+    /// The bare repository's directory.
+    pub fn repo_dir(&self, owner: &str, repo: &str) -> Option<PathBuf> {
+        self.state().repo(owner, repo).map(|r| r.dir.clone())
+    }
+
+    /// Polls `f` every 20 ms until it returns true (→ `true`) or `timeout` passes (→ `false`).
+    pub async fn wait_until<F: Fn(&GitHubEmulator) -> bool>(
+        &self,
+        timeout: Duration,
+        f: F,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if f(self) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Uploading: the bucket checks and the idempotent, locked put of one record.
+
+use aws_sdk_s3::primitives::{ByteStream, DateTime as S3DateTime};
+use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, ObjectLockEnabled};
+use base64::Engine as _;
+use futures_util::{StreamExt as _, stream};
+use sha2::{Digest, Sha256};
+use slipway_core::audit::{AuditRecord, compute_hash};
+
+use super::{S3Settings, classify};
+use crate::sinks::{Delivery, Sink, SinkError};
+use crate::spool::{MIRROR_CURSOR, file_stem};
+
+/// Uploads in flight at once while catching up.
+const CONCURRENCY: usize = 16;
+
+/// The S3 mirror, a [`Sink`] on the spool's mirror cursor.
+#[derive(Debug, Clone)]
+pub struct S3Mirror {
+    client: aws_sdk_s3::Client,
+    settings: S3Settings,
+}
+
+/// What an upload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uploaded {
+    /// A new object was written.
+    Created,
+    /// The same record was already there (an upload repeated after a crash).
+    AlreadyThere,
+}
+
+impl S3Mirror {
+    pub fn new(client: aws_sdk_s3::Client, settings: S3Settings) -> S3Mirror {
+        S3Mirror { client, settings }
+    }
+
+    pub fn settings(&self) -> &S3Settings {
+        &self.settings
+    }
+
+    /// The bucket must exist with versioning and Object Lock enabled; otherwise records could be
+    /// deleted or overwritten, and the mirror refuses to upload.
+    pub async fn check_bucket(&self) -> Result<(), SinkError> {
+        let bucket = &self.settings.bucket;
+        let versioning = self
+            .client
+            .get_bucket_versioning()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| classify("reading the versioning status", bucket, &e))?;
+        if versioning.status() != Some(&BucketVersioningStatus::Enabled) {
+            let status = versioning.status().map_or("never enabled", |s| s.as_str());
+            return Err(SinkError::Config(format!(
+                "S3 bucket {bucket} does not have versioning enabled ({status}); the audit mirror \
+                 needs versioning and Object Lock: use a bucket created with \
+                 `aws s3api create-bucket --bucket {bucket} --object-lock-enabled-for-bucket`"
+            )));
+        }
+        let no_lock = || {
+            SinkError::Config(format!(
+                "S3 bucket {bucket} does not have Object Lock enabled, so audit records there could \
+                 be deleted: use a bucket created with \
+                 `aws s3api create-bucket --bucket {bucket} --object-lock-enabled-for-bucket`"
+            ))
+        };
+        let lock = match self
+            .client
+            .get_object_lock_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(lock) => lock,
+            Err(e) => {
+                use aws_sdk_s3::error::ProvideErrorMetadata as _;
+                if e.code() == Some("ObjectLockConfigurationNotFoundError") {
+                    return Err(no_lock());
+                }
+                return Err(classify(
+                    "reading the Object Lock configuration",
+                    bucket,
+                    &e,
+                ));
+            }
+        };
+        let enabled = lock
+            .object_lock_configuration()
+            .and_then(|c| c.object_lock_enabled());
+        if enabled == Some(&ObjectLockEnabled::Enabled) {
+            Ok(())
+        } else {
+            Err(no_lock())
+        }
+    }
+
+    /// The key `record` is mirrored to.
+    pub fn key_of(&self, record: &AuditRecord) -> Result<String, SinkError> {
+        let stem = file_stem(&record.writer).map_err(|e| SinkError::Config(e.to_string()))?;
+        Ok(self.settings.key(&stem, record.seq))
+    }
+
+    /// Uploads one record under Object Lock, unless the same record is already there.
+    pub async fn upload(&self, record: &AuditRecord) -> Result<Uploaded, SinkError> {
+        let bucket = &self.settings.bucket;
+        let key = self.key_of(record)?;
+        let mut body = serde_json::to_vec(record)
+            .map_err(|e| SinkError::Config(format!("cannot encode record {key}: {e}")))?;
+        body.push(b'\n');
+        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+        let retention = self.settings.retention;
+        let until = chrono::Utc::now() + chrono::Duration::days(i64::from(retention.days));
+        let put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(checksum)
+            .object_lock_mode(retention.mode.to_sdk())
+            .object_lock_retain_until_date(S3DateTime::from_secs(until.timestamp()))
+            .metadata("slipway-hash", &record.hash)
+            .metadata("slipway-event-id", &record.event_id)
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Uploaded::Created),
+            Err(e) if is_precondition_failed(&e) => self.compare_existing(&key, record).await,
+            Err(e) => Err(classify(&format!("uploading {key}"), bucket, &e)),
+        }
+    }
+
+    /// The key is taken: accept it only if it holds this very record.
+    async fn compare_existing(
+        &self,
+        key: &str,
+        record: &AuditRecord,
+    ) -> Result<Uploaded, SinkError> {
+        let bucket = &self.settings.bucket;
+        let got = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("reading back {key}"), bucket, &e))?;
+        let bytes = got
+            .body
+            .collect()
+            .await
+            .map_err(|e| SinkError::Transient(format!("S3 reading back {key}: {e}")))?
+            .into_bytes();
+        let stored: AuditRecord = serde_json::from_slice(bytes.trim_ascii_end()).map_err(|e| {
+            SinkError::Conflict(format!(
+                "S3 object {key} in bucket {bucket} exists but is not an audit record ({e}); \
+                 the mirror leaves it and stops here: investigate who wrote it"
+            ))
+        })?;
+        if stored.hash == record.hash && compute_hash(&stored) == stored.hash {
+            return Ok(Uploaded::AlreadyThere);
+        }
+        Err(SinkError::Conflict(format!(
+            "S3 object {key} in bucket {bucket} holds a different record (event {}, hash {}) than \
+             the spool's {} seq {} (event {}, hash {}): the chain forked or the spool was replaced. \
+             The object is left as it is and mirroring stops at this record; give this writer a \
+             new id (SLIPWAY_AUDIT_WRITER) once the cause is known",
+            stored.event_id,
+            short(&stored.hash),
+            record.writer,
+            record.seq,
+            record.event_id,
+            short(&record.hash)
+        )))
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+fn is_precondition_failed<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    match err {
+        aws_sdk_s3::error::SdkError::ServiceError(se) => {
+            se.err().code() == Some("PreconditionFailed") || se.raw().status().as_u16() == 412
+        }
+        _ => false,
+    }
+}
+
+impl Sink for S3Mirror {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn cursor(&self) -> &'static str {
+        MIRROR_CURSOR
+    }
+
+    async fn prepare(&self) -> Result<(), SinkError> {
+        self.check_bucket().await
+    }
+
+    async fn deliver(&self, records: &[AuditRecord]) -> Delivery {
+        // Owned futures: borrowing closures here trip the compiler's `Send` check (rust#102211).
+        let uploads: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let (mirror, record) = (self.clone(), r.clone());
+                async move { mirror.upload(&record).await.map(|_| ()) }
+            })
+            .collect();
+        let results: Vec<Result<(), SinkError>> =
+            stream::iter(uploads).buffered(CONCURRENCY).collect().await;
+        Delivery::from_results(results)
+    }
+}

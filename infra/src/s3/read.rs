@@ -1,0 +1,171 @@
+//! Reading a mirror back, for `slipway audit verify` and `slipway audit show`: every version of
+//! every object under the prefix (so an overwrite shows as a second version rather than hiding
+//! the original), with the Object Lock headers of each, plus the delete markers.
+//!
+//! Lock headers come from GetObject's response headers (the same as HeadObject's), not from
+//! GetObjectRetention: some S3-compatible servers answer that with the object body.
+
+use aws_sdk_s3::types::ChecksumMode;
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use slipway_core::audit::AuditRecord;
+
+use super::{RetentionMode, describe};
+
+/// Objects read at once.
+const CONCURRENCY: usize = 16;
+
+/// One object version, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    pub key: String,
+    pub version_id: Option<String>,
+    pub is_latest: bool,
+    pub content: Content,
+}
+
+/// What a version holds.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// An audit record (or a body that is not one), with its lock.
+    Object {
+        record: Result<Box<AuditRecord>, String>,
+        lock_mode: Option<LockMode>,
+        retain_until: Option<DateTime<Utc>>,
+    },
+    /// A delete marker: the object was "deleted"; locked versions below it remain.
+    DeleteMarker,
+}
+
+/// The lock mode as S3 reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockMode {
+    Known(RetentionMode),
+    Other(String),
+}
+
+/// A failure to read the bucket at all.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 bucket {bucket}: {what}: {detail}")]
+pub struct ReadError {
+    pub bucket: String,
+    pub what: String,
+    pub detail: String,
+}
+
+/// Every version and delete marker under `prefix`, sorted by key, then oldest first.
+pub async fn read_bucket(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<StoredVersion>, ReadError> {
+    let err = |what: &str, detail: String| ReadError {
+        bucket: bucket.to_string(),
+        what: what.to_string(),
+        detail,
+    };
+    let mut versions = Vec::new();
+    let mut markers = Vec::new();
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| err("listing object versions", describe(&e)))?;
+        for v in page.versions() {
+            if let Some(key) = v.key() {
+                let modified = v.last_modified().map(|d| (d.secs(), d.subsec_nanos()));
+                versions.push((
+                    key.to_string(),
+                    v.version_id().map(str::to_string),
+                    v.is_latest().unwrap_or(false),
+                    modified,
+                ));
+            }
+        }
+        for m in page.delete_markers() {
+            if let Some(key) = m.key() {
+                markers.push(StoredVersion {
+                    key: key.to_string(),
+                    version_id: m.version_id().map(str::to_string),
+                    is_latest: m.is_latest().unwrap_or(false),
+                    content: Content::DeleteMarker,
+                });
+            }
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            break;
+        }
+    }
+    versions.sort_by(|a, b| (&a.0, a.3).cmp(&(&b.0, b.3)));
+
+    let mut out: Vec<StoredVersion> = stream::iter(versions)
+        .map(|(key, version_id, is_latest, _)| async move {
+            let content = read_version(client, bucket, &key, version_id.as_deref()).await?;
+            Ok::<_, ReadError>(StoredVersion {
+                key,
+                version_id,
+                is_latest,
+                content,
+            })
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    out.extend(markers);
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+async fn read_version(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Content, ReadError> {
+    let err = |detail: String| ReadError {
+        bucket: bucket.to_string(),
+        what: format!("reading {key} (version {})", version_id.unwrap_or("null")),
+        detail,
+    };
+    let got = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version_id.map(str::to_string))
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|e| err(describe(&e)))?;
+    let lock_mode = got.object_lock_mode().map(|m| match m.as_str() {
+        "COMPLIANCE" => LockMode::Known(RetentionMode::Compliance),
+        "GOVERNANCE" => LockMode::Known(RetentionMode::Governance),
+        other => LockMode::Other(other.to_string()),
+    });
+    let retain_until = got
+        .object_lock_retain_until_date()
+        .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos()));
+    let bytes = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .into_bytes();
+    let record = serde_json::from_slice::<Box<AuditRecord>>(bytes.trim_ascii_end())
+        .map_err(|e| format!("not an audit record: {e}"));
+    Ok(Content::Object {
+        record,
+        lock_mode,
+        retain_until,
+    })
+}

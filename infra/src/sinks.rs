@@ -1,0 +1,272 @@
+//! Consumers of the audit spool: the S3 mirror ([`crate::s3`]), Jira ([`jira`]) and a signed
+//! webhook ([`webhook`]). Each runs as its own background task through [`run`], which reads the
+//! records its cursor has not acknowledged, hands them to the sink in order, and moves the cursor
+//! past what was delivered.
+//!
+//! The spool is the buffer: a sink that is down (S3 outage, Jira maintenance) only falls behind,
+//! retrying with exponential backoff, and never holds up an append or drops a record. Delivery
+//! is at least once; each sink makes a repeat harmless (S3: conditional put and compare;
+//! Jira: a comment marker; webhook: `X-Slipway-Event-Id` for the receiver to dedupe).
+
+mod backoff;
+pub(crate) mod http;
+pub mod jira;
+pub mod webhook;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_core::audit::AuditRecord;
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::Backoff;
+
+use crate::spool::{SpoolError, SpoolLog};
+
+/// Why a delivery failed. Every kind is retried with backoff; the kind is the metric label and
+/// says what an operator should look at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The network, a timeout, throttling or a 5xx: it should pass by itself.
+    #[error("{0}")]
+    Transient(String),
+    /// The target is misconfigured (missing bucket, no Object Lock, bad credentials): it needs
+    /// an operator. The sink re-runs its [`Sink::prepare`] checks before the next attempt.
+    #[error("{0}")]
+    Config(String),
+    /// A different record already sits where this one belongs: a forked or replaced chain. The
+    /// stored copy is never overwritten; this is an alarm.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl SinkError {
+    /// The `reason` metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SinkError::Transient(_) => "transient",
+            SinkError::Config(_) => "config",
+            SinkError::Conflict(_) => "conflict",
+        }
+    }
+}
+
+/// What [`Sink::deliver`] achieved: the first `delivered` records are done; `error` stopped it.
+#[derive(Debug)]
+pub struct Delivery {
+    pub delivered: usize,
+    pub error: Option<SinkError>,
+}
+
+impl Delivery {
+    /// Counts the leading successes of per-record results, keeping the first error.
+    pub fn from_results(results: impl IntoIterator<Item = Result<(), SinkError>>) -> Delivery {
+        let mut delivered = 0;
+        for result in results {
+            if let Err(error) = result {
+                return Delivery {
+                    delivered,
+                    error: Some(error),
+                };
+            }
+            delivered += 1;
+        }
+        Delivery {
+            delivered,
+            error: None,
+        }
+    }
+}
+
+/// One consumer of the spool.
+pub trait Sink: Send + Sync + 'static {
+    /// The metric label and log name (`s3`, `jira`, `webhook`).
+    fn name(&self) -> &'static str;
+
+    /// The spool cursor this sink moves.
+    fn cursor(&self) -> &'static str;
+
+    /// Checks run before the first delivery and after a [`SinkError::Config`] failure.
+    fn prepare(&self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Delivers `records` (consecutive seqs, oldest first). Must be safe to repeat for records
+    /// delivered before a crash.
+    fn deliver(&self, records: &[AuditRecord]) -> impl Future<Output = Delivery> + Send;
+}
+
+/// Where sinks report, so `infra` does not depend on the bridge's metrics registry.
+pub trait SinkMetrics: Send + Sync + fmt::Debug {
+    /// Records the sink has not acknowledged.
+    fn depth(&self, sink: &'static str, records: u64);
+    /// Age in seconds of the oldest record the sink has not acknowledged (0 when caught up).
+    fn lag(&self, sink: &'static str, seconds: f64);
+    /// Records delivered.
+    fn delivered(&self, sink: &'static str, records: u64);
+    /// A failed attempt, by [`SinkError::reason`] (or `spool` when the spool could not be read).
+    fn failed(&self, sink: &'static str, reason: &'static str);
+}
+
+/// Discards everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoMetrics;
+
+impl SinkMetrics for NoMetrics {
+    fn depth(&self, _: &'static str, _: u64) {}
+    fn lag(&self, _: &'static str, _: f64) {}
+    fn delivered(&self, _: &'static str, _: u64) {}
+    fn failed(&self, _: &'static str, _: &'static str) {}
+}
+
+/// How [`run`] paces a sink.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    /// Most records handed to one [`Sink::deliver`] call.
+    pub batch: usize,
+    /// Delay after a failure, growing with consecutive failures.
+    pub backoff: Backoff,
+    /// How often an idle sink looks for records it was not woken for (a lost wake-up is
+    /// harmless) and refreshes its lag metric.
+    pub idle_poll: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            batch: 256,
+            backoff: Backoff::default(),
+            idle_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Starts [`run`] on the current tokio runtime.
+pub fn spawn<S: Sink>(
+    sink: S,
+    log: Arc<SpoolLog>,
+    metrics: Arc<dyn SinkMetrics>,
+    pacing: Pacing,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(sink, log, metrics, pacing, stop))
+}
+
+/// Drains the spool into `sink` until `stop` is cancelled.
+pub async fn run<S: Sink>(
+    sink: S,
+    log: Arc<SpoolLog>,
+    metrics: Arc<dyn SinkMetrics>,
+    pacing: Pacing,
+    stop: CancellationToken,
+) {
+    let name = sink.name();
+    let cursor = sink.cursor();
+    let mut wake = log.subscribe();
+    let mut failures = 0u32;
+    let mut prepared = false;
+    while !stop.is_cancelled() {
+        let pending = blocking(&log, move |log| log.pending(cursor, pacing.batch)).await;
+        let pending = match pending {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(sink = name, error = %e, "audit sink cannot read the spool");
+                metrics.failed(name, "spool");
+                pause(&pacing, &mut failures, &stop).await;
+                continue;
+            }
+        };
+        metrics.depth(name, log.depth(cursor).unwrap_or_default());
+        metrics.lag(name, pending.first().map_or(0.0, age_seconds));
+        let Some(last) = pending.last().map(|r| r.seq) else {
+            failures = 0;
+            tokio::select! {
+                _ = wake.changed() => {}
+                () = tokio::time::sleep(pacing.idle_poll) => {}
+                () = stop.cancelled() => {}
+            }
+            continue;
+        };
+
+        if !prepared {
+            if let Err(e) = sink.prepare().await {
+                report(name, &e, &*metrics);
+                pause(&pacing, &mut failures, &stop).await;
+                continue;
+            }
+            prepared = true;
+        }
+
+        let delivery = sink.deliver(&pending).await;
+        if let Some(done) = delivery
+            .delivered
+            .checked_sub(1)
+            .and_then(|i| pending.get(i))
+        {
+            let seq = done.seq;
+            if let Err(e) = blocking(&log, move |log| log.mark(cursor, seq)).await {
+                tracing::error!(sink = name, error = %e, "audit sink cannot save its cursor");
+                metrics.failed(name, "spool");
+            }
+            metrics.delivered(name, u64::try_from(delivery.delivered).unwrap_or(u64::MAX));
+            tracing::debug!(sink = name, up_to = seq, last, "audit records delivered");
+        }
+        match delivery.error {
+            None => failures = 0,
+            Some(e) => {
+                if matches!(e, SinkError::Config(_)) {
+                    prepared = false;
+                }
+                report(name, &e, &*metrics);
+                pause(&pacing, &mut failures, &stop).await;
+            }
+        }
+    }
+}
+
+fn report(name: &'static str, e: &SinkError, metrics: &dyn SinkMetrics) {
+    metrics.failed(name, e.reason());
+    match e {
+        SinkError::Transient(_) => {
+            tracing::warn!(sink = name, error = %e, "audit sink delivery failed; will retry");
+        }
+        SinkError::Config(_) | SinkError::Conflict(_) => {
+            tracing::error!(sink = name, kind = e.reason(), error = %e, "audit sink delivery failed; will retry");
+        }
+    }
+}
+
+async fn pause(pacing: &Pacing, failures: &mut u32, stop: &CancellationToken) {
+    let delay = pacing.backoff.delay(*failures);
+    *failures = failures.saturating_add(1);
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = stop.cancelled() => {}
+    }
+}
+
+/// Spool reads and cursor fsyncs are blocking file I/O: keep them off the async workers.
+async fn blocking<T: Send + 'static>(
+    log: &Arc<SpoolLog>,
+    f: impl FnOnce(&SpoolLog) -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, SpoolError> {
+    let log = log.clone();
+    match tokio::task::spawn_blocking(move || f(&log)).await {
+        Ok(result) => result,
+        Err(e) => Err(SpoolError::Io {
+            path: std::path::PathBuf::new(),
+            action: "run a spool task",
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}
+
+fn age_seconds(record: &AuditRecord) -> f64 {
+    let age = chrono::Utc::now().signed_duration_since(record.time);
+    age.to_std().map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests;
