@@ -44,9 +44,13 @@ pub fn generate(root: &Path) -> Result<Vec<(String, String)>, String> {
     let policy =
         Policy::from_yaml(&text).map_err(|e| e.display_with_path("policy/slipway.yaml"))?;
     let schema = serde_json::to_string_pretty(&policy::schema()).map_err(|e| e.to_string())? + "\n";
+    let audit_schema = serde_json::to_string_pretty(&slipway_core::audit::schema())
+        .map_err(|e| e.to_string())?
+        + "\n";
     Ok(vec![
         ("docs/commands.md".into(), catalog::commands_markdown()),
         ("policy/slipway.schema.json".into(), schema),
+        ("docs/audit.schema.json".into(), audit_schema),
         ("docs/rbac.md".into(), rbac_markdown(&policy)),
     ])
 }

@@ -19,6 +19,10 @@ fn env() -> &'static Environment<'static> {
             }
         });
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // Files rendered from templates (manifests) end with a newline like any text file.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
+            env.set_syntax(syntax);
+        }
         for (name, src) in TEMPLATES {
             if let Err(e) = env.add_template(name, src) {
                 // Templates are compiled in; a broken one is caught by the template tests.
@@ -75,6 +79,24 @@ mod tests {
         for (name, _) in TEMPLATES {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn change_message_renders_with_optional_button_fields() {
+        let buttons = serde_json::json!([
+            {"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": "1"},
+            {"action_id": "slipway_open_pr", "text": "View PR", "url": "https://example/pr/1", "value": "1"},
+            {"action_id": "slipway_plain", "text": "Plain", "value": "1"}
+        ]);
+        let blocks = render_blocks(
+            "blocks/change.json.j2",
+            minijinja::context! { headline => "h", context => "c", diff => "d", note => "", buttons => minijinja::value::Serde(buttons) },
+        )
+        .unwrap();
+        let actions = &blocks[3]["elements"];
+        assert_eq!(actions[0]["style"], "primary");
+        assert_eq!(actions[1]["url"], "https://example/pr/1");
+        assert!(actions[2].get("style").is_none());
     }
 
     #[test]

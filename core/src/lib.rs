@@ -4,6 +4,7 @@
 //! access; it takes text and values and returns values. Everything that touches the world lives in
 //! `slipway-bridge` or `slipway-runner` and calls in here.
 
+pub mod approval;
 pub mod audit;
 pub mod catalog;
 pub mod change;

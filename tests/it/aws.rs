@@ -81,6 +81,7 @@ async fn run(app: &TestApp, user: &str, line: &str, shown: &str) -> (String, Str
     assert!(ack.starts_with(&format!("Running `{shown}`")), "{ack}");
     let msg = app.wait_message(shown, LONG).await.expect("run message");
     let (main, thread) = app.wait_finished(&msg.ts, LONG).await;
+    eprintln!("MAIN {}\nTHREAD {}", serde_json::to_string_pretty(&main.blocks).unwrap(), serde_json::to_string_pretty(&thread[0].blocks).unwrap());
     (main.blocks.to_string(), thread[0].blocks.to_string())
 }
 

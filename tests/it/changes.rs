@@ -84,7 +84,13 @@ async fn deploys_are_dry_run_until_confirmed_by_the_requester() {
     let (app, fx) = start().await;
     let ack = app.ack("U0OPERATOR", "/deploy api staging v2.0.0").await;
     assert!(ack.starts_with("Dry run of"), "{ack}");
-    assert!(app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("slipway_confirm"))).await);
+    assert!(
+        app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("slipway_confirm"))).await,
+        "{:?} {:?} {:?}",
+        app.slack.responses(),
+        app.slack.validation_errors(),
+        app.slack.calls()
+    );
     let resp = app.slack.responses().into_iter().find(|r| r.body.to_string().contains("slipway_confirm")).unwrap();
     assert!(resp.body.to_string().contains("newTag"), "{}", resp.body);
     assert!(fx.github.pulls(OWNER, REPO).is_empty(), "a dry run opens nothing");
@@ -145,7 +151,12 @@ async fn a_second_request_for_the_same_target_advances_the_pr() {
     let kustomization = fx.github.file_at(OWNER, REPO, &branch, "apps/api/staging/kustomization.yaml").unwrap();
     assert!(kustomization.contains("v3.0.0"), "{kustomization}");
     assert!(fx.github.file_at(OWNER, REPO, &branch, &format!("changes/{}.yaml", old.id)).is_none(), "the superseded change file is gone");
-    assert!(app.slack.wait_until(LONG, |s| s.messages().iter().any(|m| m.blocks.to_string().contains("advanced"))).await);
+    assert!(
+        app.slack.wait_until(LONG, |s| s.messages().iter().any(|m| m.blocks.to_string().contains("advanced"))).await,
+        "{:?} {:?}",
+        app.slack.messages(),
+        app.slack.responses()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

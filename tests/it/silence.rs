@@ -66,6 +66,7 @@ async fn run(app: &TestApp, user: &str, line: &str, shown: &str) -> (String, Str
         .find(|m| m.thread_ts.is_none() && m.blocks.to_string().contains(shown))
         .unwrap();
     let (main, thread) = app.wait_finished(&msg.ts, LONG).await;
+    eprintln!("MAIN {}\nTHREAD {}", main.blocks, thread[0].blocks);
     (main.blocks.to_string(), thread[0].blocks.to_string())
 }
 

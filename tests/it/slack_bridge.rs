@@ -327,6 +327,7 @@ async fn two_hundred_concurrent_commands_are_all_acked_in_time_and_overflow_is_b
             queue: 10,
             per_user: 1000,
             read_timeout: Some("20s"),
+            ..Options::default()
         })
         .await,
     );

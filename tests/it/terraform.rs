@@ -76,6 +76,7 @@ async fn plan(app: &TestApp, stack: &str) -> (String, String) {
         .await
         .expect("run message");
     let (main, thread) = app.wait_finished(&msg.ts, LONG).await;
+    eprintln!("MAIN {}\nTHREAD {}", serde_json::to_string_pretty(&main.blocks).unwrap(), serde_json::to_string_pretty(&thread[0].blocks).unwrap());
     (main.blocks.to_string(), thread[0].blocks.to_string())
 }
 

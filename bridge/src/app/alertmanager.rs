@@ -183,8 +183,8 @@ impl Alertmanager {
     /// Create a silence; returns its id.
     pub async fn create_silence(&self, silence: &NewSilence) -> Result<String, ApiError> {
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
         struct Created {
+            #[serde(rename = "silenceID")]
             silence_id: String,
         }
         let body = serde_json::to_string(silence).map_err(|e| ApiError::BadAnswer(e.to_string()))?;

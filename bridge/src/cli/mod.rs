@@ -1,5 +1,6 @@
 //! Command-line interface. Exit codes are a contract: see each subcommand.
 
+mod audit;
 mod policy;
 mod serve;
 
@@ -23,6 +24,9 @@ pub enum Top {
     /// Check, explain and test the RBAC policy.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
+    /// Verify the audit trail (S3 mirror or local spool), or show one record.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Run the Slack bridge (HTTP endpoints, or Socket Mode).
     Serve {
         /// YAML config file; every setting also has an environment variable.
@@ -46,6 +50,7 @@ pub enum Top {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Top::Policy(cmd) => policy::run(cmd),
+        Top::Audit(cmd) => audit::run(cmd),
         Top::Serve { config } => serve::run(config.as_deref()),
         Top::Redact => redact(),
         Top::Docs { check, root } => docs(check, &root),

@@ -29,6 +29,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     };
     runtime.block_on(async move {
         let listen = config.listen;
+        if let Err(e) = crate::app::audit_sinks::preflight(&config.audit).await {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         let state = match AppState::new(config, Arc::new(SystemClock), Arc::new(UuidIds)) {
             Ok(s) => s,
             Err(e) => {

@@ -2,7 +2,6 @@
 //! the records (Jira, a signed webhook). Every part is optional; without `s3` the spool stays
 //! local only.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -106,7 +105,10 @@ fn check_loopback(url: &str, what: &str) -> Result<(), String> {
     let host = rest
         .map(|r| {
             if r.starts_with('[') {
-                r.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+                r.split(']')
+                    .next()
+                    .map(|h| format!("{h}]"))
+                    .unwrap_or_default()
             } else {
                 r.split(['/', ':']).next().unwrap_or("").to_string()
             }
@@ -156,7 +158,10 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
 
 fn load_s3(bucket: String, f: FileS3, env: Env<'_>) -> Result<S3Settings, String> {
     if bucket.is_empty() {
-        return Err("the audit S3 bucket name is empty (SLIPWAY_AUDIT_S3_BUCKET or `audit.s3.bucket`)".into());
+        return Err(
+            "the audit S3 bucket name is empty (SLIPWAY_AUDIT_S3_BUCKET or `audit.s3.bucket`)"
+                .into(),
+        );
     }
     let days = match env("SLIPWAY_AUDIT_RETENTION_DAYS") {
         Some(s) => s.parse::<u32>().map_err(|_| {
@@ -180,7 +185,10 @@ fn load_s3(bucket: String, f: FileS3, env: Env<'_>) -> Result<S3Settings, String
     };
     let endpoint_url = env("SLIPWAY_AUDIT_S3_ENDPOINT").or(f.endpoint_url);
     if let Some(url) = &endpoint_url {
-        check_loopback(url, "the audit S3 endpoint (SLIPWAY_AUDIT_S3_ENDPOINT or `audit.s3.endpoint_url`)")?;
+        check_loopback(
+            url,
+            "the audit S3 endpoint (SLIPWAY_AUDIT_S3_ENDPOINT or `audit.s3.endpoint_url`)",
+        )?;
     }
     let secret_key = secret(
         f.secret_access_key.as_ref(),
@@ -244,7 +252,10 @@ mod tests {
         let f = parse("s3:\n  bucket: audit\n  retention_days: 30\n");
         let c = load(f, &no_env).unwrap();
         let s3 = c.s3.unwrap();
-        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("audit", "slipway"));
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("audit", "slipway")
+        );
         assert_eq!(s3.retention.mode, RetentionMode::Compliance);
         assert_eq!(s3.retention.days, 30);
         assert!(c.jira.is_none() && c.webhook.is_none());
@@ -268,17 +279,26 @@ mod tests {
         let err = |yaml: &str| load(parse(yaml), &no_env).unwrap_err();
         assert!(err("s3:\n  bucket: audit\n").contains("retention_days"));
         assert!(err("s3:\n  bucket: a\n  retention_days: 0\n").contains("1 to"));
-        assert!(err("s3:\n  bucket: a\n  retention_days: 1\n  retention_mode: hold\n").contains("COMPLIANCE"));
+        assert!(
+            err("s3:\n  bucket: a\n  retention_days: 1\n  retention_mode: hold\n")
+                .contains("COMPLIANCE")
+        );
         assert!(
             err("s3:\n  bucket: a\n  retention_days: 1\n  endpoint_url: https://s3.evil.example\n")
                 .contains("loopback")
         );
-        assert!(err("s3:\n  bucket: a\n  retention_days: 1\n  access_key_id: AKIA\n").contains("go together"));
+        assert!(
+            err("s3:\n  bucket: a\n  retention_days: 1\n  access_key_id: AKIA\n")
+                .contains("go together")
+        );
         assert!(err("s3:\n  endpoint_url: http://127.0.0.1:1\n").contains("no bucket"));
         assert!(err("webhook:\n  url: https://hooks.example/x\n").contains("secret"));
         assert!(err("webhook:\n  url: http://hooks.example/x\n  secret: s\n").contains("https"));
-        assert!(err("jira:\n  url: https://acme.atlassian.net\n  project: OPS\n").contains("token"));
-        let e = serde_saphyr::from_str::<FileAudit>("s3:\n  bucket: a\n  retention: 5\n").unwrap_err();
+        assert!(
+            err("jira:\n  url: https://acme.atlassian.net\n  project: OPS\n").contains("token")
+        );
+        let e =
+            serde_saphyr::from_str::<FileAudit>("s3:\n  bucket: a\n  retention: 5\n").unwrap_err();
         assert!(e.to_string().contains("retention"), "{e}");
     }
 

@@ -116,6 +116,9 @@ pub(crate) struct CommitInfo {
     pub(crate) message: String,
 }
 
+/// One `ls-tree -l` entry: `(mode, type, sha, size, name)`.
+pub(crate) type TreeEntry = (String, String, String, u64, String);
+
 /// The bare repository at `dir`.
 #[derive(Debug, Clone)]
 pub(crate) struct Repo {
@@ -260,11 +263,7 @@ impl Repo {
     }
 
     /// The entries of the directory at `rev:path` (`""` = root): `(mode, type, sha, size, name)`.
-    pub(crate) fn dir_entries(
-        &self,
-        rev: &str,
-        path: &str,
-    ) -> Option<Vec<(String, String, String, u64, String)>> {
+    pub(crate) fn dir_entries(&self, rev: &str, path: &str) -> Option<Vec<TreeEntry>> {
         let commit = self.resolve(rev)?;
         let path = path.trim_matches('/');
         let spec = format!("{commit}:{path}");

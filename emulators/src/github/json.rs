@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::git::CommitInfo;
 use super::state::{
     Account, AccountKind, Comment, CommitStatus, Label, Pull, Repo, Review, State, WorkflowRun,
-    iso, node_id,
+    iso, node_id, node_id_of,
 };
 
 /// The account for `login` (a synthetic user if it was never seen).
@@ -195,7 +195,7 @@ pub(crate) fn label(st: &State, repo: &Repo, l: &Label) -> Value {
     })
 }
 
-fn link(href: String) -> Value {
+fn link(href: &str) -> Value {
     json!({ "href": href })
 }
 
@@ -263,14 +263,14 @@ pub(crate) fn pull(st: &State, repo: &Repo, p: &Pull, shape: PullShape) -> Value
         "head": branch_end(st, repo, &p.head_ref, &p.head_sha),
         "base": branch_end(st, repo, &p.base_ref, &p.base_sha),
         "_links": {
-            "self": link(api.clone()),
-            "html": link(html.clone()),
-            "issue": link(issue.clone()),
-            "comments": link(format!("{issue}/comments")),
-            "review_comments": link(format!("{api}/comments")),
-            "review_comment": link(format!("{}/pulls/comments{{/number}}", repo_api(st, repo))),
-            "commits": link(format!("{api}/commits")),
-            "statuses": link(statuses),
+            "self": link(&api),
+            "html": link(&html),
+            "issue": link(&issue),
+            "comments": link(&format!("{issue}/comments")),
+            "review_comments": link(&format!("{api}/comments")),
+            "review_comment": link(&format!("{}/pulls/comments{{/number}}", repo_api(st, repo))),
+            "commits": link(&format!("{api}/commits")),
+            "statuses": link(&statuses),
         },
         "author_association": author_association(repo, &p.user),
         "auto_merge": null,
@@ -324,7 +324,7 @@ pub(crate) fn review(st: &State, repo: &Repo, p: &Pull, r: &Review, webhook: boo
         "state": state,
         "html_url": html.clone(),
         "pull_request_url": pr_api.clone(),
-        "_links": { "html": link(html), "pull_request": link(pr_api) },
+        "_links": { "html": link(&html), "pull_request": link(&pr_api) },
         "commit_id": r.commit_id,
         "author_association": author_association(repo, &r.user),
     });
@@ -339,7 +339,7 @@ pub(crate) fn review(st: &State, repo: &Repo, p: &Pull, r: &Review, webhook: boo
     v
 }
 
-fn reactions(url: String) -> Value {
+fn reactions(url: &str) -> Value {
     json!({
         "url": url, "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
         "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
@@ -359,7 +359,7 @@ pub(crate) fn comment(st: &State, repo: &Repo, c: &Comment) -> Value {
         "updated_at": iso(c.created_at),
         "author_association": author_association(repo, &c.user),
         "body": c.body,
-        "reactions": reactions(format!("{url}/reactions")),
+        "reactions": reactions(&format!("{url}/reactions")),
         "performed_via_github_app": null,
     })
 }
@@ -407,7 +407,7 @@ pub(crate) fn issue(st: &State, repo: &Repo, p: &Pull) -> Value {
             "merged_at": p.merged_at.map(iso),
         },
         "body": p.body,
-        "reactions": reactions(format!("{api}/reactions")),
+        "reactions": reactions(&format!("{api}/reactions")),
         "timeline_url": format!("{api}/timeline"),
         "state_reason": null,
     })
@@ -438,7 +438,7 @@ pub(crate) fn git_ref(st: &State, repo: &Repo, name: &str, sha: &str, kind: &str
     };
     json!({
         "ref": name,
-        "node_id": node_id("Ref", u64::from(name.len() as u32)),
+        "node_id": node_id_of("Ref", name),
         "url": format!("{}/git/{name}", repo_api(st, repo)),
         "object": {
             "type": kind,
@@ -526,7 +526,7 @@ pub(crate) fn workflow_run(
 ) -> Value {
     let api = repo_api(st, repo);
     let run = format!("{api}/actions/runs/{}", r.id);
-    let workflow_id = 1000 + u64::from(r.name.len() as u32);
+    let workflow_id = 1000 + r.name.bytes().map(u64::from).sum::<u64>();
     json!({
         "id": r.id,
         "name": r.name,

@@ -243,11 +243,9 @@ impl GitHubEmulator {
     /// If there is no such installation.
     pub fn installation_token(&self, installation_id: u64) -> String {
         let mut st = self.state();
-        let app_id = st
-            .installations
-            .get(&installation_id)
-            .map(|i| i.app_id)
-            .unwrap_or_else(|| panic!("github emulator: no installation {installation_id}"));
+        let Some(app_id) = st.installations.get(&installation_id).map(|i| i.app_id) else {
+            panic!("github emulator: no installation {installation_id}");
+        };
         auth::issue_installation_token(&mut st, app_id, installation_id).0
     }
 

@@ -46,8 +46,11 @@ pub(crate) fn parse_commands(body: &[u8]) -> Vec<Command> {
         let line = line.split(|b| *b == 0).next().unwrap_or_default();
         let line = String::from_utf8_lossy(line);
         let mut parts = line.trim_end_matches('\n').split(' ');
-        if let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next()) {
-            if old.len() == 40 && new.len() == 40 {
+        if let (Some(old), Some(new), Some(refname)) = (parts.next(), parts.next(), parts.next())
+            && old.len() == 40
+            && new.len() == 40
+        {
+            {
                 out.push(Command {
                     old: old.to_string(),
                     new: new.to_string(),

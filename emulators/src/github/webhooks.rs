@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::git;
 use super::json::{self, PullShape};
-use super::state::{Outgoing, Pull, Repo, Review, Shared, State, iso, lock, node_id};
+use super::state::{Outgoing, Pull, Repo, Review, Shared, State, hex, iso, lock, node_id};
 
 /// How long a delivery may take before it counts as failed (GitHub allows 10 s).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,10 +28,6 @@ pub fn signature_256(secret: &str, body: &[u8]) -> String {
 fn signature_1(secret: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
     format!("sha1={}", hex(hmac::sign(&key, body).as_ref()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `repository`, `sender` and (for an installed repo) `installation`.

@@ -225,7 +225,8 @@ pub(crate) fn ref_updated(
     }
 }
 
-/// A commit of `files` on `branch` by `login`, moved in directly (no hooks, no PR).
+/// A commit of `files` on `branch` (new branches start from the default branch) by `login`,
+/// moved in directly (no hooks, no PR).
 pub(crate) fn push_direct(
     st: &mut State,
     owner: &str,
@@ -239,8 +240,13 @@ pub(crate) fn push_direct(
     let g = git_of(st, owner, name).map_err(|e| e.to_string())?;
     let refname = format!("refs/heads/{branch}");
     let before = g.ref_value(&refname);
+    // A new branch starts from the default branch, as one made in GitHub's UI would.
+    let parent = before.clone().or_else(|| {
+        st.repo(owner, name)
+            .and_then(|r| g.ref_value(&format!("refs/heads/{}", r.default_branch)))
+    });
     let email = account.email();
-    let sha = g.commit_files(before.as_deref(), files, message, (login, &email))?;
+    let sha = g.commit_files(parent.as_deref(), files, message, (login, &email))?;
     g.update_ref(&refname, &sha, Some(before.as_deref().unwrap_or(ZERO_SHA)))?;
     ref_updated(
         st,

@@ -9,10 +9,11 @@ use super::{ApiError, git_of, ref_updated, repo_of};
 
 /// Recomputes a pull request's base tip, own commits and diff stats from the repository.
 pub(crate) fn recompute(g: &git::Repo, p: &mut Pull) {
-    if let Some(base) = g.ref_value(&format!("refs/heads/{}", p.base_ref)) {
-        if !p.merged {
-            p.base_sha = base;
-        }
+    if let Some(base) = g
+        .ref_value(&format!("refs/heads/{}", p.base_ref))
+        .filter(|_| !p.merged)
+    {
+        p.base_sha = base;
     }
     if p.merged {
         return;
@@ -181,10 +182,8 @@ pub(crate) fn update(
     login: &str,
 ) -> Result<(), ApiError> {
     let g = git_of(st, owner, name)?;
-    if let Some(b) = base {
-        if g.ref_value(&format!("refs/heads/{b}")).is_none() {
-            return Err(ApiError::validation("PullRequest", "base", "invalid", None));
-        }
+    if base.is_some_and(|b| g.ref_value(&format!("refs/heads/{b}")).is_none()) {
+        return Err(ApiError::validation("PullRequest", "base", "invalid", None));
     }
     st.account(login);
     let repo = st.repo_mut(owner, name).ok_or_else(ApiError::not_found)?;

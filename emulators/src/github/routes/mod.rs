@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::auth;
 use super::ops::ApiError;
 use super::smart_http;
-use super::state::{Identity, State, lock, random_bytes};
+use super::state::{Identity, State, hex, lock, random_bytes};
 use super::{App, AuthenticatedAs, Call};
 
 /// A successful reply.
@@ -133,16 +133,17 @@ pub(crate) fn paginate(cx: &Ctx<'_>, base_url: &str, items: Vec<Value>) -> Reply
 
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
-    let hex = |b: u8| char::from(b).to_digit(16);
+    let digit = |b: u8| char::from(b).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-                continue;
-            }
+        let pair = (bytes[i] == b'%' && i + 3 <= bytes.len())
+            .then(|| digit(bytes[i + 1]).zip(digit(bytes[i + 2])))
+            .flatten();
+        if let Some((h, l)) = pair {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -152,10 +153,8 @@ fn percent_decode(s: &str) -> String {
 
 fn request_id() -> String {
     let b = random_bytes::<8>();
-    b.iter()
-        .map(|x| format!("{x:02X}"))
-        .collect::<Vec<_>>()
-        .join("")
+    hex(&b)
+        .to_ascii_uppercase()
         .chars()
         .enumerate()
         .flat_map(|(i, c)| (i > 0 && i % 4 == 0).then_some(':').into_iter().chain([c]))
@@ -318,16 +317,14 @@ fn rest(
     let parsed: Value = if body.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(_) => {
-                let e = ApiError::new(400, "Problems parsing JSON");
-                return (error_response(&e), Some(identity));
-            }
-        }
+        let Ok(v) = serde_json::from_slice(body) else {
+            let e = ApiError::new(400, "Problems parsing JSON");
+            return (error_response(&e), Some(identity));
+        };
+        v
     };
-    if is_write(method) && !app_route {
-        if let Some((left, retry)) = st.rate_limit {
+    if let Some((left, retry)) = st.rate_limit.filter(|_| is_write(method) && !app_route) {
+        {
             st.rate_limit = (left > 1).then(|| (left - 1, retry));
             let e = ApiError::new(
                 403,
@@ -381,10 +378,7 @@ fn route(st: &mut State, method: &Method, segs: &[&str], cx: &Ctx<'_>) -> Option
         (M::GET, ["repos", _, _, "git", "ref", r @ ..]) if !r.is_empty() => {
             repos::get_ref(st, cx, &r.join("/"))
         }
-        (M::GET, ["repos", _, _, "git", "matching-refs", r @ ..]) => {
-            repos::matching_refs(st, cx, &r.join("/"))
-        }
-        (M::GET, ["repos", _, _, "git", "refs", r @ ..]) => {
+        (M::GET, ["repos", _, _, "git", "matching-refs" | "refs", r @ ..]) => {
             repos::matching_refs(st, cx, &r.join("/"))
         }
         (M::POST, ["repos", _, _, "git", "refs"]) => repos::create_ref(st, cx),

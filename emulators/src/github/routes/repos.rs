@@ -57,7 +57,9 @@ fn valid_ref_name(name: &str) -> bool {
         && !name.ends_with('/')
         && !name.contains("..")
         && !name.contains("//")
-        && !name.ends_with(".lock")
+        && !std::path::Path::new(name)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("lock"))
         && !name
             .chars()
             .any(|c| c.is_control() || " ~^:?*[\\".contains(c))

@@ -1,0 +1,209 @@
+//! What `slipway audit verify` found, and the table it prints.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use slipway_core::audit::{ChainReport, ProblemKind};
+
+/// One break in the trail. `writer`/`seq`/`event` locate it as far as they are known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub writer: String,
+    pub seq: Option<u64>,
+    pub event: String,
+    /// A short, stable name: `hash_mismatch`, `gap`, `no_retention`, `missing_execution`…
+    pub problem: &'static str,
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(problem: &'static str, detail: impl Into<String>) -> Finding {
+        Finding {
+            writer: String::new(),
+            seq: None,
+            event: String::new(),
+            problem,
+            detail: detail.into(),
+        }
+    }
+
+    #[must_use]
+    pub fn at(mut self, writer: &str, seq: u64, event: &str) -> Finding {
+        self.writer = writer.to_string();
+        self.seq = Some(seq);
+        self.event = event.to_string();
+        self
+    }
+}
+
+fn chain_problem_name(kind: ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::UnsupportedVersion => "unsupported_version",
+        ProblemKind::Unsealed => "unsealed",
+        ProblemKind::HashMismatch => "hash_mismatch",
+        ProblemKind::Gap => "gap",
+        ProblemKind::Duplicate => "duplicate",
+        ProblemKind::Fork => "fork",
+        ProblemKind::BrokenLink => "broken_link",
+    }
+}
+
+/// The chain verifier's problems as findings.
+pub fn from_chain(report: &ChainReport) -> Vec<Finding> {
+    report
+        .problems
+        .iter()
+        .map(|p| {
+            Finding::new(chain_problem_name(p.kind), p.message.clone()).at(
+                &p.writer,
+                p.seq,
+                &p.event_id,
+            )
+        })
+        .collect()
+}
+
+/// Left-aligned columns, two spaces apart; the last column is never padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header.iter().map(|h| (*h).to_string()).collect::<Vec<_>>());
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
+/// The per-writer summary and the findings, as printed.
+pub fn render(
+    source: &str,
+    report: &ChainReport,
+    findings: &[Finding],
+    notes: &[String],
+) -> String {
+    let mut out = format!("audit trail: {source}\n\n");
+    let mut per_writer: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in findings {
+        *per_writer.entry(f.writer.as_str()).or_default() += 1;
+    }
+    if report.writers.is_empty() {
+        out.push_str("no records\n");
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .writers
+            .iter()
+            .map(|(writer, head)| {
+                let n = per_writer.get(writer.as_str()).copied().unwrap_or(0);
+                vec![
+                    writer.clone(),
+                    head.records.to_string(),
+                    head.last_seq.to_string(),
+                    head.last_hash
+                        .get(..12)
+                        .unwrap_or(&head.last_hash)
+                        .to_string(),
+                    if n == 0 {
+                        "ok".to_string()
+                    } else {
+                        format!("{n} problem(s)")
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["WRITER", "RECORDS", "LAST SEQ", "LAST HASH", "STATUS"],
+            &rows,
+        ));
+    }
+    if !findings.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = findings
+            .iter()
+            .map(|f| {
+                vec![
+                    if f.writer.is_empty() {
+                        "-".into()
+                    } else {
+                        f.writer.clone()
+                    },
+                    f.seq.map_or_else(|| "-".into(), |s| s.to_string()),
+                    if f.event.is_empty() {
+                        "-".into()
+                    } else {
+                        f.event.clone()
+                    },
+                    f.problem.to_string(),
+                    f.detail.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["WRITER", "SEQ", "EVENT", "PROBLEM", "DETAIL"],
+            &rows,
+        ));
+    }
+    out.push('\n');
+    for note in notes {
+        out.push_str(note);
+        out.push('\n');
+    }
+    if findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "OK: {} record(s) from {} writer(s), no breaks",
+            report.records,
+            report.writers.len()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "FAILED: {} problem(s) in {} record(s)",
+            findings.len(),
+            report.records
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_core::audit::verify_chain;
+
+    #[test]
+    fn renders_writers_and_findings() {
+        let report = verify_chain(&[]);
+        let text = render(
+            "spool x",
+            &report,
+            &[Finding::new("gap", "record 3 is missing").at("bridge:a", 3, "e4")],
+            &[],
+        );
+        assert!(text.contains("no records"), "{text}");
+        assert!(
+            text.contains("bridge:a  3    e4     gap      record 3 is missing"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("FAILED: 1 problem(s) in 0 record(s)\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! The approval quorum, computed from a PR's reviews. One pure function, used by the bridge (to
+//! mirror progress and set `slipway/approval`) and by the runner (to re-verify after merge).
+//!
+//! Rules: each person's latest decisive review counts (a later comment doesn't undo an
+//! approval; a later "changes requested" or a dismissal does); only reviews on the current head
+//! SHA count, older ones are stale; the requester and the PR author never count; a reviewer must
+//! map to an identity in one of the rule's groups; people are counted once, by identity, however
+//! many logins they have; an outstanding "changes requested" from an eligible reviewer blocks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::change::ApprovalRequirement;
+use crate::policy::Identity;
+
+/// Where a review was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Slack,
+    Github,
+}
+
+/// A review's state, as GitHub reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReviewState {
+    Approved,
+    ChangesRequested,
+    Commented,
+    Dismissed,
+}
+
+impl ReviewState {
+    /// From GitHub's REST (`APPROVED`) or webhook (`approved`) spelling.
+    pub fn parse(s: &str) -> Option<ReviewState> {
+        match s.to_ascii_uppercase().as_str() {
+            "APPROVED" => Some(Self::Approved),
+            "CHANGES_REQUESTED" => Some(Self::ChangesRequested),
+            "COMMENTED" => Some(Self::Commented),
+            "DISMISSED" => Some(Self::Dismissed),
+            _ => None,
+        }
+    }
+}
+
+/// One review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewInput {
+    pub id: u64,
+    pub login: String,
+    pub state: ReviewState,
+    pub commit_id: String,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub source: Source,
+}
+
+/// A counted approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Counted {
+    pub login: String,
+    pub subject: String,
+    pub source: Source,
+}
+
+/// A review that didn't count, and why (for the Slack message and the audit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    pub login: String,
+    pub reason: String,
+}
+
+/// The quorum's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quorum {
+    pub needed: u32,
+    pub approvals: Vec<Counted>,
+    /// Approvals given on an older commit.
+    pub stale: Vec<String>,
+    /// Eligible reviewers whose latest review requests changes on the head.
+    pub changes_requested: Vec<String>,
+    pub ignored: Vec<Ignored>,
+    pub expired: bool,
+    pub met: bool,
+}
+
+impl Quorum {
+    /// "1 of 2", for Slack and the commit status.
+    pub fn progress(&self) -> String {
+        format!("{} of {}", self.approvals.len(), self.needed)
+    }
+}
+
+/// What the quorum is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct QuorumInput<'a> {
+    pub requirement: &'a ApprovalRequirement,
+    /// The requester's identity subject and GitHub login.
+    pub requester_subject: &'a str,
+    pub requester_login: Option<&'a str>,
+    pub pr_author: &'a str,
+    pub head_sha: &'a str,
+    pub reviews: &'a [ReviewInput],
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Compute the quorum. `identity_of` maps a GitHub login to an identity.
+pub fn quorum<'i>(input: &QuorumInput<'_>, identity_of: impl Fn(&str) -> Option<&'i Identity>) -> Quorum {
+    let req = input.requirement;
+    // Latest decisive review per login, in submission order (reviews are listed in order).
+    let mut latest: BTreeMap<String, &ReviewInput> = BTreeMap::new();
+    for r in input.reviews {
+        match r.state {
+            ReviewState::Commented => {}
+            _ => {
+                latest.insert(r.login.to_ascii_lowercase(), r);
+            }
+        }
+    }
+    let mut approvals: Vec<Counted> = Vec::new();
+    let mut stale = Vec::new();
+    let mut changes_requested = Vec::new();
+    let mut ignored = Vec::new();
+    let mut ignore = |login: &str, reason: &str| ignored.push(Ignored { login: login.to_string(), reason: reason.to_string() });
+    for r in latest.values() {
+        if r.state == ReviewState::Dismissed {
+            continue;
+        }
+        let login = r.login.as_str();
+        if login.eq_ignore_ascii_case(input.pr_author) {
+            ignore(login, "the PR's author can't review it");
+            continue;
+        }
+        if input.requester_login.is_some_and(|l| l.eq_ignore_ascii_case(login)) {
+            ignore(login, "the requester can't approve their own change");
+            continue;
+        }
+        let Some(identity) = identity_of(login) else {
+            ignore(login, "not mapped to a known identity");
+            continue;
+        };
+        if identity.subject == input.requester_subject {
+            ignore(login, "the requester can't approve their own change");
+            continue;
+        }
+        if !req.groups.iter().any(|g| identity.in_group(g)) {
+            ignore(login, &format!("not in {}", req.groups.join(" or ")));
+            continue;
+        }
+        if r.commit_id != input.head_sha {
+            if r.state == ReviewState::Approved {
+                stale.push(login.to_string());
+            }
+            continue;
+        }
+        match r.state {
+            ReviewState::Approved => {
+                if !approvals.iter().any(|a| a.subject == identity.subject) {
+                    approvals.push(Counted { login: login.to_string(), subject: identity.subject.clone(), source: r.source });
+                }
+            }
+            ReviewState::ChangesRequested => changes_requested.push(login.to_string()),
+            ReviewState::Commented | ReviewState::Dismissed => {}
+        }
+    }
+    let expired = input.now > input.expires_at;
+    let met = !expired && changes_requested.is_empty() && u32::try_from(approvals.len()).unwrap_or(u32::MAX) >= req.approvers;
+    Quorum { needed: req.approvers, approvals, stale, changes_requested, ignored, expired, met }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::policy::model::ApproveIn;
+
+    fn ident(subject: &str, login: &str, groups: &[&str]) -> Identity {
+        Identity {
+            subject: subject.into(),
+            email: None,
+            name: None,
+            github: Some(login.into()),
+            groups: groups.iter().map(|g| (*g).to_string()).collect(),
+            default_cluster: None,
+        }
+    }
+
+    fn review(id: u64, login: &str, state: ReviewState, sha: &str) -> ReviewInput {
+        ReviewInput { id, login: login.into(), state, commit_id: sha.into(), submitted_at: None, source: Source::Github }
+    }
+
+    fn run(reviews: &[ReviewInput], head: &str) -> Quorum {
+        let req = ApprovalRequirement { rule: "standard".into(), approvers: 2, groups: vec!["approvers".into()], approve_in: ApproveIn::Slack, expires_after_secs: 3600 };
+        let people = [
+            ident("ada", "ada-approver", &["approvers"]),
+            ident("bo", "bo-approver", &["approvers"]),
+            ident("bo", "bo-second-login", &["approvers"]),
+            ident("omar", "omar-operator", &["operators", "approvers"]),
+            ident("vera", "vera-viewer", &["engineering"]),
+        ];
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let input = QuorumInput {
+            requirement: &req,
+            requester_subject: "omar",
+            requester_login: Some("omar-operator"),
+            pr_author: "slipway[bot]",
+            head_sha: head,
+            reviews,
+            now: t,
+            expires_at: t + chrono::Duration::hours(1),
+        };
+        quorum(&input, |login| people.iter().find(|p| p.github.as_deref() == Some(login)))
+    }
+
+    #[test]
+    fn two_distinct_approvers_on_head_meet_it() {
+        let q = run(&[review(1, "ada-approver", ReviewState::Approved, "h2"), review(2, "bo-approver", ReviewState::Approved, "h2")], "h2");
+        assert!(q.met);
+        assert_eq!(q.progress(), "2 of 2");
+    }
+
+    #[test]
+    fn requester_outsiders_and_stale_reviews_do_not_count() {
+        let q = run(
+            &[
+                review(1, "omar-operator", ReviewState::Approved, "h2"),
+                review(2, "vera-viewer", ReviewState::Approved, "h2"),
+                review(3, "ada-approver", ReviewState::Approved, "h1"),
+                review(4, "stranger", ReviewState::Approved, "h2"),
+                review(5, "slipway[bot]", ReviewState::Approved, "h2"),
+            ],
+            "h2",
+        );
+        assert!(!q.met);
+        assert!(q.approvals.is_empty());
+        assert_eq!(q.stale, ["ada-approver"]);
+        assert_eq!(q.ignored.len(), 4);
+    }
+
+    #[test]
+    fn one_person_counts_once_and_latest_review_wins() {
+        let q = run(&[review(1, "bo-approver", ReviewState::Approved, "h"), review(2, "bo-second-login", ReviewState::Approved, "h")], "h");
+        assert_eq!(q.approvals.len(), 1);
+        let q = run(
+            &[
+                review(1, "ada-approver", ReviewState::Approved, "h"),
+                review(2, "ada-approver", ReviewState::Commented, "h"),
+                review(3, "bo-approver", ReviewState::Approved, "h"),
+                review(4, "bo-approver", ReviewState::ChangesRequested, "h"),
+            ],
+            "h",
+        );
+        assert_eq!(q.approvals.len(), 1, "a comment doesn't undo an approval");
+        assert_eq!(q.changes_requested, ["bo-approver"]);
+        assert!(!q.met);
+        let q = run(&[review(1, "ada-approver", ReviewState::Approved, "h"), review(2, "ada-approver", ReviewState::Dismissed, "h")], "h");
+        assert!(q.approvals.is_empty());
+    }
+}
