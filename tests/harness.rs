@@ -215,7 +215,10 @@ fn example_policy_with(opts: &Options, dir: &Path) -> PathBuf {
         text = text.replacen("read: 60s", &format!("read: {t}"), 1);
     }
     for (from, to) in &opts.policy_edits {
-        assert!(text.contains(from), "policy edit: `{from}` is not in the example policy");
+        assert!(
+            text.contains(from),
+            "policy edit: `{from}` is not in the example policy"
+        );
         text = text.replacen(from, to, 1);
     }
     let path = dir.join("policy.yaml");

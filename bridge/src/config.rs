@@ -676,4 +676,89 @@ mod tests {
         let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
     }
+
+    #[test]
+    fn aws_gitops_terraform_and_alertmanager_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let creds = dir.path().join("credentials");
+        std::fs::write(&creds, "[p]\n").unwrap();
+        let cfg = dir.path().join("c.yaml");
+        let write = |extra: &str| {
+            std::fs::write(
+                &cfg,
+                format!(
+                    "slack:\n  signing_secret: x\naws:\n  cli: /opt/aws/bin/aws\n  max_attempts: 1\n\
+                     aws_profiles:\n  staging-readonly:\n    profile: p\n    credentials_file: {d}/credentials\n    region: eu-west-1\n\
+                     gitops:\n  checkout: {d}\nterraform:\n  aws_profile: staging-readonly\n\
+                     alertmanager:\n  production: https://am.example.com/\n{extra}"
+                ),
+            )
+            .unwrap();
+        };
+        write("");
+        let env = env_of(&[("SLIPWAY_ALERTMANAGER_URL", "http://127.0.0.1:9093")]);
+        let c = Config::load_with(Some(&cfg), &env).unwrap();
+        assert_eq!(
+            (c.aws.cli.as_str(), c.aws.max_attempts),
+            ("/opt/aws/bin/aws", 1)
+        );
+        let p = c.aws_profile("staging-readonly").unwrap();
+        assert_eq!(
+            (p.credentials_file, p.config_file),
+            (Some(creds.clone()), None)
+        );
+        assert_eq!(c.aws_profile("other"), None);
+        assert_eq!(c.gitops.checkout.as_deref(), Some(dir.path()));
+        assert_eq!(c.terraform.aws_profile.as_deref(), Some("staging-readonly"));
+        assert_eq!(c.terraform.binary, "terraform");
+        assert_eq!(
+            c.alertmanager_url("production"),
+            Some("https://am.example.com")
+        );
+        assert_eq!(c.alertmanager_url("staging"), Some("http://127.0.0.1:9093"));
+
+        // A directory of shared files covers aliases without an entry.
+        let dir_s = d.to_string();
+        let pairs = [("SLIPWAY_AWS_CONFIG_DIR", dir_s.as_str())];
+        let env = env_of(&pairs);
+        let c = Config::load_with(Some(&cfg), &env).unwrap();
+        let p = c.aws_profile("other").unwrap();
+        assert_eq!(p.profile, "other");
+        assert_eq!(p.config_file, Some(dir.path().join("config")));
+        assert_eq!(c.alertmanager_url("staging"), None);
+
+        for (extra, want) in [("  staging: http://am.example.com\n", "https"), ("\n", "")] {
+            write(extra);
+            let r = Config::load_with(Some(&cfg), &env_of(&[]));
+            if want.is_empty() {
+                assert!(r.is_ok());
+            } else {
+                assert!(r.unwrap_err().contains(want));
+            }
+        }
+        std::fs::remove_file(&creds).unwrap();
+        write("");
+        let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
+        assert!(
+            e.contains("aws_profiles.staging-readonly.credentials_file"),
+            "{e}"
+        );
+        std::fs::write(
+            &cfg,
+            "slack:\n  signing_secret: x\naws_profiles:\n  a:\n    profile: p\n",
+        )
+        .unwrap();
+        let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
+        assert!(e.contains("aws_profiles.a: set `config_file`"), "{e}");
+        let e = Config::load_with(
+            None,
+            &env_of(&[
+                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
+                ("SLIPWAY_GITOPS_CHECKOUT", "/nonexistent/gitops"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.contains("SLIPWAY_GITOPS_CHECKOUT"), "{e}");
+    }
 }

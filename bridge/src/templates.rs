@@ -20,7 +20,10 @@ fn env() -> &'static Environment<'static> {
         });
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         // Files rendered from templates (manifests) end with a newline like any text file.
-        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+        {
             env.set_syntax(syntax);
         }
         for (name, src) in TEMPLATES {
@@ -43,10 +46,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "blocks/output.json.j2",
         include_str!("../../templates/blocks/output.json.j2"),
     ),
-    ("blocks/change.json.j2", include_str!("../../templates/blocks/change.json.j2")),
-    ("blocks/confirm_destructive.json.j2", include_str!("../../templates/blocks/confirm_destructive.json.j2")),
-    ("pr/body.md.j2", include_str!("../../templates/pr/body.md.j2")),
-    ("manifests/kustomization.yaml.j2", include_str!("../../templates/manifests/kustomization.yaml.j2")),
+    (
+        "blocks/change.json.j2",
+        include_str!("../../templates/blocks/change.json.j2"),
+    ),
+    (
+        "blocks/confirm_destructive.json.j2",
+        include_str!("../../templates/blocks/confirm_destructive.json.j2"),
+    ),
+    (
+        "pr/body.md.j2",
+        include_str!("../../templates/pr/body.md.j2"),
+    ),
+    (
+        "manifests/kustomization.yaml.j2",
+        include_str!("../../templates/manifests/kustomization.yaml.j2"),
+    ),
 ];
 
 /// Render a template to text.

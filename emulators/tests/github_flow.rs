@@ -2,15 +2,16 @@
 //! merges into the bare repository, App JWT → installation token, and GitHub's errors.
 // octocrab 0.54 creates reviews only through the deprecated `pull_number(n).reviews()` builder.
 #![allow(deprecated)]
+#![allow(clippy::unwrap_used)]
 
 mod github_support;
 
 use github_support::{OWNER, REPO, branch, emulator, git_ok, octo};
 use octocrab::commits::PullRequestTarget;
 use octocrab::models::StatusState;
-use octocrab::params::repos::Reference;
 use octocrab::models::pulls::ReviewAction;
 use octocrab::params;
+use octocrab::params::repos::Reference;
 use serde_json::{Value, json};
 use slipway_emulators::github::{AuthenticatedAs, generate_app_key_pem};
 
@@ -68,7 +69,10 @@ async fn pull_request_review_and_merge_flow() {
         .unwrap_err();
     let (status, _, errors) = github_error(&err);
     assert_eq!(status, 422);
-    assert_eq!(errors.unwrap()[0], json!("Review Can not approve your own pull request"));
+    assert_eq!(
+        errors.unwrap()[0],
+        json!("Review Can not approve your own pull request")
+    );
 
     for who in ["bob", "carol"] {
         let review = octo(&gh, &format!("{who}-token"))
@@ -80,10 +84,22 @@ async fn pull_request_review_and_merge_flow() {
             .unwrap();
         assert_eq!(review.user.as_ref().unwrap().login, who);
         assert_eq!(review.commit_id.as_deref(), Some(head.as_str()));
-        assert_eq!(review.state, Some(octocrab::models::pulls::ReviewState::Approved));
+        assert_eq!(
+            review.state,
+            Some(octocrab::models::pulls::ReviewState::Approved)
+        );
     }
-    let reviews = alice.pulls(OWNER, REPO).list_reviews(1).send().await.unwrap();
-    let logins: Vec<_> = reviews.items.iter().map(|r| r.user.as_ref().unwrap().login.clone()).collect();
+    let reviews = alice
+        .pulls(OWNER, REPO)
+        .list_reviews(1)
+        .send()
+        .await
+        .unwrap();
+    let logins: Vec<_> = reviews
+        .items
+        .iter()
+        .map(|r| r.user.as_ref().unwrap().login.clone())
+        .collect();
     assert_eq!(logins, ["bob", "carol"]);
     assert_eq!(gh.reviews(OWNER, REPO, 1)[0]["state"], "APPROVED");
 
@@ -115,7 +131,11 @@ async fn pull_request_review_and_merge_flow() {
     assert_eq!(gh.statuses(OWNER, REPO, &head).len(), 2);
 
     // A comment.
-    let comment = alice.issues(OWNER, REPO).create_comment(1, "Applied.").await.unwrap();
+    let comment = alice
+        .issues(OWNER, REPO)
+        .create_comment(1, "Applied.")
+        .await
+        .unwrap();
     assert_eq!(comment.body.as_deref(), Some("Applied."));
     assert_eq!(gh.comments(OWNER, REPO, 1).len(), 1);
 
@@ -128,7 +148,13 @@ async fn pull_request_review_and_merge_flow() {
         .await
         .unwrap_err();
     let (status, message, _) = github_error(&err);
-    assert_eq!((status, message.as_str()), (409, "Head branch was modified. Review and try the merge again."));
+    assert_eq!(
+        (status, message.as_str()),
+        (
+            409,
+            "Head branch was modified. Review and try the merge again."
+        )
+    );
 
     let main_before = gh.branch_sha(OWNER, REPO, "main").unwrap();
     let merge = octo(&gh, "bob-token")
@@ -140,7 +166,10 @@ async fn pull_request_review_and_merge_flow() {
         .unwrap();
     assert!(merge.merged);
     let merged = merge.sha.unwrap();
-    assert_eq!(gh.branch_sha(OWNER, REPO, "main").as_deref(), Some(merged.as_str()));
+    assert_eq!(
+        gh.branch_sha(OWNER, REPO, "main").as_deref(),
+        Some(merged.as_str())
+    );
 
     let bare = gh.repo_dir(OWNER, REPO).unwrap();
     let parents = git_ok(&bare, &["rev-list", "--parents", "-n", "1", &merged]);
@@ -166,7 +195,14 @@ async fn pull_request_review_and_merge_flow() {
 #[tokio::test]
 async fn commit_pulls_tell_merged_pr_commits_from_direct_pushes() {
     let gh = emulator().await;
-    let direct = gh.push_direct(OWNER, REPO, "main", &[("stacks/net/main.tf", "# direct\n")], "direct push", "mallory");
+    let direct = gh.push_direct(
+        OWNER,
+        REPO,
+        "main",
+        &[("stacks/net/main.tf", "# direct\n")],
+        "direct push",
+        "mallory",
+    );
     let head = branch(&gh, "feature", "alice");
     let n = gh.open_pr(OWNER, REPO, "feature", "main", "Feature", "alice");
     gh.review(OWNER, REPO, n, "bob", "APPROVE", "");
@@ -206,7 +242,10 @@ async fn app_jwt_installation_token_and_bot_identity() {
     let app = octocrab::Octocrab::builder()
         .base_uri(gh.api_url())
         .unwrap()
-        .app(4242.into(), octocrab::auth::EncodingKey::from_rsa_pem(key.as_bytes()).unwrap())
+        .app(
+            4242.into(),
+            octocrab::auth::EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+        )
         .build()
         .unwrap();
     let bot = app.installation(installation.into()).unwrap();
@@ -236,13 +275,22 @@ async fn app_jwt_installation_token_and_bot_identity() {
     gh.review(OWNER, REPO, pr.number, "bob", "APPROVE", "ok");
 
     let calls = gh.calls();
-    let token_call = calls.iter().find(|c| c.path.ends_with("/access_tokens")).unwrap();
+    let token_call = calls
+        .iter()
+        .find(|c| c.path.ends_with("/access_tokens"))
+        .unwrap();
     assert_eq!(token_call.status, 201);
     assert_eq!(token_call.authenticated_as, AuthenticatedAs::App(4242));
-    let create = calls.iter().find(|c| c.method == "POST" && c.path.ends_with("/pulls")).unwrap();
+    let create = calls
+        .iter()
+        .find(|c| c.method == "POST" && c.path.ends_with("/pulls"))
+        .unwrap();
     assert_eq!(
         create.authenticated_as,
-        AuthenticatedAs::Installation { app_id: 4242, installation_id: installation }
+        AuthenticatedAs::Installation {
+            app_id: 4242,
+            installation_id: installation
+        }
     );
 
     // A token for another installation's repo sees nothing there.
@@ -256,7 +304,8 @@ async fn app_jwt_installation_token_and_bot_identity() {
         .unwrap()
         .app(
             4242.into(),
-            octocrab::auth::EncodingKey::from_rsa_pem(generate_app_key_pem().unwrap().as_bytes()).unwrap(),
+            octocrab::auth::EncodingKey::from_rsa_pem(generate_app_key_pem().unwrap().as_bytes())
+                .unwrap(),
         )
         .build()
         .unwrap();
@@ -276,30 +325,47 @@ async fn errors_rate_limits_and_refs() {
     let alice = octo(&gh, "alice-token");
 
     // Bad and missing credentials.
-    let err = octo(&gh, "nope").repos(OWNER, REPO).get().await.unwrap_err();
+    let err = octo(&gh, "nope")
+        .repos(OWNER, REPO)
+        .get()
+        .await
+        .unwrap_err();
     assert_eq!(github_error(&err).0, 401);
     assert_eq!(github_error(&err).1, "Bad credentials");
-    let raw = reqwest::get(format!("{}repos/{OWNER}/{REPO}", gh.api_url())).await.unwrap();
+    let raw = reqwest::get(format!("{}repos/{OWNER}/{REPO}", gh.api_url()))
+        .await
+        .unwrap();
     assert_eq!(raw.status(), 401);
 
     // Unknown route.
-    let r: Result<Value, _> = alice.get("/repos/acme/gitops/nonsense/route", None::<&()>).await;
+    let r: Result<Value, _> = alice
+        .get("/repos/acme/gitops/nonsense/route", None::<&()>)
+        .await;
     let (status, message, _) = github_error(&r.unwrap_err());
     assert_eq!((status, message.as_str()), (404, "Not Found"));
 
     // Refs: an atomic lock ref can be created once.
     let main = gh.branch_sha(OWNER, REPO, "main").unwrap();
     let lock = json!({ "ref": "refs/slipway/locks/staging", "sha": main });
-    let created: Value = alice.post("/repos/acme/gitops/git/refs", Some(&lock)).await.unwrap();
+    let created: Value = alice
+        .post("/repos/acme/gitops/git/refs", Some(&lock))
+        .await
+        .unwrap();
     assert_eq!(created["ref"], "refs/slipway/locks/staging");
     let err = alice
         .post::<_, Value>("/repos/acme/gitops/git/refs", Some(&lock))
         .await
         .unwrap_err();
     let (status, message, _) = github_error(&err);
-    assert_eq!((status, message.as_str()), (422, "Reference already exists"));
+    assert_eq!(
+        (status, message.as_str()),
+        (422, "Reference already exists")
+    );
     let matching: Value = alice
-        .get("/repos/acme/gitops/git/matching-refs/slipway/locks/", None::<&()>)
+        .get(
+            "/repos/acme/gitops/git/matching-refs/slipway/locks/",
+            None::<&()>,
+        )
         .await
         .unwrap();
     assert_eq!(matching.as_array().unwrap().len(), 1);
@@ -309,7 +375,11 @@ async fn errors_rate_limits_and_refs() {
         .await
         .unwrap_err();
 
-    let main_ref = alice.repos(OWNER, REPO).get_ref(&Reference::Branch("main".into())).await.unwrap();
+    let main_ref = alice
+        .repos(OWNER, REPO)
+        .get_ref(&Reference::Branch("main".into()))
+        .await
+        .unwrap();
     match main_ref.object {
         octocrab::models::repos::Object::Commit { sha, .. } => assert_eq!(sha, main),
         other => panic!("unexpected {other:?}"),
@@ -324,15 +394,26 @@ async fn errors_rate_limits_and_refs() {
         .send()
         .await
         .unwrap();
-    assert_eq!(content.items[0].decoded_content().unwrap(), "image: app:1.0.0\n");
+    assert_eq!(
+        content.items[0].decoded_content().unwrap(),
+        "image: app:1.0.0\n"
+    );
 
     // Secondary rate limit on the next write.
     gh.rate_limit_next(1, 7);
-    let err = alice.issues(OWNER, REPO).create_comment(1, "x").await.unwrap_err();
+    let err = alice
+        .issues(OWNER, REPO)
+        .create_comment(1, "x")
+        .await
+        .unwrap_err();
     match &err {
         octocrab::Error::GitHub { source, .. } => {
             assert_eq!(source.status_code, 403);
-            assert!(source.message.contains("secondary rate limit"), "{}", source.message);
+            assert!(
+                source.message.contains("secondary rate limit"),
+                "{}",
+                source.message
+            );
             let retry = source.headers.as_ref().unwrap().get("retry-after").unwrap();
             assert_eq!(retry, "7");
         }
@@ -340,7 +421,11 @@ async fn errors_rate_limits_and_refs() {
     }
     // Reads are not limited, and the next write goes through (to a 404: there is no PR 1).
     alice.repos(OWNER, REPO).get().await.unwrap();
-    let err = alice.issues(OWNER, REPO).create_comment(1, "x").await.unwrap_err();
+    let err = alice
+        .issues(OWNER, REPO)
+        .create_comment(1, "x")
+        .await
+        .unwrap_err();
     assert_eq!(github_error(&err).0, 404);
 
     // Comment body limit.
@@ -352,7 +437,11 @@ async fn errors_rate_limits_and_refs() {
         .await
         .unwrap_err();
     assert_eq!(github_error(&err).0, 422);
-    alice.issues(OWNER, REPO).create_comment(n, "x".repeat(65_536)).await.unwrap();
+    alice
+        .issues(OWNER, REPO)
+        .create_comment(n, "x".repeat(65_536))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Git over smart HTTP against the emulator with the real `git` CLI and libgit2 (git2): clone,
 //! authenticated push, refused push without credentials, per-ref rejection, and the webhooks a
 //! push fires.
+#![allow(clippy::unwrap_used)]
 
 mod github_support;
 
@@ -36,22 +37,48 @@ async fn git_cli_clone_push_and_push_webhooks() {
 
     let (work, sha) = tokio::task::spawn_blocking(move || {
         let work = clone(&gh2, &dir);
-        assert_eq!(std::fs::read_to_string(work.join("deploy/staging.yaml")).unwrap(), "image: app:1.0.0\n");
+        assert_eq!(
+            std::fs::read_to_string(work.join("deploy/staging.yaml")).unwrap(),
+            "image: app:1.0.0\n"
+        );
         let sha = commit(&work, "deploy/staging.yaml", "image: app:2.0.0\n", "bump");
         // Without credentials the push is refused (401 → git gives up: no prompt).
         let out = git(&work, &["push", "origin", "HEAD:refs/heads/slipway/cr-9"]);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("Authentication failed") || err.contains("could not read Username"), "{err}");
+        assert!(
+            err.contains("Authentication failed") || err.contains("could not read Username"),
+            "{err}"
+        );
         // With a token it goes through.
-        git_ok(&work, &["push", "--quiet", &authed_url(&gh2, "alice-token"), "HEAD:refs/heads/slipway/cr-9"]);
+        git_ok(
+            &work,
+            &[
+                "push",
+                "--quiet",
+                &authed_url(&gh2, "alice-token"),
+                "HEAD:refs/heads/slipway/cr-9",
+            ],
+        );
         (work, sha)
     })
     .await
     .unwrap();
-    assert_eq!(gh.branch_sha(OWNER, REPO, "slipway/cr-9").as_deref(), Some(sha.as_str()));
-    assert_eq!(gh.file_at(OWNER, REPO, "slipway/cr-9", "deploy/staging.yaml").unwrap(), "image: app:2.0.0\n");
-    let push = gh.calls().into_iter().rev().find(|c| c.path.ends_with("/git-receive-pack")).unwrap();
+    assert_eq!(
+        gh.branch_sha(OWNER, REPO, "slipway/cr-9").as_deref(),
+        Some(sha.as_str())
+    );
+    assert_eq!(
+        gh.file_at(OWNER, REPO, "slipway/cr-9", "deploy/staging.yaml")
+            .unwrap(),
+        "image: app:2.0.0\n"
+    );
+    let push = gh
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|c| c.path.ends_with("/git-receive-pack"))
+        .unwrap();
     assert_eq!(push.authenticated_as, AuthenticatedAs::User("alice".into()));
 
     // A PR on the branch; the next push synchronizes it.
@@ -59,8 +86,21 @@ async fn git_cli_clone_push_and_push_webhooks() {
     gh.review(OWNER, REPO, n, "bob", "APPROVE", "");
     let gh2 = gh.clone();
     let second = tokio::task::spawn_blocking(move || {
-        let sha = commit(&work, "deploy/staging.yaml", "image: app:2.0.1\n", "bump again");
-        git_ok(&work, &["push", "--quiet", &authed_url(&gh2, "alice-token"), "HEAD:refs/heads/slipway/cr-9"]);
+        let sha = commit(
+            &work,
+            "deploy/staging.yaml",
+            "image: app:2.0.1\n",
+            "bump again",
+        );
+        git_ok(
+            &work,
+            &[
+                "push",
+                "--quiet",
+                &authed_url(&gh2, "alice-token"),
+                "HEAD:refs/heads/slipway/cr-9",
+            ],
+        );
         sha
     })
     .await
@@ -71,11 +111,17 @@ async fn git_cli_clone_push_and_push_webhooks() {
     assert_eq!(gh.reviews(OWNER, REPO, n)[0]["commit_id"], sha.as_str());
 
     assert!(gh.wait_for_deliveries(Duration::from_secs(10)).await);
-    let events: Vec<(String, Option<String>)> =
-        gh.deliveries().iter().map(|d| (d.event.clone(), d.action.clone())).collect();
+    let events: Vec<(String, Option<String>)> = gh
+        .deliveries()
+        .iter()
+        .map(|d| (d.event.clone(), d.action.clone()))
+        .collect();
     let push = |e: &(String, Option<String>)| e.0 == "push";
     assert_eq!(events.iter().filter(|e| push(e)).count(), 2, "{events:?}");
-    assert!(events.contains(&("pull_request".into(), Some("synchronize".into()))), "{events:?}");
+    assert!(
+        events.contains(&("pull_request".into(), Some("synchronize".into()))),
+        "{events:?}"
+    );
     let sync = gh
         .deliveries()
         .into_iter()
@@ -83,11 +129,18 @@ async fn git_cli_clone_push_and_push_webhooks() {
         .unwrap();
     assert_eq!(sync.payload["before"], sha.as_str());
     assert_eq!(sync.payload["after"], second.as_str());
-    let first_push = gh.deliveries().into_iter().find(|d| d.event == "push").unwrap();
+    let first_push = gh
+        .deliveries()
+        .into_iter()
+        .find(|d| d.event == "push")
+        .unwrap();
     assert_eq!(first_push.payload["ref"], "refs/heads/slipway/cr-9");
     assert_eq!(first_push.payload["created"], true);
     assert_eq!(first_push.payload["pusher"]["name"], "alice");
-    assert_eq!(first_push.payload["head_commit"]["modified"], serde_json::json!(["deploy/staging.yaml"]));
+    assert_eq!(
+        first_push.payload["head_commit"]["modified"],
+        serde_json::json!(["deploy/staging.yaml"])
+    );
     assert!(gh.deliveries().iter().all(|d| d.status == Some(200)));
     assert_eq!(hook.all().len(), gh.deliveries().len());
 }
@@ -105,17 +158,30 @@ async fn rejected_push_is_a_per_ref_rejection() {
         // Two refs in one push: one refused, one accepted.
         let out = git(
             &work,
-            &["push", "--porcelain", &authed_url(&gh2, "bob-token"), "HEAD:refs/heads/protected/a", "HEAD:refs/heads/free"],
+            &[
+                "push",
+                "--porcelain",
+                &authed_url(&gh2, "bob-token"),
+                "HEAD:refs/heads/protected/a",
+                "HEAD:refs/heads/free",
+            ],
         );
         (
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
             out.status.success(),
         )
     })
     .await
     .unwrap();
     assert!(!ok);
-    assert!(stderr.contains("!\tHEAD:refs/heads/protected/a\t[remote rejected] (hook declined)"), "{stderr}");
+    assert!(
+        stderr.contains("!\tHEAD:refs/heads/protected/a\t[remote rejected] (hook declined)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("GH013"), "{stderr}");
     assert!(gh.branch_sha(OWNER, REPO, "protected/a").is_none());
     assert!(gh.branch_sha(OWNER, REPO, "free").is_some());
@@ -127,12 +193,22 @@ async fn rejected_push_is_a_per_ref_rejection() {
     let text = tokio::task::spawn_blocking(move || {
         let work = clone(&gh2, &dir);
         commit(&work, "y.txt", "y\n", "y");
-        let out = git(&work, &["push", &authed_url(&gh2, "bob-token"), "HEAD:refs/heads/protected/b"]);
+        let out = git(
+            &work,
+            &[
+                "push",
+                &authed_url(&gh2, "bob-token"),
+                "HEAD:refs/heads/protected/b",
+            ],
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     })
     .await
     .unwrap();
-    assert!(text.contains("! [remote rejected] HEAD -> protected/b (hook declined)"), "{text}");
+    assert!(
+        text.contains("! [remote rejected] HEAD -> protected/b (hook declined)"),
+        "{text}"
+    );
 }
 
 /// libgit2 over plain HTTP: push with credentials from a callback; a rejected ref is reported
@@ -147,43 +223,81 @@ async fn git2_push_and_rejection_callback() {
     let (sha, statuses) = tokio::task::spawn_blocking(move || {
         let repo = git2::Repository::init_bare(dir.join("mirror.git")).unwrap();
         let mut remote = repo.remote_anonymous(&url).unwrap();
-        remote.fetch(&["+refs/heads/main:refs/heads/main"], None, None).unwrap();
-        let main = repo.find_reference("refs/heads/main").unwrap().peel_to_commit().unwrap();
+        remote
+            .fetch(&["+refs/heads/main:refs/heads/main"], None, None)
+            .unwrap();
+        let main = repo
+            .find_reference("refs/heads/main")
+            .unwrap()
+            .peel_to_commit()
+            .unwrap();
         // A commit built in memory (no work tree).
         let mut tree = repo.treebuilder(Some(&main.tree().unwrap())).unwrap();
         let blob = repo.blob(b"image: app:3.0.0\n").unwrap();
         let mut deploy = repo
-            .treebuilder(Some(&repo.find_tree(main.tree().unwrap().get_name("deploy").unwrap().id()).unwrap()))
+            .treebuilder(Some(
+                &repo
+                    .find_tree(main.tree().unwrap().get_name("deploy").unwrap().id())
+                    .unwrap(),
+            ))
             .unwrap();
         deploy.insert("staging.yaml", blob, 0o100_644).unwrap();
-        tree.insert("deploy", deploy.write().unwrap(), 0o040_000).unwrap();
+        tree.insert("deploy", deploy.write().unwrap(), 0o040_000)
+            .unwrap();
         let tree = repo.find_tree(tree.write().unwrap()).unwrap();
         let sig = git2::Signature::now("slipway", "slipway@example.com").unwrap();
-        let oid = repo.commit(Some("refs/heads/slipway/cr-3"), &sig, &sig, "cr-3", &tree, &[&main]).unwrap();
+        let oid = repo
+            .commit(
+                Some("refs/heads/slipway/cr-3"),
+                &sig,
+                &sig,
+                "cr-3",
+                &tree,
+                &[&main],
+            )
+            .unwrap();
         repo.reference("refs/heads/locked", oid, true, "").unwrap();
 
         let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = statuses.clone();
         let mut callbacks = git2::RemoteCallbacks::new();
-        callbacks.credentials(|_, _, _| git2::Cred::userpass_plaintext("x-access-token", "carol-token"));
+        callbacks
+            .credentials(|_, _, _| git2::Cred::userpass_plaintext("x-access-token", "carol-token"));
         callbacks.push_update_reference(move |name, status| {
-            sink.lock().unwrap().push((name.to_string(), status.map(str::to_string)));
+            sink.lock()
+                .unwrap()
+                .push((name.to_string(), status.map(str::to_string)));
             Ok(())
         });
         let mut opts = git2::PushOptions::new();
         opts.remote_callbacks(callbacks);
         remote
-            .push(&["refs/heads/slipway/cr-3:refs/heads/slipway/cr-3", "refs/heads/locked:refs/heads/locked"], Some(&mut opts))
+            .push(
+                &[
+                    "refs/heads/slipway/cr-3:refs/heads/slipway/cr-3",
+                    "refs/heads/locked:refs/heads/locked",
+                ],
+                Some(&mut opts),
+            )
             .unwrap();
         let statuses: Vec<(String, Option<String>)> = statuses.lock().unwrap().clone();
         (oid.to_string(), statuses)
     })
     .await
     .unwrap();
-    assert_eq!(gh.branch_sha(OWNER, REPO, "slipway/cr-3").as_deref(), Some(sha.as_str()));
+    assert_eq!(
+        gh.branch_sha(OWNER, REPO, "slipway/cr-3").as_deref(),
+        Some(sha.as_str())
+    );
     assert!(gh.branch_sha(OWNER, REPO, "locked").is_none());
-    assert!(statuses.contains(&("refs/heads/slipway/cr-3".into(), None)), "{statuses:?}");
-    assert!(statuses.contains(&("refs/heads/locked".into(), Some("hook declined".into()))), "{statuses:?}");
+    assert!(
+        statuses.contains(&("refs/heads/slipway/cr-3".into(), None)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("refs/heads/locked".into(), Some("hook declined".into()))),
+        "{statuses:?}"
+    );
     let pushes: Vec<Value> = gh
         .calls()
         .iter()

@@ -1,5 +1,6 @@
 //! Webhook delivery: signatures (with GitHub's test vector), headers, event payloads for the PR
 //! lifecycle, redelivery with the same GUID, and failed deliveries.
+#![allow(clippy::unwrap_used)]
 
 mod github_support;
 
@@ -81,7 +82,10 @@ async fn pull_request_lifecycle_events_signed_and_redelivered() {
         assert_eq!(r.header("x-github-delivery"), d.id);
         assert_eq!(r.header("x-github-event"), d.event);
         assert_eq!(r.header("content-type"), "application/json");
-        assert_eq!(r.header("x-hub-signature-256"), signature_256("topsecret", &r.body));
+        assert_eq!(
+            r.header("x-hub-signature-256"),
+            signature_256("topsecret", &r.body)
+        );
         assert_eq!(r.body, d.body.as_bytes());
     }
     let submitted = &deliveries[2].payload;
@@ -144,6 +148,10 @@ async fn stale_approvals_dismissed_on_push_when_protected() {
     gh.push_direct(OWNER, REPO, "f", &[("more", "1")], "more", "alice");
     assert_eq!(gh.reviews(OWNER, REPO, n)[0]["state"], "DISMISSED");
     assert!(gh.wait_for_deliveries(Duration::from_secs(10)).await);
-    let actions: Vec<_> = gh.deliveries().iter().filter_map(|d| d.action.clone()).collect();
+    let actions: Vec<_> = gh
+        .deliveries()
+        .iter()
+        .filter_map(|d| d.action.clone())
+        .collect();
     assert_eq!(actions, ["opened", "submitted", "synchronize", "dismissed"]);
 }

@@ -165,6 +165,31 @@ impl Mirror {
         Ok(files.len())
     }
 
+    /// Write every file at `commit` for which `keep(path)` holds into `dest` (a fresh directory the
+    /// caller owns). Paths come from git, never from a user.
+    pub fn export_filtered(&self, commit: Oid, dest: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
+        let tree = self.repo.find_commit(commit)?.tree()?;
+        let mut files = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                let path = format!("{root}{}", entry.name().unwrap_or_default());
+                if keep(&path) {
+                    files.push((path, entry.id()));
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        for (path, id) in &files {
+            let blob = self.repo.find_blob(*id)?;
+            let target = dest.join(path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
+            }
+            std::fs::write(&target, blob.content()).map_err(|e| GitError::Other(format!("{}: {e}", target.display())))?;
+        }
+        Ok(files.len())
+    }
+
     /// Build a commit on top of `parent` with `changes`, in memory. No ref moves.
     pub fn commit(&self, parent: Oid, changes: &[FileChange], message: &str, author: &Author) -> Result<Oid> {
         let parent = self.repo.find_commit(parent)?;

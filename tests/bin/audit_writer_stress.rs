@@ -67,7 +67,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runtime: {e}");
@@ -103,7 +106,13 @@ async fn run(args: Args) -> Result<(), String> {
             idle_poll: Duration::from_millis(100),
             ..Pacing::default()
         };
-        sinks::spawn(mirror, writer.log(), Arc::new(NoMetrics), pacing, stop.clone());
+        sinks::spawn(
+            mirror,
+            writer.log(),
+            Arc::new(NoMetrics),
+            pacing,
+            stop.clone(),
+        );
     }
 
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));

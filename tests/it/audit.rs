@@ -29,7 +29,10 @@ pub async fn moto(dir: &Path, port: Option<u16>) -> Daemon {
     let port = port.unwrap_or_else(free_port);
     let mut cmd = std::process::Command::new(server);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    let log = dir.join(format!("moto-{port}-{}.log", chrono::Utc::now().timestamp_micros()));
+    let log = dir.join(format!(
+        "moto-{port}-{}.log",
+        chrono::Utc::now().timestamp_micros()
+    ));
     Daemon::start("moto_server", cmd, port, "/moto-api/", log).await
 }
 
@@ -128,7 +131,8 @@ pub async fn versions(client: &Client, bucket: &str) -> std::collections::BTreeM
             .await
             .unwrap_or_else(|e| panic!("listing {bucket}: {}", s3_error(&e)));
         for v in page.versions() {
-            *out.entry(v.key().unwrap_or_default().to_string()).or_default() += 1;
+            *out.entry(v.key().unwrap_or_default().to_string())
+                .or_default() += 1;
         }
         if page.is_truncated() != Some(true) {
             return out;

@@ -81,7 +81,6 @@ async fn run(app: &TestApp, user: &str, line: &str, shown: &str) -> (String, Str
     assert!(ack.starts_with(&format!("Running `{shown}`")), "{ack}");
     let msg = app.wait_message(shown, LONG).await.expect("run message");
     let (main, thread) = app.wait_finished(&msg.ts, LONG).await;
-    eprintln!("MAIN {}\nTHREAD {}", serde_json::to_string_pretty(&main.blocks).unwrap(), serde_json::to_string_pretty(&thread[0].blocks).unwrap());
     (main.blocks.to_string(), thread[0].blocks.to_string())
 }
 
@@ -103,7 +102,10 @@ async fn reads_run_the_real_cli_against_moto_as_tables() {
         ],
     );
     let v: serde_json::Value = serde_json::from_str(&launched).unwrap();
-    let instance = v["Instances"][0]["InstanceId"].as_str().unwrap().to_string();
+    let instance = v["Instances"][0]["InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     aws_setup(
         &moto.url(),
         &["s3api", "create-bucket", "--bucket", "slipway-audit-demo"],
@@ -127,7 +129,10 @@ async fn reads_run_the_real_cli_against_moto_as_tables() {
     .await;
     assert!(main.contains(":white_check_mark:"), "{main}");
     assert!(main.contains("AWS profile staging-readonly"), "{main}");
-    assert!(out.contains("Reservations › Instances") && out.contains("(1 row)"), "{out}");
+    assert!(
+        out.contains("Reservations › Instances") && out.contains("(1 row)"),
+        "{out}"
+    );
     assert!(out.contains(&instance) && out.contains("t3.micro"), "{out}");
     assert!(out.contains("running"), "State.Name is a column: {out}");
 
@@ -138,7 +143,10 @@ async fn reads_run_the_real_cli_against_moto_as_tables() {
         "aws s3api list-buckets --output json",
     )
     .await;
-    assert!(out.contains("*Buckets* (1 row)") && out.contains("slipway-audit-demo"), "{out}");
+    assert!(
+        out.contains("*Buckets* (1 row)") && out.contains("slipway-audit-demo"),
+        "{out}"
+    );
 
     let (_, out) = run(
         &app,
@@ -147,10 +155,20 @@ async fn reads_run_the_real_cli_against_moto_as_tables() {
         "aws sts get-caller-identity --output json",
     )
     .await;
-    assert!(out.contains("Account") && out.contains("123456789012"), "{out}");
+    assert!(
+        out.contains("Account") && out.contains("123456789012"),
+        "{out}"
+    );
     // moto echoes the access key id as the UserId: it never reaches Slack or the audit trail.
-    assert!(!out.contains(ACCESS_KEY) && out.contains("REDACTED"), "{out}");
-    assert!(app.slack.validation_errors().is_empty(), "{:?}", app.slack.validation_errors());
+    assert!(
+        !out.contains(ACCESS_KEY) && out.contains("REDACTED"),
+        "{out}"
+    );
+    assert!(
+        app.slack.validation_errors().is_empty(),
+        "{:?}",
+        app.slack.validation_errors()
+    );
 
     let audit = app.audit();
     let runs: Vec<_> = audit
@@ -161,7 +179,12 @@ async fn reads_run_the_real_cli_against_moto_as_tables() {
     for r in &runs {
         let argv = r.command.as_ref().and_then(|c| c.argv.clone()).unwrap();
         assert_eq!(Path::new(&argv[0]), aws_cli());
-        assert!(!argv.iter().any(|a| a.contains("endpoint") || a.contains("profile")), "{argv:?}");
+        assert!(
+            !argv
+                .iter()
+                .any(|a| a.contains("endpoint") || a.contains("profile")),
+            "{argv:?}"
+        );
         assert_eq!(r.output.as_ref().unwrap().exit_code, Some(0));
     }
     assert!(runs[0].output.as_ref().unwrap().excerpt.contains(&instance));
@@ -254,9 +277,15 @@ async fn a_call_that_never_answers_hits_the_timeout() {
         "aws ec2 describe-instances --output json",
     )
     .await;
-    assert!(main.contains(":stop_sign:") && main.contains("timed out after 3s"), "{main}");
+    assert!(
+        main.contains(":stop_sign:") && main.contains("timed out after 3s"),
+        "{main}"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(seen.try_recv().is_ok(), "the CLI went to the configured endpoint");
+    assert!(
+        seen.try_recv().is_ok(),
+        "the CLI went to the configured endpoint"
+    );
     let audit = app.audit();
     let exec = audit
         .iter()

@@ -211,3 +211,41 @@ async fn submit_view(app: &TestApp, user: &str, token: &str, typed: &str) -> (u1
     let headers = app.signed_headers(&body);
     app.post_raw("/slack/interactivity", body, &headers).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tf_apply_on_a_stack_pushed_directly_is_refused_with_the_reason() {
+    let (app, fx) = start().await;
+    app.ack("U0OPERATOR", "/tf apply network --apply").await;
+    assert!(app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("direct push"))).await, "{:?}", app.slack.responses());
+    assert!(fx.github.pulls(OWNER, REPO).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tf_apply_with_real_terraform_pins_the_plan_hash() {
+    slipway_tests::harness::require_tool("terraform", "this machine image ships terraform 1.11 at /usr/local/bin/terraform");
+    let (app, fx) = start().await;
+    let state_dir = tempfile::tempdir().unwrap();
+    let main_tf = format!(
+        "terraform {{\n  backend \"local\" {{\n    path = \"{}/app.tfstate\"\n  }}\n}}\n\nresource \"terraform_data\" \"app\" {{\n  input = \"v2\"\n}}\n",
+        state_dir.path().display()
+    );
+    // The stack's code lands through a reviewed, merged PR.
+    fx.github.push_direct(OWNER, REPO, "stack-app", &[("stacks/app/main.tf", &main_tf)], "Add the app stack", "omar-operator");
+    let number = fx.github.open_pr(OWNER, REPO, "stack-app", "main", "Add the app stack", "omar-operator");
+    fx.github.review(OWNER, REPO, number, "ada-approver", "APPROVE", "ok");
+    fx.github.merge(OWNER, REPO, number, "ada-approver").unwrap();
+
+    app.ack("U0OPERATOR", "/tf apply app --apply").await;
+    let pulls = wait_pulls(&fx, 2).await;
+    let pr = pulls.iter().find(|p| p["head"]["ref"].as_str().unwrap_or("").starts_with("slipway/")).expect("change PR");
+    let cr = change_file(&fx, pr["head"]["ref"].as_str().unwrap());
+    let digest = cr.rendered.plan_sha256.clone().expect("pinned plan digest");
+    assert_eq!(digest.len(), 64);
+    assert_eq!(cr.rendered.plan_summary.as_deref(), Some("Plan: 1 to add, 0 to change, 0 to destroy."));
+    assert_eq!(cr.rendered.stack_pr, Some(number));
+    assert_eq!(cr.rendered.stack_merged_by.as_deref(), Some("ada-approver"));
+    assert_eq!(cr.policy.approval.rule, "stacks");
+    assert_eq!(cr.policy.approval.approvers, 2, "a second approver is required for stacks");
+    let body = pr["body"].as_str().unwrap();
+    assert!(body.contains("terraform_data.app") && body.contains(&digest), "{body}");
+}

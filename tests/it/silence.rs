@@ -15,7 +15,11 @@ async fn alertmanager(dir: &Path) -> Daemon {
         "install Alertmanager: `apt-get install -y prometheus-alertmanager` (scripts/install-deps does this)",
     );
     let config = dir.join("alertmanager.yml");
-    std::fs::write(&config, "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").unwrap();
+    std::fs::write(
+        &config,
+        "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
+    )
+    .unwrap();
     let storage = dir.join("am-data");
     std::fs::create_dir_all(&storage).unwrap();
     let port = free_port();
@@ -66,7 +70,6 @@ async fn run(app: &TestApp, user: &str, line: &str, shown: &str) -> (String, Str
         .find(|m| m.thread_ts.is_none() && m.blocks.to_string().contains(shown))
         .unwrap();
     let (main, thread) = app.wait_finished(&msg.ts, LONG).await;
-    eprintln!("MAIN {}\nTHREAD {}", main.blocks, thread[0].blocks);
     (main.blocks.to_string(), thread[0].blocks.to_string())
 }
 
@@ -83,7 +86,12 @@ async fn create_list_and_expire_silences() {
     let dir = tempfile::tempdir().unwrap();
     let am = alertmanager(dir.path()).await;
     let alert = r#"[{"labels": {"alertname": "HighLatency", "service": "api"}}]"#;
-    let (status, body) = http("POST", &format!("{}/api/v2/alerts", am.url()), Some(alert.into())).await;
+    let (status, body) = http(
+        "POST",
+        &format!("{}/api/v2/alerts", am.url()),
+        Some(alert.into()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let app = app_with(&am).await;
 
@@ -94,10 +102,15 @@ async fn create_list_and_expire_silences() {
         "silence alertname=HighLatency service=api for 2h",
     )
     .await;
-    assert!(main.contains(":white_check_mark:") && main.contains("created silence `"), "{main}");
+    assert!(
+        main.contains(":white_check_mark:") && main.contains("created silence `"),
+        "{main}"
+    );
     assert!(main.contains("(1 alert suppressed now)"), "{main}");
     assert!(out.contains("HighLatency{service="), "{out}");
-    let id = silence_ids(&app).pop().expect("silence id in the audit details");
+    let id = silence_ids(&app)
+        .pop()
+        .expect("silence id in the audit details");
 
     // Alertmanager has it, created by the identity, linked to the Slack message.
     let s = get(&am, &format!("/api/v2/silence/{id}")).await;
@@ -105,18 +118,32 @@ async fn create_list_and_expire_silences() {
     assert_eq!(s["status"]["state"], "active");
     let comment = s["comment"].as_str().unwrap();
     assert!(comment.starts_with("deploying the fix"), "{comment}");
-    assert!(comment.contains("/archives/C0OPS/p"), "permalink in {comment}");
+    assert!(
+        comment.contains("/archives/C0OPS/p"),
+        "permalink in {comment}"
+    );
     let ends = chrono::DateTime::parse_from_rfc3339(s["endsAt"].as_str().unwrap()).unwrap();
     let starts = chrono::DateTime::parse_from_rfc3339(s["startsAt"].as_str().unwrap()).unwrap();
-    assert!((ends - starts - chrono::Duration::hours(2)).num_seconds().abs() < 5);
+    assert!(
+        (ends - starts - chrono::Duration::hours(2))
+            .num_seconds()
+            .abs()
+            < 5
+    );
     let alerts = get(&am, "/api/v2/alerts").await;
     assert_eq!(alerts[0]["status"]["state"], "suppressed");
     assert_eq!(alerts[0]["status"]["silencedBy"][0], id.as_str());
 
     // Anyone who may read alerts sees it, with what it suppresses.
     let (_, out) = run(&app, "U0VIEWER", "/silence list", "silence list").await;
-    assert!(out.contains(&id) && out.contains("omar.operator@example.com"), "{out}");
-    assert!(out.contains("suppressing 1 alert: HighLatency{service="), "{out}");
+    assert!(
+        out.contains(&id) && out.contains("omar.operator@example.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("suppressing 1 alert: HighLatency{service="),
+        "{out}"
+    );
 
     // Viewers can't expire; another operator is not the creator; the creator can.
     let ack = app.ack("U0VIEWER", &format!("/silence expire {id}")).await;
@@ -128,10 +155,19 @@ async fn create_list_and_expire_silences() {
         main.contains(":x:") && main.contains("was created by omar.operator@example.com"),
         "{main}"
     );
-    assert_eq!(get(&am, &format!("/api/v2/silence/{id}")).await["status"]["state"], "active");
+    assert_eq!(
+        get(&am, &format!("/api/v2/silence/{id}")).await["status"]["state"],
+        "active"
+    );
     let (main, _) = run(&app, "U0OPERATOR", &line, &shown).await;
-    assert!(main.contains(":white_check_mark:") && main.contains("expired silence"), "{main}");
-    assert_eq!(get(&am, &format!("/api/v2/silence/{id}")).await["status"]["state"], "expired");
+    assert!(
+        main.contains(":white_check_mark:") && main.contains("expired silence"),
+        "{main}"
+    );
+    assert_eq!(
+        get(&am, &format!("/api/v2/silence/{id}")).await["status"]["state"],
+        "expired"
+    );
     let mut state = Value::Null;
     for _ in 0..50 {
         state = get(&am, "/api/v2/alerts").await[0]["status"]["state"].clone();
@@ -169,7 +205,11 @@ async fn create_list_and_expire_silences() {
     )
     .await;
     assert!(main.contains("there is no silence"), "{main}");
-    assert!(app.slack.validation_errors().is_empty(), "{:?}", app.slack.validation_errors());
+    assert!(
+        app.slack.validation_errors().is_empty(),
+        "{:?}",
+        app.slack.validation_errors()
+    );
     let audit = app.audit();
     assert!(slipway_core::audit::verify_chain(&audit).is_ok());
     drop(am);
@@ -181,17 +221,48 @@ async fn long_durations_bad_matchers_and_missing_config_are_refused() {
     let am = alertmanager(dir.path()).await;
     let app = app_with(&am).await;
     let cases = [
-        ("U0OPERATOR", "/silence alertname=HighLatency 5h", "silences are capped at 4h for operators"),
-        ("U0OWNER", "/silence alertname=HighLatency 25h", "silences are capped at 1day"),
-        ("U0VIEWER", "/silence alertname=HighLatency 1h", "viewers may not manage silences"),
-        ("U0OPERATOR", "/silence alertname=HighLatency service=~(api 1h", "has an invalid regular expression"),
-        ("U0OPERATOR", "/silence 1alert=HighLatency 1h", "`1alert` is not a valid label name"),
-        ("U0OPERATOR", "/silence alert-name=HighLatency 1h", "is not a valid label name"),
-        ("U0OPERATOR", "/silence service=~api.* 1h", "at least one exact matcher"),
+        (
+            "U0OPERATOR",
+            "/silence alertname=HighLatency 5h",
+            "silences are capped at 4h for operators",
+        ),
+        (
+            "U0OWNER",
+            "/silence alertname=HighLatency 25h",
+            "silences are capped at 1day",
+        ),
+        (
+            "U0VIEWER",
+            "/silence alertname=HighLatency 1h",
+            "viewers may not manage silences",
+        ),
+        (
+            "U0OPERATOR",
+            "/silence alertname=HighLatency service=~(api 1h",
+            "has an invalid regular expression",
+        ),
+        (
+            "U0OPERATOR",
+            "/silence 1alert=HighLatency 1h",
+            "`1alert` is not a valid label name",
+        ),
+        (
+            "U0OPERATOR",
+            "/silence alert-name=HighLatency 1h",
+            "is not a valid label name",
+        ),
+        (
+            "U0OPERATOR",
+            "/silence service=~api.* 1h",
+            "at least one exact matcher",
+        ),
     ];
     for (user, line, want) in cases {
         let ack = app.ack(user, line).await;
-        assert!(ack.starts_with(":no_entry:") && ack.contains(want), "{line}: {ack}");
+        assert!(
+            ack.starts_with(":no_entry:") && ack.contains(want),
+            "{line}: {ack}"
+        );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.slack.messages().is_empty(), "nothing may run");
@@ -199,7 +270,12 @@ async fn long_durations_bad_matchers_and_missing_config_are_refused() {
 
     // Without an Alertmanager URL for the environment, the bridge says so.
     let bare = TestApp::start().await;
-    let ack = bare.ack("U0OPERATOR", "/silence alertname=HighLatency 1h").await;
-    assert!(ack.contains("has no Alertmanager configured") && ack.contains("SLIPWAY_ALERTMANAGER_URL"), "{ack}");
+    let ack = bare
+        .ack("U0OPERATOR", "/silence alertname=HighLatency 1h")
+        .await;
+    assert!(
+        ack.contains("has no Alertmanager configured") && ack.contains("SLIPWAY_ALERTMANAGER_URL"),
+        "{ack}"
+    );
     drop(am);
 }

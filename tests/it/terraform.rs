@@ -62,7 +62,11 @@ fn gitops_checkout(root: &Path) {
     std::fs::write(&rc, "disable_checkpoint = true\n").unwrap();
     let network = root.join("stacks/network");
     terraform(&network, &rc, &["init", "-input=false", "-no-color"]);
-    terraform(&network, &rc, &["apply", "-input=false", "-no-color", "-auto-approve"]);
+    terraform(
+        &network,
+        &rc,
+        &["apply", "-input=false", "-no-color", "-auto-approve"],
+    );
     std::fs::remove_file(rc).unwrap();
 }
 
@@ -70,13 +74,15 @@ const SHOWN: &str = "terraform plan -input=false -no-color -lock=false";
 
 async fn plan(app: &TestApp, stack: &str) -> (String, String) {
     let ack = app.ack("U0VIEWER", &format!("/tf plan {stack}")).await;
-    assert_eq!(ack, format!("Running `{SHOWN}` on stack {stack} as viewer…"));
+    assert_eq!(
+        ack,
+        format!("Running `{SHOWN}` on stack {stack} as viewer…")
+    );
     let msg = app
         .wait_message(&format!("on *stack {stack}*"), LONG)
         .await
         .expect("run message");
     let (main, thread) = app.wait_finished(&msg.ts, LONG).await;
-    eprintln!("MAIN {}\nTHREAD {}", serde_json::to_string_pretty(&main.blocks).unwrap(), serde_json::to_string_pretty(&thread[0].blocks).unwrap());
     (main.blocks.to_string(), thread[0].blocks.to_string())
 }
 
@@ -85,29 +91,38 @@ async fn plans_show_changes_or_none_and_keep_the_plan_with_the_audit_record() {
     let repo = tempfile::tempdir().unwrap();
     gitops_checkout(repo.path());
     let app = TestApp::start_with(Options {
-        env: vec![(
-            "SLIPWAY_GITOPS_CHECKOUT",
-            repo.path().display().to_string(),
-        )],
+        env: vec![("SLIPWAY_GITOPS_CHECKOUT", repo.path().display().to_string())],
         ..Options::default()
     })
     .await;
 
     let (main, out) = plan(&app, "app").await;
     assert!(
-        main.contains(":white_check_mark:")
-            && main.contains("2 to add, 0 to change, 0 to destroy"),
+        main.contains(":white_check_mark:") && main.contains("2 to add, 0 to change, 0 to destroy"),
         "{main}"
     );
-    assert!(out.contains("*To add*\\n2") && out.contains("*To destroy*\\n0"), "{out}");
+    assert!(
+        out.contains("*To add*\\n2") && out.contains("*To destroy*\\n0"),
+        "{out}"
+    );
     assert!(out.contains("terraform_data.web will be created"), "{out}");
-    assert!(out.contains("the full redacted plan is kept with the audit record"), "{out}");
-    assert!(!out.contains("CLI configuration"), "terraform warned: {out}");
+    assert!(
+        out.contains("the full redacted plan is kept with the audit record"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("CLI configuration"),
+        "terraform warned: {out}"
+    );
 
     let (main, out) = plan(&app, "network").await;
     assert!(main.contains("finished: *no changes*"), "{main}");
     assert!(out.contains("No changes."), "{out}");
-    assert!(app.slack.validation_errors().is_empty(), "{:?}", app.slack.validation_errors());
+    assert!(
+        app.slack.validation_errors().is_empty(),
+        "{:?}",
+        app.slack.validation_errors()
+    );
 
     let audit = app.audit();
     let runs: Vec<_> = audit
@@ -117,7 +132,10 @@ async fn plans_show_changes_or_none_and_keep_the_plan_with_the_audit_record() {
     assert_eq!(runs.len(), 2);
     let app_run = runs[0];
     let excerpt = &app_run.output.as_ref().unwrap().excerpt;
-    assert!(excerpt.contains("Plan: 2 to add, 0 to change, 0 to destroy."), "{excerpt}");
+    assert!(
+        excerpt.contains("Plan: 2 to add, 0 to change, 0 to destroy."),
+        "{excerpt}"
+    );
     assert!(excerpt.contains("terraform_data.db will be created"));
     assert!(!excerpt.contains("Warning"), "{excerpt}");
     let details = app_run.details.as_ref().unwrap();
@@ -125,7 +143,10 @@ async fn plans_show_changes_or_none_and_keep_the_plan_with_the_audit_record() {
     assert_eq!(details["stack"], "app");
     assert_eq!(details["init"]["end"], "finished");
     let argv = app_run.command.as_ref().unwrap().argv.clone().unwrap();
-    assert_eq!(argv[1..], ["plan", "-input=false", "-no-color", "-lock=false"]);
+    assert_eq!(
+        argv[1..],
+        ["plan", "-input=false", "-no-color", "-lock=false"]
+    );
     assert_eq!(runs[1].details.as_ref().unwrap()["plan"]["add"], 0);
 
     // The checkout stays as it was; each plan's directory is gone afterwards.
@@ -141,19 +162,25 @@ async fn invalid_and_unknown_stacks_are_refused() {
     let repo = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(repo.path().join("stacks")).unwrap();
     let app = TestApp::start_with(Options {
-        env: vec![(
-            "SLIPWAY_GITOPS_CHECKOUT",
-            repo.path().display().to_string(),
-        )],
+        env: vec![("SLIPWAY_GITOPS_CHECKOUT", repo.path().display().to_string())],
         ..Options::default()
     })
     .await;
     let ack = app.ack("U0VIEWER", "/tf plan ../../etc").await;
-    assert!(ack.starts_with(":no_entry:") && ack.contains("not a valid stack name"), "{ack}");
+    assert!(
+        ack.starts_with(":no_entry:") && ack.contains("not a valid stack name"),
+        "{ack}"
+    );
     let ack = app.ack("U0VIEWER", "/tf plan billing").await;
-    assert!(ack.starts_with(":no_entry:") && ack.contains("there is no stack `billing`"), "{ack}");
+    assert!(
+        ack.starts_with(":no_entry:") && ack.contains("there is no stack `billing`"),
+        "{ack}"
+    );
     let ack = app.ack("U0VIEWER", "/tf plan app -chdir=/").await;
-    assert!(ack.starts_with(":no_entry:") && ack.contains("-chdir"), "{ack}");
+    assert!(
+        ack.starts_with(":no_entry:") && ack.contains("-chdir"),
+        "{ack}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.slack.messages().is_empty(), "nothing may run");
 

@@ -187,7 +187,8 @@ impl Alertmanager {
             #[serde(rename = "silenceID")]
             silence_id: String,
         }
-        let body = serde_json::to_string(silence).map_err(|e| ApiError::BadAnswer(e.to_string()))?;
+        let body =
+            serde_json::to_string(silence).map_err(|e| ApiError::BadAnswer(e.to_string()))?;
         let created: Created = self
             .json(Method::POST, "/api/v2/silences", Some(body))
             .await?;
@@ -267,7 +268,10 @@ mod tests {
             e.to_string(),
             "Alertmanager refused the request (400): silence invalid: invalid label name \"1bad\""
         );
-        let e = refused(StatusCode::UNPROCESSABLE_ENTITY, br#"{"code":601,"message":"m"}"#);
+        let e = refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"code":601,"message":"m"}"#,
+        );
         assert!(e.to_string().ends_with("(422): m"));
         let e = refused(StatusCode::INTERNAL_SERVER_ERROR, b"");
         assert!(e.to_string().ends_with("Internal Server Error"));

@@ -31,7 +31,12 @@ pub fn env_for(state: &AppState, alias: &str) -> Result<Vec<(String, String)>, S
     let file = |f: Option<&std::path::PathBuf>| {
         f.map_or_else(
             || "/dev/null".to_string(),
-            |f| std::path::absolute(f).unwrap_or_else(|_| f.clone()).display().to_string(),
+            |f| {
+                std::path::absolute(f)
+                    .unwrap_or_else(|_| f.clone())
+                    .display()
+                    .to_string()
+            },
         )
     };
     let mut env = vec![
@@ -174,8 +179,14 @@ fn rank(key: &str, singular: &str) -> u8 {
     ];
     if primary.iter().any(|p| p == key) || matches!(key, "Name" | "Tag:Name" | "Id" | "Arn") {
         0
-    } else if key.contains("State") || key.contains("Status") {
+    } else if key
+        .split('.')
+        .next()
+        .is_some_and(|k| k.ends_with("State") || k.ends_with("Status"))
+    {
         1
+    } else if key.contains('.') {
+        4
     } else if key.ends_with("Type")
         || (key.ends_with("Name") && !key.contains("Dns"))
         || (key.ends_with("Id") && !key.contains("Owner") && !key.contains("Client"))
@@ -435,10 +446,13 @@ mod tests {
         assert_eq!(t.label, "Reservations › Instances");
         assert_eq!(t.rows.len(), 2);
         assert_eq!(&t.columns[..2], ["InstanceId", "Tag:Name"]);
-        assert!(t.columns.contains(&"State.Name".to_string()));
+        assert_eq!(t.columns[2], "State.Name");
         let (text, shown) = t.text(2900);
         assert_eq!(shown, 2);
-        assert!(text.contains("i-0abc") && text.contains("stopped"), "{text}");
+        assert!(
+            text.contains("i-0abc") && text.contains("stopped"),
+            "{text}"
+        );
         assert!(text.lines().all(|l| l.chars().count() <= TABLE_WIDTH + 2));
     }
 
@@ -453,7 +467,10 @@ mod tests {
         let t = json_table(r#"{"UserId": "AIDA", "Account": "123", "Arn": "arn:aws:sts::123:x"}"#)
             .unwrap();
         assert_eq!(t.columns, ["Field", "Value"]);
-        assert!(t.rows.contains(&vec!["Account".to_string(), "123".to_string()]));
+        assert!(
+            t.rows
+                .contains(&vec!["Account".to_string(), "123".to_string()])
+        );
         let t = json_table(r#"{"QueueUrls": ["u1", "u2"]}"#).unwrap();
         assert_eq!(t.rows.len(), 2);
         let t = json_table(r#"{"Reservations": []}"#).unwrap();

@@ -14,7 +14,7 @@ mod runs;
 mod silence;
 pub mod socket;
 mod targets;
-mod terraform;
+pub(crate) mod terraform;
 mod work;
 
 use std::path::PathBuf;

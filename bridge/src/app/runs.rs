@@ -169,6 +169,13 @@ async fn run_job(state: &AppState, job: Job) {
     let view = |status: render::Status, tail: &[String]| {
         render::run_message(&job, status, started.elapsed(), tail)
     };
+    let (posted_tx, posted_rx) = tokio::sync::watch::channel(work::Posted::Pending);
+    let ctx = work::Context {
+        run_id: job.id.clone(),
+        channel: job.channel.clone(),
+        message: posted_rx,
+    };
+    let (mut progress, mut done) = work::start(state, job.spec.clone(), ctx, cancel);
     let posted = state
         .slack
         .post(&job.channel, None, &view(render::Status::Running, &[]))
@@ -180,13 +187,7 @@ async fn run_job(state: &AppState, job: Job) {
             None
         }
     };
-
-    let ctx = work::Context {
-        run_id: job.id.clone(),
-        channel: job.channel.clone(),
-        message_ts: ts.clone(),
-    };
-    let (mut progress, mut done) = work::start(state, job.spec.clone(), ctx, cancel);
+    let _ = posted_tx.send(ts.clone().map_or(work::Posted::Failed, work::Posted::At));
     let interval = state.config.execution.progress_interval;
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(200)));
     tick.tick().await;
@@ -207,11 +208,7 @@ async fn run_job(state: &AppState, job: Job) {
     state.metrics.running.dec();
     let finished = result.unwrap_or_else(|e| {
         tracing::error!(error = %e, run = %job.id, "the run's task failed");
-        Finished::api(
-            ExecEnd::SpawnFailed("internal error".into()),
-            "",
-            started,
-        )
+        Finished::api(ExecEnd::SpawnFailed("internal error".into()), "", started)
     });
     let result = &finished.result;
     let cancelled_by = handle.and_then(|h| h.cancelled_by);

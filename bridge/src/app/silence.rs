@@ -101,8 +101,16 @@ impl SilenceWork {
                 duration,
                 comment,
             } => {
-                self.create(state, ctx, am, matchers, *duration, comment.as_deref(), started)
-                    .await
+                self.create(
+                    state,
+                    ctx,
+                    am,
+                    matchers,
+                    *duration,
+                    comment.as_deref(),
+                    started,
+                )
+                .await
             }
             Action::List => self.list(am, started).await,
             Action::Expire { id } => self.expire(am, id, started).await,
@@ -120,8 +128,9 @@ impl SilenceWork {
         comment: Option<&str>,
         started: Instant,
     ) -> Result<Finished, ApiError> {
-        let permalink = match &ctx.message_ts {
-            Some(ts) => match state.slack.permalink(&ctx.channel, ts).await {
+        let mut ctx = ctx.clone();
+        let permalink = match ctx.message_ts().await {
+            Some(ts) => match state.slack.permalink(&ctx.channel, &ts).await {
                 Ok(link) => Some(link),
                 Err(e) => {
                     tracing::warn!(error = %e, "no permalink for a silence comment");
@@ -159,7 +168,12 @@ impl SilenceWork {
         let suppressed = silenced_by(&alerts, &id);
         let mut out = format!(
             "Silence {id}\nMatchers: {}\nFrom {} until {} ({})\nCreated by: {}\nComment: {}\n",
-            silence.matchers.iter().map(Matcher::text).collect::<Vec<_>>().join(" "),
+            silence
+                .matchers
+                .iter()
+                .map(Matcher::text)
+                .collect::<Vec<_>>()
+                .join(" "),
             stamp(starts_at),
             stamp(ends_at),
             humantime::format_duration(duration),
@@ -193,7 +207,7 @@ impl SilenceWork {
             .collect();
         silences.sort_by_key(|s| s.ends_at);
         let alerts = am.alerts().await?;
-        let mut out = String::new();
+        let mut entries = Vec::new();
         for s in &silences {
             let hits = silenced_by(&alerts, &s.id);
             let from = if s.status.state == "pending" {
@@ -201,18 +215,22 @@ impl SilenceWork {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                out,
+            entries.push(format!(
                 "{}  {}  {from}until {}  by {}\n  {}\n  suppressing {}\n  comment: {}",
                 s.id,
                 s.status.state,
                 stamp(s.ends_at),
                 s.created_by,
-                s.matchers.iter().map(Matcher::text).collect::<Vec<_>>().join(" "),
+                s.matchers
+                    .iter()
+                    .map(Matcher::text)
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 alert_list(&hits),
                 s.comment.lines().next().unwrap_or("")
-            );
+            ));
         }
+        let mut out = entries.join("\n\n");
         if silences.is_empty() {
             let _ = write!(out, "No active or pending silences in {}.", self.env);
         }
@@ -239,7 +257,10 @@ impl SilenceWork {
         };
         let Some(s) = am.silence(id).await? else {
             return Ok(refuse(
-                format!("failed: there is no silence `{id}` in Alertmanager {}", self.env),
+                format!(
+                    "failed: there is no silence `{id}` in Alertmanager {}",
+                    self.env
+                ),
                 format!(
                     "Alertmanager {} has no silence {id}. `/silence list` shows the current ones.",
                     self.env
@@ -252,12 +273,17 @@ impl SilenceWork {
                 &format!("Silence {id} had already expired at {}.", stamp(s.ends_at)),
                 started,
             )
-            .with_outcome(format!("found silence `{id}` already expired; nothing to do"))
+            .with_outcome(format!(
+                "found silence `{id}` already expired; nothing to do"
+            ))
             .with_detail("silence_id", id));
         }
         if s.created_by != self.subject && !self.is_owner {
             return Ok(refuse(
-                format!("was refused: silence `{id}` was created by {}", s.created_by),
+                format!(
+                    "was refused: silence `{id}` was created by {}",
+                    s.created_by
+                ),
                 format!(
                     "Silence {id} was created by {}. Only its creator or an owner can expire it; ask them, or an owner.",
                     s.created_by
@@ -269,12 +295,19 @@ impl SilenceWork {
             ExecEnd::Exited(0),
             &format!(
                 "Silence {id} expired.\nMatchers: {}\nCreated by: {}",
-                s.matchers.iter().map(Matcher::text).collect::<Vec<_>>().join(" "),
+                s.matchers
+                    .iter()
+                    .map(Matcher::text)
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 s.created_by
             ),
             started,
         )
-        .with_outcome(format!("expired silence `{id}` (created by {})", s.created_by))
+        .with_outcome(format!(
+            "expired silence `{id}` (created by {})",
+            s.created_by
+        ))
         .with_detail("silence_id", id)
         .with_detail("created_by", s.created_by))
     }

@@ -120,13 +120,7 @@ pub fn exec_spec(
                 argv_shown: argv,
             })
         }
-        (
-            Command::Silence(silence),
-            Target::Alerts {
-                env: Some(env), ..
-            },
-            _,
-        ) => {
+        (Command::Silence(silence), Target::Alerts { env: Some(env), .. }, _) => {
             let Some(url) = state.config.alertmanager_url(env) else {
                 return Err(format!(
                     "environment `{env}` has no Alertmanager configured in this bridge \

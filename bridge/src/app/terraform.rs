@@ -94,7 +94,9 @@ fn copy_tree(
                     let link = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
                     std::os::unix::fs::symlink(&link, &target).map_err(|e| io(&target, e))?;
                 }
-                _ => tracing::warn!(path = %path.display(), "skipping a symlink that leaves the GitOps tree"),
+                _ => {
+                    tracing::warn!(path = %path.display(), "skipping a symlink that leaves the GitOps tree");
+                }
             }
         } else if kind.is_file() {
             let len = entry.metadata().map_err(|e| io(&path, e))?.len();
@@ -194,13 +196,17 @@ pub struct PlanWork {
 
 /// The bridge's own terraform CLI config (the image points `TF_CLI_CONFIG_FILE` at a missing
 /// file, which makes every command warn). Returns its absolute path.
-fn cli_config(state_dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn cli_config(state_dir: &Path) -> Result<PathBuf, String> {
     let dir = std::path::absolute(state_dir.join("terraform"))
         .map_err(|e| format!("terraform state dir: {e}"))?;
     let cache = dir.join("plugin-cache");
     std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
     let file = dir.join("cli.tfrc");
-    let quoted = cache.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let quoted = cache
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
     let text = format!(
         "# Written by Slipway for /tf plan.\ndisable_checkpoint = true\nplugin_cache_dir = \"{quoted}\"\n"
     );
@@ -241,7 +247,11 @@ impl PlanWork {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let runs = self.state_dir.join("terraform").join("runs");
         let dest = runs.join(&ctx.run_id);
-        let (source, stack, state_dir) = (self.source.clone(), self.stack.clone(), self.state_dir.clone());
+        let (source, stack, state_dir) = (
+            self.source.clone(),
+            self.stack.clone(),
+            self.state_dir.clone(),
+        );
         let export_dest = dest.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let rc = cli_config(&state_dir)?;
@@ -299,9 +309,10 @@ impl PlanWork {
             });
             if !init.end.success() {
                 let outcome = match &init.end {
-                    ExecEnd::Exited(_) | ExecEnd::Signalled(_) => {
-                        Some(format!("failed in `terraform init` ({})", init.end.describe(self.timeout)))
-                    }
+                    ExecEnd::Exited(_) | ExecEnd::Signalled(_) => Some(format!(
+                        "failed in `terraform init` ({})",
+                        init.end.describe(self.timeout)
+                    )),
                     _ => None,
                 };
                 let mut f = Finished {
@@ -459,7 +470,13 @@ mod tests {
     fn export_copies_the_stack_and_shared_files_only() {
         let repo = tempfile::tempdir().unwrap();
         let r = repo.path();
-        for d in ["stacks/app", "stacks/network/.terraform", "modules/m", ".git", "stacks/app/.terraform"] {
+        for d in [
+            "stacks/app",
+            "stacks/network/.terraform",
+            "modules/m",
+            ".git",
+            "stacks/app/.terraform",
+        ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
         std::fs::write(r.join("stacks/app/main.tf"), "# app").unwrap();
@@ -469,9 +486,14 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", r.join("stacks/app/passwd")).unwrap();
         std::os::unix::fs::symlink("../../modules", r.join("stacks/app/mods")).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let src = CheckoutSource { root: r.to_path_buf() };
+        let src = CheckoutSource {
+            root: r.to_path_buf(),
+        };
         let dir = src.export("app", &out.path().join("x")).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.join("main.tf")).unwrap(), "# app");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("main.tf")).unwrap(),
+            "# app"
+        );
         assert!(dir.join("../../modules/m/main.tf").is_file());
         assert!(dir.join("mods/m/main.tf").is_file());
         assert!(!dir.join("passwd").exists());

@@ -107,13 +107,39 @@ pub fn text_result(end: ExecEnd, text: &str, started: Instant) -> ExecResult {
     }
 }
 
-/// Where the job's run message is, for work that links to it (silence comments).
+/// Whether the run's message has been posted yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    Pending,
+    /// Posted, with this `ts`.
+    At(String),
+    /// Posting failed; results go to the `response_url`.
+    Failed,
+}
+
+/// Where the job's run message is, for work that links to it (silence comments). Work starts
+/// before the message is posted, so nothing waits on Slack unless it needs the message.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub run_id: String,
     pub channel: String,
-    /// The run message's `ts`, if it could be posted.
-    pub message_ts: Option<String>,
+    pub message: watch::Receiver<Posted>,
+}
+
+impl Context {
+    /// The run message's `ts`, once posting it has been tried.
+    pub async fn message_ts(&mut self) -> Option<String> {
+        let posted = self
+            .message
+            .wait_for(|p| *p != Posted::Pending)
+            .await
+            .ok()?
+            .clone();
+        match posted {
+            Posted::At(ts) => Some(ts),
+            Posted::Pending | Posted::Failed => None,
+        }
+    }
 }
 
 /// Start the work. Returns at once: progress on the watch channel, the outcome on the handle.
@@ -123,10 +149,7 @@ pub fn start(
     work: Work,
     ctx: Context,
     cancel: CancellationToken,
-) -> (
-    watch::Receiver<Progress>,
-    tokio::task::JoinHandle<Finished>,
-) {
+) -> (watch::Receiver<Progress>, tokio::task::JoinHandle<Finished>) {
     match work {
         Work::Process { spec, shape } => {
             let argv = spec.argv.clone();

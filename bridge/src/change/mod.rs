@@ -7,6 +7,7 @@
 
 mod flow;
 mod render;
+mod terraform;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -44,6 +44,7 @@ pub async fn render(svc: &ChangeService, state: &AppState, p: &Pending, head: Oi
     match &p.command {
         Command::Deploy(d) => render_deploy(svc, d, head).await,
         Command::Kubectl(_) => Ok(render_kubectl(state, p).await),
+        Command::TfApply { stack } => super::terraform::render_tf_apply(svc, state, p, stack, head).await,
         _ => Err(format!("`{}` can't become a change request in this build yet.", p.text)),
     }
 }

@@ -6,6 +6,8 @@
 //! it, while YAML formatting does not matter. The runner verifies the signature with the
 //! bridge's public key, the expiry, and the schema version before anything else.
 
+mod plan;
+
 use std::fmt;
 
 use base64::Engine as _;
@@ -123,6 +125,8 @@ pub struct Rendered {
     pub confirmation: Option<String>,
 }
 
+pub use plan::{plan_digest, plan_summary};
+
 /// The bridge's signature over the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -199,7 +203,7 @@ pub fn signing_bytes(cr: &ChangeRequest) -> Vec<u8> {
 }
 
 /// JSON with sorted keys and no whitespace.
-fn canonical(v: &serde_json::Value) -> String {
+pub(crate) fn canonical(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

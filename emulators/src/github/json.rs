@@ -24,16 +24,21 @@ pub(crate) fn account(st: &State, login: &str) -> Account {
 pub(crate) fn user(st: &State, login: &str) -> Value {
     let a = account(st, login);
     let b = &st.base_url;
-    let l = &a.login;
+    // Bots' logins end in `[bot]`, percent-encoded in URLs as GitHub does.
+    let l = &a.login.replace('[', "%5B").replace(']', "%5D");
     let kind = a.kind.as_str();
+    let html = match a.login.strip_suffix("[bot]") {
+        Some(slug) => format!("{b}/apps/{slug}"),
+        None => format!("{b}/{l}"),
+    };
     json!({
-        "login": l,
+        "login": a.login,
         "id": a.id,
         "node_id": node_id(kind, a.id),
         "avatar_url": format!("{b}/avatars/u/{}?v=4", a.id),
         "gravatar_id": "",
         "url": format!("{b}/users/{l}"),
-        "html_url": format!("{b}/{l}"),
+        "html_url": html,
         "followers_url": format!("{b}/users/{l}/followers"),
         "following_url": format!("{b}/users/{l}/following{{/other_user}}"),
         "gists_url": format!("{b}/users/{l}/gists{{/gist_id}}"),
@@ -191,7 +196,8 @@ pub(crate) fn label(st: &State, repo: &Repo, l: &Label) -> Value {
         "name": l.name,
         "color": l.color,
         "default": false,
-        "description": null,
+        // pull-request-simple types a label's description as a (non-null) string.
+        "description": "",
     })
 }
 

@@ -113,7 +113,7 @@ impl Received {
 pub struct Receiver {
     pub url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
-    _task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
@@ -138,7 +138,7 @@ impl Receiver {
         Receiver {
             url,
             received,
-            _task: task,
+            task,
         }
     }
 
@@ -149,6 +149,6 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self._task.abort();
+        self.task.abort();
     }
 }

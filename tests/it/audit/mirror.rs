@@ -18,8 +18,8 @@ use slipway_infra::spool::{MIRROR_CURSOR, read_all};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BUCKET, PREFIX, aws_env, client, create_bucket, eventually, fast_pacing, mirror, moto,
-    record, recorded, s3_error, versions,
+    BUCKET, PREFIX, aws_env, client, create_bucket, eventually, fast_pacing, mirror, moto, record,
+    recorded, s3_error, versions,
 };
 
 fn slipway() -> std::process::Command {
@@ -55,7 +55,13 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
     let writer = AuditWriter::start(&dir.path().join("spool"), "bridge:lock-test").unwrap();
     let stop = CancellationToken::new();
     let m = mirror(&moto.url(), 30).await;
-    sinks::spawn(m.clone(), writer.log(), recorded(), fast_pacing(), stop.clone());
+    sinks::spawn(
+        m.clone(),
+        writer.log(),
+        recorded(),
+        fast_pacing(),
+        stop.clone(),
+    );
     let mut sealed = Vec::new();
     for i in 0..3 {
         let r = record(EventKind::Command, &format!("lock-{i}"), None);
@@ -65,7 +71,10 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
     stop.cancel();
 
     let key = m.key_of(&sealed[0]).unwrap();
-    assert_eq!(key, format!("{PREFIX}/bridge%3Alock-test/00000000000000000001.json"));
+    assert_eq!(
+        key,
+        format!("{PREFIX}/bridge%3Alock-test/00000000000000000001.json")
+    );
     let head = s3
         .head_object()
         .bucket(BUCKET)
@@ -104,7 +113,11 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
         .send()
         .await;
     let err = deleted.expect_err("deleting a COMPLIANCE-locked version must fail");
-    assert!(s3_error(&err).contains("AccessDenied"), "{}", s3_error(&err));
+    assert!(
+        s3_error(&err).contains("AccessDenied"),
+        "{}",
+        s3_error(&err)
+    );
 
     // A repeated upload of the same record is accepted without a second version; a different
     // record claiming the same place is an alarm and is not written.
@@ -124,7 +137,9 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
     // Someone with write access puts a tampered copy and "deletes" another record: S3 keeps
     // the locked originals, and verify reports both.
     let mut tampered = serde_json::to_vec(&sealed[0]).unwrap();
-    let text = String::from_utf8(tampered.clone()).unwrap().replace("lock-0", "lock-X");
+    let text = String::from_utf8(tampered.clone())
+        .unwrap()
+        .replace("lock-0", "lock-X");
     tampered = text.into_bytes();
     s3.put_object()
         .bucket(BUCKET)
@@ -134,7 +149,12 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
         .await
         .unwrap();
     let key2 = m.key_of(&sealed[1]).unwrap();
-    s3.delete_object().bucket(BUCKET).key(&key2).send().await.unwrap();
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key(&key2)
+        .send()
+        .await
+        .unwrap();
     let got = s3
         .get_object()
         .bucket(BUCKET)
@@ -144,9 +164,14 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
         .await
         .unwrap();
     let body = got.body.collect().await.unwrap().into_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("\"lock-0\""), "original changed");
+    assert!(
+        String::from_utf8_lossy(&body).contains("\"lock-0\""),
+        "original changed"
+    );
 
-    let stored = read_bucket(&s3, BUCKET, &format!("{PREFIX}/")).await.unwrap();
+    let stored = read_bucket(&s3, BUCKET, &format!("{PREFIX}/"))
+        .await
+        .unwrap();
     assert!(
         stored
             .iter()
@@ -159,7 +184,12 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for problem in ["hash_mismatch", "overwritten", "deleted"] {
         assert!(stdout.contains(problem), "no {problem} in:\n{stdout}");
     }
@@ -172,11 +202,17 @@ async fn records_are_locked_checksummed_and_cannot_be_deleted_or_overwritten() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("short_retention"));
     // The locked original is still what `show` finds for its event.
     let out = slipway()
-        .args(["audit", "show", "lock-2", "--bucket", BUCKET, "--prefix", PREFIX])
+        .args([
+            "audit", "show", "lock-2", "--bucket", BUCKET, "--prefix", PREFIX,
+        ])
         .args(["--endpoint-url", &moto.url()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["seq"], 3);
 }
@@ -192,7 +228,13 @@ async fn an_s3_outage_never_blocks_appends_and_loses_nothing() {
     let metrics = recorded();
     let stop = CancellationToken::new();
     let m = mirror(&endpoint, 1).await;
-    sinks::spawn(m, writer.log(), metrics.clone(), fast_pacing(), stop.clone());
+    sinks::spawn(
+        m,
+        writer.log(),
+        metrics.clone(),
+        fast_pacing(),
+        stop.clone(),
+    );
     for i in 0..5 {
         writer
             .record(record(EventKind::Command, &format!("before-{i}"), None))
@@ -222,11 +264,23 @@ async fn an_s3_outage_never_blocks_appends_and_loses_nothing() {
     }
     let appended = started.elapsed();
     println!("1000 appends during the outage in {appended:?}; slowest ack {slowest:?}");
-    assert!(slowest < Duration::from_secs(2), "an ack waited {slowest:?} on S3");
-    assert_eq!(writer.depth(), 1000, "nothing can be mirrored while S3 is down");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "an ack waited {slowest:?} on S3"
+    );
+    assert_eq!(
+        writer.depth(),
+        1000,
+        "nothing can be mirrored while S3 is down"
+    );
     assert!(
         eventually(Duration::from_secs(10), || {
-            metrics.failures.lock().unwrap().iter().any(|f| *f == ("s3", "transient"))
+            metrics
+                .failures
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|f| *f == ("s3", "transient"))
         })
         .await,
         "the outage shows as failures"
@@ -241,7 +295,10 @@ async fn an_s3_outage_never_blocks_appends_and_loses_nothing() {
         "the mirror did not catch up; {} left",
         writer.depth()
     );
-    println!("mirror caught up 1000 records in {:?}", recovering.elapsed());
+    println!(
+        "mirror caught up 1000 records in {:?}",
+        recovering.elapsed()
+    );
     assert!(*metrics.max_lag.lock().unwrap() > 0.0);
     stop.cancel();
 
@@ -250,7 +307,9 @@ async fn an_s3_outage_never_blocks_appends_and_loses_nothing() {
     let keys = versions(&s3, BUCKET).await;
     assert_eq!(keys.len(), 1000);
     assert!(keys.values().all(|&n| n == 1));
-    let stored = read_bucket(&s3, BUCKET, &format!("{PREFIX}/")).await.unwrap();
+    let stored = read_bucket(&s3, BUCKET, &format!("{PREFIX}/"))
+        .await
+        .unwrap();
     let spool = read_all(&dir.path().join("spool")).unwrap();
     for v in stored {
         let Content::Object { record: Ok(r), .. } = v.content else {
@@ -305,7 +364,10 @@ async fn the_bridge_mirrors_its_spool_and_refuses_an_unlocked_bucket() {
         metrics.contains("slipway_audit_sink_delivered_total{sink=\"s3\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("slipway_audit_sink_lag_seconds{sink=\"s3\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("slipway_audit_sink_lag_seconds{sink=\"s3\"} 0"),
+        "{metrics}"
+    );
 
     // `slipway serve` checks the bucket before listening: no Object Lock, no start.
     let mut child = slipway()
@@ -335,5 +397,8 @@ async fn the_bridge_mirrors_its_spool_and_refuses_an_unlocked_bucket() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("slipway-unlocked") && stderr.contains("Object Lock"), "{stderr}");
+    assert!(
+        stderr.contains("slipway-unlocked") && stderr.contains("Object Lock"),
+        "{stderr}"
+    );
 }
