@@ -8,6 +8,7 @@ pub const REPO: &str = "gitops";
 pub const APP_ID: u64 = 4242;
 /// The change-request signing seed used in tests (32 bytes of 0x11).
 pub const SIGNING_KEY_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+pub const WEBHOOK_SECRET: &str = "whsec-test-secret";
 pub const APP_KEY_PEM: &str = include_str!("fixtures/keys/github-app-test.pem");
 
 pub const KUSTOMIZATION_V1: &str = "# Managed by Slipway: /deploy api staging sets the image below.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/api\n    newName: registry.example/api\n    newTag: \"v1.0.0\"\n";
@@ -65,6 +66,7 @@ pub async fn start() -> GitOpsFixture {
         ("SLIPWAY_GITHUB_PRIVATE_KEY", APP_KEY_PEM.to_string()),
         ("SLIPWAY_SIGNING_KEY", SIGNING_KEY_HEX.to_string()),
         ("SLIPWAY_SIGNING_KEY_ID", "test".to_string()),
+        ("SLIPWAY_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
     ];
     let config_yaml = "gitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n    web:\n      repo: acme/api\n      image: registry.example/web\n".to_string();
     GitOpsFixture { github, env, config_yaml, api_sha }

@@ -473,3 +473,56 @@ async fn latest_successful_workflow_run() {
         .unwrap();
     assert_eq!(all.items[0].id.into_inner(), failed);
 }
+
+#[tokio::test]
+async fn app_jwt_claims_are_checked() {
+    use octocrab::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let gh = emulator().await;
+    let key = generate_app_key_pem().unwrap();
+    let installation = gh.add_app(9, &key, &[(OWNER, REPO)]);
+    let signing = EncodingKey::from_rsa_pem(key.as_bytes()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mint = |claims: Value| {
+        let jwt = encode(&Header::new(Algorithm::RS256), &claims, &signing).unwrap();
+        let url = format!(
+            "{}app/installations/{installation}/access_tokens",
+            gh.api_url()
+        );
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(jwt)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    // `iss` as a string (a client id style) or a number both work.
+    let (status, body) = mint(json!({ "iss": "9", "iat": now - 60, "exp": now + 540 })).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["token"].as_str().unwrap().starts_with("ghs_"));
+    assert_eq!(body["repository_selection"], "selected");
+    // Too long-lived, expired, unknown app.
+    for claims in [
+        json!({ "iss": 9, "iat": now, "exp": now + 601 }),
+        json!({ "iss": 9, "iat": now - 700, "exp": now - 100 }),
+        json!({ "iss": 10, "iat": now - 60, "exp": now + 540 }),
+    ] {
+        let (status, body) = mint(claims.clone()).await;
+        assert_eq!(status, 401, "{claims}: {body}");
+        assert!(body["message"].is_string());
+        assert!(body["documentation_url"].is_string());
+    }
+    // The installation token works for REST; a user token cannot mint installation tokens.
+    let (_, body) = mint(json!({ "iss": 9, "iat": now - 60, "exp": now + 540 })).await;
+    let bot = octo(&gh, body["token"].as_str().unwrap());
+    assert_eq!(bot.repos(OWNER, REPO).get().await.unwrap().name, REPO);
+    let path = format!("/app/installations/{installation}/access_tokens");
+    let err = octo(&gh, "alice-token")
+        .post::<_, Value>(path, None::<&()>)
+        .await
+        .unwrap_err();
+    assert_eq!(github_error(&err).0, 401);
+}

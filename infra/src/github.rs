@@ -253,6 +253,20 @@ impl GitHub {
         Ok(v.as_array().and_then(|a| a.iter().map(Pr::from_json).find(|p| p.head_ref == branch)))
     }
 
+    /// A file's text at a ref, `None` if absent.
+    pub async fn file_at(&self, repo: &Repo, path: &str, git_ref: &str) -> Result<Option<String>> {
+        use base64::Engine as _;
+        match self.call("GET", &format!("/repos/{repo}/contents/{path}?ref={git_ref}"), None).await {
+            Ok(v) => {
+                let b64: String = v["content"].as_str().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+                let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| GhError::Transport { method: "GET".into(), path: path.into(), message: format!("bad base64 content: {e}") })?;
+                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+            }
+            Err(GhError::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Open PRs (first 100, newest first).
     pub async fn open_prs(&self, repo: &Repo) -> Result<Vec<Pr>> {
         let v = self.call("GET", &format!("/repos/{repo}/pulls?state=open&per_page=100"), None).await?;

@@ -1,6 +1,7 @@
 //! `/aws` through the real bridge: the real AWS CLI against moto's server, with credentials the
 //! bridge holds for the profile alias; denials; and a call that hangs until the timeout.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -66,11 +67,12 @@ fn bridge_config(dir: &Path, endpoints: &[(&str, String)]) -> String {
         aws_cli().display()
     );
     for (alias, url) in endpoints {
-        yaml.push_str(&format!(
+        let _ = write!(
+            yaml,
             "  {alias}:\n    profile: slipway-read\n    config_file: {}\n    credentials_file: {}\n    region: us-east-1\n    endpoint_url: {url}\n",
             config.display(),
             creds.display()
-        ));
+        );
     }
     yaml
 }

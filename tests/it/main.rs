@@ -4,6 +4,7 @@
 
 mod audit;
 mod aws;
+mod approvals;
 mod changes;
 mod docs;
 mod policy_cli;

@@ -63,6 +63,22 @@ async fn on_action(state: &AppState, action: BlockAction) {
             svc.confirm(state, &action.value, &action.user.user_id, &action.trigger_id, action.response_url.as_deref()).await;
             return;
         }
+        ("slipway_approve" | "slipway_reject", Some(svc)) => {
+            let approve = action.action_id == "slipway_approve";
+            let reply = match action.value.parse::<u64>() {
+                Ok(n) => match svc.review_from_slack(state, &action.user, n, approve, "").await {
+                    Ok(done) => done,
+                    Err(why) => format!(":no_entry: {why}"),
+                },
+                Err(_) => "That button is malformed.".to_string(),
+            };
+            if let Some(url) = action.response_url.as_deref().filter(|u| !u.is_empty()) {
+                if let Err(e) = state.slack.respond(url, &Message::text(reply), false).await {
+                    tracing::warn!(error = %e, "response_url failed");
+                }
+            }
+            return;
+        }
         _ => {
             tracing::debug!(action = %action.action_id, "ignoring action");
             return;

@@ -15,6 +15,7 @@ mod silence;
 pub mod socket;
 mod targets;
 pub(crate) mod terraform;
+mod webhook;
 mod work;
 
 use std::path::PathBuf;
@@ -130,6 +131,10 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/commands", post(commands::slash_command))
         .route("/slack/interactivity", post(interact::interactivity))
         .route("/slack/events", post(interact::events))
+        .route(
+            "/github/webhook",
+            post(webhook::github_webhook).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BODY)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))

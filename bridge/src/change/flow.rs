@@ -350,7 +350,7 @@ impl ChangeService {
     }
 }
 
-fn change_message(headline: &str, context: &str, diff: &str, note: &str, buttons: &[serde_json::Value], fallback: String) -> Message {
+pub(crate) fn change_message(headline: &str, context: &str, diff: &str, note: &str, buttons: &[serde_json::Value], fallback: String) -> Message {
     match crate::templates::render_blocks("blocks/change.json.j2", minijinja::context! { headline, context, diff, note, buttons => minijinja::value::Serde(buttons) }) {
         Ok(blocks) => Message { text: fallback, blocks },
         Err(e) => {

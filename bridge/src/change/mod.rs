@@ -5,6 +5,7 @@
 //! The ack path only registers a pending change and spawns the work; rendering, git and GitHub
 //! calls all happen afterwards, off the ack.
 
+mod approvals;
 mod flow;
 mod render;
 mod terraform;
@@ -16,6 +17,7 @@ use slipway_core::change::ChangeRequest;
 use slipway_infra::github::{GitHub, Repo};
 use slipway_infra::gitops::{Credentials, Mirror};
 
+pub use approvals::TokenStore;
 pub use flow::Pending;
 
 use crate::config::Secret;
@@ -65,6 +67,11 @@ pub struct ChangeService {
     pub(crate) seen: Mutex<crate::app::lru_set::LruSet>,
     /// PR number → the Slack message (channel, ts) that mirrors it.
     pub threads: Mutex<HashMap<u64, (String, String)>>,
+    /// People's linked GitHub tokens, for reviews made as them.
+    pub tokens: TokenStore,
+    pub(crate) slack_reviews: approvals::SlackReviews,
+    /// GitHub deliveries already handled (redeliveries change nothing).
+    pub(crate) deliveries: Mutex<crate::app::lru_set::LruSet>,
     default_branch: String,
 }
 
@@ -90,6 +97,9 @@ impl ChangeService {
             pending: Mutex::new(HashMap::new()),
             seen: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
             threads: Mutex::new(HashMap::new()),
+            tokens: TokenStore::default(),
+            slack_reviews: approvals::SlackReviews::default(),
+            deliveries: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
             default_branch,
         })
     }

@@ -241,7 +241,11 @@ impl Repo {
         parse_commit(&sha, &String::from_utf8_lossy(&out.stdout))
     }
 
+    /// The type of object `sha` (a full 40-hex object id; anything else is `None`).
     pub(crate) fn object_type(&self, sha: &str) -> Option<String> {
+        if !is_sha(sha) {
+            return None;
+        }
         let out = git(&self.dir, &["cat-file", "-t", sha]);
         out.ok.then(|| out.text())
     }
@@ -482,6 +486,11 @@ impl Repo {
         let parents: Vec<&str> = parent.into_iter().collect();
         self.commit_tree(&tree.text(), &parents, message, author, author)
     }
+}
+
+/// A full SHA-1 object id.
+pub(crate) fn is_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn set_executable(path: &Path) -> Result<(), String> {

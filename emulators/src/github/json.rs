@@ -470,7 +470,7 @@ pub(crate) fn git_commit(st: &State, repo: &Repo, c: &CommitInfo) -> Value {
     let api = repo_api(st, repo);
     json!({
         "sha": c.sha,
-        "node_id": node_id("Commit", u64::from_str_radix(&c.sha[..8], 16).unwrap_or(0)),
+        "node_id": node_id("Commit", u64::from_str_radix(c.sha.get(..8).unwrap_or("0"), 16).unwrap_or(0)),
         "url": format!("{api}/git/commits/{}", c.sha),
         "html_url": format!("{}/commit/{}", repo_html(st, repo), c.sha),
         "author": person(&c.author),
@@ -502,7 +502,7 @@ pub(crate) fn commit(st: &State, repo: &Repo, c: &CommitInfo) -> Value {
     json!({
         "url": format!("{api}/commits/{}", c.sha),
         "sha": c.sha,
-        "node_id": node_id("Commit", u64::from_str_radix(&c.sha[..8], 16).unwrap_or(0)),
+        "node_id": node_id("Commit", u64::from_str_radix(c.sha.get(..8).unwrap_or("0"), 16).unwrap_or(0)),
         "html_url": format!("{html}/commit/{}", c.sha),
         "comments_url": format!("{api}/commits/{}/comments", c.sha),
         "commit": {

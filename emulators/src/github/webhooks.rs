@@ -157,7 +157,12 @@ pub(crate) fn push(
         "deleted": deleted,
         "forced": forced,
         "base_ref": null,
-        "compare": format!("{}/compare/{}...{}", json::repo_html(st, repo), &before[..12], &after[..12]),
+        "compare": format!(
+            "{}/compare/{}...{}",
+            json::repo_html(st, repo),
+            before.get(..12).unwrap_or(before),
+            after.get(..12).unwrap_or(after)
+        ),
         "commits": commits,
         "head_commit": head_commit,
         "pusher": { "name": account.login, "email": account.email() },

@@ -2,6 +2,8 @@
 //! configuration, and a webhook receiver.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};

@@ -75,7 +75,7 @@ pub(super) fn create_ref(st: &mut State, cx: &Ctx<'_>) -> Outcome {
             "Reference name must start with 'refs/' and have at least two slashes.",
         ));
     }
-    let Some(kind) = g.object_type(&sha).filter(|_| sha.len() == 40) else {
+    let Some(kind) = g.object_type(&sha) else {
         return Err(ApiError::new(422, "Object does not exist"));
     };
     if g.ref_value(&name).is_some() || g.update_ref(&name, &sha, None).is_err() {
@@ -99,7 +99,7 @@ pub(super) fn update_ref(st: &mut State, cx: &Ctx<'_>, r: &str) -> Outcome {
     let Some(old) = g.ref_value(&name) else {
         return Err(ApiError::new(422, "Reference does not exist"));
     };
-    let Some(kind) = g.object_type(&sha).filter(|_| sha.len() == 40) else {
+    let Some(kind) = g.object_type(&sha) else {
         return Err(ApiError::new(422, "Object does not exist"));
     };
     if !force && old != sha && !g.is_ancestor(&old, &sha) {
