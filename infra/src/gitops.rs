@@ -88,6 +88,19 @@ impl Mirror {
         Ok(Mirror { repo, url: url.to_string(), default_branch: default_branch.to_string(), path: path.to_path_buf() })
     }
 
+    /// Open an existing repository (a CI checkout or a bare mirror) read-only, without a remote:
+    /// nothing is created, fetched or pushed. For the runner, which reads the merged commit from
+    /// the Actions checkout.
+    pub fn open_local(path: &Path, default_branch: &str) -> Result<Mirror> {
+        let repo = Repository::open(path).map_err(|e| GitError::Other(format!("{} is not a git checkout: {}", path.display(), e.message())))?;
+        Ok(Mirror { repo, url: path.display().to_string(), default_branch: default_branch.to_string(), path: path.to_path_buf() })
+    }
+
+    /// The commit `HEAD` points at (for a checkout: what is in the working tree).
+    pub fn head_commit(&self) -> Result<Oid> {
+        Ok(self.repo.head()?.peel_to_commit()?.id())
+    }
+
     pub fn default_branch(&self) -> &str {
         &self.default_branch
     }
@@ -276,6 +289,28 @@ impl Mirror {
             if d.status() == git2::Delta::Added {
                 if let Some(p) = d.new_file().path().and_then(|p| p.to_str()) {
                     if p.starts_with(&format!("{dir}/")) {
+                        out.push(p.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Paths `commit` added, modified, deleted or renamed relative to its first parent.
+    pub fn changed_files(&self, commit: Oid) -> Result<Vec<String>> {
+        let c = self.repo.find_commit(commit)?;
+        let new_tree = c.tree()?;
+        let old_tree = match c.parent(0) {
+            Ok(p) => Some(p.tree()?),
+            Err(_) => None,
+        };
+        let diff = self.repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+        let mut out = Vec::new();
+        for d in diff.deltas() {
+            for f in [d.old_file(), d.new_file()] {
+                if let Some(p) = f.path().and_then(|p| p.to_str()) {
+                    if !out.iter().any(|o: &String| o == p) {
                         out.push(p.to_string());
                     }
                 }

@@ -5,5 +5,7 @@ pub mod audit_writer;
 pub mod exec;
 pub mod github;
 pub mod gitops;
+pub mod oidc;
 pub mod s3;
 pub mod sinks;
+pub mod sts;
