@@ -4,6 +4,7 @@
 //!
 //! Every server binds `127.0.0.1:0` and stops when its handle (the last clone) is dropped.
 
+pub mod actions;
 pub mod github;
 pub mod jira;
 pub mod kube;

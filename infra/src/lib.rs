@@ -3,6 +3,7 @@ pub mod spool;
 
 pub mod audit_writer;
 pub mod exec;
+pub mod git_relay;
 pub mod github;
 pub mod gitops;
 pub mod oidc;

@@ -7,6 +7,7 @@ mod aws;
 mod approvals;
 mod changes;
 mod docs;
+mod git_relay;
 mod policy_cli;
 mod silence;
 mod slack_bridge;

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use slipway_core::change::ChangeRequest;
 use slipway_infra::github::{GitHub, Repo};
+use slipway_infra::git_relay::GitRelay;
 use slipway_infra::gitops::{Credentials, Mirror};
 
 pub use approvals::TokenStore;
@@ -73,6 +74,8 @@ pub struct ChangeService {
     /// GitHub deliveries already handled (redeliveries change nothing).
     pub(crate) deliveries: Mutex<crate::app::lru_set::LruSet>,
     default_branch: String,
+    /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
+    _relay: Option<GitRelay>,
 }
 
 impl std::fmt::Debug for ChangeService {
@@ -88,7 +91,16 @@ impl ChangeService {
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
         let gh = GitHub::app(&cfg.api_url, cfg.app_id, cfg.app_private_key.expose(), cfg.installation_id).map_err(|e| e.to_string())?;
         let default_branch = "main".to_string();
-        let mirror = Mirror::open(&state_dir.join("gitops.git"), &cfg.git_url, &default_branch).map_err(|e| e.to_string())?;
+        // libgit2 has no TLS of its own here: HTTPS remotes go through the loopback relay.
+        let (relay, git_url) = if cfg.git_url.starts_with("https://") {
+            let origin = cfg.git_url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            let relay = GitRelay::start(&origin, None)?;
+            let local = relay.local_url(&cfg.git_url)?;
+            (Some(relay), local)
+        } else {
+            (None, cfg.git_url.clone())
+        };
+        let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &default_branch).map_err(|e| e.to_string())?;
         Ok(ChangeService {
             cfg,
             gh,
@@ -101,6 +113,7 @@ impl ChangeService {
             slack_reviews: approvals::SlackReviews::default(),
             deliveries: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
             default_branch,
+            _relay: relay,
         })
     }
 
