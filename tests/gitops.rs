@@ -7,7 +7,8 @@ pub const OWNER: &str = "acme";
 pub const REPO: &str = "gitops";
 pub const APP_ID: u64 = 4242;
 /// The change-request signing seed used in tests (32 bytes of 0x11).
-pub const SIGNING_KEY_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+pub const SIGNING_KEY_HEX: &str =
+    "1111111111111111111111111111111111111111111111111111111111111111";
 pub const WEBHOOK_SECRET: &str = "whsec-test-secret";
 pub const APP_KEY_PEM: &str = include_str!("fixtures/keys/github-app-test.pem");
 
@@ -44,9 +45,18 @@ pub async fn start() -> GitOpsFixture {
         "main",
         &[
             ("apps/api/staging/kustomization.yaml", KUSTOMIZATION_V1),
-            ("apps/api/production/kustomization.yaml", &KUSTOMIZATION_V1.replace("staging", "production")),
-            ("apps/api/base/deployment.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n"),
-            ("stacks/network/main.tf", "resource \"terraform_data\" \"net\" {\n  input = \"v1\"\n}\n"),
+            (
+                "apps/api/production/kustomization.yaml",
+                &KUSTOMIZATION_V1.replace("staging", "production"),
+            ),
+            (
+                "apps/api/base/deployment.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n",
+            ),
+            (
+                "stacks/network/main.tf",
+                "resource \"terraform_data\" \"net\" {\n  input = \"v1\"\n}\n",
+            ),
             ("README.md", "# GitOps\n"),
         ],
     );
@@ -54,7 +64,13 @@ pub async fn start() -> GitOpsFixture {
     let api_sha = github.branch_sha(OWNER, "api", "main").expect("api head");
     github.add_workflow_run(OWNER, "api", "main", &api_sha, "ci", "success");
     let installation = github.add_app(APP_ID, APP_KEY_PEM, &[(OWNER, REPO), (OWNER, "api")]);
-    for (login, token) in [("omar-operator", "tok-omar"), ("ada-approver", "tok-ada"), ("bo-approver", "tok-bo"), ("pat-proddeploy", "tok-pat"), ("olga-owner", "tok-olga")] {
+    for (login, token) in [
+        ("omar-operator", "tok-omar"),
+        ("ada-approver", "tok-ada"),
+        ("bo-approver", "tok-bo"),
+        ("pat-proddeploy", "tok-pat"),
+        ("olga-owner", "tok-olga"),
+    ] {
         github.add_user(login, token);
     }
     let env = vec![
@@ -69,10 +85,17 @@ pub async fn start() -> GitOpsFixture {
         ("SLIPWAY_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
     ];
     let config_yaml = "gitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n    web:\n      repo: acme/api\n      image: registry.example/web\n".to_string();
-    GitOpsFixture { github, env, config_yaml, api_sha }
+    GitOpsFixture {
+        github,
+        env,
+        config_yaml,
+        api_sha,
+    }
 }
 
 /// The bridge's public key for verifying change requests in tests.
 pub fn verifying_key() -> ed25519_dalek::VerifyingKey {
-    slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).expect("key").verifying_key()
+    slipway_core::change::parse_signing_key(SIGNING_KEY_HEX)
+        .expect("key")
+        .verifying_key()
 }

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use slipway_bridge::app::{AppState, router};
-use slipway_bridge::clock::{SystemClock, UuidIds};
+use slipway_bridge::clock::{Clock, SystemClock, UuidIds};
 use slipway_bridge::config::Config;
 use slipway_bridge::slack::signature::sign;
 use slipway_emulators::kube::KubeEmulator;
@@ -38,6 +38,8 @@ pub struct Options {
     pub config_yaml: Option<String>,
     /// More bridge environment variables, e.g. `SLIPWAY_ALERTMANAGER_URL`.
     pub env: Vec<(&'static str, String)>,
+    /// The bridge's clock (default: the system clock), e.g. a fake one that jumps ahead.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             policy_edits: Vec::new(),
             config_yaml: None,
             env: Vec::new(),
+            clock: None,
         }
     }
 }
@@ -275,8 +278,8 @@ impl TestApp {
         let mut config = Config::load_with(config_file.as_deref(), &env).expect("config");
         config.execution.progress_interval = Duration::from_millis(300);
         config.execution.kill_grace = Duration::from_millis(500);
-        let state =
-            AppState::new(config, Arc::new(SystemClock), Arc::new(UuidIds)).expect("bridge state");
+        let clock = opts.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let state = AppState::new(config, clock, Arc::new(UuidIds)).expect("bridge state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

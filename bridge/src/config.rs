@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
+mod tools;
 pub use audit::{AuditConfig, JiraConfig};
+pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
 /// A secret value. `Debug` shows `***`; there is no `Display`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -84,7 +86,7 @@ struct FileConfig {
     #[serde(default)]
     aws_profiles: BTreeMap<String, AwsProfileConfig>,
     #[serde(default)]
-    aws: FileAws,
+    aws: tools::FileAws,
     #[serde(default)]
     gitops: FileGitops,
     #[serde(default)]
@@ -92,20 +94,12 @@ struct FileConfig {
     #[serde(default)]
     signing: FileSigning,
     #[serde(default)]
-    terraform: FileTerraform,
+    terraform: tools::FileTerraform,
     /// Alertmanager base URL per environment.
     #[serde(default)]
     alertmanager: BTreeMap<String, String>,
     #[serde(default)]
     audit: audit::FileAudit,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAws {
-    cli: Option<String>,
-    max_attempts: Option<u32>,
-    config_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +112,8 @@ struct FileGitops {
     git_url: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, crate::change::ServiceConfig>,
+    /// How often open change requests are checked for expiry (default 60s).
+    expiry_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +126,13 @@ struct FileGitHub {
     private_key: Option<SecretSource>,
     #[serde(default, deserialize_with = "de_secret")]
     webhook_secret: Option<SecretSource>,
+    /// The GitHub App's client id, for people linking their accounts (device flow).
+    client_id: Option<String>,
+    /// Where `/login/device/code` and `/login/oauth/access_token` live; derived from `api_url`.
+    oauth_url: Option<String>,
+    /// 32 bytes (hex or base64) that encrypt linked user tokens at rest.
+    #[serde(default, deserialize_with = "de_secret")]
+    token_key: Option<SecretSource>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,13 +141,6 @@ struct FileSigning {
     #[serde(default, deserialize_with = "de_secret")]
     key: Option<SecretSource>,
     key_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTerraform {
-    binary: Option<String>,
-    aws_profile: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,34 +187,6 @@ pub struct AwsProfileConfig {
     pub region: Option<String>,
     /// Only for tests and emulators: an endpoint the bridge (never the user) sets.
     pub endpoint_url: Option<String>,
-}
-
-/// How `/aws` runs the CLI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsConfig {
-    /// The `aws` program: a path, or a name looked up on `execution.path`.
-    pub cli: String,
-    /// `AWS_MAX_ATTEMPTS` for every call.
-    pub max_attempts: u32,
-    /// A directory with `config` and `credentials` files: the default for profile aliases
-    /// without an `aws_profiles` entry (the profile name is then the alias).
-    pub config_dir: Option<PathBuf>,
-}
-
-/// The GitOps repository, as far as this build reads it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GitopsConfig {
-    /// A read-only checkout of the default branch; stacks live in `stacks/<name>`.
-    pub checkout: Option<PathBuf>,
-}
-
-/// How `/tf plan` runs terraform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TerraformConfig {
-    /// The `terraform` program: a path, or a name looked up on `execution.path`.
-    pub binary: String,
-    /// An `aws_profiles` alias whose read-only credentials plans get, if any.
-    pub aws_profile: Option<String>,
 }
 
 /// Slack settings.
@@ -405,48 +373,53 @@ impl Config {
         }
         let default_kubeconfig = env("SLIPWAY_KUBECONFIG").map(PathBuf::from);
         let audit = audit::load(file.audit, env)?;
-        let aws = AwsConfig {
-            cli: env("SLIPWAY_AWS_CLI")
-                .or(file.aws.cli)
-                .unwrap_or_else(|| "aws".into()),
-            max_attempts: file.aws.max_attempts.unwrap_or(3).max(1),
-            config_dir: env("SLIPWAY_AWS_CONFIG_DIR")
-                .map(PathBuf::from)
-                .or(file.aws.config_dir),
-        };
-        check_aws(&aws, &file.aws_profiles)?;
-        let gitops = GitopsConfig {
-            checkout: env("SLIPWAY_GITOPS_CHECKOUT")
-                .map(PathBuf::from)
-                .or(file.gitops.checkout),
-        };
-        if let Some(dir) = &gitops.checkout
-            && !dir.is_dir()
-        {
-            return Err(format!(
-                "the GitOps checkout {} is not a directory (SLIPWAY_GITOPS_CHECKOUT or `gitops.checkout`)",
-                dir.display()
-            ));
-        }
-        let github_webhook_secret = secret("SLIPWAY_GITHUB_WEBHOOK_SECRET", &file.github.webhook_secret, "github.webhook_secret")?;
+        let tools = tools::load(
+            tools::FileTools {
+                aws: file.aws,
+                checkout: file.gitops.checkout.clone(),
+                terraform: file.terraform,
+                alertmanager: file.alertmanager,
+            },
+            &file.aws_profiles,
+            env,
+        )?;
+        let github_webhook_secret = secret(
+            "SLIPWAY_GITHUB_WEBHOOK_SECRET",
+            &file.github.webhook_secret,
+            "github.webhook_secret",
+        )?;
         let gitops_repo = match env("SLIPWAY_GITOPS_REPO").or(file.gitops.repo.clone()) {
             None => None,
             Some(repo_name) => {
                 let repo = slipway_infra::github::Repo::parse(&repo_name)
                     .ok_or_else(|| format!("the GitOps repo `{repo_name}` is not owner/name (SLIPWAY_GITOPS_REPO or `gitops.repo`)"))?;
-                let api_url = env("SLIPWAY_GITHUB_API_URL").or(file.github.api_url.clone()).unwrap_or_else(|| "https://api.github.com".into());
+                let api_url = env("SLIPWAY_GITHUB_API_URL")
+                    .or(file.github.api_url.clone())
+                    .unwrap_or_else(|| "https://api.github.com".into());
                 check_url(&api_url, "the GitHub API URL (SLIPWAY_GITHUB_API_URL)")?;
-                let git_url = env("SLIPWAY_GITOPS_GIT_URL").or(file.gitops.git_url.clone()).unwrap_or_else(|| format!("https://github.com/{repo}.git"));
+                let git_url = env("SLIPWAY_GITOPS_GIT_URL")
+                    .or(file.gitops.git_url.clone())
+                    .unwrap_or_else(|| format!("https://github.com/{repo}.git"));
                 check_url(&git_url, "the GitOps git URL (SLIPWAY_GITOPS_GIT_URL)")?;
                 let number = |var: &str, v: Option<u64>, key: &str| -> Result<u64, String> {
                     match env(var) {
-                        Some(s) => s.parse().map_err(|_| format!("{var}=`{s}` is not a number")),
+                        Some(s) => s
+                            .parse()
+                            .map_err(|_| format!("{var}=`{s}` is not a number")),
                         None => v.ok_or_else(|| format!("change requests need {var} (or `{key}`)")),
                     }
                 };
                 let app_id = number("SLIPWAY_GITHUB_APP_ID", file.github.app_id, "github.app_id")?;
-                let installation_id = number("SLIPWAY_GITHUB_INSTALLATION_ID", file.github.installation_id, "github.installation_id")?;
-                let app_private_key = secret("SLIPWAY_GITHUB_PRIVATE_KEY", &file.github.private_key, "github.private_key")?;
+                let installation_id = number(
+                    "SLIPWAY_GITHUB_INSTALLATION_ID",
+                    file.github.installation_id,
+                    "github.installation_id",
+                )?;
+                let app_private_key = secret(
+                    "SLIPWAY_GITHUB_PRIVATE_KEY",
+                    &file.github.private_key,
+                    "github.private_key",
+                )?;
                 let signing_key = secret("SLIPWAY_SIGNING_KEY", &file.signing.key, "signing.key")?;
                 if app_private_key.is_empty() {
                     return Err("change requests need the GitHub App private key: SLIPWAY_GITHUB_PRIVATE_KEY or `github.private_key`".into());
@@ -454,6 +427,14 @@ impl Config {
                 if signing_key.is_empty() {
                     return Err("change requests need an Ed25519 signing key: SLIPWAY_SIGNING_KEY or `signing.key`".into());
                 }
+                let oauth_url = env("SLIPWAY_GITHUB_OAUTH_URL")
+                    .or(file.github.oauth_url.clone())
+                    .unwrap_or_else(|| crate::change::oauth_url_for(&api_url));
+                check_url(
+                    &oauth_url,
+                    "the GitHub OAuth URL (SLIPWAY_GITHUB_OAUTH_URL)",
+                )?;
+                let oauth_url = oauth_url.trim_end_matches('/').to_string();
                 Some(crate::change::GitOpsConfig {
                     repo,
                     git_url,
@@ -462,28 +443,29 @@ impl Config {
                     installation_id,
                     app_private_key,
                     signing_key,
-                    signing_key_id: env("SLIPWAY_SIGNING_KEY_ID").or(file.signing.key_id.clone()).unwrap_or_else(|| "bridge".into()),
+                    signing_key_id: env("SLIPWAY_SIGNING_KEY_ID")
+                        .or(file.signing.key_id.clone())
+                        .unwrap_or_else(|| "bridge".into()),
                     services: file.gitops.services.clone(),
+                    client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
+                        .or(file.github.client_id.clone())
+                        .filter(|c| !c.trim().is_empty()),
+                    oauth_url,
+                    token_key: secret(
+                        "SLIPWAY_TOKEN_KEY",
+                        &file.github.token_key,
+                        "github.token_key",
+                    )?,
+                    expiry_interval: duration(
+                        "SLIPWAY_EXPIRY_INTERVAL / gitops.expiry_interval",
+                        env("SLIPWAY_EXPIRY_INTERVAL")
+                            .or(file.gitops.expiry_interval.clone())
+                            .as_deref(),
+                        Duration::from_secs(60),
+                    )?
+                    .max(Duration::from_millis(10)),
                 })
             }
-        };
-        let terraform = TerraformConfig {
-            binary: file.terraform.binary.unwrap_or_else(|| "terraform".into()),
-            aws_profile: file.terraform.aws_profile,
-        };
-        let mut alertmanager = BTreeMap::new();
-        for (env_name, url) in file.alertmanager {
-            let url = url.trim_end_matches('/').to_string();
-            check_url(&url, &format!("alertmanager.{env_name}"))?;
-            alertmanager.insert(env_name, url);
-        }
-        let default_alertmanager = match env("SLIPWAY_ALERTMANAGER_URL") {
-            Some(url) => {
-                let url = url.trim_end_matches('/').to_string();
-                check_url(&url, "the Alertmanager URL (SLIPWAY_ALERTMANAGER_URL)")?;
-                Some(url)
-            }
-            None => None,
         };
         Ok(Config {
             listen,
@@ -499,47 +481,16 @@ impl Config {
             execution,
             clusters: file.clusters,
             aws_profiles: file.aws_profiles,
-            aws,
-            gitops,
+            aws: tools.aws,
+            gitops: tools.gitops,
             gitops_repo,
             github_webhook_secret,
-            terraform,
-            alertmanager,
-            default_alertmanager,
+            terraform: tools.terraform,
+            alertmanager: tools.alertmanager,
+            default_alertmanager: tools.default_alertmanager,
             default_kubeconfig,
             audit,
         })
-    }
-
-    /// The credentials of an AWS profile alias: its `aws_profiles` entry (files it leaves out come
-    /// from `aws.config_dir`), or else profile `<alias>` in `aws.config_dir`.
-    pub fn aws_profile(&self, alias: &str) -> Option<AwsProfileConfig> {
-        let dir_file = |name: &str| self.aws.config_dir.as_ref().map(|d| d.join(name));
-        match self.aws_profiles.get(alias) {
-            Some(p) => Some(AwsProfileConfig {
-                config_file: p.config_file.clone().or_else(|| dir_file("config")),
-                credentials_file: p
-                    .credentials_file
-                    .clone()
-                    .or_else(|| dir_file("credentials")),
-                ..p.clone()
-            }),
-            None => self.aws.config_dir.as_ref().map(|_| AwsProfileConfig {
-                profile: alias.to_string(),
-                config_file: dir_file("config"),
-                credentials_file: dir_file("credentials"),
-                region: None,
-                endpoint_url: None,
-            }),
-        }
-    }
-
-    /// The Alertmanager base URL of an environment, if configured.
-    pub fn alertmanager_url(&self, env: &str) -> Option<&str> {
-        self.alertmanager
-            .get(env)
-            .or(self.default_alertmanager.as_ref())
-            .map(String::as_str)
     }
 
     /// The kubeconfig and context for a cluster alias, if configured.
@@ -551,43 +502,6 @@ impl Config {
             })
         })
     }
-}
-
-/// Every AWS profile needs credentials files, and the files must exist.
-fn check_aws(aws: &AwsConfig, profiles: &BTreeMap<String, AwsProfileConfig>) -> Result<(), String> {
-    if let Some(dir) = &aws.config_dir
-        && !dir.is_dir()
-    {
-        return Err(format!(
-            "the AWS config directory {} is not a directory (SLIPWAY_AWS_CONFIG_DIR or `aws.config_dir`)",
-            dir.display()
-        ));
-    }
-    for (alias, p) in profiles {
-        if p.config_file.is_none() && p.credentials_file.is_none() && aws.config_dir.is_none() {
-            return Err(format!(
-                "aws_profiles.{alias}: set `config_file` and/or `credentials_file` (or `aws.config_dir`), \
-                 so the profile's credentials come from the bridge"
-            ));
-        }
-        for (key, file) in [
-            ("config_file", &p.config_file),
-            ("credentials_file", &p.credentials_file),
-        ] {
-            if let Some(f) = file
-                && !f.is_file()
-            {
-                return Err(format!(
-                    "aws_profiles.{alias}.{key}: {} is not a file",
-                    f.display()
-                ));
-            }
-        }
-        if let Some(url) = &p.endpoint_url {
-            check_url(url, &format!("aws_profiles.{alias}.endpoint_url"))?;
-        }
-    }
-    Ok(())
 }
 
 /// Remote URLs must be https; plain http only for loopback (emulators, local tests).
@@ -675,90 +589,5 @@ mod tests {
         std::fs::write(&cfg, "slack:\n  signing_secret: x\n  bogus: 1\n").unwrap();
         let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
-    }
-
-    #[test]
-    fn aws_gitops_terraform_and_alertmanager_sections() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let creds = dir.path().join("credentials");
-        std::fs::write(&creds, "[p]\n").unwrap();
-        let cfg = dir.path().join("c.yaml");
-        let write = |extra: &str| {
-            std::fs::write(
-                &cfg,
-                format!(
-                    "slack:\n  signing_secret: x\naws:\n  cli: /opt/aws/bin/aws\n  max_attempts: 1\n\
-                     aws_profiles:\n  staging-readonly:\n    profile: p\n    credentials_file: {d}/credentials\n    region: eu-west-1\n\
-                     gitops:\n  checkout: {d}\nterraform:\n  aws_profile: staging-readonly\n\
-                     alertmanager:\n  production: https://am.example.com/\n{extra}"
-                ),
-            )
-            .unwrap();
-        };
-        write("");
-        let env = env_of(&[("SLIPWAY_ALERTMANAGER_URL", "http://127.0.0.1:9093")]);
-        let c = Config::load_with(Some(&cfg), &env).unwrap();
-        assert_eq!(
-            (c.aws.cli.as_str(), c.aws.max_attempts),
-            ("/opt/aws/bin/aws", 1)
-        );
-        let p = c.aws_profile("staging-readonly").unwrap();
-        assert_eq!(
-            (p.credentials_file, p.config_file),
-            (Some(creds.clone()), None)
-        );
-        assert_eq!(c.aws_profile("other"), None);
-        assert_eq!(c.gitops.checkout.as_deref(), Some(dir.path()));
-        assert_eq!(c.terraform.aws_profile.as_deref(), Some("staging-readonly"));
-        assert_eq!(c.terraform.binary, "terraform");
-        assert_eq!(
-            c.alertmanager_url("production"),
-            Some("https://am.example.com")
-        );
-        assert_eq!(c.alertmanager_url("staging"), Some("http://127.0.0.1:9093"));
-
-        // A directory of shared files covers aliases without an entry.
-        let dir_s = d.to_string();
-        let pairs = [("SLIPWAY_AWS_CONFIG_DIR", dir_s.as_str())];
-        let env = env_of(&pairs);
-        let c = Config::load_with(Some(&cfg), &env).unwrap();
-        let p = c.aws_profile("other").unwrap();
-        assert_eq!(p.profile, "other");
-        assert_eq!(p.config_file, Some(dir.path().join("config")));
-        assert_eq!(c.alertmanager_url("staging"), None);
-
-        for (extra, want) in [("  staging: http://am.example.com\n", "https"), ("\n", "")] {
-            write(extra);
-            let r = Config::load_with(Some(&cfg), &env_of(&[]));
-            if want.is_empty() {
-                assert!(r.is_ok());
-            } else {
-                assert!(r.unwrap_err().contains(want));
-            }
-        }
-        std::fs::remove_file(&creds).unwrap();
-        write("");
-        let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
-        assert!(
-            e.contains("aws_profiles.staging-readonly.credentials_file"),
-            "{e}"
-        );
-        std::fs::write(
-            &cfg,
-            "slack:\n  signing_secret: x\naws_profiles:\n  a:\n    profile: p\n",
-        )
-        .unwrap();
-        let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
-        assert!(e.contains("aws_profiles.a: set `config_file`"), "{e}");
-        let e = Config::load_with(
-            None,
-            &env_of(&[
-                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
-                ("SLIPWAY_GITOPS_CHECKOUT", "/nonexistent/gitops"),
-            ]),
-        )
-        .unwrap_err();
-        assert!(e.contains("SLIPWAY_GITOPS_CHECKOUT"), "{e}");
     }
 }

@@ -8,4 +8,5 @@ pub mod config;
 pub mod docs;
 pub mod metrics;
 pub mod slack;
+pub mod store;
 pub mod templates;

@@ -107,7 +107,10 @@ pub struct QuorumInput<'a> {
 }
 
 /// Compute the quorum. `identity_of` maps a GitHub login to an identity.
-pub fn quorum<'i>(input: &QuorumInput<'_>, identity_of: impl Fn(&str) -> Option<&'i Identity>) -> Quorum {
+pub fn quorum<'i>(
+    input: &QuorumInput<'_>,
+    identity_of: impl Fn(&str) -> Option<&'i Identity>,
+) -> Quorum {
     let req = input.requirement;
     // Latest decisive review per login, in submission order (reviews are listed in order).
     let mut latest: BTreeMap<String, &ReviewInput> = BTreeMap::new();
@@ -123,7 +126,12 @@ pub fn quorum<'i>(input: &QuorumInput<'_>, identity_of: impl Fn(&str) -> Option<
     let mut stale = Vec::new();
     let mut changes_requested = Vec::new();
     let mut ignored = Vec::new();
-    let mut ignore = |login: &str, reason: &str| ignored.push(Ignored { login: login.to_string(), reason: reason.to_string() });
+    let mut ignore = |login: &str, reason: &str| {
+        ignored.push(Ignored {
+            login: login.to_string(),
+            reason: reason.to_string(),
+        })
+    };
     for r in latest.values() {
         if r.state == ReviewState::Dismissed {
             continue;
@@ -133,7 +141,10 @@ pub fn quorum<'i>(input: &QuorumInput<'_>, identity_of: impl Fn(&str) -> Option<
             ignore(login, "the PR's author can't review it");
             continue;
         }
-        if input.requester_login.is_some_and(|l| l.eq_ignore_ascii_case(login)) {
+        if input
+            .requester_login
+            .is_some_and(|l| l.eq_ignore_ascii_case(login))
+        {
             ignore(login, "the requester can't approve their own change");
             continue;
         }
@@ -158,7 +169,11 @@ pub fn quorum<'i>(input: &QuorumInput<'_>, identity_of: impl Fn(&str) -> Option<
         match r.state {
             ReviewState::Approved => {
                 if !approvals.iter().any(|a| a.subject == identity.subject) {
-                    approvals.push(Counted { login: login.to_string(), subject: identity.subject.clone(), source: r.source });
+                    approvals.push(Counted {
+                        login: login.to_string(),
+                        subject: identity.subject.clone(),
+                        source: r.source,
+                    });
                 }
             }
             ReviewState::ChangesRequested => changes_requested.push(login.to_string()),
@@ -166,8 +181,18 @@ pub fn quorum<'i>(input: &QuorumInput<'_>, identity_of: impl Fn(&str) -> Option<
         }
     }
     let expired = input.now > input.expires_at;
-    let met = !expired && changes_requested.is_empty() && u32::try_from(approvals.len()).unwrap_or(u32::MAX) >= req.approvers;
-    Quorum { needed: req.approvers, approvals, stale, changes_requested, ignored, expired, met }
+    let met = !expired
+        && changes_requested.is_empty()
+        && u32::try_from(approvals.len()).unwrap_or(u32::MAX) >= req.approvers;
+    Quorum {
+        needed: req.approvers,
+        approvals,
+        stale,
+        changes_requested,
+        ignored,
+        expired,
+        met,
+    }
 }
 
 #[cfg(test)]
@@ -189,11 +214,24 @@ mod tests {
     }
 
     fn review(id: u64, login: &str, state: ReviewState, sha: &str) -> ReviewInput {
-        ReviewInput { id, login: login.into(), state, commit_id: sha.into(), submitted_at: None, source: Source::Github }
+        ReviewInput {
+            id,
+            login: login.into(),
+            state,
+            commit_id: sha.into(),
+            submitted_at: None,
+            source: Source::Github,
+        }
     }
 
     fn run(reviews: &[ReviewInput], head: &str) -> Quorum {
-        let req = ApprovalRequirement { rule: "standard".into(), approvers: 2, groups: vec!["approvers".into()], approve_in: ApproveIn::Slack, expires_after_secs: 3600 };
+        let req = ApprovalRequirement {
+            rule: "standard".into(),
+            approvers: 2,
+            groups: vec!["approvers".into()],
+            approve_in: ApproveIn::Slack,
+            expires_after_secs: 3600,
+        };
         let people = [
             ident("ada", "ada-approver", &["approvers"]),
             ident("bo", "bo-approver", &["approvers"]),
@@ -212,12 +250,20 @@ mod tests {
             now: t,
             expires_at: t + chrono::Duration::hours(1),
         };
-        quorum(&input, |login| people.iter().find(|p| p.github.as_deref() == Some(login)))
+        quorum(&input, |login| {
+            people.iter().find(|p| p.github.as_deref() == Some(login))
+        })
     }
 
     #[test]
     fn two_distinct_approvers_on_head_meet_it() {
-        let q = run(&[review(1, "ada-approver", ReviewState::Approved, "h2"), review(2, "bo-approver", ReviewState::Approved, "h2")], "h2");
+        let q = run(
+            &[
+                review(1, "ada-approver", ReviewState::Approved, "h2"),
+                review(2, "bo-approver", ReviewState::Approved, "h2"),
+            ],
+            "h2",
+        );
         assert!(q.met);
         assert_eq!(q.progress(), "2 of 2");
     }
@@ -242,7 +288,13 @@ mod tests {
 
     #[test]
     fn one_person_counts_once_and_latest_review_wins() {
-        let q = run(&[review(1, "bo-approver", ReviewState::Approved, "h"), review(2, "bo-second-login", ReviewState::Approved, "h")], "h");
+        let q = run(
+            &[
+                review(1, "bo-approver", ReviewState::Approved, "h"),
+                review(2, "bo-second-login", ReviewState::Approved, "h"),
+            ],
+            "h",
+        );
         assert_eq!(q.approvals.len(), 1);
         let q = run(
             &[
@@ -256,7 +308,13 @@ mod tests {
         assert_eq!(q.approvals.len(), 1, "a comment doesn't undo an approval");
         assert_eq!(q.changes_requested, ["bo-approver"]);
         assert!(!q.met);
-        let q = run(&[review(1, "ada-approver", ReviewState::Approved, "h"), review(2, "ada-approver", ReviewState::Dismissed, "h")], "h");
+        let q = run(
+            &[
+                review(1, "ada-approver", ReviewState::Approved, "h"),
+                review(2, "ada-approver", ReviewState::Dismissed, "h"),
+            ],
+            "h",
+        );
         assert!(q.approvals.is_empty());
     }
 }

@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aws_lc_rs::rsa::KeySize;
@@ -69,7 +70,8 @@ pub struct ActionsJob {
 impl ActionsJob {
     /// A push to `branch` of `repository` running `.github/workflows/slipway-runner.yml`.
     pub fn push(repository: &str, branch: &str, sha: &str) -> ActionsJob {
-        let workflow = format!("{repository}/.github/workflows/slipway-runner.yml@refs/heads/{branch}");
+        let workflow =
+            format!("{repository}/.github/workflows/slipway-runner.yml@refs/heads/{branch}");
         ActionsJob {
             repository: repository.to_string(),
             repository_id: 700_001,
@@ -119,7 +121,10 @@ struct Inner {
 
 impl std::fmt::Debug for OidcState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcState").field("kid", &self.kid).field("job", &self.job).finish_non_exhaustive()
+        f.debug_struct("OidcState")
+            .field("kid", &self.kid)
+            .field("job", &self.job)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +137,10 @@ pub struct ActionsOidcEmulator {
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     let _ = aws_lc_rs::rand::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 impl ActionsOidcEmulator {
@@ -169,7 +177,10 @@ impl ActionsOidcEmulator {
 
     /// `ACTIONS_ID_TOKEN_REQUEST_URL` (it already carries a query, like GitHub's).
     pub fn request_url(&self) -> String {
-        format!("http://{}/_apis/idtoken?api-version=2.0", self.inner.server.addr())
+        format!(
+            "http://{}/_apis/idtoken?api-version=2.0",
+            self.inner.server.addr()
+        )
     }
 
     /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
@@ -206,7 +217,12 @@ fn jwks_of(st: &OidcState) -> Value {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn configuration(State(state): State<Shared>) -> Response {
@@ -247,7 +263,13 @@ async fn token(
             &json!({"message": "Unauthorized: the request token is missing or invalid"}),
         );
     }
-    let owner = st.job.repository.split('/').next().unwrap_or_default().to_string();
+    let owner = st
+        .job
+        .repository
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let audience = query
         .get("audience")
         .filter(|a| !a.is_empty())
@@ -291,8 +313,20 @@ async fn token(
     );
     let mut signature = vec![0u8; st.key.public_modulus_len()];
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    if st.key.sign(&RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut signature).is_err() {
-        return json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"message": "signing failed"}));
+    if st
+        .key
+        .sign(
+            &RSA_PKCS1_SHA256,
+            &rng,
+            signing_input.as_bytes(),
+            &mut signature,
+        )
+        .is_err()
+    {
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"message": "signing failed"}),
+        );
     }
     st.issued.push(claims);
     let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signature));

@@ -137,15 +137,15 @@ fn error(status: StatusCode, messages: &[&str], errors: &Value) -> Response {
         .into_response()
 }
 
-/// Auth, outage and request log, common to every route. `Err` is the response to send.
-fn admit(st: &mut Store, headers: &HeaderMap, method: &str, path: &str) -> Result<(), Response> {
+/// Auth, outage and request log, common to every route. `Some` is the refusal to send.
+fn admit(st: &mut Store, headers: &HeaderMap, method: &str, path: &str) -> Option<Response> {
     let answer = |st: &mut Store, status: StatusCode| {
         st.requests
             .push(format!("{method} {path} -> {}", status.as_u16()));
     };
     if st.down {
         answer(st, StatusCode::SERVICE_UNAVAILABLE);
-        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        return Some(StatusCode::SERVICE_UNAVAILABLE.into_response());
     }
     let given = headers
         .get("authorization")
@@ -162,37 +162,37 @@ fn admit(st: &mut Store, headers: &HeaderMap, method: &str, path: &str) -> Resul
     };
     if !ok {
         answer(st, StatusCode::UNAUTHORIZED);
-        return Err(error(
+        return Some(error(
             StatusCode::UNAUTHORIZED,
             &["You are not authenticated. Authentication required to perform this operation."],
             &json!({}),
         ));
     }
     answer(st, StatusCode::OK);
-    Ok(())
+    None
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, Response> {
+fn parse_json(body: &Bytes) -> Option<Value> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                &["Unexpected character in the request body: it must be a JSON object."],
-                &json!({}),
-            )
-        })
+}
+
+fn bad_json() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        &["Unexpected character in the request body: it must be a JSON object."],
+        &json!({}),
+    )
 }
 
 async fn create_issue(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut st = lock(&state);
-    if let Err(r) = admit(&mut st, &headers, "POST", "/rest/api/2/issue") {
+    if let Some(r) = admit(&mut st, &headers, "POST", "/rest/api/2/issue") {
         return r;
     }
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = parse_json(&body) else {
+        return bad_json();
     };
     let fields = body.get("fields").cloned().unwrap_or(Value::Null);
     let text = |ptr: &str| {
@@ -282,7 +282,7 @@ async fn get_issue(
     headers: HeaderMap,
 ) -> Response {
     let mut st = lock(&state);
-    if let Err(r) = admit(
+    if let Some(r) = admit(
         &mut st,
         &headers,
         "GET",
@@ -327,12 +327,11 @@ async fn add_comment(
 ) -> Response {
     let mut st = lock(&state);
     let path = format!("/rest/api/2/issue/{key}/comment");
-    if let Err(r) = admit(&mut st, &headers, "POST", &path) {
+    if let Some(r) = admit(&mut st, &headers, "POST", &path) {
         return r;
     }
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = parse_json(&body) else {
+        return bad_json();
     };
     let Some(text) = body
         .get("body")

@@ -1,6 +1,8 @@
 //! The Actions OIDC token service: a real RS256 JWT with the documented claims, verifiable with
 //! the published JWKS, and refused without the job's request token.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,15 +39,29 @@ async fn issues_verifiable_tokens_with_the_documented_claims() {
     assert_eq!(claims["iss"], ISSUER);
     assert_eq!(claims["sub"], "repo:acme/gitops:ref:refs/heads/main");
     assert_eq!(claims["aud"], "sts.amazonaws.com");
-    assert_eq!(claims["job_workflow_ref"], "acme/gitops/.github/workflows/slipway-runner.yml@refs/heads/main");
+    assert_eq!(
+        claims["job_workflow_ref"],
+        "acme/gitops/.github/workflows/slipway-runner.yml@refs/heads/main"
+    );
     for c in ["repository_id", "actor", "runner_environment", "jti"] {
         assert!(claims[c].is_string(), "{c}: {claims}");
     }
-    let (iat, nbf, exp) = (claims["iat"].as_i64().unwrap(), claims["nbf"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    let (iat, nbf, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["nbf"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
     assert!(nbf <= iat && iat < exp);
 
     // The signature verifies with the published key (and the discovery document names it).
-    let (_, config) = fetch(&format!("{}/.well-known/openid-configuration", oidc.request_url().split("/_apis").next().unwrap()), None).await;
+    let (_, config) = fetch(
+        &format!(
+            "{}/.well-known/openid-configuration",
+            oidc.request_url().split("/_apis").next().unwrap()
+        ),
+        None,
+    )
+    .await;
     assert_eq!(config["issuer"], ISSUER);
     let (_, jwks) = fetch(config["jwks_uri"].as_str().unwrap(), None).await;
     assert_eq!(jwks, oidc.jwks());
@@ -56,10 +72,16 @@ async fn issues_verifiable_tokens_with_the_documented_claims() {
     let public = RsaPublicKeyComponents { n: &n, e: &e };
     let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     let message = format!("{}.{}", parts[0], parts[1]);
-    public.verify(&RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &signature).expect("signature verifies");
+    public
+        .verify(&RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &signature)
+        .expect("signature verifies");
     let mut tampered = message.clone().into_bytes();
     tampered[parts[0].len() + 5] ^= 1;
-    assert!(public.verify(&RSA_PKCS1_2048_8192_SHA256, &tampered, &signature).is_err());
+    assert!(
+        public
+            .verify(&RSA_PKCS1_2048_8192_SHA256, &tampered, &signature)
+            .is_err()
+    );
     assert_eq!(oidc.issued().len(), 1);
 }
 

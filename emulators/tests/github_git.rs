@@ -7,7 +7,7 @@ mod github_support;
 
 use std::time::Duration;
 
-use github_support::{OWNER, REPO, Receiver, authed_url, emulator, git, git_ok};
+use github_support::{OWNER, REPO, Receiver, authed_url, emulator, git, git_ok, octo};
 use serde_json::Value;
 use slipway_emulators::github::{AuthenticatedAs, GitHubEmulator};
 
@@ -305,4 +305,94 @@ async fn git2_push_and_rejection_callback() {
         .map(|c| serde_json::json!(c.status))
         .collect();
     assert_eq!(pushes, [serde_json::json!(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_repository_is_served_with_its_history_and_left_untouched() {
+    let gh = GitHubEmulator::start().await;
+    gh.add_user("alice", "alice-token");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    // A source repository with two commits on `trunk` (its HEAD) and a second branch.
+    let work = dir.join("src-work");
+    std::fs::create_dir_all(&work).unwrap();
+    git_ok(&work, &["init", "--quiet", "--initial-branch=trunk"]);
+    commit(
+        &work,
+        "apps/api/staging/kustomization.yaml",
+        "newTag: v1\n",
+        "one",
+    );
+    let head = commit(
+        &work,
+        "apps/api/staging/kustomization.yaml",
+        "newTag: v2\n",
+        "two",
+    );
+    git_ok(&work, &["branch", "feature"]);
+    let src = dir.join("src.git");
+    git_ok(&dir, &["clone", "--quiet", "--bare", "src-work", "src.git"]);
+
+    let served = gh.import_repo(OWNER, "big", &src);
+    assert_ne!(served, src);
+    assert_eq!(
+        gh.branch_sha(OWNER, "big", "trunk").as_deref(),
+        Some(head.as_str())
+    );
+    assert_eq!(
+        gh.branch_sha(OWNER, "big", "feature").as_deref(),
+        Some(head.as_str())
+    );
+    assert_eq!(
+        gh.file_at(OWNER, "big", "trunk", "apps/api/staging/kustomization.yaml")
+            .as_deref(),
+        Some("newTag: v2\n")
+    );
+    // Its default branch is the source's HEAD, as the REST API reports it.
+    let repo: Value = octo(&gh, "alice-token")
+        .get(format!("/repos/{OWNER}/big"), None::<&()>)
+        .await
+        .unwrap();
+    assert_eq!(repo["default_branch"], "trunk");
+
+    // It clones with its history, takes pushes (through the same update hook), and the source
+    // never sees them.
+    gh.reject_pushes(OWNER, "big", "refs/heads/locked");
+    let url = gh.git_url(OWNER, "big");
+    let pushed = url.replacen("http://", "http://x-access-token:alice-token@", 1);
+    let (sha, refused) = tokio::task::spawn_blocking(move || {
+        git_ok(&dir, &["clone", "--quiet", &url, "clone"]);
+        let clone = dir.join("clone");
+        assert_eq!(git_ok(&clone, &["rev-list", "--count", "HEAD"]), "2");
+        let sha = commit(
+            &clone,
+            "apps/api/staging/kustomization.yaml",
+            "newTag: v3\n",
+            "three",
+        );
+        git_ok(
+            &clone,
+            &["push", "--quiet", &pushed, "HEAD:refs/heads/slipway/cr-1"],
+        );
+        let refused = !git(
+            &clone,
+            &["push", "--quiet", &pushed, "HEAD:refs/heads/locked"],
+        )
+        .status
+        .success();
+        (sha, refused)
+    })
+    .await
+    .unwrap();
+    assert!(refused, "the update hook is installed");
+    assert_eq!(
+        gh.branch_sha(OWNER, "big", "slipway/cr-1").as_deref(),
+        Some(sha.as_str())
+    );
+    let src_refs = git_ok(&src, &["for-each-ref", "--format=%(refname)"]);
+    assert_eq!(src_refs, "refs/heads/feature\nrefs/heads/trunk");
+    assert!(
+        !git(&src, &["cat-file", "-e", &sha]).status.success(),
+        "the source has no new objects"
+    );
 }

@@ -15,7 +15,19 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// Headers a git smart-HTTP exchange needs, both ways.
-const FORWARDED: &[&str] = &["authorization", "content-type", "accept", "accept-encoding", "content-encoding", "git-protocol", "user-agent", "www-authenticate", "cache-control", "pragma", "expires"];
+const FORWARDED: &[&str] = &[
+    "authorization",
+    "content-type",
+    "accept",
+    "accept-encoding",
+    "content-encoding",
+    "git-protocol",
+    "user-agent",
+    "www-authenticate",
+    "cache-control",
+    "pragma",
+    "expires",
+];
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
@@ -48,7 +60,9 @@ impl GitRelay {
     pub fn start(upstream: &str, extra_root_pem: Option<&str>) -> Result<GitRelay, String> {
         let upstream = upstream.trim_end_matches('/').to_string();
         if !upstream.starts_with("https://") || upstream["https://".len()..].contains('/') {
-            return Err(format!("git relay upstream must be an https:// origin without a path: {upstream}"));
+            return Err(format!(
+                "git relay upstream must be an https:// origin without a path: {upstream}"
+            ));
         }
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
@@ -59,20 +73,39 @@ impl GitRelay {
                 roots.add(cert).map_err(|e| format!("extra CA: {e}"))?;
             }
         }
-        let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .build();
         let client: HttpsClient = Client::builder(TokioExecutor::new()).build(https);
         let secret = random_secret();
-        let relay = Relay { upstream: upstream.clone(), secret: secret.clone(), client };
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("git relay: {e}"))?;
-        std_listener.set_nonblocking(true).map_err(|e| format!("git relay: {e}"))?;
+        let relay = Relay {
+            upstream: upstream.clone(),
+            secret: secret.clone(),
+            client,
+        };
+        let std_listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("git relay: {e}"))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("git relay: {e}"))?;
         let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| format!("git relay: {e}"))?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)
+            .map_err(|e| format!("git relay: {e}"))?;
         let app = axum::Router::new().fallback(forward).with_state(relay);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(GitRelay { addr, secret, upstream, task })
+        Ok(GitRelay {
+            addr,
+            secret,
+            upstream,
+            task,
+        })
     }
 
     /// The local URL libgit2 should use for `remote_url` (which must be on the relay's upstream).
@@ -81,7 +114,12 @@ impl GitRelay {
         let rest = remote_url
             .strip_prefix(&self.upstream)
             .filter(|r| r.starts_with('/'))
-            .ok_or_else(|| format!("{remote_url} is not on the relay's upstream {}", self.upstream))?;
+            .ok_or_else(|| {
+                format!(
+                    "{remote_url} is not on the relay's upstream {}",
+                    self.upstream
+                )
+            })?;
         Ok(format!("http://{}/{}{rest}", self.addr, self.secret))
     }
 }
@@ -91,15 +129,22 @@ fn random_secret() -> String {
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         // The system RNG failing is not recoverable in any useful way; a time-derived value still
         // keeps the path unguessable enough for a loopback relay that forwards to one host.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
         bytes.copy_from_slice(&t.to_le_bytes());
     }
     hex::encode(bytes)
 }
 
-fn rustls_pemfile_certs(pem: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+fn rustls_pemfile_certs(
+    pem: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| format!("extra CA is not PEM: {e}"))
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("extra CA is not PEM: {e}"))
 }
 
 async fn forward(State(relay): State<Relay>, req: Request) -> Response {
@@ -107,7 +152,11 @@ async fn forward(State(relay): State<Relay>, req: Request) -> Response {
     let Some(rest) = path.strip_prefix(&format!("/{}", relay.secret)) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let Ok(uri) = format!("{}{rest}{query}", relay.upstream).parse::<Uri>() else {
         return StatusCode::BAD_REQUEST.into_response();
     };
@@ -118,11 +167,13 @@ async fn forward(State(relay): State<Relay>, req: Request) -> Response {
         return StatusCode::BAD_REQUEST.into_response();
     };
     match relay.client.request(out).await {
-        Ok(resp) => {
-            let (parts, incoming) = resp.into_parts();
+        Ok(upstream) => {
+            let (parts, incoming) = upstream.into_parts();
             let mut response = Response::builder().status(parts.status);
             copy_headers(&parts.headers, response.headers_mut());
-            response.body(Body::new(incoming)).unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+            response
+                .body(Body::new(incoming))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
         }
         Err(e) => {
             tracing::warn!(error = %e, "git relay: upstream request failed");
@@ -148,7 +199,9 @@ mod tests {
     #[tokio::test]
     async fn only_its_upstream_and_secret_path() {
         let relay = GitRelay::start("https://git.example.com", None).unwrap();
-        let local = relay.local_url("https://git.example.com/acme/gitops.git").unwrap();
+        let local = relay
+            .local_url("https://git.example.com/acme/gitops.git")
+            .unwrap();
         assert!(local.starts_with("http://127.0.0.1:") && local.ends_with("/acme/gitops.git"));
         assert!(relay.local_url("https://evil.example.com/x.git").is_err());
         assert!(GitRelay::start("http://plain.example.com", None).is_err());
@@ -157,7 +210,11 @@ mod tests {
         let port = relay.addr.port();
         let resp = Client::builder(TokioExecutor::new())
             .build_http::<Body>()
-            .request(hyper::Request::get(format!("http://127.0.0.1:{port}/acme/gitops.git/info/refs")).body(Body::empty()).unwrap())
+            .request(
+                hyper::Request::get(format!("http://127.0.0.1:{port}/acme/gitops.git/info/refs"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);

@@ -9,7 +9,10 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use git2::build::TreeUpdateBuilder;
-use git2::{Cred, FetchOptions, FileMode, ObjectType, Oid, PushOptions, RemoteCallbacks, Repository, Signature, Time};
+use git2::{
+    Cred, FetchOptions, FileMode, ObjectType, Oid, PushOptions, RemoteCallbacks, Repository,
+    Signature, Time,
+};
 
 /// What went wrong with git, said plainly.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +36,11 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: *** }}", self.username)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: *** }}",
+            self.username
+        )
     }
 }
 
@@ -62,14 +69,20 @@ pub struct Mirror {
 
 impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mirror").field("path", &self.path).field("url", &self.url).field("default_branch", &self.default_branch).finish()
+        f.debug_struct("Mirror")
+            .field("path", &self.path)
+            .field("url", &self.url)
+            .field("default_branch", &self.default_branch)
+            .finish_non_exhaustive()
     }
 }
 
 fn callbacks(creds: Option<&Credentials>) -> RemoteCallbacks<'_> {
     let mut cb = RemoteCallbacks::new();
     if let Some(c) = creds {
-        cb.credentials(move |_url, _user, _allowed| Cred::userpass_plaintext(&c.username, &c.password));
+        cb.credentials(move |_url, _user, _allowed| {
+            Cred::userpass_plaintext(&c.username, &c.password)
+        });
     }
     cb
 }
@@ -78,22 +91,38 @@ impl Mirror {
     /// Open the mirror at `path`, creating an empty bare repository if there is none. Nothing is
     /// fetched yet.
     pub fn open(path: &Path, url: &str, default_branch: &str) -> Result<Mirror> {
-        let repo = match Repository::open_bare(path) {
-            Ok(r) => r,
-            Err(_) => {
-                std::fs::create_dir_all(path).map_err(|e| GitError::Other(format!("creating {}: {e}", path.display())))?;
-                Repository::init_bare(path)?
-            }
+        let repo = if let Ok(r) = Repository::open_bare(path) {
+            r
+        } else {
+            std::fs::create_dir_all(path)
+                .map_err(|e| GitError::Other(format!("creating {}: {e}", path.display())))?;
+            Repository::init_bare(path)?
         };
-        Ok(Mirror { repo, url: url.to_string(), default_branch: default_branch.to_string(), path: path.to_path_buf() })
+        Ok(Mirror {
+            repo,
+            url: url.to_string(),
+            default_branch: default_branch.to_string(),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Open an existing repository (a CI checkout or a bare mirror) read-only, without a remote:
     /// nothing is created, fetched or pushed. For the runner, which reads the merged commit from
     /// the Actions checkout.
     pub fn open_local(path: &Path, default_branch: &str) -> Result<Mirror> {
-        let repo = Repository::open(path).map_err(|e| GitError::Other(format!("{} is not a git checkout: {}", path.display(), e.message())))?;
-        Ok(Mirror { repo, url: path.display().to_string(), default_branch: default_branch.to_string(), path: path.to_path_buf() })
+        let repo = Repository::open(path).map_err(|e| {
+            GitError::Other(format!(
+                "{} is not a git checkout: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        Ok(Mirror {
+            repo,
+            url: path.display().to_string(),
+            default_branch: default_branch.to_string(),
+            path: path.to_path_buf(),
+        })
     }
 
     /// The commit `HEAD` points at (for a checkout: what is in the working tree).
@@ -118,8 +147,12 @@ impl Mirror {
 
     /// The default branch's head, as last fetched.
     pub fn head(&self) -> Result<Oid> {
-        self.branch(&self.default_branch)?
-            .ok_or_else(|| GitError::Other(format!("branch {} does not exist in {}", self.default_branch, self.url)))
+        self.branch(&self.default_branch)?.ok_or_else(|| {
+            GitError::Other(format!(
+                "branch {} does not exist in {}",
+                self.default_branch, self.url
+            ))
+        })
     }
 
     /// A branch's head, if it exists in the mirror.
@@ -171,16 +204,23 @@ impl Mirror {
             let rel = f.strip_prefix(dir).unwrap_or(f).trim_start_matches('/');
             let target = dest.join(rel);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
             }
-            std::fs::write(&target, content).map_err(|e| GitError::Other(format!("{}: {e}", target.display())))?;
+            std::fs::write(&target, content)
+                .map_err(|e| GitError::Other(format!("{}: {e}", target.display())))?;
         }
         Ok(files.len())
     }
 
     /// Write every file at `commit` for which `keep(path)` holds into `dest` (a fresh directory the
     /// caller owns). Paths come from git, never from a user.
-    pub fn export_filtered(&self, commit: Oid, dest: &Path, keep: impl Fn(&str) -> bool) -> Result<usize> {
+    pub fn export_filtered(
+        &self,
+        commit: Oid,
+        dest: &Path,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<usize> {
         let tree = self.repo.find_commit(commit)?.tree()?;
         let mut files = Vec::new();
         tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
@@ -196,15 +236,23 @@ impl Mirror {
             let blob = self.repo.find_blob(*id)?;
             let target = dest.join(path);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| GitError::Other(format!("{}: {e}", parent.display())))?;
             }
-            std::fs::write(&target, blob.content()).map_err(|e| GitError::Other(format!("{}: {e}", target.display())))?;
+            std::fs::write(&target, blob.content())
+                .map_err(|e| GitError::Other(format!("{}: {e}", target.display())))?;
         }
         Ok(files.len())
     }
 
     /// Build a commit on top of `parent` with `changes`, in memory. No ref moves.
-    pub fn commit(&self, parent: Oid, changes: &[FileChange], message: &str, author: &Author) -> Result<Oid> {
+    pub fn commit(
+        &self,
+        parent: Oid,
+        changes: &[FileChange],
+        message: &str,
+        author: &Author,
+    ) -> Result<Oid> {
         let parent = self.repo.find_commit(parent)?;
         let base = parent.tree()?;
         let mut builder = TreeUpdateBuilder::new();
@@ -222,12 +270,20 @@ impl Mirror {
         let tree_oid = builder.create_updated(&self.repo, &base)?;
         let tree = self.repo.find_tree(tree_oid)?;
         let sig = Signature::new(&author.name, &author.email, &Time::new(author.unix_time, 0))?;
-        Ok(self.repo.commit(None, &sig, &sig, message, &tree, &[&parent])?)
+        Ok(self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent])?)
     }
 
     /// Push `commit` to `refs/heads/<branch>` on the remote. A rejection by the remote (hook,
     /// non-fast-forward, protection) is an error naming the reason.
-    pub fn push(&self, commit: Oid, branch: &str, force: bool, creds: Option<&Credentials>) -> Result<()> {
+    pub fn push(
+        &self,
+        commit: Oid,
+        branch: &str,
+        force: bool,
+        creds: Option<&Credentials>,
+    ) -> Result<()> {
         let local = format!("refs/slipway/push/{branch}");
         self.repo.reference(&local, commit, true, "slipway push")?;
         let mut remote = self.repo.remote_anonymous(&self.url)?;
@@ -241,16 +297,27 @@ impl Mirror {
         });
         let mut opts = PushOptions::new();
         opts.remote_callbacks(cb);
-        let spec = format!("{}{local}:refs/heads/{branch}", if force { "+" } else { "" });
+        let spec = format!(
+            "{}{local}:refs/heads/{branch}",
+            if force { "+" } else { "" }
+        );
         let pushed = remote.push(&[spec.as_str()], Some(&mut opts));
         drop(opts);
-        let _ = self.repo.find_reference(&local).and_then(|mut r| r.delete());
+        let _ = self
+            .repo
+            .find_reference(&local)
+            .and_then(|mut r| r.delete());
         pushed?;
         if let Some((refname, reason)) = rejection.into_inner() {
             return Err(GitError::Rejected { refname, reason });
         }
         // Keep the mirror's view of the branch current.
-        self.repo.reference(&format!("refs/heads/{branch}"), commit, true, "slipway pushed")?;
+        self.repo.reference(
+            &format!("refs/heads/{branch}"),
+            commit,
+            true,
+            "slipway pushed",
+        )?;
         Ok(())
     }
 
@@ -262,11 +329,21 @@ impl Mirror {
         for oid in walk {
             let oid = oid?;
             let commit = self.repo.find_commit(oid)?;
-            let here = commit.tree()?.get_path(Path::new(path)).ok().map(|e| e.id());
+            let here = commit
+                .tree()?
+                .get_path(Path::new(path))
+                .ok()
+                .map(|e| e.id());
             let touched = if commit.parent_count() == 0 {
                 here.is_some()
             } else {
-                commit.parents().all(|p| p.tree().ok().and_then(|t| t.get_path(Path::new(path)).ok()).map(|e| e.id()) != here)
+                commit.parents().all(|p| {
+                    p.tree()
+                        .ok()
+                        .and_then(|t| t.get_path(Path::new(path)).ok())
+                        .map(|e| e.id())
+                        != here
+                })
             };
             if touched {
                 return Ok(Some(oid));
@@ -283,15 +360,16 @@ impl Mirror {
             Ok(p) => Some(p.tree()?),
             Err(_) => None,
         };
-        let diff = self.repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+        let diff = self
+            .repo
+            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
         let mut out = Vec::new();
         for d in diff.deltas() {
-            if d.status() == git2::Delta::Added {
-                if let Some(p) = d.new_file().path().and_then(|p| p.to_str()) {
-                    if p.starts_with(&format!("{dir}/")) {
-                        out.push(p.to_string());
-                    }
-                }
+            if d.status() == git2::Delta::Added
+                && let Some(p) = d.new_file().path().and_then(|p| p.to_str())
+                && p.starts_with(&format!("{dir}/"))
+            {
+                out.push(p.to_string());
             }
         }
         Ok(out)
@@ -305,14 +383,16 @@ impl Mirror {
             Ok(p) => Some(p.tree()?),
             Err(_) => None,
         };
-        let diff = self.repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+        let diff = self
+            .repo
+            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
         let mut out = Vec::new();
         for d in diff.deltas() {
             for f in [d.old_file(), d.new_file()] {
-                if let Some(p) = f.path().and_then(|p| p.to_str()) {
-                    if !out.iter().any(|o: &String| o == p) {
-                        out.push(p.to_string());
-                    }
+                if let Some(p) = f.path().and_then(|p| p.to_str())
+                    && !out.iter().any(|o: &String| o == p)
+                {
+                    out.push(p.to_string());
                 }
             }
         }
@@ -322,7 +402,10 @@ impl Mirror {
     /// The commit's message and first-parent count, for callers that inspect history.
     pub fn commit_info(&self, commit: Oid) -> Result<(String, usize)> {
         let c = self.repo.find_commit(commit)?;
-        Ok((c.message().unwrap_or_default().to_string(), c.parent_count()))
+        Ok((
+            c.message().unwrap_or_default().to_string(),
+            c.parent_count(),
+        ))
     }
 }
 
@@ -331,7 +414,15 @@ mod tests {
     use super::*;
 
     fn git(dir: &Path, args: &[&str]) {
-        let ok = std::process::Command::new("git").args(args).current_dir(dir).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@e").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@e").status().unwrap();
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@e")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@e")
+            .status()
+            .unwrap();
         assert!(ok.success(), "git {args:?}");
     }
 
@@ -339,34 +430,67 @@ mod tests {
     fn remote(dir: &Path) -> PathBuf {
         let work = dir.join("work");
         std::fs::create_dir_all(work.join("apps/api/staging")).unwrap();
-        std::fs::write(work.join("apps/api/staging/kustomization.yaml"), "images:\n- name: api\n  newTag: v1\n").unwrap();
+        std::fs::write(
+            work.join("apps/api/staging/kustomization.yaml"),
+            "images:\n- name: api\n  newTag: v1\n",
+        )
+        .unwrap();
         std::fs::write(work.join("README.md"), "gitops\n").unwrap();
         git(&work, &["init", "-q", "-b", "main"]);
         git(&work, &["add", "."]);
         git(&work, &["commit", "-q", "-m", "init"]);
         let bare = dir.join("remote.git");
-        git(dir, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+        git(
+            dir,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                work.to_str().unwrap(),
+                bare.to_str().unwrap(),
+            ],
+        );
         bare
     }
 
     fn author() -> Author {
-        Author { name: "Slipway".into(), email: "slipway@example.com".into(), unix_time: 1_700_000_000 }
+        Author {
+            name: "Slipway".into(),
+            email: "slipway@example.com".into(),
+            unix_time: 1_700_000_000,
+        }
     }
 
     #[test]
     fn fetch_commit_in_memory_and_push() {
         let dir = tempfile::tempdir().unwrap();
         let bare = remote(dir.path());
-        let m = Mirror::open(&dir.path().join("mirror.git"), bare.to_str().unwrap(), "main").unwrap();
+        let m = Mirror::open(
+            &dir.path().join("mirror.git"),
+            bare.to_str().unwrap(),
+            "main",
+        )
+        .unwrap();
         let head = m.fetch(None).unwrap();
-        assert_eq!(m.read_file(head, "README.md").unwrap().unwrap(), b"gitops\n");
+        assert_eq!(
+            m.read_file(head, "README.md").unwrap().unwrap(),
+            b"gitops\n"
+        );
         let c = m
             .commit(
                 head,
                 &[
-                    FileChange::Upsert { path: "apps/api/staging/kustomization.yaml".into(), content: b"images:\n- name: api\n  newTag: v2\n".to_vec() },
-                    FileChange::Upsert { path: "changes/cr-1.yaml".into(), content: b"id: cr-1\n".to_vec() },
-                    FileChange::Delete { path: "README.md".into() },
+                    FileChange::Upsert {
+                        path: "apps/api/staging/kustomization.yaml".into(),
+                        content: b"images:\n- name: api\n  newTag: v2\n".to_vec(),
+                    },
+                    FileChange::Upsert {
+                        path: "changes/cr-1.yaml".into(),
+                        content: b"id: cr-1\n".to_vec(),
+                    },
+                    FileChange::Delete {
+                        path: "README.md".into(),
+                    },
                 ],
                 "Deploy api v2",
                 &author(),
@@ -374,11 +498,16 @@ mod tests {
             .unwrap();
         m.push(c, "slipway/cr-1", false, None).unwrap();
         let remote_repo = Repository::open_bare(&bare).unwrap();
-        let pushed = remote_repo.refname_to_id("refs/heads/slipway/cr-1").unwrap();
+        let pushed = remote_repo
+            .refname_to_id("refs/heads/slipway/cr-1")
+            .unwrap();
         assert_eq!(pushed, c);
         assert_eq!(m.added_files(c, "changes").unwrap(), ["changes/cr-1.yaml"]);
         assert_eq!(m.read_file(c, "README.md").unwrap(), None);
-        assert_eq!(m.list_files(c, "apps").unwrap(), ["apps/api/staging/kustomization.yaml"]);
+        assert_eq!(
+            m.list_files(c, "apps").unwrap(),
+            ["apps/api/staging/kustomization.yaml"]
+        );
         assert_eq!(m.last_commit_touching(c, "apps/api").unwrap(), Some(c));
         assert_eq!(m.last_commit_touching(c, "changes").unwrap(), Some(c));
         let out = dir.path().join("export");
@@ -393,13 +522,41 @@ mod tests {
     fn non_fast_forward_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let bare = remote(dir.path());
-        let m = Mirror::open(&dir.path().join("mirror.git"), bare.to_str().unwrap(), "main").unwrap();
+        let m = Mirror::open(
+            &dir.path().join("mirror.git"),
+            bare.to_str().unwrap(),
+            "main",
+        )
+        .unwrap();
         let head = m.fetch(None).unwrap();
-        let a = m.commit(head, &[FileChange::Upsert { path: "a".into(), content: b"a".to_vec() }], "a", &author()).unwrap();
+        let a = m
+            .commit(
+                head,
+                &[FileChange::Upsert {
+                    path: "a".into(),
+                    content: b"a".to_vec(),
+                }],
+                "a",
+                &author(),
+            )
+            .unwrap();
         m.push(a, "slipway/cr-3", false, None).unwrap();
-        let b = m.commit(head, &[FileChange::Upsert { path: "b".into(), content: b"b".to_vec() }], "b", &author()).unwrap();
+        let b = m
+            .commit(
+                head,
+                &[FileChange::Upsert {
+                    path: "b".into(),
+                    content: b"b".to_vec(),
+                }],
+                "b",
+                &author(),
+            )
+            .unwrap();
         let err = m.push(b, "slipway/cr-3", false, None).unwrap_err();
-        assert!(matches!(err, GitError::Rejected { .. } | GitError::Git(_)), "{err}");
+        assert!(
+            matches!(err, GitError::Rejected { .. } | GitError::Git(_)),
+            "{err}"
+        );
         m.push(b, "slipway/cr-3", true, None).unwrap();
     }
 }

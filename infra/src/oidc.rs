@@ -71,11 +71,13 @@ impl Audience {
 }
 
 impl Claims {
-    /// The branch the `sub` claim names (`…:ref:refs/heads/<branch>`), if it names one.
+    /// The branch the `sub` claim names (`…:ref:refs/heads/<branch>`, possibly followed by more
+    /// `:key:value` pairs when the repository customizes its subject), if it names one. Branch
+    /// names can't contain `:`.
     pub fn branch(&self) -> Option<&str> {
         self.sub
             .split_once(":ref:refs/heads/")
-            .map(|(_, b)| b)
+            .and_then(|(_, b)| b.split(':').next())
             .filter(|b| !b.is_empty())
     }
 }
@@ -127,6 +129,12 @@ pub fn decode_claims(jwt: &str) -> Result<Claims, OidcError> {
         .map_err(|_| OidcError("the OIDC token's payload is not base64url".into()))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| OidcError(format!("the OIDC token's claims are not JSON: {e}")))
+}
+
+/// The token service's answer.
+#[derive(Deserialize)]
+struct Answer {
+    value: String,
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
@@ -191,10 +199,6 @@ pub async fn request_token(
             resp.text()
         )));
     }
-    #[derive(Deserialize)]
-    struct Answer {
-        value: String,
-    }
     let answer: Answer = serde_json::from_slice(&resp.body).map_err(|e| {
         OidcError(format!(
             "the Actions OIDC token service's answer has no `value`: {e}"
@@ -234,16 +238,23 @@ mod tests {
         assert_eq!(t.claims.branch(), Some("main"));
         assert!(t.claims.aud.contains(STS_AUDIENCE));
         assert!(!format!("{t:?}").contains("eyJ"));
-        let many = decode_claims(&jwt(&serde_json::json!({"sub": "repo:a/b:pull_request", "aud": ["x", "y"]}))).unwrap();
+        let many = decode_claims(&jwt(
+            &serde_json::json!({"sub": "repo:a/b:pull_request", "aud": ["x", "y"]}),
+        ))
+        .unwrap();
         assert!(many.aud.contains("y"));
         assert_eq!(many.branch(), None);
+        let custom = decode_claims(&jwt(&serde_json::json!({"sub": "repo:a/b:ref:refs/heads/main:job_workflow_ref:a/b/.github/workflows/x.yml@refs/heads/main"}))).unwrap();
+        assert_eq!(custom.branch(), Some("main"));
         assert!(decode_claims("nope").is_err());
         assert!(decode_claims("a.!!!.c").is_err());
     }
 
     #[test]
     fn urls_and_encoding() {
-        assert!(check_url("https://pipelines.actions.githubusercontent.com/x?api-version=2.0").is_ok());
+        assert!(
+            check_url("https://pipelines.actions.githubusercontent.com/x?api-version=2.0").is_ok()
+        );
         assert!(check_url("http://127.0.0.1:8080/token").is_ok());
         assert!(check_url("http://example.com/token").is_err());
         assert_eq!(encode("sts.amazonaws.com"), "sts.amazonaws.com");

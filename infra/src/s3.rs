@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::ObjectLockMode;
@@ -189,10 +190,9 @@ pub async fn client(settings: &S3Settings) -> aws_sdk_s3::Client {
 }
 
 /// Sorts an SDK error into a [`SinkError`], with what was being done and on which bucket.
-pub(crate) fn classify<E, R>(what: &str, bucket: &str, err: &SdkError<E, R>) -> SinkError
+pub(crate) fn classify<E>(what: &str, bucket: &str, err: &SdkError<E, HttpResponse>) -> SinkError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
 {
     let detail = describe(err);
     let message = format!("S3 {what} (bucket {bucket}): {detail}");
@@ -224,18 +224,27 @@ where
 }
 
 /// The error code and message, or the transport failure with its causes.
-pub(crate) fn describe<E, R>(err: &SdkError<E, R>) -> String
+pub(crate) fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
 {
     if let SdkError::ServiceError(se) = err {
         let e = se.err();
-        return match (e.code(), e.message()) {
-            (Some(code), Some(msg)) => format!("{code}: {msg}"),
-            (Some(code), None) => code.to_string(),
-            _ => e.to_string(),
-        };
+        match (e.code(), e.message()) {
+            (Some(code), Some(msg)) => return format!("{code}: {msg}"),
+            (Some(code), None) => return code.to_string(),
+            // No error code: the response could not be understood; say what came back.
+            _ => {
+                let mut out = format!("HTTP {}: {e}", se.raw().status().as_u16());
+                let mut source = e.source();
+                while let Some(s) = source {
+                    out.push_str(": ");
+                    out.push_str(&s.to_string());
+                    source = s.source();
+                }
+                return out;
+            }
+        }
     }
     let mut out = err.to_string();
     let mut source = std::error::Error::source(err);

@@ -199,7 +199,10 @@ mod tests {
 
     #[test]
     fn session_names_are_valid() {
-        assert_eq!(session_name("slipway-cr-stack-app-1a2b"), "slipway-cr-stack-app-1a2b");
+        assert_eq!(
+            session_name("slipway-cr-stack-app-1a2b"),
+            "slipway-cr-stack-app-1a2b"
+        );
         assert_eq!(session_name("a b/c"), "a-b-c");
         assert_eq!(session_name("x"), "x-");
         assert_eq!(session_name(&"y".repeat(100)).len(), 64);
@@ -215,9 +218,18 @@ mod tests {
             assumed_role_arn: None,
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("wJalr") && !shown.contains("FwoGZ"), "{shown}");
+        assert!(
+            !shown.contains("wJalr") && !shown.contains("FwoGZ"),
+            "{shown}"
+        );
         let env = c.env("eu-west-1");
-        for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_EC2_METADATA_DISABLED"] {
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_EC2_METADATA_DISABLED",
+        ] {
             assert!(env.iter().any(|(n, _)| n == k), "{k}");
         }
         assert!(check_endpoint("http://127.0.0.1:5000").is_ok());

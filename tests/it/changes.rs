@@ -12,7 +12,12 @@ const LONG: Duration = Duration::from_secs(30);
 
 async fn start() -> (TestApp, GitOpsFixture) {
     let fx = gitops::start().await;
-    let app = TestApp::start_with(Options { env: fx.env.clone(), config_yaml: Some(fx.config_yaml.clone()), ..Options::default() }).await;
+    let app = TestApp::start_with(Options {
+        env: fx.env.clone(),
+        config_yaml: Some(fx.config_yaml.clone()),
+        ..Options::default()
+    })
+    .await;
     (app, fx)
 }
 
@@ -30,32 +35,72 @@ async fn wait_pulls(fx: &GitOpsFixture, n: usize) -> Vec<Value> {
 /// The change request committed on a PR's branch.
 fn change_file(fx: &GitOpsFixture, branch: &str) -> ChangeRequest {
     let id = branch.trim_start_matches("slipway/");
-    let text = fx.github.file_at(OWNER, REPO, branch, &format!("changes/{id}.yaml")).expect("change file on the branch");
+    let text = fx
+        .github
+        .file_at(OWNER, REPO, branch, &format!("changes/{id}.yaml"))
+        .expect("change file on the branch");
     ChangeRequest::from_yaml(&text).expect("parses")
 }
 
 fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
-    blocks.as_array()?.iter().find_map(|b| b["elements"].as_array()?.iter().find(|e| e["action_id"] == action_id).and_then(|e| e["value"].as_str()).map(String::from))
+    blocks.as_array()?.iter().find_map(|b| {
+        b["elements"]
+            .as_array()?
+            .iter()
+            .find(|e| e["action_id"] == action_id)
+            .and_then(|e| e["value"].as_str())
+            .map(String::from)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_to_staging_opens_a_pr_whose_diff_is_exactly_the_tag_bump() {
     let (app, fx) = start().await;
     let ack = app.ack("U0OPERATOR", "/deploy api staging --apply").await;
-    assert!(ack.starts_with("Opening a pull request for `/deploy api staging --apply`"), "{ack}");
+    assert!(
+        ack.starts_with("Opening a pull request for `/deploy api staging --apply`"),
+        "{ack}"
+    );
     let pulls = wait_pulls(&fx, 1).await;
     let pr = &pulls[0];
     let branch = pr["head"]["ref"].as_str().unwrap();
-    assert!(branch.starts_with("slipway/cr-service-api-staging-"), "{branch}");
+    assert!(
+        branch.starts_with("slipway/cr-service-api-staging-"),
+        "{branch}"
+    );
     assert_eq!(pr["base"]["ref"], "main");
 
     // The manifest change is exactly the tag bump to the newest green CI build.
     let short: String = fx.api_sha.chars().take(7).collect();
-    let new = fx.github.file_at(OWNER, REPO, branch, "apps/api/staging/kustomization.yaml").unwrap();
-    assert_eq!(new, gitops::KUSTOMIZATION_V1.replace("newTag: \"v1.0.0\"", &format!("newTag: \"sha-{short}\"")));
+    let new = fx
+        .github
+        .file_at(OWNER, REPO, branch, "apps/api/staging/kustomization.yaml")
+        .unwrap();
+    assert_eq!(
+        new,
+        gitops::KUSTOMIZATION_V1.replace("newTag: \"v1.0.0\"", &format!("newTag: \"sha-{short}\""))
+    );
     // Nothing else in the repo moved.
-    assert_eq!(fx.github.file_at(OWNER, REPO, branch, "apps/api/production/kustomization.yaml"), fx.github.file_at(OWNER, REPO, "main", "apps/api/production/kustomization.yaml"));
-    assert_eq!(fx.github.file_at(OWNER, REPO, branch, "README.md").as_deref(), Some("# GitOps\n"));
+    assert_eq!(
+        fx.github.file_at(
+            OWNER,
+            REPO,
+            branch,
+            "apps/api/production/kustomization.yaml"
+        ),
+        fx.github.file_at(
+            OWNER,
+            REPO,
+            "main",
+            "apps/api/production/kustomization.yaml"
+        )
+    );
+    assert_eq!(
+        fx.github
+            .file_at(OWNER, REPO, branch, "README.md")
+            .as_deref(),
+        Some("# GitOps\n")
+    );
 
     // The change request is signed, and names requester, argv, rule and the image.
     let cr = change_file(&fx, branch);
@@ -63,20 +108,59 @@ async fn deploy_to_staging_opens_a_pr_whose_diff_is_exactly_the_tag_bump() {
     slipway_core::change::verify(&cr, &keys, cr.created_at).expect("valid signature");
     assert_eq!(cr.requester.slack_user_id, "U0OPERATOR");
     assert_eq!(cr.policy.approval.rule, "standard");
-    assert_eq!(cr.rendered.image.as_deref(), Some(format!("registry.example/api:sha-{short}").as_str()));
+    assert_eq!(
+        cr.rendered.image.as_deref(),
+        Some(format!("registry.example/api:sha-{short}").as_str())
+    );
     assert_eq!(cr.rendered.source_sha.as_deref(), Some(fx.api_sha.as_str()));
 
     // The PR body tells who, what and the rule; the Slack thread has the summary with buttons.
     let body = pr["body"].as_str().unwrap();
-    assert!(body.contains("omar.operator@example.com") && body.contains("`standard`") && body.contains("newTag"), "{body}");
-    assert!(app.slack.wait_until(LONG, |s| s.messages().iter().any(|m| m.blocks.to_string().contains("slipway_approve"))).await);
-    let msg = app.slack.messages().into_iter().find(|m| m.blocks.to_string().contains("slipway_approve")).unwrap();
-    assert_eq!(button_value(&msg.blocks, "slipway_reject").as_deref(), Some(pr["number"].to_string().as_str()));
-    assert!(app.slack.validation_errors().is_empty(), "{:?}", app.slack.validation_errors());
+    assert!(
+        body.contains("omar.operator@example.com")
+            && body.contains("`standard`")
+            && body.contains("newTag"),
+        "{body}"
+    );
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .messages()
+                .iter()
+                .any(|m| m.blocks.to_string().contains("slipway_approve")))
+            .await
+    );
+    let msg = app
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.blocks.to_string().contains("slipway_approve"))
+        .unwrap();
+    assert_eq!(
+        button_value(&msg.blocks, "slipway_reject").as_deref(),
+        Some(pr["number"].to_string().as_str())
+    );
+    assert!(
+        app.slack.validation_errors().is_empty(),
+        "{:?}",
+        app.slack.validation_errors()
+    );
     // Approval status is pending on the head.
-    let statuses = fx.github.statuses(OWNER, REPO, pr["head"]["sha"].as_str().unwrap());
-    assert!(statuses.iter().any(|s| s["context"] == "slipway/approval" && s["state"] == "pending"), "{statuses:?}");
-    assert!(app.audit().iter().any(|r| r.kind == slipway_core::audit::EventKind::ChangeRequest && r.change_id.as_deref() == Some(cr.id.as_str())));
+    let statuses = fx
+        .github
+        .statuses(OWNER, REPO, pr["head"]["sha"].as_str().unwrap());
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s["context"] == "slipway/approval" && s["state"] == "pending"),
+        "{statuses:?}"
+    );
+    assert!(
+        app.audit()
+            .iter()
+            .any(|r| r.kind == slipway_core::audit::EventKind::ChangeRequest
+                && r.change_id.as_deref() == Some(cr.id.as_str()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,34 +169,67 @@ async fn deploys_are_dry_run_until_confirmed_by_the_requester() {
     let ack = app.ack("U0OPERATOR", "/deploy api staging v2.0.0").await;
     assert!(ack.starts_with("Dry run of"), "{ack}");
     assert!(
-        app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("slipway_confirm"))).await,
+        app.slack
+            .wait_until(LONG, |s| s
+                .responses()
+                .iter()
+                .any(|r| r.body.to_string().contains("slipway_confirm")))
+            .await,
         "{:?} {:?} {:?}",
         app.slack.responses(),
         app.slack.validation_errors(),
         app.slack.calls()
     );
-    let resp = app.slack.responses().into_iter().find(|r| r.body.to_string().contains("slipway_confirm")).unwrap();
+    let resp = app
+        .slack
+        .responses()
+        .into_iter()
+        .find(|r| r.body.to_string().contains("slipway_confirm"))
+        .unwrap();
     assert!(resp.body.to_string().contains("newTag"), "{}", resp.body);
-    assert!(fx.github.pulls(OWNER, REPO).is_empty(), "a dry run opens nothing");
+    assert!(
+        fx.github.pulls(OWNER, REPO).is_empty(),
+        "a dry run opens nothing"
+    );
     let token = button_value(&resp.body["blocks"], "slipway_confirm").unwrap();
     // Someone else can't confirm it.
     app.click("U0OWNER", "slipway_confirm", &token, "1.1").await;
-    assert!(app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("Only the person who asked"))).await);
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .responses()
+                .iter()
+                .any(|r| r.body.to_string().contains("Only the person who asked")))
+            .await
+    );
     assert!(fx.github.pulls(OWNER, REPO).is_empty());
-    app.click("U0OPERATOR", "slipway_confirm", &token, "1.1").await;
+    app.click("U0OPERATOR", "slipway_confirm", &token, "1.1")
+        .await;
     let pulls = wait_pulls(&fx, 1).await;
     let cr = change_file(&fx, pulls[0]["head"]["ref"].as_str().unwrap());
-    assert_eq!(cr.rendered.image.as_deref(), Some("registry.example/api:v2.0.0"));
+    assert_eq!(
+        cr.rendered.image.as_deref(),
+        Some("registry.example/api:v2.0.0")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_deploy_outside_prod_deploys_is_denied_before_anything_is_written() {
     let (app, fx) = start().await;
-    let ack = app.ack("U0OPERATOR", "/deploy api production --apply").await;
-    assert!(ack.contains("only members of prod-deploys may deploy to production"), "{ack}");
+    let ack = app
+        .ack("U0OPERATOR", "/deploy api production --apply")
+        .await;
+    assert!(
+        ack.contains("only members of prod-deploys may deploy to production"),
+        "{ack}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(fx.github.pulls(OWNER, REPO).is_empty());
-    assert!(fx.github.calls().iter().all(|c| c.method == "GET"), "no writes: {:?}", fx.github.calls());
+    assert!(
+        fx.github.calls().iter().all(|c| c.method == "GET"),
+        "no writes: {:?}",
+        fx.github.calls()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +237,12 @@ async fn a_duplicate_delivery_yields_one_pr() {
     let (app, fx) = start().await;
     let body = app.command_body("U0OPERATOR", "/deploy", "api staging --apply");
     let first = app.signed_headers(&body);
-    assert_eq!(app.post_raw("/slack/commands", body.clone(), &first).await.0, 200);
+    assert_eq!(
+        app.post_raw("/slack/commands", body.clone(), &first)
+            .await
+            .0,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Re-signed, as a retry would be: same trigger id, new timestamp.
     let second = app.signed_headers(&body);
@@ -135,24 +257,47 @@ async fn a_duplicate_delivery_yields_one_pr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_request_for_the_same_target_advances_the_pr() {
     let (app, fx) = start().await;
-    app.ack("U0OPERATOR", "/deploy api staging v2.0.0 --apply").await;
+    app.ack("U0OPERATOR", "/deploy api staging v2.0.0 --apply")
+        .await;
     let first = wait_pulls(&fx, 1).await[0].clone();
     let branch = first["head"]["ref"].as_str().unwrap().to_string();
     let old = change_file(&fx, &branch);
-    app.ack("U0OWNER", "/deploy api staging v3.0.0 --apply").await;
+    app.ack("U0OWNER", "/deploy api staging v3.0.0 --apply")
+        .await;
     let number = first["number"].as_u64().unwrap();
     assert!(
-        fx.github_wait(|| fx.github.comments(OWNER, REPO, number).iter().any(|c| c["body"].as_str().unwrap_or("").contains("Advanced"))).await,
+        fx.github_wait(|| fx
+            .github
+            .comments(OWNER, REPO, number)
+            .iter()
+            .any(|c| c["body"].as_str().unwrap_or("").contains("Advanced")))
+            .await,
         "the PR says it was advanced"
     );
     let pulls = fx.github.pulls(OWNER, REPO);
     assert_eq!(pulls.len(), 1, "still one PR");
-    assert_ne!(pulls[0]["head"]["sha"], first["head"]["sha"], "a new commit");
-    let kustomization = fx.github.file_at(OWNER, REPO, &branch, "apps/api/staging/kustomization.yaml").unwrap();
+    assert_ne!(
+        pulls[0]["head"]["sha"], first["head"]["sha"],
+        "a new commit"
+    );
+    let kustomization = fx
+        .github
+        .file_at(OWNER, REPO, &branch, "apps/api/staging/kustomization.yaml")
+        .unwrap();
     assert!(kustomization.contains("v3.0.0"), "{kustomization}");
-    assert!(fx.github.file_at(OWNER, REPO, &branch, &format!("changes/{}.yaml", old.id)).is_none(), "the superseded change file is gone");
     assert!(
-        app.slack.wait_until(LONG, |s| s.messages().iter().any(|m| m.blocks.to_string().contains("advanced"))).await,
+        fx.github
+            .file_at(OWNER, REPO, &branch, &format!("changes/{}.yaml", old.id))
+            .is_none(),
+        "the superseded change file is gone"
+    );
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .messages()
+                .iter()
+                .any(|m| m.blocks.to_string().contains("advanced")))
+            .await,
         "{:?} {:?}",
         app.slack.messages(),
         app.slack.responses()
@@ -162,16 +307,30 @@ async fn a_second_request_for_the_same_target_advances_the_pr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destructive_delete_needs_the_typed_confirmation() {
     let (app, fx) = start().await;
-    let ack = app.ack("U0OPERATOR", "/kubectl delete deployment/old-api -n web --apply").await;
-    assert!(ack.contains("destructive") && ack.contains("dialog"), "{ack}");
-    assert!(app.slack.wait_until(LONG, |s| !s.views().is_empty()).await, "a modal opened");
+    let ack = app
+        .ack(
+            "U0OPERATOR",
+            "/kubectl delete deployment/old-api -n web --apply",
+        )
+        .await;
+    assert!(
+        ack.contains("destructive") && ack.contains("dialog"),
+        "{ack}"
+    );
+    assert!(
+        app.slack.wait_until(LONG, |s| !s.views().is_empty()).await,
+        "a modal opened"
+    );
     let view = app.slack.views()[0].clone();
     assert_eq!(view["callback_id"], "slipway_destructive");
     let token = view["private_metadata"].as_str().unwrap().to_string();
     // A wrong name is refused on the input, and nothing opens.
     let (status, body) = submit_view(&app, "U0OPERATOR", &token, "old").await;
     assert_eq!(status, 200);
-    assert!(body.contains("response_action") && body.contains("deployment/old-api"), "{body}");
+    assert!(
+        body.contains("response_action") && body.contains("deployment/old-api"),
+        "{body}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(fx.github.pulls(OWNER, REPO).is_empty());
     // The exact name opens the PR.
@@ -180,8 +339,14 @@ async fn a_destructive_delete_needs_the_typed_confirmation() {
     let pulls = wait_pulls(&fx, 1).await;
     let cr = change_file(&fx, pulls[0]["head"]["ref"].as_str().unwrap());
     assert_eq!(cr.tier, slipway_core::command::Tier::Destructive);
-    assert_eq!(cr.rendered.confirmation.as_deref(), Some("deployment/old-api"));
-    assert_eq!(cr.command.argv, ["kubectl", "delete", "deployment/old-api", "--namespace=web"]);
+    assert_eq!(
+        cr.rendered.confirmation.as_deref(),
+        Some("deployment/old-api")
+    );
+    assert_eq!(
+        cr.command.argv,
+        ["kubectl", "delete", "deployment/old-api", "--namespace=web"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,12 +354,34 @@ async fn a_push_rejected_by_the_remote_is_reported_and_the_lock_released() {
     let (app, fx) = start().await;
     fx.github.reject_pushes(OWNER, REPO, "refs/heads/slipway/*");
     app.ack("U0OPERATOR", "/deploy api staging --apply").await;
-    assert!(app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("Couldn't open a pull request"))).await);
-    let text = app.slack.responses().iter().map(|r| r.body.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s.responses().iter().any(|r| r
+                .body
+                .to_string()
+                .contains("Couldn't open a pull request")))
+            .await
+    );
+    let text = app
+        .slack
+        .responses()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(text.contains("reject"), "{text}");
     assert!(fx.github.pulls(OWNER, REPO).is_empty());
     // The lock was released, so a later request can proceed.
-    assert!(fx.github.file_at(OWNER, REPO, "refs/slipway/locks/service-api-staging", "README.md").is_none());
+    assert!(
+        fx.github
+            .file_at(
+                OWNER,
+                REPO,
+                "refs/slipway/locks/service-api-staging",
+                "README.md"
+            )
+            .is_none()
+    );
 }
 
 async fn submit_view(app: &TestApp, user: &str, token: &str, typed: &str) -> (u16, String) {
@@ -207,7 +394,9 @@ async fn submit_view(app: &TestApp, user: &str, token: &str, typed: &str) -> (u1
             "state": {"values": {"confirm": {"confirm_text": {"type": "plain_text_input", "value": typed}}}}
         }
     });
-    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap().into_bytes();
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())])
+        .unwrap()
+        .into_bytes();
     let headers = app.signed_headers(&body);
     app.post_raw("/slack/interactivity", body, &headers).await
 }
@@ -216,13 +405,25 @@ async fn submit_view(app: &TestApp, user: &str, token: &str, typed: &str) -> (u1
 async fn tf_apply_on_a_stack_pushed_directly_is_refused_with_the_reason() {
     let (app, fx) = start().await;
     app.ack("U0OPERATOR", "/tf apply network --apply").await;
-    assert!(app.slack.wait_until(LONG, |s| s.responses().iter().any(|r| r.body.to_string().contains("direct push"))).await, "{:?}", app.slack.responses());
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .responses()
+                .iter()
+                .any(|r| r.body.to_string().contains("direct push")))
+            .await,
+        "{:?}",
+        app.slack.responses()
+    );
     assert!(fx.github.pulls(OWNER, REPO).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tf_apply_with_real_terraform_pins_the_plan_hash() {
-    slipway_tests::harness::require_tool("terraform", "this machine image ships terraform 1.11 at /usr/local/bin/terraform");
+    slipway_tests::harness::require_tool(
+        "terraform",
+        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
+    );
     let (app, fx) = start().await;
     let state_dir = tempfile::tempdir().unwrap();
     let main_tf = format!(
@@ -230,22 +431,56 @@ async fn tf_apply_with_real_terraform_pins_the_plan_hash() {
         state_dir.path().display()
     );
     // The stack's code lands through a reviewed, merged PR.
-    fx.github.push_direct(OWNER, REPO, "stack-app", &[("stacks/app/main.tf", &main_tf)], "Add the app stack", "omar-operator");
-    let number = fx.github.open_pr(OWNER, REPO, "stack-app", "main", "Add the app stack", "omar-operator");
-    fx.github.review(OWNER, REPO, number, "ada-approver", "APPROVE", "ok");
-    fx.github.merge(OWNER, REPO, number, "ada-approver").unwrap();
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        "stack-app",
+        &[("stacks/app/main.tf", &main_tf)],
+        "Add the app stack",
+        "omar-operator",
+    );
+    let number = fx.github.open_pr(
+        OWNER,
+        REPO,
+        "stack-app",
+        "main",
+        "Add the app stack",
+        "omar-operator",
+    );
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "ok");
+    fx.github
+        .merge(OWNER, REPO, number, "ada-approver")
+        .unwrap();
 
     app.ack("U0OPERATOR", "/tf apply app --apply").await;
     let pulls = wait_pulls(&fx, 2).await;
-    let pr = pulls.iter().find(|p| p["head"]["ref"].as_str().unwrap_or("").starts_with("slipway/")).expect("change PR");
+    let pr = pulls
+        .iter()
+        .find(|p| {
+            p["head"]["ref"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("slipway/")
+        })
+        .expect("change PR");
     let cr = change_file(&fx, pr["head"]["ref"].as_str().unwrap());
     let digest = cr.rendered.plan_sha256.clone().expect("pinned plan digest");
     assert_eq!(digest.len(), 64);
-    assert_eq!(cr.rendered.plan_summary.as_deref(), Some("Plan: 1 to add, 0 to change, 0 to destroy."));
+    assert_eq!(
+        cr.rendered.plan_summary.as_deref(),
+        Some("Plan: 1 to add, 0 to change, 0 to destroy.")
+    );
     assert_eq!(cr.rendered.stack_pr, Some(number));
     assert_eq!(cr.rendered.stack_merged_by.as_deref(), Some("ada-approver"));
     assert_eq!(cr.policy.approval.rule, "stacks");
-    assert_eq!(cr.policy.approval.approvers, 2, "a second approver is required for stacks");
+    assert_eq!(
+        cr.policy.approval.approvers, 2,
+        "a second approver is required for stacks"
+    );
     let body = pr["body"].as_str().unwrap();
-    assert!(body.contains("terraform_data.app") && body.contains(&digest), "{body}");
+    assert!(
+        body.contains("terraform_data.app") && body.contains(&digest),
+        "{body}"
+    );
 }

@@ -15,13 +15,27 @@ async fn the_relay_forwards_to_its_https_upstream() {
     let url = relay.local_url(&format!("{upstream}/version")).unwrap();
     assert!(url.starts_with("http://127.0.0.1:"));
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
-    let resp = client.request(hyper::Request::get(url).header("accept", "application/json").body(Full::default()).unwrap()).await.unwrap();
+    let resp = client
+        .request(
+            hyper::Request::get(url)
+                .header("accept", "application/json")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("gitVersion"), "{body:?}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("gitVersion"),
+        "{body:?}"
+    );
     // An untrusted upstream (no extra CA) fails closed: 502, not a downgrade.
     let strict = GitRelay::start(&upstream, None).unwrap();
     let url = strict.local_url(&format!("{upstream}/version")).unwrap();
-    let resp = client.request(hyper::Request::get(url).body(Full::default()).unwrap()).await.unwrap();
+    let resp = client
+        .request(hyper::Request::get(url).body(Full::default()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 502);
 }

@@ -2,13 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod approvals;
 mod audit;
 mod aws;
-mod approvals;
 mod changes;
 mod docs;
 mod git_relay;
 mod policy_cli;
+mod runner;
 mod silence;
 mod slack_bridge;
 mod terraform;

@@ -211,14 +211,18 @@ fn meta_reply(
             }
             out
         }
+        // Linking runs the device flow in a task (no network I/O here); it needs the GitOps side.
         Meta::LinkGithub => {
+            if let Some(svc) = &state.change {
+                return svc.link_github(state, cmd);
+            }
             let linked = state
                 .policy
                 .identities()
                 .resolve(&cmd.user)
                 .and_then(|i| i.github.clone());
             format!(
-                "GitHub account linking is not enabled in this build yet.{}",
+                "GitHub account linking needs a GitOps repository, and this bridge has none configured.{}",
                 linked
                     .map(|l| format!(" Policy maps you to GitHub user `{l}`."))
                     .unwrap_or_default()

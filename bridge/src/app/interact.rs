@@ -46,11 +46,45 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
         }
         Interaction::ViewSubmission(view) if view.callback_id == "slipway_destructive" => {
             let svc = state.change.as_ref()?;
-            let typed = view.values.get("confirm_text").map(String::as_str).unwrap_or_default();
-            match svc.submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed) {
+            let typed = view
+                .values
+                .get("confirm_text")
+                .map(String::as_str)
+                .unwrap_or_default();
+            match svc.submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed)
+            {
                 Ok(()) => None,
-                Err(msg) => Some(serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}})),
+                Err(msg) => Some(
+                    serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}}),
+                ),
             }
+        }
+        Interaction::ViewSubmission(view) if view.callback_id == "slipway_reject" => {
+            let svc = state.change.clone()?;
+            let Ok(ctx) =
+                serde_json::from_str::<crate::change::RejectContext>(&view.private_metadata)
+            else {
+                return Some(
+                    serde_json::json!({"response_action": "errors", "errors": {"reason": "This dialog is malformed; click Reject again."}}),
+                );
+            };
+            let reason = view
+                .values
+                .get("reject_reason")
+                .cloned()
+                .unwrap_or_default();
+            let state = state.clone();
+            tokio::spawn(async move {
+                let reply = match svc
+                    .review_from_slack(&state, &view.user, ctx.pr, false, &reason)
+                    .await
+                {
+                    Ok(done) => done,
+                    Err(why) => format!(":no_entry: {why}"),
+                };
+                respond(&state, Some(&ctx.response_url), reply).await;
+            });
+            None
         }
         Interaction::ViewSubmission(_) | Interaction::Other(_) => None,
     }
@@ -60,22 +94,52 @@ async fn on_action(state: &AppState, action: BlockAction) {
     match (action.action_id.as_str(), &state.change) {
         ("slipway_cancel", _) => {}
         ("slipway_confirm", Some(svc)) => {
-            svc.confirm(state, &action.value, &action.user.user_id, &action.trigger_id, action.response_url.as_deref()).await;
+            svc.confirm(
+                state,
+                &action.value,
+                &action.user.user_id,
+                &action.trigger_id,
+                action.response_url.as_deref(),
+            )
+            .await;
             return;
         }
-        ("slipway_approve" | "slipway_reject", Some(svc)) => {
-            let approve = action.action_id == "slipway_approve";
+        ("slipway_approve", Some(svc)) => {
             let reply = match action.value.parse::<u64>() {
-                Ok(n) => match svc.review_from_slack(state, &action.user, n, approve, "").await {
+                Ok(n) => match svc
+                    .review_from_slack(state, &action.user, n, true, "")
+                    .await
+                {
                     Ok(done) => done,
                     Err(why) => format!(":no_entry: {why}"),
                 },
                 Err(_) => "That button is malformed.".to_string(),
             };
-            if let Some(url) = action.response_url.as_deref().filter(|u| !u.is_empty()) {
-                if let Err(e) = state.slack.respond(url, &Message::text(reply), false).await {
-                    tracing::warn!(error = %e, "response_url failed");
-                }
+            respond(state, action.response_url.as_deref(), reply).await;
+            return;
+        }
+        // Reject asks for a reason first (a modal); its submission makes the review.
+        ("slipway_reject", Some(svc)) => {
+            let refused = match action.value.parse::<u64>() {
+                Ok(n) => svc
+                    .open_reject_modal(
+                        state,
+                        &action.user,
+                        n,
+                        &action.trigger_id,
+                        action.response_url.as_deref(),
+                    )
+                    .await
+                    .err(),
+                Err(_) => Some("That button is malformed.".to_string()),
+            };
+            if let Some(why) = refused {
+                respond(
+                    state,
+                    action.response_url.as_deref(),
+                    format!(":no_entry: {why}"),
+                )
+                .await;
             }
             return;
         }
@@ -113,6 +177,15 @@ async fn on_action(state: &AppState, action: BlockAction) {
         if let Err(e) = state.slack.respond(url, &msg, false).await {
             tracing::warn!(error = %e, "response_url failed");
         }
+    }
+}
+
+/// An ephemeral reply through a `response_url`, if there is one.
+async fn respond(state: &AppState, url: Option<&str>, text: String) {
+    if let Some(url) = url.filter(|u| !u.is_empty())
+        && let Err(e) = state.slack.respond(url, &Message::text(text), false).await
+    {
+        tracing::warn!(error = %e, "response_url failed");
     }
 }
 

@@ -94,11 +94,18 @@ impl AppState {
         let audit_dir = config.state_dir.join("audit");
         let audit = AuditWriter::start(&audit_dir, &writer).map_err(|e| e.to_string())?;
         let metrics = Metrics::new();
-        let audit_sinks =
-            audit_sinks::start(&config.audit, &audit_dir, &audit.log(), &metrics.audit_sinks)?;
+        let audit_sinks = audit_sinks::start(
+            &config.audit,
+            &audit_dir,
+            &audit.log(),
+            &metrics.audit_sinks,
+        )?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
         let change = match &config.gitops_repo {
-            Some(g) => Some(Arc::new(crate::change::ChangeService::new(g.clone(), &config.state_dir)?)),
+            Some(g) => Some(Arc::new(crate::change::ChangeService::new(
+                g.clone(),
+                &config.state_dir,
+            )?)),
             None => None,
         };
         let state = AppState {
@@ -120,6 +127,9 @@ impl AppState {
             }),
         };
         runs::start_workers(&state);
+        if let Some(change) = &state.change {
+            change.start_expiry_timer(&state);
+        }
         ingress::start_rejection_flusher(&state, Duration::from_secs(60));
         Ok(state)
     }

@@ -253,23 +253,27 @@ impl PlanWork {
             self.state_dir.clone(),
         );
         let export_dest = dest.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
+        let mut export = tokio::task::spawn_blocking(move || {
             let rc = cli_config(&state_dir)?;
             let dir = source.export(&stack, &export_dest)?;
             Ok::<_, String>((rc, dir))
         });
-        let prepared = match work::bounded(&cancel, deadline, prepared).await {
+        let prepared = match work::bounded(&cancel, deadline, &mut export).await {
             Ok(Ok(Ok(p))) => Ok(p),
-            Ok(Ok(Err(why))) => Err((ExecEnd::SpawnFailed(why.clone()), why)),
-            Ok(Err(e)) => Err((ExecEnd::SpawnFailed(e.to_string()), "internal error".into())),
-            Err(end) => Err((end, String::new())),
+            Ok(Ok(Err(why))) => Err((ExecEnd::SpawnFailed(why.clone()), Some(why))),
+            Ok(Err(e)) => Err((ExecEnd::SpawnFailed(e.to_string()), None)),
+            Err(end) => {
+                // Let the copy finish before its directory is removed.
+                let _ = export.await;
+                Err((end, None))
+            }
         };
         let finished = match prepared {
             Err((end, why)) => {
-                let outcome = (!why.is_empty()).then(|| format!("could not be prepared: {why}"));
-                let f = Finished::api(end, &why, started).with_detail("stack", self.stack.as_str());
-                match outcome {
-                    Some(o) => f.with_outcome(o),
+                let text = why.clone().unwrap_or_default();
+                let f = Finished::api(end, &text, started);
+                match why {
+                    Some(why) => f.with_outcome(format!("could not be prepared: {why}")),
                     None => f,
                 }
             }

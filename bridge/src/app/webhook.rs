@@ -16,14 +16,24 @@ pub const MAX_WEBHOOK_BODY: usize = 5 * 1024 * 1024;
 
 /// Check `sha256=<hex>` against the raw body.
 pub fn verify_github_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else { return false };
-    let Ok(given) = hex::decode(hex_sig) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
+    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(given) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&given).is_ok()
 }
 
-pub async fn github_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn github_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let secret = state.config.github_webhook_secret.expose().as_bytes();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if secret.is_empty() || !verify_github_signature(secret, &body, header("x-hub-signature-256")) {
@@ -32,36 +42,56 @@ pub async fn github_webhook(State(state): State<AppState>, headers: HeaderMap, b
     }
     let delivery = header("x-github-delivery").unwrap_or_default().to_string();
     let event = header("x-github-event").unwrap_or_default().to_string();
-    let payload: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => {
-            state.metrics.request("github_webhook", "malformed");
-            return (StatusCode::BAD_REQUEST, "malformed JSON").into_response();
-        }
+    let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        state.metrics.request("github_webhook", "malformed");
+        return (StatusCode::BAD_REQUEST, "malformed JSON").into_response();
     };
     let Some(svc) = state.change.clone() else {
         state.metrics.request("github_webhook", "ignored");
         return StatusCode::ACCEPTED.into_response();
     };
-    if !delivery.is_empty() && !svc.deliveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(&delivery) {
+    if !delivery.is_empty() && !svc.first_delivery(&delivery, state.clock.now()) {
         state.metrics.request("github_webhook", "duplicate");
         return (StatusCode::OK, "duplicate delivery").into_response();
     }
-    let number = payload.pointer("/pull_request/number").and_then(serde_json::Value::as_u64);
-    let head_ref = payload.pointer("/pull_request/head/ref").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let number = payload
+        .pointer("/pull_request/number")
+        .and_then(serde_json::Value::as_u64);
+    let head_ref = payload
+        .pointer("/pull_request/head/ref")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
     let action = payload["action"].as_str().unwrap_or_default().to_string();
-    let relevant = matches!(event.as_str(), "pull_request" | "pull_request_review") && head_ref.starts_with("slipway/cr-");
-    state.metrics.request("github_webhook", if relevant { "ok" } else { "ignored" });
+    let relevant = matches!(event.as_str(), "pull_request" | "pull_request_review")
+        && head_ref.starts_with("slipway/cr-");
+    state
+        .metrics
+        .request("github_webhook", if relevant { "ok" } else { "ignored" });
     if let (true, Some(number)) = (relevant, number) {
-        let who = payload.pointer("/review/user/login").or_else(|| payload.pointer("/sender/login")).and_then(serde_json::Value::as_str).unwrap_or("someone").to_string();
+        let who = payload
+            .pointer("/review/user/login")
+            .or_else(|| payload.pointer("/sender/login"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("someone")
+            .to_string();
         let description = match (event.as_str(), action.as_str()) {
             ("pull_request_review", "submitted") => {
-                let st = payload.pointer("/review/state").and_then(serde_json::Value::as_str).unwrap_or("commented");
+                let st = payload
+                    .pointer("/review/state")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("commented");
                 format!("{who} {} in GitHub", st.replace('_', " "))
             }
             ("pull_request_review", "dismissed") => format!("a review by {who} was dismissed"),
             ("pull_request", "synchronize") => format!("{who} pushed a new commit"),
-            ("pull_request", "closed") if payload.pointer("/pull_request/merged").and_then(serde_json::Value::as_bool) == Some(true) => format!("{who} merged it"),
+            ("pull_request", "closed")
+                if payload
+                    .pointer("/pull_request/merged")
+                    .and_then(serde_json::Value::as_bool)
+                    == Some(true) =>
+            {
+                format!("{who} merged it")
+            }
             ("pull_request", a) => format!("{who}: {a}"),
             (e, a) => format!("{e} {a}"),
         };
@@ -82,9 +112,21 @@ mod tests {
     #[test]
     fn github_test_vector() {
         let secret = b"It's a Secret to Everybody";
-        assert!(verify_github_signature(secret, b"Hello, World!", Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")));
-        assert!(!verify_github_signature(secret, b"Hello, World?", Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")));
+        assert!(verify_github_signature(
+            secret,
+            b"Hello, World!",
+            Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        ));
+        assert!(!verify_github_signature(
+            secret,
+            b"Hello, World?",
+            Some("sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        ));
         assert!(!verify_github_signature(secret, b"Hello, World!", None));
-        assert!(!verify_github_signature(secret, b"Hello, World!", Some("sha1=abc")));
+        assert!(!verify_github_signature(
+            secret,
+            b"Hello, World!",
+            Some("sha1=abc")
+        ));
     }
 }

@@ -4,74 +4,296 @@
 //! `slipway/approval` status on the head SHA, updates the Slack message and posts in its thread,
 //! releases the lock when the PR closes, and merges when the rule asks for auto-merge. Slack's
 //! Approve/Reject submit a real review as the clicking person, with their own linked GitHub token:
-//! the bot never approves as itself.
+//! the bot never approves as itself. Reject first opens a small modal for the reason.
+//!
+//! A request counts as approved if its quorum held by `expires_at`: reviews submitted after the
+//! deadline don't count, and an open request not approved by then is closed by `expiry`.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use slipway_core::approval::{Quorum, QuorumInput, ReviewInput, ReviewState, Source, quorum};
 use slipway_core::audit::{Actor, Approval, ApprovalSource, AuditRecord, EventKind, PullRequest};
 use slipway_core::change::ChangeRequest;
 use slipway_core::policy::IdentityProvider;
 use slipway_core::policy::model::ApproveIn;
-use slipway_infra::github::{GitHub, Pr};
+use slipway_infra::github::{GhError, GitHub, Pr};
 
 use super::ChangeService;
 use crate::app::AppState;
 use crate::slack::client::Message;
+use crate::store::Deadline;
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Where a change request stands, as the Slack message shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Waiting,
+    ChangesRequested,
+    Approved,
+    /// Open, past its deadline without the quorum.
+    Expired,
+    Merged,
+    Closed,
+    /// Closed by Slipway (or anyone) after its deadline passed without the quorum.
+    ExpiredClosed,
 }
 
-/// People's GitHub user tokens, by Slack user id (from `/slipway link github`).
-#[derive(Debug, Default)]
-pub struct TokenStore {
-    tokens: std::sync::Mutex<HashMap<String, String>>,
-}
-
-impl TokenStore {
-    pub fn link(&self, slack_user: &str, token: &str) {
-        lock(&self.tokens).insert(slack_user.to_string(), token.to_string());
+impl Stage {
+    fn text(self) -> &'static str {
+        match self {
+            Stage::Waiting => ":hourglass_flowing_sand: waiting for approvals",
+            Stage::ChangesRequested => ":x: changes requested",
+            Stage::Approved => ":white_check_mark: approved",
+            Stage::Expired => ":hourglass: expired",
+            Stage::Merged => ":twisted_rightwards_arrows: merged; the runner executes it next",
+            Stage::Closed => ":no_entry_sign: closed without merging",
+            Stage::ExpiredClosed => ":hourglass: expired without enough approvals; closed",
+        }
     }
 
-    pub fn get(&self, slack_user: &str) -> Option<String> {
-        lock(&self.tokens).get(slack_user).cloned()
+    fn open(self) -> bool {
+        matches!(
+            self,
+            Stage::Waiting | Stage::ChangesRequested | Stage::Approved | Stage::Expired
+        )
     }
 }
 
-/// Review ids submitted through Slack, so the mirror can say where an approval came from.
-#[derive(Debug, Default)]
-pub struct SlackReviews(std::sync::Mutex<HashSet<u64>>);
+/// Everything the approval message shows: the PR, the rule's count, each approver with their
+/// source, stale approvals and outstanding change requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalView {
+    pub change_id: String,
+    pub pr_number: u64,
+    pub pr_url: String,
+    pub requester_slack_id: String,
+    pub rule: String,
+    pub needed: u32,
+    /// `(identity subject, source)`, in the order they counted.
+    pub approvals: Vec<(String, Source)>,
+    /// Logins whose approval was given on an earlier commit.
+    pub stale: Vec<String>,
+    pub changes_requested: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub stage: Stage,
+}
+
+impl ApprovalView {
+    pub fn new(pr: &Pr, cr: &ChangeRequest, q: &Quorum) -> ApprovalView {
+        let stage = match (pr.state.as_str(), pr.merged) {
+            (_, true) => Stage::Merged,
+            ("closed", false) if q.expired => Stage::ExpiredClosed,
+            ("closed", false) => Stage::Closed,
+            _ if q.met => Stage::Approved,
+            _ if q.expired => Stage::Expired,
+            _ if !q.changes_requested.is_empty() => Stage::ChangesRequested,
+            _ => Stage::Waiting,
+        };
+        ApprovalView {
+            change_id: cr.id.clone(),
+            pr_number: pr.number,
+            pr_url: pr.html_url.clone(),
+            requester_slack_id: cr.requester.slack_user_id.clone(),
+            rule: cr.policy.approval.rule.clone(),
+            needed: q.needed,
+            approvals: q
+                .approvals
+                .iter()
+                .map(|a| (a.subject.clone(), a.source))
+                .collect(),
+            stale: q.stale.clone(),
+            changes_requested: q.changes_requested.clone(),
+            expires_at: cr.expires_at,
+            stage,
+        }
+    }
+
+    /// "1 of 2"
+    pub fn progress(&self) -> String {
+        format!("{} of {}", self.approvals.len(), self.needed)
+    }
+
+    fn stale_note(&self) -> String {
+        if self.stale.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " · stale (given before the latest commit): {}",
+                self.stale.join(", ")
+            )
+        }
+    }
+}
+
+/// Slack's limit for a text object is 3000 characters; stay under it with room to spare.
+const TEXT_BUDGET: usize = 2900;
+
+fn fit(text: String) -> String {
+    if text.chars().count() <= TEXT_BUDGET {
+        return text;
+    }
+    let mut cut: String = text.chars().take(TEXT_BUDGET - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The approval message (`templates/blocks/change.json.j2`) for a view: pure, so snapshot tests
+/// render exactly what Slack gets. Every text fits Slack's limits, however many reviewers.
+pub fn approval_message(v: &ApprovalView) -> Message {
+    let who = if v.approvals.is_empty() {
+        "none yet".to_string()
+    } else {
+        v.approvals
+            .iter()
+            .map(|(subject, source)| {
+                format!(
+                    "{subject} (via {})",
+                    if *source == Source::Slack {
+                        "Slack"
+                    } else {
+                        "GitHub"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let headline = format!(
+        ":memo: *Change request* `{}`: <{}|#{}> {}",
+        v.change_id,
+        v.pr_url,
+        v.pr_number,
+        v.stage.text()
+    );
+    let deadline = if v.stage.open() {
+        format!(" · expires {}", v.expires_at.format("%Y-%m-%d %H:%M UTC"))
+    } else {
+        String::new()
+    };
+    let context = format!(
+        "Approvals: *{}* (rule `{}`) · {who} · requested by <@{}>{deadline}",
+        v.progress(),
+        v.rule,
+        v.requester_slack_id
+    );
+    let mut notes = Vec::new();
+    if !v.stale.is_empty() {
+        notes.push(format!(":warning: Stale: {} approved an earlier commit; those approvals no longer count, approve the latest commit again.", v.stale.join(", ")));
+    }
+    if !v.changes_requested.is_empty() {
+        notes.push(format!(
+            ":x: Changes requested by {}.",
+            v.changes_requested.join(", ")
+        ));
+    }
+    let value = v.pr_number.to_string();
+    let mut buttons = Vec::new();
+    if v.stage.open() && v.stage != Stage::Expired {
+        buttons.push(json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": value}));
+        buttons.push(json!({"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": value}));
+    }
+    buttons.push(
+        json!({"action_id": "slipway_open_pr", "text": "View PR", "url": v.pr_url, "value": value}),
+    );
+    super::flow::change_message(
+        &fit(headline),
+        &fit(context),
+        "",
+        &fit(notes.join(" ")),
+        &buttons,
+        format!("{} {}: {}", v.change_id, v.stage.text(), v.progress()),
+    )
+}
+
+/// What the reject modal carries back in `private_metadata`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RejectContext {
+    pub pr: u64,
+    /// The clicked message's `response_url`, to answer the person after the submission.
+    #[serde(default)]
+    pub response_url: String,
+}
+
+/// The reject modal (`templates/blocks/reject.json.j2`).
+pub fn reject_modal(ctx: &RejectContext, login: &str) -> Result<serde_json::Value, String> {
+    let metadata = serde_json::to_string(ctx).map_err(|e| e.to_string())?;
+    if metadata.len() > 3000 {
+        return Err(
+            "the modal's context is over Slack's 3000-character private_metadata limit".into(),
+        );
+    }
+    crate::templates::render_json(
+        "blocks/reject.json.j2",
+        minijinja::context! {
+            metadata,
+            summary => format!(":x: Request changes on pull request *#{}*. Slipway submits a *Request changes* review in GitHub as you (`{login}`), with your reason as its text.", ctx.pr),
+        },
+    )
+}
+
+fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    s.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
 
 impl ChangeService {
     /// The change request a Slipway PR carries, read at its head.
-    async fn change_of(&self, pr: &Pr) -> Result<ChangeRequest, String> {
-        let id = pr.head_ref.strip_prefix("slipway/").ok_or("not a Slipway PR")?;
+    pub(crate) async fn change_of(&self, pr: &Pr) -> Result<ChangeRequest, String> {
+        let id = pr
+            .head_ref
+            .strip_prefix("slipway/")
+            .ok_or("not a Slipway PR")?;
         let text = self
             .gh
-            .file_at(&self.cfg.repo, &slipway_core::change::file_path(id), &pr.head_sha)
+            .file_at(
+                &self.cfg.repo,
+                &slipway_core::change::file_path(id),
+                &pr.head_sha,
+            )
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("PR #{} has no change file for {id}", pr.number))?;
         ChangeRequest::from_yaml(&text).map_err(|e| e.to_string())
     }
 
-    /// The quorum of a PR now.
-    async fn quorum_of(&self, state: &AppState, pr: &Pr, cr: &ChangeRequest) -> Result<Quorum, String> {
-        let reviews = self.gh.reviews(&self.cfg.repo, pr.number).await.map_err(|e| e.to_string())?;
-        let from_slack = lock(&self.slack_reviews.0).clone();
+    /// The quorum of a PR now. Past the deadline it is the quorum as of the deadline (reviews
+    /// submitted later don't count), and `expired` means it didn't hold by then.
+    pub(crate) async fn quorum_of(
+        &self,
+        state: &AppState,
+        pr: &Pr,
+        cr: &ChangeRequest,
+    ) -> Result<Quorum, String> {
+        let reviews = self
+            .gh
+            .reviews(&self.cfg.repo, pr.number)
+            .await
+            .map_err(|e| e.to_string())?;
+        let from_slack = self.store.slack_reviews(pr.number).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading Slack review ids");
+            std::collections::BTreeSet::new()
+        });
+        let now = state.clock.now();
+        let past = now > cr.expires_at;
         let inputs: Vec<ReviewInput> = reviews
             .iter()
             .filter_map(|r| {
+                let submitted_at = parse_time(r.submitted_at.as_deref());
+                if past && submitted_at.is_some_and(|t| t > cr.expires_at) {
+                    return None;
+                }
                 Some(ReviewInput {
                     id: r.id,
                     login: r.user.clone(),
                     state: ReviewState::parse(&r.state)?,
                     commit_id: r.commit_id.clone(),
-                    submitted_at: None,
-                    source: if from_slack.contains(&r.id) { Source::Slack } else { Source::Github },
+                    submitted_at,
+                    source: if from_slack.contains(&r.id) {
+                        Source::Slack
+                    } else {
+                        Source::Github
+                    },
                 })
             })
             .collect();
@@ -82,17 +304,23 @@ impl ChangeService {
             pr_author: &pr.author,
             head_sha: &pr.head_sha,
             reviews: &inputs,
-            now: state.clock.now(),
+            now: now.min(cr.expires_at),
             expires_at: cr.expires_at,
         };
         let ids = state.policy.identities();
-        Ok(quorum(&input, |login| ids.by_github(login)))
+        let mut q = quorum(&input, |login| ids.by_github(login));
+        q.expired = past && !q.met;
+        Ok(q)
     }
 
     /// Recompute everything about a PR after an event, and tell GitHub and Slack.
     pub async fn refresh(&self, state: &AppState, number: u64, event: &str) -> Result<(), String> {
         let repo = &self.cfg.repo;
-        let pr = self.gh.get_pr(repo, number).await.map_err(|e| e.to_string())?;
+        let pr = self
+            .gh
+            .get_pr(repo, number)
+            .await
+            .map_err(|e| e.to_string())?;
         if !pr.head_ref.starts_with("slipway/cr-") {
             return Ok(());
         }
@@ -100,107 +328,324 @@ impl ChangeService {
         let q = self.quorum_of(state, &pr, &cr).await?;
         let rule = &cr.policy.approval.rule;
         if pr.state == "open" {
+            if let Err(e) = self.store.set_deadline(
+                number,
+                &Deadline {
+                    head_sha: pr.head_sha.clone(),
+                    expires_at: cr.expires_at.timestamp(),
+                },
+            ) {
+                tracing::error!(error = %e, pr = number, "recording a change request's deadline");
+            }
+            let stale_note = if q.stale.is_empty() {
+                String::new()
+            } else {
+                format!("; stale: {}", q.stale.join(", "))
+            };
             let (st, desc) = if q.met {
                 ("success", format!("{} approvals ({rule})", q.progress()))
             } else if q.expired {
                 ("failure", format!("expired ({rule})"))
             } else if !q.changes_requested.is_empty() {
-                ("failure", format!("changes requested by {}", q.changes_requested.join(", ")))
+                (
+                    "failure",
+                    format!("changes requested by {}", q.changes_requested.join(", ")),
+                )
             } else {
-                ("pending", format!("{} approvals ({rule}){}", q.progress(), if q.stale.is_empty() { String::new() } else { format!("; stale: {}", q.stale.join(", ")) }))
+                (
+                    "pending",
+                    format!("{} approvals ({rule}){stale_note}", q.progress()),
+                )
             };
-            let _ = self.gh.set_status(repo, &pr.head_sha, st, "slipway/approval", &desc, Some(&pr.html_url)).await;
-            let auto = state.policy.approval_rule(rule).is_some_and(|r| r.auto_merge);
+            if let Err(e) = self
+                .gh
+                .set_status(
+                    repo,
+                    &pr.head_sha,
+                    st,
+                    "slipway/approval",
+                    &desc,
+                    Some(&pr.html_url),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, pr = number, "setting slipway/approval");
+            }
+            let auto = state
+                .policy
+                .approval_rule(rule)
+                .is_some_and(|r| r.auto_merge);
             if q.met && auto {
-                if let Err(e) = self.gh.merge(repo, number, &pr.head_sha, &format!("[slipway] {}", cr.id)).await {
-                    tracing::warn!(error = %e, pr = number, "auto-merge failed");
+                // The expected head SHA: GitHub refuses (409) if a push moved the head since.
+                match self
+                    .gh
+                    .merge(repo, number, &pr.head_sha, &format!("[slipway] {}", cr.id))
+                    .await
+                {
+                    Ok(sha) => tracing::info!(pr = number, merge = %sha, "auto-merged"),
+                    Err(e) => tracing::warn!(error = %e, pr = number, "auto-merge failed"),
                 }
             }
         } else {
-            let _ = self.gh.delete_ref(repo, &Self::lock_ref(&cr.resource)).await;
+            if let Err(e) = self
+                .gh
+                .delete_ref(repo, &Self::lock_ref(&cr.resource))
+                .await
+            {
+                tracing::warn!(error = %e, pr = number, "releasing the change lock");
+            }
+            if let Err(e) = self.store.remove_deadline(number) {
+                tracing::error!(error = %e, pr = number, "forgetting a closed change request's deadline");
+            }
         }
         self.mirror_to_slack(state, &pr, &cr, &q, event).await;
         Ok(())
     }
 
-    async fn mirror_to_slack(&self, state: &AppState, pr: &Pr, cr: &ChangeRequest, q: &Quorum, event: &str) {
-        let Some((channel, ts)) = lock(&self.threads).get(&pr.number).cloned() else { return };
-        let who = if q.approvals.is_empty() {
-            "none yet".to_string()
-        } else {
-            q.approvals.iter().map(|a| format!("{} (via {})", a.subject, if a.source == Source::Slack { "Slack" } else { "GitHub" })).collect::<Vec<_>>().join(", ")
+    async fn mirror_to_slack(
+        &self,
+        state: &AppState,
+        pr: &Pr,
+        cr: &ChangeRequest,
+        q: &Quorum,
+        event: &str,
+    ) {
+        let Some((channel, ts)) = self.thread_of(pr.number) else {
+            return;
         };
-        let status = match (pr.state.as_str(), pr.merged) {
-            (_, true) => ":twisted_rightwards_arrows: merged; the runner executes it next".to_string(),
-            ("closed", false) => ":no_entry_sign: closed without merging".to_string(),
-            _ if q.met => ":white_check_mark: approved".to_string(),
-            _ if q.expired => ":hourglass: expired".to_string(),
-            _ => ":hourglass_flowing_sand: waiting for approvals".to_string(),
-        };
-        let stale = if q.stale.is_empty() { String::new() } else { format!(" · stale (given before the latest commit): {}", q.stale.join(", ")) };
-        let headline = format!(":memo: *Change request* `{}`: <{}|#{}> {}", cr.id, pr.html_url, pr.number, status);
-        let context = format!("Approvals: *{}* ({}) · {}{stale}", q.progress(), cr.policy.approval.rule, who);
-        let open = pr.state == "open";
-        let mut buttons = Vec::new();
-        if open {
-            buttons.push(json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": pr.number.to_string()}));
-            buttons.push(json!({"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": pr.number.to_string()}));
-        }
-        buttons.push(json!({"action_id": "slipway_open_pr", "text": "View PR", "url": pr.html_url, "value": pr.number.to_string()}));
-        let msg = super::flow::change_message(&headline, &context, "", "", &buttons, format!("{} {}: {}", cr.id, status, q.progress()));
-        if let Err(e) = state.slack.update(&channel, &ts, &msg).await {
+        let view = ApprovalView::new(pr, cr, q);
+        if let Err(e) = state
+            .slack
+            .update(&channel, &ts, &approval_message(&view))
+            .await
+        {
             tracing::warn!(error = %e, "updating the change message");
         }
-        let line = format!("{event} · approvals {}{stale}", q.progress());
-        if let Err(e) = state.slack.post(&channel, Some(&ts), &Message::text(line)).await {
+        let line = format!(
+            "{event} · approvals {}{}",
+            view.progress(),
+            view.stale_note()
+        );
+        if let Err(e) = state
+            .slack
+            .post(&channel, Some(&ts), &Message::text(line))
+            .await
+        {
             tracing::warn!(error = %e, "posting in the change thread");
         }
     }
 
-    /// Slack's Approve (`approve = true`) or Reject button. Every check happens before anything
-    /// reaches GitHub; a refusal is returned as the message to show.
-    pub async fn review_from_slack(self: &Arc<Self>, state: &AppState, user: &slipway_core::policy::SlackUser, number: u64, approve: bool, reason: &str) -> Result<String, String> {
-        let repo = &self.cfg.repo;
-        let pr = self.gh.get_pr(repo, number).await.map_err(|e| format!("can't read PR #{number}: {e}"))?;
+    /// The checks every Slack review needs, before anything reaches GitHub. `Err` is the
+    /// refusal to show.
+    async fn check_reviewer(
+        &self,
+        state: &AppState,
+        user: &slipway_core::policy::SlackUser,
+        number: u64,
+        approve: bool,
+    ) -> Result<(Pr, ChangeRequest), String> {
+        let pr = self
+            .gh
+            .get_pr(&self.cfg.repo, number)
+            .await
+            .map_err(|e| format!("can't read PR #{number}: {e}"))?;
         let cr = self.change_of(&pr).await?;
-        let identity = state.policy.identities().resolve(user).ok_or("Slipway doesn't know you; ask #platform to add you to the policy.")?;
+        let identity = state
+            .policy
+            .identities()
+            .resolve(user)
+            .ok_or("Slipway doesn't know you; ask #platform to add you to the policy.")?;
         if pr.state != "open" {
-            return Err(format!("PR #{number} is {}; there is nothing to review.", if pr.merged { "merged" } else { "closed" }));
+            return Err(format!(
+                "PR #{number} is {}; there is nothing to review.",
+                if pr.merged { "merged" } else { "closed" }
+            ));
         }
         if state.clock.now() > cr.expires_at {
-            return Err(format!("change request `{}` expired at {}.", cr.id, cr.expires_at.format("%Y-%m-%d %H:%M UTC")));
+            return Err(format!(
+                "change request `{}` expired at {}.",
+                cr.id,
+                cr.expires_at.format("%Y-%m-%d %H:%M UTC")
+            ));
         }
         if identity.subject == cr.requester.subject {
-            return Err("you requested this change, so you can't approve or reject it yourself.".into());
+            return Err(
+                "you requested this change, so you can't approve or reject it yourself.".into(),
+            );
         }
         let groups = &cr.policy.approval.groups;
         if !groups.iter().any(|g| identity.in_group(g)) {
-            return Err(format!("rule `{}` needs approvers from {}; you're not in those groups.", cr.policy.approval.rule, groups.join(" or ")));
+            return Err(format!(
+                "rule `{}` needs approvers from {}; you're not in those groups.",
+                cr.policy.approval.rule,
+                groups.join(" or ")
+            ));
         }
         if approve && cr.policy.approval.approve_in == ApproveIn::Github {
-            return Err(format!("this target requires approval in GitHub (Slack approvals skip your identity provider's MFA): {}", pr.html_url));
+            return Err(format!(
+                "this target requires approval in GitHub (Slack approvals skip your identity provider's MFA): {}",
+                pr.html_url
+            ));
         }
-        let Some(token) = self.tokens.get(&user.user_id) else {
+        Ok((pr, cr))
+    }
+
+    /// The person's usable linked account, or the message that says what to do.
+    fn linked(
+        &self,
+        state: &AppState,
+        user: &slipway_core::policy::SlackUser,
+    ) -> Result<super::LinkedAccount, String> {
+        let account = self.tokens.get(&user.user_id).map_err(|e| {
+            tracing::error!(error = %e, "reading a linked token");
+            "your linked GitHub account can't be read; run `/slipway link github` again."
+                .to_string()
+        })?;
+        let Some(account) = account else {
             return Err("link your GitHub account first with `/slipway link github`, so the review is made as you.".into());
         };
-        let as_user = GitHub::user(&self.cfg.api_url, &token).map_err(|e| e.to_string())?;
+        if account.expires_at.is_some_and(|t| t <= state.clock.now()) {
+            return Err(
+                "your GitHub authorization has expired; run `/slipway link github` again.".into(),
+            );
+        }
+        Ok(account)
+    }
+
+    /// Slack's Approve (`approve = true`) or Reject. Every check happens before anything
+    /// reaches GitHub; a refusal is returned as the message to show.
+    pub async fn review_from_slack(
+        self: &Arc<Self>,
+        state: &AppState,
+        user: &slipway_core::policy::SlackUser,
+        number: u64,
+        approve: bool,
+        reason: &str,
+    ) -> Result<String, String> {
+        let repo = &self.cfg.repo;
+        let (pr, cr) = self.check_reviewer(state, user, number, approve).await?;
+        let identity = state
+            .policy
+            .identities()
+            .resolve(user)
+            .ok_or("Slipway doesn't know you.")?;
+        let account = self.linked(state, user)?;
+        let as_user =
+            GitHub::user(&self.cfg.api_url, account.token.expose()).map_err(|e| e.to_string())?;
+        let reason = slipway_core::redact::redactor().redact(reason.trim());
+        let reason: String = reason.chars().take(2000).collect();
         let (event, body) = if approve {
-            ("APPROVE", format!("Approved in Slack by {}.", identity.subject))
+            (
+                "APPROVE",
+                format!("Approved in Slack by {}.", identity.subject),
+            )
         } else {
-            ("REQUEST_CHANGES", format!("Rejected in Slack by {}.{}", identity.subject, if reason.is_empty() { String::new() } else { format!(" Reason: {reason}") }))
+            (
+                "REQUEST_CHANGES",
+                format!(
+                    "Rejected in Slack by {}.{}",
+                    identity.subject,
+                    if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" Reason: {reason}")
+                    }
+                ),
+            )
         };
-        let id = as_user.review(repo, number, event, &body, Some(&pr.head_sha)).await.map_err(|e| format!("GitHub refused the review: {e}"))?;
-        lock(&self.slack_reviews.0).insert(id);
+        let id = match as_user
+            .review(repo, number, event, &body, Some(&pr.head_sha))
+            .await
+        {
+            Ok(id) => id,
+            Err(e @ GhError::Http { status: 401, .. }) => {
+                tracing::warn!(error = %e, "a linked token was refused");
+                return Err(
+                    "GitHub no longer accepts your linked token; run `/slipway link github` again."
+                        .into(),
+                );
+            }
+            Err(e) => return Err(format!("GitHub refused the review: {e}")),
+        };
+        if let Err(e) = self.store.add_slack_review(number, id) {
+            tracing::error!(error = %e, "recording a Slack review id");
+        }
         let record = AuditRecord::new(if approve { EventKind::Approval } else { EventKind::Rejection }, state.ids.next(), state.clock.now())
             .with_actor(Actor::slack(user, Some(identity), state.policy.primary_role(identity)))
             .with_change_id(cr.id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
-            .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) });
+            .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) })
+            .with_details(json!({"review_id": id, "github_login": account.login, "reason": if approve { None } else { Some(reason.clone()) }}));
         if let Err(e) = state.audit.record(record).await {
             state.metrics.audit_failures.inc();
             tracing::error!(error = %e, "could not record a review");
         }
-        self.refresh(state, number, &format!("{} {} in Slack", identity.subject, if approve { "approved" } else { "requested changes" })).await?;
-        Ok(if approve { format!("Approved PR #{number} as you.") } else { format!("Requested changes on PR #{number} as you.") })
+        self.refresh(
+            state,
+            number,
+            &format!(
+                "{} {} in Slack",
+                identity.subject,
+                if approve {
+                    "approved"
+                } else {
+                    "requested changes"
+                }
+            ),
+        )
+        .await?;
+        Ok(if approve {
+            format!("Approved PR #{number} as you.")
+        } else {
+            format!("Requested changes on PR #{number} as you.")
+        })
+    }
+
+    /// The Reject button: open the reason modal at once (the trigger id lives 3 s), after the
+    /// checks that need no network. The full checks run on submission.
+    pub async fn open_reject_modal(
+        &self,
+        state: &AppState,
+        user: &slipway_core::policy::SlackUser,
+        number: u64,
+        trigger_id: &str,
+        response_url: Option<&str>,
+    ) -> Result<(), String> {
+        if state.policy.identities().resolve(user).is_none() {
+            return Err("Slipway doesn't know you; ask #platform to add you to the policy.".into());
+        }
+        let account = self.linked(state, user)?;
+        let ctx = RejectContext {
+            pr: number,
+            response_url: response_url.unwrap_or_default().to_string(),
+        };
+        let view = reject_modal(&ctx, &account.login)?;
+        state.slack.open_view(trigger_id, view).await.map_err(|e| {
+            tracing::warn!(error = %e, "views.open failed");
+            format!("couldn't open the reason dialog ({e}); try again.")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reject_context_round_trips_and_is_bounded() {
+        let ctx = RejectContext {
+            pr: 12,
+            response_url: "https://hooks.slack.com/actions/T/1/x".into(),
+        };
+        let view = reject_modal(&ctx, "ada").unwrap();
+        let back: RejectContext =
+            serde_json::from_str(view["private_metadata"].as_str().unwrap()).unwrap();
+        assert_eq!(back, ctx);
+        assert_eq!(view["callback_id"], "slipway_reject");
+        let huge = RejectContext {
+            pr: 1,
+            response_url: "x".repeat(4000),
+        };
+        assert!(reject_modal(&huge, "ada").is_err());
     }
 }

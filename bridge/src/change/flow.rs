@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, PullRequest};
-use slipway_core::change::{ApprovalRequirement, ChangeCommand, ChangeRequest, PolicyBinding, Requester, SCHEMA_VERSION};
+use slipway_core::change::{
+    ApprovalRequirement, ChangeCommand, ChangeRequest, PolicyBinding, Requester, SCHEMA_VERSION,
+};
 use slipway_core::command::{Command, Family, ParsedCommand, Target, Tier};
 use slipway_core::policy::Decision;
 use slipway_infra::gitops::{Author, FileChange};
@@ -38,11 +40,18 @@ pub struct Pending {
 
 impl Pending {
     /// From a decided command; `None` if the decision lacks what a change needs.
-    pub fn new(token: String, cmd: &SlashCommand, parsed: &ParsedCommand, d: &Decision<'_>) -> Option<Pending> {
+    pub fn new(
+        token: String,
+        cmd: &SlashCommand,
+        parsed: &ParsedCommand,
+        d: &Decision<'_>,
+    ) -> Option<Pending> {
         let identity = d.identity?;
         let approval = d.approval?;
         let expected = match &parsed.command {
-            Command::Kubectl(k) if parsed.tier() == Some(Tier::Destructive) => Some(k.confirmation_text()),
+            Command::Kubectl(k) if parsed.tier() == Some(Tier::Destructive) => {
+                Some(k.confirmation_text())
+            }
             _ => None,
         };
         Some(Pending {
@@ -83,7 +92,17 @@ impl Pending {
 
     fn approval_summary(&self) -> String {
         let a = &self.policy.approval;
-        format!("{} approval(s) from {} (rule `{}`{})", a.approvers, a.groups.join(" or "), a.rule, if a.approve_in == slipway_core::policy::model::ApproveIn::Github { ", in GitHub" } else { "" })
+        format!(
+            "{} approval(s) from {} (rule `{}`{})",
+            a.approvers,
+            a.groups.join(" or "),
+            a.rule,
+            if a.approve_in == slipway_core::policy::model::ApproveIn::Github {
+                ", in GitHub"
+            } else {
+                ""
+            }
+        )
     }
 }
 
@@ -93,7 +112,13 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ChangeService {
     /// The ack for a `change`/`destructive` command: register it and start the work. No I/O here.
-    pub fn begin(self: &Arc<Self>, state: &AppState, cmd: &SlashCommand, parsed: &ParsedCommand, d: &Decision<'_>) -> String {
+    pub fn begin(
+        self: &Arc<Self>,
+        state: &AppState,
+        cmd: &SlashCommand,
+        parsed: &ParsedCommand,
+        d: &Decision<'_>,
+    ) -> String {
         if !cmd.trigger_id.is_empty() && !lock(&self.seen).insert(&cmd.trigger_id) {
             return "This request was already received; see the message above.".into();
         }
@@ -106,14 +131,23 @@ impl ChangeService {
         if parsed.apply && p.expected_confirmation.is_some() {
             let trigger = cmd.trigger_id.clone();
             tokio::spawn(async move { svc.open_modal(&st, &p.token, &trigger).await });
-            return format!(":warning: `{}` is destructive: confirm it in the dialog by typing the resource name.", parsed.text);
+            return format!(
+                ":warning: `{}` is destructive: confirm it in the dialog by typing the resource name.",
+                parsed.text
+            );
         }
         if parsed.apply {
             tokio::spawn(async move { svc.open_and_report(&st, &p.token).await });
-            return format!("Opening a pull request for `{}`; it needs {summary}…", parsed.text);
+            return format!(
+                "Opening a pull request for `{}`; it needs {summary}…",
+                parsed.text
+            );
         }
         tokio::spawn(async move { svc.dry_run(&st, &p.token).await });
-        format!("Dry run of `{}`: preparing the diff. Nothing changes until you confirm.", parsed.text)
+        format!(
+            "Dry run of `{}`: preparing the diff. Nothing changes until you confirm.",
+            parsed.text
+        )
     }
 
     fn take(&self, token: &str) -> Option<Pending> {
@@ -133,9 +167,13 @@ impl ChangeService {
     async fn prepare(&self, state: &AppState, p: &Pending) -> Result<(git2::Oid, Render), String> {
         let creds = self.git_credentials().await?;
         let mirror = self.mirror.clone();
-        let head = tokio::task::spawn_blocking(move || lock(&mirror).fetch(Some(&creds)).map_err(|e| format!("fetching the GitOps repo: {e}")))
-            .await
-            .map_err(|e| e.to_string())??;
+        let head = tokio::task::spawn_blocking(move || {
+            lock(&mirror)
+                .fetch(Some(&creds))
+                .map_err(|e| format!("fetching the GitOps repo: {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         Ok((head, render(self, state, p, head).await?))
     }
 
@@ -146,23 +184,56 @@ impl ChangeService {
             Ok((_, r)) => {
                 let (preview, cut) = slack_preview(&r.preview);
                 let headline = format!(":mag: *Dry run* of `{}`: {}", p.text, r.title);
-                let context = format!("Needs {} once opened · nothing changes until you confirm", p.approval_summary());
-                let note = if cut { "Diff truncated; the PR shows all of it." } else { "" };
-                let buttons = vec![json!({"action_id": "slipway_confirm", "text": "Confirm: open the PR", "style": "primary", "value": p.token})];
-                change_message(&headline, &context, &preview, note, &buttons, format!("Dry run of {}", p.text))
+                let context = format!(
+                    "Needs {} once opened · nothing changes until you confirm",
+                    p.approval_summary()
+                );
+                let note = if cut {
+                    "Diff truncated; the PR shows all of it."
+                } else {
+                    ""
+                };
+                let buttons = vec![
+                    json!({"action_id": "slipway_confirm", "text": "Confirm: open the PR", "style": "primary", "value": p.token}),
+                ];
+                change_message(
+                    &headline,
+                    &context,
+                    &preview,
+                    note,
+                    &buttons,
+                    format!("Dry run of {}", p.text),
+                )
             }
         };
         self.respond(state, &p, msg).await;
     }
 
     /// The Confirm button: only the requester may press it.
-    pub async fn confirm(self: &Arc<Self>, state: &AppState, token: &str, clicker: &str, trigger_id: &str, response_url: Option<&str>) {
+    pub async fn confirm(
+        self: &Arc<Self>,
+        state: &AppState,
+        token: &str,
+        clicker: &str,
+        trigger_id: &str,
+        response_url: Option<&str>,
+    ) {
         let Some(p) = self.take(token) else {
-            reply(state, response_url, "That dry run has expired; run the command again.").await;
+            reply(
+                state,
+                response_url,
+                "That dry run has expired; run the command again.",
+            )
+            .await;
             return;
         };
         if p.requester.slack_user_id != clicker {
-            reply(state, response_url, "Only the person who asked for this change can confirm it.").await;
+            reply(
+                state,
+                response_url,
+                "Only the person who asked for this change can confirm it.",
+            )
+            .await;
             return;
         }
         if p.expected_confirmation.is_some() {
@@ -184,19 +255,38 @@ impl ChangeService {
             },
         );
         let result = match view {
-            Ok(v) => state.slack.open_view(trigger_id, v).await.map_err(|e| e.to_string()),
+            Ok(v) => state
+                .slack
+                .open_view(trigger_id, v)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "views.open failed");
-            self.respond(state, &p, Message::text(format!(":x: Couldn't open the confirmation dialog ({e}); run the command again."))).await;
+            self.respond(
+                state,
+                &p,
+                Message::text(format!(
+                    ":x: Couldn't open the confirmation dialog ({e}); run the command again."
+                )),
+            )
+            .await;
         }
     }
 
     /// The modal's submission. `Err(message)` is shown on the input field.
-    pub fn submit_confirmation(self: &Arc<Self>, state: &AppState, token: &str, clicker: &str, typed: &str) -> Result<(), String> {
+    pub fn submit_confirmation(
+        self: &Arc<Self>,
+        state: &AppState,
+        token: &str,
+        clicker: &str,
+        typed: &str,
+    ) -> Result<(), String> {
         let mut pending = lock(&self.pending);
-        let p = pending.get_mut(token).ok_or("This confirmation has expired; run the command again.")?;
+        let p = pending
+            .get_mut(token)
+            .ok_or("This confirmation has expired; run the command again.")?;
         if p.requester.slack_user_id != clicker {
             return Err("Only the person who asked for this change can confirm it.".into());
         }
@@ -215,7 +305,15 @@ impl ChangeService {
         let Some(p) = self.take(token) else { return };
         if let Err(e) = self.open_pr(state, &p).await {
             tracing::warn!(error = %e, change = %p.text, "opening the change request failed");
-            self.respond(state, &p, Message::text(format!(":x: Couldn't open a pull request for `{}`: {e}", p.text))).await;
+            self.respond(
+                state,
+                &p,
+                Message::text(format!(
+                    ":x: Couldn't open a pull request for `{}`: {e}",
+                    p.text
+                )),
+            )
+            .await;
         }
         lock(&self.pending).remove(token);
     }
@@ -228,27 +326,49 @@ impl ChangeService {
         }
         let repo = &self.cfg.repo;
         let lock_ref = Self::lock_ref(&p.resource);
-        let fresh_lock = self.gh.create_ref(repo, &lock_ref, &head.to_string()).await.map_err(|e| format!("can't check the change lock, so nothing was done (fails closed): {e}"))?;
+        let fresh_lock = self
+            .gh
+            .create_ref(repo, &lock_ref, &head.to_string())
+            .await
+            .map_err(|e| {
+                format!("can't check the change lock, so nothing was done (fails closed): {e}")
+            })?;
         let slug = slipway_core::change::lock_slug(&p.resource);
         let existing = if fresh_lock {
             None
         } else {
             let prefix = format!("slipway/cr-{slug}-");
-            let open = self.gh.open_prs(repo).await.map_err(|e| format!("can't list open PRs: {e}"))?;
+            let open = self
+                .gh
+                .open_prs(repo)
+                .await
+                .map_err(|e| format!("can't list open PRs: {e}"))?;
             Some(open.into_iter().find(|pr| pr.head_ref.starts_with(&prefix)).ok_or_else(|| {
                 format!("another change for `{}` holds the lock `{lock_ref}` but has no open PR; an owner must release it", p.resource)
             })?)
         };
-        let short: String = state.ids.next().chars().filter(char::is_ascii_hexdigit).take(8).collect();
+        let short: String = state
+            .ids
+            .next()
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(8)
+            .collect();
         let id = format!("cr-{slug}-{short}");
         let now = state.clock.now();
         let ttl = i64::try_from(p.policy.approval.expires_after_secs).unwrap_or(86_400);
-        let supersedes = existing.as_ref().map(|pr| pr.head_ref.trim_start_matches("slipway/").to_string());
+        let supersedes = existing
+            .as_ref()
+            .map(|pr| pr.head_ref.trim_start_matches("slipway/").to_string());
         let cr = self.sign(ChangeRequest {
             schema_version: SCHEMA_VERSION,
             id: id.clone(),
             requester: p.requester.clone(),
-            command: ChangeCommand { text: p.text.clone(), family: p.family, argv: p.argv.clone() },
+            command: ChangeCommand {
+                text: p.text.clone(),
+                family: p.family,
+                argv: p.argv.clone(),
+            },
             target: p.target.clone(),
             tier: p.tier,
             resource: p.resource.clone(),
@@ -261,16 +381,31 @@ impl ChangeService {
             signature: None,
         });
         let mut files = render.files.clone();
-        files.push(FileChange::Upsert { path: cr.file_path(), content: cr.to_yaml().into_bytes() });
+        files.push(FileChange::Upsert {
+            path: cr.file_path(),
+            content: cr.to_yaml().into_bytes(),
+        });
         if let Some(old) = &supersedes {
-            files.push(FileChange::Delete { path: slipway_core::change::file_path(old) });
+            files.push(FileChange::Delete {
+                path: slipway_core::change::file_path(old),
+            });
         }
         let (parent, branch) = match &existing {
-            Some(pr) => (git2::Oid::from_str(&pr.head_sha).map_err(|e| e.to_string())?, pr.head_ref.clone()),
+            Some(pr) => (
+                git2::Oid::from_str(&pr.head_sha).map_err(|e| e.to_string())?,
+                pr.head_ref.clone(),
+            ),
             None => (head, cr.branch()),
         };
-        let message = format!("{}\n\nSlipway-Change: {id}\nRequested-By: {} <{}>", render.title, p.requester.subject, p.requester.slack_user_id);
-        let author = Author { name: "Slipway".into(), email: "slipway@users.noreply.github.com".into(), unix_time: now.timestamp() };
+        let message = format!(
+            "{}\n\nSlipway-Change: {id}\nRequested-By: {} <{}>",
+            render.title, p.requester.subject, p.requester.slack_user_id
+        );
+        let author = Author {
+            name: "Slipway".into(),
+            email: "slipway@users.noreply.github.com".into(),
+            unix_time: now.timestamp(),
+        };
         let creds = self.git_credentials().await?;
         let mirror = self.mirror.clone();
         let b2 = branch.clone();
@@ -291,23 +426,55 @@ impl ChangeService {
                 return Err(format!("pushing {branch} failed: {e}"));
             }
         };
-        let _ = self.gh.update_ref(repo, &lock_ref, &commit.to_string(), true).await;
+        let _ = self
+            .gh
+            .update_ref(repo, &lock_ref, &commit.to_string(), true)
+            .await;
         let body = pr_body(&cr, &render.title, &render.details);
         let pr = match &existing {
             None => {
-                let pr = self.gh.open_pr(repo, &format!("[slipway] {}", render.title), &body, &branch, self.default_branch()).await.map_err(|e| e.to_string())?;
+                let pr = self
+                    .gh
+                    .open_pr(
+                        repo,
+                        &format!("[slipway] {}", render.title),
+                        &body,
+                        &branch,
+                        self.default_branch(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let tier_label = format!("tier:{}", p.tier);
-                let _ = self.gh.add_labels(repo, pr.number, &["slipway", &tier_label]).await;
+                let _ = self
+                    .gh
+                    .add_labels(repo, pr.number, &["slipway", &tier_label])
+                    .await;
                 pr
             }
             Some(pr) => {
-                let _ = self.gh.update_pr(repo, pr.number, json!({"body": body})).await;
+                let _ = self
+                    .gh
+                    .update_pr(repo, pr.number, json!({"body": body}))
+                    .await;
                 let _ = self.gh.comment(repo, pr.number, &format!("Advanced by {} with change request `{id}` (supersedes `{}`). Approvals given before this commit are stale.", p.requester.subject, supersedes.clone().unwrap_or_default())).await;
-                self.gh.get_pr(repo, pr.number).await.map_err(|e| e.to_string())?
+                self.gh
+                    .get_pr(repo, pr.number)
+                    .await
+                    .map_err(|e| e.to_string())?
             }
         };
         let a = &p.policy.approval;
-        let _ = self.gh.set_status(repo, &commit.to_string(), "pending", "slipway/approval", &format!("0 of {} approvals ({})", a.approvers, a.rule), Some(&pr.html_url)).await;
+        let _ = self
+            .gh
+            .set_status(
+                repo,
+                &commit.to_string(),
+                "pending",
+                "slipway/approval",
+                &format!("0 of {} approvals ({})", a.approvers, a.rule),
+                Some(&pr.html_url),
+            )
+            .await;
 
         let record = AuditRecord::new(EventKind::ChangeRequest, state.ids.next(), now)
             .with_actor(Actor { slack_user_id: Some(p.requester.slack_user_id.clone()), subject: Some(p.requester.subject.clone()), role: Some(p.requester.role.clone()), github_login: p.requester.github_login.clone(), groups: p.requester.groups.clone(), ..Actor::default() })
@@ -323,9 +490,21 @@ impl ChangeService {
         }
 
         let (preview, cut) = slack_preview(&render.preview);
-        let verb = if existing.is_some() { "advanced" } else { "opened" };
-        let headline = format!(":memo: *Change request* `{id}` {verb}: <{}|#{}> {}", pr.html_url, pr.number, render.title);
-        let context = format!("Requested by <@{}> · needs {} · expires {}", p.requester.slack_user_id, p.approval_summary(), cr.expires_at.format("%Y-%m-%d %H:%M UTC"));
+        let verb = if existing.is_some() {
+            "advanced"
+        } else {
+            "opened"
+        };
+        let headline = format!(
+            ":memo: *Change request* `{id}` {verb}: <{}|#{}> {}",
+            pr.html_url, pr.number, render.title
+        );
+        let context = format!(
+            "Requested by <@{}> · needs {} · expires {}",
+            p.requester.slack_user_id,
+            p.approval_summary(),
+            cr.expires_at.format("%Y-%m-%d %H:%M UTC")
+        );
         let note = match (cut, existing.is_some()) {
             (_, true) => "A new commit: approvals given before it are stale.",
             (true, false) => "Diff truncated; the PR shows all of it.",
@@ -336,10 +515,17 @@ impl ChangeService {
             json!({"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": pr.number.to_string()}),
             json!({"action_id": "slipway_open_pr", "text": "View PR", "url": pr.html_url, "value": pr.number.to_string()}),
         ];
-        let msg = change_message(&headline, &context, &preview, note, &buttons, format!("Change request {id} {verb}: {}", pr.html_url));
+        let msg = change_message(
+            &headline,
+            &context,
+            &preview,
+            note,
+            &buttons,
+            format!("Change request {id} {verb}: {}", pr.html_url),
+        );
         match state.slack.post(&p.channel, None, &msg).await {
             Ok(ts) => {
-                lock(&self.threads).insert(pr.number, (p.channel.clone(), ts));
+                self.remember_thread(pr.number, &p.channel, &ts);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "posting the change summary failed; using response_url");
@@ -350,9 +536,22 @@ impl ChangeService {
     }
 }
 
-pub(crate) fn change_message(headline: &str, context: &str, diff: &str, note: &str, buttons: &[serde_json::Value], fallback: String) -> Message {
-    match crate::templates::render_blocks("blocks/change.json.j2", minijinja::context! { headline, context, diff, note, buttons => minijinja::value::Serde(buttons) }) {
-        Ok(blocks) => Message { text: fallback, blocks },
+pub(crate) fn change_message(
+    headline: &str,
+    context: &str,
+    diff: &str,
+    note: &str,
+    buttons: &[serde_json::Value],
+    fallback: String,
+) -> Message {
+    match crate::templates::render_blocks(
+        "blocks/change.json.j2",
+        minijinja::context! { headline, context, diff, note, buttons => minijinja::value::Serde(buttons) },
+    ) {
+        Ok(blocks) => Message {
+            text: fallback,
+            blocks,
+        },
         Err(e) => {
             tracing::error!(error = %e, "rendering the change message");
             Message::text(fallback)
@@ -361,9 +560,9 @@ pub(crate) fn change_message(headline: &str, context: &str, diff: &str, note: &s
 }
 
 async fn reply(state: &AppState, url: Option<&str>, text: &str) {
-    if let Some(u) = url.filter(|u| !u.is_empty()) {
-        if let Err(e) = state.slack.respond(u, &Message::text(text), false).await {
-            tracing::warn!(error = %e, "response_url failed");
-        }
+    if let Some(u) = url.filter(|u| !u.is_empty())
+        && let Err(e) = state.slack.respond(u, &Message::text(text), false).await
+    {
+        tracing::warn!(error = %e, "response_url failed");
     }
 }

@@ -6,22 +6,29 @@
 //! calls all happen afterwards, off the ack.
 
 mod approvals;
+mod expiry;
 mod flow;
+mod link;
 mod render;
 mod terraform;
+mod tokens;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use slipway_core::change::ChangeRequest;
-use slipway_infra::github::{GitHub, Repo};
 use slipway_infra::git_relay::GitRelay;
+use slipway_infra::github::{GitHub, Repo};
 use slipway_infra::gitops::{Credentials, Mirror};
 
-pub use approvals::TokenStore;
+pub use approvals::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
 pub use flow::Pending;
+pub use link::{DeviceCode, Poll, oauth_url_for};
+pub use tokens::{LinkedAccount, TokenKey, TokenStore};
 
 use crate::config::Secret;
+use crate::store::{SlackThread, StateStore};
 
 /// How an image is found for `/deploy <service>` without a version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -55,6 +62,14 @@ pub struct GitOpsConfig {
     pub signing_key: Secret,
     pub signing_key_id: String,
     pub services: BTreeMap<String, ServiceConfig>,
+    /// The GitHub App's client id, for `/slipway link github` (device flow); `None` = off.
+    pub client_id: Option<String>,
+    /// Base URL of GitHub's OAuth endpoints (`https://github.com`), no trailing slash.
+    pub oauth_url: String,
+    /// 32 bytes (hex/base64) sealing linked tokens at rest; empty = linking refused.
+    pub token_key: Secret,
+    /// How often open change requests are checked for expiry.
+    pub expiry_interval: Duration,
 }
 
 /// The change-request side of the bridge.
@@ -66,41 +81,79 @@ pub struct ChangeService {
     pub(crate) pending: Mutex<HashMap<String, Pending>>,
     /// Slack trigger ids already turned into a change: a redelivered request changes nothing.
     pub(crate) seen: Mutex<crate::app::lru_set::LruSet>,
-    /// PR number → the Slack message (channel, ts) that mirrors it.
+    /// PR number → the Slack message (channel, ts) that mirrors it: a cache in front of `store`,
+    /// written through by [`ChangeService::remember_thread`].
     pub threads: Mutex<HashMap<u64, (String, String)>>,
-    /// People's linked GitHub tokens, for reviews made as them.
+    /// People's linked GitHub tokens (sealed in `store`), for reviews made as them.
     pub tokens: TokenStore,
-    pub(crate) slack_reviews: approvals::SlackReviews,
-    /// GitHub deliveries already handled (redeliveries change nothing).
+    /// GitHub deliveries seen recently: a cache in front of `store`.
     pub(crate) deliveries: Mutex<crate::app::lru_set::LruSet>,
+    /// The restart-safe state: threads, sealed tokens, Slack review ids, deliveries, deadlines.
+    pub store: Arc<dyn StateStore>,
+    /// Slack users with a device flow under way.
+    pub(crate) linking: Mutex<HashSet<String>>,
     default_branch: String,
     /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
     _relay: Option<GitRelay>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl std::fmt::Debug for ChangeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChangeService").field("repo", &self.cfg.repo).finish_non_exhaustive()
+        f.debug_struct("ChangeService")
+            .field("repo", &self.cfg.repo)
+            .finish_non_exhaustive()
     }
 }
 
 impl ChangeService {
-    /// Validate the configuration and open the local mirror (nothing is fetched yet).
+    /// Validate the configuration, open the local mirror (nothing is fetched yet) and the state
+    /// store `<state_dir>/state.redb`.
     pub fn new(cfg: GitOpsConfig, state_dir: &std::path::Path) -> Result<ChangeService, String> {
+        let store = crate::store::RedbStore::open(state_dir).map_err(|e| e.to_string())?;
+        Self::with_store(cfg, state_dir, Arc::new(store))
+    }
+
+    /// As [`ChangeService::new`], with another state store.
+    pub fn with_store(
+        cfg: GitOpsConfig,
+        state_dir: &std::path::Path,
+        store: Arc<dyn StateStore>,
+    ) -> Result<ChangeService, String> {
+        let key = if cfg.token_key.is_empty() {
+            None
+        } else {
+            Some(TokenKey::parse(cfg.token_key.expose())?)
+        };
         let signing = slipway_core::change::parse_signing_key(cfg.signing_key.expose())
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
-        let gh = GitHub::app(&cfg.api_url, cfg.app_id, cfg.app_private_key.expose(), cfg.installation_id).map_err(|e| e.to_string())?;
+        let gh = GitHub::app(
+            &cfg.api_url,
+            cfg.app_id,
+            cfg.app_private_key.expose(),
+            cfg.installation_id,
+        )
+        .map_err(|e| e.to_string())?;
         let default_branch = "main".to_string();
         // libgit2 has no TLS of its own here: HTTPS remotes go through the loopback relay.
         let (relay, git_url) = if cfg.git_url.starts_with("https://") {
-            let origin = cfg.git_url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            let origin = cfg
+                .git_url
+                .splitn(4, '/')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("/");
             let relay = GitRelay::start(&origin, None)?;
             let local = relay.local_url(&cfg.git_url)?;
             (Some(relay), local)
         } else {
             (None, cfg.git_url.clone())
         };
-        let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &default_branch).map_err(|e| e.to_string())?;
+        let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &default_branch)
+            .map_err(|e| e.to_string())?;
         Ok(ChangeService {
             cfg,
             gh,
@@ -109,9 +162,10 @@ impl ChangeService {
             pending: Mutex::new(HashMap::new()),
             seen: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
             threads: Mutex::new(HashMap::new()),
-            tokens: TokenStore::default(),
-            slack_reviews: approvals::SlackReviews::default(),
+            tokens: TokenStore::new(store.clone(), key),
             deliveries: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
+            store,
+            linking: Mutex::new(HashSet::new()),
             default_branch,
             _relay: relay,
         })
@@ -121,15 +175,71 @@ impl ChangeService {
         &self.default_branch
     }
 
+    /// Remember which Slack message mirrors PR `number` (in memory and in the store).
+    pub fn remember_thread(&self, number: u64, channel: &str, ts: &str) {
+        lock(&self.threads).insert(number, (channel.to_string(), ts.to_string()));
+        if let Err(e) = self.store.set_thread(
+            number,
+            &SlackThread {
+                channel: channel.to_string(),
+                ts: ts.to_string(),
+            },
+        ) {
+            tracing::error!(error = %e, pr = number, "couldn't persist the Slack message of a PR");
+        }
+    }
+
+    /// The Slack message (channel, ts) that mirrors PR `number`, if any.
+    pub fn thread_of(&self, number: u64) -> Option<(String, String)> {
+        if let Some(t) = lock(&self.threads).get(&number).cloned() {
+            return Some(t);
+        }
+        match self.store.thread(number) {
+            Ok(t) => {
+                let t = t.map(|t| (t.channel, t.ts))?;
+                lock(&self.threads).insert(number, t.clone());
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, pr = number, "reading the Slack message of a PR");
+                None
+            }
+        }
+    }
+
+    /// `true` the first time a GitHub delivery id is seen (across restarts); a redelivery is
+    /// `false`. If the store fails the delivery is handled (handling is idempotent).
+    pub fn first_delivery(&self, id: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        if !lock(&self.deliveries).insert(id) {
+            return false;
+        }
+        self.store
+            .first_delivery(id, now.timestamp())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "recording a webhook delivery");
+                true
+            })
+    }
+
     /// Git credentials from a fresh installation token.
     pub(crate) async fn git_credentials(&self) -> Result<Credentials, String> {
-        let token = self.gh.installation_token().await.map_err(|e| e.to_string())?;
-        Ok(Credentials { username: "x-access-token".into(), password: token })
+        let token = self
+            .gh
+            .installation_token()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Credentials {
+            username: "x-access-token".into(),
+            password: token,
+        })
     }
 
     /// The branch and PR lock ref for a change request.
     pub(crate) fn lock_ref(resource: &str) -> String {
-        format!("refs/slipway/locks/{}", slipway_core::change::lock_slug(resource))
+        format!(
+            "refs/slipway/locks/{}",
+            slipway_core::change::lock_slug(resource)
+        )
     }
 
     /// Sign a change request with the bridge's key.

@@ -2,13 +2,15 @@
 //! dry run (or the command and manifest where the API can't dry-run), the PR body, and the
 //! Slack summary.
 
+use std::fmt::Write as _;
+
 use git2::Oid;
 use slipway_core::change::{ChangeRequest, Rendered, RenderedFile};
 use slipway_core::command::simple::Deploy;
 use slipway_core::command::{Command, Target};
 use slipway_core::redact::redactor;
-use slipway_infra::gitops::FileChange;
 use slipway_infra::github::Repo;
+use slipway_infra::gitops::FileChange;
 
 use super::ChangeService;
 use super::flow::Pending;
@@ -36,16 +38,30 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A unified diff of one file.
 pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(&format!("a/{path}"), &format!("b/{path}")).to_string()
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
 }
 
 /// Render a pending change against the GitOps repo at `head`.
-pub async fn render(svc: &ChangeService, state: &AppState, p: &Pending, head: Oid) -> Result<Render, String> {
+pub async fn render(
+    svc: &ChangeService,
+    state: &AppState,
+    p: &Pending,
+    head: Oid,
+) -> Result<Render, String> {
     match &p.command {
         Command::Deploy(d) => render_deploy(svc, d, head).await,
         Command::Kubectl(_) => Ok(render_kubectl(state, p).await),
-        Command::TfApply { stack } => super::terraform::render_tf_apply(svc, state, p, stack, head).await,
-        _ => Err(format!("`{}` can't become a change request in this build yet.", p.text)),
+        Command::TfApply { stack } => {
+            super::terraform::render_tf_apply(svc, state, p, stack, head).await
+        }
+        _ => Err(format!(
+            "`{}` can't become a change request in this build yet.",
+            p.text
+        )),
     }
 }
 
@@ -55,12 +71,22 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
         Some(v) if v.starts_with("sha256:") => (None, Some(v.clone()), None, None),
         Some(v) => (Some(v.clone()), None, None, None),
         None => {
-            let repo = Repo::parse(&cfg.repo).ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
+            let repo = Repo::parse(&cfg.repo)
+                .ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
             let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
-            let run = svc.gh.latest_successful_run(&repo, &branch).await.map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
+            let run = svc
+                .gh
+                .latest_successful_run(&repo, &branch)
+                .await
+                .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
             let run = run.ok_or_else(|| format!("{repo} has no successful CI run on {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
             let short: String = run.head_sha.chars().take(7).collect();
-            let tag = cfg.tag_template.clone().unwrap_or_else(|| "sha-{short_sha}".into()).replace("{short_sha}", &short).replace("{sha}", &run.head_sha);
+            let tag = cfg
+                .tag_template
+                .clone()
+                .unwrap_or_else(|| "sha-{short_sha}".into())
+                .replace("{short_sha}", &short)
+                .replace("{sha}", &run.head_sha);
             (Some(tag), None, Some(run.head_sha), Some(run.id))
         }
     };
@@ -71,18 +97,37 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
     )?;
     let mirror = svc.mirror.clone();
     let p2 = path.clone();
-    let current = tokio::task::spawn_blocking(move || mirror.lock().map_err(|_| "git mirror unavailable".to_string())?.read_file(head, &p2).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())??;
-    let current = current.map(|c| String::from_utf8_lossy(&c).into_owned()).unwrap_or_default();
+    let current = tokio::task::spawn_blocking(move || {
+        mirror
+            .lock()
+            .map_err(|_| "git mirror unavailable".to_string())?
+            .read_file(head, &p2)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let current = current
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .unwrap_or_default();
     let diff = unified_diff(&path, &current, &content);
     let shown = tag.clone().or_else(|| digest.clone()).unwrap_or_default();
-    let image = format!("{}{}{}", cfg.image, if digest.is_some() { "@" } else { ":" }, shown);
+    let image = format!(
+        "{}{}{}",
+        cfg.image,
+        if digest.is_some() { "@" } else { ":" },
+        shown
+    );
     Ok(Render {
         title: format!("Deploy {} to {} ({shown})", d.service, d.env),
-        files: vec![FileChange::Upsert { path: path.clone(), content: content.clone().into_bytes() }],
+        files: vec![FileChange::Upsert {
+            path: path.clone(),
+            content: content.clone().into_bytes(),
+        }],
         rendered: Rendered {
-            files: vec![RenderedFile { path, sha256: sha256_hex(content.as_bytes()) }],
+            files: vec![RenderedFile {
+                path,
+                sha256: sha256_hex(content.as_bytes()),
+            }],
             diff: Some(diff.clone()),
             image: Some(image.clone()),
             image_digest: digest,
@@ -92,26 +137,46 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
             ..Rendered::default()
         },
         details: format!("Image `{image}`\n\n```diff\n{diff}```"),
-        preview: if diff.is_empty() { format!("{image} is already deployed; nothing would change.") } else { diff },
+        preview: if diff.is_empty() {
+            format!("{image} is already deployed; nothing would change.")
+        } else {
+            diff
+        },
     })
 }
 
 /// The server-side dry run of a kubectl mutation, or the command and manifest where the API
 /// can't dry-run it.
 async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
-    let Command::Kubectl(k) = &p.command else { return Render::default() };
+    let Command::Kubectl(k) = &p.command else {
+        return Render::default();
+    };
     let argv_text = p.argv.join(" ");
     let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
     let mut preview = format!("$ {argv_text}\n");
     let dry_run = match &p.target {
-        Target::Cluster { cluster: Some(alias), .. } if !matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) => {
+        Target::Cluster {
+            cluster: Some(alias),
+            ..
+        } if !matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) => {
             match state.config.cluster(alias) {
                 Some(c) => {
                     let mut argv = vec![
                         "kubectl".to_string(),
                         format!("--kubeconfig={}", c.kubeconfig.display()),
-                        format!("--context={}", c.context.clone().unwrap_or_else(|| alias.clone())),
-                        format!("--cache-dir={}", state.config.state_dir.join("kube-cache").join(alias).display()),
+                        format!(
+                            "--context={}",
+                            c.context.clone().unwrap_or_else(|| alias.clone())
+                        ),
+                        format!(
+                            "--cache-dir={}",
+                            state
+                                .config
+                                .state_dir
+                                .join("kube-cache")
+                                .join(alias)
+                                .display()
+                        ),
                     ];
                     argv.extend(p.argv.iter().skip(1).cloned());
                     argv.push("--dry-run=server".into());
@@ -121,35 +186,54 @@ async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
                     }
                     let spec = slipway_infra::exec::ExecSpec {
                         argv,
-                        env: vec![("PATH".into(), state.config.execution.path.clone()), ("HOME".into(), state.config.state_dir.join("home").display().to_string())],
+                        env: vec![
+                            ("PATH".into(), state.config.execution.path.clone()),
+                            (
+                                "HOME".into(),
+                                state.config.state_dir.join("home").display().to_string(),
+                            ),
+                        ],
                         cwd: state.work_dir.clone(),
                         timeout: std::time::Duration::from_secs(30),
                         output_cap: 32 * 1024,
                         kill_grace: state.config.execution.kill_grace,
                     };
                     let r = slipway_infra::exec::run_to_end(spec).await;
-                    if r.end.success() { Some(Ok(r.output)) } else { Some(Err(r.output.lines().last().unwrap_or("failed").to_string())) }
+                    if r.end.success() {
+                        Some(Ok(r.output))
+                    } else {
+                        Some(Err(r.output.lines().last().unwrap_or("failed").to_string()))
+                    }
                 }
-                None => Some(Err(format!("cluster `{alias}` has no credentials configured"))),
+                None => Some(Err(format!(
+                    "cluster `{alias}` has no credentials configured"
+                ))),
             }
         }
         _ => None,
     };
     match dry_run {
         Some(Ok(out)) => {
-            details.push_str(&format!("\nServer-side dry run:\n\n```yaml\n{out}\n```\n"));
-            preview.push_str(&format!("server-side dry run:\n{out}"));
+            let _ = write!(details, "\nServer-side dry run:\n\n```yaml\n{out}\n```\n");
+            let _ = write!(preview, "server-side dry run:\n{out}");
         }
         Some(Err(why)) => {
-            details.push_str(&format!("\nA server-side dry run was not possible ({why}); review the command above.\n"));
-            preview.push_str(&format!("(no server-side dry run: {why})"));
+            let _ = write!(
+                details,
+                "\nA server-side dry run was not possible ({why}); review the command above.\n"
+            );
+            let _ = write!(preview, "(no server-side dry run: {why})");
         }
         None => preview.push_str("(this verb has no server-side dry run)"),
     }
     Render {
         title: format!("kubectl {} on {}", k.verb.name(), p.target.describe()),
         files: Vec::new(),
-        rendered: Rendered { diff: Some(redactor().redact(&preview)), confirmation: p.confirmation.clone(), ..Rendered::default() },
+        rendered: Rendered {
+            diff: Some(redactor().redact(&preview)),
+            confirmation: p.confirmation.clone(),
+            ..Rendered::default()
+        },
         details: redactor().redact(&details),
         preview: redactor().redact(&preview),
     }
@@ -172,6 +256,16 @@ pub fn pr_body(cr: &ChangeRequest, title: &str, details: &str) -> String {
 /// Code-fence a preview within Slack's section limit, with a flag when cut.
 pub fn slack_preview(text: &str) -> (String, bool) {
     let count = text.chars().count();
-    let (t, cut) = if count > SLACK_DIFF_BUDGET { (text.chars().take(SLACK_DIFF_BUDGET).collect::<String>(), true) } else { (text.to_string(), false) };
-    (format!("```\n{}\n```", t.replace("```", "`\u{200b}``")), cut)
+    let (t, cut) = if count > SLACK_DIFF_BUDGET {
+        (
+            text.chars().take(SLACK_DIFF_BUDGET).collect::<String>(),
+            true,
+        )
+    } else {
+        (text.to_string(), false)
+    };
+    (
+        format!("```\n{}\n```", t.replace("```", "`\u{200b}``")),
+        cut,
+    )
 }

@@ -22,17 +22,36 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub async fn render_tf_apply(svc: &ChangeService, state: &AppState, p: &Pending, stack: &str, head: Oid) -> Result<Render, String> {
+pub async fn render_tf_apply(
+    svc: &ChangeService,
+    state: &AppState,
+    p: &Pending,
+    stack: &str,
+    head: Oid,
+) -> Result<Render, String> {
     let stack_dir = format!("stacks/{stack}");
     let mirror = svc.mirror.clone();
     let dir = stack_dir.clone();
-    let last = tokio::task::spawn_blocking(move || lock(&mirror).last_commit_touching(head, &dir).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())??
-        .ok_or_else(|| format!("stack `{stack}` has no directory `{stack_dir}` on the default branch"))?;
+    let last = tokio::task::spawn_blocking(move || {
+        lock(&mirror)
+            .last_commit_touching(head, &dir)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??
+    .ok_or_else(|| {
+        format!("stack `{stack}` has no directory `{stack_dir}` on the default branch")
+    })?;
     let short: String = last.to_string().chars().take(7).collect();
-    let pulls = svc.gh.pulls_for_commit(&svc.cfg.repo, &last.to_string()).await.map_err(|e| format!("checking how {short} reached the default branch: {e}"))?;
-    let Some(pr) = pulls.into_iter().find(|pr| pr.merged && pr.base_ref == svc.default_branch()) else {
+    let pulls = svc
+        .gh
+        .pulls_for_commit(&svc.cfg.repo, &last.to_string())
+        .await
+        .map_err(|e| format!("checking how {short} reached the default branch: {e}"))?;
+    let Some(pr) = pulls
+        .into_iter()
+        .find(|pr| pr.merged && pr.base_ref == svc.default_branch())
+    else {
         return Err(format!(
             "stack `{stack}`'s last change ({short}) reached `{}` by a direct push, not through a merged pull request, so it can't be applied from chat. Land the stack's code through a reviewed PR first.",
             svc.default_branch()
@@ -40,21 +59,36 @@ pub async fn render_tf_apply(svc: &ChangeService, state: &AppState, p: &Pending,
     };
 
     // A fresh export of the head: the stack plus everything outside `stacks/` (shared modules).
-    let work = state.config.state_dir.join("terraform").join("apply").join(&p.token);
+    let work = state
+        .config
+        .state_dir
+        .join("terraform")
+        .join("apply")
+        .join(&p.token);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
     let mirror = svc.mirror.clone();
     let (w2, sd) = (work.clone(), stack_dir.clone());
-    tokio::task::spawn_blocking(move || lock(&mirror).export_filtered(head, &w2, |path| !path.starts_with("stacks/") || path.starts_with(&format!("{sd}/"))).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())??;
+    tokio::task::spawn_blocking(move || {
+        lock(&mirror)
+            .export_filtered(head, &w2, |path| {
+                !path.starts_with("stacks/") || path.starts_with(&format!("{sd}/"))
+            })
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let result = plan(state, &work.join(&stack_dir)).await;
     let _ = std::fs::remove_dir_all(&work);
     let (digest, summary, text) = result?;
     let text = redactor().redact(&text);
     let summary = summary.unwrap_or_else(|| "Plan produced no summary line.".into());
     // The commit→PR listing has no `merged_by`; the full PR does.
-    let full = svc.gh.get_pr(&svc.cfg.repo, pr.number).await.map_err(|e| e.to_string())?;
+    let full = svc
+        .gh
+        .get_pr(&svc.cfg.repo, pr.number)
+        .await
+        .map_err(|e| e.to_string())?;
     let merged_by = full.merged_by.clone().unwrap_or_else(|| "unknown".into());
     Ok(Render {
         title: format!("terraform apply {stack} ({summary})"),
@@ -78,44 +112,87 @@ pub async fn render_tf_apply(svc: &ChangeService, state: &AppState, p: &Pending,
 
 /// `terraform init`, `plan -out`, `show -json`, with the bridge's CLI config and read
 /// credentials. Returns (digest, summary, plan text).
-async fn plan(state: &AppState, dir: &std::path::Path) -> Result<(String, Option<String>, String), String> {
+async fn plan(
+    state: &AppState,
+    dir: &std::path::Path,
+) -> Result<(String, Option<String>, String), String> {
     let rc = crate::app::terraform::cli_config(&state.config.state_dir)?;
     let mut env = vec![
         ("PATH".to_string(), state.config.execution.path.clone()),
-        ("HOME".to_string(), state.config.state_dir.join("home").display().to_string()),
+        (
+            "HOME".to_string(),
+            state.config.state_dir.join("home").display().to_string(),
+        ),
         ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
         ("TF_INPUT".to_string(), "0".to_string()),
         ("TF_CLI_CONFIG_FILE".to_string(), rc.display().to_string()),
     ];
-    if let Some(profile) = state.config.terraform.aws_profile.as_deref().and_then(|a| state.config.aws_profile(a)) {
+    if let Some(profile) = state
+        .config
+        .terraform
+        .aws_profile
+        .as_deref()
+        .and_then(|a| state.config.aws_profile(a))
+    {
         env.push(("AWS_PROFILE".into(), profile.profile.clone()));
         if let Some(f) = &profile.config_file {
             env.push(("AWS_CONFIG_FILE".into(), f.display().to_string()));
         }
         if let Some(f) = &profile.credentials_file {
-            env.push(("AWS_SHARED_CREDENTIALS_FILE".into(), f.display().to_string()));
+            env.push((
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                f.display().to_string(),
+            ));
         }
     }
     let timeout = state.policy.timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();
     let spec = |args: &[&str]| ExecSpec {
-        argv: std::iter::once(bin.clone()).chain(args.iter().map(|a| (*a).to_string())).collect(),
+        argv: std::iter::once(bin.clone())
+            .chain(args.iter().map(|a| (*a).to_string()))
+            .collect(),
         env: env.clone(),
         cwd: dir.to_path_buf(),
         timeout,
         output_cap: 4 * 1024 * 1024,
         kill_grace: Duration::from_secs(5),
     };
-    for step in [&["init", "-input=false", "-no-color"][..], &["plan", "-input=false", "-no-color", "-lock=false", &format!("-out={PLAN_FILE}")]] {
+    for step in [
+        &["init", "-input=false", "-no-color"][..],
+        &[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            &format!("-out={PLAN_FILE}"),
+        ],
+    ] {
         let r = run_to_end(spec(step)).await;
         if !r.end.success() {
-            let last = r.output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
-            return Err(format!("`terraform {}` {}: {last}", step[0], r.end.describe(timeout)));
+            let last = r
+                .output
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default()
+                .to_string();
+            return Err(format!(
+                "`terraform {}` {}: {last}",
+                step[0],
+                r.end.describe(timeout)
+            ));
         }
     }
-    let json = run_to_end(ExecSpec { output_cap: 64 * 1024 * 1024, ..spec(&["show", "-json", PLAN_FILE]) }).await;
+    let json = run_to_end(ExecSpec {
+        output_cap: 64 * 1024 * 1024,
+        ..spec(&["show", "-json", PLAN_FILE])
+    })
+    .await;
     if !json.end.success() {
-        return Err(format!("`terraform show -json` {}", json.end.describe(timeout)));
+        return Err(format!(
+            "`terraform show -json` {}",
+            json.end.describe(timeout)
+        ));
     }
     let digest = plan_digest(&json.output)?;
     let text = run_to_end(spec(&["show", "-no-color", PLAN_FILE])).await;

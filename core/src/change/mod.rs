@@ -210,11 +210,20 @@ pub(crate) fn canonical(v: &serde_json::Value) -> String {
             keys.sort();
             let parts: Vec<String> = keys
                 .into_iter()
-                .map(|k| format!("{}:{}", serde_json::Value::String(k.clone()), canonical(&map[k])))
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::String(k.clone()),
+                        canonical(&map[k])
+                    )
+                })
                 .collect();
             format!("{{{}}}", parts.join(","))
         }
-        serde_json::Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
@@ -232,7 +241,11 @@ pub fn sign(mut cr: ChangeRequest, key: &SigningKey, key_id: &str) -> ChangeRequ
 }
 
 /// Verify schema version, signature (against the named key) and expiry at `now`.
-pub fn verify(cr: &ChangeRequest, keys: &[(String, VerifyingKey)], now: DateTime<Utc>) -> Result<(), VerifyError> {
+pub fn verify(
+    cr: &ChangeRequest,
+    keys: &[(String, VerifyingKey)],
+    now: DateTime<Utc>,
+) -> Result<(), VerifyError> {
     if cr.schema_version != SCHEMA_VERSION {
         return Err(VerifyError::UnsupportedVersion(cr.schema_version));
     }
@@ -240,14 +253,40 @@ pub fn verify(cr: &ChangeRequest, keys: &[(String, VerifyingKey)], now: DateTime
     if sig.alg != "ed25519" {
         return Err(VerifyError::BadSignature);
     }
-    let key = keys.iter().find(|(id, _)| *id == sig.key_id).map(|(_, k)| k).ok_or_else(|| VerifyError::UnknownKey(sig.key_id.clone()))?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(&sig.value).map_err(|_| VerifyError::BadSignature)?;
+    let key = keys
+        .iter()
+        .find(|(id, _)| *id == sig.key_id)
+        .map(|(_, k)| k)
+        .ok_or_else(|| VerifyError::UnknownKey(sig.key_id.clone()))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&sig.value)
+        .map_err(|_| VerifyError::BadSignature)?;
     let bytes: [u8; 64] = raw.try_into().map_err(|_| VerifyError::BadSignature)?;
-    key.verify(&signing_bytes(cr), &ed25519_dalek::Signature::from_bytes(&bytes)).map_err(|_| VerifyError::BadSignature)?;
+    key.verify(
+        &signing_bytes(cr),
+        &ed25519_dalek::Signature::from_bytes(&bytes),
+    )
+    .map_err(|_| VerifyError::BadSignature)?;
     if now > cr.expires_at {
-        return Err(VerifyError::Expired { expires_at: cr.expires_at });
+        return Err(VerifyError::Expired {
+            expires_at: cr.expires_at,
+        });
     }
     Ok(())
+}
+
+impl ApprovalRequirement {
+    /// The requirement a policy approval rule sets (the bridge records it; the runner compares it
+    /// with the rule of the merged commit's policy).
+    pub fn from_rule(rule: &crate::policy::model::ApprovalRule) -> ApprovalRequirement {
+        ApprovalRequirement {
+            rule: rule.id.value.clone(),
+            approvers: rule.approvers,
+            groups: rule.groups.iter().map(|g| g.value.clone()).collect(),
+            approve_in: rule.approve_in,
+            expires_after_secs: rule.expires_after.0.as_secs(),
+        }
+    }
 }
 
 impl ChangeRequest {
@@ -272,7 +311,16 @@ impl ChangeRequest {
 
     /// Parse a change file.
     pub fn from_yaml(text: &str) -> Result<ChangeRequest, VerifyError> {
-        serde_saphyr::from_str(text).map_err(|e| VerifyError::Malformed(e.without_snippet().to_string().lines().next().unwrap_or("").to_string()))
+        serde_saphyr::from_str(text).map_err(|e| {
+            VerifyError::Malformed(
+                e.without_snippet()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
     }
 }
 
@@ -283,17 +331,29 @@ pub fn file_path(id: &str) -> String {
 
 /// A ref-safe slug of a resource string, for lock refs: `service:api/staging` → `service-api-staging`.
 pub fn lock_slug(resource: &str) -> String {
-    resource.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' }).collect()
+    resource
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Parse the bridge's signing key: a PKCS#8 PEM, or 32 bytes as hex or base64 (the seed).
 pub fn parse_signing_key(text: &str) -> Result<SigningKey, String> {
     let t = text.trim();
     if t.starts_with("-----BEGIN") {
-        return SigningKey::from_pkcs8_pem(t).map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"));
+        return SigningKey::from_pkcs8_pem(t)
+            .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"));
     }
     let bytes = hex_or_base64(t)?;
-    let seed: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 key seed is 32 bytes".to_string())?;
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "an Ed25519 key seed is 32 bytes".to_string())?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -301,10 +361,13 @@ pub fn parse_signing_key(text: &str) -> Result<SigningKey, String> {
 pub fn parse_verifying_key(text: &str) -> Result<VerifyingKey, String> {
     let t = text.trim();
     if t.starts_with("-----BEGIN") {
-        return VerifyingKey::from_public_key_pem(t).map_err(|e| format!("not an Ed25519 public key: {e}"));
+        return VerifyingKey::from_public_key_pem(t)
+            .map_err(|e| format!("not an Ed25519 public key: {e}"));
     }
     let bytes = hex_or_base64(t)?;
-    let raw: [u8; 32] = bytes.try_into().map_err(|_| "an Ed25519 public key is 32 bytes".to_string())?;
+    let raw: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "an Ed25519 public key is 32 bytes".to_string())?;
     VerifyingKey::from_bytes(&raw).map_err(|e| format!("invalid Ed25519 public key: {e}"))
 }
 
@@ -312,7 +375,9 @@ fn hex_or_base64(t: &str) -> Result<Vec<u8>, String> {
     if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
         return hex::decode(t).map_err(|e| e.to_string());
     }
-    base64::engine::general_purpose::STANDARD.decode(t).map_err(|_| "expected PEM, 64 hex digits or base64".to_string())
+    base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .map_err(|_| "expected PEM, 64 hex digits or base64".to_string())
 }
 
 /// The JSON Schema of the change-request file.

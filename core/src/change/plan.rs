@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 /// sha256 (hex) of a plan's planned changes, from `terraform show -json` output.
 pub fn plan_digest(show_json: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(show_json).map_err(|e| format!("terraform show -json output is not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(show_json)
+        .map_err(|e| format!("terraform show -json output is not JSON: {e}"))?;
     let pick = |key: &str| v.get(key).cloned().unwrap_or(serde_json::Value::Null);
     let subject = serde_json::json!({
         "resource_changes": pick("resource_changes"),
@@ -42,8 +43,14 @@ mod tests {
 
     #[test]
     fn summaries() {
-        assert_eq!(plan_summary("...\nPlan: 1 to add, 0 to change, 0 to destroy.\n").as_deref(), Some("Plan: 1 to add, 0 to change, 0 to destroy."));
-        assert_eq!(plan_summary("No changes. Your infrastructure matches the configuration.").as_deref(), Some("No changes. Your infrastructure matches the configuration."));
+        assert_eq!(
+            plan_summary("...\nPlan: 1 to add, 0 to change, 0 to destroy.\n").as_deref(),
+            Some("Plan: 1 to add, 0 to change, 0 to destroy.")
+        );
+        assert_eq!(
+            plan_summary("No changes. Your infrastructure matches the configuration.").as_deref(),
+            Some("No changes. Your infrastructure matches the configuration.")
+        );
         assert_eq!(plan_summary("error"), None);
     }
 }

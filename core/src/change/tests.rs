@@ -21,9 +21,18 @@ pub(crate) fn sample() -> ChangeRequest {
         command: ChangeCommand {
             text: "/kubectl scale deployment/api --replicas=3 -n web --apply".into(),
             family: Family::Kubectl,
-            argv: vec!["kubectl".into(), "scale".into(), "deployment/api".into(), "--replicas=3".into(), "--namespace=web".into()],
+            argv: vec![
+                "kubectl".into(),
+                "scale".into(),
+                "deployment/api".into(),
+                "--replicas=3".into(),
+                "--namespace=web".into(),
+            ],
         },
-        target: Target::Cluster { cluster: Some("staging".into()), namespace: Namespace::Named("web".into()) },
+        target: Target::Cluster {
+            cluster: Some("staging".into()),
+            namespace: Namespace::Named("web".into()),
+        },
         tier: Tier::Change,
         resource: "kube:staging/web".into(),
         policy: PolicyBinding {
@@ -67,9 +76,17 @@ fn any_edit_invalidates() {
     let keys = vec![("bridge-1".to_string(), key().verifying_key())];
     let now = sample().created_at;
     let yaml = signed.to_yaml();
-    for (from, to) in [("--replicas=3", "--replicas=30"), ("omar.operator@example.com", "eve@example.com"), ("approvers: 2", "approvers: 0")] {
+    for (from, to) in [
+        ("--replicas=3", "--replicas=30"),
+        ("omar.operator@example.com", "eve@example.com"),
+        ("approvers: 2", "approvers: 0"),
+    ] {
         let tampered = ChangeRequest::from_yaml(&yaml.replace(from, to)).unwrap();
-        assert_eq!(verify(&tampered, &keys, now), Err(VerifyError::BadSignature), "{from}");
+        assert_eq!(
+            verify(&tampered, &keys, now),
+            Err(VerifyError::BadSignature),
+            "{from}"
+        );
     }
     // Formatting alone doesn't matter.
     let reformatted = ChangeRequest::from_yaml(&format!("# extra comment\n{yaml}")).unwrap();
@@ -81,12 +98,27 @@ fn expiry_unknown_keys_and_unsigned() {
     let signed = sign(sample(), &key(), "bridge-1");
     let keys = vec![("bridge-1".to_string(), key().verifying_key())];
     let late = signed.expires_at + chrono::Duration::seconds(1);
-    assert!(matches!(verify(&signed, &keys, late), Err(VerifyError::Expired { .. })));
+    assert!(matches!(
+        verify(&signed, &keys, late),
+        Err(VerifyError::Expired { .. })
+    ));
     let other = vec![("bridge-2".to_string(), key().verifying_key())];
-    assert_eq!(verify(&signed, &other, signed.created_at), Err(VerifyError::UnknownKey("bridge-1".into())));
-    assert_eq!(verify(&sample(), &keys, signed.created_at), Err(VerifyError::Unsigned));
-    let wrong = vec![("bridge-1".to_string(), SigningKey::from_bytes(&[8u8; 32]).verifying_key())];
-    assert_eq!(verify(&signed, &wrong, signed.created_at), Err(VerifyError::BadSignature));
+    assert_eq!(
+        verify(&signed, &other, signed.created_at),
+        Err(VerifyError::UnknownKey("bridge-1".into()))
+    );
+    assert_eq!(
+        verify(&sample(), &keys, signed.created_at),
+        Err(VerifyError::Unsigned)
+    );
+    let wrong = vec![(
+        "bridge-1".to_string(),
+        SigningKey::from_bytes(&[8u8; 32]).verifying_key(),
+    )];
+    assert_eq!(
+        verify(&signed, &wrong, signed.created_at),
+        Err(VerifyError::BadSignature)
+    );
 }
 
 #[test]
@@ -101,9 +133,17 @@ fn keys_parse() {
 
 #[test]
 fn malformed_files_are_errors() {
-    assert!(matches!(ChangeRequest::from_yaml("id: [unclosed"), Err(VerifyError::Malformed(_))));
-    let yaml = sign(sample(), &key(), "k").to_yaml().replace("schema_version: 1", "schema_version: 1\nextra: field");
-    assert!(matches!(ChangeRequest::from_yaml(&yaml), Err(VerifyError::Malformed(_))));
+    assert!(matches!(
+        ChangeRequest::from_yaml("id: [unclosed"),
+        Err(VerifyError::Malformed(_))
+    ));
+    let yaml = sign(sample(), &key(), "k")
+        .to_yaml()
+        .replace("schema_version: 1", "schema_version: 1\nextra: field");
+    assert!(matches!(
+        ChangeRequest::from_yaml(&yaml),
+        Err(VerifyError::Malformed(_))
+    ));
 }
 
 #[test]

@@ -144,6 +144,30 @@ impl Repo {
         if !out.ok {
             return Err(out.stderr);
         }
+        Repo::configure(dir)
+    }
+
+    /// A bare copy of the existing repository `src` (objects hard-linked where the filesystem
+    /// allows; every branch and tag), configured like [`Repo::init`]. Returns it and its default
+    /// branch (the source's `HEAD`).
+    pub(crate) fn clone_bare(src: &Path, dir: &Path) -> Result<(Repo, String), String> {
+        let mut cmd = command(None);
+        cmd.args(["clone", "--quiet", "--bare", "--local"])
+            .arg(src)
+            .arg(dir);
+        let out = run(cmd, None);
+        if !out.ok {
+            return Err(out.stderr);
+        }
+        let head = git(dir, &["symbolic-ref", "--short", "HEAD"]);
+        if !head.ok {
+            return Err(head.stderr);
+        }
+        Ok((Repo::configure(dir)?, head.text()))
+    }
+
+    /// Smart-HTTP push enabled, non-fast-forward pushes allowed, and the update hook.
+    fn configure(dir: &Path) -> Result<Repo, String> {
         let repo = Repo::new(dir);
         for (k, v) in [
             ("http.receivepack", "true"),

@@ -20,6 +20,7 @@
 //! extracted schemas in `tests/fixtures/github/`.
 
 mod auth;
+mod device;
 mod git;
 mod json;
 mod ops;
@@ -180,6 +181,18 @@ impl GitHubEmulator {
             .unwrap_or_else(|e| panic!("github emulator: create_repo {owner}/{repo}: {e}"))
     }
 
+    /// Serves a copy of the existing bare repository `bare_path` as `owner/repo`: every branch
+    /// and tag, with `bare_path`'s `HEAD` as the default branch. Objects are hard-linked where the
+    /// filesystem allows, so even a large repository imports in moments; `bare_path` itself is
+    /// never written. Returns the emulator's bare repository directory.
+    ///
+    /// # Panics
+    /// If the repository exists already or git fails (for example `bare_path` is no repository).
+    pub fn import_repo(&self, owner: &str, repo: &str, bare_path: &std::path::Path) -> PathBuf {
+        ops::import_repo(&mut self.state(), owner, repo, bare_path)
+            .unwrap_or_else(|e| panic!("github emulator: import_repo {owner}/{repo}: {e}"))
+    }
+
     /// A direct push (no PR, no hooks) of a commit writing `files` to `branch` (created if
     /// missing) by `login`; fires `push` (and `synchronize` for an open PR on that branch).
     /// Returns the new commit's sha.
@@ -265,6 +278,44 @@ impl GitHubEmulator {
                 expires_at: None,
             },
         );
+    }
+
+    /// Registers an OAuth client id (a GitHub App's `client_id`) for the user authorization,
+    /// with or without the device flow enabled.
+    pub fn register_oauth_client(&self, client_id: &str, device_flow: bool) {
+        let mut st = self.state();
+        st.oauth_clients.insert(client_id.to_string());
+        if device_flow {
+            st.device_clients.insert(client_id.to_string());
+        } else {
+            st.device_clients.remove(client_id);
+        }
+    }
+
+    /// The device flow's polling interval from now on (GitHub's is 5 s).
+    pub fn set_device_flow_interval(&self, secs: u64) {
+        self.state().device_interval = Some(secs);
+    }
+
+    /// The person at `/login/device` entered `user_code` and approved it, signed in as `login`:
+    /// the next poll gets a user token acting as `login`. `false` if no such code is pending.
+    pub fn authorize_device(&self, user_code: &str, login: &str) -> bool {
+        device::decide(&mut self.state(), user_code, Some(login))
+    }
+
+    /// The person declined `user_code`: the next poll gets `access_denied`.
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        device::decide(&mut self.state(), user_code, None)
+    }
+
+    /// The user codes still waiting for someone at `/login/device`.
+    pub fn pending_device_codes(&self) -> Vec<String> {
+        self.state()
+            .device_grants
+            .iter()
+            .filter(|g| g.status == device::DeviceStatus::Pending)
+            .map(|g| g.user_code.clone())
+            .collect()
     }
 
     /// Opens a PR as `login` from the existing branch `head` into `base`; returns its number.
@@ -484,6 +535,12 @@ impl GitHubEmulator {
     /// answered 403 with `retry-after: retry_after_secs` and GitHub's secondary-rate-limit message.
     pub fn rate_limit_next(&self, n: u32, retry_after_secs: u64) {
         self.state().rate_limit = (n > 0).then_some((n, retry_after_secs));
+    }
+
+    /// The sha a full ref (`refs/slipway/locks/x`, `refs/heads/main`) points at, if it exists.
+    pub fn ref_sha(&self, owner: &str, repo: &str, full_ref: &str) -> Option<String> {
+        let st = self.state();
+        ops::git_of(&st, owner, repo).ok()?.ref_value(full_ref)
     }
 
     /// The sha `branch` points at.

@@ -1,7 +1,7 @@
 //! The GitHub emulator's shared state. Everything sits behind one mutex; handlers hold it only for
 //! short, synchronous sections (git plumbing included), never across an await.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -218,6 +218,12 @@ pub(crate) struct State {
     pub(crate) webhook: Option<(String, String)>,
     pub(crate) deliveries: Vec<Delivery>,
     pub(crate) outbox: Option<mpsc::UnboundedSender<Outgoing>>,
+    /// OAuth client ids of registered Apps, and those with the device flow enabled.
+    pub(crate) oauth_clients: HashSet<String>,
+    pub(crate) device_clients: HashSet<String>,
+    pub(crate) device_grants: Vec<super::device::DeviceGrant>,
+    /// The device flow's polling interval (default 5 s, as on GitHub).
+    pub(crate) device_interval: Option<u64>,
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;

@@ -43,15 +43,21 @@ impl S3Mirror {
     /// deleted or overwritten, and the mirror refuses to upload.
     pub async fn check_bucket(&self) -> Result<(), SinkError> {
         let bucket = &self.settings.bucket;
-        let versioning = self
+        let status = match self
             .client
             .get_bucket_versioning()
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| classify("reading the versioning status", bucket, &e))?;
-        if versioning.status() != Some(&BucketVersioningStatus::Enabled) {
-            let status = versioning.status().map_or("never enabled", |s| s.as_str());
+        {
+            Ok(v) => v.status().map(|s| s.as_str().to_string()),
+            Err(e) => match unparsed_success(&e) {
+                Some(body) => versioning_status(body),
+                None => return Err(classify("reading the versioning status", bucket, &e)),
+            },
+        };
+        if status.as_deref() != Some(BucketVersioningStatus::Enabled.as_str()) {
+            let status = status.as_deref().unwrap_or("never enabled");
             return Err(SinkError::Config(format!(
                 "S3 bucket {bucket} does not have versioning enabled ({status}); the audit mirror \
                  needs versioning and Object Lock: use a bucket created with \
@@ -110,7 +116,11 @@ impl S3Mirror {
         body.push(b'\n');
         let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
         let retention = self.settings.retention;
-        let until = chrono::Utc::now() + chrono::Duration::days(i64::from(retention.days));
+        // From the later of now and the record's time, rounded up to a whole second (S3 keeps
+        // seconds), so the lock always covers `days` after the record.
+        let until =
+            chrono::Utc::now().max(record.time) + chrono::Duration::days(i64::from(retention.days));
+        let until_secs = until.timestamp() + i64::from(until.timestamp_subsec_nanos() > 0);
         let put = self
             .client
             .put_object()
@@ -120,7 +130,7 @@ impl S3Mirror {
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(checksum)
             .object_lock_mode(retention.mode.to_sdk())
-            .object_lock_retain_until_date(S3DateTime::from_secs(until.timestamp()))
+            .object_lock_retain_until_date(S3DateTime::from_secs(until_secs))
             .metadata("slipway-hash", &record.hash)
             .metadata("slipway-event-id", &record.event_id)
             .if_none_match("*")
@@ -177,6 +187,28 @@ impl S3Mirror {
             short(&record.hash)
         )))
     }
+}
+
+/// Some S3-compatible servers (moto among them) answer GetBucketVersioning with another root
+/// element than `VersioningConfiguration`, which the SDK refuses to parse. A successful answer's
+/// `<Status>` still says what it says.
+fn unparsed_success<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<&str> {
+    let aws_sdk_s3::error::SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    if !se.raw().status().is_success() {
+        return None;
+    }
+    std::str::from_utf8(se.raw().body().bytes()?).ok()
+}
+
+/// The `<Status>` of a GetBucketVersioning body; `None` when versioning was never enabled.
+fn versioning_status(body: &str) -> Option<String> {
+    body.split_once("<Status>")
+        .and_then(|(_, rest)| rest.split_once("</Status>"))
+        .map(|(status, _)| status.trim().to_string())
 }
 
 fn short(hash: &str) -> &str {

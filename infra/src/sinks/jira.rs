@@ -3,8 +3,9 @@
 //! `rejection` records with the same `change_id`). Other records are skipped.
 //!
 //! Which issue belongs to which change is kept in a small JSON file beside the spool, written
-//! atomically before the cursor moves. Comments carry a `slipway-event:<event id>` marker, and
-//! the issue is read back before commenting, so a comment repeated after a crash is skipped. The
+//! atomically before the cursor moves. Each comment carries a `slipway-event:<event id>` marker
+//! (the description a `slipway-opened-by:` one), and the issue is read back before commenting,
+//! so a record replayed after a crash is not posted twice. The
 //! one window left: a crash between Jira creating an issue and the map file being written
 //! creates a second issue for that change on restart.
 
@@ -227,7 +228,7 @@ impl JiraSink {
         let resp = self
             .call(
                 Method::GET,
-                &format!("/rest/api/2/issue/{key}?fields=comment"),
+                &format!("/rest/api/2/issue/{key}?fields=comment,description"),
                 None,
             )
             .await?;
@@ -235,16 +236,24 @@ impl JiraSink {
             return Err(status_error(&format!("Jira: reading issue {key}"), &resp));
         }
         let issue: Value = serde_json::from_slice(&resp.body).unwrap_or_default();
-        let already = issue
-            .pointer("/fields/comment/comments")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c.get("body")
-                        .and_then(Value::as_str)
-                        .is_some_and(|b| b.contains(&marker))
-                })
-            });
+        // A change request record that opened the issue is marked in the description (an
+        // outcome that opened it still needs its comment).
+        let opened_it = record.kind == EventKind::ChangeRequest
+            && issue
+                .pointer("/fields/description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.contains(&opened_by(record)));
+        let already = opened_it
+            || issue
+                .pointer("/fields/comment/comments")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.get("body")
+                            .and_then(Value::as_str)
+                            .is_some_and(|b| b.contains(&marker))
+                    })
+                });
         if already {
             return Ok(());
         }
@@ -330,6 +339,10 @@ fn marker(record: &AuditRecord) -> String {
     format!("slipway-event:{}", record.event_id)
 }
 
+fn opened_by(record: &AuditRecord) -> String {
+    format!("slipway-opened-by:{}", record.event_id)
+}
+
 fn summary(change_id: &str, record: &AuditRecord) -> String {
     let what = record
         .command
@@ -390,11 +403,12 @@ fn description(record: &AuditRecord) -> String {
     }
     let _ = write!(
         d,
-        "*Audit:* event {} ({} seq {}, {})",
+        "*Audit:* event {} ({} seq {}, {})\n\n{}",
         record.event_id,
         record.writer,
         record.seq,
-        record.time.to_rfc3339()
+        record.time.to_rfc3339(),
+        opened_by(record)
     );
     d
 }

@@ -97,15 +97,28 @@ async fn kill_9_mid_batch_keeps_every_acknowledged_record_once() {
 
     // Run 2: a restart appends after the recovered tail, and its mirror replays the backlog,
     // including uploads that run 1 made but never recorded in its cursor.
-    let out = stress(&spool, 500, "run2", &moto.url())
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let mut child = stress(&spool, 500, "run2", &moto.url()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("the restarted writer did not finish mirroring within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let lines = reader.join().unwrap();
     let run2 = parse_acks(&lines);
     assert_eq!(run2.len(), 500);
     assert!(run2.values().all(|&s| s > after_kill));

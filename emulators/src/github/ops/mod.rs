@@ -114,6 +114,37 @@ pub(crate) fn create_repo(
     let email = owner_account.email();
     let sha = g.commit_files(None, files, "Initial commit", (owner, &email))?;
     g.update_ref(&format!("refs/heads/{default_branch}"), &sha, None)?;
+    insert_repo(st, owner, name, &dir, default_branch);
+    Ok(dir)
+}
+
+/// Creates `owner/name` as a copy of the existing bare repository `src` (all branches and tags;
+/// the default branch is `src`'s `HEAD`). No webhooks: nothing was pushed.
+pub(crate) fn import_repo(
+    st: &mut State,
+    owner: &str,
+    name: &str,
+    src: &std::path::Path,
+) -> Result<PathBuf, String> {
+    if st.repo(owner, name).is_some() {
+        return Err(format!("repository {owner}/{name} already exists"));
+    }
+    if !st.accounts.contains_key(owner) {
+        st.add_account(owner, AccountKind::Organization);
+    }
+    let dir = st.repos_root.join(owner).join(format!("{name}.git"));
+    let (_, default_branch) = git::Repo::clone_bare(src, &dir)?;
+    insert_repo(st, owner, name, &dir, &default_branch);
+    Ok(dir)
+}
+
+fn insert_repo(
+    st: &mut State,
+    owner: &str,
+    name: &str,
+    dir: &std::path::Path,
+    default_branch: &str,
+) {
     let now = Utc::now();
     let id = 100_000 + st.next();
     st.repos.insert(
@@ -122,7 +153,7 @@ pub(crate) fn create_repo(
             owner: owner.to_string(),
             name: name.to_string(),
             id,
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             default_branch: default_branch.to_string(),
             created_at: now,
             pushed_at: now,
@@ -136,7 +167,6 @@ pub(crate) fn create_repo(
             dismiss_stale_reviews: false,
         },
     );
-    Ok(dir)
 }
 
 /// Everything that follows a ref change, whoever made it (REST, a git push, a merge): the

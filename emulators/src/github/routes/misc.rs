@@ -32,6 +32,14 @@ pub(super) fn access_token(st: &mut State, cx: &Ctx<'_>, id: &str) -> Outcome {
     })))
 }
 
+/// `GET /user`: the user a user token acts as (an installation token is refused, as on GitHub).
+pub(super) fn current_user(st: &mut State, cx: &Ctx<'_>) -> Outcome {
+    match &cx.identity {
+        Identity::User(login) => Ok(Reply::ok(json::user(st, login))),
+        _ => Err(ApiError::new(403, "Resource not accessible by integration")),
+    }
+}
+
 pub(super) fn create_comment(st: &mut State, cx: &Ctx<'_>, number: u64) -> Outcome {
     let body = cx.required("IssueComment", "body")?;
     let id = ops::add_comment(st, cx.owner, cx.repo, number, cx.login(), body)?;

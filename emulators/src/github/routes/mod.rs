@@ -248,6 +248,11 @@ pub(crate) async fn handle(
         );
         return resp;
     }
+    if let Some(rest) = uri.path().strip_prefix("/login/") {
+        let resp = super::device::handle(&mut lock(&app.state), &method, &headers, rest, &body);
+        record(&app, &method, &uri, resp.status().as_u16(), None);
+        return resp;
+    }
     let (resp, identity) = rest(&app, &method, &uri, &headers, &body);
     record(
         &app,
@@ -374,6 +379,7 @@ fn route(st: &mut State, method: &Method, segs: &[&str], cx: &Ctx<'_>) -> Option
     let m = method.clone();
     Some(match (m, segs) {
         (M::POST, ["app", "installations", id, "access_tokens"]) => misc::access_token(st, cx, id),
+        (M::GET, ["user"]) => misc::current_user(st, cx),
         (M::GET, ["repos", _, _]) => repos::get_repo(st, cx),
         (M::GET, ["repos", _, _, "git", "ref", r @ ..]) if !r.is_empty() => {
             repos::get_ref(st, cx, &r.join("/"))

@@ -1,0 +1,413 @@
+//! The bridge's restart-safe state, behind one trait so a shared store can replace the embedded
+//! one later: which Slack message mirrors which PR, people's linked GitHub tokens (sealed by the
+//! caller: the store only ever sees ciphertext), the review ids submitted through Slack, GitHub
+//! webhook deliveries already handled, and each open change request's deadline.
+//!
+//! [`RedbStore`] keeps it in `<state_dir>/state.redb` (redb: one file, ACID, crash-safe; every
+//! write is one fsync'd transaction). [`MemoryStore`] is the same in memory, for unit tests.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+/// A store failure (I/O, corruption). Callers log it and carry on where that is safe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StoreError(pub String);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The Slack message that mirrors a PR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackThread {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// When a PR's change request expires, as read from the change file at `head_sha`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    pub head_sha: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Everything the bridge must remember across restarts.
+pub trait StateStore: Send + Sync + fmt::Debug {
+    fn thread(&self, pr: u64) -> Result<Option<SlackThread>>;
+    fn set_thread(&self, pr: u64, thread: &SlackThread) -> Result<()>;
+
+    /// A person's sealed (encrypted) GitHub token, by Slack user id.
+    fn sealed_token(&self, slack_user: &str) -> Result<Option<Vec<u8>>>;
+    fn set_sealed_token(&self, slack_user: &str, sealed: &[u8]) -> Result<()>;
+    fn remove_token(&self, slack_user: &str) -> Result<()>;
+
+    /// Remember that review `review` on PR `pr` was submitted through Slack.
+    fn add_slack_review(&self, pr: u64, review: u64) -> Result<()>;
+    fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>>;
+
+    /// Record a webhook delivery id received at `at` (unix seconds): `true` the first time,
+    /// `false` for a redelivery.
+    fn first_delivery(&self, id: &str, at: i64) -> Result<bool>;
+    /// Forget deliveries received before `before`; returns how many went.
+    fn prune_deliveries(&self, before: i64) -> Result<usize>;
+
+    fn deadline(&self, pr: u64) -> Result<Option<Deadline>>;
+    fn set_deadline(&self, pr: u64, deadline: &Deadline) -> Result<()>;
+    fn remove_deadline(&self, pr: u64) -> Result<()>;
+}
+
+const THREADS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("slack_threads");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("github_tokens_sealed");
+const SLACK_REVIEWS: TableDefinition<(u64, u64), ()> = TableDefinition::new("slack_reviews");
+const DELIVERIES: TableDefinition<&str, i64> = TableDefinition::new("github_deliveries");
+const DEADLINES: TableDefinition<u64, (&str, i64)> = TableDefinition::new("change_deadlines");
+
+fn err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError(e.into().to_string())
+}
+
+/// The embedded, file-backed store.
+pub struct RedbStore {
+    db: redb::Database,
+    path: PathBuf,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// The file's name inside the state directory.
+    pub const FILE: &'static str = "state.redb";
+
+    /// Open (creating if needed) `<state_dir>/state.redb`. A file left by a crash is repaired
+    /// by redb on open; a file another process holds is an error that says so.
+    pub fn open(state_dir: &Path) -> Result<RedbStore> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| StoreError(format!("creating {}: {e}", state_dir.display())))?;
+        let path = state_dir.join(Self::FILE);
+        let db = redb::Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+                "{} is in use by another bridge process",
+                path.display()
+            )),
+            other => StoreError(format!("opening {}: {other}", path.display())),
+        })?;
+        // Create every table once, so read transactions never meet a missing one.
+        let tx = db.begin_write().map_err(err)?;
+        tx.open_table(THREADS).map_err(err)?;
+        tx.open_table(TOKENS).map_err(err)?;
+        tx.open_table(SLACK_REVIEWS).map_err(err)?;
+        tx.open_table(DELIVERIES).map_err(err)?;
+        tx.open_table(DEADLINES).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(RedbStore { db, path })
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<T, redb::Error>,
+    ) -> Result<T> {
+        let tx = self.db.begin_write().map_err(err)?;
+        let out = f(&tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> std::result::Result<T, redb::Error>,
+    ) -> Result<T> {
+        let tx = self.db.begin_read().map_err(err)?;
+        f(&tx).map_err(err)
+    }
+}
+
+impl StateStore for RedbStore {
+    fn thread(&self, pr: u64) -> Result<Option<SlackThread>> {
+        self.read(|tx| {
+            let t = tx.open_table(THREADS)?;
+            Ok(t.get(pr)?.map(|v| {
+                let (channel, ts) = v.value();
+                SlackThread {
+                    channel: channel.to_string(),
+                    ts: ts.to_string(),
+                }
+            }))
+        })
+    }
+
+    fn set_thread(&self, pr: u64, thread: &SlackThread) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(THREADS)?
+                .insert(pr, (thread.channel.as_str(), thread.ts.as_str()))?;
+            Ok(())
+        })
+    }
+
+    fn sealed_token(&self, slack_user: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(tx
+                .open_table(TOKENS)?
+                .get(slack_user)?
+                .map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn set_sealed_token(&self, slack_user: &str, sealed: &[u8]) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(TOKENS)?.insert(slack_user, sealed)?;
+            Ok(())
+        })
+    }
+
+    fn remove_token(&self, slack_user: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(TOKENS)?.remove(slack_user)?;
+            Ok(())
+        })
+    }
+
+    fn add_slack_review(&self, pr: u64, review: u64) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(SLACK_REVIEWS)?.insert((pr, review), ())?;
+            Ok(())
+        })
+    }
+
+    fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>> {
+        self.read(|tx| {
+            let t = tx.open_table(SLACK_REVIEWS)?;
+            let mut out = BTreeSet::new();
+            for entry in t.range((pr, 0)..=(pr, u64::MAX))? {
+                let (k, _) = entry?;
+                out.insert(k.value().1);
+            }
+            Ok(out)
+        })
+    }
+
+    fn first_delivery(&self, id: &str, at: i64) -> Result<bool> {
+        self.write(|tx| {
+            let mut t = tx.open_table(DELIVERIES)?;
+            if t.get(id)?.is_some() {
+                return Ok(false);
+            }
+            t.insert(id, at)?;
+            Ok(true)
+        })
+    }
+
+    fn prune_deliveries(&self, before: i64) -> Result<usize> {
+        self.write(|tx| {
+            let mut t = tx.open_table(DELIVERIES)?;
+            let was = t.len()?;
+            t.retain(|_, at| at >= before)?;
+            Ok(usize::try_from(was.saturating_sub(t.len()?)).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn deadline(&self, pr: u64) -> Result<Option<Deadline>> {
+        self.read(|tx| {
+            Ok(tx.open_table(DEADLINES)?.get(pr)?.map(|v| {
+                let (head, at) = v.value();
+                Deadline {
+                    head_sha: head.to_string(),
+                    expires_at: at,
+                }
+            }))
+        })
+    }
+
+    fn set_deadline(&self, pr: u64, deadline: &Deadline) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(DEADLINES)?
+                .insert(pr, (deadline.head_sha.as_str(), deadline.expires_at))?;
+            Ok(())
+        })
+    }
+
+    fn remove_deadline(&self, pr: u64) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(DEADLINES)?.remove(pr)?;
+            Ok(())
+        })
+    }
+}
+
+/// The same state in memory (lost on restart): for unit tests.
+#[derive(Debug, Default)]
+pub struct MemoryStore(Mutex<Memory>);
+
+#[derive(Debug, Default)]
+struct Memory {
+    threads: HashMap<u64, SlackThread>,
+    tokens: HashMap<String, Vec<u8>>,
+    slack_reviews: BTreeSet<(u64, u64)>,
+    deliveries: HashMap<String, i64>,
+    deadlines: HashMap<u64, Deadline>,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn thread(&self, pr: u64) -> Result<Option<SlackThread>> {
+        Ok(self.with(|m| m.threads.get(&pr).cloned()))
+    }
+    fn set_thread(&self, pr: u64, thread: &SlackThread) -> Result<()> {
+        self.with(|m| {
+            m.threads.insert(pr, thread.clone());
+        });
+        Ok(())
+    }
+    fn sealed_token(&self, slack_user: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.with(|m| m.tokens.get(slack_user).cloned()))
+    }
+    fn set_sealed_token(&self, slack_user: &str, sealed: &[u8]) -> Result<()> {
+        self.with(|m| {
+            m.tokens.insert(slack_user.to_string(), sealed.to_vec());
+        });
+        Ok(())
+    }
+    fn remove_token(&self, slack_user: &str) -> Result<()> {
+        self.with(|m| {
+            m.tokens.remove(slack_user);
+        });
+        Ok(())
+    }
+    fn add_slack_review(&self, pr: u64, review: u64) -> Result<()> {
+        self.with(|m| {
+            m.slack_reviews.insert((pr, review));
+        });
+        Ok(())
+    }
+    fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>> {
+        Ok(self.with(|m| {
+            m.slack_reviews
+                .range((pr, 0)..=(pr, u64::MAX))
+                .map(|(_, r)| *r)
+                .collect()
+        }))
+    }
+    fn first_delivery(&self, id: &str, at: i64) -> Result<bool> {
+        Ok(self.with(|m| {
+            if m.deliveries.contains_key(id) {
+                return false;
+            }
+            m.deliveries.insert(id.to_string(), at);
+            true
+        }))
+    }
+    fn prune_deliveries(&self, before: i64) -> Result<usize> {
+        Ok(self.with(|m| {
+            let was = m.deliveries.len();
+            m.deliveries.retain(|_, at| *at >= before);
+            was - m.deliveries.len()
+        }))
+    }
+    fn deadline(&self, pr: u64) -> Result<Option<Deadline>> {
+        Ok(self.with(|m| m.deadlines.get(&pr).cloned()))
+    }
+    fn set_deadline(&self, pr: u64, deadline: &Deadline) -> Result<()> {
+        self.with(|m| {
+            m.deadlines.insert(pr, deadline.clone());
+        });
+        Ok(())
+    }
+    fn remove_deadline(&self, pr: u64) -> Result<()> {
+        self.with(|m| {
+            m.deadlines.remove(&pr);
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(s: &dyn StateStore) {
+        let t = SlackThread {
+            channel: "C1".into(),
+            ts: "1.2".into(),
+        };
+        assert_eq!(s.thread(7).unwrap(), None);
+        s.set_thread(7, &t).unwrap();
+        assert_eq!(s.thread(7).unwrap(), Some(t));
+        s.set_sealed_token("U1", b"\x00sealed").unwrap();
+        assert_eq!(
+            s.sealed_token("U1").unwrap().as_deref(),
+            Some(&b"\x00sealed"[..])
+        );
+        s.remove_token("U1").unwrap();
+        assert_eq!(s.sealed_token("U1").unwrap(), None);
+        for (pr, r) in [(7, 3), (7, 1), (8, 2), (6, u64::MAX)] {
+            s.add_slack_review(pr, r).unwrap();
+        }
+        assert_eq!(
+            s.slack_reviews(7).unwrap().into_iter().collect::<Vec<_>>(),
+            [1, 3]
+        );
+        assert!(s.first_delivery("d-1", 100).unwrap());
+        assert!(!s.first_delivery("d-1", 200).unwrap());
+        assert!(s.first_delivery("d-2", 300).unwrap());
+        assert_eq!(s.prune_deliveries(200).unwrap(), 1);
+        assert!(
+            s.first_delivery("d-1", 400).unwrap(),
+            "pruned ids are new again"
+        );
+        let d = Deadline {
+            head_sha: "abc".into(),
+            expires_at: 42,
+        };
+        s.set_deadline(7, &d).unwrap();
+        assert_eq!(s.deadline(7).unwrap(), Some(d));
+        s.remove_deadline(7).unwrap();
+        assert_eq!(s.deadline(7).unwrap(), None);
+    }
+
+    #[test]
+    fn memory_store() {
+        exercise(&MemoryStore::default());
+    }
+
+    #[test]
+    fn redb_store_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = RedbStore::open(dir.path()).unwrap();
+            exercise(&s);
+            s.set_thread(
+                9,
+                &SlackThread {
+                    channel: "C9".into(),
+                    ts: "9.9".into(),
+                },
+            )
+            .unwrap();
+            s.add_slack_review(9, 99).unwrap();
+            // A second open while this one lives is refused, not shared.
+            let e = RedbStore::open(dir.path()).unwrap_err();
+            assert!(e.0.contains("in use"), "{e}");
+        }
+        let s = RedbStore::open(dir.path()).unwrap();
+        assert_eq!(s.thread(9).unwrap().map(|t| t.ts), Some("9.9".to_string()));
+        assert!(s.slack_reviews(9).unwrap().contains(&99));
+        assert!(!s.first_delivery("d-2", 500).unwrap(), "deliveries survive");
+    }
+}

@@ -1,0 +1,364 @@
+//! Running a verified change: terraform (re-plan, compare the pinned digest, apply the saved
+//! plan), kubectl (the exact signed argv with the cluster's credentials), or a deploy (the
+//! rendered manifests, or a configured command). Every process goes through
+//! [`slipway_infra::exec`]: argv only, cleared environment, own process group, one deadline for
+//! the whole change, output redacted as it arrives.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use slipway_core::change::{ChangeRequest, plan_digest};
+use slipway_core::command::simple::TF_PLAN_FILE;
+use slipway_infra::exec::{ExecEnd, ExecSpec, run_to_end};
+
+use crate::config::{ClusterConfig, ToolsConfig};
+
+/// `terraform show -json` of a big plan is large; it is digested, never shown.
+const SHOW_JSON_CAP: usize = 64 * 1024 * 1024;
+
+/// One process the change ran.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The command as shown to people (no credentials in it).
+    pub shown: String,
+    pub end: ExecEnd,
+    /// How it ended, in words (`finished`, `timed out after 15m and was stopped …`).
+    pub ended: String,
+    pub duration: Duration,
+    /// Redacted, capped output (empty for steps whose output isn't shown).
+    pub output: String,
+    pub truncated: bool,
+    /// sha256 of the full redacted output.
+    pub digest: String,
+    pub total_bytes: u64,
+    /// This step changes infrastructure.
+    pub mutating: bool,
+}
+
+/// How the execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Done,
+    /// Failed before anything was changed.
+    Failed(String),
+    /// A mutating step started and did not finish cleanly: some of it may have happened.
+    Partial(String),
+    /// The re-plan differs from the approved plan: nothing was applied.
+    Drift(String),
+}
+
+/// The steps run and the verdict.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub steps: Vec<Step>,
+    pub verdict: Verdict,
+}
+
+/// What every step of one change shares.
+#[derive(Debug, Clone)]
+pub struct Runner<'a> {
+    pub tools: &'a ToolsConfig,
+    /// A scratch directory for this change (HOME, caches, the terraform copy).
+    pub scratch: PathBuf,
+    pub deadline: Instant,
+    pub timeout: Duration,
+    pub output_cap: usize,
+    /// Credentials and tool settings for every process.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Runner<'_> {
+    fn base_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), self.tools.path.clone()),
+            (
+                "HOME".to_string(),
+                self.scratch.join("home").display().to_string(),
+            ),
+        ];
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+
+    async fn step(
+        &self,
+        argv: Vec<String>,
+        shown: String,
+        env: &[(String, String)],
+        cwd: &Path,
+        cap: usize,
+        mutating: bool,
+    ) -> Step {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            let ended = ExecEnd::TimedOut.describe(self.timeout);
+            return Step {
+                shown,
+                end: ExecEnd::TimedOut,
+                ended,
+                duration: Duration::ZERO,
+                output: String::new(),
+                truncated: false,
+                digest: String::new(),
+                total_bytes: 0,
+                mutating,
+            };
+        }
+        let r = run_to_end(ExecSpec {
+            argv,
+            env: env.to_vec(),
+            cwd: cwd.to_path_buf(),
+            timeout: remaining,
+            output_cap: cap,
+            kill_grace: self.tools.kill_grace.0,
+        })
+        .await;
+        let ended = r.end.describe(self.timeout);
+        Step {
+            shown,
+            end: r.end,
+            ended,
+            duration: r.duration,
+            output: r.output,
+            truncated: r.truncated,
+            digest: r.digest,
+            total_bytes: r.total_bytes,
+            mutating,
+        }
+    }
+
+    /// The verdict after a failed step.
+    fn failed(step: &Step) -> Verdict {
+        let why = format!("`{}` {}", step.shown, step.ended);
+        if step.mutating {
+            Verdict::Partial(format!(
+                "{why}; it may have changed some resources before it stopped, see its output"
+            ))
+        } else {
+            Verdict::Failed(format!("{why}; nothing was changed"))
+        }
+    }
+
+    /// terraform: init, plan -out, show -json (digest compared with the pinned one), apply.
+    /// `stack_dir` is the directory inside `export` (a fresh copy of the merged commit).
+    pub async fn terraform(&self, cr: &ChangeRequest, export: &Path, stack_dir: &str) -> Execution {
+        let mut steps = Vec::new();
+        let Some(pinned) = cr.rendered.plan_sha256.clone() else {
+            return Execution { steps, verdict: Verdict::Failed("the change request pins no plan digest (rendered.plan_sha256), so its plan can't be checked; nothing was changed".into()) };
+        };
+        let rc = self.scratch.join("cli.tfrc");
+        if let Err(e) = std::fs::write(
+            &rc,
+            "# Written by slipway-runner.\ndisable_checkpoint = true\n",
+        ) {
+            return Execution {
+                steps,
+                verdict: Verdict::Failed(format!("writing {}: {e}", rc.display())),
+            };
+        }
+        let mut env = self.base_env();
+        env.extend(
+            [
+                ("TF_IN_AUTOMATION", "1"),
+                ("TF_INPUT", "0"),
+                ("CHECKPOINT_DISABLE", "1"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env.push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
+        let cwd = export.join(stack_dir);
+        let bin = self.tools.terraform.clone();
+        let argv = |args: &[&str]| {
+            std::iter::once(bin.clone())
+                .chain(args.iter().map(|a| (*a).to_string()))
+                .collect::<Vec<_>>()
+        };
+        let out_flag = format!("-out={TF_PLAN_FILE}");
+        for args in [
+            &["init", "-input=false", "-no-color"][..],
+            &["plan", "-input=false", "-no-color", &out_flag],
+        ] {
+            let s = self
+                .step(
+                    argv(args),
+                    format!("terraform {}", args.join(" ")),
+                    &env,
+                    &cwd,
+                    self.output_cap,
+                    false,
+                )
+                .await;
+            let ok = s.end.success();
+            steps.push(s);
+            if !ok {
+                let verdict = Self::failed(&steps[steps.len() - 1]);
+                return Execution { steps, verdict };
+            }
+        }
+        let mut show = self
+            .step(
+                argv(&["show", "-json", TF_PLAN_FILE]),
+                format!("terraform show -json {TF_PLAN_FILE}"),
+                &env,
+                &cwd,
+                SHOW_JSON_CAP,
+                false,
+            )
+            .await;
+        let json = std::mem::take(&mut show.output);
+        let ok = show.end.success() && !show.truncated;
+        steps.push(show);
+        if !ok {
+            let verdict = Self::failed(&steps[steps.len() - 1]);
+            return Execution { steps, verdict };
+        }
+        let digest = match plan_digest(&json) {
+            Ok(d) => d,
+            Err(e) => {
+                return Execution {
+                    steps,
+                    verdict: Verdict::Failed(format!("{e}; nothing was changed")),
+                };
+            }
+        };
+        if !digest.eq_ignore_ascii_case(&pinned) {
+            return Execution {
+                steps,
+                verdict: Verdict::Drift(format!(
+                    "the re-plan differs from the approved plan (approved digest {pinned}, now {digest}): the stack or its state changed after approval. Nothing was applied; request the change again to review the new plan"
+                )),
+            };
+        }
+        // The signed argv (`terraform apply -input=false -no-color slipway.tfplan`) with the
+        // configured binary: it applies exactly the plan just checked.
+        let mut apply = cr.command.argv.clone();
+        if let Some(first) = apply.first_mut() {
+            first.clone_from(&bin);
+        }
+        let s = self
+            .step(
+                apply,
+                cr.command.argv.join(" "),
+                &env,
+                &cwd,
+                self.output_cap,
+                true,
+            )
+            .await;
+        let ok = s.end.success();
+        steps.push(s);
+        let verdict = if ok {
+            Verdict::Done
+        } else {
+            Self::failed(&steps[steps.len() - 1])
+        };
+        Execution { steps, verdict }
+    }
+
+    /// The signed kubectl argv with the cluster's kubeconfig, context and a cache directory
+    /// inserted right after `kubectl`.
+    fn kubectl_argv(
+        &self,
+        cr: &ChangeRequest,
+        alias: &str,
+        cluster: &ClusterConfig,
+    ) -> Vec<String> {
+        let mut argv = vec![
+            self.tools.kubectl.clone(),
+            format!("--kubeconfig={}", cluster.kubeconfig.display()),
+            format!("--context={}", cluster.context.as_deref().unwrap_or(alias)),
+            format!("--cache-dir={}", self.scratch.join("kube-cache").display()),
+        ];
+        argv.extend(cr.command.argv.iter().skip(1).cloned());
+        argv
+    }
+
+    /// One mutating process, run in the checkout (so `-f <path>` and `-k <dir>` name files of
+    /// the merged commit).
+    async fn single(&self, argv: Vec<String>, shown: String, checkout: &Path) -> Execution {
+        let s = self
+            .step(
+                argv,
+                shown,
+                &self.base_env(),
+                checkout,
+                self.output_cap,
+                true,
+            )
+            .await;
+        let verdict = if s.end.success() {
+            Verdict::Done
+        } else {
+            Self::failed(&s)
+        };
+        Execution {
+            steps: vec![s],
+            verdict,
+        }
+    }
+
+    /// kubectl: the signed argv with the cluster's credentials.
+    pub async fn kubectl(
+        &self,
+        cr: &ChangeRequest,
+        alias: &str,
+        cluster: &ClusterConfig,
+        checkout: &Path,
+    ) -> Execution {
+        let shown = format!(
+            "{} (context {})",
+            cr.command.argv.join(" "),
+            cluster.context.as_deref().unwrap_or(alias)
+        );
+        self.single(self.kubectl_argv(cr, alias, cluster), shown, checkout)
+            .await
+    }
+
+    /// deploy: the configured command (placeholders filled), or else the signed argv with the
+    /// cluster's credentials, like kubectl.
+    pub async fn deploy(
+        &self,
+        cr: &ChangeRequest,
+        command: Option<&[String]>,
+        alias: &str,
+        cluster: &ClusterConfig,
+        dir: &str,
+        checkout: &Path,
+    ) -> Execution {
+        let Some(template) = command else {
+            return self.kubectl(cr, alias, cluster, checkout).await;
+        };
+        let context = cluster.context.clone().unwrap_or_else(|| alias.to_string());
+        let (service, env) = match &cr.target {
+            slipway_core::command::Target::Service { service, env } => {
+                (service.clone(), env.clone())
+            }
+            _ => (String::new(), String::new()),
+        };
+        let kubeconfig = cluster.kubeconfig.display().to_string();
+        let fill = |w: &String| {
+            w.replace("{dir}", dir)
+                .replace("{kubeconfig}", &kubeconfig)
+                .replace("{context}", &context)
+                .replace("{service}", &service)
+                .replace("{env}", &env)
+        };
+        let shown = format!(
+            "{} (the configured deploy command for `{}`)",
+            template.iter().map(fill).collect::<Vec<_>>().join(" "),
+            cr.command.argv.join(" ")
+        );
+        let argv = template
+            .iter()
+            .map(fill)
+            .map(|w| {
+                if w == "kubectl" {
+                    self.tools.kubectl.clone()
+                } else {
+                    w
+                }
+            })
+            .collect();
+        self.single(argv, shown, checkout).await
+    }
+}

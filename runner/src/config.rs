@@ -1,0 +1,358 @@
+//! The runner's configuration file (YAML, unknown keys refused). Default path: `.slipway/runner.yaml`
+//! in the checkout; `--config` / `SLIPWAY_RUNNER_CONFIG` names another. Example:
+//!
+//! ```yaml
+//! # default_branch: main            # default: the repository's, from the GitHub API
+//! policy: policy/slipway.yaml       # read from the merged commit, never from the working tree
+//! keys:                             # the bridge's Ed25519 public keys, by key id
+//!   bridge-2026: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+//! aws:
+//!   region: eu-west-1
+//!   session_duration: 15m           # STS DurationSeconds (at least 15m)
+//!   # audience: sts.amazonaws.com
+//!   # sts_endpoint: http://127.0.0.1:5000   # tests and emulators only
+//! stacks:                           # /tf apply: the role each stack's terraform runs as
+//!   network: { role_arn: "arn:aws:iam::123456789012:role/slipway-network" }
+//! clusters:                         # /kubectl and /deploy: credentials per cluster alias
+//!   staging: { kubeconfig: kube/staging.yaml, context: staging }
+//!   production: { kubeconfig: kube/prod.yaml, role_arn: "arn:aws:iam::123456789012:role/slipway-eks" }
+//! deploy:                           # default: the change's own argv (`kubectl apply -k apps/<svc>/<env>`)
+//!   command: [kubectl, apply, --server-side, "--kubeconfig={kubeconfig}", "--context={context}", -k, "{dir}"]
+//! tools: { terraform: terraform, kubectl: kubectl, path: "/usr/local/bin:/usr/bin:/bin", kill_grace: 5s }
+//! audit:
+//!   spool_dir: /tmp/slipway-audit   # default: $RUNNER_TEMP/slipway-audit
+//!   s3: { bucket: acme-audit, prefix: slipway, region: eu-west-1, retention_days: 400,
+//!         role_arn: "arn:aws:iam::123456789012:role/slipway-audit" }
+//! ```
+//!
+//! Relative paths (kubeconfigs, the spool) are relative to the config file's directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use serde::Deserialize;
+
+/// The default config path, relative to the checkout.
+pub const DEFAULT_PATH: &str = ".slipway/runner.yaml";
+
+/// A duration written the human way (`90s`, `15m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!("`{s}` is not a duration like 90s or 15m: {e}"))
+            })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerConfig {
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// key id → Ed25519 public key (hex, base64 or SPKI PEM).
+    pub keys: BTreeMap<String, String>,
+    #[serde(default)]
+    pub aws: AwsConfig,
+    #[serde(default)]
+    pub stacks: BTreeMap<String, StackConfig>,
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    #[serde(default)]
+    pub deploy: DeployConfig,
+    #[serde(default)]
+    pub tools: ToolsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+fn default_policy() -> String {
+    "policy/slipway.yaml".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub session_duration: Option<HumanDuration>,
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub kubeconfig: PathBuf,
+    /// Default: the cluster alias.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// A role whose credentials kubectl's exec plugin (EKS) gets.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// argv with `{dir}` (`apps/<service>/<env>`), `{kubeconfig}`, `{context}`, `{service}` and
+    /// `{env}` replaced.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    #[serde(default = "terraform")]
+    pub terraform: String,
+    #[serde(default = "kubectl")]
+    pub kubectl: String,
+    #[serde(default = "path")]
+    pub path: String,
+    #[serde(default = "grace")]
+    pub kill_grace: HumanDuration,
+}
+
+fn terraform() -> String {
+    "terraform".into()
+}
+fn kubectl() -> String {
+    "kubectl".into()
+}
+fn path() -> String {
+    slipway_infra::exec::DEFAULT_PATH.into()
+}
+fn grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            terraform: terraform(),
+            kubectl: kubectl(),
+            path: path(),
+            kill_grace: grace(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default = "compliance")]
+    pub retention_mode: String,
+    pub retention_days: u32,
+    /// Assumed with the OIDC token for the upload (unless credentials come from the environment).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default = "flush")]
+    pub flush_timeout: HumanDuration,
+}
+
+fn compliance() -> String {
+    "COMPLIANCE".into()
+}
+fn flush() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+fn check_arn(what: &str, arn: Option<&String>) -> Result<(), String> {
+    match arn {
+        Some(a) if !(a.starts_with("arn:") && a.contains(":role/")) => Err(format!(
+            "{what}.role_arn `{a}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl RunnerConfig {
+    /// Parse and check a config; `dir` resolves relative paths.
+    pub fn parse(text: &str, dir: &Path) -> Result<RunnerConfig, String> {
+        let options = serde_saphyr::options! { with_snippet: false };
+        let mut cfg: RunnerConfig =
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+                let loc = e
+                    .location()
+                    .map(|l| format!("{}:{}: ", l.line(), l.column()))
+                    .unwrap_or_default();
+                format!(
+                    "{loc}{}",
+                    e.without_snippet()
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or("invalid")
+                )
+            })?;
+        if cfg.keys.is_empty() {
+            return Err("`keys` is empty: add the bridge's public key (key id → Ed25519 public key) so change requests can be verified".into());
+        }
+        cfg.verifying_keys()?;
+        for (name, s) in &cfg.stacks {
+            check_arn(&format!("stacks.{name}"), s.role_arn.as_ref())?;
+        }
+        for (name, c) in &mut cfg.clusters {
+            check_arn(&format!("clusters.{name}"), c.role_arn.as_ref())?;
+            if c.kubeconfig.is_relative() {
+                c.kubeconfig = dir.join(&c.kubeconfig);
+            }
+        }
+        if let Some(cmd) = &cfg.deploy.command
+            && (cmd.is_empty() || !cmd.iter().any(|w| w.contains("{dir}")))
+        {
+            return Err("deploy.command must be a non-empty argv that names the manifest directory as `{dir}`".into());
+        }
+        if let Some(s3) = &cfg.audit.s3 {
+            s3.retention_mode
+                .parse::<slipway_infra::s3::RetentionMode>()
+                .map_err(|e| format!("audit.s3.retention_mode: {e}"))?;
+            check_arn("audit.s3", s3.role_arn.as_ref())?;
+            if s3.retention_days == 0 {
+                return Err("audit.s3.retention_days must be at least 1".into());
+            }
+        }
+        if let Some(spool) = &mut cfg.audit.spool_dir
+            && spool.is_relative()
+        {
+            *spool = dir.join(&*spool);
+        }
+        if cfg.policy.starts_with('/') || cfg.policy.split('/').any(|p| p == "..") {
+            return Err(format!(
+                "policy `{}` must be a path inside the repository (it is read from the merged commit)",
+                cfg.policy
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Read and parse `path`.
+    pub fn load(path: &Path) -> Result<RunnerConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "{}: {e} (pass --config or create {DEFAULT_PATH} in the GitOps repo)",
+                path.display()
+            )
+        })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        RunnerConfig::parse(&text, &dir).map_err(|e| format!("{}:{e}", path.display()))
+    }
+
+    /// The bridge's keys, parsed.
+    pub fn verifying_keys(&self) -> Result<Vec<(String, VerifyingKey)>, String> {
+        self.keys
+            .iter()
+            .map(|(id, text)| {
+                slipway_core::change::parse_verifying_key(text)
+                    .map(|k| (id.clone(), k))
+                    .map_err(|e| format!("keys.{id}: {e}"))
+            })
+            .collect()
+    }
+
+    /// The audience of the OIDC token.
+    pub fn audience(&self) -> &str {
+        self.aws
+            .audience
+            .as_deref()
+            .unwrap_or(slipway_infra::oidc::STS_AUDIENCE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+    #[test]
+    fn a_full_config_parses_and_resolves_paths() {
+        let text = format!(
+            "keys:\n  k1: \"{KEY}\"\naws: {{ region: eu-west-1, session_duration: 20m }}\nstacks:\n  app: {{ role_arn: \"arn:aws:iam::1:role/app\" }}\nclusters:\n  staging: {{ kubeconfig: kube.yaml }}\ndeploy:\n  command: [kubectl, apply, -k, \"{{dir}}\"]\ntools: {{ kill_grace: 2s }}\naudit: {{ spool_dir: spool }}\n"
+        );
+        let cfg = RunnerConfig::parse(&text, Path::new("/etc/slipway")).unwrap();
+        assert_eq!(cfg.policy, "policy/slipway.yaml");
+        assert_eq!(
+            cfg.clusters["staging"].kubeconfig,
+            PathBuf::from("/etc/slipway/kube.yaml")
+        );
+        assert_eq!(
+            cfg.audit.spool_dir.as_deref(),
+            Some(Path::new("/etc/slipway/spool"))
+        );
+        assert_eq!(
+            cfg.aws.session_duration,
+            Some(HumanDuration(Duration::from_secs(1200)))
+        );
+        assert_eq!(cfg.tools.kill_grace.0, Duration::from_secs(2));
+        assert_eq!(cfg.tools.terraform, "terraform");
+        assert_eq!(cfg.audience(), "sts.amazonaws.com");
+        assert_eq!(cfg.verifying_keys().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn mistakes_say_what_to_fix() {
+        let err = |t: &str| RunnerConfig::parse(t, Path::new("/")).unwrap_err();
+        assert!(err("keys: {}\n").contains("bridge's public key"));
+        assert!(err(&format!("keys: {{k: \"{KEY}\"}}\nunknown: 1\n")).contains("unknown"));
+        assert!(err("keys: {k: nothex}\n").contains("keys.k"));
+        assert!(
+            err(&format!(
+                "keys: {{k: \"{KEY}\"}}\nstacks: {{a: {{role_arn: nope}}}}\n"
+            ))
+            .contains("stacks.a.role_arn")
+        );
+        assert!(
+            err(&format!(
+                "keys: {{k: \"{KEY}\"}}\ndeploy: {{command: [kubectl]}}\n"
+            ))
+            .contains("{dir}")
+        );
+        assert!(
+            err(&format!("keys: {{k: \"{KEY}\"}}\npolicy: ../x.yaml\n"))
+                .contains("inside the repository")
+        );
+        assert!(
+            err(&format!(
+                "keys: {{k: \"{KEY}\"}}\ntools: {{kill_grace: soon}}\n"
+            ))
+            .contains("duration")
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The re-verification of a merged change request, as pure functions over what was fetched: the
+//! PR it came through, its rendered files, the policy of the merged commit, and the quorum on
+//! the PR's final head. Each `Err` is the refusal reason shown on the PR and in the audit.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use slipway_core::approval::{Quorum, QuorumInput, ReviewInput, ReviewState, Source, quorum};
+use slipway_core::change::{ApprovalRequirement, ChangeRequest};
+use slipway_core::command::{Target, parse_line};
+use slipway_core::policy::{IdentityProvider, Outcome, Policy, SlackUser, decide};
+use slipway_infra::github::{Pr, Review};
+
+/// `changes/<id>.yaml` → `<id>`.
+pub fn id_from_path(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix(slipway_core::change::CHANGES_DIR)?
+        .strip_prefix('/')?;
+    let id = rest.strip_suffix(".yaml")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// The merged PR (into `default_branch`, merged as `merge_sha`) whose head branch is
+/// `slipway/<id>` or, for a request that advanced an earlier one, `slipway/<supersedes>`.
+pub fn merged_pr<'a>(
+    pulls: &'a [Pr],
+    merge_sha: &str,
+    default_branch: &str,
+    id: &str,
+    supersedes: Option<&str>,
+) -> Option<&'a Pr> {
+    pulls.iter().find(|pr| {
+        let branch = pr.head_ref.strip_prefix("slipway/");
+        pr.merged
+            && pr.base_ref == default_branch
+            && pr
+                .merge_commit_sha
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(merge_sha))
+            && (branch == Some(id) || (supersedes.is_some() && branch == supersedes))
+    })
+}
+
+/// Every file the change rendered must be in the merged commit exactly as rendered.
+pub fn check_rendered_files(
+    cr: &ChangeRequest,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<(), String> {
+    for f in &cr.rendered.files {
+        match read(&f.path) {
+            None => {
+                return Err(format!(
+                    "`{}`, which the change rendered, is not in the merged commit",
+                    f.path
+                ));
+            }
+            Some(bytes) => {
+                let got = hex::encode(Sha256::digest(&bytes));
+                if !got.eq_ignore_ascii_case(&f.sha256) {
+                    return Err(format!(
+                        "`{}` in the merged commit is not what the change rendered (sha256 {got}, signed {}): it was edited after the request",
+                        f.path, f.sha256
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the merged commit's policy says about the request.
+#[derive(Debug, Clone)]
+pub struct PolicyCheck {
+    /// The approval rule the policy applies now (`None` if it no longer needs one).
+    pub requirement: Option<ApprovalRequirement>,
+    pub rule: String,
+    pub reason: String,
+    pub timeout: Duration,
+    pub output_cap: usize,
+    /// The target with the policy's defaults filled in.
+    pub target: Target,
+}
+
+/// Re-decide the request's command text for its requester with the merged commit's policy. The
+/// text must still parse to exactly the signed argv, target and tier, and not be denied.
+pub fn check_policy(policy: &Policy, cr: &ChangeRequest) -> Result<PolicyCheck, String> {
+    let user = SlackUser {
+        user_id: cr.requester.slack_user_id.clone(),
+        team_id: cr.requester.slack_team_id.clone(),
+        enterprise_id: cr.requester.slack_enterprise_id.clone(),
+    };
+    let parsed = parse_line(&cr.command.text);
+    let d = decide(policy, &user, &parsed);
+    if d.outcome == Outcome::Deny {
+        return Err(format!(
+            "the policy on the merged commit no longer allows it: {} (rule {})",
+            d.reason, d.rule
+        ));
+    }
+    let Ok(command) = &parsed else {
+        return Err("the command no longer parses".into());
+    };
+    if command.argv().as_deref() != Some(cr.command.argv.as_slice()) {
+        return Err(format!(
+            "the signed argv `{}` is not what `{}` means today (`{}`)",
+            cr.command.argv.join(" "),
+            cr.command.text,
+            command.argv().unwrap_or_default().join(" ")
+        ));
+    }
+    if command.family() != cr.command.family {
+        return Err(format!(
+            "`{}` is a {} command, but the request says {}",
+            cr.command.text,
+            command.family().as_str(),
+            cr.command.family.as_str()
+        ));
+    }
+    if d.tier != Some(cr.tier)
+        || !d
+            .tier
+            .is_some_and(slipway_core::command::Tier::is_change_request)
+    {
+        return Err(format!(
+            "`{}` is tier {}, but the request says {}",
+            cr.command.text,
+            d.tier.map_or("none", slipway_core::command::Tier::as_str),
+            cr.tier.as_str()
+        ));
+    }
+    if d.resource().as_deref() != Some(cr.resource.as_str()) {
+        return Err(format!(
+            "`{}` targets {} today, but the request was for {}",
+            cr.command.text,
+            d.resource().unwrap_or_default(),
+            cr.resource
+        ));
+    }
+    if let Some(subject) = d.identity.map(|i| i.subject.as_str())
+        && subject != cr.requester.subject
+    {
+        return Err(format!(
+            "Slack user {} is {subject} in the policy now, but the request was made as {}",
+            cr.requester.slack_user_id, cr.requester.subject
+        ));
+    }
+    let requirement = d.approval.map(ApprovalRequirement::from_rule);
+    Ok(PolicyCheck {
+        requirement,
+        rule: d.rule.clone(),
+        reason: d.reason.clone(),
+        timeout: policy.timeout(cr.tier),
+        output_cap: usize::try_from(policy.output_bytes()).unwrap_or(usize::MAX),
+        target: d.target.clone(),
+    })
+}
+
+/// GitHub's reviews as the quorum's input (pending reviews have no state and are skipped).
+pub fn review_inputs(reviews: &[Review]) -> Vec<ReviewInput> {
+    reviews
+        .iter()
+        .filter_map(|r| {
+            Some(ReviewInput {
+                id: r.id,
+                login: r.user.clone(),
+                state: ReviewState::parse(&r.state)?,
+                commit_id: r.commit_id.clone(),
+                submitted_at: r
+                    .submitted_at
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                source: Source::Github,
+            })
+        })
+        .collect()
+}
+
+fn explain(q: &Quorum, rule: &str, head: &str) -> String {
+    let mut parts = vec![format!(
+        "{} approval(s) for rule `{rule}` on the PR's final head {}",
+        q.progress(),
+        short(head)
+    )];
+    if !q.stale.is_empty() {
+        parts.push(format!(
+            "given on an older commit (stale): {}",
+            q.stale.join(", ")
+        ));
+    }
+    if !q.changes_requested.is_empty() {
+        parts.push(format!(
+            "changes requested by {}",
+            q.changes_requested.join(", ")
+        ));
+    }
+    for i in &q.ignored {
+        parts.push(format!("{} doesn't count ({})", i.login, i.reason));
+    }
+    if q.expired {
+        parts.push("the request expired".into());
+    }
+    parts.join("; ")
+}
+
+/// The quorum under the signed rule and under the merged policy's rule: both must hold (the
+/// stricter of the two wins). Returns the signed rule's quorum.
+pub fn check_quorum(
+    policy: &Policy,
+    cr: &ChangeRequest,
+    pr: &Pr,
+    reviews: &[ReviewInput],
+    current: Option<&ApprovalRequirement>,
+    now: DateTime<Utc>,
+) -> Result<Quorum, String> {
+    let identities = policy.identities();
+    let mut requirements = vec![&cr.policy.approval];
+    requirements.extend(current);
+    let mut first = None;
+    for req in requirements {
+        let input = QuorumInput {
+            requirement: req,
+            requester_subject: &cr.requester.subject,
+            requester_login: cr.requester.github_login.as_deref(),
+            pr_author: &pr.author,
+            head_sha: &pr.head_sha,
+            reviews,
+            now,
+            expires_at: cr.expires_at,
+        };
+        let q = quorum(&input, |login| identities.by_github(login));
+        if !q.met {
+            return Err(format!(
+                "the approvals recorded on GitHub don't meet the quorum: {}",
+                explain(&q, &req.rule, &pr.head_sha)
+            ));
+        }
+        first.get_or_insert(q);
+    }
+    first.ok_or_else(|| "no approval rule applies".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr(head_ref: &str, merged: bool, merge_sha: &str) -> Pr {
+        Pr {
+            number: 7,
+            html_url: String::new(),
+            title: String::new(),
+            body: String::new(),
+            state: "closed".into(),
+            merged,
+            merged_by: None,
+            merge_commit_sha: Some(merge_sha.into()),
+            head_ref: head_ref.into(),
+            head_sha: "h".into(),
+            base_ref: "main".into(),
+            author: "slipway[bot]".into(),
+        }
+    }
+
+    #[test]
+    fn paths_name_ids() {
+        assert_eq!(id_from_path("changes/cr-x-1.yaml"), Some("cr-x-1"));
+        assert_eq!(id_from_path("changes/a/b.yaml"), None);
+        assert_eq!(id_from_path("changes/.yaml"), None);
+        assert_eq!(id_from_path("other/cr.yaml"), None);
+    }
+
+    #[test]
+    fn only_the_merged_slipway_pr_of_this_merge_counts() {
+        let pulls = vec![
+            pr("feature", true, "m1"),
+            pr("slipway/cr-a", false, "m1"),
+            pr("slipway/cr-a", true, "m2"),
+        ];
+        assert!(
+            merged_pr(&pulls, "m1", "main", "cr-a", None).is_none(),
+            "not merged, other merge, other branch"
+        );
+        let pulls = vec![pr("slipway/cr-a", true, "m1")];
+        assert_eq!(
+            merged_pr(&pulls, "M1", "main", "cr-a", None).map(|p| p.number),
+            Some(7)
+        );
+        assert!(merged_pr(&pulls, "m1", "develop", "cr-a", None).is_none());
+        assert!(merged_pr(&pulls, "m1", "main", "cr-b", None).is_none());
+        assert!(
+            merged_pr(&pulls, "m1", "main", "cr-b", Some("cr-a")).is_some(),
+            "an advanced request keeps the first branch"
+        );
+    }
+}
