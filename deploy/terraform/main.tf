@@ -30,8 +30,11 @@ locals {
   oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.github[0].arn : "arn:aws:iam::${data.aws_caller_identity.current.account_id}:oidc-provider/token.actions.githubusercontent.com"
 }
 
-# Without a `sub` condition any repository could assume the role; it is pinned to the default
-# branch of the GitOps repo, and `job_workflow_ref` to the runner workflow on that branch.
+# Without a `sub` condition any repository could assume the role. AWS evaluates only standard
+# claims, so the workflow is pinned through a customised subject: set the GitOps repo's OIDC
+# subject template first (PUT /repos/OWNER/REPO/actions/oidc/customization/sub with
+# {"use_default": false, "include_claim_keys": ["repo", "context", "job_workflow_ref"]}). The
+# subject then names the repo, the default branch and the runner workflow on it.
 data "aws_iam_policy_document" "runner_trust" {
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -47,12 +50,7 @@ data "aws_iam_policy_document" "runner_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.default_branch}"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:job_workflow_ref"
-      values   = ["${var.github_repository}/${var.workflow_path}@refs/heads/${var.default_branch}"]
+      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.default_branch}:job_workflow_ref:${var.github_repository}/${var.workflow_path}@refs/heads/${var.default_branch}"]
     }
   }
 }

@@ -19,3 +19,19 @@ fn docs_check_command_agrees() {
     let out = crate::slipway(&["docs", "--check"]);
     assert!(out.status.success(), "{}", crate::stderr(&out));
 }
+
+#[test]
+fn the_terraform_module_is_formatted_and_pins_the_workflow() {
+    slipway_tests::harness::require_tool("terraform", "this machine image ships terraform 1.11 at /usr/local/bin/terraform");
+    let dir = repo_root().join("deploy/terraform");
+    let out = std::process::Command::new("terraform")
+        .args(["fmt", "-check", "-recursive", "."])
+        .current_dir(&dir)
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "terraform fmt: {}", String::from_utf8_lossy(&out.stdout));
+    let main = std::fs::read_to_string(dir.join("main.tf")).unwrap();
+    assert!(main.contains("token.actions.githubusercontent.com:aud") && main.contains(":job_workflow_ref:"), "the trust policy pins aud, sub and the workflow");
+    assert!(main.contains("object_lock_enabled = true") && main.contains("COMPLIANCE") || main.contains("audit_retention_mode"));
+}

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::http::{Method, Request, header};
-use chrono::Utc;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -369,7 +368,7 @@ impl ChangeService {
                 ":no_entry: You authorized as GitHub user `{login}`, but the policy maps you to `{want}`; nothing was stored. Sign in to GitHub as `{want}` and run `/slipway link github` again."
             ));
         }
-        let now = Utc::now();
+        let now = state.clock.now();
         let account = LinkedAccount {
             login: login.clone(),
             token,

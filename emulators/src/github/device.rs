@@ -288,3 +288,135 @@ pub(crate) fn decide(st: &mut State, user_code: &str, login: Option<&str>) -> bo
     });
     true
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        h
+    }
+
+    async fn body_of(resp: Response) -> (String, String) {
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (ct, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn post(st: &mut State, headers: &HeaderMap, rest: &str, form: &[(&str, &str)]) -> Value {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let (_, text) = body_of(handle(st, &Method::POST, headers, rest, body.as_bytes())).await;
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_device_flow_answers_as_github_does() {
+        let mut st = State {
+            base_url: "http://127.0.0.1:1".into(),
+            ..State::default()
+        };
+        let h = json_headers();
+        let v = post(&mut st, &h, "device/code", &[("client_id", "nope")]).await;
+        assert_eq!(v["error"], "incorrect_client_credentials");
+        st.oauth_clients.insert("Iv1.x".into());
+        assert_eq!(
+            post(&mut st, &h, "device/code", &[("client_id", "Iv1.x")]).await["error"],
+            "device_flow_disabled"
+        );
+        st.device_clients.insert("Iv1.x".into());
+        let code = post(&mut st, &h, "device/code", &[("client_id", "Iv1.x")]).await;
+        assert_eq!(
+            (code["interval"].as_u64(), code["expires_in"].as_i64()),
+            (Some(5), Some(900))
+        );
+        assert_eq!(code["verification_uri"], "http://127.0.0.1:1/login/device");
+        let device_code = code["device_code"].as_str().unwrap().to_string();
+        let poll = |dc: &str| {
+            vec![
+                ("client_id", "Iv1.x".to_string()),
+                ("device_code", dc.to_string()),
+                ("grant_type", DEVICE_GRANT.to_string()),
+            ]
+        };
+        let form = poll(&device_code);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // Polled at once: faster than the interval.
+        let v = post(&mut st, &h, "oauth/access_token", &form).await;
+        assert_eq!(
+            (v["error"].as_str(), v["interval"].as_u64()),
+            (Some("slow_down"), Some(10))
+        );
+        st.device_grants[0].last_poll =
+            Instant::now().checked_sub(Duration::from_secs(11)).unwrap();
+        assert_eq!(
+            post(&mut st, &h, "oauth/access_token", &form).await["error"],
+            "authorization_pending"
+        );
+        let user_code = code["user_code"].as_str().unwrap();
+        assert!(decide(
+            &mut st,
+            &user_code.to_ascii_lowercase(),
+            Some("ada")
+        ));
+        assert!(!decide(&mut st, user_code, Some("bo")), "decided once");
+        st.device_grants[0].last_poll =
+            Instant::now().checked_sub(Duration::from_secs(11)).unwrap();
+        let v = post(&mut st, &h, "oauth/access_token", &form).await;
+        let token = v["access_token"].as_str().unwrap();
+        assert!(
+            token.starts_with("ghu_") && v["refresh_token"].as_str().unwrap().starts_with("ghr_")
+        );
+        assert_eq!(st.tokens[token].identity, Identity::User("ada".into()));
+        st.device_grants[0].last_poll =
+            Instant::now().checked_sub(Duration::from_secs(11)).unwrap();
+        assert_eq!(
+            post(&mut st, &h, "oauth/access_token", &form).await["error"],
+            "incorrect_device_code",
+            "spent"
+        );
+        let mut wrong = form.clone();
+        wrong[2] = ("grant_type", "authorization_code");
+        assert_eq!(
+            post(&mut st, &h, "oauth/access_token", &wrong).await["error"],
+            "unsupported_grant_type"
+        );
+
+        // Denied, expired; and form-encoded answers for clients that don't ask for JSON.
+        let code = post(&mut st, &h, "device/code", &[("client_id", "Iv1.x")]).await;
+        assert!(decide(&mut st, code["user_code"].as_str().unwrap(), None));
+        let dc = code["device_code"].as_str().unwrap().to_string();
+        st.device_grants[1].last_poll =
+            Instant::now().checked_sub(Duration::from_secs(11)).unwrap();
+        let form = poll(&dc);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            post(&mut st, &h, "oauth/access_token", &form).await["error"],
+            "access_denied"
+        );
+        st.device_grants[1].expires_at = Utc::now() - chrono::Duration::seconds(1);
+        let body = serde_urlencoded::to_string(&form).unwrap();
+        let (ct, text) = body_of(handle(
+            &mut st,
+            &Method::POST,
+            &HeaderMap::new(),
+            "oauth/access_token",
+            body.as_bytes(),
+        ))
+        .await;
+        assert!(ct.starts_with("application/x-www-form-urlencoded"), "{ct}");
+        assert!(text.starts_with("error=expired_token&"), "{text}");
+    }
+}

@@ -279,8 +279,7 @@ async fn an_s3_outage_never_blocks_appends_and_loses_nothing() {
                 .failures
                 .lock()
                 .unwrap()
-                .iter()
-                .any(|f| *f == ("s3", "transient"))
+                .contains(&("s3", "transient"))
         })
         .await,
         "the outage shows as failures"

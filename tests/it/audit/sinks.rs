@@ -117,8 +117,7 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
                 .failures
                 .lock()
                 .unwrap()
-                .iter()
-                .any(|f| *f == ("jira", "transient"))
+                .contains(&("jira", "transient"))
         })
         .await
     );
