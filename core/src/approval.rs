@@ -130,7 +130,7 @@ pub fn quorum<'i>(
         ignored.push(Ignored {
             login: login.to_string(),
             reason: reason.to_string(),
-        })
+        });
     };
     for r in latest.values() {
         if r.state == ReviewState::Dismissed {

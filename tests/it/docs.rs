@@ -22,7 +22,10 @@ fn docs_check_command_agrees() {
 
 #[test]
 fn the_terraform_module_is_formatted_and_pins_the_workflow() {
-    slipway_tests::harness::require_tool("terraform", "this machine image ships terraform 1.11 at /usr/local/bin/terraform");
+    slipway_tests::harness::require_tool(
+        "terraform",
+        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
+    );
     let dir = repo_root().join("deploy/terraform");
     let out = std::process::Command::new("terraform")
         .args(["fmt", "-check", "-recursive", "."])
@@ -30,8 +33,19 @@ fn the_terraform_module_is_formatted_and_pins_the_workflow() {
         .env("TF_CLI_CONFIG_FILE", "/dev/null")
         .output()
         .unwrap();
-    assert!(out.status.success(), "terraform fmt: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "terraform fmt: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let main = std::fs::read_to_string(dir.join("main.tf")).unwrap();
-    assert!(main.contains("token.actions.githubusercontent.com:aud") && main.contains(":job_workflow_ref:"), "the trust policy pins aud, sub and the workflow");
-    assert!(main.contains("object_lock_enabled = true") && main.contains("COMPLIANCE") || main.contains("audit_retention_mode"));
+    assert!(
+        main.contains("token.actions.githubusercontent.com:aud")
+            && main.contains(":job_workflow_ref:"),
+        "the trust policy pins aud, sub and the workflow"
+    );
+    assert!(
+        main.contains("object_lock_enabled = true") && main.contains("COMPLIANCE")
+            || main.contains("audit_retention_mode")
+    );
 }

@@ -359,27 +359,44 @@ impl ChangeService {
         let ttl = i64::try_from(p.policy.approval.expires_after_secs).unwrap_or(86_400);
         // The change files the open PR carries now (those not on the default branch): the newest
         // request supersedes them all, so a merge always adds exactly one change file.
-        let superseded: Vec<String> = match &existing {
+        let replaced_files: Vec<String> = match &existing {
             None => Vec::new(),
             Some(pr) => {
                 let mirror = self.mirror.clone();
                 let pr_head = git2::Oid::from_str(&pr.head_sha).map_err(|e| e.to_string())?;
                 tokio::task::spawn_blocking(move || {
                     let m = lock(&mirror);
-                    let on_base: std::collections::HashSet<String> = m.list_files(head, slipway_core::change::CHANGES_DIR).unwrap_or_default().into_iter().collect();
-                    m.list_files(pr_head, slipway_core::change::CHANGES_DIR).map(|files| files.into_iter().filter(|f| !on_base.contains(f)).collect::<Vec<_>>())
+                    let on_base: std::collections::HashSet<String> = m
+                        .list_files(head, slipway_core::change::CHANGES_DIR)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    m.list_files(pr_head, slipway_core::change::CHANGES_DIR)
+                        .map(|files| {
+                            files
+                                .into_iter()
+                                .filter(|f| !on_base.contains(f))
+                                .collect::<Vec<_>>()
+                        })
                 })
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?
             }
         };
-        let supersedes = superseded
+        let supersedes = replaced_files
             .iter()
-            .filter_map(|f| f.strip_prefix("changes/").and_then(|n| n.strip_suffix(".yaml")))
+            .filter_map(|f| {
+                f.strip_prefix("changes/")
+                    .and_then(|n| n.strip_suffix(".yaml"))
+            })
             .map(String::from)
             .next()
-            .or_else(|| existing.as_ref().map(|pr| pr.head_ref.trim_start_matches("slipway/").to_string()));
+            .or_else(|| {
+                existing
+                    .as_ref()
+                    .map(|pr| pr.head_ref.trim_start_matches("slipway/").to_string())
+            });
         let cr = self.sign(ChangeRequest {
             schema_version: SCHEMA_VERSION,
             id: id.clone(),
@@ -405,7 +422,7 @@ impl ChangeService {
             path: cr.file_path(),
             content: cr.to_yaml().into_bytes(),
         });
-        for old in &superseded {
+        for old in &replaced_files {
             files.push(FileChange::Delete { path: old.clone() });
         }
         let (parent, branch) = match &existing {
