@@ -1477,3 +1477,47 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
     assert!(!second.log_text().contains("ghu_"), "no token in the logs");
     second.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
+    let (app, fx, number) = with_open_pr().await;
+    let ts = change_message(&app).ts;
+    // The runner comments with its marker (as the workflow's bot token would).
+    let installation: u64 = fx
+        .env
+        .iter()
+        .find(|(k, _)| *k == "SLIPWAY_GITHUB_INSTALLATION_ID")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let token = fx.github.installation_token(installation);
+    let gh = slipway_infra::github::GitHub::user(&fx.github.api_url(), &token).unwrap();
+    let repo = slipway_infra::github::Repo::parse(&format!("{OWNER}/{REPO}")).unwrap();
+    gh.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
+        .await
+        .unwrap();
+    // An ordinary comment is not mirrored.
+    gh.comment(&repo, number, "just a human remark")
+        .await
+        .unwrap();
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .thread(slipway_tests::harness::CHANNEL, &ts)
+                .iter()
+                .any(
+                    |m| m.text.contains("Runner report") && m.text.contains("executed")
+                ))
+            .await,
+        "{:?}",
+        app.slack.thread(slipway_tests::harness::CHANNEL, &ts)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !app.slack
+            .thread(slipway_tests::harness::CHANNEL, &ts)
+            .iter()
+            .any(|m| m.text.contains("human remark"))
+    );
+}

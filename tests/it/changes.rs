@@ -484,3 +484,32 @@ async fn tf_apply_with_real_terraform_pins_the_plan_hash() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tf_plan_reads_the_stack_from_the_git_mirror_at_the_default_branch_head() {
+    slipway_tests::harness::require_tool(
+        "terraform",
+        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
+    );
+    let (app, _fx) = start().await;
+    let ack = app.ack("U0VIEWER", "/tf plan network").await;
+    assert!(ack.starts_with("Running"), "{ack}");
+    let msg = app
+        .wait_message("terraform plan", LONG)
+        .await
+        .expect("run message");
+    let (main, thread) = app.wait_finished(&msg.ts, Duration::from_secs(120)).await;
+    let all = format!("{}{}", main.blocks, thread[0].blocks);
+    assert!(all.contains("1 to add"), "{all}");
+    let exec = app
+        .audit()
+        .into_iter()
+        .find(|r| r.kind == slipway_core::audit::EventKind::Execution)
+        .unwrap();
+    assert!(
+        exec.details
+            .unwrap()
+            .to_string()
+            .contains("acme/gitops at the head of main")
+    );
+}

@@ -90,12 +90,24 @@ pub fn exec_spec(
             argv_shown: argv,
         }),
         (Command::TfPlan { stack }, Target::Stack { .. }, Some(argv)) => {
-            let Some(checkout) = state.config.gitops.checkout.clone() else {
-                return Err(format!(
-                    "terraform plans need the GitOps repository, and this bridge has none configured \
-                     (`gitops.checkout` or SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
-                    state.policy.support()
-                ));
+            // The git mirror (default branch head) when change requests are configured; else a
+            // configured checkout.
+            let source: Arc<dyn super::terraform::StackSource> = match (
+                &state.change,
+                state.config.gitops.checkout.clone(),
+            ) {
+                (Some(svc), _) => Arc::new(crate::change::MirrorSource {
+                    svc: svc.clone(),
+                    handle: tokio::runtime::Handle::current(),
+                }),
+                (None, Some(checkout)) => Arc::new(CheckoutSource { root: checkout }),
+                (None, None) => {
+                    return Err(format!(
+                        "terraform plans need the GitOps repository, and this bridge has none configured \
+                         (`gitops.repo`, or `gitops.checkout` / SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
+                        state.policy.support()
+                    ));
+                }
             };
             let mut env = base_env(state);
             env.extend([
@@ -109,7 +121,7 @@ pub fn exec_spec(
             Ok(Prepared {
                 exec: Work::TfPlan(PlanWork {
                     stack: stack.clone(),
-                    source: Arc::new(CheckoutSource { root: checkout }),
+                    source,
                     state_dir: state.config.state_dir.clone(),
                     binary: state.config.terraform.binary.clone(),
                     env,

@@ -54,6 +54,10 @@ pub async fn github_webhook(
         state.metrics.request("github_webhook", "duplicate");
         return (StatusCode::OK, "duplicate delivery").into_response();
     }
+    if event == "issue_comment" && payload["action"] == "created" {
+        mirror_runner_comment(&state, &svc, &payload);
+        return StatusCode::OK.into_response();
+    }
     let number = payload
         .pointer("/pull_request/number")
         .and_then(serde_json::Value::as_u64);
@@ -103,6 +107,52 @@ pub async fn github_webhook(
         });
     }
     StatusCode::OK.into_response()
+}
+
+/// The runner reports on the PR (comments carrying its marker); mirror those into the change's
+/// Slack thread, so the requester sees the outcome where they asked.
+fn mirror_runner_comment(
+    state: &AppState,
+    svc: &std::sync::Arc<crate::change::ChangeService>,
+    payload: &serde_json::Value,
+) {
+    let body = payload
+        .pointer("/comment/body")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let is_pr = payload.pointer("/issue/pull_request").is_some();
+    let Some(number) = payload
+        .pointer("/issue/number")
+        .and_then(serde_json::Value::as_u64)
+    else {
+        return;
+    };
+    if !is_pr || !body.contains("<!-- slipway-runner:") {
+        state.metrics.request("github_webhook", "ignored");
+        return;
+    }
+    state.metrics.request("github_webhook", "ok");
+    let Some((channel, ts)) = svc.thread_of(number) else {
+        return;
+    };
+    let text: String = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("<!--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = slipway_core::redact::redactor().redact(&text);
+    let mut shown: String = text.chars().take(2800).collect();
+    if shown.len() < text.len() {
+        shown.push_str("\n… (truncated; the full report is on the PR)");
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let msg =
+            crate::slack::client::Message::text(format!(":robot_face: Runner report:\n{shown}"));
+        if let Err(e) = state.slack.post(&channel, Some(&ts), &msg).await {
+            tracing::warn!(error = %e, "mirroring the runner's report");
+        }
+    });
 }
 
 #[cfg(test)]

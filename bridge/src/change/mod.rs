@@ -10,6 +10,7 @@ mod expiry;
 mod flow;
 mod link;
 mod render;
+mod stack_source;
 mod terraform;
 mod tokens;
 
@@ -25,6 +26,7 @@ use slipway_infra::gitops::{Credentials, Mirror};
 pub use approvals::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
 pub use flow::Pending;
 pub use link::{DeviceCode, Poll, oauth_url_for};
+pub use stack_source::MirrorSource;
 pub use tokens::{LinkedAccount, TokenKey, TokenStore};
 
 use crate::config::Secret;
