@@ -295,6 +295,19 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
     );
     // Not auto-merged: the `standard` rule doesn't ask for it.
     assert_eq!(pull(&fx, number)["merged"], false);
+    // Each Slack approval is audited once, as Slack-sourced (the webhook echo is not re-recorded).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let approvals: Vec<_> = app
+        .audit()
+        .into_iter()
+        .filter(|r| r.kind == slipway_core::audit::EventKind::Approval)
+        .collect();
+    assert_eq!(approvals.len(), 2, "{approvals:?}");
+    assert!(
+        approvals
+            .iter()
+            .all(|r| r.approvals[0].source == slipway_core::audit::ApprovalSource::Slack)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1476,6 +1489,36 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
     );
     assert!(!second.log_text().contains("ghu_"), "no token in the logs");
     second.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_made_in_github_are_audited_once() {
+    let (app, fx, number) = with_open_pr().await;
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
+    let audited = || {
+        app.audit()
+            .into_iter()
+            .filter(|r| r.kind == slipway_core::audit::EventKind::Approval)
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if !audited().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = audited();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let a = records[0].approvals.first().expect("approval");
+    assert_eq!(a.who, "ada.approver@example.com");
+    assert_eq!(a.source, slipway_core::audit::ApprovalSource::Github);
+    assert!(
+        records[0]
+            .change_id
+            .as_deref()
+            .is_some_and(|c| c.starts_with("cr-service-api-staging-"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,13 +100,96 @@ pub async fn github_webhook(
             (e, a) => format!("{e} {a}"),
         };
         let st = state.clone();
+        let github_review = (event == "pull_request_review" && action == "submitted")
+            .then(|| GithubReview::from_payload(&payload))
+            .flatten();
         tokio::spawn(async move {
             if let Err(e) = svc.refresh(&st, number, &description).await {
                 tracing::warn!(error = %e, pr = number, "refreshing a change request after a webhook");
             }
+            // After the refresh (several API round trips), a review made through Slack is
+            // already in the store: record only reviews made in GitHub itself.
+            if let Some(r) = github_review {
+                r.record(&st, &svc, number).await;
+            }
         });
     }
     StatusCode::OK.into_response()
+}
+
+/// A review submitted in GitHub, for the audit trail.
+struct GithubReview {
+    id: u64,
+    login: String,
+    state: String,
+    head_sha: String,
+    head_ref: String,
+}
+
+impl GithubReview {
+    fn from_payload(p: &serde_json::Value) -> Option<GithubReview> {
+        let s = |ptr: &str| {
+            p.pointer(ptr)
+                .and_then(serde_json::Value::as_str)
+                .map(String::from)
+        };
+        Some(GithubReview {
+            id: p
+                .pointer("/review/id")
+                .and_then(serde_json::Value::as_u64)?,
+            login: s("/review/user/login")?,
+            state: s("/review/state")?,
+            head_sha: s("/review/commit_id").or_else(|| s("/pull_request/head/sha"))?,
+            head_ref: s("/pull_request/head/ref")?,
+        })
+    }
+
+    async fn record(self, state: &AppState, svc: &crate::change::ChangeService, number: u64) {
+        use slipway_core::audit::{
+            Actor, Approval, ApprovalSource, AuditRecord, EventKind, PullRequest,
+        };
+        if svc
+            .store
+            .slack_reviews(number)
+            .is_ok_and(|ids| ids.contains(&self.id))
+        {
+            return;
+        }
+        let kind = match self.state.as_str() {
+            "approved" => EventKind::Approval,
+            "changes_requested" => EventKind::Rejection,
+            _ => return,
+        };
+        let identity = slipway_core::policy::IdentityProvider::by_github(
+            state.policy.identities(),
+            &self.login,
+        );
+        let who = identity.map_or_else(|| self.login.clone(), |i| i.subject.clone());
+        let record = AuditRecord::new(kind, state.ids.next(), state.clock.now())
+            .with_actor(Actor {
+                github_login: Some(self.login.clone()),
+                subject: identity.map(|i| i.subject.clone()),
+                groups: identity.map(|i| i.groups.clone()).unwrap_or_default(),
+                ..Actor::default()
+            })
+            .with_change_id(self.head_ref.trim_start_matches("slipway/").to_string())
+            .with_pr(PullRequest {
+                repo: svc.cfg.repo.to_string(),
+                number,
+                head_sha: Some(self.head_sha.clone()),
+                merge_sha: None,
+            })
+            .with_approval(Approval {
+                who,
+                when: state.clock.now(),
+                source: ApprovalSource::Github,
+                head_sha: Some(self.head_sha),
+            });
+        if let Err(e) = state.audit.record(record).await {
+            state.metrics.audit_failures.inc();
+            tracing::error!(error = %e, "could not record a GitHub review");
+        }
+    }
 }
 
 /// The runner reports on the PR (comments carrying its marker); mirror those into the change's
