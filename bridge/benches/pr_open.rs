@@ -492,7 +492,9 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
 
 fn ms(d: Duration) -> String {
     let m = d.as_secs_f64() * 1000.0;
-    if m >= 100.0 {
+    if m >= 10_000.0 {
+        format!("{:.1} s", m / 1000.0)
+    } else if m >= 100.0 {
         format!("{m:.0} ms")
     } else {
         format!("{m:.1} ms")
@@ -503,7 +505,7 @@ struct Bridge {
     addr: std::net::SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
     _state: AppState,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Bridge {
@@ -557,7 +559,7 @@ impl Bridge {
             addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
             _state: state,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -638,7 +640,8 @@ fn clone_edit_push(git_url: &str, token: &str, k: usize, root: &Path) -> [Durati
     ]);
     run_ok(cmd, "git push");
     let pushed = t.elapsed();
-    let _ = std::fs::remove_dir_all(&work);
+    // The checkout stays until the end: deleting 100k files makes ext4 skip the freed inodes
+    // for a while, and the next clone's checkout then runs ten times slower.
     [cloned, committed, pushed]
 }
 
@@ -703,6 +706,15 @@ async fn bench(iterations: usize) {
     }
     let peak = peak_rss_mib();
     let end_rss = rss_mib();
+
+    // The same steps one by one, on the bridge's mirror (idle now), to see where the time goes.
+    let steps = phases(
+        &bridge.dir.path().join("state/gitops.git"),
+        &emu.served,
+        &key_pem,
+        iterations,
+    )
+    .await;
 
     let served_git = emu.served.git_url.clone();
     let token = emu.served.token.clone();
@@ -782,6 +794,18 @@ async fn bench(iterations: usize) {
         );
     }
     println!();
+    println!("| step of opening a PR, alone | p50 | p90 | max |");
+    println!("|---|---|---|---|");
+    for (name, v) in steps {
+        let v = sorted(v);
+        println!(
+            "| {name} | {} | {} | {} |",
+            ms(pct(&v, 50)),
+            ms(pct(&v, 90)),
+            ms(*v.last().expect("runs"))
+        );
+    }
+    println!();
     println!("| bridge process | value | target |");
     println!("|---|---|---|");
     println!("| clone+push p50 ÷ PR p50 | {speedup:.1}× | ≥ 10× |");
@@ -795,6 +819,95 @@ async fn bench(iterations: usize) {
     println!(
         "| RSS before the bridge started / after the clone | {rss_before_bridge:.0} / {warm_rss:.0} MiB | – |"
     );
+    eprintln!("pr_open: removing the {iterations} checkouts…");
+    drop(scratch);
+}
+
+/// The change flow's git and GitHub steps one at a time, through the same `slipway_infra` calls
+/// the bridge makes (mirror fetch, read, in-memory commit, push; lock ref and PR over REST).
+async fn phases(
+    mirror_dir: &Path,
+    served: &Served,
+    key_pem: &str,
+    n: usize,
+) -> Vec<(&'static str, Vec<Duration>)> {
+    use slipway_infra::github::{GitHub, Repo};
+    use slipway_infra::gitops::{Author, Credentials, FileChange, Mirror};
+
+    let gh = GitHub::app(&served.api_url, APP_ID, key_pem, served.installation_id)
+        .expect("GitHub client");
+    let repo = Repo {
+        owner: OWNER.into(),
+        name: REPO.into(),
+    };
+    let mirror = Mirror::open(mirror_dir, &served.git_url, "main").expect("mirror");
+    let names = [
+        "installation token (cached)",
+        "fetch (mirror up to date)",
+        "read the manifest",
+        "create the lock ref (REST)",
+        "commit in memory",
+        "push",
+        "open the PR (REST)",
+    ];
+    let mut out: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); names.len()];
+    for k in 1..=n {
+        let mut lap = Instant::now();
+        let mut mark = |i: usize| {
+            out[i].push(lap.elapsed());
+            lap = Instant::now();
+        };
+        let token = gh.installation_token().await.expect("token");
+        let creds = Credentials {
+            username: "x-access-token".into(),
+            password: token,
+        };
+        mark(0);
+        let head = mirror.fetch(Some(&creds)).expect("fetch");
+        mark(1);
+        let current = mirror.read_file(head, MANIFEST).expect("read");
+        assert!(current.is_some(), "{MANIFEST} exists");
+        mark(2);
+        let fresh = gh
+            .create_ref(
+                &repo,
+                &format!("refs/slipway/bench-locks/phase-{k}"),
+                &head.to_string(),
+            )
+            .await
+            .expect("create ref");
+        assert!(fresh);
+        mark(3);
+        let files = [
+            FileChange::Upsert {
+                path: MANIFEST.into(),
+                content: kustomization(&format!("v4.{k}.0")).into_bytes(),
+            },
+            FileChange::Upsert {
+                path: format!("changes/bench-phase-{k}.yaml"),
+                content: format!("id: bench-phase-{k}\n").into_bytes(),
+            },
+        ];
+        let author = Author {
+            name: "Slipway".into(),
+            email: "slipway@users.noreply.github.com".into(),
+            unix_time: chrono::Utc::now().timestamp(),
+        };
+        let commit = mirror
+            .commit(head, &files, "Deploy api to staging", &author)
+            .expect("commit");
+        mark(4);
+        let branch = format!("bench/phase-{k}");
+        mirror
+            .push(commit, &branch, false, Some(&creds))
+            .expect("push");
+        mark(5);
+        gh.open_pr(&repo, "[bench] phase", "phase timing", &branch, "main")
+            .await
+            .expect("open PR");
+        mark(6);
+    }
+    names.into_iter().zip(out).collect()
 }
 
 fn baseline_p50_ratio(baseline: &[Duration], bridge: &[Duration]) -> f64 {
