@@ -13,7 +13,7 @@ mod render;
 mod runs;
 mod silence;
 pub mod socket;
-mod targets;
+pub(crate) mod targets;
 pub(crate) mod terraform;
 mod webhook;
 mod work;

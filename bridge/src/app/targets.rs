@@ -35,6 +35,22 @@ pub fn base_env(state: &AppState) -> Vec<(String, String)> {
     ]
 }
 
+/// A catalog kubectl argv with the cluster alias's credentials from configuration inserted after
+/// `kubectl` (never from the user). `None` when the alias has no credentials configured.
+pub fn kubectl_argv(state: &AppState, alias: &str, argv: &[String]) -> Option<Vec<String>> {
+    let cluster = state.config.cluster(alias)?;
+    let context = cluster.context.clone().unwrap_or_else(|| alias.to_string());
+    let cache = state.config.state_dir.join("kube-cache").join(alias);
+    let mut full = vec![
+        "kubectl".to_string(),
+        format!("--kubeconfig={}", cluster.kubeconfig.display()),
+        format!("--context={context}"),
+        format!("--cache-dir={}", cache.display()),
+    ];
+    full.extend(argv.iter().skip(1).cloned());
+    Some(full)
+}
+
 /// Build the work for an allowed read/operate command, or say why it can't run here.
 pub fn exec_spec(
     state: &AppState,
@@ -55,21 +71,12 @@ pub fn exec_spec(
             },
             Some(argv),
         ) => {
-            let Some(cluster) = state.config.cluster(alias) else {
-                return Err(format!(
+            let full = kubectl_argv(state, alias, &argv).ok_or_else(|| {
+                format!(
                     "cluster `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
                     state.policy.support()
-                ));
-            };
-            let context = cluster.context.clone().unwrap_or_else(|| alias.clone());
-            let cache = state.config.state_dir.join("kube-cache").join(alias);
-            let mut full = vec![
-                "kubectl".to_string(),
-                format!("--kubeconfig={}", cluster.kubeconfig.display()),
-                format!("--context={context}"),
-                format!("--cache-dir={}", cache.display()),
-            ];
-            full.extend(argv.iter().skip(1).cloned());
+                )
+            })?;
             Ok(Prepared {
                 exec: Work::Process {
                     spec: ExecSpec {

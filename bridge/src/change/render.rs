@@ -159,26 +159,8 @@ async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
             cluster: Some(alias),
             ..
         } if !matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) => {
-            match state.config.cluster(alias) {
-                Some(c) => {
-                    let mut argv = vec![
-                        "kubectl".to_string(),
-                        format!("--kubeconfig={}", c.kubeconfig.display()),
-                        format!(
-                            "--context={}",
-                            c.context.clone().unwrap_or_else(|| alias.clone())
-                        ),
-                        format!(
-                            "--cache-dir={}",
-                            state
-                                .config
-                                .state_dir
-                                .join("kube-cache")
-                                .join(alias)
-                                .display()
-                        ),
-                    ];
-                    argv.extend(p.argv.iter().skip(1).cloned());
+            match crate::app::targets::kubectl_argv(state, alias, &p.argv) {
+                Some(mut argv) => {
                     argv.push("--dry-run=server".into());
                     if !matches!(k.verb.words, ["delete"]) {
                         argv.push("-o".into());
@@ -186,13 +168,7 @@ async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
                     }
                     let spec = slipway_infra::exec::ExecSpec {
                         argv,
-                        env: vec![
-                            ("PATH".into(), state.config.execution.path.clone()),
-                            (
-                                "HOME".into(),
-                                state.config.state_dir.join("home").display().to_string(),
-                            ),
-                        ],
+                        env: crate::app::targets::base_env(state),
                         cwd: state.work_dir.clone(),
                         timeout: std::time::Duration::from_secs(30),
                         output_cap: 32 * 1024,
