@@ -216,6 +216,10 @@ async fn the_webhook_gets_every_record_signed_in_order() {
             .unwrap();
     }
     assert!(eventually(WAIT, || got.lock().unwrap().len() == 5).await);
+    // The driver moves its cursor after each delivery is answered: wait for that too before
+    // stopping it, or the stop can race the last mark.
+    let log = writer.log();
+    assert!(eventually(WAIT, || log.cursor(webhook::CURSOR).ok() == Some(5)).await);
     stop.cancel();
 
     let got = got.lock().unwrap();
