@@ -5,6 +5,8 @@ pub mod change;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod docs;
 pub mod metrics;
 pub mod slack;

@@ -77,7 +77,17 @@ pub(crate) const USAGE: u8 = 2;
 
 /// Entry point shared by the binary and the integration tests.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// The same entry point with explicit arguments (the first is the program name), so `slipway
+/// demo` can run the real runner as a child process of its own binary.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -35,6 +35,18 @@ pub enum Top {
     },
     /// Redact secrets from stdin to stdout (the same redactor every output path uses).
     Redact,
+    /// Run the whole flow locally: the real bridge against emulated Slack, GitHub and
+    /// Kubernetes, with this terminal as the Slack channel.
+    #[cfg(feature = "demo")]
+    Demo(crate::demo::DemoArgs),
+    /// The runner, embedded so `slipway demo` can run it as a child process without a second
+    /// binary (same arguments as `slipway-runner`).
+    #[cfg(feature = "demo")]
+    #[command(hide = true)]
+    Runner {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Generate the docs that are derived from code (catalog, schemas, RBAC table).
     Docs {
         /// Compare instead of writing; exit 1 if any file is out of date.
@@ -54,6 +66,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Top::Serve { config } => serve::run(config.as_deref()),
         Top::Redact => redact(),
         Top::Docs { check, root } => docs(check, &root),
+        #[cfg(feature = "demo")]
+        Top::Demo(args) => crate::demo::run(&args),
+        #[cfg(feature = "demo")]
+        Top::Runner { args } => slipway_runner::main_from(
+            std::iter::once(std::ffi::OsString::from("slipway-runner")).chain(args),
+        ),
     }
 }
 

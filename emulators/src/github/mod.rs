@@ -483,6 +483,14 @@ impl GitHubEmulator {
         }
     }
 
+    /// Branch-protection "require status checks to pass before merging": a merge is refused
+    /// (405, as GitHub words it) unless the newest status of `context` on the head is `success`.
+    pub fn require_status(&self, owner: &str, repo: &str, context: &str) {
+        if let Some(r) = self.state().repo_mut(owner, repo) {
+            r.required_statuses.push(context.to_string());
+        }
+    }
+
     /// Delivers every later event to `url`, signed with `secret`.
     pub fn set_webhook(&self, url: &str, secret: &str) {
         self.state().webhook = Some((url.to_string(), secret.to_string()));

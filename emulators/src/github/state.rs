@@ -185,6 +185,8 @@ pub(crate) struct Repo {
     pub(crate) labels: Vec<Label>,
     pub(crate) reject_globs: Vec<String>,
     pub(crate) dismiss_stale_reviews: bool,
+    /// Branch protection: status contexts that must be `success` on a PR's head to merge.
+    pub(crate) required_statuses: Vec<String>,
 }
 
 impl Repo {

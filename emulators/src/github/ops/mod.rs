@@ -165,6 +165,7 @@ fn insert_repo(
             labels: Vec::new(),
             reject_globs: Vec::new(),
             dismiss_stale_reviews: false,
+            required_statuses: Vec::new(),
         },
     );
 }

@@ -408,6 +408,28 @@ pub(crate) fn merge(
             "Head branch was modified. Review and try the merge again.",
         ));
     }
+    for context in &repo.required_statuses {
+        let newest = repo
+            .statuses
+            .iter()
+            .filter(|s| s.sha == p.head_sha && &s.context == context)
+            .max_by_key(|s| s.id);
+        match newest.map(|s| s.state.as_str()) {
+            Some("success") => {}
+            None | Some("pending") => {
+                return Err(ApiError::new(
+                    405,
+                    format!("Required status check \"{context}\" is expected."),
+                ));
+            }
+            Some(_) => {
+                return Err(ApiError::new(
+                    405,
+                    format!("Required status check \"{context}\" is failing."),
+                ));
+            }
+        }
+    }
     let head_sha = p.head_sha.clone();
     let pr_title = p.title.clone();
     let default_merge_title = format!(

@@ -1,0 +1,425 @@
+//! `slipway demo --scripted`: the walkthrough, step by step, through the same channel a person
+//! types into. Each step checks its outcome where it lands (Slack, GitHub, the cluster, the
+//! audit trail); the first failure stops the walk and the exit code says so.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::actions::Actions;
+use super::channel::Channel;
+use super::screen::Screen;
+use super::world::{BUCKET, CHANNEL, OWNER, REPO, World, aws_env};
+
+/// How long any one step may take before it counts as failed.
+const STEP: Duration = Duration::from_secs(90);
+
+pub struct Script {
+    pub world: Arc<World>,
+    pub screen: Arc<Screen>,
+    pub channel: Arc<Channel>,
+    pub actions: Arc<Actions>,
+}
+
+type StepResult = Result<String, String>;
+
+/// Link each person's GitHub account the way they would: `/slipway link github`, then the code
+/// on (the emulated) github.com. The channel enters the code for them.
+pub async fn link_accounts(channel: &Channel, users: &[&str]) -> StepResult {
+    for user in users {
+        channel.command(user, "/slipway link github").await?;
+    }
+    let linked = |w: &World| {
+        w.slack
+            .responses()
+            .iter()
+            .filter(|r| {
+                r.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Linked GitHub account"))
+            })
+            .count()
+            >= users.len()
+    };
+    if channel.wait_for(STEP, linked).await {
+        Ok(format!("{} GitHub accounts linked", users.len()))
+    } else {
+        Err("the device flow did not finish for everyone".into())
+    }
+}
+
+fn text_of(m: &slipway_emulators::slack::Message) -> String {
+    format!("{} {}", m.text, m.blocks)
+}
+
+impl Script {
+    /// Run every step; true if all of them worked.
+    pub async fn run(&self) -> bool {
+        let screen = &self.screen;
+        screen.line("Setting up: the approvers and the operator link their GitHub accounts.");
+        if let Err(e) =
+            link_accounts(&self.channel, &["U0OPERATOR", "U0APPROVER1", "U0APPROVER2"]).await
+        {
+            screen.line(format!("✗ setup: {e}"));
+            return false;
+        }
+        let mut pr = 0u64;
+        let steps: [&str; 9] = [
+            "/kubectl get pods, as a viewer",
+            "a viewer tries to read a Secret, and is refused",
+            "/deploy api staging --apply opens a pull request",
+            "the requester tries to approve their own change, and is refused",
+            "two approvers approve in Slack",
+            "the pull request is merged",
+            "the runner executes the merged change",
+            "the Slack thread shows the result",
+            "slipway audit verify --git passes",
+        ];
+        for (i, title) in steps.iter().enumerate() {
+            let n = i + 1;
+            screen.print(&[String::new(), format!("━━ Step {n}/9: {title} ━━")]);
+            let result = match n {
+                1 => self.viewer_reads().await,
+                2 => self.secret_refused().await,
+                3 => self.deploy().await.map(|(number, msg)| {
+                    pr = number;
+                    msg
+                }),
+                4 => self.self_approval(pr).await,
+                5 => self.approve(pr).await,
+                6 => self.merge(pr),
+                7 => self.runner_executes(pr).await,
+                8 => self.thread_shows_result(pr).await,
+                _ => self.audit_verifies().await,
+            };
+            self.channel
+                .settle(Duration::from_millis(300), Duration::from_secs(3))
+                .await;
+            match result {
+                Ok(msg) => screen.line(format!("✓ Step {n}: {msg}")),
+                Err(e) => {
+                    screen.print(&[
+                        format!("✗ Step {n} failed: {e}"),
+                        format!(
+                            "  The bridge's log is {}; everything else is under {}.",
+                            self.world.bridge.log.display(),
+                            self.world.dir.display()
+                        ),
+                    ]);
+                    return false;
+                }
+            }
+        }
+        screen.print(&[String::new(), "All 9 steps worked.".to_string()]);
+        true
+    }
+
+    async fn say(&self, user: &str, line: &str) -> StepResult {
+        self.screen.line(format!("» {user} types: {line}"));
+        self.channel.command(user, line).await
+    }
+
+    async fn viewer_reads(&self) -> StepResult {
+        self.say("U0VIEWER", "/kubectl get pods").await?;
+        let done = |w: &World| {
+            w.slack.messages().iter().any(|m| {
+                let t = text_of(m);
+                t.contains("hello-5c7d9-x2x8k") && !t.contains("slipway_cancel")
+            })
+        };
+        if self.channel.wait_for(STEP, done).await {
+            Ok("the pod list from the cluster is in the channel".into())
+        } else {
+            Err("no finished run showing the pod `hello-5c7d9-x2x8k`".into())
+        }
+    }
+
+    async fn secret_refused(&self) -> StepResult {
+        let ack = self
+            .say(
+                "U0VIEWER",
+                "/kubectl get secret db-credentials -n web -o yaml",
+            )
+            .await?;
+        self.channel
+            .settle(Duration::from_millis(500), Duration::from_secs(3))
+            .await;
+        let leaked = self
+            .world
+            .slack
+            .messages()
+            .iter()
+            .any(|m| text_of(m).contains("hunter2"))
+            || self
+                .world
+                .slack
+                .responses()
+                .iter()
+                .any(|r| r.body.to_string().contains("hunter2"));
+        if leaked {
+            return Err("the Secret's value reached Slack".into());
+        }
+        if ack.contains("never shown") {
+            Ok("refused before anything ran; the value never reached Slack".into())
+        } else {
+            Err(format!("expected a refusal, got: {ack}"))
+        }
+    }
+
+    async fn deploy(&self) -> Result<(u64, String), String> {
+        self.say("U0OPERATOR", "/deploy api staging --apply")
+            .await?;
+        let opened = |w: &World| {
+            !w.github.pulls(OWNER, REPO).is_empty()
+                && w.slack
+                    .messages()
+                    .iter()
+                    .any(|m| m.blocks.to_string().contains("slipway_approve"))
+        };
+        if !self.channel.wait_for(STEP, opened).await {
+            return Err("no pull request with an approval message appeared".into());
+        }
+        let pulls = self.world.github.pulls(OWNER, REPO);
+        let number = pulls
+            .last()
+            .and_then(|p| p["number"].as_u64())
+            .ok_or("the PR has no number")?;
+        Ok((
+            number,
+            format!("PR #{number} is open, with Approve and Reject buttons in the channel"),
+        ))
+    }
+
+    async fn click_approve(&self, user: &str) -> Result<(), String> {
+        self.channel.poll();
+        let n = self
+            .channel
+            .find_choice(|c| c.button.action_id == "slipway_approve" && c.message_ts.is_some())
+            .ok_or("no Approve button on screen")?;
+        self.channel.click(user, n).await
+    }
+
+    async fn self_approval(&self, pr: u64) -> StepResult {
+        let before = self.world.slack.responses().len();
+        self.click_approve("U0OPERATOR").await?;
+        let refused = |w: &World| {
+            w.slack
+                .responses()
+                .iter()
+                .skip(before)
+                .any(|r| r.body.to_string().contains("you requested this change"))
+        };
+        if !self.channel.wait_for(STEP, refused).await {
+            return Err("no refusal was shown to the requester".into());
+        }
+        if self.world.github.reviews(OWNER, REPO, pr).is_empty() {
+            Ok("refused in Slack; nothing reached GitHub".into())
+        } else {
+            Err("a review reached GitHub".into())
+        }
+    }
+
+    fn approval_state(w: &World, pr: u64) -> Option<String> {
+        let pull = w
+            .github
+            .pulls(OWNER, REPO)
+            .into_iter()
+            .find(|p| p["number"].as_u64() == Some(pr))?;
+        let sha = pull["head"]["sha"].as_str()?.to_string();
+        w.github
+            .statuses(OWNER, REPO, &sha)
+            .into_iter()
+            .filter(|s| s["context"] == "slipway/approval")
+            .max_by_key(|s| s["id"].as_u64().unwrap_or(0))
+            .and_then(|s| s["state"].as_str().map(str::to_string))
+    }
+
+    async fn approve(&self, pr: u64) -> StepResult {
+        for (user, login) in [
+            ("U0APPROVER1", "ada-approver"),
+            ("U0APPROVER2", "bo-approver"),
+        ] {
+            self.click_approve(user).await?;
+            let reviewed = |w: &World| {
+                w.github
+                    .reviews(OWNER, REPO, pr)
+                    .iter()
+                    .any(|r| r["user"]["login"] == login && r["state"] == "APPROVED")
+            };
+            if !self.channel.wait_for(STEP, reviewed).await {
+                return Err(format!("{login}'s approval did not reach GitHub"));
+            }
+            self.channel
+                .settle(Duration::from_millis(300), Duration::from_secs(3))
+                .await;
+        }
+        let quorum = |w: &World| Self::approval_state(w, pr).as_deref() == Some("success");
+        if self.channel.wait_for(STEP, quorum).await {
+            Ok(
+                "two reviews in GitHub as ada-approver and bo-approver; slipway/approval is green"
+                    .into(),
+            )
+        } else {
+            Err(format!(
+                "slipway/approval is {:?}, not success",
+                Self::approval_state(&self.world, pr)
+            ))
+        }
+    }
+
+    fn merge(&self, pr: u64) -> StepResult {
+        self.screen.line(format!(
+            "» ada-approver merges PR #{pr} on (the emulated) github.com"
+        ));
+        let sha = self
+            .world
+            .github
+            .merge(OWNER, REPO, pr, "ada-approver")
+            .map_err(|e| format!("GitHub refused the merge: {e}"))?;
+        Ok(format!(
+            "merged as {}; branch protection required slipway/approval",
+            sha.get(..7).unwrap_or(&sha)
+        ))
+    }
+
+    async fn runner_executes(&self, pr: u64) -> StepResult {
+        let merged = self
+            .world
+            .github
+            .pulls(OWNER, REPO)
+            .into_iter()
+            .find(|p| p["number"].as_u64() == Some(pr))
+            .and_then(|p| p["merge_commit_sha"].as_str().map(str::to_string))
+            .ok_or("the PR has no merge commit")?;
+        let actions = self.actions.clone();
+        let sha = merged.clone();
+        let finished = move |_: &World| actions.jobs().iter().any(|j| j.sha == sha);
+        if !self
+            .channel
+            .wait_for(Duration::from_secs(180), finished)
+            .await
+        {
+            return Err("the runner did not finish within 3 minutes".into());
+        }
+        let job = self
+            .actions
+            .jobs()
+            .into_iter()
+            .find(|j| j.sha == merged)
+            .ok_or("no job")?;
+        if job.code != Some(0) {
+            return Err(format!(
+                "slipway-runner (target {}) exited with {:?}; see {}",
+                job.target,
+                job.code,
+                job.log.display()
+            ));
+        }
+        let image = self
+            .world
+            .kube
+            .deployment("api", "api")
+            .and_then(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        if image == "registry.example/api:v1.0.0" || image.is_empty() {
+            return Err(format!("deployment api/api still runs {image:?}"));
+        }
+        Ok(format!("the cluster's deployment api/api now runs {image}"))
+    }
+
+    async fn thread_shows_result(&self, pr: u64) -> StepResult {
+        let needle = format!("pull/{pr}");
+        let shown = |w: &World| {
+            let messages = w.slack.messages();
+            let Some(parent) = messages.iter().find(|m| {
+                m.thread_ts.is_none()
+                    && text_of(m).contains(&needle)
+                    && text_of(m).contains("Change request")
+            }) else {
+                return false;
+            };
+            w.slack
+                .thread(CHANNEL, &parent.ts)
+                .iter()
+                .any(|m| m.text.contains("Runner report") && m.text.contains("Executed:"))
+        };
+        if self.channel.wait_for(STEP, shown).await {
+            Ok("the runner's report is in the change's thread".into())
+        } else {
+            Err("no runner report in the change message's thread".into())
+        }
+    }
+
+    async fn verify(&self, source: &[String]) -> Result<(bool, String), String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let git = self.world.gitops_dir().ok_or("no GitOps repository")?;
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.args(["audit", "verify"])
+            .args(source)
+            .arg("--git")
+            .arg(git)
+            .stdin(Stdio::null());
+        if self.world.moto.is_some() {
+            cmd.envs(aws_env());
+        }
+        let out = cmd.output().await.map_err(|e| e.to_string())?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
+    }
+
+    async fn audit_verifies(&self) -> StepResult {
+        let spool = vec![
+            "--spool".to_string(),
+            self.world.spool_dir().display().to_string(),
+        ];
+        self.screen.line(format!(
+            "» an auditor runs: slipway audit verify --spool {} --git <acme/gitops>",
+            self.world.spool_dir().display()
+        ));
+        let (ok, text) = self.verify(&spool).await?;
+        self.screen
+            .print(&text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>());
+        if !ok {
+            return Err("the local trail did not verify".into());
+        }
+        let Some(moto) = &self.world.moto else {
+            return Ok("the spool's hash chains and git history agree (S3 was off)".into());
+        };
+        let bucket = vec![
+            "--bucket".to_string(),
+            BUCKET.to_string(),
+            "--endpoint-url".to_string(),
+            moto.url.clone(),
+            "--retention-mode".to_string(),
+            "COMPLIANCE".to_string(),
+        ];
+        self.screen.line(format!(
+            "» and against the S3 mirror: slipway audit verify --bucket {BUCKET} --endpoint-url {} --git <acme/gitops>",
+            moto.url
+        ));
+        // The bridge mirrors continuously; give the newest records a moment to arrive.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (ok, text) = self.verify(&bucket).await?;
+            if ok {
+                self.screen
+                    .print(&text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>());
+                return Ok("the spool and the Object Lock mirror both verify against git".into());
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.screen
+                    .print(&text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>());
+                return Err("the S3 mirror did not verify".into());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! Everything `slipway demo` starts: the emulators (Slack, GitHub backed by real bare git repos,
+//! the Kubernetes API, the Actions OIDC issuer), moto for S3 with Object Lock when it can be
+//! started, and the real bridge (`slipway serve`, a child process configured exactly as in
+//! production, only with emulator URLs). All of it lives under one directory and one process
+//! group, so Ctrl-C stops everything.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use slipway_emulators::actions::{ActionsJob, ActionsOidcEmulator};
+use slipway_emulators::github::{GitHubEmulator, generate_app_key_pem};
+use slipway_emulators::kube::KubeEmulator;
+use slipway_emulators::slack::SlackEmulator;
+use tokio::process::{Child, Command};
+
+use super::http;
+
+pub const OWNER: &str = "acme";
+pub const REPO: &str = "gitops";
+pub const CHANNEL: &str = "C0OPS";
+pub const TEAM: &str = "T0DEMO";
+pub const BUCKET: &str = "slipway-audit";
+const APP_ID: u64 = 4242;
+const CLIENT_ID: &str = "Iv1.slipwaydemo0001";
+const KUBE_TOKEN: &str = "demo-kube-token";
+const BOT_TOKEN: &str = "xoxb-demo-bot-token";
+/// moto accepts any credentials; these only keep the AWS SDK from looking further.
+const AWS_KEY: &str = "demo";
+
+/// The example policy, embedded so the demo runs from any directory.
+pub const POLICY: &str = include_str!("../../../policy/slipway.yaml");
+/// The example runner workflow, committed to the demo's GitOps repo as a real repo would have it.
+const WORKFLOW: &str = include_str!("../../../.github/gitops-runner/slipway-runner.yml");
+
+/// An example user of the policy, as the demo shows and links them.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub slack: &'static str,
+    pub name: &'static str,
+    pub role: &'static str,
+    pub github: &'static str,
+}
+
+/// The example policy's people (`policy/slipway.yaml`, `identities.users`).
+pub const PEOPLE: &[Person] = &[
+    Person {
+        slack: "U0VIEWER",
+        name: "Vera Viewer",
+        role: "viewer",
+        github: "vera-viewer",
+    },
+    Person {
+        slack: "U0OPERATOR",
+        name: "Omar Operator",
+        role: "operator",
+        github: "omar-operator",
+    },
+    Person {
+        slack: "U0PRODDEPLOY",
+        name: "Pat Proddeploy",
+        role: "operator, may deploy to production",
+        github: "pat-proddeploy",
+    },
+    Person {
+        slack: "U0APPROVER1",
+        name: "Ada Approver",
+        role: "viewer + approver",
+        github: "ada-approver",
+    },
+    Person {
+        slack: "U0APPROVER2",
+        name: "Bo Approver",
+        role: "viewer + approver",
+        github: "bo-approver",
+    },
+    Person {
+        slack: "U0OWNER",
+        name: "Olga Owner",
+        role: "owner",
+        github: "olga-owner",
+    },
+];
+
+pub fn person(slack: &str) -> Option<&'static Person> {
+    PEOPLE.iter().find(|p| p.slack.eq_ignore_ascii_case(slack))
+}
+
+const BASE_DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  namespace: api\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: api\n  template:\n    metadata:\n      labels:\n        app: api\n    spec:\n      containers:\n      - name: api\n        image: registry.example/api:v1.0.0\n";
+
+fn kustomization(env: &str) -> String {
+    format!(
+        "# Managed by Slipway: /deploy api {env} sets the image below.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/api\n    newName: registry.example/api\n    newTag: \"v1.0.0\"\n"
+    )
+}
+
+/// A failure to set the demo up, with what to do about it.
+pub type SetupError = String;
+
+/// A helper process the demo started; killed when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// The last lines of its log, to explain a failure.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// moto's S3 (with the audit bucket under Object Lock) and STS.
+#[derive(Debug)]
+pub struct Moto {
+    pub url: String,
+    _daemon: Daemon,
+}
+
+/// The running demo.
+#[derive(Debug)]
+pub struct World {
+    pub dir: PathBuf,
+    pub slack: SlackEmulator,
+    pub github: GitHubEmulator,
+    pub kube: KubeEmulator,
+    pub oidc: ActionsOidcEmulator,
+    pub moto: Option<Moto>,
+    pub bridge: Daemon,
+    pub bridge_url: String,
+    pub signing_secret: String,
+    pub installation: u64,
+    pub verifying_key_hex: String,
+    pub kubeconfig: PathBuf,
+    /// Why S3 is off, when it is.
+    pub s3_warning: Option<String>,
+}
+
+fn random_hex(n: usize) -> Result<String, SetupError> {
+    let mut bytes = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "no system randomness".to_string())?;
+    Ok(hex::encode(bytes))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SetupError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Whether `tool` is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+}
+
+fn free_port() -> Result<u16, SetupError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// Start `cmd` with its output in `log`, in this process group (so Ctrl-C reaches it).
+fn spawn(mut cmd: Command, log: PathBuf) -> Result<Daemon, SetupError> {
+    let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting {cmd:?}: {e}"))?;
+    Ok(Daemon { child, log })
+}
+
+/// Wait until `url` answers below 500, or the daemon exits, or 30 s pass.
+async fn ready(daemon: &mut Daemon, name: &str, url: &str) -> Result<(), SetupError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((status, _)) = http::request("GET", url, Vec::new(), &[]).await
+            && status < 500
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            return Err(format!(
+                "{name} exited ({status}) while starting; its log ({}):\n{}",
+                daemon.log.display(),
+                daemon.log_tail()
+            ));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "{name} did not answer on {url} within 30 s; its log ({}):\n{}",
+                daemon.log.display(),
+                daemon.log_tail()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl World {
+    /// Start everything under `dir`. `want_s3`: try to start moto.
+    pub async fn start(dir: &Path, want_s3: bool) -> Result<World, SetupError> {
+        for (tool, hint) in [
+            ("git", "install git (apt install git)"),
+            (
+                "kubectl",
+                "install kubectl (https://kubernetes.io/docs/tasks/tools/); this machine image ships it at /usr/bin/kubectl",
+            ),
+        ] {
+            if !on_path(tool) {
+                return Err(format!(
+                    "the demo needs `{tool}` on PATH, because Slipway runs the real one: {hint}"
+                ));
+            }
+        }
+        let slack = SlackEmulator::start(BOT_TOKEN).await;
+        for p in PEOPLE {
+            let email = format!("{}@example.com", p.name.to_lowercase().replace(' ', "."));
+            slack.add_user(p.slack, p.name, Some(&email));
+        }
+        let kube = start_kube().await;
+        let kubeconfig = dir.join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, &["staging", "production"], KUBE_TOKEN);
+
+        let (moto, s3_warning) = if want_s3 {
+            match start_moto(dir).await {
+                Ok(m) => (Some(m), None),
+                Err(e) => (None, Some(e)),
+            }
+        } else {
+            (None, Some("S3 is off (--no-s3)".to_string()))
+        };
+
+        let app_key = generate_app_key_pem()?;
+        let signing_key = random_hex(32)?;
+        let verifying_key_hex = hex::encode(
+            slipway_core::change::parse_signing_key(&signing_key)?
+                .verifying_key()
+                .to_bytes(),
+        );
+        let github = GitHubEmulator::start().await;
+        let installation = seed_github(&github, &app_key);
+        let oidc = ActionsOidcEmulator::start(ActionsJob::push(
+            &format!("{OWNER}/{REPO}"),
+            "main",
+            "0000000000000000000000000000000000000000",
+        ))
+        .await;
+
+        let policy = dir.join("policy.yaml");
+        write(&policy, POLICY)?;
+        let config = dir.join("slipway.yaml");
+        write(
+            &config,
+            "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n",
+        )?;
+        let port = free_port()?;
+        let signing_secret = random_hex(16)?;
+        let mut vars: Vec<(&str, String)> = vec![
+            ("SLIPWAY_LISTEN", format!("127.0.0.1:{port}")),
+            ("SLIPWAY_SLACK_SIGNING_SECRET", signing_secret.clone()),
+            ("SLIPWAY_SLACK_BOT_TOKEN", BOT_TOKEN.into()),
+            ("SLIPWAY_SLACK_API_URL", slack.api_url()),
+            ("SLIPWAY_POLICY", policy.display().to_string()),
+            ("SLIPWAY_STATE_DIR", dir.join("state").display().to_string()),
+            ("SLIPWAY_KUBECONFIG", kubeconfig.display().to_string()),
+            ("SLIPWAY_GITOPS_REPO", format!("{OWNER}/{REPO}")),
+            ("SLIPWAY_GITOPS_GIT_URL", github.git_url(OWNER, REPO)),
+            ("SLIPWAY_GITHUB_API_URL", github.api_url()),
+            ("SLIPWAY_GITHUB_APP_ID", APP_ID.to_string()),
+            ("SLIPWAY_GITHUB_INSTALLATION_ID", installation.to_string()),
+            ("SLIPWAY_GITHUB_PRIVATE_KEY", app_key),
+            ("SLIPWAY_GITHUB_CLIENT_ID", CLIENT_ID.into()),
+            ("SLIPWAY_GITHUB_WEBHOOK_SECRET", random_hex(16)?),
+            ("SLIPWAY_SIGNING_KEY", signing_key),
+            ("SLIPWAY_SIGNING_KEY_ID", "demo".into()),
+            ("SLIPWAY_TOKEN_KEY", random_hex(32)?),
+            ("RUST_LOG", "info".into()),
+        ];
+        if let Some(m) = &moto {
+            vars.extend([
+                ("SLIPWAY_AUDIT_S3_BUCKET", BUCKET.to_string()),
+                ("SLIPWAY_AUDIT_S3_ENDPOINT", m.url.clone()),
+                ("SLIPWAY_AUDIT_RETENTION_DAYS", "1".into()),
+            ]);
+            vars.extend(aws_env());
+        }
+        let webhook_secret = vars
+            .iter()
+            .find(|(k, _)| *k == "SLIPWAY_GITHUB_WEBHOOK_SECRET")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve").arg("--config").arg(&config);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut bridge = spawn(cmd, dir.join("bridge.log"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let bridge_url = format!("http://{addr}");
+        ready(&mut bridge, "the bridge", &format!("{bridge_url}/healthz")).await?;
+        github.set_webhook(&format!("{bridge_url}/github/webhook"), &webhook_secret);
+        Ok(World {
+            dir: dir.to_path_buf(),
+            slack,
+            github,
+            kube,
+            oidc,
+            moto,
+            bridge,
+            bridge_url,
+            signing_secret,
+            installation,
+            verifying_key_hex,
+            kubeconfig,
+            s3_warning,
+        })
+    }
+
+    /// The bare repository behind `acme/gitops` (what an auditor would clone).
+    pub fn gitops_dir(&self) -> Option<PathBuf> {
+        self.github.repo_dir(OWNER, REPO)
+    }
+
+    /// The bridge's audit spool (the runner shares it: see `runner.rs`).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.join("state").join("audit")
+    }
+}
+
+/// The AWS variables for the children that talk to moto (bridge, runner, `audit verify`).
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", AWS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", AWS_KEY.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+async fn start_kube() -> KubeEmulator {
+    let kube = KubeEmulator::start().await;
+    for ns in ["default", "web", "api", "prod"] {
+        kube.add_namespace(ns);
+    }
+    kube.add_pod("default", "hello-5c7d9-x2x8k", "Running");
+    kube.add_pod("web", "web-7d9f-abcde", "Running");
+    kube.add_pod("web", "web-7d9f-fghij", "Running");
+    kube.add_pod("api", "api-6b8c-k2m4p", "Running");
+    kube.add_pod("api", "api-6b8c-q9r7s", "Running");
+    kube.add_deployment("web", "web", 2, "registry.example/web:1.4.2");
+    kube.add_deployment("api", "api", 2, "registry.example/api:v1.0.0");
+    kube.add_secret(
+        "web",
+        "db-credentials",
+        &[("password", "hunter2-super-secret")],
+    );
+    kube
+}
+
+/// `acme/gitops` (policy, apps, a stack, the runner workflow) and `acme/api` with a green CI
+/// run; the App installed on both; the example people as GitHub users; the device flow on;
+/// branch protection on `main` requiring `slipway/approval`. Returns the installation id.
+fn seed_github(github: &GitHubEmulator, app_key: &str) -> u64 {
+    let staging = kustomization("staging");
+    let production = kustomization("production");
+    github.create_repo(
+        OWNER,
+        REPO,
+        "main",
+        &[
+            ("README.md", "# GitOps\n\nManaged with Slipway.\n"),
+            ("policy/slipway.yaml", POLICY),
+            (".github/workflows/slipway-runner.yml", WORKFLOW),
+            ("apps/api/base/deployment.yaml", BASE_DEPLOYMENT),
+            (
+                "apps/api/base/kustomization.yaml",
+                "resources:\n  - deployment.yaml\n",
+            ),
+            ("apps/api/staging/kustomization.yaml", &staging),
+            ("apps/api/production/kustomization.yaml", &production),
+            (
+                "stacks/network/main.tf",
+                "resource \"terraform_data\" \"net\" {\n  input = \"v1\"\n}\n",
+            ),
+        ],
+    );
+    github.create_repo(OWNER, "api", "main", &[("README.md", "# api\n")]);
+    if let Some(sha) = github.branch_sha(OWNER, "api", "main") {
+        github.add_workflow_run(OWNER, "api", "main", &sha, "ci", "success");
+    }
+    let installation = github.add_app(APP_ID, app_key, &[(OWNER, REPO), (OWNER, "api")]);
+    for p in PEOPLE {
+        github.add_user(p.github, &format!("demo-token-{}", p.github));
+    }
+    github.register_oauth_client(CLIENT_ID, true);
+    github.set_device_flow_interval(1);
+    github.require_status(OWNER, REPO, "slipway/approval");
+    installation
+}
+
+/// moto on a free loopback port, with the audit bucket created under Object Lock.
+async fn start_moto(dir: &Path) -> Result<Moto, SetupError> {
+    if !on_path("moto_server") {
+        return Err(
+            "moto_server is not installed (`pip install 'moto[server]'`, or run scripts/install-deps)"
+                .into(),
+        );
+    }
+    let port = free_port()?;
+    let mut cmd = Command::new("moto_server");
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let mut daemon = spawn(cmd, dir.join("moto.log"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    ready(&mut daemon, "moto_server", &format!("{url}/moto-api/")).await?;
+    let mut settings = slipway_infra::s3::S3Settings::new(BUCKET, "slipway", 1);
+    settings.endpoint_url = Some(url.clone());
+    settings.credentials = Some(slipway_infra::s3::StaticCredentials {
+        access_key_id: AWS_KEY.into(),
+        secret_access_key: AWS_KEY.into(),
+    });
+    let client = slipway_infra::s3::client(&settings).await;
+    client
+        .create_bucket()
+        .bucket(BUCKET)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .map_err(|e| format!("creating the Object Lock bucket in moto: {e}"))?;
+    Ok(Moto {
+        url,
+        _daemon: daemon,
+    })
+}
