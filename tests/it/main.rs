@@ -6,6 +6,7 @@ mod approvals;
 mod audit;
 mod aws;
 mod changes;
+mod demo;
 mod docs;
 mod git_relay;
 mod policy_cli;

@@ -185,6 +185,7 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> ExitCode {
                 .to_string(),
         };
         repl.run(stop.clone()).await;
+        screen.line("Stopping the bridge, the emulators and moto.");
         ExitCode::SUCCESS
     };
     stop.cancel();

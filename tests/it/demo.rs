@@ -1,0 +1,145 @@
+//! `slipway demo`: the scripted walkthrough as outside checks run it, and the interactive channel
+//! driven through a real pseudo-terminal (type a command, pick a button, read the screen).
+
+use std::process::Command;
+use std::time::Duration;
+
+use slipway_tests::harness::require_tool;
+
+fn demo_command(args: &[&str]) -> Command {
+    require_tool(
+        "kubectl",
+        "this machine image ships kubectl 1.32 at /usr/bin/kubectl",
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway-under-test"));
+    cmd.arg("demo").args(args);
+    // The demo must not depend on the caller's directory or Slipway variables.
+    cmd.current_dir(std::env::temp_dir());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SLIPWAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
+    // With moto (installed by scripts/install-deps) the audit mirror is checked too.
+    require_tool(
+        "moto_server",
+        "install moto's server: `pip install 'moto[server]'` (scripts/install-deps does this)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo_command(&["--scripted", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let transcript = crate::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{transcript}\n--- stderr\n{}\n--- bridge log\n{}",
+        crate::stderr(&out),
+        std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default()
+    );
+    for n in 1..=9 {
+        assert!(
+            transcript.contains(&format!("✓ Step {n}:")),
+            "step {n}: {transcript}"
+        );
+    }
+    for shown in [
+        "hello-5c7d9-x2x8k",
+        "Secret contents are never shown",
+        "you requested this change",
+        "Approvals: *2 of 2*",
+        "Runner report",
+        "Object Lock mirror both verify",
+        "All 9 steps worked.",
+    ] {
+        assert!(transcript.contains(shown), "{shown}: {transcript}");
+    }
+    assert!(!transcript.contains("hunter2"), "the secret never shows");
+    // The runner's execution record sits in the same spool as the bridge's decisions.
+    let records = slipway_infra::spool::read_all(&dir.path().join("state/audit")).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.kind == slipway_core::audit::EventKind::Execution
+                && r.writer.starts_with("runner:")),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn a_broken_setup_exits_2_and_says_what_is_missing() {
+    let out = demo_command(&["--scripted", "--as", "U0NOBODY"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("not one of the example people"),
+        "{}",
+        crate::stderr(&out)
+    );
+    // Without kubectl on PATH the demo can't run the real one, and says so.
+    let out = demo_command(&["--scripted", "--no-s3"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", crate::stdout(&out));
+    assert!(
+        crate::stderr(&out).contains("needs `git`"),
+        "{}",
+        crate::stderr(&out)
+    );
+}
+
+#[test]
+fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
+    let mut cmd = demo_command(&["--no-s3"]);
+    cmd.env("TERM", "dumb");
+    let timeout = Duration::from_secs(60);
+    let mut term =
+        rexpect::session::spawn_command(cmd, Some(u64::try_from(timeout.as_millis()).unwrap()))
+            .unwrap();
+    // rexpect reads bytes as Latin-1, so only ASCII is matched.
+    term.exp_string("U0OPERATOR (omar-operator) #ops")
+        .expect("the prompt, as the operator");
+
+    // A dry run: the diff, and a Confirm button as a numbered choice.
+    term.send_line("/deploy api staging").unwrap();
+    let (_, confirm) = term
+        .exp_regex(r"\[\d+\] Confirm: open the PR")
+        .expect("a Confirm button");
+    let n = confirm
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap()
+        .to_string();
+    // Pick it: the PR opens, and the change message shows Approve/Reject as choices.
+    term.send_line(&n).unwrap();
+    term.exp_string(&format!("U0OPERATOR clicks [{n}] Confirm"))
+        .unwrap();
+    term.exp_string("Change request")
+        .expect("the change message");
+    term.exp_regex(r"\[\d+\] Approve  \[\d+\] Reject")
+        .expect("numbered review buttons");
+
+    // GitHub's side: the PR is listed, and merging is refused without the quorum.
+    term.send_line(":prs").unwrap();
+    term.exp_string("#1 [open]").unwrap();
+    term.send_line(":merge 1").unwrap();
+    term.exp_string("Required status check \"slipway/approval\"")
+        .expect("branch protection");
+
+    // Another person: a viewer's read runs at once and its output lands in the thread.
+    term.send_line(":as U0VIEWER").unwrap();
+    term.exp_string("you are now U0VIEWER").unwrap();
+    term.send_line("/kubectl get pods -n web").unwrap();
+    term.exp_string("web-7d9f-abcde").expect("the pods");
+
+    term.send_line(":quit").unwrap();
+    term.exp_eof().expect("the demo ends");
+}
