@@ -124,8 +124,17 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
         .unwrap();
     term.exp_string("Change request")
         .expect("the change message");
-    term.exp_regex(r"\[\d+\] Approve  \[\d+\] Reject")
+    let (_, buttons) = term
+        .exp_regex(r"\[\d+\] Approve  \[\d+\] Reject")
         .expect("numbered review buttons");
+    let reject = buttons
+        .rsplit('[')
+        .next()
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .to_string();
 
     // GitHub's side: the PR is listed, and merging is refused without the quorum.
     term.send_line(":prs").unwrap();
@@ -133,6 +142,19 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
     term.send_line(":merge 1").unwrap();
     term.exp_string("Required status check \"slipway/approval\"")
         .expect("branch protection");
+
+    // An approver rejects: the reason modal prompts inline, and the review lands in GitHub.
+    term.send_line(":as U0APPROVER1").unwrap();
+    term.exp_string("you are now U0APPROVER1").unwrap();
+    term.send_line(&reject).unwrap();
+    term.exp_string("Request changes (a dialog)")
+        .expect("the modal");
+    term.exp_string("Reason (optional): ")
+        .expect("an inline prompt");
+    term.send_line("needs a canary first").unwrap();
+    term.exp_string("(demo) submitted").unwrap();
+    term.send_line(":prs").unwrap();
+    term.exp_string("ada-approver changes_requested").unwrap();
 
     // Another person: a viewer's read runs at once and its output lands in the thread.
     term.send_line(":as U0VIEWER").unwrap();

@@ -262,25 +262,43 @@ impl Channel {
     /// Render `text`/`blocks` under `header`; `ts`: the channel message it is (its buttons then
     /// carry the ts, and a new rendering replaces its old choices).
     fn show(&self, header: &str, text: &str, blocks: &Value, ts: Option<&str>) -> Vec<String> {
-        let mut shown = self.shown();
+        let mut guard = self.shown();
+        let shown = &mut *guard;
+        // An edited message's buttons keep their numbers; the rest of its old ones go.
+        let mut kept: HashMap<(String, Option<String>), usize> = HashMap::new();
         if let Some(ts) = ts {
-            shown
-                .choices
-                .retain(|_, c| c.message_ts.as_deref() != Some(ts));
+            shown.choices.retain(|n, c| {
+                if c.message_ts.as_deref() != Some(ts) {
+                    return true;
+                }
+                kept.insert((c.button.action_id.clone(), c.button.value.clone()), *n);
+                false
+            });
         }
-        let first = shown.next_choice;
-        let r = render::message(text, blocks, first);
-        shown.next_choice += r.buttons.len();
-        for (i, button) in r.buttons.iter().enumerate() {
+        let next = &mut shown.next_choice;
+        // The renderer numbers buttons in order, once each.
+        let mut assigned = Vec::new();
+        let r = render::message_numbered(text, blocks, &mut |b| {
+            let n = kept
+                .remove(&(b.action_id.clone(), b.value.clone()))
+                .unwrap_or_else(|| {
+                    let n = *next;
+                    *next += 1;
+                    n
+                });
+            assigned.push(n);
+            n
+        });
+        for (n, button) in assigned.into_iter().zip(&r.buttons) {
             shown.choices.insert(
-                first + i,
+                n,
                 Choice {
                     button: button.clone(),
                     message_ts: ts.map(str::to_string),
                 },
             );
         }
-        drop(shown);
+        drop(guard);
         let mut lines = vec![format!("┌─ {header}")];
         lines.extend(r.lines.iter().map(|l| format!("│ {l}")));
         lines.push("└─".to_string());

@@ -146,51 +146,73 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> ExitCode {
     let actions = Arc::new(Actions::new(world.clone(), screen.clone()));
     let stop = CancellationToken::new();
     tokio::spawn(actions.clone().watch(stop.clone()));
-    let code = if args.scripted {
-        let script = script::Script {
-            world: world.clone(),
-            screen: screen.clone(),
-            channel,
-            actions,
-        };
-        if script.run().await {
-            ExitCode::SUCCESS
+    let session = async {
+        if args.scripted {
+            let script = script::Script {
+                world: world.clone(),
+                screen: screen.clone(),
+                channel,
+                actions,
+            };
+            if script.run().await {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         } else {
-            ExitCode::from(1)
+            interactive(args, &world, &screen, channel, stop.clone()).await
         }
-    } else {
-        channel.set_muted(true);
-        let people: Vec<&str> = world::PEOPLE.iter().map(|p| p.slack).collect();
-        screen.line("Linking everyone's GitHub account (the device flow, answered on the emulated github.com)…");
-        if let Err(e) = script::link_accounts(&channel, &people).await {
-            screen.line(format!(
-                "warning: {e}; approvals need `/slipway link github` first"
-            ));
+    };
+    // Ctrl-C reaches the whole process group; stop in order, so the directory is cleaned up.
+    let code = tokio::select! {
+        code = session => code,
+        _ = tokio::signal::ctrl_c() => {
+            screen.line("Interrupted: stopping the bridge, the emulators and moto.");
+            ExitCode::from(130)
         }
-        channel
-            .settle(Duration::from_millis(300), Duration::from_secs(5))
-            .await;
-        channel.set_muted(false);
-        let mut intro = vec![String::new()];
-        intro.extend(repl::users());
-        intro.push(String::new());
-        intro.extend(repl::help());
-        screen.print(&intro);
-        let repl = repl::Repl {
-            world: world.clone(),
-            screen: screen.clone(),
-            channel,
-            user: world::person(&args.user)
-                .map_or("U0OPERATOR", |p| p.slack)
-                .to_string(),
-        };
-        repl.run(stop.clone()).await;
-        screen.line("Stopping the bridge, the emulators and moto.");
-        ExitCode::SUCCESS
     };
     stop.cancel();
     if args.dir.is_some() {
         screen.line(format!("Everything is kept in {}.", dir.display()));
     }
     code
+}
+
+async fn interactive(
+    args: &DemoArgs,
+    world: &Arc<World>,
+    screen: &Arc<Screen>,
+    channel: Arc<Channel>,
+    stop: CancellationToken,
+) -> ExitCode {
+    channel.set_muted(true);
+    let people: Vec<&str> = world::PEOPLE.iter().map(|p| p.slack).collect();
+    screen.line(
+        "Linking everyone's GitHub account (the device flow, answered on the emulated github.com)…",
+    );
+    if let Err(e) = script::link_accounts(&channel, &people).await {
+        screen.line(format!(
+            "warning: {e}; approvals need `/slipway link github` first"
+        ));
+    }
+    channel
+        .settle(Duration::from_millis(300), Duration::from_secs(5))
+        .await;
+    channel.set_muted(false);
+    let mut intro = vec![String::new()];
+    intro.extend(repl::users());
+    intro.push(String::new());
+    intro.extend(repl::help());
+    screen.print(&intro);
+    let repl = repl::Repl {
+        world: world.clone(),
+        screen: screen.clone(),
+        channel,
+        user: world::person(&args.user)
+            .map_or("U0OPERATOR", |p| p.slack)
+            .to_string(),
+    };
+    repl.run(stop).await;
+    screen.line("Stopping the bridge, the emulators and moto.");
+    ExitCode::SUCCESS
 }

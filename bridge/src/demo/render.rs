@@ -69,8 +69,23 @@ const WRAP: usize = 72;
 /// array (or renders to nothing at all). Buttons are numbered `first_choice`, `first_choice + 1`, …
 #[must_use]
 pub fn message(text: &str, blocks: &Value, first_choice: usize) -> Rendered {
+    let mut next = first_choice;
+    message_numbered(text, blocks, &mut |_| {
+        let n = next;
+        next = next.saturating_add(1);
+        n
+    })
+}
+
+/// Like [`message`], with each button's number chosen by `number` (so a button can keep its
+/// number when its message is edited).
+pub fn message_numbered(
+    text: &str,
+    blocks: &Value,
+    number: &mut dyn FnMut(&Button) -> usize,
+) -> Rendered {
     let mut out = Out {
-        next: Some(first_choice),
+        number: Some(number),
         ..Out::default()
     };
     for block in items(blocks) {
@@ -290,15 +305,15 @@ fn non_empty(s: String) -> Option<String> {
     if s.is_empty() { None } else { Some(s) }
 }
 
-/// The rendering in progress; `next` is the next button's number, None when not numbering.
+/// The rendering in progress; `number` numbers buttons, None when not numbering.
 #[derive(Default)]
-struct Out {
+struct Out<'a> {
     lines: Vec<String>,
     buttons: Vec<Button>,
-    next: Option<usize>,
+    number: Option<&'a mut dyn FnMut(&Button) -> usize>,
 }
 
-impl Out {
+impl Out<'_> {
     /// Pushes (possibly multi-line) text.
     fn push(&mut self, text: &str) {
         self.lines.extend(text.lines().map(str::to_string));
@@ -378,9 +393,9 @@ impl Out {
                         Some("danger") => " (danger)",
                         _ => "",
                     };
-                    tokens.push(match self.next {
-                        Some(n) => {
-                            self.next = Some(n.saturating_add(1));
+                    tokens.push(match self.number.as_mut() {
+                        Some(number) => {
+                            let n = number(&b);
                             format!("[{n}] {}{danger}", b.label)
                         }
                         None => format!("[{}]{danger}", b.label),
