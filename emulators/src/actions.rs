@@ -198,6 +198,35 @@ impl ActionsOidcEmulator {
         self.state().job = job;
     }
 
+    /// The variables Actions sets for a step of `job` that `slipway-runner` reads, with this
+    /// issuer's token request URL and token: the job `token` (`GITHUB_TOKEN`), the GitHub the
+    /// job talks to, the checkout (`GITHUB_WORKSPACE`) and `RUNNER_TEMP`.
+    pub fn job_env(
+        &self,
+        job: &ActionsJob,
+        github: &crate::github::GitHubEmulator,
+        token: &str,
+        workspace: &std::path::Path,
+        runner_temp: &std::path::Path,
+    ) -> Vec<(&'static str, String)> {
+        vec![
+            ("GITHUB_ACTIONS", "true".into()),
+            ("GITHUB_REPOSITORY", job.repository.clone()),
+            ("GITHUB_SHA", job.sha.clone()),
+            ("GITHUB_REF", job.git_ref.clone()),
+            ("GITHUB_RUN_ID", job.run_id.to_string()),
+            ("GITHUB_RUN_ATTEMPT", job.run_attempt.to_string()),
+            ("GITHUB_API_URL", github.api_url()),
+            ("GITHUB_SERVER_URL", github.base_url()),
+            ("GITHUB_WORKSPACE", workspace.display().to_string()),
+            ("GITHUB_WORKFLOW_REF", job.workflow_ref.clone()),
+            ("GITHUB_TOKEN", token.to_string()),
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", self.request_url()),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", self.request_token()),
+            ("RUNNER_TEMP", runner_temp.display().to_string()),
+        ]
+    }
+
     /// The claims of every token issued so far, in order.
     pub fn issued(&self) -> Vec<Value> {
         self.state().issued.clone()

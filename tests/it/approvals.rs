@@ -98,12 +98,7 @@ fn approval_status(fx: &GitOpsFixture, number: u64) -> Option<Value> {
         .into_iter()
         .find(|p| p["number"].as_u64() == Some(number))?;
     let sha = pr["head"]["sha"].as_str()?.to_string();
-    // The newest status for the context (highest id), whatever order the listing uses.
-    fx.github
-        .statuses(OWNER, REPO, &sha)
-        .into_iter()
-        .filter(|s| s["context"] == "slipway/approval")
-        .max_by_key(|s| s["id"].as_u64().unwrap_or(0))
+    fx.github.status(OWNER, REPO, &sha, "slipway/approval")
 }
 
 fn pull(fx: &GitOpsFixture, number: u64) -> Value {

@@ -255,29 +255,21 @@ async fn run(
     std::fs::create_dir_all(&temp).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-runner-under-test"));
     cmd.arg("execute").env_clear().current_dir(workspace);
+    let mut job = ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", sha);
+    job.run_id = 9_000_001;
     let vars: Vec<(&str, String)> = vec![
         ("PATH", std::env::var("PATH").unwrap_or_default()),
         ("HOME", home.display().to_string()),
-        ("GITHUB_ACTIONS", "true".into()),
-        ("GITHUB_REPOSITORY", format!("{OWNER}/{REPO}")),
-        ("GITHUB_SHA", sha.into()),
-        ("GITHUB_REF", "refs/heads/main".into()),
-        ("GITHUB_RUN_ID", "9000001".into()),
-        ("GITHUB_RUN_ATTEMPT", "1".into()),
-        ("GITHUB_API_URL", fx.github.api_url()),
-        ("GITHUB_SERVER_URL", fx.github.base_url()),
-        ("GITHUB_WORKSPACE", workspace.display().to_string()),
-        (
-            "GITHUB_WORKFLOW_REF",
-            format!("{OWNER}/{REPO}/.github/workflows/slipway-runner.yml@refs/heads/main"),
-        ),
-        ("GITHUB_TOKEN", fx.token.clone()),
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", fx.oidc.request_url()),
-        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", fx.oidc.request_token()),
-        ("RUNNER_TEMP", temp.display().to_string()),
         ("SLIPWAY_RUNNER_CONFIG", cfg.display().to_string()),
     ];
-    for (k, v) in vars.into_iter().chain(extra_env.iter().cloned()) {
+    let actions = fx
+        .oidc
+        .job_env(&job, &fx.github, &fx.token, workspace, &temp);
+    for (k, v) in vars
+        .into_iter()
+        .chain(actions)
+        .chain(extra_env.iter().cloned())
+    {
         cmd.env(k, v);
     }
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())

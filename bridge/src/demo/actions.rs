@@ -84,7 +84,9 @@ impl Actions {
                 return;
             }
         };
-        let targets = match self.targets(sha, &checkout).await {
+        let mut job = ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", sha);
+        job.run_id = run;
+        let targets = match self.targets(&job, &checkout).await {
             Ok(t) => t,
             Err(e) => {
                 self.screen.line(format!(
@@ -101,7 +103,7 @@ impl Actions {
                 "⚙ GitHub Actions: push to main ({short}) → slipway-runner execute (target {target}, run {run})"
             ));
             let log = dir.join(format!("execute-{target}.log"));
-            let code = self.execute(sha, run, &target, &checkout, &log).await;
+            let code = self.execute(&job, &target, &checkout, &log).await;
             let outcome = match code {
                 Some(0) => "succeeded".to_string(),
                 Some(c) => format!("failed (exit {c})"),
@@ -159,7 +161,8 @@ impl Actions {
         Ok(dest)
     }
 
-    fn runner(&self, sha: &str, run: u64, checkout: &Path) -> Result<Command, String> {
+    /// `slipway runner` in the job's environment (cleared, then what Actions sets).
+    fn runner(&self, job: &ActionsJob, checkout: &Path) -> Result<Command, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find my executable: {e}"))?;
         let home = self.world.dir.join("actions").join("home");
         let temp = self.world.dir.join("actions").join("tmp");
@@ -174,50 +177,24 @@ impl Actions {
         cmd.arg("runner")
             .env_clear()
             .current_dir(checkout)
-            .kill_on_drop(true);
-        let mut vars: Vec<(&str, String)> = vec![
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
-            ("HOME", home.display().to_string()),
-            ("GITHUB_ACTIONS", "true".into()),
-            ("GITHUB_REPOSITORY", format!("{OWNER}/{REPO}")),
-            ("GITHUB_SHA", sha.into()),
-            ("GITHUB_REF", "refs/heads/main".into()),
-            ("GITHUB_RUN_ID", run.to_string()),
-            ("GITHUB_RUN_ATTEMPT", "1".into()),
-            ("GITHUB_API_URL", self.world.github.api_url()),
-            ("GITHUB_SERVER_URL", self.world.github.base_url()),
-            ("GITHUB_WORKSPACE", checkout.display().to_string()),
-            (
-                "GITHUB_WORKFLOW_REF",
-                format!("{OWNER}/{REPO}/.github/workflows/slipway-runner.yml@refs/heads/main"),
-            ),
-            ("GITHUB_TOKEN", token.clone()),
-            ("SLIPWAY_LOCK_TOKEN", token),
-            (
-                "ACTIONS_ID_TOKEN_REQUEST_URL",
-                self.world.oidc.request_url(),
-            ),
-            (
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                self.world.oidc.request_token(),
-            ),
-            ("RUNNER_TEMP", temp.display().to_string()),
-            (
-                "SLIPWAY_RUNNER_CONFIG",
-                self.world.dir.join("runner.yaml").display().to_string(),
-            ),
-        ];
+            .kill_on_drop(true)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("SLIPWAY_LOCK_TOKEN", &token)
+            .env("SLIPWAY_RUNNER_CONFIG", self.world.dir.join("runner.yaml"))
+            .envs(
+                self.world
+                    .oidc
+                    .job_env(job, &self.world.github, &token, checkout, &temp),
+            );
         if self.world.moto.is_some() {
-            vars.extend(aws_env());
-        }
-        for (k, v) in vars {
-            cmd.env(k, v);
+            cmd.envs(aws_env());
         }
         Ok(cmd)
     }
 
-    async fn targets(&self, sha: &str, checkout: &Path) -> Result<Vec<String>, String> {
-        let mut cmd = self.runner(sha, 0, checkout)?;
+    async fn targets(&self, job: &ActionsJob, checkout: &Path) -> Result<Vec<String>, String> {
+        let mut cmd = self.runner(job, checkout)?;
         cmd.arg("targets");
         let out = cmd.output().await.map_err(|e| e.to_string())?;
         if !out.status.success() {
@@ -228,16 +205,13 @@ impl Actions {
 
     async fn execute(
         &self,
-        sha: &str,
-        run: u64,
+        job: &ActionsJob,
         target: &str,
         checkout: &Path,
         log: &Path,
     ) -> Option<i32> {
-        let mut job = ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", sha);
-        job.run_id = run;
-        self.world.oidc.set_job(job);
-        let Ok(mut cmd) = self.runner(sha, run, checkout) else {
+        self.world.oidc.set_job(job.clone());
+        let Ok(mut cmd) = self.runner(job, checkout) else {
             return Some(2);
         };
         let Ok(file) = std::fs::File::create(log) else {

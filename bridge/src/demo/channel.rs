@@ -463,21 +463,16 @@ impl Channel {
                 p["state"].as_str().unwrap_or("?")
             };
             let sha = p["head"]["sha"].as_str().unwrap_or_default();
-            let approval = gh
-                .statuses(OWNER, REPO, sha)
-                .into_iter()
-                .filter(|s| s["context"] == "slipway/approval")
-                .max_by_key(|s| s["id"].as_u64().unwrap_or(0))
-                .map_or_else(
-                    || "slipway/approval: (none)".to_string(),
-                    |s| {
-                        format!(
-                            "slipway/approval: {} ({})",
-                            s["state"].as_str().unwrap_or("?"),
-                            s["description"].as_str().unwrap_or_default()
-                        )
-                    },
-                );
+            let approval = gh.status(OWNER, REPO, sha, "slipway/approval").map_or_else(
+                || "slipway/approval: (none)".to_string(),
+                |s| {
+                    format!(
+                        "slipway/approval: {} ({})",
+                        s["state"].as_str().unwrap_or("?"),
+                        s["description"].as_str().unwrap_or_default()
+                    )
+                },
+            );
             let reviews: Vec<String> = gh
                 .reviews(OWNER, REPO, number)
                 .iter()

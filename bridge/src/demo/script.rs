@@ -227,10 +227,7 @@ impl Script {
             .find(|p| p["number"].as_u64() == Some(pr))?;
         let sha = pull["head"]["sha"].as_str()?.to_string();
         w.github
-            .statuses(OWNER, REPO, &sha)
-            .into_iter()
-            .filter(|s| s["context"] == "slipway/approval")
-            .max_by_key(|s| s["id"].as_u64().unwrap_or(0))
+            .status(OWNER, REPO, &sha, "slipway/approval")
             .and_then(|s| s["state"].as_str().map(str::to_string))
     }
 

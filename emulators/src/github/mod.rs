@@ -428,6 +428,14 @@ impl GitHubEmulator {
             .collect()
     }
 
+    /// The newest status of `context` on commit `sha` (what branch protection looks at).
+    pub fn status(&self, owner: &str, repo: &str, sha: &str, context: &str) -> Option<Value> {
+        self.statuses(owner, repo, sha)
+            .into_iter()
+            .filter(|s| s["context"] == context)
+            .max_by_key(|s| s["id"].as_u64().unwrap_or(0))
+    }
+
     /// The comments on issue/PR `number`, oldest first.
     pub fn comments(&self, owner: &str, repo: &str, number: u64) -> Vec<Value> {
         let st = self.state();
