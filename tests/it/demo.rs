@@ -155,6 +155,12 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
     term.exp_string("(demo) submitted").unwrap();
     term.send_line(":prs").unwrap();
     term.exp_string("ada-approver changes_requested").unwrap();
+    // A review made in GitHub itself is mirrored into the change's thread.
+    term.send_line(":as U0APPROVER2").unwrap();
+    term.exp_string("you are now U0APPROVER2").unwrap();
+    term.send_line(":review 1 approve looks fine").unwrap();
+    term.exp_string("bo-approver approved in GitHub")
+        .expect("the mirrored review");
 
     // Another person: a viewer's read runs at once and its output lands in the thread.
     term.send_line(":as U0VIEWER").unwrap();

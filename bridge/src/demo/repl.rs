@@ -58,6 +58,7 @@ pub fn help() -> Vec<String> {
         "  :prs                               the GitOps repo's pull requests and their approval status",
         "  :merge 1                           merge PR #1 on GitHub as the current person (branch",
         "                                     protection requires slipway/approval); the runner follows",
+        "  :review 1 approve|reject [text]    review PR #1 on GitHub itself; Slack mirrors it",
         "  :help   :quit",
     ]
     .iter()
@@ -144,6 +145,7 @@ impl Repl {
             ":as" => self.switch(arg),
             ":prs" => self.screen.print(&self.channel.pull_lines()),
             ":merge" => self.merge(arg),
+            ":review" => self.review(arg),
             _ => self.screen.line(format!(
                 "(demo) `{line}` is not something I know. Type a slash command (/kubectl get pods), a button's number, or :help"
             )),
@@ -208,6 +210,39 @@ impl Repl {
             )),
             Err(e) => self.screen.line(format!(
                 "» {login} tries to merge PR #{number}; GitHub refuses: {e}"
+            )),
+        }
+    }
+
+    fn review(&self, arg: &str) {
+        let mut words = arg.splitn(3, ' ');
+        let number = words
+            .next()
+            .and_then(|n| n.trim_start_matches('#').parse::<u64>().ok());
+        let event = match words.next() {
+            Some("approve") => Some("APPROVE"),
+            Some("reject" | "request-changes") => Some("REQUEST_CHANGES"),
+            Some("comment") => Some("COMMENT"),
+            _ => None,
+        };
+        let (Some(number), Some(event)) = (number, event) else {
+            self.screen
+                .line("(demo) say which PR and how: :review 1 approve (or reject, comment) [text]");
+            return;
+        };
+        let body = words.next().unwrap_or_default();
+        let login = person(&self.user).map_or("olga-owner", |p| p.github);
+        match self
+            .world
+            .github
+            .try_review(OWNER, REPO, number, login, event, body)
+        {
+            Ok(_) => self.screen.line(format!(
+                "» {login} reviews PR #{number} on GitHub ({}); the webhook tells the bridge",
+                event.to_lowercase()
+            )),
+            Err(e) => self.screen.line(format!(
+                "» {login} tries to review PR #{number}; GitHub refuses: {e}"
             )),
         }
     }

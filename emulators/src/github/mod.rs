@@ -359,6 +359,20 @@ impl GitHubEmulator {
         event: &str,
         body: &str,
     ) -> u64 {
+        self.try_review(owner, repo, number, login, event, body)
+            .unwrap_or_else(|e| panic!("github emulator: review: {e}"))
+    }
+
+    /// [`GitHubEmulator::review`], returning GitHub's refusal instead of panicking.
+    pub fn try_review(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        login: &str,
+        event: &str,
+        body: &str,
+    ) -> Result<u64, String> {
         ops::pulls::review(
             &mut self.state(),
             owner,
@@ -369,7 +383,7 @@ impl GitHubEmulator {
             body,
             None,
         )
-        .unwrap_or_else(|e| panic!("github emulator: review: {e}"))
+        .map_err(|e| e.to_string())
     }
 
     /// Merges (merge commit) through the same logic as `PUT /pulls/{n}/merge`, as `login`.
