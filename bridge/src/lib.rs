@@ -8,6 +8,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod docs;
+pub mod https;
 pub mod metrics;
 pub mod slack;
 pub mod store;

@@ -10,3 +10,16 @@ pub mod oidc;
 pub mod s3;
 pub mod sinks;
 pub mod sts;
+
+/// `err` followed by each of its causes, `: `-separated (SDK errors keep the useful part in
+/// their sources).
+pub fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

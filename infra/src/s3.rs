@@ -235,25 +235,15 @@ where
             (Some(code), None) => return code.to_string(),
             // No error code: the response could not be understood; say what came back.
             _ => {
-                let mut out = format!("HTTP {}: {e}", se.raw().status().as_u16());
-                let mut source = e.source();
-                while let Some(s) = source {
-                    out.push_str(": ");
-                    out.push_str(&s.to_string());
-                    source = s.source();
-                }
-                return out;
+                return format!(
+                    "HTTP {}: {}",
+                    se.raw().status().as_u16(),
+                    crate::with_causes(e)
+                );
             }
         }
     }
-    let mut out = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    crate::with_causes(err)
 }
 
 #[cfg(test)]

@@ -61,6 +61,29 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Delivers `records` one at a time, in order, stopping at the first error (receivers see
+    /// the chain in seq order).
+    pub async fn in_order<'r, F, Fut>(records: &'r [AuditRecord], mut deliver_one: F) -> Delivery
+    where
+        F: FnMut(&'r AuditRecord) -> Fut,
+        Fut: Future<Output = Result<(), SinkError>>,
+    {
+        let mut delivered = 0;
+        for record in records {
+            if let Err(error) = deliver_one(record).await {
+                return Delivery {
+                    delivered,
+                    error: Some(error),
+                };
+            }
+            delivered += 1;
+        }
+        Delivery {
+            delivered,
+            error: None,
+        }
+    }
+
     /// Counts the leading successes of per-record results, keeping the first error.
     pub fn from_results(results: impl IntoIterator<Item = Result<(), SinkError>>) -> Delivery {
         let mut delivered = 0;

@@ -183,14 +183,10 @@ where
         };
         return format!("STS AssumeRoleWithWebIdentity for {role_arn}: {code}: {msg}{hint}");
     }
-    let mut out = format!("STS AssumeRoleWithWebIdentity for {role_arn} failed: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    format!(
+        "STS AssumeRoleWithWebIdentity for {role_arn} failed: {}",
+        crate::with_causes(err)
+    )
 }
 
 #[cfg(test)]

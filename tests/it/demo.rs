@@ -60,6 +60,12 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         assert!(transcript.contains(shown), "{shown}: {transcript}");
     }
     assert!(!transcript.contains("hunter2"), "the secret never shows");
+    // The runner flushed its own records to the Object Lock bucket before its job ended.
+    let s3_part = transcript
+        .split("audit trail: s3://slipway-audit")
+        .nth(1)
+        .expect("the S3 verification");
+    assert!(s3_part.contains("runner:9000001-1-"), "{s3_part}");
     // The runner's execution record sits in the same spool as the bridge's decisions.
     let records = slipway_infra::spool::read_all(&dir.path().join("state/audit")).unwrap();
     assert!(

@@ -1,34 +1,16 @@
 //! A small Alertmanager v2 API client: silences and alerts, over hyper (https through rustls;
 //! plain http only to loopback, which the configuration enforces).
 
-use std::sync::OnceLock;
-
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::{DateTime, Utc};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
 /// Biggest response body read.
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
-fn client() -> Result<&'static Client<Https, String>, ApiError> {
-    static CLIENT: OnceLock<Result<Client<Https, String>, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
-                .map_err(|e| format!("loading TLS roots: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Ok(Client::builder(TokioExecutor::new()).build(https))
-        })
-        .as_ref()
-        .map_err(|e| ApiError::Unreachable(e.clone()))
+fn client()
+-> Result<&'static hyper_util::client::legacy::Client<crate::https::Https, String>, ApiError> {
+    crate::https::client().map_err(ApiError::Unreachable)
 }
 
 /// A matcher as the API spells it.

@@ -9,13 +9,10 @@
 //! kept, sealed (see `tokens`).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{Method, Request, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use slipway_core::policy::IdentityProvider;
 
@@ -34,24 +31,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// GitHub adds 5 s to the interval on each `slow_down`.
 const SLOW_DOWN_STEP: u64 = 5;
-
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
-
-fn client() -> Result<&'static Client<Https, String>, String> {
-    static CLIENT: OnceLock<Result<Client<Https, String>, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
-                .map_err(|e| format!("loading TLS roots: {e}"))?
-                .https_or_http()
-                .enable_http1()
-                .build();
-            Ok(Client::builder(TokioExecutor::new()).build(https))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
 
 /// The OAuth base URL for an API URL: `https://api.github.com` → `https://github.com`, GitHub
 /// Enterprise Server `https://HOST/api/v3` → `https://HOST`, anything else (an emulator serving
@@ -87,7 +66,7 @@ async fn exchange(
     let req = req
         .body(form.unwrap_or_default())
         .map_err(|_| format!("bad URL {url}"))?;
-    let resp = tokio::time::timeout(REQUEST_TIMEOUT, client()?.request(req))
+    let resp = tokio::time::timeout(REQUEST_TIMEOUT, crate::https::client()?.request(req))
         .await
         .map_err(|_| format!("{url} timed out"))?
         .map_err(|e| format!("{url}: {e}"))?;

@@ -286,20 +286,7 @@ impl Sink for JiraSink {
     }
 
     async fn deliver(&self, records: &[AuditRecord]) -> Delivery {
-        let mut delivered = 0;
-        for record in records {
-            if let Err(error) = self.deliver_one(record).await {
-                return Delivery {
-                    delivered,
-                    error: Some(error),
-                };
-            }
-            delivered += 1;
-        }
-        Delivery {
-            delivered,
-            error: None,
-        }
+        Delivery::in_order(records, |r| self.deliver_one(r)).await
     }
 }
 

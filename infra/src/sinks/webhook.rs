@@ -96,21 +96,7 @@ impl Sink for WebhookSink {
     }
 
     async fn deliver(&self, records: &[AuditRecord]) -> Delivery {
-        // In order, one at a time: receivers see the chain in seq order.
-        let mut delivered = 0;
-        for record in records {
-            if let Err(error) = self.post(record).await {
-                return Delivery {
-                    delivered,
-                    error: Some(error),
-                };
-            }
-            delivered += 1;
-        }
-        Delivery {
-            delivered,
-            error: None,
-        }
+        Delivery::in_order(records, |r| self.post(r)).await
     }
 }
 
