@@ -1,0 +1,244 @@
+//! Approve and Reject in Slack as the person, reviews made in GitHub mirrored back, the quorum on the head SHA, and the runner's report in the thread.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvers_click_approve_and_the_quorum_holds() {
+    let (app, fx, number) = with_open_pr().await;
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
+    link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
+    let ts = change_message(&app).ts;
+    app.click("U0APPROVER1", "slipway_approve", &number.to_string(), &ts)
+        .await;
+    assert!(
+        responses_contain(&app.slack, "Approved PR").await,
+        "{:?}",
+        app.slack.responses()
+    );
+    app.click("U0APPROVER2", "slipway_approve", &number.to_string(), &ts)
+        .await;
+    assert!(
+        fx.github_wait(|| fx.github.reviews(OWNER, REPO, number).len() == 2)
+            .await
+    );
+    let reviewers: Vec<String> = fx
+        .github
+        .reviews(OWNER, REPO, number)
+        .iter()
+        .map(|r| r["user"]["login"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reviewers,
+        ["ada-approver", "bo-approver"],
+        "reviews are made as the people, never the bot"
+    );
+    assert!(
+        fx.github_wait(|| approval_status(&fx, number).is_some_and(|s| s["state"] == "success"))
+            .await,
+        "{:?}",
+        approval_status(&fx, number)
+    );
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .messages()
+                .iter()
+                .any(|m| m.ts == ts && m.blocks.to_string().contains("*2 of 2*")))
+            .await,
+        "{:?}",
+        change_message(&app)
+    );
+    let blocks = change_message(&app).blocks.to_string();
+    assert!(
+        blocks.contains("ada.approver@example.com (via Slack)"),
+        "{blocks}"
+    );
+    assert!(
+        app.slack.validation_errors().is_empty(),
+        "{:?}",
+        app.slack.validation_errors()
+    );
+    // Not auto-merged: the `standard` rule doesn't ask for it.
+    assert_eq!(pull(&fx, number)["merged"], false);
+    // Each Slack approval is audited once, as Slack-sourced (the webhook echo is not re-recorded).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let approvals: Vec<_> = app
+        .audit()
+        .into_iter()
+        .filter(|r| r.kind == slipway_core::audit::EventKind::Approval)
+        .collect();
+    assert_eq!(approvals.len(), 2, "{approvals:?}");
+    assert!(
+        approvals
+            .iter()
+            .all(|r| r.approvals[0].source == slipway_core::audit::ApprovalSource::Slack)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requester_an_outsider_and_an_unlinked_approver_are_refused() {
+    let (app, fx, number) = with_open_pr().await;
+    link(&app, "U0OPERATOR", "omar-operator", "tok-omar");
+    link(&app, "U0VIEWER", "vera-viewer", "tok-vera");
+    let ts = change_message(&app).ts;
+    app.click("U0OPERATOR", "slipway_approve", &number.to_string(), &ts)
+        .await;
+    assert!(responses_contain(&app.slack, "you requested this change").await);
+    app.click("U0VIEWER", "slipway_approve", &number.to_string(), &ts)
+        .await;
+    assert!(responses_contain(&app.slack, "you're not in those groups").await);
+    app.click("U0APPROVER1", "slipway_approve", &number.to_string(), &ts)
+        .await;
+    assert!(responses_contain(&app.slack, "/slipway link github").await);
+    // Reject is refused as well, before any dialog opens, for someone not linked.
+    app.click("U0APPROVER2", "slipway_reject", &number.to_string(), &ts)
+        .await;
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .responses()
+                .iter()
+                .filter(|r| r.body.to_string().contains("/slipway link github"))
+                .count()
+                == 2)
+            .await
+    );
+    assert!(
+        app.slack.views().is_empty(),
+        "no modal for someone who can't review"
+    );
+    assert!(
+        fx.github.reviews(OWNER, REPO, number).is_empty(),
+        "nothing reached GitHub"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_made_in_github_mirror_to_slack_and_a_push_makes_them_stale() {
+    let (app, fx, number) = with_open_pr().await;
+    let ts = change_message(&app).ts;
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .thread(CHANNEL, &ts)
+                .iter()
+                .any(|m| m.text.contains("ada-approver approved in GitHub")))
+            .await,
+        "{:?}",
+        app.slack.thread(CHANNEL, &ts)
+    );
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s.messages().iter().any(|m| m.ts == ts
+                && m.blocks.to_string().contains("*1 of 2*")
+                && m.blocks.to_string().contains("via GitHub")))
+            .await
+    );
+    // A new commit on the PR: the earlier approval no longer counts.
+    let branch = fx.github.pulls(OWNER, REPO)[0]["head"]["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        &branch,
+        &[("apps/api/staging/extra.yaml", "x: 1\n")],
+        "sneaky change",
+        "omar-operator",
+    );
+    assert!(
+        fx.github_wait(
+            || approval_status(&fx, number).is_some_and(|s| s["state"] == "pending"
+                && s["description"].as_str().unwrap_or("").contains("stale"))
+        )
+        .await,
+        "{:?}",
+        approval_status(&fx, number)
+    );
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s.messages().iter().any(|m| m.ts == ts
+                && m.blocks.to_string().contains("Stale")
+                && m.blocks.to_string().contains("*0 of 2*")))
+            .await,
+        "{:?}",
+        change_message(&app)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_made_in_github_are_audited_once() {
+    let (app, fx, number) = with_open_pr().await;
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
+    let audited = || {
+        app.audit()
+            .into_iter()
+            .filter(|r| r.kind == slipway_core::audit::EventKind::Approval)
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if !audited().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = audited();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let a = records[0].approvals.first().expect("approval");
+    assert_eq!(a.who, "ada.approver@example.com");
+    assert_eq!(a.source, slipway_core::audit::ApprovalSource::Github);
+    assert!(
+        records[0]
+            .change_id
+            .as_deref()
+            .is_some_and(|c| c.starts_with("cr-service-api-staging-"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
+    let (app, fx, number) = with_open_pr().await;
+    let ts = change_message(&app).ts;
+    // The runner comments with its marker (as the workflow's bot token would).
+    let installation: u64 = fx
+        .env
+        .iter()
+        .find(|(k, _)| *k == "SLIPWAY_GITHUB_INSTALLATION_ID")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let token = fx.github.installation_token(installation);
+    let gh = slipway_infra::github::GitHub::user(&fx.github.api_url(), &token).unwrap();
+    let repo = slipway_infra::github::Repo::parse(&format!("{OWNER}/{REPO}")).unwrap();
+    gh.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
+        .await
+        .unwrap();
+    // An ordinary comment is not mirrored.
+    gh.comment(&repo, number, "just a human remark")
+        .await
+        .unwrap();
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s
+                .thread(slipway_tests::harness::CHANNEL, &ts)
+                .iter()
+                .any(
+                    |m| m.text.contains("Runner report") && m.text.contains("executed")
+                ))
+            .await,
+        "{:?}",
+        app.slack.thread(slipway_tests::harness::CHANNEL, &ts)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !app.slack
+            .thread(slipway_tests::harness::CHANNEL, &ts)
+            .iter()
+            .any(|m| m.text.contains("human remark"))
+    );
+}
