@@ -1,0 +1,162 @@
+//! kubectl changes and deploys against the Kubernetes emulator; a re-run is a no-op.
+
+use super::*;
+
+async fn cluster(fx: &Fx) -> (KubeEmulator, String) {
+    require_tool(
+        "kubectl",
+        "this machine image ships kubectl 1.32 at /usr/bin/kubectl",
+    );
+    let kube = KubeEmulator::start().await;
+    kube.add_namespace("web");
+    kube.add_deployment("web", "web", 2, "registry.example/web:1.4.2");
+    let kubeconfig = fx.dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig, &["staging", "production"], KUBE_TOKEN);
+    let cfg = format!(
+        "clusters:\n  staging: {{ kubeconfig: {}, context: staging }}\n",
+        kubeconfig.display()
+    );
+    (kube, cfg)
+}
+
+fn patches(kube: &KubeEmulator) -> usize {
+    kube.requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" || r.method == "PUT")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_runs_the_signed_argv_against_the_cluster_and_a_second_run_is_a_no_op() {
+    let fx = fixture(&[], &[]).await;
+    let (kube, clusters) = cluster(&fx).await;
+    let cr = change(
+        &fx,
+        "k1",
+        "/kubectl scale deployment/web --replicas=5 -n web",
+        Rendered::default(),
+    );
+    assert_eq!(
+        cr.command.argv,
+        [
+            "kubectl",
+            "scale",
+            "deployment/web",
+            "--replicas=5",
+            "--namespace=web"
+        ]
+    );
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let ws = checkout(&fx, &sha);
+    // The workflow's matrix: one target per lock.
+    let targets = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-runner-under-test"))
+        .arg("targets")
+        .env_clear()
+        .env("GITHUB_WORKSPACE", &ws)
+        .env("GITHUB_SHA", &sha)
+        .output()
+        .unwrap();
+    assert_eq!(
+        crate::stdout(&targets).trim(),
+        r#"["kube-staging-web"]"#,
+        "{}",
+        crate::stderr(&targets)
+    );
+    let cfg = config(&fx, &clusters);
+    let out = run(&fx, &ws, &sha, &cfg, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    assert_eq!(
+        kube.deployment("web", "web").unwrap()["spec"]["replicas"],
+        5
+    );
+    assert!(
+        kube.requests()
+            .iter()
+            .any(|r| r.context.as_deref() == Some("staging") && r.method != "GET"),
+        "through the staging context"
+    );
+    let body = result_comment(&fx, number, &cr.id);
+    assert!(
+        body.contains("Executed") && body.contains("deployment.apps/web scaled"),
+        "{body}"
+    );
+    assert!(
+        fx.oidc.issued().is_empty(),
+        "no AWS role configured for the cluster: no token minted"
+    );
+
+    let writes = patches(&kube);
+    let again = run(&fx, &ws, &sha, &cfg, &[]).await;
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        crate::stdout(&again).contains("already-done"),
+        "{}",
+        crate::stdout(&again)
+    );
+    assert_eq!(patches(&kube), writes, "nothing ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_applies_the_rendered_manifests_server_side() {
+    let base = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.4.2\n";
+    let kustomization = |tag: &str| {
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/web\n    newTag: \"{tag}\"\n"
+        )
+    };
+    let fx = fixture(
+        &[],
+        &[
+            ("apps/web/base/deployment.yaml", base.to_string()),
+            (
+                "apps/web/base/kustomization.yaml",
+                "resources:\n  - deployment.yaml\n".to_string(),
+            ),
+            (
+                "apps/web/staging/kustomization.yaml",
+                kustomization("1.4.2"),
+            ),
+        ],
+    )
+    .await;
+    let (kube, clusters) = cluster(&fx).await;
+    let new = kustomization("1.5.0");
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(new.as_bytes()))
+    };
+    let rendered = Rendered {
+        files: vec![RenderedFile {
+            path: "apps/web/staging/kustomization.yaml".into(),
+            sha256: digest,
+        }],
+        image: Some("registry.example/web:1.5.0".into()),
+        ..Rendered::default()
+    };
+    let cr = change(&fx, "p1", "/deploy web staging 1.5.0", rendered);
+    let (number, sha) = approved_and_merged(
+        &fx,
+        &cr,
+        &cr.to_yaml(),
+        &[("apps/web/staging/kustomization.yaml", new)],
+    )
+    .await;
+    let ws = checkout(&fx, &sha);
+    let deploy = "deploy:\n  command: [kubectl, \"--kubeconfig={kubeconfig}\", \"--context={context}\", apply, --server-side, --validate=false, -k, \"{dir}\"]\n";
+    let out = run(
+        &fx,
+        &ws,
+        &sha,
+        &config(&fx, &format!("{clusters}{deploy}")),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
+    let d = kube.deployment("web", "web").unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/web:1.5.0",
+        "{d}"
+    );
+    let body = result_comment(&fx, number, &cr.id);
+    assert!(body.contains("serverside-applied"), "{body}");
+}

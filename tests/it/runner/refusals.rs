@@ -1,0 +1,141 @@
+//! What the runner refuses: tampering, stale approvals, direct pushes, configuration mistakes.
+
+use super::*;
+
+async fn refused(fx: &Fx, number: Option<u64>, sha: &str, id: &str) -> String {
+    let ws = checkout(fx, sha);
+    let out = run(fx, &ws, sha, &config(fx, ""), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    assert!(
+        crate::stdout(&out).contains("refused"),
+        "{}",
+        crate::stdout(&out)
+    );
+    assert_eq!(execution_status(fx, sha)["state"], "failure");
+    let rejection = audit(fx)
+        .into_iter()
+        .find(|r| r.kind == slipway_core::audit::EventKind::Rejection)
+        .expect("a rejection record");
+    assert_eq!(rejection.change_id.as_deref(), Some(id));
+    if let Some(n) = number {
+        assert!(
+            !comments(fx, n).iter().any(|c| c.contains(":started -->")),
+            "nothing started"
+        );
+        return result_comment(fx, n, id);
+    }
+    crate::stdout(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_change_request_is_refused() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "x1",
+        "/kubectl scale deployment/web --replicas=5 -n web",
+        Rendered::default(),
+    );
+    // Someone edits the merged file: five replicas become fifty.
+    let tampered = cr.to_yaml().replace("--replicas=5", "--replicas=50");
+    assert_ne!(tampered, cr.to_yaml());
+    let (number, sha) = approved_and_merged(&fx, &cr, &tampered, &[]).await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains("Refused") && body.contains("edited after signing"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_on_an_older_head_sha_are_refused() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "s1",
+        "/kubectl scale deployment/web --replicas=5 -n web",
+        Rendered::default(),
+    );
+    let (number, _) = open_change(&fx, &cr, &cr.to_yaml(), &[]).await;
+    approve(&fx, number);
+    // A commit lands on the PR after the approvals; nobody approves the new head.
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        &cr.branch(),
+        &[("README.md", "# GitOps, edited\n")],
+        "late edit",
+        "omar-operator",
+    );
+    let sha = merge(&fx, number);
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains("don't meet the quorum")
+            && body.contains("older commit (stale): ada-approver, bo-approver"),
+        "{body}"
+    );
+    assert!(
+        !lock_exists(&fx, &cr),
+        "the lock this change took is released even though the head moved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_pushed_directly_to_main_is_refused() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "m1",
+        "/kubectl scale deployment/web --replicas=5 -n web",
+        Rendered::default(),
+    );
+    let sha = fx.github.push_direct(
+        OWNER,
+        REPO,
+        "main",
+        &[(&cr.file_path(), &cr.to_yaml())],
+        "sneak a change in",
+        "omar-operator",
+    );
+    fx.oidc
+        .set_job(ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", &sha));
+    let stdout = refused(&fx, None, &sha, &cr.id).await;
+    assert!(
+        stdout.contains("direct push") && stdout.contains("not through a merged pull request"),
+        "{stdout}"
+    );
+    assert!(fx.oidc.issued().is_empty(), "no credentials were requested");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_mistakes_exit_2_and_say_what_to_fix() {
+    let fx = fixture(&[], &[]).await;
+    let sha = fx.github.branch_sha(OWNER, REPO, "main").unwrap();
+    let ws = checkout(&fx, &sha);
+    let missing = fx.dir.path().join("nope.yaml");
+    let out = run(&fx, &ws, &sha, &missing, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("nope.yaml") && crate::stderr(&out).contains("--config"),
+        "{}",
+        crate::stderr(&out)
+    );
+    let out = run(
+        &fx,
+        &ws,
+        &sha,
+        &config(&fx, ""),
+        &[("GITHUB_TOKEN", String::new())],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("GITHUB_TOKEN"),
+        "{}",
+        crate::stderr(&out)
+    );
+    // A commit that adds no change requests is nothing to do.
+    let out = run(&fx, &ws, &sha, &config(&fx, ""), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    assert!(crate::stdout(&out).contains("nothing to do"));
+}
