@@ -1,0 +1,325 @@
+//! GitHub's REST API through octocrab, with domain types. One client for the bridge and the
+//! runner.
+//!
+//! Auth: a GitHub App (JWT → installation token, cached and refreshed by octocrab before expiry),
+//! or a user access token (a person's own authorization, for reviews). Writes are serialised and
+//! secondary rate limits honoured: on 403/429 wait for `retry-after`, else until
+//! `x-ratelimit-reset` when nothing remains, else back off exponentially from a minute.
+
+mod issues;
+mod pulls;
+mod refs;
+mod statuses;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use octocrab::Octocrab;
+use octocrab::models::{AppId, InstallationId};
+use serde_json::Value;
+
+pub use issues::Comment;
+pub use pulls::{Pr, Review};
+pub use statuses::WorkflowRun;
+
+/// `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repo {
+    pub owner: String,
+    pub name: String,
+}
+
+impl Repo {
+    pub fn parse(s: &str) -> Option<Repo> {
+        let (owner, name) = s.split_once('/')?;
+        (!owner.is_empty() && !name.is_empty() && !name.contains('/')).then(|| Repo {
+            owner: owner.into(),
+            name: name.into(),
+        })
+    }
+}
+
+impl fmt::Display for Repo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum GhError {
+    #[error("GitHub answered {status} to {method} {path}: {message}")]
+    Http {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("GitHub request {method} {path} failed: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+    },
+    #[error("GitHub auth: {0}")]
+    Auth(String),
+}
+
+impl GhError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GhError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, GhError>;
+
+/// The client.
+#[derive(Clone)]
+pub struct GitHub {
+    crab: Octocrab,
+    installation: bool,
+    writes: Arc<tokio::sync::Mutex<()>>,
+    /// Longest single wait for a rate limit before giving up.
+    pub max_wait: Duration,
+}
+
+impl fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHub")
+            .field("installation", &self.installation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn builder(
+    base_url: &str,
+) -> Result<
+    octocrab::OctocrabBuilder<
+        octocrab::NoSvc,
+        octocrab::DefaultOctocrabBuilderConfig,
+        octocrab::NoAuth,
+        octocrab::NotLayerReady,
+    >,
+> {
+    Octocrab::builder()
+        .base_uri(base_url)
+        .map_err(|e| GhError::Auth(format!("GitHub API URL `{base_url}`: {e}")))
+}
+
+impl GitHub {
+    /// As a GitHub App installation.
+    pub fn app(
+        base_url: &str,
+        app_id: u64,
+        private_key_pem: &str,
+        installation_id: u64,
+    ) -> Result<GitHub> {
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
+                GhError::Auth(format!(
+                    "the GitHub App private key is not an RSA PEM key: {e}"
+                ))
+            })?;
+        let app = builder(base_url)?
+            .app(AppId(app_id), key)
+            .build()
+            .map_err(|e| GhError::Auth(e.to_string()))?;
+        let crab = app
+            .installation(InstallationId(installation_id))
+            .map_err(|e| GhError::Auth(e.to_string()))?;
+        Ok(GitHub {
+            crab,
+            installation: true,
+            writes: Arc::default(),
+            max_wait: Duration::from_secs(300),
+        })
+    }
+
+    /// As a person, with their user access token.
+    pub fn user(base_url: &str, token: &str) -> Result<GitHub> {
+        let crab = builder(base_url)?
+            .user_access_token(token.to_string())
+            .build()
+            .map_err(|e| GhError::Auth(e.to_string()))?;
+        Ok(GitHub {
+            crab,
+            installation: false,
+            writes: Arc::default(),
+            max_wait: Duration::from_secs(300),
+        })
+    }
+
+    /// A fresh-enough installation token, for git over HTTPS (`x-access-token:<token>`).
+    pub async fn installation_token(&self) -> Result<String> {
+        use secrecy::ExposeSecret;
+        let t = self
+            .crab
+            .installation_token()
+            .await
+            .map_err(|e| GhError::Auth(e.to_string()))?;
+        Ok(t.expose_secret().to_string())
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, http::HeaderMap, Value)> {
+        let err = |message: String| GhError::Transport {
+            method: method.into(),
+            path: path.into(),
+            message,
+        };
+        // Relative paths: octocrab's base-URI layer puts the configured host in front.
+        let resp = match method {
+            "GET" => self.crab._get(path).await,
+            "POST" => self.crab._post(path, body).await,
+            "PATCH" => self.crab._patch(path, body).await,
+            "PUT" => self.crab._put(path, body).await,
+            _ => self.crab._delete(path, body).await,
+        }
+        .map_err(|e| err(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok((status, headers, value))
+    }
+
+    /// One API call, with secondary-rate-limit waits for writes (which are serialised).
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let write = method != "GET";
+        let _guard = if write {
+            Some(self.writes.lock().await)
+        } else {
+            None
+        };
+        let mut attempt = 0u32;
+        loop {
+            let (status, headers, value) = self.send(method, path, body).await?;
+            if (200..300).contains(&status) {
+                return Ok(value);
+            }
+            let message = value["message"]
+                .as_str()
+                .map_or_else(|| value.to_string(), String::from);
+            let limited = status == 429
+                || (status == 403
+                    && (headers.contains_key("retry-after")
+                        || message.to_lowercase().contains("rate limit")));
+            if limited && attempt < 3 {
+                let wait = rate_limit_wait(&headers, attempt);
+                if wait > self.max_wait {
+                    return Err(GhError::Http {
+                        method: method.into(),
+                        path: path.into(),
+                        status,
+                        message: format!("{message} (rate limited for {}s)", wait.as_secs()),
+                    });
+                }
+                tracing::warn!(%path, secs = wait.as_secs(), "GitHub rate limit; waiting");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(GhError::Http {
+                method: method.into(),
+                path: path.into(),
+                status,
+                message,
+            });
+        }
+    }
+
+    pub async fn default_branch(&self, repo: &Repo) -> Result<String> {
+        let v = self.call("GET", &format!("/repos/{repo}"), None).await?;
+        Ok(v["default_branch"].as_str().unwrap_or("main").to_string())
+    }
+}
+
+/// How long to wait after a secondary rate limit (GitHub's documented order of preference).
+fn rate_limit_wait(headers: &http::HeaderMap, attempt: u32) -> Duration {
+    let num = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if let Some(secs) = num("retry-after") {
+        return Duration::from_secs(secs);
+    }
+    if num("x-ratelimit-remaining") == Some(0)
+        && let Some(reset) = num("x-ratelimit-reset")
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        return Duration::from_secs(reset.saturating_sub(now).max(1));
+    }
+    Duration::from_secs(60 * 2u64.pow(attempt.min(4)))
+}
+
+/// GitHub refuses comment and PR bodies over 65,536 characters.
+pub const GITHUB_BODY_LIMIT: usize = 65_536;
+
+/// Cut a body to GitHub's limit, saying so.
+pub fn fit_github_body(body: &str) -> String {
+    if body.chars().count() <= GITHUB_BODY_LIMIT {
+        return body.to_string();
+    }
+    let note = "\n\n… (truncated to GitHub's 65,536-character limit; the full redacted text is kept with the audit record)";
+    let keep = GITHUB_BODY_LIMIT - note.chars().count();
+    let mut out: String = body.chars().take(keep).collect();
+    out.push_str(note);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_fit() {
+        let long = "x".repeat(70_000);
+        let fit = fit_github_body(&long);
+        assert_eq!(fit.chars().count(), GITHUB_BODY_LIMIT);
+        assert!(fit.ends_with("audit record)"));
+        assert_eq!(fit_github_body("short"), "short");
+    }
+
+    #[test]
+    fn waits() {
+        let mut h = http::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(rate_limit_wait(&h, 0), Duration::from_secs(7));
+        assert_eq!(
+            rate_limit_wait(&http::HeaderMap::new(), 1),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            Repo::parse("a/b"),
+            Some(Repo {
+                owner: "a".into(),
+                name: "b".into()
+            })
+        );
+        assert_eq!(Repo::parse("a/b/c"), None);
+    }
+}
