@@ -11,7 +11,7 @@
 //! with the `demo` feature (default on; `--no-default-features` builds a binary without it).
 //!
 //! Exit codes: 0 the walkthrough worked (or the interactive session ended), 1 a scripted step
-//! failed, 2 the demo could not be set up (what was missing is printed).
+//! failed, 2 the demo could not be set up (what was missing is printed), 130 interrupted.
 
 mod actions;
 mod channel;
