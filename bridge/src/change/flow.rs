@@ -5,106 +5,17 @@ use std::sync::Arc;
 
 use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, PullRequest};
-use slipway_core::change::{
-    ApprovalRequirement, ChangeCommand, ChangeRequest, PolicyBinding, Requester, SCHEMA_VERSION,
-};
-use slipway_core::command::{Command, Family, ParsedCommand, Target, Tier};
+use slipway_core::change::{ChangeCommand, ChangeRequest, SCHEMA_VERSION};
+use slipway_core::command::{Family, ParsedCommand};
 use slipway_core::policy::Decision;
 use slipway_infra::gitops::{Author, FileChange};
 
 use super::ChangeService;
+use super::pending::Pending;
 use super::render::{Render, pr_body, render, slack_preview};
 use crate::app::AppState;
 use crate::slack::client::Message;
 use crate::slack::events::SlashCommand;
-
-/// A change waiting for Confirm, the modal, or the PR to open. Owned: it outlives the request.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub token: String,
-    pub text: String,
-    pub command: Command,
-    pub family: Family,
-    pub argv: Vec<String>,
-    pub target: Target,
-    pub tier: Tier,
-    pub resource: String,
-    pub requester: Requester,
-    pub policy: PolicyBinding,
-    pub channel: String,
-    pub response_url: String,
-    /// For destructive changes: what must be typed, and what was.
-    pub expected_confirmation: Option<String>,
-    pub confirmation: Option<String>,
-}
-
-impl Pending {
-    /// From a decided command; `None` if the decision lacks what a change needs.
-    pub fn new(
-        token: String,
-        cmd: &SlashCommand,
-        parsed: &ParsedCommand,
-        d: &Decision<'_>,
-    ) -> Option<Pending> {
-        let identity = d.identity?;
-        let approval = d.approval?;
-        let expected = match &parsed.command {
-            Command::Kubectl(k) if parsed.tier() == Some(Tier::Destructive) => {
-                Some(k.confirmation_text())
-            }
-            _ => None,
-        };
-        Some(Pending {
-            token,
-            text: parsed.text.clone(),
-            command: parsed.command.clone(),
-            family: parsed.family(),
-            argv: parsed.argv().unwrap_or_default(),
-            target: d.target.clone(),
-            tier: d.tier?,
-            resource: d.resource()?,
-            requester: Requester {
-                slack_user_id: cmd.user.user_id.clone(),
-                slack_team_id: cmd.user.team_id.clone(),
-                slack_enterprise_id: cmd.user.enterprise_id.clone(),
-                subject: identity.subject.clone(),
-                email: identity.email.clone(),
-                github_login: identity.github.clone(),
-                role: d.role.unwrap_or_default().to_string(),
-                groups: identity.groups.clone(),
-            },
-            policy: PolicyBinding {
-                rule: d.rule.clone(),
-                approval: ApprovalRequirement {
-                    rule: approval.id.value.clone(),
-                    approvers: approval.approvers,
-                    groups: approval.groups.iter().map(|g| g.value.clone()).collect(),
-                    approve_in: approval.approve_in,
-                    expires_after_secs: approval.expires_after.0.as_secs(),
-                },
-            },
-            channel: cmd.channel_id.clone(),
-            response_url: cmd.response_url.clone(),
-            expected_confirmation: expected,
-            confirmation: None,
-        })
-    }
-
-    fn approval_summary(&self) -> String {
-        let a = &self.policy.approval;
-        format!(
-            "{} approval(s) from {} (rule `{}`{})",
-            a.approvers,
-            a.groups.join(" or "),
-            a.rule,
-            if a.approve_in == slipway_core::policy::model::ApproveIn::Github {
-                ", in GitHub"
-            } else {
-                ""
-            }
-        )
-    }
-}
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

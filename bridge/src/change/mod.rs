@@ -9,6 +9,7 @@ mod approvals;
 mod expiry;
 mod flow;
 mod link;
+mod pending;
 mod render;
 mod stack_source;
 mod terraform;
@@ -24,7 +25,7 @@ use slipway_infra::github::{GitHub, Repo};
 use slipway_infra::gitops::{Credentials, Mirror};
 
 pub use approvals::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
-pub use flow::Pending;
+pub use pending::Pending;
 pub use link::{DeviceCode, Poll, oauth_url_for};
 pub use stack_source::MirrorSource;
 pub use tokens::{LinkedAccount, TokenKey, TokenStore};

@@ -13,7 +13,7 @@ use slipway_infra::github::Repo;
 use slipway_infra::gitops::FileChange;
 
 use super::ChangeService;
-use super::flow::Pending;
+use super::pending::Pending;
 use crate::app::AppState;
 
 /// Section text budget in Slack, less the code fence.

@@ -11,7 +11,7 @@ use slipway_core::redact::redactor;
 use slipway_infra::exec::{ExecSpec, run_to_end};
 
 use super::ChangeService;
-use super::flow::Pending;
+use super::pending::Pending;
 use super::render::Render;
 use crate::app::AppState;
 

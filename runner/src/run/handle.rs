@@ -8,9 +8,8 @@ use slipway_core::change::ChangeRequest;
 use slipway_infra::github::Pr;
 
 use super::command::run_change;
-use super::finish::{finish, record};
+use super::finish::Report;
 use super::{Change, Ctx};
-use crate::credentials::Granted;
 use crate::report::{self, Outcome, Previous};
 use crate::verify::{self, PolicyCheck};
 
@@ -29,7 +28,6 @@ pub(super) async fn handle(
     pulls: Result<&[Pr], String>,
     superseded_by: Option<String>,
 ) -> Outcome {
-    let started = Instant::now();
     let cr = change.parsed.as_ref().ok();
     let stem = verify::id_from_path(&change.path).unwrap_or_default();
     let pr = pulls
@@ -45,6 +43,13 @@ pub(super) async fn handle(
             )
         })
         .cloned();
+    let unverified = Report {
+        ctx,
+        change,
+        cr,
+        pr: pr.as_ref(),
+        started: Instant::now(),
+    };
 
     // A re-run sees its own earlier result and stops there.
     if let Some(pr) = &pr {
@@ -58,71 +63,33 @@ pub(super) async fn handle(
                     "a previous run already handled it ({headline}); see PR #{}: nothing was done again",
                     pr.number
                 ))),
-                Previous::Started => {
-                    let outcome = Outcome::Interrupted;
-                    finish(
-                        ctx,
-                        change,
-                        cr,
-                        Some(pr),
-                        &outcome,
-                        None,
-                        started,
-                        &[],
-                        &Granted::default(),
-                        Vec::new(),
-                    )
-                    .await;
-                    return outcome;
-                }
+                Previous::Started => return unverified.end(Outcome::Interrupted, &[]).await,
                 Previous::None => None,
             },
         };
-        if let Some(outcome) = early {
-            // A failed audit write is reported on stderr; the outcome stands.
-            let _ = record(
-                ctx,
-                change,
-                cr,
-                Some(pr),
-                &outcome,
-                None,
-                started,
-                &[],
-                &json!({}),
-            )
-            .await;
-            return outcome;
+        if let Some(early) = early {
+            // Only the audit hears of it: the PR already has the result (or can't be read). A
+            // failed audit write is reported on stderr; the outcome stands.
+            let _ = unverified.record(&early, None, &[], &json!({})).await;
+            return early;
         }
     }
 
-    let verified = match verify_change(ctx, change, pulls.map(|_| pr.clone()), superseded_by).await
-    {
-        Ok(v) => v,
-        Err(reason) => {
-            let outcome = Outcome::Refused(reason);
-            finish(
-                ctx,
-                change,
-                cr,
-                pr.as_ref(),
-                &outcome,
-                None,
-                started,
-                &[],
-                &Granted::default(),
-                Vec::new(),
-            )
-            .await;
-            return outcome;
-        }
-    };
+    let verified = verify_change(ctx, change, pulls.map(|_| pr.clone()), superseded_by).await;
     let Verified {
         cr,
         pr,
         check,
         quorum,
-    } = verified;
+    } = match verified {
+        Ok(v) => v,
+        Err(reason) => return unverified.end(Outcome::Refused(reason), &[]).await,
+    };
+    let report = Report {
+        cr: Some(&cr),
+        pr: Some(&pr),
+        ..unverified
+    };
 
     // Nothing runs before the PR says so (so a re-run can tell) and the audit has it on disk.
     let started_body = report::started_body(&cr, &ctx.env.run_url(), &ctx.env.sha);
@@ -145,37 +112,14 @@ pub(super) async fn handle(
             )
             .await;
         let details = json!({"decision_rule": check.rule, "decision": check.reason, "workflow_ref": ctx.env.workflow_ref});
-        record(
-            ctx,
-            change,
-            Some(&cr),
-            Some(&pr),
-            &Outcome::Started,
-            None,
-            started,
-            &quorum.approvals,
-            &details,
-        )
-        .await
-        .err()
-        .map(|e| format!("the audit spool refused the start record, so nothing was done: {e}"))
+        report
+            .record(&Outcome::Started, None, &quorum.approvals, &details)
+            .await
+            .err()
+            .map(|e| format!("the audit spool refused the start record, so nothing was done: {e}"))
     };
     if let Some(why) = blocked {
-        let outcome = Outcome::Failed(why);
-        finish(
-            ctx,
-            change,
-            Some(&cr),
-            Some(&pr),
-            &outcome,
-            None,
-            started,
-            &quorum.approvals,
-            &Granted::default(),
-            Vec::new(),
-        )
-        .await;
-        return outcome;
+        return report.end(Outcome::Failed(why), &quorum.approvals).await;
     }
 
     let (granted, execution) = run_change(ctx, &cr, &check).await;
@@ -183,26 +127,21 @@ pub(super) async fn handle(
         Ok(ex) => Outcome::from_verdict(&ex.verdict),
         Err(why) => Outcome::Failed(why.clone()),
     };
-    let ex = execution.ok();
     let mut notes = Vec::new();
     if let Some(role) = &granted.assumed_role {
         notes.push(format!(
             "Credentials: role session `{role}` from the job's OIDC token."
         ));
     }
-    finish(
-        ctx,
-        change,
-        Some(&cr),
-        Some(&pr),
-        &outcome,
-        ex.as_ref(),
-        started,
-        &quorum.approvals,
-        &granted,
-        notes,
-    )
-    .await;
+    report
+        .finish(
+            &outcome,
+            execution.as_ref().ok(),
+            &quorum.approvals,
+            &granted,
+            notes,
+        )
+        .await;
     outcome
 }
 
