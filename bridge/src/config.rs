@@ -506,14 +506,8 @@ impl Config {
 
 /// Remote URLs must be https; plain http only for loopback (emulators, local tests).
 fn check_url(url: &str, what: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
+    if slipway_infra::https_or_loopback(url) {
         return Ok(());
-    }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        if host == "127.0.0.1" || host == "localhost" || host == "[::1]" {
-            return Ok(());
-        }
     }
     Err(format!(
         "{what} must be an https:// URL (plain http is allowed only for loopback): {url}"

@@ -15,7 +15,10 @@ const MIB: usize = 1 << 20;
 fn secrets() -> String {
     let aws = format!("AKIA{}", "IOSFODNN7EXAMPLE");
     let gh = format!("ghs_{}", "aBcDeFgHiJkLmNoPqRsTuVwXyZ012345");
-    let slack = format!("xoxb-{}", "1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx");
+    let slack = format!(
+        "xoxb-{}",
+        "1234567890-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+    );
     format!(
         "CREDENTIALS\t{aws}\t2024\twJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY\n\
          remote: https://x-access-token:{gh}@github.com/o/r.git\n\

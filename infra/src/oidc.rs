@@ -153,10 +153,7 @@ fn encode(value: &str) -> String {
 
 /// Only https, or http on loopback (emulators and tests).
 fn check_url(url: &str) -> Result<(), OidcError> {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| url.starts_with(p));
-    if url.starts_with("https://") || loopback {
+    if crate::https_or_loopback(url) {
         Ok(())
     } else {
         Err(OidcError(format!(

@@ -96,10 +96,7 @@ pub fn session_name(raw: &str) -> String {
 }
 
 fn check_endpoint(url: &str) -> Result<(), StsError> {
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| url.starts_with(p));
-    if url.starts_with("https://") || loopback {
+    if crate::https_or_loopback(url) {
         Ok(())
     } else {
         Err(StsError(format!(

@@ -248,6 +248,22 @@ impl RunnerConfig {
                 return Err("audit.s3.retention_days must be at least 1".into());
             }
         }
+        // Both carry the job's credentials (the session token travels in a header).
+        for (what, url) in [
+            (
+                "audit.s3.endpoint_url",
+                cfg.audit.s3.as_ref().and_then(|s| s.endpoint_url.as_ref()),
+            ),
+            ("aws.sts_endpoint", cfg.aws.sts_endpoint.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !slipway_infra::https_or_loopback(url)
+            {
+                return Err(format!(
+                    "{what} `{url}` must be https (plain http only on loopback, for tests)"
+                ));
+            }
+        }
         if let Some(spool) = &mut cfg.audit.spool_dir
             && spool.is_relative()
         {
@@ -353,6 +369,18 @@ mod tests {
                 "keys: {{k: \"{KEY}\"}}\ntools: {{kill_grace: soon}}\n"
             ))
             .contains("duration")
+        );
+        assert!(
+            err(&format!(
+                "keys: {{k: \"{KEY}\"}}\naws: {{sts_endpoint: \"http://sts.example.com\"}}\n"
+            ))
+            .contains("aws.sts_endpoint")
+        );
+        assert!(
+            err(&format!(
+                "keys: {{k: \"{KEY}\"}}\naudit: {{s3: {{bucket: b, retention_days: 1, endpoint_url: \"http://localhost.evil.example\"}}}}\n"
+            ))
+            .contains("audit.s3.endpoint_url")
         );
     }
 }

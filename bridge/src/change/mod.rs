@@ -25,8 +25,8 @@ use slipway_infra::github::{GitHub, Repo};
 use slipway_infra::gitops::{Credentials, Mirror};
 
 pub use approvals::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
-pub use pending::Pending;
 pub use link::{DeviceCode, Poll, oauth_url_for};
+pub use pending::Pending;
 pub use stack_source::MirrorSource;
 pub use tokens::{LinkedAccount, TokenKey, TokenStore};
 

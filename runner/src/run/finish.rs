@@ -109,7 +109,11 @@ impl Report<'_> {
         details: &serde_json::Value,
     ) -> Result<(), String> {
         let Self {
-            ctx, change, cr, pr, ..
+            ctx,
+            change,
+            cr,
+            pr,
+            ..
         } = *self;
         let oidc_subject = details
             .pointer("/oidc/sub")
