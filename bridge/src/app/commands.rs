@@ -68,16 +68,11 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
         })
         .with_policy_decision(&decision);
     // Fail closed: if the audit trail can't be written, nothing runs.
-    let record = match state.audit.record(record).await {
-        Ok(r) => r,
-        Err(e) => {
-            state.metrics.audit_failures.inc();
-            tracing::error!(error = %e, "audit write failed; refusing the command");
-            state.metrics.request("commands", "audit_unavailable");
-            return ephemeral(
-                "Slipway can't write its audit trail right now, so nothing was run. Please tell #platform.",
-            );
-        }
+    let Ok(record) = state.record(record, "the command, so it is refused").await else {
+        state.metrics.request("commands", "audit_unavailable");
+        return ephemeral(
+            "Slipway can't write its audit trail right now, so nothing was run. Please tell #platform.",
+        );
     };
 
     let Ok(parsed) = &parsed else {

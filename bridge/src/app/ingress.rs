@@ -152,8 +152,5 @@ pub async fn flush_rejections(state: &AppState) {
         "first": tally.first,
         "last": tally.last,
     }));
-    if let Err(e) = state.audit.record(record).await {
-        state.metrics.audit_failures.inc();
-        tracing::error!(error = %e, "could not record signature rejections");
-    }
+    let _ = state.record(record, "signature rejections").await;
 }

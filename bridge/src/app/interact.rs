@@ -167,10 +167,7 @@ async fn on_action(state: &AppState, action: BlockAction) {
             "run_id": action.value,
             "result": match result { Ok(()) => "cancelled", Err(CancelError::NotAllowed) => "refused", Err(CancelError::NotRunning) => "not_running" },
         }));
-    if let Err(e) = state.audit.record(record).await {
-        state.metrics.audit_failures.inc();
-        tracing::error!(error = %e, "could not record a cancel click");
-    }
+    let _ = state.record(record, "a cancel click").await;
     if let Some(url) = action.response_url.as_deref().filter(|u| !u.is_empty()) {
         let mut msg = Message::text(reply);
         msg.blocks.clear();

@@ -133,6 +133,19 @@ impl AppState {
         ingress::start_rejection_flusher(&state, Duration::from_secs(60));
         Ok(state)
     }
+
+    /// Append `record` to the audit spool. A failure is counted and logged as `could not record
+    /// {what}`, and returned for the callers that must fail closed.
+    pub async fn record(
+        &self,
+        record: slipway_core::audit::AuditRecord,
+        what: &str,
+    ) -> Result<slipway_core::audit::AuditRecord, String> {
+        self.audit.record(record).await.inspect_err(|e| {
+            self.metrics.audit_failures.inc();
+            tracing::error!(error = %e, "could not record {what}");
+        })
+    }
 }
 
 /// The router with every endpoint.

@@ -258,14 +258,11 @@ async fn run_job(state: &AppState, job: Job) {
             truncated: result.truncated,
         })
         .with_details(details);
-    let audit_id = match state.audit.record(audit).await {
-        Ok(r) => Some(r.event_id),
-        Err(e) => {
-            state.metrics.audit_failures.inc();
-            tracing::error!(error = %e, "could not record the execution");
-            None
-        }
-    };
+    let audit_id = state
+        .record(audit, "the execution")
+        .await
+        .ok()
+        .map(|r| r.event_id);
 
     let status = render::Status::Done {
         end: result.end.clone(),

@@ -167,10 +167,7 @@ impl ChangeService {
             .with_change_id(cr.id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
             .with_details(serde_json::json!({"expires_at": cr.expires_at, "approvals": q.progress(), "rule": rule, "resource": cr.resource, "action": "closed"}));
-        if let Err(e) = state.audit.record(record).await {
-            state.metrics.audit_failures.inc();
-            tracing::error!(error = %e, "could not record an expiry");
-        }
+        let _ = state.record(record, "an expiry").await;
         self.refresh(
             state,
             number,

@@ -430,10 +430,7 @@ impl ChangeService {
             .with_change_id(id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number: pr.number, head_sha: Some(commit.to_string()), merge_sha: None })
             .with_details(json!({"approval_rule": a.rule, "supersedes": supersedes, "advanced": existing.is_some()}));
-        if let Err(e) = state.audit.record(record).await {
-            state.metrics.audit_failures.inc();
-            tracing::error!(error = %e, "could not record the change request");
-        }
+        let _ = state.record(record, "the change request").await;
 
         let (preview, cut) = slack_preview(&render.preview);
         let verb = if existing.is_some() {

@@ -278,23 +278,15 @@ pub async fn execute(opts: Options) -> u8 {
             newest.get(i).cloned().flatten(),
         )
         .await;
-        let line = format!(
-            "- `{}`: **{}**{}",
-            change.path,
-            outcome.word(),
-            outcome
-                .reason()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        );
+        let reason = outcome
+            .reason()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let line = format!("- `{}`: **{}**{reason}", change.path, outcome.word());
         println!(
-            "slipway-runner: {}: {}{}",
+            "slipway-runner: {}: {}{reason}",
             change.path,
-            outcome.word(),
-            outcome
-                .reason()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            outcome.word()
         );
         summary.push_str(&line);
         summary.push('\n');

@@ -372,10 +372,7 @@ impl ChangeService {
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
             .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) })
             .with_details(json!({"review_id": id, "github_login": account.login, "reason": if approve { None } else { Some(reason.clone()) }}));
-        if let Err(e) = state.audit.record(record).await {
-            state.metrics.audit_failures.inc();
-            tracing::error!(error = %e, "could not record a review");
-        }
+        let _ = state.record(record, "a review").await;
         self.refresh(
             state,
             number,
