@@ -55,6 +55,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/blocks/confirm_destructive.json.j2"),
     ),
     (
+        "blocks/approve.json.j2",
+        include_str!("../../templates/blocks/approve.json.j2"),
+    ),
+    (
         "blocks/reject.json.j2",
         include_str!("../../templates/blocks/reject.json.j2"),
     ),

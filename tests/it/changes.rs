@@ -42,7 +42,7 @@ fn change_file(fx: &GitOpsFixture, branch: &str) -> ChangeRequest {
     ChangeRequest::from_yaml(&text).expect("parses")
 }
 
-fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
+pub(crate) fn button_value(blocks: &Value, action_id: &str) -> Option<String> {
     blocks.as_array()?.iter().find_map(|b| {
         b["elements"]
             .as_array()?

@@ -49,3 +49,74 @@ fn the_terraform_module_is_formatted_and_pins_the_workflow() {
             || main.contains("audit_retention_mode")
     );
 }
+
+/// Every test the threat model names exists, so the document can't point at a renamed or moved
+/// test. Names are `module::function` in this binary, or `slipway-<crate> path::function`.
+#[test]
+fn the_threat_model_names_tests_that_exist() {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("docs/threat-model.md")).unwrap();
+    let spans: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+    let mut checked = 0;
+    for span in spans {
+        if span.starts_with("tests/") {
+            assert!(
+                root.join(span).exists(),
+                "docs/threat-model.md names {span}, which is gone"
+            );
+            continue;
+        }
+        let (krate, path) = match span.split_once(' ') {
+            Some((k, p)) if k.starts_with("slipway-") => (Some(k), p),
+            Some(_) => continue,
+            None => (None, span),
+        };
+        let segments: Vec<&str> = path.split("::").collect();
+        let is_path = segments.len() >= 2
+            && segments.iter().all(|s| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+        if !is_path || path == "module::function" {
+            continue;
+        }
+        let (name, modules) = segments.split_last().unwrap();
+        let base = match krate {
+            Some(k) => root.join(k.trim_start_matches("slipway-")).join("src"),
+            None => root.join("tests/it"),
+        };
+        let mut dir = base.clone();
+        for m in modules {
+            dir.push(m);
+        }
+        // A module is `<dir>.rs` or `<dir>/mod.rs`; its tests may sit in `<dir>/tests.rs`.
+        let files = [
+            dir.with_extension("rs"),
+            dir.join("mod.rs"),
+            dir.join("tests.rs"),
+            dir.parent().unwrap().join("tests.rs"),
+            dir.parent().unwrap().with_extension("rs"),
+            dir.parent().unwrap().join("mod.rs"),
+        ];
+        let found = files.iter().any(|f| {
+            std::fs::read_to_string(f).is_ok_and(|src| {
+                if *name == "tests" {
+                    f.ends_with("tests.rs") || src.contains("mod tests")
+                } else {
+                    src.contains(&format!("fn {name}("))
+                }
+            })
+        });
+        assert!(
+            found,
+            "docs/threat-model.md names `{span}`, which is not in {}",
+            dir.display()
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} test names were found: is the format the same?"
+    );
+}

@@ -59,24 +59,35 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
                 ),
             }
         }
-        Interaction::ViewSubmission(view) if view.callback_id == "slipway_reject" => {
+        Interaction::ViewSubmission(view)
+            if view.callback_id == "slipway_reject" || view.callback_id == "slipway_approve" =>
+        {
             let svc = state.change.clone()?;
+            let approve = view.callback_id == "slipway_approve";
+            let (block, input, button) = if approve {
+                ("comment", "approve_comment", "Approve")
+            } else {
+                ("reason", "reject_reason", "Reject")
+            };
             let Ok(ctx) =
-                serde_json::from_str::<crate::change::RejectContext>(&view.private_metadata)
+                serde_json::from_str::<crate::change::ReviewContext>(&view.private_metadata)
             else {
                 return Some(
-                    serde_json::json!({"response_action": "errors", "errors": {"reason": "This dialog is malformed; click Reject again."}}),
+                    serde_json::json!({"response_action": "errors", "errors": {block: format!("This dialog is malformed; click {button} again.")}}),
                 );
             };
-            let reason = view
-                .values
-                .get("reject_reason")
-                .cloned()
-                .unwrap_or_default();
+            let text = view.values.get(input).cloned().unwrap_or_default();
             let state = state.clone();
             tokio::spawn(async move {
                 let reply = match svc
-                    .review_from_slack(&state, &view.user, ctx.pr, false, &reason)
+                    .review_from_slack(
+                        &state,
+                        &view.user,
+                        ctx.pr,
+                        approve,
+                        &text,
+                        ctx.head_sha.as_deref(),
+                    )
                     .await
                 {
                     Ok(done) => done,
@@ -104,34 +115,22 @@ async fn on_action(state: &AppState, action: BlockAction) {
             .await;
             return;
         }
-        ("slipway_approve", Some(svc)) => {
-            let reply = match action.value.parse::<u64>() {
-                Ok(n) => match svc
-                    .review_from_slack(state, &action.user, n, true, "")
-                    .await
-                {
-                    Ok(done) => done,
-                    Err(why) => format!(":no_entry: {why}"),
-                },
-                Err(_) => "That button is malformed.".to_string(),
-            };
-            respond(state, action.response_url.as_deref(), reply).await;
-            return;
-        }
-        // Reject asks for a reason first (a modal); its submission makes the review.
-        ("slipway_reject", Some(svc)) => {
-            let refused = match action.value.parse::<u64>() {
-                Ok(n) => svc
-                    .open_reject_modal(
+        // Approve and Reject open a modal first; its submission makes the review.
+        (id @ ("slipway_approve" | "slipway_reject"), Some(svc)) => {
+            let refused = match crate::change::parse_review_value(&action.value) {
+                Some((n, shown_head)) => svc
+                    .open_review_modal(
                         state,
                         &action.user,
                         n,
+                        id == "slipway_approve",
+                        shown_head,
                         &action.trigger_id,
                         action.response_url.as_deref(),
                     )
                     .await
                     .err(),
-                Err(_) => Some("That button is malformed.".to_string()),
+                None => Some("That button is malformed.".to_string()),
             };
             if let Some(why) = refused {
                 respond(

@@ -454,7 +454,7 @@ impl ChangeService {
             _ => "",
         };
         let buttons = vec![
-            json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": pr.number.to_string()}),
+            json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": super::approve_value(pr.number, &commit.to_string())}),
             json!({"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": pr.number.to_string()}),
             json!({"action_id": "slipway_open_pr", "text": "View PR", "url": pr.html_url, "value": pr.number.to_string()}),
         ];

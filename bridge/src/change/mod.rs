@@ -24,7 +24,10 @@ use slipway_infra::git_relay::GitRelay;
 use slipway_infra::github::{GitHub, Repo};
 use slipway_infra::gitops::{Credentials, Mirror};
 
-pub use approvals::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
+pub use approvals::{
+    ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
+    approve_value, parse_review_value, reject_modal,
+};
 pub use link::{DeviceCode, Poll, oauth_url_for};
 pub use pending::Pending;
 pub use stack_source::MirrorSource;

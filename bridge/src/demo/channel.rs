@@ -217,6 +217,20 @@ impl Channel {
         }
     }
 
+    /// Draw a modal the bridge opened, as a box, with `footer` on its last line.
+    pub fn show_modal(
+        &self,
+        view: &Value,
+        footer: impl FnOnce(&render::Modal) -> String,
+    ) -> render::Modal {
+        let m = render::modal(view);
+        let mut out = vec![format!("┌─ {} (a dialog)", m.title)];
+        out.extend(m.lines.iter().map(|l| format!("│ {l}")));
+        out.push(format!("└─ {}", footer(&m)));
+        self.screen.print(&out);
+        m
+    }
+
     /// Submit `view` as `user` with these input values (`render::submission_values`).
     pub async fn submit(
         &self,

@@ -249,16 +249,14 @@ impl Repl {
 
     /// A modal the bridge opened: show it and ask for each input.
     async fn modal(&self, view: &Value, lines: &mut mpsc::UnboundedReceiver<String>) {
-        let m = render::modal(view);
-        let mut out = vec![format!("┌─ {} (a dialog)", m.title)];
-        out.extend(m.lines.iter().map(|l| format!("│ {l}")));
-        out.push(format!(
-            "└─ answer below; :cancel closes it{}",
-            m.submit.as_ref().map_or(String::new(), |s| format!(
-                ", Enter on the last answer = {s}"
-            ))
-        ));
-        self.screen.print(&out);
+        let m = self.channel.show_modal(view, |m| {
+            format!(
+                "answer below; :cancel closes it{}",
+                m.submit.as_ref().map_or(String::new(), |s| format!(
+                    ", Enter on the last answer = {s}"
+                ))
+            )
+        });
         let mut errors = std::collections::BTreeMap::new();
         for _attempt in 0..3 {
             let mut answers = Vec::new();

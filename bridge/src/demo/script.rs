@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::actions::Actions;
-use super::channel::Channel;
+use super::channel::{Channel, Submitted};
+use super::render;
 use super::screen::Screen;
 use super::world::{BUCKET, CHANNEL, OWNER, REPO, World, aws_env};
 
@@ -199,6 +200,33 @@ impl Script {
         self.channel.click(user, n).await
     }
 
+    /// Approve as `user`: click Approve, then submit the dialog it opens, without a comment.
+    async fn approve_as(&self, user: &str) -> Result<(), String> {
+        let before = self.world.slack.views().len();
+        self.click_approve(user).await?;
+        let opened = |w: &World| w.slack.views().len() > before;
+        if !self.channel.wait_for(STEP, opened).await {
+            return Err(format!("Approve opened no dialog for {user}"));
+        }
+        let view = self
+            .world
+            .slack
+            .views()
+            .into_iter()
+            .nth(before)
+            .ok_or("the dialog vanished")?;
+        let m = self.channel.show_modal(&view, |_| String::new());
+        let submit = m.submit.as_deref().unwrap_or("Submit");
+        self.screen.line(format!(
+            "» {user} leaves the comment empty and clicks {submit}"
+        ));
+        let values = render::submission_values(&m.inputs, &vec![String::new(); m.inputs.len()]);
+        match self.channel.submit(user, &view, values).await? {
+            Submitted::Closed => Ok(()),
+            Submitted::Errors(e) => Err(format!("the dialog refused the submission: {e:?}")),
+        }
+    }
+
     async fn self_approval(&self, pr: u64) -> StepResult {
         let before = self.world.slack.responses().len();
         self.click_approve("U0OPERATOR").await?;
@@ -236,7 +264,7 @@ impl Script {
             ("U0APPROVER1", "ada-approver"),
             ("U0APPROVER2", "bo-approver"),
         ] {
-            self.click_approve(user).await?;
+            self.approve_as(user).await?;
             let reviewed = |w: &World| {
                 w.github
                     .reviews(OWNER, REPO, pr)

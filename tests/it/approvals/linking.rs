@@ -37,8 +37,7 @@ async fn linking_github_runs_the_device_flow_and_keeps_only_the_policys_account_
 
     // The linked token makes the review, as ada.
     let ts = change_message(&app).ts;
-    app.click("U0APPROVER1", "slipway_approve", &number.to_string(), &ts)
-        .await;
+    approve_in_slack(&app, "U0APPROVER1", &ts, "").await;
     assert!(
         fx.github_wait(|| fx
             .github

@@ -1,5 +1,5 @@
 //! Approvals: PR reviews mirrored between GitHub and Slack, with the quorum on the head SHA;
-//! `/slipway link github` (device flow, tokens sealed at rest); Reject's reason modal; expiry on a
+//! `/slipway link github` (device flow, tokens sealed at rest); the Approve and Reject modals; expiry on a
 //! timer with a fake clock; auto-merge; real webhook payloads; a bridge restarted on the same
 //! state; Block Kit snapshots within Slack's limits.
 
@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use slipway_bridge::change::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
+use slipway_bridge::change::{
+    ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
+    reject_modal,
+};
 use slipway_bridge::clock::Clock;
 use slipway_core::approval::Source;
 use slipway_emulators::slack::{SlackEmulator, Surface, validate_blocks, validate_view};
@@ -215,8 +218,8 @@ async fn webhook(app: &TestApp, event: &str, delivery: &str, body: Vec<u8>) -> (
     .await
 }
 
-/// A view submission, as Slack posts it.
-async fn submit_view(app: &TestApp, user: &str, view: &Value, values: Value) -> (u16, String) {
+/// A view submission's form body, as Slack posts it.
+fn view_submission(user: &str, view: &Value, values: &Value) -> Vec<u8> {
     let payload = json!({
         "type": "view_submission",
         "user": {"id": user, "team_id": "T0TEST"},
@@ -225,11 +228,54 @@ async fn submit_view(app: &TestApp, user: &str, view: &Value, values: Value) -> 
         "trigger_id": "trigger.submit",
         "view": {"id": view["id"], "callback_id": view["callback_id"], "private_metadata": view["private_metadata"], "state": {"values": values}},
     });
-    let body = serde_urlencoded::to_string([("payload", payload.to_string())])
+    serde_urlencoded::to_string([("payload", payload.to_string())])
         .unwrap()
-        .into_bytes();
+        .into_bytes()
+}
+
+async fn submit_view(app: &TestApp, user: &str, view: &Value, values: Value) -> (u16, String) {
+    let body = view_submission(user, view, &values);
     let headers = app.signed_headers(&body);
     app.post_raw("/slack/interactivity", body, &headers).await
+}
+
+/// The Approve button's value on message `ts` as it is now (it names the head SHA shown).
+fn approve_value(slack: &SlackEmulator, ts: &str) -> String {
+    let msg = slack
+        .messages()
+        .into_iter()
+        .find(|m| m.ts == ts)
+        .expect("the change message");
+    crate::changes::button_value(&msg.blocks, "slipway_approve").expect("an Approve button")
+}
+
+/// Wait for the modal opened after `before` views and return it.
+async fn opened_view(slack: &SlackEmulator, before: usize, callback_id: &str) -> Value {
+    assert!(
+        slack.wait_until(LONG, |s| s.views().len() > before).await,
+        "no {callback_id} dialog opened: {:?}",
+        slack.responses()
+    );
+    let view = slack.views().swap_remove(before);
+    assert_eq!(view["callback_id"], callback_id, "{view}");
+    view
+}
+
+/// Approve in Slack as `user`: click message `ts`'s Approve button, then submit its dialog with
+/// `comment`.
+async fn approve_in_slack(app: &TestApp, user: &str, ts: &str, comment: &str) -> (u16, String) {
+    let before = app.slack.views().len();
+    app.click(user, "slipway_approve", &approve_value(&app.slack, ts), ts)
+        .await;
+    let view = opened_view(&app.slack, before, "slipway_approve").await;
+    assert!(
+        validate_view(&view).is_empty(),
+        "{:?}",
+        validate_view(&view)
+    );
+    let values =
+        json!({"comment": {"approve_comment": {"type": "plain_text_input", "value": comment}}});
+    submit_view(app, user, &view, values).await
 }
 
 mod lifecycle;

@@ -149,6 +149,22 @@ impl Bridge {
         assert_eq!(self.signed("/slack/interactivity", body).await.0, 200);
     }
 
+    /// Click Approve on message `ts` and submit the dialog it opens.
+    async fn approve(&self, slack: &SlackEmulator, user: &str, ts: &str) {
+        let before = slack.views().len();
+        self.click(
+            slack,
+            user,
+            "slipway_approve",
+            &approve_value(slack, ts),
+            ts,
+        )
+        .await;
+        let view = opened_view(slack, before, "slipway_approve").await;
+        let body = view_submission(user, &view, &json!({}));
+        assert_eq!(self.signed("/slack/interactivity", body).await.0, 200);
+    }
+
     async fn metrics(&self) -> String {
         self.request("GET", "/metrics", Vec::new(), &[])
             .await
@@ -246,15 +262,7 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
             first.log_text()
         );
     }
-    first
-        .click(
-            &slack,
-            "U0APPROVER1",
-            "slipway_approve",
-            &number.to_string(),
-            &ts,
-        )
-        .await;
+    first.approve(&slack, "U0APPROVER1", &ts).await;
     assert!(
         responses_contain(&slack, "Approved PR").await,
         "{}",
@@ -304,11 +312,14 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
         slack.messages().into_iter().find(|m| m.ts == ts),
         second.log_text()
     );
+    // The thread line follows the message update.
     assert!(
         slack
-            .thread(CHANNEL, &ts)
-            .iter()
-            .any(|m| m.text.contains("bo-approver approved in GitHub"))
+            .wait_until(LONG, |s| s
+                .thread(CHANNEL, &ts)
+                .iter()
+                .any(|m| m.text.contains("bo-approver approved in GitHub")))
+            .await
     );
     assert_eq!(
         slack
@@ -330,15 +341,7 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
         second.metrics().await
     );
     // Olga's token, linked before the restart, still opens and reviews as her.
-    second
-        .click(
-            &slack,
-            "U0OWNER",
-            "slipway_approve",
-            &number.to_string(),
-            &ts,
-        )
-        .await;
+    second.approve(&slack, "U0OWNER", &ts).await;
     assert!(
         fx.github_wait(|| fx
             .github

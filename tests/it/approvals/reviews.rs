@@ -8,15 +8,14 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
     link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
     link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
     let ts = change_message(&app).ts;
-    app.click("U0APPROVER1", "slipway_approve", &number.to_string(), &ts)
-        .await;
+    let (status, body) = approve_in_slack(&app, "U0APPROVER1", &ts, "").await;
+    assert_eq!(status, 200, "{body}");
     assert!(
         responses_contain(&app.slack, "Approved PR").await,
         "{:?}",
         app.slack.responses()
     );
-    app.click("U0APPROVER2", "slipway_approve", &number.to_string(), &ts)
-        .await;
+    approve_in_slack(&app, "U0APPROVER2", &ts, "Checked the image digest.").await;
     assert!(
         fx.github_wait(|| fx.github.reviews(OWNER, REPO, number).len() == 2)
             .await
@@ -31,6 +30,23 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
         reviewers,
         ["ada-approver", "bo-approver"],
         "reviews are made as the people, never the bot"
+    );
+    let head = pull(&fx, number)["head"]["sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reviews = fx.github.reviews(OWNER, REPO, number);
+    assert!(
+        reviews.iter().all(|r| r["commit_id"] == head.as_str()),
+        "bound to the head the dialog showed: {reviews:?}"
+    );
+    assert!(
+        reviews[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Checked the image digest."),
+        "the dialog's comment is the review's text: {}",
+        reviews[1]
     );
     assert!(
         fx.github_wait(|| approval_status(&fx, number).is_some_and(|s| s["state"] == "success"))
@@ -106,6 +122,78 @@ async fn the_requester_an_outsider_and_an_unlinked_approver_are_refused() {
     assert!(
         app.slack.views().is_empty(),
         "no modal for someone who can't review"
+    );
+    assert!(
+        fx.github.reviews(OWNER, REPO, number).is_empty(),
+        "nothing reached GitHub"
+    );
+}
+
+/// An approval binds to the commit the approver was shown: a commit pushed after the message
+/// (or after the dialog opened) refuses it, and nothing reaches GitHub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_refused_when_the_pr_moved_after_the_approver_looked() {
+    let (app, fx, number) = with_open_pr().await;
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
+    link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
+    let ts = change_message(&app).ts;
+    let shown = approve_value(&app.slack, &ts);
+    let head = pull(&fx, number)["head"]["sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        shown,
+        format!("{number}@{head}"),
+        "the button names the head"
+    );
+
+    // Ada opens the dialog; it shows the commit it binds to.
+    let before = app.slack.views().len();
+    app.click("U0APPROVER1", "slipway_approve", &shown, &ts)
+        .await;
+    let view = opened_view(&app.slack, before, "slipway_approve").await;
+    assert!(
+        view["blocks"].to_string().contains(&head[..7]),
+        "{}",
+        view["blocks"]
+    );
+    assert!(view["blocks"].to_string().contains("/deploy api staging"));
+
+    // A commit lands on the PR before either of them submits.
+    let branch = pull(&fx, number)["head"]["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        &branch,
+        &[("apps/api/staging/extra.yaml", "x: 1\n")],
+        "sneaky change",
+        "omar-operator",
+    );
+    let (status, body) = submit_view(&app, "U0APPROVER1", &view, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        responses_contain(&app.slack, "has a new commit").await,
+        "{:?}",
+        app.slack.responses()
+    );
+    // Bo clicks the button of the message as it was before the push.
+    let refusals = |s: &SlackEmulator| {
+        s.responses()
+            .iter()
+            .filter(|r| r.body.to_string().contains("has a new commit"))
+            .count()
+    };
+    app.click("U0APPROVER2", "slipway_approve", &shown, &ts)
+        .await;
+    assert!(app.slack.wait_until(LONG, |s| refusals(s) == 2).await);
+    assert_eq!(
+        app.slack.views().len(),
+        before + 1,
+        "no dialog for a moved PR"
     );
     assert!(
         fx.github.reviews(OWNER, REPO, number).is_empty(),

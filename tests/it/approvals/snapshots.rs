@@ -34,6 +34,7 @@ fn sample_view(stage: Stage) -> ApprovalView {
         change_id: "cr-service-api-staging-1a2b3c4d".into(),
         pr_number: 42,
         pr_url: "https://github.com/acme/gitops/pull/42".into(),
+        head_sha: "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into(),
         requester_slack_id: "U0OPERATOR".into(),
         rule: "standard".into(),
         needed: 2,
@@ -61,7 +62,7 @@ fn block_kit_snapshots_match_and_fit_slacks_limits() {
             "diff": "```\n--- a/apps/api/staging/kustomization.yaml\n+++ b/apps/api/staging/kustomization.yaml\n@@ -8 +8 @@\n-    newTag: \"v1.0.0\"\n+    newTag: \"v2.0.0\"\n```",
             "note": "",
             "buttons": [
-                {"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": "42"},
+                {"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": "42@4b825dc642cb6eb9a060e54bf8d69288fbee4904"},
                 {"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": "42"},
                 {"action_id": "slipway_open_pr", "text": "View PR", "url": "https://github.com/acme/gitops/pull/42", "value": "42"}
             ],
@@ -111,8 +112,9 @@ fn block_kit_snapshots_match_and_fit_slacks_limits() {
         check_snapshot(name, value);
     }
     let modal = reject_modal(
-        &RejectContext {
+        &ReviewContext {
             pr: 42,
+            head_sha: None,
             response_url: "https://hooks.slack.com/actions/T0TEST/1/abc".into(),
         },
         "bo-approver",
@@ -124,6 +126,27 @@ fn block_kit_snapshots_match_and_fit_slacks_limits() {
         validate_view(&modal)
     );
     check_snapshot("reject_modal.json", &modal);
+    let modal = approve_modal(
+        &ReviewContext {
+            pr: 42,
+            head_sha: Some("4b825dc642cb6eb9a060e54bf8d69288fbee4904".into()),
+            response_url: "https://hooks.slack.com/actions/T0TEST/1/abc".into(),
+        },
+        "ada-approver",
+        &ApproveSummary {
+            change_id: "cr-service-api-staging-1a2b3c4d",
+            command: "/deploy api staging v2.0.0 --apply",
+            resource: "service:api/staging",
+            requester: "U0OPERATOR",
+        },
+    )
+    .unwrap();
+    assert!(
+        validate_view(&modal).is_empty(),
+        "{:?}",
+        validate_view(&modal)
+    );
+    check_snapshot("approve_modal.json", &modal);
 
     // Limits hold whatever the data: hundreds of reviewers, long names.
     let mut huge = sample_view(Stage::Waiting);

@@ -4,7 +4,9 @@
 //! `slipway/approval` status on the head SHA, updates the Slack message and posts in its thread,
 //! releases the lock when the PR closes, and merges when the rule asks for auto-merge. Slack's
 //! Approve/Reject submit a real review as the clicking person, with their own linked GitHub token:
-//! the bot never approves as itself. Reject first opens a small modal for the reason.
+//! the bot never approves as itself. Approve first opens a modal that shows the change and the
+//! commit the approval binds to (the one the message showed: a commit pushed in between refuses
+//! it); Reject opens one for the reason.
 //!
 //! A request counts as approved if its quorum held by `expires_at`: reviews submitted after the
 //! deadline don't count, and an open request not approved by then is closed by `expiry`.
@@ -26,7 +28,10 @@ use super::ChangeService;
 use crate::app::AppState;
 use crate::slack::client::Message;
 use crate::store::Deadline;
-pub use view::{ApprovalView, RejectContext, Stage, approval_message, reject_modal};
+pub use view::{
+    ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
+    approve_value, parse_review_value, reject_modal,
+};
 
 fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -308,18 +313,24 @@ impl ChangeService {
         Ok(account)
     }
 
-    /// Slack's Approve (`approve = true`) or Reject. Every check happens before anything
-    /// reaches GitHub; a refusal is returned as the message to show.
+    /// Slack's Approve (`approve = true`) or Reject, submitted from its modal with the person's
+    /// comment or reason (`text`). `expected_head`: the commit the approver was shown; the
+    /// review is refused if the PR has moved since. Every check happens before anything reaches
+    /// GitHub; a refusal is returned as the message to show.
     pub async fn review_from_slack(
         self: &Arc<Self>,
         state: &AppState,
         user: &slipway_core::policy::SlackUser,
         number: u64,
         approve: bool,
-        reason: &str,
+        text: &str,
+        expected_head: Option<&str>,
     ) -> Result<String, String> {
         let repo = &self.cfg.repo;
         let (pr, cr) = self.check_reviewer(state, user, number, approve).await?;
+        if let Some(shown) = expected_head {
+            check_head(&pr, shown)?;
+        }
         let identity = state
             .policy
             .identities()
@@ -328,26 +339,17 @@ impl ChangeService {
         let account = self.linked(state, user)?;
         let as_user =
             GitHub::user(&self.cfg.api_url, account.token.expose()).map_err(|e| e.to_string())?;
-        let reason = slipway_core::redact::redactor().redact(reason.trim());
+        let reason = slipway_core::redact::redactor().redact(text.trim());
         let reason: String = reason.chars().take(2000).collect();
-        let (event, body) = if approve {
-            (
-                "APPROVE",
-                format!("Approved in Slack by {}.", identity.subject),
-            )
+        let (event, verb, label) = if approve {
+            ("APPROVE", "Approved", "Comment")
         } else {
-            (
-                "REQUEST_CHANGES",
-                format!(
-                    "Rejected in Slack by {}.{}",
-                    identity.subject,
-                    if reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" Reason: {reason}")
-                    }
-                ),
-            )
+            ("REQUEST_CHANGES", "Rejected", "Reason")
+        };
+        let body = if reason.is_empty() {
+            format!("{verb} in Slack by {}.", identity.subject)
+        } else {
+            format!("{verb} in Slack by {}. {label}: {reason}", identity.subject)
         };
         let id = match as_user
             .review(repo, number, event, &body, Some(&pr.head_sha))
@@ -371,7 +373,7 @@ impl ChangeService {
             .with_change_id(cr.id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
             .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) })
-            .with_details(json!({"review_id": id, "github_login": account.login, "reason": if approve { None } else { Some(reason.clone()) }}));
+            .with_details(json!({"review_id": id, "github_login": account.login, label.to_ascii_lowercase(): (!reason.is_empty()).then(|| reason.clone())}));
         let _ = state.record(record, "a review").await;
         self.refresh(
             state,
@@ -394,13 +396,16 @@ impl ChangeService {
         })
     }
 
-    /// The Reject button: open the reason modal at once (the trigger id lives 3 s), after the
-    /// checks that need no network. The full checks run on submission.
-    pub async fn open_reject_modal(
+    /// Approve or Reject clicked: open its modal (the submission makes the review). Approve first
+    /// runs the reviewer checks, so a refusal comes before any dialog, and shows the change.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn open_review_modal(
         &self,
         state: &AppState,
         user: &slipway_core::policy::SlackUser,
         number: u64,
+        approve: bool,
+        shown_head: Option<String>,
         trigger_id: &str,
         response_url: Option<&str>,
     ) -> Result<(), String> {
@@ -408,14 +413,52 @@ impl ChangeService {
             return Err("Slipway doesn't know you; ask #platform to add you to the policy.".into());
         }
         let account = self.linked(state, user)?;
-        let ctx = RejectContext {
+        let mut ctx = ReviewContext {
             pr: number,
+            head_sha: shown_head,
             response_url: response_url.unwrap_or_default().to_string(),
         };
-        let view = reject_modal(&ctx, &account.login)?;
+        let view = if approve {
+            // Slack's trigger_id lasts 3 s: the checks get half of it.
+            let (pr, cr) = tokio::time::timeout(
+                std::time::Duration::from_millis(1500),
+                self.check_reviewer(state, user, number, true),
+            )
+            .await
+            .map_err(|_| {
+                "GitHub didn't answer in time to show you the change; click Approve again."
+                    .to_string()
+            })??;
+            if let Some(shown) = &ctx.head_sha {
+                check_head(&pr, shown)?;
+            }
+            ctx.head_sha = Some(pr.head_sha.to_ascii_lowercase());
+            let summary = ApproveSummary {
+                change_id: &cr.id,
+                command: &cr.command.text,
+                resource: &cr.resource,
+                requester: &cr.requester.slack_user_id,
+            };
+            approve_modal(&ctx, &account.login, &summary)?
+        } else {
+            reject_modal(&ctx, &account.login)?
+        };
         state.slack.open_view(trigger_id, view).await.map_err(|e| {
             tracing::warn!(error = %e, "views.open failed");
-            format!("couldn't open the reason dialog ({e}); try again.")
+            format!("couldn't open the dialog ({e}); try again.")
         })
     }
+}
+
+/// Refuses a review of a head other than the one the approver was shown.
+fn check_head(pr: &Pr, shown: &str) -> Result<(), String> {
+    if pr.head_sha.eq_ignore_ascii_case(shown) {
+        return Ok(());
+    }
+    Err(format!(
+        "PR #{} has a new commit (`{}`) since you were shown `{}`, so nothing was approved. Review the new diff (the message above shows it) and approve again.",
+        pr.number,
+        pr.head_sha.get(..7).unwrap_or(&pr.head_sha),
+        shown.get(..7).unwrap_or(shown)
+    ))
 }

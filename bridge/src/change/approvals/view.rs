@@ -1,4 +1,5 @@
-//! The Block Kit side of approvals: the approval message's view and text, and the reject modal.
+//! The Block Kit side of approvals: the approval message's view and text, and the approve and
+//! reject modals.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -50,6 +51,9 @@ pub struct ApprovalView {
     pub change_id: String,
     pub pr_number: u64,
     pub pr_url: String,
+    /// The commit the message shows; the Approve button carries it, so an approval binds to what
+    /// the approver saw.
+    pub head_sha: String,
     pub requester_slack_id: String,
     pub rule: String,
     pub needed: u32,
@@ -77,6 +81,7 @@ impl ApprovalView {
             change_id: cr.id.clone(),
             pr_number: pr.number,
             pr_url: pr.html_url.clone(),
+            head_sha: pr.head_sha.clone(),
             requester_slack_id: cr.requester.slack_user_id.clone(),
             rule: cr.policy.approval.rule.clone(),
             needed: q.needed,
@@ -112,11 +117,18 @@ impl ApprovalView {
 /// Slack's limit for a text object is 3000 characters; stay under it with room to spare.
 const TEXT_BUDGET: usize = 2900;
 
-fn fit(text: String) -> String {
-    if text.chars().count() <= TEXT_BUDGET {
-        return text;
+/// A section field's limit is 2000 characters; its label takes a few.
+const FIELD_BUDGET: usize = 1900;
+
+fn fit(text: &str) -> String {
+    clip(text, TEXT_BUDGET)
+}
+
+fn clip(text: &str, budget: usize) -> String {
+    if text.chars().count() <= budget {
+        return text.to_string();
     }
-    let mut cut: String = text.chars().take(TEXT_BUDGET - 1).collect();
+    let mut cut: String = text.chars().take(budget - 1).collect();
     cut.push('…');
     cut
 }
@@ -173,43 +185,113 @@ pub fn approval_message(v: &ApprovalView) -> Message {
     let value = v.pr_number.to_string();
     let mut buttons = Vec::new();
     if v.stage.open() && v.stage != Stage::Expired {
-        buttons.push(json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": value}));
+        buttons.push(json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": approve_value(v.pr_number, &v.head_sha)}));
         buttons.push(json!({"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": value}));
     }
     buttons.push(
         json!({"action_id": "slipway_open_pr", "text": "View PR", "url": v.pr_url, "value": value}),
     );
     crate::change::flow::change_message(
-        &fit(headline),
-        &fit(context),
+        &fit(&headline),
+        &fit(&context),
         "",
-        &fit(notes.join(" ")),
+        &fit(&notes.join(" ")),
         &buttons,
         format!("{} {}: {}", v.change_id, v.stage.text(), v.progress()),
     )
 }
 
-/// What the reject modal carries back in `private_metadata`.
+/// The Approve button's value: the PR and the head commit the message shows (`42@<sha>`).
+pub fn approve_value(pr: u64, head_sha: &str) -> String {
+    if head_sha.is_empty() {
+        pr.to_string()
+    } else {
+        format!("{pr}@{head_sha}")
+    }
+}
+
+/// A review button's value: the PR, and the head the message showed if it carries one (messages
+/// posted before the value carried it have only the number).
+pub fn parse_review_value(value: &str) -> Option<(u64, Option<String>)> {
+    let (pr, sha) = match value.split_once('@') {
+        Some((pr, sha)) => (pr, Some(sha)),
+        None => (value, None),
+    };
+    let pr = pr.parse().ok()?;
+    match sha {
+        Some(s) if s.len() < 7 || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) => None,
+        sha => Some((pr, sha.map(str::to_ascii_lowercase))),
+    }
+}
+
+/// What a review modal (approve or reject) carries back in `private_metadata`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RejectContext {
+pub struct ReviewContext {
     pub pr: u64,
+    /// The head the approver was shown. The review is refused if the PR has moved on since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_sha: Option<String>,
     /// The clicked message's `response_url`, to answer the person after the submission.
     #[serde(default)]
     pub response_url: String,
 }
 
-/// The reject modal (`templates/blocks/reject.json.j2`).
-pub fn reject_modal(ctx: &RejectContext, login: &str) -> Result<serde_json::Value, String> {
-    let metadata = serde_json::to_string(ctx).map_err(|e| e.to_string())?;
-    if metadata.len() > 3000 {
-        return Err(
-            "the modal's context is over Slack's 3000-character private_metadata limit".into(),
-        );
+impl ReviewContext {
+    fn metadata(&self) -> Result<String, String> {
+        let metadata = serde_json::to_string(self).map_err(|e| e.to_string())?;
+        if metadata.len() > 3000 {
+            return Err(
+                "the modal's context is over Slack's 3000-character private_metadata limit".into(),
+            );
+        }
+        Ok(metadata)
     }
+}
+
+/// What the approve modal shows about the change, so the approver sees what they approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveSummary<'a> {
+    pub change_id: &'a str,
+    pub command: &'a str,
+    pub resource: &'a str,
+    pub requester: &'a str,
+}
+
+/// The approve modal (`templates/blocks/approve.json.j2`): the change, the commit the approval
+/// binds to, and an optional comment.
+pub fn approve_modal(
+    ctx: &ReviewContext,
+    login: &str,
+    change: &ApproveSummary<'_>,
+) -> Result<serde_json::Value, String> {
+    let commit = ctx
+        .head_sha
+        .as_deref()
+        .map_or("its current head".to_string(), |s| {
+            format!("commit `{}`", s.get(..7).unwrap_or(s))
+        });
+    crate::templates::render_json(
+        "blocks/approve.json.j2",
+        minijinja::context! {
+            metadata => ctx.metadata()?,
+            summary => format!(
+                ":white_check_mark: Approve change request `{}` (pull request *#{}*) at {commit}.",
+                change.change_id, ctx.pr
+            ),
+            command => clip(&format!("`{}`", change.command.replace('`', "'")), FIELD_BUDGET),
+            resource => clip(&format!("`{}`", change.resource), FIELD_BUDGET),
+            requester => format!("<@{}>", change.requester),
+            binding => format!("Slipway submits an *Approve* review in GitHub as you (`{login}`) on that commit. If the pull request gets a new commit before you submit, nothing is approved."),
+        },
+    )
+}
+
+/// The reject modal (`templates/blocks/reject.json.j2`).
+pub fn reject_modal(ctx: &ReviewContext, login: &str) -> Result<serde_json::Value, String> {
     crate::templates::render_json(
         "blocks/reject.json.j2",
         minijinja::context! {
-            metadata,
+            metadata => ctx.metadata()?,
             summary => format!(":x: Request changes on pull request *#{}*. Slipway submits a *Request changes* review in GitHub as you (`{login}`), with your reason as its text.", ctx.pr),
         },
     )
@@ -220,20 +302,89 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reject_context_round_trips_and_is_bounded() {
-        let ctx = RejectContext {
+    fn review_context_round_trips_and_is_bounded() {
+        let ctx = ReviewContext {
             pr: 12,
+            head_sha: None,
             response_url: "https://hooks.slack.com/actions/T/1/x".into(),
         };
         let view = reject_modal(&ctx, "ada").unwrap();
-        let back: RejectContext =
+        let back: ReviewContext =
             serde_json::from_str(view["private_metadata"].as_str().unwrap()).unwrap();
         assert_eq!(back, ctx);
         assert_eq!(view["callback_id"], "slipway_reject");
-        let huge = RejectContext {
+        let huge = ReviewContext {
             pr: 1,
+            head_sha: None,
             response_url: "x".repeat(4000),
         };
         assert!(reject_modal(&huge, "ada").is_err());
+    }
+
+    #[test]
+    fn the_approve_modal_binds_to_the_commit_it_shows() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let ctx = ReviewContext {
+            pr: 7,
+            head_sha: Some(sha.into()),
+            response_url: String::new(),
+        };
+        let change = ApproveSummary {
+            change_id: "cr-1",
+            command: "/deploy `api` prod",
+            resource: "service:api/prod",
+            requester: "U0OPERATOR",
+        };
+        let view = approve_modal(&ctx, "ada", &change).unwrap();
+        assert_eq!(view["callback_id"], "slipway_approve");
+        let back: ReviewContext =
+            serde_json::from_str(view["private_metadata"].as_str().unwrap()).unwrap();
+        assert_eq!(back.head_sha.as_deref(), Some(sha));
+        let text = view["blocks"].to_string();
+        assert!(text.contains("commit `0123456`"), "{text}");
+        assert!(
+            text.contains("/deploy 'api' prod"),
+            "backticks can't break the code span: {text}"
+        );
+        let long = "x".repeat(5000);
+        let view = approve_modal(
+            &ctx,
+            "ada",
+            &ApproveSummary {
+                command: &long,
+                ..change
+            },
+        )
+        .unwrap();
+        assert!(
+            view["blocks"][0]["fields"][0]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= 2000
+        );
+    }
+
+    #[test]
+    fn review_values_carry_the_shown_head() {
+        let sha = "0123456789ABCDEF0123456789abcdef01234567";
+        assert_eq!(approve_value(7, ""), "7");
+        assert_eq!(
+            parse_review_value(&approve_value(7, sha)),
+            Some((7, Some(sha.to_ascii_lowercase())))
+        );
+        assert_eq!(parse_review_value("42"), Some((42, None)));
+        for bad in [
+            "",
+            "x",
+            "7@",
+            "7@xyz1234",
+            "7@12",
+            "-1",
+            "7@0123456789abcdef; rm",
+        ] {
+            assert_eq!(parse_review_value(bad), None, "{bad}");
+        }
     }
 }
