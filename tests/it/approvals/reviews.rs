@@ -161,18 +161,7 @@ async fn an_approval_is_refused_when_the_pr_moved_after_the_approver_looked() {
     assert!(view["blocks"].to_string().contains("/deploy api staging"));
 
     // A commit lands on the PR before either of them submits.
-    let branch = pull(&fx, number)["head"]["ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    fx.github.push_direct(
-        OWNER,
-        REPO,
-        &branch,
-        &[("apps/api/staging/extra.yaml", "x: 1\n")],
-        "sneaky change",
-        "omar-operator",
-    );
+    push_to_pr(&fx, number);
     let (status, body) = submit_view(&app, "U0APPROVER1", &view, json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -225,18 +214,7 @@ async fn approvals_made_in_github_mirror_to_slack_and_a_push_makes_them_stale() 
             .await
     );
     // A new commit on the PR: the earlier approval no longer counts.
-    let branch = fx.github.pulls(OWNER, REPO)[0]["head"]["ref"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    fx.github.push_direct(
-        OWNER,
-        REPO,
-        &branch,
-        &[("apps/api/staging/extra.yaml", "x: 1\n")],
-        "sneaky change",
-        "omar-operator",
-    );
+    push_to_pr(&fx, number);
     assert!(
         fx.github_wait(
             || approval_status(&fx, number).is_some_and(|s| s["state"] == "pending"
@@ -328,5 +306,21 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
             .thread(slipway_tests::harness::CHANNEL, &ts)
             .iter()
             .any(|m| m.text.contains("human remark"))
+    );
+}
+
+/// The requester pushes one more commit to the PR's branch, outside Slipway.
+fn push_to_pr(fx: &GitOpsFixture, number: u64) {
+    let branch = pull(fx, number)["head"]["ref"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        &branch,
+        &[("apps/api/staging/extra.yaml", "x: 1\n")],
+        "sneaky change",
+        "omar-operator",
     );
 }
