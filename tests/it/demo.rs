@@ -75,6 +75,27 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
                 && r.writer.starts_with("runner:")),
         "{records:?}"
     );
+    // --dir keeps the emulated GitHub's repository, merge included, for a look afterwards.
+    let log = std::process::Command::new("git")
+        .args(["log", "--oneline", "main"])
+        .current_dir(dir.path().join("github/acme/gitops.git"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&log.stdout).contains("Merge pull request #1"),
+        "{}",
+        String::from_utf8_lossy(&log.stdout)
+    );
+    // A second run refuses the same directory: it would hold another world's audit trail.
+    let again = demo_command(&["--scripted", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        crate::stderr(&again).contains("is not empty"),
+        "{}",
+        crate::stderr(&again)
+    );
 }
 
 #[test]

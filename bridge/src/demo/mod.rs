@@ -43,8 +43,8 @@ pub struct DemoArgs {
     /// The person you type as at first (switch with `:as`).
     #[arg(long = "as", value_name = "SLACK_USER", default_value = "U0OPERATOR")]
     pub user: String,
-    /// Keep everything (git repositories, audit spool, logs) in this directory; by default a
-    /// temporary directory is used and removed at the end.
+    /// Keep everything (the emulated GitHub's repositories, the audit spool, logs) in this
+    /// new or empty directory; by default a temporary directory is used and removed at the end.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Don't start moto: audit records stay in the local spool.
@@ -66,6 +66,15 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     };
     let (dir, _temp) = match &args.dir {
         Some(d) => {
+            // Each run is a new world (an empty GitHub, a new audit trail): an old run's files
+            // would contradict it, and the demo never deletes what it did not create.
+            if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
+                eprintln!(
+                    "error: {} is not empty: every demo starts a fresh world, so give --dir a new or empty directory",
+                    d.display()
+                );
+                return ExitCode::from(2);
+            }
             if let Err(e) = std::fs::create_dir_all(d) {
                 eprintln!("error: creating {}: {e}", d.display());
                 return ExitCode::from(2);

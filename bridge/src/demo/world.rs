@@ -257,7 +257,7 @@ impl World {
                 .verifying_key()
                 .to_bytes(),
         );
-        let github = GitHubEmulator::start().await;
+        let github = GitHubEmulator::start_in(&dir.join("github")).await;
         let installation = seed_github(&github, &app_key);
         let oidc = ActionsOidcEmulator::start(ActionsJob::push(
             &format!("{OWNER}/{REPO}"),

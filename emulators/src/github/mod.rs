@@ -100,7 +100,8 @@ pub struct Call {
 struct Inner {
     server: Server,
     state: Shared,
-    _dir: tempfile::TempDir,
+    /// The temporary directory the repositories live in, unless the caller chose one.
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A running GitHub emulator. Cheap to clone; the server stops and its repositories are removed
@@ -125,8 +126,19 @@ impl GitHubEmulator {
             .prefix("slipway-github-")
             .tempdir()
             .unwrap_or_else(|e| panic!("github emulator: temporary directory: {e}"));
+        let repos = dir.path().join("repos");
+        Self::start_with(repos, Some(dir)).await
+    }
+
+    /// [`GitHubEmulator::start`], keeping the bare repositories under `dir` (as
+    /// `<dir>/<owner>/<repo>.git`); they stay there after the emulator stops.
+    pub async fn start_in(dir: &std::path::Path) -> GitHubEmulator {
+        Self::start_with(dir.to_path_buf(), None).await
+    }
+
+    async fn start_with(repos_root: PathBuf, temp: Option<tempfile::TempDir>) -> GitHubEmulator {
         let state: Shared = Arc::new(Mutex::new(State {
-            repos_root: dir.path().join("repos"),
+            repos_root,
             ..State::default()
         }));
         lock(&state).add_account(state::BOT_LOGIN, AccountKind::Bot);
@@ -142,7 +154,7 @@ impl GitHubEmulator {
             inner: Arc::new(Inner {
                 server,
                 state,
-                _dir: dir,
+                _dir: temp,
             }),
         }
     }
