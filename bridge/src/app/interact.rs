@@ -119,15 +119,7 @@ async fn on_action(state: &AppState, action: BlockAction) {
         (id @ ("slipway_approve" | "slipway_reject"), Some(svc)) => {
             let refused = match crate::change::parse_review_value(&action.value) {
                 Some((n, shown_head)) => svc
-                    .open_review_modal(
-                        state,
-                        &action.user,
-                        n,
-                        id == "slipway_approve",
-                        shown_head,
-                        &action.trigger_id,
-                        action.response_url.as_deref(),
-                    )
+                    .open_review_modal(state, &action, n, id == "slipway_approve", shown_head)
                     .await
                     .err(),
                 None => Some("That button is malformed.".to_string()),

@@ -396,19 +396,18 @@ impl ChangeService {
         })
     }
 
-    /// Approve or Reject clicked: open its modal (the submission makes the review). Approve first
-    /// runs the reviewer checks, so a refusal comes before any dialog, and shows the change.
-    #[allow(clippy::too_many_arguments)]
+    /// Approve or Reject clicked (`click`) on PR `number`: open its modal (the submission makes
+    /// the review). Approve first runs the reviewer checks, so a refusal comes before any
+    /// dialog, and shows the change.
     pub async fn open_review_modal(
         &self,
         state: &AppState,
-        user: &slipway_core::policy::SlackUser,
+        click: &crate::slack::events::BlockAction,
         number: u64,
         approve: bool,
         shown_head: Option<String>,
-        trigger_id: &str,
-        response_url: Option<&str>,
     ) -> Result<(), String> {
+        let user = &click.user;
         if state.policy.identities().resolve(user).is_none() {
             return Err("Slipway doesn't know you; ask #platform to add you to the policy.".into());
         }
@@ -416,7 +415,7 @@ impl ChangeService {
         let mut ctx = ReviewContext {
             pr: number,
             head_sha: shown_head,
-            response_url: response_url.unwrap_or_default().to_string(),
+            response_url: click.response_url.clone().unwrap_or_default(),
         };
         let view = if approve {
             // Slack's trigger_id lasts 3 s: the checks get half of it.
@@ -443,10 +442,14 @@ impl ChangeService {
         } else {
             reject_modal(&ctx, &account.login)?
         };
-        state.slack.open_view(trigger_id, view).await.map_err(|e| {
-            tracing::warn!(error = %e, "views.open failed");
-            format!("couldn't open the dialog ({e}); try again.")
-        })
+        state
+            .slack
+            .open_view(&click.trigger_id, view)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "views.open failed");
+                format!("couldn't open the dialog ({e}); try again.")
+            })
     }
 }
 
