@@ -87,6 +87,14 @@ pub fn require_tool(tool: &str, hint: &str) {
     );
 }
 
+/// `require_tool` for terraform, with where it comes from on this machine image.
+pub fn require_terraform() {
+    require_tool(
+        "terraform",
+        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
+    );
+}
+
 /// The real program behind a tool on PATH (failing with `hint` if it is missing). A pyenv shim
 /// is resolved to its target, because the bridge runs commands with a cleared environment.
 pub fn resolve_tool(tool: &str, hint: &str) -> PathBuf {

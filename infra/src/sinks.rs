@@ -68,20 +68,16 @@ impl Delivery {
         F: FnMut(&'r AuditRecord) -> Fut,
         Fut: Future<Output = Result<(), SinkError>>,
     {
-        let mut delivered = 0;
+        let mut results = Vec::with_capacity(records.len());
         for record in records {
-            if let Err(error) = deliver_one(record).await {
-                return Delivery {
-                    delivered,
-                    error: Some(error),
-                };
+            let result = deliver_one(record).await;
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
             }
-            delivered += 1;
         }
-        Delivery {
-            delivered,
-            error: None,
-        }
+        Self::from_results(results)
     }
 
     /// Counts the leading successes of per-record results, keeping the first error.

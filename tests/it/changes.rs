@@ -420,10 +420,7 @@ async fn tf_apply_on_a_stack_pushed_directly_is_refused_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tf_apply_with_real_terraform_pins_the_plan_hash() {
-    slipway_tests::harness::require_tool(
-        "terraform",
-        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
-    );
+    slipway_tests::harness::require_terraform();
     let (app, fx) = start().await;
     let state_dir = tempfile::tempdir().unwrap();
     let main_tf = format!(
@@ -487,10 +484,7 @@ async fn tf_apply_with_real_terraform_pins_the_plan_hash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tf_plan_reads_the_stack_from_the_git_mirror_at_the_default_branch_head() {
-    slipway_tests::harness::require_tool(
-        "terraform",
-        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
-    );
+    slipway_tests::harness::require_terraform();
     let (app, _fx) = start().await;
     let ack = app.ack("U0VIEWER", "/tf plan network").await;
     assert!(ack.starts_with("Running"), "{ack}");

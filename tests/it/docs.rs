@@ -22,10 +22,7 @@ fn docs_check_command_agrees() {
 
 #[test]
 fn the_terraform_module_is_formatted_and_pins_the_workflow() {
-    slipway_tests::harness::require_tool(
-        "terraform",
-        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
-    );
+    slipway_tests::harness::require_terraform();
     let dir = repo_root().join("deploy/terraform");
     let out = std::process::Command::new("terraform")
         .args(["fmt", "-check", "-recursive", "."])

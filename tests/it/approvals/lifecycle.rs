@@ -132,14 +132,7 @@ async fn a_request_past_expiry_is_commented_closed_unlocked_and_shown_expired() 
     );
     fx.github
         .review(OWNER, REPO, number, "ada-approver", "APPROVE", "one of two");
-    assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .messages()
-                .iter()
-                .any(|m| m.ts == ts && m.blocks.to_string().contains("*1 of 2*")))
-            .await
-    );
+    assert!(message_contains(&app.slack, &ts, "*1 of 2*").await);
     // Several sweeps pass before the deadline: nothing happens.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(pull(&fx, number)["state"], "open");
@@ -211,14 +204,7 @@ async fn auto_merge_merges_with_the_expected_head_once_the_quorum_holds() {
         .to_string();
     fx.github
         .review(OWNER, REPO, number, "ada-approver", "APPROVE", "ok");
-    assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .messages()
-                .iter()
-                .any(|m| m.ts == ts && m.blocks.to_string().contains("*1 of 2*")))
-            .await
-    );
+    assert!(message_contains(&app.slack, &ts, "*1 of 2*").await);
     assert_eq!(
         pull(&fx, number)["merged"],
         false,
@@ -250,12 +236,7 @@ async fn auto_merge_merges_with_the_expected_head_once_the_quorum_holds() {
             .contains("v2.0.0")
     );
     assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .messages()
-                .iter()
-                .any(|m| m.ts == ts && m.blocks.to_string().contains("merged")))
-            .await,
+        message_contains(&app.slack, &ts, "merged").await,
         "{:?}",
         change_message(&app)
     );

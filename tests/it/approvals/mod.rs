@@ -133,6 +133,28 @@ async fn responses_contain(slack: &SlackEmulator, needle: &str) -> bool {
         .await
 }
 
+/// Waits until message `ts` (as last updated) contains `needle` in its blocks.
+async fn message_contains(slack: &SlackEmulator, ts: &str, needle: &str) -> bool {
+    slack
+        .wait_until(LONG, |s| {
+            s.messages()
+                .iter()
+                .any(|m| m.ts == ts && m.blocks.to_string().contains(needle))
+        })
+        .await
+}
+
+/// Waits until a reply in the thread of message `ts` contains `needle`.
+async fn thread_contains(slack: &SlackEmulator, ts: &str, needle: &str) -> bool {
+    slack
+        .wait_until(LONG, |s| {
+            s.thread(CHANNEL, ts)
+                .iter()
+                .any(|m| m.text.contains(needle))
+        })
+        .await
+}
+
 /// The one-time code in the flow's message ("… enter the code *ABCD-1234* …").
 fn user_code(text: &str) -> String {
     let after = text

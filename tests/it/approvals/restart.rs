@@ -313,14 +313,7 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
         second.log_text()
     );
     // The thread line follows the message update.
-    assert!(
-        slack
-            .wait_until(LONG, |s| s
-                .thread(CHANNEL, &ts)
-                .iter()
-                .any(|m| m.text.contains("bo-approver approved in GitHub")))
-            .await
-    );
+    assert!(thread_contains(&slack, &ts, "bo-approver approved in GitHub").await);
     assert_eq!(
         slack
             .messages()

@@ -55,12 +55,7 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
         approval_status(&fx, number)
     );
     assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .messages()
-                .iter()
-                .any(|m| m.ts == ts && m.blocks.to_string().contains("*2 of 2*")))
-            .await,
+        message_contains(&app.slack, &ts, "*2 of 2*").await,
         "{:?}",
         change_message(&app)
     );
@@ -197,12 +192,7 @@ async fn approvals_made_in_github_mirror_to_slack_and_a_push_makes_them_stale() 
     fx.github
         .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
     assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .thread(CHANNEL, &ts)
-                .iter()
-                .any(|m| m.text.contains("ada-approver approved in GitHub")))
-            .await,
+        thread_contains(&app.slack, &ts, "ada-approver approved in GitHub").await,
         "{:?}",
         app.slack.thread(CHANNEL, &ts)
     );

@@ -8,14 +8,7 @@ async fn a_redelivered_webhook_changes_nothing() {
     let ts = change_message(&app).ts;
     fx.github
         .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
-    assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .thread(CHANNEL, &ts)
-                .iter()
-                .any(|m| m.text.contains("approved in GitHub")))
-            .await
-    );
+    assert!(thread_contains(&app.slack, &ts, "approved in GitHub").await);
     let before = app.slack.thread(CHANNEL, &ts).len();
     let delivery = fx
         .github
@@ -78,12 +71,7 @@ async fn real_github_payloads_parse_and_prs_slipway_didnt_open_are_ignored() {
     // Let the emulator's own deliveries (push, status…) land first, then count.
     assert!(fx.github.wait_for_deliveries(LONG).await);
     assert!(
-        app.slack
-            .wait_until(LONG, |s| s
-                .thread(CHANNEL, &ts)
-                .iter()
-                .any(|m| m.text.contains("opened")))
-            .await,
+        thread_contains(&app.slack, &ts, "opened").await,
         "{:?}",
         app.slack.thread(CHANNEL, &ts)
     );

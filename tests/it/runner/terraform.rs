@@ -61,10 +61,7 @@ fn tf_rendered(digest: &str) -> Rendered {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terraform_change_is_reverified_and_applied_with_oidc_credentials_once() {
-    require_tool(
-        "terraform",
-        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
-    );
+    slipway_tests::harness::require_terraform();
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("app.tfstate");
     let main_tf = tf_stack(&state, "v2", None);
@@ -185,10 +182,7 @@ async fn terraform_change_is_reverified_and_applied_with_oidc_credentials_once()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_that_drifted_after_approval_is_refused() {
-    require_tool(
-        "terraform",
-        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
-    );
+    slipway_tests::harness::require_terraform();
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("app.tfstate");
     let main_tf = tf_stack(&state, "v2", None);
@@ -244,10 +238,7 @@ async fn a_plan_that_drifted_after_approval_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_kills_the_process_group_and_reports_it() {
-    require_tool(
-        "terraform",
-        "this machine image ships terraform 1.11 at /usr/local/bin/terraform",
-    );
+    slipway_tests::harness::require_terraform();
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("app.tfstate");
     let pid_file = state_dir.path().join("sleep.pid");
