@@ -90,8 +90,8 @@ pub fn rbac_markdown(policy: &Policy) -> String {
         for u in MATRIX_USERS {
             let user = SlackUser::new(*u);
             let d = decide(policy, &user, &parsed);
-            let cell = match d.approval {
-                Some(a) => format!("approval ({})", a.id.value),
+            let cell = match &d.approval {
+                Some(a) => format!("approval ({})", a.rule),
                 None => format!("{} <sub>{}</sub>", d.outcome.as_str(), d.rule),
             };
             let _ = write!(md, " {cell} |");

@@ -83,6 +83,7 @@ fn main() {
                     user,
                     identity,
                     command: cmd,
+                    scopes: slipway_core::command::kubectl::KindScopes::builtin(),
                 }));
             }
         });
@@ -99,6 +100,7 @@ fn main() {
                 user,
                 identity,
                 command: cmd,
+                scopes: slipway_core::command::kubectl::KindScopes::builtin(),
             }));
             samples.push(t.elapsed().as_nanos());
         }

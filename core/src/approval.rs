@@ -81,6 +81,9 @@ pub struct Quorum {
     /// Eligible reviewers whose latest review requests changes on the head.
     pub changes_requested: Vec<String>,
     pub ignored: Vec<Ignored>,
+    /// Rules whose own quorum doesn't hold yet, when several were combined ("rule b: 0 of 1 from
+    /// security").
+    pub unmet: Vec<String>,
     pub expired: bool,
     pub met: bool,
 }
@@ -123,6 +126,7 @@ pub fn quorum<'i>(
         }
     }
     let mut approvals: Vec<Counted> = Vec::new();
+    let mut approver_groups: Vec<&[String]> = Vec::new();
     let mut stale = Vec::new();
     let mut changes_requested = Vec::new();
     let mut ignored = Vec::new();
@@ -169,6 +173,7 @@ pub fn quorum<'i>(
         match r.state {
             ReviewState::Approved => {
                 if !approvals.iter().any(|a| a.subject == identity.subject) {
+                    approver_groups.push(&identity.groups);
                     approvals.push(Counted {
                         login: login.to_string(),
                         subject: identity.subject.clone(),
@@ -180,9 +185,11 @@ pub fn quorum<'i>(
             ReviewState::Commented | ReviewState::Dismissed => {}
         }
     }
+    let unmet = unmet_constraints(req, &approver_groups);
     let expired = input.now > input.expires_at;
     let met = !expired
         && changes_requested.is_empty()
+        && unmet.is_empty()
         && u32::try_from(approvals.len()).unwrap_or(u32::MAX) >= req.approvers;
     Quorum {
         needed: req.approvers,
@@ -190,9 +197,34 @@ pub fn quorum<'i>(
         stale,
         changes_requested,
         ignored,
+        unmet,
         expired,
         met,
     }
+}
+
+/// The combined rules whose own quorum the counted approvers (given by their groups) don't meet.
+fn unmet_constraints(req: &ApprovalRequirement, approver_groups: &[&[String]]) -> Vec<String> {
+    if req.all_of.is_empty() {
+        return Vec::new();
+    }
+    req.all_of
+        .iter()
+        .filter_map(|c| {
+            let have = approver_groups
+                .iter()
+                .filter(|groups| groups.iter().any(|g| c.groups.contains(g)))
+                .count();
+            (u32::try_from(have).unwrap_or(u32::MAX) < c.approvers).then(|| {
+                format!(
+                    "rule {}: {have} of {} from {}",
+                    c.rule,
+                    c.approvers,
+                    c.groups.join(" or ")
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,6 +263,7 @@ mod tests {
             groups: vec!["approvers".into()],
             approve_in: ApproveIn::Slack,
             expires_after_secs: 3600,
+            all_of: Vec::new(),
         };
         let people = [
             ident("ada", "ada-approver", &["approvers"]),
@@ -316,5 +349,64 @@ mod tests {
             "h",
         );
         assert!(q.approvals.is_empty());
+    }
+
+    #[test]
+    fn combined_rules_each_need_their_own_quorum() {
+        use crate::change::GroupQuorum;
+        let req = ApprovalRequirement {
+            rule: "standard+security".into(),
+            approvers: 2,
+            groups: vec!["approvers".into(), "security".into()],
+            approve_in: ApproveIn::Slack,
+            expires_after_secs: 3600,
+            all_of: vec![
+                GroupQuorum {
+                    rule: "standard".into(),
+                    approvers: 2,
+                    groups: vec!["approvers".into()],
+                },
+                GroupQuorum {
+                    rule: "security".into(),
+                    approvers: 1,
+                    groups: vec!["security".into()],
+                },
+            ],
+        };
+        let people = [
+            ident("ada", "ada", &["approvers"]),
+            ident("bo", "bo", &["approvers"]),
+            ident("sam", "sam", &["approvers", "security"]),
+        ];
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let q = |reviews: &[ReviewInput]| {
+            let input = QuorumInput {
+                requirement: &req,
+                requester_subject: "omar",
+                requester_login: None,
+                pr_author: "slipway[bot]",
+                head_sha: "h",
+                reviews,
+                now: t,
+                expires_at: t + chrono::Duration::hours(1),
+            };
+            quorum(&input, |login| {
+                people.iter().find(|p| p.github.as_deref() == Some(login))
+            })
+        };
+        let two_from_the_union = q(&[
+            review(1, "ada", ReviewState::Approved, "h"),
+            review(2, "bo", ReviewState::Approved, "h"),
+        ]);
+        assert!(!two_from_the_union.met, "security's own quorum is missing");
+        assert_eq!(
+            two_from_the_union.unmet,
+            ["rule security: 0 of 1 from security"]
+        );
+        let with_security = q(&[
+            review(1, "ada", ReviewState::Approved, "h"),
+            review(3, "sam", ReviewState::Approved, "h"),
+        ]);
+        assert!(with_security.met, "{with_security:?}");
     }
 }

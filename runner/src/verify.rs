@@ -149,7 +149,7 @@ pub fn check_policy(policy: &Policy, cr: &ChangeRequest) -> Result<PolicyCheck, 
             cr.requester.slack_user_id, cr.requester.subject
         ));
     }
-    let requirement = d.approval.map(ApprovalRequirement::from_rule);
+    let requirement = d.approval.clone();
     Ok(PolicyCheck {
         requirement,
         rule: d.rule.clone(),

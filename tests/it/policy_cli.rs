@@ -226,3 +226,105 @@ fn serve_refuses_to_start_without_a_signing_secret() {
         stderr(&out)
     );
 }
+
+/// `slipway policy explain` against a policy file written next to the test.
+fn explain_with(policy_yaml: &str, user: &str, command: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy_yaml).unwrap();
+    let out = slipway(&[
+        "policy",
+        "explain",
+        "--policy",
+        path.to_str().unwrap(),
+        "--user",
+        user,
+        "--command",
+        command,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("valid JSON")
+}
+
+/// Two protected entries on one namespace, in `order`, plus the route's rule.
+fn two_protected(order: [&str; 2]) -> String {
+    let entry = |id: &str| {
+        let rule = if id == "first" { "weak" } else { "strict" };
+        format!(
+            "  - {{ id: {id}, resources: [\"kube:*/pay\"], read_roles: [op], approval: {rule} }}\n"
+        )
+    };
+    format!(
+        "version: 1\ndefaults: {{ cluster: c, alert_env: e }}\n\
+         targets: {{ clusters: [c], aws_profiles: [], stacks: [], services: [], envs: {{ e: {{ cluster: c }} }} }}\n\
+         identities:\n  provider: static\n  users:\n    - {{ slack: [U1], subject: u1, groups: [ops] }}\n\
+         bindings: [{{ group: ops, role: op }}]\n\
+         roles:\n  - name: op\n    max_silence: 1h\n    rules:\n      - {{ id: r, commands: [kubectl], tiers: [read, change, destructive], resources: [\"kube:c/*\"] }}\n\
+         protected:\n{}{}\
+         approvals:\n  rules:\n\
+         \x20   - {{ id: weak, approvers: 1, groups: [approvers], expires_after: 24h, approve_in: slack }}\n\
+         \x20   - {{ id: strict, approvers: 2, groups: [security], expires_after: 2h, approve_in: github }}\n\
+         \x20   - {{ id: route, approvers: 3, groups: [approvers], expires_after: 8h, approve_in: slack }}\n\
+         \x20 routes: [{{ resources: [\"*\"], rule: route }}]\n\
+         limits: {{ timeouts: {{ read: 1s, operate: 1s, change: 1s, destructive: 1s }}, output_bytes: 10 }}\n",
+        entry(order[0]),
+        entry(order[1])
+    )
+}
+
+#[test]
+fn the_strictest_of_several_protected_entries_and_the_route_wins_in_any_order() {
+    for order in [["first", "second"], ["second", "first"]] {
+        let v = explain_with(
+            &two_protected(order),
+            "U1",
+            "/kubectl @c scale deployment/api --replicas=1 -n pay",
+        );
+        assert_eq!(v["decision"], "approval", "{v}");
+        let a = &v["approval"];
+        assert_eq!(a["approvers"], 3, "the most approvers (the route's): {a}");
+        assert_eq!(a["approve_in"], "github", "GitHub over Slack: {a}");
+        assert_eq!(a["expires_after"], "2h", "the shortest expiry: {a}");
+        let quorums: Vec<&str> = a["all_of"]
+            .as_array()
+            .expect("each group's own quorum")
+            .iter()
+            .map(|q| q["rule"].as_str().unwrap())
+            .collect();
+        assert!(
+            quorums.contains(&"strict") && quorums.contains(&"route"),
+            "security's own 2 must hold beside 3 approvers: {a}"
+        );
+    }
+}
+
+#[test]
+fn cluster_scoped_objects_and_namespace_objects_are_authorised_as_what_they_are() {
+    let v = explain(
+        "U0OPERATOR",
+        "/kubectl @staging delete namespace prod --apply",
+    );
+    assert_eq!(v["resource"], "kube:staging/prod");
+    assert_eq!(v["approval"]["rule"], "production", "{v}");
+    let v = explain(
+        "U0OPERATOR",
+        "/kubectl @staging patch clusterrolebinding admin -p {}",
+    );
+    assert_eq!(v["resource"], "kube:staging");
+    assert_eq!(v["decision"], "deny", "{v}");
+    let v = explain("U0OPERATOR", "/kubectl get pods -n web");
+    assert!(
+        v["argv"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--namespace=web"))
+    );
+    let v = explain("U0OPERATOR", "/kubectl get pods");
+    assert!(
+        v["argv"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--namespace=default")),
+        "the namespace is always explicit: {v}"
+    );
+}

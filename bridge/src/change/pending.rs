@@ -1,7 +1,7 @@
 //! A change between its ack and its PR: everything the later steps (Confirm, the modal, the
 //! PR) need, copied out of the request and the policy decision so it outlives both.
 
-use slipway_core::change::{ApprovalRequirement, PolicyBinding, Requester};
+use slipway_core::change::{PolicyBinding, Requester};
 use slipway_core::command::{Command, Family, ParsedCommand, Target, Tier};
 use slipway_core::policy::Decision;
 
@@ -36,7 +36,7 @@ impl Pending {
         d: &Decision<'_>,
     ) -> Option<Pending> {
         let identity = d.identity?;
-        let approval = d.approval?;
+        let approval = d.approval.clone()?;
         let expected = match &parsed.command {
             Command::Kubectl(k) if parsed.tier() == Some(Tier::Destructive) => {
                 Some(k.confirmation_text())
@@ -64,13 +64,7 @@ impl Pending {
             },
             policy: PolicyBinding {
                 rule: d.rule.clone(),
-                approval: ApprovalRequirement {
-                    rule: approval.id.value.clone(),
-                    approvers: approval.approvers,
-                    groups: approval.groups.iter().map(|g| g.value.clone()).collect(),
-                    approve_in: approval.approve_in,
-                    expires_after_secs: approval.expires_after.0.as_secs(),
-                },
+                approval,
             },
             channel: cmd.channel_id.clone(),
             response_url: cmd.response_url.clone(),

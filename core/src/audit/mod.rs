@@ -141,7 +141,7 @@ impl From<&Decision<'_>> for DecisionInfo {
             outcome: d.outcome,
             rule: d.rule.clone(),
             reason: d.reason.clone(),
-            approval_rule: d.approval.map(|a| a.id.value.clone()),
+            approval_rule: d.approval.as_ref().map(|a| a.rule.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! bridge's public key, the expiry, and the schema version before anything else.
 
 mod plan;
+mod requirement;
 
 use std::fmt;
 
@@ -18,7 +19,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Family, Target, Tier};
-use crate::policy::model::ApproveIn;
 
 /// The change-request file format version this code writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -53,18 +53,6 @@ pub struct ChangeCommand {
     pub text: String,
     pub family: Family,
     pub argv: Vec<String>,
-}
-
-/// The approval rule that applies, copied from policy at request time (the runner re-reads
-/// policy from the merged commit and uses the stricter of the two).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalRequirement {
-    pub rule: String,
-    pub approvers: u32,
-    pub groups: Vec<String>,
-    pub approve_in: ApproveIn,
-    pub expires_after_secs: u64,
 }
 
 /// Which policy rules decided.
@@ -126,6 +114,7 @@ pub struct Rendered {
 }
 
 pub use plan::{plan_digest, plan_summary};
+pub use requirement::{ApprovalRequirement, GroupQuorum};
 
 /// The bridge's signature over the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -273,20 +262,6 @@ pub fn verify(
         });
     }
     Ok(())
-}
-
-impl ApprovalRequirement {
-    /// The requirement a policy approval rule sets (the bridge records it; the runner compares it
-    /// with the rule of the merged commit's policy).
-    pub fn from_rule(rule: &crate::policy::model::ApprovalRule) -> ApprovalRequirement {
-        ApprovalRequirement {
-            rule: rule.id.value.clone(),
-            approvers: rule.approvers,
-            groups: rule.groups.iter().map(|g| g.value.clone()).collect(),
-            approve_in: rule.approve_in,
-            expires_after_secs: rule.expires_after.0.as_secs(),
-        }
-    }
 }
 
 impl ChangeRequest {

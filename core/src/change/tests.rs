@@ -2,6 +2,7 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::command::Namespace;
+use crate::policy::model::ApproveIn;
 
 pub(crate) fn sample() -> ChangeRequest {
     let t = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
@@ -43,6 +44,7 @@ pub(crate) fn sample() -> ChangeRequest {
                 groups: vec!["approvers".into()],
                 approve_in: ApproveIn::Slack,
                 expires_after_secs: 86_400,
+                all_of: Vec::new(),
             },
         },
         rendered: Rendered::default(),

@@ -127,15 +127,21 @@ pub enum Namespace {
     Named(String),
     /// `-A`: every namespace, protected ones included.
     All,
+    /// The objects are cluster-scoped (nodes, cluster roles, CRDs, …, or a kind the cluster
+    /// doesn't describe): they belong to no namespace and affect all of them. Policy sees
+    /// `kube:<cluster>`, which no namespace pattern grants.
+    ClusterScoped,
 }
 
 impl Namespace {
-    /// The namespace as it appears in a resource string: `*` for all namespaces.
-    pub fn resource_part(&self) -> &str {
+    /// The namespace as it appears in a resource string: `*` for all namespaces, `None` for
+    /// cluster-scoped objects.
+    pub fn resource_part(&self) -> Option<&str> {
         match self {
-            Namespace::Default => "default",
-            Namespace::Named(n) => n,
-            Namespace::All => "*",
+            Namespace::Default => Some("default"),
+            Namespace::Named(n) => Some(n),
+            Namespace::All => Some("*"),
+            Namespace::ClusterScoped => None,
         }
     }
 }
@@ -175,7 +181,10 @@ impl Target {
             Target::Cluster {
                 cluster: Some(c),
                 namespace,
-            } => Some(format!("kube:{c}/{}", namespace.resource_part())),
+            } => Some(match namespace.resource_part() {
+                Some(ns) => format!("kube:{c}/{ns}"),
+                None => format!("kube:{c}"),
+            }),
             Target::AwsProfile { profile } => Some(format!("aws:{profile}")),
             Target::Stack { stack } => Some(format!("stack:{stack}")),
             Target::Service { service, env } => Some(format!("service:{service}/{env}")),
@@ -195,6 +204,7 @@ impl Target {
                     Namespace::Default => c.to_string(),
                     Namespace::Named(n) => format!("{c} (namespace {n})"),
                     Namespace::All => format!("{c} (all namespaces)"),
+                    Namespace::ClusterScoped => format!("{c} (cluster-scoped)"),
                 }
             }
             Target::AwsProfile { profile } => format!("AWS profile {profile}"),
@@ -253,11 +263,18 @@ impl ParsedCommand {
         })
     }
 
+    /// The target, judging kinds by the built-in table only (custom resources count as
+    /// cluster-scoped). [`ParsedCommand::target_with`] takes what discovery knows.
     pub fn target(&self) -> Target {
+        self.target_with(kubectl::KindScopes::builtin())
+    }
+
+    /// The target, with kubectl kinds judged by `scopes`.
+    pub fn target_with(&self, scopes: &kubectl::KindScopes) -> Target {
         match &self.command {
             Command::Kubectl(k) => Target::Cluster {
                 cluster: k.cluster.clone(),
-                namespace: k.namespace.clone(),
+                namespace: k.target_namespace(scopes),
             },
             Command::TfPlan { stack } | Command::TfApply { stack } => Target::Stack {
                 stack: stack.clone(),

@@ -62,7 +62,7 @@ pub fn run_case(policy: &Policy, case: &Case) -> CaseResult {
         problems.push(format!("expected rule {rule}, got {}", d.rule));
     }
     if let Some(want) = &case.approval {
-        let got = d.approval.map(|a| a.id.value.as_str());
+        let got = d.approval.as_ref().map(|a| a.rule.as_str());
         if got != Some(want.as_str()) {
             problems.push(format!(
                 "expected approval rule {want}, got {}",

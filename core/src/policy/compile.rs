@@ -529,6 +529,14 @@ impl Policy {
         &self.file.support
     }
 
+    /// Whether a change under `req` merges by itself once approved: only if every rule it was
+    /// combined from says so.
+    pub fn auto_merge(&self, req: &crate::change::ApprovalRequirement) -> bool {
+        req.rule_ids()
+            .iter()
+            .all(|id| self.approval_rule(id).is_some_and(|r| r.auto_merge))
+    }
+
     pub fn approval_rule(&self, id: &str) -> Option<&ApprovalRule> {
         self.approval_rules.get(id)
     }

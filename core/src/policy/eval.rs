@@ -7,8 +7,10 @@ use serde::Serialize;
 
 use super::compile::{Policy, slot};
 use super::identity::{Identity, SlackUser};
-use super::model::{ApprovalRule, OperateMode};
+use super::model::OperateMode;
 use super::patterns::ResourceKey;
+use crate::change::ApprovalRequirement;
+use crate::command::kubectl::KindScopes;
 use crate::command::simple::Silence;
 use crate::command::{Command, Namespace, ParsedCommand, Target, Tier};
 
@@ -41,6 +43,8 @@ pub struct Request<'a> {
     /// Resolved by an [`super::IdentityProvider`]; `None` when the user is unknown.
     pub identity: Option<&'a Identity>,
     pub command: &'a ParsedCommand,
+    /// Which kubectl kinds are namespaced (built-ins, plus what discovery found).
+    pub scopes: &'a KindScopes,
 }
 
 /// A decision, borrowing from the policy and the request.
@@ -56,8 +60,9 @@ pub struct Decision<'a> {
     pub tier: Option<Tier>,
     /// The target with defaults filled in (for example the default cluster).
     pub target: Target,
-    /// Set when the outcome is [`Outcome::Approval`].
-    pub approval: Option<&'a ApprovalRule>,
+    /// Set when the outcome is [`Outcome::Approval`]: every rule that applies, combined (the
+    /// strictest wins; see [`ApprovalRequirement::and`]).
+    pub approval: Option<ApprovalRequirement>,
     /// How long the command may run.
     pub timeout: Option<Duration>,
 }
@@ -100,6 +105,9 @@ fn where_(target: &Target) -> String {
                 Namespace::Default => format!("in the default namespace of cluster {c}"),
                 Namespace::Named(n) => format!("in namespace {n} on cluster {c}"),
                 Namespace::All => format!("across all namespaces of cluster {c}"),
+                Namespace::ClusterScoped => {
+                    format!("on cluster-scoped objects of cluster {c}")
+                }
             }
         }
         Target::AwsProfile { profile } => format!("with AWS profile {profile}"),
@@ -226,7 +234,7 @@ impl Policy {
             identity: req.identity,
             role: None,
             tier,
-            target: cmd.target(),
+            target: cmd.target_with(req.scopes),
             approval: None,
             timeout: tier.map(|t| self.timeout(t)),
         };
@@ -268,7 +276,7 @@ impl Policy {
             return Self::deny(base, "rbac.no-role", reason);
         };
 
-        let target = match self.resolve_target(cmd.target(), identity, &roles) {
+        let target = match self.resolve_target(cmd.target_with(req.scopes), identity, &roles) {
             Ok(t) => t,
             Err(reason) => return Self::deny(base, "targets.unknown", reason),
         };
@@ -279,16 +287,7 @@ impl Policy {
         let Some(full) = target.resource() else {
             return Self::deny(base, "targets.unknown", "this command has no target".into());
         };
-        let key = ResourceKey {
-            all_namespaces_of: match &target {
-                Target::Cluster {
-                    cluster: Some(c),
-                    namespace: Namespace::All,
-                } => Some(format!("kube:{c}")),
-                _ => None,
-            },
-            full,
-        };
+        let key = ResourceKey::of(full);
 
         // Per-resource ACLs restrict whatever roles allow.
         if !self.acl_index.is_empty() {
@@ -345,8 +344,8 @@ impl Policy {
             }
         }
 
-        // Protected resources.
-        let mut approval_override = None;
+        // Protected resources. Every entry that covers the resource adds its approval rule.
+        let mut protected_rules: Vec<&str> = Vec::new();
         for i in self.protected_index.all(&key) {
             let p = &self.protected[i as usize];
             match tier {
@@ -369,9 +368,7 @@ impl Policy {
                     );
                     return Self::deny(base, &p.id, reason);
                 }
-                Tier::Change | Tier::Destructive if approval_override.is_none() => {
-                    approval_override = Some(p.approval.as_str());
-                }
+                Tier::Change | Tier::Destructive => protected_rules.push(p.approval.as_str()),
                 _ => {}
             }
         }
@@ -390,12 +387,18 @@ impl Policy {
             };
         }
 
-        let approval_id = approval_override.or_else(|| {
-            self.route_index
-                .first(&key)
-                .map(|i| self.routes[i as usize].as_str())
-        });
-        let Some(approval) = approval_id.and_then(|r| self.approval_rules.get(r)) else {
+        // The route's rule always applies too: a protected override can only add to it.
+        let route = self
+            .route_index
+            .first(&key)
+            .map(|i| self.routes[i as usize].as_str());
+        let approval = protected_rules
+            .into_iter()
+            .chain(route)
+            .filter_map(|r| self.approval_rules.get(r))
+            .map(ApprovalRequirement::from_rule)
+            .reduce(ApprovalRequirement::and);
+        let Some(approval) = approval else {
             let reason = format!(
                 "no approval rule covers {}, so changes there are not possible; {}",
                 key.full,
@@ -409,13 +412,8 @@ impl Policy {
             action(tier, cmd),
             where_(&target),
             approval.approvers,
-            approval
-                .groups
-                .iter()
-                .map(|g| g.value.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-            approval.id.value
+            approval.groups.join(" or "),
+            approval.rule
         );
         Decision {
             outcome: Outcome::Approval,

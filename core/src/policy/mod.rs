@@ -16,6 +16,7 @@ pub use eval::{Decision, Outcome, Request};
 pub use identity::{Identity, IdentityProvider, SlackUser};
 pub use patterns::{KINDS as RESOURCE_KINDS, check_pattern};
 
+use crate::command::kubectl::KindScopes;
 use crate::command::{ParseError, ParsedCommand, parse_line};
 
 /// The JSON Schema of the policy file, for editors.
@@ -30,12 +31,23 @@ pub fn decide<'a>(
     user: &'a SlackUser,
     parsed: &'a Result<ParsedCommand, ParseError>,
 ) -> Decision<'a> {
+    decide_with(policy, user, parsed, KindScopes::builtin())
+}
+
+/// [`decide`], with kubectl kinds judged by `scopes` (built-ins plus a cluster's discovery).
+pub fn decide_with<'a>(
+    policy: &'a Policy,
+    user: &'a SlackUser,
+    parsed: &'a Result<ParsedCommand, ParseError>,
+    scopes: &'a KindScopes,
+) -> Decision<'a> {
     let identity = policy.identities().resolve(user);
     match parsed {
         Ok(command) => policy.evaluate(&Request {
             user,
             identity,
             command,
+            scopes,
         }),
         Err(e) => Decision {
             outcome: Outcome::Deny,
@@ -67,12 +79,13 @@ pub fn explain_json(policy: &Policy, user_id: &str, text: &str) -> serde_json::V
         "tier": d.tier.map(crate::command::Tier::as_str),
         "argv": parsed.as_ref().ok().and_then(ParsedCommand::argv),
         "resource": d.resource(),
-        "approval": d.approval.map(|a| serde_json::json!({
-            "rule": a.id.value,
+        "approval": d.approval.as_ref().map(|a| serde_json::json!({
+            "rule": a.rule,
             "approvers": a.approvers,
-            "groups": a.groups.iter().map(|g| g.value.as_str()).collect::<Vec<_>>(),
+            "groups": a.groups,
             "approve_in": a.approve_in,
-            "expires_after": humantime::format_duration(a.expires_after.0).to_string(),
+            "expires_after": humantime::format_duration(std::time::Duration::from_secs(a.expires_after_secs)).to_string(),
+            "all_of": (!a.all_of.is_empty()).then_some(&a.all_of),
         })),
     })
 }

@@ -8,8 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use slipway_core::change::{
-    ApprovalRequirement, ChangeCommand, ChangeRequest, PolicyBinding, Rendered, RenderedFile,
-    Requester, SCHEMA_VERSION,
+    ChangeCommand, ChangeRequest, PolicyBinding, Rendered, RenderedFile, Requester, SCHEMA_VERSION,
 };
 use slipway_core::command::parse_line;
 use slipway_core::policy::{Policy, SlackUser, decide};
@@ -77,7 +76,10 @@ fn change(fx: &Fx, suffix: &str, text: &str, rendered: Rendered) -> ChangeReques
     let parsed = parse_line(text);
     let d = decide(&fx.policy, &user, &parsed);
     let identity = d.identity.unwrap();
-    let approval = d.approval.unwrap_or_else(|| panic!("{text}: {}", d.reason));
+    let approval = d
+        .approval
+        .clone()
+        .unwrap_or_else(|| panic!("{text}: {}", d.reason));
     let command = parsed.as_ref().unwrap();
     let now = chrono::Utc::now();
     let resource = d.resource().unwrap();
@@ -104,7 +106,7 @@ fn change(fx: &Fx, suffix: &str, text: &str, rendered: Rendered) -> ChangeReques
         resource,
         policy: PolicyBinding {
             rule: d.rule.clone(),
-            approval: ApprovalRequirement::from_rule(approval),
+            approval,
         },
         rendered,
         reason: None,

@@ -172,10 +172,7 @@ impl ChangeService {
             {
                 tracing::warn!(error = %e, pr = number, "setting slipway/approval");
             }
-            let auto = state
-                .policy
-                .approval_rule(rule)
-                .is_some_and(|r| r.auto_merge);
+            let auto = state.policy.auto_merge(&cr.policy.approval);
             if q.met && auto {
                 // The expected head SHA: GitHub refuses (409) if a push moved the head since.
                 match self

@@ -10,12 +10,14 @@
 //! cluster comes only from `@cluster` or the policy default, never from kubectl's own flags, and
 //! flags are rewritten as `--long=value` so that no value can be read back as a flag.
 
+mod scope;
 mod tables;
 #[cfg(test)]
 mod tests;
 
 use super::parse::{ParseError, check_name, truncate};
 use super::{Namespace, Tier};
+pub use scope::{DiscoveredKind, KindScopes, Scope};
 pub use tables::{FLAGS, FlagSpec, IDENTITY_FLAGS, REFUSED_FLAGS, REFUSED_VERBS, VERBS, VerbSpec};
 use tables::{OUTPUT_FORMATS, OUTPUT_PREFIXES};
 
@@ -36,12 +38,91 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
+    /// The argv. Without `-n` or `-A` it says `--namespace=default` itself: what policy
+    /// authorised must be what runs, whatever namespace a kubeconfig's context defaults to.
     pub fn argv(&self) -> Vec<String> {
         let mut argv = vec!["kubectl".to_string()];
         argv.extend(self.verb.words.iter().map(|w| (*w).to_string()));
         argv.extend(self.positionals.iter().cloned());
         argv.extend(self.flags.iter().cloned());
+        if self.namespace == Namespace::Default {
+            argv.push("--namespace=default".into());
+        }
         argv
+    }
+
+    /// The resource kinds the command names, lower-cased as typed (`pods`, `deploy.v1.apps`).
+    /// Verbs that imply a kind (`logs`, `cordon`, …) report it. `apply`/`delete -f` report none:
+    /// their objects are authorised one by one from the files.
+    pub fn kinds(&self) -> Vec<String> {
+        match self.verb.words {
+            ["cordon" | "uncordon" | "drain"] => vec!["nodes".into()],
+            ["events"] => vec!["events".into()],
+            ["logs"] => {
+                let named: Vec<String> = self
+                    .positionals
+                    .iter()
+                    .filter_map(|p| p.split_once('/').map(|(k, _)| k.to_ascii_lowercase()))
+                    .collect();
+                if named.is_empty() {
+                    vec!["pods".into()]
+                } else {
+                    named
+                }
+            }
+            ["get" | "describe" | "delete" | "label" | "annotate" | "patch" | "scale" | "top"]
+            | ["rollout", _] => self.typed_kinds(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `kind/name …` or `kind[,kind…] [name…]`.
+    fn typed_kinds(&self) -> Vec<String> {
+        let Some(first) = self.positionals.first() else {
+            return Vec::new();
+        };
+        let lower = |s: &str| s.to_ascii_lowercase();
+        if first.contains('/') {
+            return self
+                .positionals
+                .iter()
+                .map(|p| lower(p.split_once('/').map_or(p.as_str(), |(k, _)| k)))
+                .collect();
+        }
+        first.split(',').map(lower).collect()
+    }
+
+    /// The object names the command names (not label pairs).
+    fn names(&self) -> Vec<&str> {
+        let first_is_kind = self.positionals.first().is_some_and(|p| !p.contains('/'));
+        self.positionals
+            .iter()
+            .skip(usize::from(first_is_kind))
+            .map(|p| p.split_once('/').map_or(p.as_str(), |(_, n)| n))
+            .filter(|p| !p.contains('=') && !p.ends_with('-'))
+            .collect()
+    }
+
+    /// The namespace policy must see, given which kinds are namespaced: the one the command names
+    /// when every kind lives in namespaces; the namespace itself for `… namespace <name>`;
+    /// otherwise cluster scope (which no namespace pattern grants, and every restriction on the
+    /// cluster covers, so a mix is judged by its strictest part).
+    pub fn target_namespace(&self, scopes: &KindScopes) -> Namespace {
+        let kinds = self.kinds();
+        if kinds
+            .iter()
+            .all(|k| k == "all" || scopes.scope_of(k) == Scope::Namespaced)
+        {
+            return self.namespace.clone();
+        }
+        let names = self.names();
+        let only_namespaces = kinds
+            .iter()
+            .all(|k| matches!(k.split('.').next(), Some("namespaces" | "namespace" | "ns")));
+        match names.as_slice() {
+            [name] if only_namespaces && kinds.len() <= 1 => Namespace::Named((*name).to_string()),
+            _ => Namespace::ClusterScoped,
+        }
     }
 
     /// What the person must type to confirm a destructive command: the resources it names.

@@ -180,3 +180,61 @@ fn every_verb_flag_is_defined() {
         }
     }
 }
+
+#[test]
+fn the_namespace_is_always_explicit_in_the_argv() {
+    assert_eq!(
+        ok("get pods").argv(),
+        ["kubectl", "get", "pods", "--namespace=default"]
+    );
+    assert!(
+        !ok("get pods -A")
+            .argv()
+            .iter()
+            .any(|a| a.starts_with("--namespace"))
+    );
+}
+
+#[test]
+fn cluster_scoped_kinds_are_not_a_namespace() {
+    let s = KindScopes::builtin();
+    let scope = |line: &str| ok(line).target_namespace(s);
+    assert_eq!(
+        scope("delete namespace prod"),
+        Namespace::Named("prod".into()),
+        "a namespace object is authorised as the namespace it names"
+    );
+    assert_eq!(scope("delete ns/prod"), Namespace::Named("prod".into()));
+    assert_eq!(
+        scope("label ns prod team=web"),
+        Namespace::Named("prod".into())
+    );
+    for line in [
+        "patch clusterrolebinding admin -p {}",
+        "get nodes",
+        "cordon node-1",
+        "get namespaces",
+        "delete ns a b",
+        "get pods,nodes -n web",
+        "delete clusterrole/x deployment/y -n web",
+        "get widgets.example.com -n web",
+        "get crd",
+    ] {
+        assert_eq!(scope(line), Namespace::ClusterScoped, "{line}");
+    }
+    assert_eq!(scope("get pods -n web"), Namespace::Named("web".into()));
+    assert_eq!(scope("logs api-1"), Namespace::Default);
+    assert_eq!(scope("get all -A"), Namespace::All);
+    let discovered = KindScopes::with_discovered([DiscoveredKind {
+        name: "widgets".into(),
+        short_names: vec![],
+        api_version: "example.com/v1".into(),
+        namespaced: true,
+        kind: "Widget".into(),
+    }]);
+    assert_eq!(
+        ok("get widgets.example.com -n web").target_namespace(&discovered),
+        Namespace::Named("web".into()),
+        "a namespaced custom resource, as discovery declares it"
+    );
+}
