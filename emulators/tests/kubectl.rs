@@ -551,3 +551,46 @@ async fn server_side_apply() {
         "b"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_from_a_file_with_a_server_dry_run_keeps_the_object() {
+    let kube = cluster().await;
+    kube.add_configmap("web", "app-config", &[("a", "b")]);
+    let k = Kubectl::new(&kube, &["prod"]);
+    let manifest = k.home.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: web\n",
+    )
+    .unwrap();
+    let file = manifest.to_str().unwrap();
+    let dry = k.run(&["delete", "--dry-run=server", "-f", file]).await;
+    assert!(dry.ok, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("deleted (server dry run)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(kube.object("configmaps", "web", "app-config").is_some());
+    let real = k.run(&["delete", "-f", file]).await;
+    assert!(real.ok, "{}", real.stderr);
+    assert!(kube.object("configmaps", "web", "app-config").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_custom_resources_with_their_scope() {
+    let kube = cluster().await;
+    let k = Kubectl::new(&kube, &["prod"]);
+    let out = k.run(&["api-resources", "--no-headers"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} in {}", out.stdout))
+            .to_string()
+    };
+    assert!(line("widgets").contains("example.com/v1") && line("widgets").contains("true"));
+    assert!(line("clusterwidgets").contains("false"));
+    assert!(line("clusterrolebindings").contains("rbac.authorization.k8s.io/v1"));
+}

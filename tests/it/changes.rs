@@ -10,7 +10,7 @@ use slipway_tests::harness::{Options, TestApp};
 
 const LONG: Duration = Duration::from_secs(30);
 
-async fn start() -> (TestApp, GitOpsFixture) {
+pub(crate) async fn start() -> (TestApp, GitOpsFixture) {
     let fx = gitops::start().await;
     let app = TestApp::start_with(Options {
         env: fx.env.clone(),
@@ -21,7 +21,7 @@ async fn start() -> (TestApp, GitOpsFixture) {
     (app, fx)
 }
 
-async fn wait_pulls(fx: &GitOpsFixture, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_pulls(fx: &GitOpsFixture, n: usize) -> Vec<Value> {
     for _ in 0..300 {
         let pulls = fx.github.pulls(OWNER, REPO);
         if pulls.len() >= n {
@@ -33,7 +33,7 @@ async fn wait_pulls(fx: &GitOpsFixture, n: usize) -> Vec<Value> {
 }
 
 /// The change request committed on a PR's branch.
-fn change_file(fx: &GitOpsFixture, branch: &str) -> ChangeRequest {
+pub(crate) fn change_file(fx: &GitOpsFixture, branch: &str) -> ChangeRequest {
     let id = branch.trim_start_matches("slipway/");
     let text = fx
         .github
@@ -384,7 +384,12 @@ async fn a_push_rejected_by_the_remote_is_reported_and_the_lock_released() {
     );
 }
 
-async fn submit_view(app: &TestApp, user: &str, token: &str, typed: &str) -> (u16, String) {
+pub(crate) async fn submit_view(
+    app: &TestApp,
+    user: &str,
+    token: &str,
+    typed: &str,
+) -> (u16, String) {
     let payload = json!({
         "type": "view_submission",
         "user": {"id": user, "team_id": "T0TEST"},

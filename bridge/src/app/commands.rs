@@ -11,9 +11,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind};
 use slipway_core::catalog::help_text;
+use slipway_core::command::kubectl::KindScopes;
 use slipway_core::command::simple::Meta;
 use slipway_core::command::{Command, ParsedCommand, parse};
-use slipway_core::policy::{Decision, IdentityProvider, Outcome, decide, explain_json};
+use slipway_core::policy::{
+    Decision, IdentityProvider, Outcome, SlackUser, decide, decide_with, explain_json,
+};
 
 use super::AppState;
 use super::ingress::Signed;
@@ -51,7 +54,8 @@ pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Res
 /// Decide and answer one slash command (shared by HTTP and Socket Mode).
 pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Value> {
     let parsed = parse(&cmd.command, &cmd.text);
-    let decision = decide(&state.policy, &cmd.user, &parsed);
+    let scopes = kind_scopes(state, &cmd.user, &parsed);
+    let decision = decide_with(&state.policy, &cmd.user, &parsed, &scopes);
     let text = match &parsed {
         Ok(p) => p.text.clone(),
         Err(_) => format!("{} {}", cmd.command, cmd.text).trim().to_string(),
@@ -102,6 +106,26 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
             }
         }
         Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id),
+    }
+}
+
+/// What discovery knows of the kinds on the cluster a kubectl command goes to (in memory: the ack
+/// does no I/O).
+fn kind_scopes(
+    state: &AppState,
+    user: &SlackUser,
+    parsed: &Result<ParsedCommand, slipway_core::command::ParseError>,
+) -> std::sync::Arc<KindScopes> {
+    let builtin = || std::sync::Arc::new(KindScopes::builtin().clone());
+    let Ok(p) = parsed else { return builtin() };
+    if !matches!(p.command, Command::Kubectl(_)) {
+        return builtin();
+    }
+    match decide(&state.policy, user, parsed).target {
+        slipway_core::command::Target::Cluster {
+            cluster: Some(c), ..
+        } => state.discovery.scopes(&c),
+        _ => builtin(),
     }
 }
 

@@ -7,6 +7,7 @@ mod alertmanager;
 pub mod audit_sinks;
 mod aws;
 mod commands;
+pub mod discovery;
 mod ingress;
 mod interact;
 mod render;
@@ -53,6 +54,8 @@ pub struct Inner {
     pub metrics: Metrics,
     pub runs: Runs,
     pub replay: crate::slack::signature::ReplayCache,
+    /// Which custom kinds each cluster declares namespaced (refreshed in the background).
+    pub discovery: discovery::Discovery,
     pub events_seen: std::sync::Mutex<lru_set::LruSet>,
     pub rejections: std::sync::Mutex<ingress::RejectionTally>,
     pub clock: Arc<dyn Clock>,
@@ -116,6 +119,7 @@ impl AppState {
                 metrics,
                 runs,
                 replay: crate::slack::signature::ReplayCache::default(),
+                discovery: discovery::Discovery::default(),
                 events_seen: std::sync::Mutex::new(lru_set::LruSet::new(10_000)),
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
                 clock,
@@ -127,6 +131,7 @@ impl AppState {
             }),
         };
         runs::start_workers(&state);
+        discovery::start(&state);
         if let Some(change) = &state.change {
             change.start_expiry_timer(&state);
         }

@@ -97,7 +97,7 @@ impl ChangeService {
                 let headline = format!(":mag: *Dry run* of `{}`: {}", p.text, r.title);
                 let context = format!(
                     "Needs {} once opened · nothing changes until you confirm",
-                    p.approval_summary()
+                    super::pending::summary(&p.binding(r.approval.as_ref()).approval)
                 );
                 let note = if cut {
                     "Diff truncated; the PR shows all of it."
@@ -267,7 +267,8 @@ impl ChangeService {
             .collect();
         let id = format!("cr-{slug}-{short}");
         let now = state.clock.now();
-        let ttl = i64::try_from(p.policy.approval.expires_after_secs).unwrap_or(86_400);
+        let binding = p.binding(render.approval.as_ref());
+        let ttl = i64::try_from(binding.approval.expires_after_secs).unwrap_or(86_400);
         // The change files the open PR carries now (those not on the default branch): the newest
         // request supersedes them all, so a merge always adds exactly one change file.
         let replaced_files: Vec<String> = match &existing {
@@ -320,7 +321,7 @@ impl ChangeService {
             target: p.target.clone(),
             tier: p.tier,
             resource: p.resource.clone(),
-            policy: p.policy.clone(),
+            policy: binding.clone(),
             rendered: render.rendered.clone(),
             reason: None,
             supersedes: supersedes.clone(),
@@ -409,7 +410,7 @@ impl ChangeService {
                     .map_err(|e| e.to_string())?
             }
         };
-        let a = &p.policy.approval;
+        let a = &binding.approval;
         let _ = self
             .gh
             .set_status(
@@ -445,7 +446,7 @@ impl ChangeService {
         let context = format!(
             "Requested by <@{}> · needs {} · expires {}",
             p.requester.slack_user_id,
-            p.approval_summary(),
+            super::pending::summary(&binding.approval),
             cr.expires_at.format("%Y-%m-%d %H:%M UTC")
         );
         let note = match (cut, existing.is_some()) {

@@ -9,6 +9,7 @@ mod approvals;
 mod expiry;
 mod flow;
 mod link;
+mod manifests;
 mod pending;
 mod render;
 mod stack_source;

@@ -1,7 +1,7 @@
 //! A change between its ack and its PR: everything the later steps (Confirm, the modal, the
 //! PR) need, copied out of the request and the policy decision so it outlives both.
 
-use slipway_core::change::{PolicyBinding, Requester};
+use slipway_core::change::{ApprovalRequirement, PolicyBinding, Requester};
 use slipway_core::command::{Command, Family, ParsedCommand, Target, Tier};
 use slipway_core::policy::Decision;
 
@@ -74,17 +74,39 @@ impl Pending {
     }
 
     pub(super) fn approval_summary(&self) -> String {
-        let a = &self.policy.approval;
-        format!(
-            "{} approval(s) from {} (rule `{}`{})",
-            a.approvers,
-            a.groups.join(" or "),
-            a.rule,
-            if a.approve_in == slipway_core::policy::model::ApproveIn::Github {
-                ", in GitHub"
-            } else {
-                ""
-            }
-        )
+        summary(&self.policy.approval)
     }
+
+    /// The policy binding to sign: a stricter requirement found while rendering wins.
+    pub(super) fn binding(&self, rendered: Option<&ApprovalRequirement>) -> PolicyBinding {
+        PolicyBinding {
+            rule: self.policy.rule.clone(),
+            approval: rendered.map_or_else(|| self.policy.approval.clone(), Clone::clone),
+        }
+    }
+}
+
+/// "2 approval(s) from approvers (rule `standard`, in GitHub)", for Slack.
+pub(super) fn summary(a: &ApprovalRequirement) -> String {
+    let each = if a.all_of.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = a
+            .all_of
+            .iter()
+            .map(|q| format!("{} from {}", q.approvers, q.groups.join(" or ")))
+            .collect();
+        format!(", including {}", parts.join(" and "))
+    };
+    format!(
+        "{} approval(s) from {} (rule `{}`{each}{})",
+        a.approvers,
+        a.groups.join(" or "),
+        a.rule,
+        if a.approve_in == slipway_core::policy::model::ApproveIn::Github {
+            ", in GitHub"
+        } else {
+            ""
+        }
+    )
 }

@@ -29,6 +29,9 @@ pub struct Render {
     pub details: String,
     /// A plain diff or dry-run text for Slack.
     pub preview: String,
+    /// A stricter approval requirement found while rendering (the objects of a manifest), which
+    /// replaces the one decided at the ack.
+    pub approval: Option<slipway_core::change::ApprovalRequirement>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -54,7 +57,7 @@ pub async fn render(
 ) -> Result<Render, String> {
     match &p.command {
         Command::Deploy(d) => render_deploy(svc, d, head).await,
-        Command::Kubectl(_) => Ok(render_kubectl(state, p).await),
+        Command::Kubectl(_) => render_kubectl(svc, state, p, head).await,
         Command::TfApply { stack } => {
             super::terraform::render_tf_apply(svc, state, p, stack, head).await
         }
@@ -142,51 +145,44 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
         } else {
             diff
         },
+
+        approval: None,
     })
 }
 
-/// The server-side dry run of a kubectl mutation, or the command and manifest where the API
-/// can't dry-run it.
-async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
+/// A kubectl mutation: its files pinned and their objects authorised one by one (`-f`), then the
+/// server-side dry run against those files as they are in the GitOps repo (or the command and
+/// manifest where the API can't dry-run).
+async fn render_kubectl(
+    svc: &ChangeService,
+    state: &AppState,
+    p: &Pending,
+    head: Oid,
+) -> Result<Render, String> {
     let Command::Kubectl(k) = &p.command else {
-        return Render::default();
+        return Ok(Render::default());
     };
-    let argv_text = p.argv.join(" ");
-    let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
-    let mut preview = format!("$ {argv_text}\n");
-    let dry_run = match &p.target {
+    let alias = match &p.target {
         Target::Cluster {
             cluster: Some(alias),
             ..
-        } if !matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) => {
-            match crate::app::targets::kubectl_argv(state, alias, &p.argv) {
-                Some(mut argv) => {
-                    argv.push("--dry-run=server".into());
-                    if !matches!(k.verb.words, ["delete"]) {
-                        argv.push("-o".into());
-                        argv.push("yaml".into());
-                    }
-                    let spec = slipway_infra::exec::ExecSpec {
-                        argv,
-                        env: crate::app::targets::base_env(state),
-                        cwd: state.work_dir.clone(),
-                        timeout: std::time::Duration::from_secs(30),
-                        output_cap: 32 * 1024,
-                        kill_grace: state.config.execution.kill_grace,
-                    };
-                    let r = slipway_infra::exec::run_to_end(spec).await;
-                    if r.end.success() {
-                        Some(Ok(r.output))
-                    } else {
-                        Some(Err(r.output.lines().last().unwrap_or("failed").to_string()))
-                    }
-                }
-                None => Some(Err(format!(
-                    "cluster `{alias}` has no credentials configured"
-                ))),
-            }
-        }
-        _ => None,
+        } => alias.clone(),
+        _ => return Err("this kubectl change has no cluster".into()),
+    };
+    let scopes = state.discovery.scopes(&alias);
+    let work = tempfile::Builder::new()
+        .prefix("change-")
+        .tempdir_in(&state.work_dir)
+        .map_err(|e| format!("creating a work directory: {e}"))?;
+    let files = super::manifests::export(svc, head, k, work.path()).await?;
+    let objects = super::manifests::authorise(state, p, &files, &scopes)?;
+    let argv_text = p.argv.join(" ");
+    let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
+    let mut preview = format!("$ {argv_text}\n");
+    let dry_run = if matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) {
+        None
+    } else {
+        Some(server_dry_run(state, &alias, p, k, work.path()).await)
     };
     match dry_run {
         Some(Ok(out)) => {
@@ -202,16 +198,65 @@ async fn render_kubectl(state: &AppState, p: &Pending) -> Render {
         }
         None => preview.push_str("(this verb has no server-side dry run)"),
     }
-    Render {
+    let mut words: Vec<String> = k.kinds();
+    for o in &objects.objects {
+        words.push(o.kind.to_ascii_lowercase());
+        if let Some((group, _)) = o.api_version.rsplit_once('/') {
+            words.push(format!("{}.{group}", o.kind.to_ascii_lowercase()));
+        }
+    }
+    Ok(Render {
         title: format!("kubectl {} on {}", k.verb.name(), p.target.describe()),
         files: Vec::new(),
         rendered: Rendered {
+            files: files
+                .iter()
+                .map(|(path, bytes)| RenderedFile {
+                    path: path.clone(),
+                    sha256: sha256_hex(bytes),
+                })
+                .collect(),
             diff: Some(redactor().redact(&preview)),
             confirmation: p.confirmation.clone(),
+            kind_scopes: scopes.subset(words.iter().map(String::as_str)),
             ..Rendered::default()
         },
         details: redactor().redact(&details),
         preview: redactor().redact(&preview),
+        approval: objects.approval,
+    })
+}
+
+/// `kubectl … --dry-run=server` with the cluster's read credentials, run where the change's files
+/// were exported, so `-f` reads exactly what the PR pins.
+async fn server_dry_run(
+    state: &AppState,
+    alias: &str,
+    p: &Pending,
+    k: &slipway_core::command::kubectl::Kubectl,
+    cwd: &std::path::Path,
+) -> Result<String, String> {
+    let Some(mut argv) = crate::app::targets::kubectl_argv(state, alias, &p.argv) else {
+        return Err(format!("cluster `{alias}` has no credentials configured"));
+    };
+    argv.push("--dry-run=server".into());
+    if !matches!(k.verb.words, ["delete"]) {
+        argv.push("-o".into());
+        argv.push("yaml".into());
+    }
+    let spec = slipway_infra::exec::ExecSpec {
+        argv,
+        env: crate::app::targets::base_env(state),
+        cwd: cwd.to_path_buf(),
+        timeout: std::time::Duration::from_secs(30),
+        output_cap: 32 * 1024,
+        kill_grace: state.config.execution.kill_grace,
+    };
+    let r = slipway_infra::exec::run_to_end(spec).await;
+    if r.end.success() {
+        Ok(r.output)
+    } else {
+        Err(r.output.lines().last().unwrap_or("failed").to_string())
     }
 }
 

@@ -107,6 +107,7 @@ pub async fn render_tf_apply(
             pr.number
         ),
         preview: format!("{summary}\n\n{text}"),
+        approval: None,
     })
 }
 

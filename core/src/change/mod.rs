@@ -111,6 +111,10 @@ pub struct Rendered {
     /// Destructive changes: the text the requester typed to confirm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<String>,
+    /// kubectl: what the cluster's API discovery said about the custom kinds this change names
+    /// (`widgets.example.com → namespaced`), so the runner judges their scope as the bridge did.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub kind_scopes: std::collections::BTreeMap<String, bool>,
 }
 
 pub use plan::{plan_digest, plan_summary};

@@ -529,6 +529,15 @@ impl Policy {
         &self.file.support
     }
 
+    /// The cluster aliases the policy names.
+    pub fn cluster_names(&self) -> Vec<String> {
+        self.targets()
+            .clusters
+            .iter()
+            .map(|c| c.value.clone())
+            .collect()
+    }
+
     /// Whether a change under `req` merges by itself once approved: only if every rule it was
     /// combined from says so.
     pub fn auto_merge(&self, req: &crate::change::ApprovalRequirement) -> bool {

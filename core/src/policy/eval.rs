@@ -224,6 +224,11 @@ impl Policy {
 
     /// Decide a request. Pure: no I/O, no clock.
     pub fn evaluate<'a>(&'a self, req: &Request<'a>) -> Decision<'a> {
+        self.evaluate_on(req, req.command.target_with(req.scopes))
+    }
+
+    /// Decide a request as if it acted on `target` (one object of a manifest, say).
+    pub fn evaluate_on<'a>(&'a self, req: &Request<'a>, target: Target) -> Decision<'a> {
         let cmd = req.command;
         let tier = cmd.tier();
         let family = cmd.family();
@@ -234,7 +239,7 @@ impl Policy {
             identity: req.identity,
             role: None,
             tier,
-            target: cmd.target_with(req.scopes),
+            target: target.clone(),
             approval: None,
             timeout: tier.map(|t| self.timeout(t)),
         };
@@ -276,7 +281,7 @@ impl Policy {
             return Self::deny(base, "rbac.no-role", reason);
         };
 
-        let target = match self.resolve_target(cmd.target_with(req.scopes), identity, &roles) {
+        let target = match self.resolve_target(target, identity, &roles) {
             Ok(t) => t,
             Err(reason) => return Self::deny(base, "targets.unknown", reason),
         };

@@ -16,7 +16,7 @@ pub use eval::{Decision, Outcome, Request};
 pub use identity::{Identity, IdentityProvider, SlackUser};
 pub use patterns::{KINDS as RESOURCE_KINDS, check_pattern};
 
-use crate::command::kubectl::KindScopes;
+use crate::command::kubectl::{KindScopes, ManifestObject};
 use crate::command::{ParseError, ParsedCommand, parse_line};
 
 /// The JSON Schema of the policy file, for editors.
@@ -107,4 +107,79 @@ pub fn parse_cases(text: &str) -> Result<CaseFile, PolicyError> {
                 .to_string(),
         }
     })
+}
+
+/// `kubectl apply|delete -f`: the command decided once per object of its files, each on its own
+/// resource (a cluster role binding as cluster scope, an object with `metadata.namespace` there).
+/// Any denial denies the whole change, naming the object; the approval is every object's rule
+/// combined with the command's own.
+pub fn decide_objects<'a>(
+    policy: &'a Policy,
+    user: &'a SlackUser,
+    command: &'a ParsedCommand,
+    objects: &[ManifestObject],
+    scopes: &'a KindScopes,
+) -> Decision<'a> {
+    let identity = policy.identities().resolve(user);
+    let req = Request {
+        user,
+        identity,
+        command,
+        scopes,
+    };
+    let whole = policy.evaluate(&req);
+    let crate::command::Target::Cluster {
+        cluster: Some(cluster),
+        namespace,
+    } = whole.target.clone()
+    else {
+        return whole;
+    };
+    if whole.outcome == Outcome::Deny {
+        return whole;
+    }
+    let mut combined = whole;
+    for object in objects {
+        let target = crate::command::Target::Cluster {
+            cluster: Some(cluster.clone()),
+            namespace: object_namespace(object, &namespace, scopes),
+        };
+        let d = policy.evaluate_on(&req, target);
+        match d.outcome {
+            Outcome::Deny => {
+                return Decision {
+                    reason: format!("`{}` in the manifest: {}", object.describe(), d.reason),
+                    target: combined.target,
+                    ..d
+                };
+            }
+            _ => {
+                combined.approval = match (combined.approval.take(), d.approval) {
+                    (Some(a), Some(b)) => Some(a.and(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+    combined
+}
+
+/// Where one object of a manifest lives, for policy.
+fn object_namespace(
+    object: &ManifestObject,
+    command_namespace: &crate::command::Namespace,
+    scopes: &KindScopes,
+) -> crate::command::Namespace {
+    use crate::command::Namespace;
+    use crate::command::kubectl::Scope;
+    if object.kind == "Namespace" && object.api_version == "v1" {
+        return Namespace::Named(object.name.clone());
+    }
+    match scopes.scope_of_object(&object.api_version, &object.kind) {
+        Scope::Cluster => Namespace::ClusterScoped,
+        Scope::Namespaced => match &object.namespace {
+            Some(ns) => Namespace::Named(ns.clone()),
+            None => command_namespace.clone(),
+        },
+    }
 }

@@ -92,7 +92,7 @@ fn parse_target(path: &str) -> Parsed {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match segs.as_slice() {
         ["api", "v1", rest @ ..] if !rest.is_empty() => ("", rest),
-        ["apis", "apps", "v1", rest @ ..] if !rest.is_empty() => ("apps", rest),
+        ["apis", group, "v1", rest @ ..] if !rest.is_empty() => (*group, rest),
         _ => return Parsed::NotResource,
     };
     let owned = |s: Option<&&str>| s.map(|s| (*s).to_string());
@@ -229,10 +229,15 @@ fn route(
             }
             "/apis" => return json_response(StatusCode::OK, &resources::api_group_list()),
             "/api/v1" => return json_response(StatusCode::OK, &resources::resource_list("")),
-            "/apis/apps/v1" => {
-                return json_response(StatusCode::OK, &resources::resource_list("apps"));
+            other => {
+                if let Some(group) = other
+                    .strip_prefix("/apis/")
+                    .and_then(|g| g.strip_suffix("/v1"))
+                    .filter(|g| resources::groups().contains(g))
+                {
+                    return json_response(StatusCode::OK, &resources::resource_list(group));
+                }
             }
-            _ => {}
         }
     }
     let target = match parse_target(path) {
@@ -307,9 +312,35 @@ fn route(
                 param("dryRun"),
             )
         }
+        (Method::DELETE, Some(name), None) => delete(state, &target, name, param("dryRun"), body),
         (Method::GET, _, _) => not_found_path(),
         _ => method_not_allowed(),
     }
+}
+
+/// DELETE: answers with the object as it was (as the API does for most kinds). A dry run
+/// (`dryRun=All`, or `dryRun: ["All"]` in the `DeleteOptions` body kubectl sends) keeps it.
+fn delete(
+    state: &Shared,
+    target: &Target,
+    name: &str,
+    dry_run_param: Option<&str>,
+    body: &Bytes,
+) -> Response {
+    let options: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let dry_run = dry_run_param == Some("All")
+        || options["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
+    let mut st = lock(state);
+    let k = key(target, name);
+    let Some(obj) = st.objects.get(&k).cloned() else {
+        return not_found(target.resource, name);
+    };
+    if !dry_run {
+        st.objects.remove(&k);
+    }
+    json_response(StatusCode::OK, &obj)
 }
 
 fn has_scale(t: &Target) -> bool {

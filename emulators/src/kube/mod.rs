@@ -1,6 +1,7 @@
 //! A Kubernetes API server emulator good enough for the real `kubectl` (1.32): discovery,
 //! list/get with server-side `Table` printing, label and field selectors, pod logs, `Status`
-//! errors, bearer-token auth, and PATCH/server-side apply on stored objects (with `dryRun=All`).
+//! errors, bearer-token auth, PATCH/server-side apply and DELETE on stored objects (with
+//! `dryRun=All`).
 //!
 //! One port on `127.0.0.1` serves both plain HTTP ([`KubeEmulator::url`]) and HTTPS
 //! ([`KubeEmulator::https_url`], a self-signed certificate made at start-up). kubectl (client-go)

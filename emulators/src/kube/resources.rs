@@ -110,14 +110,51 @@ pub(crate) const RESOURCES: &[Resource] = &[
         namespaced: true,
         short: &["rs"],
     },
+    Resource {
+        name: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        kind: "ClusterRoleBinding",
+        group: "rbac.authorization.k8s.io",
+        namespaced: false,
+        short: &[],
+    },
+    // Custom resources, as a CRD would add them: one namespaced, one cluster-scoped.
+    Resource {
+        name: "widgets",
+        singular: "widget",
+        kind: "Widget",
+        group: "example.com",
+        namespaced: true,
+        short: &["wd"],
+    },
+    Resource {
+        name: "clusterwidgets",
+        singular: "clusterwidget",
+        kind: "ClusterWidget",
+        group: "example.com",
+        namespaced: false,
+        short: &[],
+    },
 ];
 
+/// The API groups served besides the core group (each at version `v1`).
+pub(crate) fn groups() -> Vec<&'static str> {
+    let mut g: Vec<&'static str> = RESOURCES
+        .iter()
+        .map(|r| r.group)
+        .filter(|g| !g.is_empty())
+        .collect();
+    g.sort_unstable();
+    g.dedup();
+    g
+}
+
 impl Resource {
-    pub(crate) fn api_version(&self) -> &'static str {
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
-            "v1"
+            "v1".into()
         } else {
-            "apps/v1"
+            format!("{}/v1", self.group)
         }
     }
 
@@ -184,15 +221,18 @@ pub(crate) fn resource_list(group: &str) -> Value {
 }
 
 pub(crate) fn api_group_list() -> Value {
-    json!({
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [{
-            "name": "apps",
-            "versions": [{ "groupVersion": "apps/v1", "version": "v1" }],
-            "preferredVersion": { "groupVersion": "apps/v1", "version": "v1" },
-        }],
-    })
+    let groups: Vec<Value> = groups()
+        .into_iter()
+        .map(|g| {
+            let gv = format!("{g}/v1");
+            json!({
+                "name": g,
+                "versions": [{ "groupVersion": gv, "version": "v1" }],
+                "preferredVersion": { "groupVersion": gv, "version": "v1" },
+            })
+        })
+        .collect();
+    json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 
 pub(crate) fn version() -> Value {

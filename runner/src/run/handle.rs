@@ -197,7 +197,7 @@ async fn verify_change(
     }
     verify::check_rendered_files(&cr, &|p| ctx.read(p))?;
     let policy = ctx.policy.as_ref().map_err(Clone::clone)?;
-    let check = verify::check_policy(policy, &cr)?;
+    let check = verify::check_policy(policy, &cr, ctx)?;
     let reviews = ctx
         .gh
         .reviews(ctx.repo(), pr.number)

@@ -67,6 +67,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl verify::Tree for Ctx {
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        Ctx::read(self, path)
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        lock(&self.mirror)
+            .list_files(self.merge, dir)
+            .unwrap_or_default()
+    }
+}
+
 impl Ctx {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
         lock(&self.mirror)

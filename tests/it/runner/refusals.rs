@@ -139,3 +139,53 @@ async fn configuration_mistakes_exit_2_and_say_what_to_fix() {
     assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
     assert!(crate::stdout(&out).contains("nothing to do"));
 }
+
+const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: web\ndata:\n  level: info\n";
+
+/// A `kubectl apply -f` change pinning `path` as it is on main.
+fn apply_change(fx: &Fx, suffix: &str, path: &str, content: &str) -> ChangeRequest {
+    use sha2::Digest;
+    change(
+        fx,
+        suffix,
+        &format!("/kubectl apply -f {path} -n web"),
+        Rendered {
+            files: vec![RenderedFile {
+                path: path.into(),
+                sha256: hex::encode(sha2::Sha256::digest(content.as_bytes())),
+            }],
+            ..Rendered::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_manifest_edited_after_the_request_is_refused() {
+    let path = "apps/web/config.yaml";
+    let fx = fixture(&[], &[(path, CONFIG_MAP.to_string())]).await;
+    let cr = apply_change(&fx, "f1", path, CONFIG_MAP);
+    // The PR also swaps the manifest the approvers were shown for another one.
+    let swapped = CONFIG_MAP.replace("level: info", "level: debug");
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[(path, swapped)]).await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains(path) && body.contains("not what the change rendered"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_scoped_object_inside_an_applied_manifest_is_refused() {
+    let path = "apps/web/config.yaml";
+    let manifest = format!(
+        "{CONFIG_MAP}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: everyone-admin\nroleRef: {{ apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin }}\n"
+    );
+    let fx = fixture(&[], &[(path, manifest.clone())]).await;
+    let cr = apply_change(&fx, "f2", path, &manifest);
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains("ClusterRoleBinding/everyone-admin"),
+        "the object is named: {body}"
+    );
+}

@@ -10,6 +10,7 @@
 //! cluster comes only from `@cluster` or the policy default, never from kubectl's own flags, and
 //! flags are rewritten as `--long=value` so that no value can be read back as a flag.
 
+pub mod manifest;
 mod scope;
 mod tables;
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod tests;
 
 use super::parse::{ParseError, check_name, truncate};
 use super::{Namespace, Tier};
+pub use manifest::{ManifestObject, dir_reads, objects as manifest_objects};
 pub use scope::{DiscoveredKind, KindScopes, Scope};
 pub use tables::{FLAGS, FlagSpec, IDENTITY_FLAGS, REFUSED_FLAGS, REFUSED_VERBS, VERBS, VerbSpec};
 use tables::{OUTPUT_FORMATS, OUTPUT_PREFIXES};
@@ -123,6 +125,13 @@ impl Kubectl {
             [name] if only_namespaces && kinds.len() <= 1 => Namespace::Named((*name).to_string()),
             _ => Namespace::ClusterScoped,
         }
+    }
+
+    /// `--recursive` was given (`-f <dir>` then reads subdirectories too).
+    pub fn recursive(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|f| f == "--recursive" || f == "--recursive=true")
     }
 
     /// What the person must type to confirm a destructive command: the resources it names.

@@ -248,6 +248,18 @@ impl KindScopes {
         &self.discovered
     }
 
+    /// The discovered entries for these resource words (as typed, or `kind` / `kind.group` of
+    /// manifest objects), for a change request to sign.
+    pub fn subset<'w>(&self, words: impl IntoIterator<Item = &'w str>) -> BTreeMap<String, bool> {
+        words
+            .into_iter()
+            .filter_map(|w| {
+                let w = w.to_ascii_lowercase();
+                self.discovered.get(&w).map(|n| (w, *n))
+            })
+            .collect()
+    }
+
     /// Rebuild from a signed `discovered()` map.
     pub fn from_map(discovered: BTreeMap<String, bool>) -> KindScopes {
         KindScopes { discovered }

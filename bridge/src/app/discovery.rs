@@ -1,0 +1,131 @@
+//! What each cluster's API discovery says about kinds: which custom resources are namespaced.
+//!
+//! Policy needs it on the ack path, which does no I/O, so it is kept in memory and refreshed in
+//! the background (`kubectl api-resources` with the cluster's read credentials). Until a cluster
+//! has answered, its custom kinds are judged cluster-scoped: the stricter reading.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use slipway_core::command::kubectl::{DiscoveredKind, KindScopes};
+use slipway_infra::exec::{ExecSpec, run_to_end};
+
+use super::AppState;
+
+/// How often discovery is refreshed.
+pub const REFRESH: Duration = Duration::from_secs(600);
+
+/// Each cluster alias's kinds.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    clusters: Mutex<HashMap<String, Arc<KindScopes>>>,
+}
+
+impl Discovery {
+    /// What is known of `cluster` (the built-ins alone until discovery answered).
+    pub fn scopes(&self, cluster: &str) -> Arc<KindScopes> {
+        self.clusters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cluster)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(KindScopes::builtin().clone()))
+    }
+
+    fn set(&self, cluster: &str, scopes: KindScopes) {
+        self.clusters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.to_string(), Arc::new(scopes));
+    }
+}
+
+/// Parse `kubectl api-resources --no-headers`: `NAME [SHORTNAMES] APIVERSION NAMESPACED KIND`.
+pub fn parse_api_resources(text: &str) -> Vec<DiscoveredKind> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (name, short, rest) = match f.len() {
+                4 => (f[0], "", &f[1..]),
+                5 => (f[0], f[1], &f[2..]),
+                _ => return None,
+            };
+            let namespaced = match rest[1] {
+                "true" => true,
+                "false" => false,
+                _ => return None,
+            };
+            Some(DiscoveredKind {
+                name: name.to_string(),
+                short_names: short
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                api_version: rest[0].to_string(),
+                namespaced,
+                kind: rest[2].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Ask one cluster. A failure keeps what was known and is logged.
+pub async fn refresh(state: &AppState, cluster: &str) {
+    let argv = ["kubectl", "api-resources", "--no-headers"].map(String::from);
+    let Some(argv) = super::targets::kubectl_argv(state, cluster, &argv) else {
+        return;
+    };
+    let r = run_to_end(ExecSpec {
+        argv,
+        env: super::targets::base_env(state),
+        cwd: state.work_dir.clone(),
+        timeout: Duration::from_secs(30),
+        output_cap: 4 * 1024 * 1024,
+        kill_grace: state.config.execution.kill_grace,
+    })
+    .await;
+    if !r.end.success() {
+        tracing::warn!(cluster, output = %r.output.lines().last().unwrap_or(""), "API discovery failed; custom kinds stay cluster-scoped");
+        return;
+    }
+    let kinds = parse_api_resources(&r.output);
+    tracing::debug!(cluster, kinds = kinds.len(), "API discovery");
+    state
+        .discovery
+        .set(cluster, KindScopes::with_discovered(kinds));
+}
+
+/// Refresh every cluster the policy names, now and every [`REFRESH`].
+pub fn start(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFRESH);
+        loop {
+            tick.tick().await;
+            for cluster in state.policy.cluster_names() {
+                refresh(&state, &cluster).await;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kubectl_api_resources() {
+        let out = "pods          po     v1                 true    Pod\n\
+                   nodes         no     v1                 false   Node\n\
+                   widgets              example.com/v1     true    Widget\n\
+                   garbage line\n";
+        let k = parse_api_resources(out);
+        assert_eq!(k.len(), 3);
+        assert_eq!(k[2].name, "widgets");
+        assert!(k[2].short_names.is_empty());
+        assert!(k[2].namespaced);
+        assert_eq!(k[1].short_names, ["no"]);
+    }
+}
