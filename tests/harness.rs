@@ -482,3 +482,21 @@ impl TestApp {
         slipway_infra::spool::read_all(&self.dir.path().join("state/audit")).expect("audit spool")
     }
 }
+
+impl TestApp {
+    /// The requests that reached the Kubernetes API for objects (the bridge's discovery of
+    /// resource kinds in the background aside).
+    pub fn kube_object_requests(&self) -> Vec<slipway_emulators::kube::RecordedRequest> {
+        self.kube
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                let path = r.path.split('?').next().unwrap_or_default();
+                let segments = path.trim_matches('/').split('/').count();
+                let discovery = matches!(path, "/api" | "/apis" | "/api/v1" | "/version")
+                    || (path.starts_with("/apis/") && segments == 3);
+                !discovery
+            })
+            .collect()
+    }
+}

@@ -121,6 +121,8 @@ struct FileGitops {
 struct FileGitHub {
     api_url: Option<String>,
     app_id: Option<u64>,
+    /// The App's slug (its URL name): PRs it opens are authored by `<slug>[bot]`.
+    app_slug: Option<String>,
     installation_id: Option<u64>,
     #[serde(default, deserialize_with = "de_secret")]
     private_key: Option<SecretSource>,
@@ -435,7 +437,20 @@ impl Config {
                     "the GitHub OAuth URL (SLIPWAY_GITHUB_OAUTH_URL)",
                 )?;
                 let oauth_url = oauth_url.trim_end_matches('/').to_string();
+                let app_slug = env("SLIPWAY_GITHUB_APP_SLUG")
+                    .or(file.github.app_slug.clone())
+                    .unwrap_or_else(|| "slipway".into());
+                if app_slug.is_empty()
+                    || !app_slug
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(format!(
+                        "the GitHub App slug `{app_slug}` is not a slug (letters, digits and `-`): set SLIPWAY_GITHUB_APP_SLUG or `github.app_slug` to the name in the App's URL"
+                    ));
+                }
                 Some(crate::change::GitOpsConfig {
+                    app_login: format!("{app_slug}[bot]"),
                     repo,
                     git_url,
                     api_url,

@@ -58,6 +58,14 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn deadline(&self, pr: u64) -> Result<Option<Deadline>>;
     fn set_deadline(&self, pr: u64, deadline: &Deadline) -> Result<()>;
     fn remove_deadline(&self, pr: u64) -> Result<()>;
+
+    /// Commits the bridge itself pushed: whoever adds a commit after them can't approve.
+    fn add_bridge_commit(&self, sha: &str) -> Result<()>;
+    fn is_bridge_commit(&self, sha: &str) -> Result<bool>;
+
+    /// Who pushed to a PR (from `synchronize` webhooks): they can't approve it.
+    fn add_pusher(&self, pr: u64, login: &str) -> Result<()>;
+    fn pushers(&self, pr: u64) -> Result<BTreeSet<String>>;
 }
 
 const THREADS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("slack_threads");
@@ -65,6 +73,8 @@ const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("github_tokens
 const SLACK_REVIEWS: TableDefinition<(u64, u64), ()> = TableDefinition::new("slack_reviews");
 const DELIVERIES: TableDefinition<&str, i64> = TableDefinition::new("github_deliveries");
 const DEADLINES: TableDefinition<u64, (&str, i64)> = TableDefinition::new("change_deadlines");
+const BRIDGE_COMMITS: TableDefinition<&str, ()> = TableDefinition::new("bridge_commits");
+const PUSHERS: TableDefinition<(u64, &str), ()> = TableDefinition::new("pr_pushers");
 
 fn err(e: impl Into<redb::Error>) -> StoreError {
     StoreError(e.into().to_string())
@@ -108,6 +118,8 @@ impl RedbStore {
         tx.open_table(SLACK_REVIEWS).map_err(err)?;
         tx.open_table(DELIVERIES).map_err(err)?;
         tx.open_table(DEADLINES).map_err(err)?;
+        tx.open_table(BRIDGE_COMMITS).map_err(err)?;
+        tx.open_table(PUSHERS).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(RedbStore { db, path })
     }
@@ -241,6 +253,39 @@ impl StateStore for RedbStore {
             Ok(())
         })
     }
+
+    fn add_bridge_commit(&self, sha: &str) -> Result<()> {
+        let sha = sha.to_ascii_lowercase();
+        self.write(|tx| {
+            tx.open_table(BRIDGE_COMMITS)?.insert(sha.as_str(), ())?;
+            Ok(())
+        })
+    }
+
+    fn is_bridge_commit(&self, sha: &str) -> Result<bool> {
+        let sha = sha.to_ascii_lowercase();
+        self.read(|tx| Ok(tx.open_table(BRIDGE_COMMITS)?.get(sha.as_str())?.is_some()))
+    }
+
+    fn add_pusher(&self, pr: u64, login: &str) -> Result<()> {
+        let login = login.to_ascii_lowercase();
+        self.write(|tx| {
+            tx.open_table(PUSHERS)?.insert((pr, login.as_str()), ())?;
+            Ok(())
+        })
+    }
+
+    fn pushers(&self, pr: u64) -> Result<BTreeSet<String>> {
+        self.read(|tx| {
+            let t = tx.open_table(PUSHERS)?;
+            let mut out = BTreeSet::new();
+            for entry in t.range((pr, "")..(pr.saturating_add(1), ""))? {
+                let (k, _) = entry?;
+                out.insert(k.value().1.to_string());
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// The same state in memory (lost on restart): for unit tests.
@@ -254,6 +299,8 @@ struct Memory {
     slack_reviews: BTreeSet<(u64, u64)>,
     deliveries: HashMap<String, i64>,
     deadlines: HashMap<u64, Deadline>,
+    bridge_commits: BTreeSet<String>,
+    pushers: BTreeSet<(u64, String)>,
 }
 
 impl MemoryStore {
@@ -334,6 +381,30 @@ impl StateStore for MemoryStore {
             m.deadlines.remove(&pr);
         });
         Ok(())
+    }
+
+    fn add_bridge_commit(&self, sha: &str) -> Result<()> {
+        self.with(|m| m.bridge_commits.insert(sha.to_ascii_lowercase()));
+        Ok(())
+    }
+
+    fn is_bridge_commit(&self, sha: &str) -> Result<bool> {
+        Ok(self.with(|m| m.bridge_commits.contains(&sha.to_ascii_lowercase())))
+    }
+
+    fn add_pusher(&self, pr: u64, login: &str) -> Result<()> {
+        self.with(|m| m.pushers.insert((pr, login.to_ascii_lowercase())));
+        Ok(())
+    }
+
+    fn pushers(&self, pr: u64) -> Result<BTreeSet<String>> {
+        Ok(self.with(|m| {
+            m.pushers
+                .iter()
+                .filter(|(p, _)| *p == pr)
+                .map(|(_, l)| l.clone())
+                .collect()
+        }))
     }
 }
 

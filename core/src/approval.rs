@@ -103,6 +103,9 @@ pub struct QuorumInput<'a> {
     pub requester_subject: &'a str,
     pub requester_login: Option<&'a str>,
     pub pr_author: &'a str,
+    /// Logins that authored, committed or pushed a commit after the bridge's own: like the
+    /// requester, they can't approve (lower case).
+    pub excluded: &'a [String],
     pub head_sha: &'a str,
     pub reviews: &'a [ReviewInput],
     pub now: DateTime<Utc>,
@@ -143,6 +146,13 @@ pub fn quorum<'i>(
         let login = r.login.as_str();
         if login.eq_ignore_ascii_case(input.pr_author) {
             ignore(login, "the PR's author can't review it");
+            continue;
+        }
+        if input.excluded.iter().any(|l| l.eq_ignore_ascii_case(login)) {
+            ignore(
+                login,
+                "they pushed to the PR after Slipway's commit, so they can't approve it",
+            );
             continue;
         }
         if input
@@ -278,6 +288,7 @@ mod tests {
             requester_subject: "omar",
             requester_login: Some("omar-operator"),
             pr_author: "slipway[bot]",
+            excluded: &[],
             head_sha: head,
             reviews,
             now: t,
@@ -385,6 +396,7 @@ mod tests {
                 requester_subject: "omar",
                 requester_login: None,
                 pr_author: "slipway[bot]",
+                excluded: &[],
                 head_sha: "h",
                 reviews,
                 now: t,

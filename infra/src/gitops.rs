@@ -177,6 +177,50 @@ impl Mirror {
         }
     }
 
+    /// The best common ancestor of two commits.
+    pub fn merge_base(&self, a: Oid, b: Oid) -> Result<Oid> {
+        Ok(self.repo.merge_base(a, b)?)
+    }
+
+    /// Every path that differs between two commits' trees, with how (`A`dded, `M`odified,
+    /// `D`eleted; a rename is a deletion and an addition).
+    pub fn changed_paths(&self, from: Oid, to: Oid) -> Result<Vec<(String, char)>> {
+        let old = self.repo.find_commit(from)?.tree()?;
+        let new = self.repo.find_commit(to)?.tree()?;
+        let diff = self.repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+        let mut out = Vec::new();
+        for d in diff.deltas() {
+            let status = match d.status() {
+                git2::Delta::Added => 'A',
+                git2::Delta::Deleted => 'D',
+                _ => 'M',
+            };
+            let file = if status == 'D' {
+                d.old_file()
+            } else {
+                d.new_file()
+            };
+            if let Some(p) = file.path().and_then(Path::to_str) {
+                out.push((p.to_string(), status));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The commits reachable from `head` but not from `base`, newest first.
+    pub fn commits_between(&self, base: Oid, head: Oid) -> Result<Vec<Oid>> {
+        let mut walk = self.repo.revwalk()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL)?;
+        walk.push(head)?;
+        walk.hide(base)?;
+        Ok(walk.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Whether the mirror holds `commit`.
+    pub fn has_commit(&self, commit: Oid) -> bool {
+        self.repo.find_commit(commit).is_ok()
+    }
+
     /// Paths of files under `dir` at a commit (recursively).
     pub fn list_files(&self, commit: Oid, dir: &str) -> Result<Vec<String>> {
         let tree = self.repo.find_commit(commit)?.tree()?;

@@ -331,6 +331,7 @@ pub fn check_quorum(
             requester_subject: &cr.requester.subject,
             requester_login: cr.requester.github_login.as_deref(),
             pr_author: &pr.author,
+            excluded: &[],
             head_sha: &pr.head_sha,
             reviews,
             now,
@@ -366,6 +367,7 @@ mod tests {
             head_sha: "h".into(),
             base_ref: "main".into(),
             author: "slipway[bot]".into(),
+            head_repo: "acme/gitops".into(),
         }
     }
 

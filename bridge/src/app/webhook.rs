@@ -72,6 +72,17 @@ pub async fn github_webhook(
         .metrics
         .request("github_webhook", if relevant { "ok" } else { "ignored" });
     if let (true, Some(number)) = (relevant, number) {
+        // Whoever pushes to a change PR can't approve it: remember them before the refresh.
+        if event == "pull_request"
+            && action == "synchronize"
+            && let Some(pusher) = payload
+                .pointer("/sender/login")
+                .and_then(serde_json::Value::as_str)
+                .filter(|l| !l.eq_ignore_ascii_case(&svc.cfg.app_login))
+            && let Err(e) = svc.store.add_pusher(number, pusher)
+        {
+            tracing::error!(error = %e, pr = number, "recording who pushed to a change PR");
+        }
         let who = payload
             .pointer("/review/user/login")
             .or_else(|| payload.pointer("/sender/login"))

@@ -75,7 +75,8 @@ impl ChangeService {
             let expires_at = match cached {
                 Some(d) => d.expires_at,
                 None => match self.change_of(&pr).await {
-                    Ok(cr) => {
+                    Ok(v) => {
+                        let cr = v.cr;
                         let d = Deadline {
                             head_sha: pr.head_sha.clone(),
                             expires_at: cr.expires_at.timestamp(),
@@ -119,11 +120,12 @@ impl ChangeService {
         if pr.state != "open" {
             return Ok(false);
         }
-        let cr = self.change_of(&pr).await?;
+        let verified = self.change_of(&pr).await?;
+        let cr = &verified.cr;
         if now <= cr.expires_at {
             return Ok(false);
         }
-        let q = self.quorum_of(state, &pr, &cr).await?;
+        let q = self.quorum_of(state, &pr, &verified).await?;
         if !q.expired {
             // It was approved in time; merging it is up to people (or auto-merge).
             return Ok(false);

@@ -373,6 +373,9 @@ impl ChangeService {
                 return Err(format!("pushing {branch} failed: {e}"));
             }
         };
+        if let Err(e) = self.store.add_bridge_commit(&commit.to_string()) {
+            tracing::error!(error = %e, "recording the bridge's own commit");
+        }
         let _ = self
             .gh
             .update_ref(repo, &lock_ref, &commit.to_string(), true)

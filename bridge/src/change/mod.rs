@@ -15,6 +15,7 @@ mod render;
 mod stack_source;
 mod terraform;
 mod tokens;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,8 @@ pub struct GitOpsConfig {
     /// GitHub API base URL.
     pub api_url: String,
     pub app_id: u64,
+    /// The App's bot login (`<slug>[bot]`), the author of every PR Slipway opens.
+    pub app_login: String,
     pub installation_id: u64,
     pub app_private_key: Secret,
     /// The Ed25519 key change requests are signed with, and its id (for rotation).
@@ -99,6 +102,8 @@ pub struct ChangeService {
     pub store: Arc<dyn StateStore>,
     /// Slack users with a device flow under way.
     pub(crate) linking: Mutex<HashSet<String>>,
+    /// Each PR head's verification, so webhooks that don't move the head don't redo it.
+    pub(crate) verified: Mutex<HashMap<(u64, String), Result<verify::Verified, String>>>,
     default_branch: String,
     /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
     _relay: Option<GitRelay>,
@@ -173,6 +178,7 @@ impl ChangeService {
             deliveries: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
             store,
             linking: Mutex::new(HashSet::new()),
+            verified: Mutex::new(HashMap::new()),
             default_branch,
             _relay: relay,
         })

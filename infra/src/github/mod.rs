@@ -21,7 +21,7 @@ use octocrab::models::{AppId, InstallationId};
 use serde_json::Value;
 
 pub use issues::Comment;
-pub use pulls::{Pr, Review};
+pub use pulls::{Pr, PrCommit, Review};
 pub use statuses::WorkflowRun;
 
 /// `owner/name`.

@@ -19,6 +19,19 @@ pub struct Pr {
     pub head_sha: String,
     pub base_ref: String,
     pub author: String,
+    /// `owner/name` of the repository the head branch lives in (another one for a fork's PR).
+    pub head_repo: String,
+}
+
+/// One commit of a pull request, with the GitHub accounts its author and committer map to
+/// (`None` when GitHub can't tie the commit's email to an account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrCommit {
+    pub sha: String,
+    pub author: Option<String>,
+    pub committer: Option<String>,
+    /// The message's first line.
+    pub title: String,
 }
 
 impl Pr {
@@ -45,6 +58,7 @@ impl Pr {
             head_sha: s("/head/sha"),
             base_ref: s("/base/ref"),
             author: s("/user/login"),
+            head_repo: s("/head/repo/full_name"),
         }
     }
 }
@@ -176,6 +190,40 @@ impl GitHub {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// A PR's commits, oldest first (GitHub lists at most 250), page by page.
+    pub async fn pr_commits(&self, repo: &Repo, number: u64) -> Result<Vec<PrCommit>> {
+        let mut out = Vec::new();
+        for page in 1..=3 {
+            let v = self
+                .call(
+                    "GET",
+                    &format!("/repos/{repo}/pulls/{number}/commits?per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            let items = v.as_array().cloned().unwrap_or_default();
+            let full = items.len() == 100;
+            out.extend(items.iter().map(|c| {
+                let login = |p: &str| c.pointer(p).and_then(Value::as_str).map(String::from);
+                PrCommit {
+                    sha: c["sha"].as_str().unwrap_or_default().to_string(),
+                    author: login("/author/login"),
+                    committer: login("/committer/login"),
+                    title: c
+                        .pointer("/commit/message")
+                        .and_then(Value::as_str)
+                        .and_then(|m| m.lines().next())
+                        .unwrap_or_default()
+                        .to_string(),
+                }
+            }));
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Merge with the expected head SHA (GitHub refuses if the head moved).

@@ -300,6 +300,7 @@ async fn approve_in_slack(app: &TestApp, user: &str, ts: &str, comment: &str) ->
     submit_view(app, user, &view, values).await
 }
 
+mod forged;
 mod lifecycle;
 mod linking;
 mod restart;

@@ -138,6 +138,8 @@ fn block_kit_snapshots_match_and_fit_slacks_limits() {
             command: "/deploy api staging v2.0.0 --apply",
             resource: "service:api/staging",
             requester: "U0OPERATOR",
+            foreign_commits: &[],
+            changed_since: &[],
         },
     )
     .unwrap();

@@ -25,6 +25,7 @@ use slipway_core::policy::model::ApproveIn;
 use slipway_infra::github::{GhError, GitHub, Pr};
 
 use super::ChangeService;
+use super::verify::Verified;
 use crate::app::AppState;
 use crate::slack::client::Message;
 use crate::store::Deadline;
@@ -39,33 +40,15 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
 }
 
 impl ChangeService {
-    /// The change request a Slipway PR carries, read at its head.
-    pub(crate) async fn change_of(&self, pr: &Pr) -> Result<ChangeRequest, String> {
-        let id = pr
-            .head_ref
-            .strip_prefix("slipway/")
-            .ok_or("not a Slipway PR")?;
-        let text = self
-            .gh
-            .file_at(
-                &self.cfg.repo,
-                &slipway_core::change::file_path(id),
-                &pr.head_sha,
-            )
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("PR #{} has no change file for {id}", pr.number))?;
-        ChangeRequest::from_yaml(&text).map_err(|e| e.to_string())
-    }
-
     /// The quorum of a PR now. Past the deadline it is the quorum as of the deadline (reviews
     /// submitted later don't count), and `expired` means it didn't hold by then.
     pub(crate) async fn quorum_of(
         &self,
         state: &AppState,
         pr: &Pr,
-        cr: &ChangeRequest,
+        v: &Verified,
     ) -> Result<Quorum, String> {
+        let cr = &v.cr;
         let reviews = self
             .gh
             .reviews(&self.cfg.repo, pr.number)
@@ -103,6 +86,7 @@ impl ChangeService {
             requester_subject: &cr.requester.subject,
             requester_login: cr.requester.github_login.as_deref(),
             pr_author: &pr.author,
+            excluded: &v.excluded.iter().cloned().collect::<Vec<_>>(),
             head_sha: &pr.head_sha,
             reviews: &inputs,
             now: now.min(cr.expires_at),
@@ -125,8 +109,15 @@ impl ChangeService {
         if !pr.head_ref.starts_with("slipway/cr-") {
             return Ok(());
         }
-        let cr = self.change_of(&pr).await?;
-        let q = self.quorum_of(state, &pr, &cr).await?;
+        let verified = match self.change_of(&pr).await {
+            Ok(v) => v,
+            Err(why) => {
+                self.refuse_unverified(state, &pr, &why).await;
+                return Ok(());
+            }
+        };
+        let q = self.quorum_of(state, &pr, &verified).await?;
+        let cr = &verified.cr;
         let rule = &cr.policy.approval.rule;
         if pr.state == "open" {
             if let Err(e) = self.store.set_deadline(
@@ -196,8 +187,50 @@ impl ChangeService {
                 tracing::error!(error = %e, pr = number, "forgetting a closed change request's deadline");
             }
         }
-        self.mirror_to_slack(state, &pr, &cr, &q, event).await;
+        self.mirror_to_slack(state, &pr, cr, &q, event).await;
         Ok(())
+    }
+
+    /// A PR whose change request doesn't verify: `slipway/approval` fails with the reason, and
+    /// nothing is merged, unlocked or expired on its word.
+    async fn refuse_unverified(&self, state: &AppState, pr: &Pr, why: &str) {
+        tracing::warn!(
+            pr = pr.number,
+            reason = why,
+            "a Slipway PR failed verification"
+        );
+        state.metrics.request("github_webhook", "unverified_change");
+        if pr.state != "open" {
+            return;
+        }
+        let desc: String = format!("unverified: {why}").chars().take(140).collect();
+        if let Err(e) = self
+            .gh
+            .set_status(
+                &self.cfg.repo,
+                &pr.head_sha,
+                "failure",
+                "slipway/approval",
+                &desc,
+                Some(&pr.html_url),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, pr = pr.number, "setting slipway/approval");
+        }
+        if let Some((channel, ts)) = self.thread_of(pr.number) {
+            let text = format!(
+                ":no_entry: PR #{} no longer verifies, so it can't be approved or merged through Slipway: {why}",
+                pr.number
+            );
+            if let Err(e) = state
+                .slack
+                .post(&channel, Some(&ts), &Message::text(text))
+                .await
+            {
+                tracing::warn!(error = %e, "posting in the change thread");
+            }
+        }
     }
 
     async fn mirror_to_slack(
@@ -241,18 +274,31 @@ impl ChangeService {
         user: &slipway_core::policy::SlackUser,
         number: u64,
         approve: bool,
-    ) -> Result<(Pr, ChangeRequest), String> {
+    ) -> Result<(Pr, Verified), String> {
         let pr = self
             .gh
             .get_pr(&self.cfg.repo, number)
             .await
             .map_err(|e| format!("can't read PR #{number}: {e}"))?;
-        let cr = self.change_of(&pr).await?;
+        let verified = self.change_of(&pr).await.map_err(|why| {
+            format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}")
+        })?;
+        let cr = &verified.cr;
         let identity = state
             .policy
             .identities()
             .resolve(user)
             .ok_or("Slipway doesn't know you; ask #platform to add you to the policy.")?;
+        if approve
+            && identity
+                .github
+                .as_deref()
+                .is_some_and(|l| verified.excluded.contains(&l.to_ascii_lowercase()))
+        {
+            return Err(format!(
+                "you pushed to PR #{number} after Slipway's commit, so you can't approve it: ask another approver."
+            ));
+        }
         if pr.state != "open" {
             return Err(format!(
                 "PR #{number} is {}; there is nothing to review.",
@@ -285,7 +331,7 @@ impl ChangeService {
                 pr.html_url
             ));
         }
-        Ok((pr, cr))
+        Ok((pr, verified))
     }
 
     /// The person's usable linked account, or the message that says what to do.
@@ -324,7 +370,8 @@ impl ChangeService {
         expected_head: Option<&str>,
     ) -> Result<String, String> {
         let repo = &self.cfg.repo;
-        let (pr, cr) = self.check_reviewer(state, user, number, approve).await?;
+        let (pr, verified) = self.check_reviewer(state, user, number, approve).await?;
+        let cr = &verified.cr;
         if let Some(shown) = expected_head {
             check_head(&pr, shown)?;
         }
@@ -416,7 +463,7 @@ impl ChangeService {
         };
         let view = if approve {
             // Slack's trigger_id lasts 3 s: the checks get half of it.
-            let (pr, cr) = tokio::time::timeout(
+            let (pr, verified) = tokio::time::timeout(
                 std::time::Duration::from_millis(1500),
                 self.check_reviewer(state, user, number, true),
             )
@@ -429,11 +476,14 @@ impl ChangeService {
                 check_head(&pr, shown)?;
             }
             ctx.head_sha = Some(pr.head_sha.to_ascii_lowercase());
+            let cr = &verified.cr;
             let summary = ApproveSummary {
                 change_id: &cr.id,
                 command: &cr.command.text,
                 resource: &cr.resource,
                 requester: &cr.requester.slack_user_id,
+                foreign_commits: &verified.foreign_commits,
+                changed_since: &verified.changed_since,
             };
             approve_modal(&ctx, &account.login, &summary)?
         } else {

@@ -255,6 +255,10 @@ pub struct ApproveSummary<'a> {
     pub command: &'a str,
     pub resource: &'a str,
     pub requester: &'a str,
+    /// Commits pushed after Slipway's own, and the paths they changed: shown so that an
+    /// approver sees what they approve beyond the request.
+    pub foreign_commits: &'a [String],
+    pub changed_since: &'a [String],
 }
 
 /// The approve modal (`templates/blocks/approve.json.j2`): the change, the commit the approval
@@ -282,7 +286,39 @@ pub fn approve_modal(
             resource => clip(&format!("`{}`", change.resource), FIELD_BUDGET),
             requester => format!("<@{}>", change.requester),
             binding => format!("Slipway submits an *Approve* review in GitHub as you (`{login}`) on that commit. If the pull request gets a new commit before you submit, nothing is approved."),
+            since => since_slipway(change),
         },
+    )
+}
+
+/// What changed after Slipway's own commit, for the approve modal (empty when nothing did).
+fn since_slipway(change: &ApproveSummary<'_>) -> String {
+    if change.foreign_commits.is_empty() && change.changed_since.is_empty() {
+        return String::new();
+    }
+    let commits: Vec<String> = change
+        .foreign_commits
+        .iter()
+        .take(10)
+        .map(|c| format!("• {}", c.replace('`', "'")))
+        .collect();
+    let files: Vec<String> = change
+        .changed_since
+        .iter()
+        .take(10)
+        .map(|p| format!("`{p}`"))
+        .collect();
+    clip(
+        &format!(
+            ":warning: *Changed since Slipway's commit* (their authors and pushers can't approve):\n{}\nFiles: {}",
+            commits.join("\n"),
+            if files.is_empty() {
+                "none".to_string()
+            } else {
+                files.join(", ")
+            }
+        ),
+        2900,
     )
 }
 
@@ -334,6 +370,8 @@ mod tests {
             command: "/deploy `api` prod",
             resource: "service:api/prod",
             requester: "U0OPERATOR",
+            foreign_commits: &[],
+            changed_since: &[],
         };
         let view = approve_modal(&ctx, "ada", &change).unwrap();
         assert_eq!(view["callback_id"], "slipway_approve");

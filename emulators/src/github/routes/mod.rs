@@ -416,6 +416,9 @@ fn route(st: &mut State, method: &Method, segs: &[&str], cx: &Ctx<'_>) -> Option
         (M::GET, ["repos", _, _, "pulls", n, "merge"]) => {
             number(n).and_then(|n| pulls::is_merged(st, cx, n))
         }
+        (M::GET, ["repos", _, _, "pulls", n, "commits"]) => {
+            number(n).and_then(|n| pulls::list_commits(st, cx, n))
+        }
         (M::GET, ["repos", _, _, "pulls", n, "reviews"]) => {
             number(n).and_then(|n| pulls::list_reviews(st, cx, n))
         }

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::super::json::{self, PullShape};
 use super::super::ops::pulls::{self as ops, MergeRequest};
-use super::super::ops::{ApiError, repo_of};
+use super::super::ops::{ApiError, git_of, repo_of};
 use super::super::state::State;
 use super::{Ctx, Outcome, Reply, paginate};
 
@@ -133,6 +133,22 @@ pub(super) fn is_merged(st: &mut State, cx: &Ctx<'_>, number: u64) -> Outcome {
         Some(p) if p.merged => Ok(Reply::no_content()),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `GET …/pulls/{n}/commits`: the PR's own commits, oldest first (GitHub lists at most 250).
+pub(super) fn list_commits(st: &mut State, cx: &Ctx<'_>, number: u64) -> Outcome {
+    let g = git_of(st, cx.owner, cx.repo)?;
+    let repo = repo_of(st, cx.owner, cx.repo)?;
+    let p = repo.pulls.get(&number).ok_or_else(ApiError::not_found)?;
+    let items: Vec<Value> = p
+        .commit_shas
+        .iter()
+        .rev()
+        .take(250)
+        .filter_map(|sha| g.commit_info(sha))
+        .map(|c| json::commit(st, repo, &c))
+        .collect();
+    Ok(paginate(cx, &st.base_url, items))
 }
 
 pub(super) fn list_reviews(st: &mut State, cx: &Ctx<'_>, number: u64) -> Outcome {
