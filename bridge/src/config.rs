@@ -532,8 +532,11 @@ mod tests {
 
     #[test]
     fn env_only_defaults() {
-        let c = Config::load_with(None, &env_of(&[("SLIPWAY_SLACK_SIGNING_SECRET", "s3cr3t-signing-secret")]))
-            .unwrap();
+        let c = Config::load_with(
+            None,
+            &env_of(&[("SLIPWAY_SLACK_SIGNING_SECRET", "s3cr3t-signing-secret")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.policy, PathBuf::from("policy/slipway.yaml"));
         assert_eq!(c.slack.api_url, DEFAULT_SLACK_API);
@@ -580,11 +583,16 @@ mod tests {
             ),
         )
         .unwrap();
-        let c = Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc-signing-secret")])).unwrap();
+        let c =
+            Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc-signing-secret")])).unwrap();
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.slack.signing_secret.expose(), "abc-signing-secret");
         assert_eq!(c.slack.bot_token.expose(), "xoxb-from-file");
-        std::fs::write(&cfg, "slack:\n  signing_secret: x-signing-secret-16\n  bogus: 1\n").unwrap();
+        std::fs::write(
+            &cfg,
+            "slack:\n  signing_secret: x-signing-secret-16\n  bogus: 1\n",
+        )
+        .unwrap();
         let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
     }

@@ -438,7 +438,15 @@ mod tests {
         .await;
         assert!(r.end.success(), "{:?}: {}", r.end, r.output);
         let lines: Vec<&str> = r.output.lines().collect();
-        assert!(lines.contains(&"AWS_EC2_METADATA_DISABLED=true"), "{}", r.output);
-        assert!(!lines.contains(&"AWS_EC2_METADATA_DISABLED=false"), "{}", r.output);
+        assert!(
+            lines.contains(&"AWS_EC2_METADATA_DISABLED=true"),
+            "{}",
+            r.output
+        );
+        assert!(
+            !lines.contains(&"AWS_EC2_METADATA_DISABLED=false"),
+            "{}",
+            r.output
+        );
     }
 }

@@ -47,10 +47,15 @@ mod tests {
     fn short_keys_are_refused_with_what_to_set() {
         let e = check(&Secret::new("short"), &SLACK_SIGNING_SECRET).unwrap_err();
         assert!(
-            e.contains("5 bytes") && e.contains("SLIPWAY_SLACK_SIGNING_SECRET") && e.contains("32 hex"),
+            e.contains("5 bytes")
+                && e.contains("SLIPWAY_SLACK_SIGNING_SECRET")
+                && e.contains("32 hex"),
             "{e}"
         );
-        assert!(!e.contains("short\""), "the key itself is never printed: {e}");
+        assert!(
+            !e.contains("short\""),
+            "the key itself is never printed: {e}"
+        );
         check(&Secret::new("0123456789abcdef"), &GITHUB_WEBHOOK_SECRET).unwrap();
         check(&Secret::default(), &GITHUB_WEBHOOK_SECRET).unwrap();
     }
@@ -82,6 +87,9 @@ mod tests {
             ("SLIPWAY_GITHUB_WEBHOOK_SECRET", "hunter2"),
         ])
         .unwrap_err();
-        assert!(e.contains("SLIPWAY_GITHUB_WEBHOOK_SECRET") && e.contains("7 bytes"), "{e}");
+        assert!(
+            e.contains("SLIPWAY_GITHUB_WEBHOOK_SECRET") && e.contains("7 bytes"),
+            "{e}"
+        );
     }
 }

@@ -63,7 +63,9 @@ pub fn response_url_allowed(url: &url::Url, api: &url::Url) -> bool {
     }
     let slack = url.scheme() == "https"
         && url.port().is_none()
-        && url.host_str().is_some_and(|h| RESPONSE_URL_HOSTS.contains(&h));
+        && url
+            .host_str()
+            .is_some_and(|h| RESPONSE_URL_HOSTS.contains(&h));
     slack || url.origin() == api.origin()
 }
 
@@ -239,8 +241,14 @@ mod tests {
     fn response_urls_go_only_to_slack_or_the_configured_api() {
         let slack = "https://slack.com/api";
         assert!(allowed("https://hooks.slack.com/commands/T1/2/abc", slack));
-        assert!(allowed("https://hooks.slack-gov.com/actions/T1/2/abc", slack));
-        assert!(allowed("https://hooks.slack.com:443/commands/T1/2/abc", slack));
+        assert!(allowed(
+            "https://hooks.slack-gov.com/actions/T1/2/abc",
+            slack
+        ));
+        assert!(allowed(
+            "https://hooks.slack.com:443/commands/T1/2/abc",
+            slack
+        ));
         for bad in [
             "http://hooks.slack.com/commands/T1/2/abc",
             "https://hooks.slack.com:8443/commands/T1/2/abc",

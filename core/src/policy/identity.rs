@@ -102,7 +102,11 @@ impl StaticProvider {
                     format!("Slack ID `{}` belongs to two users", id.value),
                 ));
             }
-            if let Some(login) = u.github.as_ref().filter(|l| provider.has_github_login(&l.value)) {
+            if let Some(login) = u
+                .github
+                .as_ref()
+                .filter(|l| provider.has_github_login(&l.value))
+            {
                 return Err(PolicyError::at(
                     login,
                     format!(
@@ -175,7 +179,8 @@ mod tests {
         assert_eq!(usize::try_from(e.line).unwrap(), line, "{e}");
         assert!(e.column > 1, "{e}");
         assert!(
-            e.message.contains("GitHub login `ADA-Approver` belongs to two users"),
+            e.message
+                .contains("GitHub login `ADA-Approver` belongs to two users"),
             "{e}"
         );
         Policy::from_yaml(EXAMPLE).unwrap();
