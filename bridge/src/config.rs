@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
+mod keys;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -331,9 +332,11 @@ impl Config {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
             None => file.slack.socket_mode.unwrap_or(false),
         };
+        // In Socket Mode the HTTP endpoints exist only when a signing secret is set.
         if signing_secret.is_empty() && !socket_mode {
             return Err("the Slack signing secret is missing: set SLIPWAY_SLACK_SIGNING_SECRET or `slack.signing_secret`".into());
         }
+        keys::check(&signing_secret, &keys::SLACK_SIGNING_SECRET)?;
         if socket_mode && app_token.is_empty() {
             return Err("Socket Mode needs an app-level token (xapp-…): set SLIPWAY_SLACK_APP_TOKEN or `slack.app_token`".into());
         }
@@ -390,6 +393,7 @@ impl Config {
             &file.github.webhook_secret,
             "github.webhook_secret",
         )?;
+        keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
         let gitops_repo = match env("SLIPWAY_GITOPS_REPO").or(file.gitops.repo.clone()) {
             None => None,
             Some(repo_name) => {
@@ -543,12 +547,15 @@ mod tests {
 
     #[test]
     fn env_only_defaults() {
-        let c = Config::load_with(None, &env_of(&[("SLIPWAY_SLACK_SIGNING_SECRET", "s3cr3t")]))
-            .unwrap();
+        let c = Config::load_with(
+            None,
+            &env_of(&[("SLIPWAY_SLACK_SIGNING_SECRET", "s3cr3t-signing-secret")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.policy, PathBuf::from("policy/slipway.yaml"));
         assert_eq!(c.slack.api_url, DEFAULT_SLACK_API);
-        assert_eq!(c.slack.signing_secret.expose(), "s3cr3t");
+        assert_eq!(c.slack.signing_secret.expose(), "s3cr3t-signing-secret");
         assert_eq!(format!("{:?}", c.slack.signing_secret), "Secret(***)");
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
@@ -560,7 +567,7 @@ mod tests {
         let e = Config::load_with(
             None,
             &env_of(&[
-                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
+                ("SLIPWAY_SLACK_SIGNING_SECRET", "x-signing-secret-16"),
                 ("SLIPWAY_LISTEN", "nope"),
             ]),
         )
@@ -569,7 +576,7 @@ mod tests {
         let e = Config::load_with(
             None,
             &env_of(&[
-                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
+                ("SLIPWAY_SLACK_SIGNING_SECRET", "x-signing-secret-16"),
                 ("SLIPWAY_SLACK_API_URL", "http://evil.example/api"),
             ]),
         )
@@ -591,11 +598,16 @@ mod tests {
             ),
         )
         .unwrap();
-        let c = Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc")])).unwrap();
+        let c =
+            Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc-signing-secret")])).unwrap();
         assert_eq!(c.listen.port(), 4000);
-        assert_eq!(c.slack.signing_secret.expose(), "abc");
+        assert_eq!(c.slack.signing_secret.expose(), "abc-signing-secret");
         assert_eq!(c.slack.bot_token.expose(), "xoxb-from-file");
-        std::fs::write(&cfg, "slack:\n  signing_secret: x\n  bogus: 1\n").unwrap();
+        std::fs::write(
+            &cfg,
+            "slack:\n  signing_secret: x-signing-secret-16\n  bogus: 1\n",
+        )
+        .unwrap();
         let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
     }

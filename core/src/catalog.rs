@@ -226,7 +226,12 @@ fn aws_markdown(md: &mut String) {
     for (p, why) in aws::REFUSED_PARAMS {
         let _ = writeln!(md, "- `--{p}`: {why}");
     }
-    md.push_str("- any `file://`, `fileb://`, `http://` or `https://` argument\n\n### Allowed parameters\n\n");
+    md.push_str("- any `file://`, `fileb://`, `http://` or `https://` argument\n");
+    md.push_str(
+        "- a `--query` that calls a JMESPath function (`reverse(…)`, `join`, `to_string`, …): \
+         queries may only select and filter fields, because a function can reshape a secret so \
+         that redaction no longer recognises it\n\n### Allowed parameters\n\n",
+    );
     let mut params: Vec<&str> = aws::ALLOWED_PARAMS.to_vec();
     params.sort_unstable();
     params.dedup();

@@ -19,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 /// The `PATH` children get unless the config says otherwise.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Set in every child's environment, whatever its spec says. An AWS SDK or CLI that finds no
+/// other credentials asks the instance metadata service, which would hand any child the host's
+/// own role; with this set it finds nothing and fails instead.
+pub const NO_INSTANCE_METADATA: (&str, &str) = ("AWS_EC2_METADATA_DISABLED", "true");
+
 /// Lines of recent output kept for progress messages.
 const TAIL_LINES: usize = 8;
 
@@ -279,6 +284,7 @@ async fn run(
     cmd.args(args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(NO_INSTANCE_METADATA.0, NO_INSTANCE_METADATA.1)
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -412,4 +418,35 @@ impl tokio::io::AsyncRead for Pipe {
 /// Whether any process of a group is still alive (for tests and the runner's cleanup check).
 pub fn group_alive(pgid: i32) -> bool {
     killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Even a spec that tries to turn it off gets the metadata service disabled.
+    #[tokio::test]
+    async fn every_child_has_instance_metadata_disabled() {
+        let r = run_to_end(ExecSpec {
+            argv: vec!["/usr/bin/env".into()],
+            env: vec![("AWS_EC2_METADATA_DISABLED".into(), "false".into())],
+            cwd: std::env::temp_dir(),
+            timeout: Duration::from_secs(10),
+            output_cap: 4096,
+            kill_grace: Duration::from_secs(1),
+        })
+        .await;
+        assert!(r.end.success(), "{:?}: {}", r.end, r.output);
+        let lines: Vec<&str> = r.output.lines().collect();
+        assert!(
+            lines.contains(&"AWS_EC2_METADATA_DISABLED=true"),
+            "{}",
+            r.output
+        );
+        assert!(
+            !lines.contains(&"AWS_EC2_METADATA_DISABLED=false"),
+            "{}",
+            r.output
+        );
+    }
 }

@@ -68,13 +68,17 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Every process's environment. The metadata service is off, so a tool that finds no
+    /// credentials for its target fails rather than borrowing the CI host's instance role.
     fn base_env(&self) -> Vec<(String, String)> {
+        let (metadata, off) = slipway_infra::exec::NO_INSTANCE_METADATA;
         let mut env = vec![
             ("PATH".to_string(), self.tools.path.clone()),
             (
                 "HOME".to_string(),
                 self.scratch.join("home").display().to_string(),
             ),
+            (metadata.to_string(), off.to_string()),
         ];
         env.extend(self.extra_env.iter().cloned());
         env
@@ -360,5 +364,29 @@ impl Runner<'_> {
             })
             .collect();
         self.single(argv, shown, checkout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_runs_without_the_instance_role() {
+        let tools = ToolsConfig::default();
+        let runner = Runner {
+            tools: &tools,
+            scratch: PathBuf::from("/tmp/scratch"),
+            deadline: Instant::now(),
+            timeout: Duration::from_secs(1),
+            output_cap: 1024,
+            extra_env: Vec::new(),
+        };
+        let env = runner.base_env();
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "AWS_EC2_METADATA_DISABLED" && v == "true"),
+            "{env:?}"
+        );
     }
 }

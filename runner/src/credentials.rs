@@ -126,7 +126,8 @@ fn with_region(mut pairs: Vec<(String, String)>, region: &str) -> Vec<(String, S
             pairs.push((k.to_string(), region.to_string()));
         }
     }
-    pairs.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    let (metadata, off) = slipway_infra::exec::NO_INSTANCE_METADATA;
+    pairs.push((metadata.into(), off.into()));
     pairs
 }
 
@@ -212,6 +213,12 @@ mod tests {
             source(false, None, &none),
             Ok(AwsSource::Unavailable(_))
         ));
+        let granted = with_region(vec![], "eu-west-1");
+        assert!(
+            granted
+                .iter()
+                .any(|(k, v)| k == "AWS_EC2_METADATA_DISABLED" && v == "true")
+        );
         let req = ("https://x".to_string(), "t".to_string());
         assert!(matches!(
             source(false, Some(&req), &none),

@@ -243,6 +243,54 @@ async fn secret_values_and_endpoint_overrides_are_denied() {
     assert!(app.slack.messages().is_empty(), "nothing may run");
 }
 
+/// Operations whose output carries secrets no redaction rule knows (Lambda environments, task
+/// definitions, user data) are refused, and so is a `--query` that reshapes values: `reverse`
+/// turns every prefixed token into something no rule matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_bearing_outputs_and_transforming_queries_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(Options {
+        config_yaml: Some(bridge_config(
+            dir.path(),
+            &[("staging-readonly", "http://127.0.0.1:9".into())],
+        )),
+        ..Options::default()
+    })
+    .await;
+    for (line, why) in [
+        (
+            "/aws staging-readonly lambda list-functions --query \"Functions[].Environment.Variables\"",
+            "environment variables",
+        ),
+        (
+            "/aws staging-readonly lambda get-function-configuration --function-name api",
+            "environment variables",
+        ),
+        (
+            "/aws staging-readonly ecs describe-task-definition --task-definition api:7",
+            "environment variables",
+        ),
+        (
+            "/aws staging-readonly ec2 describe-launch-template-versions",
+            "user data",
+        ),
+        (
+            "/aws staging-readonly ssm get-parameters-by-path --path /app --query \"reverse(Parameters[].Value)\"",
+            "`reverse(…)`",
+        ),
+        (
+            "/aws staging-readonly ssm get-parameters-by-path --path /app --query \"Parameters[].join('', reverse(Value))\"",
+            "`join(…)`",
+        ),
+    ] {
+        let ack = app.ack("U0OWNER", line).await;
+        assert!(ack.starts_with(":no_entry:"), "{line}: {ack}");
+        assert!(ack.contains(why), "{line}: {ack}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.slack.messages().is_empty(), "nothing may run");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_never_answers_hits_the_timeout() {
     aws_cli();

@@ -9,6 +9,7 @@ mod changes;
 mod demo;
 mod docs;
 mod git_relay;
+mod ingress;
 mod kubectl_changes;
 mod policy_cli;
 mod runner;

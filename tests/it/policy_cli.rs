@@ -45,6 +45,12 @@ fn check_reports_path_line_column() {
         ("support:", "supprt:", "supprt:"),
         ("tiers: [read]", "tiers: [reed]", "tiers: [reed]"),
         ("read: 60s", "read: sixty", "read: sixty"),
+        // One GitHub login for two people (case-insensitively).
+        (
+            "github: bo-approver",
+            "github: Ada-Approver",
+            "github: Ada-Approver",
+        ),
     ] {
         let bad = text.replacen(from, to, 1);
         let expected_line = bad.lines().position(|l| l.contains(line_of)).unwrap() + 1;

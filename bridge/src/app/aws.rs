@@ -51,7 +51,10 @@ pub fn env_for(state: &AppState, alias: &str) -> Result<Vec<(String, String)>, S
             state.config.aws.max_attempts.to_string(),
         ),
         // Never the bridge host's own instance role.
-        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        (
+            slipway_infra::exec::NO_INSTANCE_METADATA.0.into(),
+            slipway_infra::exec::NO_INSTANCE_METADATA.1.into(),
+        ),
         ("AWS_PAGER".into(), String::new()),
     ];
     if let Some(region) = &p.region {

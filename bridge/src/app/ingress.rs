@@ -66,8 +66,8 @@ impl FromRequest<AppState> for Signed {
         }
         let now = state.clock.unix();
         let secret = state.config.slack.signing_secret.expose().as_bytes();
-        let result = verify(secret, ts, sig, &body, now).and_then(|()| {
-            if state.replay.first_time(sig.unwrap_or_default(), now) {
+        let result = verify(secret, ts, sig, &body, now).and_then(|seen| {
+            if state.replay.first_time(&seen, now) {
                 Ok(())
             } else {
                 Err(Rejection::Replayed)

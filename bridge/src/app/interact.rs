@@ -26,6 +26,12 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
             return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
         }
     };
+    if let Interaction::Other(kind) = &interaction {
+        // Legacy message buttons, shortcuts, view_closed…: acknowledged, nothing done.
+        tracing::debug!(%kind, "ignoring interaction");
+        state.metrics.request("interactivity", "ignored");
+        return StatusCode::OK.into_response();
+    }
     state.metrics.request("interactivity", "ok");
     match handle(&state, interaction) {
         Some(body) => Json(body).into_response(),

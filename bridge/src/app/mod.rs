@@ -153,16 +153,24 @@ impl AppState {
     }
 }
 
-/// The router with every endpoint.
+/// The router. An endpoint that verifies an HMAC is mounted only when its key is configured
+/// (the configuration refuses short keys), so no request is ever checked against an empty key:
+/// in Socket Mode without a signing secret the Slack endpoints answer 404.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/slack/commands", post(commands::slash_command))
-        .route("/slack/interactivity", post(interact::interactivity))
-        .route("/slack/events", post(interact::events))
-        .route(
+    let mut router = Router::new();
+    if !state.config.slack.signing_secret.is_empty() {
+        router = router
+            .route("/slack/commands", post(commands::slash_command))
+            .route("/slack/interactivity", post(interact::interactivity))
+            .route("/slack/events", post(interact::events));
+    }
+    if !state.config.github_webhook_secret.is_empty() {
+        router = router.route(
             "/github/webhook",
             post(webhook::github_webhook).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BODY)),
-        )
+        );
+    }
+    router
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -25,13 +25,21 @@ pub struct Prepared {
 
 /// The environment every process starts from (nothing is inherited from the bridge).
 pub fn base_env(state: &AppState) -> Vec<(String, String)> {
+    base_env_for(&state.config)
+}
+
+/// [`base_env`] from the configuration alone. No child may fall back to the bridge host's
+/// instance role, whatever tool it runs.
+pub fn base_env_for(config: &crate::config::Config) -> Vec<(String, String)> {
+    let (metadata, off) = slipway_infra::exec::NO_INSTANCE_METADATA;
     vec![
-        ("PATH".into(), state.config.execution.path.clone()),
+        ("PATH".into(), config.execution.path.clone()),
         (
             "HOME".into(),
-            state.config.state_dir.join("home").display().to_string(),
+            config.state_dir.join("home").display().to_string(),
         ),
         ("LANG".into(), "C.UTF-8".into()),
+        (metadata.into(), off.into()),
     ]
 }
 
@@ -181,5 +189,24 @@ pub fn exec_spec(
             "`/{}` commands are not enabled in this build of Slipway yet, so nothing was run.",
             parsed.family()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_process_starts_without_the_instance_role() {
+        let config = crate::config::Config::load_with(None, &|k| {
+            (k == "SLIPWAY_SLACK_SIGNING_SECRET").then(|| "targets-signing-secret".to_string())
+        })
+        .unwrap();
+        let env = base_env_for(&config);
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "AWS_EC2_METADATA_DISABLED" && v == "true"),
+            "{env:?}"
+        );
     }
 }

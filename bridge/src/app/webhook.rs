@@ -14,8 +14,12 @@ use super::AppState;
 /// Largest webhook body accepted. GitHub sends up to 25 MB; Slipway's events are far smaller.
 pub const MAX_WEBHOOK_BODY: usize = 5 * 1024 * 1024;
 
-/// Check `sha256=<hex>` against the raw body.
+/// Check `sha256=<hex>` against the raw body. An empty secret verifies nothing: anyone can
+/// compute a MAC under it.
 pub fn verify_github_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
     let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
         return false;
     };
@@ -36,7 +40,7 @@ pub async fn github_webhook(
 ) -> Response {
     let secret = state.config.github_webhook_secret.expose().as_bytes();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if secret.is_empty() || !verify_github_signature(secret, &body, header("x-hub-signature-256")) {
+    if !verify_github_signature(secret, &body, header("x-hub-signature-256")) {
         state.metrics.request("github_webhook", "unauthorized");
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -269,5 +273,13 @@ mod tests {
             b"Hello, World!",
             Some("sha1=abc")
         ));
+    }
+
+    #[test]
+    fn an_empty_secret_verifies_nothing() {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"").unwrap();
+        mac.update(b"{}");
+        let forged = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(!verify_github_signature(b"", b"{}", Some(&forged)));
     }
 }

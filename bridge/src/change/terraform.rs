@@ -111,29 +111,21 @@ pub async fn render_tf_apply(
     })
 }
 
-/// `terraform init`, `plan -out`, `show -json`, with the bridge's CLI config and read
-/// credentials. Returns (digest, summary, plan text).
-async fn plan(
-    state: &AppState,
-    dir: &std::path::Path,
-) -> Result<(String, Option<String>, String), String> {
-    let rc = crate::app::terraform::cli_config(&state.config.state_dir)?;
-    let mut env = vec![
-        ("PATH".to_string(), state.config.execution.path.clone()),
-        (
-            "HOME".to_string(),
-            state.config.state_dir.join("home").display().to_string(),
-        ),
+/// The dry run's environment: the bridge's base (which turns off the instance metadata
+/// service, so terraform's AWS provider can't fall back to the host's role), terraform's
+/// automation settings, and the configured read profile.
+fn plan_env(config: &crate::config::Config, rc: &std::path::Path) -> Vec<(String, String)> {
+    let mut env = crate::app::targets::base_env_for(config);
+    env.extend([
         ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
         ("TF_INPUT".to_string(), "0".to_string()),
         ("TF_CLI_CONFIG_FILE".to_string(), rc.display().to_string()),
-    ];
-    if let Some(profile) = state
-        .config
+    ]);
+    if let Some(profile) = config
         .terraform
         .aws_profile
         .as_deref()
-        .and_then(|a| state.config.aws_profile(a))
+        .and_then(|a| config.aws_profile(a))
     {
         env.push(("AWS_PROFILE".into(), profile.profile.clone()));
         if let Some(f) = &profile.config_file {
@@ -146,6 +138,17 @@ async fn plan(
             ));
         }
     }
+    env
+}
+
+/// `terraform init`, `plan -out`, `show -json`, with the bridge's CLI config and read
+/// credentials. Returns (digest, summary, plan text).
+async fn plan(
+    state: &AppState,
+    dir: &std::path::Path,
+) -> Result<(String, Option<String>, String), String> {
+    let rc = crate::app::terraform::cli_config(&state.config.state_dir)?;
+    let env = plan_env(&state.config, &rc);
     let timeout = state.policy.timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();
     let spec = |args: &[&str]| ExecSpec {
@@ -199,4 +202,24 @@ async fn plan(
     let text = run_to_end(spec(&["show", "-no-color", PLAN_FILE])).await;
     let summary = plan_summary(&text.output);
     Ok((digest, summary, text.output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dry_run_never_reaches_the_instance_role() {
+        let config = crate::config::Config::load_with(None, &|k| {
+            (k == "SLIPWAY_SLACK_SIGNING_SECRET").then(|| "tf-apply-signing-secret".to_string())
+        })
+        .unwrap();
+        let env = plan_env(&config, std::path::Path::new("/tmp/rc"));
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "AWS_EC2_METADATA_DISABLED" && v == "true"),
+            "{env:?}"
+        );
+        assert!(env.iter().any(|(k, _)| k == "TF_CLI_CONFIG_FILE"));
+    }
 }

@@ -97,30 +97,46 @@ fn secret(src: Option<&SecretSource>, what: &str, env: Env<'_>) -> Result<Secret
     }
 }
 
-/// Endpoints other than AWS's own are for tests and local emulators only.
+/// Endpoints other than AWS's own are for tests and local emulators only. The URL is parsed,
+/// not split by hand: `https://127.0.0.1:1@evil.example` has the host `evil.example`.
 fn check_loopback(url: &str, what: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"));
-    let host = rest
-        .map(|r| {
-            if r.starts_with('[') {
-                r.split(']')
-                    .next()
-                    .map(|h| format!("{h}]"))
-                    .unwrap_or_default()
-            } else {
-                r.split(['/', ':']).next().unwrap_or("").to_string()
-            }
-        })
-        .unwrap_or_default();
-    if matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} must be a loopback URL such as http://127.0.0.1:9000 (it exists for tests and \
-             local S3-compatible servers; leave it unset for AWS): {url}"
-        ))
+    if is_loopback_url(url) {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} must be a loopback URL such as http://127.0.0.1:9000, without a user name or \
+         password (it exists for tests and local S3-compatible servers; leave it unset for AWS): {}",
+        redact_userinfo(url)
+    ))
+}
+
+/// http(s), no userinfo, and a loopback host: `localhost`, 127.0.0.0/8 or `[::1]`.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    if !matches!(parsed.scheme(), "http" | "https")
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return false;
+    }
+    match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The URL for an error message, without a password someone may have put in it.
+fn redact_userinfo(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -320,5 +336,35 @@ mod tests {
         let hook = c.webhook.unwrap();
         assert_eq!(hook.secret, "shh");
         assert!(!format!("{hook:?}").contains("shh"));
+    }
+
+    /// The old check split the text at `/` and `:`, so userinfo that looked like a loopback
+    /// host sent the audit trail (and its credentials) to another server.
+    #[test]
+    fn loopback_endpoints_are_parsed_not_split() {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://127.0.0.1:9000/",
+            "http://localhost:4566",
+            "http://[::1]:9000",
+            "http://127.0.0.2:9000",
+        ] {
+            check_loopback(ok, "endpoint").unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for attack in [
+            "https://127.0.0.1:1@evil.example",
+            "http://127.0.0.1@evil.example:9000",
+            "http://localhost:x@evil.example/",
+            "http://user@127.0.0.1:9000",
+            "http://127.0.0.1.evil.example:9000",
+            "http://localhost.evil.example",
+            "ftp://127.0.0.1/",
+            "127.0.0.1:9000",
+        ] {
+            let e = check_loopback(attack, "endpoint").unwrap_err();
+            assert!(e.contains("loopback"), "{attack}: {e}");
+        }
+        let e = check_loopback("http://u:hunter2@evil.example", "endpoint").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

@@ -223,7 +223,7 @@ mod tests {
             std::fs::write(
                 &cfg,
                 format!(
-                    "slack:\n  signing_secret: x\naws:\n  cli: /opt/aws/bin/aws\n  max_attempts: 1\n\
+                    "slack:\n  signing_secret: x-signing-secret-16\naws:\n  cli: /opt/aws/bin/aws\n  max_attempts: 1\n\
                      aws_profiles:\n  staging-readonly:\n    profile: p\n    credentials_file: {d}/credentials\n    region: eu-west-1\n\
                      gitops:\n  checkout: {d}\nterraform:\n  aws_profile: staging-readonly\n\
                      alertmanager:\n  production: https://am.example.com/\n{extra}"
@@ -281,7 +281,7 @@ mod tests {
         );
         std::fs::write(
             &cfg,
-            "slack:\n  signing_secret: x\naws_profiles:\n  a:\n    profile: p\n",
+            "slack:\n  signing_secret: x-signing-secret-16\naws_profiles:\n  a:\n    profile: p\n",
         )
         .unwrap();
         let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
@@ -289,7 +289,7 @@ mod tests {
         let e = Config::load_with(
             None,
             &env_of(&[
-                ("SLIPWAY_SLACK_SIGNING_SECRET", "x"),
+                ("SLIPWAY_SLACK_SIGNING_SECRET", "x-signing-secret-16"),
                 ("SLIPWAY_GITOPS_CHECKOUT", "/nonexistent/gitops"),
             ]),
         )

@@ -44,6 +44,29 @@ pub type Connector = SlackClientHyperConnector<
 pub struct Slack {
     client: Arc<SlackClient<Connector>>,
     token: SlackApiToken,
+    /// The configured Web API, whose origin is the one non-Slack place a `response_url` may
+    /// point (the emulator in tests).
+    api: url::Url,
+}
+
+/// Hosts that serve Slack's `response_url`s, commercial and GovSlack (which runs on
+/// `slack-gov.com` instead of `slack.com`).
+pub const RESPONSE_URL_HOSTS: &[&str] = &["hooks.slack.com", "hooks.slack-gov.com"];
+
+/// Whether a `response_url` may be followed: https on one of Slack's hosts, or the configured
+/// Web API's own origin (scheme, host and port). So loopback is reachable only when the API is
+/// on that very loopback address, and never with userinfo. The URL comes from a signed
+/// payload, but following any host would let a payload steer the bot's POSTs anywhere.
+pub fn response_url_allowed(url: &url::Url, api: &url::Url) -> bool {
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    let slack = url.scheme() == "https"
+        && url.port().is_none()
+        && url
+            .host_str()
+            .is_some_and(|h| RESPONSE_URL_HOSTS.contains(&h));
+    slack || url.origin() == api.origin()
 }
 
 impl std::fmt::Debug for Slack {
@@ -86,9 +109,14 @@ impl Slack {
                     .with_max_delay_timeout(Duration::from_secs(60)),
             );
         let token = SlackApiToken::new(SlackApiTokenValue(cfg.bot_token.expose().to_string()));
+        let api = cfg
+            .api_url
+            .parse()
+            .map_err(|e| format!("the Slack API URL is not a URL: {e}"))?;
         Ok(Self {
             client: Arc::new(SlackClient::new(connector)),
             token,
+            api,
         })
     }
 
@@ -146,7 +174,9 @@ impl Slack {
         Ok(resp.permalink.to_string())
     }
 
-    /// Reply through a `response_url` (ephemeral unless `in_channel`).
+    /// Reply through a `response_url` (ephemeral unless `in_channel`). A URL outside Slack's
+    /// hosts is refused and nothing is sent; the error names only its host, never the path,
+    /// which carries a token.
     pub async fn respond(
         &self,
         response_url: &str,
@@ -161,6 +191,16 @@ impl Slack {
             method: "response_url",
             message: format!("bad URL: {e}"),
         })?;
+        if !response_url_allowed(&url, &self.api) {
+            return Err(SlackError {
+                method: "response_url",
+                message: format!(
+                    "refused a response_url on `{}`: only {} and the configured Slack API host are followed, so nothing was sent",
+                    url.host_str().unwrap_or("no host"),
+                    RESPONSE_URL_HOSTS.join(", ")
+                ),
+            });
+        }
         let mut req = SlackApiPostWebhookMessageRequest::new(content);
         if replace_original {
             req = req.with_replace_original(true);
@@ -186,5 +226,51 @@ impl Slack {
         let session = self.client.open_session(&self.token);
         session.views_open(&req).await.map_err(err("views.open"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(url: &str, api: &str) -> bool {
+        response_url_allowed(&url.parse().unwrap(), &api.parse().unwrap())
+    }
+
+    #[test]
+    fn response_urls_go_only_to_slack_or_the_configured_api() {
+        let slack = "https://slack.com/api";
+        assert!(allowed("https://hooks.slack.com/commands/T1/2/abc", slack));
+        assert!(allowed(
+            "https://hooks.slack-gov.com/actions/T1/2/abc",
+            slack
+        ));
+        assert!(allowed(
+            "https://hooks.slack.com:443/commands/T1/2/abc",
+            slack
+        ));
+        for bad in [
+            "http://hooks.slack.com/commands/T1/2/abc",
+            "https://hooks.slack.com:8443/commands/T1/2/abc",
+            "https://hooks.slack.com.evil.example/commands/T1/2/abc",
+            "https://evil.example/hooks.slack.com/commands",
+            "https://user:pw@hooks.slack.com/commands/T1/2/abc",
+            "http://127.0.0.1:9000/response/1",
+            "http://localhost/response/1",
+            "http://169.254.169.254/latest/meta-data/",
+        ] {
+            assert!(!allowed(bad, slack), "{bad}");
+        }
+        let emulator = "http://127.0.0.1:4000/api";
+        assert!(allowed("http://127.0.0.1:4000/response/1", emulator));
+        for bad in [
+            "http://127.0.0.1:4001/response/1",
+            "http://localhost:4000/response/1",
+            "http://localhost.evil.example:4000/response/1",
+            "https://127.0.0.1:4000/response/1",
+            "http://x@127.0.0.1:4000/response/1",
+        ] {
+            assert!(!allowed(bad, emulator), "{bad}");
+        }
     }
 }

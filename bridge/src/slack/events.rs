@@ -147,10 +147,11 @@ struct RawState {
     values: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
+/// The fields of the two interaction types Slipway acts on (`block_actions`,
+/// `view_submission`). Other types are never deserialized into this, so their shapes (legacy
+/// `interactive_message` attachments, shortcuts…) can't make a payload malformed.
 #[derive(Debug, Deserialize)]
 struct RawInteraction {
-    #[serde(rename = "type")]
-    kind: String,
     user: RawUser,
     #[serde(default)]
     enterprise: Option<RawIdObj>,
@@ -183,16 +184,25 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, String> {
 }
 
 /// Parse an interaction payload that is already JSON (HTTP `payload` field, or a Socket Mode
-/// envelope's payload).
+/// envelope's payload). The `type` is read first: only the types Slipway acts on must have
+/// their shape, and anything else (including a payload with no type) is
+/// [`Interaction::Other`], acknowledged and ignored.
 pub fn parse_interaction_json(value: serde_json::Value) -> Result<Interaction, String> {
+    let kind = match value.get("type") {
+        Some(serde_json::Value::String(kind)) => kind.clone(),
+        _ => return Ok(Interaction::Other(String::new())),
+    };
+    if !matches!(kind.as_str(), "block_actions" | "view_submission") {
+        return Ok(Interaction::Other(kind));
+    }
     let raw: RawInteraction =
-        serde_json::from_value(value).map_err(|e| format!("interaction payload: {e}"))?;
+        serde_json::from_value(value).map_err(|e| format!("{kind} payload: {e}"))?;
     let user = SlackUser {
         user_id: raw.user.id,
         team_id: raw.user.team_id.or_else(|| raw.team.and_then(|t| t.id)),
         enterprise_id: raw.enterprise.and_then(|e| e.id),
     };
-    match raw.kind.as_str() {
+    match kind.as_str() {
         "block_actions" => {
             let container = raw.container.unwrap_or(RawContainer {
                 message_ts: None,
@@ -341,6 +351,44 @@ mod tests {
         assert_eq!(a[0].message_ts.as_deref(), Some("1.2"));
         assert!(parse_interaction(b"payload=%7Bnot+json").is_err());
         assert!(parse_interaction(b"x=1").is_err());
+    }
+
+    /// A legacy message-button click: attachment actions carry `name`, not `action_id`.
+    #[test]
+    fn legacy_and_unknown_interactions_are_other_not_malformed() {
+        let legacy = serde_json::json!({
+            "type": "interactive_message",
+            "actions": [{"name": "approve", "type": "button", "value": "yes"}],
+            "callback_id": "deploy_approval",
+            "team": {"id": "T1", "domain": "acme"},
+            "channel": {"id": "C1", "name": "ops"},
+            "user": {"id": "U1", "name": "omar"},
+            "action_ts": "1531420618.1",
+            "message_ts": "1531420600.000100",
+            "attachment_id": "1",
+            "token": "deprecated",
+            "original_message": {"text": "Deploy?", "attachments": []},
+            "response_url": "https://hooks.slack.com/actions/T1/1/abc",
+            "trigger_id": "1.2.abc"
+        });
+        assert_eq!(
+            parse_interaction_json(legacy).unwrap(),
+            Interaction::Other("interactive_message".into())
+        );
+        assert_eq!(
+            parse_interaction_json(serde_json::json!({"type": "shortcut", "callback_id": "x"}))
+                .unwrap(),
+            Interaction::Other("shortcut".into())
+        );
+        assert_eq!(
+            parse_interaction_json(serde_json::json!({"user": {"id": "U1"}})).unwrap(),
+            Interaction::Other(String::new())
+        );
+        // The types Slipway acts on must still have their shape.
+        assert!(
+            parse_interaction_json(serde_json::json!({"type": "block_actions", "actions": []}))
+                .is_err()
+        );
     }
 
     #[test]

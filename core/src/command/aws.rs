@@ -55,14 +55,7 @@ pub const SERVICES: &[AwsService] = &[
         ],
     ),
     svc("kms", &["describe-key", "list-*"]),
-    svc(
-        "lambda",
-        &[
-            "list-*",
-            "get-function-configuration",
-            "get-account-settings",
-        ],
-    ),
+    svc("lambda", &["list-*", "get-account-settings"]),
     svc(
         "logs",
         &["describe-*", "get-log-events", "filter-log-events"],
@@ -135,7 +128,36 @@ pub const REFUSED_OPERATIONS: &[(&str, &str, &str)] = &[
         "generate-db-auth-token",
         "it mints database credentials",
     ),
+    // Reads whose output carries secret material that no redaction rule can know.
+    ("lambda", "list-functions", LAMBDA_ENV),
+    ("lambda", "list-versions-by-function", LAMBDA_ENV),
+    ("lambda", "get-function", LAMBDA_ENV),
+    ("lambda", "get-function-configuration", LAMBDA_ENV),
+    (
+        "ecs",
+        "describe-task-definition",
+        "it returns the containers' environment variables, which often hold secrets",
+    ),
+    (
+        "ecs",
+        "describe-tasks",
+        "it returns the containers' environment overrides, which can hold secrets",
+    ),
+    ("autoscaling", "describe-launch-configurations", USER_DATA),
+    ("ec2", "describe-launch-template-versions", USER_DATA),
+    ("ec2", "describe-instance-attribute", USER_DATA),
+    ("ec2", "describe-spot-fleet-requests", USER_DATA),
+    ("ec2", "describe-spot-instance-requests", USER_DATA),
+    (
+        "ec2",
+        "describe-vpn-connections",
+        "it returns the VPN tunnels' pre-shared keys",
+    ),
 ];
+
+const LAMBDA_ENV: &str =
+    "it returns the functions' environment variables, which often hold secrets";
+const USER_DATA: &str = "it returns instance user data, which often holds secrets";
 
 /// Parameters refused on purpose: they change where the CLI talks to, who it is, or read files.
 pub const REFUSED_PARAMS: &[(&str, &str)] = &[
@@ -291,6 +313,28 @@ pub fn is_allowed(service: &str, operation: &str) -> bool {
         .is_some_and(|s| s.operations.iter().any(|p| op_matches(p, operation)))
 }
 
+/// The `--query` at `args[i]` (written `--query=EXPR` or `--query EXPR`) selects and filters
+/// only. It takes exactly one expression, so nothing after it escapes the check.
+fn check_query(param: &str, args: &[String], i: usize) -> Result<(), ParseError> {
+    if let Some((_, expr)) = param.split_once('=') {
+        return super::aws_query::check(expr);
+    }
+    let values: Vec<&String> = args[i + 1..]
+        .iter()
+        .take_while(|a| !a.starts_with("--"))
+        .collect();
+    match values.as_slice() {
+        [expr] => super::aws_query::check(expr),
+        [] => Err(ParseError::invalid(
+            "`--query` needs a JMESPath expression, for example `--query \"Buckets[].Name\"`.",
+        )),
+        _ => Err(ParseError::invalid(
+            "`--query` takes one expression: put it in quotes, for example \
+             `--query \"Reservations[].Instances[].[InstanceId, State.Name]\"`.",
+        )),
+    }
+}
+
 /// Parse the words after `/aws`.
 pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
     let mut it = words.into_iter();
@@ -350,7 +394,7 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
     }
 
     let args: Vec<String> = it.collect();
-    for arg in &args {
+    for (i, arg) in args.iter().enumerate() {
         let lower = arg.to_ascii_lowercase();
         if ["file://", "fileb://", "http://", "https://"]
             .iter()
@@ -371,6 +415,9 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
             continue;
         };
         let name = param.split_once('=').map_or(param, |(n, _)| n);
+        if name == "query" {
+            check_query(param, &args, i)?;
+        }
         if let Some((_, why)) = REFUSED_PARAMS.iter().find(|(n, _)| *n == name) {
             return Err(ParseError::refused(format!(
                 "`--{name}` is not allowed: {why}."
@@ -440,6 +487,23 @@ mod tests {
             "x ec2 describe-instances --filters fileb://f",
             "x ec2 terminate-instances --instance-ids i-1",
             "x s3api put-object --bucket b",
+            // Reads whose output carries secrets.
+            "x lambda list-functions",
+            "x lambda list-functions --query Functions[].Environment.Variables",
+            "x lambda get-function-configuration --function-name api",
+            "x lambda get-function --function-name api",
+            "x lambda list-versions-by-function --function-name api",
+            "x ecs describe-task-definition --task-definition api:3",
+            "x ecs describe-tasks --cluster c --tasks t",
+            "x autoscaling describe-launch-configurations",
+            "x ec2 describe-launch-template-versions",
+            "x ec2 describe-instance-attribute --instance-ids i-1",
+            "x ec2 describe-vpn-connections",
+            // Queries that transform values.
+            "x ec2 describe-instances --query reverse(Reservations)",
+            "x ec2 describe-instances --query=reverse(Reservations)",
+            "x ec2 describe-instances --query \"Reservations[].Instances[].to_string(@)\"",
+            "x ec2 describe-instances --query Reservations --query \"join(',', Reservations[].Id)\"",
         ] {
             assert_eq!(p(s).unwrap_err().kind, ParseErrorKind::Refused, "{s}");
         }
@@ -460,5 +524,20 @@ mod tests {
             p("--profile x ec2 describe-instances").unwrap_err().kind,
             ParseErrorKind::Invalid
         );
+        for s in [
+            "x ec2 describe-instances --query",
+            "x ec2 describe-instances --query a b",
+            "x ec2 describe-instances --query Items[",
+        ] {
+            assert_eq!(p(s).unwrap_err().kind, ParseErrorKind::Invalid, "{s}");
+        }
+    }
+
+    #[test]
+    fn queries_that_select_and_filter_pass() {
+        let a = p("x ec2 describe-instances --query \"Reservations[].Instances[?State.Name=='running'].[InstanceId, Tags[?Key=='Name'].Value | [0]]\" --region eu-west-1").unwrap();
+        assert_eq!(a.args.len(), 4);
+        p("x s3api list-buckets --query=Buckets[].Name").unwrap();
+        p("x lambda list-aliases --function-name api").unwrap();
     }
 }

@@ -4,6 +4,7 @@
 //! policy, the Slack ack, the change request and the audit record all describe the same thing.
 
 pub mod aws;
+mod aws_query;
 pub mod kubectl;
 mod parse;
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub struct PolicyError {
 }
 
 impl PolicyError {
-    fn at(name: &Name, message: impl Into<String>) -> Self {
+    pub(crate) fn at(name: &Name, message: impl Into<String>) -> Self {
         Self {
             line: name.referenced.line(),
             column: name.referenced.column(),
@@ -249,38 +249,9 @@ impl Policy {
         let envs: HashSet<&str> = t.envs.keys().map(String::as_str).collect();
         known(&envs, &file.defaults.alert_env, "environment")?;
 
-        let mut provider = StaticProvider::default();
-        for u in &file.identities.users {
-            if u.slack.is_empty() {
-                return Err(PolicyError {
-                    line: 0,
-                    column: 0,
-                    message: format!("user `{}` has no Slack IDs", u.subject),
-                });
-            }
-            for id in &u.slack {
-                if provider.has_slack_id(&id.value) {
-                    return Err(PolicyError::at(
-                        id,
-                        format!("Slack ID `{}` belongs to two users", id.value),
-                    ));
-                }
-            }
-            if let Some(c) = &u.default_cluster {
-                known(&clusters, c, "cluster")?;
-            }
-            provider.push(
-                Identity {
-                    subject: u.subject.clone(),
-                    email: u.email.clone(),
-                    name: u.name.clone(),
-                    github: u.github.clone(),
-                    groups: u.groups.iter().map(|g| g.value.clone()).collect(),
-                    default_cluster: u.default_cluster.as_ref().map(|c| c.value.clone()),
-                },
-                u.slack.iter().map(|s| s.value.clone()),
-            );
-        }
+        let provider = StaticProvider::from_users(&file.identities.users, &|c: &Name| {
+            known(&clusters, c, "cluster")
+        })?;
 
         let mut ids = Ids(HashSet::new());
         let mut roles: Vec<CompiledRole> = Vec::new();

@@ -108,9 +108,11 @@ pub struct UserEntry {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    /// The GitHub login, used to map PR reviews back to this person.
+    /// The GitHub login, used to map PR reviews back to this person. Logins are
+    /// case-insensitive, and each belongs to one person.
     #[serde(default)]
-    pub github: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub github: Option<Name>,
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub groups: Vec<Name>,

@@ -333,7 +333,7 @@ async fn the_bridge_mirrors_its_spool_and_refuses_an_unlocked_bucket() {
     std::fs::write(
         &config_path,
         format!(
-            "policy: {}\nstate_dir: {}\nslack:\n  signing_secret: s\naudit:\n  s3:\n    bucket: {BUCKET}\n    \
+            "policy: {}\nstate_dir: {}\nslack:\n  signing_secret: mirror-signing-secret\naudit:\n  s3:\n    bucket: {BUCKET}\n    \
              prefix: {PREFIX}\n    endpoint_url: {}\n    retention_days: 2\n    access_key_id: testing\n    \
              secret_access_key: testing\n",
             slipway_tests::example_policy().display(),
@@ -371,7 +371,7 @@ async fn the_bridge_mirrors_its_spool_and_refuses_an_unlocked_bucket() {
     // `slipway serve` checks the bucket before listening: no Object Lock, no start.
     let mut child = slipway()
         .arg("serve")
-        .env("SLIPWAY_SLACK_SIGNING_SECRET", "s")
+        .env("SLIPWAY_SLACK_SIGNING_SECRET", "mirror-signing-secret")
         .env("SLIPWAY_POLICY", slipway_tests::example_policy())
         .env("SLIPWAY_STATE_DIR", dir.path().join("serve-state"))
         .env("SLIPWAY_LISTEN", "127.0.0.1:0")
