@@ -225,6 +225,43 @@ async fn approvals_made_in_github_mirror_to_slack_and_a_push_makes_them_stale() 
     );
 }
 
+/// GitHub lists reviews 100 a page at most: approvals after a hundred other reviews are on the
+/// second page, and the quorum must read it (a partial list could also miss a "changes
+/// requested").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_on_the_second_page_of_reviews_count() {
+    let (app, fx, number) = with_open_pr().await;
+    // A hundred comments whose webhooks never arrive (the receiver was down), then two approvals.
+    fx.github
+        .set_webhook("http://127.0.0.1:1/github/webhook", gitops::WEBHOOK_SECRET);
+    for i in 0..100 {
+        fx.github.review(
+            OWNER,
+            REPO,
+            number,
+            "chatty-reviewer",
+            "COMMENT",
+            &format!("note {i}"),
+        );
+    }
+    assert!(fx.github.wait_for_deliveries(LONG).await);
+    fx.github.set_webhook(
+        &format!("http://{}/github/webhook", app.addr),
+        gitops::WEBHOOK_SECRET,
+    );
+    for who in ["ada-approver", "bo-approver"] {
+        fx.github
+            .review(OWNER, REPO, number, who, "APPROVE", "lgtm");
+    }
+    assert_eq!(fx.github.reviews(OWNER, REPO, number).len(), 102);
+    assert!(
+        fx.github_wait(|| approval_status(&fx, number).is_some_and(|s| s["state"] == "success"))
+            .await,
+        "{:?}",
+        approval_status(&fx, number)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reviews_made_in_github_are_audited_once() {
     let (app, fx, number) = with_open_pr().await;
