@@ -133,6 +133,8 @@ struct FileGitHub {
     /// 32 bytes (hex or base64) that encrypt linked user tokens at rest.
     #[serde(default, deserialize_with = "de_secret")]
     token_key: Option<SecretSource>,
+    /// The login the runner comments as; only its reports are mirrored into Slack.
+    runner_login: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,6 +466,7 @@ impl Config {
                         Duration::from_secs(60),
                     )?
                     .max(Duration::from_millis(10)),
+                    runner_login: runner_login(env, file.github.runner_login.clone())?,
                 })
             }
         };
@@ -502,6 +505,21 @@ impl Config {
             })
         })
     }
+}
+
+/// `SLIPWAY_RUNNER_LOGIN` / `github.runner_login`, default `github-actions[bot]`.
+fn runner_login(env: Env<'_>, file: Option<String>) -> Result<String, String> {
+    let login = env("SLIPWAY_RUNNER_LOGIN")
+        .or(file)
+        .unwrap_or_else(|| crate::change::DEFAULT_RUNNER_LOGIN.into());
+    let login = login.trim();
+    if login.is_empty() || login.contains(char::is_whitespace) {
+        return Err(format!(
+            "the runner's GitHub login `{login}` is not a login: set SLIPWAY_RUNNER_LOGIN or `github.runner_login` to the account the runner comments as (default {}, the login of a workflow's GITHUB_TOKEN)",
+            crate::change::DEFAULT_RUNNER_LOGIN
+        ));
+    }
+    Ok(login.to_string())
 }
 
 /// Remote URLs must be https; plain http only for loopback (emulators, local tests).

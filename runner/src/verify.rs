@@ -73,7 +73,11 @@ pub fn check_protected_paths(changed: &[String]) -> Result<(), String> {
     Err(format!(
         "the same merge changed {}{}: nothing runs from a merge that touches `.github/` (the workflows that get the runner's cloud role) or `.slipway/` (the runner's config). Merge such changes on their own, reviewed by their code owners, then request the change again",
         shown.join(", "),
-        if more > 0 { format!(" and {more} more") } else { String::new() }
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
     ))
 }
 

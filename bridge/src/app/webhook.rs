@@ -190,7 +190,8 @@ impl GithubReview {
 }
 
 /// The runner reports on the PR (comments carrying its marker); mirror those into the change's
-/// Slack thread, so the requester sees the outcome where they asked.
+/// Slack thread, so the requester sees the outcome where they asked. Only comments by the
+/// configured runner login count: anyone who can comment could write the marker.
 fn mirror_runner_comment(
     state: &AppState,
     svc: &std::sync::Arc<crate::change::ChangeService>,
@@ -207,7 +208,14 @@ fn mirror_runner_comment(
     else {
         return;
     };
-    if !is_pr || !body.contains("<!-- slipway-runner:") {
+    let author = payload
+        .pointer("/comment/user/login")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if !is_pr
+        || !body.contains("<!-- slipway-runner:")
+        || !author.eq_ignore_ascii_case(&svc.cfg.runner_login)
+    {
         state.metrics.request("github_webhook", "ignored");
         return;
     }

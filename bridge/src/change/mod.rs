@@ -76,7 +76,13 @@ pub struct GitOpsConfig {
     pub token_key: Secret,
     /// How often open change requests are checked for expiry.
     pub expiry_interval: Duration,
+    /// The GitHub login the runner comments as (`github-actions[bot]` for a job's
+    /// `GITHUB_TOKEN`): only its marker comments are mirrored into Slack as runner reports.
+    pub runner_login: String,
 }
+
+/// The login a workflow job's `GITHUB_TOKEN` acts as.
+pub const DEFAULT_RUNNER_LOGIN: &str = "github-actions[bot]";
 
 /// The change-request side of the bridge.
 pub struct ChangeService {

@@ -82,6 +82,10 @@ pub enum AuthenticatedAs {
         app_id: u64,
         installation_id: u64,
     },
+    /// A workflow job's `GITHUB_TOKEN` (acting as `github-actions[bot]`) for `owner/repo`.
+    ActionsJob {
+        repository: String,
+    },
     /// A user's token.
     User(String),
 }
@@ -142,6 +146,7 @@ impl GitHubEmulator {
             ..State::default()
         }));
         lock(&state).add_account(state::BOT_LOGIN, AccountKind::Bot);
+        lock(&state).add_account(state::ACTIONS_LOGIN, AccountKind::Bot);
         let shutdown = CancellationToken::new();
         let outbox = webhooks::start_worker(state.clone(), shutdown.clone());
         lock(&state).outbox = Some(outbox);
@@ -273,6 +278,23 @@ impl GitHubEmulator {
             panic!("github emulator: no installation {installation_id}");
         };
         auth::issue_installation_token(&mut st, app_id, installation_id).0
+    }
+
+    /// A workflow job's `GITHUB_TOKEN` for `owner/repo`: it acts as `github-actions[bot]` (the
+    /// login its comments and statuses carry on GitHub) and reaches that repository only. Valid
+    /// 24 hours, the longest a job may run.
+    pub fn actions_token(&self, owner: &str, repo: &str) -> String {
+        let token = format!("ghs_job{}", state::hex(&state::random_bytes::<16>()));
+        self.state().tokens.insert(
+            token.clone(),
+            Token {
+                identity: Identity::ActionsJob {
+                    repo: state::repo_key(owner, repo),
+                },
+                expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(24)),
+            },
+        );
+        token
     }
 
     /// A human user whose `token` (as the App's user authorization would yield) acts as `login`.

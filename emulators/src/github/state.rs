@@ -14,6 +14,8 @@ use super::{Call, Delivery};
 
 /// The login installation tokens act as.
 pub(crate) const BOT_LOGIN: &str = "slipway[bot]";
+/// The login a workflow job's `GITHUB_TOKEN` acts as.
+pub(crate) const ACTIONS_LOGIN: &str = "github-actions[bot]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
@@ -53,6 +55,9 @@ pub(crate) enum Identity {
     App(u64),
     /// An installation token: acts as the app's bot user.
     Installation { app_id: u64, installation_id: u64 },
+    /// A workflow job's `GITHUB_TOKEN`: acts as `github-actions[bot]`, on its own repository
+    /// only (`repo_key` form).
+    ActionsJob { repo: String },
     /// A user's token.
     User(String),
 }
@@ -63,6 +68,7 @@ impl Identity {
         match self {
             Identity::App(_) => None,
             Identity::Installation { .. } => Some(BOT_LOGIN),
+            Identity::ActionsJob { .. } => Some(ACTIONS_LOGIN),
             Identity::User(login) => Some(login),
         }
     }
@@ -345,6 +351,7 @@ impl State {
         match identity {
             Identity::App(_) => false,
             Identity::User(_) => true,
+            Identity::ActionsJob { repo: job_repo } => *job_repo == repo_key(owner, repo),
             Identity::Installation {
                 installation_id, ..
             } => self.installations.get(installation_id).is_some_and(|i| {

@@ -154,7 +154,9 @@ impl GitHub {
     /// Every review on the PR, oldest first, across all pages: the quorum needs all of them.
     pub async fn reviews(&self, repo: &Repo, number: u64) -> Result<Vec<Review>> {
         let items = self
-            .get_all(&format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"))
+            .get_all(&format!(
+                "/repos/{repo}/pulls/{number}/reviews?per_page=100"
+            ))
             .await?;
         Ok(items
             .iter()

@@ -296,7 +296,11 @@ async fn reviews_made_in_github_are_audited_once() {
 async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
     let (app, fx, number) = with_open_pr().await;
     let ts = change_message(&app).ts;
-    // The runner comments with its marker (as the workflow's bot token would).
+    let repo = slipway_infra::github::Repo::parse(&format!("{OWNER}/{REPO}")).unwrap();
+    let as_login =
+        |token: &str| slipway_infra::github::GitHub::user(&fx.github.api_url(), token).unwrap();
+    // Forged reports: the runner's marker, written by a person who can comment on the PR, and
+    // by the Slipway App itself (whose token the bridge holds, not the runner).
     let installation: u64 = fx
         .env
         .iter()
@@ -305,14 +309,25 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
         .1
         .parse()
         .unwrap();
-    let token = fx.github.installation_token(installation);
-    let gh = slipway_infra::github::GitHub::user(&fx.github.api_url(), &token).unwrap();
-    let repo = slipway_infra::github::Repo::parse(&format!("{OWNER}/{REPO}")).unwrap();
-    gh.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
+    let forged = "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl delete ns prod` (forged)";
+    for token in [
+        "tok-omar".to_string(),
+        fx.github.installation_token(installation),
+    ] {
+        as_login(&token)
+            .comment(&repo, number, forged)
+            .await
+            .unwrap();
+    }
+    // The runner comments with its marker as the workflow job's GITHUB_TOKEN does:
+    // github-actions[bot], the bridge's default runner login.
+    let runner = as_login(&fx.github.actions_token(OWNER, REPO));
+    runner.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
         .await
         .unwrap();
     // An ordinary comment is not mirrored.
-    gh.comment(&repo, number, "just a human remark")
+    runner
+        .comment(&repo, number, "just a human remark")
         .await
         .unwrap();
     assert!(
@@ -327,12 +342,22 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
         "{:?}",
         app.slack.thread(slipway_tests::harness::CHANNEL, &ts)
     );
+    assert!(fx.github.wait_for_deliveries(LONG).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let thread = app.slack.thread(slipway_tests::harness::CHANNEL, &ts);
     assert!(
-        !app.slack
-            .thread(slipway_tests::harness::CHANNEL, &ts)
+        !thread
             .iter()
-            .any(|m| m.text.contains("human remark"))
+            .any(|m| m.text.contains("human remark") || m.text.contains("forged")),
+        "{thread:?}"
+    );
+    assert_eq!(
+        thread
+            .iter()
+            .filter(|m| m.text.contains("Runner report"))
+            .count(),
+        1,
+        "{thread:?}"
     );
 }
 

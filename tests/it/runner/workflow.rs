@@ -40,7 +40,10 @@ fn called_commit() -> String {
     let w = workflow("slipway-runner.yml");
     let uses = w["jobs"]["runner"]["uses"].as_str().unwrap();
     let (path, at) = uses.split_once('@').unwrap();
-    assert_eq!(path, REUSABLE, "the caller calls the protected repository's workflow");
+    assert_eq!(
+        path, REUSABLE,
+        "the caller calls the protected repository's workflow"
+    );
     at.to_string()
 }
 
@@ -56,7 +59,11 @@ fn the_callers_workflow_only_calls_the_pinned_runner() {
     );
     assert_eq!(on["push"]["branches"], serde_json::json!(["main"]));
     assert_eq!(on["push"]["paths"], serde_json::json!(["changes/**"]));
-    assert_eq!(w["permissions"], serde_json::json!({}), "no token by default");
+    assert_eq!(
+        w["permissions"],
+        serde_json::json!({}),
+        "no token by default"
+    );
     let jobs = w["jobs"].as_object().unwrap();
     assert_eq!(jobs.keys().collect::<Vec<_>>(), ["runner"]);
     let job = &jobs["runner"];
@@ -88,7 +95,10 @@ fn the_reusable_runner_workflow_is_safe() {
     let jobs = w["jobs"].as_object().unwrap();
     let mut runs = 0;
     for (name, job) in jobs {
-        assert!(job.get("permissions").is_some(), "{name}: explicit permissions");
+        assert!(
+            job.get("permissions").is_some(),
+            "{name}: explicit permissions"
+        );
         for step in job["steps"].as_array().unwrap() {
             if step["uses"]
                 .as_str()

@@ -209,6 +209,9 @@ fn authenticated_as(identity: Option<&Identity>) -> AuthenticatedAs {
             app_id: *app_id,
             installation_id: *installation_id,
         },
+        Some(Identity::ActionsJob { repo }) => AuthenticatedAs::ActionsJob {
+            repository: repo.clone(),
+        },
         Some(Identity::User(login)) => AuthenticatedAs::User(login.clone()),
     }
 }
@@ -307,7 +310,7 @@ fn rest(
             let e = ApiError::new(403, "Resource not accessible by integration");
             return (error_response(&e), Some(identity));
         }
-        (Identity::Installation { .. } | Identity::User(_), true) => {
+        (Identity::Installation { .. } | Identity::ActionsJob { .. } | Identity::User(_), true) => {
             let e = ApiError::new(401, "A JSON web token could not be decoded");
             return (error_response(&e), Some(identity));
         }
