@@ -1,5 +1,6 @@
 //! `POST /github/webhook`: `X-Hub-Signature-256` checked in constant time, the body capped,
-//! deliveries deduplicated by `X-GitHub-Delivery`, malformed JSON answered 400 (never a panic).
+//! deliveries deduplicated by `X-GitHub-Delivery` and by the digest of the signed body (a replay
+//! under a fresh delivery id), malformed JSON answered 400 (never a panic).
 //! Work happens after the 2xx, which GitHub wants within 10 s.
 
 use axum::body::Bytes;
@@ -50,7 +51,7 @@ pub async fn github_webhook(
         state.metrics.request("github_webhook", "ignored");
         return StatusCode::ACCEPTED.into_response();
     };
-    if !delivery.is_empty() && !svc.first_delivery(&delivery, state.clock.now()) {
+    if !svc.first_delivery(&delivery, &body, state.clock.now()) {
         state.metrics.request("github_webhook", "duplicate");
         return (StatusCode::OK, "duplicate delivery").into_response();
     }

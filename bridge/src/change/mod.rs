@@ -219,14 +219,32 @@ impl ChangeService {
         }
     }
 
-    /// `true` the first time a GitHub delivery id is seen (across restarts); a redelivery is
-    /// `false`. If the store fails the delivery is handled (handling is idempotent).
-    pub fn first_delivery(&self, id: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
-        if !lock(&self.deliveries).insert(id) {
+    /// `true` the first time a GitHub delivery is seen (across restarts). A redelivery (the same
+    /// `X-GitHub-Delivery`) is `false`, and so is a replay of a signed body already handled
+    /// under another delivery id: the id is only a header, outside the signature, so a captured
+    /// delivery sent again with a fresh id is recognised by the SHA-256 of its body. Both keys
+    /// are kept like delivery ids. If the store fails the delivery is handled (handling is
+    /// idempotent).
+    pub fn first_delivery(
+        &self,
+        id: &str,
+        body: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        use sha2::Digest as _;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)));
+        let new_id = id.is_empty() || self.first_seen(id, now);
+        let new_body = self.first_seen(&digest, now);
+        new_id && new_body
+    }
+
+    /// Record a delivery key (an id or a body digest): `true` the first time.
+    fn first_seen(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        if !lock(&self.deliveries).insert(key) {
             return false;
         }
         self.store
-            .first_delivery(id, now.timestamp())
+            .first_delivery(key, now.timestamp())
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "recording a webhook delivery");
                 true
