@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
+mod github;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -448,7 +449,7 @@ impl Config {
                     signing_key_id: env("SLIPWAY_SIGNING_KEY_ID")
                         .or(file.signing.key_id.clone())
                         .unwrap_or_else(|| "bridge".into()),
-                    services: file.gitops.services.clone(),
+                    services: github::services(&file.gitops.services)?,
                     client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
                         .or(file.github.client_id.clone())
                         .filter(|c| !c.trim().is_empty()),
@@ -466,7 +467,7 @@ impl Config {
                         Duration::from_secs(60),
                     )?
                     .max(Duration::from_millis(10)),
-                    runner_login: runner_login(env, file.github.runner_login.clone())?,
+                    runner_login: github::runner_login(env, file.github.runner_login.clone())?,
                 })
             }
         };
@@ -505,21 +506,6 @@ impl Config {
             })
         })
     }
-}
-
-/// `SLIPWAY_RUNNER_LOGIN` / `github.runner_login`, default `github-actions[bot]`.
-fn runner_login(env: Env<'_>, file: Option<String>) -> Result<String, String> {
-    let login = env("SLIPWAY_RUNNER_LOGIN")
-        .or(file)
-        .unwrap_or_else(|| crate::change::DEFAULT_RUNNER_LOGIN.into());
-    let login = login.trim();
-    if login.is_empty() || login.contains(char::is_whitespace) {
-        return Err(format!(
-            "the runner's GitHub login `{login}` is not a login: set SLIPWAY_RUNNER_LOGIN or `github.runner_login` to the account the runner comments as (default {}, the login of a workflow's GITHUB_TOKEN)",
-            crate::change::DEFAULT_RUNNER_LOGIN
-        ));
-    }
-    Ok(login.to_string())
 }
 
 /// Remote URLs must be https; plain http only for loopback (emulators, local tests).

@@ -444,37 +444,6 @@ async fn errors_rate_limits_and_refs() {
         .unwrap();
 }
 
-/// A workflow job's `GITHUB_TOKEN` acts as `github-actions[bot]` (a Bot) on its own repository,
-/// and sees no other.
-#[tokio::test]
-async fn an_actions_job_token_acts_as_github_actions_on_its_repository_only() {
-    let gh = emulator().await;
-    gh.create_repo(OWNER, "other", "main", &[("README.md", "x\n")]);
-    branch(&gh, "slipway/cr-j", "alice");
-    let n = gh.open_pr(OWNER, REPO, "slipway/cr-j", "main", "Job", "alice");
-    let job = octo(&gh, &gh.actions_token(OWNER, REPO));
-    let c = job
-        .issues(OWNER, REPO)
-        .create_comment(n, "report")
-        .await
-        .unwrap();
-    assert_eq!(c.user.login, "github-actions[bot]");
-    assert_eq!(c.user.r#type, "Bot");
-    let err = job.repos(OWNER, "other").get().await.unwrap_err();
-    assert_eq!(github_error(&err).0, 404);
-    let call = gh
-        .calls()
-        .into_iter()
-        .find(|c| c.method == "POST" && c.path.contains("/comments"))
-        .unwrap();
-    assert_eq!(
-        call.authenticated_as,
-        AuthenticatedAs::ActionsJob {
-            repository: format!("{OWNER}/{REPO}")
-        }
-    );
-}
-
 /// Reviews come 30 a page by default and 100 at most, with GitHub's `Link` header: octocrab's own
 /// pagination reads them all, in order.
 #[tokio::test]

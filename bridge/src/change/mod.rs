@@ -50,6 +50,31 @@ pub struct ServiceConfig {
     /// The branch CI builds from; default `main`.
     #[serde(default)]
     pub branch: Option<String>,
+    /// The CI workflow that builds the image: its file name under `.github/workflows/` (e.g.
+    /// `ci.yml`) or id. Only its green `push` runs of `branch` in `repo` itself are deployed;
+    /// without it `/deploy <service>` needs an explicit version.
+    #[serde(default)]
+    pub workflow: Option<String>,
+}
+
+impl ServiceConfig {
+    /// Check the parts GitHub lookups use; `name` is the service's key, for the message.
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        if Repo::parse(&self.repo).is_none() {
+            return Err(format!(
+                "gitops.services.{name}.repo: `{}` is not owner/name",
+                self.repo
+            ));
+        }
+        if let Some(w) = &self.workflow
+            && !slipway_infra::github::is_workflow_id(w)
+        {
+            return Err(format!(
+                "gitops.services.{name}.workflow: `{w}` is not a workflow file name under .github/workflows/ (like ci.yml) or a workflow id"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where the GitOps repo is and how to act on it.

@@ -158,12 +158,31 @@ pub(crate) struct CommitStatus {
 pub(crate) struct WorkflowRun {
     pub(crate) id: u64,
     pub(crate) name: String,
+    /// The workflow file, `.github/workflows/ci.yml`.
+    pub(crate) path: String,
     pub(crate) branch: String,
     pub(crate) head_sha: String,
     pub(crate) event: String,
     pub(crate) conclusion: String,
+    /// Who pushed (the `actor` filter and field).
+    pub(crate) actor: String,
+    /// The repository the head commit came from, `repo_key` form, when it is not this one (a
+    /// fork's pull request).
+    pub(crate) head_repo: Option<String>,
     pub(crate) run_number: u64,
     pub(crate) created_at: DateTime<Utc>,
+}
+
+impl WorkflowRun {
+    /// The workflow's id, derived from its file (stable for one file, as on GitHub).
+    pub(crate) fn workflow_id(&self) -> u64 {
+        1000 + self.path.bytes().map(u64::from).sum::<u64>()
+    }
+
+    /// `ci.yml` for `.github/workflows/ci.yml`.
+    pub(crate) fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 pub use issues::Comment;
 pub use pulls::{Pr, Review};
-pub use statuses::WorkflowRun;
+pub use statuses::{WorkflowRun, is_workflow_id};
 
 /// `owner/name`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

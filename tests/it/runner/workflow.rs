@@ -20,7 +20,11 @@ fn workflow_files() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(slipway_tests::repo_root().join(DIR))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yml") || n.ends_with(".yaml"))
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "yml" || e == "yaml")
+        })
         .collect();
     names.sort();
     assert_eq!(

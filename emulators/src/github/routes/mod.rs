@@ -409,6 +409,9 @@ fn route(st: &mut State, method: &Method, segs: &[&str], cx: &Ctx<'_>) -> Option
         }
         (M::POST, ["repos", _, _, "statuses", sha]) => misc::create_status(st, cx, sha),
         (M::GET, ["repos", _, _, "actions", "runs"]) => misc::list_runs(st, cx),
+        (M::GET, ["repos", _, _, "actions", "workflows", w, "runs"]) => {
+            misc::list_workflow_runs(st, cx, w)
+        }
         (M::GET, ["repos", _, _, "pulls"]) => pulls::list(st, cx),
         (M::POST, ["repos", _, _, "pulls"]) => pulls::create(st, cx),
         (M::GET, ["repos", _, _, "pulls", n]) => number(n).and_then(|n| pulls::get(st, cx, n)),
