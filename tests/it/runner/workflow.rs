@@ -269,3 +269,79 @@ fn the_trust_policy_pins_audience_branch_and_the_reusable_workflow_at_a_commit()
     };
     assert_eq!(claims.branch(), Some("main"));
 }
+
+/// The shipped trust policy against real tokens from the (emulated) Actions issuer, read with
+/// the runner's own OIDC client, for the GitOps repo with its subject customized as documented:
+/// only the runner's job, defined by the reusable workflow at the pinned commit and run for a
+/// push to the default branch, gets a token the role accepts. A job that a merged edit of the
+/// GitOps repo's workflow defines itself, the reusable workflow at another commit or a branch,
+/// and a pull request's run are all refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pinned_reusable_workflow_gets_tokens_the_trust_policy_accepts() {
+    let text = std::fs::read_to_string(
+        slipway_tests::repo_root().join("deploy/iam/runner-trust-policy.json"),
+    )
+    .unwrap();
+    let policy: Value = serde_json::from_str(&text).unwrap();
+    let conditions = policy["Statement"][0]["Condition"]["StringEquals"].clone();
+    let accepts = |claims: &slipway_infra::oidc::Claims| {
+        conditions
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(key, want)| match key.as_str() {
+                "token.actions.githubusercontent.com:aud" => {
+                    claims.aud.contains(want.as_str().unwrap())
+                }
+                "token.actions.githubusercontent.com:sub" => claims.sub == want.as_str().unwrap(),
+                other => panic!("a condition this test doesn't evaluate: {other}"),
+            })
+    };
+    let caller = "acme/gitops/.github/workflows/slipway-runner.yml@refs/heads/main";
+    let pinned = format!("{REUSABLE}@{}", called_commit());
+    let job = |job_workflow_ref: &str| {
+        ActionsJob::push("acme/gitops", "main", &"a".repeat(40))
+            .calling(job_workflow_ref)
+            .with_subject_claims(&["repo", "context", "job_workflow_ref"])
+    };
+    let mut pull_request = job(&pinned);
+    pull_request.git_ref = "refs/pull/7/merge".into();
+    pull_request.event_name = "pull_request".into();
+    let cases = [
+        ("the runner's job", job(&pinned), true),
+        (
+            "a job of the GitOps repo's own workflow",
+            job(caller),
+            false,
+        ),
+        (
+            "the runner workflow at another commit",
+            job(&format!("{REUSABLE}@{}", "1".repeat(40))),
+            false,
+        ),
+        (
+            "the runner workflow at a branch",
+            job(&format!("{REUSABLE}@refs/heads/main")),
+            false,
+        ),
+        ("a pull request's run", pull_request, false),
+    ];
+    let oidc = ActionsOidcEmulator::start(job(&pinned)).await;
+    for (what, j, allowed) in cases {
+        oidc.set_job(j);
+        let token = slipway_infra::oidc::request_token(
+            &oidc.request_url(),
+            &oidc.request_token(),
+            slipway_infra::oidc::STS_AUDIENCE,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            accepts(&token.claims),
+            allowed,
+            "{what}: sub {}",
+            token.claims.sub
+        );
+    }
+}
