@@ -84,7 +84,7 @@ pub async fn start() -> GitOpsFixture {
         ("SLIPWAY_SIGNING_KEY_ID", "test".to_string()),
         ("SLIPWAY_GITHUB_WEBHOOK_SECRET", WEBHOOK_SECRET.to_string()),
     ];
-    let config_yaml = "gitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n    web:\n      repo: acme/api\n      image: registry.example/web\n".to_string();
+    let config_yaml = "gitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n      workflow: ci.yml\n    web:\n      repo: acme/api\n      image: registry.example/web\n      workflow: ci.yml\n".to_string();
     GitOpsFixture {
         github,
         env,

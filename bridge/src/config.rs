@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 mod audit;
 mod keys;
+mod github;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -136,6 +137,8 @@ struct FileGitHub {
     /// 32 bytes (hex or base64) that encrypt linked user tokens at rest.
     #[serde(default, deserialize_with = "de_secret")]
     token_key: Option<SecretSource>,
+    /// The login the runner comments as; only its reports are mirrored into Slack.
+    runner_login: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -465,7 +468,7 @@ impl Config {
                     signing_key_id: env("SLIPWAY_SIGNING_KEY_ID")
                         .or(file.signing.key_id.clone())
                         .unwrap_or_else(|| "bridge".into()),
-                    services: file.gitops.services.clone(),
+                    services: github::services(&file.gitops.services)?,
                     client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
                         .or(file.github.client_id.clone())
                         .filter(|c| !c.trim().is_empty()),
@@ -483,6 +486,7 @@ impl Config {
                         Duration::from_secs(60),
                     )?
                     .max(Duration::from_millis(10)),
+                    runner_login: github::runner_login(env, file.github.runner_login.clone())?,
                 })
             }
         };

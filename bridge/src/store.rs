@@ -49,8 +49,8 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn add_slack_review(&self, pr: u64, review: u64) -> Result<()>;
     fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>>;
 
-    /// Record a webhook delivery id received at `at` (unix seconds): `true` the first time,
-    /// `false` for a redelivery.
+    /// Record a webhook delivery key received at `at` (unix seconds): a delivery id, or
+    /// `sha256:<hex>` of a signed body. `true` the first time, `false` for a redelivery.
     fn first_delivery(&self, id: &str, at: i64) -> Result<bool>;
     /// Forget deliveries received before `before`; returns how many went.
     fn prune_deliveries(&self, before: i64) -> Result<usize>;

@@ -2,10 +2,11 @@
 # S3 bucket with Object Lock that mirrors the audit trail.
 #
 #   module "slipway" {
-#     source             = "./deploy/terraform"
-#     github_repository  = "acme/gitops"
-#     workflow_path      = ".github/workflows/slipway-runner.yml"
-#     audit_bucket_name  = "acme-slipway-audit"
+#     source              = "./deploy/terraform"
+#     github_repository   = "acme/gitops"
+#     runner_workflow     = "acme/slipway-runner-workflow/.github/workflows/slipway-runner.yml"
+#     runner_workflow_ref = "0000000000000000000000000000000000000000" # the commit the caller pins
+#     audit_bucket_name   = "acme-slipway-audit"
 #   }
 
 terraform {
@@ -34,7 +35,9 @@ locals {
 # claims, so the workflow is pinned through a customised subject: set the GitOps repo's OIDC
 # subject template first (PUT /repos/OWNER/REPO/actions/oidc/customization/sub with
 # {"use_default": false, "include_claim_keys": ["repo", "context", "job_workflow_ref"]}). The
-# subject then names the repo, the default branch and the runner workflow on it.
+# subject then names the GitOps repo, its default branch, and the reusable runner workflow (in
+# its own protected repository) at one commit or tag. A workflow merged into the GitOps repo
+# has another job_workflow_ref, so it never gets this role.
 data "aws_iam_policy_document" "runner_trust" {
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -50,7 +53,7 @@ data "aws_iam_policy_document" "runner_trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.default_branch}:job_workflow_ref:${var.github_repository}/${var.workflow_path}@refs/heads/${var.default_branch}"]
+      values   = ["repo:${var.github_repository}:ref:refs/heads/${var.default_branch}:job_workflow_ref:${var.runner_workflow}@${var.runner_workflow_ref}"]
     }
   }
 }
@@ -59,6 +62,13 @@ resource "aws_iam_role" "runner" {
   name                 = var.runner_role_name
   assume_role_policy   = data.aws_iam_policy_document.runner_trust.json
   max_session_duration = 3600
+
+  lifecycle {
+    precondition {
+      condition     = !startswith(lower(var.runner_workflow), "${lower(var.github_repository)}/")
+      error_message = "runner_workflow must live in its own protected repository, not in the GitOps repository: anyone who can merge there could change it."
+    }
+  }
 }
 
 resource "aws_iam_role_policy_attachment" "runner" {

@@ -9,10 +9,22 @@ variable "default_branch" {
   default     = "main"
 }
 
-variable "workflow_path" {
-  description = "Path of the runner workflow in the GitOps repo (pinned via job_workflow_ref)."
+variable "runner_workflow" {
+  description = "The reusable runner workflow, owner/repo/path, in its own protected repository (not the GitOps repo)."
   type        = string
-  default     = ".github/workflows/slipway-runner.yml"
+  validation {
+    condition     = can(regex("^[^/]+/[^/]+/\\.github/workflows/[^/]+\\.ya?ml$", var.runner_workflow))
+    error_message = "runner_workflow is owner/repo/.github/workflows/<file>.yml, e.g. acme/slipway-runner-workflow/.github/workflows/slipway-runner.yml."
+  }
+}
+
+variable "runner_workflow_ref" {
+  description = "The commit (40 hex digits, preferred) or tag (refs/tags/...) the GitOps repo's caller pins the runner workflow at; pinned via job_workflow_ref."
+  type        = string
+  validation {
+    condition     = can(regex("^([0-9a-f]{40}|refs/tags/[^*?]+)$", var.runner_workflow_ref))
+    error_message = "runner_workflow_ref is a full commit SHA (lower-case hex) or refs/tags/<tag>, never a branch: a branch moves without review of the trust policy."
+  }
 }
 
 variable "create_oidc_provider" {

@@ -6,7 +6,8 @@
 //!   as on GitHub; a missing or wrong request token is `401`.
 //! - The JWT is RS256-signed by a key made at start-up, with the documented claims: `iss`
 //!   (`https://token.actions.githubusercontent.com`), `sub` (`repo:O/R:ref:<ref>`, or
-//!   `repo:O/R:environment:<name>` for a job with an environment), `aud`, `ref`, `sha`,
+//!   `repo:O/R:environment:<name>` for a job with an environment, or the repository's customized
+//!   subject, e.g. `repo:O/R:ref:<ref>:job_workflow_ref:<ref>`), `aud`, `ref`, `sha`,
 //!   `repository`, `repository_owner`, `repository_id`, `actor`, `run_id`, `run_attempt`,
 //!   `event_name`, `workflow_ref`, `job_workflow_ref`, `runner_environment`, `jti`, `iat`, `nbf`,
 //!   `exp` (`iat` + 5 minutes).
@@ -65,6 +66,9 @@ pub struct ActionsJob {
     pub runner_environment: String,
     /// A deployment environment: `sub` then names it instead of the ref.
     pub environment: Option<String>,
+    /// The repository's customized OIDC subject (`include_claim_keys` of
+    /// `PUT /repos/{o}/{r}/actions/oidc/customization/sub`); empty: the default subject.
+    pub subject_claims: Vec<String>,
 }
 
 impl ActionsJob {
@@ -86,14 +90,66 @@ impl ActionsJob {
             run_attempt: 1,
             runner_environment: "github-hosted".to_string(),
             environment: None,
+            subject_claims: Vec::new(),
         }
     }
 
-    /// The `sub` claim.
+    /// The job is defined by a reusable workflow the caller calls: `job_workflow_ref` names it
+    /// (`owner/repo/.github/workflows/x.yml@<ref or sha>`), `workflow_ref` stays the caller's.
+    #[must_use]
+    pub fn calling(mut self, job_workflow_ref: &str) -> ActionsJob {
+        self.job_workflow_ref = job_workflow_ref.to_string();
+        self
+    }
+
+    /// The repository customized its subject to these claims, in this order (GitHub's
+    /// `include_claim_keys`, e.g. `["repo", "context", "job_workflow_ref"]`).
+    #[must_use]
+    pub fn with_subject_claims(mut self, keys: &[&str]) -> ActionsJob {
+        self.subject_claims = keys.iter().map(|k| (*k).to_string()).collect();
+        self
+    }
+
+    /// The `sub` claim: `repo:O/R:ref:<ref>` (or `:environment:<name>`), or with a customized
+    /// subject each included claim as `key:value`, `context` standing for the ref or
+    /// environment part.
     pub fn subject(&self) -> String {
-        match &self.environment {
-            Some(env) => format!("repo:{}:environment:{env}", self.repository),
-            None => format!("repo:{}:ref:{}", self.repository, self.git_ref),
+        let context = match &self.environment {
+            Some(env) => format!("environment:{env}"),
+            None => format!("ref:{}", self.git_ref),
+        };
+        if self.subject_claims.is_empty() {
+            return format!("repo:{}:{context}", self.repository);
+        }
+        self.subject_claims
+            .iter()
+            .map(|key| match key.as_str() {
+                "repo" => format!("repo:{}", self.repository),
+                "context" => context.clone(),
+                other => format!("{other}:{}", self.claim(other)),
+            })
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// A string claim by name, for the customized subject (empty when unknown).
+    fn claim(&self, key: &str) -> String {
+        match key {
+            "job_workflow_ref" => self.job_workflow_ref.clone(),
+            "workflow_ref" => self.workflow_ref.clone(),
+            "actor" => self.actor.clone(),
+            "event_name" => self.event_name.clone(),
+            "ref" => self.git_ref.clone(),
+            "repository_id" => self.repository_id.to_string(),
+            "repository_owner_id" => self.repository_owner_id.to_string(),
+            "runner_environment" => self.runner_environment.clone(),
+            "repository_owner" => self
+                .repository
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
         }
     }
 }

@@ -100,3 +100,27 @@ async fn refuses_without_the_request_token_and_defaults_the_audience() {
     assert_eq!(claims["sub"], "repo:acme/gitops:environment:production");
     assert!(!oidc.issued().is_empty());
 }
+
+/// A job defined by a reusable workflow names it in `job_workflow_ref` (the caller stays in
+/// `workflow_ref`), and a repository's customized subject lists the claims it includes, in order,
+/// as GitHub documents: `repo:O/R:ref:refs/heads/main:job_workflow_ref:…`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusable_workflows_and_customized_subjects() {
+    let reusable = "acme/runner-wf/.github/workflows/run.yml@refs/tags/v1";
+    let job = ActionsJob::push("acme/gitops", "main", "abc123")
+        .calling(reusable)
+        .with_subject_claims(&["repo", "context", "job_workflow_ref"]);
+    let oidc = ActionsOidcEmulator::start(job).await;
+    let (status, body) = fetch(&oidc.request_url(), Some(&oidc.request_token())).await;
+    assert_eq!(status, 200);
+    let claims = part(body["value"].as_str().unwrap().split('.').nth(1).unwrap());
+    assert_eq!(
+        claims["sub"],
+        format!("repo:acme/gitops:ref:refs/heads/main:job_workflow_ref:{reusable}")
+    );
+    assert_eq!(claims["job_workflow_ref"], reusable);
+    assert_eq!(
+        claims["workflow_ref"],
+        "acme/gitops/.github/workflows/slipway-runner.yml@refs/heads/main"
+    );
+}

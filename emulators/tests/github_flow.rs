@@ -444,6 +444,51 @@ async fn errors_rate_limits_and_refs() {
         .unwrap();
 }
 
+/// Reviews come 30 a page by default and 100 at most, with GitHub's `Link` header: octocrab's own
+/// pagination reads them all, in order.
+#[tokio::test]
+async fn reviews_paginate_with_link_headers() {
+    let gh = emulator().await;
+    branch(&gh, "slipway/cr-p", "alice");
+    let n = gh.open_pr(OWNER, REPO, "slipway/cr-p", "main", "Paged", "alice");
+    for i in 0..105 {
+        gh.review(OWNER, REPO, n, "bob", "COMMENT", &format!("note {i}"));
+    }
+    gh.review(OWNER, REPO, n, "carol", "APPROVE", "lgtm");
+    let bob = octo(&gh, "bob-token");
+    let first = bob.pulls(OWNER, REPO).list_reviews(n).send().await.unwrap();
+    assert_eq!(first.items.len(), 30, "the default page size");
+    let page = bob
+        .pulls(OWNER, REPO)
+        .list_reviews(n)
+        .per_page(250)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 100, "at most 100 a page");
+    let next = page.next.clone().expect("a next link");
+    assert!(next.to_string().contains("page=2"), "{next}");
+    assert!(next.to_string().contains("per_page=250"), "{next}");
+    assert!(page.last.is_some() && page.prev.is_none());
+    let all = bob.all_pages(page).await.unwrap();
+    assert_eq!(all.len(), 106);
+    assert_eq!(all[0].body.as_deref(), Some("note 0"));
+    assert_eq!(
+        all[105].user.as_ref().map(|u| u.login.as_str()),
+        Some("carol")
+    );
+    let last = bob
+        .pulls(OWNER, REPO)
+        .list_reviews(n)
+        .per_page(100)
+        .page(2u32)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.items.len(), 6);
+    assert!(last.next.is_none() && last.prev.is_some());
+}
+
 #[tokio::test]
 async fn latest_successful_workflow_run() {
     let gh = emulator().await;

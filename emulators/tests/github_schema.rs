@@ -14,7 +14,7 @@ use github_support::schema::{Checker, errors, fixtures, load, webhook_validator}
 use github_support::{OWNER, REPO, Receiver, branch, emulator};
 use octocrab::Octocrab;
 use serde_json::json;
-use slipway_emulators::github::generate_app_key_pem;
+use slipway_emulators::github::{RunSpec, generate_app_key_pem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_responses_and_webhooks_match_githubs_schemas() {
@@ -301,6 +301,29 @@ async fn rest_responses_and_webhooks_match_githubs_schemas() {
     let runs = "GET actions/runs?branch=main&status=success&event=push&per_page=1";
     c.o("actions/list-workflow-runs-for-repo", runs, None, 200)
         .await;
+    // One workflow's runs, with a fork's pull-request run (another head repository).
+    gh.create_repo("mallory", REPO, "main", &[("README.md", "fork\n")]);
+    gh.add_run(
+        OWNER,
+        REPO,
+        &RunSpec {
+            event: "pull_request".into(),
+            head_repository: Some(format!("mallory/{REPO}")),
+            ..RunSpec::push("ci.yml", "main", &main, "success")
+        },
+    );
+    let runs = c
+        .o(
+            "actions/list-workflow-runs",
+            "GET actions/workflows/ci.yml/runs?branch=main&per_page=5",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        runs["workflow_runs"][0]["head_repository"]["full_name"],
+        format!("mallory/{REPO}")
+    );
 
     let seen = c.seen.lock().unwrap().clone();
     let operations: BTreeSet<&str> = seen.iter().map(|(o, _)| o.as_str()).collect();

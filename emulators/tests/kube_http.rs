@@ -113,7 +113,7 @@ async fn malformed_requests_get_status_answers() {
     )
     .await;
     assert_eq!(code, 422);
-    let (code, s) = call(&kube, "DELETE", path, None, "").await;
+    let (code, s) = call(&kube, "PUT", path, None, "{}").await;
     assert_eq!(
         (code, s["reason"].as_str()),
         (405, Some("MethodNotAllowed"))

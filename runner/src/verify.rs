@@ -49,6 +49,41 @@ pub fn merged_pr<'a>(
     })
 }
 
+/// Directories a merge carrying a change request may not touch: `.github/` holds the workflows
+/// (and CODEOWNERS) that decide who gets the runner's cloud role, `.slipway/` the runner's own
+/// configuration. A PR that changes either together with a change request could swap what runs
+/// the request, or who reviews the swap, in the same merge.
+pub const PROTECTED_DIRS: &[&str] = &[".github/", ".slipway/"];
+
+/// Refuse a merge that changed anything under [`PROTECTED_DIRS`] (compared without case: a
+/// case-insensitive checkout would read `.GitHub/` as `.github/`).
+pub fn check_protected_paths(changed: &[String]) -> Result<(), String> {
+    let hits: Vec<&str> = changed
+        .iter()
+        .map(String::as_str)
+        .filter(|p| {
+            PROTECTED_DIRS.iter().any(|d| {
+                p.get(..d.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(d))
+            })
+        })
+        .collect();
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = hits.iter().take(5).map(|p| format!("`{p}`")).collect();
+    let more = hits.len().saturating_sub(shown.len());
+    Err(format!(
+        "the same merge changed {}{}: nothing runs from a merge that touches `.github/` (the workflows that get the runner's cloud role) or `.slipway/` (the runner's config). Merge such changes on their own, reviewed by their code owners, then request the change again",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// Every file the change rendered must be in the merged commit exactly as rendered.
 pub fn check_rendered_files(
     cr: &ChangeRequest,
@@ -368,6 +403,24 @@ mod tests {
             base_ref: "main".into(),
             author: "slipway[bot]".into(),
             head_repo: "acme/gitops".into(),
+        }
+    }
+
+    #[test]
+    fn merges_touching_github_or_slipway_are_refused() {
+        let ok = vec!["changes/cr-a.yaml".to_string(), "apps/api/k.yaml".into()];
+        assert!(check_protected_paths(&ok).is_ok());
+        assert!(check_protected_paths(&[".githubx/a".into(), "x/.github/y".into()]).is_ok());
+        for bad in [
+            ".github/workflows/slipway-runner.yml",
+            ".github/CODEOWNERS",
+            ".slipway/runner.yaml",
+            ".GitHub/workflows/x.yml",
+        ] {
+            let mut changed = ok.clone();
+            changed.push(bad.into());
+            let e = check_protected_paths(&changed).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")), "{e}");
         }
     }
 

@@ -163,6 +163,66 @@ async fn deploy_to_staging_opens_a_pr_whose_diff_is_exactly_the_tag_bump() {
     );
 }
 
+/// `/deploy` without a version takes the newest green build of the service's CI workflow from a
+/// push to its branch in its own repository. Newer green runs of another workflow, of a pull
+/// request (a fork's can set its head branch to `main`), or from a fork's repository are not
+/// builds of that branch, and must never be deployed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versionless_deploy_takes_only_the_ci_workflows_push_build_of_the_service_repo() {
+    use slipway_emulators::github::RunSpec;
+    let (app, fx) = start().await;
+    fx.github
+        .create_repo("mallory", "api", "main", &[("README.md", "# fork\n")]);
+    let newer = |n: &str| {
+        fx.github.push_direct(
+            OWNER,
+            "api",
+            &format!("side-{n}"),
+            &[("x", n)],
+            &format!("commit {n}"),
+            "mallory",
+        )
+    };
+    let other_workflow = newer("1");
+    fx.github.add_run(
+        OWNER,
+        "api",
+        &RunSpec::push("release.yml", "main", &other_workflow, "success"),
+    );
+    let pull_request = newer("2");
+    fx.github.add_run(
+        OWNER,
+        "api",
+        &RunSpec {
+            event: "pull_request".into(),
+            ..RunSpec::push("ci.yml", "main", &pull_request, "success")
+        },
+    );
+    let fork = newer("3");
+    fx.github.add_run(
+        OWNER,
+        "api",
+        &RunSpec {
+            head_repository: Some("mallory/api".into()),
+            ..RunSpec::push("ci.yml", "main", &fork, "success")
+        },
+    );
+    app.ack("U0OPERATOR", "/deploy api staging --apply").await;
+    let pulls = wait_pulls(&fx, 1).await;
+    let branch = pulls[0]["head"]["ref"].as_str().unwrap();
+    let cr = change_file(&fx, branch);
+    assert_eq!(
+        cr.rendered.source_sha.as_deref(),
+        Some(fx.api_sha.as_str()),
+        "the CI workflow's push build, not {other_workflow}, {pull_request} or {fork}"
+    );
+    let short: String = fx.api_sha.chars().take(7).collect();
+    assert_eq!(
+        cr.rendered.image.as_deref(),
+        Some(format!("registry.example/api:sha-{short}").as_str())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_are_dry_run_until_confirmed_by_the_requester() {
     let (app, fx) = start().await;

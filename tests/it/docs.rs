@@ -42,6 +42,10 @@ fn the_terraform_module_is_formatted_and_pins_the_workflow() {
         "the trust policy pins aud, sub and the workflow"
     );
     assert!(
+        main.contains("var.runner_workflow_ref") && !main.contains("@refs/heads/"),
+        "the workflow is pinned at a commit or tag, never a branch"
+    );
+    assert!(
         main.contains("object_lock_enabled = true") && main.contains("COMPLIANCE")
             || main.contains("audit_retention_mode")
     );

@@ -1,5 +1,6 @@
 //! `POST /github/webhook`: `X-Hub-Signature-256` checked in constant time, the body capped,
-//! deliveries deduplicated by `X-GitHub-Delivery`, malformed JSON answered 400 (never a panic).
+//! deliveries deduplicated by `X-GitHub-Delivery` and by the digest of the signed body (a replay
+//! under a fresh delivery id), malformed JSON answered 400 (never a panic).
 //! Work happens after the 2xx, which GitHub wants within 10 s.
 
 use axum::body::Bytes;
@@ -54,7 +55,7 @@ pub async fn github_webhook(
         state.metrics.request("github_webhook", "ignored");
         return StatusCode::ACCEPTED.into_response();
     };
-    if !delivery.is_empty() && !svc.first_delivery(&delivery, state.clock.now()) {
+    if !svc.first_delivery(&delivery, &body, state.clock.now()) {
         state.metrics.request("github_webhook", "duplicate");
         return (StatusCode::OK, "duplicate delivery").into_response();
     }
@@ -205,7 +206,8 @@ impl GithubReview {
 }
 
 /// The runner reports on the PR (comments carrying its marker); mirror those into the change's
-/// Slack thread, so the requester sees the outcome where they asked.
+/// Slack thread, so the requester sees the outcome where they asked. Only comments by the
+/// configured runner login count: anyone who can comment could write the marker.
 fn mirror_runner_comment(
     state: &AppState,
     svc: &std::sync::Arc<crate::change::ChangeService>,
@@ -222,7 +224,14 @@ fn mirror_runner_comment(
     else {
         return;
     };
-    if !is_pr || !body.contains("<!-- slipway-runner:") {
+    let author = payload
+        .pointer("/comment/user/login")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if !is_pr
+        || !body.contains("<!-- slipway-runner:")
+        || !author.eq_ignore_ascii_case(&svc.cfg.runner_login)
+    {
         state.metrics.request("github_webhook", "ignored");
         return;
     }

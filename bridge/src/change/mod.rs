@@ -52,6 +52,31 @@ pub struct ServiceConfig {
     /// The branch CI builds from; default `main`.
     #[serde(default)]
     pub branch: Option<String>,
+    /// The CI workflow that builds the image: its file name under `.github/workflows/` (e.g.
+    /// `ci.yml`) or id. Only its green `push` runs of `branch` in `repo` itself are deployed;
+    /// without it `/deploy <service>` needs an explicit version.
+    #[serde(default)]
+    pub workflow: Option<String>,
+}
+
+impl ServiceConfig {
+    /// Check the parts GitHub lookups use; `name` is the service's key, for the message.
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        if Repo::parse(&self.repo).is_none() {
+            return Err(format!(
+                "gitops.services.{name}.repo: `{}` is not owner/name",
+                self.repo
+            ));
+        }
+        if let Some(w) = &self.workflow
+            && !slipway_infra::github::is_workflow_id(w)
+        {
+            return Err(format!(
+                "gitops.services.{name}.workflow: `{w}` is not a workflow file name under .github/workflows/ (like ci.yml) or a workflow id"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where the GitOps repo is and how to act on it.
@@ -80,7 +105,13 @@ pub struct GitOpsConfig {
     pub token_key: Secret,
     /// How often open change requests are checked for expiry.
     pub expiry_interval: Duration,
+    /// The GitHub login the runner comments as (`github-actions[bot]` for a job's
+    /// `GITHUB_TOKEN`): only its marker comments are mirrored into Slack as runner reports.
+    pub runner_login: String,
 }
+
+/// The login a workflow job's `GITHUB_TOKEN` acts as.
+pub const DEFAULT_RUNNER_LOGIN: &str = "github-actions[bot]";
 
 /// The change-request side of the bridge.
 pub struct ChangeService {
@@ -220,14 +251,32 @@ impl ChangeService {
         }
     }
 
-    /// `true` the first time a GitHub delivery id is seen (across restarts); a redelivery is
-    /// `false`. If the store fails the delivery is handled (handling is idempotent).
-    pub fn first_delivery(&self, id: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
-        if !lock(&self.deliveries).insert(id) {
+    /// `true` the first time a GitHub delivery is seen (across restarts). A redelivery (the same
+    /// `X-GitHub-Delivery`) is `false`, and so is a replay of a signed body already handled
+    /// under another delivery id: the id is only a header, outside the signature, so a captured
+    /// delivery sent again with a fresh id is recognised by the SHA-256 of its body. Both keys
+    /// are kept like delivery ids. If the store fails the delivery is handled (handling is
+    /// idempotent).
+    pub fn first_delivery(
+        &self,
+        id: &str,
+        body: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        use sha2::Digest as _;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)));
+        let new_id = id.is_empty() || self.first_seen(id, now);
+        let new_body = self.first_seen(&digest, now);
+        new_id && new_body
+    }
+
+    /// Record a delivery key (an id or a body digest): `true` the first time.
+    fn first_seen(&self, key: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        if !lock(&self.deliveries).insert(key) {
             return false;
         }
         self.store
-            .first_delivery(id, now.timestamp())
+            .first_delivery(key, now.timestamp())
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "recording a webhook delivery");
                 true

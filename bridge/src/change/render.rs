@@ -77,12 +77,13 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
             let repo = Repo::parse(&cfg.repo)
                 .ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
             let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
+            let workflow = cfg.workflow.as_deref().ok_or_else(|| format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env))?;
             let run = svc
                 .gh
-                .latest_successful_run(&repo, &branch)
+                .latest_successful_run(&repo, workflow, &branch)
                 .await
                 .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
-            let run = run.ok_or_else(|| format!("{repo} has no successful CI run on {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
+            let run = run.ok_or_else(|| format!("{repo} has no successful `{workflow}` run from a push to {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
             let short: String = run.head_sha.chars().take(7).collect();
             let tag = cfg
                 .tag_template

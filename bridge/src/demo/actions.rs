@@ -1,8 +1,9 @@
 //! GitHub Actions, as far as the demo needs it: when `main` of the GitOps repo moves, the
-//! example workflow (`.github/gitops-runner/slipway-runner.yml`) runs. Like the real one it
-//! checks out the pushed commit, asks `slipway-runner targets` for the lock targets, and runs
-//! `slipway-runner execute` once per target with the variables Actions sets, a job token, and
-//! the emulated Actions OIDC issuer. The runner is the real one, as a child process.
+//! example workflows run (`.github/gitops-runner/slipway-runner.yml`, which calls the reusable
+//! `slipway-runner-reusable.yml`). Like the real ones they check out the pushed commit, ask
+//! `slipway-runner targets` for the lock targets, and run `slipway-runner execute` once per
+//! target with the variables Actions sets, a job token (`github-actions[bot]`), and the
+//! emulated Actions OIDC issuer. The runner is the real one, as a child process.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -169,7 +170,10 @@ impl Actions {
         for d in [&home, &temp] {
             std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
-        let token = self
+        // The job's GITHUB_TOKEN acts as github-actions[bot]; the lock ref is deleted with the
+        // App's token, as the workflow's SLIPWAY_LOCK_TOKEN secret would be.
+        let job_token = self.world.github.actions_token(OWNER, REPO);
+        let lock_token = self
             .world
             .github
             .installation_token(self.world.installation);
@@ -180,12 +184,12 @@ impl Actions {
             .kill_on_drop(true)
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", &home)
-            .env("SLIPWAY_LOCK_TOKEN", &token)
+            .env("SLIPWAY_LOCK_TOKEN", &lock_token)
             .env("SLIPWAY_RUNNER_CONFIG", self.world.dir.join("runner.yaml"))
             .envs(
                 self.world
                     .oidc
-                    .job_env(job, &self.world.github, &token, checkout, &temp),
+                    .job_env(job, &self.world.github, &job_token, checkout, &temp),
             );
         if self.world.moto.is_some() {
             cmd.envs(aws_env());

@@ -271,7 +271,7 @@ impl World {
         let config = dir.join("slipway.yaml");
         write(
             &config,
-            "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n",
+            "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n      workflow: ci.yml\n",
         )?;
         let port = free_port()?;
         let signing_secret = random_hex(16)?;

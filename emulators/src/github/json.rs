@@ -532,14 +532,19 @@ pub(crate) fn workflow_run(
 ) -> Value {
     let api = repo_api(st, repo);
     let run = format!("{api}/actions/runs/{}", r.id);
-    let workflow_id = 1000 + r.name.bytes().map(u64::from).sum::<u64>();
+    let workflow_id = r.workflow_id();
+    let head_repository = r
+        .head_repo
+        .as_ref()
+        .and_then(|k| st.repos.get(k))
+        .map_or_else(|| self::repo(st, repo), |fork| self::repo(st, fork));
     json!({
         "id": r.id,
         "name": r.name,
         "node_id": node_id("WorkflowRun", r.id),
         "head_branch": r.branch,
         "head_sha": r.head_sha,
-        "path": format!(".github/workflows/{}.yml", r.name.to_ascii_lowercase().replace(' ', "-")),
+        "path": r.path,
         "display_title": head.map_or_else(|| r.name.clone(), |c| c.message.lines().next().unwrap_or_default().to_string()),
         "run_number": r.run_number,
         "run_attempt": 1,
@@ -569,7 +574,9 @@ pub(crate) fn workflow_run(
             "author": { "name": c.author.name, "email": c.author.email },
             "committer": { "name": c.committer.name, "email": c.committer.email },
         })),
+        "actor": user(st, &r.actor),
+        "triggering_actor": user(st, &r.actor),
         "repository": self::repo(st, repo),
-        "head_repository": self::repo(st, repo),
+        "head_repository": head_repository,
     })
 }

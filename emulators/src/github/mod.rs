@@ -71,6 +71,46 @@ impl Delivery {
     }
 }
 
+/// A completed Actions workflow run, for [`GitHubEmulator::add_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The workflow's `name:`.
+    pub name: String,
+    /// Its file under `.github/workflows/`, e.g. `ci.yml` (also its `workflow_id` in URLs).
+    pub workflow_file: String,
+    /// `head_branch`: the pushed branch, or a pull request's head branch.
+    pub branch: String,
+    pub head_sha: String,
+    /// `push`, `pull_request`, `workflow_dispatch`…
+    pub event: String,
+    /// `success`, `failure`, `cancelled`…
+    pub conclusion: String,
+    /// Who triggered it; default the repository's owner.
+    pub actor: Option<String>,
+    /// `owner/name` the head commit came from when it is not the repository itself (a fork's
+    /// pull request); it must exist in the emulator.
+    pub head_repository: Option<String>,
+}
+
+impl RunSpec {
+    /// A `push` run of `workflow_file` on `branch` at `head_sha`, concluded `conclusion`.
+    pub fn push(workflow_file: &str, branch: &str, head_sha: &str, conclusion: &str) -> RunSpec {
+        RunSpec {
+            name: workflow_file
+                .trim_end_matches(".yml")
+                .trim_end_matches(".yaml")
+                .to_string(),
+            workflow_file: workflow_file.to_string(),
+            branch: branch.to_string(),
+            head_sha: head_sha.to_string(),
+            event: "push".to_string(),
+            conclusion: conclusion.to_string(),
+            actor: None,
+            head_repository: None,
+        }
+    }
+}
+
 /// Who a request was authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthenticatedAs {
@@ -81,6 +121,10 @@ pub enum AuthenticatedAs {
     Installation {
         app_id: u64,
         installation_id: u64,
+    },
+    /// A workflow job's `GITHUB_TOKEN` (acting as `github-actions[bot]`) for `owner/repo`.
+    ActionsJob {
+        repository: String,
     },
     /// A user's token.
     User(String),
@@ -142,6 +186,7 @@ impl GitHubEmulator {
             ..State::default()
         }));
         lock(&state).add_account(state::BOT_LOGIN, AccountKind::Bot);
+        lock(&state).add_account(state::ACTIONS_LOGIN, AccountKind::Bot);
         let shutdown = CancellationToken::new();
         let outbox = webhooks::start_worker(state.clone(), shutdown.clone());
         lock(&state).outbox = Some(outbox);
@@ -275,6 +320,23 @@ impl GitHubEmulator {
         auth::issue_installation_token(&mut st, app_id, installation_id).0
     }
 
+    /// A workflow job's `GITHUB_TOKEN` for `owner/repo`: it acts as `github-actions[bot]` (the
+    /// login its comments and statuses carry on GitHub) and reaches that repository only. Valid
+    /// 24 hours, the longest a job may run.
+    pub fn actions_token(&self, owner: &str, repo: &str) -> String {
+        let token = format!("ghs_job{}", state::hex(&state::random_bytes::<16>()));
+        self.state().tokens.insert(
+            token.clone(),
+            Token {
+                identity: Identity::ActionsJob {
+                    repo: state::repo_key(owner, repo),
+                },
+                expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(24)),
+            },
+        );
+        token
+    }
+
     /// A human user whose `token` (as the App's user authorization would yield) acts as `login`.
     pub fn add_user(&self, login: &str, token: &str) {
         let mut st = self.state();
@@ -331,7 +393,9 @@ impl GitHubEmulator {
             .collect()
     }
 
-    /// Records a completed Actions workflow run (`event: push`); returns its id.
+    /// Records a completed Actions workflow run of workflow `name` (file
+    /// `.github/workflows/<name, lower case, spaces as dashes>.yml`, `event: push`); returns its
+    /// id.
     ///
     /// # Panics
     /// If the repository does not exist.
@@ -344,16 +408,26 @@ impl GitHubEmulator {
         name: &str,
         conclusion: &str,
     ) -> u64 {
-        ops::add_workflow_run(
-            &mut self.state(),
+        let file = format!("{}.yml", name.to_ascii_lowercase().replace(' ', "-"));
+        self.add_run(
             owner,
             repo,
-            branch,
-            head_sha,
-            name,
-            conclusion,
+            &RunSpec {
+                name: name.to_string(),
+                ..RunSpec::push(&file, branch, head_sha, conclusion)
+            },
         )
-        .unwrap_or_else(|e| panic!("github emulator: add_workflow_run: {e}"))
+    }
+
+    /// Records a completed Actions workflow run as `run` describes it; returns its id. The
+    /// runs are listed by `GET /repos/{o}/{r}/actions/runs` and, per workflow (its id or file
+    /// name), `GET /repos/{o}/{r}/actions/workflows/{workflow_id}/runs`.
+    ///
+    /// # Panics
+    /// If the repository (or the head repository) does not exist.
+    pub fn add_run(&self, owner: &str, repo: &str, run: &RunSpec) -> u64 {
+        ops::add_workflow_run(&mut self.state(), owner, repo, run)
+            .unwrap_or_else(|e| panic!("github emulator: add_run: {e}"))
     }
 
     /// Refuses git pushes to refs matching `ref_glob` (a pre-receive rule): matched against the

@@ -14,6 +14,8 @@ use super::{Call, Delivery};
 
 /// The login installation tokens act as.
 pub(crate) const BOT_LOGIN: &str = "slipway[bot]";
+/// The login a workflow job's `GITHUB_TOKEN` acts as.
+pub(crate) const ACTIONS_LOGIN: &str = "github-actions[bot]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccountKind {
@@ -53,6 +55,9 @@ pub(crate) enum Identity {
     App(u64),
     /// An installation token: acts as the app's bot user.
     Installation { app_id: u64, installation_id: u64 },
+    /// A workflow job's `GITHUB_TOKEN`: acts as `github-actions[bot]`, on its own repository
+    /// only (`repo_key` form).
+    ActionsJob { repo: String },
     /// A user's token.
     User(String),
 }
@@ -63,6 +68,7 @@ impl Identity {
         match self {
             Identity::App(_) => None,
             Identity::Installation { .. } => Some(BOT_LOGIN),
+            Identity::ActionsJob { .. } => Some(ACTIONS_LOGIN),
             Identity::User(login) => Some(login),
         }
     }
@@ -152,12 +158,31 @@ pub(crate) struct CommitStatus {
 pub(crate) struct WorkflowRun {
     pub(crate) id: u64,
     pub(crate) name: String,
+    /// The workflow file, `.github/workflows/ci.yml`.
+    pub(crate) path: String,
     pub(crate) branch: String,
     pub(crate) head_sha: String,
     pub(crate) event: String,
     pub(crate) conclusion: String,
+    /// Who pushed (the `actor` filter and field).
+    pub(crate) actor: String,
+    /// The repository the head commit came from, `repo_key` form, when it is not this one (a
+    /// fork's pull request).
+    pub(crate) head_repo: Option<String>,
     pub(crate) run_number: u64,
     pub(crate) created_at: DateTime<Utc>,
+}
+
+impl WorkflowRun {
+    /// The workflow's id, derived from its file (stable for one file, as on GitHub).
+    pub(crate) fn workflow_id(&self) -> u64 {
+        1000 + self.path.bytes().map(u64::from).sum::<u64>()
+    }
+
+    /// `ci.yml` for `.github/workflows/ci.yml`.
+    pub(crate) fn file_name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -345,6 +370,7 @@ impl State {
         match identity {
             Identity::App(_) => false,
             Identity::User(_) => true,
+            Identity::ActionsJob { repo: job_repo } => *job_repo == repo_key(owner, repo),
             Identity::Installation {
                 installation_id, ..
             } => self.installations.get(installation_id).is_some_and(|i| {

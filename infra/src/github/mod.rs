@@ -22,7 +22,7 @@ use serde_json::Value;
 
 pub use issues::Comment;
 pub use pulls::{Pr, PrCommit, Review};
-pub use statuses::WorkflowRun;
+pub use statuses::{WorkflowRun, is_workflow_id};
 
 /// `owner/name`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -170,7 +170,7 @@ impl GitHub {
         method: &str,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<(u16, http::HeaderMap, Value)> {
+    ) -> Result<(u16, http::HeaderMap, bytes::Bytes)> {
         let err = |message: String| GhError::Transport {
             method: method.into(),
             path: path.into(),
@@ -193,17 +193,67 @@ impl GitHub {
             .await
             .map_err(|e| err(e.to_string()))?
             .to_bytes();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Ok((status, headers, value))
+        Ok((status, headers, bytes))
     }
 
     /// One API call, with secondary-rate-limit waits for writes (which are serialised).
     async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        self.call_raw(method, path, body)
+            .await
+            .map(|(_, bytes)| json_of(&bytes))
+    }
+
+    /// Every item of a list endpoint, following `Link: <…>; rel="next"` as octocrab's `Page`
+    /// reads it, up to [`MAX_PAGES`] pages; a longer list is an error rather than a silently
+    /// partial one (a missing "changes requested" review would fail open). Only the next link's
+    /// path and query are followed, so every page comes from the configured API host.
+    pub(crate) async fn get_all(&self, path: &str) -> Result<Vec<Value>> {
+        use octocrab::FromResponse as _;
+        let mut items = Vec::new();
+        let mut next = Some(path.to_string());
+        for _ in 0..MAX_PAGES {
+            let Some(page_path) = next.take() else {
+                return Ok(items);
+            };
+            let (headers, bytes) = self.call_raw("GET", &page_path, None).await?;
+            let body = http_body_util::Full::new(bytes)
+                .map_err(|never: std::convert::Infallible| match never {})
+                .boxed();
+            let mut resp = http::Response::new(body);
+            *resp.headers_mut() = headers;
+            let page = octocrab::Page::<Value>::from_response(resp)
+                .await
+                .map_err(|e| GhError::Transport {
+                    method: "GET".into(),
+                    path: page_path.clone(),
+                    message: format!("not a page of results: {e}"),
+                })?;
+            items.extend(page.items);
+            next = page
+                .next
+                .as_ref()
+                .and_then(http::Uri::path_and_query)
+                .map(ToString::to_string);
+        }
+        match next {
+            None => Ok(items),
+            Some(_) => Err(GhError::Transport {
+                method: "GET".into(),
+                path: path.into(),
+                message: format!(
+                    "more than {MAX_PAGES} pages of results; refusing to act on part of them"
+                ),
+            }),
+        }
+    }
+
+    /// [`GitHub::call`], answering the headers and the raw body.
+    async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(http::HeaderMap, bytes::Bytes)> {
         let write = method != "GET";
         let _guard = if write {
             Some(self.writes.lock().await)
@@ -212,10 +262,11 @@ impl GitHub {
         };
         let mut attempt = 0u32;
         loop {
-            let (status, headers, value) = self.send(method, path, body).await?;
+            let (status, headers, bytes) = self.send(method, path, body).await?;
             if (200..300).contains(&status) {
-                return Ok(value);
+                return Ok((headers, bytes));
             }
+            let value = json_of(&bytes);
             let message = value["message"]
                 .as_str()
                 .map_or_else(|| value.to_string(), String::from);
@@ -251,6 +302,18 @@ impl GitHub {
         let v = self.call("GET", &format!("/repos/{repo}"), None).await?;
         Ok(v["default_branch"].as_str().unwrap_or("main").to_string())
     }
+}
+
+/// The most pages [`GitHub::get_all`] follows (at 100 a page).
+pub const MAX_PAGES: usize = 30;
+
+/// A response body as JSON; text that isn't JSON becomes a string, an empty body `null`.
+fn json_of(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// How long to wait after a secondary rate limit (GitHub's documented order of preference).

@@ -165,31 +165,27 @@ impl GitHub {
         Ok(v["id"].as_u64().unwrap_or_default())
     }
 
+    /// Every review on the PR, oldest first, across all pages: the quorum needs all of them.
     pub async fn reviews(&self, repo: &Repo, number: u64) -> Result<Vec<Review>> {
-        let v = self
-            .call(
-                "GET",
-                &format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
-                None,
-            )
+        let items = self
+            .get_all(&format!(
+                "/repos/{repo}/pulls/{number}/reviews?per_page=100"
+            ))
             .await?;
-        Ok(v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| Review {
-                        id: r["id"].as_u64().unwrap_or_default(),
-                        user: r
-                            .pointer("/user/login")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        state: r["state"].as_str().unwrap_or_default().to_uppercase(),
-                        commit_id: r["commit_id"].as_str().unwrap_or_default().to_string(),
-                        submitted_at: r["submitted_at"].as_str().map(String::from),
-                    })
-                    .collect()
+        Ok(items
+            .iter()
+            .map(|r| Review {
+                id: r["id"].as_u64().unwrap_or_default(),
+                user: r
+                    .pointer("/user/login")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                state: r["state"].as_str().unwrap_or_default().to_uppercase(),
+                commit_id: r["commit_id"].as_str().unwrap_or_default().to_string(),
+                submitted_at: r["submitted_at"].as_str().map(String::from),
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     /// A PR's commits, oldest first (GitHub lists at most 250), page by page.

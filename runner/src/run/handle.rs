@@ -188,6 +188,7 @@ async fn verify_change(
         ));
     }
     slipway_core::change::verify(&cr, &ctx.keys, Utc::now()).map_err(|e| e.to_string())?;
+    verify::check_protected_paths(&ctx.changed)?;
     if let Some(cfg) = &ctx.config_in_repo
         && ctx.changed.iter().any(|c| c == cfg)
     {

@@ -323,13 +323,35 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
         1,
         "no second message"
     );
-    // A delivery handled before the restart is still a duplicate.
+    // A delivery handled before the restart is still a duplicate, and so is its body replayed
+    // under a fresh delivery id.
     assert_eq!(fx.github.redeliver(&old_delivery.id).await, 200);
+    let replay = second
+        .request(
+            "POST",
+            "/github/webhook",
+            old_delivery.body.clone().into_bytes(),
+            &[
+                (
+                    "x-hub-signature-256",
+                    sign_github(old_delivery.body.as_bytes()),
+                ),
+                ("x-github-event", old_delivery.event.clone()),
+                ("x-github-delivery", "replayed-after-restart".into()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        replay,
+        Some((200, "duplicate delivery".to_string())),
+        "{}",
+        second.log_text()
+    );
     assert!(
         second
             .metrics()
             .await
-            .contains(r#"slipway_requests_total{endpoint="github_webhook",outcome="duplicate"} 1"#),
+            .contains(r#"slipway_requests_total{endpoint="github_webhook",outcome="duplicate"} 2"#),
         "{}",
         second.metrics().await
     );

@@ -225,6 +225,43 @@ async fn approvals_made_in_github_mirror_to_slack_and_a_push_makes_them_stale() 
     );
 }
 
+/// GitHub lists reviews 100 a page at most: approvals after a hundred other reviews are on the
+/// second page, and the quorum must read it (a partial list could also miss a "changes
+/// requested").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_on_the_second_page_of_reviews_count() {
+    let (app, fx, number) = with_open_pr().await;
+    // A hundred comments whose webhooks never arrive (the receiver was down), then two approvals.
+    fx.github
+        .set_webhook("http://127.0.0.1:1/github/webhook", gitops::WEBHOOK_SECRET);
+    for i in 0..100 {
+        fx.github.review(
+            OWNER,
+            REPO,
+            number,
+            "chatty-reviewer",
+            "COMMENT",
+            &format!("note {i}"),
+        );
+    }
+    assert!(fx.github.wait_for_deliveries(LONG).await);
+    fx.github.set_webhook(
+        &format!("http://{}/github/webhook", app.addr),
+        gitops::WEBHOOK_SECRET,
+    );
+    for who in ["ada-approver", "bo-approver"] {
+        fx.github
+            .review(OWNER, REPO, number, who, "APPROVE", "lgtm");
+    }
+    assert_eq!(fx.github.reviews(OWNER, REPO, number).len(), 102);
+    assert!(
+        fx.github_wait(|| approval_status(&fx, number).is_some_and(|s| s["state"] == "success"))
+            .await,
+        "{:?}",
+        approval_status(&fx, number)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reviews_made_in_github_are_audited_once() {
     let (app, fx, number) = with_open_pr().await;
@@ -259,7 +296,11 @@ async fn reviews_made_in_github_are_audited_once() {
 async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
     let (app, fx, number) = with_open_pr().await;
     let ts = change_message(&app).ts;
-    // The runner comments with its marker (as the workflow's bot token would).
+    let repo = slipway_infra::github::Repo::parse(&format!("{OWNER}/{REPO}")).unwrap();
+    let as_login =
+        |token: &str| slipway_infra::github::GitHub::user(&fx.github.api_url(), token).unwrap();
+    // Forged reports: the runner's marker, written by a person who can comment on the PR, and
+    // by the Slipway App itself (whose token the bridge holds, not the runner).
     let installation: u64 = fx
         .env
         .iter()
@@ -268,14 +309,25 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
         .1
         .parse()
         .unwrap();
-    let token = fx.github.installation_token(installation);
-    let gh = slipway_infra::github::GitHub::user(&fx.github.api_url(), &token).unwrap();
-    let repo = slipway_infra::github::Repo::parse(&format!("{OWNER}/{REPO}")).unwrap();
-    gh.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
+    let forged = "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl delete ns prod` (forged)";
+    for token in [
+        "tok-omar".to_string(),
+        fx.github.installation_token(installation),
+    ] {
+        as_login(&token)
+            .comment(&repo, number, forged)
+            .await
+            .unwrap();
+    }
+    // The runner comments with its marker as the workflow job's GITHUB_TOKEN does:
+    // github-actions[bot], the bridge's default runner login.
+    let runner = as_login(&fx.github.actions_token(OWNER, REPO));
+    runner.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
         .await
         .unwrap();
     // An ordinary comment is not mirrored.
-    gh.comment(&repo, number, "just a human remark")
+    runner
+        .comment(&repo, number, "just a human remark")
         .await
         .unwrap();
     assert!(
@@ -290,12 +342,22 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
         "{:?}",
         app.slack.thread(slipway_tests::harness::CHANNEL, &ts)
     );
+    assert!(fx.github.wait_for_deliveries(LONG).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let thread = app.slack.thread(slipway_tests::harness::CHANNEL, &ts);
     assert!(
-        !app.slack
-            .thread(slipway_tests::harness::CHANNEL, &ts)
+        !thread
             .iter()
-            .any(|m| m.text.contains("human remark"))
+            .any(|m| m.text.contains("human remark") || m.text.contains("forged")),
+        "{thread:?}"
+    );
+    assert_eq!(
+        thread
+            .iter()
+            .filter(|m| m.text.contains("Runner report"))
+            .count(),
+        1,
+        "{thread:?}"
     );
 }
 

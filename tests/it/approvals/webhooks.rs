@@ -27,6 +27,49 @@ async fn a_redelivered_webhook_changes_nothing() {
     );
 }
 
+/// `X-GitHub-Delivery` is outside the signature: a captured delivery sent again under a fresh
+/// id is still the same signed body, and is recognised by its digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_webhook_body_under_a_new_delivery_id_changes_nothing() {
+    let (app, fx, number) = with_open_pr().await;
+    let ts = change_message(&app).ts;
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
+    assert!(thread_contains(&app.slack, &ts, "approved in GitHub").await);
+    assert!(fx.github.wait_for_deliveries(LONG).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = app.slack.thread(CHANNEL, &ts).len();
+    let captured = fx
+        .github
+        .deliveries()
+        .into_iter()
+        .rev()
+        .find(|d| d.event == "pull_request_review")
+        .expect("review delivery");
+    for fresh in ["replay-1", "replay-2"] {
+        let (status, body) = webhook(
+            &app,
+            &captured.event,
+            fresh,
+            captured.body.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "duplicate delivery"));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.slack.thread(CHANNEL, &ts).len(),
+        before,
+        "{:?}",
+        app.slack.thread(CHANNEL, &ts)
+    );
+    assert!(
+        app.get("/metrics")
+            .await
+            .contains(r#"slipway_requests_total{endpoint="github_webhook",outcome="duplicate"} 2"#)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_malformed_webhooks_are_refused() {
     let (app, _fx, _number) = with_open_pr().await;

@@ -160,3 +160,38 @@ async fn a_deploy_applies_the_rendered_manifests_server_side() {
     let body = result_comment(&fx, number, &cr.id);
     assert!(body.contains("serverside-applied"), "{body}");
 }
+
+/// GitHub lists reviews 100 a page at most: the runner reads every page before it decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_on_the_second_page_of_reviews_count() {
+    let fx = fixture(&[], &[]).await;
+    let (kube, clusters) = cluster(&fx).await;
+    let cr = change(
+        &fx,
+        "pg",
+        "/kubectl scale deployment/web --replicas=4 -n web",
+        Rendered::default(),
+    );
+    let (number, _) = open_change(&fx, &cr, &cr.to_yaml(), &[]).await;
+    for i in 0..100 {
+        fx.github.review(
+            OWNER,
+            REPO,
+            number,
+            "chatty-reviewer",
+            "COMMENT",
+            &format!("note {i}"),
+        );
+    }
+    approve(&fx, number);
+    let sha = merge(&fx, number);
+    let ws = checkout(&fx, &sha);
+    let out = run(&fx, &ws, &sha, &config(&fx, &clusters), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
+    assert_eq!(
+        kube.deployment("web", "web").unwrap()["spec"]["replicas"],
+        4
+    );
+    let body = result_comment(&fx, number, &cr.id);
+    assert!(body.contains("Executed"), "{body}");
+}

@@ -27,7 +27,10 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/slipway-app";
 struct Fx {
     github: GitHubEmulator,
     oidc: ActionsOidcEmulator,
+    /// The Slipway App's installation token (the bridge's side: PRs, locks).
     token: String,
+    /// The workflow job's `GITHUB_TOKEN`: the runner acts as `github-actions[bot]`.
+    job_token: String,
     dir: tempfile::TempDir,
     policy: Policy,
 }
@@ -59,12 +62,14 @@ async fn fixture(policy_edits: &[(&str, &str)], files: &[(&str, String)]) -> Fx 
         github.add_user(login, token);
     }
     let token = github.installation_token(installation);
+    let job_token = github.actions_token(OWNER, REPO);
     let oidc =
         ActionsOidcEmulator::start(ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", "0")).await;
     Fx {
         github,
         oidc,
         token,
+        job_token,
         dir: tempfile::tempdir().unwrap(),
         policy: Policy::from_yaml(&policy_text).unwrap(),
     }
@@ -266,7 +271,7 @@ async fn run(
     ];
     let actions = fx
         .oidc
-        .job_env(&job, &fx.github, &fx.token, workspace, &temp);
+        .job_env(&job, &fx.github, &fx.job_token, workspace, &temp);
     for (k, v) in vars
         .into_iter()
         .chain(actions)

@@ -189,3 +189,35 @@ async fn a_cluster_scoped_object_inside_an_applied_manifest_is_refused() {
         "the object is named: {body}"
     );
 }
+
+/// A PR that carries a change request and also edits a workflow (or the runner's config) would
+/// run the request with whatever it swapped in: the runner refuses the whole merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_that_also_changes_github_or_slipway_is_refused() {
+    for (suffix, path, content) in [
+        (
+            "g1",
+            ".github/workflows/slipway-runner.yml",
+            "on: push\njobs: { x: { runs-on: ubuntu-24.04, steps: [ { run: env } ] } }\n",
+        ),
+        ("g2", ".slipway/runner.yaml", "keys: { mine: \"00\" }\n"),
+    ] {
+        let fx = fixture(&[], &[]).await;
+        let cr = change(
+            &fx,
+            suffix,
+            "/kubectl scale deployment/web --replicas=5 -n web",
+            Rendered::default(),
+        );
+        let (number, sha) =
+            approved_and_merged(&fx, &cr, &cr.to_yaml(), &[(path, content.to_string())]).await;
+        let body = refused(&fx, Some(number), &sha, &cr.id).await;
+        assert!(
+            body.contains("Refused")
+                && body.contains(&format!("`{path}`"))
+                && body.contains("code owners"),
+            "{body}"
+        );
+        assert!(fx.oidc.issued().is_empty(), "no credentials were requested");
+    }
+}

@@ -448,23 +448,37 @@ pub(crate) fn add_workflow_run(
     st: &mut State,
     owner: &str,
     name: &str,
-    branch: &str,
-    head_sha: &str,
-    workflow: &str,
-    conclusion: &str,
+    run: &super::RunSpec,
 ) -> Result<u64, String> {
+    let head_repo = match &run.head_repository {
+        Some(full) => {
+            let (o, r) = full
+                .split_once('/')
+                .ok_or_else(|| format!("head repository `{full}` is not owner/name"))?;
+            st.repo(o, r)
+                .ok_or_else(|| format!("no head repository {full}"))?;
+            let key = repo_key(o, r);
+            (key != repo_key(owner, name)).then_some(key)
+        }
+        None => None,
+    };
     let id = 5_000_000 + st.next();
     let repo = st
         .repo_mut(owner, name)
         .ok_or_else(|| format!("no repository {owner}/{name}"))?;
-    let run_number = repo.runs.iter().filter(|r| r.name == workflow).count() as u64 + 1;
+    let path = format!(".github/workflows/{}", run.workflow_file);
+    let run_number = repo.runs.iter().filter(|r| r.path == path).count() as u64 + 1;
+    let actor = run.actor.clone().unwrap_or_else(|| repo.owner.clone());
     repo.runs.push(WorkflowRun {
         id,
-        name: workflow.to_string(),
-        branch: branch.to_string(),
-        head_sha: head_sha.to_string(),
-        event: "push".to_string(),
-        conclusion: conclusion.to_string(),
+        name: run.name.clone(),
+        path,
+        branch: run.branch.clone(),
+        head_sha: run.head_sha.clone(),
+        event: run.event.clone(),
+        conclusion: run.conclusion.clone(),
+        actor,
+        head_repo,
         run_number,
         created_at: Utc::now(),
     });

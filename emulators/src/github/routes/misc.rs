@@ -190,16 +190,48 @@ pub(super) fn combined_status(st: &mut State, cx: &Ctx<'_>, r: &str) -> Outcome 
     })))
 }
 
+/// `GET /repos/{o}/{r}/actions/runs`.
 pub(super) fn list_runs(st: &mut State, cx: &Ctx<'_>) -> Outcome {
+    runs(st, cx, None)
+}
+
+/// `GET /repos/{o}/{r}/actions/workflows/{workflow_id}/runs`: `workflow_id` is the workflow's
+/// id or its file name (`ci.yml`). A workflow is known by its runs or by its file on the
+/// default branch; an unknown one is 404, as on GitHub.
+pub(super) fn list_workflow_runs(st: &mut State, cx: &Ctx<'_>, workflow: &str) -> Outcome {
+    let repo = repo_of(st, cx.owner, cx.repo)?;
+    let has_file = !workflow.contains('/')
+        && git_of(st, cx.owner, cx.repo)?
+            .file(
+                &repo.default_branch,
+                &format!(".github/workflows/{workflow}"),
+            )
+            .is_some();
+    let known = has_file
+        || repo
+            .runs
+            .iter()
+            .any(|r| r.file_name() == workflow || r.workflow_id().to_string() == workflow);
+    if !known {
+        return Err(ApiError::not_found());
+    }
+    runs(st, cx, Some(workflow))
+}
+
+/// Runs newest first, filtered as GitHub documents: `actor`, `branch`, `event`, `status` (a
+/// status or a conclusion; every emulated run is `completed`), `head_sha` and
+/// `check_suite_id`; `per_page` and `page` with a `Link` header.
+fn runs(st: &mut State, cx: &Ctx<'_>, workflow: Option<&str>) -> Outcome {
     let g = git_of(st, cx.owner, cx.repo)?;
     let repo = repo_of(st, cx.owner, cx.repo)?;
     let status = cx.query("status");
+    let eq = |key: &str, value: &str| cx.query(key).is_none_or(|q| q == value);
     let mut runs: Vec<_> = repo
         .runs
         .iter()
-        .filter(|r| cx.query("branch").is_none_or(|b| r.branch == b))
-        .filter(|r| cx.query("event").is_none_or(|e| r.event == e))
-        .filter(|r| cx.query("head_sha").is_none_or(|s| r.head_sha == s))
+        .filter(|r| workflow.is_none_or(|w| r.file_name() == w || r.workflow_id().to_string() == w))
+        .filter(|r| eq("actor", &r.actor) && eq("branch", &r.branch) && eq("event", &r.event))
+        .filter(|r| eq("head_sha", &r.head_sha) && eq("check_suite_id", &r.id.to_string()))
         .filter(|r| match status {
             None | Some("completed") => true,
             Some("queued" | "in_progress" | "requested" | "waiting" | "pending") => false,

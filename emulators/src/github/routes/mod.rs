@@ -209,6 +209,9 @@ fn authenticated_as(identity: Option<&Identity>) -> AuthenticatedAs {
             app_id: *app_id,
             installation_id: *installation_id,
         },
+        Some(Identity::ActionsJob { repo }) => AuthenticatedAs::ActionsJob {
+            repository: repo.clone(),
+        },
         Some(Identity::User(login)) => AuthenticatedAs::User(login.clone()),
     }
 }
@@ -307,7 +310,7 @@ fn rest(
             let e = ApiError::new(403, "Resource not accessible by integration");
             return (error_response(&e), Some(identity));
         }
-        (Identity::Installation { .. } | Identity::User(_), true) => {
+        (Identity::Installation { .. } | Identity::ActionsJob { .. } | Identity::User(_), true) => {
             let e = ApiError::new(401, "A JSON web token could not be decoded");
             return (error_response(&e), Some(identity));
         }
@@ -406,6 +409,9 @@ fn route(st: &mut State, method: &Method, segs: &[&str], cx: &Ctx<'_>) -> Option
         }
         (M::POST, ["repos", _, _, "statuses", sha]) => misc::create_status(st, cx, sha),
         (M::GET, ["repos", _, _, "actions", "runs"]) => misc::list_runs(st, cx),
+        (M::GET, ["repos", _, _, "actions", "workflows", w, "runs"]) => {
+            misc::list_workflow_runs(st, cx, w)
+        }
         (M::GET, ["repos", _, _, "pulls"]) => pulls::list(st, cx),
         (M::POST, ["repos", _, _, "pulls"]) => pulls::create(st, cx),
         (M::GET, ["repos", _, _, "pulls", n]) => number(n).and_then(|n| pulls::get(st, cx, n)),
