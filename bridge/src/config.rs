@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
-mod keys;
 mod github;
+mod keys;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -171,6 +171,8 @@ struct FileExecution {
     path: Option<String>,
     kill_grace: Option<String>,
     progress_interval: Option<String>,
+    /// How long a dry run waits for its Confirm (default 15m).
+    pending_ttl: Option<String>,
 }
 
 /// Credentials for one cluster alias.
@@ -215,6 +217,8 @@ pub struct ExecutionConfig {
     pub path: String,
     pub kill_grace: Duration,
     pub progress_interval: Duration,
+    /// How long a change waits between its dry run and its Confirm.
+    pub pending_ttl: Duration,
 }
 
 /// The validated configuration.
@@ -369,6 +373,11 @@ impl Config {
                 "execution.progress_interval",
                 e.progress_interval.as_deref(),
                 Duration::from_secs(2),
+            )?,
+            pending_ttl: duration(
+                "SLIPWAY_PENDING_TTL / execution.pending_ttl",
+                env("SLIPWAY_PENDING_TTL").or(e.pending_ttl).as_deref(),
+                Duration::from_secs(15 * 60),
             )?,
         };
         for (alias, c) in &file.clusters {

@@ -5,6 +5,7 @@
 mod approvals;
 mod audit;
 mod aws;
+mod change_limits;
 mod changes;
 mod demo;
 mod docs;

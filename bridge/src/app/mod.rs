@@ -32,7 +32,7 @@ use slipway_core::policy::Policy;
 use slipway_infra::audit_writer::AuditWriter;
 
 pub use ingress::{MAX_BODY, flush_rejections};
-pub use runs::Runs;
+pub use runs::{ChangeTask, Enqueued, Runs};
 
 use crate::clock::{Clock, Ids};
 use crate::config::Config;

@@ -38,6 +38,37 @@ pub struct Job {
     pub spec: Work,
 }
 
+/// A change step (a dry run, opening a PR): it holds a pool slot and counts against its
+/// requester's limit like a run, but reports through its own messages.
+pub struct ChangeTask {
+    pub user: String,
+    pub work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl std::fmt::Debug for ChangeTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeTask")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the queue holds.
+#[derive(Debug)]
+enum Queued {
+    Run(Job),
+    Change(ChangeTask),
+}
+
+impl Queued {
+    fn user(&self) -> &str {
+        match self {
+            Queued::Run(j) => &j.requester.user_id,
+            Queued::Change(c) => &c.user,
+        }
+    }
+}
+
 /// The outcome of trying to enqueue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
@@ -66,8 +97,8 @@ pub enum CancelError {
 /// Queue and registry.
 #[derive(Debug)]
 pub struct Runs {
-    tx: mpsc::Sender<Job>,
-    rx: Mutex<Option<mpsc::Receiver<Job>>>,
+    tx: mpsc::Sender<Queued>,
+    rx: Mutex<Option<mpsc::Receiver<Queued>>>,
     per_user: usize,
     active: Mutex<HashMap<String, usize>>,
     running: Mutex<HashMap<String, Handle>>,
@@ -91,7 +122,16 @@ impl Runs {
 
     /// Try to queue a job without waiting.
     pub fn enqueue(&self, job: Job, metrics: &Metrics) -> Enqueued {
-        let user = job.requester.user_id.clone();
+        self.admit(Queued::Run(job), metrics)
+    }
+
+    /// Try to queue a change step without waiting, under the same limits as runs.
+    pub fn enqueue_change(&self, task: ChangeTask, metrics: &Metrics) -> Enqueued {
+        self.admit(Queued::Change(task), metrics)
+    }
+
+    fn admit(&self, job: Queued, metrics: &Metrics) -> Enqueued {
+        let user = job.user().to_string();
         let mut active = lock(&self.active);
         let mine = active.get(&user).copied().unwrap_or(0);
         if mine >= self.per_user {
@@ -144,8 +184,16 @@ pub fn start_workers(state: &AppState) {
                 let job = { rx.lock().await.recv().await };
                 let Some(job) = job else { break };
                 state.metrics.queue_depth.dec();
-                let user = job.requester.user_id.clone();
-                run_job(&state, job).await;
+                let user = job.user().to_string();
+                match job {
+                    Queued::Run(job) => run_job(&state, job).await,
+                    // Its own task, so a panic in it can't take this worker down.
+                    Queued::Change(task) => {
+                        if let Err(e) = tokio::spawn(task.work).await {
+                            tracing::error!(error = %e, "a change step failed");
+                        }
+                    }
+                }
                 state.runs.finished(&user);
             }
         });

@@ -22,7 +22,8 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ChangeService {
-    /// The ack for a `change`/`destructive` command: register it and start the work. No I/O here.
+    /// The ack for a `change`/`destructive` command: register it and queue the work on the
+    /// worker pool, under the same limits as runs. No I/O here.
     pub fn begin(
         self: &Arc<Self>,
         state: &AppState,
@@ -33,36 +34,69 @@ impl ChangeService {
         if !cmd.trigger_id.is_empty() && !lock(&self.seen).insert(&cmd.trigger_id) {
             return "This request was already received; see the message above.".into();
         }
-        let Some(p) = Pending::new(state.ids.next(), cmd, parsed, d) else {
+        let now = state.clock.now();
+        let expires_at = now
+            + chrono::Duration::from_std(state.config.execution.pending_ttl)
+                .unwrap_or_else(|_| chrono::Duration::minutes(15));
+        let Some(p) = Pending::new(state.ids.next(), cmd, parsed, d, expires_at) else {
             return ":warning: This change is missing its approval rule or identity; nothing was done.".into();
         };
         let summary = p.approval_summary();
-        lock(&self.pending).insert(p.token.clone(), p.clone());
         let (svc, st) = (self.clone(), state.clone());
         if parsed.apply && p.expected_confirmation.is_some() {
-            let trigger = cmd.trigger_id.clone();
-            tokio::spawn(async move { svc.open_modal(&st, &p.token, &trigger).await });
+            let (token, trigger) = (p.token.clone(), cmd.trigger_id.clone());
+            self.pending.insert(p, now);
+            tokio::spawn(async move { svc.open_modal(&st, &token, &trigger).await });
             return format!(
                 ":warning: `{}` is destructive: confirm it in the dialog by typing the resource name.",
                 parsed.text
             );
         }
         if parsed.apply {
-            tokio::spawn(async move { svc.open_and_report(&st, &p.token).await });
+            let user = p.requester.slack_user_id.clone();
+            let work = async move { svc.open_and_report(&st, p).await };
+            if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+                return busy;
+            }
             return format!(
                 "Opening a pull request for `{}`; it needs {summary}…",
                 parsed.text
             );
         }
-        tokio::spawn(async move { svc.dry_run(&st, &p.token).await });
+        let (user, token) = (p.requester.slack_user_id.clone(), p.token.clone());
+        self.pending.insert(p, now);
+        let t = token.clone();
+        let work = async move { svc.dry_run(&st, &t).await };
+        if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+            self.pending.remove(&token, now);
+            return busy;
+        }
         format!(
             "Dry run of `{}`: preparing the diff. Nothing changes until you confirm.",
             parsed.text
         )
     }
 
-    fn take(&self, token: &str) -> Option<Pending> {
-        lock(&self.pending).get(token).cloned()
+    /// Queue a change step on the worker pool; `Some(message)` when it is refused as busy.
+    fn queue(
+        &self,
+        state: &AppState,
+        user: String,
+        work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    ) -> Option<String> {
+        match state
+            .runs
+            .enqueue_change(crate::app::ChangeTask { user, work }, &state.metrics)
+        {
+            crate::app::Enqueued::Ok => None,
+            crate::app::Enqueued::UserBusy(n) => Some(format!(
+                ":hourglass: You already have {n} command(s) or change(s) in progress; wait for one to finish, then try again."
+            )),
+            crate::app::Enqueued::Full => Some(
+                ":hourglass: Slipway is busy right now; nothing was done. Try again in a minute."
+                    .into(),
+            ),
+        }
     }
 
     async fn respond(&self, state: &AppState, p: &Pending, msg: Message) {
@@ -89,7 +123,9 @@ impl ChangeService {
     }
 
     async fn dry_run(&self, state: &AppState, token: &str) {
-        let Some(p) = self.take(token) else { return };
+        let Some(p) = self.pending.get(token, state.clock.now()) else {
+            return;
+        };
         let msg = match self.prepare(state, &p).await {
             Err(e) => Message::text(format!(":x: Dry run of `{}` failed: {e}", p.text)),
             Ok((_, r)) => {
@@ -120,7 +156,8 @@ impl ChangeService {
         self.respond(state, &p, msg).await;
     }
 
-    /// The Confirm button: only the requester may press it.
+    /// The Confirm button: only the requester may press it. It uses the dry run up: a second
+    /// click finds nothing.
     pub async fn confirm(
         self: &Arc<Self>,
         state: &AppState,
@@ -129,33 +166,42 @@ impl ChangeService {
         trigger_id: &str,
         response_url: Option<&str>,
     ) {
-        let Some(p) = self.take(token) else {
-            reply(
-                state,
-                response_url,
-                "That dry run has expired; run the command again.",
-            )
-            .await;
-            return;
+        let now = state.clock.now();
+        let refusal = match self.pending.get(token, now) {
+            None => {
+                Some("That dry run has expired or was already confirmed; run the command again.")
+            }
+            Some(p) if p.requester.slack_user_id != clicker => {
+                Some("Only the person who asked for this change can confirm it.")
+            }
+            Some(p) if p.expected_confirmation.is_some() => {
+                self.open_modal(state, token, trigger_id).await;
+                None
+            }
+            Some(_) => {
+                let Some(p) = self.pending.remove(token, now) else {
+                    return;
+                };
+                let (svc, st) = (self.clone(), state.clone());
+                let user = p.requester.slack_user_id.clone();
+                let back = p.clone();
+                let work = async move { svc.open_and_report(&st, p).await };
+                if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+                    self.pending.insert(back, now);
+                    reply(state, response_url, &busy).await;
+                }
+                None
+            }
         };
-        if p.requester.slack_user_id != clicker {
-            reply(
-                state,
-                response_url,
-                "Only the person who asked for this change can confirm it.",
-            )
-            .await;
-            return;
-        }
-        if p.expected_confirmation.is_some() {
-            self.open_modal(state, token, trigger_id).await;
-        } else {
-            self.open_and_report(state, token).await;
+        if let Some(why) = refusal {
+            reply(state, response_url, why).await;
         }
     }
 
     async fn open_modal(&self, state: &AppState, token: &str, trigger_id: &str) {
-        let Some(p) = self.take(token) else { return };
+        let Some(p) = self.pending.get(token, state.clock.now()) else {
+            return;
+        };
         let expected = p.expected_confirmation.clone().unwrap_or_default();
         let view = crate::templates::render_json(
             "blocks/confirm_destructive.json.j2",
@@ -194,9 +240,10 @@ impl ChangeService {
         clicker: &str,
         typed: &str,
     ) -> Result<(), String> {
-        let mut pending = lock(&self.pending);
-        let p = pending
-            .get_mut(token)
+        let now = state.clock.now();
+        let p = self
+            .pending
+            .get(token, now)
             .ok_or("This confirmation has expired; run the command again.")?;
         if p.requester.slack_user_id != clicker {
             return Err("Only the person who asked for this change can confirm it.".into());
@@ -205,15 +252,22 @@ impl ChangeService {
         if typed.trim() != expected {
             return Err(format!("Type `{expected}` exactly to confirm."));
         }
+        let mut p = self
+            .pending
+            .remove(token, now)
+            .ok_or("This confirmation was already submitted.")?;
         p.confirmation = Some(typed.trim().to_string());
-        drop(pending);
-        let (svc, st, t) = (self.clone(), state.clone(), token.to_string());
-        tokio::spawn(async move { svc.open_and_report(&st, &t).await });
+        let (svc, st) = (self.clone(), state.clone());
+        let (user, back) = (p.requester.slack_user_id.clone(), p.clone());
+        let work = async move { svc.open_and_report(&st, p).await };
+        if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+            self.pending.insert(back, now);
+            return Err(busy);
+        }
         Ok(())
     }
 
-    async fn open_and_report(&self, state: &AppState, token: &str) {
-        let Some(p) = self.take(token) else { return };
+    async fn open_and_report(&self, state: &AppState, p: Pending) {
         if let Err(e) = self.open_pr(state, &p).await {
             tracing::warn!(error = %e, change = %p.text, "opening the change request failed");
             self.respond(
@@ -226,7 +280,6 @@ impl ChangeService {
             )
             .await;
         }
-        lock(&self.pending).remove(token);
     }
 
     /// Write the signed change request, push it, and open or advance the PR; then tell Slack.

@@ -119,7 +119,7 @@ pub struct ChangeService {
     pub gh: GitHub,
     pub(crate) mirror: Arc<Mutex<Mirror>>,
     pub(crate) signing: ed25519_dalek::SigningKey,
-    pub(crate) pending: Mutex<HashMap<String, Pending>>,
+    pub(crate) pending: pending::PendingChanges,
     /// Slack trigger ids already turned into a change: a redelivered request changes nothing.
     pub(crate) seen: Mutex<crate::app::lru_set::LruSet>,
     /// PR number → the Slack message (channel, ts) that mirrors it: a cache in front of `store`,
@@ -202,7 +202,7 @@ impl ChangeService {
             gh,
             mirror: Arc::new(Mutex::new(mirror)),
             signing,
-            pending: Mutex::new(HashMap::new()),
+            pending: pending::PendingChanges::default(),
             seen: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
             threads: Mutex::new(HashMap::new()),
             tokens: TokenStore::new(store.clone(), key),
@@ -213,6 +213,11 @@ impl ChangeService {
             default_branch,
             _relay: relay,
         })
+    }
+
+    /// How many changes wait for their Confirm (or their PR).
+    pub fn pending_count(&self) -> usize {
+        self.pending.count()
     }
 
     pub fn default_branch(&self) -> &str {

@@ -25,6 +25,8 @@ pub struct Pending {
     /// For destructive changes: what must be typed, and what was.
     pub expected_confirmation: Option<String>,
     pub confirmation: Option<String>,
+    /// Dropped, unconfirmed, after this.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Pending {
@@ -34,6 +36,7 @@ impl Pending {
         cmd: &SlashCommand,
         parsed: &ParsedCommand,
         d: &Decision<'_>,
+        expires_at: chrono::DateTime<chrono::Utc>,
     ) -> Option<Pending> {
         let identity = d.identity?;
         let approval = d.approval.clone()?;
@@ -70,6 +73,7 @@ impl Pending {
             response_url: cmd.response_url.clone(),
             expected_confirmation: expected,
             confirmation: None,
+            expires_at,
         })
     }
 
@@ -109,4 +113,45 @@ pub(super) fn summary(a: &ApprovalRequirement) -> String {
             ""
         }
     )
+}
+
+/// Changes between their ack and their PR. Each lives until it is used or its deadline passes
+/// (`execution.pending_ttl`, 15 minutes by default): a dry run nobody confirms doesn't stay
+/// forever.
+#[derive(Debug, Default)]
+pub struct PendingChanges {
+    map: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+}
+
+impl PendingChanges {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Pending>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keep `p`, dropping every change whose deadline has passed.
+    pub fn insert(&self, p: Pending, now: chrono::DateTime<chrono::Utc>) {
+        let mut map = self.map();
+        map.retain(|_, q| q.expires_at > now);
+        map.insert(p.token.clone(), p);
+    }
+
+    /// A copy of the live change `token`, which stays pending.
+    pub fn get(&self, token: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Pending> {
+        self.map()
+            .get(token)
+            .filter(|p| p.expires_at > now)
+            .cloned()
+    }
+
+    /// The live change `token`, no longer pending.
+    pub fn remove(&self, token: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Pending> {
+        self.map().remove(token).filter(|p| p.expires_at > now)
+    }
+
+    /// How many changes are pending (expired ones included until the next insert).
+    pub fn count(&self) -> usize {
+        self.map().len()
+    }
 }

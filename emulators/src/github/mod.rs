@@ -505,6 +505,11 @@ impl GitHubEmulator {
 
     /// The next `n` REST write calls (POST, PATCH, PUT, DELETE; not the App token exchange) are
     /// answered 403 with `retry-after: retry_after_secs` and GitHub's secondary-rate-limit message.
+    /// Every REST call from now on answers `latency` late (a slow GitHub).
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
     pub fn rate_limit_next(&self, n: u32, retry_after_secs: u64) {
         self.state().rate_limit = (n > 0).then_some((n, retry_after_secs));
     }

@@ -242,6 +242,8 @@ pub(crate) struct State {
     pub(crate) calls: Vec<Call>,
     /// Write calls still to refuse with a secondary rate limit, and their Retry-After.
     pub(crate) rate_limit: Option<(u32, u64)>,
+    /// Added before every REST answer (a slow GitHub).
+    pub(crate) latency: std::time::Duration,
     pub(crate) webhook: Option<(String, String)>,
     pub(crate) deliveries: Vec<Delivery>,
     pub(crate) outbox: Option<mpsc::UnboundedSender<Outgoing>>,

@@ -256,6 +256,10 @@ pub(crate) async fn handle(
         record(&app, &method, &uri, resp.status().as_u16(), None);
         return resp;
     }
+    let latency = lock(&app.state).latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let (resp, identity) = rest(&app, &method, &uri, &headers, &body);
     record(
         &app,
