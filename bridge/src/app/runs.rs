@@ -56,7 +56,7 @@ impl std::fmt::Debug for ChangeTask {
 /// What the queue holds.
 #[derive(Debug)]
 enum Queued {
-    Run(Job),
+    Run(Box<Job>),
     Change(ChangeTask),
 }
 
@@ -122,7 +122,7 @@ impl Runs {
 
     /// Try to queue a job without waiting.
     pub fn enqueue(&self, job: Job, metrics: &Metrics) -> Enqueued {
-        self.admit(Queued::Run(job), metrics)
+        self.admit(Queued::Run(Box::new(job)), metrics)
     }
 
     /// Try to queue a change step without waiting, under the same limits as runs.
@@ -186,7 +186,7 @@ pub fn start_workers(state: &AppState) {
                 state.metrics.queue_depth.dec();
                 let user = job.user().to_string();
                 match job {
-                    Queued::Run(job) => run_job(&state, job).await,
+                    Queued::Run(job) => run_job(&state, *job).await,
                     // Its own task, so a panic in it can't take this worker down.
                     Queued::Change(task) => {
                         if let Err(e) = tokio::spawn(task.work).await {

@@ -55,7 +55,7 @@ impl ChangeService {
         if parsed.apply {
             let user = p.requester.slack_user_id.clone();
             let work = async move { svc.open_and_report(&st, p).await };
-            if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+            if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
                 return busy;
             }
             return format!(
@@ -67,7 +67,7 @@ impl ChangeService {
         self.pending.insert(p, now);
         let t = token.clone();
         let work = async move { svc.dry_run(&st, &t).await };
-        if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+        if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
             self.pending.remove(&token, now);
             return busy;
         }
@@ -79,7 +79,6 @@ impl ChangeService {
 
     /// Queue a change step on the worker pool; `Some(message)` when it is refused as busy.
     fn queue(
-        &self,
         state: &AppState,
         user: String,
         work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
@@ -186,7 +185,7 @@ impl ChangeService {
                 let user = p.requester.slack_user_id.clone();
                 let back = p.clone();
                 let work = async move { svc.open_and_report(&st, p).await };
-                if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+                if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
                     self.pending.insert(back, now);
                     reply(state, response_url, &busy).await;
                 }
@@ -260,7 +259,7 @@ impl ChangeService {
         let (svc, st) = (self.clone(), state.clone());
         let (user, back) = (p.requester.slack_user_id.clone(), p.clone());
         let work = async move { svc.open_and_report(&st, p).await };
-        if let Some(busy) = self.queue(state, user, Box::pin(work)) {
+        if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
             self.pending.insert(back, now);
             return Err(busy);
         }
