@@ -17,6 +17,7 @@ mod runner;
 mod silence;
 mod slack_bridge;
 mod terraform;
+mod visibility;
 
 use std::process::{Command, Output};
 

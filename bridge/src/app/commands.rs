@@ -162,6 +162,8 @@ fn enqueue(
         tier: decision.tier,
         decision_audit_id: audit_id.to_string(),
         spec: spec.exec,
+        visibility: decision.visibility,
+        protected: decision.protected,
     };
     match state.runs.enqueue(job, &state.metrics) {
         Enqueued::Ok => {

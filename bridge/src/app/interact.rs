@@ -110,6 +110,14 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
 async fn on_action(state: &AppState, action: BlockAction) {
     match (action.action_id.as_str(), &state.change) {
         ("slipway_cancel", _) => {}
+        (super::share::ACTION, _) => {
+            let reply = match super::share::share(state, &action).await {
+                Ok(done) => format!(":white_check_mark: {done}"),
+                Err(why) => format!(":no_entry: {why}"),
+            };
+            respond(state, action.response_url.as_deref(), reply).await;
+            return;
+        }
         ("slipway_confirm", Some(svc)) => {
             svc.confirm(
                 state,

@@ -12,6 +12,7 @@ mod ingress;
 mod interact;
 mod render;
 mod runs;
+pub mod share;
 mod silence;
 pub mod socket;
 pub(crate) mod targets;
@@ -56,6 +57,8 @@ pub struct Inner {
     pub replay: crate::slack::signature::ReplayCache,
     /// Which custom kinds each cluster declares namespaced (refreshed in the background).
     pub discovery: discovery::Discovery,
+    /// Private outputs their requesters may still share.
+    pub shares: share::Shares,
     pub events_seen: std::sync::Mutex<lru_set::LruSet>,
     pub rejections: std::sync::Mutex<ingress::RejectionTally>,
     pub clock: Arc<dyn Clock>,
@@ -120,6 +123,7 @@ impl AppState {
                 runs,
                 replay: crate::slack::signature::ReplayCache::default(),
                 discovery: discovery::Discovery::default(),
+                shares: share::Shares::default(),
                 events_seen: std::sync::Mutex::new(lru_set::LruSet::new(10_000)),
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
                 clock,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, Output};
 use slipway_core::command::Tier;
 use slipway_core::policy::SlackUser;
+use slipway_core::policy::model::Visibility;
 use slipway_infra::exec::ExecEnd;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,10 @@ pub struct Job {
     pub decision_audit_id: String,
     /// What to do: a process, a terraform plan or an API call.
     pub spec: Work,
+    /// Who sees the output, as policy decided.
+    pub visibility: Visibility,
+    /// A protected entry covers the resource.
+    pub protected: bool,
 }
 
 /// A change step (a dry run, opening a PR): it holds a pool slot and counts against its
@@ -223,16 +228,29 @@ async fn run_job(state: &AppState, job: Job) {
         channel: job.channel.clone(),
         message: posted_rx,
     };
+    let private = is_private(state, &job).await;
     let (mut progress, mut done) = work::start(state, job.spec.clone(), ctx, cancel);
-    let posted = state
-        .slack
-        .post(&job.channel, None, &view(render::Status::Running, &[]))
+    let ts = if private {
+        // Only the requester sees it: the response_url (five uses), so no progress updates.
+        respond(
+            state,
+            &job.response_url,
+            &view(render::Status::Running, &[]),
+            false,
+        )
         .await;
-    let ts = match posted {
-        Ok(ts) => Some(ts),
-        Err(e) => {
-            tracing::warn!(error = %e, run = %job.id, "could not post the run message; results go to response_url");
-            None
+        None
+    } else {
+        match state
+            .slack
+            .post(&job.channel, None, &view(render::Status::Running, &[]))
+            .await
+        {
+            Ok(ts) => Some(ts),
+            Err(e) => {
+                tracing::warn!(error = %e, run = %job.id, "could not post the run message; results go to response_url");
+                None
+            }
         }
     };
     let _ = posted_tx.send(ts.clone().map_or(work::Posted::Failed, work::Posted::At));
@@ -330,15 +348,35 @@ async fn run_job(state: &AppState, job: Job) {
     } else {
         let mut msg = final_msg;
         msg.blocks.extend(output_msg.blocks);
-        respond(state, &job.response_url, &msg).await;
+        if private {
+            msg.blocks.push(super::share::button(&job.id));
+            state.shares.keep(
+                &job.id,
+                &job.requester.user_id,
+                &job.channel,
+                &job.text,
+                msg.clone(),
+                job.protected,
+            );
+        }
+        respond(state, &job.response_url, &msg, private).await;
     }
 }
 
-async fn respond(state: &AppState, url: &str, msg: &Message) {
+/// Whether a run's messages go to the requester alone: the policy says so (protected resources
+/// by default), or the output is protected and the channel is shared with another organisation.
+async fn is_private(state: &AppState, job: &Job) -> bool {
+    if job.visibility == Visibility::Ephemeral {
+        return true;
+    }
+    job.protected && !super::share::channel_is_safe(state, &job.channel).await
+}
+
+async fn respond(state: &AppState, url: &str, msg: &Message, replace_original: bool) {
     if url.is_empty() {
         return;
     }
-    if let Err(e) = state.slack.respond(url, msg, false).await {
+    if let Err(e) = state.slack.respond(url, msg, replace_original).await {
         tracing::warn!(error = %e, "response_url failed");
     }
 }

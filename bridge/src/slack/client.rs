@@ -47,6 +47,8 @@ pub struct Slack {
     /// The configured Web API, whose origin is the one non-Slack place a `response_url` may
     /// point (the emulator in tests).
     api: url::Url,
+    /// What `conversations.info` said of channels, recently.
+    facts: Arc<super::channels::ChannelFacts>,
 }
 
 /// Hosts that serve Slack's `response_url`s, commercial and GovSlack (which runs on
@@ -117,7 +119,21 @@ impl Slack {
             client: Arc::new(SlackClient::new(connector)),
             token,
             api,
+            facts: Arc::default(),
         })
+    }
+
+    pub(super) fn facts(&self) -> &super::channels::ChannelFacts {
+        &self.facts
+    }
+
+    /// The Web API base, without a trailing slash.
+    pub(super) fn api_base(&self) -> String {
+        self.api.as_str().trim_end_matches('/').to_string()
+    }
+
+    pub(super) fn bot_token(&self) -> &str {
+        &self.token.token_value.0
     }
 
     /// The underlying client, for Socket Mode.

@@ -59,6 +59,8 @@ pub enum EventKind {
     Expiry,
     /// The policy file was reloaded.
     PolicyReload,
+    /// Someone shared a command's private output in its channel.
+    Share,
 }
 
 /// Who acted. Every part is optional: a signature rejection has no user, a runner has no Slack id.

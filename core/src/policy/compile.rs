@@ -107,6 +107,7 @@ pub struct Policy {
     pub(crate) approval_rules: HashMap<String, ApprovalRule>,
     pub(crate) routes: Vec<String>,
     pub(crate) route_index: PatternIndex,
+    pub(crate) channels: super::channels::Channels,
 }
 
 fn families_mask(names: &[Name]) -> Result<u8, PolicyError> {
@@ -451,6 +452,9 @@ impl Policy {
         )
         .map_err(|e| index_err(&e))?;
 
+        for c in &file.channels {
+            ids.claim(&c.id)?;
+        }
         let mut routes = Vec::new();
         let mut route_items = Vec::new();
         for route in &file.approvals.routes {
@@ -476,6 +480,7 @@ impl Policy {
             }
         }
 
+        let channels = super::channels::Channels::compile(&file.channels, families_mask, patterns)?;
         Ok(Policy {
             file,
             provider,
@@ -488,6 +493,7 @@ impl Policy {
             approval_rules,
             routes,
             route_index,
+            channels,
         })
     }
 

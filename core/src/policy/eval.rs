@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::compile::{Policy, slot};
 use super::identity::{Identity, SlackUser};
-use super::model::OperateMode;
+use super::model::{OperateMode, Visibility};
 use super::patterns::ResourceKey;
 use crate::change::ApprovalRequirement;
 use crate::command::kubectl::KindScopes;
@@ -65,6 +65,11 @@ pub struct Decision<'a> {
     pub approval: Option<ApprovalRequirement>,
     /// How long the command may run.
     pub timeout: Option<Duration>,
+    /// Who sees the output (for allowed reads and direct operations).
+    pub visibility: Visibility,
+    /// A protected entry covers the resource: its output never goes to a channel shared with
+    /// another organisation.
+    pub protected: bool,
 }
 
 impl Decision<'_> {
@@ -242,6 +247,8 @@ impl Policy {
             target: target.clone(),
             approval: None,
             timeout: tier.map(|t| self.timeout(t)),
+            visibility: Visibility::Channel,
+            protected: false,
         };
         let Some(identity) = req.identity else {
             let reason = format!(
@@ -378,6 +385,12 @@ impl Policy {
             }
         }
 
+        let protected = !self.protected_index.all(&key).is_empty();
+        let base = Decision {
+            protected,
+            visibility: self.channels.visibility(&key, family, protected),
+            ..base
+        };
         if !tier.is_change_request() {
             let reason = format!(
                 "{} may {} {}",

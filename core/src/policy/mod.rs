@@ -2,6 +2,7 @@
 //! from one YAML file and evaluated by a pure function.
 
 mod cases;
+mod channels;
 mod compile;
 mod eval;
 pub mod identity;
@@ -59,6 +60,8 @@ pub fn decide_with<'a>(
             target: crate::command::Target::None,
             approval: None,
             timeout: None,
+            visibility: model::Visibility::Channel,
+            protected: false,
         },
     }
 }
@@ -79,6 +82,7 @@ pub fn explain_json(policy: &Policy, user_id: &str, text: &str) -> serde_json::V
         "tier": d.tier.map(crate::command::Tier::as_str),
         "argv": parsed.as_ref().ok().and_then(ParsedCommand::argv),
         "resource": d.resource(),
+        "visibility": d.visibility,
         "approval": d.approval.as_ref().map(|a| serde_json::json!({
             "rule": a.rule,
             "approvers": a.approvers,

@@ -37,6 +37,38 @@ pub struct PolicyFile {
     pub protected: Vec<Protected>,
     pub approvals: Approvals,
     pub limits: Limits,
+    /// Where output appears, per resource: the first matching entry decides. Without one, read
+    /// output on protected resources is ephemeral and everything else goes to the channel.
+    #[serde(default)]
+    pub channels: Vec<ChannelRule>,
+}
+
+/// How output on some resources is shown.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRule {
+    #[schemars(with = "String")]
+    pub id: Name,
+    /// Resource patterns, as in rules.
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Name>,
+    /// Families (`kubectl`, `aws`, …) or `*`; all when left out.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub commands: Vec<Name>,
+    pub output: Visibility,
+}
+
+/// Who sees a command's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Posted in the channel for everyone there.
+    #[default]
+    Channel,
+    /// Only the requester sees it, with a "Share in channel" button. Output on protected
+    /// resources never goes to a channel shared with another organisation.
+    Ephemeral,
 }
 
 fn default_support() -> String {

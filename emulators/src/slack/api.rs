@@ -23,6 +23,7 @@ const METHODS: &[&str] = &[
     "views.update",
     "views.push",
     "users.info",
+    "conversations.info",
     "apps.connections.open",
 ];
 
@@ -265,6 +266,7 @@ fn dispatch(st: &mut State, method: &str, params: &Map<String, Value>) -> Outcom
         "chat.getPermalink" => permalink(st, params),
         "views.open" | "views.push" | "views.update" => super::views::handle(st, method, params),
         "users.info" => users_info(st, params),
+        "conversations.info" => conversations_info(st, params),
         "apps.connections.open" => {
             let n = st.next();
             let ws = st.base_url.replacen("http://", "ws://", 1);
@@ -401,6 +403,38 @@ fn permalink(st: &mut State, params: &Map<String, Value>) -> Outcome {
         link = format!("{link}?thread_ts={parent}&cid={channel}");
     }
     Ok(json!({ "channel": channel, "permalink": link }))
+}
+
+/// `conversations.info`: a public channel (`C…`) or a DM (`D…`); shared with another
+/// organisation when a test said so.
+fn conversations_info(st: &State, params: &Map<String, Value>) -> Outcome {
+    let id = str_param(params, "channel").ok_or_else(|| fail("channel_not_found"))?;
+    let im = id.starts_with('D');
+    if !(id.starts_with('C') || id.starts_with('G') || im) {
+        return Err(fail("channel_not_found"));
+    }
+    let ext = st.external_channels.contains(id);
+    let mut channel = json!({
+        "id": id,
+        "created": 1_700_000_000,
+        "is_channel": !im,
+        "is_group": false,
+        "is_im": im,
+        "is_mpim": false,
+        "is_private": im,
+        "is_archived": false,
+        "is_general": false,
+        "is_shared": ext,
+        "is_ext_shared": ext,
+        "is_org_shared": false,
+        "is_pending_ext_shared": false,
+        "is_member": true,
+    });
+    if !im {
+        channel["name"] = json!(id.to_ascii_lowercase());
+        channel["creator"] = json!("U0CREATOR");
+    }
+    Ok(json!({ "channel": channel }))
 }
 
 fn users_info(st: &State, params: &Map<String, Value>) -> Outcome {

@@ -155,6 +155,16 @@ impl SlackEmulator {
         );
     }
 
+    /// Mark `channel` as shared with another organisation (Slack Connect), or not.
+    pub fn set_channel_external(&self, channel: &str, external: bool) {
+        let mut st = self.state();
+        if external {
+            st.external_channels.insert(channel.to_string());
+        } else {
+            st.external_channels.remove(channel);
+        }
+    }
+
     /// Sets the app-level (`xapp-…`) token accepted by `apps.connections.open`.
     pub fn set_app_token(&self, token: &str) {
         self.state().app_token = Some(token.to_string());

@@ -56,6 +56,8 @@ pub(crate) struct State {
     pub(crate) sockets: Vec<SocketConn>,
     pub(crate) pending_acks: HashMap<String, oneshot::Sender<Value>>,
     pub(crate) socket_acks: Vec<Value>,
+    /// Channels shared with another organisation (Slack Connect).
+    pub(crate) external_channels: std::collections::BTreeSet<String>,
 }
 
 pub(crate) type Shared = Arc<Mutex<State>>;

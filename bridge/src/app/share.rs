@@ -1,0 +1,144 @@
+//! Private output and its "Share in channel" button. A read whose output is ephemeral (protected
+//! resources by default, or as the policy's `channels` section says) is shown only to the
+//! requester; the button posts that same output into the channel, for the requester only, and
+//! never into a channel shared with another organisation when the resource is protected.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use slipway_core::audit::{Actor, AuditRecord, EventKind};
+
+use super::AppState;
+use crate::slack::client::Message;
+use crate::slack::events::BlockAction;
+
+/// How long a private output can be shared: as long as its `response_url` lives.
+const KEEP: Duration = Duration::from_secs(30 * 60);
+
+/// The button's action id.
+pub const ACTION: &str = "slipway_share";
+
+/// One private output, as it may be shared.
+#[derive(Debug, Clone)]
+pub struct Shareable {
+    pub requester: String,
+    pub channel: String,
+    pub message: Message,
+    pub protected: bool,
+    pub text: String,
+    kept: Instant,
+}
+
+/// Private outputs by run id.
+#[derive(Debug, Default)]
+pub struct Shares(Mutex<HashMap<String, Shareable>>);
+
+impl Shares {
+    pub fn keep(
+        &self,
+        run_id: &str,
+        requester: &str,
+        channel: &str,
+        text: &str,
+        message: Message,
+        protected: bool,
+    ) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, s| s.kept.elapsed() < KEEP);
+        map.insert(
+            run_id.to_string(),
+            Shareable {
+                requester: requester.to_string(),
+                channel: channel.to_string(),
+                message,
+                protected,
+                text: text.to_string(),
+                kept: Instant::now(),
+            },
+        );
+    }
+
+    fn get(&self, run_id: &str) -> Option<Shareable> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run_id)
+            .filter(|s| s.kept.elapsed() < KEEP)
+            .cloned()
+    }
+
+    fn forget(&self, run_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(run_id);
+    }
+}
+
+/// The button under a private output.
+pub fn button(run_id: &str) -> serde_json::Value {
+    json!({
+        "type": "actions",
+        "block_id": "slipway_share",
+        "elements": [{
+            "type": "button",
+            "action_id": ACTION,
+            "text": {"type": "plain_text", "text": "Share in channel"},
+            "value": run_id,
+        }],
+    })
+}
+
+/// Whether protected output may go to `channel`: not when it is shared with another
+/// organisation, nor when Slack can't say (fails closed).
+pub async fn channel_is_safe(state: &AppState, channel: &str) -> bool {
+    match state.slack.is_externally_shared(channel).await {
+        Ok(shared) => !shared,
+        Err(e) => {
+            tracing::warn!(error = %e, channel, "can't tell whether the channel is shared with another organisation; keeping protected output private");
+            false
+        }
+    }
+}
+
+/// The Share click: post the kept output in its channel, as the requester asked. `Err` is what
+/// to tell the clicker.
+pub async fn share(state: &AppState, click: &BlockAction) -> Result<String, String> {
+    let s = state.shares.get(&click.value).ok_or(
+        "That output can no longer be shared (it is kept for 30 minutes); run the command again.",
+    )?;
+    if s.requester != click.user.user_id {
+        return Err("Only the person who ran this command can share its output.".into());
+    }
+    if s.protected && !channel_is_safe(state, &s.channel).await {
+        return Err("This channel is shared with another organisation, so output from protected resources is never posted here.".into());
+    }
+    let mut msg = s.message.clone();
+    msg.blocks.retain(|b| b["block_id"] != "slipway_share");
+    msg.blocks.insert(
+        0,
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("Shared by <@{}>", s.requester)}]}),
+    );
+    state
+        .slack
+        .post(&s.channel, None, &msg)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "sharing an output");
+            "Slack refused the message; try again.".to_string()
+        })?;
+    state.shares.forget(&click.value);
+    let identity =
+        slipway_core::policy::IdentityProvider::resolve(state.policy.identities(), &click.user);
+    let record = AuditRecord::new(EventKind::Share, state.ids.next(), state.clock.now())
+        .with_actor(Actor::slack(
+            &click.user,
+            identity,
+            identity.and_then(|i| state.policy.primary_role(i)),
+        ))
+        .with_details(json!({"run_id": click.value, "channel": s.channel, "command": s.text, "protected": s.protected}));
+    let _ = state.record(record, "a shared output").await;
+    Ok("Shared in the channel.".into())
+}
