@@ -192,8 +192,9 @@ pub struct Rule {
     #[schemars(with = "Vec<String>")]
     pub commands: Vec<Name>,
     pub tiers: Vec<Tier>,
-    /// Resource patterns: `kube:<cluster>/<namespace>`, `aws:<profile>`, `stack:<name>`,
-    /// `service:<service>/<env>`, `alerts:<env>`, with `*` and `?` wildcards.
+    /// Resource patterns: `kube:<cluster>/<namespace>`, `kube:<cluster>` (cluster-scoped objects:
+    /// nodes, cluster roles, CRDs…, which no namespace pattern grants), `aws:<profile>`,
+    /// `stack:<name>`, `service:<service>/<env>`, `alerts:<env>`, with `*` and `?` wildcards.
     #[schemars(with = "Vec<String>")]
     pub resources: Vec<Name>,
 }
