@@ -437,7 +437,10 @@ async fn a_push_rejected_by_the_remote_is_reported_and_the_lock_released() {
             .file_at(
                 OWNER,
                 REPO,
-                "refs/slipway/locks/service-api-staging",
+                &format!(
+                    "refs/slipway/locks/{}",
+                    slipway_core::change::lock_slug("service:api/staging")
+                ),
                 "README.md"
             )
             .is_none()

@@ -196,7 +196,8 @@ impl ChangeService {
             (None, cfg.git_url.clone())
         };
         let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &default_branch)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .showing_url(&cfg.git_url);
         Ok(ChangeService {
             cfg,
             gh,

@@ -308,18 +308,31 @@ pub fn file_path(id: &str) -> String {
     format!("{CHANGES_DIR}/{id}.yaml")
 }
 
-/// A ref-safe slug of a resource string, for lock refs: `service:api/staging` → `service-api-staging`.
+/// A ref-safe slug of a resource string, for lock refs and branch names:
+/// `service:api/staging` → `service-api-staging-<16 hex of its SHA-256>`. The readable part
+/// alone is not one-to-one (`kube:prod/web-api` and `kube:prod/web/api` would share it, and one
+/// can be a prefix of another); the digest makes it so.
 pub fn lock_slug(resource: &str) -> String {
-    resource
+    use sha2::Digest as _;
+    let readable: String = resource
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+            if c.is_ascii_alphanumeric() || c == '.' {
                 c
             } else {
                 '-'
             }
         })
-        .collect()
+        .collect();
+    let digest = hex::encode(sha2::Sha256::digest(resource.as_bytes()));
+    format!("{readable}-{}", &digest[..16])
+}
+
+/// The lock slug a change id (`cr-<slug>-<8 hex>`) was made for, if it has that shape.
+pub fn slug_of_id(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("cr-")?;
+    let (slug, short) = rest.rsplit_once('-')?;
+    (short.len() == 8 && short.bytes().all(|b| b.is_ascii_hexdigit())).then_some(slug)
 }
 
 /// Parse the bridge's signing key: a PKCS#8 PEM, or 32 bytes as hex or base64 (the seed).

@@ -58,7 +58,10 @@ async fn kubectl_runs_the_signed_argv_against_the_cluster_and_a_second_run_is_a_
         .unwrap();
     assert_eq!(
         crate::stdout(&targets).trim(),
-        r#"["kube-staging-web"]"#,
+        format!(
+            r#"["{}"]"#,
+            slipway_core::change::lock_slug("kube:staging/web")
+        ),
         "{}",
         crate::stderr(&targets)
     );
