@@ -242,6 +242,11 @@ impl Mirror {
         Ok(walk.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
+    /// A merge's first parent: the default branch as it was before the merge.
+    pub fn first_parent(&self, commit: Oid) -> Result<Oid> {
+        Ok(self.repo.find_commit(commit)?.parent_id(0)?)
+    }
+
     /// Whether the mirror holds `commit`.
     pub fn has_commit(&self, commit: Oid) -> bool {
         self.repo.find_commit(commit).is_ok()

@@ -55,6 +55,45 @@ pub fn merged_pr<'a>(
 /// the request, or who reviews the swap, in the same merge.
 pub const PROTECTED_DIRS: &[&str] = &[".github/", ".slipway/"];
 
+/// The paths a merge may change: its change files and the files they declare as rendered.
+pub fn declared_paths<'a>(
+    changes: impl IntoIterator<Item = &'a ChangeRequest>,
+) -> std::collections::BTreeSet<String> {
+    changes
+        .into_iter()
+        .flat_map(|cr| {
+            std::iter::once(cr.file_path()).chain(cr.rendered.files.iter().map(|f| f.path.clone()))
+        })
+        .collect()
+}
+
+/// Refuse a merge that changed anything beyond its change files and the files they declare as
+/// rendered: a PR that also edits, say, a kubeconfig or a script the deploy reads would run its
+/// own code with the runner's credentials.
+pub fn check_merge_scope(
+    changed: &[String],
+    declared: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    let outside: Vec<String> = changed
+        .iter()
+        .filter(|p| !declared.contains(*p) && !is_change_file(p))
+        .take(5)
+        .map(|p| format!("`{p}`"))
+        .collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the same merge changed {}, which no change request in it declares: nothing runs from a merge that changes more than its requests. Merge other changes on their own, then request the change again",
+        outside.join(", ")
+    ))
+}
+
+/// `changes/<id>.yaml`: each is verified on its own.
+fn is_change_file(path: &str) -> bool {
+    id_from_path(path).is_some()
+}
+
 /// Refuse a merge that changed anything under [`PROTECTED_DIRS`] (compared without case: a
 /// case-insensitive checkout would read `.GitHub/` as `.github/`).
 pub fn check_protected_paths(changed: &[String]) -> Result<(), String> {
@@ -404,6 +443,21 @@ mod tests {
             author: "slipway[bot]".into(),
             head_repo: "acme/gitops".into(),
         }
+    }
+
+    #[test]
+    fn a_merge_may_change_only_its_requests_and_their_rendered_files() {
+        let declared: std::collections::BTreeSet<String> =
+            ["apps/api/staging/kustomization.yaml".to_string()].into();
+        let ok = vec![
+            "changes/cr-a.yaml".to_string(),
+            "apps/api/staging/kustomization.yaml".into(),
+        ];
+        assert!(check_merge_scope(&ok, &declared).is_ok());
+        let mut more = ok.clone();
+        more.push("kube/staging.yaml".into());
+        let e = check_merge_scope(&more, &declared).unwrap_err();
+        assert!(e.contains("`kube/staging.yaml`"), "{e}");
     }
 
     #[test]

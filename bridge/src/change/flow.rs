@@ -382,6 +382,9 @@ impl ChangeService {
             rendered: render.rendered.clone(),
             reason: None,
             supersedes: supersedes.clone(),
+            execution: Some(slipway_core::change::Execution::of(&p.target, |env| {
+                state.policy.env_cluster(env).map(String::from)
+            })),
             created_at: now,
             expires_at: now + chrono::Duration::seconds(ttl),
             signature: None,

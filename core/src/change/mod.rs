@@ -120,6 +120,51 @@ pub struct Rendered {
 pub use plan::{plan_digest, plan_summary};
 pub use requirement::{ApprovalRequirement, GroupQuorum};
 
+/// Everything execution depends on, signed: the cluster alias (and namespace) for kubectl and
+/// deploys, the stack for terraform. The runner maps these aliases to credentials from its own
+/// configuration, never from the merged commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+impl Execution {
+    /// Where a decided target executes; `env_cluster` maps a deploy environment to its cluster
+    /// (from the policy at request time).
+    pub fn of(target: &Target, env_cluster: impl Fn(&str) -> Option<String>) -> Execution {
+        match target {
+            Target::Cluster { cluster, namespace } => Execution {
+                cluster: cluster.clone(),
+                namespace: match namespace {
+                    crate::command::Namespace::Named(n) => Some(n.clone()),
+                    crate::command::Namespace::Default => Some("default".into()),
+                    crate::command::Namespace::All | crate::command::Namespace::ClusterScoped => {
+                        None
+                    }
+                },
+                stack: None,
+            },
+            Target::Service { env, .. } => Execution {
+                cluster: env_cluster(env),
+                ..Execution::default()
+            },
+            Target::Stack { stack } => Execution {
+                stack: Some(stack.clone()),
+                ..Execution::default()
+            },
+            Target::AwsProfile { .. } | Target::Alerts { .. } | Target::None => {
+                Execution::default()
+            }
+        }
+    }
+}
+
 /// The bridge's signature over the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +198,10 @@ pub struct ChangeRequest {
     /// The change request this one supersedes on the same PR, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
+    /// Where the runner executes it, fixed when it was requested: nothing the merge changes (the
+    /// policy's environments, say) can move it. The runner refuses a request without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Execution>,
     #[schemars(schema_with = "crate::audit::datetime_schema")]
     pub created_at: DateTime<Utc>,
     #[schemars(schema_with = "crate::audit::datetime_schema")]

@@ -50,6 +50,7 @@ pub(crate) fn sample() -> ChangeRequest {
         rendered: Rendered::default(),
         reason: None,
         supersedes: None,
+        execution: None,
         created_at: t,
         expires_at: t + chrono::Duration::hours(24),
         signature: None,

@@ -189,6 +189,7 @@ async fn verify_change(
     }
     slipway_core::change::verify(&cr, &ctx.keys, Utc::now()).map_err(|e| e.to_string())?;
     verify::check_protected_paths(&ctx.changed)?;
+    verify::check_merge_scope(&ctx.changed, &ctx.declared)?;
     if let Some(cfg) = &ctx.config_in_repo
         && ctx.changed.iter().any(|c| c == cfg)
     {

@@ -198,3 +198,96 @@ async fn approvals_on_the_second_page_of_reviews_count() {
     let body = result_comment(&fx, number, &cr.id);
     assert!(body.contains("Executed"), "{body}");
 }
+
+/// The environment's cluster moved (a policy change merged after the request was made): the
+/// deploy still runs on the cluster the request signed, the one its approvers approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_runs_on_the_signed_cluster_even_after_the_policy_moves_its_environment() {
+    let base = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.4.2\n";
+    let kustomization = |tag: &str| {
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/web\n    newTag: \"{tag}\"\n"
+        )
+    };
+    let fx = fixture(
+        &[],
+        &[
+            ("apps/web/base/deployment.yaml", base.to_string()),
+            (
+                "apps/web/base/kustomization.yaml",
+                "resources:\n  - deployment.yaml\n".to_string(),
+            ),
+            (
+                "apps/web/staging/kustomization.yaml",
+                kustomization("1.4.2"),
+            ),
+        ],
+    )
+    .await;
+    let (kube, clusters) = cluster(&fx).await;
+    let new = kustomization("1.6.0");
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(new.as_bytes()))
+    };
+    let rendered = Rendered {
+        files: vec![RenderedFile {
+            path: "apps/web/staging/kustomization.yaml".into(),
+            sha256: digest,
+        }],
+        ..Rendered::default()
+    };
+    let cr = change(&fx, "mv1", "/deploy web staging 1.6.0", rendered);
+    assert_eq!(
+        cr.execution.as_ref().and_then(|e| e.cluster.as_deref()),
+        Some("staging")
+    );
+    let (number, _) = open_change(
+        &fx,
+        &cr,
+        &cr.to_yaml(),
+        &[("apps/web/staging/kustomization.yaml", new)],
+    )
+    .await;
+    approve(&fx, number);
+    // Meanwhile the default branch maps `staging` to the production cluster.
+    let moved = example_policy(&[(
+        "staging: { cluster: staging }",
+        "staging: { cluster: production }",
+    )]);
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        "main",
+        &[("policy/slipway.yaml", moved.as_str())],
+        "move staging",
+        "olga-owner",
+    );
+    let sha = merge(&fx, number);
+    let ws = checkout(&fx, &sha);
+    let production = format!(
+        "  production: {{ kubeconfig: {}, context: production }}\n",
+        fx.dir.path().join("kubeconfig").display()
+    );
+    let deploy = "deploy:\n  command: [kubectl, \"--kubeconfig={kubeconfig}\", \"--context={context}\", apply, --server-side, --validate=false, -k, \"{dir}\"]\n";
+    let out = run(
+        &fx,
+        &ws,
+        &sha,
+        &config(&fx, &format!("{clusters}{production}{deploy}")),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
+    let contexts: Vec<Option<String>> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.context)
+        .collect();
+    assert!(!contexts.is_empty());
+    assert!(
+        contexts.iter().all(|c| c.as_deref() == Some("staging")),
+        "applied on the signed cluster only: {contexts:?}"
+    );
+}
