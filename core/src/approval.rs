@@ -148,6 +148,16 @@ pub fn quorum<'i>(
             ignore(login, "the PR's author can't review it");
             continue;
         }
+        if r.source == Source::Slack
+            && r.state == ReviewState::Approved
+            && req.approve_in == crate::policy::model::ApproveIn::Github
+        {
+            ignore(
+                login,
+                "approved in Slack, but this rule needs the approval in GitHub",
+            );
+            continue;
+        }
         if input.excluded.iter().any(|l| l.eq_ignore_ascii_case(login)) {
             ignore(
                 login,
@@ -420,5 +430,41 @@ mod tests {
             review(3, "sam", ReviewState::Approved, "h"),
         ]);
         assert!(with_security.met, "{with_security:?}");
+    }
+
+    #[test]
+    fn slack_approvals_do_not_count_where_the_rule_needs_github() {
+        let mut req = ApprovalRequirement {
+            rule: "production".into(),
+            approvers: 1,
+            groups: vec!["approvers".into()],
+            approve_in: ApproveIn::Github,
+            expires_after_secs: 3600,
+            all_of: Vec::new(),
+        };
+        let people = [ident("ada", "ada", &["approvers"])];
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut from_slack = review(1, "ada", ReviewState::Approved, "h");
+        from_slack.source = Source::Slack;
+        let reviews = [from_slack];
+        let q = |req: &ApprovalRequirement| {
+            let input = QuorumInput {
+                requirement: req,
+                requester_subject: "omar",
+                requester_login: None,
+                pr_author: "slipway[bot]",
+                excluded: &[],
+                head_sha: "h",
+                reviews: &reviews,
+                now: t,
+                expires_at: t + chrono::Duration::hours(1),
+            };
+            quorum(&input, |login| {
+                people.iter().find(|p| p.github.as_deref() == Some(login))
+            })
+        };
+        assert!(!q(&req).met);
+        req.approve_in = ApproveIn::Slack;
+        assert!(q(&req).met);
     }
 }

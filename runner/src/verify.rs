@@ -337,8 +337,14 @@ fn check_objects(
     Ok(d.approval)
 }
 
-/// GitHub's reviews as the quorum's input (pending reviews have no state and are skipped).
-pub fn review_inputs(reviews: &[Review]) -> Vec<ReviewInput> {
+/// GitHub's reviews as the quorum's input (pending reviews have no state and are skipped). A
+/// review whose body carries the bridge's signed marker for it was made in Slack.
+pub fn review_inputs(
+    reviews: &[Review],
+    keys: &[(String, ed25519_dalek::VerifyingKey)],
+    repo: &str,
+    pr: u64,
+) -> Vec<ReviewInput> {
     reviews
         .iter()
         .filter_map(|r| {
@@ -352,7 +358,18 @@ pub fn review_inputs(reviews: &[Review]) -> Vec<ReviewInput> {
                     .as_deref()
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc)),
-                source: Source::Github,
+                source: if slipway_core::change::is_slack_review(
+                    &r.body,
+                    keys,
+                    repo,
+                    pr,
+                    &r.commit_id,
+                    &r.user,
+                ) {
+                    Source::Slack
+                } else {
+                    Source::Github
+                },
             })
         })
         .collect()

@@ -6,6 +6,7 @@
 //! it, while YAML formatting does not matter. The runner verifies the signature with the
 //! bridge's public key, the expiry, and the schema version before anything else.
 
+mod marker;
 mod plan;
 mod requirement;
 
@@ -117,6 +118,7 @@ pub struct Rendered {
     pub kind_scopes: std::collections::BTreeMap<String, bool>,
 }
 
+pub use marker::{is_slack_review, slack_review_marker};
 pub use plan::{plan_digest, plan_summary};
 pub use requirement::{ApprovalRequirement, GroupQuorum};
 

@@ -71,6 +71,7 @@ pub struct Review {
     pub state: String,
     pub commit_id: String,
     pub submitted_at: Option<String>,
+    pub body: String,
 }
 
 impl GitHub {
@@ -184,6 +185,7 @@ impl GitHub {
                 state: r["state"].as_str().unwrap_or_default().to_uppercase(),
                 commit_id: r["commit_id"].as_str().unwrap_or_default().to_string(),
                 submitted_at: r["submitted_at"].as_str().map(String::from),
+                body: r["body"].as_str().unwrap_or_default().to_string(),
             })
             .collect())
     }

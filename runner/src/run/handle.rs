@@ -209,7 +209,7 @@ async fn verify_change(
         policy,
         &cr,
         &pr,
-        &verify::review_inputs(&reviews),
+        &verify::review_inputs(&reviews, &ctx.keys, &ctx.repo().to_string(), pr.number),
         check.requirement.as_ref(),
         Utc::now(),
     )?;

@@ -285,3 +285,43 @@ async fn a_kubeconfig_in_the_checkout_or_with_an_exec_plugin_is_never_used() {
     assert!(body.contains("inside the checkout"), "{body}");
     assert!(!std::path::Path::new("/tmp/slipway-pwned").exists());
 }
+
+/// Reviews the bridge made from Slack carry its signed marker: under a rule that needs the
+/// approval in GitHub (`approve_in: github`, the IdP's MFA), the runner doesn't count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_made_approvals_do_not_count_where_the_rule_needs_github() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "gh1",
+        "/kubectl scale deployment/web --replicas=5 -n prod",
+        Rendered::default(),
+    );
+    assert_eq!(cr.policy.approval.rule, "production");
+    let (number, head) = open_change(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
+    for who in ["ada-approver", "bo-approver"] {
+        let marker = slipway_core::change::slack_review_marker(
+            &key,
+            "test",
+            &format!("{OWNER}/{REPO}"),
+            number,
+            &head,
+            who,
+        );
+        fx.github.review(
+            OWNER,
+            REPO,
+            number,
+            who,
+            "APPROVE",
+            &format!("Approved in Slack.\n\n{marker}"),
+        );
+    }
+    let sha = merge(&fx, number);
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains("approved in Slack, but this rule needs the approval in GitHub"),
+        "{body}"
+    );
+}

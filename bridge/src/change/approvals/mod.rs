@@ -390,11 +390,21 @@ impl ChangeService {
         } else {
             ("REQUEST_CHANGES", "Rejected", "Reason")
         };
-        let body = if reason.is_empty() {
+        let text = if reason.is_empty() {
             format!("{verb} in Slack by {}.", identity.subject)
         } else {
             format!("{verb} in Slack by {}. {label}: {reason}", identity.subject)
         };
+        // Signed, so the runner can tell this review was made in Slack (`approve_in: github`).
+        let marker = slipway_core::change::slack_review_marker(
+            &self.signing,
+            &self.cfg.signing_key_id,
+            &repo.to_string(),
+            number,
+            &pr.head_sha,
+            &account.login,
+        );
+        let body = format!("{text}\n\n{marker}");
         let id = match as_user
             .review(repo, number, event, &body, Some(&pr.head_sha))
             .await
