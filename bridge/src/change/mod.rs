@@ -116,7 +116,10 @@ pub const DEFAULT_RUNNER_LOGIN: &str = "github-actions[bot]";
 /// The change-request side of the bridge.
 pub struct ChangeService {
     pub cfg: GitOpsConfig,
+    /// The App on the GitOps repository (a token scoped to it).
     pub gh: GitHub,
+    /// The App on the service repositories, read-only (their CI runs, for `/deploy`).
+    pub(crate) gh_ci: GitHub,
     pub(crate) mirror: Arc<Mutex<Mirror>>,
     pub(crate) signing: ed25519_dalek::SigningKey,
     pub(crate) pending: pending::PendingChanges,
@@ -173,11 +176,32 @@ impl ChangeService {
         };
         let signing = slipway_core::change::parse_signing_key(cfg.signing_key.expose())
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
-        let gh = GitHub::app(
+        // Tokens reach the GitOps repository only, with what the bridge needs there; the
+        // service repositories' CI runs are read with another token, read-only.
+        let gh = GitHub::app_scoped(
             &cfg.api_url,
             cfg.app_id,
             cfg.app_private_key.expose(),
             cfg.installation_id,
+            &[cfg.repo.name.as_str()],
+            &serde_json::json!({
+                "contents": "write", "pull_requests": "write", "issues": "write",
+                "statuses": "write", "metadata": "read",
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+        let service_repos: std::collections::BTreeSet<&str> = cfg
+            .services
+            .values()
+            .filter_map(|s| s.repo.split_once('/').map(|(_, name)| name))
+            .collect();
+        let gh_ci = GitHub::app_scoped(
+            &cfg.api_url,
+            cfg.app_id,
+            cfg.app_private_key.expose(),
+            cfg.installation_id,
+            &service_repos.into_iter().collect::<Vec<_>>(),
+            &serde_json::json!({ "actions": "read", "metadata": "read" }),
         )
         .map_err(|e| e.to_string())?;
         let default_branch = "main".to_string();
@@ -201,6 +225,7 @@ impl ChangeService {
         Ok(ChangeService {
             cfg,
             gh,
+            gh_ci,
             mirror: Arc::new(Mutex::new(mirror)),
             signing,
             pending: pending::PendingChanges::default(),

@@ -79,7 +79,7 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
             let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
             let workflow = cfg.workflow.as_deref().ok_or_else(|| format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env))?;
             let run = svc
-                .gh
+                .gh_ci
                 .latest_successful_run(&repo, workflow, &branch)
                 .await
                 .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
