@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use slipway_core::approval::{Quorum, QuorumInput, ReviewInput, ReviewState, Source, quorum};
+use slipway_core::approval::{
+    ListedReview, Quorum, QuorumInput, ReviewInput, Source, inputs_by_deadline, judged_at, quorum,
+};
 use slipway_core::change::{ApprovalRequirement, ChangeRequest};
 use slipway_core::command::kubectl::{KindScopes, Kubectl, dir_reads, manifest_objects};
 use slipway_core::command::{Command, ParsedCommand, Target, parse_line};
@@ -337,42 +339,39 @@ fn check_objects(
     Ok(d.approval)
 }
 
-/// GitHub's reviews as the quorum's input (pending reviews have no state and are skipped). A
-/// review whose body carries the bridge's signed marker for it was made in Slack.
+/// GitHub's reviews as the quorum's input, under the one deadline rule (reviews submitted after
+/// `deadline` don't count; pending ones have no state). A review whose body carries the bridge's
+/// signed marker for it was made in Slack.
 pub fn review_inputs(
     reviews: &[Review],
     keys: &[(String, ed25519_dalek::VerifyingKey)],
     repo: &str,
     pr: u64,
+    deadline: DateTime<Utc>,
 ) -> Vec<ReviewInput> {
-    reviews
+    let listed: Vec<ListedReview<'_>> = reviews
         .iter()
-        .filter_map(|r| {
-            Some(ReviewInput {
-                id: r.id,
-                login: r.user.clone(),
-                state: ReviewState::parse(&r.state)?,
-                commit_id: r.commit_id.clone(),
-                submitted_at: r
-                    .submitted_at
-                    .as_deref()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc)),
-                source: if slipway_core::change::is_slack_review(
-                    &r.body,
-                    keys,
-                    repo,
-                    pr,
-                    &r.commit_id,
-                    &r.user,
-                ) {
-                    Source::Slack
-                } else {
-                    Source::Github
-                },
-            })
+        .map(|r| ListedReview {
+            id: r.id,
+            login: &r.user,
+            state: &r.state,
+            commit_id: &r.commit_id,
+            submitted_at: r.submitted_at.as_deref(),
+            source: if slipway_core::change::is_slack_review(
+                &r.body,
+                keys,
+                repo,
+                pr,
+                &r.commit_id,
+                &r.user,
+            ) {
+                Source::Slack
+            } else {
+                Source::Github
+            },
         })
-        .collect()
+        .collect();
+    inputs_by_deadline(&listed, deadline)
 }
 
 fn explain(q: &Quorum, rule: &str, head: &str) -> String {
@@ -425,7 +424,7 @@ pub fn check_quorum(
             excluded: &[],
             head_sha: &pr.head_sha,
             reviews,
-            now,
+            now: judged_at(pr.merged_at, now, cr.expires_at),
             expires_at: cr.expires_at,
         };
         let q = quorum(&input, |login| identities.by_github(login));

@@ -14,6 +14,8 @@ pub struct Pr {
     pub state: String,
     pub merged: bool,
     pub merged_by: Option<String>,
+    /// When it was merged.
+    pub merged_at: Option<chrono::DateTime<chrono::Utc>>,
     pub merge_commit_sha: Option<String>,
     pub head_ref: String,
     pub head_sha: String,
@@ -49,6 +51,10 @@ impl Pr {
             body: s("/body"),
             state: s("/state"),
             merged: v["merged"].as_bool().unwrap_or(false) || v["merged_at"].is_string(),
+            merged_at: v["merged_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
             merged_by: v
                 .pointer("/merged_by/login")
                 .and_then(Value::as_str)

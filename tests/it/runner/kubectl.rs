@@ -291,3 +291,30 @@ async fn a_deploy_runs_on_the_signed_cluster_even_after_the_policy_moves_its_env
         "applied on the signed cluster only: {contexts:?}"
     );
 }
+
+/// One deadline rule: approved and merged before the request expired, the change runs even if
+/// the job starts after the deadline (the quorum and the expiry are judged as of the merge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_merged_in_time_runs_even_when_its_job_starts_after_the_deadline() {
+    let fx = fixture(&[], &[]).await;
+    let (kube, clusters) = cluster(&fx).await;
+    let mut cr = change(
+        &fx,
+        "dl1",
+        "/kubectl scale deployment/web --replicas=6 -n web",
+        Rendered::default(),
+    );
+    cr.expires_at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
+    let cr = slipway_core::change::sign(cr, &key, "test");
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    // The job is queued behind others: it starts after the deadline.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let ws = checkout(&fx, &sha);
+    let out = run(&fx, &ws, &sha, &config(&fx, &clusters), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
+    assert_eq!(
+        kube.deployment("web", "web").unwrap()["spec"]["replicas"],
+        6
+    );
+}
