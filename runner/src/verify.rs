@@ -452,6 +452,7 @@ mod tests {
             state: "closed".into(),
             merged,
             merged_by: None,
+            merged_at: None,
             merge_commit_sha: Some(merge_sha.into()),
             head_ref: head_ref.into(),
             head_sha: "h".into(),
