@@ -74,9 +74,10 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
     // Fail closed: if the audit trail can't be written, nothing runs.
     let Ok(record) = state.record(record, "the command, so it is refused").await else {
         state.metrics.request("commands", "audit_unavailable");
-        return ephemeral(
-            "Slipway can't write its audit trail right now, so nothing was run. Please tell #platform.",
-        );
+        return ephemeral(format!(
+            "Slipway can't write its audit trail right now, so nothing was run. Please tell {}.",
+            state.policy.support()
+        ));
     };
 
     let Ok(parsed) = &parsed else {

@@ -89,6 +89,8 @@ pub struct GitOpsConfig {
     /// GitHub API base URL.
     pub api_url: String,
     pub app_id: u64,
+    /// The GitOps repository's default branch, where change requests merge.
+    pub default_branch: String,
     /// The App's bot login (`<slug>[bot]`), the author of every PR Slipway opens.
     pub app_login: String,
     pub installation_id: u64,
@@ -204,7 +206,7 @@ impl ChangeService {
             &serde_json::json!({ "actions": "read", "metadata": "read" }),
         )
         .map_err(|e| e.to_string())?;
-        let default_branch = "main".to_string();
+        let default_branch = cfg.default_branch.clone();
         // libgit2 has no TLS of its own here: HTTPS remotes go through the loopback relay.
         let (relay, git_url) = if cfg.git_url.starts_with("https://") {
             let origin = cfg

@@ -56,7 +56,7 @@ pub async fn render(
     head: Oid,
 ) -> Result<Render, String> {
     match &p.command {
-        Command::Deploy(d) => render_deploy(svc, d, head).await,
+        Command::Deploy(d) => render_deploy(svc, state, d, head).await,
         Command::Kubectl(_) => render_kubectl(svc, state, p, head).await,
         Command::TfApply { stack } => {
             super::terraform::render_tf_apply(svc, state, p, stack, head).await
@@ -68,8 +68,13 @@ pub async fn render(
     }
 }
 
-async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Render, String> {
-    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| format!("service `{}` has no image configured in the bridge (`gitops.services.{}`); ask #platform.", d.service, d.service))?;
+async fn render_deploy(
+    svc: &ChangeService,
+    state: &AppState,
+    d: &Deploy,
+    head: Oid,
+) -> Result<Render, String> {
+    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| format!("service `{}` has no image configured in the bridge (`gitops.services.{}`); ask {}.", d.service, d.service, state.policy.support()))?;
     let (tag, digest, source_sha, run_id) = match &d.version {
         Some(v) if v.starts_with("sha256:") => (None, Some(v.clone()), None, None),
         Some(v) => (Some(v.clone()), None, None, None),

@@ -279,7 +279,12 @@ impl ChangeService {
             .policy
             .identities()
             .resolve(user)
-            .ok_or("Slipway doesn't know you; ask #platform to add you to the policy.")?;
+            .ok_or_else(|| {
+                format!(
+                    "Slipway doesn't know you; ask {} to add you to the policy.",
+                    state.policy.support()
+                )
+            })?;
         if approve
             && identity
                 .github
@@ -454,7 +459,10 @@ impl ChangeService {
     ) -> Result<(), String> {
         let user = &click.user;
         if state.policy.identities().resolve(user).is_none() {
-            return Err("Slipway doesn't know you; ask #platform to add you to the policy.".into());
+            return Err(format!(
+                "Slipway doesn't know you; ask {} to add you to the policy.",
+                state.policy.support()
+            ));
         }
         let account = self.linked(state, user)?;
         let mut ctx = ReviewContext {
