@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use slipway_core::change::{ChangeRequest, plan_digest};
-use slipway_core::command::simple::TF_PLAN_FILE;
+use slipway_core::command::tf::TF_PLAN_FILE;
 use slipway_infra::exec::{ExecEnd, ExecSpec, run_to_end};
 
 use crate::config::ToolsConfig;

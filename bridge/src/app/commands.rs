@@ -12,7 +12,7 @@ use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind};
 use slipway_core::catalog::help_text;
 use slipway_core::command::kubectl::KindScopes;
-use slipway_core::command::simple::Meta;
+use slipway_core::command::meta::Meta;
 use slipway_core::command::{Command, ParsedCommand, parse};
 use slipway_core::policy::{
     Decision, IdentityProvider, Outcome, SlackUser, decide, decide_with, explain_json,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use git2::Oid;
 use slipway_core::change::{ChangeRequest, Rendered, RenderedFile};
-use slipway_core::command::simple::Deploy;
+use slipway_core::command::deploy::Deploy;
 use slipway_core::command::{Command, Target};
 use slipway_core::redact::redactor;
 use slipway_infra::github::Repo;
@@ -74,7 +74,14 @@ async fn render_deploy(
     d: &Deploy,
     head: Oid,
 ) -> Result<Render, String> {
-    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| format!("service `{}` has no image configured in the bridge (`gitops.services.{}`); ask {}.", d.service, d.service, state.policy.support()))?;
+    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| {
+        format!(
+            "service `{}` has no image configured in the bridge (`gitops.services.{}`); ask {}.",
+            d.service,
+            d.service,
+            state.policy.support()
+        )
+    })?;
     let (tag, digest, source_sha, run_id) = match &d.version {
         Some(v) if v.starts_with("sha256:") => (None, Some(v.clone()), None, None),
         Some(v) => (Some(v.clone()), None, None, None),

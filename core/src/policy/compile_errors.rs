@@ -55,36 +55,181 @@ limits:
 
 /// `from` → `to` in the base, the message it must give, and a text on the line it points at.
 const CASES: &[(&str, &str, &str, &str)] = &[
-    ("version: 1", "version: 2", "unsupported policy version 2", "version: 2"),
-    ("clusters: [c1, c2]", "clusters: [c1, C2]", "`C2` is not a valid target name", "clusters:"),
-    ("clusters: [c1, c2]", "clusters: [c1, c1]", "`c1` is listed twice", "clusters:"),
-    ("stacks: [s1]", "stacks: [s1, s1]", "`s1` is listed twice", "stacks:"),
-    ("e1: { cluster: c1 }", "e1: { cluster: c9 }", "unknown cluster `c9`", "e1: {"),
-    ("  cluster: c1\n  alert_env", "  cluster: c9\n  alert_env", "unknown cluster `c9`", "cluster: c9"),
-    ("alert_env: e1", "alert_env: e9", "unknown environment `e9`", "alert_env: e9"),
-    ("default_cluster: c1", "default_cluster: c9", "unknown cluster `c9`", "default_cluster"),
-    ("slack: [U2]", "slack: [U1]", "U1", "slack: [U1]\n      subject: u2"),
+    (
+        "version: 1",
+        "version: 2",
+        "unsupported policy version 2",
+        "version: 2",
+    ),
+    (
+        "clusters: [c1, c2]",
+        "clusters: [c1, C2]",
+        "`C2` is not a valid target name",
+        "clusters:",
+    ),
+    (
+        "clusters: [c1, c2]",
+        "clusters: [c1, c1]",
+        "`c1` is listed twice",
+        "clusters:",
+    ),
+    (
+        "stacks: [s1]",
+        "stacks: [s1, s1]",
+        "`s1` is listed twice",
+        "stacks:",
+    ),
+    (
+        "e1: { cluster: c1 }",
+        "e1: { cluster: c9 }",
+        "unknown cluster `c9`",
+        "e1: {",
+    ),
+    (
+        "  cluster: c1\n  alert_env",
+        "  cluster: c9\n  alert_env",
+        "unknown cluster `c9`",
+        "cluster: c9",
+    ),
+    (
+        "alert_env: e1",
+        "alert_env: e9",
+        "unknown environment `e9`",
+        "alert_env: e9",
+    ),
+    (
+        "default_cluster: c1",
+        "default_cluster: c9",
+        "unknown cluster `c9`",
+        "default_cluster",
+    ),
+    (
+        "slack: [U2]",
+        "slack: [U1]",
+        "U1",
+        "slack: [U1]\n      subject: u2",
+    ),
     ("github: gh-u2", "github: GH-U1", "GH-U1", "github: GH-U1"),
-    ("  - name: r2\n    extends", "  - name: r1\n    extends", "role `r1` is defined twice", "- name: r1\n    extends"),
-    ("{ id: rule-b,", "{ id: rule-a,", "id `rule-a` is used twice", "{ id: rule-a, commands: [deploy]"),
-    ("{ id: rule-b,", "{ id: 'rule b',", "ids must be non-empty and contain no spaces", "rule b"),
-    ("commands: [deploy], tiers", "commands: [ship], tiers", "unknown command family `ship`", "ship"),
-    ("tiers: [change], resources", "tiers: [], resources", "a rule needs at least one tier", "tiers: []"),
-    ("resources: [\"service:*/e1\"] }\nacls", "resources: [] }\nacls", "a rule needs at least one resource pattern", "rule-b"),
-    ("resources: [\"kube:c1/*\"] }", "resources: [\"pods\"] }", "resource pattern `pods` must be", "pods"),
-    ("resources: [\"kube:c1/*\"] }", "resources: [\"kube:a/b/c\"] }", "must have the form", "kube:a/b/c"),
-    ("extends: [r1]", "extends: [r9]", "role `r9` must be defined above", "extends: [r9]"),
-    ("{ group: g2, role: r2 }", "{ group: g2, role: r9 }", "r9", "role: r9"),
-    ("approvers: 1,", "approvers: 0,", "an approval rule needs at least one approver", "approvers: 0"),
-    ("groups: [g2], expires_after", "groups: [], expires_after", "at least one approver group", "expires_after: 1h }"),
-    ("read_roles: [r2], approval: ap1", "read_roles: [r2], approval: ap9", "unknown approval rule `ap9`", "ap9"),
-    ("rule: ap1 }", "rule: ap9 }", "unknown approval rule `ap9`", "rule: ap9"),
-    ("read_roles: [r2]", "read_roles: [r9]", "unknown role `r9`", "read_roles: [r9]"),
-    ("{ id: acl-a, commands: [deploy]", "{ id: acl-a, commands: [ship]", "unknown command family `ship`", "acl-a"),
-    ("{ id: acl-a,", "{ id: prot-a,", "id `prot-a` is used twice", "{ id: prot-a, resources"),
-    ("read: 1s,", "read: 0s,", "limits.timeouts.read must be more than zero", ""),
-    ("expires_after: 1h }", "expires_after: soon }", "not a duration", "soon"),
-    ("output_bytes: 10", "output_bytes: 10\n  bogus: 1", "bogus", "bogus"),
+    (
+        "  - name: r2\n    extends",
+        "  - name: r1\n    extends",
+        "role `r1` is defined twice",
+        "- name: r1\n    extends",
+    ),
+    (
+        "{ id: rule-b,",
+        "{ id: rule-a,",
+        "id `rule-a` is used twice",
+        "{ id: rule-a, commands: [deploy]",
+    ),
+    (
+        "{ id: rule-b,",
+        "{ id: 'rule b',",
+        "ids must be non-empty and contain no spaces",
+        "rule b",
+    ),
+    (
+        "commands: [deploy], tiers",
+        "commands: [ship], tiers",
+        "unknown command family `ship`",
+        "ship",
+    ),
+    (
+        "tiers: [change], resources",
+        "tiers: [], resources",
+        "a rule needs at least one tier",
+        "tiers: []",
+    ),
+    (
+        "resources: [\"service:*/e1\"] }\nacls",
+        "resources: [] }\nacls",
+        "a rule needs at least one resource pattern",
+        "rule-b",
+    ),
+    (
+        "resources: [\"kube:c1/*\"] }",
+        "resources: [\"pods\"] }",
+        "resource pattern `pods` must be",
+        "pods",
+    ),
+    (
+        "resources: [\"kube:c1/*\"] }",
+        "resources: [\"kube:a/b/c\"] }",
+        "must have the form",
+        "kube:a/b/c",
+    ),
+    (
+        "extends: [r1]",
+        "extends: [r9]",
+        "role `r9` must be defined above",
+        "extends: [r9]",
+    ),
+    (
+        "{ group: g2, role: r2 }",
+        "{ group: g2, role: r9 }",
+        "r9",
+        "role: r9",
+    ),
+    (
+        "approvers: 1,",
+        "approvers: 0,",
+        "an approval rule needs at least one approver",
+        "approvers: 0",
+    ),
+    (
+        "groups: [g2], expires_after",
+        "groups: [], expires_after",
+        "at least one approver group",
+        "expires_after: 1h }",
+    ),
+    (
+        "read_roles: [r2], approval: ap1",
+        "read_roles: [r2], approval: ap9",
+        "unknown approval rule `ap9`",
+        "ap9",
+    ),
+    (
+        "rule: ap1 }",
+        "rule: ap9 }",
+        "unknown approval rule `ap9`",
+        "rule: ap9",
+    ),
+    (
+        "read_roles: [r2]",
+        "read_roles: [r9]",
+        "unknown role `r9`",
+        "read_roles: [r9]",
+    ),
+    (
+        "{ id: acl-a, commands: [deploy]",
+        "{ id: acl-a, commands: [ship]",
+        "unknown command family `ship`",
+        "acl-a",
+    ),
+    (
+        "{ id: acl-a,",
+        "{ id: prot-a,",
+        "id `prot-a` is used twice",
+        "{ id: prot-a, resources",
+    ),
+    (
+        "read: 1s,",
+        "read: 0s,",
+        "limits.timeouts.read must be more than zero",
+        "",
+    ),
+    (
+        "expires_after: 1h }",
+        "expires_after: soon }",
+        "not a duration",
+        "soon",
+    ),
+    (
+        "output_bytes: 10",
+        "output_bytes: 10\n  bogus: 1",
+        "bogus",
+        "bogus",
+    ),
 ];
 
 #[test]
@@ -95,11 +240,13 @@ fn the_base_policy_compiles() {
 #[test]
 fn every_compile_error_says_what_and_where() {
     for (from, to, message, marker) in CASES {
-        assert!(BASE.contains(from), "case `{to}`: `{from}` is not in the base");
+        assert!(
+            BASE.contains(from),
+            "case `{to}`: `{from}` is not in the base"
+        );
         let text = BASE.replacen(from, to, 1);
-        let err = match Policy::from_yaml(&text) {
-            Ok(_) => panic!("`{to}` should be refused"),
-            Err(e) => e,
+        let Err(err) = Policy::from_yaml(&text) else {
+            panic!("`{to}` should be refused")
         };
         assert!(
             err.message.contains(message),
@@ -109,7 +256,9 @@ fn every_compile_error_says_what_and_where() {
         if marker.is_empty() {
             continue;
         }
-        let at = text.find(marker).unwrap_or_else(|| panic!("marker {marker:?}"));
+        let at = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("marker {marker:?}"));
         let line = u64::try_from(text[..at].matches('\n').count()).unwrap() + 1;
         assert_eq!(
             err.line, line,

@@ -275,16 +275,12 @@ impl ChangeService {
             format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}")
         })?;
         let cr = &verified.cr;
-        let identity = state
-            .policy
-            .identities()
-            .resolve(user)
-            .ok_or_else(|| {
-                format!(
-                    "Slipway doesn't know you; ask {} to add you to the policy.",
-                    state.policy.support()
-                )
-            })?;
+        let identity = state.policy.identities().resolve(user).ok_or_else(|| {
+            format!(
+                "Slipway doesn't know you; ask {} to add you to the policy.",
+                state.policy.support()
+            )
+        })?;
         if approve
             && identity
                 .github
