@@ -72,7 +72,12 @@ impl SinkMetrics for Recorded {
 #[tokio::test]
 async fn a_failing_sink_catches_up_in_order_without_losing_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spool = Spool::open(dir.path(), "bridge:t").unwrap();
+    let mut spool = Spool::open(
+        dir.path(),
+        "bridge:t",
+        &crate::audit_signer::test_signing("bridge:t"),
+    )
+    .unwrap();
     let log = spool.log();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Flaky {

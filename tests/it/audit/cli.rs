@@ -1,6 +1,7 @@
 //! `slipway audit verify` and `show` on a local spool, and the `--git` cross-check against a
 //! repository built with the git CLI.
 
+use slipway_tests::harness::{audit_signing, audit_writer_args};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -9,11 +10,14 @@ use slipway_infra::spool::Spool;
 
 use super::record;
 
+/// Runs `slipway`; `audit verify` gets the test writers' keys (`--writer`).
 fn slipway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
-        .args(args)
-        .output()
-        .expect("slipway runs")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway-under-test"));
+    cmd.args(args);
+    if args.get(1) == Some(&"verify") {
+        cmd.args(audit_writer_args());
+    }
+    cmd.output().expect("slipway runs")
 }
 
 fn text(o: &Output) -> String {
@@ -39,7 +43,7 @@ fn git(repo: &Path, args: &[&str]) {
 fn verify_catches_a_record_deleted_from_a_local_copy() {
     let dir = tempfile::tempdir().unwrap();
     let spool_dir = dir.path().join("spool");
-    let mut spool = Spool::open(&spool_dir, "bridge:cli").unwrap();
+    let mut spool = Spool::open(&spool_dir, "bridge:cli", &audit_signing("bridge:cli")).unwrap();
     for i in 1..=5 {
         spool
             .append(record(EventKind::Command, &format!("cli-{i}"), None))
@@ -125,7 +129,7 @@ fn git_cross_check_finds_unrecorded_changes_and_orphan_executions() {
     git(&repo, &["commit", "-q", "-m", "cr-2"]);
 
     let spool_dir = dir.path().join("spool");
-    let mut spool = Spool::open(&spool_dir, "bridge:git").unwrap();
+    let mut spool = Spool::open(&spool_dir, "bridge:git", &audit_signing("bridge:git")).unwrap();
     let mut append = |kind, event: &str, change: &str| {
         spool.append(record(kind, event, Some(change))).unwrap();
     };

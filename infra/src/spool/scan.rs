@@ -1,0 +1,248 @@
+//! The recovery rule, one for `serve` (which acts on it) and `slipway audit verify` (which
+//! reports it).
+//!
+//! A batch is acknowledged only once its records *and* the signed checkpoint of their last
+//! record are fsync'd, so:
+//!
+//! - every record at or before the last valid checkpoint was acknowledged: it must be whole, in
+//!   sequence, linked, hash to its stored hash, and the checkpointed record must hash to what was
+//!   signed. Anything else is damage or tampering, never a torn write, and the spool is refused.
+//!   A last record that lost only its newline is whole: the newline is restored.
+//! - records after it were never acknowledged (a crash between the two fsyncs, or lines someone
+//!   appended). They are set aside, bytes kept, never chained onto; more than one batch of them
+//!   means checkpoints went missing, and the spool is refused.
+//! - in the checkpoint file, only a last line that fails to parse or verify is set aside.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use slipway_core::audit::{AuditRecord, Checkpoint, GENESIS_HASH, WriterAllowlist, compute_hash};
+
+use super::files::parse_line;
+use super::{Result, SpoolError, io_err, len64};
+
+/// Most records one write batch holds, so most that can lack a checkpoint after a crash.
+pub const MAX_UNSIGNED_TAIL: u64 = 512;
+
+/// What the checkpoint file holds.
+#[derive(Debug, Default)]
+pub(super) struct Checkpoints {
+    /// `(seq, byte offset)` of every valid line.
+    pub entries: Vec<(u64, u64)>,
+    /// Every valid checkpoint, when asked to keep them (verify); otherwise empty.
+    pub kept: Vec<Checkpoint>,
+    pub last: Option<Checkpoint>,
+    /// The end of the last valid line.
+    pub len: u64,
+    /// The last valid line has no newline.
+    pub missing_newline: bool,
+    /// A last line that failed to parse or verify: `(offset, why)`.
+    pub bad_tail: Option<(u64, String)>,
+}
+
+fn corrupt(path: &Path, line: u64, offset: u64, reason: String) -> SpoolError {
+    SpoolError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        offset,
+        reason,
+    }
+}
+
+/// Reads a checkpoint file: each line parses, is `writer`'s, comes after the one before and
+/// (with `allow`) verifies. A bad line followed by another one is an error.
+pub(super) fn checkpoints(
+    path: &Path,
+    writer: &str,
+    allow: Option<&WriterAllowlist>,
+    keep: bool,
+) -> Result<Checkpoints> {
+    let mut out = Checkpoints::default();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(path, "open")(e)),
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let (mut line, mut number, mut offset) = (Vec::new(), 0u64, 0u64);
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io_err(path, "read"))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        number += 1;
+        if let Some((at, why)) = out.bad_tail.take() {
+            return Err(corrupt(
+                path,
+                number - 1,
+                at,
+                format!("{why}; lines follow it, so this is damage, not a torn write"),
+            ));
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        match checkpoint_line(body, writer, allow, out.last.as_ref()) {
+            Ok(cp) => {
+                out.entries.push((cp.seq, offset));
+                out.missing_newline = !line.ends_with(b"\n");
+                out.len = offset + len64(n);
+                if keep {
+                    out.kept.push(cp.clone());
+                }
+                out.last = Some(cp);
+            }
+            Err(why) => out.bad_tail = Some((offset, why)),
+        }
+        offset += len64(n);
+    }
+}
+
+fn checkpoint_line(
+    body: &[u8],
+    writer: &str,
+    allow: Option<&WriterAllowlist>,
+    previous: Option<&Checkpoint>,
+) -> Result<Checkpoint, String> {
+    let cp: Checkpoint =
+        serde_json::from_slice(body).map_err(|e| format!("not a checkpoint: {e}"))?;
+    if cp.writer != writer {
+        return Err(format!("a checkpoint of {:?}, not {writer:?}", cp.writer));
+    }
+    if let Some(prev) = previous
+        && cp.seq <= prev.seq
+    {
+        return Err(format!(
+            "checkpoint of seq {} after one of seq {}",
+            cp.seq, prev.seq
+        ));
+    }
+    if let Some(allow) = allow {
+        allow.verify(&cp).map_err(|e| e.to_string())?;
+    }
+    Ok(cp)
+}
+
+/// What [`records`] found.
+#[derive(Debug, Default)]
+pub(super) struct Records {
+    pub offsets: Vec<u64>,
+    /// The end of the last acknowledged line, as on disk (without a missing newline).
+    pub len: u64,
+    pub missing_newline: bool,
+    /// Bytes after `len`, and how many lines they hold: never acknowledged.
+    pub tail_bytes: u64,
+    pub tail_lines: u64,
+    pub last: Option<AuditRecord>,
+}
+
+/// Reads a spool file against its last checkpoint (see the module docs); `each` sees every
+/// acknowledged record in order.
+pub(super) fn records(
+    file: &File,
+    path: &Path,
+    writer: &str,
+    signed: Option<&Checkpoint>,
+    mut each: impl FnMut(&AuditRecord),
+) -> Result<Records> {
+    let signed_seq = signed.map_or(0, |c| c.seq);
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(io_err(path, "read"))?;
+    let mut out = Records::default();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io_err(path, "read"))?;
+        if n == 0 {
+            break;
+        }
+        let seq = len64(out.offsets.len()) + 1;
+        if seq > signed_seq {
+            out.tail_bytes += len64(n);
+            out.tail_lines += 1;
+            continue;
+        }
+        let damaged = |reason: String| {
+            corrupt(
+                path,
+                seq,
+                out.len,
+                format!(
+                    "{reason}. Record {seq} is covered by the writer's signed checkpoint of seq \
+                     {signed_seq}, so it was acknowledged: this is damage or tampering, not a torn \
+                     write. Restore the file from the S3 mirror or a backup; nothing is dropped \
+                     automatically"
+                ),
+            )
+        };
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let record = parse_line(body).map_err(damaged)?;
+        let prev = out.last.as_ref().map_or(GENESIS_HASH, |r| r.hash.as_str());
+        if record.writer != writer {
+            return Err(damaged(format!(
+                "written by {:?}, not {writer:?}",
+                record.writer
+            )));
+        }
+        if record.seq != seq {
+            return Err(damaged(format!("expected seq {seq}, found {}", record.seq)));
+        }
+        if record.prev_hash != prev {
+            return Err(damaged(format!(
+                "prev_hash does not link to seq {}",
+                seq - 1
+            )));
+        }
+        if compute_hash(&record) != record.hash {
+            return Err(damaged("its content does not match its hash".into()));
+        }
+        if let Some(cp) = signed.filter(|c| c.seq == seq)
+            && cp.hash != record.hash
+        {
+            return Err(damaged(format!(
+                "it is not the record its writer signed at {} (hash {} instead of {}): the chain \
+                 was rewritten",
+                cp.time.to_rfc3339(),
+                short(&record.hash),
+                short(&cp.hash)
+            )));
+        }
+        each(&record);
+        out.offsets.push(out.len);
+        out.missing_newline = !line.ends_with(b"\n");
+        out.len += len64(n);
+        out.last = Some(record);
+    }
+    let held = len64(out.offsets.len());
+    if held < signed_seq {
+        return Err(corrupt(
+            path,
+            held + 1,
+            out.len,
+            format!(
+                "the spool ends at seq {held}, but its writer signed a checkpoint of seq \
+                 {signed_seq}: acknowledged records were removed from the end. Restore the file \
+                 from the S3 mirror or a backup"
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// Where bytes set aside from `path` go: beside it, never read as a spool again.
+pub(super) fn set_aside_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%9fZ");
+    name.push(format!(".set-aside-{now}"));
+    PathBuf::from(name)
+}
