@@ -187,7 +187,7 @@ impl Spool {
                 cp_path.display()
             ));
         }
-        let scan = scan::records(&file, &path, writer, cps.last.as_ref(), |_| {})?;
+        let scan = scan::records(&file, &path, writer, (&cp_path, &cps), |_| {})?;
         let mut len = scan.len;
         if scan.tail_lines > 0 {
             let signed = cps.last.as_ref().map_or(0, |c| c.seq);

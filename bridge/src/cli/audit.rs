@@ -245,6 +245,7 @@ fn verify(args: &VerifyArgs) -> ExitCode {
         findings.extend(compare::spool_files(
             &trail.files,
             &trail.records,
+            &allow,
             &mut notes,
         ));
         sources.push((trail.description.clone(), report));

@@ -11,7 +11,8 @@
 //! - records after it were never acknowledged (a crash between the two fsyncs, or lines someone
 //!   appended). They are set aside, bytes kept, never chained onto; more than one batch of them
 //!   means checkpoints went missing, and the spool is refused.
-//! - in the checkpoint file, only a last line that fails to parse or verify is set aside.
+//! - in the checkpoint file, only a last line that fails to parse (a torn write) is set aside; a
+//!   whole checkpoint that fails to verify was written by someone else, and the spool is refused.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -84,30 +85,35 @@ pub(super) fn checkpoints(
             ));
         }
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        match checkpoint_line(body, writer, allow, out.last.as_ref()) {
-            Ok(cp) => {
-                out.entries.push((cp.seq, offset));
-                out.missing_newline = !line.ends_with(b"\n");
-                out.len = offset + len64(n);
-                if keep {
-                    out.kept.push(cp.clone());
-                }
-                out.last = Some(cp);
+        let cp = match serde_json::from_slice::<Checkpoint>(body) {
+            Ok(cp) => cp,
+            Err(e) => {
+                // Only a line that doesn't parse can be a torn write.
+                out.bad_tail = Some((offset, format!("not a checkpoint: {e}")));
+                offset += len64(n);
+                continue;
             }
-            Err(why) => out.bad_tail = Some((offset, why)),
+        };
+        // A whole line a crash can't produce: forged, or signed with another key.
+        check_checkpoint(&cp, writer, allow, out.last.as_ref())
+            .map_err(|why| corrupt(path, number, offset, format!("{why}: checkpoints are never partly valid, so this was written by someone else; the spool is refused")))?;
+        out.entries.push((cp.seq, offset));
+        out.missing_newline = !line.ends_with(b"\n");
+        out.len = offset + len64(n);
+        if keep {
+            out.kept.push(cp.clone());
         }
+        out.last = Some(cp);
         offset += len64(n);
     }
 }
 
-fn checkpoint_line(
-    body: &[u8],
+fn check_checkpoint(
+    cp: &Checkpoint,
     writer: &str,
     allow: Option<&WriterAllowlist>,
     previous: Option<&Checkpoint>,
-) -> Result<Checkpoint, String> {
-    let cp: Checkpoint =
-        serde_json::from_slice(body).map_err(|e| format!("not a checkpoint: {e}"))?;
+) -> Result<(), String> {
     if cp.writer != writer {
         return Err(format!("a checkpoint of {:?}, not {writer:?}", cp.writer));
     }
@@ -120,9 +126,9 @@ fn checkpoint_line(
         ));
     }
     if let Some(allow) = allow {
-        allow.verify(&cp).map_err(|e| e.to_string())?;
+        allow.verify(cp).map_err(|e| e.to_string())?;
     }
-    Ok(cp)
+    Ok(())
 }
 
 /// What [`records`] found.
@@ -138,16 +144,44 @@ pub(super) struct Records {
     pub last: Option<AuditRecord>,
 }
 
-/// Reads a spool file against its last checkpoint (see the module docs); `each` sees every
+/// `(seq, hash)` of each checkpoint line [`checkpoints`] already verified, read again as the
+/// records are, so every signed head is compared without holding them all in memory.
+struct SignedHeads {
+    lines: Option<std::io::Split<std::io::Take<BufReader<File>>>>,
+}
+
+impl SignedHeads {
+    fn open(path: &Path, cps: &Checkpoints) -> Result<SignedHeads> {
+        let lines = match File::open(path) {
+            Ok(f) => Some(std::io::Read::take(BufReader::new(f), cps.len).split(b'\n')),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(path, "open")(e)),
+        };
+        Ok(SignedHeads { lines })
+    }
+}
+
+impl Iterator for SignedHeads {
+    type Item = (u64, String);
+    fn next(&mut self) -> Option<(u64, String)> {
+        let line = self.lines.as_mut()?.next()?.ok()?;
+        let cp: Checkpoint = serde_json::from_slice(&line).ok()?;
+        Some((cp.seq, cp.hash))
+    }
+}
+
+/// Reads a spool file against its checkpoints (see the module docs); `each` sees every
 /// acknowledged record in order.
 pub(super) fn records(
     file: &File,
     path: &Path,
     writer: &str,
-    signed: Option<&Checkpoint>,
+    (cp_path, cps): (&Path, &Checkpoints),
     mut each: impl FnMut(&AuditRecord),
 ) -> Result<Records> {
+    let signed = cps.last.as_ref();
     let signed_seq = signed.map_or(0, |c| c.seq);
+    let mut heads = SignedHeads::open(cp_path, cps)?.peekable();
     let mut reader = BufReader::with_capacity(1 << 16, file);
     reader
         .seek(SeekFrom::Start(0))
@@ -202,15 +236,15 @@ pub(super) fn records(
         if compute_hash(&record) != record.hash {
             return Err(damaged("its content does not match its hash".into()));
         }
-        if let Some(cp) = signed.filter(|c| c.seq == seq)
-            && cp.hash != record.hash
+        while heads.next_if(|(s, _)| *s < seq).is_some() {}
+        if let Some((_, hash)) = heads.next_if(|(s, _)| *s == seq)
+            && hash != record.hash
         {
             return Err(damaged(format!(
-                "it is not the record its writer signed at {} (hash {} instead of {}): the chain \
-                 was rewritten",
-                cp.time.to_rfc3339(),
+                "it is not the record its writer signed (hash {} instead of {}): the chain was \
+                 rewritten",
                 short(&record.hash),
-                short(&cp.hash)
+                short(&hash)
             )));
         }
         each(&record);

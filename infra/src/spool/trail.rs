@@ -115,7 +115,7 @@ fn read_file(
         ));
     }
     let mut records = Vec::new();
-    match scan::records(&file, path, &writer, cps.last.as_ref(), |r| {
+    match scan::records(&file, path, &writer, (&cp_path, &cps), |r| {
         records.push(r.clone());
     }) {
         Ok(scanned) if scanned.tail_lines > scan::MAX_UNSIGNED_TAIL => {
@@ -124,7 +124,6 @@ fn read_file(
                  were removed or records added",
                 scanned.tail_lines
             ));
-            records = lax_records(path)?;
         }
         Ok(scanned) if scanned.tail_lines > 0 => state.set_aside.push(format!(
             "{} line(s) after seq {} of {}: not covered by a signed checkpoint, so never \
@@ -136,8 +135,12 @@ fn read_file(
         Ok(_) => {}
         Err(e) => {
             state.refused.get_or_insert(e.to_string());
-            records = lax_records(path)?;
         }
+    }
+    if state.refused.is_some() {
+        // Every line that parses, so the chain check can say what is wrong in detail.
+        records = lax_records(path)?;
+        state.set_aside.clear();
     }
     state.records = records.len();
     trail.records.extend(records);

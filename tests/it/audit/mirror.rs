@@ -324,6 +324,9 @@ async fn an_s3_outage_never_blocks_appends_and_loses_nothing() {
         .unwrap();
     let spool = read_all(&dir.path().join("spool")).unwrap();
     for v in stored {
+        if matches!(v.content, Content::Checkpoint { .. }) {
+            continue;
+        }
         let Content::Object { record: Ok(r), .. } = v.content else {
             panic!("{} is not a record", v.key);
         };

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use slipway_core::audit::{AuditRecord, Checkpoint};
+use slipway_core::audit::{AuditRecord, Checkpoint, WriterAllowlist};
 use slipway_infra::spool::{FileState, MIRROR_CURSOR};
 
 use super::bucket::by_seq;
@@ -20,11 +20,26 @@ fn short(hash: &str) -> &str {
 pub(super) fn spool_files(
     files: &[FileState],
     records: &[AuditRecord],
+    allow: &WriterAllowlist,
     notes: &mut Vec<String>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in files {
         let w = file.writer.as_str();
+        if file.records == 0 && !allow.allows(w) {
+            // Nothing of it is in the trail, so the chain check can't name it: its file is here.
+            findings.push(
+                Finding::new(
+                    "unknown_writer",
+                    format!(
+                        "{} belongs to writer {w:?}, which the allowlist of audit writers does not \
+                         name: someone put it there",
+                        file.path.display()
+                    ),
+                )
+                .at(w, 0, ""),
+            );
+        }
         if let Some(why) = &file.refused {
             findings.push(
                 Finding::new(
