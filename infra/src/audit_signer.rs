@@ -158,13 +158,12 @@ impl AuditSigning {
         writers: Option<WriterAllowlist>,
         writer: &str,
     ) -> Result<AuditSigning, String> {
-        let writers = match writers.filter(|w| !w.is_empty()) {
-            Some(w) => w,
-            None => {
-                let mut own = WriterAllowlist::new();
-                own.allow(writer, signer.public_key())?;
-                own
-            }
+        let writers = if let Some(w) = writers.filter(|w| !w.is_empty()) {
+            w
+        } else {
+            let mut own = WriterAllowlist::new();
+            own.allow(writer, signer.public_key())?;
+            own
         };
         let signing = AuditSigning {
             signer,

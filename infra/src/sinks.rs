@@ -236,30 +236,7 @@ pub async fn run<S: Sink>(
             prepared = true;
         }
 
-        let delivery = sink.deliver(&pending).await;
-        let mut error = delivery.error;
-        let mut done = delivery
-            .delivered
-            .checked_sub(1)
-            .and_then(|i| pending.get(i))
-            .map(|r| r.seq);
-        if sink.anchors() {
-            // Only as far as a stored checkpoint: the newest one the delivered records reach.
-            let covered = checkpoints
-                .iter()
-                .rev()
-                .find(|c| done.is_some_and(|d| c.seq <= d));
-            done = match covered {
-                None => None,
-                Some(cp) => match sink.anchor(cp).await {
-                    Ok(()) => Some(cp.seq),
-                    Err(e) => {
-                        error.get_or_insert(e);
-                        None
-                    }
-                },
-            };
-        }
+        let (done, error) = deliver(&sink, &pending, &checkpoints).await;
         if let Some(seq) = done {
             if let Err(e) = blocking(&log, move |log| log.mark(cursor, seq)).await {
                 tracing::error!(sink = name, error = %e, "audit sink cannot save its cursor");
@@ -280,6 +257,41 @@ pub async fn run<S: Sink>(
             }
         }
     }
+}
+
+/// Delivers `records`; returns how far the cursor may move and the first error. A sink that
+/// anchors moves only as far as the newest checkpoint the delivered records reach, once it has
+/// stored that checkpoint.
+async fn deliver<S: Sink>(
+    sink: &S,
+    records: &[AuditRecord],
+    checkpoints: &[Checkpoint],
+) -> (Option<u64>, Option<SinkError>) {
+    let delivery = sink.deliver(records).await;
+    let mut error = delivery.error;
+    let done = delivery
+        .delivered
+        .checked_sub(1)
+        .and_then(|i| records.get(i))
+        .map(|r| r.seq);
+    if !sink.anchors() {
+        return (done, error);
+    }
+    let covered = checkpoints
+        .iter()
+        .rev()
+        .find(|c| done.is_some_and(|d| c.seq <= d));
+    let anchored = match covered {
+        None => None,
+        Some(cp) => match sink.anchor(cp).await {
+            Ok(()) => Some(cp.seq),
+            Err(e) => {
+                error.get_or_insert(e);
+                None
+            }
+        },
+    };
+    (anchored, error)
 }
 
 fn report(name: &'static str, e: &SinkError, metrics: &dyn SinkMetrics) {

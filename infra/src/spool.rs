@@ -148,82 +148,12 @@ impl Spool {
         fs::create_dir_all(dir).map_err(io_err(dir, "create the spool directory"))?;
         let path = dir.join(format!("{stem}.{SPOOL_EXT}"));
         let cp_path = dir.join(format!("{stem}.{CHECKPOINT_EXT}"));
-        let had_checkpoints = cp_path.exists();
-        let existed = path.exists();
-        let file = open_append(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(SpoolError::Locked { path }),
-            Err(TryLockError::Error(e)) => return Err(io_err(&path, "lock")(e)),
-        }
-        let size = file.metadata().map_err(io_err(&path, "read"))?.len();
-        if size > 0 && !had_checkpoints {
-            return Err(SpoolError::Unsigned {
-                path,
-                checkpoints: cp_path,
-            });
-        }
-        let cp_file = open_append(&cp_path)?;
-        if !existed || !had_checkpoints {
-            files::sync_dir(dir)?;
-        }
+        let (file, cp_file) = open_files(dir, &path, &cp_path)?;
 
         let mut recovered = Vec::new();
         let cps = scan::checkpoints(&cp_path, writer, Some(&signing.writers), false)?;
-        let mut cp_len = cps.len;
-        if let Some((at, why)) = &cps.bad_tail {
-            let aside = set_aside(&cp_file, &cp_path, *at)?;
-            recovered.push(format!(
-                "set aside the last line of {} ({why}) in {}",
-                cp_path.display(),
-                aside.display()
-            ));
-        }
-        if cps.missing_newline {
-            restore_newline(&cp_file, &cp_path)?;
-            cp_len += 1;
-            recovered.push(format!(
-                "restored the newline the last checkpoint in {} had lost",
-                cp_path.display()
-            ));
-        }
-        let scan = scan::records(&file, &path, writer, (&cp_path, &cps), |_| {})?;
-        let mut len = scan.len;
-        if scan.tail_lines > 0 {
-            let signed = cps.last.as_ref().map_or(0, |c| c.seq);
-            if scan.tail_lines > scan::MAX_UNSIGNED_TAIL {
-                return Err(SpoolError::Corrupt {
-                    path,
-                    line: signed + 1,
-                    offset: scan.len,
-                    reason: format!(
-                        "{} lines follow the last signed checkpoint (seq {signed}); a crash leaves \
-                         at most one batch ({}) unsigned, so checkpoints were removed or records \
-                         added. Compare the spool with the S3 mirror before moving anything",
-                        scan.tail_lines,
-                        scan::MAX_UNSIGNED_TAIL
-                    ),
-                });
-            }
-            let aside = set_aside(&file, &path, scan.len)?;
-            recovered.push(format!(
-                "set aside {} line(s) ({} bytes) after seq {signed} of {}: no signed checkpoint \
-                 covers them, so they were never acknowledged (a crash mid-write, or lines \
-                 someone added); the bytes are in {}",
-                scan.tail_lines,
-                scan.tail_bytes,
-                path.display(),
-                aside.display()
-            ));
-        }
-        if scan.missing_newline {
-            restore_newline(&file, &path)?;
-            len += 1;
-            recovered.push(format!(
-                "restored the newline the last record in {} had lost",
-                path.display()
-            ));
-        }
+        let cp_len = recover_checkpoints(&cp_file, &cp_path, &cps, &mut recovered)?;
+        let (scan, len) = recover_records(&file, &path, writer, (&cp_path, &cps), &mut recovered)?;
         for note in &recovered {
             tracing::error!(writer, "audit spool recovery: {note}");
         }
@@ -400,6 +330,111 @@ impl Spool {
     pub fn recovered(&self) -> &[String] {
         &self.recovered
     }
+}
+
+/// Opens (creating) the spool file, locked, and its checkpoint file. A spool with records but no
+/// checkpoint file was written without signing: refused.
+fn open_files(dir: &Path, path: &Path, cp_path: &Path) -> Result<(File, File)> {
+    let had_checkpoints = cp_path.exists();
+    let existed = path.exists();
+    let file = open_append(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(SpoolError::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
+    }
+    let size = file.metadata().map_err(io_err(path, "read"))?.len();
+    if size > 0 && !had_checkpoints {
+        return Err(SpoolError::Unsigned {
+            path: path.to_path_buf(),
+            checkpoints: cp_path.to_path_buf(),
+        });
+    }
+    let cp_file = open_append(cp_path)?;
+    if !existed || !had_checkpoints {
+        files::sync_dir(dir)?;
+    }
+    Ok((file, cp_file))
+}
+
+/// Sets aside a torn last checkpoint line and restores a lost newline; returns the file's
+/// length after.
+fn recover_checkpoints(
+    file: &File,
+    path: &Path,
+    cps: &scan::Checkpoints,
+    recovered: &mut Vec<String>,
+) -> Result<u64> {
+    if let Some((at, why)) = &cps.bad_tail {
+        let aside = set_aside(file, path, *at)?;
+        recovered.push(format!(
+            "set aside the last line of {} ({why}) in {}",
+            path.display(),
+            aside.display()
+        ));
+    }
+    if cps.missing_newline {
+        restore_newline(file, path)?;
+        recovered.push(format!(
+            "restored the newline the last checkpoint in {} had lost",
+            path.display()
+        ));
+        return Ok(cps.len + 1);
+    }
+    Ok(cps.len)
+}
+
+/// Checks the records against the checkpoints, sets aside the unacknowledged tail (at most one
+/// batch of it) and restores a lost newline; returns the scan and the file's length after.
+fn recover_records(
+    file: &File,
+    path: &Path,
+    writer: &str,
+    checkpoints: (&Path, &scan::Checkpoints),
+    recovered: &mut Vec<String>,
+) -> Result<(scan::Records, u64)> {
+    let scan = scan::records(file, path, writer, checkpoints, |_| {})?;
+    let signed = checkpoints.1.last.as_ref().map_or(0, |c| c.seq);
+    if scan.tail_lines > scan::MAX_UNSIGNED_TAIL {
+        return Err(SpoolError::Corrupt {
+            path: path.to_path_buf(),
+            line: signed + 1,
+            offset: scan.len,
+            reason: format!(
+                "{} lines follow the last signed checkpoint (seq {signed}); a crash leaves at \
+                 most one batch ({}) unsigned, so checkpoints were removed or records added. \
+                 Compare the spool with the S3 mirror before moving anything",
+                scan.tail_lines,
+                scan::MAX_UNSIGNED_TAIL
+            ),
+        });
+    }
+    if scan.tail_lines > 0 {
+        let aside = set_aside(file, path, scan.len)?;
+        recovered.push(format!(
+            "set aside {} line(s) ({} bytes) after seq {signed} of {}: no signed checkpoint \
+             covers them, so they were never acknowledged (a crash mid-write, or lines someone \
+             added); the bytes are in {}",
+            scan.tail_lines,
+            scan.tail_bytes,
+            path.display(),
+            aside.display()
+        ));
+    }
+    let mut len = scan.len;
+    if scan.missing_newline {
+        restore_newline(file, path)?;
+        len += 1;
+        recovered.push(format!(
+            "restored the newline the last record in {} had lost",
+            path.display()
+        ));
+    }
+    Ok((scan, len))
 }
 
 fn open_append(path: &Path) -> Result<File> {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use slipway_core::audit::{
-    AuditRecord, Checkpoint, WriterAllowlist, WriterKeys, key_id, verify_trail,
+    AuditRecord, ChainReport, Checkpoint, WriterAllowlist, WriterKeys, key_id, verify_trail,
 };
 use slipway_infra::spool::{FileState, read_trail};
 
@@ -200,65 +200,11 @@ fn verify(args: &VerifyArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail_read(&e),
     };
-    let source = &args.source;
-    let spool = match &source.spool {
-        Some(dir) => match load_spool(dir, Some(&allow), args.min_retention_days > 0) {
-            Ok(t) => Some(t),
-            Err(e) => return fail_read(&e),
-        },
-        None => None,
+    let trails = match load_sources(args, &allow) {
+        Ok(t) => t,
+        Err(e) => return fail_read(&e),
     };
-    let bucket = match &source.bucket {
-        Some(b) => match bucket::load(source, b, Some(args)) {
-            Ok(t) => Some(t),
-            Err(e) => return fail_read(&e),
-        },
-        None => None,
-    };
-    let both = spool.is_some() && bucket.is_some();
-    let trails: Vec<(&str, Trail)> = [("spool", spool), ("s3", bucket)]
-        .into_iter()
-        .filter_map(|(label, t)| t.map(|t| (label, t)))
-        .collect();
-    if trails.is_empty() {
-        return fail_read(&no_source());
-    }
-
-    let mut findings = Vec::new();
-    let mut notes = Vec::new();
-    let mut sources = Vec::new();
-    for (label, trail) in &trails {
-        let report = verify_trail(&trail.records, &trail.checkpoints, &allow);
-        findings.extend(report::from_chain(&report, both.then_some(*label)));
-        findings.extend(trail.findings.iter().cloned());
-        notes.extend(trail.notes.iter().cloned());
-        if trail.records.is_empty() {
-            findings.push(Finding::new(
-                "empty",
-                format!(
-                    "{} holds no records: a trail is never empty once the bridge has run, so \
-                     this is the wrong place or the records were removed",
-                    trail.description
-                ),
-            ));
-        }
-        findings.extend(compare::spool_files(
-            &trail.files,
-            &trail.records,
-            &allow,
-            &mut notes,
-        ));
-        sources.push((trail.description.clone(), report));
-    }
-    if let [(_, local), (_, s3)] = trails.as_slice() {
-        findings.extend(compare::spool_vs_bucket(
-            &local.files,
-            &local.records,
-            &s3.records,
-            &s3.checkpoints,
-            &mut notes,
-        ));
-    }
+    let (sources, mut findings, mut notes) = check_trails(&trails, &allow);
     if let Some(repo) = &args.git {
         match git::check(repo, args.branch.as_deref(), &union(&trails), &allow) {
             Ok((found, note)) => {
@@ -278,8 +224,75 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     }
 }
 
+/// The spool, the bucket, or both, labelled.
+fn load_sources(
+    args: &VerifyArgs,
+    allow: &WriterAllowlist,
+) -> Result<Vec<(&'static str, Trail)>, String> {
+    let source = &args.source;
+    let mut trails = Vec::new();
+    if let Some(dir) = &source.spool {
+        trails.push((
+            "spool",
+            load_spool(dir, Some(allow), args.min_retention_days > 0)?,
+        ));
+    }
+    if let Some(b) = &source.bucket {
+        trails.push(("s3", bucket::load(source, b, Some(args))?));
+    }
+    if trails.is_empty() {
+        return Err(no_source());
+    }
+    Ok(trails)
+}
+
+/// Each trail's chains and signatures, its storage findings, an empty trail, the spool's files
+/// and cursors, and (with both) the spool against the bucket.
+fn check_trails(
+    trails: &[(&str, Trail)],
+    allow: &WriterAllowlist,
+) -> (Vec<(String, ChainReport)>, Vec<Finding>, Vec<String>) {
+    let both = trails.len() > 1;
+    let mut findings = Vec::new();
+    let mut notes = Vec::new();
+    let mut sources = Vec::new();
+    for (label, trail) in trails {
+        let report = verify_trail(&trail.records, &trail.checkpoints, allow);
+        findings.extend(report::from_chain(&report, both.then_some(*label)));
+        findings.extend(trail.findings.iter().cloned());
+        notes.extend(trail.notes.iter().cloned());
+        if trail.records.is_empty() {
+            findings.push(Finding::new(
+                "empty",
+                format!(
+                    "{} holds no records: a trail is never empty once the bridge has run, so \
+                     this is the wrong place or the records were removed",
+                    trail.description
+                ),
+            ));
+        }
+        findings.extend(compare::spool_files(
+            &trail.files,
+            &trail.records,
+            allow,
+            &mut notes,
+        ));
+        sources.push((trail.description.clone(), report));
+    }
+    if let [(_, local), (_, s3)] = trails {
+        findings.extend(compare::spool_vs_bucket(
+            &local.files,
+            &local.records,
+            &s3.records,
+            &s3.checkpoints,
+            &mut notes,
+        ));
+    }
+    (sources, findings, notes)
+}
+
 /// Every distinct record of the trails.
-fn union(trails: &[(&str, Trail)]) -> Vec<AuditRecord> {
+fn union(trails: &[(&'static str, Trail)]) -> Vec<AuditRecord> {
     let mut seen = BTreeSet::new();
     let mut records = Vec::new();
     for (_, t) in trails {

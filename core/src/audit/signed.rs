@@ -221,7 +221,8 @@ mod tests {
         records[1].approvals[0].who = "mallory".into();
         for i in 1..records.len() {
             if i > 1 {
-                records[i].prev_hash = records[i - 1].hash.clone();
+                let prev = records[i - 1].hash.clone();
+                records[i].prev_hash = prev;
             }
             records[i].hash = compute_hash(&records[i]);
         }

@@ -119,9 +119,10 @@ impl S3Mirror {
             ("slipway-hash", record.hash.as_str()),
             ("slipway-event-id", record.event_id.as_str()),
         ];
-        match self.put_locked(&key, body, record.time, &meta).await? {
-            true => Ok(Uploaded::Created),
-            false => self.compare_existing(&key, record).await,
+        if self.put_locked(&key, body, record.time, &meta).await? {
+            Ok(Uploaded::Created)
+        } else {
+            self.compare_existing(&key, record).await
         }
     }
 

@@ -215,38 +215,11 @@ pub(super) fn records(
                 ),
             )
         };
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let record = parse_line(body).map_err(damaged)?;
-        let prev = out.last.as_ref().map_or(GENESIS_HASH, |r| r.hash.as_str());
-        if record.writer != writer {
-            return Err(damaged(format!(
-                "written by {:?}, not {writer:?}",
-                record.writer
-            )));
-        }
-        if record.seq != seq {
-            return Err(damaged(format!("expected seq {seq}, found {}", record.seq)));
-        }
-        if record.prev_hash != prev {
-            return Err(damaged(format!(
-                "prev_hash does not link to seq {}",
-                seq - 1
-            )));
-        }
-        if compute_hash(&record) != record.hash {
-            return Err(damaged("its content does not match its hash".into()));
-        }
         while heads.next_if(|(s, _)| *s < seq).is_some() {}
-        if let Some((_, hash)) = heads.next_if(|(s, _)| *s == seq)
-            && hash != record.hash
-        {
-            return Err(damaged(format!(
-                "it is not the record its writer signed (hash {} instead of {}): the chain was \
-                 rewritten",
-                short(&record.hash),
-                short(&hash)
-            )));
-        }
+        let signed_hash = heads.next_if(|(s, _)| *s == seq).map(|(_, h)| h);
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let record = acknowledged(body, writer, seq, out.last.as_ref(), signed_hash.as_deref())
+            .map_err(damaged)?;
         each(&record);
         out.offsets.push(out.len);
         out.missing_newline = !line.ends_with(b"\n");
@@ -267,6 +240,42 @@ pub(super) fn records(
         ));
     }
     Ok(out)
+}
+
+/// One acknowledged line: it parses, is `writer`'s record `seq`, links to `previous`, hashes to
+/// its stored hash, and is the record signed at its seq, if a checkpoint is there.
+fn acknowledged(
+    body: &[u8],
+    writer: &str,
+    seq: u64,
+    previous: Option<&AuditRecord>,
+    signed_hash: Option<&str>,
+) -> Result<AuditRecord, String> {
+    let record = parse_line(body)?;
+    let prev = previous.map_or(GENESIS_HASH, |r| r.hash.as_str());
+    if record.writer != writer {
+        return Err(format!("written by {:?}, not {writer:?}", record.writer));
+    }
+    if record.seq != seq {
+        return Err(format!("expected seq {seq}, found {}", record.seq));
+    }
+    if record.prev_hash != prev {
+        return Err(format!("prev_hash does not link to seq {}", seq - 1));
+    }
+    if compute_hash(&record) != record.hash {
+        return Err("its content does not match its hash".into());
+    }
+    if let Some(hash) = signed_hash
+        && hash != record.hash
+    {
+        return Err(format!(
+            "it is not the record its writer signed (hash {} instead of {}): the chain was \
+             rewritten",
+            short(&record.hash),
+            short(hash)
+        ));
+    }
+    Ok(record)
 }
 
 fn short(hash: &str) -> &str {

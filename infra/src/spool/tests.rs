@@ -240,7 +240,7 @@ fn a_rewritten_chain_or_a_cut_tail_is_refused() {
     );
 
     // The last record cut (and its line only): the checkpoint still covers it.
-    let cut: String = original.lines().take(2).map(|l| format!("{l}\n")).collect();
+    let cut: String = original.lines().take(2).flat_map(|l| [l, "\n"]).collect();
     fs::write(&path, cut).unwrap_or_else(|e| panic!("{e}"));
     let err = open_as(&dir, WRITER)
         .map(|_| ())

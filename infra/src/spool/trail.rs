@@ -94,41 +94,23 @@ fn read_file(
         cursors: cursors(dir, stem, &writer, names),
     };
     let file = File::open(path).map_err(io_err(path, "open for reading"))?;
-    let size = file.metadata().map_err(io_err(path, "read"))?.len();
-    if size > 0 && !cp_path.exists() {
-        state.refused = Some(format!(
-            "it holds records but there is no signed checkpoint file {}",
-            cp_path.display()
-        ));
-    }
-    let cps = match scan::checkpoints(&cp_path, &writer, allow, true) {
-        Ok(c) => c,
-        Err(e) => {
-            state.refused.get_or_insert(e.to_string());
-            lax_checkpoints(&cp_path)?
-        }
-    };
-    if let Some((at, why)) = &cps.bad_tail {
-        state.set_aside.push(format!(
-            "the last line of {} (byte {at}): {why}",
-            cp_path.display()
-        ));
-    }
+    let cps = read_checkpoints(&file, &cp_path, &writer, allow, &mut state)?;
     let mut records = Vec::new();
-    match scan::records(&file, path, &writer, (&cp_path, &cps), |r| {
+    let scanned = scan::records(&file, path, &writer, (&cp_path, &cps), |r| {
         records.push(r.clone());
-    }) {
-        Ok(scanned) if scanned.tail_lines > scan::MAX_UNSIGNED_TAIL => {
+    });
+    match scanned {
+        Ok(s) if s.tail_lines > scan::MAX_UNSIGNED_TAIL => {
             state.refused.get_or_insert(format!(
                 "{} lines follow the last signed checkpoint: more than one batch, so checkpoints \
                  were removed or records added",
-                scanned.tail_lines
+                s.tail_lines
             ));
         }
-        Ok(scanned) if scanned.tail_lines > 0 => state.set_aside.push(format!(
+        Ok(s) if s.tail_lines > 0 => state.set_aside.push(format!(
             "{} line(s) after seq {} of {}: not covered by a signed checkpoint, so never \
              acknowledged",
-            scanned.tail_lines,
+            s.tail_lines,
             cps.last.as_ref().map_or(0, |c| c.seq),
             path.display()
         )),
@@ -147,6 +129,38 @@ fn read_file(
     trail.checkpoints.extend(cps.kept);
     trail.files.push(state);
     Ok(())
+}
+
+/// The checkpoint file as `serve` reads it; what would refuse the spool or be set aside goes
+/// into `state`. A refused file's checkpoints are still returned, unverified, for detail.
+fn read_checkpoints(
+    file: &File,
+    cp_path: &Path,
+    writer: &str,
+    allow: Option<&WriterAllowlist>,
+    state: &mut FileState,
+) -> Result<scan::Checkpoints> {
+    let size = file.metadata().map_err(io_err(&state.path, "read"))?.len();
+    if size > 0 && !cp_path.exists() {
+        state.refused = Some(format!(
+            "it holds records but there is no signed checkpoint file {}",
+            cp_path.display()
+        ));
+    }
+    let cps = match scan::checkpoints(cp_path, writer, allow, true) {
+        Ok(c) => c,
+        Err(e) => {
+            state.refused.get_or_insert(e.to_string());
+            lax_checkpoints(cp_path)?
+        }
+    };
+    if let Some((at, why)) = &cps.bad_tail {
+        state.set_aside.push(format!(
+            "the last line of {} (byte {at}): {why}",
+            cp_path.display()
+        ));
+    }
+    Ok(cps)
 }
 
 /// Every cursor file of `stem`.

@@ -38,7 +38,7 @@ impl Fx {
         text.lines().map(str::to_string).collect()
     }
     fn write_lines(&self, name: &str, lines: &[String]) {
-        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let text: String = lines.iter().flat_map(|l| [l.as_str(), "\n"]).collect();
         std::fs::write(self.spool().join(name), text).unwrap();
     }
     fn records(&self) -> Vec<AuditRecord> {
@@ -88,7 +88,8 @@ fn genuine() -> Fx {
 fn rehash(records: &mut [AuditRecord], from: usize) {
     for i in from..records.len() {
         if i > 0 {
-            records[i].prev_hash = records[i - 1].hash.clone();
+            let prev = records[i - 1].hash.clone();
+            records[i].prev_hash = prev;
         }
         records[i].seq = u64::try_from(i).unwrap() + 1;
         records[i].hash = compute_hash(&records[i]);

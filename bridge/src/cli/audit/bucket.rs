@@ -51,6 +51,17 @@ pub(super) fn load(
     Ok(trail)
 }
 
+/// Where an object's record or checkpoint belongs, and its lock.
+struct Stored {
+    writer: String,
+    seq: u64,
+    event: String,
+    time: chrono::DateTime<chrono::Utc>,
+    expected: String,
+    lock_mode: Option<LockMode>,
+    retain_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Per object: is it a record or checkpoint, is it where its writer and seq say, is it locked
 /// well enough; per key: was it written more than once, or deleted.
 fn check_versions(
@@ -68,101 +79,110 @@ fn check_versions(
         }
     }
     for v in versions {
-        let version = v.version_id.as_deref().unwrap_or("null");
-        // (writer, seq, event, time, where it belongs, lock)
-        let (writer, seq, event, time, expected, lock_mode, retain_until) = match v.content {
-            Content::DeleteMarker => {
-                if v.is_latest {
-                    trail.findings.push(Finding::new(
-                        "deleted",
-                        format!(
-                            "{} was deleted (delete marker {version}); its locked versions remain \
-                             and are checked here",
-                            v.key
-                        ),
-                    ));
-                }
-                continue;
-            }
-            Content::Object { record: Err(e), .. }
-            | Content::Checkpoint {
-                checkpoint: Err(e), ..
-            } => {
-                trail.findings.push(Finding::new(
-                    "unreadable",
-                    format!("{} (version {version}): {e}", v.key),
-                ));
-                continue;
-            }
-            Content::Object {
-                record: Ok(record),
-                lock_mode,
-                retain_until,
-            } => {
-                let expected = file_stem(&record.writer)
-                    .map(|stem| settings.key(&stem, record.seq))
-                    .unwrap_or_default();
-                let found = (
-                    record.writer.clone(),
-                    record.seq,
-                    record.event_id.clone(),
-                    record.time,
-                    expected,
-                    lock_mode,
-                    retain_until,
-                );
-                trail.records.push(*record);
-                found
-            }
-            Content::Checkpoint {
-                checkpoint: Ok(cp),
-                lock_mode,
-                retain_until,
-            } => {
-                let expected = file_stem(&cp.writer)
-                    .map(|stem| settings.checkpoint_key(&stem, cp.seq))
-                    .unwrap_or_default();
-                let found = (
-                    cp.writer.clone(),
-                    cp.seq,
-                    String::new(),
-                    cp.time,
-                    expected,
-                    lock_mode,
-                    retain_until,
-                );
-                trail.checkpoints.push(*cp);
-                found
-            }
+        let version = v.version_id.clone().unwrap_or_else(|| "null".into());
+        let key = v.key.clone();
+        let Some(stored) = take(settings, v, trail) else {
+            continue;
         };
-        let at = |f: Finding| f.at(&writer, seq, &event);
-        if expected != v.key {
+        let at = |f: Finding| f.at(&stored.writer, stored.seq, &stored.event);
+        if stored.expected != key {
             trail.findings.push(at(Finding::new(
                 "misplaced",
                 format!(
-                    "stored at {} but its writer and seq belong at {expected}",
-                    v.key
+                    "stored at {key} but its writer and seq belong at {}",
+                    stored.expected
                 ),
             )));
         }
-        let copies = per_key.get(&v.key).copied().unwrap_or(1);
-        if copies > 1 && reported.insert(v.key.clone()) {
+        let copies = per_key.get(&key).copied().unwrap_or(1);
+        if copies > 1 && reported.insert(key.clone()) {
             // Reported once, on the original (versions come oldest first); the chain check
             // flags what differs between the versions.
             trail.findings.push(at(Finding::new(
                 "overwritten",
-                format!(
-                    "{} has {copies} versions: it was written again after the first upload",
-                    v.key
-                ),
+                format!("{key} has {copies} versions: it was written again after the first upload"),
             )));
         }
-        if let Some(problem) = retention_problem(lock_mode.as_ref(), retain_until, time, mode, days)
-        {
+        if let Some(problem) = retention_problem(
+            stored.lock_mode.as_ref(),
+            stored.retain_until,
+            stored.time,
+            mode,
+            days,
+        ) {
             trail.findings.push(at(Finding::new(
                 problem.0,
-                format!("{} (version {version}): {}", v.key, problem.1),
+                format!("{key} (version {version}): {}", problem.1),
             )));
+        }
+    }
+}
+
+/// Adds a version's record or checkpoint to the trail and says where it belongs; a delete
+/// marker or an unreadable body is a finding instead.
+fn take(settings: &S3Settings, v: StoredVersion, trail: &mut Trail) -> Option<Stored> {
+    let version = v.version_id.as_deref().unwrap_or("null");
+    match v.content {
+        Content::DeleteMarker => {
+            if v.is_latest {
+                trail.findings.push(Finding::new(
+                    "deleted",
+                    format!(
+                        "{} was deleted (delete marker {version}); its locked versions remain \
+                         and are checked here",
+                        v.key
+                    ),
+                ));
+            }
+            None
+        }
+        Content::Object { record: Err(e), .. }
+        | Content::Checkpoint {
+            checkpoint: Err(e), ..
+        } => {
+            trail.findings.push(Finding::new(
+                "unreadable",
+                format!("{} (version {version}): {e}", v.key),
+            ));
+            None
+        }
+        Content::Object {
+            record: Ok(record),
+            lock_mode,
+            retain_until,
+        } => {
+            let stored = Stored {
+                writer: record.writer.clone(),
+                seq: record.seq,
+                event: record.event_id.clone(),
+                time: record.time,
+                expected: file_stem(&record.writer)
+                    .map(|stem| settings.key(&stem, record.seq))
+                    .unwrap_or_default(),
+                lock_mode,
+                retain_until,
+            };
+            trail.records.push(*record);
+            Some(stored)
+        }
+        Content::Checkpoint {
+            checkpoint: Ok(cp),
+            lock_mode,
+            retain_until,
+        } => {
+            let stored = Stored {
+                writer: cp.writer.clone(),
+                seq: cp.seq,
+                event: String::new(),
+                time: cp.time,
+                expected: file_stem(&cp.writer)
+                    .map(|stem| settings.checkpoint_key(&stem, cp.seq))
+                    .unwrap_or_default(),
+                lock_mode,
+                retain_until,
+            };
+            trail.checkpoints.push(*cp);
+            Some(stored)
         }
     }
 }

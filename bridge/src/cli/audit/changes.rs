@@ -142,6 +142,9 @@ fn check_change(
     );
 }
 
+/// Who approved the merged head: earliest approval time and groups, per person.
+type Counted<'a> = BTreeMap<&'a str, (DateTime<Utc>, BTreeSet<&'a str>)>;
+
 /// Approvals on the merged head, distinct, not the requester's, against the signed rule, in
 /// order.
 fn check_approvals(
@@ -152,15 +155,14 @@ fn check_approvals(
     findings: &mut Vec<Finding>,
 ) {
     let id = change.id.as_str();
-    let pr = request.pr.as_ref();
-    let of_this = |r: &AuditRecord| {
-        r.change_id.as_deref() == Some(id)
-            || (pr.is_some()
-                && r.pr.as_ref().map(|p| (&p.repo, p.number)) == pr.map(|p| (&p.repo, p.number)))
-    };
+    let pr = request.pr.as_ref().map(|p| (&p.repo, p.number));
     let approvals: Vec<&AuditRecord> = records
         .iter()
-        .filter(|r| r.kind == EventKind::Approval && of_this(r))
+        .filter(|r| r.kind == EventKind::Approval)
+        .filter(|r| {
+            r.change_id.as_deref() == Some(id)
+                || (pr.is_some() && r.pr.as_ref().map(|p| (&p.repo, p.number)) == pr)
+        })
         .collect();
     if approvals.is_empty() {
         findings.push(Finding::new(
@@ -176,6 +178,19 @@ fn check_approvals(
     let Some(cr) = &change.request else {
         return;
     };
+    let counted = count(&approvals, cr, request, head, findings);
+    check_rule(change, cr, &counted, approvals.len(), findings);
+}
+
+/// The distinct approvers of `head`; the requester's own approvals and approvals older than the
+/// request are findings.
+fn count<'a>(
+    approvals: &[&'a AuditRecord],
+    cr: &ChangeRequest,
+    request: &AuditRecord,
+    head: Option<&str>,
+    findings: &mut Vec<Finding>,
+) -> Counted<'a> {
     let excluded: BTreeSet<&str> = [
         Some(cr.requester.subject.as_str()),
         cr.requester.github_login.as_deref(),
@@ -183,9 +198,9 @@ fn check_approvals(
     .into_iter()
     .flatten()
     .collect();
-    // who → (earliest approval on the merged head, their groups)
-    let mut counted: BTreeMap<&str, (DateTime<Utc>, BTreeSet<&str>)> = BTreeMap::new();
-    for r in &approvals {
+    let mut counted = Counted::new();
+    for r in approvals {
+        let at = |f: Finding| f.at(&r.writer, r.seq, &r.event_id);
         for a in &r.approvals {
             let on = a
                 .head_sha
@@ -195,71 +210,67 @@ fn check_approvals(
                 continue; // stale: given on an earlier head
             }
             if excluded.contains(a.who.as_str()) {
-                findings.push(
-                    Finding::new(
-                        "self_approval",
-                        format!("{} approved their own change request {id}", a.who),
-                    )
-                    .at(&r.writer, r.seq, &r.event_id),
-                );
+                let why = format!("{} approved their own change request {}", a.who, cr.id);
+                findings.push(at(Finding::new("self_approval", why)));
                 continue;
             }
             if a.when + SKEW < request.time {
-                findings.push(
-                    Finding::new(
-                        "out_of_order",
-                        format!(
-                            "{}'s approval ({}) precedes the change request itself ({})",
-                            a.who,
-                            a.when.to_rfc3339(),
-                            request.time.to_rfc3339()
-                        ),
-                    )
-                    .at(&r.writer, r.seq, &r.event_id),
+                let why = format!(
+                    "{}'s approval ({}) precedes the change request itself ({})",
+                    a.who,
+                    a.when.to_rfc3339(),
+                    request.time.to_rfc3339()
                 );
+                findings.push(at(Finding::new("out_of_order", why)));
             }
-            let groups = r
-                .actor
-                .iter()
-                .flat_map(|a| a.groups.iter())
-                .map(String::as_str);
+            let groups = r.actor.iter().flat_map(|a| a.groups.iter());
             let entry = counted
                 .entry(a.who.as_str())
                 .or_insert((a.when, BTreeSet::new()));
             entry.0 = entry.0.min(a.when);
-            entry.1.extend(groups);
+            entry.1.extend(groups.map(String::as_str));
         }
     }
+    counted
+}
+
+/// The signed rule: enough distinct approvers, each group quorum, enough of them before the merge.
+fn check_rule(
+    change: &MergedChange,
+    cr: &ChangeRequest,
+    counted: &Counted<'_>,
+    records: usize,
+    findings: &mut Vec<Finding>,
+) {
     let rule = &cr.policy.approval;
+    let n = |len: usize| u32::try_from(len).unwrap_or(u32::MAX);
     let names: Vec<&str> = counted.keys().copied().collect();
-    let (records_n, distinct) = (approvals.len(), counted.len());
-    if u32::try_from(distinct).unwrap_or(u32::MAX) < rule.approvers {
+    if n(counted.len()) < rule.approvers {
         findings.push(Finding::new(
             "short_quorum",
             format!(
                 "the signed rule {} needs {} distinct approver(s) on the merged head, but the trail \
-                 has {distinct} ({}) in {records_n} approval record(s)",
+                 has {} ({}) in {records} approval record(s)",
                 rule.rule,
                 rule.approvers,
+                counted.len(),
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
             ),
         ));
     }
     for quorum in rule.constraints().iter().filter(|q| !q.groups.is_empty()) {
-        let from: Vec<&str> = counted
-            .iter()
-            .filter(|(_, (_, g))| quorum.groups.iter().any(|q| g.contains(q.as_str())))
-            .map(|(who, _)| *who)
-            .collect();
-        if u32::try_from(from.len()).unwrap_or(u32::MAX) < quorum.approvers {
+        let from = counted
+            .values()
+            .filter(|(_, g)| quorum.groups.iter().any(|q| g.contains(q.as_str())))
+            .count();
+        if n(from) < quorum.approvers {
             findings.push(Finding::new(
                 "short_quorum",
                 format!(
-                    "rule {} needs {} approver(s) from {}, but the trail has {}",
+                    "rule {} needs {} approver(s) from {}, but the trail has {from}",
                     quorum.rule,
                     quorum.approvers,
-                    quorum.groups.join(" or "),
-                    from.len()
+                    quorum.groups.join(" or ")
                 ),
             ));
         }
@@ -268,17 +279,13 @@ fn check_approvals(
         .values()
         .filter(|(when, _)| *when <= change.merged_at + SKEW)
         .count();
-    if distinct > 0
-        && u32::try_from(before_merge).unwrap_or(u32::MAX)
-            < rule
-                .approvers
-                .min(u32::try_from(distinct).unwrap_or(u32::MAX))
-    {
+    if !counted.is_empty() && n(before_merge) < rule.approvers.min(n(counted.len())) {
         findings.push(Finding::new(
             "out_of_order",
             format!(
-                "commit {} merged {id} at {}, before its approvals: only {before_merge} were given by then",
+                "commit {} merged {} at {}, before its approvals: only {before_merge} were given by then",
                 short(&change.commit),
+                change.id,
                 change.merged_at.to_rfc3339()
             ),
         ));
@@ -312,87 +319,100 @@ fn check_execution(
         return;
     }
     for r in &runs {
-        let at = |f: Finding| f.at(&r.writer, r.seq, &r.event_id);
-        let pr = r.pr.as_ref();
-        if let Some(sha) = pr.and_then(|p| p.merge_sha.as_deref())
-            && sha != change.commit
-        {
-            findings.push(at(Finding::new(
-                "merge_mismatch",
-                format!(
-                    "the runner recorded merge {} for {id}, but git merged it in {}",
-                    short(sha),
-                    short(&change.commit)
-                ),
-            )));
-        }
-        if let (Some(h), Some(recorded)) = (head, pr.and_then(|p| p.head_sha.as_deref()))
-            && h != recorded
-        {
-            findings.push(at(Finding::new(
-                "head_mismatch",
-                format!(
-                    "the runner recorded head {} for {id}, but head {} was merged",
-                    short(recorded),
-                    short(h)
-                ),
-            )));
-        }
-        if r.time + SKEW < change.merged_at.max(requested) {
-            findings.push(at(Finding::new(
-                "out_of_order",
-                format!(
-                    "the runner's record ({}) precedes the merge of {id} ({})",
-                    r.time.to_rfc3339(),
-                    change.merged_at.to_rfc3339()
-                ),
-            )));
-        }
+        check_run(change, requested, head, r, findings);
     }
-    // Per run (writer): its records must end with an outcome after their start.
+    check_outcome(id, &runs, findings, outcomes);
+}
+
+/// One runner record: the merge commit and head it names, and that it follows the merge.
+fn check_run(
+    change: &MergedChange,
+    requested: DateTime<Utc>,
+    head: Option<&str>,
+    r: &AuditRecord,
+    findings: &mut Vec<Finding>,
+) {
+    let id = change.id.as_str();
+    let at = |f: Finding| f.at(&r.writer, r.seq, &r.event_id);
+    let pr = r.pr.as_ref();
+    if let Some(sha) = pr.and_then(|p| p.merge_sha.as_deref())
+        && sha != change.commit
+    {
+        let why = format!(
+            "the runner recorded merge {} for {id}, but git merged it in {}",
+            short(sha),
+            short(&change.commit)
+        );
+        findings.push(at(Finding::new("merge_mismatch", why)));
+    }
+    if let (Some(h), Some(recorded)) = (head, pr.and_then(|p| p.head_sha.as_deref()))
+        && h != recorded
+    {
+        let why = format!(
+            "the runner recorded head {} for {id}, but head {} was merged",
+            short(recorded),
+            short(h)
+        );
+        findings.push(at(Finding::new("head_mismatch", why)));
+    }
+    if r.time + SKEW < change.merged_at.max(requested) {
+        let why = format!(
+            "the runner's record ({}) precedes the merge of {id} ({})",
+            r.time.to_rfc3339(),
+            change.merged_at.to_rfc3339()
+        );
+        findings.push(at(Finding::new("out_of_order", why)));
+    }
+}
+
+/// Each run (runner writer) ends after it started, and some run ended with an outcome.
+fn check_outcome(
+    id: &str,
+    runs: &[&AuditRecord],
+    findings: &mut Vec<Finding>,
+    outcomes: &mut BTreeMap<String, usize>,
+) {
     let mut by_run: BTreeMap<&str, Vec<&AuditRecord>> = BTreeMap::new();
-    for r in &runs {
+    for r in runs {
         by_run.entry(r.writer.as_str()).or_default().push(r);
     }
-    let finished: Vec<&AuditRecord> = by_run
-        .values()
-        .filter_map(|rs| rs.last().copied())
-        .filter(|r| !outcome(r).is_empty() && outcome(r) != "started")
-        .collect();
     for rs in by_run.values() {
         if let [.., start, end] = rs.as_slice()
             && end.time + SKEW < start.time
         {
-            findings.push(
-                Finding::new(
-                    "out_of_order",
-                    format!(
-                        "the run's outcome ({}) precedes its start",
-                        end.time.to_rfc3339()
-                    ),
-                )
-                .at(&end.writer, end.seq, &end.event_id),
+            let why = format!(
+                "the run's outcome ({}) precedes its start",
+                end.time.to_rfc3339()
             );
+            findings.push(Finding::new("out_of_order", why).at(
+                &end.writer,
+                end.seq,
+                &end.event_id,
+            ));
         }
     }
-    match finished.iter().max_by_key(|r| r.time) {
-        Some(last) => *outcomes.entry(outcome(last).to_string()).or_default() += 1,
-        None => {
-            let last = runs.last().copied();
-            findings.push(
-                Finding::new(
-                    "unfinished",
-                    format!(
-                        "the runner started {id} but the trail has no outcome for it: the run's \
-                         final record is missing (cut), or the run died midway"
-                    ),
-                )
-                .at(
-                    last.map_or("", |r| r.writer.as_str()),
-                    last.map_or(0, |r| r.seq),
-                    last.map_or("", |r| r.event_id.as_str()),
-                ),
-            );
-        }
+    let finished = by_run
+        .values()
+        .filter_map(|rs| rs.last().copied())
+        .filter(|r| !outcome(r).is_empty() && outcome(r) != "started")
+        .max_by_key(|r| r.time);
+    if let Some(last) = finished {
+        *outcomes.entry(outcome(last).to_string()).or_default() += 1;
+        return;
     }
+    let last = runs.last().copied();
+    findings.push(
+        Finding::new(
+            "unfinished",
+            format!(
+                "the runner started {id} but the trail has no outcome for it: the run's final \
+                 record is missing (cut), or the run died midway"
+            ),
+        )
+        .at(
+            last.map_or("", |r| r.writer.as_str()),
+            last.map_or(0, |r| r.seq),
+            last.map_or("", |r| r.event_id.as_str()),
+        ),
+    );
 }

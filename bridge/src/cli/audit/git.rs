@@ -158,11 +158,11 @@ fn merged_changes(
     Ok((changes, findings))
 }
 
-/// Every checkpoint trailer on any commit reachable from `tip`, with the commit carrying it.
-fn anchored(
-    repo: &Repository,
-    tip: &Commit<'_>,
-) -> Result<Vec<(String, Result<Checkpoint, String>)>, git2::Error> {
+/// A checkpoint trailer (or why it doesn't parse) and the commit carrying it.
+type Anchor = (String, Result<Checkpoint, String>);
+
+/// Every checkpoint trailer on any commit reachable from `tip`.
+fn anchored(repo: &Repository, tip: &Commit<'_>) -> Result<Vec<Anchor>, git2::Error> {
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
     walk.push(tip.id())?;
@@ -179,7 +179,7 @@ fn anchored(
 
 /// Each anchor verifies, and the trail holds the record it signed.
 fn check_anchors(
-    anchors: Vec<(String, Result<Checkpoint, String>)>,
+    anchors: Vec<Anchor>,
     records: &[AuditRecord],
     allow: &WriterAllowlist,
 ) -> Vec<Finding> {
