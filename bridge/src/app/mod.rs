@@ -98,7 +98,7 @@ impl AppState {
         }
         let writer = format!("bridge:{}", crate::clock::host_name());
         let audit_dir = config.state_dir.join("audit");
-        let audit = AuditWriter::start(&audit_dir, &writer).map_err(|e| e.to_string())?;
+        let audit = audit_sinks::open_spool(&config, &writer)?;
         let metrics = Metrics::new();
         let audit_sinks = audit_sinks::start(
             &config.audit,

@@ -404,10 +404,14 @@ impl ChangeService {
             ),
             None => (head, cr.branch()),
         };
-        let message = format!(
+        let mut message = format!(
             "{}\n\nSlipway-Change: {id}\nRequested-By: {} <{}>",
             render.title, p.requester.subject, p.requester.slack_user_id
         );
+        if let Some(trailer) = super::audit_trailer(state) {
+            message.push('\n');
+            message.push_str(&trailer);
+        }
         let author = Author {
             name: "Slipway".into(),
             email: "slipway@users.noreply.github.com".into(),

@@ -145,6 +145,13 @@ pub struct ChangeService {
     _relay: Option<GitRelay>,
 }
 
+/// The audit chain's signed head as a git trailer, for the commits and merges the bridge makes:
+/// an anchor outside the host, so a tail cut from the spool before it was mirrored still shows
+/// in `slipway audit verify --git`.
+pub(crate) fn audit_trailer(state: &crate::app::AppState) -> Option<String> {
+    state.audit.latest_checkpoint().map(|c| c.to_trailer())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

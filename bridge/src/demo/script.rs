@@ -385,6 +385,8 @@ impl Script {
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["audit", "verify"])
             .args(source)
+            .arg("--writers")
+            .arg(self.world.audit_writers())
             .arg("--git")
             .arg(git)
             .stdin(Stdio::null())

@@ -157,9 +157,19 @@ impl ChangeService {
             let auto = state.policy.auto_merge(&cr.policy.approval);
             if q.met && auto {
                 // The expected head SHA: GitHub refuses (409) if a push moved the head since.
+                // The merge commit anchors the audit chain head (the approvals included) in git.
+                let body = crate::change::audit_trailer(state)
+                    .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
+                    .unwrap_or_default();
                 match self
                     .gh
-                    .merge(repo, number, &pr.head_sha, &format!("[slipway] {}", cr.id))
+                    .merge(
+                        repo,
+                        number,
+                        &pr.head_sha,
+                        &format!("[slipway] {}", cr.id),
+                        &body,
+                    )
                     .await
                 {
                     Ok(sha) => tracing::info!(pr = number, merge = %sha, "auto-merged"),
