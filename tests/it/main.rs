@@ -10,6 +10,7 @@ mod changes;
 mod demo;
 mod docs;
 mod git_relay;
+mod golden;
 mod ingress;
 mod kubectl_changes;
 mod policy_cli;
