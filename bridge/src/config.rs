@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 mod audit;
 mod github;
-mod keys;
+pub mod gitops;
+pub mod keys;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -115,7 +116,7 @@ struct FileGitops {
     /// Git URL to fetch and push (defaults to `https://github.com/<repo>.git`).
     git_url: Option<String>,
     #[serde(default)]
-    services: BTreeMap<String, crate::change::ServiceConfig>,
+    services: BTreeMap<String, gitops::ServiceConfig>,
     /// How often open change requests are checked for expiry (default 60s).
     expiry_interval: Option<String>,
 }
@@ -237,7 +238,7 @@ pub struct Config {
     pub aws: AwsConfig,
     pub gitops: GitopsConfig,
     /// The GitOps repository on GitHub, for change requests; `None` when not configured.
-    pub gitops_repo: Option<crate::change::GitOpsConfig>,
+    pub gitops_repo: Option<gitops::GitOpsConfig>,
     /// GitHub webhook secret (`SLIPWAY_GITHUB_WEBHOOK_SECRET`).
     pub github_webhook_secret: Secret,
     pub terraform: TerraformConfig,
@@ -449,7 +450,7 @@ impl Config {
                 }
                 let oauth_url = env("SLIPWAY_GITHUB_OAUTH_URL")
                     .or(file.github.oauth_url.clone())
-                    .unwrap_or_else(|| crate::change::oauth_url_for(&api_url));
+                    .unwrap_or_else(|| gitops::oauth_url_for(&api_url));
                 check_url(
                     &oauth_url,
                     "the GitHub OAuth URL (SLIPWAY_GITHUB_OAUTH_URL)",
@@ -470,7 +471,7 @@ impl Config {
                 let default_branch = env("SLIPWAY_GITOPS_DEFAULT_BRANCH")
                     .or(file.gitops.default_branch.clone())
                     .unwrap_or_else(|| "main".into());
-                Some(crate::change::GitOpsConfig {
+                Some(gitops::GitOpsConfig {
                     default_branch,
                     app_login: format!("{app_slug}[bot]"),
                     repo,
@@ -550,6 +551,14 @@ fn check_url(url: &str, what: &str) -> Result<(), String> {
     Err(format!(
         "{what} must be an https:// URL (plain http is allowed only for loopback): {url}"
     ))
+}
+
+/// Read and compile a policy, or describe why not in `PATH:LINE:COL: message` form.
+pub fn load_policy(path: &Path) -> Result<slipway_core::policy::Policy, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}:1:1: can't read the policy file: {e}", path.display()))?;
+    slipway_core::policy::Policy::from_yaml(&text)
+        .map_err(|e| e.display_with_path(&path.display().to_string()))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod approvals;
+mod architecture;
 mod audit;
 mod aws;
 mod change_limits;

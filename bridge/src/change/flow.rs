@@ -11,9 +11,10 @@ use slipway_core::policy::Decision;
 use slipway_infra::gitops::{Author, FileChange};
 
 use super::ChangeService;
+use super::Render;
+use super::compose::{pr_body, render, slack_preview};
 use super::pending::Pending;
-use super::render::{Render, pr_body, render, slack_preview};
-use crate::app::AppState;
+use crate::ctx::Ctx;
 use crate::slack::client::Message;
 use crate::slack::events::SlashCommand;
 
@@ -26,7 +27,7 @@ impl ChangeService {
     /// worker pool, under the same limits as runs. No I/O here.
     pub fn begin(
         self: &Arc<Self>,
-        state: &AppState,
+        state: &Ctx,
         cmd: &SlashCommand,
         parsed: &ParsedCommand,
         d: &Decision<'_>,
@@ -79,26 +80,26 @@ impl ChangeService {
 
     /// Queue a change step on the worker pool; `Some(message)` when it is refused as busy.
     fn queue(
-        state: &AppState,
+        state: &Ctx,
         user: String,
         work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     ) -> Option<String> {
-        match state
-            .runs
-            .enqueue_change(crate::app::ChangeTask { user, work }, &state.metrics)
-        {
-            crate::app::Enqueued::Ok => None,
-            crate::app::Enqueued::UserBusy(n) => Some(format!(
+        match state.runs.enqueue_change(
+            crate::exec::queue::ChangeTask { user, work },
+            &state.metrics,
+        ) {
+            crate::exec::queue::Enqueued::Ok => None,
+            crate::exec::queue::Enqueued::UserBusy(n) => Some(format!(
                 ":hourglass: You already have {n} command(s) or change(s) in progress; wait for one to finish, then try again."
             )),
-            crate::app::Enqueued::Full => Some(
+            crate::exec::queue::Enqueued::Full => Some(
                 ":hourglass: Slipway is busy right now; nothing was done. Try again in a minute."
                     .into(),
             ),
         }
     }
 
-    async fn respond(&self, state: &AppState, p: &Pending, msg: Message) {
+    async fn respond(&self, state: &Ctx, p: &Pending, msg: Message) {
         if p.response_url.is_empty() {
             return;
         }
@@ -108,7 +109,7 @@ impl ChangeService {
     }
 
     /// Fetch and render against the default branch head.
-    async fn prepare(&self, state: &AppState, p: &Pending) -> Result<(git2::Oid, Render), String> {
+    async fn prepare(&self, state: &Ctx, p: &Pending) -> Result<(git2::Oid, Render), String> {
         let creds = self.git_credentials().await?;
         let mirror = self.mirror.clone();
         let head = tokio::task::spawn_blocking(move || {
@@ -121,7 +122,7 @@ impl ChangeService {
         Ok((head, render(self, state, p, head).await?))
     }
 
-    async fn dry_run(&self, state: &AppState, token: &str) {
+    async fn dry_run(&self, state: &Ctx, token: &str) {
         let Some(p) = self.pending.get(token, state.clock.now()) else {
             return;
         };
@@ -159,7 +160,7 @@ impl ChangeService {
     /// click finds nothing.
     pub async fn confirm(
         self: &Arc<Self>,
-        state: &AppState,
+        state: &Ctx,
         token: &str,
         clicker: &str,
         trigger_id: &str,
@@ -197,7 +198,7 @@ impl ChangeService {
         }
     }
 
-    async fn open_modal(&self, state: &AppState, token: &str, trigger_id: &str) {
+    async fn open_modal(&self, state: &Ctx, token: &str, trigger_id: &str) {
         let Some(p) = self.pending.get(token, state.clock.now()) else {
             return;
         };
@@ -234,7 +235,7 @@ impl ChangeService {
     /// The modal's submission. `Err(message)` is shown on the input field.
     pub fn submit_confirmation(
         self: &Arc<Self>,
-        state: &AppState,
+        state: &Ctx,
         token: &str,
         clicker: &str,
         typed: &str,
@@ -266,7 +267,7 @@ impl ChangeService {
         Ok(())
     }
 
-    async fn open_and_report(&self, state: &AppState, p: Pending) {
+    async fn open_and_report(&self, state: &Ctx, p: Pending) {
         if let Err(e) = self.open_pr(state, &p).await {
             tracing::warn!(error = %e, change = %p.text, "opening the change request failed");
             self.respond(
@@ -282,7 +283,7 @@ impl ChangeService {
     }
 
     /// Write the signed change request, push it, and open or advance the PR; then tell Slack.
-    pub async fn open_pr(&self, state: &AppState, p: &Pending) -> Result<u64, String> {
+    pub async fn open_pr(&self, state: &Ctx, p: &Pending) -> Result<u64, String> {
         let (head, render) = self.prepare(state, p).await?;
         if render.files.is_empty() && p.family == Family::Deploy {
             return Err("nothing would change".into());
@@ -570,7 +571,7 @@ pub(crate) fn change_message(
     }
 }
 
-async fn reply(state: &AppState, url: Option<&str>, text: &str) {
+async fn reply(state: &Ctx, url: Option<&str>, text: &str) {
     if let Some(u) = url.filter(|u| !u.is_empty())
         && let Err(e) = state.slack.respond(u, &Message::text(text), false).await
     {

@@ -7,8 +7,8 @@ use super::Env;
 
 /// `gitops.services`, each checked.
 pub(super) fn services(
-    s: &BTreeMap<String, crate::change::ServiceConfig>,
-) -> Result<BTreeMap<String, crate::change::ServiceConfig>, String> {
+    s: &BTreeMap<String, super::gitops::ServiceConfig>,
+) -> Result<BTreeMap<String, super::gitops::ServiceConfig>, String> {
     s.iter().try_for_each(|(name, svc)| svc.check(name))?;
     Ok(s.clone())
 }
@@ -17,12 +17,12 @@ pub(super) fn services(
 pub(super) fn runner_login(env: Env<'_>, file: Option<String>) -> Result<String, String> {
     let login = env("SLIPWAY_RUNNER_LOGIN")
         .or(file)
-        .unwrap_or_else(|| crate::change::DEFAULT_RUNNER_LOGIN.into());
+        .unwrap_or_else(|| super::gitops::DEFAULT_RUNNER_LOGIN.into());
     let login = login.trim();
     if login.is_empty() || login.contains(char::is_whitespace) {
         return Err(format!(
             "the runner's GitHub login `{login}` is not a login: set SLIPWAY_RUNNER_LOGIN or `github.runner_login` to the account the runner comments as (default {}, the login of a workflow's GITHUB_TOKEN)",
-            crate::change::DEFAULT_RUNNER_LOGIN
+            super::gitops::DEFAULT_RUNNER_LOGIN
         ));
     }
     Ok(login.to_string())
@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn services_name_the_bad_key() {
-        let svc: crate::change::ServiceConfig = serde_saphyr::from_str(
+        let svc: crate::config::gitops::ServiceConfig = serde_saphyr::from_str(
             "repo: acme/api\nimage: registry.example/api\nworkflow: ../ci.yml\n",
         )
         .unwrap();

@@ -9,10 +9,10 @@ use slipway_core::command::{Command, ParsedCommand, Target};
 use slipway_core::policy::Decision;
 use slipway_infra::exec::ExecSpec;
 
-use super::AppState;
 use super::silence::{Action, OWNER_ROLE, SilenceWork};
-use super::terraform::{CheckoutSource, PlanWork};
+use super::terraform::PlanWork;
 use super::work::{Shape, Work};
+use crate::base::Base;
 
 /// Ready-to-run work, and the command as shown to people (without the configuration flags the
 /// bridge adds).
@@ -23,29 +23,11 @@ pub struct Prepared {
     pub argv_shown: Vec<String>,
 }
 
-/// The environment every process starts from (nothing is inherited from the bridge).
-pub fn base_env(state: &AppState) -> Vec<(String, String)> {
-    base_env_for(&state.config)
-}
-
-/// [`base_env`] from the configuration alone. No child may fall back to the bridge host's
-/// instance role, whatever tool it runs.
-pub fn base_env_for(config: &crate::config::Config) -> Vec<(String, String)> {
-    let (metadata, off) = slipway_infra::exec::NO_INSTANCE_METADATA;
-    vec![
-        ("PATH".into(), config.execution.path.clone()),
-        (
-            "HOME".into(),
-            config.state_dir.join("home").display().to_string(),
-        ),
-        ("LANG".into(), "C.UTF-8".into()),
-        (metadata.into(), off.into()),
-    ]
-}
+pub use super::env::{base_env, base_env_for};
 
 /// A catalog kubectl argv with the cluster alias's credentials from configuration inserted after
 /// `kubectl` (never from the user). `None` when the alias has no credentials configured.
-pub fn kubectl_argv(state: &AppState, alias: &str, argv: &[String]) -> Option<Vec<String>> {
+pub fn kubectl_argv(state: &Base, alias: &str, argv: &[String]) -> Option<Vec<String>> {
     let cluster = state.config.cluster(alias)?;
     let context = cluster.context.clone().unwrap_or_else(|| alias.to_string());
     let cache = state.config.state_dir.join("kube-cache").join(alias);
@@ -60,10 +42,14 @@ pub fn kubectl_argv(state: &AppState, alias: &str, argv: &[String]) -> Option<Ve
 }
 
 /// Build the work for an allowed read/operate command, or say why it can't run here.
+///
+/// `stacks` is where `/tf plan` reads stacks from (the caller knows whether change requests and
+/// their git mirror are configured); `None` refuses plans.
 pub fn exec_spec(
-    state: &AppState,
+    state: &Base,
     parsed: &ParsedCommand,
     decision: &Decision<'_>,
+    stacks: Option<Arc<dyn super::terraform::StackSource>>,
 ) -> Result<Prepared, String> {
     let timeout = decision
         .timeout
@@ -105,24 +91,12 @@ pub fn exec_spec(
             argv_shown: argv,
         }),
         (Command::TfPlan { stack }, Target::Stack { .. }, Some(argv)) => {
-            // The git mirror (default branch head) when change requests are configured; else a
-            // configured checkout.
-            let source: Arc<dyn super::terraform::StackSource> = match (
-                &state.change,
-                state.config.gitops.checkout.clone(),
-            ) {
-                (Some(svc), _) => Arc::new(crate::change::MirrorSource {
-                    svc: svc.clone(),
-                    handle: tokio::runtime::Handle::current(),
-                }),
-                (None, Some(checkout)) => Arc::new(CheckoutSource { root: checkout }),
-                (None, None) => {
-                    return Err(format!(
-                        "terraform plans need the GitOps repository, and this bridge has none configured \
-                         (`gitops.repo`, or `gitops.checkout` / SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
-                        state.policy.support()
-                    ));
-                }
+            let Some(source) = stacks else {
+                return Err(format!(
+                    "terraform plans need the GitOps repository, and this bridge has none configured \
+                     (`gitops.repo`, or `gitops.checkout` / SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
+                    state.policy.support()
+                ));
             };
             let mut env = base_env(state);
             env.extend([

@@ -1,183 +1,24 @@
-//! The bounded worker pool: a global queue bound, a per-user limit, and the registry of running
-//! commands that the Cancel button reaches. When full, the user hears "busy" at once; nothing
-//! waits past the ack deadline.
+//! The workers that take jobs off the queue: run a read, stream its progress into Slack, post the
+//! redacted output, record the execution; or run a change step in its own task.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, Output};
 use slipway_core::command::Tier;
-use slipway_core::policy::SlackUser;
 use slipway_core::policy::model::Visibility;
 use slipway_infra::exec::ExecEnd;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::AppState;
-use super::render;
-use super::work::{self, Finished, Work};
-use crate::metrics::{ExecLabels, Metrics};
+use super::messages;
+use crate::ctx::Ctx;
+use crate::exec::queue::{Job, Queued};
+use crate::exec::work::{self, Finished};
+use crate::metrics::ExecLabels;
 use crate::slack::client::Message;
 
-/// A command waiting for, or holding, a worker.
-#[derive(Debug)]
-pub struct Job {
-    pub id: String,
-    pub requester: SlackUser,
-    pub subject: String,
-    pub role: String,
-    pub channel: String,
-    pub response_url: String,
-    pub text: String,
-    /// The argv as shown to people.
-    pub shown: String,
-    pub target: String,
-    pub tier: Option<Tier>,
-    pub decision_audit_id: String,
-    /// What to do: a process, a terraform plan or an API call.
-    pub spec: Work,
-    /// Who sees the output, as policy decided.
-    pub visibility: Visibility,
-    /// A protected entry covers the resource.
-    pub protected: bool,
-}
-
-/// A change step (a dry run, opening a PR): it holds a pool slot and counts against its
-/// requester's limit like a run, but reports through its own messages.
-pub struct ChangeTask {
-    pub user: String,
-    pub work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-}
-
-impl std::fmt::Debug for ChangeTask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChangeTask")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the queue holds.
-#[derive(Debug)]
-enum Queued {
-    Run(Box<Job>),
-    Change(ChangeTask),
-}
-
-impl Queued {
-    fn user(&self) -> &str {
-        match self {
-            Queued::Run(j) => &j.requester.user_id,
-            Queued::Change(c) => &c.user,
-        }
-    }
-}
-
-/// The outcome of trying to enqueue.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Enqueued {
-    Ok,
-    /// The user already has this many commands queued or running.
-    UserBusy(usize),
-    /// The global queue is full.
-    Full,
-}
-
-/// A running command, as the Cancel button sees it.
-#[derive(Debug, Clone)]
-struct Handle {
-    cancel: CancellationToken,
-    requester: String,
-    cancelled_by: Option<String>,
-}
-
-/// Why a cancel click did nothing.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CancelError {
-    NotRunning,
-    NotAllowed,
-}
-
-/// Queue and registry.
-#[derive(Debug)]
-pub struct Runs {
-    tx: mpsc::Sender<Queued>,
-    rx: Mutex<Option<mpsc::Receiver<Queued>>>,
-    per_user: usize,
-    active: Mutex<HashMap<String, usize>>,
-    running: Mutex<HashMap<String, Handle>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Runs {
-    pub fn new(queue: usize, per_user: usize) -> Self {
-        let (tx, rx) = mpsc::channel(queue.max(1));
-        Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            per_user,
-            active: Mutex::new(HashMap::new()),
-            running: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Try to queue a job without waiting.
-    pub fn enqueue(&self, job: Job, metrics: &Metrics) -> Enqueued {
-        self.admit(Queued::Run(Box::new(job)), metrics)
-    }
-
-    /// Try to queue a change step without waiting, under the same limits as runs.
-    pub fn enqueue_change(&self, task: ChangeTask, metrics: &Metrics) -> Enqueued {
-        self.admit(Queued::Change(task), metrics)
-    }
-
-    fn admit(&self, job: Queued, metrics: &Metrics) -> Enqueued {
-        let user = job.user().to_string();
-        let mut active = lock(&self.active);
-        let mine = active.get(&user).copied().unwrap_or(0);
-        if mine >= self.per_user {
-            return Enqueued::UserBusy(mine);
-        }
-        match self.tx.try_send(job) {
-            Ok(()) => {
-                *active.entry(user).or_default() += 1;
-                metrics.queue_depth.inc();
-                Enqueued::Ok
-            }
-            Err(_) => Enqueued::Full,
-        }
-    }
-
-    fn finished(&self, user: &str) {
-        let mut active = lock(&self.active);
-        if let Some(n) = active.get_mut(user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                active.remove(user);
-            }
-        }
-    }
-
-    /// Cancel a run if `who` is its requester or `is_owner`.
-    pub fn cancel(&self, run_id: &str, who: &str, is_owner: bool) -> Result<(), CancelError> {
-        let mut running = lock(&self.running);
-        let handle = running.get_mut(run_id).ok_or(CancelError::NotRunning)?;
-        if handle.requester != who && !is_owner {
-            return Err(CancelError::NotAllowed);
-        }
-        handle.cancelled_by.get_or_insert_with(|| who.to_string());
-        handle.cancel.cancel();
-        Ok(())
-    }
-}
-
 /// Start the worker tasks.
-pub fn start_workers(state: &AppState) {
-    let Some(rx) = lock(&state.runs.rx).take() else {
+pub fn start_workers(state: &Ctx) {
+    let Some(rx) = state.runs.take_receiver() else {
         return;
     };
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -205,22 +46,14 @@ pub fn start_workers(state: &AppState) {
     }
 }
 
-async fn run_job(state: &AppState, job: Job) {
+async fn run_job(state: &Ctx, job: Job) {
     state.metrics.running.inc();
     let started = Instant::now();
     // Registered before the message with the Cancel button exists, so every click finds it.
-    let cancel = CancellationToken::new();
-    lock(&state.runs.running).insert(
-        job.id.clone(),
-        Handle {
-            cancel: cancel.clone(),
-            requester: job.requester.user_id.clone(),
-            cancelled_by: None,
-        },
-    );
+    let cancel = state.runs.register(&job.id, &job.requester.user_id);
     let timeout = job.spec.timeout();
-    let view = |status: render::Status, tail: &[String]| {
-        render::run_message(&job, status, started.elapsed(), tail)
+    let view = |status: messages::Status, tail: &[String]| {
+        messages::run_message(&job, status, started.elapsed(), tail)
     };
     let (posted_tx, posted_rx) = tokio::sync::watch::channel(work::Posted::Pending);
     let ctx = work::Context {
@@ -235,7 +68,7 @@ async fn run_job(state: &AppState, job: Job) {
         respond(
             state,
             &job.response_url,
-            &view(render::Status::Running, &[]),
+            &view(messages::Status::Running, &[]),
             false,
         )
         .await;
@@ -243,7 +76,7 @@ async fn run_job(state: &AppState, job: Job) {
     } else {
         match state
             .slack
-            .post(&job.channel, None, &view(render::Status::Running, &[]))
+            .post(&job.channel, None, &view(messages::Status::Running, &[]))
             .await
         {
             Ok(ts) => Some(ts),
@@ -263,21 +96,20 @@ async fn run_job(state: &AppState, job: Job) {
             _ = tick.tick() => {
                 if let Some(ts) = &ts {
                     let tail = progress.borrow_and_update().tail.clone();
-                    if let Err(e) = state.slack.update(&job.channel, ts, &view(render::Status::Running, &tail)).await {
+                    if let Err(e) = state.slack.update(&job.channel, ts, &view(messages::Status::Running, &tail)).await {
                         tracing::debug!(error = %e, "progress update failed");
                     }
                 }
             }
         }
     };
-    let handle = lock(&state.runs.running).remove(&job.id);
+    let cancelled_by = state.runs.unregister(&job.id);
     state.metrics.running.dec();
     let finished = result.unwrap_or_else(|e| {
         tracing::error!(error = %e, run = %job.id, "the run's task failed");
         Finished::api(ExecEnd::SpawnFailed("internal error".into()), "", started)
     });
     let result = &finished.result;
-    let cancelled_by = handle.and_then(|h| h.cancelled_by);
     let outcome = match &result.end {
         ExecEnd::Exited(0) => "success",
         ExecEnd::Exited(_) | ExecEnd::Signalled(_) => "failure",
@@ -330,14 +162,14 @@ async fn run_job(state: &AppState, job: Job) {
         .ok()
         .map(|r| r.event_id);
 
-    let status = render::Status::Done {
+    let status = messages::Status::Done {
         end: result.end.clone(),
         timeout,
         cancelled_by: cancelled_by.clone(),
         outcome: finished.outcome.clone(),
     };
     let final_msg = view(status, &[]);
-    let output_msg = render::output_message(&finished, audit_id.as_deref());
+    let output_msg = messages::output_message(&finished, audit_id.as_deref());
     if let Some(ts) = &ts {
         if let Err(e) = state.slack.update(&job.channel, ts, &final_msg).await {
             tracing::warn!(error = %e, "final update failed");
@@ -365,14 +197,14 @@ async fn run_job(state: &AppState, job: Job) {
 
 /// Whether a run's messages go to the requester alone: the policy says so (protected resources
 /// by default), or the output is protected and the channel is shared with another organisation.
-async fn is_private(state: &AppState, job: &Job) -> bool {
+async fn is_private(state: &Ctx, job: &Job) -> bool {
     if job.visibility == Visibility::Ephemeral {
         return true;
     }
     job.protected && !super::share::channel_is_safe(state, &job.channel).await
 }
 
-async fn respond(state: &AppState, url: &str, msg: &Message, replace_original: bool) {
+async fn respond(state: &Ctx, url: &str, msg: &Message, replace_original: bool) {
     if url.is_empty() {
         return;
     }
