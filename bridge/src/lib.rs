@@ -10,6 +10,7 @@ pub mod ctx;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod docs;
+pub mod error;
 pub mod exec;
 pub mod fifo;
 pub mod github;

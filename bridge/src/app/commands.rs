@@ -96,7 +96,7 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
         Outcome::Approval => {
             state.metrics.request("commands", "change");
             match &state.change {
-                Some(svc) => ephemeral(svc.begin(state, &cmd, parsed, &decision)),
+                Some(svc) => ephemeral(svc.begin(state, &cmd, parsed, &decision, &record.event_id)),
                 None => ephemeral(format!(
                     ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
                      This bridge has no GitOps repository configured, so nothing was done; ask {}.",

@@ -15,6 +15,7 @@ use super::Render;
 use super::compose::{pr_body, render, slack_preview};
 use super::pending::Pending;
 use crate::ctx::Ctx;
+use crate::error::Failure;
 use crate::slack::client::Message;
 use crate::slack::events::SlashCommand;
 
@@ -31,6 +32,7 @@ impl ChangeService {
         cmd: &SlashCommand,
         parsed: &ParsedCommand,
         d: &Decision<'_>,
+        decision_audit_id: &str,
     ) -> String {
         if !cmd.trigger_id.is_empty() && !lock(&self.seen).insert(&cmd.trigger_id) {
             return "This request was already received; see the message above.".into();
@@ -39,7 +41,14 @@ impl ChangeService {
         let expires_at = now
             + chrono::Duration::from_std(state.config.execution.pending_ttl)
                 .unwrap_or_else(|_| chrono::Duration::minutes(15));
-        let Some(p) = Pending::new(state.ids.next(), cmd, parsed, d, expires_at) else {
+        let Some(p) = Pending::new(
+            state.ids.next(),
+            decision_audit_id,
+            cmd,
+            parsed,
+            d,
+            expires_at,
+        ) else {
             return ":warning: This change is missing its approval rule or identity; nothing was done.".into();
         };
         let summary = p.approval_summary();
@@ -108,18 +117,22 @@ impl ChangeService {
         }
     }
 
-    /// Fetch and render against the default branch head.
-    async fn prepare(&self, state: &Ctx, p: &Pending) -> Result<(git2::Oid, Render), String> {
-        let creds = self.git_credentials().await?;
+    /// Fetch and render against the default branch head. Rendering refuses with sentences
+    /// written for the requester; fetching fails upstream.
+    async fn prepare(&self, state: &Ctx, p: &Pending) -> Result<(git2::Oid, Render), Failure> {
+        let creds = self
+            .git_credentials()
+            .await
+            .map_err(|e| Failure::upstream("Getting a GitHub token", e))?;
         let mirror = self.mirror.clone();
-        let head = tokio::task::spawn_blocking(move || {
-            lock(&mirror)
-                .fetch(Some(&creds))
-                .map_err(|e| format!("fetching the GitOps repo: {e}"))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        Ok((head, render(self, state, p, head).await?))
+        let head = tokio::task::spawn_blocking(move || lock(&mirror).fetch(Some(&creds)))
+            .await
+            .map_err(|e| Failure::upstream_error("Fetching the GitOps repository", &e))?
+            .map_err(|e| Failure::upstream_error("Fetching the GitOps repository", &e))?;
+        // Rendering's refusals are sentences for the requester (typing its upstream causes
+        // apart is still to do: see the architecture issue).
+        let render = render(self, state, p, head).await.map_err(Failure::User)?;
+        Ok((head, render))
     }
 
     async fn dry_run(&self, state: &Ctx, token: &str) {
@@ -127,7 +140,14 @@ impl ChangeService {
             return;
         };
         let msg = match self.prepare(state, &p).await {
-            Err(e) => Message::text(format!(":x: Dry run of `{}` failed: {e}", p.text)),
+            Err(e) => {
+                e.log(&p.decision_audit_id, "dry run");
+                Message::text(format!(
+                    ":x: Dry run of `{}`: {}",
+                    p.text,
+                    e.shown(&p.decision_audit_id)
+                ))
+            }
             Ok((_, r)) => {
                 let (preview, cut) = slack_preview(&r.preview);
                 let headline = format!(":mag: *Dry run* of `{}`: {}", p.text, r.title);
@@ -224,9 +244,10 @@ impl ChangeService {
             self.respond(
                 state,
                 &p,
-                Message::text(format!(
-                    ":x: Couldn't open the confirmation dialog ({e}); run the command again."
-                )),
+                Message::text(
+                    ":x: Couldn't open the confirmation dialog (Slack refused it); run the command again."
+                        .to_string(),
+                ),
             )
             .await;
         }
@@ -269,13 +290,14 @@ impl ChangeService {
 
     async fn open_and_report(&self, state: &Ctx, p: Pending) {
         if let Err(e) = self.open_pr(state, &p).await {
-            tracing::warn!(error = %e, change = %p.text, "opening the change request failed");
+            e.log(&p.decision_audit_id, "opening a change request");
             self.respond(
                 state,
                 &p,
                 Message::text(format!(
-                    ":x: Couldn't open a pull request for `{}`: {e}",
-                    p.text
+                    ":x: Couldn't open a pull request for `{}`: {}",
+                    p.text,
+                    e.shown(&p.decision_audit_id)
                 )),
             )
             .await;
@@ -283,10 +305,10 @@ impl ChangeService {
     }
 
     /// Write the signed change request, push it, and open or advance the PR; then tell Slack.
-    pub async fn open_pr(&self, state: &Ctx, p: &Pending) -> Result<u64, String> {
+    pub async fn open_pr(&self, state: &Ctx, p: &Pending) -> Result<u64, Failure> {
         let (head, render) = self.prepare(state, p).await?;
         if render.files.is_empty() && p.family == Family::Deploy {
-            return Err("nothing would change".into());
+            return Err(Failure::user("nothing would change"));
         }
         let repo = &self.cfg.repo;
         let lock_ref = Self::lock_ref(&p.resource);
@@ -294,9 +316,7 @@ impl ChangeService {
             .gh
             .create_ref(repo, &lock_ref, &head.to_string())
             .await
-            .map_err(|e| {
-                format!("can't check the change lock, so nothing was done (fails closed): {e}")
-            })?;
+            .map_err(|e| Failure::upstream("Checking the change lock (nothing was done)", e))?;
         let slug = slipway_core::change::lock_slug(&p.resource);
         let existing = if fresh_lock {
             None
@@ -305,7 +325,7 @@ impl ChangeService {
                 .gh
                 .open_prs(repo)
                 .await
-                .map_err(|e| format!("can't list open PRs: {e}"))?;
+                .map_err(|e| Failure::upstream("Listing the open pull requests", e))?;
             let same_target = |pr: &slipway_infra::github::Pr| {
                 pr.head_ref
                     .strip_prefix("slipway/")
@@ -313,7 +333,7 @@ impl ChangeService {
                     == Some(slug.as_str())
             };
             Some(open.into_iter().find(same_target).ok_or_else(|| {
-                format!("another change for `{}` holds the lock `{lock_ref}` but has no open PR; an owner must release it", p.resource)
+                Failure::user(format!("another change for `{}` holds the lock `{lock_ref}` but has no open PR; an owner must release it", p.resource))
             })?)
         };
         let short: String = state
@@ -333,7 +353,8 @@ impl ChangeService {
             None => Vec::new(),
             Some(pr) => {
                 let mirror = self.mirror.clone();
-                let pr_head = git2::Oid::from_str(&pr.head_sha).map_err(|e| e.to_string())?;
+                let pr_head = git2::Oid::from_str(&pr.head_sha)
+                    .map_err(|e| Failure::upstream_error("Reading the open pull request", &e))?;
                 tokio::task::spawn_blocking(move || {
                     let m = lock(&mirror);
                     let on_base: std::collections::HashSet<String> = m
@@ -350,8 +371,8 @@ impl ChangeService {
                         })
                 })
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
+                .map_err(|e| Failure::upstream_error("Reading the open pull request", &e))?
+                .map_err(|e| Failure::upstream_error("Reading the open pull request", &e))?
             }
         };
         let supersedes = replaced_files
@@ -400,7 +421,8 @@ impl ChangeService {
         }
         let (parent, branch) = match &existing {
             Some(pr) => (
-                git2::Oid::from_str(&pr.head_sha).map_err(|e| e.to_string())?,
+                git2::Oid::from_str(&pr.head_sha)
+                    .map_err(|e| Failure::upstream_error("Reading the open pull request", &e))?,
                 pr.head_ref.clone(),
             ),
             None => (head, cr.branch()),
@@ -418,7 +440,10 @@ impl ChangeService {
             email: "slipway@users.noreply.github.com".into(),
             unix_time: now.timestamp(),
         };
-        let creds = self.git_credentials().await?;
+        let creds = self
+            .git_credentials()
+            .await
+            .map_err(|e| Failure::upstream("Getting a GitHub token", e))?;
         let mirror = self.mirror.clone();
         let b2 = branch.clone();
         let pushed = tokio::task::spawn_blocking(move || {
@@ -428,14 +453,17 @@ impl ChangeService {
             Ok::<_, slipway_infra::gitops::GitError>(commit)
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::upstream_error("Pushing the change", &e))?;
         let commit = match pushed {
             Ok(c) => c,
             Err(e) => {
                 if fresh_lock {
                     let _ = self.gh.delete_ref(repo, &lock_ref).await;
                 }
-                return Err(format!("pushing {branch} failed: {e}"));
+                return Err(Failure::upstream_error(
+                    format!("Pushing the branch `{branch}`"),
+                    &e,
+                ));
             }
         };
         if let Err(e) = self.store.add_bridge_commit(&commit.to_string()) {
@@ -458,7 +486,7 @@ impl ChangeService {
                         self.default_branch(),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| Failure::upstream("Opening the pull request", e))?;
                 let tier_label = format!("tier:{}", p.tier);
                 let _ = self
                     .gh
@@ -475,7 +503,7 @@ impl ChangeService {
                 self.gh
                     .get_pr(repo, pr.number)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| Failure::upstream("Reading the advanced pull request", e))?
             }
         };
         let a = &binding.approval;
