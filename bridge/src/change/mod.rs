@@ -11,6 +11,7 @@ mod expiry;
 mod flow;
 mod link;
 mod manifests;
+mod open;
 mod pending;
 mod stack_source;
 mod tf_apply;
