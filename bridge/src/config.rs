@@ -320,7 +320,7 @@ impl Config {
             "github.webhook_secret",
         )?;
         keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
-        let gitops_repo = gitops::load(&file.gitops, &file.github, &file.signing, env)?;
+        let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
         Ok(Config {
             listen,
             policy,
