@@ -41,7 +41,15 @@ pub fn kubectl_argv(state: &Base, alias: &str, argv: &[String]) -> Option<Vec<St
     Some(full)
 }
 
-/// Build the work for an allowed read/operate command, or say why it can't run here.
+/// A job's limits, from the decision and the policy.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    timeout: std::time::Duration,
+    output_cap: usize,
+}
+
+/// Build the work for an allowed read/operate command, or say why it can't run here: one
+/// builder per backend.
 ///
 /// `stacks` is where `/tf plan` reads stacks from (the caller knows whether change requests and
 /// their git mirror are configured); `None` refuses plans.
@@ -51,12 +59,13 @@ pub fn exec_spec(
     decision: &Decision<'_>,
     stacks: Option<Arc<dyn super::terraform::StackSource>>,
 ) -> Result<Prepared, String> {
-    let timeout = decision
-        .timeout
-        .unwrap_or(std::time::Duration::from_secs(60));
-    let output_cap = usize::try_from(state.policy.output_bytes()).unwrap_or(usize::MAX);
-    let argv = parsed.argv();
-    match (&parsed.command, &decision.target, argv) {
+    let limits = Limits {
+        timeout: decision
+            .timeout
+            .unwrap_or(std::time::Duration::from_secs(60)),
+        output_cap: usize::try_from(state.policy.output_bytes()).unwrap_or(usize::MAX),
+    };
+    match (&parsed.command, &decision.target, parsed.argv()) {
         (
             Command::Kubectl(_),
             Target::Cluster {
@@ -64,106 +73,137 @@ pub fn exec_spec(
                 ..
             },
             Some(argv),
-        ) => {
-            let full = kubectl_argv(state, alias, &argv).ok_or_else(|| {
-                format!(
-                    "cluster `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
-                    state.policy.support()
-                )
-            })?;
-            Ok(Prepared {
-                exec: Work::Process {
-                    spec: ExecSpec {
-                        argv: full,
-                        env: base_env(state),
-                        cwd: state.work_dir.clone(),
-                        timeout,
-                        output_cap,
-                        kill_grace: state.config.execution.kill_grace,
-                    },
-                    shape: Shape::Text,
-                },
-                argv_shown: argv,
-            })
-        }
+        ) => kubectl(state, alias, argv, limits),
         (Command::Aws(aws), Target::AwsProfile { .. }, Some(argv)) => Ok(Prepared {
-            exec: super::aws::work(state, aws, timeout, output_cap)?,
+            exec: super::aws::work(state, aws, limits.timeout, limits.output_cap)?,
             argv_shown: argv,
         }),
         (Command::TfPlan { stack }, Target::Stack { .. }, Some(argv)) => {
-            let Some(source) = stacks else {
-                return Err(format!(
-                    "terraform plans need the GitOps repository, and this bridge has none configured \
-                     (`gitops.repo`, or `gitops.checkout` / SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
-                    state.policy.support()
-                ));
-            };
-            let mut env = base_env(state);
-            env.extend([
-                ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
-                ("TF_INPUT".into(), "0".into()),
-                ("CHECKPOINT_DISABLE".into(), "1".into()),
-            ]);
-            if let Some(alias) = &state.config.terraform.aws_profile {
-                env.extend(super::aws::env_for(state, alias)?);
-            }
-            Ok(Prepared {
-                exec: Work::TfPlan(PlanWork {
-                    stack: stack.clone(),
-                    source,
-                    state_dir: state.config.state_dir.clone(),
-                    binary: state.config.terraform.binary.clone(),
-                    env,
-                    timeout,
-                    output_cap,
-                    kill_grace: state.config.execution.kill_grace,
-                }),
-                argv_shown: argv,
-            })
+            tf_plan(state, stack, stacks, argv, limits)
         }
         (Command::Silence(silence), Target::Alerts { env: Some(env), .. }, _) => {
-            let Some(url) = state.config.alertmanager_url(env) else {
-                return Err(format!(
-                    "environment `{env}` has no Alertmanager configured in this bridge \
-                     (`alertmanager.{env}` or SLIPWAY_ALERTMANAGER_URL), so nothing was done; ask {}.",
-                    state.policy.support()
-                ));
-            };
-            let identity = decision
-                .identity
-                .ok_or_else(|| "silences need a known identity".to_string())?;
-            let action = match silence {
-                Silence::Create {
-                    matchers,
-                    duration,
-                    comment,
-                    ..
-                } => Action::Create {
-                    matchers: matchers.clone(),
-                    duration: *duration,
-                    comment: comment.clone(),
-                },
-                Silence::List { .. } => Action::List,
-                Silence::Expire { id, .. } => Action::Expire { id: id.clone() },
-            };
-            let work = SilenceWork {
-                env: env.clone(),
-                url: url.to_string(),
-                action,
-                subject: identity.subject.clone(),
-                is_owner: state.policy.primary_role(identity) == Some(OWNER_ROLE),
-                timeout,
-            };
-            Ok(Prepared {
-                argv_shown: work.shown(),
-                exec: Work::Silence(work),
-            })
+            self::silence(state, silence, env, decision, limits)
         }
         _ => Err(format!(
             "`/{}` commands are not enabled in this build of Slipway yet, so nothing was run.",
             parsed.family()
         )),
     }
+}
+
+/// kubectl with the alias's credentials from configuration.
+fn kubectl(
+    state: &Base,
+    alias: &str,
+    argv: Vec<String>,
+    limits: Limits,
+) -> Result<Prepared, String> {
+    let full = kubectl_argv(state, alias, &argv).ok_or_else(|| {
+        format!(
+            "cluster `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
+            state.policy.support()
+        )
+    })?;
+    Ok(Prepared {
+        exec: Work::Process {
+            spec: ExecSpec {
+                argv: full,
+                env: base_env(state),
+                cwd: state.work_dir.clone(),
+                timeout: limits.timeout,
+                output_cap: limits.output_cap,
+                kill_grace: state.config.execution.kill_grace,
+            },
+            shape: Shape::Text,
+        },
+        argv_shown: argv,
+    })
+}
+
+/// `terraform plan` of a stack from `stacks`, with terraform's automation settings and the
+/// configured AWS profile.
+fn tf_plan(
+    state: &Base,
+    stack: &str,
+    stacks: Option<Arc<dyn super::terraform::StackSource>>,
+    argv: Vec<String>,
+    limits: Limits,
+) -> Result<Prepared, String> {
+    let Some(source) = stacks else {
+        return Err(format!(
+            "terraform plans need the GitOps repository, and this bridge has none configured \
+             (`gitops.repo`, or `gitops.checkout` / SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
+            state.policy.support()
+        ));
+    };
+    let mut env = base_env(state);
+    env.extend([
+        ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
+        ("TF_INPUT".into(), "0".into()),
+        ("CHECKPOINT_DISABLE".into(), "1".into()),
+    ]);
+    if let Some(alias) = &state.config.terraform.aws_profile {
+        env.extend(super::aws::env_for(state, alias)?);
+    }
+    Ok(Prepared {
+        exec: Work::TfPlan(PlanWork {
+            stack: stack.to_string(),
+            source,
+            state_dir: state.config.state_dir.clone(),
+            binary: state.config.terraform.binary.clone(),
+            env,
+            timeout: limits.timeout,
+            output_cap: limits.output_cap,
+            kill_grace: state.config.execution.kill_grace,
+        }),
+        argv_shown: argv,
+    })
+}
+
+/// A silence action against the environment's Alertmanager, on behalf of a known identity.
+fn silence(
+    state: &Base,
+    silence: &Silence,
+    env: &str,
+    decision: &Decision<'_>,
+    limits: Limits,
+) -> Result<Prepared, String> {
+    let Some(url) = state.config.alertmanager_url(env) else {
+        return Err(format!(
+            "environment `{env}` has no Alertmanager configured in this bridge \
+             (`alertmanager.{env}` or SLIPWAY_ALERTMANAGER_URL), so nothing was done; ask {}.",
+            state.policy.support()
+        ));
+    };
+    let identity = decision
+        .identity
+        .ok_or_else(|| "silences need a known identity".to_string())?;
+    let action = match silence {
+        Silence::Create {
+            matchers,
+            duration,
+            comment,
+            ..
+        } => Action::Create {
+            matchers: matchers.clone(),
+            duration: *duration,
+            comment: comment.clone(),
+        },
+        Silence::List { .. } => Action::List,
+        Silence::Expire { id, .. } => Action::Expire { id: id.clone() },
+    };
+    let work = SilenceWork {
+        env: env.to_string(),
+        url: url.to_string(),
+        action,
+        subject: identity.subject.clone(),
+        is_owner: state.policy.primary_role(identity) == Some(OWNER_ROLE),
+        timeout: limits.timeout,
+    };
+    Ok(Prepared {
+        argv_shown: work.shown(),
+        exec: Work::Silence(work),
+    })
 }
 
 #[cfg(test)]

@@ -46,15 +46,13 @@ pub fn start_workers(state: &Ctx) {
     }
 }
 
+/// One read, in phases: register it for Cancel, post the run message, follow progress until it
+/// ends, count and record it, then post the outcome and the output.
 async fn run_job(state: &Ctx, job: Job) {
     state.metrics.running.inc();
     let started = Instant::now();
     // Registered before the message with the Cancel button exists, so every click finds it.
     let cancel = state.runs.register(&job.id, &job.requester.user_id);
-    let timeout = job.spec.timeout();
-    let view = |status: messages::Status, tail: &[String]| {
-        messages::run_message(&job, status, started.elapsed(), tail)
-    };
     let (posted_tx, posted_rx) = tokio::sync::watch::channel(work::Posted::Pending);
     let ctx = work::Context {
         run_id: job.id.clone(),
@@ -62,55 +60,77 @@ async fn run_job(state: &Ctx, job: Job) {
         message: posted_rx,
     };
     let private = is_private(state, &job).await;
-    let (mut progress, mut done) = work::start(state, job.spec.clone(), ctx, cancel);
-    let ts = if private {
-        // Only the requester sees it: the response_url (five uses), so no progress updates.
-        respond(
-            state,
-            &job.response_url,
-            &view(messages::Status::Running, &[]),
-            false,
-        )
-        .await;
-        None
-    } else {
-        match state
-            .slack
-            .post(&job.channel, None, &view(messages::Status::Running, &[]))
-            .await
-        {
-            Ok(ts) => Some(ts),
-            Err(e) => {
-                tracing::warn!(error = %e, run = %job.id, "could not post the run message; results go to response_url");
-                None
-            }
-        }
-    };
+    let (progress, done) = work::start(state, job.spec.clone(), ctx, cancel);
+    let ts = post_running(state, &job, started, private).await;
     let _ = posted_tx.send(ts.clone().map_or(work::Posted::Failed, work::Posted::At));
-    let interval = state.config.execution.progress_interval;
-    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(200)));
-    tick.tick().await;
-    let result = loop {
-        tokio::select! {
-            r = &mut done => break r,
-            _ = tick.tick() => {
-                if let Some(ts) = &ts {
-                    let tail = progress.borrow_and_update().tail.clone();
-                    if let Err(e) = state.slack.update(&job.channel, ts, &view(messages::Status::Running, &tail)).await {
-                        tracing::debug!(error = %e, "progress update failed");
-                    }
-                }
-            }
-        }
-    };
+    let result = follow(state, &job, started, ts.as_deref(), progress, done).await;
     let cancelled_by = state.runs.unregister(&job.id);
     state.metrics.running.dec();
     let finished = result.unwrap_or_else(|e| {
         tracing::error!(error = %e, run = %job.id, "the run's task failed");
         Finished::api(ExecEnd::SpawnFailed("internal error".into()), "", started)
     });
-    let result = &finished.result;
-    let outcome = match &result.end {
+    count(state, &job, &finished);
+    let audit_id = record(state, &job, &finished, cancelled_by.as_deref()).await;
+    let status = messages::Status::Done {
+        end: finished.result.end.clone(),
+        timeout: job.spec.timeout(),
+        cancelled_by,
+        outcome: finished.outcome.clone(),
+    };
+    let final_msg = messages::run_message(&job, status, started.elapsed(), &[]);
+    let output_msg = messages::output_message(&finished, audit_id.as_deref());
+    deliver(state, &job, ts.as_deref(), private, final_msg, output_msg).await;
+}
+
+/// The run message with its Cancel button: in the channel, or to the requester alone through
+/// the response_url (five uses, so no progress updates there). The channel message's ts, if any.
+async fn post_running(state: &Ctx, job: &Job, started: Instant, private: bool) -> Option<String> {
+    let msg = messages::run_message(job, messages::Status::Running, started.elapsed(), &[]);
+    if private {
+        respond(state, &job.response_url, &msg, false).await;
+        return None;
+    }
+    match state.slack.post(&job.channel, None, &msg).await {
+        Ok(ts) => Some(ts),
+        Err(e) => {
+            tracing::warn!(error = %e, run = %job.id, "could not post the run message; results go to response_url");
+            None
+        }
+    }
+}
+
+/// Wait for the work to end, updating the channel message with the output's tail meanwhile.
+async fn follow(
+    state: &Ctx,
+    job: &Job,
+    started: Instant,
+    ts: Option<&str>,
+    mut progress: tokio::sync::watch::Receiver<slipway_infra::exec::Progress>,
+    mut done: tokio::task::JoinHandle<Finished>,
+) -> Result<Finished, tokio::task::JoinError> {
+    let interval = state.config.execution.progress_interval;
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(200)));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut done => return r,
+            _ = tick.tick() => {
+                if let Some(ts) = ts {
+                    let tail = progress.borrow_and_update().tail.clone();
+                    let msg = messages::run_message(job, messages::Status::Running, started.elapsed(), &tail);
+                    if let Err(e) = state.slack.update(&job.channel, ts, &msg).await {
+                        tracing::debug!(error = %e, "progress update failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The executions counter, by tier and outcome.
+fn count(state: &Ctx, job: &Job, finished: &Finished) {
+    let outcome = match &finished.result.end {
         ExecEnd::Exited(0) => "success",
         ExecEnd::Exited(_) | ExecEnd::Signalled(_) => "failure",
         ExecEnd::TimedOut => "timeout",
@@ -125,11 +145,21 @@ async fn run_job(state: &Ctx, job: Job) {
             outcome,
         })
         .inc();
+}
 
+/// The execution's audit record (redacted excerpt, digest, how it ended); its event id, which
+/// the output message names, if it was written.
+async fn record(
+    state: &Ctx,
+    job: &Job,
+    finished: &Finished,
+    cancelled_by: Option<&str>,
+) -> Option<String> {
+    let result = &finished.result;
     let mut details = serde_json::json!({
         "run_id": job.id,
         "decision_event_id": job.decision_audit_id,
-        "end": finished.outcome.clone().unwrap_or_else(|| result.end.describe(timeout)),
+        "end": finished.outcome.clone().unwrap_or_else(|| result.end.describe(job.spec.timeout())),
         "cancelled_by": cancelled_by,
     });
     if let Some(map) = details.as_object_mut() {
@@ -156,43 +186,46 @@ async fn run_job(state: &Ctx, job: Job) {
             truncated: result.truncated,
         })
         .with_details(details);
-    let audit_id = state
+    state
         .record(audit, "the execution")
         .await
         .ok()
-        .map(|r| r.event_id);
+        .map(|r| r.event_id)
+}
 
-    let status = messages::Status::Done {
-        end: result.end.clone(),
-        timeout,
-        cancelled_by: cancelled_by.clone(),
-        outcome: finished.outcome.clone(),
-    };
-    let final_msg = view(status, &[]);
-    let output_msg = messages::output_message(&finished, audit_id.as_deref());
-    if let Some(ts) = &ts {
+/// The outcome and the output: the channel message updated and the output in its thread, or
+/// both through the response_url (with the Share button when private).
+async fn deliver(
+    state: &Ctx,
+    job: &Job,
+    ts: Option<&str>,
+    private: bool,
+    final_msg: Message,
+    output_msg: Message,
+) {
+    if let Some(ts) = ts {
         if let Err(e) = state.slack.update(&job.channel, ts, &final_msg).await {
             tracing::warn!(error = %e, "final update failed");
         }
         if let Err(e) = state.slack.post(&job.channel, Some(ts), &output_msg).await {
             tracing::warn!(error = %e, "posting the output failed");
         }
-    } else {
-        let mut msg = final_msg;
-        msg.blocks.extend(output_msg.blocks);
-        if private {
-            msg.blocks.push(super::share::button(&job.id));
-            state.shares.keep(
-                &job.id,
-                &job.requester.user_id,
-                &job.channel,
-                &job.text,
-                msg.clone(),
-                job.protected,
-            );
-        }
-        respond(state, &job.response_url, &msg, private).await;
+        return;
     }
+    let mut msg = final_msg;
+    msg.blocks.extend(output_msg.blocks);
+    if private {
+        msg.blocks.push(super::share::button(&job.id));
+        state.shares.keep(
+            &job.id,
+            &job.requester.user_id,
+            &job.channel,
+            &job.text,
+            msg.clone(),
+            job.protected,
+        );
+    }
+    respond(state, &job.response_url, &msg, private).await;
 }
 
 /// Whether a run's messages go to the requester alone: the policy says so (protected resources
