@@ -230,9 +230,13 @@ async fn auto_merge_merges_with_the_expected_head_once_the_quorum_holds() {
     assert_eq!(pr["merged_by"]["login"], "slipway[bot]");
     let merge = fx.github.branch_sha(OWNER, REPO, "main").unwrap();
     assert_eq!(pr["merge_commit_sha"], merge.as_str());
-    assert!(fx.github.calls().iter().any(|c| c.method == "PUT"
-        && c.path.ends_with(&format!("/pulls/{number}/merge"))
-        && c.status == 200));
+    // The emulator logs a call after answering it, so the merge is visible before its log entry.
+    assert!(
+        fx.github_wait(|| fx.github.calls().iter().any(|c| c.method == "PUT"
+            && c.path.ends_with(&format!("/pulls/{number}/merge"))
+            && c.status == 200))
+            .await
+    );
     assert!(
         fx.github
             .file_at(OWNER, REPO, "main", "apps/api/staging/kustomization.yaml")

@@ -47,6 +47,7 @@ async fn a_replayed_webhook_body_under_a_new_delivery_id_changes_nothing() {
         }
         before = now;
     }
+    let duplicates_before = duplicate_webhooks(&app).await;
     let captured = fx
         .github
         .deliveries()
@@ -71,11 +72,20 @@ async fn a_replayed_webhook_body_under_a_new_delivery_id_changes_nothing() {
         "{:?}",
         app.slack.thread(CHANNEL, &ts)
     );
-    assert!(
-        app.get("/metrics")
-            .await
-            .contains(r#"slipway_requests_total{endpoint="github_webhook",outcome="duplicate"} 2"#)
-    );
+    assert_eq!(duplicate_webhooks(&app).await, duplicates_before + 2);
+}
+
+/// How many webhook deliveries the bridge has counted as duplicates so far.
+async fn duplicate_webhooks(app: &TestApp) -> u64 {
+    let metrics = app.get("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"slipway_requests_total{endpoint="github_webhook",outcome="duplicate"} "#,
+            )
+        })
+        .map_or(0, |n| n.trim().parse().expect("a counter"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,10 +91,9 @@ impl ChangeService {
 
     /// Recompute everything about a PR after an event, and tell GitHub and Slack.
     pub async fn refresh(&self, state: &Ctx, number: u64, event: &str) -> Result<(), String> {
-        let repo = &self.cfg.repo;
         let pr = self
             .gh
-            .get_pr(repo, number)
+            .get_pr(&self.cfg.repo, number)
             .await
             .map_err(|e| e.to_string())?;
         if !pr.head_ref.starts_with("slipway/cr-") {
@@ -109,87 +108,82 @@ impl ChangeService {
         };
         let q = self.quorum_of(state, &pr, &verified).await?;
         let cr = &verified.cr;
-        let rule = &cr.policy.approval.rule;
         if pr.state == "open" {
-            if let Err(e) = self.store.set_deadline(
-                number,
-                &Deadline {
-                    head_sha: pr.head_sha.clone(),
-                    expires_at: cr.expires_at.timestamp(),
-                },
-            ) {
-                tracing::error!(error = %e, pr = number, "recording a change request's deadline");
-            }
-            let stale_note = if q.stale.is_empty() {
-                String::new()
-            } else {
-                format!("; stale: {}", q.stale.join(", "))
-            };
-            let (st, desc) = if q.met {
-                ("success", format!("{} approvals ({rule})", q.progress()))
-            } else if q.expired {
-                ("failure", format!("expired ({rule})"))
-            } else if !q.changes_requested.is_empty() {
-                (
-                    "failure",
-                    format!("changes requested by {}", q.changes_requested.join(", ")),
-                )
-            } else {
-                (
-                    "pending",
-                    format!("{} approvals ({rule}){stale_note}", q.progress()),
-                )
-            };
-            if let Err(e) = self
-                .gh
-                .set_status(
-                    repo,
-                    &pr.head_sha,
-                    st,
-                    "slipway/approval",
-                    &desc,
-                    Some(&pr.html_url),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, pr = number, "setting slipway/approval");
-            }
-            let auto = state.policy.auto_merge(&cr.policy.approval);
-            if q.met && auto {
-                // The expected head SHA: GitHub refuses (409) if a push moved the head since.
-                // The merge commit anchors the audit chain head (the approvals included) in git.
-                let body = crate::change::audit_trailer(state)
-                    .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
-                    .unwrap_or_default();
-                match self
-                    .gh
-                    .merge(
-                        repo,
-                        number,
-                        &pr.head_sha,
-                        &format!("[slipway] {}", cr.id),
-                        &body,
-                    )
-                    .await
-                {
-                    Ok(sha) => tracing::info!(pr = number, merge = %sha, "auto-merged"),
-                    Err(e) => tracing::warn!(error = %e, pr = number, "auto-merge failed"),
-                }
-            }
+            self.judge_open(state, &pr, cr, &q).await;
         } else {
-            if let Err(e) = self
-                .gh
-                .delete_ref(repo, &Self::lock_ref(&cr.resource))
-                .await
-            {
-                tracing::warn!(error = %e, pr = number, "releasing the change lock");
-            }
-            if let Err(e) = self.store.remove_deadline(number) {
-                tracing::error!(error = %e, pr = number, "forgetting a closed change request's deadline");
-            }
+            self.release_closed(&pr, cr).await;
         }
         self.mirror_to_slack(state, &pr, cr, &q, event).await;
         Ok(())
+    }
+
+    /// An open PR: remember its deadline, set `slipway/approval` from the quorum, and merge it
+    /// when the quorum is met and the rule auto-merges.
+    async fn judge_open(&self, state: &Ctx, pr: &Pr, cr: &ChangeRequest, q: &Quorum) {
+        let number = pr.number;
+        if let Err(e) = self.store.set_deadline(
+            number,
+            &Deadline {
+                head_sha: pr.head_sha.clone(),
+                expires_at: cr.expires_at.timestamp(),
+            },
+        ) {
+            tracing::error!(error = %e, pr = number, "recording a change request's deadline");
+        }
+        let (st, desc) = approval_status(q, &cr.policy.approval.rule);
+        if let Err(e) = self
+            .gh
+            .set_status(
+                &self.cfg.repo,
+                &pr.head_sha,
+                st,
+                "slipway/approval",
+                &desc,
+                Some(&pr.html_url),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, pr = number, "setting slipway/approval");
+        }
+        if q.met && state.policy.auto_merge(&cr.policy.approval) {
+            self.auto_merge(state, pr, cr).await;
+        }
+    }
+
+    /// Merge with the expected head SHA: GitHub refuses (409) if a push moved the head since.
+    /// The merge commit anchors the audit chain head (the approvals included) in git.
+    async fn auto_merge(&self, state: &Ctx, pr: &Pr, cr: &ChangeRequest) {
+        let body = crate::change::audit_trailer(state)
+            .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
+            .unwrap_or_default();
+        match self
+            .gh
+            .merge(
+                &self.cfg.repo,
+                pr.number,
+                &pr.head_sha,
+                &format!("[slipway] {}", cr.id),
+                &body,
+            )
+            .await
+        {
+            Ok(sha) => tracing::info!(pr = pr.number, merge = %sha, "auto-merged"),
+            Err(e) => tracing::warn!(error = %e, pr = pr.number, "auto-merge failed"),
+        }
+    }
+
+    /// A closed or merged PR: release the target's lock and forget its deadline.
+    async fn release_closed(&self, pr: &Pr, cr: &ChangeRequest) {
+        if let Err(e) = self
+            .gh
+            .delete_ref(&self.cfg.repo, &Self::lock_ref(&cr.resource))
+            .await
+        {
+            tracing::warn!(error = %e, pr = pr.number, "releasing the change lock");
+        }
+        if let Err(e) = self.store.remove_deadline(pr.number) {
+            tracing::error!(error = %e, pr = pr.number, "forgetting a closed change request's deadline");
+        }
     }
 
     /// A PR whose change request doesn't verify: `slipway/approval` fails with the reason, and
@@ -387,26 +381,19 @@ impl ChangeService {
             GitHub::user(&self.cfg.api_url, account.token.expose()).map_err(|e| e.to_string())?;
         let reason = slipway_core::redact::redactor().redact(text.trim());
         let reason: String = reason.chars().take(2000).collect();
-        let (event, verb, label) = if approve {
-            ("APPROVE", "Approved", "Comment")
-        } else {
-            ("REQUEST_CHANGES", "Rejected", "Reason")
-        };
-        let text = if reason.is_empty() {
-            format!("{verb} in Slack by {}.", identity.subject)
-        } else {
-            format!("{verb} in Slack by {}. {label}: {reason}", identity.subject)
-        };
-        // Signed, so the runner can tell this review was made in Slack (`approve_in: github`).
-        let marker = slipway_core::change::slack_review_marker(
-            &self.signing,
-            &self.cfg.signing_key_id,
-            &repo.to_string(),
+        let body = self.review_body(
+            &pr,
             number,
-            &pr.head_sha,
+            approve,
+            &identity.subject,
             &account.login,
+            &reason,
         );
-        let body = format!("{text}\n\n{marker}");
+        let event = if approve {
+            "APPROVE"
+        } else {
+            "REQUEST_CHANGES"
+        };
         let id = match as_user
             .review(repo, number, event, &body, Some(&pr.head_sha))
             .await
@@ -419,7 +406,13 @@ impl ChangeService {
                         .into(),
                 );
             }
-            Err(e) => return Err(format!("GitHub refused the review: {e}")),
+            Err(e) => {
+                // GitHub's own text stays in the log: it is not written for the reviewer.
+                tracing::warn!(error = %e, pr = number, "GitHub refused a review made in Slack");
+                return Err(format!(
+                    "GitHub refused the review, so PR #{number} is unchanged; try again, or review it in GitHub."
+                ));
+            }
         };
         if let Err(e) = self.store.add_slack_review(number, id) {
             tracing::error!(error = %e, "recording a Slack review id");
@@ -429,7 +422,7 @@ impl ChangeService {
             .with_change_id(cr.id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
             .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) })
-            .with_details(json!({"review_id": id, "github_login": account.login, label.to_ascii_lowercase(): (!reason.is_empty()).then(|| reason.clone())}));
+            .with_details(json!({"review_id": id, "github_login": account.login, (if approve { "comment" } else { "reason" }): (!reason.is_empty()).then(|| reason.clone())}));
         let _ = state.record(record, "a review").await;
         self.refresh(
             state,
@@ -450,6 +443,38 @@ impl ChangeService {
         } else {
             format!("Requested changes on PR #{number} as you.")
         })
+    }
+
+    /// The review's text, and the bridge's signed marker, so the runner can tell this review
+    /// was made in Slack (`approve_in: github`).
+    fn review_body(
+        &self,
+        pr: &Pr,
+        number: u64,
+        approve: bool,
+        subject: &str,
+        login: &str,
+        reason: &str,
+    ) -> String {
+        let (verb, label) = if approve {
+            ("Approved", "Comment")
+        } else {
+            ("Rejected", "Reason")
+        };
+        let text = if reason.is_empty() {
+            format!("{verb} in Slack by {subject}.")
+        } else {
+            format!("{verb} in Slack by {subject}. {label}: {reason}")
+        };
+        let marker = slipway_core::change::slack_review_marker(
+            &self.signing,
+            &self.cfg.signing_key_id,
+            &self.cfg.repo.to_string(),
+            number,
+            &pr.head_sha,
+            login,
+        );
+        format!("{text}\n\n{marker}")
     }
 
     /// Approve or Reject clicked (`click`) on PR `number`: open its modal (the submission makes
@@ -526,4 +551,28 @@ fn check_head(pr: &Pr, shown: &str) -> Result<(), String> {
         pr.head_sha.get(..7).unwrap_or(&pr.head_sha),
         shown.get(..7).unwrap_or(shown)
     ))
+}
+
+/// `slipway/approval`'s state and description for a quorum under `rule`.
+fn approval_status(q: &Quorum, rule: &str) -> (&'static str, String) {
+    let stale_note = if q.stale.is_empty() {
+        String::new()
+    } else {
+        format!("; stale: {}", q.stale.join(", "))
+    };
+    if q.met {
+        ("success", format!("{} approvals ({rule})", q.progress()))
+    } else if q.expired {
+        ("failure", format!("expired ({rule})"))
+    } else if !q.changes_requested.is_empty() {
+        (
+            "failure",
+            format!("changes requested by {}", q.changes_requested.join(", ")),
+        )
+    } else {
+        (
+            "pending",
+            format!("{} approvals ({rule}){stale_note}", q.progress()),
+        )
+    }
 }
