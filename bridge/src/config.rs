@@ -110,6 +110,8 @@ struct FileGitops {
     checkout: Option<PathBuf>,
     /// `owner/name` of the GitOps repository on GitHub.
     repo: Option<String>,
+    /// The repository's default branch (default `main`).
+    default_branch: Option<String>,
     /// Git URL to fetch and push (defaults to `https://github.com/<repo>.git`).
     git_url: Option<String>,
     #[serde(default)]
@@ -465,7 +467,11 @@ impl Config {
                         "the GitHub App slug `{app_slug}` is not a slug (letters, digits and `-`): set SLIPWAY_GITHUB_APP_SLUG or `github.app_slug` to the name in the App's URL"
                     ));
                 }
+                let default_branch = env("SLIPWAY_GITOPS_DEFAULT_BRANCH")
+                    .or(file.gitops.default_branch.clone())
+                    .unwrap_or_else(|| "main".into());
                 Some(crate::change::GitOpsConfig {
+                    default_branch,
                     app_login: format!("{app_slug}[bot]"),
                     repo,
                     git_url,

@@ -43,6 +43,11 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// A person's sealed (encrypted) GitHub token, by Slack user id.
     fn sealed_token(&self, slack_user: &str) -> Result<Option<Vec<u8>>>;
     fn set_sealed_token(&self, slack_user: &str, sealed: &[u8]) -> Result<()>;
+    /// How many times this person's token was sealed: bound into each seal, so an older sealed
+    /// row put back (a rollback) no longer opens.
+    fn token_generation(&self, slack_user: &str) -> Result<u64>;
+    /// Store a sealed row and its generation together (one transaction).
+    fn set_sealed_token_at(&self, slack_user: &str, sealed: &[u8], generation: u64) -> Result<()>;
     fn remove_token(&self, slack_user: &str) -> Result<()>;
 
     /// Remember that review `review` on PR `pr` was submitted through Slack.
@@ -73,6 +78,7 @@ const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("github_tokens
 const SLACK_REVIEWS: TableDefinition<(u64, u64), ()> = TableDefinition::new("slack_reviews");
 const DELIVERIES: TableDefinition<&str, i64> = TableDefinition::new("github_deliveries");
 const DEADLINES: TableDefinition<u64, (&str, i64)> = TableDefinition::new("change_deadlines");
+const TOKEN_GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("token_generations");
 const BRIDGE_COMMITS: TableDefinition<&str, ()> = TableDefinition::new("bridge_commits");
 const PUSHERS: TableDefinition<(u64, &str), ()> = TableDefinition::new("pr_pushers");
 
@@ -118,6 +124,7 @@ impl RedbStore {
         tx.open_table(SLACK_REVIEWS).map_err(err)?;
         tx.open_table(DELIVERIES).map_err(err)?;
         tx.open_table(DEADLINES).map_err(err)?;
+        tx.open_table(TOKEN_GENERATIONS).map_err(err)?;
         tx.open_table(BRIDGE_COMMITS).map_err(err)?;
         tx.open_table(PUSHERS).map_err(err)?;
         tx.commit().map_err(err)?;
@@ -184,6 +191,24 @@ impl StateStore for RedbStore {
     fn remove_token(&self, slack_user: &str) -> Result<()> {
         self.write(|tx| {
             tx.open_table(TOKENS)?.remove(slack_user)?;
+            Ok(())
+        })
+    }
+
+    fn token_generation(&self, slack_user: &str) -> Result<u64> {
+        self.read(|tx| {
+            Ok(tx
+                .open_table(TOKEN_GENERATIONS)?
+                .get(slack_user)?
+                .map_or(0, |v| v.value()))
+        })
+    }
+
+    fn set_sealed_token_at(&self, slack_user: &str, sealed: &[u8], generation: u64) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(TOKENS)?.insert(slack_user, sealed)?;
+            tx.open_table(TOKEN_GENERATIONS)?
+                .insert(slack_user, generation)?;
             Ok(())
         })
     }
@@ -300,6 +325,7 @@ struct Memory {
     deliveries: HashMap<String, i64>,
     deadlines: HashMap<u64, Deadline>,
     bridge_commits: BTreeSet<String>,
+    generations: HashMap<String, u64>,
     pushers: BTreeSet<(u64, String)>,
 }
 
@@ -334,6 +360,18 @@ impl StateStore for MemoryStore {
     fn remove_token(&self, slack_user: &str) -> Result<()> {
         self.with(|m| {
             m.tokens.remove(slack_user);
+        });
+        Ok(())
+    }
+
+    fn token_generation(&self, slack_user: &str) -> Result<u64> {
+        Ok(self.with(|m| m.generations.get(slack_user).copied().unwrap_or(0)))
+    }
+
+    fn set_sealed_token_at(&self, slack_user: &str, sealed: &[u8], generation: u64) -> Result<()> {
+        self.with(|m| {
+            m.tokens.insert(slack_user.to_string(), sealed.to_vec());
+            m.generations.insert(slack_user.to_string(), generation);
         });
         Ok(())
     }

@@ -56,6 +56,58 @@ pub struct ReviewInput {
     pub source: Source,
 }
 
+/// A review as GitHub lists it, before it becomes quorum input.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedReview<'a> {
+    pub id: u64,
+    pub login: &'a str,
+    /// GitHub's spelling (`APPROVED`, `approved`, …); `PENDING` reviews are dropped.
+    pub state: &'a str,
+    pub commit_id: &'a str,
+    /// RFC 3339, as GitHub gives it.
+    pub submitted_at: Option<&'a str>,
+    pub source: Source,
+}
+
+/// The one deadline rule, for the bridge and the runner alike: a review counts only if it was
+/// submitted by the deadline, and the quorum is judged as of the merge (or now, for an open
+/// PR), or as of the deadline if that came first: never as of when a job happens to run.
+pub fn inputs_by_deadline(
+    reviews: &[ListedReview<'_>],
+    deadline: DateTime<Utc>,
+) -> Vec<ReviewInput> {
+    reviews
+        .iter()
+        .filter_map(|r| {
+            let submitted_at = r
+                .submitted_at
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc));
+            if submitted_at.is_some_and(|t| t > deadline) {
+                return None;
+            }
+            Some(ReviewInput {
+                id: r.id,
+                login: r.login.to_string(),
+                state: ReviewState::parse(r.state)?,
+                commit_id: r.commit_id.to_string(),
+                submitted_at,
+                source: r.source,
+            })
+        })
+        .collect()
+}
+
+/// When the quorum is judged: at the merge (`merged_at`) or `now` for an open PR, but never
+/// after the deadline.
+pub fn judged_at(
+    merged_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> DateTime<Utc> {
+    merged_at.unwrap_or(now).min(deadline)
+}
+
 /// A counted approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Counted {
@@ -146,6 +198,16 @@ pub fn quorum<'i>(
         let login = r.login.as_str();
         if login.eq_ignore_ascii_case(input.pr_author) {
             ignore(login, "the PR's author can't review it");
+            continue;
+        }
+        if r.source == Source::Slack
+            && r.state == ReviewState::Approved
+            && req.approve_in == crate::policy::model::ApproveIn::Github
+        {
+            ignore(
+                login,
+                "approved in Slack, but this rule needs the approval in GitHub",
+            );
             continue;
         }
         if input.excluded.iter().any(|l| l.eq_ignore_ascii_case(login)) {
@@ -420,5 +482,73 @@ mod tests {
             review(3, "sam", ReviewState::Approved, "h"),
         ]);
         assert!(with_security.met, "{with_security:?}");
+    }
+
+    #[test]
+    fn slack_approvals_do_not_count_where_the_rule_needs_github() {
+        let mut req = ApprovalRequirement {
+            rule: "production".into(),
+            approvers: 1,
+            groups: vec!["approvers".into()],
+            approve_in: ApproveIn::Github,
+            expires_after_secs: 3600,
+            all_of: Vec::new(),
+        };
+        let people = [ident("ada", "ada", &["approvers"])];
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut from_slack = review(1, "ada", ReviewState::Approved, "h");
+        from_slack.source = Source::Slack;
+        let reviews = [from_slack];
+        let q = |req: &ApprovalRequirement| {
+            let input = QuorumInput {
+                requirement: req,
+                requester_subject: "omar",
+                requester_login: None,
+                pr_author: "slipway[bot]",
+                excluded: &[],
+                head_sha: "h",
+                reviews: &reviews,
+                now: t,
+                expires_at: t + chrono::Duration::hours(1),
+            };
+            quorum(&input, |login| {
+                people.iter().find(|p| p.github.as_deref() == Some(login))
+            })
+        };
+        assert!(!q(&req).met);
+        req.approve_in = ApproveIn::Slack;
+        assert!(q(&req).met);
+    }
+
+    #[test]
+    fn one_deadline_rule_for_bridge_and_runner() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let deadline = t0 + chrono::Duration::hours(4);
+        let listed = |at: &'static str| ListedReview {
+            id: 1,
+            login: "ada",
+            state: "APPROVED",
+            commit_id: "h",
+            submitted_at: Some(at),
+            source: Source::Github,
+        };
+        let on_time = inputs_by_deadline(&[listed("2026-01-01T03:59:00Z")], deadline);
+        assert_eq!(on_time.len(), 1);
+        let late = inputs_by_deadline(&[listed("2026-01-01T04:01:00Z")], deadline);
+        assert!(
+            late.is_empty(),
+            "submitted after the deadline: doesn't count"
+        );
+        let pending = ListedReview {
+            state: "PENDING",
+            ..listed("2026-01-01T01:00:00Z")
+        };
+        assert!(inputs_by_deadline(&[pending], deadline).is_empty());
+        // Merged in time, run late: judged at the merge, so not expired.
+        let merged = t0 + chrono::Duration::hours(3);
+        let job_runs = t0 + chrono::Duration::hours(9);
+        assert_eq!(judged_at(Some(merged), job_runs, deadline), merged);
+        assert_eq!(judged_at(None, job_runs, deadline), deadline);
+        assert_eq!(judged_at(None, t0, deadline), t0);
     }
 }

@@ -38,13 +38,21 @@ struct Relay {
     client: HttpsClient,
 }
 
-/// A running relay.
-#[derive(Debug)]
+/// A running relay. Its secret path never prints.
 pub struct GitRelay {
     addr: SocketAddr,
     secret: String,
     upstream: String,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for GitRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitRelay")
+            .field("addr", &self.addr)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for GitRelay {
@@ -148,17 +156,8 @@ fn rustls_pemfile_certs(
 }
 
 async fn forward(State(relay): State<Relay>, req: Request) -> Response {
-    let path = req.uri().path();
-    let Some(rest) = path.strip_prefix(&format!("/{}", relay.secret)) else {
+    let Some(uri) = upstream_uri(&relay, req.uri()) else {
         return StatusCode::NOT_FOUND.into_response();
-    };
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let Ok(uri) = format!("{}{rest}{query}", relay.upstream).parse::<Uri>() else {
-        return StatusCode::BAD_REQUEST.into_response();
     };
     let (parts, body) = req.into_parts();
     let mut out = hyper::Request::builder().method(parts.method).uri(uri);
@@ -180,6 +179,20 @@ async fn forward(State(relay): State<Relay>, req: Request) -> Response {
             (StatusCode::BAD_GATEWAY, "upstream unavailable").into_response()
         }
     }
+}
+
+/// The upstream URI for a request to the relay: its path must be the secret followed by `/` (or
+/// nothing), and the result must be on the upstream's own host: `/<secret>.evil.example/x`
+/// would otherwise make `https://github.com.evil.example/x`.
+fn upstream_uri(relay: &Relay, uri: &Uri) -> Option<Uri> {
+    let rest = uri.path().strip_prefix(&format!("/{}", relay.secret))?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let out: Uri = format!("{}{rest}{query}", relay.upstream).parse().ok()?;
+    let pinned: Uri = relay.upstream.parse().ok()?;
+    (out.scheme() == pinned.scheme() && out.authority() == pinned.authority()).then_some(out)
 }
 
 fn copy_headers(from: &HeaderMap, to: Option<&mut HeaderMap>) {
@@ -206,6 +219,28 @@ mod tests {
         assert!(relay.local_url("https://evil.example.com/x.git").is_err());
         assert!(GitRelay::start("http://plain.example.com", None).is_err());
         assert!(GitRelay::start("https://x.example.com/path", None).is_err());
+        // The secret must be a whole path segment, and the host is pinned.
+        let r = Relay {
+            upstream: "https://github.com".into(),
+            secret: "s3cr3t".into(),
+            client: Client::builder(TokioExecutor::new()).build(
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .unwrap()
+                    .https_only()
+                    .enable_http1()
+                    .build(),
+            ),
+        };
+        let up = |p: &str| upstream_uri(&r, &p.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(
+            up("/s3cr3t/acme/gitops.git/info/refs?service=git-upload-pack").as_deref(),
+            Some("https://github.com/acme/gitops.git/info/refs?service=git-upload-pack")
+        );
+        assert_eq!(up("/s3cr3t.evil.example/x"), None, "host injection");
+        assert_eq!(up("/s3cr3t@evil.example/x"), None);
+        assert_eq!(up("/s3cr3tx/y"), None);
+        assert_eq!(up("/other/x"), None);
         // Without the secret path, nothing is forwarded.
         let port = relay.addr.port();
         let resp = Client::builder(TokioExecutor::new())

@@ -63,6 +63,9 @@ pub struct Author {
 pub struct Mirror {
     repo: Repository,
     url: String,
+    /// The remote as people may see it: a relay URL carries a secret path, which never goes
+    /// into `Debug`, errors or files.
+    shown_url: String,
     default_branch: String,
     path: PathBuf,
 }
@@ -71,7 +74,7 @@ impl std::fmt::Debug for Mirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mirror")
             .field("path", &self.path)
-            .field("url", &self.url)
+            .field("url", &self.shown_url)
             .field("default_branch", &self.default_branch)
             .finish_non_exhaustive()
     }
@@ -101,6 +104,7 @@ impl Mirror {
         Ok(Mirror {
             repo,
             url: url.to_string(),
+            shown_url: url.to_string(),
             default_branch: default_branch.to_string(),
             path: path.to_path_buf(),
         })
@@ -120,9 +124,27 @@ impl Mirror {
         Ok(Mirror {
             repo,
             url: path.display().to_string(),
+            shown_url: path.display().to_string(),
             default_branch: default_branch.to_string(),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Show `shown` instead of the URL actually fetched (a loopback relay's, whose path is a
+    /// secret) in `Debug` and in errors.
+    #[must_use]
+    pub fn showing_url(mut self, shown: &str) -> Mirror {
+        self.shown_url = shown.to_string();
+        self
+    }
+
+    /// A git error with the real URL replaced by the shown one.
+    fn scrub(&self, e: git2::Error) -> GitError {
+        let msg = e.message().replace(&self.url, &self.shown_url);
+        if msg == e.message() {
+            return GitError::Git(e);
+        }
+        GitError::Other(format!("git: {msg}"))
     }
 
     /// The commit `HEAD` points at (for a checkout: what is in the working tree).
@@ -141,7 +163,11 @@ impl Mirror {
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(callbacks(creds));
         opts.download_tags(git2::AutotagOption::None);
-        remote.fetch(&["+refs/heads/*:refs/heads/*"], Some(&mut opts), None)?;
+        // FETCH_HEAD would record the remote's URL in a world-readable file.
+        opts.update_fetchhead(false);
+        remote
+            .fetch(&["+refs/heads/*:refs/heads/*"], Some(&mut opts), None)
+            .map_err(|e| self.scrub(e))?;
         self.head()
     }
 
@@ -150,7 +176,7 @@ impl Mirror {
         self.branch(&self.default_branch)?.ok_or_else(|| {
             GitError::Other(format!(
                 "branch {} does not exist in {}",
-                self.default_branch, self.url
+                self.default_branch, self.shown_url
             ))
         })
     }
@@ -214,6 +240,11 @@ impl Mirror {
         walk.push(head)?;
         walk.hide(base)?;
         Ok(walk.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// A merge's first parent: the default branch as it was before the merge.
+    pub fn first_parent(&self, commit: Oid) -> Result<Oid> {
+        Ok(self.repo.find_commit(commit)?.parent_id(0)?)
     }
 
     /// Whether the mirror holds `commit`.
@@ -345,7 +376,9 @@ impl Mirror {
             "{}{local}:refs/heads/{branch}",
             if force { "+" } else { "" }
         );
-        let pushed = remote.push(&[spec.as_str()], Some(&mut opts));
+        let pushed = remote
+            .push(&[spec.as_str()], Some(&mut opts))
+            .map_err(|e| self.scrub(e));
         drop(opts);
         let _ = self
             .repo

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use slipway_core::change::{ChangeRequest, plan_digest};
-use slipway_core::command::simple::TF_PLAN_FILE;
+use slipway_core::command::tf::TF_PLAN_FILE;
 use slipway_infra::exec::{ExecEnd, ExecSpec, run_to_end};
 
-use crate::config::{ClusterConfig, ToolsConfig};
+use crate::config::ToolsConfig;
+use crate::kubeconfig::KubeTarget;
 
 /// `terraform show -json` of a big plan is large; it is digested, never shown.
 const SHOW_JSON_CAP: usize = 64 * 1024 * 1024;
@@ -261,16 +262,11 @@ impl Runner<'_> {
 
     /// The signed kubectl argv with the cluster's kubeconfig, context and a cache directory
     /// inserted right after `kubectl`.
-    fn kubectl_argv(
-        &self,
-        cr: &ChangeRequest,
-        alias: &str,
-        cluster: &ClusterConfig,
-    ) -> Vec<String> {
+    fn kubectl_argv(&self, cr: &ChangeRequest, kube: &KubeTarget) -> Vec<String> {
         let mut argv = vec![
             self.tools.kubectl.clone(),
-            format!("--kubeconfig={}", cluster.kubeconfig.display()),
-            format!("--context={}", cluster.context.as_deref().unwrap_or(alias)),
+            format!("--kubeconfig={}", kube.kubeconfig.display()),
+            format!("--context={}", kube.context),
             format!("--cache-dir={}", self.scratch.join("kube-cache").display()),
         ];
         argv.extend(cr.command.argv.iter().skip(1).cloned());
@@ -305,16 +301,11 @@ impl Runner<'_> {
     pub async fn kubectl(
         &self,
         cr: &ChangeRequest,
-        alias: &str,
-        cluster: &ClusterConfig,
+        kube: &KubeTarget,
         checkout: &Path,
     ) -> Execution {
-        let shown = format!(
-            "{} (context {})",
-            cr.command.argv.join(" "),
-            cluster.context.as_deref().unwrap_or(alias)
-        );
-        self.single(self.kubectl_argv(cr, alias, cluster), shown, checkout)
+        let shown = format!("{} (cluster {})", cr.command.argv.join(" "), kube.context);
+        self.single(self.kubectl_argv(cr, kube), shown, checkout)
             .await
     }
 
@@ -324,22 +315,21 @@ impl Runner<'_> {
         &self,
         cr: &ChangeRequest,
         command: Option<&[String]>,
-        alias: &str,
-        cluster: &ClusterConfig,
+        kube: &KubeTarget,
         dir: &str,
         checkout: &Path,
     ) -> Execution {
         let Some(template) = command else {
-            return self.kubectl(cr, alias, cluster, checkout).await;
+            return self.kubectl(cr, kube, checkout).await;
         };
-        let context = cluster.context.clone().unwrap_or_else(|| alias.to_string());
+        let context = kube.context.clone();
         let (service, env) = match &cr.target {
             slipway_core::command::Target::Service { service, env } => {
                 (service.clone(), env.clone())
             }
             _ => (String::new(), String::new()),
         };
-        let kubeconfig = cluster.kubeconfig.display().to_string();
+        let kubeconfig = kube.kubeconfig.display().to_string();
         let fill = |w: &String| {
             w.replace("{dir}", dir)
                 .replace("{kubeconfig}", &kubeconfig)

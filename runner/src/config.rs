@@ -13,9 +13,13 @@
 //!   # sts_endpoint: http://127.0.0.1:5000   # tests and emulators only
 //! stacks:                           # /tf apply: the role each stack's terraform runs as
 //!   network: { role_arn: "arn:aws:iam::123456789012:role/slipway-network" }
-//! clusters:                         # /kubectl and /deploy: credentials per cluster alias
-//!   staging: { kubeconfig: kube/staging.yaml, context: staging }
-//!   production: { kubeconfig: kube/prod.yaml, role_arn: "arn:aws:iam::123456789012:role/slipway-eks" }
+//! clusters:                         # /kubectl and /deploy: credentials per cluster alias (the
+//!                                   # alias is signed in the change request; the runner builds
+//!                                   # kubectl's kubeconfig itself, never from the checkout)
+//!   staging: { server: "https://k8s.staging.example.com", certificate_authority_data: "LS0t…",
+//!              token_env: KUBE_TOKEN_STAGING }
+//!   production: { kubeconfig: /runner/secrets/prod.kubeconfig, context: prod }   # outside the
+//!                                   # checkout; only server, CA and a static token are used
 //! deploy:                           # default: the change's own argv (`kubectl apply -k apps/<svc>/<env>`)
 //!   command: [kubectl, apply, --server-side, "--kubeconfig={kubeconfig}", "--context={context}", -k, "{dir}"]
 //! tools: { terraform: terraform, kubectl: kubectl, path: "/usr/local/bin:/usr/bin:/bin", kill_grace: 5s }
@@ -25,7 +29,8 @@
 //!         role_arn: "arn:aws:iam::123456789012:role/slipway-audit" }
 //! ```
 //!
-//! Relative paths (kubeconfigs, the spool) are relative to the config file's directory.
+//! Relative paths (kubeconfigs, the spool) are relative to the config file's directory. A
+//! kubeconfig that resolves inside the checkout is refused: a change PR could edit it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -99,14 +104,27 @@ pub struct StackConfig {
     pub role_arn: Option<String>,
 }
 
+/// How the runner reaches one cluster. It builds kubectl's kubeconfig itself (see
+/// `kubeconfig`): from `server` + `token_env`, or from a kubeconfig outside the checkout whose
+/// server, CA and static credential it copies (plugins and providers are refused).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    pub kubeconfig: PathBuf,
-    /// Default: the cluster alias.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The context in `kubeconfig`; default: the cluster alias.
     #[serde(default)]
     pub context: Option<String>,
-    /// A role whose credentials kubectl's exec plugin (EKS) gets.
+    /// The API server's URL, for a kubeconfig built from settings alone.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// The API server's CA (base64 of its PEM).
+    #[serde(default)]
+    pub certificate_authority_data: Option<String>,
+    /// The job's environment variable that holds the cluster's bearer token (a secret).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A role assumed with the job's OIDC token for this cluster's changes.
     #[serde(default)]
     pub role_arn: Option<String>,
 }
@@ -230,8 +248,15 @@ impl RunnerConfig {
         }
         for (name, c) in &mut cfg.clusters {
             check_arn(&format!("clusters.{name}"), c.role_arn.as_ref())?;
-            if c.kubeconfig.is_relative() {
-                c.kubeconfig = dir.join(&c.kubeconfig);
+            if let Some(k) = &mut c.kubeconfig
+                && k.is_relative()
+            {
+                *k = dir.join(&*k);
+            }
+            if c.kubeconfig.is_some() == c.server.is_some() {
+                return Err(format!(
+                    "clusters.{name}: give either `kubeconfig` (outside the checkout) or `server` with `token_env`"
+                ));
             }
         }
         if let Some(cmd) = &cfg.deploy.command
@@ -326,7 +351,7 @@ mod tests {
         assert_eq!(cfg.policy, "policy/slipway.yaml");
         assert_eq!(
             cfg.clusters["staging"].kubeconfig,
-            PathBuf::from("/etc/slipway/kube.yaml")
+            Some(PathBuf::from("/etc/slipway/kube.yaml"))
         );
         assert_eq!(
             cfg.audit.spool_dir.as_deref(),

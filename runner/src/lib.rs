@@ -26,6 +26,7 @@ mod audit;
 mod config;
 mod credentials;
 mod env;
+mod kubeconfig;
 mod report;
 mod run;
 mod verify;

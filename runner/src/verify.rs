@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use slipway_core::approval::{Quorum, QuorumInput, ReviewInput, ReviewState, Source, quorum};
+use slipway_core::approval::{
+    ListedReview, Quorum, QuorumInput, ReviewInput, Source, inputs_by_deadline, judged_at, quorum,
+};
 use slipway_core::change::{ApprovalRequirement, ChangeRequest};
 use slipway_core::command::kubectl::{KindScopes, Kubectl, dir_reads, manifest_objects};
 use slipway_core::command::{Command, ParsedCommand, Target, parse_line};
@@ -54,6 +56,45 @@ pub fn merged_pr<'a>(
 /// configuration. A PR that changes either together with a change request could swap what runs
 /// the request, or who reviews the swap, in the same merge.
 pub const PROTECTED_DIRS: &[&str] = &[".github/", ".slipway/"];
+
+/// The paths a merge may change: its change files and the files they declare as rendered.
+pub fn declared_paths<'a>(
+    changes: impl IntoIterator<Item = &'a ChangeRequest>,
+) -> std::collections::BTreeSet<String> {
+    changes
+        .into_iter()
+        .flat_map(|cr| {
+            std::iter::once(cr.file_path()).chain(cr.rendered.files.iter().map(|f| f.path.clone()))
+        })
+        .collect()
+}
+
+/// Refuse a merge that changed anything beyond its change files and the files they declare as
+/// rendered: a PR that also edits, say, a kubeconfig or a script the deploy reads would run its
+/// own code with the runner's credentials.
+pub fn check_merge_scope(
+    changed: &[String],
+    declared: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    let outside: Vec<String> = changed
+        .iter()
+        .filter(|p| !declared.contains(*p) && !is_change_file(p))
+        .take(5)
+        .map(|p| format!("`{p}`"))
+        .collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the same merge changed {}, which no change request in it declares: nothing runs from a merge that changes more than its requests. Merge other changes on their own, then request the change again",
+        outside.join(", ")
+    ))
+}
+
+/// `changes/<id>.yaml`: each is verified on its own.
+fn is_change_file(path: &str) -> bool {
+    id_from_path(path).is_some()
+}
 
 /// Refuse a merge that changed anything under [`PROTECTED_DIRS`] (compared without case: a
 /// case-insensitive checkout would read `.GitHub/` as `.github/`).
@@ -298,25 +339,39 @@ fn check_objects(
     Ok(d.approval)
 }
 
-/// GitHub's reviews as the quorum's input (pending reviews have no state and are skipped).
-pub fn review_inputs(reviews: &[Review]) -> Vec<ReviewInput> {
-    reviews
+/// GitHub's reviews as the quorum's input, under the one deadline rule (reviews submitted after
+/// `deadline` don't count; pending ones have no state). A review whose body carries the bridge's
+/// signed marker for it was made in Slack.
+pub fn review_inputs(
+    reviews: &[Review],
+    keys: &[(String, ed25519_dalek::VerifyingKey)],
+    repo: &str,
+    pr: u64,
+    deadline: DateTime<Utc>,
+) -> Vec<ReviewInput> {
+    let listed: Vec<ListedReview<'_>> = reviews
         .iter()
-        .filter_map(|r| {
-            Some(ReviewInput {
-                id: r.id,
-                login: r.user.clone(),
-                state: ReviewState::parse(&r.state)?,
-                commit_id: r.commit_id.clone(),
-                submitted_at: r
-                    .submitted_at
-                    .as_deref()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc)),
-                source: Source::Github,
-            })
+        .map(|r| ListedReview {
+            id: r.id,
+            login: &r.user,
+            state: &r.state,
+            commit_id: &r.commit_id,
+            submitted_at: r.submitted_at.as_deref(),
+            source: if slipway_core::change::is_slack_review(
+                &r.body,
+                keys,
+                repo,
+                pr,
+                &r.commit_id,
+                &r.user,
+            ) {
+                Source::Slack
+            } else {
+                Source::Github
+            },
         })
-        .collect()
+        .collect();
+    inputs_by_deadline(&listed, deadline)
 }
 
 fn explain(q: &Quorum, rule: &str, head: &str) -> String {
@@ -369,7 +424,7 @@ pub fn check_quorum(
             excluded: &[],
             head_sha: &pr.head_sha,
             reviews,
-            now,
+            now: judged_at(pr.merged_at, now, cr.expires_at),
             expires_at: cr.expires_at,
         };
         let q = quorum(&input, |login| identities.by_github(login));
@@ -397,6 +452,7 @@ mod tests {
             state: "closed".into(),
             merged,
             merged_by: None,
+            merged_at: None,
             merge_commit_sha: Some(merge_sha.into()),
             head_ref: head_ref.into(),
             head_sha: "h".into(),
@@ -404,6 +460,21 @@ mod tests {
             author: "slipway[bot]".into(),
             head_repo: "acme/gitops".into(),
         }
+    }
+
+    #[test]
+    fn a_merge_may_change_only_its_requests_and_their_rendered_files() {
+        let declared: std::collections::BTreeSet<String> =
+            ["apps/api/staging/kustomization.yaml".to_string()].into();
+        let ok = vec![
+            "changes/cr-a.yaml".to_string(),
+            "apps/api/staging/kustomization.yaml".into(),
+        ];
+        assert!(check_merge_scope(&ok, &declared).is_ok());
+        let mut more = ok.clone();
+        more.push("kube/staging.yaml".into());
+        let e = check_merge_scope(&more, &declared).unwrap_err();
+        assert!(e.contains("`kube/staging.yaml`"), "{e}");
     }
 
     #[test]

@@ -437,7 +437,10 @@ async fn a_push_rejected_by_the_remote_is_reported_and_the_lock_released() {
             .file_at(
                 OWNER,
                 REPO,
-                "refs/slipway/locks/service-api-staging",
+                &format!(
+                    "refs/slipway/locks/{}",
+                    slipway_core::change::lock_slug("service:api/staging")
+                ),
                 "README.md"
             )
             .is_none()
@@ -571,4 +574,38 @@ async fn tf_plan_reads_the_stack_from_the_git_mirror_at_the_default_branch_head(
             .to_string()
             .contains("acme/gitops at the head of main")
     );
+}
+
+/// A bridge-host compromise yields the App's installation token: it reaches the GitOps
+/// repository only, never the service repositories the App is also installed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridges_installation_token_reaches_only_the_gitops_repository() {
+    let (app, _fx) = start().await;
+    let svc = app.state.change.clone().expect("change service");
+    let token = svc.gh.installation_token().await.expect("a token");
+    let api = app
+        .state
+        .config
+        .gitops_repo
+        .as_ref()
+        .unwrap()
+        .api_url
+        .clone();
+    let as_token = slipway_infra::github::GitHub::user(&api, &token).unwrap();
+    let gitops = slipway_infra::github::Repo::parse("acme/gitops").unwrap();
+    let service = slipway_infra::github::Repo::parse("acme/api").unwrap();
+    assert!(
+        as_token
+            .file_at(&gitops, "README.md", "main")
+            .await
+            .unwrap()
+            .is_some(),
+        "the GitOps repository is reachable"
+    );
+    assert!(as_token.open_prs(&gitops).await.is_ok());
+    let err = as_token
+        .open_prs(&service)
+        .await
+        .expect_err("the service repository is out of the token's reach");
+    assert_eq!(err.status(), Some(404), "{err}");
 }

@@ -198,3 +198,40 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
     term.send_line(":quit").unwrap();
     term.exp_eof().expect("the demo ends");
 }
+
+/// A caller with production audit settings and AWS keys in their environment runs the demo: the
+/// demo's bridge must use its own settings only, so nothing reaches the "production" endpoint.
+#[test]
+fn the_demo_never_hands_the_callers_environment_to_its_bridge() {
+    let prod = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", prod.local_addr().unwrap());
+    prod.set_nonblocking(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = demo_command(&[
+        "--scripted",
+        "--no-s3",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .env("SLIPWAY_AUDIT_S3_BUCKET", "acme-production-audit")
+    .env("SLIPWAY_AUDIT_S3_ENDPOINT", &endpoint)
+    .env("SLIPWAY_AUDIT_RETENTION_DAYS", "400")
+    .env("AWS_ACCESS_KEY_ID", "AKIAPRODUCTIONKEY001")
+    .env("AWS_SECRET_ACCESS_KEY", "production-secret")
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n--- stderr\n{}\n--- bridge log\n{}",
+        crate::stdout(&out),
+        crate::stderr(&out),
+        std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default()
+    );
+    assert!(
+        prod.accept().is_err(),
+        "the demo's bridge reached the production audit endpoint"
+    );
+    let log = std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default();
+    assert!(!log.contains("acme-production-audit"), "{log}");
+}

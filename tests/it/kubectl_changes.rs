@@ -181,3 +181,44 @@ async fn custom_resources_take_the_scope_the_clusters_discovery_declares() {
         "an unknown kind is cluster-scoped: {ack}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_one_namespace_never_advances_the_pr_of_a_namespace_its_name_prefixes() {
+    let (app, fx) = start().await;
+    let scale =
+        |ns: &str, n: u32| format!("/kubectl scale deployment/api --replicas={n} -n {ns} --apply");
+    // web's PR first, then web-api's, which GitHub lists before it (newest first).
+    app.ack("U0OPERATOR", &scale("web", 3)).await;
+    wait_pulls(&fx, 1).await;
+    app.ack("U0OPERATOR", &scale("web-api", 2)).await;
+    let both = wait_pulls(&fx, 2).await;
+    let number_of = |ns: &str| {
+        both.iter()
+            .find(|p| {
+                let id = p["head"]["ref"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("slipway/");
+                change_file(&fx, p["head"]["ref"].as_str().unwrap()).resource
+                    == format!("kube:staging/{ns}")
+                    && id.starts_with("cr-")
+            })
+            .map(|p| p["number"].as_u64().unwrap())
+            .unwrap()
+    };
+    let (web_api, web) = (number_of("web-api"), number_of("web"));
+    // web's lock is held now: a second request for web advances web's PR, never web-api's.
+    app.ack("U0OPERATOR", &scale("web", 4)).await;
+    let advanced = |n: u64| {
+        fx.github
+            .comments(OWNER, REPO, n)
+            .iter()
+            .any(|c| c["body"].as_str().unwrap_or("").contains("Advanced by"))
+    };
+    assert!(
+        fx.github_wait(|| advanced(web)).await,
+        "web's own PR is advanced"
+    );
+    assert!(!advanced(web_api), "the web-api PR is untouched");
+    assert_eq!(fx.github.pulls(OWNER, REPO).len(), 2);
+}

@@ -13,32 +13,8 @@ fn client()
     crate::https::client().map_err(ApiError::Unreachable)
 }
 
-/// A matcher as the API spells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Matcher {
-    pub name: String,
-    pub value: String,
-    pub is_regex: bool,
-    #[serde(default = "yes")]
-    pub is_equal: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Matcher {
-    pub fn text(&self) -> String {
-        let op = match (self.is_equal, self.is_regex) {
-            (true, false) => "=",
-            (false, false) => "!=",
-            (true, true) => "=~",
-            (false, true) => "!~",
-        };
-        format!("{}{op}\"{}\"", self.name, self.value)
-    }
-}
+/// A matcher as the API spells it: the one core parses.
+pub use slipway_core::command::silence::Matcher;
 
 /// `POST /api/v2/silences`.
 #[derive(Debug, Clone, Serialize)]

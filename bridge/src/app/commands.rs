@@ -12,7 +12,7 @@ use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind};
 use slipway_core::catalog::help_text;
 use slipway_core::command::kubectl::KindScopes;
-use slipway_core::command::simple::Meta;
+use slipway_core::command::meta::Meta;
 use slipway_core::command::{Command, ParsedCommand, parse};
 use slipway_core::policy::{
     Decision, IdentityProvider, Outcome, SlackUser, decide, decide_with, explain_json,
@@ -74,9 +74,10 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
     // Fail closed: if the audit trail can't be written, nothing runs.
     let Ok(record) = state.record(record, "the command, so it is refused").await else {
         state.metrics.request("commands", "audit_unavailable");
-        return ephemeral(
-            "Slipway can't write its audit trail right now, so nothing was run. Please tell #platform.",
-        );
+        return ephemeral(format!(
+            "Slipway can't write its audit trail right now, so nothing was run. Please tell {}.",
+            state.policy.support()
+        ));
     };
 
     let Ok(parsed) = &parsed else {

@@ -121,15 +121,6 @@ pub async fn share(state: &AppState, click: &BlockAction) -> Result<String, Stri
         0,
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("Shared by <@{}>", s.requester)}]}),
     );
-    state
-        .slack
-        .post(&s.channel, None, &msg)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "sharing an output");
-            "Slack refused the message; try again.".to_string()
-        })?;
-    state.shares.forget(&click.value);
     let identity =
         slipway_core::policy::IdentityProvider::resolve(state.policy.identities(), &click.user);
     let record = AuditRecord::new(EventKind::Share, state.ids.next(), state.clock.now())
@@ -139,6 +130,18 @@ pub async fn share(state: &AppState, click: &BlockAction) -> Result<String, Stri
             identity.and_then(|i| state.policy.primary_role(i)),
         ))
         .with_details(json!({"run_id": click.value, "channel": s.channel, "command": s.text, "protected": s.protected}));
-    let _ = state.record(record, "a shared output").await;
+    // On disk before the output reaches the channel (and nothing is posted if it can't be).
+    state.record(record, "a shared output").await.map_err(|_| {
+        "Slipway can't write its audit trail right now, so nothing was shared.".to_string()
+    })?;
+    state
+        .slack
+        .post(&s.channel, None, &msg)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "sharing an output");
+            "Slack refused the message; try again.".to_string()
+        })?;
+    state.shares.forget(&click.value);
     Ok("Shared in the channel.".into())
 }

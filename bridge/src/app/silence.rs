@@ -7,7 +7,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use slipway_core::command::simple;
 use slipway_core::redact::redactor;
 use slipway_infra::exec::ExecEnd;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +22,7 @@ pub const OWNER_ROLE: &str = "owner";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Create {
-        matchers: Vec<simple::Matcher>,
+        matchers: Vec<Matcher>,
         duration: Duration,
         comment: Option<String>,
     },
@@ -53,7 +52,7 @@ impl SilenceWork {
             Action::Create {
                 matchers, duration, ..
             } => {
-                words.extend(matchers.iter().map(simple::Matcher::to_text));
+                words.extend(matchers.iter().map(Matcher::to_text));
                 words.push("for".into());
                 words.push(humantime::format_duration(*duration).to_string());
             }
@@ -123,7 +122,7 @@ impl SilenceWork {
         state: &AppState,
         ctx: &Context,
         am: &Alertmanager,
-        matchers: &[simple::Matcher],
+        matchers: &[Matcher],
         duration: Duration,
         comment: Option<&str>,
         started: Instant,
@@ -154,7 +153,7 @@ impl SilenceWork {
             .and_then(|d| starts_at.checked_add_signed(d))
             .ok_or_else(|| ApiError::BadAnswer("the duration is out of range".into()))?;
         let silence = NewSilence {
-            matchers: matchers.iter().map(wire).collect(),
+            matchers: matchers.to_vec(),
             starts_at,
             ends_at,
             created_by: self.subject.clone(),
@@ -171,7 +170,7 @@ impl SilenceWork {
             silence
                 .matchers
                 .iter()
-                .map(Matcher::text)
+                .map(Matcher::quoted)
                 .collect::<Vec<_>>()
                 .join(" "),
             stamp(starts_at),
@@ -223,7 +222,7 @@ impl SilenceWork {
                 s.created_by,
                 s.matchers
                     .iter()
-                    .map(Matcher::text)
+                    .map(Matcher::quoted)
                     .collect::<Vec<_>>()
                     .join(" "),
                 alert_list(&hits),
@@ -297,7 +296,7 @@ impl SilenceWork {
                 "Silence {id} expired.\nMatchers: {}\nCreated by: {}",
                 s.matchers
                     .iter()
-                    .map(Matcher::text)
+                    .map(Matcher::quoted)
                     .collect::<Vec<_>>()
                     .join(" "),
                 s.created_by
@@ -310,15 +309,6 @@ impl SilenceWork {
         ))
         .with_detail("silence_id", id)
         .with_detail("created_by", s.created_by))
-    }
-}
-
-fn wire(m: &simple::Matcher) -> Matcher {
-    Matcher {
-        name: m.name.clone(),
-        value: m.value.clone(),
-        is_regex: m.is_regex,
-        is_equal: m.is_equal,
     }
 }
 

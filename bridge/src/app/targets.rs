@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use slipway_core::command::simple::Silence;
+use slipway_core::command::silence::Silence;
 use slipway_core::command::{Command, ParsedCommand, Target};
 use slipway_core::policy::Decision;
 use slipway_infra::exec::ExecSpec;

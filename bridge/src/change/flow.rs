@@ -300,13 +300,18 @@ impl ChangeService {
         let existing = if fresh_lock {
             None
         } else {
-            let prefix = format!("slipway/cr-{slug}-");
             let open = self
                 .gh
                 .open_prs(repo)
                 .await
                 .map_err(|e| format!("can't list open PRs: {e}"))?;
-            Some(open.into_iter().find(|pr| pr.head_ref.starts_with(&prefix)).ok_or_else(|| {
+            let same_target = |pr: &slipway_infra::github::Pr| {
+                pr.head_ref
+                    .strip_prefix("slipway/")
+                    .and_then(slipway_core::change::slug_of_id)
+                    == Some(slug.as_str())
+            };
+            Some(open.into_iter().find(same_target).ok_or_else(|| {
                 format!("another change for `{}` holds the lock `{lock_ref}` but has no open PR; an owner must release it", p.resource)
             })?)
         };
@@ -377,6 +382,9 @@ impl ChangeService {
             rendered: render.rendered.clone(),
             reason: None,
             supersedes: supersedes.clone(),
+            execution: Some(slipway_core::change::Execution::of(&p.target, |env| {
+                state.policy.env_cluster(env).map(String::from)
+            })),
             created_at: now,
             expires_at: now + chrono::Duration::seconds(ttl),
             signature: None,

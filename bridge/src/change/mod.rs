@@ -89,6 +89,8 @@ pub struct GitOpsConfig {
     /// GitHub API base URL.
     pub api_url: String,
     pub app_id: u64,
+    /// The GitOps repository's default branch, where change requests merge.
+    pub default_branch: String,
     /// The App's bot login (`<slug>[bot]`), the author of every PR Slipway opens.
     pub app_login: String,
     pub installation_id: u64,
@@ -116,7 +118,10 @@ pub const DEFAULT_RUNNER_LOGIN: &str = "github-actions[bot]";
 /// The change-request side of the bridge.
 pub struct ChangeService {
     pub cfg: GitOpsConfig,
+    /// The App on the GitOps repository (a token scoped to it).
     pub gh: GitHub,
+    /// The App on the service repositories, read-only (their CI runs, for `/deploy`).
+    pub(crate) gh_ci: GitHub,
     pub(crate) mirror: Arc<Mutex<Mirror>>,
     pub(crate) signing: ed25519_dalek::SigningKey,
     pub(crate) pending: pending::PendingChanges,
@@ -173,14 +178,35 @@ impl ChangeService {
         };
         let signing = slipway_core::change::parse_signing_key(cfg.signing_key.expose())
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
-        let gh = GitHub::app(
+        // Tokens reach the GitOps repository only, with what the bridge needs there; the
+        // service repositories' CI runs are read with another token, read-only.
+        let gh = GitHub::app_scoped(
             &cfg.api_url,
             cfg.app_id,
             cfg.app_private_key.expose(),
             cfg.installation_id,
+            &[cfg.repo.name.as_str()],
+            &serde_json::json!({
+                "contents": "write", "pull_requests": "write", "issues": "write",
+                "statuses": "write", "metadata": "read",
+            }),
         )
         .map_err(|e| e.to_string())?;
-        let default_branch = "main".to_string();
+        let service_repos: std::collections::BTreeSet<&str> = cfg
+            .services
+            .values()
+            .filter_map(|s| s.repo.split_once('/').map(|(_, name)| name))
+            .collect();
+        let gh_ci = GitHub::app_scoped(
+            &cfg.api_url,
+            cfg.app_id,
+            cfg.app_private_key.expose(),
+            cfg.installation_id,
+            &service_repos.into_iter().collect::<Vec<_>>(),
+            &serde_json::json!({ "actions": "read", "metadata": "read" }),
+        )
+        .map_err(|e| e.to_string())?;
+        let default_branch = cfg.default_branch.clone();
         // libgit2 has no TLS of its own here: HTTPS remotes go through the loopback relay.
         let (relay, git_url) = if cfg.git_url.starts_with("https://") {
             let origin = cfg
@@ -196,10 +222,12 @@ impl ChangeService {
             (None, cfg.git_url.clone())
         };
         let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &default_branch)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .showing_url(&cfg.git_url);
         Ok(ChangeService {
             cfg,
             gh,
+            gh_ci,
             mirror: Arc::new(Mutex::new(mirror)),
             signing,
             pending: pending::PendingChanges::default(),

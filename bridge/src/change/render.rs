@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use git2::Oid;
 use slipway_core::change::{ChangeRequest, Rendered, RenderedFile};
-use slipway_core::command::simple::Deploy;
+use slipway_core::command::deploy::Deploy;
 use slipway_core::command::{Command, Target};
 use slipway_core::redact::redactor;
 use slipway_infra::github::Repo;
@@ -56,7 +56,7 @@ pub async fn render(
     head: Oid,
 ) -> Result<Render, String> {
     match &p.command {
-        Command::Deploy(d) => render_deploy(svc, d, head).await,
+        Command::Deploy(d) => render_deploy(svc, state, d, head).await,
         Command::Kubectl(_) => render_kubectl(svc, state, p, head).await,
         Command::TfApply { stack } => {
             super::terraform::render_tf_apply(svc, state, p, stack, head).await
@@ -68,8 +68,20 @@ pub async fn render(
     }
 }
 
-async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Render, String> {
-    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| format!("service `{}` has no image configured in the bridge (`gitops.services.{}`); ask #platform.", d.service, d.service))?;
+async fn render_deploy(
+    svc: &ChangeService,
+    state: &AppState,
+    d: &Deploy,
+    head: Oid,
+) -> Result<Render, String> {
+    let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| {
+        format!(
+            "service `{}` has no image configured in the bridge (`gitops.services.{}`); ask {}.",
+            d.service,
+            d.service,
+            state.policy.support()
+        )
+    })?;
     let (tag, digest, source_sha, run_id) = match &d.version {
         Some(v) if v.starts_with("sha256:") => (None, Some(v.clone()), None, None),
         Some(v) => (Some(v.clone()), None, None, None),
@@ -79,7 +91,7 @@ async fn render_deploy(svc: &ChangeService, d: &Deploy, head: Oid) -> Result<Ren
             let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
             let workflow = cfg.workflow.as_deref().ok_or_else(|| format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env))?;
             let run = svc
-                .gh
+                .gh_ci
                 .latest_successful_run(&repo, workflow, &branch)
                 .await
                 .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;

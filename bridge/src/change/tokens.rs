@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 use crate::store::StateStore;
 
-/// Format version of a sealed row (the first byte).
-const SEALED_V1: u8 = 1;
+/// Format version of a sealed row (the first byte): `2 ‖ generation (8 bytes, big-endian) ‖
+/// nonce ‖ ciphertext+tag`, the generation also bound in the associated data.
+const SEALED_V2: u8 = 2;
 
 /// The key linked tokens are sealed with.
 pub struct TokenKey(LessSafeKey);
@@ -52,35 +53,57 @@ impl TokenKey {
         Ok(TokenKey(LessSafeKey::new(key)))
     }
 
-    fn aad(slack_user: &str) -> Vec<u8> {
-        format!("slipway/github-token/v1/{slack_user}").into_bytes()
+    fn aad(slack_user: &str, generation: u64) -> Vec<u8> {
+        format!("slipway/github-token/v2/{slack_user}/{generation}").into_bytes()
     }
 
-    /// `version ‖ nonce ‖ ciphertext+tag`.
-    pub fn seal(&self, slack_user: &str, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    /// `version ‖ generation ‖ nonce ‖ ciphertext+tag`.
+    pub fn seal(
+        &self,
+        slack_user: &str,
+        generation: u64,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, String> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for a nonce".to_string())?;
         let mut data = plaintext.to_vec();
         self.0
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(Self::aad(slack_user)),
+                Aad::from(Self::aad(slack_user, generation)),
                 &mut data,
             )
             .map_err(|_| "sealing the token failed".to_string())?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + data.len());
-        out.push(SEALED_V1);
+        let mut out = Vec::with_capacity(9 + NONCE_LEN + data.len());
+        out.push(SEALED_V2);
+        out.extend_from_slice(&generation.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
         Ok(out)
     }
 
-    pub fn open(&self, slack_user: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
-        let Some((&SEALED_V1, rest)) = sealed.split_first() else {
-            return Err("the stored token has an unknown format".into());
+    /// Open a sealed row, which must be of the person's current `generation`.
+    pub fn open(
+        &self,
+        slack_user: &str,
+        generation: u64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let Some((&SEALED_V2, rest)) = sealed.split_first() else {
+            return Err(
+                "the stored token has an old or unknown format; run `/slipway link github` again"
+                    .into(),
+            );
         };
-        if rest.len() < NONCE_LEN {
+        if rest.len() < 8 + NONCE_LEN {
             return Err("the stored token is truncated".into());
+        }
+        let (gen_bytes, rest) = rest.split_at(8);
+        let sealed_gen = u64::from_be_bytes(gen_bytes.try_into().unwrap_or_default());
+        if sealed_gen != generation {
+            return Err(format!(
+                "the stored token is from link {sealed_gen}, not the current {generation}: it was rolled back, so it is refused; run `/slipway link github` again"
+            ));
         }
         let (nonce, ct) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce)
@@ -88,7 +111,11 @@ impl TokenKey {
         let mut data = ct.to_vec();
         let plain = self
             .0
-            .open_in_place(nonce, Aad::from(Self::aad(slack_user)), &mut data)
+            .open_in_place(
+                nonce,
+                Aad::from(Self::aad(slack_user, generation)),
+                &mut data,
+            )
             .map_err(|_| {
                 "the stored token can't be decrypted (wrong key, or not this person's)".to_string()
             })?;
@@ -158,9 +185,14 @@ impl TokenStore {
             expires_at: account.expires_at,
         };
         let json = serde_json::to_vec(&plain).map_err(|e| e.to_string())?;
-        let sealed = self.key()?.seal(slack_user, &json)?;
+        let generation = self
+            .store
+            .token_generation(slack_user)
+            .map_err(|e| e.to_string())?
+            + 1;
+        let sealed = self.key()?.seal(slack_user, generation, &json)?;
         self.store
-            .set_sealed_token(slack_user, &sealed)
+            .set_sealed_token_at(slack_user, &sealed, generation)
             .map_err(|e| e.to_string())
     }
 
@@ -186,7 +218,11 @@ impl TokenStore {
         else {
             return Ok(None);
         };
-        let plain = self.key()?.open(slack_user, &sealed)?;
+        let generation = self
+            .store
+            .token_generation(slack_user)
+            .map_err(|e| e.to_string())?;
+        let plain = self.key()?.open(slack_user, generation, &sealed)?;
         let p: Plain = serde_json::from_slice(&plain)
             .map_err(|_| "the stored token is damaged".to_string())?;
         Ok(Some(LinkedAccount {
@@ -247,8 +283,12 @@ mod tests {
         // Two seals of the same token differ (fresh nonce).
         tokens.link("U1", "ada", "ghu_secret_token_value").unwrap();
         assert_ne!(store.sealed_token("U1").unwrap().unwrap(), sealed);
+        // Put back after a newer link (a rollback): refused.
+        store.set_sealed_token("U1", &sealed).unwrap();
+        assert!(tokens.get("U1").unwrap_err().contains("rolled back"));
+        tokens.link("U1", "ada", "ghu_secret_token_value").unwrap();
         // Copied to another person, or read with another key: refused.
-        store.set_sealed_token("U2", &sealed).unwrap();
+        store.set_sealed_token_at("U2", &sealed, 1).unwrap();
         assert!(tokens.get("U2").is_err());
         let other = TokenStore::new(
             store.clone(),

@@ -387,7 +387,9 @@ impl Script {
             .args(source)
             .arg("--git")
             .arg(git)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .env_clear()
+            .envs(super::world::inherited_basics());
         if self.world.moto.is_some() {
             cmd.envs(aws_env());
         }

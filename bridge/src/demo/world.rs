@@ -313,6 +313,10 @@ impl World {
             std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve").arg("--config").arg(&config);
+        // Only the demo's own settings: a caller's production variables (an audit bucket, AWS
+        // keys) must never reach the demo's bridge.
+        cmd.env_clear();
+        cmd.envs(inherited_basics());
         for (k, v) in vars {
             cmd.env(k, v);
         }
@@ -452,4 +456,13 @@ async fn start_moto(dir: &Path) -> Result<Moto, SetupError> {
         url,
         _daemon: daemon,
     })
+}
+
+/// What a child of the demo may take from the caller's environment: where programs are, the
+/// home directory and the locale. Nothing else (no `SLIPWAY_*`, no `AWS_*`).
+pub fn inherited_basics() -> Vec<(String, String)> {
+    ["PATH", "HOME", "LANG", "TMPDIR"]
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect()
 }

@@ -6,6 +6,7 @@
 //! it, while YAML formatting does not matter. The runner verifies the signature with the
 //! bridge's public key, the expiry, and the schema version before anything else.
 
+mod marker;
 mod plan;
 mod requirement;
 
@@ -117,8 +118,54 @@ pub struct Rendered {
     pub kind_scopes: std::collections::BTreeMap<String, bool>,
 }
 
+pub use marker::{is_slack_review, slack_review_marker};
 pub use plan::{plan_digest, plan_summary};
 pub use requirement::{ApprovalRequirement, GroupQuorum};
+
+/// Everything execution depends on, signed: the cluster alias (and namespace) for kubectl and
+/// deploys, the stack for terraform. The runner maps these aliases to credentials from its own
+/// configuration, never from the merged commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+impl Execution {
+    /// Where a decided target executes; `env_cluster` maps a deploy environment to its cluster
+    /// (from the policy at request time).
+    pub fn of(target: &Target, env_cluster: impl Fn(&str) -> Option<String>) -> Execution {
+        match target {
+            Target::Cluster { cluster, namespace } => Execution {
+                cluster: cluster.clone(),
+                namespace: match namespace {
+                    crate::command::Namespace::Named(n) => Some(n.clone()),
+                    crate::command::Namespace::Default => Some("default".into()),
+                    crate::command::Namespace::All | crate::command::Namespace::ClusterScoped => {
+                        None
+                    }
+                },
+                stack: None,
+            },
+            Target::Service { env, .. } => Execution {
+                cluster: env_cluster(env),
+                ..Execution::default()
+            },
+            Target::Stack { stack } => Execution {
+                stack: Some(stack.clone()),
+                ..Execution::default()
+            },
+            Target::AwsProfile { .. } | Target::Alerts { .. } | Target::None => {
+                Execution::default()
+            }
+        }
+    }
+}
 
 /// The bridge's signature over the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -153,6 +200,10 @@ pub struct ChangeRequest {
     /// The change request this one supersedes on the same PR, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
+    /// Where the runner executes it, fixed when it was requested: nothing the merge changes (the
+    /// policy's environments, say) can move it. The runner refuses a request without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<Execution>,
     #[schemars(schema_with = "crate::audit::datetime_schema")]
     pub created_at: DateTime<Utc>,
     #[schemars(schema_with = "crate::audit::datetime_schema")]
@@ -308,18 +359,31 @@ pub fn file_path(id: &str) -> String {
     format!("{CHANGES_DIR}/{id}.yaml")
 }
 
-/// A ref-safe slug of a resource string, for lock refs: `service:api/staging` → `service-api-staging`.
+/// A ref-safe slug of a resource string, for lock refs and branch names:
+/// `service:api/staging` → `service-api-staging-<16 hex of its SHA-256>`. The readable part
+/// alone is not one-to-one (`kube:prod/web-api` and `kube:prod/web/api` would share it, and one
+/// can be a prefix of another); the digest makes it so.
 pub fn lock_slug(resource: &str) -> String {
-    resource
+    use sha2::Digest as _;
+    let readable: String = resource
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+            if c.is_ascii_alphanumeric() || c == '.' {
                 c
             } else {
                 '-'
             }
         })
-        .collect()
+        .collect();
+    let digest = hex::encode(sha2::Sha256::digest(resource.as_bytes()));
+    format!("{readable}-{}", &digest[..16])
+}
+
+/// The lock slug a change id (`cr-<slug>-<8 hex>`) was made for, if it has that shape.
+pub fn slug_of_id(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("cr-")?;
+    let (slug, short) = rest.rsplit_once('-')?;
+    (short.len() == 8 && short.bytes().all(|b| b.is_ascii_hexdigit())).then_some(slug)
 }
 
 /// Parse the bridge's signing key: a PKCS#8 PEM, or 32 bytes as hex or base64 (the seed).

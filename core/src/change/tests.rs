@@ -50,6 +50,7 @@ pub(crate) fn sample() -> ChangeRequest {
         rendered: Rendered::default(),
         reason: None,
         supersedes: None,
+        execution: None,
         created_at: t,
         expires_at: t + chrono::Duration::hours(24),
         signature: None,
@@ -150,6 +151,17 @@ fn malformed_files_are_errors() {
 
 #[test]
 fn slugs() {
-    assert_eq!(lock_slug("service:api/staging"), "service-api-staging");
-    assert_eq!(lock_slug("kube:staging/web"), "kube-staging-web");
+    assert!(lock_slug("service:api/staging").starts_with("service-api-staging-"));
+    // One-to-one: neither equal nor a prefix of another's slug.
+    let (a, b) = (lock_slug("kube:prod/web"), lock_slug("kube:prod/web-api"));
+    assert!(!b.starts_with(&a) && a != b);
+    assert_ne!(
+        lock_slug("kube:prod/web-api"),
+        lock_slug("kube:prod/web/api")
+    );
+    assert_eq!(lock_slug("kube:prod/web"), lock_slug("kube:prod/web"));
+    let id = format!("cr-{a}-1a2b3c4d");
+    assert_eq!(slug_of_id(&id), Some(a.as_str()));
+    assert_eq!(slug_of_id(&format!("cr-{b}-1a2b3c4d")), Some(b.as_str()));
+    assert_eq!(slug_of_id("cr-x"), None);
 }

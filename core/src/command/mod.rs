@@ -5,11 +5,14 @@
 
 pub mod aws;
 mod aws_query;
+pub mod deploy;
 pub mod kubectl;
+pub mod meta;
 mod parse;
 #[cfg(test)]
 mod proptests;
-pub mod simple;
+pub mod silence;
+pub mod tf;
 
 use std::fmt;
 
@@ -236,9 +239,9 @@ pub enum Command {
     TfPlan { stack: String },
     TfApply { stack: String },
     Aws(aws::Aws),
-    Deploy(simple::Deploy),
-    Silence(simple::Silence),
-    Slipway(simple::Meta),
+    Deploy(deploy::Deploy),
+    Silence(silence::Silence),
+    Slipway(meta::Meta),
 }
 
 impl ParsedCommand {
@@ -316,7 +319,7 @@ impl ParsedCommand {
                     "apply",
                     "-input=false",
                     "-no-color",
-                    simple::TF_PLAN_FILE,
+                    tf::TF_PLAN_FILE,
                 ]
                 .map(String::from)
                 .to_vec(),

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Command, Family, ParsedCommand, aws, kubectl, simple};
+use super::{Command, Family, ParsedCommand, aws, deploy, kubectl, meta, silence, tf};
 use crate::tokenize::{TokenizeError, tokenize};
 
 /// What kind of parse failure this is; the audit record and `explain` use it as the rule id.
@@ -100,11 +100,11 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
 
     let command = match family {
         Family::Kubectl => Command::Kubectl(kubectl::parse(words)?),
-        Family::Tf => simple::parse_tf(&words)?,
+        Family::Tf => tf::parse_tf(&words)?,
         Family::Aws => Command::Aws(aws::parse(words)?),
-        Family::Deploy => Command::Deploy(simple::parse_deploy(&words)?),
-        Family::Silence => Command::Silence(simple::parse_silence(words)?),
-        Family::Slipway => Command::Slipway(simple::parse_meta(&words, text)?),
+        Family::Deploy => Command::Deploy(deploy::parse_deploy(&words)?),
+        Family::Silence => Command::Silence(silence::parse_silence(words)?),
+        Family::Slipway => Command::Slipway(meta::parse_meta(&words, text)?),
     };
     let parsed = ParsedCommand {
         text: format!("{} {}", family.slash(), text.trim())

@@ -11,7 +11,7 @@ use super::model::{OperateMode, Visibility};
 use super::patterns::ResourceKey;
 use crate::change::ApprovalRequirement;
 use crate::command::kubectl::KindScopes;
-use crate::command::simple::Silence;
+use crate::command::silence::Silence;
 use crate::command::{Command, Namespace, ParsedCommand, Target, Tier};
 
 /// The outcome of a decision.

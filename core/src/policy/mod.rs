@@ -4,6 +4,8 @@
 mod cases;
 mod channels;
 mod compile;
+#[cfg(test)]
+mod compile_errors;
 mod eval;
 pub mod identity;
 pub mod model;

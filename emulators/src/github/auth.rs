@@ -131,6 +131,7 @@ pub(crate) fn issue_installation_token(
     state: &mut State,
     app_id: u64,
     installation_id: u64,
+    only: Option<Vec<String>>,
 ) -> (String, chrono::DateTime<Utc>) {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let token: String = std::iter::once("ghs_".to_string())
@@ -147,6 +148,7 @@ pub(crate) fn issue_installation_token(
             identity: Identity::Installation {
                 app_id,
                 installation_id,
+                only,
             },
             expires_at: Some(expires_at),
         },

@@ -317,7 +317,7 @@ impl GitHubEmulator {
         let Some(app_id) = st.installations.get(&installation_id).map(|i| i.app_id) else {
             panic!("github emulator: no installation {installation_id}");
         };
-        auth::issue_installation_token(&mut st, app_id, installation_id).0
+        auth::issue_installation_token(&mut st, app_id, installation_id, None).0
     }
 
     /// A workflow job's `GITHUB_TOKEN` for `owner/repo`: it acts as `github-actions[bot]` (the

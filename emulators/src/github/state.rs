@@ -54,7 +54,12 @@ pub(crate) enum Identity {
     /// A GitHub App, by a JWT (only `/app/…` endpoints accept it).
     App(u64),
     /// An installation token: acts as the app's bot user.
-    Installation { app_id: u64, installation_id: u64 },
+    Installation {
+        app_id: u64,
+        installation_id: u64,
+        /// The repositories the token was limited to (`repo_key` form), if it was.
+        only: Option<Vec<String>>,
+    },
     /// A workflow job's `GITHUB_TOKEN`: acts as `github-actions[bot]`, on its own repository
     /// only (`repo_key` form).
     ActionsJob { repo: String },
@@ -374,12 +379,18 @@ impl State {
             Identity::User(_) => true,
             Identity::ActionsJob { repo: job_repo } => *job_repo == repo_key(owner, repo),
             Identity::Installation {
-                installation_id, ..
-            } => self.installations.get(installation_id).is_some_and(|i| {
-                i.repos
-                    .iter()
-                    .any(|(o, r)| repo_key(o, r) == repo_key(owner, repo))
-            }),
+                installation_id,
+                only,
+                ..
+            } => {
+                only.as_ref()
+                    .is_none_or(|keys| keys.contains(&repo_key(owner, repo)))
+                    && self.installations.get(installation_id).is_some_and(|i| {
+                        i.repos
+                            .iter()
+                            .any(|(o, r)| repo_key(o, r) == repo_key(owner, repo))
+                    })
+            }
         }
     }
 

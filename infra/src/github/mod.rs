@@ -9,6 +9,7 @@
 mod issues;
 mod pulls;
 mod refs;
+mod scoped;
 mod statuses;
 
 use std::fmt;
@@ -78,10 +79,19 @@ impl GhError {
 
 type Result<T> = std::result::Result<T, GhError>;
 
+/// How the client authenticates.
+#[derive(Clone)]
+enum Auth {
+    /// A user token, or an installation token for the whole installation (octocrab's).
+    Direct(Octocrab),
+    /// An installation token limited to some repositories and permissions.
+    Scoped(Arc<scoped::Scoped>),
+}
+
 /// The client.
 #[derive(Clone)]
 pub struct GitHub {
-    crab: Octocrab,
+    auth: Auth,
     installation: bool,
     writes: Arc<tokio::sync::Mutex<()>>,
     /// Longest single wait for a rate limit before giving up.
@@ -133,11 +143,55 @@ impl GitHub {
             .installation(InstallationId(installation_id))
             .map_err(|e| GhError::Auth(e.to_string()))?;
         Ok(GitHub {
-            crab,
+            auth: Auth::Direct(crab),
             installation: true,
             writes: Arc::default(),
             max_wait: Duration::from_secs(300),
         })
+    }
+
+    /// As a GitHub App installation, with tokens limited to `repositories` (names in the
+    /// installation's account) and `permissions` (`{"contents": "write", …}`).
+    pub fn app_scoped(
+        base_url: &str,
+        app_id: u64,
+        private_key_pem: &str,
+        installation_id: u64,
+        repositories: &[&str],
+        permissions: &Value,
+    ) -> Result<GitHub> {
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(|e| {
+                GhError::Auth(format!(
+                    "the GitHub App private key is not an RSA PEM key: {e}"
+                ))
+            })?;
+        let app = builder(base_url)?
+            .app(AppId(app_id), key)
+            .build()
+            .map_err(|e| GhError::Auth(e.to_string()))?;
+        Ok(GitHub {
+            auth: Auth::Scoped(Arc::new(scoped::Scoped {
+                app,
+                base_url: base_url.to_string(),
+                installation: installation_id,
+                request: serde_json::json!({
+                    "repositories": repositories,
+                    "permissions": permissions,
+                }),
+                current: tokio::sync::Mutex::new(None),
+            })),
+            installation: true,
+            writes: Arc::default(),
+            max_wait: Duration::from_secs(300),
+        })
+    }
+
+    async fn crab(&self) -> Result<Octocrab> {
+        match &self.auth {
+            Auth::Direct(c) => Ok(c.clone()),
+            Auth::Scoped(s) => s.client().await.map(|(c, _)| c),
+        }
     }
 
     /// As a person, with their user access token.
@@ -147,7 +201,7 @@ impl GitHub {
             .build()
             .map_err(|e| GhError::Auth(e.to_string()))?;
         Ok(GitHub {
-            crab,
+            auth: Auth::Direct(crab),
             installation: false,
             writes: Arc::default(),
             max_wait: Duration::from_secs(300),
@@ -157,12 +211,16 @@ impl GitHub {
     /// A fresh-enough installation token, for git over HTTPS (`x-access-token:<token>`).
     pub async fn installation_token(&self) -> Result<String> {
         use secrecy::ExposeSecret;
-        let t = self
-            .crab
-            .installation_token()
-            .await
-            .map_err(|e| GhError::Auth(e.to_string()))?;
-        Ok(t.expose_secret().to_string())
+        match &self.auth {
+            Auth::Scoped(s) => s.client().await.map(|(_, t)| t),
+            Auth::Direct(crab) => {
+                let t = crab
+                    .installation_token()
+                    .await
+                    .map_err(|e| GhError::Auth(e.to_string()))?;
+                Ok(t.expose_secret().to_string())
+            }
+        }
     }
 
     async fn send(
@@ -177,12 +235,13 @@ impl GitHub {
             message,
         };
         // Relative paths: octocrab's base-URI layer puts the configured host in front.
+        let crab = self.crab().await?;
         let resp = match method {
-            "GET" => self.crab._get(path).await,
-            "POST" => self.crab._post(path, body).await,
-            "PATCH" => self.crab._patch(path, body).await,
-            "PUT" => self.crab._put(path, body).await,
-            _ => self.crab._delete(path, body).await,
+            "GET" => crab._get(path).await,
+            "POST" => crab._post(path, body).await,
+            "PATCH" => crab._patch(path, body).await,
+            "PUT" => crab._put(path, body).await,
+            _ => crab._delete(path, body).await,
         }
         .map_err(|e| err(e.to_string()))?;
         let status = resp.status().as_u16();

@@ -14,6 +14,8 @@ pub struct Pr {
     pub state: String,
     pub merged: bool,
     pub merged_by: Option<String>,
+    /// When it was merged.
+    pub merged_at: Option<chrono::DateTime<chrono::Utc>>,
     pub merge_commit_sha: Option<String>,
     pub head_ref: String,
     pub head_sha: String,
@@ -49,6 +51,10 @@ impl Pr {
             body: s("/body"),
             state: s("/state"),
             merged: v["merged"].as_bool().unwrap_or(false) || v["merged_at"].is_string(),
+            merged_at: v["merged_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
             merged_by: v
                 .pointer("/merged_by/login")
                 .and_then(Value::as_str)
@@ -71,6 +77,7 @@ pub struct Review {
     pub state: String,
     pub commit_id: String,
     pub submitted_at: Option<String>,
+    pub body: String,
 }
 
 impl GitHub {
@@ -184,6 +191,7 @@ impl GitHub {
                 state: r["state"].as_str().unwrap_or_default().to_uppercase(),
                 commit_id: r["commit_id"].as_str().unwrap_or_default().to_string(),
                 submitted_at: r["submitted_at"].as_str().map(String::from),
+                body: r["body"].as_str().unwrap_or_default().to_string(),
             })
             .collect())
     }

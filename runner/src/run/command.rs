@@ -10,6 +10,65 @@ use crate::apply::{Execution, Runner};
 use crate::credentials::{self, Granted};
 use crate::verify::PolicyCheck;
 
+type Place<'a> = (
+    Option<String>,
+    Option<(String, &'a crate::config::ClusterConfig)>,
+);
+
+/// The role and the cluster a change runs with: the signed execution target, mapped to
+/// credentials by the runner's own configuration. Nothing in the merged commit can move it.
+fn where_to_run<'a>(
+    ctx: &'a Ctx,
+    cr: &ChangeRequest,
+    check: &PolicyCheck,
+) -> Result<Place<'a>, String> {
+    let exec = cr.execution.as_ref().ok_or(
+        "the change request signs no execution target (it was made by an older bridge); request it again",
+    )?;
+    let cluster = |alias: &str| {
+        ctx.cfg
+            .clusters
+            .get(alias)
+            .map(|c| (c.role_arn.clone(), Some((alias.to_string(), c))))
+            .ok_or_else(|| {
+                format!(
+                    "cluster `{alias}` has no credentials in the runner config (clusters.{alias})"
+                )
+            })
+    };
+    match (&cr.command.family, &check.target) {
+        (Family::Tf, Target::Stack { stack }) if exec.stack.as_deref() == Some(stack.as_str()) => {
+            Ok((
+                ctx.cfg.stacks.get(stack).and_then(|s| s.role_arn.clone()),
+                None,
+            ))
+        }
+        (
+            Family::Kubectl,
+            Target::Cluster {
+                cluster: Some(alias),
+                ..
+            },
+        ) if exec.cluster.as_deref() == Some(alias.as_str()) => cluster(alias),
+        (Family::Deploy, Target::Service { .. }) => {
+            let alias = exec
+                .cluster
+                .as_deref()
+                .ok_or("the change request signs no cluster for this deploy")?;
+            cluster(alias)
+        }
+        (Family::Tf | Family::Kubectl, target) => Err(format!(
+            "the signed execution target ({exec:?}) is not {}",
+            target.describe()
+        )),
+        (family, target) => Err(format!(
+            "a {} change on {} can't be executed by this runner",
+            family.as_str(),
+            target.describe()
+        )),
+    }
+}
+
 /// Credentials, then the command. `Err` is a failure before anything ran.
 pub(super) async fn run_change(
     ctx: &Ctx,
@@ -24,65 +83,9 @@ pub(super) async fn run_change(
         );
     }
     let session = format!("slipway-{}", cr.id);
-    let (role, cluster) = match (&cr.command.family, &check.target) {
-        (Family::Tf, Target::Stack { stack }) => (
-            ctx.cfg.stacks.get(stack).and_then(|s| s.role_arn.clone()),
-            None,
-        ),
-        (
-            Family::Kubectl,
-            Target::Cluster {
-                cluster: Some(alias),
-                ..
-            },
-        ) => match ctx.cfg.clusters.get(alias) {
-            Some(c) => (c.role_arn.clone(), Some((alias.clone(), c))),
-            None => {
-                return (
-                    Granted::default(),
-                    Err(format!(
-                        "cluster `{alias}` has no credentials in the runner config (clusters.{alias}.kubeconfig); nothing was changed"
-                    )),
-                );
-            }
-        },
-        (Family::Deploy, Target::Service { env, .. }) => {
-            let Some(alias) = ctx
-                .policy
-                .as_ref()
-                .ok()
-                .and_then(|p| p.env_cluster(env))
-                .map(String::from)
-            else {
-                return (
-                    Granted::default(),
-                    Err(format!(
-                        "the policy maps environment `{env}` to no cluster; nothing was changed"
-                    )),
-                );
-            };
-            match ctx.cfg.clusters.get(&alias) {
-                Some(c) => (c.role_arn.clone(), Some((alias, c))),
-                None => {
-                    return (
-                        Granted::default(),
-                        Err(format!(
-                            "cluster `{alias}` (environment {env}) has no credentials in the runner config (clusters.{alias}.kubeconfig); nothing was changed"
-                        )),
-                    );
-                }
-            }
-        }
-        (family, target) => {
-            return (
-                Granted::default(),
-                Err(format!(
-                    "a {} change on {} can't be executed by this runner; nothing was changed",
-                    family.as_str(),
-                    target.describe()
-                )),
-            );
-        }
+    let (role, cluster) = match where_to_run(ctx, cr, check) {
+        Ok(w) => w,
+        Err(e) => return (Granted::default(), Err(format!("{e}; nothing was changed"))),
     };
     let granted = match credentials::for_role(
         &ctx.aws,
@@ -144,21 +147,28 @@ pub(super) async fn run_change(
             }
             Ok(runner.terraform(cr, &export, &stack_dir).await)
         }
-        (Family::Kubectl, Some((alias, c))) => {
-            Ok(runner.kubectl(cr, &alias, c, &ctx.env.workspace).await)
-        }
-        (Family::Deploy, Some((alias, c))) => {
-            let dir = cr.command.argv.last().cloned().unwrap_or_default();
-            Ok(runner
-                .deploy(
-                    cr,
-                    ctx.cfg.deploy.command.as_deref(),
-                    &alias,
-                    c,
-                    &dir,
-                    &ctx.env.workspace,
-                )
-                .await)
+        (Family::Kubectl | Family::Deploy, Some((alias, c))) => {
+            let built = crate::kubeconfig::build(&alias, c, &ctx.env.workspace, &scratch, &|k| {
+                std::env::var(k).ok()
+            });
+            match built {
+                Err(e) => Err(format!("{e}; nothing was changed")),
+                Ok(kube) if cr.command.family == Family::Kubectl => {
+                    Ok(runner.kubectl(cr, &kube, &ctx.env.workspace).await)
+                }
+                Ok(kube) => {
+                    let dir = cr.command.argv.last().cloned().unwrap_or_default();
+                    Ok(runner
+                        .deploy(
+                            cr,
+                            ctx.cfg.deploy.command.as_deref(),
+                            &kube,
+                            &dir,
+                            &ctx.env.workspace,
+                        )
+                        .await)
+                }
+            }
         }
         _ => Err("nothing to run".to_string()),
     };

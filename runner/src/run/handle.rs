@@ -187,8 +187,12 @@ async fn verify_change(
             pr.number
         ));
     }
-    slipway_core::change::verify(&cr, &ctx.keys, Utc::now()).map_err(|e| e.to_string())?;
+    // Expiry is judged as of the merge (one deadline rule): a job that runs late doesn't
+    // expire a request that was approved and merged in time.
+    let judged = pr.merged_at.unwrap_or_else(Utc::now);
+    slipway_core::change::verify(&cr, &ctx.keys, judged).map_err(|e| e.to_string())?;
     verify::check_protected_paths(&ctx.changed)?;
+    verify::check_merge_scope(&ctx.changed, &ctx.declared)?;
     if let Some(cfg) = &ctx.config_in_repo
         && ctx.changed.iter().any(|c| c == cfg)
     {
@@ -208,7 +212,13 @@ async fn verify_change(
         policy,
         &cr,
         &pr,
-        &verify::review_inputs(&reviews),
+        &verify::review_inputs(
+            &reviews,
+            &ctx.keys,
+            &ctx.repo().to_string(),
+            pr.number,
+            cr.expires_at,
+        ),
         check.requirement.as_ref(),
         Utc::now(),
     )?;

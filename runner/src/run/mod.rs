@@ -60,6 +60,8 @@ struct Ctx {
     region: String,
     audit: AuditWriter,
     changed: Vec<String>,
+    /// What the merge may change: every change file it adds and the files they render.
+    declared: std::collections::BTreeSet<String>,
     scratch: tempfile::TempDir,
 }
 
@@ -171,12 +173,25 @@ pub async fn execute(opts: Options) -> u8 {
 
     // Read every change file; keep those of the requested target.
     let mut changes: Vec<Change> = Vec::new();
+    let mut all: Vec<ChangeRequest> = Vec::new();
     for path in files {
         let text = mirror
             .read_file(merge, &path)
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
+        // Only a signed request may declare what the merge changes (an unsigned one could
+        // claim any file); expiry doesn't matter for that.
+        if let Some(cr) = text
+            .as_deref()
+            .and_then(|t| ChangeRequest::from_yaml(t).ok())
+            .filter(|cr| {
+                slipway_core::change::verify(cr, &keys, chrono::DateTime::<chrono::Utc>::MIN_UTC)
+                    .is_ok()
+            })
+        {
+            all.push(cr);
+        }
         if let Some(t) = &opts.target
             && &target_of(text.as_deref()) != t
         {
@@ -226,17 +241,7 @@ pub async fn execute(opts: Options) -> u8 {
             ));
         }
     };
-    let policy_path = cfg.policy.clone();
-    let policy = match mirror.read_file(merge, &policy_path) {
-        Ok(Some(bytes)) => Policy::from_yaml(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-            format!(
-                "the policy {policy_path} of the merged commit is invalid: {}",
-                e.display_with_path(&policy_path)
-            )
-        }),
-        Ok(None) => Err(format!("the merged commit has no policy at {policy_path}")),
-        Err(e) => Err(format!("reading {policy_path} from the merged commit: {e}")),
-    };
+    let policy = policy_before(&mirror, merge, &cfg.policy);
     let scratch_parent = env.runner_temp.clone().unwrap_or_else(std::env::temp_dir);
     let scratch = match tempfile::Builder::new()
         .prefix("slipway-runner-")
@@ -266,6 +271,7 @@ pub async fn execute(opts: Options) -> u8 {
         region,
         audit: audit_writer,
         changed: touched,
+        declared: verify::declared_paths(&all),
         scratch,
     };
 
@@ -350,6 +356,27 @@ pub async fn execute(opts: Options) -> u8 {
         );
     }
     code
+}
+
+/// The policy of the default branch as it was before the merge (the merge's first parent):
+/// what the merge itself changed never judges it, so a PR can't make its own reviewers count or
+/// move its own target.
+fn policy_before(mirror: &Mirror, merge: Oid, path: &str) -> Result<Policy, String> {
+    let parent = mirror.first_parent(merge).map_err(|e| {
+        format!("reading the merge's first parent: {e} (check out with `fetch-depth: 2`)")
+    })?;
+    match mirror.read_file(parent, path) {
+        Ok(Some(bytes)) => Policy::from_yaml(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+            format!(
+                "the policy {path} of the default branch before the merge is invalid: {}",
+                e.display_with_path(path)
+            )
+        }),
+        Ok(None) => Err(format!(
+            "the default branch had no policy at {path} before the merge"
+        )),
+        Err(e) => Err(format!("reading {path} before the merge: {e}")),
+    }
 }
 
 fn sdk_credentials(g: &Granted) -> Option<aws_sdk_s3::config::Credentials> {

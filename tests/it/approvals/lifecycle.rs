@@ -125,7 +125,11 @@ async fn a_request_past_expiry_is_commented_closed_unlocked_and_shown_expired() 
     })
     .await;
     let ts = change_message(&app).ts;
-    let lock_ref = "refs/slipway/locks/service-api-staging";
+    let lock_ref = format!(
+        "refs/slipway/locks/{}",
+        slipway_core::change::lock_slug("service:api/staging")
+    );
+    let lock_ref = lock_ref.as_str();
     assert!(
         fx.github.ref_sha(OWNER, REPO, lock_ref).is_some(),
         "the change holds its lock"
@@ -243,7 +247,14 @@ async fn auto_merge_merges_with_the_expected_head_once_the_quorum_holds() {
     assert!(
         fx.github_wait(|| fx
             .github
-            .ref_sha(OWNER, REPO, "refs/slipway/locks/service-api-staging")
+            .ref_sha(
+                OWNER,
+                REPO,
+                &format!(
+                    "refs/slipway/locks/{}",
+                    slipway_core::change::lock_slug("service:api/staging")
+                )
+            )
             .is_none())
             .await,
         "lock released on merge"

@@ -48,6 +48,21 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
         "the dialog's comment is the review's text: {}",
         reviews[1]
     );
+    let key = slipway_core::change::parse_signing_key(slipway_tests::gitops::SIGNING_KEY_HEX)
+        .unwrap()
+        .verifying_key();
+    assert!(
+        slipway_core::change::is_slack_review(
+            reviews[1]["body"].as_str().unwrap(),
+            &[("test".into(), key)],
+            &format!("{OWNER}/{REPO}"),
+            number,
+            &head,
+            "bo-approver"
+        ),
+        "the review carries the bridge's signed Slack marker: {}",
+        reviews[1]
+    );
     assert!(
         fx.github_wait(|| approval_status(&fx, number).is_some_and(|s| s["state"] == "success"))
             .await,

@@ -58,7 +58,10 @@ async fn kubectl_runs_the_signed_argv_against_the_cluster_and_a_second_run_is_a_
         .unwrap();
     assert_eq!(
         crate::stdout(&targets).trim(),
-        r#"["kube-staging-web"]"#,
+        format!(
+            r#"["{}"]"#,
+            slipway_core::change::lock_slug("kube:staging/web")
+        ),
         "{}",
         crate::stderr(&targets)
     );
@@ -194,4 +197,124 @@ async fn approvals_on_the_second_page_of_reviews_count() {
     );
     let body = result_comment(&fx, number, &cr.id);
     assert!(body.contains("Executed"), "{body}");
+}
+
+/// The environment's cluster moved (a policy change merged after the request was made): the
+/// deploy still runs on the cluster the request signed, the one its approvers approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_runs_on_the_signed_cluster_even_after_the_policy_moves_its_environment() {
+    let base = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.4.2\n";
+    let kustomization = |tag: &str| {
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/web\n    newTag: \"{tag}\"\n"
+        )
+    };
+    let fx = fixture(
+        &[],
+        &[
+            ("apps/web/base/deployment.yaml", base.to_string()),
+            (
+                "apps/web/base/kustomization.yaml",
+                "resources:\n  - deployment.yaml\n".to_string(),
+            ),
+            (
+                "apps/web/staging/kustomization.yaml",
+                kustomization("1.4.2"),
+            ),
+        ],
+    )
+    .await;
+    let (kube, clusters) = cluster(&fx).await;
+    let new = kustomization("1.6.0");
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(new.as_bytes()))
+    };
+    let rendered = Rendered {
+        files: vec![RenderedFile {
+            path: "apps/web/staging/kustomization.yaml".into(),
+            sha256: digest,
+        }],
+        ..Rendered::default()
+    };
+    let cr = change(&fx, "mv1", "/deploy web staging 1.6.0", rendered);
+    assert_eq!(
+        cr.execution.as_ref().and_then(|e| e.cluster.as_deref()),
+        Some("staging")
+    );
+    let (number, _) = open_change(
+        &fx,
+        &cr,
+        &cr.to_yaml(),
+        &[("apps/web/staging/kustomization.yaml", new)],
+    )
+    .await;
+    approve(&fx, number);
+    // Meanwhile the default branch maps `staging` to the production cluster.
+    let moved = example_policy(&[(
+        "staging: { cluster: staging }",
+        "staging: { cluster: production }",
+    )]);
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        "main",
+        &[("policy/slipway.yaml", moved.as_str())],
+        "move staging",
+        "olga-owner",
+    );
+    let sha = merge(&fx, number);
+    let ws = checkout(&fx, &sha);
+    let production = format!(
+        "  production: {{ kubeconfig: {}, context: production }}\n",
+        fx.dir.path().join("kubeconfig").display()
+    );
+    let deploy = "deploy:\n  command: [kubectl, \"--kubeconfig={kubeconfig}\", \"--context={context}\", apply, --server-side, --validate=false, -k, \"{dir}\"]\n";
+    let out = run(
+        &fx,
+        &ws,
+        &sha,
+        &config(&fx, &format!("{clusters}{production}{deploy}")),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
+    let contexts: Vec<Option<String>> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.context)
+        .collect();
+    assert!(!contexts.is_empty());
+    assert!(
+        contexts.iter().all(|c| c.as_deref() == Some("staging")),
+        "applied on the signed cluster only: {contexts:?}"
+    );
+}
+
+/// One deadline rule: approved and merged before the request expired, the change runs even if
+/// the job starts after the deadline (the quorum and the expiry are judged as of the merge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_merged_in_time_runs_even_when_its_job_starts_after_the_deadline() {
+    let fx = fixture(&[], &[]).await;
+    let (kube, clusters) = cluster(&fx).await;
+    let mut cr = change(
+        &fx,
+        "dl1",
+        "/kubectl scale deployment/web --replicas=6 -n web",
+        Rendered::default(),
+    );
+    cr.expires_at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
+    let cr = slipway_core::change::sign(cr, &key, "test");
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    // The job is queued behind others: it starts after the deadline.
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let ws = checkout(&fx, &sha);
+    let out = run(&fx, &ws, &sha, &config(&fx, &clusters), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
+    assert_eq!(
+        kube.deployment("web", "web").unwrap()["spec"]["replicas"],
+        6
+    );
 }

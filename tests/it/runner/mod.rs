@@ -8,7 +8,8 @@ use std::process::Output;
 
 use serde_json::Value;
 use slipway_core::change::{
-    ChangeCommand, ChangeRequest, PolicyBinding, Rendered, RenderedFile, Requester, SCHEMA_VERSION,
+    ChangeCommand, ChangeRequest, Execution, PolicyBinding, Rendered, RenderedFile, Requester,
+    SCHEMA_VERSION,
 };
 use slipway_core::command::parse_line;
 use slipway_core::policy::{Policy, SlackUser, decide};
@@ -116,6 +117,9 @@ fn change(fx: &Fx, suffix: &str, text: &str, rendered: Rendered) -> ChangeReques
         rendered,
         reason: None,
         supersedes: None,
+        execution: Some(Execution::of(&d.target, |env| {
+            fx.policy.env_cluster(env).map(String::from)
+        })),
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
         signature: None,

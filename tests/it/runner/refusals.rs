@@ -58,12 +58,14 @@ async fn approvals_on_an_older_head_sha_are_refused() {
     );
     let (number, _) = open_change(&fx, &cr, &cr.to_yaml(), &[]).await;
     approve(&fx, number);
-    // A commit lands on the PR after the approvals; nobody approves the new head.
+    // A commit lands on the PR after the approvals (it rewrites the change file as it is);
+    // nobody approves the new head.
+    let path = cr.file_path();
     fx.github.push_direct(
         OWNER,
         REPO,
         &cr.branch(),
-        &[("README.md", "# GitOps, edited\n")],
+        &[(path.as_str(), cr.to_yaml().as_str())],
         "late edit",
         "omar-operator",
     );
@@ -220,4 +222,106 @@ async fn a_merge_that_also_changes_github_or_slipway_is_refused() {
         );
         assert!(fx.oidc.issued().is_empty(), "no credentials were requested");
     }
+}
+
+/// The attack that retargeted the runner: the change PR gains a commit mapping `staging` to the
+/// production cluster. The runner executes the signed target, on the signed cluster, judged by
+/// the policy before the merge: the extra commit is outside the request, so nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_pr_that_retargets_its_environment_is_refused_and_nothing_runs() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "rt1",
+        "/kubectl scale deployment/web --replicas=5 -n web",
+        Rendered::default(),
+    );
+    assert_eq!(
+        cr.execution.as_ref().and_then(|e| e.cluster.as_deref()),
+        Some("staging"),
+        "the bridge signs where it runs"
+    );
+    let retarget = example_policy(&[(
+        "staging: { cluster: staging }",
+        "staging: { cluster: production }",
+    )]);
+    let (number, sha) = approved_and_merged(
+        &fx,
+        &cr,
+        &cr.to_yaml(),
+        &[("policy/slipway.yaml", retarget)],
+    )
+    .await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(body.contains("`policy/slipway.yaml`"), "{body}");
+    assert!(fx.oidc.issued().is_empty(), "no credentials were requested");
+}
+
+/// A change PR that edits the kubeconfig its cluster config points at (adding an `exec` plugin)
+/// runs nothing: the kubeconfig is in the checkout, and the merge changed a file outside the
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_in_the_checkout_or_with_an_exec_plugin_is_never_used() {
+    let plugin = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: { server: 'https://127.0.0.1:1' }\nusers:\n- name: u\n  user: { exec: { apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: [-c, 'touch /tmp/slipway-pwned'] } }\ncontexts:\n- name: staging\n  context: { cluster: c, user: u }\n";
+    let fx = fixture(&[], &[(".slipway/kube/staging.yaml", plugin.to_string())]).await;
+    let cr = change(
+        &fx,
+        "kc1",
+        "/kubectl scale deployment/web --replicas=5 -n web",
+        Rendered::default(),
+    );
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let ws = checkout(&fx, &sha);
+    let cfg = config(
+        &fx,
+        &format!(
+            "clusters:\n  staging: {{ kubeconfig: {}, context: staging }}\n",
+            ws.join(".slipway/kube/staging.yaml").display()
+        ),
+    );
+    let out = run(&fx, &ws, &sha, &cfg, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    let body = result_comment(&fx, number, &cr.id);
+    assert!(body.contains("inside the checkout"), "{body}");
+    assert!(!std::path::Path::new("/tmp/slipway-pwned").exists());
+}
+
+/// Reviews the bridge made from Slack carry its signed marker: under a rule that needs the
+/// approval in GitHub (`approve_in: github`, the IdP's MFA), the runner doesn't count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_made_approvals_do_not_count_where_the_rule_needs_github() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "gh1",
+        "/kubectl scale deployment/web --replicas=5 -n prod",
+        Rendered::default(),
+    );
+    assert_eq!(cr.policy.approval.rule, "production");
+    let (number, head) = open_change(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
+    for who in ["ada-approver", "bo-approver"] {
+        let marker = slipway_core::change::slack_review_marker(
+            &key,
+            "test",
+            &format!("{OWNER}/{REPO}"),
+            number,
+            &head,
+            who,
+        );
+        fx.github.review(
+            OWNER,
+            REPO,
+            number,
+            who,
+            "APPROVE",
+            &format!("Approved in Slack.\n\n{marker}"),
+        );
+    }
+    let sha = merge(&fx, number);
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains("approved in Slack, but this rule needs the approval in GitHub"),
+        "{body}"
+    );
 }

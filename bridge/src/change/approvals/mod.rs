@@ -15,9 +15,10 @@ mod view;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
-use slipway_core::approval::{Quorum, QuorumInput, ReviewInput, ReviewState, Source, quorum};
+use slipway_core::approval::{
+    ListedReview, Quorum, QuorumInput, Source, inputs_by_deadline, judged_at, quorum,
+};
 use slipway_core::audit::{Actor, Approval, ApprovalSource, AuditRecord, EventKind, PullRequest};
 use slipway_core::change::ChangeRequest;
 use slipway_core::policy::IdentityProvider;
@@ -33,11 +34,6 @@ pub use view::{
     ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
     approve_value, parse_review_value, reject_modal,
 };
-
-fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
-    s.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
 
 impl ChangeService {
     /// The quorum of a PR now. Past the deadline it is the quorum as of the deadline (reviews
@@ -60,27 +56,22 @@ impl ChangeService {
         });
         let now = state.clock.now();
         let past = now > cr.expires_at;
-        let inputs: Vec<ReviewInput> = reviews
+        let listed: Vec<ListedReview<'_>> = reviews
             .iter()
-            .filter_map(|r| {
-                let submitted_at = parse_time(r.submitted_at.as_deref());
-                if past && submitted_at.is_some_and(|t| t > cr.expires_at) {
-                    return None;
-                }
-                Some(ReviewInput {
-                    id: r.id,
-                    login: r.user.clone(),
-                    state: ReviewState::parse(&r.state)?,
-                    commit_id: r.commit_id.clone(),
-                    submitted_at,
-                    source: if from_slack.contains(&r.id) {
-                        Source::Slack
-                    } else {
-                        Source::Github
-                    },
-                })
+            .map(|r| ListedReview {
+                id: r.id,
+                login: &r.user,
+                state: &r.state,
+                commit_id: &r.commit_id,
+                submitted_at: r.submitted_at.as_deref(),
+                source: if from_slack.contains(&r.id) {
+                    Source::Slack
+                } else {
+                    Source::Github
+                },
             })
             .collect();
+        let inputs = inputs_by_deadline(&listed, cr.expires_at);
         let input = QuorumInput {
             requirement: &cr.policy.approval,
             requester_subject: &cr.requester.subject,
@@ -89,7 +80,7 @@ impl ChangeService {
             excluded: &v.excluded.iter().cloned().collect::<Vec<_>>(),
             head_sha: &pr.head_sha,
             reviews: &inputs,
-            now: now.min(cr.expires_at),
+            now: judged_at(pr.merged_at, now, cr.expires_at),
             expires_at: cr.expires_at,
         };
         let ids = state.policy.identities();
@@ -284,11 +275,12 @@ impl ChangeService {
             format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}")
         })?;
         let cr = &verified.cr;
-        let identity = state
-            .policy
-            .identities()
-            .resolve(user)
-            .ok_or("Slipway doesn't know you; ask #platform to add you to the policy.")?;
+        let identity = state.policy.identities().resolve(user).ok_or_else(|| {
+            format!(
+                "Slipway doesn't know you; ask {} to add you to the policy.",
+                state.policy.support()
+            )
+        })?;
         if approve
             && identity
                 .github
@@ -390,11 +382,21 @@ impl ChangeService {
         } else {
             ("REQUEST_CHANGES", "Rejected", "Reason")
         };
-        let body = if reason.is_empty() {
+        let text = if reason.is_empty() {
             format!("{verb} in Slack by {}.", identity.subject)
         } else {
             format!("{verb} in Slack by {}. {label}: {reason}", identity.subject)
         };
+        // Signed, so the runner can tell this review was made in Slack (`approve_in: github`).
+        let marker = slipway_core::change::slack_review_marker(
+            &self.signing,
+            &self.cfg.signing_key_id,
+            &repo.to_string(),
+            number,
+            &pr.head_sha,
+            &account.login,
+        );
+        let body = format!("{text}\n\n{marker}");
         let id = match as_user
             .review(repo, number, event, &body, Some(&pr.head_sha))
             .await
@@ -453,7 +455,10 @@ impl ChangeService {
     ) -> Result<(), String> {
         let user = &click.user;
         if state.policy.identities().resolve(user).is_none() {
-            return Err("Slipway doesn't know you; ask #platform to add you to the policy.".into());
+            return Err(format!(
+                "Slipway doesn't know you; ask {} to add you to the policy.",
+                state.policy.support()
+            ));
         }
         let account = self.linked(state, user)?;
         let mut ctx = ReviewContext {

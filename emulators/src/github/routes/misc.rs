@@ -19,11 +19,49 @@ pub(super) fn access_token(st: &mut State, cx: &Ctx<'_>, id: &str) -> Outcome {
     if inst.app_id != app_id {
         return Err(ApiError::not_found());
     }
-    let permissions = json!({
+    let granted = json!({
         "contents": "write", "pull_requests": "write", "issues": "write",
         "statuses": "write", "actions": "read", "metadata": "read", "checks": "write",
     });
-    let (token, expires_at) = auth::issue_installation_token(st, app_id, installation_id);
+    // A token may be limited to some of the installation's repositories (by name, in the
+    // installation's account) and to some of its permissions, never widened.
+    let only = match cx.body.get("repositories").and_then(Value::as_array) {
+        None => None,
+        Some(names) => {
+            let mut keys = Vec::new();
+            for n in names {
+                let name = n.as_str().unwrap_or_default();
+                let Some((o, r)) = inst
+                    .repos
+                    .iter()
+                    .find(|(_, r)| r.eq_ignore_ascii_case(name))
+                else {
+                    return Err(ApiError::new(
+                        422,
+                        "There is at least one repository that does not exist or is not accessible to the parent installation.",
+                    ));
+                };
+                keys.push(crate::github::state::repo_key(o, r));
+            }
+            Some(keys)
+        }
+    };
+    let permissions = match cx.body.get("permissions").and_then(Value::as_object) {
+        None => granted,
+        Some(asked) => {
+            for (k, v) in asked {
+                let has = granted[k].as_str().unwrap_or("none");
+                if !(has == "write" || (has == "read" && v == "read")) {
+                    return Err(ApiError::new(
+                        422,
+                        "The permissions requested are not granted to this installation.",
+                    ));
+                }
+            }
+            Value::Object(asked.clone())
+        }
+    };
+    let (token, expires_at) = auth::issue_installation_token(st, app_id, installation_id, only);
     Ok(Reply::created(json!({
         "token": token,
         "expires_at": iso(expires_at),

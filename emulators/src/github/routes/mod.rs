@@ -205,6 +205,7 @@ fn authenticated_as(identity: Option<&Identity>) -> AuthenticatedAs {
         Some(Identity::Installation {
             app_id,
             installation_id,
+            ..
         }) => AuthenticatedAs::Installation {
             app_id: *app_id,
             installation_id: *installation_id,
