@@ -44,9 +44,7 @@ impl FromRequest<AppState> for Signed {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let ep = endpoint(req.uri().path());
-        // Keep the two headers, not a clone of the whole map (measured on the ack path).
-        let header = |name: &str| req.headers().get(name).cloned();
-        let (ts, sig) = (header("x-slack-request-timestamp"), header("x-slack-signature"));
+        let headers = req.headers().clone();
         let body = match Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(rejection) => {
@@ -54,8 +52,12 @@ impl FromRequest<AppState> for Signed {
                 return Err(rejection.into_response());
             }
         };
-        let ts = ts.as_ref().and_then(|v| v.to_str().ok());
-        let sig = sig.as_ref().and_then(|v| v.to_str().ok());
+        let ts = headers
+            .get("x-slack-request-timestamp")
+            .and_then(|v| v.to_str().ok());
+        let sig = headers
+            .get("x-slack-signature")
+            .and_then(|v| v.to_str().ok());
         if ep == "commands" && sig.is_none() && is_ssl_check(&body) {
             return Ok(Signed {
                 body,
