@@ -628,8 +628,11 @@ pub const KINDS: &[(&str, &str, Gen)] = &[
     }),
 ];
 
+/// Makes one benign text.
+type BenignGen = fn(&mut Rng) -> String;
+
 /// `(kind, generator)` for benign text that must stay byte-identical.
-pub const BENIGN: &[(&str, fn(&mut Rng) -> String)] = &[
+pub const BENIGN: &[(&str, BenignGen)] = &[
     ("kubectl-table", |r| {
         format!(
             "NAME                     READY   STATUS    RESTARTS   AGE   IP            NODE\napi-{}-{}   1/1     Running   0          {}h   10.0.{}.{}   ip-10-0-3-4.ec2.internal\nNAME       TYPE     DATA   AGE\ndb-creds   Opaque   2      {}d\n",
