@@ -24,6 +24,54 @@ pub const BOT_TOKEN: &str = "xoxb-test-bot-token";
 pub const KUBE_TOKEN: &str = "kube-test-token";
 pub const CHANNEL: &str = "C0OPS";
 
+/// The audit signing key every test writer uses (its seed: 32 bytes of 0x22).
+pub const AUDIT_SEED: [u8; 32] = [0x22; 32];
+
+/// The public key of [`AUDIT_SEED`], as `audit.writers` and `--writer` take it.
+pub fn audit_public_hex() -> String {
+    let key = ed25519_dalek::SigningKey::from_bytes(&AUDIT_SEED);
+    hex::encode(key.verifying_key().as_bytes())
+}
+
+/// `--writer` arguments that allow the test writers (`bridge:*`, `runner:*`).
+pub fn audit_writer_args() -> Vec<String> {
+    let key = audit_public_hex();
+    vec![
+        "--writer".into(),
+        format!("bridge:*={key}"),
+        "--writer".into(),
+        format!("runner:*={key}"),
+    ]
+}
+
+/// Writes [`AUDIT_SEED`] to `dir/audit.key` (mode 600), outside any state directory in `dir`.
+pub fn write_audit_key(dir: &Path) -> PathBuf {
+    let path = dir.join("audit.key");
+    std::fs::write(&path, hex::encode(AUDIT_SEED)).expect("write the audit key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod the audit key");
+    }
+    path
+}
+
+/// In-process signing with [`AUDIT_SEED`], for `writer` (and every other `bridge:*` or
+/// `runner:*` writer).
+pub fn audit_signing(writer: &str) -> slipway_infra::audit_signer::AuditSigning {
+    let key = ed25519_dalek::SigningKey::from_bytes(&AUDIT_SEED);
+    let signer = std::sync::Arc::new(slipway_infra::audit_signer::KeyFileSigner::from_key(key));
+    let mut writers = slipway_core::audit::WriterAllowlist::new();
+    for pattern in ["bridge:*", "runner:*"] {
+        writers
+            .allow_text(pattern, &audit_public_hex())
+            .expect("test allowlist");
+    }
+    slipway_infra::audit_signer::AuditSigning::new(signer, Some(writers), writer)
+        .expect("test signing")
+}
+
 /// Knobs a test may turn before start.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -275,6 +323,10 @@ impl TestApp {
             ("SLIPWAY_WORKERS", opts.workers.to_string()),
             ("SLIPWAY_QUEUE", opts.queue.to_string()),
             ("SLIPWAY_PER_USER", opts.per_user.to_string()),
+            (
+                "SLIPWAY_AUDIT_SIGNING_KEY_FILE",
+                write_audit_key(dir.path()).display().to_string(),
+            ),
         ];
         vars.extend(opts.env.iter().cloned());
         let config_file = opts.config_yaml.as_ref().map(|yaml| {

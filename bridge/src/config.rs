@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 mod audit;
 mod github;
-mod keys;
+pub mod gitops;
+pub mod keys;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -115,7 +116,7 @@ struct FileGitops {
     /// Git URL to fetch and push (defaults to `https://github.com/<repo>.git`).
     git_url: Option<String>,
     #[serde(default)]
-    services: BTreeMap<String, crate::change::ServiceConfig>,
+    services: BTreeMap<String, gitops::ServiceConfig>,
     /// How often open change requests are checked for expiry (default 60s).
     expiry_interval: Option<String>,
 }
@@ -237,7 +238,7 @@ pub struct Config {
     pub aws: AwsConfig,
     pub gitops: GitopsConfig,
     /// The GitOps repository on GitHub, for change requests; `None` when not configured.
-    pub gitops_repo: Option<crate::change::GitOpsConfig>,
+    pub gitops_repo: Option<gitops::GitOpsConfig>,
     /// GitHub webhook secret (`SLIPWAY_GITHUB_WEBHOOK_SECRET`).
     pub github_webhook_secret: Secret,
     pub terraform: TerraformConfig,
@@ -273,23 +274,9 @@ impl Config {
 
     /// Load with an explicit environment. Every problem is reported with what to change.
     pub fn load_with(path: Option<&Path>, env: Env<'_>) -> Result<Config, String> {
-        let file: FileConfig = match path {
+        let file = match path {
             None => FileConfig::default(),
-            Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                serde_saphyr::from_str(&text).map_err(|e| {
-                    let loc = e
-                        .location()
-                        .map(|l| format!("{}:{}:", l.line(), l.column()))
-                        .unwrap_or_default();
-                    format!(
-                        "{}:{loc} {}",
-                        p.display(),
-                        e.without_snippet().to_string().lines().next().unwrap_or("")
-                    )
-                })?
-            }
+            Some(p) => read_file(p)?,
         };
         let listen_s = env("SLIPWAY_LISTEN")
             .or(file.listen)
@@ -305,83 +292,8 @@ impl Config {
             .map(PathBuf::from)
             .or(file.state_dir)
             .unwrap_or_else(|| PathBuf::from(".slipway"));
-
-        let secret =
-            |var: &str, src: &Option<SecretSource>, what: &str| -> Result<Secret, String> {
-                match (env(var), src) {
-                    (Some(v), _) => Ok(Secret::new(v)),
-                    (None, Some(s)) => s.load(what, env),
-                    (None, None) => Ok(Secret::default()),
-                }
-            };
-        let signing_secret = secret(
-            "SLIPWAY_SLACK_SIGNING_SECRET",
-            &file.slack.signing_secret,
-            "slack.signing_secret",
-        )?;
-        let bot_token = secret(
-            "SLIPWAY_SLACK_BOT_TOKEN",
-            &file.slack.bot_token,
-            "slack.bot_token",
-        )?;
-        let app_token = secret(
-            "SLIPWAY_SLACK_APP_TOKEN",
-            &file.slack.app_token,
-            "slack.app_token",
-        )?;
-        let mut api_url = env("SLIPWAY_SLACK_API_URL")
-            .or(file.slack.api_url)
-            .unwrap_or_else(|| DEFAULT_SLACK_API.into());
-        // slack-morphism joins `{base}/{method}`, so the base carries no trailing slash.
-        while api_url.ends_with('/') {
-            api_url.pop();
-        }
-        check_url(&api_url, "Slack API URL (SLIPWAY_SLACK_API_URL)")?;
-        let socket_mode = match env("SLIPWAY_SOCKET_MODE") {
-            Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
-            None => file.slack.socket_mode.unwrap_or(false),
-        };
-        // In Socket Mode the HTTP endpoints exist only when a signing secret is set.
-        if signing_secret.is_empty() && !socket_mode {
-            return Err("the Slack signing secret is missing: set SLIPWAY_SLACK_SIGNING_SECRET or `slack.signing_secret`".into());
-        }
-        keys::check(&signing_secret, &keys::SLACK_SIGNING_SECRET)?;
-        if socket_mode && app_token.is_empty() {
-            return Err("Socket Mode needs an app-level token (xapp-…): set SLIPWAY_SLACK_APP_TOKEN or `slack.app_token`".into());
-        }
-
-        let e = file.execution;
-        let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
-            match env(var) {
-                Some(s) => s
-                    .parse()
-                    .map_err(|_| format!("{var}=`{s}` is not a number")),
-                None => Ok(v.unwrap_or(d)),
-            }
-        };
-        let execution = ExecutionConfig {
-            workers: num("SLIPWAY_WORKERS", e.workers, 8)?.max(1),
-            queue: num("SLIPWAY_QUEUE", e.queue, 64)?.max(1),
-            per_user: num("SLIPWAY_PER_USER", e.per_user, 2)?.max(1),
-            path: e
-                .path
-                .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into()),
-            kill_grace: duration(
-                "execution.kill_grace",
-                e.kill_grace.as_deref(),
-                Duration::from_secs(3),
-            )?,
-            progress_interval: duration(
-                "execution.progress_interval",
-                e.progress_interval.as_deref(),
-                Duration::from_secs(2),
-            )?,
-            pending_ttl: duration(
-                "SLIPWAY_PENDING_TTL / execution.pending_ttl",
-                env("SLIPWAY_PENDING_TTL").or(e.pending_ttl).as_deref(),
-                Duration::from_secs(15 * 60),
-            )?,
-        };
+        let slack = slack(&file.slack, env)?;
+        let execution = execution(file.execution, env)?;
         for (alias, c) in &file.clusters {
             if !c.kubeconfig.is_file() {
                 return Err(format!(
@@ -390,7 +302,6 @@ impl Config {
                 ));
             }
         }
-        let default_kubeconfig = env("SLIPWAY_KUBECONFIG").map(PathBuf::from);
         let audit = audit::load(file.audit, env)?;
         let tools = tools::load(
             tools::FileTools {
@@ -403,119 +314,18 @@ impl Config {
             env,
         )?;
         let github_webhook_secret = secret(
+            env,
             "SLIPWAY_GITHUB_WEBHOOK_SECRET",
-            &file.github.webhook_secret,
+            file.github.webhook_secret.as_ref(),
             "github.webhook_secret",
         )?;
         keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
-        let gitops_repo = match env("SLIPWAY_GITOPS_REPO").or(file.gitops.repo.clone()) {
-            None => None,
-            Some(repo_name) => {
-                let repo = slipway_infra::github::Repo::parse(&repo_name)
-                    .ok_or_else(|| format!("the GitOps repo `{repo_name}` is not owner/name (SLIPWAY_GITOPS_REPO or `gitops.repo`)"))?;
-                let api_url = env("SLIPWAY_GITHUB_API_URL")
-                    .or(file.github.api_url.clone())
-                    .unwrap_or_else(|| "https://api.github.com".into());
-                check_url(&api_url, "the GitHub API URL (SLIPWAY_GITHUB_API_URL)")?;
-                let git_url = env("SLIPWAY_GITOPS_GIT_URL")
-                    .or(file.gitops.git_url.clone())
-                    .unwrap_or_else(|| format!("https://github.com/{repo}.git"));
-                check_url(&git_url, "the GitOps git URL (SLIPWAY_GITOPS_GIT_URL)")?;
-                let number = |var: &str, v: Option<u64>, key: &str| -> Result<u64, String> {
-                    match env(var) {
-                        Some(s) => s
-                            .parse()
-                            .map_err(|_| format!("{var}=`{s}` is not a number")),
-                        None => v.ok_or_else(|| format!("change requests need {var} (or `{key}`)")),
-                    }
-                };
-                let app_id = number("SLIPWAY_GITHUB_APP_ID", file.github.app_id, "github.app_id")?;
-                let installation_id = number(
-                    "SLIPWAY_GITHUB_INSTALLATION_ID",
-                    file.github.installation_id,
-                    "github.installation_id",
-                )?;
-                let app_private_key = secret(
-                    "SLIPWAY_GITHUB_PRIVATE_KEY",
-                    &file.github.private_key,
-                    "github.private_key",
-                )?;
-                let signing_key = secret("SLIPWAY_SIGNING_KEY", &file.signing.key, "signing.key")?;
-                if app_private_key.is_empty() {
-                    return Err("change requests need the GitHub App private key: SLIPWAY_GITHUB_PRIVATE_KEY or `github.private_key`".into());
-                }
-                if signing_key.is_empty() {
-                    return Err("change requests need an Ed25519 signing key: SLIPWAY_SIGNING_KEY or `signing.key`".into());
-                }
-                let oauth_url = env("SLIPWAY_GITHUB_OAUTH_URL")
-                    .or(file.github.oauth_url.clone())
-                    .unwrap_or_else(|| crate::change::oauth_url_for(&api_url));
-                check_url(
-                    &oauth_url,
-                    "the GitHub OAuth URL (SLIPWAY_GITHUB_OAUTH_URL)",
-                )?;
-                let oauth_url = oauth_url.trim_end_matches('/').to_string();
-                let app_slug = env("SLIPWAY_GITHUB_APP_SLUG")
-                    .or(file.github.app_slug.clone())
-                    .unwrap_or_else(|| "slipway".into());
-                if app_slug.is_empty()
-                    || !app_slug
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    return Err(format!(
-                        "the GitHub App slug `{app_slug}` is not a slug (letters, digits and `-`): set SLIPWAY_GITHUB_APP_SLUG or `github.app_slug` to the name in the App's URL"
-                    ));
-                }
-                let default_branch = env("SLIPWAY_GITOPS_DEFAULT_BRANCH")
-                    .or(file.gitops.default_branch.clone())
-                    .unwrap_or_else(|| "main".into());
-                Some(crate::change::GitOpsConfig {
-                    default_branch,
-                    app_login: format!("{app_slug}[bot]"),
-                    repo,
-                    git_url,
-                    api_url,
-                    app_id,
-                    installation_id,
-                    app_private_key,
-                    signing_key,
-                    signing_key_id: env("SLIPWAY_SIGNING_KEY_ID")
-                        .or(file.signing.key_id.clone())
-                        .unwrap_or_else(|| "bridge".into()),
-                    services: github::services(&file.gitops.services)?,
-                    client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
-                        .or(file.github.client_id.clone())
-                        .filter(|c| !c.trim().is_empty()),
-                    oauth_url,
-                    token_key: secret(
-                        "SLIPWAY_TOKEN_KEY",
-                        &file.github.token_key,
-                        "github.token_key",
-                    )?,
-                    expiry_interval: duration(
-                        "SLIPWAY_EXPIRY_INTERVAL / gitops.expiry_interval",
-                        env("SLIPWAY_EXPIRY_INTERVAL")
-                            .or(file.gitops.expiry_interval.clone())
-                            .as_deref(),
-                        Duration::from_secs(60),
-                    )?
-                    .max(Duration::from_millis(10)),
-                    runner_login: github::runner_login(env, file.github.runner_login.clone())?,
-                })
-            }
-        };
+        let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
         Ok(Config {
             listen,
             policy,
             state_dir,
-            slack: SlackConfig {
-                signing_secret,
-                bot_token,
-                app_token,
-                api_url,
-                socket_mode,
-            },
+            slack,
             execution,
             clusters: file.clusters,
             aws_profiles: file.aws_profiles,
@@ -526,7 +336,7 @@ impl Config {
             terraform: tools.terraform,
             alertmanager: tools.alertmanager,
             default_alertmanager: tools.default_alertmanager,
-            default_kubeconfig,
+            default_kubeconfig: env("SLIPWAY_KUBECONFIG").map(PathBuf::from),
             audit,
         })
     }
@@ -550,6 +360,128 @@ fn check_url(url: &str, what: &str) -> Result<(), String> {
     Err(format!(
         "{what} must be an https:// URL (plain http is allowed only for loopback): {url}"
     ))
+}
+
+/// The config file, or where and why it doesn't parse (`path:line:col: message`).
+fn read_file(p: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_saphyr::from_str(&text).map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| format!("{}:{}:", l.line(), l.column()))
+            .unwrap_or_default();
+        format!(
+            "{}:{loc} {}",
+            p.display(),
+            e.without_snippet().to_string().lines().next().unwrap_or("")
+        )
+    })
+}
+
+/// A secret from its environment variable, else from the file's source, else empty.
+fn secret(
+    env: Env<'_>,
+    var: &str,
+    src: Option<&SecretSource>,
+    what: &str,
+) -> Result<Secret, String> {
+    match (env(var), src) {
+        (Some(v), _) => Ok(Secret::new(v)),
+        (None, Some(s)) => s.load(what, env),
+        (None, None) => Ok(Secret::default()),
+    }
+}
+
+/// The Slack section. In Socket Mode the HTTP endpoints exist only when a signing secret is
+/// set; elsewhere one is required, and a short one is refused.
+fn slack(file: &FileSlack, env: Env<'_>) -> Result<SlackConfig, String> {
+    let signing_secret = secret(
+        env,
+        "SLIPWAY_SLACK_SIGNING_SECRET",
+        file.signing_secret.as_ref(),
+        "slack.signing_secret",
+    )?;
+    let bot_token = secret(
+        env,
+        "SLIPWAY_SLACK_BOT_TOKEN",
+        file.bot_token.as_ref(),
+        "slack.bot_token",
+    )?;
+    let app_token = secret(
+        env,
+        "SLIPWAY_SLACK_APP_TOKEN",
+        file.app_token.as_ref(),
+        "slack.app_token",
+    )?;
+    let mut api_url = env("SLIPWAY_SLACK_API_URL")
+        .or(file.api_url.clone())
+        .unwrap_or_else(|| DEFAULT_SLACK_API.into());
+    // slack-morphism joins `{base}/{method}`, so the base carries no trailing slash.
+    while api_url.ends_with('/') {
+        api_url.pop();
+    }
+    check_url(&api_url, "Slack API URL (SLIPWAY_SLACK_API_URL)")?;
+    let socket_mode = match env("SLIPWAY_SOCKET_MODE") {
+        Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+        None => file.socket_mode.unwrap_or(false),
+    };
+    if signing_secret.is_empty() && !socket_mode {
+        return Err("the Slack signing secret is missing: set SLIPWAY_SLACK_SIGNING_SECRET or `slack.signing_secret`".into());
+    }
+    keys::check(&signing_secret, &keys::SLACK_SIGNING_SECRET)?;
+    if socket_mode && app_token.is_empty() {
+        return Err("Socket Mode needs an app-level token (xapp-…): set SLIPWAY_SLACK_APP_TOKEN or `slack.app_token`".into());
+    }
+    Ok(SlackConfig {
+        signing_secret,
+        bot_token,
+        app_token,
+        api_url,
+        socket_mode,
+    })
+}
+
+/// The worker pool and process settings.
+fn execution(e: FileExecution, env: Env<'_>) -> Result<ExecutionConfig, String> {
+    let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
+        match env(var) {
+            Some(s) => s
+                .parse()
+                .map_err(|_| format!("{var}=`{s}` is not a number")),
+            None => Ok(v.unwrap_or(d)),
+        }
+    };
+    Ok(ExecutionConfig {
+        workers: num("SLIPWAY_WORKERS", e.workers, 8)?.max(1),
+        queue: num("SLIPWAY_QUEUE", e.queue, 64)?.max(1),
+        per_user: num("SLIPWAY_PER_USER", e.per_user, 2)?.max(1),
+        path: e
+            .path
+            .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into()),
+        kill_grace: duration(
+            "execution.kill_grace",
+            e.kill_grace.as_deref(),
+            Duration::from_secs(3),
+        )?,
+        progress_interval: duration(
+            "execution.progress_interval",
+            e.progress_interval.as_deref(),
+            Duration::from_secs(2),
+        )?,
+        pending_ttl: duration(
+            "SLIPWAY_PENDING_TTL / execution.pending_ttl",
+            env("SLIPWAY_PENDING_TTL").or(e.pending_ttl).as_deref(),
+            Duration::from_secs(15 * 60),
+        )?,
+    })
+}
+
+/// Read and compile a policy, or describe why not in `PATH:LINE:COL: message` form.
+pub fn load_policy(path: &Path) -> Result<slipway_core::policy::Policy, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}:1:1: can't read the policy file: {e}", path.display()))?;
+    slipway_core::policy::Policy::from_yaml(&text)
+        .map_err(|e| e.display_with_path(&path.display().to_string()))
 }
 
 #[cfg(test)]

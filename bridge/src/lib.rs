@@ -1,15 +1,23 @@
 //! The Slipway bridge: the Slack app, the GitHub side, command execution, and the `slipway` CLI.
 
 pub mod app;
+pub mod base;
 pub mod change;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod ctx;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod docs;
+pub mod error;
+pub mod exec;
+pub mod fifo;
+pub mod github;
 pub mod https;
 pub mod metrics;
+pub mod reads;
+pub mod shares;
 pub mod slack;
 pub mod store;
 pub mod templates;

@@ -11,11 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slipway_core::audit::{AuditRecord, EventKind};
+use slipway_infra::audit_signer::{AuditSigning, KeyFileSigner};
 use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::s3::{self, S3Mirror, S3Settings, StaticCredentials};
 use slipway_infra::sinks::{self, Backoff, NoMetrics, Pacing};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+/// An in-memory key: the bench measures the spool, the signature is per batch either way.
+fn signing(writer: &str) -> AuditSigning {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    AuditSigning::new(Arc::new(KeyFileSigner::from_key(key)), None, writer).unwrap()
+}
 
 /// A record about the size of a real one (~700 bytes as JSON).
 fn record(i: u64) -> AuditRecord {
@@ -99,7 +106,12 @@ async fn catch_up(n: u64) {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let writer = AuditWriter::start(dir.path(), "bridge:bench-mirror").unwrap();
+    let writer = AuditWriter::start(
+        dir.path(),
+        "bridge:bench-mirror",
+        &signing("bridge:bench-mirror"),
+    )
+    .unwrap();
     appends(&writer, n, 64).await; // the outage: nothing is mirrored yet
     let stop = CancellationToken::new();
     let pacing = Pacing {
@@ -142,7 +154,8 @@ fn main() {
         println!("durable appends through AuditWriter (each acknowledged after its fdatasync):");
         for (callers, n) in [(1, 2_000), (8, 10_000), (64, 40_000), (256, 40_000)] {
             let dir = tempfile::tempdir().unwrap();
-            let writer = AuditWriter::start(dir.path(), "bridge:bench").unwrap();
+            let writer =
+                AuditWriter::start(dir.path(), "bridge:bench", &signing("bridge:bench")).unwrap();
             let rate = appends(&writer, n, callers).await;
             println!("  {callers:>3} concurrent callers: {n:>6} records, {rate:>8.0} appends/s");
         }

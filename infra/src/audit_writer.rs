@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::thread;
 
-use slipway_core::audit::AuditRecord;
+use slipway_core::audit::{AuditRecord, Checkpoint};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit_signer::AuditSigning;
 use crate::spool::{MIRROR_CURSOR, Spool, SpoolError, SpoolLog};
 
 /// Most records written per fsync.
@@ -22,13 +23,20 @@ pub struct AuditWriter {
     tx: mpsc::UnboundedSender<(AuditRecord, Reply)>,
     log: Arc<SpoolLog>,
     writer_id: Arc<str>,
+    recovered: Arc<[String]>,
 }
 
 impl AuditWriter {
-    /// Open the spool and start the writer thread.
-    pub fn start(dir: &std::path::Path, writer: &str) -> Result<AuditWriter, SpoolError> {
-        let spool = Spool::open(dir, writer)?;
+    /// Open (and recover) the spool and start the writer thread. Each batch is signed by
+    /// `signing`'s signer before it is acknowledged.
+    pub fn start(
+        dir: &std::path::Path,
+        writer: &str,
+        signing: &AuditSigning,
+    ) -> Result<AuditWriter, SpoolError> {
+        let spool = Spool::open(dir, writer, signing)?;
         let log = spool.log();
+        let recovered = spool.recovered().into();
         let (tx, rx) = mpsc::unbounded_channel();
         thread::Builder::new()
             .name("audit-writer".into())
@@ -42,7 +50,18 @@ impl AuditWriter {
             tx,
             log,
             writer_id: writer.into(),
+            recovered,
         })
+    }
+
+    /// What recovery did when the spool was opened (also logged), for callers that print it.
+    pub fn recovered(&self) -> &[String] {
+        &self.recovered
+    }
+
+    /// The newest signed checkpoint, covering every record acknowledged so far.
+    pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
+        self.log.latest_checkpoint()
     }
 
     /// Append a record; returns the sealed record once it is on disk.
@@ -117,7 +136,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_records_are_all_durable_and_chained() {
         let dir = tempfile::tempdir().unwrap();
-        let w = AuditWriter::start(dir.path(), "bridge:test").unwrap();
+        let w = AuditWriter::start(
+            dir.path(),
+            "bridge:test",
+            &crate::audit_signer::test_signing("bridge:test"),
+        )
+        .unwrap();
         let mut tasks = Vec::new();
         for i in 0..300 {
             let w = w.clone();

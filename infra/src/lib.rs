@@ -1,6 +1,7 @@
 //! I/O shared by the `slipway` bridge and `slipway-runner`, so each piece has one home.
 pub mod spool;
 
+pub mod audit_signer;
 pub mod audit_writer;
 pub mod exec;
 pub mod git_relay;

@@ -10,6 +10,9 @@
 //! - Uploads are conditional (`If-None-Match: *`): after a crash between upload and cursor, the
 //!   retry finds the object, reads it back, and accepts it only if it is the same record. A
 //!   different record at that key is a [`SinkError::Conflict`], never overwritten.
+//! - Each delivery ends with the writer's signed checkpoint of its last record, at
+//!   `<prefix>/<writer>/<seq, 20 digits>.checkpoint.json`, locked the same way; the mirror's
+//!   cursor moves only once it is stored.
 //! - Before the first upload the bucket must have versioning and Object Lock enabled.
 //!
 //! [`mirror`] uploads; [`read`] lists and reads a bucket back for `slipway audit verify`.
@@ -31,6 +34,9 @@ use aws_sdk_s3::types::ObjectLockMode;
 pub use mirror::S3Mirror;
 
 use crate::sinks::SinkError;
+
+/// How a checkpoint object's key ends (a record's ends in `<seq>.json`).
+pub const CHECKPOINT_SUFFIX: &str = ".checkpoint.json";
 
 /// The region used when neither the config nor the environment names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -144,6 +150,13 @@ impl S3Settings {
         } else {
             format!("{}/{writer_stem}/{seq:020}.json", self.prefix)
         }
+    }
+
+    /// The key of the checkpoint of `writer_stem`'s record `seq`: beside it, with its own suffix.
+    pub fn checkpoint_key(&self, writer_stem: &str, seq: u64) -> String {
+        let record = self.key(writer_stem, seq);
+        let base = record.strip_suffix(".json").unwrap_or(&record);
+        format!("{base}{CHECKPOINT_SUFFIX}")
     }
 
     /// The prefix to list everything the mirror wrote.
@@ -260,6 +273,10 @@ mod tests {
         );
         assert!(s.key("w", 9) < s.key("w", 10));
         assert_eq!(s.list_prefix(), "slipway/prod/");
+        assert_eq!(
+            s.checkpoint_key("w", 42),
+            "slipway/prod/w/00000000000000000042.checkpoint.json"
+        );
         assert_eq!(
             S3Settings::new("audit", "", 1).key("w", 1),
             "w/00000000000000000001.json"

@@ -18,12 +18,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_core::audit::AuditRecord;
+use slipway_core::audit::{AuditRecord, Checkpoint};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
 
-use crate::spool::{SpoolError, SpoolLog};
+use crate::spool::{Pending, SpoolError, SpoolLog};
 
 /// Why a delivery failed. Every kind is retried with backoff; the kind is the metric label and
 /// says what an operator should look at.
@@ -115,6 +115,21 @@ pub trait Sink: Send + Sync + 'static {
     /// Delivers `records` (consecutive seqs, oldest first). Must be safe to repeat for records
     /// delivered before a crash.
     fn deliver(&self, records: &[AuditRecord]) -> impl Future<Output = Delivery> + Send;
+
+    /// Whether the sink keeps the writers' signed checkpoints (the S3 mirror does). Its cursor
+    /// then moves only to a checkpoint it stored, so what it holds always ends signed.
+    fn anchors(&self) -> bool {
+        false
+    }
+
+    /// Stores the checkpoint covering records just delivered. Must be safe to repeat.
+    fn anchor(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = checkpoint;
+        async { Ok(()) }
+    }
 }
 
 /// Where sinks report, so `infra` does not depend on the bridge's metrics registry.
@@ -188,7 +203,10 @@ pub async fn run<S: Sink>(
     let mut prepared = false;
     while !stop.is_cancelled() {
         let pending = blocking(&log, move |log| log.pending(cursor, pacing.batch)).await;
-        let pending = match pending {
+        let Pending {
+            records: pending,
+            checkpoints,
+        } = match pending {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(sink = name, error = %e, "audit sink cannot read the spool");
@@ -218,21 +236,17 @@ pub async fn run<S: Sink>(
             prepared = true;
         }
 
-        let delivery = sink.deliver(&pending).await;
-        if let Some(done) = delivery
-            .delivered
-            .checked_sub(1)
-            .and_then(|i| pending.get(i))
-        {
-            let seq = done.seq;
+        let (done, error) = deliver(&sink, &pending, &checkpoints).await;
+        if let Some(seq) = done {
             if let Err(e) = blocking(&log, move |log| log.mark(cursor, seq)).await {
                 tracing::error!(sink = name, error = %e, "audit sink cannot save its cursor");
                 metrics.failed(name, "spool");
             }
-            metrics.delivered(name, u64::try_from(delivery.delivered).unwrap_or(u64::MAX));
+            let first = pending.first().map_or(seq, |r| r.seq);
+            metrics.delivered(name, seq.saturating_sub(first) + 1);
             tracing::debug!(sink = name, up_to = seq, last, "audit records delivered");
         }
-        match delivery.error {
+        match error {
             None => failures = 0,
             Some(e) => {
                 if matches!(e, SinkError::Config(_)) {
@@ -243,6 +257,41 @@ pub async fn run<S: Sink>(
             }
         }
     }
+}
+
+/// Delivers `records`; returns how far the cursor may move and the first error. A sink that
+/// anchors moves only as far as the newest checkpoint the delivered records reach, once it has
+/// stored that checkpoint.
+async fn deliver<S: Sink>(
+    sink: &S,
+    records: &[AuditRecord],
+    checkpoints: &[Checkpoint],
+) -> (Option<u64>, Option<SinkError>) {
+    let delivery = sink.deliver(records).await;
+    let mut error = delivery.error;
+    let done = delivery
+        .delivered
+        .checked_sub(1)
+        .and_then(|i| records.get(i))
+        .map(|r| r.seq);
+    if !sink.anchors() {
+        return (done, error);
+    }
+    let covered = checkpoints
+        .iter()
+        .rev()
+        .find(|c| done.is_some_and(|d| c.seq <= d));
+    let anchored = match covered {
+        None => None,
+        Some(cp) => match sink.anchor(cp).await {
+            Ok(()) => Some(cp.seq),
+            Err(e) => {
+                error.get_or_insert(e);
+                None
+            }
+        },
+    };
+    (anchored, error)
 }
 
 fn report(name: &'static str, e: &SinkError, metrics: &dyn SinkMetrics) {

@@ -25,6 +25,10 @@
 //! tools: { terraform: terraform, kubectl: kubectl, path: "/usr/local/bin:/usr/bin:/bin", kill_grace: 5s }
 //! audit:
 //!   spool_dir: /tmp/slipway-audit   # default: $RUNNER_TEMP/slipway-audit
+//!   signing_key_file: /home/runner/work/_temp/audit.key   # or SLIPWAY_AUDIT_SIGNING_KEY_FILE
+//!   writers:                        # who may write the trail, with their Ed25519 public keys
+//!     "runner:*": "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
+//!     "bridge:*": "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
 //!   s3: { bucket: acme-audit, prefix: slipway, region: eu-west-1, retention_days: 400,
 //!         role_arn: "arn:aws:iam::123456789012:role/slipway-audit" }
 //! ```
@@ -180,6 +184,13 @@ impl Default for ToolsConfig {
 pub struct AuditConfig {
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
+    /// The Ed25519 key that signs the spool's checkpoints: a file only the job reads, written
+    /// from a secret, never in the checkout.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Writers and their public keys; the job's `runner:…` id must be listed with its key.
+    #[serde(default)]
+    pub writers: BTreeMap<String, slipway_core::audit::WriterKeys>,
     #[serde(default)]
     pub s3: Option<S3Config>,
 }
@@ -294,6 +305,13 @@ impl RunnerConfig {
         {
             *spool = dir.join(&*spool);
         }
+        if let Some(key) = &mut cfg.audit.signing_key_file
+            && key.is_relative()
+        {
+            *key = dir.join(&*key);
+        }
+        slipway_core::audit::WriterAllowlist::from_config(&cfg.audit.writers)
+            .map_err(|e| format!("audit.writers: {e}"))?;
         if cfg.policy.starts_with('/') || cfg.policy.split('/').any(|p| p == "..") {
             return Err(format!(
                 "policy `{}` must be a path inside the repository (it is read from the merged commit)",

@@ -87,7 +87,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let writer = AuditWriter::start(std::path::Path::new(&args.dir), &args.writer)
+    let signing = slipway_tests::harness::audit_signing(&args.writer);
+    let writer = AuditWriter::start(std::path::Path::new(&args.dir), &args.writer, &signing)
         .map_err(|e| e.to_string())?;
     let stop = CancellationToken::new();
     if let Some((endpoint, bucket, prefix)) = &args.s3 {

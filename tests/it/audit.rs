@@ -2,10 +2,12 @@
 //! Object Lock bucket, an outage, `kill -9` of a writer, the Jira and webhook sinks, and
 //! `slipway audit verify` / `show` (with the `--git` cross-check).
 
+mod anchors;
 mod cli;
 mod crash;
 mod mirror;
 mod sinks;
+mod tamper;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -116,7 +118,7 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
     }
 }
 
-/// Every key under the prefix, with how many versions each has.
+/// Every record key under the prefix (checkpoints left out), with how many versions each has.
 pub async fn versions(client: &Client, bucket: &str) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
     let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
@@ -131,8 +133,10 @@ pub async fn versions(client: &Client, bucket: &str) -> std::collections::BTreeM
             .await
             .unwrap_or_else(|e| panic!("listing {bucket}: {}", s3_error(&e)));
         for v in page.versions() {
-            *out.entry(v.key().unwrap_or_default().to_string())
-                .or_default() += 1;
+            let key = v.key().unwrap_or_default();
+            if !key.ends_with(s3::CHECKPOINT_SUFFIX) {
+                *out.entry(key.to_string()).or_default() += 1;
+            }
         }
         if page.is_truncated() != Some(true) {
             return out;

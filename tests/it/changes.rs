@@ -429,7 +429,21 @@ async fn a_push_rejected_by_the_remote_is_reported_and_the_lock_released() {
         .map(|r| r.body.to_string())
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(text.contains("reject"), "{text}");
+    // An upstream failure: a short sentence and the decision's audit event id, never git's
+    // or GitHub's own text (which is logged under that id instead).
+    let decision = app
+        .audit()
+        .into_iter()
+        .find(|r| r.kind == slipway_core::audit::EventKind::Decision)
+        .expect("decision record");
+    assert!(
+        text.contains("failed on Slipway's side") && text.contains(&decision.event_id),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reject") && !text.contains("refs/heads"),
+        "{text}"
+    );
     assert!(fx.github.pulls(OWNER, REPO).is_empty());
     // The lock was released, so a later request can proceed.
     assert!(

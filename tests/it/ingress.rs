@@ -26,6 +26,10 @@ fn serve(state: &std::path::Path, api_url: &str, port: u16, extra: &[(&str, &str
         .env("SLIPWAY_POLICY", slipway_tests::example_policy())
         .env("SLIPWAY_STATE_DIR", state)
         .env("SLIPWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "SLIPWAY_AUDIT_SIGNING_KEY_FILE",
+            slipway_tests::harness::write_audit_key(state.parent().expect("a parent")),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

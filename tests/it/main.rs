@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod approvals;
+mod architecture;
 mod audit;
 mod aws;
 mod change_limits;
@@ -10,6 +11,7 @@ mod changes;
 mod demo;
 mod docs;
 mod git_relay;
+mod golden;
 mod ingress;
 mod kubectl_changes;
 mod policy_cli;

@@ -1,10 +1,14 @@
-//! Starts the audit spool's consumers: the S3 mirror, Jira and the webhook, each a background
-//! task on its own spool cursor. None of them is on the ack path: an outage only makes them fall
-//! behind (see `slipway_audit_sink_depth` and `_lag_seconds`), and the spool keeps everything.
+//! Opens the audit spool with its signing key, and starts its consumers: the S3 mirror, Jira
+//! and the webhook, each a background task on its own spool cursor. None of them is on the ack
+//! path: an outage only makes them fall behind (see `slipway_audit_sink_depth` and
+//! `_lag_seconds`), and the spool keeps everything.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use slipway_core::audit::WriterAllowlist;
+use slipway_infra::audit_signer::{AuditSigning, KeyFileSigner};
+use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::s3::{self, S3Mirror};
 use slipway_infra::sinks::jira::JiraSink;
 use slipway_infra::sinks::webhook::WebhookSink;
@@ -12,8 +16,60 @@ use slipway_infra::sinks::{self, Pacing, SinkError, SinkMetrics};
 use slipway_infra::spool::SpoolLog;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::AuditConfig;
+use crate::config::{AuditConfig, Config};
 use crate::metrics::AuditSinkMetrics;
+
+/// Opens `writer`'s spool in `<state_dir>/audit`, signed with the configured key file, after
+/// checking that every writer with a spool there is one the allowlist names.
+pub fn open_spool(config: &Config, writer: &str) -> Result<AuditWriter, String> {
+    let dir = config.state_dir.join("audit");
+    let key_file = config.audit.signing_key_file.as_ref().ok_or(
+        "the audit spool needs a signing key for its checkpoints: create one with `slipway audit \
+         keygen --out /etc/slipway/audit.key` (a file only the bridge can read, outside the state \
+         directory) and set SLIPWAY_AUDIT_SIGNING_KEY_FILE or `audit.signing.key_file`",
+    )?;
+    let signer = KeyFileSigner::load(key_file, &[&config.state_dir])?;
+    if config.audit.writers.is_none() {
+        tracing::warn!(
+            writer,
+            "audit.writers is not set: only this bridge's own key is trusted; list every writer \
+             (bridge and runner) with its public key so the key file can't be swapped unnoticed"
+        );
+    }
+    let signing = AuditSigning::new(Arc::new(signer), config.audit.writers.clone(), writer)?;
+    check_writers(&dir, &signing.writers)?;
+    AuditWriter::start(&dir, writer, &signing).map_err(|e| e.to_string())
+}
+
+/// A spool file of a writer the allowlist doesn't name was put there by someone: refuse to run
+/// beside it rather than let it pass as a new chain.
+fn check_writers(dir: &Path, allow: &WriterAllowlist) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".jsonl") else {
+            continue;
+        };
+        let writer = slipway_infra::spool::writer_of_stem(stem);
+        if !writer.as_deref().is_some_and(|w| allow.allows(w)) {
+            return Err(format!(
+                "the audit spool directory {} holds {name}, the records of writer {}, which the \
+                 allowlist of audit writers does not name ({}): someone added it, or a writer \
+                 was renamed. Check it with `slipway audit verify`, then move it out of the \
+                 directory or add the writer to `audit.writers`",
+                dir.display(),
+                writer.map_or_else(
+                    || format!("{stem:?} (not a writer id)"),
+                    |w| format!("{w:?}")
+                ),
+                allow.patterns().join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The running consumers; they stop when this is dropped (with the app state).
 #[derive(Debug)]

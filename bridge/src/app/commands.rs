@@ -20,7 +20,7 @@ use slipway_core::policy::{
 
 use super::AppState;
 use super::ingress::Signed;
-use super::runs::{Enqueued, Job};
+use crate::exec::queue::{Enqueued, Job};
 use crate::slack::events::{CommandBody, SlashCommand, parse_command};
 
 /// An ephemeral reply (only the requester sees it).
@@ -96,7 +96,7 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
         Outcome::Approval => {
             state.metrics.request("commands", "change");
             match &state.change {
-                Some(svc) => ephemeral(svc.begin(state, &cmd, parsed, &decision)),
+                Some(svc) => ephemeral(svc.begin(state, &cmd, parsed, &decision, &record.event_id)),
                 None => ephemeral(format!(
                     ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
                      This bridge has no GitOps repository configured, so nothing was done; ask {}.",
@@ -137,7 +137,12 @@ fn enqueue(
     decision: &Decision<'_>,
     audit_id: &str,
 ) -> Json<serde_json::Value> {
-    let spec = match super::targets::exec_spec(state, parsed, decision) {
+    let spec = match crate::exec::targets::exec_spec(
+        state,
+        parsed,
+        decision,
+        super::stack_source(state),
+    ) {
         Ok(s) => s,
         Err(why) => {
             state.metrics.request("commands", "unavailable");
@@ -146,7 +151,7 @@ fn enqueue(
     };
     let where_ = decision.target.describe();
     let role = decision.role.unwrap_or("unknown role");
-    let shown = super::render::shown_command(&spec.argv_shown);
+    let shown = crate::exec::reply::shown_command(&spec.argv_shown);
     let job = Job {
         id: state.ids.next(),
         requester: cmd.user.clone(),

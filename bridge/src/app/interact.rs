@@ -10,7 +10,7 @@ use slipway_core::policy::IdentityProvider;
 
 use super::AppState;
 use super::ingress::Signed;
-use super::runs::CancelError;
+use crate::exec::queue::CancelError;
 use crate::slack::client::Message;
 use crate::slack::events::{BlockAction, EventsBody, Interaction, parse_events, parse_interaction};
 
@@ -110,8 +110,8 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
 async fn on_action(state: &AppState, action: BlockAction) {
     match (action.action_id.as_str(), &state.change) {
         ("slipway_cancel", _) => {}
-        (super::share::ACTION, _) => {
-            let reply = match super::share::share(state, &action).await {
+        (crate::reads::share::ACTION, _) => {
+            let reply = match crate::reads::share::share(state, &action).await {
                 Ok(done) => format!(":white_check_mark: {done}"),
                 Err(why) => format!(":no_entry: {why}"),
             };

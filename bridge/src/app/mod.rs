@@ -3,24 +3,13 @@
 //! The ack path does only this: verify, parse, resolve identity, evaluate, write the audit record
 //! (group-committed), enqueue. Everything slow happens on the worker pool afterwards.
 
-mod alertmanager;
 pub mod audit_sinks;
-mod aws;
 mod commands;
-pub mod discovery;
+mod github;
 mod ingress;
 mod interact;
-mod render;
-mod runs;
-pub mod share;
-mod silence;
 pub mod socket;
-pub(crate) mod targets;
-pub(crate) mod terraform;
-mod webhook;
-mod work;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,18 +18,21 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use slipway_core::policy::Policy;
-use slipway_infra::audit_writer::AuditWriter;
 
 pub use ingress::{MAX_BODY, flush_rejections};
-pub use runs::{ChangeTask, Enqueued, Runs};
 
+use crate::base::{Base, BaseInner};
 use crate::clock::{Clock, Ids};
 use crate::config::Config;
+use crate::ctx::{Ctx, CtxInner};
+use crate::exec::discovery::Discovery;
+use crate::exec::queue::Runs;
+use crate::fifo::FifoSet;
 use crate::metrics::Metrics;
+use crate::shares::Shares;
 use crate::slack::client::Slack;
 
-/// Everything handlers share.
+/// Everything handlers share: the domain context plus what only the ingress uses.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub inner: Arc<Inner>,
@@ -48,23 +40,10 @@ pub struct AppState {
 
 #[derive(Debug)]
 pub struct Inner {
-    pub config: Config,
-    pub policy: Arc<Policy>,
-    pub slack: Slack,
-    pub audit: AuditWriter,
-    pub metrics: Metrics,
-    pub runs: Runs,
+    pub ctx: Ctx,
     pub replay: crate::slack::signature::ReplayCache,
-    /// Which custom kinds each cluster declares namespaced (refreshed in the background).
-    pub discovery: discovery::Discovery,
-    /// Private outputs their requesters may still share.
-    pub shares: share::Shares,
-    pub events_seen: std::sync::Mutex<lru_set::LruSet>,
+    pub events_seen: std::sync::Mutex<FifoSet>,
     pub rejections: std::sync::Mutex<ingress::RejectionTally>,
-    pub clock: Arc<dyn Clock>,
-    pub ids: Arc<dyn Ids>,
-    /// Directory commands run in: owned by the bridge, never chosen by a user.
-    pub work_dir: PathBuf,
     /// Change requests, when a GitOps repository is configured.
     pub change: Option<Arc<crate::change::ChangeService>>,
     /// The S3 mirror and the other audit sinks, running beside the spool.
@@ -78,6 +57,13 @@ impl std::ops::Deref for AppState {
     }
 }
 
+impl std::ops::Deref for Inner {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
+}
+
 impl AppState {
     /// Build the state from a validated config: load the policy, open the audit spool, create the
     /// work directories, start the worker pool.
@@ -86,7 +72,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn Ids>,
     ) -> Result<AppState, String> {
-        let policy = crate::cli::load_policy(&config.policy)?;
+        let policy = crate::config::load_policy(&config.policy)?;
         let slack = Slack::new(&config.slack)?;
         let work_dir = config.state_dir.join("work");
         for dir in [
@@ -97,16 +83,14 @@ impl AppState {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
         let writer = format!("bridge:{}", crate::clock::host_name());
-        let audit_dir = config.state_dir.join("audit");
-        let audit = AuditWriter::start(&audit_dir, &writer).map_err(|e| e.to_string())?;
+        let audit = audit_sinks::open_spool(&config, &writer)?;
         let metrics = Metrics::new();
         let audit_sinks = audit_sinks::start(
             &config.audit,
-            &audit_dir,
+            &config.state_dir.join("audit"),
             &audit.log(),
             &metrics.audit_sinks,
         )?;
-        let runs = Runs::new(config.execution.queue, config.execution.per_user);
         let change = match &config.gitops_repo {
             Some(g) => Some(Arc::new(crate::change::ChangeService::new(
                 g.clone(),
@@ -114,46 +98,58 @@ impl AppState {
             )?)),
             None => None,
         };
+        let runs = Runs::new(config.execution.queue, config.execution.per_user);
+        let base = Base::new(BaseInner {
+            config,
+            policy: Arc::new(policy),
+            slack,
+            metrics,
+            clock,
+            ids,
+            work_dir,
+        });
+        let ctx = Ctx::new(CtxInner {
+            base,
+            audit,
+            runs,
+            discovery: Arc::new(Discovery::default()),
+            shares: Shares::default(),
+        });
         let state = AppState {
             inner: Arc::new(Inner {
-                policy: Arc::new(policy),
-                slack,
-                audit,
-                metrics,
-                runs,
+                ctx,
                 replay: crate::slack::signature::ReplayCache::default(),
-                discovery: discovery::Discovery::default(),
-                shares: share::Shares::default(),
-                events_seen: std::sync::Mutex::new(lru_set::LruSet::new(10_000)),
+                events_seen: std::sync::Mutex::new(FifoSet::new(10_000)),
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
-                clock,
-                ids,
-                work_dir,
                 change,
                 audit_sinks,
-                config,
             }),
         };
-        runs::start_workers(&state);
-        discovery::start(&state);
-        if let Some(change) = &state.change {
-            change.start_expiry_timer(&state);
-        }
-        ingress::start_rejection_flusher(&state, Duration::from_secs(60));
+        state.start_background();
         Ok(state)
     }
 
-    /// Append `record` to the audit spool. A failure is counted and logged as `could not record
-    /// {what}`, and returned for the callers that must fail closed.
-    pub async fn record(
-        &self,
-        record: slipway_core::audit::AuditRecord,
-        what: &str,
-    ) -> Result<slipway_core::audit::AuditRecord, String> {
-        self.audit.record(record).await.inspect_err(|e| {
-            self.metrics.audit_failures.inc();
-            tracing::error!(error = %e, "could not record {what}");
-        })
+    /// The workers, the discovery refresh, the expiry sweep and the rejection flusher.
+    fn start_background(&self) {
+        crate::reads::runs::start_workers(&self.ctx);
+        crate::exec::discovery::start(&self.ctx, &self.ctx.discovery);
+        if let Some(change) = &self.change {
+            change.start_expiry_timer(&self.ctx);
+        }
+        ingress::start_rejection_flusher(self, Duration::from_secs(60));
+    }
+}
+
+/// Where `/tf plan` reads stacks: the git mirror at the default branch's head when change
+/// requests are configured, else a configured checkout, else nowhere (plans are refused).
+fn stack_source(state: &AppState) -> Option<Arc<dyn crate::exec::terraform::StackSource>> {
+    match (&state.change, state.config.gitops.checkout.clone()) {
+        (Some(svc), _) => Some(Arc::new(crate::change::MirrorSource {
+            svc: svc.clone(),
+            handle: tokio::runtime::Handle::current(),
+        })),
+        (None, Some(root)) => Some(Arc::new(crate::exec::terraform::CheckoutSource { root })),
+        (None, None) => None,
     }
 }
 
@@ -171,7 +167,7 @@ pub fn router(state: AppState) -> Router {
     if !state.config.github_webhook_secret.is_empty() {
         router = router.route(
             "/github/webhook",
-            post(webhook::github_webhook).layer(DefaultBodyLimit::max(webhook::MAX_WEBHOOK_BODY)),
+            post(github::github_webhook).layer(DefaultBodyLimit::max(github::MAX_WEBHOOK_BODY)),
         );
     }
     router
@@ -225,41 +221,4 @@ pub async fn shutdown_signal() {
         }
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
-}
-
-/// A small bounded set of recently seen keys (Events API retry dedupe).
-pub mod lru_set {
-    use std::collections::{HashSet, VecDeque};
-
-    #[derive(Debug)]
-    pub struct LruSet {
-        cap: usize,
-        order: VecDeque<String>,
-        set: HashSet<String>,
-    }
-
-    impl LruSet {
-        pub fn new(cap: usize) -> Self {
-            Self {
-                cap,
-                order: VecDeque::new(),
-                set: HashSet::new(),
-            }
-        }
-
-        /// Insert; `false` if it was already there.
-        pub fn insert(&mut self, key: &str) -> bool {
-            if self.set.contains(key) {
-                return false;
-            }
-            if self.order.len() >= self.cap
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-            self.order.push_back(key.to_string());
-            self.set.insert(key.to_string());
-            true
-        }
-    }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use slipway_core::audit::{AuditRecord, EventKind, PullRequest};
 
 use super::ChangeService;
-use crate::app::AppState;
+use crate::ctx::Ctx;
 use crate::store::Deadline;
 
 /// How long delivery ids are remembered.
@@ -21,9 +21,9 @@ const DELIVERY_MEMORY_SECS: i64 = 7 * 24 * 3600;
 
 impl ChangeService {
     /// Start the expiry timer. It holds the service and state weakly, so it ends with them.
-    pub fn start_expiry_timer(self: &Arc<Self>, state: &AppState) {
+    pub fn start_expiry_timer(self: &Arc<Self>, state: &Ctx) {
         let svc = Arc::downgrade(self);
-        let inner = Arc::downgrade(&state.inner);
+        let ctx = state.downgrade();
         let every = self.cfg.expiry_interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -31,10 +31,9 @@ impl ChangeService {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let (Some(svc), Some(inner)) = (svc.upgrade(), inner.upgrade()) else {
+                let (Some(svc), Some(state)) = (svc.upgrade(), Ctx::upgrade(&ctx)) else {
                     break;
                 };
-                let state = AppState { inner };
                 match svc.sweep(&state).await {
                     Ok(closed) if !closed.is_empty() => {
                         tracing::info!(?closed, "expired change requests closed");
@@ -48,7 +47,7 @@ impl ChangeService {
 
     /// One sweep: close every open Slipway PR whose deadline passed without the quorum.
     /// Returns the PR numbers closed.
-    pub async fn sweep(&self, state: &AppState) -> Result<Vec<u64>, String> {
+    pub async fn sweep(&self, state: &Ctx) -> Result<Vec<u64>, String> {
         let now = state.clock.now();
         if let Err(e) = self
             .store
@@ -105,12 +104,7 @@ impl ChangeService {
     }
 
     /// Close PR `number` if it is open, past its deadline and wasn't approved by then.
-    async fn expire(
-        &self,
-        state: &AppState,
-        number: u64,
-        now: DateTime<Utc>,
-    ) -> Result<bool, String> {
+    async fn expire(&self, state: &Ctx, number: u64, now: DateTime<Utc>) -> Result<bool, String> {
         let repo = &self.cfg.repo;
         let pr = self
             .gh

@@ -18,8 +18,8 @@ use slipway_core::policy::IdentityProvider;
 
 use super::ChangeService;
 use super::tokens::LinkedAccount;
-use crate::app::AppState;
 use crate::config::Secret;
+use crate::ctx::Ctx;
 use crate::slack::client::Message;
 use crate::slack::events::SlashCommand;
 
@@ -31,17 +31,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// GitHub adds 5 s to the interval on each `slow_down`.
 const SLOW_DOWN_STEP: u64 = 5;
-
-/// The OAuth base URL for an API URL: `https://api.github.com` → `https://github.com`, GitHub
-/// Enterprise Server `https://HOST/api/v3` → `https://HOST`, anything else (an emulator serving
-/// both) → itself.
-pub fn oauth_url_for(api_url: &str) -> String {
-    let api = api_url.trim_end_matches('/');
-    if api == "https://api.github.com" {
-        return "https://github.com".into();
-    }
-    api.strip_suffix("/api/v3").unwrap_or(api).to_string()
-}
 
 /// One HTTP exchange; the body is never logged (it may hold a token).
 async fn exchange(
@@ -200,7 +189,7 @@ impl Drop for Slot<'_> {
 
 impl ChangeService {
     /// The ack for `/slipway link github`: local checks only, then the flow runs in a task.
-    pub fn link_github(self: &Arc<Self>, state: &AppState, cmd: &SlashCommand) -> String {
+    pub fn link_github(self: &Arc<Self>, state: &Ctx, cmd: &SlashCommand) -> String {
         let Some(identity) = state.policy.identities().resolve(&cmd.user) else {
             return format!(
                 "Slipway doesn't know you, so there is nothing to link; ask {} to add you to the policy.",
@@ -254,7 +243,7 @@ impl ChangeService {
         )
     }
 
-    async fn tell(&self, state: &AppState, response_url: &str, text: String) {
+    async fn tell(&self, state: &Ctx, response_url: &str, text: String) {
         if let Err(e) = state
             .slack
             .respond(response_url, &Message::text(text), false)
@@ -267,7 +256,7 @@ impl ChangeService {
     /// The whole flow; `Ok`/`Err` is the last message for the person either way.
     async fn device_flow(
         &self,
-        state: &AppState,
+        state: &Ctx,
         client_id: &str,
         slack_user: &str,
         want: &str,
@@ -371,6 +360,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::config::gitops::oauth_url_for;
 
     #[test]
     fn oauth_urls() {

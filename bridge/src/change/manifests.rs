@@ -14,7 +14,7 @@ use slipway_core::policy::{Outcome, SlackUser, decide_objects};
 
 use super::ChangeService;
 use super::pending::Pending;
-use crate::app::AppState;
+use crate::ctx::Ctx;
 
 /// The objects of a change's files, and the approval they need together.
 #[derive(Debug, Default)]
@@ -86,7 +86,7 @@ pub async fn export(
 /// Authorise every object of the files for the requester, as policy would authorise each one
 /// alone. Any denial refuses the change with its reason.
 pub fn authorise(
-    state: &AppState,
+    state: &Ctx,
     p: &Pending,
     files: &[(String, Vec<u8>)],
     scopes: &KindScopes,

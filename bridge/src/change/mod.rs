@@ -6,114 +6,52 @@
 //! calls all happen afterwards, off the ack.
 
 mod approvals;
+mod compose;
 mod expiry;
 mod flow;
 mod link;
 mod manifests;
+mod open;
 mod pending;
-mod render;
 mod stack_source;
-mod terraform;
+mod tf_apply;
 mod tokens;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use slipway_core::change::ChangeRequest;
 use slipway_infra::git_relay::GitRelay;
-use slipway_infra::github::{GitHub, Repo};
+use slipway_infra::github::GitHub;
 use slipway_infra::gitops::{Credentials, Mirror};
 
+pub use crate::config::gitops::{DEFAULT_RUNNER_LOGIN, GitOpsConfig, ServiceConfig, oauth_url_for};
 pub use approvals::{
     ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
     approve_value, parse_review_value, reject_modal,
 };
-pub use link::{DeviceCode, Poll, oauth_url_for};
+pub use link::{DeviceCode, Poll};
 pub use pending::Pending;
 pub use stack_source::MirrorSource;
 pub use tokens::{LinkedAccount, TokenKey, TokenStore};
 
-use crate::config::Secret;
 use crate::store::{SlackThread, StateStore};
 
-/// How an image is found for `/deploy <service>` without a version.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceConfig {
-    /// The service's source repo (`owner/name`), whose newest successful Actions run is deployed.
-    pub repo: String,
-    /// The image name, e.g. `registry.example.com/api`.
-    pub image: String,
-    /// The tag built from a commit: `{sha}` and `{short_sha}` are replaced. Default `sha-{short_sha}`.
-    #[serde(default)]
-    pub tag_template: Option<String>,
-    /// The branch CI builds from; default `main`.
-    #[serde(default)]
-    pub branch: Option<String>,
-    /// The CI workflow that builds the image: its file name under `.github/workflows/` (e.g.
-    /// `ci.yml`) or id. Only its green `push` runs of `branch` in `repo` itself are deployed;
-    /// without it `/deploy <service>` needs an explicit version.
-    #[serde(default)]
-    pub workflow: Option<String>,
+/// The rendered content of a change.
+#[derive(Debug, Default)]
+pub(crate) struct Render {
+    pub title: String,
+    pub files: Vec<slipway_infra::gitops::FileChange>,
+    pub rendered: slipway_core::change::Rendered,
+    /// Markdown for the PR body's "What changes" section.
+    pub details: String,
+    /// A plain diff or dry-run text for Slack.
+    pub preview: String,
+    /// A stricter approval requirement found while rendering (the objects of a manifest), which
+    /// replaces the one decided at the ack.
+    pub approval: Option<slipway_core::change::ApprovalRequirement>,
 }
-
-impl ServiceConfig {
-    /// Check the parts GitHub lookups use; `name` is the service's key, for the message.
-    pub fn check(&self, name: &str) -> Result<(), String> {
-        if Repo::parse(&self.repo).is_none() {
-            return Err(format!(
-                "gitops.services.{name}.repo: `{}` is not owner/name",
-                self.repo
-            ));
-        }
-        if let Some(w) = &self.workflow
-            && !slipway_infra::github::is_workflow_id(w)
-        {
-            return Err(format!(
-                "gitops.services.{name}.workflow: `{w}` is not a workflow file name under .github/workflows/ (like ci.yml) or a workflow id"
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Where the GitOps repo is and how to act on it.
-#[derive(Debug, Clone)]
-pub struct GitOpsConfig {
-    /// `owner/name` of the GitOps repository.
-    pub repo: Repo,
-    /// Git URL for fetch and push (https for GitHub; http on loopback for emulators).
-    pub git_url: String,
-    /// GitHub API base URL.
-    pub api_url: String,
-    pub app_id: u64,
-    /// The GitOps repository's default branch, where change requests merge.
-    pub default_branch: String,
-    /// The App's bot login (`<slug>[bot]`), the author of every PR Slipway opens.
-    pub app_login: String,
-    pub installation_id: u64,
-    pub app_private_key: Secret,
-    /// The Ed25519 key change requests are signed with, and its id (for rotation).
-    pub signing_key: Secret,
-    pub signing_key_id: String,
-    pub services: BTreeMap<String, ServiceConfig>,
-    /// The GitHub App's client id, for `/slipway link github` (device flow); `None` = off.
-    pub client_id: Option<String>,
-    /// Base URL of GitHub's OAuth endpoints (`https://github.com`), no trailing slash.
-    pub oauth_url: String,
-    /// 32 bytes (hex/base64) sealing linked tokens at rest; empty = linking refused.
-    pub token_key: Secret,
-    /// How often open change requests are checked for expiry.
-    pub expiry_interval: Duration,
-    /// The GitHub login the runner comments as (`github-actions[bot]` for a job's
-    /// `GITHUB_TOKEN`): only its marker comments are mirrored into Slack as runner reports.
-    pub runner_login: String,
-}
-
-/// The login a workflow job's `GITHUB_TOKEN` acts as.
-pub const DEFAULT_RUNNER_LOGIN: &str = "github-actions[bot]";
 
 /// The change-request side of the bridge.
 pub struct ChangeService {
@@ -126,14 +64,14 @@ pub struct ChangeService {
     pub(crate) signing: ed25519_dalek::SigningKey,
     pub(crate) pending: pending::PendingChanges,
     /// Slack trigger ids already turned into a change: a redelivered request changes nothing.
-    pub(crate) seen: Mutex<crate::app::lru_set::LruSet>,
+    pub(crate) seen: Mutex<crate::fifo::FifoSet>,
     /// PR number → the Slack message (channel, ts) that mirrors it: a cache in front of `store`,
     /// written through by [`ChangeService::remember_thread`].
     pub threads: Mutex<HashMap<u64, (String, String)>>,
     /// People's linked GitHub tokens (sealed in `store`), for reviews made as them.
     pub tokens: TokenStore,
     /// GitHub deliveries seen recently: a cache in front of `store`.
-    pub(crate) deliveries: Mutex<crate::app::lru_set::LruSet>,
+    pub(crate) deliveries: Mutex<crate::fifo::FifoSet>,
     /// The restart-safe state: threads, sealed tokens, Slack review ids, deliveries, deadlines.
     pub store: Arc<dyn StateStore>,
     /// Slack users with a device flow under way.
@@ -143,6 +81,13 @@ pub struct ChangeService {
     default_branch: String,
     /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
     _relay: Option<GitRelay>,
+}
+
+/// The audit chain's signed head as a git trailer, for the commits and merges the bridge makes:
+/// an anchor outside the host, so a tail cut from the spool before it was mirrored still shows
+/// in `slipway audit verify --git`.
+pub(crate) fn audit_trailer(state: &crate::ctx::Ctx) -> Option<String> {
+    state.audit.latest_checkpoint().map(|c| c.to_trailer())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -231,10 +176,10 @@ impl ChangeService {
             mirror: Arc::new(Mutex::new(mirror)),
             signing,
             pending: pending::PendingChanges::default(),
-            seen: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
+            seen: Mutex::new(crate::fifo::FifoSet::new(10_000)),
             threads: Mutex::new(HashMap::new()),
             tokens: TokenStore::new(store.clone(), key),
-            deliveries: Mutex::new(crate::app::lru_set::LruSet::new(10_000)),
+            deliveries: Mutex::new(crate::fifo::FifoSet::new(10_000)),
             store,
             linking: Mutex::new(HashSet::new()),
             verified: Mutex::new(HashMap::new()),

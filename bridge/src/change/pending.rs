@@ -11,6 +11,8 @@ use crate::slack::events::SlashCommand;
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub token: String,
+    /// The audit event id of the decision: the reference a failure shows.
+    pub decision_audit_id: String,
     pub text: String,
     pub command: Command,
     pub family: Family,
@@ -33,6 +35,7 @@ impl Pending {
     /// From a decided command; `None` if the decision lacks what a change needs.
     pub fn new(
         token: String,
+        decision_audit_id: &str,
         cmd: &SlashCommand,
         parsed: &ParsedCommand,
         d: &Decision<'_>,
@@ -48,6 +51,7 @@ impl Pending {
         };
         Some(Pending {
             token,
+            decision_audit_id: decision_audit_id.to_string(),
             text: parsed.text.clone(),
             command: parsed.command.clone(),
             family: parsed.family(),

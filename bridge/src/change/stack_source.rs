@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::ChangeService;
-use crate::app::terraform::{STACKS_DIR, StackSource};
+use crate::exec::terraform::{STACKS_DIR, StackSource};
 
 /// The git mirror as a [`StackSource`].
 #[derive(Debug)]

@@ -1,9 +1,12 @@
-//! `slipway audit verify` and `slipway audit show`: what an auditor runs against the S3 mirror
-//! (or a local spool) to prove nothing was removed or changed.
+//! `slipway audit verify`, `show` and `keygen`: what an auditor runs against the S3 mirror and a
+//! local spool to prove nothing was removed, changed or made up.
 //!
 //! Exit codes: 0 the trail is intact (or the record was found), 1 breaks were found (or no such
-//! record), 2 the trail could not be read.
+//! record), 2 the trail could not be read or the command was incomplete.
 
+mod bucket;
+mod changes;
+mod compare;
 mod git;
 mod report;
 
@@ -12,17 +15,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use slipway_core::audit::{AuditRecord, verify_chain};
-use slipway_infra::s3::read::{Content, LockMode, StoredVersion, read_bucket};
-use slipway_infra::s3::{self, RetentionMode, S3Settings};
-use slipway_infra::spool::{file_stem, read_all};
+use slipway_core::audit::{
+    AuditRecord, ChainReport, Checkpoint, WriterAllowlist, WriterKeys, key_id, verify_trail,
+};
+use slipway_infra::spool::{FileState, read_trail};
 
 use report::Finding;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Check the trail: no gaps or forks in any writer's chain, every hash matches, every S3
-    /// object is under Object Lock retention; with --git, that git history and the trail agree.
+    /// Check the trail: every writer allowed, every chain whole and signed by its writer's key,
+    /// every S3 object under Object Lock retention; a spool against its cursors and (with both
+    /// --spool and --bucket) against S3; with --git, that git history and the trail agree.
     /// Prints a table; exits 0 when intact, 1 on any break, 2 when the trail can't be read.
     Verify(VerifyArgs),
     /// Print the record(s) with one event id as pretty JSON (exit 1 if there is none).
@@ -32,13 +36,20 @@ pub enum AuditCmd {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Create an Ed25519 key file for signing a writer's checkpoints (mode 600, never over an
+    /// existing file) and print its public key for `audit.writers`.
+    Keygen {
+        /// Where to write the key: outside the state and spool directories.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
 }
 
-/// Where the trail is: a local spool directory, or the S3 mirror.
+/// Where the trail is: a local spool directory, the S3 mirror, or both (compared).
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// A spool directory, e.g. `.slipway/audit`.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["bucket", "endpoint_url", "region"])]
+    #[arg(long, value_name = "DIR")]
     spool: Option<PathBuf>,
     /// The mirror's bucket (credentials come from the AWS default chain).
     #[arg(long)]
@@ -47,10 +58,10 @@ pub struct SourceArgs {
     #[arg(long, default_value = "slipway")]
     prefix: String,
     /// An S3-compatible endpoint instead of AWS (path-style addressing).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", requires = "bucket")]
     endpoint_url: Option<String>,
     /// The bucket's region (default: the environment's, else us-east-1).
-    #[arg(long)]
+    #[arg(long, requires = "bucket")]
     region: Option<String>,
 }
 
@@ -58,13 +69,21 @@ pub struct SourceArgs {
 pub struct VerifyArgs {
     #[command(flatten)]
     source: SourceArgs,
+    /// A writer allowed to write the trail, and its Ed25519 public key (64 hex digits, base64 or
+    /// PEM): `bridge:*=KEY`, `runner:*=KEY` or an exact writer id. Repeatable. A writer that no
+    /// entry covers is a break.
+    #[arg(long = "writer", value_name = "PATTERN=KEY")]
+    writer: Vec<String>,
+    /// A YAML file mapping writer patterns to public keys, as in the bridge's `audit.writers`.
+    #[arg(long, value_name = "FILE")]
+    writers: Option<PathBuf>,
     /// Every object's retain-until date must be at least N days after its record's time.
     #[arg(long, value_name = "N", default_value_t = 0)]
     min_retention_days: u32,
     /// The weakest Object Lock mode accepted: COMPLIANCE, or GOVERNANCE (which also accepts
     /// COMPLIANCE).
     #[arg(long, value_name = "MODE", default_value = "COMPLIANCE", value_parser = parse_mode)]
-    retention_mode: RetentionMode,
+    retention_mode: slipway_infra::s3::RetentionMode,
     /// Cross-check against this GitOps repository (a local clone or bare repository).
     #[arg(long, value_name = "REPO")]
     git: Option<PathBuf>,
@@ -73,7 +92,7 @@ pub struct VerifyArgs {
     branch: Option<String>,
 }
 
-fn parse_mode(s: &str) -> Result<RetentionMode, String> {
+fn parse_mode(s: &str) -> Result<slipway_infra::s3::RetentionMode, String> {
     s.parse()
 }
 
@@ -81,14 +100,31 @@ fn parse_mode(s: &str) -> Result<RetentionMode, String> {
 struct Trail {
     description: String,
     records: Vec<AuditRecord>,
+    checkpoints: Vec<Checkpoint>,
     findings: Vec<Finding>,
     notes: Vec<String>,
+    /// A spool's files (empty for a bucket).
+    files: Vec<FileState>,
+}
+
+impl Trail {
+    fn new(description: String) -> Trail {
+        Trail {
+            description,
+            records: Vec::new(),
+            checkpoints: Vec::new(),
+            findings: Vec::new(),
+            notes: Vec::new(),
+            files: Vec::new(),
+        }
+    }
 }
 
 pub fn run(cmd: AuditCmd) -> ExitCode {
     match cmd {
         AuditCmd::Verify(args) => verify(&args),
         AuditCmd::Show { event_id, source } => show(&event_id, &source),
+        AuditCmd::Keygen { out } => keygen(&out),
     }
 }
 
@@ -97,34 +133,90 @@ fn fail_read(e: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn keygen(out: &std::path::Path) -> ExitCode {
+    match slipway_infra::audit_signer::generate_key_file(out) {
+        Ok(public) => {
+            println!(
+                "wrote {} (mode 600)\npublic key: {}\nkey id: {}\nlist it in `audit.writers` of \
+                 the bridge and runner configs, and pass it to `slipway audit verify --writer`",
+                out.display(),
+                hex::encode(public.as_bytes()),
+                key_id(&public)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_read(&e),
+    }
+}
+
+/// The allowlist from `--writer` and `--writers`; verifying without one is refused, since every
+/// writer would be unknown.
+fn allowlist(args: &VerifyArgs) -> Result<WriterAllowlist, String> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(file) = &args.writers {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--writers {}: {e}", file.display()))?;
+        let parsed: BTreeMap<String, WriterKeys> = serde_saphyr::from_str(&text).map_err(|e| {
+            format!(
+                "--writers {}: expected a map of writer patterns to public keys: {}",
+                file.display(),
+                e.without_snippet().to_string().lines().next().unwrap_or("")
+            )
+        })?;
+        for (pattern, keys) in parsed {
+            let keys = match keys {
+                WriterKeys::One(k) => vec![k],
+                WriterKeys::Many(ks) => ks,
+            };
+            map.entry(pattern).or_default().extend(keys);
+        }
+    }
+    for entry in &args.writer {
+        let (pattern, key) = entry.split_once('=').ok_or_else(|| {
+            format!("--writer {entry:?}: write it as PATTERN=PUBLIC_KEY, e.g. `runner:*=3b6a…`")
+        })?;
+        map.entry(pattern.to_string())
+            .or_default()
+            .push(key.to_string());
+    }
+    let map: BTreeMap<String, WriterKeys> = map
+        .into_iter()
+        .map(|(p, ks)| (p, WriterKeys::Many(ks)))
+        .collect();
+    let allow = WriterAllowlist::from_config(&map)?;
+    if allow.is_empty() {
+        return Err(
+            "say which writers may write the trail, with their public keys: --writer \
+             'bridge:*=KEY' --writer 'runner:*=KEY', or --writers FILE (the bridge's \
+             `audit.writers`); without them every writer is unknown"
+                .into(),
+        );
+    }
+    Ok(allow)
+}
+
 fn verify(args: &VerifyArgs) -> ExitCode {
-    let trail = match load(&args.source, Some(args)) {
+    let allow = match allowlist(args) {
+        Ok(a) => a,
+        Err(e) => return fail_read(&e),
+    };
+    let trails = match load_sources(args, &allow) {
         Ok(t) => t,
         Err(e) => return fail_read(&e),
     };
-    let report = verify_chain(&trail.records);
-    let mut findings = trail.findings;
-    findings.extend(report::from_chain(&report));
-    let mut notes = trail.notes;
+    let (sources, mut findings, mut notes) = check_trails(&trails, &allow);
     if let Some(repo) = &args.git {
-        match git::merged_changes(repo, args.branch.as_deref()) {
-            Ok((merged, unreadable)) => {
-                findings.extend(unreadable);
-                findings.extend(git::cross_check(&merged, &trail.records));
-                notes.push(format!(
-                    "git: {} merged change request(s) in {}",
-                    merged.len(),
-                    repo.display()
-                ));
+        match git::check(repo, args.branch.as_deref(), &union(&trails), &allow) {
+            Ok((found, note)) => {
+                findings.extend(found);
+                notes.push(note);
             }
             Err(e) => return fail_read(&e),
         }
     }
     findings.sort();
-    print!(
-        "{}",
-        report::render(&trail.description, &report, &findings, &notes)
-    );
+    findings.dedup();
+    print!("{}", report::render(&sources, &findings, &notes));
     if findings.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -132,15 +224,118 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     }
 }
 
+/// The spool, the bucket, or both, labelled.
+fn load_sources(
+    args: &VerifyArgs,
+    allow: &WriterAllowlist,
+) -> Result<Vec<(&'static str, Trail)>, String> {
+    let source = &args.source;
+    let mut trails = Vec::new();
+    if let Some(dir) = &source.spool {
+        trails.push((
+            "spool",
+            load_spool(dir, Some(allow), args.min_retention_days > 0)?,
+        ));
+    }
+    if let Some(b) = &source.bucket {
+        trails.push(("s3", bucket::load(source, b, Some(args))?));
+    }
+    if trails.is_empty() {
+        return Err(no_source());
+    }
+    Ok(trails)
+}
+
+/// Each trail's chains and signatures, its storage findings, an empty trail, the spool's files
+/// and cursors, and (with both) the spool against the bucket.
+fn check_trails(
+    trails: &[(&str, Trail)],
+    allow: &WriterAllowlist,
+) -> (Vec<(String, ChainReport)>, Vec<Finding>, Vec<String>) {
+    let both = trails.len() > 1;
+    let mut findings = Vec::new();
+    let mut notes = Vec::new();
+    let mut sources = Vec::new();
+    for (label, trail) in trails {
+        let report = verify_trail(&trail.records, &trail.checkpoints, allow);
+        findings.extend(report::from_chain(&report, both.then_some(*label)));
+        findings.extend(trail.findings.iter().cloned());
+        notes.extend(trail.notes.iter().cloned());
+        if trail.records.is_empty() {
+            findings.push(Finding::new(
+                "empty",
+                format!(
+                    "{} holds no records: a trail is never empty once the bridge has run, so \
+                     this is the wrong place or the records were removed",
+                    trail.description
+                ),
+            ));
+        }
+        findings.extend(compare::spool_files(
+            &trail.files,
+            &trail.records,
+            allow,
+            &mut notes,
+        ));
+        sources.push((trail.description.clone(), report));
+    }
+    if let [(_, local), (_, s3)] = trails {
+        findings.extend(compare::spool_vs_bucket(
+            &local.files,
+            &local.records,
+            &s3.records,
+            &s3.checkpoints,
+            &mut notes,
+        ));
+    }
+    (sources, findings, notes)
+}
+
+/// Every distinct record of the trails.
+fn union(trails: &[(&'static str, Trail)]) -> Vec<AuditRecord> {
+    let mut seen = BTreeSet::new();
+    let mut records = Vec::new();
+    for (_, t) in trails {
+        for r in &t.records {
+            if seen.insert((r.writer.clone(), r.seq, r.hash.clone())) {
+                records.push(r.clone());
+            }
+        }
+    }
+    records
+}
+
+fn no_source() -> String {
+    "say where the trail is: --spool DIR for a local spool, --bucket NAME (with --prefix, and \
+     --endpoint-url for an S3-compatible server) for the mirror, or both to compare them"
+        .into()
+}
+
 fn show(event_id: &str, source: &SourceArgs) -> ExitCode {
-    let trail = match load(source, None) {
-        Ok(t) => t,
-        Err(e) => return fail_read(&e),
-    };
+    let mut trails = Vec::new();
+    if let Some(dir) = &source.spool {
+        match load_spool(dir, None, false) {
+            Ok(t) => trails.push(t),
+            Err(e) => return fail_read(&e),
+        }
+    }
+    if let Some(b) = &source.bucket {
+        match bucket::load(source, b, None) {
+            Ok(t) => trails.push(t),
+            Err(e) => return fail_read(&e),
+        }
+    }
+    if trails.is_empty() {
+        return fail_read(&no_source());
+    }
     let mut seen = Vec::new();
-    for r in trail.records.iter().filter(|r| r.event_id == event_id) {
+    for r in trails
+        .iter()
+        .flat_map(|t| &t.records)
+        .filter(|r| r.event_id == event_id)
+    {
         if seen.contains(&&r.hash) {
-            continue; // the same record stored twice (e.g. two object versions)
+            continue; // the same record stored twice (two object versions, spool and S3)
         }
         seen.push(&r.hash);
         match serde_json::to_string_pretty(r) {
@@ -149,245 +344,43 @@ fn show(event_id: &str, source: &SourceArgs) -> ExitCode {
         }
     }
     if seen.is_empty() {
+        let places: Vec<&str> = trails.iter().map(|t| t.description.as_str()).collect();
         eprintln!(
             "no record with event id {event_id:?} in {}",
-            trail.description
+            places.join(" or ")
         );
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }
 
-fn load(source: &SourceArgs, verify: Option<&VerifyArgs>) -> Result<Trail, String> {
-    match (&source.spool, &source.bucket) {
-        (Some(dir), _) => {
-            let records = read_all(dir).map_err(|e| e.to_string())?;
-            let mut notes = Vec::new();
-            if verify.is_some_and(|v| v.min_retention_days > 0) {
-                notes.push(
-                    "note: a local spool has no Object Lock; retention is checked only with --bucket"
-                        .to_string(),
-                );
-            }
-            Ok(Trail {
-                description: format!("spool {} ({} records)", dir.display(), records.len()),
-                records,
-                findings: Vec::new(),
-                notes,
-            })
-        }
-        (None, Some(bucket)) => load_bucket(source, bucket, verify),
-        (None, None) => Err(
-            "say where the trail is: --spool DIR for a local spool, or --bucket NAME (with \
-             --prefix, and --endpoint-url for an S3-compatible server) for the mirror"
-                .into(),
-        ),
-    }
-}
-
-fn load_bucket(
-    source: &SourceArgs,
-    bucket: &str,
-    verify: Option<&VerifyArgs>,
+/// A spool directory read by `serve`'s recovery rule (signatures checked with `allow`).
+fn load_spool(
+    dir: &std::path::Path,
+    allow: Option<&WriterAllowlist>,
+    retention_note: bool,
 ) -> Result<Trail, String> {
-    let mut settings = S3Settings::new(bucket, source.prefix.as_str(), 1);
-    settings.region.clone_from(&source.region);
-    settings.endpoint_url.clone_from(&source.endpoint_url);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
-    let versions = runtime.block_on(async {
-        let client = s3::client(&settings).await;
-        read_bucket(&client, bucket, &settings.list_prefix()).await
-    });
-    let versions = versions.map_err(|e| e.to_string())?;
-    let (mode, days) = verify.map_or((RetentionMode::Governance, 0), |v| {
-        (v.retention_mode, v.min_retention_days)
-    });
-    let mut trail = Trail {
-        description: format!(
-            "s3://{bucket}/{} ({} object version(s))",
-            settings.list_prefix(),
-            versions.len()
-        ),
-        records: Vec::new(),
-        findings: Vec::new(),
-        notes: Vec::new(),
-    };
-    if verify.is_some() {
-        trail.notes.push(format!(
-            "retention required: {mode} or stronger{}",
-            if days > 0 {
-                format!(", at least {days} day(s) after each record's time")
-            } else {
-                String::new()
-            }
+    if !dir.is_dir() {
+        return Err(format!(
+            "the spool directory {} does not exist: point --spool at the bridge's \
+             `<state_dir>/audit` (a missing spool is not an empty trail)",
+            dir.display()
         ));
     }
-    check_versions(&settings, versions, mode, days, &mut trail);
+    let read = read_trail(dir, allow).map_err(|e| e.to_string())?;
+    let mut trail = Trail::new(format!(
+        "spool {} ({} records)",
+        dir.display(),
+        read.records.len()
+    ));
+    trail.records = read.records;
+    trail.checkpoints = read.checkpoints;
+    trail.files = read.files;
+    if retention_note {
+        trail.notes.push(
+            "note: a local spool has no Object Lock; retention is checked only with --bucket"
+                .to_string(),
+        );
+    }
     Ok(trail)
-}
-
-/// Per object: is it a record, is it where its writer and seq say, is it locked well enough;
-/// per key: was it written more than once, or deleted.
-fn check_versions(
-    settings: &S3Settings,
-    versions: Vec<StoredVersion>,
-    mode: RetentionMode,
-    days: u32,
-    trail: &mut Trail,
-) {
-    let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
-    let mut reported: BTreeSet<String> = BTreeSet::new();
-    for v in &versions {
-        if matches!(v.content, Content::Object { .. }) {
-            *per_key.entry(v.key.clone()).or_default() += 1;
-        }
-    }
-    for v in versions {
-        let version = v.version_id.as_deref().unwrap_or("null");
-        let (record, lock_mode, retain_until) = match v.content {
-            Content::DeleteMarker => {
-                if v.is_latest {
-                    trail.findings.push(Finding::new(
-                        "deleted",
-                        format!(
-                            "{} was deleted (delete marker {version}); its locked versions remain \
-                             and are checked here",
-                            v.key
-                        ),
-                    ));
-                }
-                continue;
-            }
-            Content::Object {
-                record,
-                lock_mode,
-                retain_until,
-            } => (record, lock_mode, retain_until),
-        };
-        let record = match record {
-            Ok(r) => *r,
-            Err(e) => {
-                trail.findings.push(Finding::new(
-                    "unreadable",
-                    format!("{} (version {version}): {e}", v.key),
-                ));
-                continue;
-            }
-        };
-        let at = |f: Finding| f.at(&record.writer, record.seq, &record.event_id);
-        let expected = file_stem(&record.writer)
-            .map(|stem| settings.key(&stem, record.seq))
-            .unwrap_or_default();
-        if expected != v.key {
-            trail.findings.push(at(Finding::new(
-                "misplaced",
-                format!(
-                    "stored at {} but its writer and seq belong at {expected}",
-                    v.key
-                ),
-            )));
-        }
-        let copies = per_key.get(&v.key).copied().unwrap_or(1);
-        if copies > 1 && reported.insert(v.key.clone()) {
-            // Reported once, on the original (versions come oldest first); the chain check
-            // flags what differs between the versions.
-            trail.findings.push(at(Finding::new(
-                "overwritten",
-                format!(
-                    "{} has {copies} versions: it was written again after the first upload",
-                    v.key
-                ),
-            )));
-        }
-        if let Some(problem) =
-            retention_problem(lock_mode.as_ref(), retain_until, &record, mode, days)
-        {
-            trail.findings.push(at(Finding::new(
-                problem.0,
-                format!("{} (version {version}): {}", v.key, problem.1),
-            )));
-        }
-        trail.records.push(record);
-    }
-}
-
-/// Why an object's lock falls short of `mode` for `days`, if it does.
-fn retention_problem(
-    lock_mode: Option<&LockMode>,
-    retain_until: Option<chrono::DateTime<chrono::Utc>>,
-    record: &AuditRecord,
-    mode: RetentionMode,
-    days: u32,
-) -> Option<(&'static str, String)> {
-    let (Some(lock), Some(until)) = (lock_mode, retain_until) else {
-        return Some((
-            "no_retention",
-            "has no Object Lock retention: it can be deleted".into(),
-        ));
-    };
-    match lock {
-        LockMode::Known(m) if *m >= mode => {}
-        LockMode::Known(m) => {
-            return Some((
-                "weak_retention",
-                format!("is locked in {m} mode, weaker than the required {mode}"),
-            ));
-        }
-        LockMode::Other(m) => {
-            return Some(("weak_retention", format!("has an unknown lock mode {m:?}")));
-        }
-    }
-    let needed = record.time + chrono::Duration::days(i64::from(days));
-    if until < needed {
-        return Some((
-            "short_retention",
-            format!(
-                "is retained until {} but must be kept until at least {} ({days} day(s) after the record)",
-                until.to_rfc3339(),
-                needed.to_rfc3339()
-            ),
-        ));
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{Duration, Utc};
-    use slipway_core::audit::EventKind;
-
-    #[test]
-    fn retention_levels() {
-        let rec = AuditRecord::new(EventKind::Command, "e", Utc::now());
-        let compliance = LockMode::Known(RetentionMode::Compliance);
-        let governance = LockMode::Known(RetentionMode::Governance);
-        let later = Some(rec.time + Duration::days(31));
-        let check = |lock: Option<&LockMode>, until, mode, days| {
-            retention_problem(lock, until, &rec, mode, days).map(|p| p.0)
-        };
-        assert_eq!(
-            check(Some(&compliance), later, RetentionMode::Compliance, 30),
-            None
-        );
-        assert_eq!(
-            check(Some(&compliance), later, RetentionMode::Governance, 30),
-            None
-        );
-        assert_eq!(
-            check(Some(&governance), later, RetentionMode::Compliance, 0),
-            Some("weak_retention")
-        );
-        assert_eq!(
-            check(Some(&compliance), later, RetentionMode::Compliance, 60),
-            Some("short_retention")
-        );
-        assert_eq!(
-            check(None, None, RetentionMode::Governance, 0),
-            Some("no_retention")
-        );
-    }
 }

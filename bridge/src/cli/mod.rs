@@ -4,7 +4,7 @@ mod audit;
 mod policy;
 mod serve;
 
-pub use policy::load as load_policy;
+pub use crate::config::load_policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

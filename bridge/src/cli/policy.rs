@@ -4,11 +4,12 @@
 //! `explain` prints one JSON object and exits 0 for every decision; 2 only when the policy can't
 //! be loaded. `test` prints `N passed, M failed` and exits 1 when any case failed.
 
+use crate::config::load_policy as load;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use slipway_core::policy::{CaseResult, Policy, explain_json, parse_cases, run_case};
+use slipway_core::policy::{CaseResult, explain_json, parse_cases, run_case};
 
 /// Where the policy lives unless `--policy` says otherwise.
 pub const DEFAULT_POLICY: &str = "policy/slipway.yaml";
@@ -38,13 +39,6 @@ pub enum PolicyCmd {
         /// Directory of test files; defaults to `tests/` beside the policy.
         dir: Option<PathBuf>,
     },
-}
-
-/// Read and compile a policy, or describe why not in `PATH:LINE:COL: message` form.
-pub fn load(path: &Path) -> Result<Policy, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}:1:1: can't read the policy file: {e}", path.display()))?;
-    Policy::from_yaml(&text).map_err(|e| e.display_with_path(&path.display().to_string()))
 }
 
 pub fn run(cmd: PolicyCmd) -> ExitCode {

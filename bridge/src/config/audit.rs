@@ -1,10 +1,13 @@
-//! The `audit:` section: where the spool is mirrored (S3 with Object Lock) and which sinks get
-//! the records (Jira, a signed webhook). Every part is optional; without `s3` the spool stays
-//! local only.
+//! The `audit:` section: the key that signs the spool's checkpoints and the allowlist of writers,
+//! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, a
+//! signed webhook). Without `s3` the spool stays local only.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use slipway_core::audit::{WriterAllowlist, WriterKeys};
 use slipway_infra::s3::{Retention, RetentionMode, S3Settings, StaticCredentials};
 use slipway_infra::sinks::jira::{JiraAuth, JiraSettings};
 use slipway_infra::sinks::webhook::WebhookSettings;
@@ -21,9 +24,18 @@ const SINK_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileAudit {
+    signing: Option<FileSigning>,
+    #[serde(default)]
+    writers: BTreeMap<String, WriterKeys>,
     s3: Option<FileS3>,
     jira: Option<FileJira>,
     webhook: Option<FileWebhook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSigning {
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +74,11 @@ struct FileWebhook {
 /// The validated `audit:` section.
 #[derive(Debug, Clone, Default)]
 pub struct AuditConfig {
+    /// The Ed25519 key that signs the spool's checkpoints (`SLIPWAY_AUDIT_SIGNING_KEY_FILE` or
+    /// `audit.signing.key_file`); `serve` refuses to start without it.
+    pub signing_key_file: Option<PathBuf>,
+    /// Writers and their public keys (`audit.writers`); `None`: only this bridge, with its key.
+    pub writers: Option<WriterAllowlist>,
     pub s3: Option<S3Settings>,
     pub jira: Option<JiraConfig>,
     pub webhook: Option<WebhookSettings>,
@@ -169,7 +186,21 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
             })
         }
     };
-    Ok(AuditConfig { s3, jira, webhook })
+    let signing_key_file = env("SLIPWAY_AUDIT_SIGNING_KEY_FILE")
+        .map(PathBuf::from)
+        .or(file.signing.and_then(|s| s.key_file));
+    let writers = if file.writers.is_empty() {
+        None
+    } else {
+        Some(WriterAllowlist::from_config(&file.writers)?)
+    };
+    Ok(AuditConfig {
+        signing_key_file,
+        writers,
+        s3,
+        jira,
+        webhook,
+    })
 }
 
 fn load_s3(bucket: String, f: FileS3, env: Env<'_>) -> Result<S3Settings, String> {
@@ -316,6 +347,33 @@ mod tests {
         let e =
             serde_saphyr::from_str::<FileAudit>("s3:\n  bucket: a\n  retention: 5\n").unwrap_err();
         assert!(e.to_string().contains("retention"), "{e}");
+    }
+
+    #[test]
+    fn signing_key_and_writers() {
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let c = load(
+            parse(&format!(
+                "signing:\n  key_file: /run/secrets/audit.key\nwriters:\n  \"bridge:*\": \"{key}\"\n  \"runner:*\": [\"{key}\"]\n"
+            )),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.signing_key_file.as_deref(),
+            Some(std::path::Path::new("/run/secrets/audit.key"))
+        );
+        let writers = c.writers.unwrap();
+        assert!(writers.allows("runner:42-1") && !writers.allows("evil:1"));
+        let e = load(parse(&format!("writers:\n  \"*\": {key}\n")), &no_env).unwrap_err();
+        assert!(e.contains("bare"), "{e}");
+        let e = load(parse("writers:\n  \"bridge:*\": []\n"), &no_env).unwrap_err();
+        assert!(e.contains("lists no key"), "{e}");
+        let env = |k: &str| (k == "SLIPWAY_AUDIT_SIGNING_KEY_FILE").then(|| "/k".to_string());
+        assert_eq!(
+            load(FileAudit::default(), &env).unwrap().signing_key_file,
+            Some(PathBuf::from("/k"))
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The GitHub side of the configuration that decides what the bridge trusts: the services whose
-//! CI builds `/deploy` takes, and the login the runner reports as.
+//! CI builds `/deploy` takes, the login the runner reports as, and the GitOps repository with the
+//! App that acts on it (`load`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use super::Env;
+use super::{Env, FileGitHub, FileGitops, FileSigning, Secret, check_url, duration, secret};
 
 /// `gitops.services`, each checked.
 pub(super) fn services(
-    s: &BTreeMap<String, crate::change::ServiceConfig>,
-) -> Result<BTreeMap<String, crate::change::ServiceConfig>, String> {
+    s: &BTreeMap<String, super::gitops::ServiceConfig>,
+) -> Result<BTreeMap<String, super::gitops::ServiceConfig>, String> {
     s.iter().try_for_each(|(name, svc)| svc.check(name))?;
     Ok(s.clone())
 }
@@ -17,15 +19,166 @@ pub(super) fn services(
 pub(super) fn runner_login(env: Env<'_>, file: Option<String>) -> Result<String, String> {
     let login = env("SLIPWAY_RUNNER_LOGIN")
         .or(file)
-        .unwrap_or_else(|| crate::change::DEFAULT_RUNNER_LOGIN.into());
+        .unwrap_or_else(|| super::gitops::DEFAULT_RUNNER_LOGIN.into());
     let login = login.trim();
     if login.is_empty() || login.contains(char::is_whitespace) {
         return Err(format!(
             "the runner's GitHub login `{login}` is not a login: set SLIPWAY_RUNNER_LOGIN or `github.runner_login` to the account the runner comments as (default {}, the login of a workflow's GITHUB_TOKEN)",
-            crate::change::DEFAULT_RUNNER_LOGIN
+            super::gitops::DEFAULT_RUNNER_LOGIN
         ));
     }
     Ok(login.to_string())
+}
+
+/// The GitHub App's identity: ids, private key, the change-signing key, and its bot login.
+struct AppIdentity {
+    app_id: u64,
+    installation_id: u64,
+    app_private_key: Secret,
+    signing_key: Secret,
+    app_login: String,
+}
+
+fn app_identity(
+    github: &FileGitHub,
+    signing: &FileSigning,
+    env: Env<'_>,
+) -> Result<AppIdentity, String> {
+    let number = |var: &str, v: Option<u64>, key: &str| -> Result<u64, String> {
+        match env(var) {
+            Some(s) => s
+                .parse()
+                .map_err(|_| format!("{var}=`{s}` is not a number")),
+            None => v.ok_or_else(|| format!("change requests need {var} (or `{key}`)")),
+        }
+    };
+    let app_id = number("SLIPWAY_GITHUB_APP_ID", github.app_id, "github.app_id")?;
+    let installation_id = number(
+        "SLIPWAY_GITHUB_INSTALLATION_ID",
+        github.installation_id,
+        "github.installation_id",
+    )?;
+    let app_private_key = secret(
+        env,
+        "SLIPWAY_GITHUB_PRIVATE_KEY",
+        github.private_key.as_ref(),
+        "github.private_key",
+    )?;
+    let signing_key = secret(
+        env,
+        "SLIPWAY_SIGNING_KEY",
+        signing.key.as_ref(),
+        "signing.key",
+    )?;
+    if app_private_key.is_empty() {
+        return Err("change requests need the GitHub App private key: SLIPWAY_GITHUB_PRIVATE_KEY or `github.private_key`".into());
+    }
+    if signing_key.is_empty() {
+        return Err(
+            "change requests need an Ed25519 signing key: SLIPWAY_SIGNING_KEY or `signing.key`"
+                .into(),
+        );
+    }
+    let app_slug = env("SLIPWAY_GITHUB_APP_SLUG")
+        .or(github.app_slug.clone())
+        .unwrap_or_else(|| "slipway".into());
+    if app_slug.is_empty()
+        || !app_slug
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(format!(
+            "the GitHub App slug `{app_slug}` is not a slug (letters, digits and `-`): set SLIPWAY_GITHUB_APP_SLUG or `github.app_slug` to the name in the App's URL"
+        ));
+    }
+    Ok(AppIdentity {
+        app_id,
+        installation_id,
+        app_private_key,
+        signing_key,
+        app_login: format!("{app_slug}[bot]"),
+    })
+}
+
+/// The API, git and OAuth URLs for the GitOps repository, each checked.
+fn github_urls(
+    repo: &slipway_infra::github::Repo,
+    gitops: &FileGitops,
+    github: &FileGitHub,
+    env: Env<'_>,
+) -> Result<(String, String, String), String> {
+    let api_url = env("SLIPWAY_GITHUB_API_URL")
+        .or(github.api_url.clone())
+        .unwrap_or_else(|| "https://api.github.com".into());
+    check_url(&api_url, "the GitHub API URL (SLIPWAY_GITHUB_API_URL)")?;
+    let git_url = env("SLIPWAY_GITOPS_GIT_URL")
+        .or(gitops.git_url.clone())
+        .unwrap_or_else(|| format!("https://github.com/{repo}.git"));
+    check_url(&git_url, "the GitOps git URL (SLIPWAY_GITOPS_GIT_URL)")?;
+    let oauth_url = env("SLIPWAY_GITHUB_OAUTH_URL")
+        .or(github.oauth_url.clone())
+        .unwrap_or_else(|| super::gitops::oauth_url_for(&api_url));
+    check_url(
+        &oauth_url,
+        "the GitHub OAuth URL (SLIPWAY_GITHUB_OAUTH_URL)",
+    )?;
+    let oauth_url = oauth_url.trim_end_matches('/').to_string();
+    Ok((api_url, git_url, oauth_url))
+}
+
+/// Change requests, when a GitOps repository is configured.
+pub(super) fn load(
+    gitops: &FileGitops,
+    github: &FileGitHub,
+    signing: &FileSigning,
+    env: Env<'_>,
+) -> Result<Option<super::gitops::GitOpsConfig>, String> {
+    let Some(repo_name) = env("SLIPWAY_GITOPS_REPO").or(gitops.repo.clone()) else {
+        return Ok(None);
+    };
+    let repo = slipway_infra::github::Repo::parse(&repo_name).ok_or_else(|| {
+        format!(
+            "the GitOps repo `{repo_name}` is not owner/name (SLIPWAY_GITOPS_REPO or `gitops.repo`)"
+        )
+    })?;
+    let (api_url, git_url, oauth_url) = github_urls(&repo, gitops, github, env)?;
+    let app = app_identity(github, signing, env)?;
+    Ok(Some(super::gitops::GitOpsConfig {
+        default_branch: env("SLIPWAY_GITOPS_DEFAULT_BRANCH")
+            .or(gitops.default_branch.clone())
+            .unwrap_or_else(|| "main".into()),
+        app_login: app.app_login,
+        repo,
+        git_url,
+        api_url,
+        app_id: app.app_id,
+        installation_id: app.installation_id,
+        app_private_key: app.app_private_key,
+        signing_key: app.signing_key,
+        signing_key_id: env("SLIPWAY_SIGNING_KEY_ID")
+            .or(signing.key_id.clone())
+            .unwrap_or_else(|| "bridge".into()),
+        services: services(&gitops.services)?,
+        client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
+            .or(github.client_id.clone())
+            .filter(|c| !c.trim().is_empty()),
+        oauth_url,
+        token_key: secret(
+            env,
+            "SLIPWAY_TOKEN_KEY",
+            github.token_key.as_ref(),
+            "github.token_key",
+        )?,
+        expiry_interval: duration(
+            "SLIPWAY_EXPIRY_INTERVAL / gitops.expiry_interval",
+            env("SLIPWAY_EXPIRY_INTERVAL")
+                .or(gitops.expiry_interval.clone())
+                .as_deref(),
+            Duration::from_secs(60),
+        )?
+        .max(Duration::from_millis(10)),
+        runner_login: runner_login(env, github.runner_login.clone())?,
+    }))
 }
 
 #[cfg(test)]
@@ -47,7 +200,7 @@ mod tests {
 
     #[test]
     fn services_name_the_bad_key() {
-        let svc: crate::change::ServiceConfig = serde_saphyr::from_str(
+        let svc: crate::config::gitops::ServiceConfig = serde_saphyr::from_str(
             "repo: acme/api\nimage: registry.example/api\nworkflow: ../ci.yml\n",
         )
         .unwrap();

@@ -259,10 +259,16 @@ async fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
 pub fn write_config(world: &World) -> Result<(), String> {
     let kubeconfig = world.kubeconfig.display();
     let mut text = format!(
-        "keys:\n  demo: \"{key}\"\nclusters:\n  staging: {{ kubeconfig: \"{kubeconfig}\", context: staging }}\n  production: {{ kubeconfig: \"{kubeconfig}\", context: production }}\ndeploy:\n  command: [kubectl, \"--kubeconfig={{kubeconfig}}\", \"--context={{context}}\", apply, --server-side, --validate=false, -k, \"{{dir}}\"]\ntools: {{ kill_grace: 2s }}\naudit:\n  spool_dir: \"{spool}\"\n",
+        "keys:\n  demo: \"{key}\"\nclusters:\n  staging: {{ kubeconfig: \"{kubeconfig}\", context: staging }}\n  production: {{ kubeconfig: \"{kubeconfig}\", context: production }}\ndeploy:\n  command: [kubectl, \"--kubeconfig={{kubeconfig}}\", \"--context={{context}}\", apply, --server-side, --validate=false, -k, \"{{dir}}\"]\ntools: {{ kill_grace: 2s }}\naudit:\n  spool_dir: \"{spool}\"\n  signing_key_file: \"{audit_key}\"\n  writers:\n",
         key = world.verifying_key_hex,
         spool = world.spool_dir().display(),
+        audit_key = world.runner_audit_key().display(),
     );
+    let writers = std::fs::read_to_string(world.audit_writers())
+        .map_err(|e| format!("{}: {e}", world.audit_writers().display()))?;
+    for line in writers.lines() {
+        let _ = writeln!(text, "    {line}");
+    }
     if let Some(m) = &world.moto {
         let _ = write!(
             text,

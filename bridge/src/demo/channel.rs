@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::http;
-use super::render::{self, Button};
+use super::plain::{self, Button};
 use super::screen::Screen;
 use super::world::{CHANNEL, OWNER, REPO, TEAM, World, person};
 use crate::slack::signature::sign;
@@ -221,9 +221,9 @@ impl Channel {
     pub fn show_modal(
         &self,
         view: &Value,
-        footer: impl FnOnce(&render::Modal) -> String,
-    ) -> render::Modal {
-        let m = render::modal(view);
+        footer: impl FnOnce(&plain::Modal) -> String,
+    ) -> plain::Modal {
+        let m = plain::modal(view);
         let mut out = vec![format!("┌─ {} (a dialog)", m.title)];
         out.extend(m.lines.iter().map(|l| format!("│ {l}")));
         out.push(format!("└─ {}", footer(&m)));
@@ -231,7 +231,7 @@ impl Channel {
         m
     }
 
-    /// Submit `view` as `user` with these input values (`render::submission_values`).
+    /// Submit `view` as `user` with these input values (`plain::submission_values`).
     pub async fn submit(
         &self,
         user: &str,
@@ -292,7 +292,7 @@ impl Channel {
         let next = &mut shown.next_choice;
         // The renderer numbers buttons in order, once each.
         let mut assigned = Vec::new();
-        let r = render::message_numbered(text, blocks, &mut |b| {
+        let r = plain::message_numbered(text, blocks, &mut |b| {
             let n = kept
                 .remove(&(b.action_id.clone(), b.value.clone()))
                 .unwrap_or_else(|| {
@@ -330,7 +330,7 @@ impl Channel {
         let messages = slack.messages();
         for m in messages.iter().filter(|m| m.channel == CHANNEL) {
             let previous = self.shown().messages.get(&m.ts).cloned();
-            let preview = render::message(&m.text, &m.blocks, 0).lines;
+            let preview = plain::message(&m.text, &m.blocks, 0).lines;
             if previous
                 .as_ref()
                 .is_some_and(|(_, lines)| *lines == preview)

@@ -16,7 +16,7 @@
 mod actions;
 mod channel;
 mod http;
-pub mod render;
+pub mod plain;
 mod repl;
 mod screen;
 mod script;

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::channel::{Channel, Submitted};
-use super::render;
+use super::plain;
 use super::screen::Screen;
 use super::world::{OWNER, PEOPLE, REPO, World, person};
 
@@ -179,7 +179,7 @@ impl Repl {
         if let Some(c) = &choice.button.confirm {
             self.screen.print(&[
                 format!("┌─ {}", c.title),
-                format!("│ {}", render::mrkdwn(&c.text)),
+                format!("│ {}", plain::mrkdwn(&c.text)),
                 format!("└─ {} [y/N]", c.confirm),
             ]);
             self.screen.prompt("? ");
@@ -283,7 +283,7 @@ impl Repl {
                 }
                 answers.push(answer);
             }
-            let values = render::submission_values(&m.inputs, &answers);
+            let values = plain::submission_values(&m.inputs, &answers);
             match self.channel.submit(&self.user, view, values).await {
                 Ok(Submitted::Closed) => {
                     self.screen.line("(demo) submitted");

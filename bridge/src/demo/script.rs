@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::actions::Actions;
 use super::channel::{Channel, Submitted};
-use super::render;
+use super::plain;
 use super::screen::Screen;
 use super::world::{BUCKET, CHANNEL, OWNER, REPO, World, aws_env};
 
@@ -220,7 +220,7 @@ impl Script {
         self.screen.line(format!(
             "» {user} leaves the comment empty and clicks {submit}"
         ));
-        let values = render::submission_values(&m.inputs, &vec![String::new(); m.inputs.len()]);
+        let values = plain::submission_values(&m.inputs, &vec![String::new(); m.inputs.len()]);
         match self.channel.submit(user, &view, values).await? {
             Submitted::Closed => Ok(()),
             Submitted::Errors(e) => Err(format!("the dialog refused the submission: {e:?}")),
@@ -385,6 +385,8 @@ impl Script {
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(["audit", "verify"])
             .args(source)
+            .arg("--writers")
+            .arg(self.world.audit_writers())
             .arg("--git")
             .arg(git)
             .stdin(Stdio::null())

@@ -4,6 +4,7 @@
 //! production, only with emulator URLs). All of it lives under one directory and one process
 //! group, so Ctrl-C stops everything.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -268,11 +269,28 @@ impl World {
 
         let policy = dir.join("policy.yaml");
         write(&policy, POLICY)?;
-        let config = dir.join("slipway.yaml");
+        // The bridge and the runner sign their audit checkpoints with keys of their own, kept
+        // beside the state directory, never in it.
+        let audit_key = dir.join("audit-bridge.key");
+        let runner_key = dir.join("audit-runner.key");
+        let mut writers = Vec::new();
+        for (pattern, path) in [("bridge:*", &audit_key), ("runner:*", &runner_key)] {
+            let public = slipway_infra::audit_signer::generate_key_file(path)?;
+            writers.push(format!(
+                "\"{pattern}\": \"{}\"",
+                hex::encode(public.as_bytes())
+            ));
+        }
         write(
-            &config,
-            "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n      workflow: ci.yml\n",
+            &dir.join("audit-writers.yaml"),
+            &(writers.join("\n") + "\n"),
         )?;
+        let mut config_text = "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n      workflow: ci.yml\naudit:\n  writers:\n".to_string();
+        for w in &writers {
+            let _ = writeln!(config_text, "    {w}");
+        }
+        let config = dir.join("slipway.yaml");
+        write(&config, &config_text)?;
         let port = free_port()?;
         let signing_secret = random_hex(16)?;
         let mut vars: Vec<(&str, String)> = vec![
@@ -294,6 +312,10 @@ impl World {
             ("SLIPWAY_SIGNING_KEY", signing_key),
             ("SLIPWAY_SIGNING_KEY_ID", "demo".into()),
             ("SLIPWAY_TOKEN_KEY", random_hex(32)?),
+            (
+                "SLIPWAY_AUDIT_SIGNING_KEY_FILE",
+                audit_key.display().to_string(),
+            ),
             ("RUST_LOG", "info".into()),
         ];
         if let Some(m) = &moto {
@@ -350,6 +372,16 @@ impl World {
     /// The bridge's audit spool (the runner shares it: see `runner.rs`).
     pub fn spool_dir(&self) -> PathBuf {
         self.dir.join("state").join("audit")
+    }
+
+    /// The audit writers and their public keys, for `slipway audit verify --writers`.
+    pub fn audit_writers(&self) -> PathBuf {
+        self.dir.join("audit-writers.yaml")
+    }
+
+    /// The runner's audit signing key.
+    pub fn runner_audit_key(&self) -> PathBuf {
+        self.dir.join("audit-runner.key")
     }
 }
 

@@ -3,8 +3,6 @@
 //! has no `is_ext_shared`, so this one call goes through the bridge's small HTTPS client.
 //! Answers are cached for a minute; a failure is an error the caller treats as "shared".
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt as _;
@@ -13,10 +11,6 @@ use super::client::{Slack, SlackError};
 
 const CACHE_FOR: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Channel id → (shared with another organisation, when it was asked).
-#[derive(Debug, Default)]
-pub struct ChannelFacts(Mutex<HashMap<String, (bool, Instant)>>);
 
 fn fail(message: impl Into<String>) -> SlackError {
     SlackError {

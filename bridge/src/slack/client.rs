@@ -48,7 +48,7 @@ pub struct Slack {
     /// point (the emulator in tests).
     api: url::Url,
     /// What `conversations.info` said of channels, recently.
-    facts: Arc<super::channels::ChannelFacts>,
+    facts: Arc<ChannelFacts>,
 }
 
 /// Hosts that serve Slack's `response_url`s, commercial and GovSlack (which runs on
@@ -123,7 +123,7 @@ impl Slack {
         })
     }
 
-    pub(super) fn facts(&self) -> &super::channels::ChannelFacts {
+    pub(super) fn facts(&self) -> &ChannelFacts {
         &self.facts
     }
 
@@ -244,6 +244,13 @@ impl Slack {
         Ok(())
     }
 }
+
+/// Channel id → (shared with another organisation, when it was asked); filled by
+/// `conversations.info` (see `channels`).
+#[derive(Debug, Default)]
+pub struct ChannelFacts(
+    pub(super) std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>,
+);
 
 #[cfg(test)]
 mod tests {

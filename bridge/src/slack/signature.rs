@@ -12,7 +12,7 @@ pub const WINDOW_SECS: i64 = 5 * 60;
 
 /// The shortest signing secret accepted. Slack's are 32 hex characters; anything much shorter
 /// (above all an empty one, which anybody can sign with) is a configuration mistake.
-pub const MIN_SECRET_BYTES: usize = 16;
+pub const MIN_SECRET_BYTES: usize = crate::config::keys::MIN_HMAC_KEY_BYTES;
 
 /// Why a request was rejected. Never shown to the caller (they get a bare 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

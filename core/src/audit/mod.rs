@@ -5,6 +5,8 @@
 //! spool that makes records durable lives in `slipway-infra`.
 
 mod chain;
+mod checkpoint;
+mod signed;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -18,6 +20,11 @@ use crate::command::{Family, ParsedCommand, Target, Tier};
 use crate::policy::{Decision, Identity, Outcome, SlackUser};
 
 pub use chain::{ChainState, GENESIS_HASH, canonical_json, compute_hash, seal};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, Checkpoint, CheckpointError, ED25519, TRAILER, WriterAllowlist, WriterKeys,
+    key_id,
+};
+pub use signed::verify_trail;
 pub use verify::{ChainProblem, ChainReport, ProblemKind, WriterHead, verify_chain};
 
 /// The version written into every record. Bump it when a field changes meaning or a reader

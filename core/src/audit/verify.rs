@@ -1,8 +1,10 @@
 //! Chain verification over any set of records (a local spool, a mirror listing, a SIEM export),
 //! reporting every problem rather than the first, so one bad record does not hide the next.
 //!
-//! What a chain cannot show on its own: records dropped from the *end* of a writer's chain. That
-//! needs an outside anchor, such as the mirror's last seen head per writer (see [`WriterHead`]).
+//! What a chain cannot show on its own: records dropped from the *end* of a writer's chain, a
+//! chain rewritten and re-hashed from some record on, or a writer made up whole. Those need the
+//! writers' signed checkpoints ([`super::verify_trail`]) and outside anchors (S3, git) to compare
+//! each writer's [`WriterHead`] with.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -29,6 +31,16 @@ pub enum ProblemKind {
     Fork,
     /// `prev_hash` does not match the previous record's hash.
     BrokenLink,
+    /// The writer is not in the allowlist: a made-up writer, or configuration that lacks it.
+    UnknownWriter,
+    /// A checkpoint whose signature does not verify with the writer's keys.
+    BadCheckpoint,
+    /// The record at a signed checkpoint's seq is not the one signed: the chain was rewritten.
+    CheckpointMismatch,
+    /// A signed checkpoint covers records the trail no longer has at its end: a cut tail.
+    Truncated,
+    /// Records no signed checkpoint covers: written after the last checkpoint, or forged.
+    Unsigned,
 }
 
 /// One problem, located by writer, seq and event id.
@@ -58,6 +70,8 @@ pub struct WriterHead {
     pub records: usize,
     pub last_seq: u64,
     pub last_hash: String,
+    /// The seq of the writer's last valid signed checkpoint (0: none, or not checked).
+    pub signed_seq: u64,
 }
 
 /// The result of [`verify_chain`].
@@ -99,7 +113,7 @@ impl fmt::Display for ChainReport {
     }
 }
 
-fn short(hash: &str) -> &str {
+pub(super) fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
@@ -159,6 +173,7 @@ pub fn verify_chain(records: &[AuditRecord]) -> ChainReport {
                     records: chain.values().map(Vec::len).sum(),
                     last_seq,
                     last_hash: last.first().map(|r| r.hash.clone()).unwrap_or_default(),
+                    signed_seq: 0,
                 },
             );
         }

@@ -230,13 +230,21 @@ impl GitHub {
         Ok(out)
     }
 
-    /// Merge with the expected head SHA (GitHub refuses if the head moved).
-    pub async fn merge(&self, repo: &Repo, number: u64, sha: &str, title: &str) -> Result<String> {
+    /// Merge with the expected head SHA (GitHub refuses if the head moved). `message` is the
+    /// merge commit's body (trailers go there).
+    pub async fn merge(
+        &self,
+        repo: &Repo,
+        number: u64,
+        sha: &str,
+        title: &str,
+        message: &str,
+    ) -> Result<String> {
         let v = self
             .call(
                 "PUT",
                 &format!("/repos/{repo}/pulls/{number}/merge"),
-                Some(&json!({"sha": sha, "commit_title": title, "merge_method": "merge"})),
+                Some(&json!({"sha": sha, "commit_title": title, "commit_message": message, "merge_method": "merge"})),
             )
             .await?;
         Ok(v["sha"].as_str().unwrap_or_default().to_string())

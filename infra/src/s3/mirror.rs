@@ -1,11 +1,13 @@
-//! Uploading: the bucket checks and the idempotent, locked put of one record.
+//! Uploading: the bucket checks and the idempotent, locked put of one record, and of the signed
+//! checkpoint that ends each delivery (so what the bucket holds always ends signed, and a spool
+//! cut back before or after mirroring shows against it).
 
 use aws_sdk_s3::primitives::{ByteStream, DateTime as S3DateTime};
 use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, ObjectLockEnabled};
 use base64::Engine as _;
 use futures_util::{StreamExt as _, stream};
 use sha2::{Digest, Sha256};
-use slipway_core::audit::{AuditRecord, compute_hash};
+use slipway_core::audit::{AuditRecord, Checkpoint, compute_hash};
 
 use super::{S3Settings, classify};
 use crate::sinks::{Delivery, Sink, SinkError};
@@ -109,47 +111,89 @@ impl S3Mirror {
 
     /// Uploads one record under Object Lock, unless the same record is already there.
     pub async fn upload(&self, record: &AuditRecord) -> Result<Uploaded, SinkError> {
-        let bucket = &self.settings.bucket;
         let key = self.key_of(record)?;
         let mut body = serde_json::to_vec(record)
             .map_err(|e| SinkError::Config(format!("cannot encode record {key}: {e}")))?;
         body.push(b'\n');
+        let meta = [
+            ("slipway-hash", record.hash.as_str()),
+            ("slipway-event-id", record.event_id.as_str()),
+        ];
+        if self.put_locked(&key, body, record.time, &meta).await? {
+            Ok(Uploaded::Created)
+        } else {
+            self.compare_existing(&key, record).await
+        }
+    }
+
+    /// The key `checkpoint` is stored at, beside the record it covers.
+    pub fn checkpoint_key(&self, checkpoint: &Checkpoint) -> Result<String, SinkError> {
+        let stem = file_stem(&checkpoint.writer).map_err(|e| SinkError::Config(e.to_string()))?;
+        Ok(self.settings.checkpoint_key(&stem, checkpoint.seq))
+    }
+
+    /// Uploads a signed checkpoint under Object Lock (after the records it covers), unless the
+    /// same checkpoint is already there. A different one at its key is a conflict.
+    pub async fn upload_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Uploaded, SinkError> {
+        let key = self.checkpoint_key(checkpoint)?;
+        let body = format!("{}\n", checkpoint.to_json()).into_bytes();
+        let meta = [("slipway-hash", checkpoint.hash.as_str())];
+        if self.put_locked(&key, body, checkpoint.time, &meta).await? {
+            return Ok(Uploaded::Created);
+        }
+        let bucket = &self.settings.bucket;
+        let bytes = self.read_back(&key).await?;
+        match serde_json::from_slice::<Checkpoint>(bytes.trim_ascii_end()) {
+            Ok(stored) if stored == *checkpoint => Ok(Uploaded::AlreadyThere),
+            _ => Err(SinkError::Conflict(format!(
+                "S3 object {key} in bucket {bucket} holds another checkpoint than the spool's {} \
+                 seq {}: the chain forked or the spool was replaced. The object is left as it is \
+                 and mirroring stops here",
+                checkpoint.writer, checkpoint.seq
+            ))),
+        }
+    }
+
+    /// A conditional (`If-None-Match: *`), checksummed put under the configured retention,
+    /// retained from the later of now and `time`. `Ok(false)`: the key is taken.
+    async fn put_locked(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        time: chrono::DateTime<chrono::Utc>,
+        meta: &[(&str, &str)],
+    ) -> Result<bool, SinkError> {
+        let bucket = &self.settings.bucket;
         let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
         let retention = self.settings.retention;
         // From the later of now and the record's time, rounded up to a whole second (S3 keeps
         // seconds), so the lock always covers `days` after the record.
         let until =
-            chrono::Utc::now().max(record.time) + chrono::Duration::days(i64::from(retention.days));
+            chrono::Utc::now().max(time) + chrono::Duration::days(i64::from(retention.days));
         let until_secs = until.timestamp() + i64::from(until.timestamp_subsec_nanos() > 0);
-        let put = self
+        let mut put = self
             .client
             .put_object()
             .bucket(bucket)
-            .key(&key)
+            .key(key)
             .content_type("application/json")
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(checksum)
             .object_lock_mode(retention.mode.to_sdk())
             .object_lock_retain_until_date(S3DateTime::from_secs(until_secs))
-            .metadata("slipway-hash", &record.hash)
-            .metadata("slipway-event-id", &record.event_id)
             .if_none_match("*")
-            .body(ByteStream::from(body))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Uploaded::Created),
-            Err(e) if is_precondition_failed(&e) => self.compare_existing(&key, record).await,
+            .body(ByteStream::from(body));
+        for (k, v) in meta {
+            put = put.metadata(*k, *v);
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_precondition_failed(&e) => Ok(false),
             Err(e) => Err(classify(&format!("uploading {key}"), bucket, &e)),
         }
     }
 
-    /// The key is taken: accept it only if it holds this very record.
-    async fn compare_existing(
-        &self,
-        key: &str,
-        record: &AuditRecord,
-    ) -> Result<Uploaded, SinkError> {
+    async fn read_back(&self, key: &str) -> Result<bytes::Bytes, SinkError> {
         let bucket = &self.settings.bucket;
         let got = self
             .client
@@ -159,12 +203,22 @@ impl S3Mirror {
             .send()
             .await
             .map_err(|e| classify(&format!("reading back {key}"), bucket, &e))?;
-        let bytes = got
+        Ok(got
             .body
             .collect()
             .await
             .map_err(|e| SinkError::Transient(format!("S3 reading back {key}: {e}")))?
-            .into_bytes();
+            .into_bytes())
+    }
+
+    /// The key is taken: accept it only if it holds this very record.
+    async fn compare_existing(
+        &self,
+        key: &str,
+        record: &AuditRecord,
+    ) -> Result<Uploaded, SinkError> {
+        let bucket = &self.settings.bucket;
+        let bytes = self.read_back(key).await?;
         let stored: AuditRecord = serde_json::from_slice(bytes.trim_ascii_end()).map_err(|e| {
             SinkError::Conflict(format!(
                 "S3 object {key} in bucket {bucket} exists but is not an audit record ({e}); \
@@ -240,6 +294,14 @@ impl Sink for S3Mirror {
 
     async fn prepare(&self) -> Result<(), SinkError> {
         self.check_bucket().await
+    }
+
+    fn anchors(&self) -> bool {
+        true
+    }
+
+    async fn anchor(&self, checkpoint: &Checkpoint) -> Result<(), SinkError> {
+        self.upload_checkpoint(checkpoint).await.map(|_| ())
     }
 
     async fn deliver(&self, records: &[AuditRecord]) -> Delivery {

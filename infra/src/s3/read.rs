@@ -1,5 +1,5 @@
 //! Reading a mirror back, for `slipway audit verify` and `slipway audit show`: every version of
-//! every object under the prefix (so an overwrite shows as a second version rather than hiding
+//! every object (records and signed checkpoints) under the prefix (so an overwrite shows as a second version rather than hiding
 //! the original), with the Object Lock headers of each, plus the delete markers.
 //!
 //! Lock headers come from GetObject's response headers (the same as HeadObject's), not from
@@ -8,9 +8,9 @@
 use aws_sdk_s3::types::ChecksumMode;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use slipway_core::audit::AuditRecord;
+use slipway_core::audit::{AuditRecord, Checkpoint};
 
-use super::{RetentionMode, describe};
+use super::{CHECKPOINT_SUFFIX, RetentionMode, describe};
 
 /// Objects read at once.
 const CONCURRENCY: usize = 16;
@@ -30,6 +30,12 @@ pub enum Content {
     /// An audit record (or a body that is not one), with its lock.
     Object {
         record: Result<Box<AuditRecord>, String>,
+        lock_mode: Option<LockMode>,
+        retain_until: Option<DateTime<Utc>>,
+    },
+    /// A signed checkpoint (a key ending in `.checkpoint.json`), with its lock.
+    Checkpoint {
+        checkpoint: Result<Box<Checkpoint>, String>,
         lock_mode: Option<LockMode>,
         retain_until: Option<DateTime<Utc>>,
     },
@@ -161,6 +167,15 @@ async fn read_version(
         .await
         .map_err(|e| err(e.to_string()))?
         .into_bytes();
+    if key.ends_with(CHECKPOINT_SUFFIX) {
+        let checkpoint = serde_json::from_slice::<Box<Checkpoint>>(bytes.trim_ascii_end())
+            .map_err(|e| format!("not a checkpoint: {e}"));
+        return Ok(Content::Checkpoint {
+            checkpoint,
+            lock_mode,
+            retain_until,
+        });
+    }
     let record = serde_json::from_slice::<Box<AuditRecord>>(bytes.trim_ascii_end())
         .map_err(|e| format!("not an audit record: {e}"));
     Ok(Content::Object {

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use slipway_core::audit::EventKind;
+use slipway_core::audit::{Checkpoint, EventKind};
 
 use super::*;
 use crate::spool::Spool;
@@ -72,7 +72,12 @@ impl SinkMetrics for Recorded {
 #[tokio::test]
 async fn a_failing_sink_catches_up_in_order_without_losing_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let mut spool = Spool::open(dir.path(), "bridge:t").unwrap();
+    let mut spool = Spool::open(
+        dir.path(),
+        "bridge:t",
+        &crate::audit_signer::test_signing("bridge:t"),
+    )
+    .unwrap();
     let log = spool.log();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Flaky {
@@ -120,4 +125,82 @@ async fn a_failing_sink_catches_up_in_order_without_losing_anything() {
             .all(|r| *r == "transient")
     );
     assert_eq!(log.depth("flaky").unwrap(), 0);
+}
+
+/// Stores every record, and each checkpoint only after its first `fail_anchors` tries fail.
+#[derive(Default)]
+struct Anchoring {
+    fail_anchors: usize,
+    tries: AtomicUsize,
+    anchored: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Sink for Anchoring {
+    fn name(&self) -> &'static str {
+        "anchoring"
+    }
+    fn cursor(&self) -> &'static str {
+        "anchoring"
+    }
+    fn anchors(&self) -> bool {
+        true
+    }
+    async fn anchor(&self, checkpoint: &Checkpoint) -> Result<(), SinkError> {
+        if self.tries.fetch_add(1, Ordering::SeqCst) < self.fail_anchors {
+            return Err(SinkError::Transient("anchor down".into()));
+        }
+        self.anchored.lock().unwrap().push(checkpoint.seq);
+        Ok(())
+    }
+    async fn deliver(&self, records: &[AuditRecord]) -> Delivery {
+        Delivery::from_results(records.iter().map(|_| Ok(())))
+    }
+}
+
+#[tokio::test]
+async fn an_anchoring_sink_moves_its_cursor_only_to_a_stored_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(
+        dir.path(),
+        "bridge:t",
+        &crate::audit_signer::test_signing("bridge:t"),
+    )
+    .unwrap();
+    let log = spool.log();
+    for batch in 0..3 {
+        let recs = (0..4)
+            .map(|i| AuditRecord::new(EventKind::Command, format!("e{batch}-{i}"), Utc::now()))
+            .collect();
+        spool.append_batch(recs).unwrap();
+    }
+    let anchored = Arc::new(Mutex::new(Vec::new()));
+    let sink = Anchoring {
+        fail_anchors: 2,
+        anchored: anchored.clone(),
+        ..Anchoring::default()
+    };
+    let pacing = Pacing {
+        batch: 5,
+        backoff: Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
+        idle_poll: Duration::from_millis(20),
+    };
+    let stop = CancellationToken::new();
+    let task = spawn(sink, log.clone(), Arc::new(NoMetrics), pacing, stop.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while log.cursor("anchoring").unwrap() < 12 {
+        assert!(tokio::time::Instant::now() < deadline, "never caught up");
+        // Whenever the cursor moved, the checkpoint at it was stored first.
+        let at = log.cursor("anchoring").unwrap();
+        assert!(at == 0 || anchored.lock().unwrap().contains(&at), "{at}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    // Whole batches of 4 (each ends with a checkpoint), one or two at a time.
+    let stored = anchored.lock().unwrap().clone();
+    assert_eq!(stored.last(), Some(&12));
+    assert!(stored.iter().all(|s| s % 4 == 0), "{stored:?}");
 }

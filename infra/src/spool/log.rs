@@ -2,6 +2,10 @@
 //! its consumers (the S3 mirror, the Jira and webhook sinks). Consumers read and move their own
 //! named cursors without ever taking the writer's lock, so a slow cursor fsync or a large read
 //! never delays an append, and so never delays a Slack ack.
+//!
+//! What consumers get is checked against the signed checkpoints first ([`SpoolLog::pending`]):
+//! a file changed on disk after its records were signed is never delivered, so a forgery can't
+//! reach the Object Lock mirror or a SIEM.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use slipway_core::audit::AuditRecord;
+use slipway_core::audit::{AuditRecord, Checkpoint, GENESIS_HASH, WriterAllowlist, compute_hash};
 use tokio::sync::watch;
 
 use super::files::{CursorFile, parse_line, read_cursor, tmp_path, write_cursor};
@@ -21,14 +25,54 @@ pub const MIRROR_CURSOR: &str = "mirrored";
 
 const MAX_CURSOR_NAME: usize = 32;
 
-/// Byte offsets of the durable lines. Only ever grows: a failed append is cut back before it is
-/// published here, so every published offset stays valid.
+/// Byte offsets of the durable lines and checkpoints. Only ever grows: a failed append is cut
+/// back before it is published here, so every published offset stays valid.
 #[derive(Debug, Default)]
-struct Index {
+pub(super) struct Index {
     /// `offsets[i]` is where the line of seq `i + 1` starts.
     offsets: Vec<u64>,
     /// The end of the last durable line.
     len: u64,
+    /// `(seq, offset)` of each checkpoint line; the last one covers the last durable record.
+    checkpoints: Vec<(u64, u64)>,
+    checkpoints_len: u64,
+    latest: Option<Checkpoint>,
+}
+
+impl Index {
+    pub(super) fn new(
+        offsets: Vec<u64>,
+        len: u64,
+        checkpoints: Vec<(u64, u64)>,
+        checkpoints_len: u64,
+        latest: Option<Checkpoint>,
+    ) -> Index {
+        Index {
+            offsets,
+            len,
+            checkpoints,
+            checkpoints_len,
+            latest,
+        }
+    }
+}
+
+/// One writer's files.
+#[derive(Debug)]
+pub(super) struct Files {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+    pub checkpoints: PathBuf,
+    pub stem: String,
+    pub writer: String,
+}
+
+/// Records a consumer has not acknowledged, checked against the signed checkpoints, and those
+/// checkpoints (the last one covers the last record).
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub records: Vec<AuditRecord>,
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 /// One named cursor: the last seq its consumer acknowledged, and the file that keeps it.
@@ -45,8 +89,10 @@ struct Slot {
 pub struct SpoolLog {
     dir: PathBuf,
     path: PathBuf,
+    checkpoints_path: PathBuf,
     stem: String,
     writer: String,
+    writers: Arc<WriterAllowlist>,
     index: RwLock<Index>,
     /// The last durable seq; consumers wait on it for new records.
     durable: watch::Sender<u64>,
@@ -54,35 +100,55 @@ pub struct SpoolLog {
 }
 
 impl SpoolLog {
-    pub(super) fn new(
-        dir: &Path,
-        path: PathBuf,
-        stem: String,
-        writer: &str,
-        offsets: Vec<u64>,
-        len: u64,
-    ) -> SpoolLog {
-        let (durable, _) = watch::channel(len64(offsets.len()));
+    pub(super) fn new(files: Files, index: Index, writers: Arc<WriterAllowlist>) -> SpoolLog {
+        let (durable, _) = watch::channel(len64(index.offsets.len()));
         SpoolLog {
-            dir: dir.to_path_buf(),
-            path,
-            stem,
-            writer: writer.to_string(),
-            index: RwLock::new(Index { offsets, len }),
+            dir: files.dir,
+            path: files.path,
+            checkpoints_path: files.checkpoints,
+            stem: files.stem,
+            writer: files.writer,
+            writers,
+            index: RwLock::new(index),
             durable,
             cursors: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Publishes lines that are now durable (after their fsync).
-    pub(super) fn extend(&self, offsets: Vec<u64>, len: u64) {
+    /// Publishes lines that are now durable and signed (after both fsyncs).
+    pub(super) fn extend(
+        &self,
+        offsets: Vec<u64>,
+        len: u64,
+        checkpoint: (u64, u64),
+        checkpoints_len: u64,
+        latest: Checkpoint,
+    ) {
         let seq = {
             let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
             index.offsets.extend(offsets);
             index.len = len;
+            index.checkpoints.push(checkpoint);
+            index.checkpoints_len = checkpoints_len;
+            index.latest = Some(latest);
             len64(index.offsets.len())
         };
         self.durable.send_replace(seq);
+    }
+
+    /// The checkpoint file.
+    pub fn checkpoints_path(&self) -> &Path {
+        &self.checkpoints_path
+    }
+
+    /// The newest signed checkpoint: the head every acknowledged record is under, to anchor in
+    /// git or anywhere else outside the host.
+    pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .latest
+            .clone()
     }
 
     pub fn writer(&self) -> &str {
@@ -177,9 +243,106 @@ impl SpoolLog {
             .map_or(0, |s| s.seq.load(Ordering::Acquire))
     }
 
-    /// Up to `limit` records cursor `name` has not acknowledged, oldest first.
-    pub fn pending(&self, name: &str, limit: usize) -> Result<Vec<AuditRecord>> {
-        self.read_after(self.cursor(name)?, limit)
+    /// Records cursor `name` has not acknowledged, oldest first: whole signed batches, up to
+    /// `limit` records unless one batch alone is longer. They are read back from disk and checked
+    /// against the signed checkpoints (links, hashes, the signed hash at each checkpoint); a
+    /// mismatch is [`SpoolError::Tampered`] and nothing is returned.
+    pub fn pending(&self, name: &str, limit: usize) -> Result<Pending> {
+        let cursor = self.cursor(name)?;
+        let (before, range) = {
+            let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            let cps = &index.checkpoints;
+            let first = cps.partition_point(|(s, _)| *s <= cursor);
+            if first == cps.len() {
+                return Ok(Pending::default());
+            }
+            let reach = cursor.saturating_add(len64(limit));
+            let last = cps.partition_point(|(s, _)| *s <= reach).max(first + 1) - 1;
+            let end = cps
+                .get(last + 1)
+                .map_or(index.checkpoints_len, |(_, offset)| *offset);
+            let start = cps
+                .get(first.saturating_sub(1))
+                .map_or(0, |(_, offset)| *offset);
+            (first > 0, (start, end))
+        };
+        let mut checkpoints = self.read_checkpoints(range)?;
+        let previous = if before {
+            Some(checkpoints.remove(0))
+        } else {
+            None
+        };
+        let start = previous.as_ref().map_or(0, |c| c.seq);
+        let end = checkpoints.last().map_or(start, |c| c.seq);
+        let count = usize::try_from(end - start).unwrap_or(usize::MAX);
+        let records = self.read_after(start, count)?;
+        self.check_segment(&records, previous.as_ref(), &checkpoints, end)?;
+        Ok(Pending {
+            records: records.into_iter().filter(|r| r.seq > cursor).collect(),
+            checkpoints: checkpoints.into_iter().filter(|c| c.seq > cursor).collect(),
+        })
+    }
+
+    /// Checkpoint lines between two byte offsets, each verified against the allowlist.
+    fn read_checkpoints(&self, (from, to): (u64, u64)) -> Result<Vec<Checkpoint>> {
+        let path = &self.checkpoints_path;
+        let size = usize::try_from(to.saturating_sub(from)).unwrap_or(usize::MAX);
+        let mut buf = vec![0; size];
+        let mut file = File::open(path).map_err(io_err(path, "open for reading"))?;
+        file.seek(SeekFrom::Start(from))
+            .and_then(|_| file.read_exact(&mut buf))
+            .map_err(io_err(path, "read checkpoints"))?;
+        let mut out = Vec::new();
+        for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let bad = |reason: String| SpoolError::Tampered {
+                path: path.clone(),
+                seq: out.last().map_or(0, |c: &Checkpoint| c.seq + 1),
+                reason,
+            };
+            let cp: Checkpoint = serde_json::from_slice(line)
+                .map_err(|e| bad(format!("has an unreadable checkpoint ({e})")))?;
+            self.writers
+                .verify(&cp)
+                .map_err(|e| bad(format!("has a checkpoint that does not verify ({e})")))?;
+            out.push(cp);
+        }
+        Ok(out)
+    }
+
+    /// `records` must run from just after `previous` to `end`, link and hash correctly, and hold
+    /// each checkpoint's signed hash at its seq.
+    fn check_segment(
+        &self,
+        records: &[AuditRecord],
+        previous: Option<&Checkpoint>,
+        checkpoints: &[Checkpoint],
+        end: u64,
+    ) -> Result<()> {
+        let tampered = |seq: u64, reason: &str| SpoolError::Tampered {
+            path: self.path.clone(),
+            seq,
+            reason: reason.to_string(),
+        };
+        let mut prev = previous.map_or(GENESIS_HASH, |c| c.hash.as_str());
+        let mut signed = checkpoints.iter().peekable();
+        for r in records {
+            if r.writer != self.writer || r.prev_hash != prev {
+                return Err(tampered(r.seq, "does not link to the record before it"));
+            }
+            if compute_hash(r) != r.hash {
+                return Err(tampered(r.seq, "no longer matches its hash"));
+            }
+            if let Some(cp) = signed.next_if(|c| c.seq == r.seq)
+                && cp.hash != r.hash
+            {
+                return Err(tampered(r.seq, "is not the record its writer signed"));
+            }
+            prev = &r.hash;
+        }
+        if records.last().map(|r| r.seq) != Some(end) || signed.next().is_some() {
+            return Err(tampered(end, "is missing"));
+        }
+        Ok(())
     }
 
     /// Records not yet acknowledged by cursor `name`.
@@ -265,6 +428,7 @@ fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_CURSOR_NAME
         && name != super::SPOOL_EXT
+        && name != super::CHECKPOINT_EXT
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');

@@ -233,7 +233,7 @@ pub async fn execute(opts: Options) -> u8 {
             .join("slipway-audit")
     });
     let writer = audit::writer_id(&env.run_id, &env.run_attempt, opts.target.as_deref());
-    let audit_writer = match AuditWriter::start(&spool, &writer) {
+    let audit_writer = match audit::open(&cfg.audit, &lookup, &env.workspace, &spool, &writer) {
         Ok(w) => w,
         Err(e) => {
             return usage(&format!(

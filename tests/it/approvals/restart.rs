@@ -207,6 +207,12 @@ async fn a_restarted_bridge_keeps_mirroring_to_the_original_message() {
             dir.path().join("state").display().to_string(),
         ),
         ("SLIPWAY_AUDIT_WRITER", "bridge-restart-test".into()),
+        (
+            "SLIPWAY_AUDIT_SIGNING_KEY_FILE",
+            slipway_tests::harness::write_audit_key(dir.path())
+                .display()
+                .to_string(),
+        ),
     ];
     env.extend(approvals_env(&fx));
 

@@ -2,6 +2,7 @@
 //! restart continues the chain with no duplicates and no gaps, and the mirror's replay after the
 //! crash puts every record in the bucket exactly once.
 
+use slipway_tests::harness::audit_signing;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -84,7 +85,7 @@ async fn kill_9_mid_batch_keeps_every_acknowledged_record_once() {
         assert_eq!(by_event.get(event.as_str()), Some(&vec![*seq]), "{event}");
     }
     let after_kill = {
-        let opened = Spool::open(&spool, WRITER).unwrap(); // recovers a torn tail, if any
+        let opened = Spool::open(&spool, WRITER, &audit_signing(WRITER)).unwrap(); // recovers a torn tail, if any
         println!(
             "killed after {} acks; {} records durable ({} more written but not yet acked); {} mirrored",
             run1.len(),
@@ -150,6 +151,7 @@ async fn kill_9_mid_batch_keeps_every_acknowledged_record_once() {
     }
     let out = cmd
         .args(["audit", "verify", "--bucket", BUCKET, "--prefix", PREFIX])
+        .args(slipway_tests::harness::audit_writer_args())
         .args(["--endpoint-url", &moto.url(), "--min-retention-days", "1"])
         .output()
         .unwrap();

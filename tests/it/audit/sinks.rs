@@ -1,6 +1,7 @@
 //! The sinks beside S3: Jira (against the Jira emulator) and the signed webhook (against a
 //! receiver in this test), each on its own spool cursor, through outages and a replay.
 
+use slipway_tests::harness::audit_signing;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +56,8 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
         issues_file: spool_dir.join("jira-issues.json"),
         timeout: Duration::from_secs(5),
     };
-    let writer = AuditWriter::start(&spool_dir, "bridge:jira").unwrap();
+    let writer =
+        AuditWriter::start(&spool_dir, "bridge:jira", &audit_signing("bridge:jira")).unwrap();
     let log = writer.log();
     let metrics = recorded();
     let stop = CancellationToken::new();
@@ -133,13 +135,15 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
     std::fs::remove_file(spool_dir.join("bridge%3Ajira.jira")).unwrap();
     let mut reopened = None;
     assert!(
-        eventually(WAIT, || match Spool::open(&spool_dir, "bridge:jira") {
-            Ok(s) => {
-                reopened = Some(s);
-                true
+        eventually(WAIT, || {
+            match Spool::open(&spool_dir, "bridge:jira", &audit_signing("bridge:jira")) {
+                Ok(s) => {
+                    reopened = Some(s);
+                    true
+                }
+                Err(SpoolError::Locked { .. }) => false,
+                Err(e) => panic!("{e}"),
             }
-            Err(SpoolError::Locked { .. }) => false,
-            Err(e) => panic!("{e}"),
         })
         .await
     );
@@ -193,7 +197,8 @@ async fn the_webhook_gets_every_record_signed_in_order() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir().unwrap();
-    let writer = AuditWriter::start(dir.path(), "bridge:hook").unwrap();
+    let writer =
+        AuditWriter::start(dir.path(), "bridge:hook", &audit_signing("bridge:hook")).unwrap();
     let sink = WebhookSink::new(WebhookSettings {
         url,
         secret: "shared-secret".into(),

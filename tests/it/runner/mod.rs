@@ -244,9 +244,11 @@ fn key_hex() -> String {
 fn config(fx: &Fx, extra: &str) -> PathBuf {
     let path = fx.dir.path().join("runner.yaml");
     let text = format!(
-        "keys:\n  test: \"{}\"\ntools: {{ kill_grace: 1s }}\naudit: {{ spool_dir: {} }}\n{extra}",
+        "keys:\n  test: \"{}\"\ntools: {{ kill_grace: 1s }}\naudit:\n  spool_dir: {}\n  signing_key_file: {}\n  writers: {{ \"runner:*\": \"{}\" }}\n{extra}",
         key_hex(),
-        fx.dir.path().join("spool").display()
+        fx.dir.path().join("spool").display(),
+        slipway_tests::harness::write_audit_key(fx.dir.path()).display(),
+        slipway_tests::harness::audit_public_hex()
     );
     std::fs::write(&path, text).unwrap();
     path

@@ -27,7 +27,7 @@ use slipway_infra::github::{GhError, GitHub, Pr};
 
 use super::ChangeService;
 use super::verify::Verified;
-use crate::app::AppState;
+use crate::ctx::Ctx;
 use crate::slack::client::Message;
 use crate::store::Deadline;
 pub use view::{
@@ -40,7 +40,7 @@ impl ChangeService {
     /// submitted later don't count), and `expired` means it didn't hold by then.
     pub(crate) async fn quorum_of(
         &self,
-        state: &AppState,
+        state: &Ctx,
         pr: &Pr,
         v: &Verified,
     ) -> Result<Quorum, String> {
@@ -90,7 +90,7 @@ impl ChangeService {
     }
 
     /// Recompute everything about a PR after an event, and tell GitHub and Slack.
-    pub async fn refresh(&self, state: &AppState, number: u64, event: &str) -> Result<(), String> {
+    pub async fn refresh(&self, state: &Ctx, number: u64, event: &str) -> Result<(), String> {
         let repo = &self.cfg.repo;
         let pr = self
             .gh
@@ -157,9 +157,19 @@ impl ChangeService {
             let auto = state.policy.auto_merge(&cr.policy.approval);
             if q.met && auto {
                 // The expected head SHA: GitHub refuses (409) if a push moved the head since.
+                // The merge commit anchors the audit chain head (the approvals included) in git.
+                let body = crate::change::audit_trailer(state)
+                    .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
+                    .unwrap_or_default();
                 match self
                     .gh
-                    .merge(repo, number, &pr.head_sha, &format!("[slipway] {}", cr.id))
+                    .merge(
+                        repo,
+                        number,
+                        &pr.head_sha,
+                        &format!("[slipway] {}", cr.id),
+                        &body,
+                    )
                     .await
                 {
                     Ok(sha) => tracing::info!(pr = number, merge = %sha, "auto-merged"),
@@ -184,7 +194,7 @@ impl ChangeService {
 
     /// A PR whose change request doesn't verify: `slipway/approval` fails with the reason, and
     /// nothing is merged, unlocked or expired on its word.
-    async fn refuse_unverified(&self, state: &AppState, pr: &Pr, why: &str) {
+    async fn refuse_unverified(&self, state: &Ctx, pr: &Pr, why: &str) {
         tracing::warn!(
             pr = pr.number,
             reason = why,
@@ -226,7 +236,7 @@ impl ChangeService {
 
     async fn mirror_to_slack(
         &self,
-        state: &AppState,
+        state: &Ctx,
         pr: &Pr,
         cr: &ChangeRequest,
         q: &Quorum,
@@ -261,7 +271,7 @@ impl ChangeService {
     /// refusal to show.
     async fn check_reviewer(
         &self,
-        state: &AppState,
+        state: &Ctx,
         user: &slipway_core::policy::SlackUser,
         number: u64,
         approve: bool,
@@ -329,7 +339,7 @@ impl ChangeService {
     /// The person's usable linked account, or the message that says what to do.
     fn linked(
         &self,
-        state: &AppState,
+        state: &Ctx,
         user: &slipway_core::policy::SlackUser,
     ) -> Result<super::LinkedAccount, String> {
         let account = self.tokens.get(&user.user_id).map_err(|e| {
@@ -354,7 +364,7 @@ impl ChangeService {
     /// GitHub; a refusal is returned as the message to show.
     pub async fn review_from_slack(
         self: &Arc<Self>,
-        state: &AppState,
+        state: &Ctx,
         user: &slipway_core::policy::SlackUser,
         number: u64,
         approve: bool,
@@ -447,7 +457,7 @@ impl ChangeService {
     /// dialog, and shows the change.
     pub async fn open_review_modal(
         &self,
-        state: &AppState,
+        state: &Ctx,
         click: &crate::slack::events::BlockAction,
         number: u64,
         approve: bool,

@@ -45,20 +45,26 @@ fn chain_problem_name(kind: ProblemKind) -> &'static str {
         ProblemKind::Duplicate => "duplicate",
         ProblemKind::Fork => "fork",
         ProblemKind::BrokenLink => "broken_link",
+        ProblemKind::UnknownWriter => "unknown_writer",
+        ProblemKind::BadCheckpoint => "bad_checkpoint",
+        ProblemKind::CheckpointMismatch => "checkpoint_mismatch",
+        ProblemKind::Truncated => "truncated",
+        ProblemKind::Unsigned => "unsigned",
     }
 }
 
-/// The chain verifier's problems as findings.
-pub fn from_chain(report: &ChainReport) -> Vec<Finding> {
+/// The chain verifier's problems as findings; `source` (when several trails are compared)
+/// leads each detail.
+pub fn from_chain(report: &ChainReport, source: Option<&str>) -> Vec<Finding> {
     report
         .problems
         .iter()
         .map(|p| {
-            Finding::new(chain_problem_name(p.kind), p.message.clone()).at(
-                &p.writer,
-                p.seq,
-                &p.event_id,
-            )
+            let detail = match source {
+                Some(s) => format!("{s}: {}", p.message),
+                None => p.message.clone(),
+            };
+            Finding::new(chain_problem_name(p.kind), detail).at(&p.writer, p.seq, &p.event_id)
         })
         .collect()
 }
@@ -91,21 +97,19 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The per-writer summary and the findings, as printed.
-pub fn render(
-    source: &str,
-    report: &ChainReport,
-    findings: &[Finding],
-    notes: &[String],
-) -> String {
-    let mut out = format!("audit trail: {source}\n\n");
+/// The per-writer summary of each trail and the findings, as printed.
+pub fn render(sources: &[(String, ChainReport)], findings: &[Finding], notes: &[String]) -> String {
+    let mut out = String::new();
     let mut per_writer: BTreeMap<&str, usize> = BTreeMap::new();
     for f in findings {
         *per_writer.entry(f.writer.as_str()).or_default() += 1;
     }
-    if report.writers.is_empty() {
-        out.push_str("no records\n");
-    } else {
+    for (source, report) in sources {
+        let _ = writeln!(out, "audit trail: {source}\n");
+        if report.writers.is_empty() {
+            out.push_str("no records\n\n");
+            continue;
+        }
         let rows: Vec<Vec<String>> = report
             .writers
             .iter()
@@ -119,6 +123,7 @@ pub fn render(
                         .get(..12)
                         .unwrap_or(&head.last_hash)
                         .to_string(),
+                    head.signed_seq.to_string(),
                     if n == 0 {
                         "ok".to_string()
                     } else {
@@ -128,12 +133,19 @@ pub fn render(
             })
             .collect();
         out.push_str(&table(
-            &["WRITER", "RECORDS", "LAST SEQ", "LAST HASH", "STATUS"],
+            &[
+                "WRITER",
+                "RECORDS",
+                "LAST SEQ",
+                "LAST HASH",
+                "SIGNED TO",
+                "STATUS",
+            ],
             &rows,
         ));
+        out.push('\n');
     }
     if !findings.is_empty() {
-        out.push('\n');
         let rows: Vec<Vec<String>> = findings
             .iter()
             .map(|f| {
@@ -158,25 +170,24 @@ pub fn render(
             &["WRITER", "SEQ", "EVENT", "PROBLEM", "DETAIL"],
             &rows,
         ));
+        out.push('\n');
     }
-    out.push('\n');
     for note in notes {
         out.push_str(note);
         out.push('\n');
     }
+    let records = sources.first().map_or(0, |(_, r)| r.records);
+    let writers = sources.first().map_or(0, |(_, r)| r.writers.len());
     if findings.is_empty() {
         let _ = writeln!(
             out,
-            "OK: {} record(s) from {} writer(s), no breaks",
-            report.records,
-            report.writers.len()
+            "OK: {records} record(s) from {writers} writer(s), no breaks"
         );
     } else {
         let _ = writeln!(
             out,
-            "FAILED: {} problem(s) in {} record(s)",
-            findings.len(),
-            report.records
+            "FAILED: {} problem(s) in {records} record(s)",
+            findings.len()
         );
     }
     out
@@ -191,8 +202,7 @@ mod tests {
     fn renders_writers_and_findings() {
         let report = verify_chain(&[]);
         let text = render(
-            "spool x",
-            &report,
+            &[("spool x".into(), report)],
             &[Finding::new("gap", "record 3 is missing").at("bridge:a", 3, "e4")],
             &[],
         );

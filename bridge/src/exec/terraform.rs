@@ -6,18 +6,16 @@
 //! Where the tree comes from is behind [`StackSource`]: today a configured checkout, later the
 //! default branch head of the bridge's git mirror.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use slipway_infra::exec::{self, ExecEnd, ExecResult, ExecSpec, Progress};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::render::{Reply, code, fit_head};
-use super::work::{self, Context, Finished, Shape};
+use super::outcome::{self as work, Context, Finished, PlanSummary, Shape};
+use super::reply::{Reply, code, fit_head};
 
 /// Where stacks live in the GitOps repository.
 pub const STACKS_DIR: &str = "stacks";
@@ -117,37 +115,6 @@ fn copy_tree(
         }
     }
     Ok(())
-}
-
-/// Resources a plan would add, change, destroy and import.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PlanSummary {
-    pub add: u64,
-    pub change: u64,
-    pub destroy: u64,
-    pub import: u64,
-}
-
-impl PlanSummary {
-    pub fn is_empty(&self) -> bool {
-        *self == PlanSummary::default()
-    }
-
-    pub fn describe(&self) -> String {
-        if self.is_empty() {
-            return "no changes".into();
-        }
-        let mut s = String::new();
-        if self.import > 0 {
-            let _ = write!(s, "{} to import, ", self.import);
-        }
-        let _ = write!(
-            s,
-            "{} to add, {} to change, {} to destroy",
-            self.add, self.change, self.destroy
-        );
-        s
-    }
 }
 
 /// Read `Plan: X to add, Y to change, Z to destroy.` or `No changes.` from plan output.

@@ -11,9 +11,9 @@ use slipway_core::redact::redactor;
 use slipway_infra::exec::ExecEnd;
 use tokio_util::sync::CancellationToken;
 
-use super::AppState;
 use super::alertmanager::{Alert, Alertmanager, ApiError, Matcher, NewSilence, Silence};
-use super::work::{self, Context, Finished};
+use super::outcome::{self as work, Context, Finished};
+use crate::base::Base;
 
 /// The role that may expire anyone's silence (as it may cancel anyone's run).
 pub const OWNER_ROLE: &str = "owner";
@@ -62,7 +62,7 @@ impl SilenceWork {
         words
     }
 
-    pub async fn run(self, state: &AppState, ctx: Context, cancel: CancellationToken) -> Finished {
+    pub async fn run(self, state: &Base, ctx: Context, cancel: CancellationToken) -> Finished {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let am = Alertmanager::new(&self.url);
@@ -89,7 +89,7 @@ impl SilenceWork {
 
     async fn act(
         &self,
-        state: &AppState,
+        state: &Base,
         ctx: &Context,
         am: &Alertmanager,
         started: Instant,
@@ -119,7 +119,7 @@ impl SilenceWork {
     #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
-        state: &AppState,
+        state: &Base,
         ctx: &Context,
         am: &Alertmanager,
         matchers: &[Matcher],

@@ -11,7 +11,7 @@ use std::time::Duration;
 use slipway_core::command::kubectl::{DiscoveredKind, KindScopes};
 use slipway_infra::exec::{ExecSpec, run_to_end};
 
-use super::AppState;
+use crate::base::Base;
 
 /// How often discovery is refreshed.
 pub const REFRESH: Duration = Duration::from_secs(600);
@@ -72,7 +72,7 @@ pub fn parse_api_resources(text: &str) -> Vec<DiscoveredKind> {
 }
 
 /// Ask one cluster. A failure keeps what was known and is logged.
-pub async fn refresh(state: &AppState, cluster: &str) {
+pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
     let argv = ["kubectl", "api-resources", "--no-headers"].map(String::from);
     let Some(argv) = super::targets::kubectl_argv(state, cluster, &argv) else {
         return;
@@ -92,20 +92,19 @@ pub async fn refresh(state: &AppState, cluster: &str) {
     }
     let kinds = parse_api_resources(&r.output);
     tracing::debug!(cluster, kinds = kinds.len(), "API discovery");
-    state
-        .discovery
-        .set(cluster, KindScopes::with_discovered(kinds));
+    cache.set(cluster, KindScopes::with_discovered(kinds));
 }
 
 /// Refresh every cluster the policy names, now and every [`REFRESH`].
-pub fn start(state: &AppState) {
+pub fn start(state: &Base, cache: &Arc<Discovery>) {
     let state = state.clone();
+    let cache = cache.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(REFRESH);
         loop {
             tick.tick().await;
             for cluster in state.policy.cluster_names() {
-                refresh(&state, &cluster).await;
+                refresh(&state, &cache, &cluster).await;
             }
         }
     });

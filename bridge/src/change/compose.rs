@@ -12,27 +12,12 @@ use slipway_core::redact::redactor;
 use slipway_infra::github::Repo;
 use slipway_infra::gitops::FileChange;
 
-use super::ChangeService;
 use super::pending::Pending;
-use crate::app::AppState;
+use super::{ChangeService, Render};
+use crate::ctx::Ctx;
 
 /// Section text budget in Slack, less the code fence.
 const SLACK_DIFF_BUDGET: usize = 2800;
-
-/// The rendered content of a change.
-#[derive(Debug, Default)]
-pub struct Render {
-    pub title: String,
-    pub files: Vec<FileChange>,
-    pub rendered: Rendered,
-    /// Markdown for the PR body's "What changes" section.
-    pub details: String,
-    /// A plain diff or dry-run text for Slack.
-    pub preview: String,
-    /// A stricter approval requirement found while rendering (the objects of a manifest), which
-    /// replaces the one decided at the ack.
-    pub approval: Option<slipway_core::change::ApprovalRequirement>,
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -51,7 +36,7 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
 /// Render a pending change against the GitOps repo at `head`.
 pub async fn render(
     svc: &ChangeService,
-    state: &AppState,
+    state: &Ctx,
     p: &Pending,
     head: Oid,
 ) -> Result<Render, String> {
@@ -59,7 +44,7 @@ pub async fn render(
         Command::Deploy(d) => render_deploy(svc, state, d, head).await,
         Command::Kubectl(_) => render_kubectl(svc, state, p, head).await,
         Command::TfApply { stack } => {
-            super::terraform::render_tf_apply(svc, state, p, stack, head).await
+            super::tf_apply::render_tf_apply(svc, state, p, stack, head).await
         }
         _ => Err(format!(
             "`{}` can't become a change request in this build yet.",
@@ -70,7 +55,7 @@ pub async fn render(
 
 async fn render_deploy(
     svc: &ChangeService,
-    state: &AppState,
+    state: &Ctx,
     d: &Deploy,
     head: Oid,
 ) -> Result<Render, String> {
@@ -168,7 +153,7 @@ async fn render_deploy(
 /// manifest where the API can't dry-run).
 async fn render_kubectl(
     svc: &ChangeService,
-    state: &AppState,
+    state: &Ctx,
     p: &Pending,
     head: Oid,
 ) -> Result<Render, String> {
@@ -243,13 +228,13 @@ async fn render_kubectl(
 /// `kubectl … --dry-run=server` with the cluster's read credentials, run where the change's files
 /// were exported, so `-f` reads exactly what the PR pins.
 async fn server_dry_run(
-    state: &AppState,
+    state: &Ctx,
     alias: &str,
     p: &Pending,
     k: &slipway_core::command::kubectl::Kubectl,
     cwd: &std::path::Path,
 ) -> Result<String, String> {
-    let Some(mut argv) = crate::app::targets::kubectl_argv(state, alias, &p.argv) else {
+    let Some(mut argv) = crate::exec::targets::kubectl_argv(state, alias, &p.argv) else {
         return Err(format!("cluster `{alias}` has no credentials configured"));
     };
     argv.push("--dry-run=server".into());
@@ -259,7 +244,7 @@ async fn server_dry_run(
     }
     let spec = slipway_infra::exec::ExecSpec {
         argv,
-        env: crate::app::targets::base_env(state),
+        env: crate::exec::targets::base_env(state),
         cwd: cwd.to_path_buf(),
         timeout: std::time::Duration::from_secs(30),
         output_cap: 32 * 1024,

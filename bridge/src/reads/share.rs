@@ -3,79 +3,14 @@
 //! requester; the button posts that same output into the channel, for the requester only, and
 //! never into a channel shared with another organisation when the resource is protected.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, EventKind};
 
-use super::AppState;
-use crate::slack::client::Message;
+use crate::ctx::Ctx;
 use crate::slack::events::BlockAction;
-
-/// How long a private output can be shared: as long as its `response_url` lives.
-const KEEP: Duration = Duration::from_secs(30 * 60);
 
 /// The button's action id.
 pub const ACTION: &str = "slipway_share";
-
-/// One private output, as it may be shared.
-#[derive(Debug, Clone)]
-pub struct Shareable {
-    pub requester: String,
-    pub channel: String,
-    pub message: Message,
-    pub protected: bool,
-    pub text: String,
-    kept: Instant,
-}
-
-/// Private outputs by run id.
-#[derive(Debug, Default)]
-pub struct Shares(Mutex<HashMap<String, Shareable>>);
-
-impl Shares {
-    pub fn keep(
-        &self,
-        run_id: &str,
-        requester: &str,
-        channel: &str,
-        text: &str,
-        message: Message,
-        protected: bool,
-    ) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.retain(|_, s| s.kept.elapsed() < KEEP);
-        map.insert(
-            run_id.to_string(),
-            Shareable {
-                requester: requester.to_string(),
-                channel: channel.to_string(),
-                message,
-                protected,
-                text: text.to_string(),
-                kept: Instant::now(),
-            },
-        );
-    }
-
-    fn get(&self, run_id: &str) -> Option<Shareable> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(run_id)
-            .filter(|s| s.kept.elapsed() < KEEP)
-            .cloned()
-    }
-
-    fn forget(&self, run_id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(run_id);
-    }
-}
 
 /// The button under a private output.
 pub fn button(run_id: &str) -> serde_json::Value {
@@ -93,7 +28,7 @@ pub fn button(run_id: &str) -> serde_json::Value {
 
 /// Whether protected output may go to `channel`: not when it is shared with another
 /// organisation, nor when Slack can't say (fails closed).
-pub async fn channel_is_safe(state: &AppState, channel: &str) -> bool {
+pub async fn channel_is_safe(state: &Ctx, channel: &str) -> bool {
     match state.slack.is_externally_shared(channel).await {
         Ok(shared) => !shared,
         Err(e) => {
@@ -105,7 +40,7 @@ pub async fn channel_is_safe(state: &AppState, channel: &str) -> bool {
 
 /// The Share click: post the kept output in its channel, as the requester asked. `Err` is what
 /// to tell the clicker.
-pub async fn share(state: &AppState, click: &BlockAction) -> Result<String, String> {
+pub async fn share(state: &Ctx, click: &BlockAction) -> Result<String, String> {
     let s = state.shares.get(&click.value).ok_or(
         "That output can no longer be shared (it is kept for 30 minutes); run the command again.",
     )?;

@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 use slipway_core::command::aws::Aws;
 use slipway_infra::exec::ExecSpec;
 
-use super::AppState;
-use super::render::{Reply, code};
+use super::reply::{Reply, code};
 use super::work::{Shape, Work};
+use crate::base::Base;
 
 /// Widest table, in characters, before columns are left out.
 const TABLE_WIDTH: usize = 100;
@@ -20,7 +20,7 @@ const CELL_WIDTH: usize = 40;
 const MAX_COLUMNS: usize = 8;
 
 /// The environment that points the AWS CLI (or terraform) at a profile alias's credentials.
-pub fn env_for(state: &AppState, alias: &str) -> Result<Vec<(String, String)>, String> {
+pub fn env_for(state: &Base, alias: &str) -> Result<Vec<(String, String)>, String> {
     let Some(p) = state.config.aws_profile(alias) else {
         return Err(format!(
             "AWS profile `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
@@ -68,13 +68,8 @@ pub fn env_for(state: &AppState, alias: &str) -> Result<Vec<(String, String)>, S
 }
 
 /// The process for an allowed `/aws` read.
-pub fn work(
-    state: &AppState,
-    aws: &Aws,
-    timeout: Duration,
-    output_cap: usize,
-) -> Result<Work, String> {
-    let mut env = super::targets::base_env(state);
+pub fn work(state: &Base, aws: &Aws, timeout: Duration, output_cap: usize) -> Result<Work, String> {
+    let mut env = super::env::base_env(state);
     env.extend(env_for(state, &aws.profile)?);
     let mut argv = aws.argv();
     if let Some(first) = argv.first_mut() {

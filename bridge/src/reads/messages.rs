@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use slipway_infra::exec::ExecEnd;
 
-use super::runs::Job;
-use super::work::{Finished, Shape};
+use crate::exec::queue::Job;
+use crate::exec::reply::{Reply, SECTION_BUDGET, code, fit_head};
+use crate::exec::work::{Finished, Shape};
 use crate::slack::client::Message;
-
-/// Section text limit, less room for the code fence.
-pub const SECTION_BUDGET: usize = 2900;
 
 /// Where a run is.
 #[derive(Debug, Clone)]
@@ -23,20 +21,6 @@ pub enum Status {
         /// Says how the run ended instead of the generic process wording.
         outcome: Option<String>,
     },
-}
-
-/// An argv as a person reads it: words with spaces or quotes are quoted.
-pub fn shown_command(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.is_empty() || a.contains([' ', '\'', '"', '`']) {
-                format!("'{}'", a.replace('\'', "’"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn secs(d: Duration) -> String {
@@ -61,24 +45,6 @@ fn fit_tail(text: &str, budget: usize) -> (String, bool) {
         _ => tail,
     };
     (tail, true)
-}
-
-/// Keep the first characters of `text` that fit `budget`, on a line boundary where possible.
-pub fn fit_head(text: &str, budget: usize) -> (String, bool) {
-    if text.chars().count() <= budget {
-        return (text.to_string(), false);
-    }
-    let head: String = text.chars().take(budget).collect();
-    let head = match head.rfind('\n') {
-        Some(i) if i > head.len() / 2 => head[..i].to_string(),
-        _ => head,
-    };
-    (head, true)
-}
-
-/// A code block that can't be closed early by the output itself.
-pub fn code(text: &str) -> String {
-    format!("```\n{}\n```", text.replace("```", "`\u{200b}``"))
 }
 
 fn render(
@@ -162,43 +128,6 @@ pub fn run_message(job: &Job, status: Status, elapsed: Duration, tail: &[String]
     }
 }
 
-/// The parts of a thread reply, rendered with `templates/blocks/output.json.j2`.
-#[derive(Debug, Default)]
-pub struct Reply {
-    pub headline: String,
-    pub context: String,
-    /// Short mrkdwn fields shown side by side (at most 10).
-    pub fields: Vec<String>,
-    /// Already fenced or formatted; at most [`SECTION_BUDGET`] characters.
-    pub output: String,
-    pub note: String,
-    pub fallback: String,
-}
-
-impl Reply {
-    pub fn message(self) -> Message {
-        let mut fields = self.fields;
-        fields.truncate(10);
-        let ctx = minijinja::context! {
-            headline => self.headline,
-            context => self.context,
-            fields => fields,
-            output => self.output,
-            note => self.note,
-        };
-        match crate::templates::render_blocks("blocks/output.json.j2", ctx) {
-            Ok(blocks) => Message {
-                text: self.fallback,
-                blocks,
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "rendering an output message");
-                Message::text(self.fallback)
-            }
-        }
-    }
-}
-
 /// Where the full output is, for notes about what was left out.
 pub fn kept_note(total_bytes: u64, audit_id: Option<&str>) -> String {
     format!(
@@ -214,13 +143,13 @@ pub fn output_message(finished: &Finished, audit_id: Option<&str>) -> Message {
     match &finished.shape {
         Shape::Json if result.end.success() => {
             if let Some(reply) =
-                super::aws::table_reply(&result.output, SECTION_BUDGET, &digest, audit_id)
+                crate::exec::aws::table_reply(&result.output, SECTION_BUDGET, &digest, audit_id)
             {
                 return reply.message();
             }
         }
         Shape::Plan(summary) => {
-            return super::terraform::plan_reply(
+            return crate::exec::terraform::plan_reply(
                 result,
                 summary.as_ref(),
                 SECTION_BUDGET,
@@ -276,14 +205,6 @@ mod tests {
                 .trim_start_matches("```")
                 .trim_end_matches("```")
                 .contains("```")
-        );
-    }
-
-    #[test]
-    fn shown() {
-        assert_eq!(
-            shown_command(&["kubectl".into(), "get".into(), "a b".into()]),
-            "kubectl get 'a b'"
         );
     }
 }

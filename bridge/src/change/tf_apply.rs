@@ -10,10 +10,9 @@ use slipway_core::change::{Rendered, plan_digest, plan_summary};
 use slipway_core::redact::redactor;
 use slipway_infra::exec::{ExecSpec, run_to_end};
 
-use super::ChangeService;
 use super::pending::Pending;
-use super::render::Render;
-use crate::app::AppState;
+use super::{ChangeService, Render};
+use crate::ctx::Ctx;
 
 /// The saved plan's file name in the stack directory (the runner applies this name).
 const PLAN_FILE: &str = slipway_core::command::tf::TF_PLAN_FILE;
@@ -24,7 +23,7 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub async fn render_tf_apply(
     svc: &ChangeService,
-    state: &AppState,
+    state: &Ctx,
     p: &Pending,
     stack: &str,
     head: Oid,
@@ -115,7 +114,7 @@ pub async fn render_tf_apply(
 /// service, so terraform's AWS provider can't fall back to the host's role), terraform's
 /// automation settings, and the configured read profile.
 fn plan_env(config: &crate::config::Config, rc: &std::path::Path) -> Vec<(String, String)> {
-    let mut env = crate::app::targets::base_env_for(config);
+    let mut env = crate::exec::targets::base_env_for(config);
     env.extend([
         ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
         ("TF_INPUT".to_string(), "0".to_string()),
@@ -144,10 +143,10 @@ fn plan_env(config: &crate::config::Config, rc: &std::path::Path) -> Vec<(String
 /// `terraform init`, `plan -out`, `show -json`, with the bridge's CLI config and read
 /// credentials. Returns (digest, summary, plan text).
 async fn plan(
-    state: &AppState,
+    state: &Ctx,
     dir: &std::path::Path,
 ) -> Result<(String, Option<String>, String), String> {
-    let rc = crate::app::terraform::cli_config(&state.config.state_dir)?;
+    let rc = crate::exec::terraform::cli_config(&state.config.state_dir)?;
     let env = plan_env(&state.config, &rc);
     let timeout = state.policy.timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();

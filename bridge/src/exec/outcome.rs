@@ -1,29 +1,16 @@
-//! What a job does once it holds a worker: one process (kubectl, aws), a terraform plan (copy the
-//! stack, init when needed, plan), or an Alertmanager API call. Every kind reports progress the
-//! same way, stops on the same Cancel token, and ends in a [`Finished`] whose text is redacted.
+//! How any job ends, whatever ran it: the [`Finished`] outcome (redacted text, digest, shape),
+//! where its message was posted, and the helpers every backend uses to follow a process or bound
+//! an API call by the job's deadline and Cancel button.
 
-use std::time::{Duration, Instant};
+use std::fmt::Write as _;
+use std::time::Instant;
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use slipway_core::redact::redactor;
-use slipway_infra::exec::{self, ExecEnd, ExecResult, ExecSpec, Progress};
+use slipway_infra::exec::{self, ExecEnd, ExecResult};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-
-use super::AppState;
-use super::silence::SilenceWork;
-use super::terraform::{PlanSummary, PlanWork};
-
-/// The work of a job.
-#[derive(Debug, Clone)]
-pub enum Work {
-    /// One process, its output rendered as `shape` says.
-    Process { spec: ExecSpec, shape: Shape },
-    /// `/tf plan`.
-    TfPlan(PlanWork),
-    /// `/silence`.
-    Silence(SilenceWork),
-}
 
 /// How a finished run's output is shown in its thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +23,34 @@ pub enum Shape {
     Plan(Option<PlanSummary>),
 }
 
-impl Work {
-    /// The whole run's time limit.
-    pub fn timeout(&self) -> Duration {
-        match self {
-            Work::Process { spec, .. } => spec.timeout,
-            Work::TfPlan(p) => p.timeout,
-            Work::Silence(s) => s.timeout,
+/// Resources a plan would add, change, destroy and import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    pub add: u64,
+    pub change: u64,
+    pub destroy: u64,
+    pub import: u64,
+}
+
+impl PlanSummary {
+    pub fn is_empty(&self) -> bool {
+        *self == PlanSummary::default()
+    }
+
+    pub fn describe(&self) -> String {
+        if self.is_empty() {
+            return "no changes".into();
         }
+        let mut s = String::new();
+        if self.import > 0 {
+            let _ = write!(s, "{} to import, ", self.import);
+        }
+        let _ = write!(
+            s,
+            "{} to add, {} to change, {} to destroy",
+            self.add, self.change, self.destroy
+        );
+        s
     }
 }
 
@@ -62,7 +69,7 @@ pub struct Finished {
 }
 
 impl Finished {
-    fn process(result: ExecResult, argv: Vec<String>, shape: Shape) -> Self {
+    pub(super) fn process(result: ExecResult, argv: Vec<String>, shape: Shape) -> Self {
         Self {
             result,
             outcome: None,
@@ -83,11 +90,13 @@ impl Finished {
         }
     }
 
+    #[must_use]
     pub fn with_outcome(mut self, outcome: impl Into<String>) -> Self {
         self.outcome = Some(outcome.into());
         self
     }
 
+    #[must_use]
     pub fn with_detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.details.insert(key.to_string(), value.into());
         self
@@ -138,39 +147,6 @@ impl Context {
         match posted {
             Posted::At(ts) => Some(ts),
             Posted::Pending | Posted::Failed => None,
-        }
-    }
-}
-
-/// Start the work. Returns at once: progress on the watch channel, the outcome on the handle.
-/// Cancelling `cancel` stops whatever is running (a process group, or an API call).
-pub fn start(
-    state: &AppState,
-    work: Work,
-    ctx: Context,
-    cancel: CancellationToken,
-) -> (watch::Receiver<Progress>, tokio::task::JoinHandle<Finished>) {
-    match work {
-        Work::Process { spec, shape } => {
-            let argv = spec.argv.clone();
-            let running = exec::start(spec);
-            let progress = running.progress.clone();
-            let done = tokio::spawn(async move {
-                let result = follow(running, &cancel).await;
-                Finished::process(result, argv, shape)
-            });
-            (progress, done)
-        }
-        Work::TfPlan(plan) => {
-            let (tx, rx) = watch::channel(Progress::default());
-            let done = tokio::spawn(plan.run(ctx, tx, cancel));
-            (rx, done)
-        }
-        Work::Silence(silence) => {
-            let (_tx, rx) = watch::channel(Progress::default());
-            let state = state.clone();
-            let done = tokio::spawn(async move { silence.run(&state, ctx, cancel).await });
-            (rx, done)
         }
     }
 }

@@ -1,0 +1,252 @@
+//! The GitHub ingress: `POST /github/webhook`. The [`Webhook`] extractor checks
+//! `X-Hub-Signature-256` in constant time over the capped body and parses the typed event
+//! (malformed JSON is a 400, never a panic); the handler deduplicates deliveries by
+//! `X-GitHub-Delivery` and by the digest of the signed body (a replay under a fresh delivery id),
+//! answers, and works afterwards (GitHub wants the 2xx within 10 s).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::change::ChangeService;
+use crate::github::events::{GithubEvent, IssueCommentEvent, PullRequestEvent, ReviewEvent};
+use crate::github::signature::verify_github_signature;
+
+/// Largest webhook body accepted. GitHub sends up to 25 MB; Slipway's events are far smaller.
+pub const MAX_WEBHOOK_BODY: usize = 5 * 1024 * 1024;
+
+/// A delivery whose signature verified, with its typed event.
+#[derive(Debug)]
+pub struct Webhook {
+    pub delivery: String,
+    pub body: Bytes,
+    pub event: GithubEvent,
+}
+
+impl FromRequest<AppState> for Webhook {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (signature, delivery, event) = {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            };
+            (
+                header("x-hub-signature-256"),
+                header("x-github-delivery").unwrap_or_default(),
+                header("x-github-event").unwrap_or_default(),
+            )
+        };
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let secret = state.config.github_webhook_secret.expose().as_bytes();
+        if !verify_github_signature(secret, &body, signature.as_deref()) {
+            state.metrics.request("github_webhook", "unauthorized");
+            return Err(StatusCode::UNAUTHORIZED.into_response());
+        }
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            state.metrics.request("github_webhook", "malformed");
+            return Err((StatusCode::BAD_REQUEST, "malformed JSON").into_response());
+        }
+        let event = GithubEvent::parse(&event, &body);
+        Ok(Webhook {
+            delivery,
+            body,
+            event,
+        })
+    }
+}
+
+pub async fn github_webhook(State(state): State<AppState>, hook: Webhook) -> Response {
+    let Some(svc) = state.change.clone() else {
+        state.metrics.request("github_webhook", "ignored");
+        return StatusCode::ACCEPTED.into_response();
+    };
+    if !svc.first_delivery(&hook.delivery, &hook.body, state.clock.now()) {
+        state.metrics.request("github_webhook", "duplicate");
+        return (StatusCode::OK, "duplicate delivery").into_response();
+    }
+    match hook.event {
+        GithubEvent::IssueComment(c) if c.action == "created" => {
+            mirror_runner_comment(&state, &svc, &c);
+        }
+        GithubEvent::PullRequest(e) if is_change_pr(&e.pull_request.head.ref_name) => {
+            state.metrics.request("github_webhook", "ok");
+            pull_request(&state, svc, &e);
+        }
+        GithubEvent::Review(e) if is_change_pr(&e.pull_request.head.ref_name) => {
+            state.metrics.request("github_webhook", "ok");
+            review(&state, svc, *e);
+        }
+        _ => state.metrics.request("github_webhook", "ignored"),
+    }
+    StatusCode::OK.into_response()
+}
+
+fn is_change_pr(head_ref: &str) -> bool {
+    head_ref.starts_with("slipway/cr-")
+}
+
+/// A change PR moved: remember who pushed (they can't approve it), then refresh.
+fn pull_request(state: &AppState, svc: Arc<ChangeService>, e: &PullRequestEvent) {
+    let number = e.pull_request.number;
+    let who = &e.sender.login;
+    if e.action == "synchronize"
+        && !who.eq_ignore_ascii_case(&svc.cfg.app_login)
+        && let Err(err) = svc.store.add_pusher(number, who)
+    {
+        tracing::error!(error = %err, pr = number, "recording who pushed to a change PR");
+    }
+    let description = match e.action.as_str() {
+        "synchronize" => format!("{who} pushed a new commit"),
+        "closed" if e.pull_request.merged == Some(true) => format!("{who} merged it"),
+        a => format!("{who}: {a}"),
+    };
+    refresh(state, svc, number, description, None);
+}
+
+/// A review of a change PR: refresh, then record it if it was made in GitHub itself.
+fn review(state: &AppState, svc: Arc<ChangeService>, e: ReviewEvent) {
+    let who = e.review.user.login.clone();
+    let description = match e.action.as_str() {
+        "submitted" => format!("{who} {} in GitHub", e.review.state.replace('_', " ")),
+        "dismissed" => format!("a review by {who} was dismissed"),
+        a => format!("pull_request_review {a}"),
+    };
+    let number = e.pull_request.number;
+    let github_review = (e.action == "submitted").then(|| GithubReview::of(e));
+    refresh(state, svc, number, description, github_review);
+}
+
+fn refresh(
+    state: &AppState,
+    svc: Arc<ChangeService>,
+    number: u64,
+    description: String,
+    github_review: Option<GithubReview>,
+) {
+    let st = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = svc.refresh(&st, number, &description).await {
+            tracing::warn!(error = %e, pr = number, "refreshing a change request after a webhook");
+        }
+        // After the refresh (several API round trips), a review made through Slack is
+        // already in the store: record only reviews made in GitHub itself.
+        if let Some(r) = github_review {
+            r.record(&st, &svc, number).await;
+        }
+    });
+}
+
+/// A review submitted in GitHub, for the audit trail.
+struct GithubReview {
+    id: u64,
+    login: String,
+    state: String,
+    head_sha: String,
+    head_ref: String,
+}
+
+impl GithubReview {
+    fn of(e: ReviewEvent) -> GithubReview {
+        GithubReview {
+            id: e.review.id,
+            login: e.review.user.login,
+            state: e.review.state,
+            head_sha: e.review.commit_id.unwrap_or(e.pull_request.head.sha),
+            head_ref: e.pull_request.head.ref_name,
+        }
+    }
+
+    async fn record(self, state: &AppState, svc: &ChangeService, number: u64) {
+        use slipway_core::audit::{
+            Actor, Approval, ApprovalSource, AuditRecord, EventKind, PullRequest,
+        };
+        if svc
+            .store
+            .slack_reviews(number)
+            .is_ok_and(|ids| ids.contains(&self.id))
+        {
+            return;
+        }
+        let kind = match self.state.as_str() {
+            "approved" => EventKind::Approval,
+            "changes_requested" => EventKind::Rejection,
+            _ => return,
+        };
+        let identity = slipway_core::policy::IdentityProvider::by_github(
+            state.policy.identities(),
+            &self.login,
+        );
+        let who = identity.map_or_else(|| self.login.clone(), |i| i.subject.clone());
+        let record = AuditRecord::new(kind, state.ids.next(), state.clock.now())
+            .with_actor(Actor {
+                github_login: Some(self.login.clone()),
+                subject: identity.map(|i| i.subject.clone()),
+                groups: identity.map(|i| i.groups.clone()).unwrap_or_default(),
+                ..Actor::default()
+            })
+            .with_change_id(self.head_ref.trim_start_matches("slipway/").to_string())
+            .with_pr(PullRequest {
+                repo: svc.cfg.repo.to_string(),
+                number,
+                head_sha: Some(self.head_sha.clone()),
+                merge_sha: None,
+            })
+            .with_approval(Approval {
+                who,
+                when: state.clock.now(),
+                source: ApprovalSource::Github,
+                head_sha: Some(self.head_sha),
+            });
+        let _ = state.record(record, "a GitHub review").await;
+    }
+}
+
+/// The runner reports on the PR (comments carrying its marker); mirror those into the change's
+/// Slack thread, so the requester sees the outcome where they asked. Only comments by the
+/// configured runner login count: anyone who can comment could write the marker.
+fn mirror_runner_comment(state: &AppState, svc: &Arc<ChangeService>, c: &IssueCommentEvent) {
+    let body = &c.comment.body;
+    if c.issue.pull_request.is_none()
+        || !body.contains("<!-- slipway-runner:")
+        || !c
+            .comment
+            .user
+            .login
+            .eq_ignore_ascii_case(&svc.cfg.runner_login)
+    {
+        state.metrics.request("github_webhook", "ignored");
+        return;
+    }
+    state.metrics.request("github_webhook", "ok");
+    let Some((channel, ts)) = svc.thread_of(c.issue.number) else {
+        return;
+    };
+    let text: String = body
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("<!--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = slipway_core::redact::redactor().redact(&text);
+    let mut shown: String = text.chars().take(2800).collect();
+    if shown.len() < text.len() {
+        shown.push_str("\n… (truncated; the full report is on the PR)");
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let msg =
+            crate::slack::client::Message::text(format!(":robot_face: Runner report:\n{shown}"));
+        if let Err(e) = state.slack.post(&channel, Some(&ts), &msg).await {
+            tracing::warn!(error = %e, "mirroring the runner's report");
+        }
+    });
+}
