@@ -21,3 +21,8 @@ pub mod shares;
 pub mod slack;
 pub mod store;
 pub mod templates;
+
+/// The allocator the `slipway` binary installs (`#[global_allocator]` in `main.rs`). glibc's
+/// malloc spent about a sixth of the ack path's CPU consolidating its free lists whenever hyper
+/// allocated a fresh read buffer; mimalloc keeps per-thread free lists (`docs/benchmarks.md`).
+pub use mimalloc::MiMalloc as Allocator;

@@ -10,6 +10,8 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex, Replacer};
 
+use super::tokens;
+
 /// Replacement for a value recognised by its key or context (the key says what it was).
 pub(super) const REDACTED: &str = "[REDACTED]";
 /// Replacement for a private-key body.
@@ -20,8 +22,9 @@ const JSON_VALUE_REP: &str = "${1}\"[REDACTED]\"";
 
 /// Key words that make a `key=value` / `key: value` value secret. Matched case-insensitively
 /// anywhere inside the key, so `SecretAccessKey`, `aws_session_token`, `PGPASSWORD` all count.
-const KW: &str =
-    r"(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)";
+/// `pwd` is ODBC's password key; `account_key` Azure Storage's; `key_data` kubeconfig's
+/// `client-key-data`.
+const KW: &str = r"(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|account[_-]?key|key[_-]?data|pwd)";
 /// A quoted value (JSON/shell double quotes with escapes, or single quotes).
 const QUOTED: &str = r#""(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'"#;
 
@@ -47,6 +50,8 @@ const NOT_SECRET_SUFFIXES: &[&str] = &[
     "expires",
     "expiration",
     "expiresat",
+    "arn",
+    "stdin",
 ];
 
 /// Values that are never secrets, whatever the key (flags, nulls, and other tools' own masks).
@@ -55,6 +60,7 @@ fn harmless_value(v: &str) -> bool {
     v.is_empty()
         || is_marker(v)
         || v.starts_with("(sensitive")
+        || v.starts_with("arn:")
         || v.bytes().all(|b| b == b'*')
         || is_block_indicator(v)
         || ["true", "false", "null", "none", "nil", "~"]
@@ -92,9 +98,18 @@ pub(super) fn key_excluded(key: &str) -> bool {
         .filter(|c| !matches!(c, '_' | '-' | '.' | '"' | '\''))
         .flat_map(char::to_lowercase)
         .collect();
-    NOT_SECRET_SUFFIXES
+    norm.contains("public")
+        || NOT_SECRET_SUFFIXES
+            .iter()
+            .any(|s| norm.len() > s.len() && norm.ends_with(s))
+}
+
+/// The shell's working-directory variables (`PWD=/home/app`) share ODBC's password key.
+fn shell_pwd(key: &str, value: &str) -> bool {
+    ["pwd", "oldpwd"]
         .iter()
-        .any(|s| norm.len() > s.len() && norm.ends_with(s))
+        .any(|k| key.eq_ignore_ascii_case(k))
+        && value.starts_with('/')
 }
 
 fn re(pattern: &str) -> Regex {
@@ -113,7 +128,17 @@ pub(super) struct Rules {
     github: Regex,
     slack: Regex,
     slack_webhook: Regex,
+    webhook: Regex,
+    typed: Regex,
+    typed_kinds: Vec<&'static str>,
+    loose: Vec<(&'static str, Regex, &'static str)>,
+    rare_hints: Regex,
     jwt: Regex,
+    oracle_jdbc: Regex,
+    login_flag: Regex,
+    weak: Regex,
+    weak_hint: Regex,
+    arn: Regex,
     url_creds: Regex,
     header: Regex,
     bearer: Regex,
@@ -142,7 +167,21 @@ pub(super) static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     github: re(r"gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}"),
     slack: re(r"xox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}"),
     slack_webhook: re(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/-]+"),
+    webhook: re(
+        r"(discord(?:app)?\.com/api/webhooks/|\.webhook\.office\.com/webhookb2/|outlook\.office(?:365)?\.com/webhook/|hooks\.zapier\.com/hooks/catch/|chat\.googleapis\.com/v1/spaces/)[A-Za-z0-9_/@.~-]+",
+    ),
+    typed: re(&tokens::alternation(tokens::TYPED.iter().map(|t| t.1))),
+    typed_kinds: tokens::TYPED.iter().map(|t| t.0).collect(),
+    loose: tokens::loose(re),
+    rare_hints: re(&tokens::rare_hints()),
     jwt: re(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    oracle_jdbc: re(r#"(jdbc:oracle:[a-z]+:[^/\s:@"']+/)([^@\s"']+)@"#),
+    login_flag: re(
+        r"(\b(?:docker|podman|nerdctl|buildah|skopeo|oras|crane|regctl|helm)(?:[ \t]+registry)?[ \t]+login\b[^\r\n]*?[ \t]-p)([ \t]+|=)?([^ \t\r\n]+)",
+    ),
+    weak: re(tokens::WEAK_NAME),
+    weak_hint: re(tokens::WEAK_HINT),
+    arn: re(r#"\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{0,12}:[^\s"',]+"#),
     url_creds: re(r#"([A-Za-z][A-Za-z0-9+.-]*://)([^\s:/?#@"'<>]*):([^\s/?#"'<>]+)@"#),
     header: re(
         r#"(?i)\b((?:proxy-)?authorization|(?:set-)?cookie)(["']?[ \t]*[:=][ \t]*["']?)([^\r\n"']+)"#,
@@ -228,7 +267,20 @@ impl Rules {
         s = step(s, &self.github, "[REDACTED:github-token]");
         s = step(s, &self.slack, "[REDACTED:slack-token]");
         s = step(s, &self.slack_webhook, "${1}[REDACTED:slack-webhook]");
+        s = step(s, &self.webhook, "${1}[REDACTED:webhook]");
+        s = step(s, &self.typed, |c: &Captures| {
+            tokens::label(c, &self.typed_kinds)
+        });
+        let rare = self.rare_hints.is_match(&s);
+        for (kind, re, hint) in self.loose.iter().filter(|_| rare) {
+            if s.contains(hint) {
+                s = step(s, re, format!("[REDACTED:{kind}]").as_str());
+            }
+        }
         s = step(s, &self.jwt, "[REDACTED:jwt]");
+        if rare {
+            s = step(s, &self.oracle_jdbc, "${1}[REDACTED]@");
+        }
         s = step(s, &self.url_creds, |c: &Captures| {
             if is_marker(&c[3]) {
                 c[0].to_owned()
@@ -272,6 +324,16 @@ impl Rules {
                 format!("{}{}{}{}", &c[1], &c[2], &c[3], redact_value(&c[4]))
             }
         });
+        if rare {
+            s = step(s, &self.login_flag, |c: &Captures| {
+                let sep = c.get(2).map_or("", |m| m.as_str());
+                if is_marker(&c[3]) {
+                    c[0].to_owned()
+                } else {
+                    format!("{}{sep}{REDACTED}", &c[1])
+                }
+            });
+        }
         if json_data {
             s = step(s, &self.json_data_inline, |c: &Captures| {
                 let inner = self.json_pair.replace_all(&c[2], JSON_VALUE_REP);
@@ -287,7 +349,40 @@ impl Rules {
                 format!("{}{REDACTED}{}", &c[1], &c[3])
             }
         });
-        step(s, &self.kv, |c: &Captures| Self::kv_replace(c))
+        s = self.outside_arns(s, rare, &self.kv, Self::kv_replace);
+        if !self.weak_hint.is_match(&s) {
+            return s;
+        }
+        self.outside_arns(s, rare, &self.weak, |c: &Captures| {
+            if key_excluded(&c[1]) || is_marker(&c[4]) || !tokens::looks_random(&c[4]) {
+                c[0].to_owned()
+            } else {
+                format!("{}{}{}{REDACTED}", &c[1], &c[2], &c[3])
+            }
+        })
+    }
+
+    /// Applies a key-based rule everywhere but inside AWS ARNs, whose segments
+    /// (`arn:aws:secretsmanager:…:secret:name`) would otherwise read as `key: value`.
+    fn outside_arns<'a>(
+        &self,
+        s: Cow<'a, str>,
+        rare: bool,
+        rule: &Regex,
+        rep: impl Fn(&Captures) -> String,
+    ) -> Cow<'a, str> {
+        if !rare || !s.contains("arn:") {
+            return step(s, rule, |c: &Captures| rep(c));
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut last = 0;
+        for m in self.arn.find_iter(&s) {
+            out.push_str(&rule.replace_all(&s[last..m.start()], |c: &Captures| rep(c)));
+            out.push_str(m.as_str());
+            last = m.end();
+        }
+        out.push_str(&rule.replace_all(&s[last..], |c: &Captures| rep(c)));
+        if out == *s { s } else { Cow::Owned(out) }
     }
 
     fn kv_replace(c: &Captures) -> String {
@@ -296,7 +391,7 @@ impl Rules {
             _ => return c[0].to_owned(),
         };
         let (value, ws) = split_trailing_ws(value);
-        if key_excluded(&c[1]) || harmless_value(unquote(value)) {
+        if key_excluded(&c[1]) || harmless_value(unquote(value)) || shell_pwd(&c[1], value) {
             return c[0].to_owned();
         }
         format!("{}{}{sep}{}{ws}", &c[1], &c[2], redact_value(value))
