@@ -4,7 +4,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Metric;
 use prometheus_client::registry::Registry;
 use slipway_infra::sinks::SinkMetrics;
 
@@ -91,88 +92,94 @@ impl Default for Metrics {
     }
 }
 
-impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("slipway");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "HTTP requests by endpoint and outcome",
-            requests.clone(),
-        );
-        // 100 µs … ~3.3 s
-        let ack_latency = Histogram::new(
-            prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
-        );
-        registry.register(
-            "ack_latency_seconds",
-            "Time from request received to ack sent",
-            ack_latency.clone(),
-        );
-        let queue_depth = Gauge::default();
-        registry.register(
-            "queue_depth",
-            "Commands waiting for a worker",
-            queue_depth.clone(),
-        );
-        let running = Gauge::default();
-        registry.register("running", "Commands running now", running.clone());
-        let executions = Family::<ExecLabels, Counter>::default();
-        registry.register(
-            "executions",
-            "Finished executions by tier and outcome",
-            executions.clone(),
-        );
-        let signature_rejections = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "signature_rejections",
-            "Requests rejected at the signature check",
-            signature_rejections.clone(),
-        );
-        let audit_spool_depth = Gauge::default();
-        registry.register(
-            "audit_spool_depth",
-            "Audit records not yet mirrored to S3",
-            audit_spool_depth.clone(),
-        );
-        let audit_failures = Counter::default();
-        registry.register(
-            "audit_failures",
-            "Audit writes that failed",
-            audit_failures.clone(),
-        );
-        let audit_sinks = AuditSinkMetrics::default();
+/// Register a clone of `metric` (the registry encodes it; the clone we keep updates it) and
+/// return it. Series are encoded in registration order, so callers keep theirs fixed.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+impl AuditSinkMetrics {
+    /// The sinks' four series, one family each, labelled by sink.
+    fn registered(registry: &mut Registry) -> Self {
+        let sinks = AuditSinkMetrics::default();
         registry.register(
             "audit_sink_depth",
             "Audit records a sink (s3, jira, webhook) has not delivered yet",
-            audit_sinks.depth.clone(),
+            sinks.depth.clone(),
         );
         registry.register(
             "audit_sink_lag_seconds",
             "Age of the oldest audit record a sink has not delivered (0 when caught up)",
-            audit_sinks.lag_seconds.clone(),
+            sinks.lag_seconds.clone(),
         );
         registry.register(
             "audit_sink_delivered",
             "Audit records delivered by each sink",
-            audit_sinks.delivered.clone(),
+            sinks.delivered.clone(),
         );
         registry.register(
             "audit_sink_failures",
             "Failed audit sink attempts, by sink and reason (transient, config, conflict, spool)",
-            audit_sinks.failures.clone(),
+            sinks.failures.clone(),
         );
+        sinks
+    }
+}
+
+impl Metrics {
+    /// Every series registered once, under the `slipway_` prefix. The fields are evaluated in the
+    /// order written, which is the registration and so the `/metrics` order: keep it.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("slipway");
+        let r = &mut registry;
         Self {
+            requests: registered(
+                r,
+                "requests",
+                "HTTP requests by endpoint and outcome",
+                Family::default(),
+            ),
+            // 100 µs … ~3.3 s
+            ack_latency: registered(
+                r,
+                "ack_latency_seconds",
+                "Time from request received to ack sent",
+                Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            ),
+            queue_depth: registered(
+                r,
+                "queue_depth",
+                "Commands waiting for a worker",
+                Gauge::default(),
+            ),
+            running: registered(r, "running", "Commands running now", Gauge::default()),
+            executions: registered(
+                r,
+                "executions",
+                "Finished executions by tier and outcome",
+                Family::default(),
+            ),
+            signature_rejections: registered(
+                r,
+                "signature_rejections",
+                "Requests rejected at the signature check",
+                Family::default(),
+            ),
+            audit_spool_depth: registered(
+                r,
+                "audit_spool_depth",
+                "Audit records not yet mirrored to S3",
+                Gauge::default(),
+            ),
+            audit_failures: registered(
+                r,
+                "audit_failures",
+                "Audit writes that failed",
+                Counter::default(),
+            ),
+            audit_sinks: AuditSinkMetrics::registered(r),
             registry,
-            requests,
-            ack_latency,
-            queue_depth,
-            running,
-            executions,
-            signature_rejections,
-            audit_spool_depth,
-            audit_failures,
-            audit_sinks,
         }
     }
 

@@ -105,23 +105,7 @@ impl Actions {
             ));
             let log = dir.join(format!("execute-{target}.log"));
             let code = self.execute(&job, &target, &checkout, &log).await;
-            let outcome = match code {
-                Some(0) => "succeeded".to_string(),
-                Some(c) => format!("failed (exit {c})"),
-                None => "was killed".to_string(),
-            };
-            let mut lines = vec![format!(
-                "⚙ GitHub Actions: slipway-runner {outcome}; its log: {}",
-                log.display()
-            )];
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            lines.extend(
-                text.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .take(12)
-                    .map(|l| format!("    {l}")),
-            );
-            self.screen.print(&lines);
+            self.report(code, &log);
             self.jobs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -132,6 +116,27 @@ impl Actions {
                     log,
                 });
         }
+    }
+
+    /// How the job ended, with the start of its log, as the Actions UI would show it.
+    fn report(&self, code: Option<i32>, log: &Path) {
+        let outcome = match code {
+            Some(0) => "succeeded".to_string(),
+            Some(c) => format!("failed (exit {c})"),
+            None => "was killed".to_string(),
+        };
+        let mut lines = vec![format!(
+            "⚙ GitHub Actions: slipway-runner {outcome}; its log: {}",
+            log.display()
+        )];
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(12)
+                .map(|l| format!("    {l}")),
+        );
+        self.screen.print(&lines);
     }
 
     /// `actions/checkout` of `sha` with its parents (the runner diffs against the first parent).

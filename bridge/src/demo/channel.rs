@@ -326,9 +326,24 @@ impl Channel {
             .polling
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let slack = &self.world.slack;
-        let messages = slack.messages();
-        for m in messages.iter().filter(|m| m.channel == CHANNEL) {
+        self.poll_messages();
+        self.poll_ephemerals();
+        self.poll_responses();
+        let views = self.world.slack.views();
+        let seen = std::mem::replace(&mut self.shown().views, views.len());
+        views.into_iter().skip(seen).collect()
+    }
+
+    /// Channel messages, new or edited since last shown (an unchanged one is skipped), each
+    /// under a stable label so replies and edits can point at it.
+    fn poll_messages(&self) {
+        for m in self
+            .world
+            .slack
+            .messages()
+            .iter()
+            .filter(|m| m.channel == CHANNEL)
+        {
             let previous = self.shown().messages.get(&m.ts).cloned();
             let preview = plain::message(&m.text, &m.blocks, 0).lines;
             if previous
@@ -359,7 +374,11 @@ impl Channel {
             self.show(&header, &m.text, &m.blocks, Some(&m.ts));
             self.shown().messages.insert(m.ts.clone(), (label, preview));
         }
-        let ephemerals = slack.ephemerals();
+    }
+
+    /// Ephemeral messages posted since the last poll (they are never edited).
+    fn poll_ephemerals(&self) {
+        let ephemerals = self.world.slack.ephemerals();
         let seen = std::mem::replace(&mut self.shown().ephemerals, ephemerals.len());
         for e in ephemerals.iter().skip(seen) {
             self.show(
@@ -369,7 +388,12 @@ impl Channel {
                 None,
             );
         }
-        let responses = slack.responses();
+    }
+
+    /// Answers posted to response URLs since the last poll, shown to the user whose action
+    /// they answer; a device-flow code among them is entered on the emulated github.com.
+    fn poll_responses(&self) {
+        let responses = self.world.slack.responses();
         let seen = std::mem::replace(&mut self.shown().responses, responses.len());
         for r in responses.iter().skip(seen) {
             let user = self.shown().sinks.get(&r.id).cloned().unwrap_or_default();
@@ -383,9 +407,6 @@ impl Channel {
             self.show(&header, text, &r.body["blocks"], None);
             self.authorize_device_code(&user, text);
         }
-        let views = slack.views();
-        let seen = std::mem::replace(&mut self.shown().views, views.len());
-        views.into_iter().skip(seen).collect()
     }
 
     /// The GitHub side of `/slipway link github`: the person opens the emulated github.com,

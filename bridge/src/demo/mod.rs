@@ -124,33 +124,7 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let mut banner = vec![format!(
-        "  bridge      {} (log: {})",
-        world.bridge_url,
-        world.bridge.log.display()
-    )];
-    banner.push(format!(
-        "  GitHub      {}  (acme/gitops: {})",
-        world.github.base_url(),
-        world
-            .gitops_dir()
-            .map_or_else(String::new, |d| d.display().to_string())
-    ));
-    banner.push(format!("  Kubernetes  {}", world.kube.https_url()));
-    match (&world.moto, &world.s3_warning) {
-        (Some(m), _) => banner.push(format!(
-            "  audit       {} → s3://{}/slipway on moto {} (Object Lock, COMPLIANCE)",
-            world.spool_dir().display(),
-            world::BUCKET,
-            m.url
-        )),
-        (None, warning) => banner.push(format!(
-            "  audit       {} (local spool only) — warning: {}",
-            world.spool_dir().display(),
-            warning.as_deref().unwrap_or("S3 is off")
-        )),
-    }
-    screen.print(&banner);
+    screen.print(&banner(&world));
     let channel = Arc::new(Channel::new(world.clone(), screen.clone()));
     let actions = Arc::new(Actions::new(world.clone(), screen.clone()));
     let stop = CancellationToken::new();
@@ -185,6 +159,38 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> ExitCode {
         screen.line(format!("Everything is kept in {}.", dir.display()));
     }
     code
+}
+
+/// Where everything runs and where its logs are, so a visitor can look behind the channel;
+/// says why S3 is off when it is.
+fn banner(world: &World) -> Vec<String> {
+    let mut banner = vec![format!(
+        "  bridge      {} (log: {})",
+        world.bridge_url,
+        world.bridge.log.display()
+    )];
+    banner.push(format!(
+        "  GitHub      {}  (acme/gitops: {})",
+        world.github.base_url(),
+        world
+            .gitops_dir()
+            .map_or_else(String::new, |d| d.display().to_string())
+    ));
+    banner.push(format!("  Kubernetes  {}", world.kube.https_url()));
+    match (&world.moto, &world.s3_warning) {
+        (Some(m), _) => banner.push(format!(
+            "  audit       {} → s3://{}/slipway on moto {} (Object Lock, COMPLIANCE)",
+            world.spool_dir().display(),
+            world::BUCKET,
+            m.url
+        )),
+        (None, warning) => banner.push(format!(
+            "  audit       {} (local spool only) — warning: {}",
+            world.spool_dir().display(),
+            warning.as_deref().unwrap_or("S3 is off")
+        )),
+    }
+    banner
 }
 
 async fn interactive(

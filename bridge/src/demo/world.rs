@@ -4,19 +4,20 @@
 //! production, only with emulator URLs). All of it lives under one directory and one process
 //! group, so Ctrl-C stops everything.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use slipway_emulators::actions::{ActionsJob, ActionsOidcEmulator};
-use slipway_emulators::github::{GitHubEmulator, generate_app_key_pem};
+use slipway_emulators::github::GitHubEmulator;
 use slipway_emulators::kube::KubeEmulator;
 use slipway_emulators::slack::SlackEmulator;
 use tokio::process::{Child, Command};
 
 use super::http;
+
+mod bridge;
+use bridge::{Secrets, bridge_env, start_bridge, write_bridge_files};
 
 pub const OWNER: &str = "acme";
 pub const REPO: &str = "gitops";
@@ -217,150 +218,117 @@ async fn ready(daemon: &mut Daemon, name: &str, url: &str) -> Result<(), SetupEr
     }
 }
 
-impl World {
-    /// Start everything under `dir`. `want_s3`: try to start moto.
-    pub async fn start(dir: &Path, want_s3: bool) -> Result<World, SetupError> {
-        for (tool, hint) in [
-            ("git", "install git (apt install git)"),
-            (
-                "kubectl",
-                "install kubectl (https://kubernetes.io/docs/tasks/tools/); this machine image ships it at /usr/bin/kubectl",
-            ),
-        ] {
-            if !on_path(tool) {
-                return Err(format!(
-                    "the demo needs `{tool}` on PATH, because Slipway runs the real one: {hint}"
-                ));
-            }
+/// The tools Slipway runs for real in the demo, with how to install each.
+const TOOLS: [(&str, &str); 2] = [
+    ("git", "install git (apt install git)"),
+    (
+        "kubectl",
+        "install kubectl (https://kubernetes.io/docs/tasks/tools/); this machine image ships it at /usr/bin/kubectl",
+    ),
+];
+
+/// Fail early, with the install hint, when a tool the bridge runs for real is missing.
+fn require_tools() -> Result<(), SetupError> {
+    for (tool, hint) in TOOLS {
+        if !on_path(tool) {
+            return Err(format!(
+                "the demo needs `{tool}` on PATH, because Slipway runs the real one: {hint}"
+            ));
         }
-        let slack = SlackEmulator::start(BOT_TOKEN).await;
-        for p in PEOPLE {
-            let email = format!("{}@example.com", p.name.to_lowercase().replace(' ', "."));
-            slack.add_user(p.slack, p.name, Some(&email));
-        }
+    }
+    Ok(())
+}
+
+/// The Slack emulator, with the example people as workspace members (so user look-ups work).
+async fn start_slack() -> SlackEmulator {
+    let slack = SlackEmulator::start(BOT_TOKEN).await;
+    for p in PEOPLE {
+        let email = format!("{}@example.com", p.name.to_lowercase().replace(' ', "."));
+        slack.add_user(p.slack, p.name, Some(&email));
+    }
+    slack
+}
+
+/// moto when wanted and startable; otherwise why S3 is off, for the banner.
+async fn start_s3(dir: &Path, want_s3: bool) -> (Option<Moto>, Option<String>) {
+    if !want_s3 {
+        return (None, Some("S3 is off (--no-s3)".to_string()));
+    }
+    match start_moto(dir).await {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e)),
+    }
+}
+
+/// The emulators the bridge talks to, started and seeded before the bridge itself.
+struct Upstreams {
+    slack: SlackEmulator,
+    github: GitHubEmulator,
+    kube: KubeEmulator,
+    oidc: ActionsOidcEmulator,
+    moto: Option<Moto>,
+    s3_warning: Option<String>,
+    installation: u64,
+    kubeconfig: PathBuf,
+}
+
+impl Upstreams {
+    async fn start(dir: &Path, want_s3: bool, app_key: &str) -> Upstreams {
+        let slack = start_slack().await;
         let kube = start_kube().await;
         let kubeconfig = dir.join("kubeconfig");
         kube.write_kubeconfig(&kubeconfig, &["staging", "production"], KUBE_TOKEN);
-
-        let (moto, s3_warning) = if want_s3 {
-            match start_moto(dir).await {
-                Ok(m) => (Some(m), None),
-                Err(e) => (None, Some(e)),
-            }
-        } else {
-            (None, Some("S3 is off (--no-s3)".to_string()))
-        };
-
-        let app_key = generate_app_key_pem()?;
-        let signing_key = random_hex(32)?;
-        let verifying_key_hex = hex::encode(
-            slipway_core::change::parse_signing_key(&signing_key)?
-                .verifying_key()
-                .to_bytes(),
-        );
+        let (moto, s3_warning) = start_s3(dir, want_s3).await;
         let github = GitHubEmulator::start_in(&dir.join("github")).await;
-        let installation = seed_github(&github, &app_key);
+        let installation = seed_github(&github, app_key);
         let oidc = ActionsOidcEmulator::start(ActionsJob::push(
             &format!("{OWNER}/{REPO}"),
             "main",
             "0000000000000000000000000000000000000000",
         ))
         .await;
-
-        let policy = dir.join("policy.yaml");
-        write(&policy, POLICY)?;
-        // The bridge and the runner sign their audit checkpoints with keys of their own, kept
-        // beside the state directory, never in it.
-        let audit_key = dir.join("audit-bridge.key");
-        let runner_key = dir.join("audit-runner.key");
-        let mut writers = Vec::new();
-        for (pattern, path) in [("bridge:*", &audit_key), ("runner:*", &runner_key)] {
-            let public = slipway_infra::audit_signer::generate_key_file(path)?;
-            writers.push(format!(
-                "\"{pattern}\": \"{}\"",
-                hex::encode(public.as_bytes())
-            ));
-        }
-        write(
-            &dir.join("audit-writers.yaml"),
-            &(writers.join("\n") + "\n"),
-        )?;
-        let mut config_text = "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n      workflow: ci.yml\naudit:\n  writers:\n".to_string();
-        for w in &writers {
-            let _ = writeln!(config_text, "    {w}");
-        }
-        let config = dir.join("slipway.yaml");
-        write(&config, &config_text)?;
-        let port = free_port()?;
-        let signing_secret = random_hex(16)?;
-        let mut vars: Vec<(&str, String)> = vec![
-            ("SLIPWAY_LISTEN", format!("127.0.0.1:{port}")),
-            ("SLIPWAY_SLACK_SIGNING_SECRET", signing_secret.clone()),
-            ("SLIPWAY_SLACK_BOT_TOKEN", BOT_TOKEN.into()),
-            ("SLIPWAY_SLACK_API_URL", slack.api_url()),
-            ("SLIPWAY_POLICY", policy.display().to_string()),
-            ("SLIPWAY_STATE_DIR", dir.join("state").display().to_string()),
-            ("SLIPWAY_KUBECONFIG", kubeconfig.display().to_string()),
-            ("SLIPWAY_GITOPS_REPO", format!("{OWNER}/{REPO}")),
-            ("SLIPWAY_GITOPS_GIT_URL", github.git_url(OWNER, REPO)),
-            ("SLIPWAY_GITHUB_API_URL", github.api_url()),
-            ("SLIPWAY_GITHUB_APP_ID", APP_ID.to_string()),
-            ("SLIPWAY_GITHUB_INSTALLATION_ID", installation.to_string()),
-            ("SLIPWAY_GITHUB_PRIVATE_KEY", app_key),
-            ("SLIPWAY_GITHUB_CLIENT_ID", CLIENT_ID.into()),
-            ("SLIPWAY_GITHUB_WEBHOOK_SECRET", random_hex(16)?),
-            ("SLIPWAY_SIGNING_KEY", signing_key),
-            ("SLIPWAY_SIGNING_KEY_ID", "demo".into()),
-            ("SLIPWAY_TOKEN_KEY", random_hex(32)?),
-            (
-                "SLIPWAY_AUDIT_SIGNING_KEY_FILE",
-                audit_key.display().to_string(),
-            ),
-            ("RUST_LOG", "info".into()),
-        ];
-        if let Some(m) = &moto {
-            vars.extend([
-                ("SLIPWAY_AUDIT_S3_BUCKET", BUCKET.to_string()),
-                ("SLIPWAY_AUDIT_S3_ENDPOINT", m.url.clone()),
-                ("SLIPWAY_AUDIT_RETENTION_DAYS", "1".into()),
-            ]);
-            vars.extend(aws_env());
-        }
-        let webhook_secret = vars
-            .iter()
-            .find(|(k, _)| *k == "SLIPWAY_GITHUB_WEBHOOK_SECRET")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("serve").arg("--config").arg(&config);
-        // Only the demo's own settings: a caller's production variables (an audit bucket, AWS
-        // keys) must never reach the demo's bridge.
-        cmd.env_clear();
-        cmd.envs(inherited_basics());
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
-        let mut bridge = spawn(cmd, dir.join("bridge.log"))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let bridge_url = format!("http://{addr}");
-        ready(&mut bridge, "the bridge", &format!("{bridge_url}/healthz")).await?;
-        github.set_webhook(&format!("{bridge_url}/github/webhook"), &webhook_secret);
-        Ok(World {
-            dir: dir.to_path_buf(),
+        Upstreams {
             slack,
             github,
             kube,
             oidc,
             moto,
+            s3_warning,
+            installation,
+            kubeconfig,
+        }
+    }
+}
+
+impl World {
+    /// Start everything under `dir`. `want_s3`: try to start moto. The upstreams come first,
+    /// so the bridge starts against a world that is already there.
+    pub async fn start(dir: &Path, want_s3: bool) -> Result<World, SetupError> {
+        require_tools()?;
+        let secrets = Secrets::generate()?;
+        let up = Upstreams::start(dir, want_s3, &secrets.app_key).await;
+        let files = write_bridge_files(dir)?;
+        let port = free_port()?;
+        let vars = bridge_env(dir, port, &up, &secrets, &files);
+        let (bridge, bridge_url) = start_bridge(dir, &files.config, vars, port).await?;
+        up.github.set_webhook(
+            &format!("{bridge_url}/github/webhook"),
+            &secrets.webhook_secret,
+        );
+        Ok(World {
+            dir: dir.to_path_buf(),
+            slack: up.slack,
+            github: up.github,
+            kube: up.kube,
+            oidc: up.oidc,
+            moto: up.moto,
             bridge,
             bridge_url,
-            signing_secret,
-            installation,
-            verifying_key_hex,
-            kubeconfig,
-            s3_warning,
+            signing_secret: secrets.signing_secret,
+            installation: up.installation,
+            verifying_key_hex: secrets.verifying_key_hex,
+            kubeconfig: up.kubeconfig,
+            s3_warning: up.s3_warning,
         })
     }
 

@@ -197,73 +197,94 @@ pub fn parse_interaction_json(value: serde_json::Value) -> Result<Interaction, S
     }
     let raw: RawInteraction =
         serde_json::from_value(value).map_err(|e| format!("{kind} payload: {e}"))?;
-    let user = SlackUser {
-        user_id: raw.user.id,
-        team_id: raw.user.team_id.or_else(|| raw.team.and_then(|t| t.id)),
-        enterprise_id: raw.enterprise.and_then(|e| e.id),
-    };
+    let user = raw.slack_user();
     match kind.as_str() {
-        "block_actions" => {
-            let container = raw.container.unwrap_or(RawContainer {
-                message_ts: None,
-                channel_id: None,
-            });
-            let message_ts = container.message_ts.or_else(|| {
-                raw.message
-                    .as_ref()
-                    .and_then(|m| m.get("ts"))
-                    .and_then(|t| t.as_str())
-                    .map(String::from)
-            });
-            let channel_id = container
-                .channel_id
-                .or_else(|| raw.channel.and_then(|c| c.id));
-            Ok(Interaction::Actions(
-                raw.actions
-                    .into_iter()
-                    .map(|a| BlockAction {
-                        user: user.clone(),
-                        action_id: a.action_id,
-                        value: a.value.unwrap_or_default(),
-                        channel_id: channel_id.clone(),
-                        message_ts: message_ts.clone(),
-                        response_url: raw.response_url.clone(),
-                        trigger_id: raw.trigger_id.clone(),
-                    })
-                    .collect(),
-            ))
-        }
-        "view_submission" => {
-            let view = raw.view.ok_or("view_submission without view")?;
-            let mut values = BTreeMap::new();
-            for block in view
-                .state
-                .map(|s| s.values)
-                .unwrap_or_default()
-                .into_values()
-            {
-                for (action_id, v) in block {
-                    let text = v
-                        .get("value")
-                        .and_then(|x| x.as_str())
-                        .or_else(|| {
-                            v.get("selected_option")
-                                .and_then(|o| o.get("value"))
-                                .and_then(|x| x.as_str())
-                        })
-                        .unwrap_or_default();
-                    values.insert(action_id, text.to_string());
-                }
-            }
-            Ok(Interaction::ViewSubmission(ViewSubmission {
-                user,
-                callback_id: view.callback_id,
-                private_metadata: view.private_metadata,
-                values,
-            }))
-        }
+        "block_actions" => Ok(block_actions(raw, &user)),
+        "view_submission" => view_submission(raw, user),
         other => Ok(Interaction::Other(other.to_string())),
     }
+}
+
+impl RawInteraction {
+    /// Who acted. The team is the user's own, or the payload's top-level `team` when the user
+    /// carries none, so a policy keyed on the team sees it either way.
+    fn slack_user(&self) -> SlackUser {
+        SlackUser {
+            user_id: self.user.id.clone(),
+            team_id: self
+                .user
+                .team_id
+                .clone()
+                .or_else(|| self.team.as_ref().and_then(|t| t.id.clone())),
+            enterprise_id: self.enterprise.as_ref().and_then(|e| e.id.clone()),
+        }
+    }
+}
+
+/// One [`BlockAction`] per clicked element. The message and channel come from the container,
+/// or from the top-level `message`/`channel` when the container lacks them, so the bridge can
+/// always answer in the right place.
+fn block_actions(raw: RawInteraction, user: &SlackUser) -> Interaction {
+    let container = raw.container.unwrap_or(RawContainer {
+        message_ts: None,
+        channel_id: None,
+    });
+    let message_ts = container.message_ts.or_else(|| {
+        raw.message
+            .as_ref()
+            .and_then(|m| m.get("ts"))
+            .and_then(|t| t.as_str())
+            .map(String::from)
+    });
+    let channel_id = container
+        .channel_id
+        .or_else(|| raw.channel.and_then(|c| c.id));
+    Interaction::Actions(
+        raw.actions
+            .into_iter()
+            .map(|a| BlockAction {
+                user: user.clone(),
+                action_id: a.action_id,
+                value: a.value.unwrap_or_default(),
+                channel_id: channel_id.clone(),
+                message_ts: message_ts.clone(),
+                response_url: raw.response_url.clone(),
+                trigger_id: raw.trigger_id.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// A modal submission; a `view_submission` without its view is malformed.
+fn view_submission(raw: RawInteraction, user: SlackUser) -> Result<Interaction, String> {
+    let view = raw.view.ok_or("view_submission without view")?;
+    Ok(Interaction::ViewSubmission(ViewSubmission {
+        user,
+        callback_id: view.callback_id,
+        private_metadata: view.private_metadata,
+        values: input_values(view.state),
+    }))
+}
+
+/// Each input's value by action id, flattened across blocks: a text input's `value`, or a
+/// select's `selected_option.value` (empty when neither is set).
+fn input_values(state: Option<RawState>) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    for block in state.map(|s| s.values).unwrap_or_default().into_values() {
+        for (action_id, v) in block {
+            let text = v
+                .get("value")
+                .and_then(|x| x.as_str())
+                .or_else(|| {
+                    v.get("selected_option")
+                        .and_then(|o| o.get("value"))
+                        .and_then(|x| x.as_str())
+                })
+                .unwrap_or_default();
+            values.insert(action_id, text.to_string());
+        }
+    }
+    values
 }
 
 /// What arrived on `/slack/events`.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use slipway_core::audit::AuditRecord;
+use slipway_core::audit::{AuditRecord, Checkpoint};
 use slipway_infra::s3::read::{Content, LockMode, StoredVersion, read_bucket};
 use slipway_infra::s3::{self, RetentionMode, S3Settings};
 use slipway_infra::spool::file_stem;
@@ -60,6 +60,48 @@ struct Stored {
     expected: String,
     lock_mode: Option<LockMode>,
     retain_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Stored {
+    /// A record's place: the key its writer and seq name, where the mirror would have put it.
+    fn record(
+        settings: &S3Settings,
+        record: &AuditRecord,
+        lock_mode: Option<LockMode>,
+        retain_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Stored {
+        Stored {
+            writer: record.writer.clone(),
+            seq: record.seq,
+            event: record.event_id.clone(),
+            time: record.time,
+            expected: file_stem(&record.writer)
+                .map(|stem| settings.key(&stem, record.seq))
+                .unwrap_or_default(),
+            lock_mode,
+            retain_until,
+        }
+    }
+
+    /// A checkpoint's place, likewise (checkpoints have no event of their own).
+    fn checkpoint(
+        settings: &S3Settings,
+        cp: &Checkpoint,
+        lock_mode: Option<LockMode>,
+        retain_until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Stored {
+        Stored {
+            writer: cp.writer.clone(),
+            seq: cp.seq,
+            event: String::new(),
+            time: cp.time,
+            expected: file_stem(&cp.writer)
+                .map(|stem| settings.checkpoint_key(&stem, cp.seq))
+                .unwrap_or_default(),
+            lock_mode,
+            retain_until,
+        }
+    }
 }
 
 /// Per object: is it a record or checkpoint, is it where its writer and seq say, is it locked
@@ -151,17 +193,7 @@ fn take(settings: &S3Settings, v: StoredVersion, trail: &mut Trail) -> Option<St
             lock_mode,
             retain_until,
         } => {
-            let stored = Stored {
-                writer: record.writer.clone(),
-                seq: record.seq,
-                event: record.event_id.clone(),
-                time: record.time,
-                expected: file_stem(&record.writer)
-                    .map(|stem| settings.key(&stem, record.seq))
-                    .unwrap_or_default(),
-                lock_mode,
-                retain_until,
-            };
+            let stored = Stored::record(settings, &record, lock_mode, retain_until);
             trail.records.push(*record);
             Some(stored)
         }
@@ -170,17 +202,7 @@ fn take(settings: &S3Settings, v: StoredVersion, trail: &mut Trail) -> Option<St
             lock_mode,
             retain_until,
         } => {
-            let stored = Stored {
-                writer: cp.writer.clone(),
-                seq: cp.seq,
-                event: String::new(),
-                time: cp.time,
-                expected: file_stem(&cp.writer)
-                    .map(|stem| settings.checkpoint_key(&stem, cp.seq))
-                    .unwrap_or_default(),
-                lock_mode,
-                retain_until,
-            };
+            let stored = Stored::checkpoint(settings, &cp, lock_mode, retain_until);
             trail.checkpoints.push(*cp);
             Some(stored)
         }

@@ -3,7 +3,7 @@
 //! spool that agrees with itself; only what was already mirrored, or anchored elsewhere, shows
 //! that more was written once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use slipway_core::audit::{AuditRecord, Checkpoint, WriterAllowlist};
 use slipway_infra::spool::{FileState, MIRROR_CURSOR};
@@ -97,66 +97,9 @@ pub(super) fn spool_vs_bucket(
     for file in files {
         let w = file.writer.as_str();
         let (mine, theirs) = (by_seq(spool, w), by_seq(s3, w));
-        let end = mine.last_key_value().map_or(0, |(&s, _)| s);
-        let s3_end = theirs
-            .last_key_value()
-            .map(|(&s, _)| s)
-            .into_iter()
-            .chain(
-                s3_checkpoints
-                    .iter()
-                    .filter(|c| c.writer == w)
-                    .map(|c| c.seq),
-            )
-            .max()
-            .unwrap_or(0);
-        if s3_end > end {
-            findings.push(
-                Finding::new(
-                    "truncated",
-                    format!(
-                        "S3 holds this writer's records up to seq {s3_end}, but the spool ends at \
-                         seq {end}: records were cut from the spool after they were mirrored"
-                    ),
-                )
-                .at(w, end + 1, ""),
-            );
-        }
-        for (seq, hashes) in &theirs {
-            if let Some(held) = mine.get(seq)
-                && held.is_disjoint(hashes)
-            {
-                findings.push(
-                    Finding::new(
-                        "diverged",
-                        format!(
-                            "the spool's record {seq} is not the one S3 holds under Object Lock: \
-                             the spool was rewritten after mirroring"
-                        ),
-                    )
-                    .at(w, *seq, ""),
-                );
-            }
-        }
-        let mirrored = file
-            .cursors
-            .iter()
-            .find(|(name, _, _)| name == MIRROR_CURSOR)
-            .map_or(0, |(_, seq, _)| *seq);
-        let s3_records = theirs.last_key_value().map_or(0, |(&s, _)| s);
-        if mirrored > s3_records {
-            findings.push(
-                Finding::new(
-                    "cursor_ahead",
-                    format!(
-                        "the mirror cursor says seq {mirrored} is in S3, but S3 holds this \
-                         writer's records up to seq {s3_records}: the cursor was edited, or the \
-                         mirror's uploads went elsewhere"
-                    ),
-                )
-                .at(w, mirrored, ""),
-            );
-        }
+        findings.extend(cut_after_mirroring(w, &mine, &theirs, s3_checkpoints));
+        findings.extend(rewritten_after_mirroring(w, &mine, &theirs));
+        findings.extend(cursor_ahead(file, &theirs));
     }
     let elsewhere: BTreeSet<&str> = s3
         .iter()
@@ -171,4 +114,80 @@ pub(super) fn spool_vs_bucket(
         ));
     }
     findings
+}
+
+/// A writer's records by seq, each with the hashes seen there.
+type BySeq<'a> = BTreeMap<u64, BTreeSet<&'a str>>;
+
+/// The spool ends before S3's last record or signed checkpoint of `w`: its tail was cut after
+/// it was mirrored (a checkpoint counts, so cutting records and checkpoints together shows).
+fn cut_after_mirroring(
+    w: &str,
+    mine: &BySeq<'_>,
+    theirs: &BySeq<'_>,
+    s3_checkpoints: &[Checkpoint],
+) -> Option<Finding> {
+    let end = mine.last_key_value().map_or(0, |(&s, _)| s);
+    let s3_end = theirs
+        .last_key_value()
+        .map(|(&s, _)| s)
+        .into_iter()
+        .chain(
+            s3_checkpoints
+                .iter()
+                .filter(|c| c.writer == w)
+                .map(|c| c.seq),
+        )
+        .max()
+        .unwrap_or(0);
+    (s3_end > end).then(|| {
+        Finding::new(
+            "truncated",
+            format!(
+                "S3 holds this writer's records up to seq {s3_end}, but the spool ends at \
+                 seq {end}: records were cut from the spool after they were mirrored"
+            ),
+        )
+        .at(w, end + 1, "")
+    })
+}
+
+/// Every seq both hold where none of the spool's records is S3's: S3's copy is under Object
+/// Lock, so the spool is the one that changed.
+fn rewritten_after_mirroring(w: &str, mine: &BySeq<'_>, theirs: &BySeq<'_>) -> Vec<Finding> {
+    theirs
+        .iter()
+        .filter(|(seq, hashes)| mine.get(seq).is_some_and(|held| held.is_disjoint(hashes)))
+        .map(|(seq, _)| {
+            Finding::new(
+                "diverged",
+                format!(
+                    "the spool's record {seq} is not the one S3 holds under Object Lock: \
+                     the spool was rewritten after mirroring"
+                ),
+            )
+            .at(w, *seq, "")
+        })
+        .collect()
+}
+
+/// The spool's mirror cursor claims more than S3 holds of the writer.
+fn cursor_ahead(file: &FileState, theirs: &BySeq<'_>) -> Option<Finding> {
+    let mirrored = file
+        .cursors
+        .iter()
+        .find(|(name, _, _)| name == MIRROR_CURSOR)
+        .map_or(0, |(_, seq, _)| *seq);
+    let s3_records = theirs.last_key_value().map_or(0, |(&s, _)| s);
+    (mirrored > s3_records).then(|| {
+        Finding::new(
+            "cursor_ahead",
+            format!(
+                "the mirror cursor says seq {mirrored} is in S3, but S3 holds this \
+                 writer's records up to seq {s3_records}: the cursor was edited, or the \
+                 mirror's uploads went elsewhere"
+            ),
+        )
+        .at(&file.writer, mirrored, "")
+    })
 }

@@ -110,87 +110,95 @@ pub fn render(sources: &[(String, ChainReport)], findings: &[Finding], notes: &[
             out.push_str("no records\n\n");
             continue;
         }
-        let rows: Vec<Vec<String>> = report
-            .writers
-            .iter()
-            .map(|(writer, head)| {
-                let n = per_writer.get(writer.as_str()).copied().unwrap_or(0);
-                vec![
-                    writer.clone(),
-                    head.records.to_string(),
-                    head.last_seq.to_string(),
-                    head.last_hash
-                        .get(..12)
-                        .unwrap_or(&head.last_hash)
-                        .to_string(),
-                    head.signed_seq.to_string(),
-                    if n == 0 {
-                        "ok".to_string()
-                    } else {
-                        format!("{n} problem(s)")
-                    },
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &[
-                "WRITER",
-                "RECORDS",
-                "LAST SEQ",
-                "LAST HASH",
-                "SIGNED TO",
-                "STATUS",
-            ],
-            &rows,
-        ));
+        out.push_str(&writers_table(report, &per_writer));
         out.push('\n');
     }
     if !findings.is_empty() {
-        let rows: Vec<Vec<String>> = findings
-            .iter()
-            .map(|f| {
-                vec![
-                    if f.writer.is_empty() {
-                        "-".into()
-                    } else {
-                        f.writer.clone()
-                    },
-                    f.seq.map_or_else(|| "-".into(), |s| s.to_string()),
-                    if f.event.is_empty() {
-                        "-".into()
-                    } else {
-                        f.event.clone()
-                    },
-                    f.problem.to_string(),
-                    f.detail.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &["WRITER", "SEQ", "EVENT", "PROBLEM", "DETAIL"],
-            &rows,
-        ));
+        out.push_str(&findings_table(findings));
         out.push('\n');
     }
     for note in notes {
         out.push_str(note);
         out.push('\n');
     }
+    out.push_str(&verdict(sources, findings));
+    out
+}
+
+/// One row per writer of a trail: how far its chain and its signatures reach, and whether
+/// any finding is about it (`per_writer` counts them), so a break is easy to place.
+fn writers_table(report: &ChainReport, per_writer: &BTreeMap<&str, usize>) -> String {
+    let rows: Vec<Vec<String>> = report
+        .writers
+        .iter()
+        .map(|(writer, head)| {
+            let n = per_writer.get(writer.as_str()).copied().unwrap_or(0);
+            vec![
+                writer.clone(),
+                head.records.to_string(),
+                head.last_seq.to_string(),
+                head.last_hash
+                    .get(..12)
+                    .unwrap_or(&head.last_hash)
+                    .to_string(),
+                head.signed_seq.to_string(),
+                if n == 0 {
+                    "ok".to_string()
+                } else {
+                    format!("{n} problem(s)")
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "WRITER",
+            "RECORDS",
+            "LAST SEQ",
+            "LAST HASH",
+            "SIGNED TO",
+            "STATUS",
+        ],
+        &rows,
+    )
+}
+
+/// One row per finding; what is not known about its place shows as `-`.
+fn findings_table(findings: &[Finding]) -> String {
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let rows: Vec<Vec<String>> = findings
+        .iter()
+        .map(|f| {
+            vec![
+                dash(&f.writer),
+                f.seq.map_or_else(|| "-".into(), |s| s.to_string()),
+                dash(&f.event),
+                f.problem.to_string(),
+                f.detail.clone(),
+            ]
+        })
+        .collect();
+    table(&["WRITER", "SEQ", "EVENT", "PROBLEM", "DETAIL"], &rows)
+}
+
+/// The last line, which scripts read: OK with the first trail's size, or FAILED with a count.
+fn verdict(sources: &[(String, ChainReport)], findings: &[Finding]) -> String {
     let records = sources.first().map_or(0, |(_, r)| r.records);
     let writers = sources.first().map_or(0, |(_, r)| r.writers.len());
     if findings.is_empty() {
-        let _ = writeln!(
-            out,
-            "OK: {records} record(s) from {writers} writer(s), no breaks"
-        );
+        format!("OK: {records} record(s) from {writers} writer(s), no breaks\n")
     } else {
-        let _ = writeln!(
-            out,
-            "FAILED: {} problem(s) in {records} record(s)",
+        format!(
+            "FAILED: {} problem(s) in {records} record(s)\n",
             findings.len()
-        );
+        )
     }
-    out
 }
 
 #[cfg(test)]
