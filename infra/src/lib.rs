@@ -11,6 +11,7 @@ pub mod oidc;
 pub mod s3;
 pub mod sinks;
 pub mod sts;
+pub mod sync;
 
 /// `err` followed by each of its causes, `: `-separated (SDK errors keep the useful part in
 /// their sources).
