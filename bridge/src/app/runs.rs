@@ -3,7 +3,7 @@
 //! waits past the ack deadline.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind, Output};
@@ -109,9 +109,7 @@ pub struct Runs {
     running: Mutex<HashMap<String, Handle>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use slipway_infra::sync::lock;
 
 impl Runs {
     pub fn new(queue: usize, per_user: usize) -> Self {

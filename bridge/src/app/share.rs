@@ -4,7 +4,7 @@
 //! never into a channel shared with another organisation when the resource is protected.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -45,7 +45,7 @@ impl Shares {
         message: Message,
         protected: bool,
     ) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = slipway_infra::sync::lock(&self.0);
         map.retain(|_, s| s.kept.elapsed() < KEEP);
         map.insert(
             run_id.to_string(),
@@ -61,19 +61,14 @@ impl Shares {
     }
 
     fn get(&self, run_id: &str) -> Option<Shareable> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        slipway_infra::sync::lock(&self.0)
             .get(run_id)
             .filter(|s| s.kept.elapsed() < KEEP)
             .cloned()
     }
 
     fn forget(&self, run_id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(run_id);
+        slipway_infra::sync::lock(&self.0).remove(run_id);
     }
 }
 

@@ -46,10 +46,7 @@ impl Actions {
 
     /// Every job so far.
     pub fn jobs(&self) -> Vec<Job> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        slipway_infra::sync::lock(&self.jobs).clone()
     }
 
     /// Run the workflow for every new commit on `main` until `stop`.
@@ -122,15 +119,12 @@ impl Actions {
                     .map(|l| format!("    {l}")),
             );
             self.screen.print(&lines);
-            self.jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Job {
-                    sha: sha.to_string(),
-                    target,
-                    code,
-                    log,
-                });
+            slipway_infra::sync::lock(&self.jobs).push(Job {
+                sha: sha.to_string(),
+                target,
+                code,
+                log,
+            });
         }
     }
 
