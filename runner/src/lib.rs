@@ -100,24 +100,24 @@ where
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("slipway-runner: cannot start the async runtime: {e}");
-            return ExitCode::from(USAGE);
+    match cli.command {
+        Cmd::Execute(a) => {
+            let entry = slipway_infra::runtime::Entry {
+                prefix: "slipway-runner",
+                workers: Some(2),
+                no_runtime: USAGE,
+            };
+            entry.block_on(async {
+                ExitCode::from(
+                    run::execute(job::Options {
+                        config: a.config,
+                        aws_from_env: a.aws_credentials_from_env,
+                        target: a.target,
+                    })
+                    .await,
+                )
+            })
         }
-    };
-    let code = match cli.command {
-        Cmd::Execute(a) => runtime.block_on(run::execute(job::Options {
-            config: a.config,
-            aws_from_env: a.aws_credentials_from_env,
-            target: a.target,
-        })),
-        Cmd::Targets(_) => job::targets(),
-    };
-    ExitCode::from(code)
+        Cmd::Targets(_) => ExitCode::from(job::targets()),
+    }
 }
