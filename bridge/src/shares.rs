@@ -2,8 +2,10 @@
 //! `response_url` that showed them lives.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use slipway_infra::sync::lock;
 
 use crate::slack::client::Message;
 
@@ -35,7 +37,7 @@ impl Shares {
         message: Message,
         protected: bool,
     ) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&self.0);
         map.retain(|_, s| s.kept.elapsed() < KEEP);
         map.insert(
             run_id.to_string(),
@@ -51,18 +53,13 @@ impl Shares {
     }
 
     pub fn get(&self, run_id: &str) -> Option<Shareable> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.0)
             .get(run_id)
             .filter(|s| s.kept.elapsed() < KEEP)
             .cloned()
     }
 
     pub fn forget(&self, run_id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(run_id);
+        lock(&self.0).remove(run_id);
     }
 }

@@ -331,10 +331,7 @@ struct Memory {
 
 impl MemoryStore {
     fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
-        f(&mut self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        f(&mut slipway_infra::sync::lock(&self.0))
     }
 }
 

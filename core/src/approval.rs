@@ -170,72 +170,26 @@ pub fn quorum<'i>(
     identity_of: impl Fn(&str) -> Option<&'i Identity>,
 ) -> Quorum {
     let req = input.requirement;
-    // Latest decisive review per login, in submission order (reviews are listed in order).
-    let mut latest: BTreeMap<String, &ReviewInput> = BTreeMap::new();
-    for r in input.reviews {
-        match r.state {
-            ReviewState::Commented => {}
-            _ => {
-                latest.insert(r.login.to_ascii_lowercase(), r);
-            }
-        }
-    }
     let mut approvals: Vec<Counted> = Vec::new();
     let mut approver_groups: Vec<&[String]> = Vec::new();
     let mut stale = Vec::new();
     let mut changes_requested = Vec::new();
     let mut ignored = Vec::new();
-    let mut ignore = |login: &str, reason: &str| {
-        ignored.push(Ignored {
-            login: login.to_string(),
-            reason: reason.to_string(),
-        });
-    };
-    for r in latest.values() {
+    for r in latest_decisive(input.reviews).values() {
         if r.state == ReviewState::Dismissed {
             continue;
         }
         let login = r.login.as_str();
-        if login.eq_ignore_ascii_case(input.pr_author) {
-            ignore(login, "the PR's author can't review it");
-            continue;
-        }
-        if r.source == Source::Slack
-            && r.state == ReviewState::Approved
-            && req.approve_in == crate::policy::model::ApproveIn::Github
-        {
-            ignore(
-                login,
-                "approved in Slack, but this rule needs the approval in GitHub",
-            );
-            continue;
-        }
-        if input.excluded.iter().any(|l| l.eq_ignore_ascii_case(login)) {
-            ignore(
-                login,
-                "they pushed to the PR after Slipway's commit, so they can't approve it",
-            );
-            continue;
-        }
-        if input
-            .requester_login
-            .is_some_and(|l| l.eq_ignore_ascii_case(login))
-        {
-            ignore(login, "the requester can't approve their own change");
-            continue;
-        }
-        let Some(identity) = identity_of(login) else {
-            ignore(login, "not mapped to a known identity");
-            continue;
+        let identity = match eligible(input, r, &identity_of) {
+            Ok(identity) => identity,
+            Err(reason) => {
+                ignored.push(Ignored {
+                    login: login.to_string(),
+                    reason,
+                });
+                continue;
+            }
         };
-        if identity.subject == input.requester_subject {
-            ignore(login, "the requester can't approve their own change");
-            continue;
-        }
-        if !req.groups.iter().any(|g| identity.in_group(g)) {
-            ignore(login, &format!("not in {}", req.groups.join(" or ")));
-            continue;
-        }
         if r.commit_id != input.head_sha {
             if r.state == ReviewState::Approved {
                 stale.push(login.to_string());
@@ -273,6 +227,56 @@ pub fn quorum<'i>(
         expired,
         met,
     }
+}
+
+/// The latest decisive review per login (comments don't count), in submission order (reviews
+/// are listed in order).
+fn latest_decisive(reviews: &[ReviewInput]) -> BTreeMap<String, &ReviewInput> {
+    let mut latest = BTreeMap::new();
+    for r in reviews {
+        if r.state != ReviewState::Commented {
+            latest.insert(r.login.to_ascii_lowercase(), r);
+        }
+    }
+    latest
+}
+
+/// The reviewer's identity if their review may count toward the rule; `Err` is why it doesn't.
+fn eligible<'i>(
+    input: &QuorumInput<'_>,
+    r: &ReviewInput,
+    identity_of: &impl Fn(&str) -> Option<&'i Identity>,
+) -> Result<&'i Identity, String> {
+    let req = input.requirement;
+    let login = r.login.as_str();
+    if login.eq_ignore_ascii_case(input.pr_author) {
+        return Err("the PR's author can't review it".into());
+    }
+    if r.source == Source::Slack
+        && r.state == ReviewState::Approved
+        && req.approve_in == crate::policy::model::ApproveIn::Github
+    {
+        return Err("approved in Slack, but this rule needs the approval in GitHub".into());
+    }
+    if input.excluded.iter().any(|l| l.eq_ignore_ascii_case(login)) {
+        return Err(
+            "they pushed to the PR after Slipway's commit, so they can't approve it".into(),
+        );
+    }
+    if input
+        .requester_login
+        .is_some_and(|l| l.eq_ignore_ascii_case(login))
+    {
+        return Err("the requester can't approve their own change".into());
+    }
+    let identity = identity_of(login).ok_or("not mapped to a known identity")?;
+    if identity.subject == input.requester_subject {
+        return Err("the requester can't approve their own change".into());
+    }
+    if !req.groups.iter().any(|g| identity.in_group(g)) {
+        return Err(format!("not in {}", req.groups.join(" or ")));
+    }
+    Ok(identity)
 }
 
 /// The combined rules whose own quorum the counted approvers (given by their groups) don't meet.

@@ -85,41 +85,16 @@ pub fn tokenize(text: &str) -> Result<Vec<String>, TokenizeError> {
             }
             '"' | '\u{201c}' | '\u{201d}' => {
                 in_word = true;
-                loop {
-                    match chars.next() {
-                        None => return Err(TokenizeError::UnclosedQuote('"')),
-                        Some('"' | '\u{201c}' | '\u{201d}') => break,
-                        Some('\\') if matches!(chars.peek(), Some('"' | '\\')) => {
-                            current.extend(chars.next());
-                        }
-                        Some(ch) if ch.is_control() => return Err(TokenizeError::ControlChar),
-                        Some(ch) => current.push(ch),
-                    }
-                }
+                double_quoted(&mut chars, &mut current)?;
             }
             '\'' | '\u{2018}' | '\u{2019}' => {
                 in_word = true;
-                loop {
-                    match chars.next() {
-                        None => return Err(TokenizeError::UnclosedQuote('\'')),
-                        Some('\'' | '\u{2018}' | '\u{2019}') => break,
-                        Some(ch) if ch.is_control() => return Err(TokenizeError::ControlChar),
-                        Some(ch) => current.push(ch),
-                    }
-                }
+                single_quoted(&mut chars, &mut current)?;
             }
             '$' if chars.peek() == Some(&'(') => return Err(TokenizeError::Operator("$(")),
             c if c.is_control() => return Err(TokenizeError::ControlChar),
             c => {
-                if let Some((_, op)) = OPERATOR_CHARS.iter().find(|(ch, _)| *ch == c) {
-                    let op = match (c, chars.peek()) {
-                        ('&', Some('&')) => "&&",
-                        ('|', Some('|')) => "||",
-                        ('>', Some('>')) => ">>",
-                        _ => op,
-                    };
-                    return Err(TokenizeError::Operator(op));
-                }
+                operator(c, chars.peek())?;
                 in_word = true;
                 current.push(c);
             }
@@ -135,6 +110,49 @@ pub fn tokenize(text: &str) -> Result<Vec<String>, TokenizeError> {
         return Err(TokenizeError::TooLong);
     }
     Ok(words)
+}
+
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// The rest of a `"…"` group, into `current`: `\"` and `\\` are escapes.
+fn double_quoted(chars: &mut Chars<'_>, current: &mut String) -> Result<(), TokenizeError> {
+    loop {
+        match chars.next() {
+            None => return Err(TokenizeError::UnclosedQuote('"')),
+            Some('"' | '\u{201c}' | '\u{201d}') => return Ok(()),
+            Some('\\') if matches!(chars.peek(), Some('"' | '\\')) => {
+                current.extend(chars.next());
+            }
+            Some(ch) if ch.is_control() => return Err(TokenizeError::ControlChar),
+            Some(ch) => current.push(ch),
+        }
+    }
+}
+
+/// The rest of a `'…'` group, into `current`: no escapes.
+fn single_quoted(chars: &mut Chars<'_>, current: &mut String) -> Result<(), TokenizeError> {
+    loop {
+        match chars.next() {
+            None => return Err(TokenizeError::UnclosedQuote('\'')),
+            Some('\'' | '\u{2018}' | '\u{2019}') => return Ok(()),
+            Some(ch) if ch.is_control() => return Err(TokenizeError::ControlChar),
+            Some(ch) => current.push(ch),
+        }
+    }
+}
+
+/// A shell operator outside quotes is an error that names it (two characters where it has two).
+fn operator(c: char, next: Option<&char>) -> Result<(), TokenizeError> {
+    let Some((_, op)) = OPERATOR_CHARS.iter().find(|(ch, _)| *ch == c) else {
+        return Ok(());
+    };
+    let op = match (c, next) {
+        ('&', Some('&')) => "&&",
+        ('|', Some('|')) => "||",
+        ('>', Some('>')) => ">>",
+        _ => op,
+    };
+    Err(TokenizeError::Operator(op))
 }
 
 #[cfg(test)]

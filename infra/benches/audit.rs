@@ -69,6 +69,7 @@ fn moto_server() -> Option<std::path::PathBuf> {
 }
 
 /// Writes `n` records while S3 is unreachable, then starts the mirror and times the catch-up.
+#[allow(clippy::too_many_lines)]
 async fn catch_up(n: u64) {
     let Some(server) = moto_server() else {
         println!("mirror catch-up: skipped, moto_server not found (pip install 'moto[server]')");

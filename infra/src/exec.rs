@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 use slipway_core::redact::{StreamRedactor, redactor};
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -263,23 +263,61 @@ fn signal_group(pgid: i32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
+/// One process from spawn to a stopped group: spawn, pump its pipes into the collector until
+/// it ends (or times out, or is cancelled), stop its group, then keep what was buffered.
 async fn run(
     spec: ExecSpec,
     progress: watch::Sender<Progress>,
     cancel: CancellationToken,
 ) -> ExecResult {
     let started = Instant::now();
-    let fail = |e: String| ExecResult {
-        end: ExecEnd::SpawnFailed(e),
-        output: String::new(),
-        truncated: false,
-        total_bytes: 0,
-        digest: hex::encode(Sha256::digest(b"")),
+    let (mut child, pgid) = match spawn(&spec) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            return ExecResult {
+                end: ExecEnd::SpawnFailed(e),
+                output: String::new(),
+                truncated: false,
+                total_bytes: 0,
+                digest: hex::encode(Sha256::digest(b"")),
+                duration: started.elapsed(),
+            };
+        }
+    };
+    let mut chunks = pump(&mut child);
+    let mut collector = Collector::new(spec.output_cap);
+    let end = watch_child(
+        &mut child,
+        &mut chunks,
+        &mut collector,
+        spec.timeout,
+        &progress,
+        &cancel,
+    )
+    .await;
+    stop_group(pgid, &end, &mut child, spec.kill_grace).await;
+    // Whatever output is already buffered is still worth keeping (it explains the timeout).
+    while let Ok(bytes) = chunks.try_recv() {
+        collector.feed(&bytes);
+    }
+    let (output, truncated, total_bytes, digest) = collector.finish();
+    ExecResult {
+        end,
+        output,
+        truncated,
+        total_bytes,
+        digest,
         duration: started.elapsed(),
-    };
-    let Some((program, args)) = spec.argv.split_first() else {
-        return fail("empty command".into());
-    };
+    }
+}
+
+/// Start the argv (never a shell) with only the spec's environment, no stdin and its own
+/// process group; the child and its group id (0 if unknown).
+fn spawn(spec: &ExecSpec) -> Result<(Child, i32), String> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| "empty command".to_string())?;
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -291,16 +329,17 @@ async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return fail(format!("{program}: {e}")),
-    };
+    let child = cmd.spawn().map_err(|e| format!("{program}: {e}"))?;
     let pgid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .unwrap_or(0);
+    Ok((child, pgid))
+}
 
-    let (chunks_tx, mut chunks) = mpsc::channel::<Vec<u8>>(64);
+/// Read stdout and stderr as they come, into one channel that closes when both have.
+fn pump(child: &mut Child) -> mpsc::Receiver<Vec<u8>> {
+    let (chunks_tx, chunks) = mpsc::channel::<Vec<u8>>(64);
     for stream in [
         child.stdout.take().map(Pipe::Out),
         child.stderr.take().map(Pipe::Err),
@@ -324,14 +363,24 @@ async fn run(
             }
         });
     }
-    drop(chunks_tx);
+    chunks
+}
 
-    let mut collector = Collector::new(spec.output_cap);
-    let deadline = tokio::time::sleep(spec.timeout);
+/// Collect output until the child has exited and its pipes are closed (or quiet), the timeout
+/// passes, or `cancel` fires.
+async fn watch_child(
+    child: &mut Child,
+    chunks: &mut mpsc::Receiver<Vec<u8>>,
+    collector: &mut Collector,
+    timeout: Duration,
+    progress: &watch::Sender<Progress>,
+    cancel: &CancellationToken,
+) -> ExecEnd {
+    let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let mut streams_open = true;
     let mut exit = None;
-    let end = loop {
+    loop {
         tokio::select! {
             chunk = chunks.recv(), if streams_open => match chunk {
                 Some(bytes) => {
@@ -348,52 +397,41 @@ async fn run(
             () = tokio::time::sleep(Duration::from_millis(500)), if exit.is_some() && streams_open => {
                 streams_open = false;
             },
-            () = &mut deadline => break None,
-            () = cancel.cancelled() => break Some(ExecEnd::Cancelled),
+            () = &mut deadline => return ExecEnd::TimedOut,
+            () = cancel.cancelled() => return ExecEnd::Cancelled,
         }
         if let (Some(status), false) = (&exit, streams_open) {
-            break Some(match status {
-                Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(s)) {
-                    (Some(c), _) => ExecEnd::Exited(c),
-                    (None, Some(sig)) => ExecEnd::Signalled(sig),
-                    (None, None) => ExecEnd::Exited(-1),
-                },
-                Err(e) => ExecEnd::SpawnFailed(e.to_string()),
-            });
+            return exit_end(status);
         }
-    };
-    let end = match end {
-        None => ExecEnd::TimedOut,
-        Some(e) => e,
-    };
-    // Stop the whole group: on timeout/cancel the command itself, after a normal exit any
-    // children it left behind.
-    if pgid > 0 {
-        if matches!(end, ExecEnd::TimedOut | ExecEnd::Cancelled) {
-            signal_group(pgid, Signal::SIGTERM);
-            if tokio::time::timeout(spec.kill_grace, child.wait())
-                .await
-                .is_err()
-            {
-                signal_group(pgid, Signal::SIGKILL);
-            }
+    }
+}
+
+/// How an exited child ended.
+fn exit_end(status: &std::io::Result<std::process::ExitStatus>) -> ExecEnd {
+    match status {
+        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(s)) {
+            (Some(c), _) => ExecEnd::Exited(c),
+            (None, Some(sig)) => ExecEnd::Signalled(sig),
+            (None, None) => ExecEnd::Exited(-1),
+        },
+        Err(e) => ExecEnd::SpawnFailed(e.to_string()),
+    }
+}
+
+/// Stop the whole group: on timeout/cancel the command itself (SIGTERM, then SIGKILL after the
+/// grace), after a normal exit any children it left behind.
+async fn stop_group(pgid: i32, end: &ExecEnd, child: &mut Child, grace: Duration) {
+    if pgid <= 0 {
+        return;
+    }
+    if matches!(end, ExecEnd::TimedOut | ExecEnd::Cancelled) {
+        signal_group(pgid, Signal::SIGTERM);
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            signal_group(pgid, Signal::SIGKILL);
         }
-        signal_group(pgid, Signal::SIGKILL);
-        let _ = child.wait().await;
     }
-    // Whatever output is already buffered is still worth keeping (it explains the timeout).
-    while let Ok(bytes) = chunks.try_recv() {
-        collector.feed(&bytes);
-    }
-    let (output, truncated, total_bytes, digest) = collector.finish();
-    ExecResult {
-        end,
-        output,
-        truncated,
-        total_bytes,
-        digest,
-        duration: started.elapsed(),
-    }
+    signal_group(pgid, Signal::SIGKILL);
+    let _ = child.wait().await;
 }
 
 /// stdout or stderr, read the same way.

@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// Headers a git smart-HTTP exchange needs, both ways.
@@ -29,7 +28,7 @@ const FORWARDED: &[&str] = &[
     "expires",
 ];
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+type HttpsClient = Client<crate::tls::Https, Body>;
 
 #[derive(Clone)]
 struct Relay {
@@ -72,23 +71,11 @@ impl GitRelay {
                 "git relay upstream must be an https:// origin without a path: {upstream}"
             ));
         }
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(pem) = extra_root_pem {
-            for cert in rustls_pemfile_certs(pem)? {
-                roots.add(cert).map_err(|e| format!("extra CA: {e}"))?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .build();
+        let https = crate::tls::connector(crate::tls::Connect {
+            extra_roots_pem: extra_root_pem,
+            https_only: true,
+            http2: false,
+        })?;
         let client: HttpsClient = Client::builder(TokioExecutor::new()).build(https);
         let secret = random_secret();
         let relay = Relay {
@@ -144,15 +131,6 @@ fn random_secret() -> String {
         bytes.copy_from_slice(&t.to_le_bytes());
     }
     hex::encode(bytes)
-}
-
-fn rustls_pemfile_certs(
-    pem: &str,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("extra CA is not PEM: {e}"))
 }
 
 async fn forward(State(relay): State<Relay>, req: Request) -> Response {
@@ -224,12 +202,11 @@ mod tests {
             upstream: "https://github.com".into(),
             secret: "s3cr3t".into(),
             client: Client::builder(TokioExecutor::new()).build(
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_native_roots()
-                    .unwrap()
-                    .https_only()
-                    .enable_http1()
-                    .build(),
+                crate::tls::connector(crate::tls::Connect {
+                    https_only: true,
+                    ..Default::default()
+                })
+                .unwrap(),
             ),
         };
         let up = |p: &str| upstream_uri(&r, &p.parse().unwrap()).map(|u| u.to_string());

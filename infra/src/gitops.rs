@@ -429,17 +429,22 @@ impl Mirror {
         Ok(None)
     }
 
-    /// Files added under `dir` by `commit` relative to its first parent.
-    pub fn added_files(&self, commit: Oid, dir: &str) -> Result<Vec<String>> {
+    /// What `commit` changed relative to its first parent (everything, for a root commit).
+    fn first_parent_diff(&self, commit: Oid) -> Result<git2::Diff<'_>> {
         let c = self.repo.find_commit(commit)?;
         let new_tree = c.tree()?;
         let old_tree = match c.parent(0) {
             Ok(p) => Some(p.tree()?),
             Err(_) => None,
         };
-        let diff = self
+        Ok(self
             .repo
-            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?)
+    }
+
+    /// Files added under `dir` by `commit` relative to its first parent.
+    pub fn added_files(&self, commit: Oid, dir: &str) -> Result<Vec<String>> {
+        let diff = self.first_parent_diff(commit)?;
         let mut out = Vec::new();
         for d in diff.deltas() {
             if d.status() == git2::Delta::Added
@@ -454,15 +459,7 @@ impl Mirror {
 
     /// Paths `commit` added, modified, deleted or renamed relative to its first parent.
     pub fn changed_files(&self, commit: Oid) -> Result<Vec<String>> {
-        let c = self.repo.find_commit(commit)?;
-        let new_tree = c.tree()?;
-        let old_tree = match c.parent(0) {
-            Ok(p) => Some(p.tree()?),
-            Err(_) => None,
-        };
-        let diff = self
-            .repo
-            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+        let diff = self.first_parent_diff(commit)?;
         let mut out = Vec::new();
         for d in diff.deltas() {
             for f in [d.old_file(), d.new_file()] {

@@ -8,9 +8,12 @@ pub mod git_relay;
 pub mod github;
 pub mod gitops;
 pub mod oidc;
+pub mod runtime;
 pub mod s3;
 pub mod sinks;
 pub mod sts;
+pub mod sync;
+pub mod tls;
 
 /// `err` followed by each of its causes, `: `-separated (SDK errors keep the useful part in
 /// their sources).

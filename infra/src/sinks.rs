@@ -196,66 +196,105 @@ pub async fn run<S: Sink>(
     pacing: Pacing,
     stop: CancellationToken,
 ) {
-    let name = sink.name();
-    let cursor = sink.cursor();
     let mut wake = log.subscribe();
-    let mut failures = 0u32;
-    let mut prepared = false;
-    while !stop.is_cancelled() {
-        let pending = blocking(&log, move |log| log.pending(cursor, pacing.batch)).await;
-        let Pending {
-            records: pending,
-            checkpoints,
-        } = match pending {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(sink = name, error = %e, "audit sink cannot read the spool");
-                metrics.failed(name, "spool");
-                pause(&pacing, &mut failures, &stop).await;
-                continue;
-            }
-        };
-        metrics.depth(name, log.depth(cursor).unwrap_or_default());
-        metrics.lag(name, pending.first().map_or(0.0, age_seconds));
-        let Some(last) = pending.last().map(|r| r.seq) else {
-            failures = 0;
-            tokio::select! {
-                _ = wake.changed() => {}
-                () = tokio::time::sleep(pacing.idle_poll) => {}
-                () = stop.cancelled() => {}
-            }
+    let mut drain = Drain {
+        sink,
+        log,
+        metrics,
+        pacing,
+        stop,
+        failures: 0,
+        prepared: false,
+    };
+    while !drain.stop.is_cancelled() {
+        let Some(batch) = drain.read().await else {
+            drain.pause().await;
             continue;
         };
-
-        if !prepared {
-            if let Err(e) = sink.prepare().await {
-                report(name, &e, &*metrics);
-                pause(&pacing, &mut failures, &stop).await;
-                continue;
+        if batch.records.is_empty() {
+            drain.failures = 0;
+            tokio::select! {
+                _ = wake.changed() => {}
+                () = tokio::time::sleep(drain.pacing.idle_poll) => {}
+                () = drain.stop.cancelled() => {}
             }
-            prepared = true;
+            continue;
         }
+        drain.round(&batch).await;
+    }
+}
 
-        let (done, error) = deliver(&sink, &pending, &checkpoints).await;
-        if let Some(seq) = done {
-            if let Err(e) = blocking(&log, move |log| log.mark(cursor, seq)).await {
-                tracing::error!(sink = name, error = %e, "audit sink cannot save its cursor");
-                metrics.failed(name, "spool");
+/// One sink's drain loop state: consecutive failures (for the backoff) and whether the sink's
+/// checks have passed since its last configuration error.
+struct Drain<S> {
+    sink: S,
+    log: Arc<SpoolLog>,
+    metrics: Arc<dyn SinkMetrics>,
+    pacing: Pacing,
+    stop: CancellationToken,
+    failures: u32,
+    prepared: bool,
+}
+
+impl<S: Sink> Drain<S> {
+    /// The records past the cursor, with the depth and lag metrics updated; `None` (reported)
+    /// when the spool can't be read.
+    async fn read(&self) -> Option<Pending> {
+        let (name, cursor, batch) = (self.sink.name(), self.sink.cursor(), self.pacing.batch);
+        match blocking(&self.log, move |log| log.pending(cursor, batch)).await {
+            Ok(p) => {
+                self.metrics
+                    .depth(name, self.log.depth(cursor).unwrap_or_default());
+                self.metrics
+                    .lag(name, p.records.first().map_or(0.0, age_seconds));
+                Some(p)
             }
-            let first = pending.first().map_or(seq, |r| r.seq);
-            metrics.delivered(name, seq.saturating_sub(first) + 1);
+            Err(e) => {
+                tracing::error!(sink = name, error = %e, "audit sink cannot read the spool");
+                self.metrics.failed(name, "spool");
+                None
+            }
+        }
+    }
+
+    /// Prepare the sink if needed, deliver a batch and move the cursor past what was delivered;
+    /// a failure backs off (and a configuration error re-runs the checks next time).
+    async fn round(&mut self, batch: &Pending) {
+        let (name, cursor) = (self.sink.name(), self.sink.cursor());
+        if !self.prepared {
+            if let Err(e) = self.sink.prepare().await {
+                report(name, &e, &*self.metrics);
+                self.pause().await;
+                return;
+            }
+            self.prepared = true;
+        }
+        let records = &batch.records;
+        let (done, error) = deliver(&self.sink, records, &batch.checkpoints).await;
+        if let Some(seq) = done {
+            if let Err(e) = blocking(&self.log, move |log| log.mark(cursor, seq)).await {
+                tracing::error!(sink = name, error = %e, "audit sink cannot save its cursor");
+                self.metrics.failed(name, "spool");
+            }
+            let first = records.first().map_or(seq, |r| r.seq);
+            self.metrics.delivered(name, seq.saturating_sub(first) + 1);
+            let last = records.last().map(|r| r.seq);
             tracing::debug!(sink = name, up_to = seq, last, "audit records delivered");
         }
         match error {
-            None => failures = 0,
+            None => self.failures = 0,
             Some(e) => {
                 if matches!(e, SinkError::Config(_)) {
-                    prepared = false;
+                    self.prepared = false;
                 }
-                report(name, &e, &*metrics);
-                pause(&pacing, &mut failures, &stop).await;
+                report(name, &e, &*self.metrics);
+                self.pause().await;
             }
         }
+    }
+
+    async fn pause(&mut self) {
+        pause(&self.pacing, &mut self.failures, &self.stop).await;
     }
 }
 

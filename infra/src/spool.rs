@@ -134,6 +134,14 @@ pub struct Spool {
     recovered: Vec<String>,
 }
 
+/// A batch, sealed and encoded, before anything is written.
+struct Encoded {
+    buf: Vec<u8>,
+    /// Each record's offset in the spool file.
+    offsets: Vec<u64>,
+    sealed: Vec<AuditRecord>,
+}
+
 impl Spool {
     /// Opens (creating if needed) `writer`'s spool in `dir` and recovers it by the rule in
     /// `scan`: everything up to the last signed checkpoint must be intact; unacknowledged lines
@@ -201,50 +209,15 @@ impl Spool {
             return Ok(Vec::new());
         }
         let mut state = self.state.clone();
-        let mut buf = Vec::with_capacity(records.len() * 1024);
-        let mut offsets = Vec::with_capacity(records.len());
-        let mut sealed = Vec::with_capacity(records.len());
-        for record in records {
-            let record = seal(&mut state, record);
-            offsets.push(self.len + len64(buf.len()));
-            serde_json::to_writer(&mut buf, &record).map_err(|source| SpoolError::Encode {
-                path: self.path().to_path_buf(),
-                source,
-            })?;
-            buf.push(b'\n');
-            sealed.push(record);
-        }
+        let Encoded {
+            buf,
+            offsets,
+            sealed,
+        } = self.encode(&mut state, records)?;
         let checkpoint = self.sign(&state)?;
         let mut line = checkpoint.to_json().into_bytes();
         line.push(b'\n');
-
-        let (path, cp_path) = (self.log.path(), self.log.checkpoints_path());
-        let written = (&self.file)
-            .write_all(&buf)
-            .map_err(io_err(path, "append"))
-            .and_then(|()| self.file.sync_data().map_err(io_err(path, "fsync")))
-            .and_then(|()| {
-                (&self.checkpoints)
-                    .write_all(&line)
-                    .map_err(io_err(cp_path, "append"))
-            })
-            .and_then(|()| {
-                self.checkpoints
-                    .sync_data()
-                    .map_err(io_err(cp_path, "fsync"))
-            });
-        if let Err(e) = written {
-            self.poisoned = true;
-            let _ = self
-                .checkpoints
-                .set_len(self.checkpoints_len)
-                .and_then(|()| self.checkpoints.sync_data());
-            let _ = self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_data());
-            return Err(e);
-        }
+        self.write_durably(&buf, &line)?;
         let cp_offset = self.checkpoints_len;
         self.state = state;
         self.len += len64(buf.len());
@@ -257,6 +230,58 @@ impl Spool {
             checkpoint,
         );
         Ok(sealed)
+    }
+
+    /// Seal each record onto `state` and encode it as one JSON line, with its file offset.
+    fn encode(&self, state: &mut ChainState, records: Vec<AuditRecord>) -> Result<Encoded> {
+        let mut out = Encoded {
+            buf: Vec::with_capacity(records.len() * 1024),
+            offsets: Vec::with_capacity(records.len()),
+            sealed: Vec::with_capacity(records.len()),
+        };
+        for record in records {
+            let record = seal(state, record);
+            out.offsets.push(self.len + len64(out.buf.len()));
+            serde_json::to_writer(&mut out.buf, &record).map_err(|source| SpoolError::Encode {
+                path: self.path().to_path_buf(),
+                source,
+            })?;
+            out.buf.push(b'\n');
+            out.sealed.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Append and fsync the records, then the checkpoint line. On error the spool is poisoned
+    /// and both files are cut back to where they were.
+    fn write_durably(&mut self, buf: &[u8], line: &[u8]) -> Result<()> {
+        let (path, cp_path) = (self.log.path(), self.log.checkpoints_path());
+        let written = (&self.file)
+            .write_all(buf)
+            .map_err(io_err(path, "append"))
+            .and_then(|()| self.file.sync_data().map_err(io_err(path, "fsync")))
+            .and_then(|()| {
+                (&self.checkpoints)
+                    .write_all(line)
+                    .map_err(io_err(cp_path, "append"))
+            })
+            .and_then(|()| {
+                self.checkpoints
+                    .sync_data()
+                    .map_err(io_err(cp_path, "fsync"))
+            });
+        if written.is_err() {
+            self.poisoned = true;
+            let _ = self
+                .checkpoints
+                .set_len(self.checkpoints_len)
+                .and_then(|()| self.checkpoints.sync_data());
+            let _ = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_data());
+        }
+        written
     }
 
     fn sign(&self, state: &ChainState) -> Result<Checkpoint> {

@@ -254,10 +254,23 @@ impl RunnerConfig {
             return Err("`keys` is empty: add the bridge's public key (key id → Ed25519 public key) so change requests can be verified".into());
         }
         cfg.verifying_keys()?;
-        for (name, s) in &cfg.stacks {
+        cfg.check_targets(dir)?;
+        cfg.check_audit(dir)?;
+        if cfg.policy.starts_with('/') || cfg.policy.split('/').any(|p| p == "..") {
+            return Err(format!(
+                "policy `{}` must be a path inside the repository (it is read from the merged commit)",
+                cfg.policy
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Roles are role ARNs, each cluster has one way in, and the deploy command names `{dir}`.
+    fn check_targets(&mut self, dir: &Path) -> Result<(), String> {
+        for (name, s) in &self.stacks {
             check_arn(&format!("stacks.{name}"), s.role_arn.as_ref())?;
         }
-        for (name, c) in &mut cfg.clusters {
+        for (name, c) in &mut self.clusters {
             check_arn(&format!("clusters.{name}"), c.role_arn.as_ref())?;
             if let Some(k) = &mut c.kubeconfig
                 && k.is_relative()
@@ -270,12 +283,18 @@ impl RunnerConfig {
                 ));
             }
         }
-        if let Some(cmd) = &cfg.deploy.command
+        if let Some(cmd) = &self.deploy.command
             && (cmd.is_empty() || !cmd.iter().any(|w| w.contains("{dir}")))
         {
             return Err("deploy.command must be a non-empty argv that names the manifest directory as `{dir}`".into());
         }
-        if let Some(s3) = &cfg.audit.s3 {
+        Ok(())
+    }
+
+    /// The S3 mirror's settings, https for every URL that carries credentials, the spool and
+    /// key paths resolved, and the writer allowlist.
+    fn check_audit(&mut self, dir: &Path) -> Result<(), String> {
+        if let Some(s3) = &self.audit.s3 {
             s3.retention_mode
                 .parse::<slipway_infra::s3::RetentionMode>()
                 .map_err(|e| format!("audit.s3.retention_mode: {e}"))?;
@@ -288,9 +307,9 @@ impl RunnerConfig {
         for (what, url) in [
             (
                 "audit.s3.endpoint_url",
-                cfg.audit.s3.as_ref().and_then(|s| s.endpoint_url.as_ref()),
+                self.audit.s3.as_ref().and_then(|s| s.endpoint_url.as_ref()),
             ),
-            ("aws.sts_endpoint", cfg.aws.sts_endpoint.as_ref()),
+            ("aws.sts_endpoint", self.aws.sts_endpoint.as_ref()),
         ] {
             if let Some(url) = url
                 && !slipway_infra::https_or_loopback(url)
@@ -300,25 +319,17 @@ impl RunnerConfig {
                 ));
             }
         }
-        if let Some(spool) = &mut cfg.audit.spool_dir
-            && spool.is_relative()
+        for path in [&mut self.audit.spool_dir, &mut self.audit.signing_key_file]
+            .into_iter()
+            .flatten()
         {
-            *spool = dir.join(&*spool);
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
         }
-        if let Some(key) = &mut cfg.audit.signing_key_file
-            && key.is_relative()
-        {
-            *key = dir.join(&*key);
-        }
-        slipway_core::audit::WriterAllowlist::from_config(&cfg.audit.writers)
+        slipway_core::audit::WriterAllowlist::from_config(&self.audit.writers)
             .map_err(|e| format!("audit.writers: {e}"))?;
-        if cfg.policy.starts_with('/') || cfg.policy.split('/').any(|p| p == "..") {
-            return Err(format!(
-                "policy `{}` must be a path inside the repository (it is read from the merged commit)",
-                cfg.policy
-            ));
-        }
-        Ok(cfg)
+        Ok(())
     }
 
     /// Read and parse `path`.

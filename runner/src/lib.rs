@@ -1,19 +1,21 @@
 //! `slipway-runner`: the only component that mutates infrastructure. It runs in the GitOps
-//! repository's CI (GitHub Actions) on a push to the default branch, and for each change request
-//! the pushed merge commit added under `changes/`:
+//! repository's CI (GitHub Actions) on a push to the default branch. `job` opens what the job
+//! shares; then `run` takes each change request the pushed merge commit added under `changes/`
+//! through three phases, each a module with one entry point:
 //!
-//! 1. **verifies** it: the bridge's signature and the expiry; that it arrived through a merged PR
-//!    (branch `slipway/<id>`) into the default branch; that the policy *of the merged commit*
-//!    still allows the command for its requester; that the reviews on the PR's final head meet
-//!    the quorum (under the signed rule and the current one);
-//! 2. gets **credentials**: the job's OIDC token exchanged with STS for the target's role, or
-//!    credentials already in the environment (`--aws-credentials-from-env`); kubeconfigs per
-//!    cluster from its config;
-//! 3. **executes** with the policy's timeout: terraform re-plans and applies only the plan whose
-//!    digest was approved; kubectl runs the exact signed argv; deploys apply the rendered
+//! 1. [`verify::verify`]: the bridge's signature and the expiry; that it arrived through a
+//!    merged PR (branch `slipway/<id>`) into the default branch; that the policy of the default
+//!    branch before the merge still allows the command for its requester; that the reviews on
+//!    the PR's final head meet the quorum (under the signed rule and the current one);
+//! 2. [`execute::execute`]: the "starting" comment and audit record, then **credentials** (the
+//!    job's OIDC token exchanged with STS for the target's role, or credentials already in the
+//!    environment with `--aws-credentials-from-env`; kubeconfigs per cluster from its config),
+//!    then the command with the policy's timeout: terraform re-plans and applies only the plan
+//!    whose digest was approved; kubectl runs the exact signed argv; deploys apply the rendered
 //!    manifests (or a configured command);
-//! 4. **reports**: a PR comment (outcome, redacted output, duration), the `slipway/execution`
-//!    status on the merge commit, an audit record, and releases the change's lock ref.
+//! 3. [`report::report`]: a PR comment (outcome, redacted output, duration), the
+//!    `slipway/execution` status on the merge commit, an audit record, and the release of the
+//!    change's lock ref.
 //!
 //! A re-run finds its earlier result comment and does nothing again. See the README's "The
 //! runner" section for the workflow, flags, variables and configuration.
@@ -21,12 +23,14 @@
 //! Exit codes: 0 every change executed (or nothing to do, or already done); 1 a change was
 //! refused or failed; 2 usage or configuration error.
 
-mod apply;
 mod audit;
 mod config;
 mod credentials;
 mod env;
+mod execute;
+mod job;
 mod kubeconfig;
+mod outcome;
 mod report;
 mod run;
 mod verify;
@@ -96,24 +100,24 @@ where
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("slipway-runner: cannot start the async runtime: {e}");
-            return ExitCode::from(USAGE);
+    match cli.command {
+        Cmd::Execute(a) => {
+            let entry = slipway_infra::runtime::Entry {
+                prefix: "slipway-runner",
+                workers: Some(2),
+                no_runtime: USAGE,
+            };
+            entry.block_on(async {
+                ExitCode::from(
+                    run::execute(job::Options {
+                        config: a.config,
+                        aws_from_env: a.aws_credentials_from_env,
+                        target: a.target,
+                    })
+                    .await,
+                )
+            })
         }
-    };
-    let code = match cli.command {
-        Cmd::Execute(a) => runtime.block_on(run::execute(run::Options {
-            config: a.config,
-            aws_from_env: a.aws_credentials_from_env,
-            target: a.target,
-        })),
-        Cmd::Targets(_) => run::targets(),
-    };
-    ExitCode::from(code)
+        Cmd::Targets(_) => ExitCode::from(job::targets()),
+    }
 }

@@ -95,10 +95,7 @@ pub fn reject(state: &AppState, ep: &'static str, r: Rejection) {
         .get_or_create(&crate::metrics::ReasonLabels { reason: r.as_str() })
         .inc();
     let now = state.clock.now();
-    let mut tally = state
-        .rejections
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut tally = slipway_infra::sync::lock(&state.rejections);
     *tally
         .counts
         .entry(format!("{ep}:{}", r.as_str()))
@@ -131,12 +128,7 @@ pub fn start_rejection_flusher(state: &AppState, every: Duration) {
 
 /// Write the pending tally, if any.
 pub async fn flush_rejections(state: &AppState) {
-    let tally = std::mem::take(
-        &mut *state
-            .rejections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let tally = std::mem::take(&mut *slipway_infra::sync::lock(&state.rejections));
     if tally.counts.is_empty() {
         return;
     }

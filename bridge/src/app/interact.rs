@@ -202,11 +202,7 @@ pub async fn events(State(state): State<AppState>, signed: Signed) -> Response {
             event_type,
             ..
         }) => {
-            let fresh = state
-                .events_seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(&event_id);
+            let fresh = slipway_infra::sync::lock(&state.events_seen).insert(&event_id);
             state
                 .metrics
                 .request("events", if fresh { "ok" } else { "duplicate" });

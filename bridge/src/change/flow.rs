@@ -16,9 +16,7 @@ use crate::error::Failure;
 use crate::slack::client::Message;
 use crate::slack::events::SlashCommand;
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use slipway_infra::sync::lock;
 
 impl ChangeService {
     /// The ack for a `change`/`destructive` command: register it and queue the work on the

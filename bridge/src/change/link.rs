@@ -180,10 +180,7 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.user);
+        slipway_infra::sync::lock(self.set).remove(&self.user);
     }
 }
 
@@ -217,12 +214,7 @@ impl ChangeService {
         if cmd.response_url.is_empty() {
             return "Slack gave this command no response URL, so the code couldn't be shown; try again.".into();
         }
-        if !self
-            .linking
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(cmd.user.user_id.clone())
-        {
+        if !slipway_infra::sync::lock(&self.linking).insert(cmd.user.user_id.clone()) {
             return "A GitHub authorization for you is already waiting: use the code Slipway showed you, or wait for it to expire.".into();
         }
         let (svc, st) = (self.clone(), state.clone());

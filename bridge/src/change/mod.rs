@@ -90,9 +90,7 @@ pub(crate) fn audit_trailer(state: &crate::ctx::Ctx) -> Option<String> {
     state.audit.latest_checkpoint().map(|c| c.to_trailer())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use slipway_infra::sync::lock;
 
 impl std::fmt::Debug for ChangeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -129,9 +129,7 @@ pub struct PendingChanges {
 
 impl PendingChanges {
     fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Pending>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        slipway_infra::sync::lock(&self.map)
     }
 
     /// Keep `p`, dropping every change whose deadline has passed.

@@ -17,9 +17,7 @@ use crate::ctx::Ctx;
 /// The saved plan's file name in the stack directory (the runner applies this name).
 const PLAN_FILE: &str = slipway_core::command::tf::TF_PLAN_FILE;
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use slipway_infra::sync::lock;
 
 pub async fn render_tf_apply(
     svc: &ChangeService,

@@ -17,17 +17,12 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let entry = slipway_infra::runtime::Entry {
+        prefix: "error",
+        workers: None,
+        no_runtime: 1,
     };
-    runtime.block_on(async move {
+    entry.block_on(async move {
         let listen = config.listen;
         if let Err(e) = crate::app::audit_sinks::preflight(&config.audit).await {
             eprintln!("error: {e}");

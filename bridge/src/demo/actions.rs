@@ -46,10 +46,7 @@ impl Actions {
 
     /// Every job so far.
     pub fn jobs(&self) -> Vec<Job> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        slipway_infra::sync::lock(&self.jobs).clone()
     }
 
     /// Run the workflow for every new commit on `main` until `stop`.
@@ -106,15 +103,12 @@ impl Actions {
             let log = dir.join(format!("execute-{target}.log"));
             let code = self.execute(&job, &target, &checkout, &log).await;
             self.report(code, &log);
-            self.jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Job {
-                    sha: sha.to_string(),
-                    target,
-                    code,
-                    log,
-                });
+            slipway_infra::sync::lock(&self.jobs).push(Job {
+                sha: sha.to_string(),
+                target,
+                code,
+                log,
+            });
         }
     }
 

@@ -86,9 +86,7 @@ impl Channel {
     }
 
     fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
-        self.shown
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        slipway_infra::sync::lock(&self.shown)
     }
 
     fn response_url(&self, user: &str) -> String {
@@ -322,10 +320,7 @@ impl Channel {
 
     /// Show whatever the bridge posted since the last call; returns modals it opened.
     pub fn poll(&self) -> Vec<Value> {
-        let _one = self
-            .polling
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = slipway_infra::sync::lock(&self.polling);
         self.poll_messages();
         self.poll_ephemerals();
         self.poll_responses();

@@ -53,17 +53,6 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let (dir, _temp) = match &args.dir {
         Some(d) => {
             // Each run is a new world (an empty GitHub, a new audit trail): an old run's files
@@ -101,10 +90,13 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let code = runtime.block_on(demo(args, dir));
+    let entry = slipway_infra::runtime::Entry {
+        prefix: "error",
+        workers: Some(2),
+        no_runtime: 2,
+    };
     // Children (bridge, moto, runner jobs) are killed as their handles drop.
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    code
+    entry.block_on(demo(args, dir))
 }
 
 async fn demo(args: &DemoArgs, dir: PathBuf) -> ExitCode {

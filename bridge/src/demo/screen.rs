@@ -13,11 +13,7 @@ pub struct Screen {
 impl Screen {
     /// Print `lines`, and the prompt again if one is showing.
     pub fn print(&self, lines: &[String]) {
-        let prompt = self
-            .prompt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let prompt = slipway_infra::sync::lock(&self.prompt).clone();
         let mut out = std::io::stdout().lock();
         if prompt.is_some() {
             let _ = writeln!(out);
@@ -37,10 +33,7 @@ impl Screen {
 
     /// Show `prompt` and keep showing it after background output until the next `prompt`.
     pub fn prompt(&self, prompt: &str) {
-        *self
-            .prompt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(prompt.to_string());
+        *slipway_infra::sync::lock(&self.prompt) = Some(prompt.to_string());
         let mut out = std::io::stdout().lock();
         let _ = write!(out, "{prompt}");
         let _ = out.flush();
@@ -48,9 +41,6 @@ impl Screen {
 
     /// The user answered: no prompt is showing until the next one.
     pub fn answered(&self) {
-        *self
-            .prompt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        *slipway_infra::sync::lock(&self.prompt) = None;
     }
 }

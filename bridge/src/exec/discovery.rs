@@ -5,7 +5,7 @@
 //! has answered, its custom kinds are judged cluster-scoped: the stricter reading.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slipway_core::command::kubectl::{DiscoveredKind, KindScopes};
@@ -25,19 +25,14 @@ pub struct Discovery {
 impl Discovery {
     /// What is known of `cluster` (the built-ins alone until discovery answered).
     pub fn scopes(&self, cluster: &str) -> Arc<KindScopes> {
-        self.clusters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        slipway_infra::sync::lock(&self.clusters)
             .get(cluster)
             .cloned()
             .unwrap_or_else(|| Arc::new(KindScopes::builtin().clone()))
     }
 
     fn set(&self, cluster: &str, scopes: KindScopes) {
-        self.clusters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cluster.to_string(), Arc::new(scopes));
+        slipway_infra::sync::lock(&self.clusters).insert(cluster.to_string(), Arc::new(scopes));
     }
 }
 

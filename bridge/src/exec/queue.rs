@@ -3,7 +3,7 @@
 //! waits past the ack deadline.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use slipway_core::command::Tier;
 use slipway_core::policy::SlackUser;
@@ -103,9 +103,7 @@ pub struct Runs {
     running: Mutex<HashMap<String, Handle>>,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+pub(crate) use slipway_infra::sync::lock;
 
 impl Runs {
     pub fn new(queue: usize, per_user: usize) -> Self {

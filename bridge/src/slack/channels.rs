@@ -23,11 +23,7 @@ impl Slack {
     /// Whether `channel` is shared with another organisation (`is_ext_shared`, or an external
     /// share pending).
     pub async fn is_externally_shared(&self, channel: &str) -> Result<bool, SlackError> {
-        let cached = self
-            .facts()
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let cached = slipway_infra::sync::lock(&self.facts().0)
             .get(channel)
             .filter(|(_, at)| at.elapsed() < CACHE_FOR)
             .map(|(shared, _)| *shared);
@@ -35,10 +31,7 @@ impl Slack {
             return Ok(shared);
         }
         let shared = self.ask_conversations_info(channel).await?;
-        self.facts()
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        slipway_infra::sync::lock(&self.facts().0)
             .insert(channel.to_string(), (shared, Instant::now()));
         Ok(shared)
     }

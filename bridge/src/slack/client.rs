@@ -35,9 +35,7 @@ impl Message {
     }
 }
 
-pub type Connector = SlackClientHyperConnector<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
->;
+pub type Connector = SlackClientHyperConnector<slipway_infra::tls::Https>;
 
 /// The bot's Slack client.
 #[derive(Clone)]
@@ -96,13 +94,10 @@ fn err(
 
 impl Slack {
     pub fn new(cfg: &SlackConfig) -> Result<Self, String> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("loading TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
+        let https = slipway_infra::tls::connector(slipway_infra::tls::Connect {
+            http2: true,
+            ..Default::default()
+        })?;
         let connector = SlackClientHyperConnector::with_connector(https)
             .with_slack_api_url(&cfg.api_url)
             .with_rate_control(

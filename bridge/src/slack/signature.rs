@@ -117,10 +117,7 @@ pub struct ReplayCache {
 impl ReplayCache {
     /// Record a verified request; `false` if the same MAC was already accepted.
     pub fn first_time(&self, seen: &Verified, now: i64) -> bool {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = slipway_infra::sync::lock(&self.buckets);
         // Buckets whose newest timestamp is already stale; at most one or two per call.
         let oldest_live = (now - WINDOW_SECS).div_euclid(BUCKET_SECS);
         while let Some(entry) = buckets.first_entry() {
@@ -138,9 +135,7 @@ impl ReplayCache {
 
     /// MACs held, for tests and metrics.
     pub fn len(&self) -> usize {
-        self.buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        slipway_infra::sync::lock(&self.buckets)
             .values()
             .map(HashSet::len)
             .sum()

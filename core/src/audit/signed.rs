@@ -37,50 +37,14 @@ pub fn verify_trail(
     for writer in writers {
         let chain = held.get(writer);
         if !allow.allows(writer) {
-            let first = records.iter().find(|r| r.writer == writer);
-            let message = format!(
-                "writer {writer:?} is not in the allowlist of audit writers: records made up \
-                 under a new name, or a writer the configuration lacks (allowed: {})",
-                allow.patterns().join(", ")
-            );
-            problems.push(ChainProblem {
-                writer: writer.to_string(),
-                seq: first.map_or(0, |r| r.seq),
-                event_id: first.map(|r| r.event_id.clone()).unwrap_or_default(),
-                kind: ProblemKind::UnknownWriter,
-                message,
-            });
+            problems.push(unknown_writer(records, writer, allow));
             continue;
         }
         let signed_seq = check_writer(writer, chain, checkpoints, allow, &mut problems);
         if let Some(head) = report.writers.get_mut(writer) {
             head.signed_seq = signed_seq;
         }
-        let unsigned: Vec<u64> = chain
-            .into_iter()
-            .flat_map(BTreeMap::keys)
-            .copied()
-            .filter(|&s| s > signed_seq)
-            .collect();
-        if let (Some(&from), Some(&to)) = (unsigned.first(), unsigned.last()) {
-            let first = records.iter().find(|r| r.writer == writer && r.seq == from);
-            let message = format!(
-                "records {from}..={to} are not covered by a signed checkpoint{}: written after \
-                 the writer's last checkpoint (rerun once the mirror has caught up), or forged",
-                if signed_seq == 0 {
-                    String::new()
-                } else {
-                    format!(" (the last valid one is at seq {signed_seq})")
-                }
-            );
-            problems.push(ChainProblem {
-                writer: writer.to_string(),
-                seq: from,
-                event_id: first.map(|r| r.event_id.clone()).unwrap_or_default(),
-                kind: ProblemKind::Unsigned,
-                message,
-            });
-        }
+        problems.extend(unsigned(records, writer, chain, signed_seq));
     }
 
     report.problems.extend(problems);
@@ -88,6 +52,56 @@ pub fn verify_trail(
         .problems
         .sort_by(|a, b| (&a.writer, a.seq, a.kind).cmp(&(&b.writer, b.seq, b.kind)));
     report
+}
+
+/// A writer the allowlist doesn't name.
+fn unknown_writer(records: &[AuditRecord], writer: &str, allow: &WriterAllowlist) -> ChainProblem {
+    let first = records.iter().find(|r| r.writer == writer);
+    let message = format!(
+        "writer {writer:?} is not in the allowlist of audit writers: records made up \
+         under a new name, or a writer the configuration lacks (allowed: {})",
+        allow.patterns().join(", ")
+    );
+    ChainProblem {
+        writer: writer.to_string(),
+        seq: first.map_or(0, |r| r.seq),
+        event_id: first.map(|r| r.event_id.clone()).unwrap_or_default(),
+        kind: ProblemKind::UnknownWriter,
+        message,
+    }
+}
+
+/// The writer's records past its last valid checkpoint, as one problem (if there are any).
+fn unsigned(
+    records: &[AuditRecord],
+    writer: &str,
+    chain: Option<&BTreeMap<u64, BTreeSet<&str>>>,
+    signed_seq: u64,
+) -> Option<ChainProblem> {
+    let unsigned: Vec<u64> = chain
+        .into_iter()
+        .flat_map(BTreeMap::keys)
+        .copied()
+        .filter(|&s| s > signed_seq)
+        .collect();
+    let (&from, &to) = (unsigned.first()?, unsigned.last()?);
+    let first = records.iter().find(|r| r.writer == writer && r.seq == from);
+    let message = format!(
+        "records {from}..={to} are not covered by a signed checkpoint{}: written after \
+         the writer's last checkpoint (rerun once the mirror has caught up), or forged",
+        if signed_seq == 0 {
+            String::new()
+        } else {
+            format!(" (the last valid one is at seq {signed_seq})")
+        }
+    );
+    Some(ChainProblem {
+        writer: writer.to_string(),
+        seq: from,
+        event_id: first.map(|r| r.event_id.clone()).unwrap_or_default(),
+        kind: ProblemKind::Unsigned,
+        message,
+    })
 }
 
 /// One allowed writer's checkpoints against its records; returns the seq of the last valid one.

@@ -189,7 +189,14 @@ pub fn verify_chain(records: &[AuditRecord]) -> ChainReport {
 
 /// Checks one writer's records, keyed by seq (each seq may hold several records).
 fn check_writer(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<ChainProblem>) {
-    // Several records at one seq: exact copies, or a fork.
+    check_copies(chain, problems);
+    check_gaps(chain, problems);
+    check_links(chain, problems);
+    check_followers(chain, problems);
+}
+
+/// Several records at one seq: exact copies, or a fork.
+fn check_copies(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<ChainProblem>) {
     for recs in chain.values() {
         for (i, r) in recs.iter().enumerate().skip(1) {
             let earlier = &recs[..i];
@@ -206,8 +213,10 @@ fn check_writer(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<Cha
             }
         }
     }
+}
 
-    // Gaps: seq must run 1, 2, 3… The gap is reported at its first missing seq.
+/// Gaps: seq must run 1, 2, 3… The gap is reported at its first missing seq.
+fn check_gaps(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<ChainProblem>) {
     let mut expected = 1u64;
     for (&seq, recs) in chain {
         if seq > expected {
@@ -230,8 +239,10 @@ fn check_writer(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<Cha
         }
         expected = seq.saturating_add(1);
     }
+}
 
-    // Links: each record's prev_hash is the stored hash of some record at seq - 1.
+/// Links: each record's prev_hash is the stored hash of some record at seq - 1.
+fn check_links(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<ChainProblem>) {
     for (&seq, recs) in chain {
         for r in recs {
             if seq == 1 {
@@ -255,9 +266,11 @@ fn check_writer(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<Cha
             }
         }
     }
+}
 
-    // Two records at different seqs following the same record: a fork in disguise (one of them
-    // also has a broken link, but this names the pair).
+/// Two records at different seqs following the same record: a fork in disguise (one of them
+/// also has a broken link, but this names the pair).
+fn check_followers(chain: &BTreeMap<u64, Vec<&AuditRecord>>, problems: &mut Vec<ChainProblem>) {
     let mut followers: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for (&seq, recs) in chain {
         for r in recs {

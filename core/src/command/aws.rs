@@ -335,28 +335,42 @@ fn check_query(param: &str, args: &[String], i: usize) -> Result<(), ParseError>
     }
 }
 
+const USAGE: &str = "usage: `/aws <profile> <service> <operation> [--param value…]`, \
+                     for example `/aws staging-readonly ec2 describe-instances`";
+
 /// Parse the words after `/aws`.
 pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
     let mut it = words.into_iter();
-    let usage = "usage: `/aws <profile> <service> <operation> [--param value…]`, \
-                 for example `/aws staging-readonly ec2 describe-instances`";
     let (Some(profile), Some(service), Some(operation)) = (it.next(), it.next(), it.next()) else {
-        return Err(ParseError::invalid(usage));
+        return Err(ParseError::invalid(USAGE));
     };
     if profile.starts_with('-') {
         return Err(ParseError::invalid(format!(
-            "the profile alias comes first; {usage}"
+            "the profile alias comes first; {USAGE}"
         )));
     }
     check_name("AWS profile", &profile)?;
-    for (what, word) in [("service", &service), ("operation", &operation)] {
+    check_operation(&service, &operation)?;
+    let args: Vec<String> = it.collect();
+    check_args(&args)?;
+    Ok(Aws {
+        profile,
+        service,
+        operation,
+        args,
+    })
+}
+
+/// The service and operation are names, not refused, and on the allowlist.
+fn check_operation(service: &str, operation: &str) -> Result<(), ParseError> {
+    for (what, word) in [("service", service), ("operation", operation)] {
         if word.is_empty()
             || !word
                 .bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         {
             return Err(ParseError::invalid(format!(
-                "`{}` is not an AWS {what} name; {usage}",
+                "`{}` is not an AWS {what} name; {USAGE}",
                 truncate(word, 40)
             )));
         }
@@ -369,31 +383,31 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
             "`aws {service} {operation}` is not allowed: {why}."
         )));
     }
-    if !SERVICES.iter().any(|s| s.name == service) {
+    let Some(spec) = SERVICES.iter().find(|s| s.name == service) else {
         return Err(ParseError::unknown(format!(
             "`aws {}` is not available through Slipway. Services: {}.",
-            truncate(&service, 40),
+            truncate(service, 40),
             SERVICES
                 .iter()
                 .map(|s| s.name)
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
-    }
-    if !is_allowed(&service, &operation) {
+    };
+    if !is_allowed(service, operation) {
         return Err(ParseError::refused(format!(
             "`aws {service} {}` is not an allowed read operation. Allowed for {service}: {}. \
              Changes go through the GitOps repository.",
-            truncate(&operation, 40),
-            SERVICES
-                .iter()
-                .find(|s| s.name == service)
-                .map(|s| s.operations.join(", "))
-                .unwrap_or_default()
+            truncate(operation, 40),
+            spec.operations.join(", ")
         )));
     }
+    Ok(())
+}
 
-    let args: Vec<String> = it.collect();
+/// Every argument is inline (no files or URLs) and every parameter is on the allowlist;
+/// `--query` is a select-and-filter expression.
+fn check_args(args: &[String]) -> Result<(), ParseError> {
     for (i, arg) in args.iter().enumerate() {
         let lower = arg.to_ascii_lowercase();
         if ["file://", "fileb://", "http://", "https://"]
@@ -416,7 +430,7 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
         };
         let name = param.split_once('=').map_or(param, |(n, _)| n);
         if name == "query" {
-            check_query(param, &args, i)?;
+            check_query(param, args, i)?;
         }
         if let Some((_, why)) = REFUSED_PARAMS.iter().find(|(n, _)| *n == name) {
             return Err(ParseError::refused(format!(
@@ -431,12 +445,7 @@ pub fn parse(words: Vec<String>) -> Result<Aws, ParseError> {
             )));
         }
     }
-    Ok(Aws {
-        profile,
-        service,
-        operation,
-        args,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

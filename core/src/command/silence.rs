@@ -156,8 +156,6 @@ fn regex_syntax_check(re: &str) -> Result<(), String> {
 ///          | [ "@" env ] "expire" id
 /// ```
 pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
-    let usage = "usage: `/silence alertname=HighLatency service=api 2h [comment]`, `/silence list` \
-                 or `/silence expire <id>`";
     let env = match words.first() {
         Some(w) if w.starts_with('@') => {
             let e = w[1..].to_string();
@@ -168,38 +166,39 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
         _ => None,
     };
     match words.first().map(String::as_str) {
-        None => return Err(ParseError::invalid(usage)),
-        Some("list") if words.len() == 1 => return Ok(Silence::List { env }),
-        Some("expire") => {
-            return match &words[1..] {
-                [id] if !id.is_empty()
-                    && id.len() <= 64
-                    && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') =>
-                {
-                    Ok(Silence::Expire {
-                        env,
-                        id: id.clone(),
-                    })
-                }
-                _ => Err(ParseError::invalid("usage: `/silence expire <silence id>`")),
-            };
-        }
-        _ => {}
-    }
-    let mut matchers = Vec::new();
-    let mut rest = words.into_iter().peekable();
-    while let Some(word) = rest.peek() {
-        match parse_matcher(word)? {
-            Some(m) => {
-                matchers.push(m);
-                rest.next();
+        None => Err(ParseError::invalid(USAGE)),
+        Some("list") if words.len() == 1 => Ok(Silence::List { env }),
+        Some("expire") => match &words[1..] {
+            [id] if !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') =>
+            {
+                Ok(Silence::Expire {
+                    env,
+                    id: id.clone(),
+                })
             }
-            None => break,
-        }
+            _ => Err(ParseError::invalid("usage: `/silence expire <silence id>`")),
+        },
+        _ => parse_create(env, words),
+    }
+}
+
+const USAGE: &str = "usage: `/silence alertname=HighLatency service=api 2h [comment]`, \
+                     `/silence list` or `/silence expire <id>`";
+
+/// `matcher { matcher } duration [ comment… ]`: at least one exact matcher, so no silence mutes
+/// every alert; at least a minute; a comment of at most 500 characters.
+fn parse_create(env: Option<String>, words: Vec<String>) -> Result<Silence, ParseError> {
+    let mut rest = words.into_iter().peekable();
+    let mut matchers = Vec::new();
+    while let Some(m) = rest.peek().map(|w| parse_matcher(w)).transpose()?.flatten() {
+        matchers.push(m);
+        rest.next();
     }
     if matchers.is_empty() {
         return Err(ParseError::invalid(format!(
-            "a silence needs at least one matcher; {usage}"
+            "a silence needs at least one matcher; {USAGE}"
         )));
     }
     if !matchers.iter().any(|m| m.is_equal && !m.is_regex) {
@@ -207,22 +206,7 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
             "a silence needs at least one exact matcher (`name=value`), so it can't mute every alert.",
         ));
     }
-    let Some(duration_word) = rest.next() else {
-        return Err(ParseError::invalid(format!(
-            "how long? Add a duration such as `2h`; {usage}"
-        )));
-    };
-    let duration = humantime::parse_duration(&duration_word).map_err(|_| {
-        ParseError::invalid(format!(
-            "`{}` is not a duration; use for example `30m`, `2h` or `1h30m`.",
-            truncate(&duration_word, 40)
-        ))
-    })?;
-    if duration < Duration::from_secs(60) {
-        return Err(ParseError::invalid(
-            "a silence must last at least one minute.",
-        ));
-    }
+    let duration = parse_length(rest.next())?;
     let comment: Vec<String> = rest.collect();
     let comment = (!comment.is_empty()).then(|| comment.join(" "));
     if comment.as_ref().is_some_and(|c| c.chars().count() > 500) {
@@ -236,6 +220,27 @@ pub fn parse_silence(mut words: Vec<String>) -> Result<Silence, ParseError> {
         duration,
         comment,
     })
+}
+
+/// The silence's duration word: present, a duration, and at least a minute.
+fn parse_length(word: Option<String>) -> Result<Duration, ParseError> {
+    let Some(word) = word else {
+        return Err(ParseError::invalid(format!(
+            "how long? Add a duration such as `2h`; {USAGE}"
+        )));
+    };
+    let duration = humantime::parse_duration(&word).map_err(|_| {
+        ParseError::invalid(format!(
+            "`{}` is not a duration; use for example `30m`, `2h` or `1h30m`.",
+            truncate(&word, 40)
+        ))
+    })?;
+    if duration < Duration::from_secs(60) {
+        return Err(ParseError::invalid(
+            "a silence must last at least one minute.",
+        ));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]

@@ -123,6 +123,19 @@ fn where_(target: &Target) -> String {
     }
 }
 
+/// `Err` naming what exists when `name` is not one of `names`.
+fn known(kind: &str, kinds: &str, name: &str, names: &[super::model::Name]) -> Result<(), String> {
+    if names.iter().any(|n| n.value == name) {
+        return Ok(());
+    }
+    let list = names
+        .iter()
+        .map(|n| n.value.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(format!("there is no {kind} `{name}`; {kinds}: {list}"))
+}
+
 impl Policy {
     fn deny<'a>(base: Decision<'a>, rule: &str, reason: String) -> Decision<'a> {
         Decision {
@@ -146,78 +159,31 @@ impl Policy {
         roles: &[usize],
     ) -> Result<Target, String> {
         let t = self.targets();
-        let list = |v: &[super::model::Name]| {
-            v.iter()
-                .map(|n| n.value.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let has = |v: &[super::model::Name], x: &str| v.iter().any(|n| n.value == x);
         match target {
             Target::Cluster { cluster, namespace } => {
-                let cluster = cluster
-                    .or_else(|| identity.default_cluster.clone())
-                    .or_else(|| {
-                        roles
-                            .iter()
-                            .rev()
-                            .find_map(|r| self.roles[*r].default_cluster.clone())
-                    })
-                    .unwrap_or_else(|| self.defaults().cluster.value.clone());
-                if !has(&t.clusters, &cluster) {
-                    return Err(format!(
-                        "there is no cluster `{cluster}`; clusters: {}",
-                        list(&t.clusters)
-                    ));
-                }
+                let cluster = cluster.unwrap_or_else(|| self.default_cluster(identity, roles));
+                known("cluster", "clusters", &cluster, &t.clusters)?;
                 Ok(Target::Cluster {
                     cluster: Some(cluster),
                     namespace,
                 })
             }
             Target::AwsProfile { profile } => {
-                if has(&t.aws_profiles, &profile) {
-                    Ok(Target::AwsProfile { profile })
-                } else {
-                    Err(format!(
-                        "there is no AWS profile `{profile}`; profiles: {}",
-                        list(&t.aws_profiles)
-                    ))
-                }
+                known("AWS profile", "profiles", &profile, &t.aws_profiles)?;
+                Ok(Target::AwsProfile { profile })
             }
             Target::Stack { stack } => {
-                if has(&t.stacks, &stack) {
-                    Ok(Target::Stack { stack })
-                } else {
-                    Err(format!(
-                        "there is no stack `{stack}`; stacks: {}",
-                        list(&t.stacks)
-                    ))
-                }
+                known("stack", "stacks", &stack, &t.stacks)?;
+                Ok(Target::Stack { stack })
             }
             Target::Service { service, env } => {
-                if !has(&t.services, &service) {
-                    return Err(format!(
-                        "there is no service `{service}`; services: {}",
-                        list(&t.services)
-                    ));
-                }
-                if !t.envs.contains_key(&env) {
-                    return Err(format!(
-                        "there is no environment `{env}`; environments: {}",
-                        t.envs.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
+                known("service", "services", &service, &t.services)?;
+                self.known_env(&env)?;
                 Ok(Target::Service { service, env })
             }
             Target::Alerts { env, matchers } => {
                 let env = env.unwrap_or_else(|| self.defaults().alert_env.value.clone());
-                if !t.envs.contains_key(&env) {
-                    return Err(format!(
-                        "there is no environment `{env}`; environments: {}",
-                        t.envs.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
+                self.known_env(&env)?;
                 Ok(Target::Alerts {
                     env: Some(env),
                     matchers,
@@ -227,16 +193,40 @@ impl Policy {
         }
     }
 
+    /// The identity's default cluster, else its most privileged role's, else the policy's.
+    fn default_cluster(&self, identity: &Identity, roles: &[usize]) -> String {
+        identity
+            .default_cluster
+            .clone()
+            .or_else(|| {
+                roles
+                    .iter()
+                    .rev()
+                    .find_map(|r| self.roles[*r].default_cluster.clone())
+            })
+            .unwrap_or_else(|| self.defaults().cluster.value.clone())
+    }
+
+    fn known_env(&self, env: &str) -> Result<(), String> {
+        let envs = &self.targets().envs;
+        if envs.contains_key(env) {
+            return Ok(());
+        }
+        Err(format!(
+            "there is no environment `{env}`; environments: {}",
+            envs.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    }
+
     /// Decide a request. Pure: no I/O, no clock.
     pub fn evaluate<'a>(&'a self, req: &Request<'a>) -> Decision<'a> {
         self.evaluate_on(req, req.command.target_with(req.scopes))
     }
 
-    /// Decide a request as if it acted on `target` (one object of a manifest, say).
+    /// Decide a request as if it acted on `target` (one object of a manifest, say). In order:
+    /// who asks, the target, then [`Self::decide_on`] for what the policy says about it.
     pub fn evaluate_on<'a>(&'a self, req: &Request<'a>, target: Target) -> Decision<'a> {
-        let cmd = req.command;
-        let tier = cmd.tier();
-        let family = cmd.family();
+        let tier = req.command.tier();
         let base = Decision {
             outcome: Outcome::Deny,
             rule: String::new(),
@@ -264,7 +254,6 @@ impl Policy {
             role: primary,
             ..base
         };
-
         let Some(tier) = tier else {
             // Slipway's own commands: help, whoami, explain, link.
             return Decision {
@@ -275,19 +264,8 @@ impl Policy {
             };
         };
         let Some(primary) = primary else {
-            let reason = format!(
-                "{} has no role: none of your groups ({}) is bound to one; {}",
-                identity.subject,
-                if identity.groups.is_empty() {
-                    "none".to_string()
-                } else {
-                    identity.groups.join(", ")
-                },
-                self.ask()
-            );
-            return Self::deny(base, "rbac.no-role", reason);
+            return self.no_role(identity).on(base);
         };
-
         let target = match self.resolve_target(target, identity, &roles) {
             Ok(t) => t,
             Err(reason) => return Self::deny(base, "targets.unknown", reason),
@@ -299,35 +277,38 @@ impl Policy {
         let Some(full) = target.resource() else {
             return Self::deny(base, "targets.unknown", "this command has no target".into());
         };
-        let key = ResourceKey::of(full);
+        let asking = Asking {
+            cmd: req.command,
+            identity,
+            roles,
+            primary,
+            tier,
+            key: ResourceKey::of(full),
+            target,
+        };
+        self.decide_on(base, &asking)
+    }
 
-        // Per-resource ACLs restrict whatever roles allow.
-        if !self.acl_index.is_empty() {
-            for i in self.acl_index.all(&key) {
-                let acl = &self.acls[i as usize];
-                if acl.families & family.bit() != 0
-                    && !acl.groups.iter().any(|g| identity.in_group(g))
-                {
-                    let reason = format!("{}; {}", acl.reason, self.ask());
-                    return Self::deny(base, &acl.id, reason);
-                }
-            }
+    /// ACLs, then the role permission, the silence cap, protected entries, and for a change
+    /// request the approval rule it needs.
+    fn decide_on<'a>(&'a self, base: Decision<'a>, a: &Asking<'_>) -> Decision<'a> {
+        if let Err(denial) = self.check_acls(a) {
+            return denial.on(base);
         }
-
         // The role permission: search roles from most privileged down; first rule in a role wins.
-        let s = slot(family, tier);
-        let permitted = roles.iter().rev().find_map(|r| {
+        let s = slot(a.cmd.family(), a.tier);
+        let permitted = a.roles.iter().rev().find_map(|r| {
             let role = &self.roles[*r];
             role.slots[s]
-                .first(&key)
+                .first(&a.key)
                 .map(|rule| (role, &role.rules[rule as usize].id))
         });
         let Some((role, rule_id)) = permitted else {
             let reason = format!(
                 "{} may not {} {}; {}",
-                plural(primary),
-                action(tier, cmd),
-                where_(&target),
+                plural(a.primary),
+                action(a.tier, a.cmd),
+                where_(&a.target),
                 self.ask()
             );
             return Self::deny(base, "rbac.default-deny", reason);
@@ -337,66 +318,25 @@ impl Policy {
             rule: rule_id.clone(),
             ..base
         };
-
-        // Silence durations are capped per role (the largest cap among the user's roles).
-        if let Command::Silence(Silence::Create { duration, .. }) = &cmd.command {
-            let cap = roles
-                .iter()
-                .map(|r| self.roles[*r].max_silence)
-                .max()
-                .unwrap_or_default();
-            if *duration > cap {
-                let reason = format!(
-                    "silences are capped at {} for {}; use a shorter duration, or ask {} for a longer one",
-                    humantime::format_duration(cap),
-                    plural(primary),
-                    self.support()
-                );
-                return Self::deny(base, "limits.silence", reason);
-            }
+        if let Err(denial) = self.check_silence_cap(a) {
+            return denial.on(base);
         }
-
-        // Protected resources. Every entry that covers the resource adds its approval rule.
-        let mut protected_rules: Vec<&str> = Vec::new();
-        for i in self.protected_index.all(&key) {
-            let p = &self.protected[i as usize];
-            match tier {
-                Tier::Read if !roles.iter().any(|r| p.read_roles.contains(r)) => {
-                    let reason = format!(
-                        "{} may not run read commands {}: it is protected ({}); {}",
-                        plural(primary),
-                        where_(&target),
-                        p.id,
-                        self.ask()
-                    );
-                    return Self::deny(base, &p.id, reason);
-                }
-                Tier::Operate if p.operate == OperateMode::Forbid => {
-                    let reason = format!(
-                        "direct changes {} are forbidden: it is protected ({}); {}",
-                        where_(&target),
-                        p.id,
-                        self.ask()
-                    );
-                    return Self::deny(base, &p.id, reason);
-                }
-                Tier::Change | Tier::Destructive => protected_rules.push(p.approval.as_str()),
-                _ => {}
-            }
-        }
-
-        let protected = !self.protected_index.all(&key).is_empty();
+        let protected_rules = match self.check_protected(a) {
+            Ok(rules) => rules,
+            Err(denial) => return denial.on(base),
+        };
+        let protected = !self.protected_index.all(&a.key).is_empty();
         let base = Decision {
             protected,
-            visibility: self.channels.visibility(&key, family, protected),
+            visibility: self.channels.visibility(&a.key, a.cmd.family(), protected),
             ..base
         };
-        if !tier.is_change_request() {
+        if !a.tier.is_change_request() {
             let reason = format!(
                 "{} may {} {}",
                 plural(role.name.as_str()),
-                action(tier, cmd),
-                where_(&target)
+                action(a.tier, a.cmd),
+                where_(&a.target)
             );
             return Decision {
                 outcome: Outcome::Allow,
@@ -404,11 +344,111 @@ impl Policy {
                 ..base
             };
         }
+        self.approval(base, a, &role.name, protected_rules)
+    }
 
-        // The route's rule always applies too: a protected override can only add to it.
+    /// A known user none of whose groups is bound to a role.
+    fn no_role(&self, identity: &Identity) -> Denial {
+        let reason = format!(
+            "{} has no role: none of your groups ({}) is bound to one; {}",
+            identity.subject,
+            if identity.groups.is_empty() {
+                "none".to_string()
+            } else {
+                identity.groups.join(", ")
+            },
+            self.ask()
+        );
+        Denial::new("rbac.no-role", reason)
+    }
+
+    /// Per-resource ACLs restrict whatever roles allow.
+    fn check_acls(&self, a: &Asking<'_>) -> Result<(), Denial> {
+        if self.acl_index.is_empty() {
+            return Ok(());
+        }
+        for i in self.acl_index.all(&a.key) {
+            let acl = &self.acls[i as usize];
+            if acl.families & a.cmd.family().bit() != 0
+                && !acl.groups.iter().any(|g| a.identity.in_group(g))
+            {
+                return Err(Denial::new(
+                    &acl.id,
+                    format!("{}; {}", acl.reason, self.ask()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Silence durations are capped per role (the largest cap among the user's roles).
+    fn check_silence_cap(&self, a: &Asking<'_>) -> Result<(), Denial> {
+        let Command::Silence(Silence::Create { duration, .. }) = &a.cmd.command else {
+            return Ok(());
+        };
+        let cap = a
+            .roles
+            .iter()
+            .map(|r| self.roles[*r].max_silence)
+            .max()
+            .unwrap_or_default();
+        if *duration <= cap {
+            return Ok(());
+        }
+        let reason = format!(
+            "silences are capped at {} for {}; use a shorter duration, or ask {} for a longer one",
+            humantime::format_duration(cap),
+            plural(a.primary),
+            self.support()
+        );
+        Err(Denial::new("limits.silence", reason))
+    }
+
+    /// Protected resources: a read needs a read role, a direct change may be forbidden, and
+    /// every entry that covers the resource adds its approval rule (returned).
+    fn check_protected(&self, a: &Asking<'_>) -> Result<Vec<&str>, Denial> {
+        let mut protected_rules: Vec<&str> = Vec::new();
+        for i in self.protected_index.all(&a.key) {
+            let p = &self.protected[i as usize];
+            match a.tier {
+                Tier::Read if !a.roles.iter().any(|r| p.read_roles.contains(r)) => {
+                    let reason = format!(
+                        "{} may not run read commands {}: it is protected ({}); {}",
+                        plural(a.primary),
+                        where_(&a.target),
+                        p.id,
+                        self.ask()
+                    );
+                    return Err(Denial::new(&p.id, reason));
+                }
+                Tier::Operate if p.operate == OperateMode::Forbid => {
+                    let reason = format!(
+                        "direct changes {} are forbidden: it is protected ({}); {}",
+                        where_(&a.target),
+                        p.id,
+                        self.ask()
+                    );
+                    return Err(Denial::new(&p.id, reason));
+                }
+                Tier::Change | Tier::Destructive => protected_rules.push(p.approval.as_str()),
+                _ => {}
+            }
+        }
+        Ok(protected_rules)
+    }
+
+    /// A change request: the route's rule always applies, and a protected override can only add
+    /// to it (the strictest of each wins).
+    fn approval<'a>(
+        &self,
+        base: Decision<'a>,
+        a: &Asking<'_>,
+        role: &str,
+        protected_rules: Vec<&str>,
+    ) -> Decision<'a> {
         let route = self
             .route_index
-            .first(&key)
+            .first(&a.key)
             .map(|i| self.routes[i as usize].as_str());
         let approval = protected_rules
             .into_iter()
@@ -419,16 +459,16 @@ impl Policy {
         let Some(approval) = approval else {
             let reason = format!(
                 "no approval rule covers {}, so changes there are not possible; {}",
-                key.full,
+                a.key.full,
                 self.ask()
             );
             return Self::deny(base, "approvals.no-route", reason);
         };
         let reason = format!(
             "{} may {} {} with {} approval(s) from {} (rule {})",
-            plural(role.name.as_str()),
-            action(tier, cmd),
-            where_(&target),
+            plural(role),
+            action(a.tier, a.cmd),
+            where_(&a.target),
             approval.approvers,
             approval.groups.join(" or "),
             approval.rule
@@ -439,5 +479,36 @@ impl Policy {
             approval: Some(approval),
             ..base
         }
+    }
+}
+
+/// A request past identity and target resolution: who asks (roles least to most privileged),
+/// the tier, the resolved target and its resource key.
+struct Asking<'r> {
+    cmd: &'r ParsedCommand,
+    identity: &'r Identity,
+    roles: Vec<usize>,
+    primary: &'r str,
+    tier: Tier,
+    target: Target,
+    key: ResourceKey,
+}
+
+/// A denial found by one check, before it becomes a decision.
+struct Denial {
+    rule: String,
+    reason: String,
+}
+
+impl Denial {
+    fn new(rule: &str, reason: String) -> Denial {
+        Denial {
+            rule: rule.to_string(),
+            reason,
+        }
+    }
+
+    fn on(self, base: Decision<'_>) -> Decision<'_> {
+        Policy::deny(base, &self.rule, self.reason)
     }
 }

@@ -65,11 +65,42 @@ pub async fn read_bucket(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<StoredVersion>, ReadError> {
-    let err = |what: &str, detail: String| ReadError {
-        bucket: bucket.to_string(),
-        what: what.to_string(),
-        detail,
-    };
+    let (mut versions, markers) = list_versions(client, bucket, prefix).await?;
+    versions.sort_by(|a, b| (&a.key, a.modified).cmp(&(&b.key, b.modified)));
+    let mut out: Vec<StoredVersion> = stream::iter(versions)
+        .map(|v| async move {
+            let content = read_version(client, bucket, &v.key, v.version_id.as_deref()).await?;
+            Ok::<_, ReadError>(StoredVersion {
+                key: v.key,
+                version_id: v.version_id,
+                is_latest: v.is_latest,
+                content,
+            })
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    out.extend(markers);
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// An object version as listed, before it is read.
+struct Listed {
+    key: String,
+    version_id: Option<String>,
+    is_latest: bool,
+    /// Seconds and nanoseconds, to order a key's versions oldest first.
+    modified: Option<(i64, u32)>,
+}
+
+/// Every page of `ListObjectVersions` under `prefix`: the object versions, and the delete
+/// markers (which have nothing to read).
+async fn list_versions(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<(Vec<Listed>, Vec<StoredVersion>), ReadError> {
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
@@ -82,28 +113,27 @@ pub async fn read_bucket(
             .set_version_id_marker(version_marker.take())
             .send()
             .await
-            .map_err(|e| err("listing object versions", describe(&e)))?;
-        for v in page.versions() {
-            if let Some(key) = v.key() {
-                let modified = v.last_modified().map(|d| (d.secs(), d.subsec_nanos()));
-                versions.push((
-                    key.to_string(),
-                    v.version_id().map(str::to_string),
-                    v.is_latest().unwrap_or(false),
-                    modified,
-                ));
-            }
-        }
-        for m in page.delete_markers() {
-            if let Some(key) = m.key() {
-                markers.push(StoredVersion {
-                    key: key.to_string(),
-                    version_id: m.version_id().map(str::to_string),
-                    is_latest: m.is_latest().unwrap_or(false),
-                    content: Content::DeleteMarker,
-                });
-            }
-        }
+            .map_err(|e| ReadError {
+                bucket: bucket.to_string(),
+                what: "listing object versions".to_string(),
+                detail: describe(&e),
+            })?;
+        versions.extend(page.versions().iter().filter_map(|v| {
+            Some(Listed {
+                key: v.key()?.to_string(),
+                version_id: v.version_id().map(str::to_string),
+                is_latest: v.is_latest().unwrap_or(false),
+                modified: v.last_modified().map(|d| (d.secs(), d.subsec_nanos())),
+            })
+        }));
+        markers.extend(page.delete_markers().iter().filter_map(|m| {
+            Some(StoredVersion {
+                key: m.key()?.to_string(),
+                version_id: m.version_id().map(str::to_string),
+                is_latest: m.is_latest().unwrap_or(false),
+                content: Content::DeleteMarker,
+            })
+        }));
         if page.is_truncated() != Some(true) {
             break;
         }
@@ -113,24 +143,7 @@ pub async fn read_bucket(
             break;
         }
     }
-    versions.sort_by(|a, b| (&a.0, a.3).cmp(&(&b.0, b.3)));
-
-    let mut out: Vec<StoredVersion> = stream::iter(versions)
-        .map(|(key, version_id, is_latest, _)| async move {
-            let content = read_version(client, bucket, &key, version_id.as_deref()).await?;
-            Ok::<_, ReadError>(StoredVersion {
-                key,
-                version_id,
-                is_latest,
-                content,
-            })
-        })
-        .buffered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    out.extend(markers);
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
+    Ok((versions, markers))
 }
 
 async fn read_version(

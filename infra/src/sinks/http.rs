@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::Method;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::SinkError;
@@ -18,7 +17,7 @@ const MAX_RESPONSE: usize = 1 << 20;
 /// A pooled HTTPS (or loopback HTTP) client.
 #[derive(Clone)]
 pub(crate) struct Http {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<crate::tls::Https, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -46,12 +45,7 @@ impl Response {
 
 impl Http {
     pub(crate) fn new(timeout: Duration) -> Result<Http, String> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("loading the system's TLS root certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https = crate::tls::connector(crate::tls::Connect::default())?;
         Ok(Http {
             client: Client::builder(TokioExecutor::new()).build(https),
             timeout,
@@ -76,7 +70,7 @@ impl Http {
             .map_err(|e| SinkError::Config(format!("cannot build a request to {url}: {e}")))?;
         let exchange = async {
             let resp = self.client.request(req).await.map_err(|e| {
-                SinkError::Transient(format!("{method} {url}: {}", error_chain(&e)))
+                SinkError::Transient(format!("{method} {url}: {}", crate::with_causes(&e)))
             })?;
             let status = resp.status().as_u16();
             let body = Limited::new(resp.into_body(), MAX_RESPONSE)
@@ -105,15 +99,4 @@ pub(crate) fn status_error(what: &str, resp: &Response) -> SinkError {
         408 | 425 | 429 | 500..=599 => SinkError::Transient(message),
         _ => SinkError::Config(message),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -117,11 +117,7 @@ impl JiraSink {
     }
 
     fn issue_key(&self, change_id: &str) -> Option<String> {
-        self.issues
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(change_id)
-            .cloned()
+        crate::sync::lock(&self.issues).get(change_id).cloned()
     }
 
     async fn call(
@@ -205,10 +201,7 @@ impl JiraSink {
 
     /// Adds the map entry and rewrites the file atomically.
     fn remember(&self, change_id: &str, key: &str) -> Result<(), SinkError> {
-        let mut issues = self
-            .issues
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut issues = crate::sync::lock(&self.issues);
         issues.insert(change_id.to_string(), key.to_string());
         write_atomic(&self.settings.issues_file, &issues).map_err(|e| {
             SinkError::Config(format!(

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use slipway_core::audit::{AuditRecord, Checkpoint, GENESIS_HASH, WriterAllowlist, compute_hash};
 use tokio::sync::watch;
@@ -125,7 +125,7 @@ impl SpoolLog {
         latest: Checkpoint,
     ) {
         let seq = {
-            let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+            let mut index = crate::sync::write(&self.index);
             index.offsets.extend(offsets);
             index.len = len;
             index.checkpoints.push(checkpoint);
@@ -144,11 +144,7 @@ impl SpoolLog {
     /// The newest signed checkpoint: the head every acknowledged record is under, to anchor in
     /// git or anywhere else outside the host.
     pub fn latest_checkpoint(&self) -> Option<Checkpoint> {
-        self.index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .latest
-            .clone()
+        crate::sync::read(&self.index).latest.clone()
     }
 
     pub fn writer(&self) -> &str {
@@ -179,7 +175,7 @@ impl SpoolLog {
     pub fn read_after(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
         let start = usize::try_from(after).unwrap_or(usize::MAX);
         let (from, to, count) = {
-            let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            let index = crate::sync::read(&self.index);
             let end = start.saturating_add(limit).min(index.offsets.len());
             let Some(&from) = index.offsets.get(start).filter(|_| start < end) else {
                 return Ok(Vec::new());
@@ -236,9 +232,7 @@ impl SpoolLog {
 
     /// Like [`Self::cursor`], but only for a cursor already loaded; 0 otherwise.
     pub(super) fn loaded_cursor(&self, name: &str) -> u64 {
-        self.cursors
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.cursors)
             .get(name)
             .map_or(0, |s| s.seq.load(Ordering::Acquire))
     }
@@ -250,7 +244,7 @@ impl SpoolLog {
     pub fn pending(&self, name: &str, limit: usize) -> Result<Pending> {
         let cursor = self.cursor(name)?;
         let (before, range) = {
-            let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            let index = crate::sync::read(&self.index);
             let cps = &index.checkpoints;
             let first = cps.partition_point(|(s, _)| *s <= cursor);
             if first == cps.len() {
@@ -354,7 +348,7 @@ impl SpoolLog {
     /// seq at or below the cursor is a no-op: a retried delivery never moves it back.
     pub fn mark(&self, name: &str, up_to_seq: u64) -> Result<()> {
         let slot = self.slot(name)?;
-        let _writing = slot.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writing = crate::sync::lock(&slot.write);
         if up_to_seq <= slot.seq.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -375,7 +369,7 @@ impl SpoolLog {
     }
 
     fn slot(&self, name: &str) -> Result<Arc<Slot>> {
-        let mut cursors = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cursors = crate::sync::lock(&self.cursors);
         if let Some(slot) = cursors.get(name) {
             return Ok(slot.clone());
         }

@@ -202,30 +202,38 @@ pub(super) fn records(
             out.tail_lines += 1;
             continue;
         }
-        let damaged = |reason: String| {
-            corrupt(
-                path,
-                seq,
-                out.len,
-                format!(
-                    "{reason}. Record {seq} is covered by the writer's signed checkpoint of seq \
-                     {signed_seq}, so it was acknowledged: this is damage or tampering, not a torn \
-                     write. Restore the file from the S3 mirror or a backup; nothing is dropped \
-                     automatically"
-                ),
-            )
-        };
         while heads.next_if(|(s, _)| *s < seq).is_some() {}
         let signed_hash = heads.next_if(|(s, _)| *s == seq).map(|(_, h)| h);
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let record = acknowledged(body, writer, seq, out.last.as_ref(), signed_hash.as_deref())
-            .map_err(damaged)?;
+            .map_err(|reason| damaged(path, seq, out.len, signed_seq, &reason))?;
         each(&record);
         out.offsets.push(out.len);
         out.missing_newline = !line.ends_with(b"\n");
         out.len += len64(n);
         out.last = Some(record);
     }
+    check_complete(path, &out, signed_seq)?;
+    Ok(out)
+}
+
+/// An acknowledged record that doesn't check: damage or tampering, never dropped by itself.
+fn damaged(path: &Path, seq: u64, offset: u64, signed_seq: u64, reason: &str) -> SpoolError {
+    corrupt(
+        path,
+        seq,
+        offset,
+        format!(
+            "{reason}. Record {seq} is covered by the writer's signed checkpoint of seq \
+             {signed_seq}, so it was acknowledged: this is damage or tampering, not a torn \
+             write. Restore the file from the S3 mirror or a backup; nothing is dropped \
+             automatically"
+        ),
+    )
+}
+
+/// Every record up to the signed checkpoint must still be there.
+fn check_complete(path: &Path, out: &Records, signed_seq: u64) -> Result<()> {
     let held = len64(out.offsets.len());
     if held < signed_seq {
         return Err(corrupt(
@@ -239,7 +247,7 @@ pub(super) fn records(
             ),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One acknowledged line: it parses, is `writer`'s record `seq`, links to `previous`, hashes to

@@ -314,111 +314,141 @@ pub fn parse(mut words: Vec<String>) -> Result<Kubectl, ParseError> {
     }
     let (verb, consumed) = find_verb(&words)?;
     let mut rest = words.into_iter().skip(consumed);
-
-    let mut namespace = Namespace::Default;
-    let mut positionals = Vec::new();
-    let mut flags = Vec::new();
-    let mut files = Vec::new();
-    let mut output: Option<String> = None;
-
+    let mut args = Args {
+        namespace: Namespace::Default,
+        positionals: Vec::new(),
+        flags: Vec::new(),
+        files: Vec::new(),
+        output: None,
+    };
     while let Some(word) = rest.next() {
-        let (spec, inline) = if word == "--" {
-            return Err(ParseError::unknown(
-                "`--` is not supported; pass arguments directly.",
-            ));
-        } else if let Some(long) = word.strip_prefix("--") {
-            let (name, value) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
-            };
-            (flag_by_long(verb, name)?, value)
-        } else if let Some(short) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let mut chars = short.chars();
-            let c = chars.next().unwrap_or('-');
-            let tail: String = chars.collect();
-            let spec = flag_by_short(verb, c)?;
-            let value = match tail.strip_prefix('=') {
-                Some(v) => Some(v.to_string()),
-                None if tail.is_empty() => None,
-                None if spec.takes_value => Some(tail),
-                None => {
-                    return Err(ParseError::unknown(format!(
-                        "`{}`: combine short flags one at a time, for example `-A -o wide`.",
-                        truncate(&word, 40)
-                    )));
-                }
-            };
-            (spec, value)
-        } else {
-            positionals.push(word);
+        let Some((spec, inline)) = read_flag(verb, &word)? else {
+            args.positionals.push(word);
             continue;
         };
+        let value = flag_value(spec, inline, &mut rest)?;
+        args.add(spec, value)?;
+    }
+    check_secrets(verb, &args.positionals, args.output.as_deref())?;
+    check_shape(verb, &args.positionals, &args.files, &args.flags)?;
+    Ok(Kubectl {
+        cluster,
+        namespace: args.namespace,
+        verb,
+        tier: verb.tier,
+        positionals: args.positionals,
+        flags: args.flags,
+        files: args.files,
+    })
+}
 
-        let value = if spec.takes_value {
-            match inline.or_else(|| rest.next()) {
-                Some(v) => Some(v),
-                None => {
-                    return Err(ParseError::invalid(format!(
-                        "`--{}` needs a value.",
-                        spec.long
-                    )));
-                }
-            }
-        } else {
-            match inline.as_deref() {
-                None => None,
-                Some("true" | "false") => inline,
-                Some(_) => {
-                    return Err(ParseError::invalid(format!(
-                        "`--{}` takes no value (or `=true`/`=false`).",
-                        spec.long
-                    )));
-                }
-            }
-        };
+/// What the words after the verb say, as they are read.
+struct Args {
+    namespace: Namespace,
+    positionals: Vec<String>,
+    /// Every flag, rewritten as `--long[=value]`.
+    flags: Vec<String>,
+    /// `-f` paths, inside the repository.
+    files: Vec<String>,
+    output: Option<String>,
+}
 
+impl Args {
+    /// Record one allowed flag and its value; the namespace, output and file flags are checked.
+    fn add(&mut self, spec: &FlagSpec, value: Option<String>) -> Result<(), ParseError> {
         match (spec.long, value.as_deref()) {
             ("namespace", Some(ns)) => {
                 check_name("namespace", ns)?;
-                if namespace == Namespace::All {
+                if self.namespace == Namespace::All {
                     return Err(ParseError::invalid("use either `-n` or `-A`, not both."));
                 }
-                namespace = Namespace::Named(ns.to_string());
+                self.namespace = Namespace::Named(ns.to_string());
             }
             ("all-namespaces", v) if v != Some("false") => {
-                if matches!(namespace, Namespace::Named(_)) {
+                if matches!(self.namespace, Namespace::Named(_)) {
                     return Err(ParseError::invalid("use either `-n` or `-A`, not both."));
                 }
-                namespace = Namespace::All;
+                self.namespace = Namespace::All;
             }
             ("output", Some(o)) => {
                 check_output(o)?;
-                output = Some(o.to_string());
+                self.output = Some(o.to_string());
             }
             ("filename", Some(path)) => {
                 check_repo_path(path)?;
-                files.push(path.to_string());
+                self.files.push(path.to_string());
             }
             _ => {}
         }
-        flags.push(match value {
+        self.flags.push(match value {
             Some(v) => format!("--{}={v}", spec.long),
             None => format!("--{}", spec.long),
         });
+        Ok(())
     }
+}
 
-    check_secrets(verb, &positionals, output.as_deref())?;
-    check_shape(verb, &positionals, &files, &flags)?;
+/// The flag `word` names for `verb` and its inline value; `None` for a positional argument.
+fn read_flag(
+    verb: &VerbSpec,
+    word: &str,
+) -> Result<Option<(&'static FlagSpec, Option<String>)>, ParseError> {
+    if word == "--" {
+        return Err(ParseError::unknown(
+            "`--` is not supported; pass arguments directly.",
+        ));
+    }
+    if let Some(long) = word.strip_prefix("--") {
+        let (name, value) = match long.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (long, None),
+        };
+        return Ok(Some((flag_by_long(verb, name)?, value)));
+    }
+    let Some(short) = word.strip_prefix('-').filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let mut chars = short.chars();
+    let c = chars.next().unwrap_or('-');
+    let tail: String = chars.collect();
+    let spec = flag_by_short(verb, c)?;
+    let value = match tail.strip_prefix('=') {
+        Some(v) => Some(v.to_string()),
+        None if tail.is_empty() => None,
+        None if spec.takes_value => Some(tail),
+        None => {
+            return Err(ParseError::unknown(format!(
+                "`{}`: combine short flags one at a time, for example `-A -o wide`.",
+                truncate(word, 40)
+            )));
+        }
+    };
+    Ok(Some((spec, value)))
+}
 
-    Ok(Kubectl {
-        cluster,
-        namespace,
-        verb,
-        tier: verb.tier,
-        positionals,
-        flags,
-        files,
-    })
+/// A flag's value: inline or the next word for a flag that takes one; for a switch, nothing or
+/// `true`/`false`.
+fn flag_value(
+    spec: &FlagSpec,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = String>,
+) -> Result<Option<String>, ParseError> {
+    if spec.takes_value {
+        return match inline.or_else(|| rest.next()) {
+            Some(v) => Ok(Some(v)),
+            None => Err(ParseError::invalid(format!(
+                "`--{}` needs a value.",
+                spec.long
+            ))),
+        };
+    }
+    match inline.as_deref() {
+        None | Some("true" | "false") => Ok(inline),
+        Some(_) => Err(ParseError::invalid(format!(
+            "`--{}` takes no value (or `=true`/`=false`).",
+            spec.long
+        ))),
+    }
 }
 
 /// Secrets are never readable in content, whatever the role.

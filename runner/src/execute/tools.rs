@@ -11,49 +11,13 @@ use slipway_core::change::{ChangeRequest, plan_digest};
 use slipway_core::command::tf::TF_PLAN_FILE;
 use slipway_infra::exec::{ExecEnd, ExecSpec, run_to_end};
 
+use crate::outcome::{Ran, Step, Verdict};
+
 use crate::config::ToolsConfig;
 use crate::kubeconfig::KubeTarget;
 
 /// `terraform show -json` of a big plan is large; it is digested, never shown.
 const SHOW_JSON_CAP: usize = 64 * 1024 * 1024;
-
-/// One process the change ran.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// The command as shown to people (no credentials in it).
-    pub shown: String,
-    pub end: ExecEnd,
-    /// How it ended, in words (`finished`, `timed out after 15m and was stopped …`).
-    pub ended: String,
-    pub duration: Duration,
-    /// Redacted, capped output (empty for steps whose output isn't shown).
-    pub output: String,
-    pub truncated: bool,
-    /// sha256 of the full redacted output.
-    pub digest: String,
-    pub total_bytes: u64,
-    /// This step changes infrastructure.
-    pub mutating: bool,
-}
-
-/// How the execution ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Done,
-    /// Failed before anything was changed.
-    Failed(String),
-    /// A mutating step started and did not finish cleanly: some of it may have happened.
-    Partial(String),
-    /// The re-plan differs from the approved plan: nothing was applied.
-    Drift(String),
-}
-
-/// The steps run and the verdict.
-#[derive(Debug, Clone)]
-pub struct Execution {
-    pub steps: Vec<Step>,
-    pub verdict: Verdict,
-}
 
 /// What every step of one change shares.
 #[derive(Debug, Clone)]
@@ -66,6 +30,29 @@ pub struct Runner<'a> {
     pub output_cap: usize,
     /// Credentials and tool settings for every process.
     pub extra_env: Vec<(String, String)>,
+}
+
+/// What every terraform step of one change shares.
+struct Terraform {
+    env: Vec<(String, String)>,
+    /// The stack's directory in the fresh export.
+    cwd: PathBuf,
+    bin: String,
+}
+
+impl Terraform {
+    fn argv(&self, args: &[&str]) -> Vec<String> {
+        std::iter::once(self.bin.clone())
+            .chain(args.iter().map(|a| (*a).to_string()))
+            .collect()
+    }
+}
+
+/// Keep a step; `Err` (the verdict) if it didn't succeed, so the change stops there.
+fn keep(steps: &mut Vec<Step>, step: Step, ok: bool) -> Result<(), Verdict> {
+    let verdict = (!ok).then(|| Runner::failed(&step));
+    steps.push(step);
+    verdict.map_or(Ok(()), Err)
 }
 
 impl Runner<'_> {
@@ -146,21 +133,30 @@ impl Runner<'_> {
 
     /// terraform: init, plan -out, show -json (digest compared with the pinned one), apply.
     /// `stack_dir` is the directory inside `export` (a fresh copy of the merged commit).
-    pub async fn terraform(&self, cr: &ChangeRequest, export: &Path, stack_dir: &str) -> Execution {
+    pub async fn terraform(&self, cr: &ChangeRequest, export: &Path, stack_dir: &str) -> Ran {
         let mut steps = Vec::new();
         let Some(pinned) = cr.rendered.plan_sha256.clone() else {
-            return Execution { steps, verdict: Verdict::Failed("the change request pins no plan digest (rendered.plan_sha256), so its plan can't be checked; nothing was changed".into()) };
+            return Ran { steps, verdict: Verdict::Failed("the change request pins no plan digest (rendered.plan_sha256), so its plan can't be checked; nothing was changed".into()) };
         };
+        let verdict = match self.terraform_setup(export.join(stack_dir)) {
+            Err(verdict) => verdict,
+            Ok(tf) => match self.replan(&tf, &pinned, &mut steps).await {
+                Err(verdict) => verdict,
+                Ok(()) => self.apply_plan(&tf, cr, &mut steps).await,
+            },
+        };
+        Ran { steps, verdict }
+    }
+
+    /// terraform's environment: no prompts, no checkpoint calls, and a CLI config of our own
+    /// (so none from the checkout or the host is read).
+    fn terraform_setup(&self, cwd: PathBuf) -> Result<Terraform, Verdict> {
         let rc = self.scratch.join("cli.tfrc");
-        if let Err(e) = std::fs::write(
+        std::fs::write(
             &rc,
             "# Written by slipway-runner.\ndisable_checkpoint = true\n",
-        ) {
-            return Execution {
-                steps,
-                verdict: Verdict::Failed(format!("writing {}: {e}", rc.display())),
-            };
-        }
+        )
+        .map_err(|e| Verdict::Failed(format!("writing {}: {e}", rc.display())))?;
         let mut env = self.base_env();
         env.extend(
             [
@@ -171,13 +167,20 @@ impl Runner<'_> {
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         env.push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
-        let cwd = export.join(stack_dir);
-        let bin = self.tools.terraform.clone();
-        let argv = |args: &[&str]| {
-            std::iter::once(bin.clone())
-                .chain(args.iter().map(|a| (*a).to_string()))
-                .collect::<Vec<_>>()
-        };
+        Ok(Terraform {
+            env,
+            cwd,
+            bin: self.tools.terraform.clone(),
+        })
+    }
+
+    /// init, plan -out and show -json; `Ok` only if the new plan's digest is the approved one.
+    async fn replan(
+        &self,
+        tf: &Terraform,
+        pinned: &str,
+        steps: &mut Vec<Step>,
+    ) -> Result<(), Verdict> {
         let out_flag = format!("-out={TF_PLAN_FILE}");
         for args in [
             &["init", "-input=false", "-no-color"][..],
@@ -185,79 +188,67 @@ impl Runner<'_> {
         ] {
             let s = self
                 .step(
-                    argv(args),
+                    tf.argv(args),
                     format!("terraform {}", args.join(" ")),
-                    &env,
-                    &cwd,
+                    &tf.env,
+                    &tf.cwd,
                     self.output_cap,
                     false,
                 )
                 .await;
             let ok = s.end.success();
-            steps.push(s);
-            if !ok {
-                let verdict = Self::failed(&steps[steps.len() - 1]);
-                return Execution { steps, verdict };
-            }
+            keep(steps, s, ok)?;
         }
         let mut show = self
             .step(
-                argv(&["show", "-json", TF_PLAN_FILE]),
+                tf.argv(&["show", "-json", TF_PLAN_FILE]),
                 format!("terraform show -json {TF_PLAN_FILE}"),
-                &env,
-                &cwd,
+                &tf.env,
+                &tf.cwd,
                 SHOW_JSON_CAP,
                 false,
             )
             .await;
         let json = std::mem::take(&mut show.output);
         let ok = show.end.success() && !show.truncated;
-        steps.push(show);
-        if !ok {
-            let verdict = Self::failed(&steps[steps.len() - 1]);
-            return Execution { steps, verdict };
+        keep(steps, show, ok)?;
+        let digest =
+            plan_digest(&json).map_err(|e| Verdict::Failed(format!("{e}; nothing was changed")))?;
+        if !digest.eq_ignore_ascii_case(pinned) {
+            return Err(Verdict::Drift(format!(
+                "the re-plan differs from the approved plan (approved digest {pinned}, now {digest}): the stack or its state changed after approval. Nothing was applied; request the change again to review the new plan"
+            )));
         }
-        let digest = match plan_digest(&json) {
-            Ok(d) => d,
-            Err(e) => {
-                return Execution {
-                    steps,
-                    verdict: Verdict::Failed(format!("{e}; nothing was changed")),
-                };
-            }
-        };
-        if !digest.eq_ignore_ascii_case(&pinned) {
-            return Execution {
-                steps,
-                verdict: Verdict::Drift(format!(
-                    "the re-plan differs from the approved plan (approved digest {pinned}, now {digest}): the stack or its state changed after approval. Nothing was applied; request the change again to review the new plan"
-                )),
-            };
-        }
-        // The signed argv (`terraform apply -input=false -no-color slipway.tfplan`) with the
-        // configured binary: it applies exactly the plan just checked.
+        Ok(())
+    }
+
+    /// The signed argv (`terraform apply -input=false -no-color slipway.tfplan`) with the
+    /// configured binary: it applies exactly the plan just checked.
+    async fn apply_plan(
+        &self,
+        tf: &Terraform,
+        cr: &ChangeRequest,
+        steps: &mut Vec<Step>,
+    ) -> Verdict {
         let mut apply = cr.command.argv.clone();
         if let Some(first) = apply.first_mut() {
-            first.clone_from(&bin);
+            first.clone_from(&tf.bin);
         }
         let s = self
             .step(
                 apply,
                 cr.command.argv.join(" "),
-                &env,
-                &cwd,
+                &tf.env,
+                &tf.cwd,
                 self.output_cap,
                 true,
             )
             .await;
         let ok = s.end.success();
-        steps.push(s);
-        let verdict = if ok {
-            Verdict::Done
-        } else {
-            Self::failed(&steps[steps.len() - 1])
-        };
-        Execution { steps, verdict }
+        match keep(steps, s, ok) {
+            Ok(()) => Verdict::Done,
+            Err(verdict) => verdict,
+        }
     }
 
     /// The signed kubectl argv with the cluster's kubeconfig, context and a cache directory
@@ -275,7 +266,7 @@ impl Runner<'_> {
 
     /// One mutating process, run in the checkout (so `-f <path>` and `-k <dir>` name files of
     /// the merged commit).
-    async fn single(&self, argv: Vec<String>, shown: String, checkout: &Path) -> Execution {
+    async fn single(&self, argv: Vec<String>, shown: String, checkout: &Path) -> Ran {
         let s = self
             .step(
                 argv,
@@ -291,19 +282,14 @@ impl Runner<'_> {
         } else {
             Self::failed(&s)
         };
-        Execution {
+        Ran {
             steps: vec![s],
             verdict,
         }
     }
 
     /// kubectl: the signed argv with the cluster's credentials.
-    pub async fn kubectl(
-        &self,
-        cr: &ChangeRequest,
-        kube: &KubeTarget,
-        checkout: &Path,
-    ) -> Execution {
+    pub async fn kubectl(&self, cr: &ChangeRequest, kube: &KubeTarget, checkout: &Path) -> Ran {
         let shown = format!("{} (cluster {})", cr.command.argv.join(" "), kube.context);
         self.single(self.kubectl_argv(cr, kube), shown, checkout)
             .await
@@ -318,7 +304,7 @@ impl Runner<'_> {
         kube: &KubeTarget,
         dir: &str,
         checkout: &Path,
-    ) -> Execution {
+    ) -> Ran {
         let Some(template) = command else {
             return self.kubectl(cr, kube, checkout).await;
         };

@@ -48,7 +48,29 @@ pub fn targets() -> u8 {
     }
 }
 
+/// `changes/<id>.yaml` → `<id>`.
+pub fn id_from_path(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix(slipway_core::change::CHANGES_DIR)?
+        .strip_prefix('/')?;
+    let id = rest.strip_suffix(".yaml")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
 /// Change files are `changes/<id>.yaml`.
 pub(super) fn is_yaml(path: &str) -> bool {
     Path::new(path).extension().is_some_and(|e| e == "yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_ids() {
+        assert_eq!(id_from_path("changes/cr-x-1.yaml"), Some("cr-x-1"));
+        assert_eq!(id_from_path("changes/a/b.yaml"), None);
+        assert_eq!(id_from_path("changes/.yaml"), None);
+        assert_eq!(id_from_path("other/cr.yaml"), None);
+    }
 }

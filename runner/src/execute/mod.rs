@@ -1,0 +1,175 @@
+//! Phase two: run a verified change. First the claim (the PR's "starting" comment, so a re-run
+//! can tell, and the start's audit record: nothing runs before both), then credentials for the
+//! signed execution target, then terraform, kubectl or the deploy through [`tools`].
+
+mod place;
+mod tools;
+
+use std::time::Instant;
+
+use serde_json::json;
+use slipway_core::change::ChangeRequest;
+use slipway_core::command::{Family, Target};
+use slipway_infra::sync::lock;
+
+use crate::credentials::{self, Granted};
+use crate::job::{Job, Subject};
+use crate::outcome::{Ended, Outcome, Ran};
+use crate::report::{self, comment};
+use crate::verify::{PolicyCheck, Verified};
+use place::{Place, where_to_run};
+use tools::Runner;
+
+/// Execute one verified change; how it ended, for `report`.
+pub async fn execute(job: &Job, subject: &Subject<'_>, v: &Verified) -> Ended {
+    let approvals = v.quorum.approvals.clone();
+    if let Err(why) = claim(job, subject, v).await {
+        return Ended::before_running(Outcome::Failed(why), approvals);
+    }
+    let (granted, ran) = run(job, &v.cr, &v.check).await;
+    Ended {
+        outcome: match &ran {
+            Ok(ran) => Outcome::from_verdict(&ran.verdict),
+            Err(why) => Outcome::Failed(why.clone()),
+        },
+        ran: ran.ok(),
+        approvals,
+        granted,
+        audit_only: false,
+    }
+}
+
+/// Nothing runs before the PR says so (so a re-run can tell) and the audit has it on disk.
+async fn claim(job: &Job, subject: &Subject<'_>, v: &Verified) -> Result<(), String> {
+    let (cr, pr) = (&v.cr, &v.pr);
+    let started_body = comment::started_body(cr, &job.env.run_url(), &job.env.sha);
+    if let Err(e) = job.gh.comment(job.repo(), pr.number, &started_body).await {
+        return Err(format!(
+            "can't comment on PR #{} to record the start, so a re-run couldn't tell it ran: nothing was done: {e}",
+            pr.number
+        ));
+    }
+    let description = format!("{}: executing", cr.id);
+    let _ = job
+        .gh
+        .set_status(
+            job.repo(),
+            &job.env.sha,
+            "pending",
+            comment::STATUS_CONTEXT,
+            &description,
+            Some(&job.env.run_url()),
+        )
+        .await;
+    let details = json!({"decision_rule": v.check.rule, "decision": v.check.reason, "workflow_ref": job.env.workflow_ref});
+    report::record(
+        job,
+        subject,
+        &Outcome::Started,
+        None,
+        &v.quorum.approvals,
+        &details,
+    )
+    .await
+    .map_err(|e| format!("the audit spool refused the start record, so nothing was done: {e}"))
+}
+
+/// Credentials, then the command. `Err` is a failure before anything ran.
+async fn run(job: &Job, cr: &ChangeRequest, check: &PolicyCheck) -> (Granted, Result<Ran, String>) {
+    let scratch = job.scratch.path().join(&cr.id);
+    if let Err(e) = std::fs::create_dir_all(scratch.join("home")) {
+        return (
+            Granted::default(),
+            Err(format!("creating {}: {e}", scratch.display())),
+        );
+    }
+    let Place { role, cluster } = match where_to_run(job, cr, check) {
+        Ok(w) => w,
+        Err(e) => return (Granted::default(), Err(format!("{e}; nothing was changed"))),
+    };
+    let granted = match credentials::for_role(
+        &job.aws,
+        &job.cfg,
+        &job.region,
+        role.as_deref(),
+        &format!("slipway-{}", cr.id),
+        &job.default_branch,
+    )
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => {
+            let why = format!("no credentials: {e}; nothing was changed");
+            return (Granted::default(), Err(why));
+        }
+    };
+    let runner = Runner {
+        tools: &job.cfg.tools,
+        scratch,
+        deadline: Instant::now() + check.timeout,
+        timeout: check.timeout,
+        output_cap: check.output_cap,
+        extra_env: granted.env.clone(),
+    };
+    let ran = match (&cr.command.family, cluster) {
+        (Family::Tf, _) => terraform(job, cr, check, &runner).await,
+        (Family::Kubectl | Family::Deploy, Some((alias, c))) => {
+            kube(job, cr, &runner, &alias, c).await
+        }
+        _ => Err("nothing to run".to_string()),
+    };
+    (granted, ran)
+}
+
+/// terraform, in a fresh export of the merged commit that holds only the change's own stack.
+async fn terraform(
+    job: &Job,
+    cr: &ChangeRequest,
+    check: &PolicyCheck,
+    runner: &Runner<'_>,
+) -> Result<Ran, String> {
+    let stack = match &check.target {
+        Target::Stack { stack } => stack.clone(),
+        _ => String::new(),
+    };
+    let stack_dir = format!("stacks/{stack}");
+    if cr.rendered.stack_dir.as_deref() != Some(stack_dir.as_str()) {
+        return Err(format!(
+            "the change's stack_dir {:?} is not `{stack_dir}`; nothing was changed",
+            cr.rendered.stack_dir
+        ));
+    }
+    let export = runner.scratch.join("tree");
+    let prefix = format!("{stack_dir}/");
+    lock(&job.mirror)
+        .export_filtered(job.merge, &export, |p| {
+            !p.starts_with("stacks/") || p.starts_with(&prefix)
+        })
+        .map_err(|e| {
+            format!("exporting {stack_dir} from the merged commit: {e}; nothing was changed")
+        })?;
+    Ok(runner.terraform(cr, &export, &stack_dir).await)
+}
+
+/// kubectl or a deploy, with the kubeconfig the runner builds for the signed cluster.
+async fn kube(
+    job: &Job,
+    cr: &ChangeRequest,
+    runner: &Runner<'_>,
+    alias: &str,
+    cluster: &crate::config::ClusterConfig,
+) -> Result<Ran, String> {
+    let kube =
+        crate::kubeconfig::build(alias, cluster, &job.env.workspace, &runner.scratch, &|k| {
+            std::env::var(k).ok()
+        })
+        .map_err(|e| format!("{e}; nothing was changed"))?;
+    if cr.command.family == Family::Kubectl {
+        return Ok(runner.kubectl(cr, &kube, &job.env.workspace).await);
+    }
+    let dir = cr.command.argv.last().cloned().unwrap_or_default();
+    let command = job.cfg.deploy.command.as_deref();
+    Ok(runner
+        .deploy(cr, command, &kube, &dir, &job.env.workspace)
+        .await)
+}
