@@ -219,6 +219,46 @@ async fn users_info() {
     assert_eq!(body["error"], "user_not_found");
 }
 
+/// Shaped like Slack's documented answer: the user object, found without case; a deactivated
+/// user is still found, with `deleted: true`; no match is `users_not_found`.
+#[tokio::test]
+async fn users_lookup_by_email() {
+    let slack = SlackEmulator::start(BOT).await;
+    slack.add_user("U0BOB", "bob", Some("bob@example.com"));
+    let api = Api::new(&slack);
+    let (_, body) = api
+        .form(
+            "users.lookupByEmail",
+            Some(BOT),
+            &[("email", "Bob@Example.com")],
+        )
+        .await;
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["user"]["id"], "U0BOB");
+    assert_eq!(body["user"]["deleted"], false);
+    assert_eq!(body["user"]["profile"]["email"], "bob@example.com");
+    slack.set_user_deleted("U0BOB", true);
+    let (_, body) = api
+        .form(
+            "users.lookupByEmail",
+            Some(BOT),
+            &[("email", "bob@example.com")],
+        )
+        .await;
+    assert_eq!(body["user"]["deleted"], true);
+    let (_, body) = api
+        .form(
+            "users.lookupByEmail",
+            Some(BOT),
+            &[("email", "eve@example.com")],
+        )
+        .await;
+    assert_eq!(
+        (body["ok"].clone(), body["error"].clone()),
+        (false.into(), "users_not_found".into())
+    );
+}
+
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after() {
     let slack = SlackEmulator::start(BOT).await;

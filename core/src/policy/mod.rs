@@ -44,7 +44,24 @@ pub fn decide_with<'a>(
     parsed: &'a Result<ParsedCommand, ParseError>,
     scopes: &'a KindScopes,
 ) -> Decision<'a> {
-    let identity = policy.identities().resolve(user);
+    decide_as(
+        policy,
+        user,
+        policy.identities().resolve(user),
+        parsed,
+        scopes,
+    )
+}
+
+/// [`decide_with`] for an identity the caller resolved (from a directory, say): policy judges
+/// whoever it is given, so the static list and an IdP are decided by the same rules.
+pub fn decide_as<'a>(
+    policy: &'a Policy,
+    user: &'a SlackUser,
+    identity: Option<&'a Identity>,
+    parsed: &'a Result<ParsedCommand, ParseError>,
+    scopes: &'a KindScopes,
+) -> Decision<'a> {
     match parsed {
         Ok(command) => policy.evaluate(&Request {
             user,
@@ -127,6 +144,18 @@ pub fn decide_objects<'a>(
     scopes: &'a KindScopes,
 ) -> Decision<'a> {
     let identity = policy.identities().resolve(user);
+    decide_objects_as(policy, user, identity, command, objects, scopes)
+}
+
+/// [`decide_objects`] for an identity the caller resolved.
+pub fn decide_objects_as<'a>(
+    policy: &'a Policy,
+    user: &'a SlackUser,
+    identity: Option<&'a Identity>,
+    command: &'a ParsedCommand,
+    objects: &[ManifestObject],
+    scopes: &'a KindScopes,
+) -> Decision<'a> {
     let req = Request {
         user,
         identity,

@@ -115,16 +115,43 @@ pub struct Env {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Identities {
-    /// Only `static` is built in; other providers plug in through `IdentityProvider`.
+    /// The directory people and groups come from: `static` (only `users` below), `scim` (Okta
+    /// or Entra ID push to `/scim/v2`) or `google` (the Admin SDK Directory API, polled).
     pub provider: ProviderKind,
+    /// How a Slack user is tied to a directory user: `email` (their Slack profile email is an
+    /// active directory user's primary email) or `sso` (`/slipway link sso`, an OIDC login).
+    #[serde(default)]
+    pub slack_match: SlackMatch,
+    /// Static people: small teams, bots and break-glass accounts. They apply beside any
+    /// provider and win for their own Slack IDs.
     #[serde(default)]
     pub users: Vec<UserEntry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Static,
+    Scim,
+    Google,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Scim => "scim",
+            Self::Google => "google",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMatch {
+    #[default]
+    Email,
+    Sso,
 }
 
 /// One person.

@@ -23,6 +23,7 @@ const METHODS: &[&str] = &[
     "views.update",
     "views.push",
     "users.info",
+    "users.lookupByEmail",
     "conversations.info",
     "apps.connections.open",
 ];
@@ -266,6 +267,7 @@ fn dispatch(st: &mut State, method: &str, params: &Map<String, Value>) -> Outcom
         "chat.getPermalink" => permalink(st, params),
         "views.open" | "views.push" | "views.update" => super::views::handle(st, method, params),
         "users.info" => users_info(st, params),
+        "users.lookupByEmail" => users_lookup_by_email(st, params),
         "conversations.info" => conversations_info(st, params),
         "apps.connections.open" => {
             let n = st.next();
@@ -440,6 +442,26 @@ fn conversations_info(st: &State, params: &Map<String, Value>) -> Outcome {
 fn users_info(st: &State, params: &Map<String, Value>) -> Outcome {
     let id = str_param(params, "user").ok_or_else(|| fail("user_not_found"))?;
     let user = st.users.get(id).ok_or_else(|| fail("user_not_found"))?;
+    Ok(json!({ "user": user_json(id, user) }))
+}
+
+/// Slack matches the registered email without case; deactivated users are still found (with
+/// `deleted: true`). No match is `users_not_found`.
+fn users_lookup_by_email(st: &State, params: &Map<String, Value>) -> Outcome {
+    let email = str_param(params, "email").ok_or_else(|| fail("invalid_arguments"))?;
+    let (id, user) = st
+        .users
+        .iter()
+        .find(|(_, u)| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+        .ok_or_else(|| fail("users_not_found"))?;
+    Ok(json!({ "user": user_json(id, user) }))
+}
+
+fn user_json(id: &str, user: &super::state::User) -> Value {
     let mut profile = json!({
         "real_name": user.name,
         "display_name": user.name,
@@ -450,22 +472,20 @@ fn users_info(st: &State, params: &Map<String, Value>) -> Outcome {
     if let Some(email) = &user.email {
         profile["email"] = Value::String(email.clone());
     }
-    Ok(json!({
-        "user": {
-            "id": id,
-            "team_id": TEAM_ID,
-            "name": user.name,
-            "real_name": user.name,
-            "deleted": false,
-            "is_bot": false,
-            "is_admin": false,
-            "is_owner": false,
-            "tz": "Etc/UTC",
-            "tz_label": "Coordinated Universal Time",
-            "tz_offset": 0,
-            "profile": profile,
-        }
-    }))
+    json!({
+        "id": id,
+        "team_id": TEAM_ID,
+        "name": user.name,
+        "real_name": user.name,
+        "deleted": user.deleted,
+        "is_bot": false,
+        "is_admin": false,
+        "is_owner": false,
+        "tz": "Etc/UTC",
+        "tz_label": "Coordinated Universal Time",
+        "tz_offset": 0,
+        "profile": profile,
+    })
 }
 
 /// POST `/response/<id>`: Slack answers `ok` (text/plain), 404 `used_url` after 5 posts,

@@ -144,15 +144,23 @@ impl SlackEmulator {
         format!("{}/response/{id}", st.base_url)
     }
 
-    /// Adds (or replaces) a user for `users.info`.
+    /// Adds (or replaces) a user for `users.info` and `users.lookupByEmail`.
     pub fn add_user(&self, id: &str, name: &str, email: Option<&str>) {
         self.state().users.insert(
             id.to_string(),
             User {
                 name: name.to_string(),
                 email: email.map(str::to_string),
+                deleted: false,
             },
         );
+    }
+
+    /// Deactivates (or reactivates) a user, as a workspace admin would.
+    pub fn set_user_deleted(&self, id: &str, deleted: bool) {
+        if let Some(u) = self.state().users.get_mut(id) {
+            u.deleted = deleted;
+        }
     }
 
     /// Mark `channel` as shared with another organisation (Slack Connect), or not.

@@ -16,11 +16,13 @@ pub(crate) const BOT_USER_ID: &str = "U0SLIPBOT";
 pub(crate) const BOT_ID: &str = "B0SLIPBOT";
 pub(crate) const APP_ID: &str = "A0SLIPWAY";
 
-/// A user known to `users.info`.
+/// A user known to `users.info` and `users.lookupByEmail`.
 #[derive(Debug, Clone)]
 pub(crate) struct User {
     pub(crate) name: String,
     pub(crate) email: Option<String>,
+    /// Deactivated: Slack still answers for them, with `deleted: true`.
+    pub(crate) deleted: bool,
 }
 
 /// One response_url sink.

@@ -241,6 +241,16 @@ impl Policy {
         &self.provider
     }
 
+    /// The directory beside the static users (`identities.provider`).
+    pub fn provider(&self) -> super::model::ProviderKind {
+        self.file.identities.provider
+    }
+
+    /// How Slack users are tied to directory users (`identities.slack_match`).
+    pub fn slack_match(&self) -> super::model::SlackMatch {
+        self.file.identities.slack_match
+    }
+
     pub fn support(&self) -> &str {
         &self.file.support
     }
