@@ -1,15 +1,18 @@
 //! What the domain services (reads and change requests) share: [`Base`] plus the audit spool,
-//! the work queue, the discovery cache and the private outputs. No ingress state (replay cache,
+//! the work queue, the discovery cache, the private outputs and who people are. No ingress state (replay cache,
 //! event dedupe, rejection tallies) is reachable from here.
 
 use std::sync::Arc;
 
-use slipway_core::audit::AuditRecord;
+use slipway_core::audit::{Actor, AuditRecord, EventKind};
+use slipway_core::policy::SlackUser;
 use slipway_infra::audit_writer::AuditWriter;
 
 use crate::base::Base;
 use crate::exec::discovery::Discovery;
 use crate::exec::queue::Runs;
+use crate::identity::links::Link;
+use crate::identity::{People, Resolved};
 use crate::shares::Shares;
 
 /// Cheap to clone: one shared allocation.
@@ -25,6 +28,8 @@ pub struct CtxInner {
     pub discovery: Arc<Discovery>,
     /// Private outputs their requesters may still share.
     pub shares: Shares,
+    /// Slack user → identity: the static list, the directory and the links between them.
+    pub people: People,
 }
 
 impl Ctx {
@@ -39,6 +44,38 @@ impl Ctx {
 
     pub fn upgrade(weak: &std::sync::Weak<CtxInner>) -> Option<Ctx> {
         weak.upgrade().map(Ctx)
+    }
+
+    /// Who a Slack user is right now. Every command and click asks again, so a person the IdP
+    /// or Slack switched off is refused at once; a link made on the way is audited.
+    pub async fn who(&self, user: &SlackUser) -> Resolved {
+        let resolved = self.people.resolve(&self.policy, user).await;
+        if let Resolved::Known(k) = &resolved
+            && let Some(link) = &k.new_link
+        {
+            self.record_link(user, k.source.as_str(), link, Some(&k.identity))
+                .await;
+        }
+        resolved
+    }
+
+    /// An `Identity` record for a new Slack → directory link.
+    pub async fn record_link(
+        &self,
+        user: &SlackUser,
+        source: &str,
+        link: &Link,
+        identity: Option<&slipway_core::policy::Identity>,
+    ) {
+        let record = AuditRecord::new(EventKind::Identity, self.ids.next(), self.clock.now())
+            .with_actor(Actor::slack(user, identity, None))
+            .with_details(serde_json::json!({
+                "action": "linked",
+                "directory": source,
+                "person": link.person,
+                "how": link.how,
+            }));
+        let _ = self.record(record, "an identity link").await;
     }
 
     /// Append `record` to the audit spool. A failure is counted and logged as `could not record

@@ -86,6 +86,22 @@ fn err(e: impl Into<redb::Error>) -> StoreError {
     StoreError(e.into().to_string())
 }
 
+/// Open (creating if needed) `<state_dir>/<file>`. A file left by a crash is repaired by redb
+/// on open; a file another process holds is an error that says so.
+pub(crate) fn open_redb(state_dir: &Path, file: &str) -> Result<(redb::Database, PathBuf)> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| StoreError(format!("creating {}: {e}", state_dir.display())))?;
+    let path = state_dir.join(file);
+    let db = redb::Database::create(&path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+            "{} is in use by another bridge process",
+            path.display()
+        )),
+        other => StoreError(format!("opening {}: {other}", path.display())),
+    })?;
+    Ok((db, path))
+}
+
 /// The embedded, file-backed store.
 pub struct RedbStore {
     db: redb::Database,
@@ -107,16 +123,7 @@ impl RedbStore {
     /// Open (creating if needed) `<state_dir>/state.redb`. A file left by a crash is repaired
     /// by redb on open; a file another process holds is an error that says so.
     pub fn open(state_dir: &Path) -> Result<RedbStore> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| StoreError(format!("creating {}: {e}", state_dir.display())))?;
-        let path = state_dir.join(Self::FILE);
-        let db = redb::Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
-                "{} is in use by another bridge process",
-                path.display()
-            )),
-            other => StoreError(format!("opening {}: {other}", path.display())),
-        })?;
+        let (db, path) = open_redb(state_dir, Self::FILE)?;
         // Create every table once, so read transactions never meet a missing one.
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(THREADS).map_err(err)?;

@@ -150,10 +150,15 @@ fn the_top_layers_point_down() {
         for t in edges {
             let (from, to) = (top(m), top(t));
             let up = match from.as_str() {
-                "exec" => ["app", "change", "reads", "ctx", "cli"].contains(&to.as_str()),
+                "exec" | "identity" => {
+                    ["app", "change", "reads", "ctx", "cli", "exec", "identity"]
+                        .contains(&to.as_str())
+                        && to != from
+                }
                 "change" | "reads" | "ctx" => ["app", "cli"].contains(&to.as_str()),
                 "config" | "slack" | "base" | "store" | "clock" => {
-                    ["app", "change", "reads", "ctx", "exec", "cli"].contains(&to.as_str())
+                    ["app", "change", "reads", "ctx", "exec", "identity", "cli"]
+                        .contains(&to.as_str())
                 }
                 _ => false,
             };

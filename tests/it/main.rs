@@ -12,6 +12,7 @@ mod demo;
 mod docs;
 mod git_relay;
 mod golden;
+mod identity;
 mod ingress;
 mod kubectl_changes;
 mod policy_cli;

@@ -15,12 +15,13 @@ use slipway_core::command::kubectl::KindScopes;
 use slipway_core::command::meta::Meta;
 use slipway_core::command::{Command, ParsedCommand, parse};
 use slipway_core::policy::{
-    Decision, IdentityProvider, Outcome, SlackUser, decide, decide_with, explain_json,
+    Decision, Identity, IdentityProvider, Outcome, SlackUser, decide_as, explain_json,
 };
 
 use super::AppState;
 use super::ingress::Signed;
 use crate::exec::queue::{Enqueued, Job};
+use crate::identity::Resolved;
 use crate::slack::events::{CommandBody, SlashCommand, parse_command};
 
 /// An ephemeral reply (only the requester sees it).
@@ -54,8 +55,13 @@ pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Res
 /// Decide and answer one slash command (shared by HTTP and Socket Mode).
 pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Value> {
     let parsed = parse(&cmd.command, &cmd.text);
-    let scopes = kind_scopes(state, &cmd.user, &parsed);
-    let decision = decide_with(&state.policy, &cmd.user, &parsed, &scopes);
+    let who = state.who(&cmd.user).await;
+    let scopes = kind_scopes(state, &cmd.user, who.identity(), &parsed);
+    let decision = judged(
+        decide_as(&state.policy, &cmd.user, who.identity(), &parsed, &scopes),
+        &who,
+        state.policy.support(),
+    );
     let text = match &parsed {
         Ok(p) => p.text.clone(),
         Err(_) => format!("{} {}", cmd.command, cmd.text).trim().to_string(),
@@ -110,11 +116,30 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
     }
 }
 
+/// A person the IdP or Slack switched off is denied whatever their groups say, with who did it;
+/// an unknown one hears how to become someone.
+fn judged<'a>(mut d: Decision<'a>, who: &Resolved, support: &str) -> Decision<'a> {
+    match who {
+        Resolved::Refused(reason) => {
+            d.outcome = Outcome::Deny;
+            d.rule = "identity.refused".to_string();
+            d.reason = format!("{reason}. If that is wrong, ask {support}.");
+            d.approval = None;
+        }
+        Resolved::Unknown(Some(hint)) if d.outcome == Outcome::Deny => {
+            d.reason = format!("{} To be recognised, {hint}.", d.reason);
+        }
+        _ => {}
+    }
+    d
+}
+
 /// What discovery knows of the kinds on the cluster a kubectl command goes to (in memory: the ack
 /// does no I/O).
 fn kind_scopes(
     state: &AppState,
     user: &SlackUser,
+    identity: Option<&Identity>,
     parsed: &Result<ParsedCommand, slipway_core::command::ParseError>,
 ) -> std::sync::Arc<KindScopes> {
     let builtin = || std::sync::Arc::new(KindScopes::builtin().clone());
@@ -122,7 +147,7 @@ fn kind_scopes(
     if !matches!(p.command, Command::Kubectl(_)) {
         return builtin();
     }
-    match decide(&state.policy, user, parsed).target {
+    match decide_as(&state.policy, user, identity, parsed, KindScopes::builtin()).target {
         slipway_core::command::Target::Cluster {
             cluster: Some(c), ..
         } => state.discovery.scopes(&c),

@@ -200,7 +200,7 @@ pub async fn events(State(state): State<AppState>, signed: Signed) -> Response {
         Ok(EventsBody::Callback {
             event_id,
             event_type,
-            ..
+            event,
         }) => {
             let fresh = slipway_infra::sync::lock(&state.events_seen).insert(&event_id);
             state
@@ -208,6 +208,7 @@ pub async fn events(State(state): State<AppState>, signed: Signed) -> Response {
                 .request("events", if fresh { "ok" } else { "duplicate" });
             if fresh {
                 tracing::debug!(%event_id, %event_type, "event received");
+                super::slack_events::on_event(&state, &event).await;
             }
             StatusCode::OK.into_response()
         }

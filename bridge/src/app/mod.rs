@@ -8,6 +8,7 @@ mod commands;
 mod github;
 mod ingress;
 mod interact;
+mod slack_events;
 pub mod socket;
 
 use std::sync::Arc;
@@ -99,6 +100,10 @@ impl AppState {
             None => None,
         };
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
+        let links = crate::identity::links::RedbLinks::open(&config.state_dir)
+            .map_err(|e| e.to_string())?;
+        let people =
+            crate::identity::People::new(None, Arc::new(links), slack.clone(), clock.clone());
         let base = Base::new(BaseInner {
             config,
             policy: Arc::new(policy),
@@ -114,6 +119,7 @@ impl AppState {
             runs,
             discovery: Arc::new(Discovery::default()),
             shares: Shares::default(),
+            people,
         });
         let state = AppState {
             inner: Arc::new(Inner {

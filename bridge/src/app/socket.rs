@@ -82,11 +82,23 @@ async fn on_interaction(
     Ok(())
 }
 
+/// Events arrive here in Socket Mode: deduplicated by id like the HTTP path, then the same
+/// handler.
 async fn on_push(
-    _ev: SlackPushEventCallback,
+    ev: SlackPushEventCallback,
     _client: Arc<SlackClient<Connector>>,
-    _states: SlackClientEventsUserState,
+    states: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
+    let Some(state) = state_of(&states).await else {
+        return Err(system_error("bridge state missing"));
+    };
+    if slipway_infra::sync::lock(&state.events_seen).insert(&ev.event_id.0) {
+        state.metrics.request("events", "ok");
+        let event = serde_json::to_value(&ev.event)?;
+        super::slack_events::on_event(&state, &event).await;
+    } else {
+        state.metrics.request("events", "duplicate");
+    }
     Ok(())
 }
 

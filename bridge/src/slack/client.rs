@@ -131,6 +131,11 @@ impl Slack {
         &self.token.token_value.0
     }
 
+    /// A Web API session with the bot token.
+    pub(super) fn session(&self) -> SlackClientSession<'_, Connector> {
+        self.client.open_session(&self.token)
+    }
+
     /// The underlying client, for Socket Mode.
     pub fn client(&self) -> Arc<SlackClient<Connector>> {
         self.client.clone()

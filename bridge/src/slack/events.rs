@@ -301,6 +301,16 @@ pub enum EventsBody {
     Other(String),
 }
 
+/// Slack's `user_change`: a profile edit, or an admin deactivating (`deleted: true`) someone.
+/// Parsed with slack-morphism's own event types, so the shape is Slack's, not ours.
+pub fn user_change(event: &serde_json::Value) -> Option<crate::slack::users::SlackPerson> {
+    use slack_morphism::prelude::SlackEventCallbackBody;
+    match serde_json::from_value::<SlackEventCallbackBody>(event.clone()) {
+        Ok(SlackEventCallbackBody::UserChange(e)) => Some(e.user.into()),
+        _ => None,
+    }
+}
+
 /// Parse an Events API body (JSON).
 pub fn parse_events(body: &[u8]) -> Result<EventsBody, String> {
     let v: serde_json::Value =
@@ -339,6 +349,34 @@ pub fn parse_events(body: &[u8]) -> Result<EventsBody, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slack's documented `user_change` example, with the account deactivated.
+    #[test]
+    fn user_change_from_slacks_example() {
+        let event = serde_json::json!({
+            "type": "user_change",
+            "user": {
+                "id": "U0DANA", "team_id": "T1", "name": "dana", "deleted": true,
+                "profile": {"email": "dana@example.com", "real_name": "Dana"},
+                "is_bot": false, "updated": 1_700_000_000
+            },
+            "cache_ts": 1_700_000_000,
+            "event_ts": "1700000000.000100"
+        });
+        let p = user_change(&event).unwrap();
+        assert_eq!(
+            (p.id.as_str(), p.deleted, p.email.as_deref()),
+            ("U0DANA", true, Some("dana@example.com"))
+        );
+        assert_eq!(
+            user_change(&serde_json::json!({"type": "app_mention"})),
+            None
+        );
+        assert_eq!(
+            user_change(&serde_json::json!({"type": "user_change"})),
+            None
+        );
+    }
 
     #[test]
     fn slash_command() {

@@ -4,3 +4,4 @@ pub mod channels;
 pub mod client;
 pub mod events;
 pub mod signature;
+pub mod users;

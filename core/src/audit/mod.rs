@@ -68,6 +68,9 @@ pub enum EventKind {
     PolicyReload,
     /// Someone shared a command's private output in its channel.
     Share,
+    /// Who someone is changed: a Slack user linked to a directory person, a person provisioned,
+    /// changed or deprovisioned, or a Slack account deactivated. `details.action` says which.
+    Identity,
 }
 
 /// Who acted. Every part is optional: a signature rejection has no user, a runner has no Slack id.
