@@ -278,12 +278,7 @@ impl Config {
             None => FileConfig::default(),
             Some(p) => read_file(p)?,
         };
-        let listen_s = env("SLIPWAY_LISTEN")
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            format!("listen address `{listen_s}` is not host:port (SLIPWAY_LISTEN or `listen:`)")
-        })?;
+        let listen = listen(file.listen, env)?;
         let policy = env("SLIPWAY_POLICY")
             .map(PathBuf::from)
             .or(file.policy)
@@ -294,14 +289,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(".slipway"));
         let slack = slack(&file.slack, env)?;
         let execution = execution(file.execution, env)?;
-        for (alias, c) in &file.clusters {
-            if !c.kubeconfig.is_file() {
-                return Err(format!(
-                    "clusters.{alias}.kubeconfig: {} is not a file",
-                    c.kubeconfig.display()
-                ));
-            }
-        }
+        check_clusters(&file.clusters)?;
         let audit = audit::load(file.audit, env)?;
         let tools = tools::load(
             tools::FileTools {
@@ -350,6 +338,29 @@ impl Config {
             })
         })
     }
+}
+
+/// The listen address (`SLIPWAY_LISTEN` over the file's `listen:`), loopback by default.
+fn listen(file: Option<String>, env: Env<'_>) -> Result<SocketAddr, String> {
+    let listen_s = env("SLIPWAY_LISTEN")
+        .or(file)
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    listen_s.parse().map_err(|_| {
+        format!("listen address `{listen_s}` is not host:port (SLIPWAY_LISTEN or `listen:`)")
+    })
+}
+
+/// Every configured cluster's kubeconfig must exist at startup, not at a command's first use.
+fn check_clusters(clusters: &BTreeMap<String, ClusterConfig>) -> Result<(), String> {
+    for (alias, c) in clusters {
+        if !c.kubeconfig.is_file() {
+            return Err(format!(
+                "clusters.{alias}.kubeconfig: {} is not a file",
+                c.kubeconfig.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Remote URLs must be https; plain http only for loopback (emulators, local tests).

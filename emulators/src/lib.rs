@@ -4,6 +4,9 @@
 //!
 //! Every server binds `127.0.0.1:0` and stops when its handle (the last clone) is dropped.
 
+// Emulators are test fixtures mirroring wire protocols; the issue-17 line cap is for production code.
+#![allow(clippy::too_many_lines)]
+
 pub mod actions;
 pub mod github;
 pub mod jira;

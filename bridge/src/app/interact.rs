@@ -12,7 +12,9 @@ use super::AppState;
 use super::ingress::Signed;
 use crate::exec::queue::CancelError;
 use crate::slack::client::Message;
-use crate::slack::events::{BlockAction, EventsBody, Interaction, parse_events, parse_interaction};
+use crate::slack::events::{
+    BlockAction, EventsBody, Interaction, ViewSubmission, parse_events, parse_interaction,
+};
 
 /// The role that may cancel anyone's run.
 const OWNER_ROLE: &str = "owner";
@@ -51,72 +53,81 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
             None
         }
         Interaction::ViewSubmission(view) if view.callback_id == "slipway_destructive" => {
-            let svc = state.change.as_ref()?;
-            let typed = view
-                .values
-                .get("confirm_text")
-                .map(String::as_str)
-                .unwrap_or_default();
-            match svc.submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed)
-            {
-                Ok(()) => None,
-                Err(msg) => Some(
-                    serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}}),
-                ),
-            }
+            submit_destructive(state, &view)
         }
         Interaction::ViewSubmission(view)
             if view.callback_id == "slipway_reject" || view.callback_id == "slipway_approve" =>
         {
-            let svc = state.change.clone()?;
-            let approve = view.callback_id == "slipway_approve";
-            let (block, input, button) = if approve {
-                ("comment", "approve_comment", "Approve")
-            } else {
-                ("reason", "reject_reason", "Reject")
-            };
-            let Ok(ctx) =
-                serde_json::from_str::<crate::change::ReviewContext>(&view.private_metadata)
-            else {
-                return Some(
-                    serde_json::json!({"response_action": "errors", "errors": {block: format!("This dialog is malformed; click {button} again.")}}),
-                );
-            };
-            let text = view.values.get(input).cloned().unwrap_or_default();
-            let state = state.clone();
-            tokio::spawn(async move {
-                let reply = match svc
-                    .review_from_slack(
-                        &state,
-                        &view.user,
-                        ctx.pr,
-                        approve,
-                        &text,
-                        ctx.head_sha.as_deref(),
-                    )
-                    .await
-                {
-                    Ok(done) => done,
-                    Err(why) => format!(":no_entry: {why}"),
-                };
-                respond(&state, Some(&ctx.response_url), reply).await;
-            });
-            None
+            submit_review(state, view)
         }
         Interaction::ViewSubmission(_) | Interaction::Other(_) => None,
     }
 }
 
+/// The typed-confirmation modal for a destructive change. Answered inline: a wrong phrase must
+/// show on the input before the modal closes.
+fn submit_destructive(state: &AppState, view: &ViewSubmission) -> Option<serde_json::Value> {
+    let svc = state.change.as_ref()?;
+    let typed = view
+        .values
+        .get("confirm_text")
+        .map(String::as_str)
+        .unwrap_or_default();
+    match svc.submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed) {
+        Ok(()) => None,
+        Err(msg) => {
+            Some(serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}}))
+        }
+    }
+}
+
+/// The Approve/Reject modal. Only a malformed dialog is answered inline; the review itself goes
+/// to GitHub after the ack, so its outcome is posted through `response_url`.
+fn submit_review(state: &AppState, view: ViewSubmission) -> Option<serde_json::Value> {
+    let svc = state.change.clone()?;
+    let approve = view.callback_id == "slipway_approve";
+    let (block, input, button) = if approve {
+        ("comment", "approve_comment", "Approve")
+    } else {
+        ("reason", "reject_reason", "Reject")
+    };
+    let Ok(ctx) = serde_json::from_str::<crate::change::ReviewContext>(&view.private_metadata)
+    else {
+        return Some(
+            serde_json::json!({"response_action": "errors", "errors": {block: format!("This dialog is malformed; click {button} again.")}}),
+        );
+    };
+    let text = view.values.get(input).cloned().unwrap_or_default();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let reply = match svc
+            .review_from_slack(
+                &state,
+                &view.user,
+                ctx.pr,
+                approve,
+                &text,
+                ctx.head_sha.as_deref(),
+            )
+            .await
+        {
+            Ok(done) => done,
+            Err(why) => format!(":no_entry: {why}"),
+        };
+        respond(&state, Some(&ctx.response_url), reply).await;
+    });
+    None
+}
+
 async fn on_action(state: &AppState, action: BlockAction) {
     match (action.action_id.as_str(), &state.change) {
-        ("slipway_cancel", _) => {}
+        ("slipway_cancel", _) => cancel_run(state, &action).await,
         (crate::reads::share::ACTION, _) => {
             let reply = match crate::reads::share::share(state, &action).await {
                 Ok(done) => format!(":white_check_mark: {done}"),
                 Err(why) => format!(":no_entry: {why}"),
             };
             respond(state, action.response_url.as_deref(), reply).await;
-            return;
         }
         ("slipway_confirm", Some(svc)) => {
             svc.confirm(
@@ -127,7 +138,6 @@ async fn on_action(state: &AppState, action: BlockAction) {
                 action.response_url.as_deref(),
             )
             .await;
-            return;
         }
         // Approve and Reject open a modal first; its submission makes the review.
         (id @ ("slipway_approve" | "slipway_reject"), Some(svc)) => {
@@ -146,13 +156,14 @@ async fn on_action(state: &AppState, action: BlockAction) {
                 )
                 .await;
             }
-            return;
         }
-        _ => {
-            tracing::debug!(action = %action.action_id, "ignoring action");
-            return;
-        }
+        _ => tracing::debug!(action = %action.action_id, "ignoring action"),
     }
+}
+
+/// The Cancel button on a running command. Only the runner of the command or an owner may stop
+/// it; every click is audited, refused or not.
+async fn cancel_run(state: &AppState, action: &BlockAction) {
     let identity = state.policy.identities().resolve(&action.user);
     let role = identity.and_then(|i| state.policy.primary_role(i));
     let is_owner = role == Some(OWNER_ROLE);

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use git2::Oid;
 use slipway_core::change::{ChangeRequest, Rendered, RenderedFile};
 use slipway_core::command::deploy::Deploy;
+use slipway_core::command::kubectl::{Kubectl, ManifestObject};
 use slipway_core::command::{Command, Target};
 use slipway_core::redact::redactor;
 use slipway_infra::github::Repo;
@@ -67,55 +68,19 @@ async fn render_deploy(
             state.policy.support()
         )
     })?;
-    let (tag, digest, source_sha, run_id) = match &d.version {
-        Some(v) if v.starts_with("sha256:") => (None, Some(v.clone()), None, None),
-        Some(v) => (Some(v.clone()), None, None, None),
-        None => {
-            let repo = Repo::parse(&cfg.repo)
-                .ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
-            let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
-            let workflow = cfg.workflow.as_deref().ok_or_else(|| format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env))?;
-            let run = svc
-                .gh_ci
-                .latest_successful_run(&repo, workflow, &branch)
-                .await
-                .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
-            let run = run.ok_or_else(|| format!("{repo} has no successful `{workflow}` run from a push to {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
-            let short: String = run.head_sha.chars().take(7).collect();
-            let tag = cfg
-                .tag_template
-                .clone()
-                .unwrap_or_else(|| "sha-{short_sha}".into())
-                .replace("{short_sha}", &short)
-                .replace("{sha}", &run.head_sha);
-            (Some(tag), None, Some(run.head_sha), Some(run.id))
-        }
-    };
+    let pick = pick_image(svc, d, cfg).await?;
     let path = format!("{}/kustomization.yaml", d.manifest_dir());
     let content = crate::templates::render(
         "manifests/kustomization.yaml.j2",
-        minijinja::context! { service => d.service.clone(), env => d.env.clone(), image_name => cfg.image.clone(), tag => tag.clone(), digest => digest.clone() },
+        minijinja::context! { service => d.service.clone(), env => d.env.clone(), image_name => cfg.image.clone(), tag => pick.tag.clone(), digest => pick.digest.clone() },
     )?;
-    let mirror = svc.mirror.clone();
-    let p2 = path.clone();
-    let current = tokio::task::spawn_blocking(move || {
-        mirror
-            .lock()
-            .map_err(|_| "git mirror unavailable".to_string())?
-            .read_file(head, &p2)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    let current = current
-        .map(|c| String::from_utf8_lossy(&c).into_owned())
-        .unwrap_or_default();
+    let current = read_at(svc, head, &path).await?;
     let diff = unified_diff(&path, &current, &content);
-    let shown = tag.clone().or_else(|| digest.clone()).unwrap_or_default();
+    let shown = (pick.tag.clone().or_else(|| pick.digest.clone())).unwrap_or_default();
     let image = format!(
         "{}{}{}",
         cfg.image,
-        if digest.is_some() { "@" } else { ":" },
+        if pick.digest.is_some() { "@" } else { ":" },
         shown
     );
     Ok(Render {
@@ -131,10 +96,10 @@ async fn render_deploy(
             }],
             diff: Some(diff.clone()),
             image: Some(image.clone()),
-            image_digest: digest,
+            image_digest: pick.digest,
             source_repo: Some(cfg.repo.clone()),
-            source_sha,
-            ci_run_id: run_id,
+            source_sha: pick.source_sha,
+            ci_run_id: pick.run_id,
             ..Rendered::default()
         },
         details: format!("Image `{image}`\n\n```diff\n{diff}```"),
@@ -146,6 +111,73 @@ async fn render_deploy(
 
         approval: None,
     })
+}
+
+/// The image a deploy pins, and where it came from when CI chose it.
+struct ImagePick {
+    tag: Option<String>,
+    digest: Option<String>,
+    source_sha: Option<String>,
+    run_id: Option<u64>,
+}
+
+/// The version given (a tag, or a `sha256:` digest), or else the newest successful CI build of
+/// the service's branch, so a bare `/deploy svc env` ships what CI last built.
+async fn pick_image(
+    svc: &ChangeService,
+    d: &Deploy,
+    cfg: &super::ServiceConfig,
+) -> Result<ImagePick, String> {
+    if let Some(v) = &d.version {
+        let is_digest = v.starts_with("sha256:");
+        return Ok(ImagePick {
+            tag: (!is_digest).then(|| v.clone()),
+            digest: is_digest.then(|| v.clone()),
+            source_sha: None,
+            run_id: None,
+        });
+    }
+    let repo = Repo::parse(&cfg.repo).ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
+    let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
+    let workflow = cfg.workflow.as_deref().ok_or_else(|| format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env))?;
+    let run = svc
+        .gh_ci
+        .latest_successful_run(&repo, workflow, &branch)
+        .await
+        .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
+    let run = run.ok_or_else(|| format!("{repo} has no successful `{workflow}` run from a push to {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
+    let short: String = run.head_sha.chars().take(7).collect();
+    let tag = cfg
+        .tag_template
+        .clone()
+        .unwrap_or_else(|| "sha-{short_sha}".into())
+        .replace("{short_sha}", &short)
+        .replace("{sha}", &run.head_sha);
+    Ok(ImagePick {
+        tag: Some(tag),
+        digest: None,
+        source_sha: Some(run.head_sha),
+        run_id: Some(run.id),
+    })
+}
+
+/// A file's text in the GitOps repo at `head` (empty when absent), read off the async runtime
+/// because the mirror is a blocking git repository.
+async fn read_at(svc: &ChangeService, head: Oid, path: &str) -> Result<String, String> {
+    let mirror = svc.mirror.clone();
+    let path = path.to_owned();
+    let current = tokio::task::spawn_blocking(move || {
+        mirror
+            .lock()
+            .map_err(|_| "git mirror unavailable".to_string())?
+            .read_file(head, &path)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(current
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .unwrap_or_default())
 }
 
 /// A kubectl mutation: its files pinned and their objects authorised one by one (`-f`), then the
@@ -174,35 +206,8 @@ async fn render_kubectl(
         .map_err(|e| format!("creating a work directory: {e}"))?;
     let files = super::manifests::export(svc, head, k, work.path()).await?;
     let objects = super::manifests::authorise(state, p, &files, &scopes)?;
-    let argv_text = p.argv.join(" ");
-    let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
-    let mut preview = format!("$ {argv_text}\n");
-    let dry_run = if matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) {
-        None
-    } else {
-        Some(server_dry_run(state, &alias, p, k, work.path()).await)
-    };
-    match dry_run {
-        Some(Ok(out)) => {
-            let _ = write!(details, "\nServer-side dry run:\n\n```yaml\n{out}\n```\n");
-            let _ = write!(preview, "server-side dry run:\n{out}");
-        }
-        Some(Err(why)) => {
-            let _ = write!(
-                details,
-                "\nA server-side dry run was not possible ({why}); review the command above.\n"
-            );
-            let _ = write!(preview, "(no server-side dry run: {why})");
-        }
-        None => preview.push_str("(this verb has no server-side dry run)"),
-    }
-    let mut words: Vec<String> = k.kinds();
-    for o in &objects.objects {
-        words.push(o.kind.to_ascii_lowercase());
-        if let Some((group, _)) = o.api_version.rsplit_once('/') {
-            words.push(format!("{}.{group}", o.kind.to_ascii_lowercase()));
-        }
-    }
+    let (details, preview) = kubectl_preview(state, &alias, p, k, work.path()).await;
+    let words = kind_words(k, &objects.objects);
     Ok(Render {
         title: format!("kubectl {} on {}", k.verb.name(), p.target.describe()),
         files: Vec::new(),
@@ -225,13 +230,60 @@ async fn render_kubectl(
     })
 }
 
+/// The PR details and Slack preview for a kubectl change: the command, then the server-side dry
+/// run or why there is none (unredacted; the caller redacts).
+async fn kubectl_preview(
+    state: &Ctx,
+    alias: &str,
+    p: &Pending,
+    k: &Kubectl,
+    cwd: &std::path::Path,
+) -> (String, String) {
+    let argv_text = p.argv.join(" ");
+    let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
+    let mut preview = format!("$ {argv_text}\n");
+    let dry_run = if matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) {
+        None
+    } else {
+        Some(server_dry_run(state, alias, p, k, cwd).await)
+    };
+    match dry_run {
+        Some(Ok(out)) => {
+            let _ = write!(details, "\nServer-side dry run:\n\n```yaml\n{out}\n```\n");
+            let _ = write!(preview, "server-side dry run:\n{out}");
+        }
+        Some(Err(why)) => {
+            let _ = write!(
+                details,
+                "\nA server-side dry run was not possible ({why}); review the command above.\n"
+            );
+            let _ = write!(preview, "(no server-side dry run: {why})");
+        }
+        None => preview.push_str("(this verb has no server-side dry run)"),
+    }
+    (details, preview)
+}
+
+/// The kind names a change touches, as named on the command line and in its manifests (also as
+/// `kind.group`), so the change records only the kind scopes it needs.
+fn kind_words(k: &Kubectl, objects: &[ManifestObject]) -> Vec<String> {
+    let mut words: Vec<String> = k.kinds();
+    for o in objects {
+        words.push(o.kind.to_ascii_lowercase());
+        if let Some((group, _)) = o.api_version.rsplit_once('/') {
+            words.push(format!("{}.{group}", o.kind.to_ascii_lowercase()));
+        }
+    }
+    words
+}
+
 /// `kubectl … --dry-run=server` with the cluster's read credentials, run where the change's files
 /// were exported, so `-f` reads exactly what the PR pins.
 async fn server_dry_run(
     state: &Ctx,
     alias: &str,
     p: &Pending,
-    k: &slipway_core::command::kubectl::Kubectl,
+    k: &Kubectl,
     cwd: &std::path::Path,
 ) -> Result<String, String> {
     let Some(mut argv) = crate::exec::targets::kubectl_argv(state, alias, &p.argv) else {

@@ -10,7 +10,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use slipway_core::approval::Quorum;
 use slipway_core::audit::{AuditRecord, EventKind, PullRequest};
+use slipway_core::change::ChangeRequest;
+use slipway_infra::github::Pr;
 
 use super::ChangeService;
 use crate::ctx::Ctx;
@@ -103,20 +106,19 @@ impl ChangeService {
         Ok(closed)
     }
 
-    /// Close PR `number` if it is open, past its deadline and wasn't approved by then.
+    /// Close PR `number` if it is open, past its deadline and wasn't approved by then. The PR
+    /// and its change are re-read first: the cached deadline may be stale.
     async fn expire(&self, state: &Ctx, number: u64, now: DateTime<Utc>) -> Result<bool, String> {
-        let repo = &self.cfg.repo;
         let pr = self
             .gh
-            .get_pr(repo, number)
+            .get_pr(&self.cfg.repo, number)
             .await
             .map_err(|e| e.to_string())?;
         if pr.state != "open" {
             return Ok(false);
         }
         let verified = self.change_of(&pr).await?;
-        let cr = &verified.cr;
-        if now <= cr.expires_at {
+        if now <= verified.cr.expires_at {
             return Ok(false);
         }
         let q = self.quorum_of(state, &pr, &verified).await?;
@@ -124,6 +126,23 @@ impl ChangeService {
             // It was approved in time; merging it is up to people (or auto-merge).
             return Ok(false);
         }
+        self.close_expired(state, &pr, &verified.cr, &q, now)
+            .await?;
+        Ok(true)
+    }
+
+    /// Tells GitHub and Slack why, closes the PR and releases its lock, so the resource is free
+    /// for a new request; the failed status and lock release are best effort.
+    async fn close_expired(
+        &self,
+        state: &Ctx,
+        pr: &Pr,
+        cr: &ChangeRequest,
+        q: &Quorum,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let repo = &self.cfg.repo;
+        let number = pr.number;
         let rule = &cr.policy.approval.rule;
         let when = cr.expires_at.format("%Y-%m-%d %H:%M UTC");
         let body = format!(
@@ -171,7 +190,6 @@ impl ChangeService {
                 ":hourglass: expired at {when} without enough approvals; Slipway closed the PR"
             ),
         )
-        .await?;
-        Ok(true)
+        .await
     }
 }

@@ -254,19 +254,7 @@ impl ChangeService {
         want: &str,
         response_url: &str,
     ) -> Result<String, String> {
-        let base = &self.cfg.oauth_url;
-        let form =
-            serde_urlencoded::to_string([("client_id", client_id)]).map_err(|e| e.to_string())?;
-        let (status, v) = exchange(
-            Method::POST,
-            &format!("{base}/login/device/code"),
-            None,
-            Some(form),
-        )
-        .await
-        .map_err(|e| format!(":x: Couldn't start the GitHub authorization: {e}"))?;
-        let code = DeviceCode::parse(status, &v)
-            .map_err(|e| format!(":x: Couldn't start the GitHub authorization: {e}."))?;
+        let code = self.request_code(client_id).await?;
         let minutes = code.expires_in.div_ceil(60);
         self.tell(
             state,
@@ -277,57 +265,8 @@ impl ChangeService {
             ),
         )
         .await;
-
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(code.expires_in);
-        let mut interval = code.interval.max(1);
-        let (token, expires_in) = loop {
-            tokio::time::sleep(Duration::from_secs(interval)).await;
-            if tokio::time::Instant::now() >= deadline {
-                return Err(":hourglass: The GitHub code expired before it was used; run `/slipway link github` again.".into());
-            }
-            let form = serde_urlencoded::to_string([
-                ("client_id", client_id),
-                ("device_code", code.device_code.as_str()),
-                ("grant_type", DEVICE_GRANT),
-            ])
-            .map_err(|e| e.to_string())?;
-            let (status, v) = match exchange(
-                Method::POST,
-                &format!("{base}/login/oauth/access_token"),
-                None,
-                Some(form),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    // A transient network failure: keep polling until the code expires.
-                    tracing::warn!(error = %e, "polling GitHub for a device-flow token");
-                    continue;
-                }
-            };
-            match Poll::classify(status, &v, interval) {
-                Poll::Token { token, expires_in } => break (token, expires_in),
-                Poll::Pending => {}
-                Poll::SlowDown(next) => interval = next,
-                Poll::Expired => return Err(":hourglass: The GitHub code expired before it was used; run `/slipway link github` again.".into()),
-                Poll::Denied => return Err(":no_entry_sign: The authorization was declined in GitHub; nothing was linked.".into()),
-                Poll::Failed(why) => return Err(format!(":x: GitHub authorization failed: {why}; nothing was linked.")),
-            }
-        };
-
-        let user_url = format!("{}/user", self.cfg.api_url.trim_end_matches('/'));
-        let (status, v) = exchange(Method::GET, &user_url, Some(&token), None).await.map_err(|e| format!(":x: Couldn't ask GitHub who the new token belongs to ({e}); nothing was linked."))?;
-        let Some(login) = text(&v, "login").filter(|_| (200..300).contains(&status)) else {
-            return Err(format!(
-                ":x: GitHub answered {status} to `GET /user` with the new token; nothing was linked."
-            ));
-        };
-        if !login.eq_ignore_ascii_case(want) {
-            return Err(format!(
-                ":no_entry: You authorized as GitHub user `{login}`, but the policy maps you to `{want}`; nothing was stored. Sign in to GitHub as `{want}` and run `/slipway link github` again."
-            ));
-        }
+        let (token, expires_in) = self.poll_token(client_id, &code).await?;
+        let login = self.token_login(&token, want).await?;
         let now = state.clock.now();
         let account = LinkedAccount {
             login: login.clone(),
@@ -344,6 +283,94 @@ impl ChangeService {
         Ok(format!(
             ":white_check_mark: Linked GitHub account `{login}`. Approve and Reject in Slack now submit reviews as you."
         ))
+    }
+
+    /// Phase 1: a one-time code for the person to enter in GitHub.
+    async fn request_code(&self, client_id: &str) -> Result<DeviceCode, String> {
+        let form =
+            serde_urlencoded::to_string([("client_id", client_id)]).map_err(|e| e.to_string())?;
+        let (status, v) = exchange(
+            Method::POST,
+            &format!("{}/login/device/code", self.cfg.oauth_url),
+            None,
+            Some(form),
+        )
+        .await
+        .map_err(|e| format!(":x: Couldn't start the GitHub authorization: {e}"))?;
+        DeviceCode::parse(status, &v)
+            .map_err(|e| format!(":x: Couldn't start the GitHub authorization: {e}."))
+    }
+
+    /// Phase 2: poll at GitHub's pace until the person authorizes or declines, or the code
+    /// expires. Returns the token and its lifetime in seconds, if GitHub gave one.
+    async fn poll_token(
+        &self,
+        client_id: &str,
+        code: &DeviceCode,
+    ) -> Result<(Secret, Option<u64>), String> {
+        const EXPIRED: &str = ":hourglass: The GitHub code expired before it was used; run `/slipway link github` again.";
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(code.expires_in);
+        let mut interval = code.interval.max(1);
+        loop {
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EXPIRED.into());
+            }
+            let form = serde_urlencoded::to_string([
+                ("client_id", client_id),
+                ("device_code", code.device_code.as_str()),
+                ("grant_type", DEVICE_GRANT),
+            ])
+            .map_err(|e| e.to_string())?;
+            let (status, v) = match exchange(
+                Method::POST,
+                &format!("{}/login/oauth/access_token", self.cfg.oauth_url),
+                None,
+                Some(form),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    // A transient network failure: keep polling until the code expires.
+                    tracing::warn!(error = %e, "polling GitHub for a device-flow token");
+                    continue;
+                }
+            };
+            match Poll::classify(status, &v, interval) {
+                Poll::Token { token, expires_in } => return Ok((token, expires_in)),
+                Poll::Pending => {}
+                Poll::SlowDown(next) => interval = next,
+                Poll::Expired => return Err(EXPIRED.into()),
+                Poll::Denied => return Err(
+                    ":no_entry_sign: The authorization was declined in GitHub; nothing was linked."
+                        .into(),
+                ),
+                Poll::Failed(why) => {
+                    return Err(format!(
+                        ":x: GitHub authorization failed: {why}; nothing was linked."
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Phase 3: whose token it is. Only a token of the login the policy maps the person to is
+    /// kept; anyone else's would let them review as someone else.
+    async fn token_login(&self, token: &Secret, want: &str) -> Result<String, String> {
+        let user_url = format!("{}/user", self.cfg.api_url.trim_end_matches('/'));
+        let (status, v) = exchange(Method::GET, &user_url, Some(token), None).await.map_err(|e| format!(":x: Couldn't ask GitHub who the new token belongs to ({e}); nothing was linked."))?;
+        let Some(login) = text(&v, "login").filter(|_| (200..300).contains(&status)) else {
+            return Err(format!(
+                ":x: GitHub answered {status} to `GET /user` with the new token; nothing was linked."
+            ));
+        };
+        if !login.eq_ignore_ascii_case(want) {
+            return Err(format!(
+                ":no_entry: You authorized as GitHub user `{login}`, but the policy maps you to `{want}`; nothing was stored. Sign in to GitHub as `{want}` and run `/slipway link github` again."
+            ));
+        }
+        Ok(login)
     }
 }
 

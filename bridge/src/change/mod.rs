@@ -121,8 +121,32 @@ impl ChangeService {
         };
         let signing = slipway_core::change::parse_signing_key(cfg.signing_key.expose())
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
-        // Tokens reach the GitOps repository only, with what the bridge needs there; the
-        // service repositories' CI runs are read with another token, read-only.
+        let (gh, gh_ci) = Self::github_clients(&cfg)?;
+        let default_branch = cfg.default_branch.clone();
+        let (relay, mirror) = Self::open_mirror(&cfg, state_dir)?;
+        Ok(ChangeService {
+            cfg,
+            gh,
+            gh_ci,
+            mirror: Arc::new(Mutex::new(mirror)),
+            signing,
+            pending: pending::PendingChanges::default(),
+            seen: Mutex::new(crate::fifo::FifoSet::new(10_000)),
+            threads: Mutex::new(HashMap::new()),
+            tokens: TokenStore::new(store.clone(), key),
+            deliveries: Mutex::new(crate::fifo::FifoSet::new(10_000)),
+            store,
+            linking: Mutex::new(HashSet::new()),
+            verified: Mutex::new(HashMap::new()),
+            default_branch,
+            _relay: relay,
+        })
+    }
+
+    /// The GitOps-repository client and the CI-reading client. Tokens reach the GitOps
+    /// repository only, with what the bridge needs there; the service repositories' CI runs are
+    /// read with another token, read-only.
+    fn github_clients(cfg: &GitOpsConfig) -> Result<(GitHub, GitHub), String> {
         let gh = GitHub::app_scoped(
             &cfg.api_url,
             cfg.app_id,
@@ -149,8 +173,15 @@ impl ChangeService {
             &serde_json::json!({ "actions": "read", "metadata": "read" }),
         )
         .map_err(|e| e.to_string())?;
-        let default_branch = cfg.default_branch.clone();
-        // libgit2 has no TLS of its own here: HTTPS remotes go through the loopback relay.
+        Ok((gh, gh_ci))
+    }
+
+    /// The local mirror of the GitOps repository. libgit2 has no TLS of its own here: HTTPS
+    /// remotes go through a loopback relay, which must live as long as the mirror.
+    fn open_mirror(
+        cfg: &GitOpsConfig,
+        state_dir: &std::path::Path,
+    ) -> Result<(Option<GitRelay>, Mirror), String> {
         let (relay, git_url) = if cfg.git_url.starts_with("https://") {
             let origin = cfg
                 .git_url
@@ -164,26 +195,10 @@ impl ChangeService {
         } else {
             (None, cfg.git_url.clone())
         };
-        let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &default_branch)
+        let mirror = Mirror::open(&state_dir.join("gitops.git"), &git_url, &cfg.default_branch)
             .map_err(|e| e.to_string())?
             .showing_url(&cfg.git_url);
-        Ok(ChangeService {
-            cfg,
-            gh,
-            gh_ci,
-            mirror: Arc::new(Mutex::new(mirror)),
-            signing,
-            pending: pending::PendingChanges::default(),
-            seen: Mutex::new(crate::fifo::FifoSet::new(10_000)),
-            threads: Mutex::new(HashMap::new()),
-            tokens: TokenStore::new(store.clone(), key),
-            deliveries: Mutex::new(crate::fifo::FifoSet::new(10_000)),
-            store,
-            linking: Mutex::new(HashSet::new()),
-            verified: Mutex::new(HashMap::new()),
-            default_branch,
-            _relay: relay,
-        })
+        Ok((relay, mirror))
     }
 
     /// How many changes wait for their Confirm (or their PR).

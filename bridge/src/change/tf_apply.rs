@@ -27,8 +27,47 @@ pub async fn render_tf_apply(
     head: Oid,
 ) -> Result<Render, String> {
     let stack_dir = format!("stacks/{stack}");
+    let pr_number = merged_stack_pr(svc, stack, &stack_dir, head).await?;
+    let (digest, summary, text) = plan_export(svc, state, p, &stack_dir, head).await?;
+    let text = redactor().redact(&text);
+    let summary = summary.unwrap_or_else(|| "Plan produced no summary line.".into());
+    // The commit→PR listing has no `merged_by`; the full PR does.
+    let full = svc
+        .gh
+        .get_pr(&svc.cfg.repo, pr_number)
+        .await
+        .map_err(|e| e.to_string())?;
+    let merged_by = full.merged_by.clone().unwrap_or_else(|| "unknown".into());
+    Ok(Render {
+        title: format!("terraform apply {stack} ({summary})"),
+        files: Vec::new(),
+        rendered: Rendered {
+            stack_dir: Some(stack_dir),
+            stack_commit: Some(head.to_string()),
+            plan_sha256: Some(digest.clone()),
+            plan_summary: Some(summary.clone()),
+            stack_pr: Some(pr_number),
+            stack_merged_by: Some(merged_by.clone()),
+            ..Rendered::default()
+        },
+        details: format!(
+            "Stack `{stack}` at `{head}`; its code arrived through PR #{pr_number} merged by {merged_by}.\n\n**{summary}** Plan digest `{digest}` is pinned: the runner re-plans after merge and refuses on any drift.\n\n```text\n{text}\n```",
+        ),
+        preview: format!("{summary}\n\n{text}"),
+        approval: None,
+    })
+}
+
+/// The number of the merged PR that brought the stack's last change to the default branch.
+/// Refuses a stack last changed by a direct push: chat may apply only reviewed code.
+async fn merged_stack_pr(
+    svc: &ChangeService,
+    stack: &str,
+    stack_dir: &str,
+    head: Oid,
+) -> Result<u64, String> {
     let mirror = svc.mirror.clone();
-    let dir = stack_dir.clone();
+    let dir = stack_dir.to_owned();
     let last = tokio::task::spawn_blocking(move || {
         lock(&mirror)
             .last_commit_touching(head, &dir)
@@ -54,8 +93,18 @@ pub async fn render_tf_apply(
             svc.default_branch()
         ));
     };
+    Ok(pr.number)
+}
 
-    // A fresh export of the head: the stack plus everything outside `stacks/` (shared modules).
+/// Plans on a fresh export of the head: the stack plus everything outside `stacks/` (shared
+/// modules), so other stacks' code can't influence the plan. The export is removed afterwards.
+async fn plan_export(
+    svc: &ChangeService,
+    state: &Ctx,
+    p: &Pending,
+    stack_dir: &str,
+    head: Oid,
+) -> Result<(String, Option<String>, String), String> {
     let work = state
         .config
         .state_dir
@@ -65,7 +114,7 @@ pub async fn render_tf_apply(
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
     let mirror = svc.mirror.clone();
-    let (w2, sd) = (work.clone(), stack_dir.clone());
+    let (w2, sd) = (work.clone(), stack_dir.to_owned());
     tokio::task::spawn_blocking(move || {
         lock(&mirror)
             .export_filtered(head, &w2, |path| {
@@ -75,37 +124,9 @@ pub async fn render_tf_apply(
     })
     .await
     .map_err(|e| e.to_string())??;
-    let result = plan(state, &work.join(&stack_dir)).await;
+    let result = plan(state, &work.join(stack_dir)).await;
     let _ = std::fs::remove_dir_all(&work);
-    let (digest, summary, text) = result?;
-    let text = redactor().redact(&text);
-    let summary = summary.unwrap_or_else(|| "Plan produced no summary line.".into());
-    // The commit→PR listing has no `merged_by`; the full PR does.
-    let full = svc
-        .gh
-        .get_pr(&svc.cfg.repo, pr.number)
-        .await
-        .map_err(|e| e.to_string())?;
-    let merged_by = full.merged_by.clone().unwrap_or_else(|| "unknown".into());
-    Ok(Render {
-        title: format!("terraform apply {stack} ({summary})"),
-        files: Vec::new(),
-        rendered: Rendered {
-            stack_dir: Some(stack_dir),
-            stack_commit: Some(head.to_string()),
-            plan_sha256: Some(digest.clone()),
-            plan_summary: Some(summary.clone()),
-            stack_pr: Some(pr.number),
-            stack_merged_by: Some(merged_by.clone()),
-            ..Rendered::default()
-        },
-        details: format!(
-            "Stack `{stack}` at `{head}`; its code arrived through PR #{} merged by {merged_by}.\n\n**{summary}** Plan digest `{digest}` is pinned: the runner re-plans after merge and refuses on any drift.\n\n```text\n{text}\n```",
-            pr.number
-        ),
-        preview: format!("{summary}\n\n{text}"),
-        approval: None,
-    })
+    result
 }
 
 /// The dry run's environment: the bridge's base (which turns off the instance metadata

@@ -127,26 +127,7 @@ impl SilenceWork {
         comment: Option<&str>,
         started: Instant,
     ) -> Result<Finished, ApiError> {
-        let mut ctx = ctx.clone();
-        let permalink = match ctx.message_ts().await {
-            Some(ts) => match state.slack.permalink(&ctx.channel, &ts).await {
-                Ok(link) => Some(link),
-                Err(e) => {
-                    tracing::warn!(error = %e, "no permalink for a silence comment");
-                    None
-                }
-            },
-            None => None,
-        };
-        let mut text = comment.map_or_else(
-            || "Silenced from Slack".to_string(),
-            |c| redactor().redact(c),
-        );
-        let _ = write!(text, " (Slipway run {}", ctx.run_id);
-        if let Some(link) = &permalink {
-            let _ = write!(text, ": {link}");
-        }
-        text.push(')');
+        let (text, permalink) = comment_with_link(state, ctx, comment).await;
         let starts_at = state.clock.now();
         let ends_at = chrono::Duration::from_std(duration)
             .ok()
@@ -167,12 +148,7 @@ impl SilenceWork {
         let suppressed = silenced_by(&alerts, &id);
         let mut out = format!(
             "Silence {id}\nMatchers: {}\nFrom {} until {} ({})\nCreated by: {}\nComment: {}\n",
-            silence
-                .matchers
-                .iter()
-                .map(Matcher::quoted)
-                .collect::<Vec<_>>()
-                .join(" "),
+            matcher_list(&silence.matchers),
             stamp(starts_at),
             stamp(ends_at),
             humantime::format_duration(duration),
@@ -220,11 +196,7 @@ impl SilenceWork {
                 s.status.state,
                 stamp(s.ends_at),
                 s.created_by,
-                s.matchers
-                    .iter()
-                    .map(Matcher::quoted)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                matcher_list(&s.matchers),
                 alert_list(&hits),
                 s.comment.lines().next().unwrap_or("")
             ));
@@ -294,11 +266,7 @@ impl SilenceWork {
             ExecEnd::Exited(0),
             &format!(
                 "Silence {id} expired.\nMatchers: {}\nCreated by: {}",
-                s.matchers
-                    .iter()
-                    .map(Matcher::quoted)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                matcher_list(&s.matchers),
                 s.created_by
             ),
             started,
@@ -310,6 +278,46 @@ impl SilenceWork {
         .with_detail("silence_id", id)
         .with_detail("created_by", s.created_by))
     }
+}
+
+/// The new silence's comment: the person's (redacted) or a default, then the Slipway run and a
+/// link to its Slack message, so whoever finds the silence in Alertmanager can trace it back.
+/// Returns the comment and the link, if Slack gave one.
+async fn comment_with_link(
+    state: &Base,
+    ctx: &Context,
+    comment: Option<&str>,
+) -> (String, Option<String>) {
+    let mut ctx = ctx.clone();
+    let permalink = match ctx.message_ts().await {
+        Some(ts) => match state.slack.permalink(&ctx.channel, &ts).await {
+            Ok(link) => Some(link),
+            Err(e) => {
+                tracing::warn!(error = %e, "no permalink for a silence comment");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut text = comment.map_or_else(
+        || "Silenced from Slack".to_string(),
+        |c| redactor().redact(c),
+    );
+    let _ = write!(text, " (Slipway run {}", ctx.run_id);
+    if let Some(link) = &permalink {
+        let _ = write!(text, ": {link}");
+    }
+    text.push(')');
+    (text, permalink)
+}
+
+/// Matchers as people type them, space-separated.
+fn matcher_list(matchers: &[Matcher]) -> String {
+    matchers
+        .iter()
+        .map(Matcher::quoted)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {

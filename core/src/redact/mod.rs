@@ -218,54 +218,84 @@ impl Redactor {
         out.push_str(term);
     }
 
-    /// A line while inside a multi-line construct.
+    /// A line while inside a multi-line construct: dispatched to the construct that is open, so
+    /// each kind's body rules stay separate.
     fn block_line(&self, st: &mut State, content: &str, term: &str, cont: bool, out: &mut String) {
         if let Some(marked) = st.pem {
-            if let Some(end) = self.rules.pem_end.find(content) {
-                let (head, tail) = content.split_at(end.start());
-                if head.trim().is_empty() {
-                    out.push_str(head);
-                } else if !marked {
-                    out.push_str(&head[..indent_len(head)]);
-                    out.push_str(PEM_MARK);
-                }
-                st.pem = None;
-                self.plain_line(st, tail, term, true, out);
-            } else if !marked {
-                // One placeholder line for the whole body; the other body lines are dropped.
-                out.push_str(&content[..indent_len(content)]);
-                out.push_str(PEM_MARK);
-                out.push_str(term);
-                st.pem = Some(true);
-            }
-            return;
-        }
-        if st.json {
-            match find_brace(content) {
-                None => {
-                    out.push_str(
-                        &self
-                            .rules
-                            .chain(&self.rules.json_values(content), st.json_gate),
-                    );
-                    out.push_str(term);
-                }
-                Some(p) => {
-                    out.push_str(
-                        &self
-                            .rules
-                            .chain(&self.rules.json_values(&content[..p]), st.json_gate),
-                    );
-                    st.json = false;
-                    self.plain_line(st, &content[p..], term, true, out);
-                }
-            }
-            return;
-        }
-        let Some(mut b) = st.yaml else {
+            self.pem_body_line(st, marked, content, term, out);
+        } else if st.json {
+            self.json_body_line(st, content, term, out);
+        } else if let Some(b) = st.yaml {
+            self.yaml_body_line(st, b, content, term, cont, out);
+        } else {
             self.plain_line(st, content, term, cont, out);
-            return;
-        };
+        }
+    }
+
+    /// A line inside a PEM private key (`marked`: the placeholder is already out). The body is
+    /// never echoed; the `END` marker closes the block and the rest of its line is ordinary text.
+    fn pem_body_line(
+        &self,
+        st: &mut State,
+        marked: bool,
+        content: &str,
+        term: &str,
+        out: &mut String,
+    ) {
+        if let Some(end) = self.rules.pem_end.find(content) {
+            let (head, tail) = content.split_at(end.start());
+            if head.trim().is_empty() {
+                out.push_str(head);
+            } else if !marked {
+                out.push_str(&head[..indent_len(head)]);
+                out.push_str(PEM_MARK);
+            }
+            st.pem = None;
+            self.plain_line(st, tail, term, true, out);
+        } else if !marked {
+            // One placeholder line for the whole body; the other body lines are dropped.
+            out.push_str(&content[..indent_len(content)]);
+            out.push_str(PEM_MARK);
+            out.push_str(term);
+            st.pem = Some(true);
+        }
+    }
+
+    /// A line inside a multi-line JSON Secret `data` object: values are blanked up to the closing
+    /// brace, after which the line is ordinary text again.
+    fn json_body_line(&self, st: &mut State, content: &str, term: &str, out: &mut String) {
+        match find_brace(content) {
+            None => {
+                out.push_str(
+                    &self
+                        .rules
+                        .chain(&self.rules.json_values(content), st.json_gate),
+                );
+                out.push_str(term);
+            }
+            Some(p) => {
+                out.push_str(
+                    &self
+                        .rules
+                        .chain(&self.rules.json_values(&content[..p]), st.json_gate),
+                );
+                st.json = false;
+                self.plain_line(st, &content[p..], term, true, out);
+            }
+        }
+    }
+
+    /// A line inside a YAML `data:` mapping or secret-keyed block scalar. The block ends at the
+    /// first non-blank line indented no deeper than its key.
+    fn yaml_body_line(
+        &self,
+        st: &mut State,
+        mut b: YamlBlock,
+        content: &str,
+        term: &str,
+        cont: bool,
+        out: &mut String,
+    ) {
         if cont {
             // The rest of a cut line whose start was already redacted inside the block.
             out.push_str(term);

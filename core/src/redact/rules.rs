@@ -254,7 +254,17 @@ impl Rules {
     /// key-based rules, which leave an exact marker alone. `json_data` gates the inline JSON
     /// Secret-data rules (see `Redactor::redact`).
     pub(super) fn chain<'a>(&self, text: &'a str, json_data: bool) -> Cow<'a, str> {
-        let mut s = Cow::Borrowed(text);
+        let s = self.typed_tokens(Cow::Borrowed(text));
+        // Rare formats are checked only when a cheap hint says one may be present.
+        let rare = self.rare_hints.is_match(&s);
+        let s = self.loose_tokens(s, rare);
+        let s = self.credential_contexts(s, rare);
+        let s = self.data_objects(s, json_data);
+        self.key_values(s, rare)
+    }
+
+    /// Phase 1: self-identifying token formats, labelled with their kind.
+    fn typed_tokens<'a>(&self, mut s: Cow<'a, str>) -> Cow<'a, str> {
         s = step(s, &self.pem_inline, "${1}[REDACTED:private-key]${2}");
         s = step(s, &self.aws_line, |c: &Captures| {
             let line = self
@@ -268,10 +278,13 @@ impl Rules {
         s = step(s, &self.slack, "[REDACTED:slack-token]");
         s = step(s, &self.slack_webhook, "${1}[REDACTED:slack-webhook]");
         s = step(s, &self.webhook, "${1}[REDACTED:webhook]");
-        s = step(s, &self.typed, |c: &Captures| {
+        step(s, &self.typed, |c: &Captures| {
             tokens::label(c, &self.typed_kinds)
-        });
-        let rare = self.rare_hints.is_match(&s);
+        })
+    }
+
+    /// Phase 2: formats recognisable only with a hint nearby (rare vendor tokens), and JWTs.
+    fn loose_tokens<'a>(&self, mut s: Cow<'a, str>, rare: bool) -> Cow<'a, str> {
         for (kind, re, hint) in self.loose.iter().filter(|_| rare) {
             if s.contains(hint) {
                 s = step(s, re, format!("[REDACTED:{kind}]").as_str());
@@ -281,6 +294,12 @@ impl Rules {
         if rare {
             s = step(s, &self.oracle_jdbc, "${1}[REDACTED]@");
         }
+        s
+    }
+
+    /// Phase 3: secrets recognised by their context: URL passwords, auth headers, bearer tokens,
+    /// secret-named CLI flags and `login -p`.
+    fn credential_contexts<'a>(&self, mut s: Cow<'a, str>, rare: bool) -> Cow<'a, str> {
         s = step(s, &self.url_creds, |c: &Captures| {
             if is_marker(&c[3]) {
                 c[0].to_owned()
@@ -288,25 +307,7 @@ impl Rules {
                 format!("{}{}:{REDACTED}@", &c[1], &c[2])
             }
         });
-        s = step(s, &self.header, |c: &Captures| {
-            let (value, ws) = split_trailing_ws(&c[3]);
-            let head = format!("{}{}", &c[1], &c[2]);
-            if is_marker(value) {
-                return c[0].to_owned();
-            }
-            // Keep the auth scheme (`Bearer`, `Basic`, `AWS4-HMAC-SHA256`): it is useful and public.
-            if !c[1].to_ascii_lowercase().ends_with("cookie")
-                && let Some((scheme, rest)) = value.split_once([' ', '\t'])
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                let rest = rest.trim_start();
-                let rest = if is_marker(rest) { rest } else { REDACTED };
-                return format!("{head}{scheme} {rest}{ws}");
-            }
-            format!("{head}{REDACTED}{ws}")
-        });
+        s = step(s, &self.header, Self::header_replace);
         s = step(s, &self.bearer, |c: &Captures| {
             let tok = &c[2];
             let looks_secret =
@@ -334,6 +335,11 @@ impl Rules {
                 }
             });
         }
+        s
+    }
+
+    /// Phase 4: single-line Secret `data` objects (JSON only when gated, YAML flow style always).
+    fn data_objects<'a>(&self, mut s: Cow<'a, str>, json_data: bool) -> Cow<'a, str> {
         if json_data {
             s = step(s, &self.json_data_inline, |c: &Captures| {
                 let inner = self.json_pair.replace_all(&c[2], JSON_VALUE_REP);
@@ -341,15 +347,20 @@ impl Rules {
             });
             s = step(s, &self.json_data_escaped, "${1}[REDACTED]");
         }
-        s = step(s, &self.yaml_data_flow, |c: &Captures| {
+        step(s, &self.yaml_data_flow, |c: &Captures| {
             let inner = c[2].trim();
             if inner.is_empty() || is_marker(inner) {
                 c[0].to_owned()
             } else {
                 format!("{}{REDACTED}{}", &c[1], &c[3])
             }
-        });
-        s = self.outside_arns(s, rare, &self.kv, Self::kv_replace);
+        })
+    }
+
+    /// Phase 5, last so earlier labels survive: secret-named keys, then weakly named keys whose
+    /// value looks random.
+    fn key_values<'a>(&self, s: Cow<'a, str>, rare: bool) -> Cow<'a, str> {
+        let s = self.outside_arns(s, rare, &self.kv, Self::kv_replace);
         if !self.weak_hint.is_match(&s) {
             return s;
         }
@@ -360,6 +371,27 @@ impl Rules {
                 format!("{}{}{}{REDACTED}", &c[1], &c[2], &c[3])
             }
         })
+    }
+
+    /// `Authorization:`/`Cookie:` values; the auth scheme (`Bearer`, `Basic`, `AWS4-HMAC-SHA256`)
+    /// is kept because it is useful and public.
+    fn header_replace(c: &Captures) -> String {
+        let (value, ws) = split_trailing_ws(&c[3]);
+        let head = format!("{}{}", &c[1], &c[2]);
+        if is_marker(value) {
+            return c[0].to_owned();
+        }
+        if !c[1].to_ascii_lowercase().ends_with("cookie")
+            && let Some((scheme, rest)) = value.split_once([' ', '\t'])
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            let rest = rest.trim_start();
+            let rest = if is_marker(rest) { rest } else { REDACTED };
+            return format!("{head}{scheme} {rest}{ws}");
+        }
+        format!("{head}{REDACTED}{ws}")
     }
 
     /// Applies a key-based rule everywhere but inside AWS ARNs, whose segments

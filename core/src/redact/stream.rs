@@ -1,6 +1,6 @@
 //! Chunked redaction: hold back the partial last line, cut over-long lines safely.
 
-use super::rules::{REDACTED, is_marker};
+use super::rules::{REDACTED, Rules, is_marker};
 use super::{Redactor, State, indent_len};
 
 /// Floor for the cap: each forced cut must make progress even after a carried redaction has
@@ -169,22 +169,77 @@ impl<'r> StreamRedactor<'r> {
     /// `data` opener or PEM marker that straddles it is seen whole.
     fn choose_cut(&self) -> (usize, Cut) {
         let s = self.pending.as_str();
-        let bytes = s.as_bytes();
-        let rules = self.redactor.rules;
-        let cap = self.redactor.hold_cap.max(MIN_HOLD_CAP);
-        let mut hi = cap
-            .min(s.len().saturating_sub(LOOKAHEAD))
-            .max(1)
-            .min(s.len());
-        while !s.is_char_boundary(hi) {
-            hi -= 1;
+        let hi = cut_limit(s, self.redactor.hold_cap.max(MIN_HOLD_CAP));
+        let guarded = Guarded::find(self.redactor.rules, s);
+        let after_object = (guarded.objects.iter().map(|&(_, _, b)| b))
+            .filter(|&b| b <= hi && !guarded.no_cut.covers(b))
+            .max();
+        if let Some(c) = clean_boundary(s.as_bytes(), hi, &guarded.no_cut).max(after_object) {
+            return (c, Cut::Clean);
         }
-        if hi == 0 {
-            hi = s.chars().next().map_or(s.len(), char::len_utf8);
+        guarded.cut_through(s, hi)
+    }
+}
+
+/// The furthest cut point: the cap, but leaving [`LOOKAHEAD`] bytes visible after it, on a char
+/// boundary and always past at least one char so every cut makes progress.
+fn cut_limit(s: &str, cap: usize) -> usize {
+    let mut hi = cap
+        .min(s.len().saturating_sub(LOOKAHEAD))
+        .max(1)
+        .min(s.len());
+    while !s.is_char_boundary(hi) {
+        hi -= 1;
+    }
+    if hi == 0 {
+        hi = s.chars().next().map_or(s.len(), char::len_utf8);
+    }
+    hi
+}
+
+/// The last cut before `hi` that no secret crosses: in a whitespace run (unless it follows a
+/// key's `:`), or after the `,` between JSON elements.
+fn clean_boundary(bytes: &[u8], hi: usize, no_cut: &Spans) -> Option<usize> {
+    let json_boundary = |p: usize| {
+        // `","` between JSON elements (an escaped `\",\"` is inside a string).
+        p >= 2
+            && bytes.get(p + 1) == Some(&b'"')
+            && matches!(bytes[p - 1], b'"' | b'}' | b']' | b'0'..=b'9' | b'e' | b'l')
+            && bytes[p - 2] != b'\\'
+    };
+    let mut clean = None;
+    let mut p = hi;
+    while p > 0 && clean.is_none() {
+        p -= 1;
+        match bytes[p] {
+            b' ' | b'\t' => {
+                // A whitespace run: any cut in it, unless it follows a key's `:`.
+                let prev = bytes[..p].iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+                let run_start = prev.map_or(0, |i| i + 1);
+                if prev.is_none_or(|i| bytes[i] != b':') {
+                    clean = (run_start + 1..=p + 1).rev().find(|&c| !no_cut.covers(c));
+                }
+                p = run_start;
+            }
+            b',' if json_boundary(p) && !no_cut.covers(p + 1) => clean = Some(p + 1),
+            _ => {}
         }
-        // Inline Secret `data` objects (opener start, opener end, just after the closing brace)
-        // and PEM markers must not be cut. Openers come in order, so one forward `}` search
-        // serves them all.
+    }
+    clean
+}
+
+/// What a forced cut must not split, so the rules on either side still see them whole.
+struct Guarded {
+    /// Inline Secret `data` objects: (opener start, opener end, just after the closing brace).
+    objects: Vec<(usize, usize, usize)>,
+    /// PEM `BEGIN`/`END` markers.
+    markers: Vec<(usize, usize)>,
+    no_cut: Spans,
+}
+
+impl Guarded {
+    fn find(rules: &Rules, s: &str) -> Self {
+        // Openers come in order, so one forward `}` search serves them all.
         let mut close: Option<Option<usize>> = None;
         let objects: Vec<(usize, usize, usize)> = (rules.data_opener.find_iter(s))
             .map(|m| {
@@ -205,52 +260,30 @@ impl<'r> StreamRedactor<'r> {
                 .map(|&(a, _, b)| (a, b))
                 .chain(markers.iter().copied()),
         );
-        let json_boundary = |p: usize| {
-            // `","` between JSON elements (an escaped `\",\"` is inside a string).
-            p >= 2
-                && bytes.get(p + 1) == Some(&b'"')
-                && matches!(bytes[p - 1], b'"' | b'}' | b']' | b'0'..=b'9' | b'e' | b'l')
-                && bytes[p - 2] != b'\\'
-        };
-        let mut clean = None;
-        let mut p = hi;
-        while p > 0 && clean.is_none() {
-            p -= 1;
-            match bytes[p] {
-                b' ' | b'\t' => {
-                    // A whitespace run: any cut in it, unless it follows a key's `:`.
-                    let prev = bytes[..p].iter().rposition(|b| !matches!(b, b' ' | b'\t'));
-                    let run_start = prev.map_or(0, |i| i + 1);
-                    if prev.is_none_or(|i| bytes[i] != b':') {
-                        clean = (run_start + 1..=p + 1).rev().find(|&c| !no_cut.covers(c));
-                    }
-                    p = run_start;
-                }
-                b',' if json_boundary(p) && !no_cut.covers(p + 1) => clean = Some(p + 1),
-                _ => {}
-            }
+        Self {
+            objects,
+            markers,
+            no_cut,
         }
-        let after_object = (objects.iter().map(|&(_, _, b)| b))
-            .filter(|&b| b <= hi && !no_cut.covers(b))
-            .max();
-        if let Some(c) = clean.max(after_object) {
-            return (c, Cut::Clean);
-        }
-        // No clean boundary: cut through a token, but never through an opener or a marker.
-        if let Some(&(a, open_end, _)) = objects.iter().find(|&&(a, _, b)| a < hi && hi < b) {
+    }
+
+    /// No clean boundary: cut through a token at `hi`, but never through an opener or a marker.
+    fn cut_through(&self, s: &str, hi: usize) -> (usize, Cut) {
+        if let Some(&(a, open_end, _)) = (self.objects.iter()).find(|&&(a, _, b)| a < hi && hi < b)
+        {
             return match (open_end > hi, a > 0) {
                 (true, true) => (a, Cut::Clean),
                 (true, false) => (open_end, Cut::InsideData(open_end)),
                 (false, _) => (hi, Cut::InsideData(open_end)),
             };
         }
-        if let Some(&(a, b)) = markers.iter().find(|&&(a, b)| a < hi && hi < b) {
+        if let Some(&(a, b)) = self.markers.iter().find(|&&(a, b)| a < hi && hi < b) {
             return (if a > 0 { a } else { b }, Cut::Clean);
         }
         // Redact the cut token back to whitespace, but keep any marker or opener it contains.
         let token_start = s[..hi].trim_end_matches(|c: char| !c.is_whitespace()).len();
-        let kept = (markers.iter().map(|&(_, b)| b))
-            .chain(objects.iter().map(|&(_, e, _)| e))
+        let kept = (self.markers.iter().map(|&(_, b)| b))
+            .chain(self.objects.iter().map(|&(_, e, _)| e))
             .filter(|&e| e <= hi)
             .fold(token_start, usize::max);
         (hi, Cut::Token(kept))

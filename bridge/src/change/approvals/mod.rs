@@ -389,31 +389,9 @@ impl ChangeService {
             &account.login,
             &reason,
         );
-        let event = if approve {
-            "APPROVE"
-        } else {
-            "REQUEST_CHANGES"
-        };
-        let id = match as_user
-            .review(repo, number, event, &body, Some(&pr.head_sha))
-            .await
-        {
-            Ok(id) => id,
-            Err(e @ GhError::Http { status: 401, .. }) => {
-                tracing::warn!(error = %e, "a linked token was refused");
-                return Err(
-                    "GitHub no longer accepts your linked token; run `/slipway link github` again."
-                        .into(),
-                );
-            }
-            Err(e) => {
-                // GitHub's own text stays in the log: it is not written for the reviewer.
-                tracing::warn!(error = %e, pr = number, "GitHub refused a review made in Slack");
-                return Err(format!(
-                    "GitHub refused the review, so PR #{number} is unchanged; try again, or review it in GitHub."
-                ));
-            }
-        };
+        let id = self
+            .post_review(&as_user, &pr, number, approve, &body)
+            .await?;
         if let Err(e) = self.store.add_slack_review(number, id) {
             tracing::error!(error = %e, "recording a Slack review id");
         }
@@ -443,6 +421,42 @@ impl ChangeService {
         } else {
             format!("Requested changes on PR #{number} as you.")
         })
+    }
+
+    /// Submits the review to GitHub as the person, bound to the head they were shown. GitHub's
+    /// refusal is logged, not shown: its text is not written for the reviewer.
+    async fn post_review(
+        &self,
+        as_user: &GitHub,
+        pr: &Pr,
+        number: u64,
+        approve: bool,
+        body: &str,
+    ) -> Result<u64, String> {
+        let event = if approve {
+            "APPROVE"
+        } else {
+            "REQUEST_CHANGES"
+        };
+        match as_user
+            .review(&self.cfg.repo, number, event, body, Some(&pr.head_sha))
+            .await
+        {
+            Ok(id) => Ok(id),
+            Err(e @ GhError::Http { status: 401, .. }) => {
+                tracing::warn!(error = %e, "a linked token was refused");
+                Err(
+                    "GitHub no longer accepts your linked token; run `/slipway link github` again."
+                        .into(),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pr = number, "GitHub refused a review made in Slack");
+                Err(format!(
+                    "GitHub refused the review, so PR #{number} is unchanged; try again, or review it in GitHub."
+                ))
+            }
+        }
     }
 
     /// The review's text, and the bridge's signed marker, so the runner can tell this review

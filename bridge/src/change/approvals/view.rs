@@ -136,6 +136,25 @@ fn clip(text: &str, budget: usize) -> String {
 /// The approval message (`templates/blocks/change.json.j2`) for a view: pure, so snapshot tests
 /// render exactly what Slack gets. Every text fits Slack's limits, however many reviewers.
 pub fn approval_message(v: &ApprovalView) -> Message {
+    let headline = format!(
+        ":memo: *Change request* `{}`: <{}|#{}> {}",
+        v.change_id,
+        v.pr_url,
+        v.pr_number,
+        v.stage.text()
+    );
+    crate::change::flow::change_message(
+        &fit(&headline),
+        &fit(&context_line(v)),
+        "",
+        &fit(&notes(v).join(" ")),
+        &buttons(v),
+        format!("{} {}: {}", v.change_id, v.stage.text(), v.progress()),
+    )
+}
+
+/// Progress, who approved (and where), who asked, and the deadline while it still matters.
+fn context_line(v: &ApprovalView) -> String {
     let who = if v.approvals.is_empty() {
         "none yet".to_string()
     } else {
@@ -154,24 +173,21 @@ pub fn approval_message(v: &ApprovalView) -> Message {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let headline = format!(
-        ":memo: *Change request* `{}`: <{}|#{}> {}",
-        v.change_id,
-        v.pr_url,
-        v.pr_number,
-        v.stage.text()
-    );
     let deadline = if v.stage.open() {
         format!(" · expires {}", v.expires_at.format("%Y-%m-%d %H:%M UTC"))
     } else {
         String::new()
     };
-    let context = format!(
+    format!(
         "Approvals: *{}* (rule `{}`) · {who} · requested by <@{}>{deadline}",
         v.progress(),
         v.rule,
         v.requester_slack_id
-    );
+    )
+}
+
+/// Why approvals may not count yet: stale approvals and requested changes.
+fn notes(v: &ApprovalView) -> Vec<String> {
     let mut notes = Vec::new();
     if !v.stale.is_empty() {
         notes.push(format!(":warning: Stale: {} approved an earlier commit; those approvals no longer count, approve the latest commit again.", v.stale.join(", ")));
@@ -182,6 +198,11 @@ pub fn approval_message(v: &ApprovalView) -> Message {
             v.changes_requested.join(", ")
         ));
     }
+    notes
+}
+
+/// Approve/Reject only while a review can still change the outcome; View PR always.
+fn buttons(v: &ApprovalView) -> Vec<serde_json::Value> {
     let value = v.pr_number.to_string();
     let mut buttons = Vec::new();
     if v.stage.open() && v.stage != Stage::Expired {
@@ -191,14 +212,7 @@ pub fn approval_message(v: &ApprovalView) -> Message {
     buttons.push(
         json!({"action_id": "slipway_open_pr", "text": "View PR", "url": v.pr_url, "value": value}),
     );
-    crate::change::flow::change_message(
-        &fit(&headline),
-        &fit(&context),
-        "",
-        &fit(&notes.join(" ")),
-        &buttons,
-        format!("{} {}: {}", v.change_id, v.stage.text(), v.progress()),
-    )
+    buttons
 }
 
 /// The Approve button's value: the PR and the head commit the message shows (`42@<sha>`).
