@@ -333,9 +333,13 @@ mod tests {
     }
 
     fn run(reviews: &[ReviewInput], head: &str) -> Quorum {
+        run_needing(2, reviews, head)
+    }
+
+    fn run_needing(approvers: u32, reviews: &[ReviewInput], head: &str) -> Quorum {
         let req = ApprovalRequirement {
             rule: "standard".into(),
-            approvers: 2,
+            approvers,
             groups: vec!["approvers".into()],
             approve_in: ApproveIn::Slack,
             expires_after_secs: 3600,
@@ -376,6 +380,23 @@ mod tests {
         );
         assert!(q.met);
         assert_eq!(q.progress(), "2 of 2");
+    }
+
+    /// Self-service: nobody has to approve, but a "changes requested" still stops the merge.
+    #[test]
+    fn a_self_service_rule_holds_with_no_reviews_until_someone_requests_changes() {
+        assert!(run_needing(0, &[], "h2").met);
+        let q = run_needing(
+            0,
+            &[review(
+                1,
+                "ada-approver",
+                ReviewState::ChangesRequested,
+                "h2",
+            )],
+            "h2",
+        );
+        assert!(!q.met);
     }
 
     #[test]

@@ -86,9 +86,37 @@ pub async fn github_webhook(State(state): State<AppState>, hook: Webhook) -> Res
             state.metrics.request("github_webhook", "ok");
             review(&state, svc, *e);
         }
+        // Another check passed on a head: a change waiting only on required checks may merge.
+        GithubEvent::Status(e) if e.state == "success" && e.context != "slipway/approval" => {
+            state.metrics.request("github_webhook", "ok");
+            checks_passed(&state, svc, e.sha);
+        }
         _ => state.metrics.request("github_webhook", "ignored"),
     }
     StatusCode::OK.into_response()
+}
+
+/// Retry the merge of every open change PR whose head is `sha` (self-service and auto-merge
+/// rules merge "once the required checks pass"; GitHub refuses the merge until then).
+fn checks_passed(state: &AppState, svc: Arc<ChangeService>, sha: String) {
+    let st = state.clone();
+    tokio::spawn(async move {
+        let prs = match svc.gh.pulls_for_commit(&svc.cfg.repo, &sha).await {
+            Ok(prs) => prs,
+            Err(e) => {
+                tracing::warn!(error = %e, %sha, "finding the change PRs of a commit");
+                return;
+            }
+        };
+        for pr in prs
+            .iter()
+            .filter(|p| p.state == "open" && p.head_sha == sha && is_change_pr(&p.head_ref))
+        {
+            if let Err(e) = svc.merge_if_ready(&st, pr.number).await {
+                tracing::warn!(error = %e, pr = pr.number, "merging after checks passed");
+            }
+        }
+    });
 }
 
 fn is_change_pr(head_ref: &str) -> bool {

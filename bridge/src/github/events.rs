@@ -74,12 +74,21 @@ pub struct IssueCommentEvent {
     pub comment: Comment,
 }
 
+/// `status`: a commit status changed (CI reporting on a change PR's head, say).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusEvent {
+    pub sha: String,
+    pub state: String,
+    pub context: String,
+}
+
 /// One delivery, by its `X-GitHub-Event` header.
 #[derive(Debug, Clone)]
 pub enum GithubEvent {
     PullRequest(Box<PullRequestEvent>),
     Review(Box<ReviewEvent>),
     IssueComment(Box<IssueCommentEvent>),
+    Status(Box<StatusEvent>),
     /// Any other event, or a payload without the fields above.
     Other,
 }
@@ -95,6 +104,7 @@ impl GithubEvent {
             "issue_comment" => {
                 serde_json::from_slice(body).map(|e| Self::IssueComment(Box::new(e)))
             }
+            "status" => serde_json::from_slice(body).map(|e| Self::Status(Box::new(e))),
             _ => return Self::Other,
         };
         typed.unwrap_or(Self::Other)
@@ -105,7 +115,7 @@ impl GithubEvent {
         match self {
             Self::PullRequest(e) => Some(&e.pull_request),
             Self::Review(e) => Some(&e.pull_request),
-            Self::IssueComment(_) | Self::Other => None,
+            Self::IssueComment(_) | Self::Status(_) | Self::Other => None,
         }
     }
 }

@@ -173,8 +173,14 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     (
         "approvers: 1,",
         "approvers: 0,",
-        "an approval rule needs at least one approver",
-        "approvers: 0",
+        "protected entry `prot-a` uses `ap1`, a self-service rule",
+        "approval: ap1",
+    ),
+    (
+        "  routes:\n    - { resources: [\"*\"], rule: ap1 }",
+        "    - { id: ap0, approvers: 0, groups: [], expires_after: 1h }\n  routes:\n    - { resources: [\"stack:*\", \"kube:c*\"], rule: ap0 }",
+        "route `kube:c*` → self-service rule `ap0` could reach `kube:c2/*`",
+        "kube:c*",
     ),
     (
         "groups: [g2], expires_after",
@@ -235,6 +241,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
 #[test]
 fn the_base_policy_compiles() {
     Policy::from_yaml(BASE).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Self-service (`approvers: 0`, no groups) compiles where no protected entry reaches.
+#[test]
+fn a_self_service_rule_away_from_protected_resources_compiles() {
+    let text = BASE.replacen(
+        "  routes:\n    - { resources: [\"*\"], rule: ap1 }",
+        "    - { id: ap0, approvers: 0, groups: [], expires_after: 1h }\n  routes:\n    - { resources: [\"stack:*\", \"kube:c1/*\"], rule: ap0 }\n    - { resources: [\"*\"], rule: ap1 }",
+        1,
+    );
+    assert_ne!(text, BASE);
+    Policy::from_yaml(&text).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

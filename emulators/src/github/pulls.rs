@@ -131,6 +131,31 @@ impl GitHubEmulator {
             .collect()
     }
 
+    /// Sets commit status `context` on `sha` as `login` (a CI reporting), through the same
+    /// logic as `POST /statuses/{sha}`; the `status` webhook follows.
+    pub fn set_status(
+        &self,
+        owner: &str,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        state: &str,
+        login: &str,
+    ) {
+        ops::create_status(
+            &mut self.state(),
+            owner,
+            repo,
+            sha,
+            state,
+            Some(context),
+            None,
+            None,
+            login,
+        )
+        .unwrap_or_else(|e| panic!("github emulator: status: {e}"));
+    }
+
     /// The newest status of `context` on commit `sha` (what branch protection looks at).
     pub fn status(&self, owner: &str, repo: &str, sha: &str, context: &str) -> Option<Value> {
         self.statuses(owner, repo, sha)

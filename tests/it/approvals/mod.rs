@@ -305,5 +305,6 @@ mod lifecycle;
 mod linking;
 mod restart;
 mod reviews;
+mod self_service;
 mod snapshots;
 mod webhooks;

@@ -11,6 +11,7 @@
 //! A request counts as approved if its quorum held by `expires_at`: reviews submitted after the
 //! deadline don't count, and an open request not approved by then is closed by `expiry`.
 
+mod merge;
 mod view;
 
 use std::sync::Arc;
@@ -147,28 +148,6 @@ impl ChangeService {
         }
         if q.met && state.policy.auto_merge(&cr.policy.approval) {
             self.auto_merge(state, pr, cr).await;
-        }
-    }
-
-    /// Merge with the expected head SHA: GitHub refuses (409) if a push moved the head since.
-    /// The merge commit anchors the audit chain head (the approvals included) in git.
-    async fn auto_merge(&self, state: &Ctx, pr: &Pr, cr: &ChangeRequest) {
-        let body = crate::change::audit_trailer(state)
-            .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
-            .unwrap_or_default();
-        match self
-            .gh
-            .merge(
-                &self.cfg.repo,
-                pr.number,
-                &pr.head_sha,
-                &format!("[slipway] {}", cr.id),
-                &body,
-            )
-            .await
-        {
-            Ok(sha) => tracing::info!(pr = pr.number, merge = %sha, "auto-merged"),
-            Err(e) => tracing::warn!(error = %e, pr = pr.number, "auto-merge failed"),
         }
     }
 

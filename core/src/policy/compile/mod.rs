@@ -2,6 +2,7 @@
 //! pattern indexes evaluation uses.
 
 mod phases;
+mod self_service;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -218,6 +219,7 @@ impl Policy {
             ids.claim(&c.id)?;
         }
         let (routes, route_index) = phases::compile_routes(&file, &approval_rules)?;
+        self_service::check(&file, &approval_rules)?;
         phases::check_timeouts(&file)?;
         let channels = super::channels::Channels::compile(&file.channels, families_mask, patterns)?;
         Ok(Policy {
@@ -265,11 +267,12 @@ impl Policy {
     }
 
     /// Whether a change under `req` merges by itself once approved: only if every rule it was
-    /// combined from says so.
+    /// combined from says so, or is self-service (`approvers: 0`: nobody else would merge it).
     pub fn auto_merge(&self, req: &crate::change::ApprovalRequirement) -> bool {
-        req.rule_ids()
-            .iter()
-            .all(|id| self.approval_rule(id).is_some_and(|r| r.auto_merge))
+        req.rule_ids().iter().all(|id| {
+            self.approval_rule(id)
+                .is_some_and(|r| r.auto_merge || r.approvers == 0)
+        })
     }
 
     pub fn approval_rule(&self, id: &str) -> Option<&ApprovalRule> {

@@ -219,7 +219,8 @@ pub(super) fn bind_groups(
     Ok(group_roles)
 }
 
-/// The approval rules by id: each needs an approver and an approver group.
+/// The approval rules by id: each that needs approvers needs an approver group. A rule with
+/// `approvers: 0` is self-service (see `self_service`).
 pub(super) fn approval_rules(
     file: &PolicyFile,
     ids: &mut Ids,
@@ -227,13 +228,7 @@ pub(super) fn approval_rules(
     let mut approval_rules = HashMap::new();
     for rule in &file.approvals.rules {
         ids.claim(&rule.id)?;
-        if rule.approvers == 0 {
-            return Err(PolicyError::at(
-                &rule.id,
-                "an approval rule needs at least one approver",
-            ));
-        }
-        if rule.groups.is_empty() {
+        if rule.groups.is_empty() && rule.approvers > 0 {
             return Err(PolicyError::at(
                 &rule.id,
                 "an approval rule needs at least one approver group",
