@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use slipway_core::audit::{Actor, AuditRecord, EventKind};
-use slipway_core::policy::SlackUser;
+use slipway_core::policy::{Identity, SlackUser};
 use slipway_infra::audit_writer::AuditWriter;
 
 use crate::base::Base;
@@ -59,13 +59,27 @@ impl Ctx {
         resolved
     }
 
+    /// [`Ctx::who`] for a click or a step that needs someone known: the identity, or the
+    /// sentence that says why not (deactivated, unknown and how to become known).
+    pub async fn person(&self, user: &SlackUser) -> Result<Identity, String> {
+        match self.who(user).await {
+            Resolved::Known(k) => Ok(k.identity),
+            Resolved::Refused(why) => Err(format!("{why}.")),
+            Resolved::Unknown(hint) => Err(format!(
+                "Slipway doesn't know you; ask {} to add you{}.",
+                self.policy.support(),
+                hint.map(|h| format!(", or {h}")).unwrap_or_default()
+            )),
+        }
+    }
+
     /// An `Identity` record for a new Slack → directory link.
     pub async fn record_link(
         &self,
         user: &SlackUser,
         source: &str,
         link: &Link,
-        identity: Option<&slipway_core::policy::Identity>,
+        identity: Option<&Identity>,
     ) {
         let record = AuditRecord::new(EventKind::Identity, self.ids.next(), self.clock.now())
             .with_actor(Actor::slack(user, identity, None))

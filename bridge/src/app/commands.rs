@@ -14,9 +14,7 @@ use slipway_core::catalog::help_text;
 use slipway_core::command::kubectl::KindScopes;
 use slipway_core::command::meta::Meta;
 use slipway_core::command::{Command, ParsedCommand, parse};
-use slipway_core::policy::{
-    Decision, Identity, IdentityProvider, Outcome, SlackUser, decide_as, explain_json,
-};
+use slipway_core::policy::{Decision, Identity, Outcome, SlackUser, decide_as, explain_json};
 
 use super::AppState;
 use super::ingress::Signed;
@@ -266,13 +264,9 @@ fn meta_reply(
         // Linking runs the device flow in a task (no network I/O here); it needs the GitOps side.
         Meta::LinkGithub => {
             if let Some(svc) = &state.change {
-                return svc.link_github(state, cmd);
+                return svc.link_github(state, cmd, decision.identity);
             }
-            let linked = state
-                .policy
-                .identities()
-                .resolve(&cmd.user)
-                .and_then(|i| i.github.clone());
+            let linked = decision.identity.and_then(|i| i.github.clone());
             format!(
                 "GitHub account linking needs a GitOps repository, and this bridge has none configured.{}",
                 linked

@@ -87,7 +87,11 @@ pub async fn github_webhook(State(state): State<AppState>, hook: Webhook) -> Res
             review(&state, svc, *e);
         }
         // Another check passed on a head: a change waiting only on required checks may merge.
-        GithubEvent::Status(e) if e.state == "success" && e.context != "slipway/approval" => {
+        GithubEvent::Status(e)
+            if e.state == "success"
+                && e.context != "slipway/approval"
+                && e.branches.iter().any(|b| is_change_pr(&b.name)) =>
+        {
             state.metrics.request("github_webhook", "ok");
             checks_passed(&state, svc, e.sha);
         }
@@ -210,10 +214,8 @@ impl GithubReview {
             "changes_requested" => EventKind::Rejection,
             _ => return,
         };
-        let identity = slipway_core::policy::IdentityProvider::by_github(
-            state.policy.identities(),
-            &self.login,
-        );
+        let identity = state.people.by_github(&state.policy, &self.login);
+        let identity = identity.as_ref();
         let who = identity.map_or_else(|| self.login.clone(), |i| i.subject.clone());
         let record = AuditRecord::new(kind, state.ids.next(), state.clock.now())
             .with_actor(Actor {

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use slipway_core::audit::{Actor, AuditRecord, EventKind};
-use slipway_core::policy::IdentityProvider;
 
 use super::AppState;
 use super::ingress::Signed;
@@ -164,7 +163,8 @@ async fn on_action(state: &AppState, action: BlockAction) {
 /// The Cancel button on a running command. Only the runner of the command or an owner may stop
 /// it; every click is audited, refused or not.
 async fn cancel_run(state: &AppState, action: &BlockAction) {
-    let identity = state.policy.identities().resolve(&action.user);
+    let who = state.who(&action.user).await;
+    let identity = who.identity();
     let role = identity.and_then(|i| state.policy.primary_role(i));
     let is_owner = role == Some(OWNER_ROLE);
     let result = state

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::http::{Method, Request, header};
 use serde_json::Value;
-use slipway_core::policy::IdentityProvider;
+use slipway_core::policy::Identity;
 
 use super::ChangeService;
 use super::tokens::LinkedAccount;
@@ -186,8 +186,13 @@ impl Drop for Slot<'_> {
 
 impl ChangeService {
     /// The ack for `/slipway link github`: local checks only, then the flow runs in a task.
-    pub fn link_github(self: &Arc<Self>, state: &Ctx, cmd: &SlashCommand) -> String {
-        let Some(identity) = state.policy.identities().resolve(&cmd.user) else {
+    pub fn link_github(
+        self: &Arc<Self>,
+        state: &Ctx,
+        cmd: &SlashCommand,
+        identity: Option<&Identity>,
+    ) -> String {
+        let Some(identity) = identity else {
             return format!(
                 "Slipway doesn't know you, so there is nothing to link; ask {} to add you to the policy.",
                 state.policy.support()

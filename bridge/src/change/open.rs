@@ -28,6 +28,14 @@ struct Slot {
 impl ChangeService {
     /// Write the signed change request, push it, and open or advance the PR; then tell Slack.
     pub async fn open_pr(&self, state: &Ctx, p: &Pending) -> Result<u64, Failure> {
+        // Confirmed later than it was asked: the requester must still be someone (a leaver's
+        // pending Confirm stops working).
+        let requester = slipway_core::policy::SlackUser {
+            user_id: p.requester.slack_user_id.clone(),
+            team_id: p.requester.slack_team_id.clone(),
+            enterprise_id: p.requester.slack_enterprise_id.clone(),
+        };
+        state.person(&requester).await.map_err(Failure::user)?;
         let (head, render) = self.prepare(state, p).await?;
         if render.files.is_empty() && p.family == Family::Deploy {
             return Err(Failure::user("nothing would change"));

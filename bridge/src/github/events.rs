@@ -80,6 +80,14 @@ pub struct StatusEvent {
     pub sha: String,
     pub state: String,
     pub context: String,
+    /// The branches whose head is `sha` (how a status names the PR it may be about).
+    #[serde(default)]
+    pub branches: Vec<StatusBranch>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusBranch {
+    pub name: String,
 }
 
 /// One delivery, by its `X-GitHub-Event` header.

@@ -56,13 +56,12 @@ pub async fn share(state: &Ctx, click: &BlockAction) -> Result<String, String> {
         0,
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("Shared by <@{}>", s.requester)}]}),
     );
-    let identity =
-        slipway_core::policy::IdentityProvider::resolve(state.policy.identities(), &click.user);
+    let identity = state.person(&click.user).await?;
     let record = AuditRecord::new(EventKind::Share, state.ids.next(), state.clock.now())
         .with_actor(Actor::slack(
             &click.user,
-            identity,
-            identity.and_then(|i| state.policy.primary_role(i)),
+            Some(&identity),
+            state.policy.primary_role(&identity),
         ))
         .with_details(json!({"run_id": click.value, "channel": s.channel, "command": s.text, "protected": s.protected}));
     // On disk before the output reaches the channel (and nothing is posted if it can't be).

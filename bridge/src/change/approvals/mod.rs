@@ -22,7 +22,6 @@ use slipway_core::approval::{
 };
 use slipway_core::audit::{Actor, Approval, ApprovalSource, AuditRecord, EventKind, PullRequest};
 use slipway_core::change::ChangeRequest;
-use slipway_core::policy::IdentityProvider;
 use slipway_core::policy::model::ApproveIn;
 use slipway_infra::github::{GhError, GitHub, Pr};
 
@@ -84,8 +83,16 @@ impl ChangeService {
             now: judged_at(pr.merged_at, now, cr.expires_at),
             expires_at: cr.expires_at,
         };
-        let ids = state.policy.identities();
-        let mut q = quorum(&input, |login| ids.by_github(login));
+        // Each reviewer resolved once, now: a person the IdP or Slack switched off counts for
+        // nothing, static entries and directory people alike.
+        let people: std::collections::HashMap<String, slipway_core::policy::Identity> = listed
+            .iter()
+            .filter_map(|r| {
+                let i = state.people.by_github(&state.policy, r.login)?;
+                Some((r.login.to_ascii_lowercase(), i))
+            })
+            .collect();
+        let mut q = quorum(&input, |login| people.get(&login.to_ascii_lowercase()));
         q.expired = past && !q.met;
         Ok(q)
     }
@@ -258,12 +265,7 @@ impl ChangeService {
             format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}")
         })?;
         let cr = &verified.cr;
-        let identity = state.policy.identities().resolve(user).ok_or_else(|| {
-            format!(
-                "Slipway doesn't know you; ask {} to add you to the policy.",
-                state.policy.support()
-            )
-        })?;
+        let identity = state.person(user).await?;
         if approve
             && identity
                 .github
@@ -350,11 +352,7 @@ impl ChangeService {
         if let Some(shown) = expected_head {
             check_head(&pr, shown)?;
         }
-        let identity = state
-            .policy
-            .identities()
-            .resolve(user)
-            .ok_or("Slipway doesn't know you.")?;
+        let identity = state.person(user).await?;
         let account = self.linked(state, user)?;
         let as_user =
             GitHub::user(&self.cfg.api_url, account.token.expose()).map_err(|e| e.to_string())?;
@@ -375,7 +373,7 @@ impl ChangeService {
             tracing::error!(error = %e, "recording a Slack review id");
         }
         let record = AuditRecord::new(if approve { EventKind::Approval } else { EventKind::Rejection }, state.ids.next(), state.clock.now())
-            .with_actor(Actor::slack(user, Some(identity), state.policy.primary_role(identity)))
+            .with_actor(Actor::slack(user, Some(&identity), state.policy.primary_role(&identity)))
             .with_change_id(cr.id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
             .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) })
@@ -482,12 +480,7 @@ impl ChangeService {
         shown_head: Option<String>,
     ) -> Result<(), String> {
         let user = &click.user;
-        if state.policy.identities().resolve(user).is_none() {
-            return Err(format!(
-                "Slipway doesn't know you; ask {} to add you to the policy.",
-                state.policy.support()
-            ));
-        }
+        state.person(user).await?;
         let account = self.linked(state, user)?;
         let mut ctx = ReviewContext {
             pr: number,
