@@ -3,7 +3,7 @@
 //! can't reach the audit spool, the queue or the change service.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use slipway_core::policy::Policy;
 
@@ -19,7 +19,8 @@ pub struct Base(Arc<BaseInner>);
 #[derive(Debug)]
 pub struct BaseInner {
     pub config: Config,
-    pub policy: Arc<Policy>,
+    /// The policy in force (see [`BaseInner::policy`]).
+    pub policies: PolicyCell,
     pub slack: Slack,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
@@ -31,6 +32,33 @@ pub struct BaseInner {
 impl Base {
     pub fn new(inner: BaseInner) -> Base {
         Base(Arc::new(inner))
+    }
+}
+
+impl BaseInner {
+    /// The policy in force now. Take it once per request: a reload swaps it whole, and the
+    /// request keeps judging by the one it started with.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policies.current()
+    }
+}
+
+/// The policy, swappable by a reload (SIGHUP, or a change on the GitOps default branch).
+#[derive(Debug)]
+pub struct PolicyCell(RwLock<Arc<Policy>>);
+
+impl PolicyCell {
+    pub fn new(policy: Policy) -> Self {
+        Self(RwLock::new(Arc::new(policy)))
+    }
+
+    pub fn current(&self) -> Arc<Policy> {
+        slipway_infra::sync::read(&self.0).clone()
+    }
+
+    /// Put `policy` in force; returns the one it replaced.
+    pub fn replace(&self, policy: Policy) -> Arc<Policy> {
+        std::mem::replace(&mut *slipway_infra::sync::write(&self.0), Arc::new(policy))
     }
 }
 

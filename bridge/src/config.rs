@@ -119,6 +119,9 @@ struct FileGitops {
     services: BTreeMap<String, gitops::ServiceConfig>,
     /// How often open change requests are checked for expiry (default 60s).
     expiry_interval: Option<String>,
+    /// The policy file in the repository (default `policy/slipway.yaml`); a change to it on the
+    /// default branch reloads the bridge's policy. `""` turns that off.
+    policy_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

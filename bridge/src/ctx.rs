@@ -49,7 +49,7 @@ impl Ctx {
     /// Who a Slack user is right now. Every command and click asks again, so a person the IdP
     /// or Slack switched off is refused at once; a link made on the way is audited.
     pub async fn who(&self, user: &SlackUser) -> Resolved {
-        let resolved = self.people.resolve(&self.policy, user).await;
+        let resolved = self.people.resolve(&self.policy(), user).await;
         if let Resolved::Known(k) = &resolved
             && let Some(link) = &k.new_link
         {
@@ -67,7 +67,7 @@ impl Ctx {
             Resolved::Refused(why) => Err(format!("{why}.")),
             Resolved::Unknown(hint) => Err(format!(
                 "Slipway doesn't know you; ask {} to add you{}.",
-                self.policy.support(),
+                self.policy().support(),
                 hint.map(|h| format!(", or {h}")).unwrap_or_default()
             )),
         }

@@ -84,6 +84,13 @@ pub struct Metrics {
     pub audit_spool_depth: Gauge,
     pub audit_failures: Counter,
     pub audit_sinks: AuditSinkMetrics,
+    /// Policy reloads by outcome (`applied`, `invalid`, `unreadable`).
+    pub policy_reloads: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -179,6 +186,12 @@ impl Metrics {
                 Counter::default(),
             ),
             audit_sinks: AuditSinkMetrics::registered(r),
+            policy_reloads: registered(
+                r,
+                "policy_reloads",
+                "Policy reloads (SIGHUP or the GitOps default branch) by outcome",
+                Family::default(),
+            ),
             registry,
         }
     }

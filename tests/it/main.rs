@@ -18,6 +18,7 @@ mod identity;
 mod ingress;
 mod kubectl_changes;
 mod policy_cli;
+mod reload;
 mod runner;
 mod silence;
 mod slack_bridge;

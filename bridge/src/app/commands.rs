@@ -52,35 +52,23 @@ pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Res
 
 /// Decide and answer one slash command (shared by HTTP and Socket Mode).
 pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Value> {
+    // One policy for the whole request, even if a reload lands meanwhile.
+    let policy = state.policy();
     let parsed = parse(&cmd.command, &cmd.text);
     let who = state.who(&cmd.user).await;
     let scopes = kind_scopes(state, &cmd.user, who.identity(), &parsed);
     let decision = judged(
-        decide_as(&state.policy, &cmd.user, who.identity(), &parsed, &scopes),
+        decide_as(&policy, &cmd.user, who.identity(), &parsed, &scopes),
         &who,
-        state.policy.support(),
+        policy.support(),
     );
-    let text = match &parsed {
-        Ok(p) => p.text.clone(),
-        Err(_) => format!("{} {}", cmd.command, cmd.text).trim().to_string(),
-    };
-    let record = AuditRecord::new(EventKind::Decision, state.ids.next(), state.clock.now())
-        .with_actor(Actor::slack(&cmd.user, decision.identity, decision.role))
-        .with_command(match &parsed {
-            Ok(p) => CommandInfo::from_parsed(p),
-            Err(_) => CommandInfo {
-                text: text.clone(),
-                family: None,
-                argv: None,
-            },
-        })
-        .with_policy_decision(&decision);
+    let record = decision_record(state, &cmd, &parsed, &decision);
     // Fail closed: if the audit trail can't be written, nothing runs.
     let Ok(record) = state.record(record, "the command, so it is refused").await else {
         state.metrics.request("commands", "audit_unavailable");
         return ephemeral(format!(
             "Slipway can't write its audit trail right now, so nothing was run. Please tell {}.",
-            state.policy.support()
+            policy.support()
         ));
     };
 
@@ -106,12 +94,32 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
                      This bridge has no GitOps repository configured, so nothing was done; ask {}.",
                     parsed.text,
                     decision.reason,
-                    state.policy.support()
+                    policy.support()
                 )),
             }
         }
         Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id),
     }
+}
+
+/// The `Decision` audit record of a command, parsed or not.
+fn decision_record(
+    state: &AppState,
+    cmd: &SlashCommand,
+    parsed: &Result<ParsedCommand, slipway_core::command::ParseError>,
+    decision: &Decision<'_>,
+) -> AuditRecord {
+    AuditRecord::new(EventKind::Decision, state.ids.next(), state.clock.now())
+        .with_actor(Actor::slack(&cmd.user, decision.identity, decision.role))
+        .with_command(match parsed {
+            Ok(p) => CommandInfo::from_parsed(p),
+            Err(_) => CommandInfo {
+                text: format!("{} {}", cmd.command, cmd.text).trim().to_string(),
+                family: None,
+                argv: None,
+            },
+        })
+        .with_policy_decision(decision)
 }
 
 /// A person the IdP or Slack switched off is denied whatever their groups say, with who did it;
@@ -145,7 +153,15 @@ fn kind_scopes(
     if !matches!(p.command, Command::Kubectl(_)) {
         return builtin();
     }
-    match decide_as(&state.policy, user, identity, parsed, KindScopes::builtin()).target {
+    match decide_as(
+        &state.policy(),
+        user,
+        identity,
+        parsed,
+        KindScopes::builtin(),
+    )
+    .target
+    {
         slipway_core::command::Target::Cluster {
             cluster: Some(c), ..
         } => state.discovery.scopes(&c),
@@ -238,13 +254,13 @@ fn meta_reply(
                     i.groups.join(", ")
                 },
                 state
-                    .policy
+                    .policy()
                     .primary_role(i)
                     .unwrap_or("none (ask for access)")
             ),
         },
         Meta::Explain { text } => {
-            let v = explain_json(&state.policy, &cmd.user.user_id, text);
+            let v = explain_json(&state.policy(), &cmd.user.user_id, text);
             let mut out = format!(
                 "`{}` → *{}* (rule `{}`)\n{}",
                 text,

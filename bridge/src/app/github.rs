@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::change::ChangeService;
-use crate::github::events::{GithubEvent, IssueCommentEvent, PullRequestEvent, ReviewEvent};
+use crate::github::events::{
+    GithubEvent, IssueCommentEvent, PullRequestEvent, PushEvent, ReviewEvent,
+};
 use crate::github::signature::verify_github_signature;
 
 /// Largest webhook body accepted. GitHub sends up to 25 MB; Slipway's events are far smaller.
@@ -95,9 +97,37 @@ pub async fn github_webhook(State(state): State<AppState>, hook: Webhook) -> Res
             state.metrics.request("github_webhook", "ok");
             checks_passed(&state, svc, e.sha);
         }
+        GithubEvent::Push(e) if policy_changed(&svc, &e) => {
+            state.metrics.request("github_webhook", "ok");
+            reload_from_gitops(&state, svc, e.after);
+        }
         _ => state.metrics.request("github_webhook", "ignored"),
     }
     StatusCode::OK.into_response()
+}
+
+/// A push to the default branch that changed the policy file the bridge follows.
+fn policy_changed(svc: &ChangeService, e: &PushEvent) -> bool {
+    e.git_ref == format!("refs/heads/{}", svc.cfg.default_branch)
+        && svc.cfg.policy_path.as_deref().is_some_and(|p| e.touches(p))
+}
+
+/// Read the policy file at the pushed commit (it reached the default branch through review)
+/// and reload from it.
+fn reload_from_gitops(state: &AppState, svc: Arc<ChangeService>, sha: String) {
+    let Some(path) = svc.cfg.policy_path.clone() else {
+        return;
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        let text = match svc.gh.file_at(&svc.cfg.repo, &path, &sha).await {
+            Ok(Some(text)) => Ok(text),
+            Ok(None) => Err(format!("{path} is gone from {}", svc.cfg.default_branch)),
+            Err(e) => Err(format!("GitHub didn't give {path} at {sha}: {e}")),
+        };
+        let source = format!("{}/{path}@{}", svc.cfg.repo, sha.get(..12).unwrap_or(&sha));
+        crate::reload::apply(&state, crate::reload::Candidate { source, text }, "gitops").await;
+    });
 }
 
 /// Retry the merge of every open change PR whose head is `sha` (self-service and auto-merge
@@ -214,7 +244,7 @@ impl GithubReview {
             "changes_requested" => EventKind::Rejection,
             _ => return,
         };
-        let identity = state.people.by_github(&state.policy, &self.login);
+        let identity = state.people.by_github(&state.policy(), &self.login);
         let identity = identity.as_ref();
         let who = identity.map_or_else(|| self.login.clone(), |i| i.subject.clone());
         let record = AuditRecord::new(kind, state.ids.next(), state.clock.now())

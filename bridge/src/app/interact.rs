@@ -165,7 +165,8 @@ async fn on_action(state: &AppState, action: BlockAction) {
 async fn cancel_run(state: &AppState, action: &BlockAction) {
     let who = state.who(&action.user).await;
     let identity = who.identity();
-    let role = identity.and_then(|i| state.policy.primary_role(i));
+    let policy = state.policy();
+    let role = identity.and_then(|i| policy.primary_role(i));
     let is_owner = role == Some(OWNER_ROLE);
     let result = state
         .runs

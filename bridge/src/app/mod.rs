@@ -106,7 +106,7 @@ impl AppState {
             crate::identity::People::new(None, Arc::new(links), slack.clone(), clock.clone());
         let base = Base::new(BaseInner {
             config,
-            policy: Arc::new(policy),
+            policies: crate::base::PolicyCell::new(policy),
             slack,
             metrics,
             clock,

@@ -65,7 +65,7 @@ async fn render_deploy(
             "service `{}` has no image configured in the bridge (`gitops.services.{}`); ask {}.",
             d.service,
             d.service,
-            state.policy.support()
+            state.policy().support()
         )
     })?;
     let pick = pick_image(svc, d, cfg).await?;

@@ -195,25 +195,25 @@ impl ChangeService {
         let Some(identity) = identity else {
             return format!(
                 "Slipway doesn't know you, so there is nothing to link; ask {} to add you to the policy.",
-                state.policy.support()
+                state.policy().support()
             );
         };
         let Some(login) = identity.github.clone() else {
             return format!(
                 "The policy maps you to no GitHub login, so a linked account couldn't be checked; ask {} to add `github:` to your identity.",
-                state.policy.support()
+                state.policy().support()
             );
         };
         if !self.tokens.enabled() {
             return format!(
                 ":no_entry: GitHub account linking is off: this bridge has no key to encrypt tokens at rest (SLIPWAY_TOKEN_KEY or `github.token_key`), so it won't store one. Ask {}.",
-                state.policy.support()
+                state.policy().support()
             );
         }
         let Some(client_id) = self.cfg.client_id.clone() else {
             return format!(
                 ":no_entry: GitHub account linking is off: no GitHub App client id is configured (SLIPWAY_GITHUB_CLIENT_ID or `github.client_id`). Ask {}.",
-                state.policy.support()
+                state.policy().support()
             );
         };
         if cmd.response_url.is_empty() {

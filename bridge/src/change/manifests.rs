@@ -115,7 +115,8 @@ pub fn authorise(
         command: p.command.clone(),
         apply: true,
     };
-    let d = decide_objects(&state.policy, &user, &parsed, &objects, scopes);
+    let policy = state.policy();
+    let d = decide_objects(&policy, &user, &parsed, &objects, scopes);
     if d.outcome == Outcome::Deny {
         return Err(format!("{} (rule `{}`)", d.reason, d.rule));
     }

@@ -182,7 +182,7 @@ impl ChangeService {
             reason: None,
             supersedes,
             execution: Some(Execution::of(&p.target, |env| {
-                state.policy.env_cluster(env).map(String::from)
+                state.policy().env_cluster(env).map(String::from)
             })),
             created_at: now,
             expires_at: now + chrono::Duration::seconds(ttl),

@@ -167,7 +167,7 @@ async fn plan(
 ) -> Result<(String, Option<String>, String), String> {
     let rc = crate::exec::terraform::cli_config(&state.config.state_dir)?;
     let env = plan_env(&state.config, &rc);
-    let timeout = state.policy.timeout(slipway_core::command::Tier::Change);
+    let timeout = state.policy().timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();
     let spec = |args: &[&str]| ExecSpec {
         argv: std::iter::once(bin.clone())

@@ -43,6 +43,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             }
         };
         tracing::info!(%listen, "slipway bridge listening");
+        if let Err(e) = reload_on_sighup(&state) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         match serve(listener, state).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -51,6 +55,19 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             }
         }
     })
+}
+
+/// `kill -HUP` re-reads the policy file; an invalid one keeps the policy in force.
+fn reload_on_sighup(state: &AppState) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("listening for SIGHUP: {e}"))?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            crate::reload::from_file(&state).await;
+        }
+    });
+    Ok(())
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them. Tokens never reach a log line: secrets are held in

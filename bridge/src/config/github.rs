@@ -178,6 +178,12 @@ pub(super) fn load(
         )?
         .max(Duration::from_millis(10)),
         runner_login: runner_login(env, github.runner_login.clone())?,
+        policy_path: env("SLIPWAY_GITOPS_POLICY_PATH")
+            .or(gitops.policy_path.clone())
+            .map_or_else(
+                || Some("policy/slipway.yaml".to_string()),
+                |p| Some(p.trim().trim_start_matches('/').to_string()).filter(|p| !p.is_empty()),
+            ),
     }))
 }
 

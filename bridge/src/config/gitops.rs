@@ -81,6 +81,9 @@ pub struct GitOpsConfig {
     /// The GitHub login the runner comments as (`github-actions[bot]` for a job's
     /// `GITHUB_TOKEN`): only its marker comments are mirrored into Slack as runner reports.
     pub runner_login: String,
+    /// The policy file in the repository whose changes on the default branch reload the
+    /// bridge's policy; `None` = don't follow it.
+    pub policy_path: Option<String>,
 }
 
 /// The login a workflow job's `GITHUB_TOKEN` acts as.

@@ -24,7 +24,7 @@ pub fn env_for(state: &Base, alias: &str) -> Result<Vec<(String, String)>, Strin
     let Some(p) = state.config.aws_profile(alias) else {
         return Err(format!(
             "AWS profile `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
-            state.policy.support()
+            state.policy().support()
         ));
     };
     // Absolute: the CLI runs in the bridge's work directory.

@@ -98,7 +98,7 @@ pub fn start(state: &Base, cache: &Arc<Discovery>) {
         let mut tick = tokio::time::interval(REFRESH);
         loop {
             tick.tick().await;
-            for cluster in state.policy.cluster_names() {
+            for cluster in state.policy().cluster_names() {
                 refresh(&state, &cache, &cluster).await;
             }
         }

@@ -74,7 +74,7 @@ impl SilenceWork {
                     ApiError::Unreachable(_) => format!(
                         " Check that Alertmanager for `{}` is up, or ask {}.",
                         self.env,
-                        state.policy.support()
+                        state.policy().support()
                     ),
                     _ => String::new(),
                 };

@@ -63,7 +63,7 @@ pub fn exec_spec(
         timeout: decision
             .timeout
             .unwrap_or(std::time::Duration::from_secs(60)),
-        output_cap: usize::try_from(state.policy.output_bytes()).unwrap_or(usize::MAX),
+        output_cap: usize::try_from(state.policy().output_bytes()).unwrap_or(usize::MAX),
     };
     match (&parsed.command, &decision.target, parsed.argv()) {
         (
@@ -101,7 +101,7 @@ fn kubectl(
     let full = kubectl_argv(state, alias, &argv).ok_or_else(|| {
         format!(
             "cluster `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
-            state.policy.support()
+            state.policy().support()
         )
     })?;
     Ok(Prepared {
@@ -133,7 +133,7 @@ fn tf_plan(
         return Err(format!(
             "terraform plans need the GitOps repository, and this bridge has none configured \
              (`gitops.repo`, or `gitops.checkout` / SLIPWAY_GITOPS_CHECKOUT), so nothing was run; ask {}.",
-            state.policy.support()
+            state.policy().support()
         ));
     };
     let mut env = base_env(state);
@@ -172,7 +172,7 @@ fn silence(
         return Err(format!(
             "environment `{env}` has no Alertmanager configured in this bridge \
              (`alertmanager.{env}` or SLIPWAY_ALERTMANAGER_URL), so nothing was done; ask {}.",
-            state.policy.support()
+            state.policy().support()
         ));
     };
     let identity = decision
@@ -197,7 +197,7 @@ fn silence(
         url: url.to_string(),
         action,
         subject: identity.subject.clone(),
-        is_owner: state.policy.primary_role(identity) == Some(OWNER_ROLE),
+        is_owner: state.policy().primary_role(identity) == Some(OWNER_ROLE),
         timeout: limits.timeout,
     };
     Ok(Prepared {

@@ -90,6 +90,40 @@ pub struct StatusBranch {
     pub name: String,
 }
 
+/// `push`: commits reached a branch. Only what tells whether a file changed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushEvent {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub after: String,
+    #[serde(default)]
+    pub commits: Vec<PushCommit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PushCommit {
+    #[serde(default)]
+    pub added: Vec<String>,
+    #[serde(default)]
+    pub modified: Vec<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+impl PushEvent {
+    /// Whether the push may have changed `path`. GitHub lists at most 20 commits in a push
+    /// payload, so a full list is taken to touch everything.
+    pub fn touches(&self, path: &str) -> bool {
+        self.commits.len() >= 20
+            || self.commits.iter().any(|c| {
+                [&c.added, &c.modified, &c.removed]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p == path)
+            })
+    }
+}
+
 /// One delivery, by its `X-GitHub-Event` header.
 #[derive(Debug, Clone)]
 pub enum GithubEvent {
@@ -97,6 +131,7 @@ pub enum GithubEvent {
     Review(Box<ReviewEvent>),
     IssueComment(Box<IssueCommentEvent>),
     Status(Box<StatusEvent>),
+    Push(Box<PushEvent>),
     /// Any other event, or a payload without the fields above.
     Other,
 }
@@ -113,6 +148,7 @@ impl GithubEvent {
                 serde_json::from_slice(body).map(|e| Self::IssueComment(Box::new(e)))
             }
             "status" => serde_json::from_slice(body).map(|e| Self::Status(Box::new(e))),
+            "push" => serde_json::from_slice(body).map(|e| Self::Push(Box::new(e))),
             _ => return Self::Other,
         };
         typed.unwrap_or(Self::Other)
@@ -123,7 +159,7 @@ impl GithubEvent {
         match self {
             Self::PullRequest(e) => Some(&e.pull_request),
             Self::Review(e) => Some(&e.pull_request),
-            Self::IssueComment(_) | Self::Status(_) | Self::Other => None,
+            Self::IssueComment(_) | Self::Status(_) | Self::Push(_) | Self::Other => None,
         }
     }
 }

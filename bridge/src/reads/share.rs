@@ -61,7 +61,7 @@ pub async fn share(state: &Ctx, click: &BlockAction) -> Result<String, String> {
         .with_actor(Actor::slack(
             &click.user,
             Some(&identity),
-            state.policy.primary_role(&identity),
+            state.policy().primary_role(&identity),
         ))
         .with_details(json!({"run_id": click.value, "channel": s.channel, "command": s.text, "protected": s.protected}));
     // On disk before the output reaches the channel (and nothing is posted if it can't be).

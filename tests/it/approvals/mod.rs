@@ -40,7 +40,7 @@ fn approvals_env(fx: &GitOpsFixture) -> Vec<(&'static str, String)> {
     env
 }
 
-async fn start_with(fx: &GitOpsFixture, opts: Options) -> TestApp {
+pub(crate) async fn start_with(fx: &GitOpsFixture, opts: Options) -> TestApp {
     let app = TestApp::start_with(Options {
         env: approvals_env(fx),
         config_yaml: Some(fx.config_yaml.clone()),

@@ -21,7 +21,7 @@ impl ChangeService {
         }
         let verified = self.change_of(&pr).await?;
         let q = self.quorum_of(state, &pr, &verified).await?;
-        if q.met && state.policy.auto_merge(&verified.cr.policy.approval) {
+        if q.met && state.policy().auto_merge(&verified.cr.policy.approval) {
             self.auto_merge(state, &pr, &verified.cr).await;
         }
         Ok(())

@@ -88,7 +88,7 @@ impl ChangeService {
         let people: std::collections::HashMap<String, slipway_core::policy::Identity> = listed
             .iter()
             .filter_map(|r| {
-                let i = state.people.by_github(&state.policy, r.login)?;
+                let i = state.people.by_github(&state.policy(), r.login)?;
                 Some((r.login.to_ascii_lowercase(), i))
             })
             .collect();
@@ -153,7 +153,7 @@ impl ChangeService {
         {
             tracing::warn!(error = %e, pr = number, "setting slipway/approval");
         }
-        if q.met && state.policy.auto_merge(&cr.policy.approval) {
+        if q.met && state.policy().auto_merge(&cr.policy.approval) {
             self.auto_merge(state, pr, cr).await;
         }
     }
@@ -373,7 +373,7 @@ impl ChangeService {
             tracing::error!(error = %e, "recording a Slack review id");
         }
         let record = AuditRecord::new(if approve { EventKind::Approval } else { EventKind::Rejection }, state.ids.next(), state.clock.now())
-            .with_actor(Actor::slack(user, Some(&identity), state.policy.primary_role(&identity)))
+            .with_actor(Actor::slack(user, Some(&identity), state.policy().primary_role(&identity)))
             .with_change_id(cr.id.clone())
             .with_pr(PullRequest { repo: repo.to_string(), number, head_sha: Some(pr.head_sha.clone()), merge_sha: None })
             .with_approval(Approval { who: identity.subject.clone(), when: state.clock.now(), source: ApprovalSource::Slack, head_sha: Some(pr.head_sha.clone()) })
