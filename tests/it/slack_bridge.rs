@@ -558,7 +558,8 @@ async fn whoami_explain_and_help() {
     assert!(
         who.contains("pat.proddeploy@example.com")
             && who.contains("prod-deploys")
-            && who.contains("Role: operator"),
+            && who.contains("Role: operator")
+            && who.contains("(from the policy file)"),
         "{who}"
     );
     let why = app

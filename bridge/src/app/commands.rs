@@ -1,7 +1,6 @@
 //! `POST /slack/commands`: the ack path. Verify (extractor), parse, resolve identity, evaluate,
 //! audit, enqueue, and answer with an ephemeral message, all without waiting on any backend.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use axum::Json;
@@ -10,11 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use slipway_core::audit::{Actor, AuditRecord, CommandInfo, EventKind};
-use slipway_core::catalog::help_text;
 use slipway_core::command::kubectl::KindScopes;
-use slipway_core::command::meta::Meta;
 use slipway_core::command::{Command, ParsedCommand, parse};
-use slipway_core::policy::{Decision, Identity, Outcome, SlackUser, decide_as, explain_json};
+use slipway_core::policy::{Decision, Identity, Outcome, SlackUser, decide_as};
 
 use super::AppState;
 use super::ingress::Signed;
@@ -78,7 +75,7 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
     };
     if let Command::Slipway(meta) = &parsed.command {
         state.metrics.request("commands", "meta");
-        return ephemeral(meta_reply(state, &cmd, meta, &decision));
+        return ephemeral(super::meta::reply(state, &cmd, meta, &decision, &who));
     }
     match decision.outcome {
         Outcome::Deny => {
@@ -225,69 +222,6 @@ fn enqueue(
             state.metrics.request("commands", "busy");
             ephemeral(
                 ":hourglass: Slipway is busy right now; nothing was run. Try again in a minute.",
-            )
-        }
-    }
-}
-
-fn meta_reply(
-    state: &AppState,
-    cmd: &SlashCommand,
-    meta: &Meta,
-    decision: &Decision<'_>,
-) -> String {
-    match meta {
-        Meta::Help { topic } => help_text(topic.as_deref()),
-        Meta::Whoami => match decision.identity {
-            None => decision.reason.clone(),
-            Some(i) => format!(
-                "You are *{}*{} (Slack {}).\nGroups: {}\nRole: {}",
-                i.subject,
-                i.email
-                    .as_deref()
-                    .map(|e| format!(" <{e}>"))
-                    .unwrap_or_default(),
-                cmd.user.user_id,
-                if i.groups.is_empty() {
-                    "none".to_string()
-                } else {
-                    i.groups.join(", ")
-                },
-                state
-                    .policy()
-                    .primary_role(i)
-                    .unwrap_or("none (ask for access)")
-            ),
-        },
-        Meta::Explain { text } => {
-            let v = explain_json(&state.policy(), &cmd.user.user_id, text);
-            let mut out = format!(
-                "`{}` → *{}* (rule `{}`)\n{}",
-                text,
-                v["decision"].as_str().unwrap_or("deny"),
-                v["rule"].as_str().unwrap_or(""),
-                v["reason"].as_str().unwrap_or("")
-            );
-            if let Some(tier) = v["tier"].as_str() {
-                let _ = write!(out, "\nTier: {tier}");
-            }
-            if let Some(argv) = v["argv"].as_array() {
-                let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
-                let _ = write!(out, "\nWould run: `{}`", argv.join(" "));
-            }
-            out
-        }
-        // Linking runs the device flow in a task (no network I/O here); it needs the GitOps side.
-        Meta::LinkGithub => {
-            if let Some(svc) = &state.change {
-                return svc.link_github(state, cmd, decision.identity);
-            }
-            let linked = decision.identity.and_then(|i| i.github.clone());
-            format!(
-                "GitHub account linking needs a GitOps repository, and this bridge has none configured.{}",
-                linked
-                    .map(|l| format!(" Policy maps you to GitHub user `{l}`."))
-                    .unwrap_or_default()
             )
         }
     }

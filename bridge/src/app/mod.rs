@@ -8,6 +8,7 @@ mod commands;
 mod github;
 mod ingress;
 mod interact;
+mod meta;
 mod slack_events;
 pub mod socket;
 

@@ -89,8 +89,18 @@ pub fn decide_as<'a>(
 /// `argv`, plus `groups`, `resource` and `approval` for context.
 pub fn explain_json(policy: &Policy, user_id: &str, text: &str) -> serde_json::Value {
     let user = SlackUser::new(user_id);
+    explain_json_as(policy, &user, policy.identities().resolve(&user), text)
+}
+
+/// [`explain_json`] for an identity the caller resolved (a directory person).
+pub fn explain_json_as(
+    policy: &Policy,
+    user: &SlackUser,
+    identity: Option<&Identity>,
+    text: &str,
+) -> serde_json::Value {
     let parsed = parse_line(text);
-    let d = decide(policy, &user, &parsed);
+    let d = decide_as(policy, user, identity, &parsed, KindScopes::builtin());
     serde_json::json!({
         "decision": d.outcome.as_str(),
         "reason": d.reason,
