@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fifo;
 pub mod github;
 pub mod https;
+pub mod identity;
 pub mod metrics;
 pub mod reads;
 pub mod shares;

@@ -152,7 +152,7 @@ fn the_top_layers_point_down() {
             let up = match from.as_str() {
                 "exec" => ["app", "change", "reads", "ctx", "cli"].contains(&to.as_str()),
                 "change" | "reads" | "ctx" => ["app", "cli"].contains(&to.as_str()),
-                "config" | "slack" | "base" | "store" | "clock" => {
+                "config" | "slack" | "base" | "store" | "clock" | "identity" => {
                     ["app", "change", "reads", "ctx", "exec", "cli"].contains(&to.as_str())
                 }
                 _ => false,
