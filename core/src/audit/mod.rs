@@ -68,6 +68,8 @@ pub enum EventKind {
     PolicyReload,
     /// Someone shared a command's private output in its channel.
     Share,
+    /// The identity provider created, changed or removed a directory user or group (SCIM).
+    Provisioning,
 }
 
 /// Who acted. Every part is optional: a signature rejection has no user, a runner has no Slack id.
