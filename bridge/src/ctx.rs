@@ -1,5 +1,5 @@
 //! What the domain services (reads and change requests) share: [`Base`] plus the audit spool,
-//! the work queue, the discovery cache and the private outputs. No ingress state (replay cache,
+//! the work queue, the discovery cache, the private outputs and the directory. No ingress state (replay cache,
 //! event dedupe, rejection tallies) is reachable from here.
 
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use slipway_infra::audit_writer::AuditWriter;
 use crate::base::Base;
 use crate::exec::discovery::Discovery;
 use crate::exec::queue::Runs;
+use crate::identity::DirectoryStore;
 use crate::shares::Shares;
 
 /// Cheap to clone: one shared allocation.
@@ -25,6 +26,9 @@ pub struct CtxInner {
     pub discovery: Arc<Discovery>,
     /// Private outputs their requesters may still share.
     pub shares: Shares,
+    /// The identity provider's people and groups, when SCIM is configured
+    /// (`<state_dir>/directory.redb`).
+    pub directory: Option<Arc<dyn DirectoryStore>>,
 }
 
 impl Ctx {

@@ -16,6 +16,7 @@ mod ingress;
 mod kubectl_changes;
 mod policy_cli;
 mod runner;
+mod scim;
 mod silence;
 mod slack_bridge;
 mod terraform;

@@ -8,6 +8,7 @@ mod commands;
 mod github;
 mod ingress;
 mod interact;
+pub mod scim;
 pub mod socket;
 
 use std::sync::Arc;
@@ -98,6 +99,7 @@ impl AppState {
             )?)),
             None => None,
         };
+        let directory = open_directory(&config)?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
         let base = Base::new(BaseInner {
             config,
@@ -114,6 +116,7 @@ impl AppState {
             runs,
             discovery: Arc::new(Discovery::default()),
             shares: Shares::default(),
+            directory,
         });
         let state = AppState {
             inner: Arc::new(Inner {
@@ -140,6 +143,18 @@ impl AppState {
     }
 }
 
+/// The directory SCIM writes into, opened when a SCIM token is configured.
+fn open_directory(
+    config: &Config,
+) -> Result<Option<Arc<dyn crate::identity::DirectoryStore>>, String> {
+    if !config.scim.enabled() {
+        return Ok(None);
+    }
+    let store =
+        crate::identity::RedbDirectory::open(&config.state_dir).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(store)))
+}
+
 /// Where `/tf plan` reads stacks: the git mirror at the default branch's head when change
 /// requests are configured, else a configured checkout, else nowhere (plans are refused).
 fn stack_source(state: &AppState) -> Option<Arc<dyn crate::exec::terraform::StackSource>> {
@@ -153,9 +168,10 @@ fn stack_source(state: &AppState) -> Option<Arc<dyn crate::exec::terraform::Stac
     }
 }
 
-/// The router. An endpoint that verifies an HMAC is mounted only when its key is configured
-/// (the configuration refuses short keys), so no request is ever checked against an empty key:
-/// in Socket Mode without a signing secret the Slack endpoints answer 404.
+/// The router. An endpoint that verifies an HMAC or a token is mounted only when its key is
+/// configured (the configuration refuses short keys), so no request is ever checked against an
+/// empty key: in Socket Mode without a signing secret the Slack endpoints answer 404, and
+/// without a SCIM token `/scim/v2` does.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     if !state.config.slack.signing_secret.is_empty() {
@@ -163,6 +179,9 @@ pub fn router(state: AppState) -> Router {
             .route("/slack/commands", post(commands::slash_command))
             .route("/slack/interactivity", post(interact::interactivity))
             .route("/slack/events", post(interact::events));
+    }
+    if let Some(scim) = scim::routes(&state) {
+        router = router.nest("/scim/v2", scim);
     }
     if !state.config.github_webhook_secret.is_empty() {
         router = router.route(
