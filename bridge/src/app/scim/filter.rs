@@ -465,4 +465,34 @@ mod tests {
             );
         }
     }
+
+    /// Every short string over the grammar's own pieces parses or is refused, never a panic, and
+    /// whatever parses as a filter also evaluates.
+    #[test]
+    fn no_short_input_panics() {
+        use crate::app::scim::matcher::{Scope, matches};
+        use crate::app::scim::schema::Kind;
+        let pieces = [
+            "", " ", "(", ")", "[", "]", "\"", "\\", ".", ":", "urn:", "é", "eq ", "pr", "not ",
+            " and ", " or ", "emails", "value", "1", "-", "true",
+        ];
+        let user = json!({"userName": "a", "emails": [{"value": "a@x", "type": "work"}]});
+        let mut parsed = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let text = format!("{a}{b}{c}{d}");
+                        if let Ok(f) = parse_filter(&text) {
+                            parsed += 1;
+                            let _ = matches(&f, &user, Scope::Resource(Kind::User));
+                        }
+                        let _ = parse_path(&text);
+                        let _ = parse_attr_path(&text);
+                    }
+                }
+            }
+        }
+        assert!(parsed > 100, "{parsed}");
+    }
 }

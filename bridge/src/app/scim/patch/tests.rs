@@ -217,3 +217,58 @@ fn refused_patches_say_why_with_the_right_scim_type() {
     assert!(apply(Kind::User, &mut resource, &body).is_err());
     assert_eq!(resource, ada());
 }
+
+/// Any operation on any path with any value succeeds or is refused with a `scimType`, never a
+/// panic.
+#[test]
+fn no_operation_panics() {
+    let paths = [
+        json!(null),
+        json!(""),
+        json!(5),
+        json!("emails"),
+        json!("emails.value"),
+        json!("emails[type eq \"work\"]"),
+        json!("emails[type eq \"work\"].value"),
+        json!("emails[value pr].display"),
+        json!("name"),
+        json!("name.givenName"),
+        json!("members[value eq \"u1\"]"),
+        json!("active"),
+        json!("groups[value eq \"g\"]"),
+        json!("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"),
+        json!("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"),
+        json!("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager[value eq \"m\"]"),
+        json!("urn:ietf:params:scim:schemas:core:2.0:User:userName"),
+        json!("urn:x:y"),
+    ];
+    let values = [
+        None,
+        Some(json!(null)),
+        Some(json!("x")),
+        Some(json!(1)),
+        Some(json!(true)),
+        Some(json!([])),
+        Some(json!([{"value": "v", "primary": true}, "s", 2])),
+        Some(json!({"value": "v", "givenName": "g", "emails": [{"value": "e"}]})),
+    ];
+    for kind in [Kind::User, Kind::Group] {
+        for op in ["add", "Replace", "remove"] {
+            for path in &paths {
+                for value in &values {
+                    let mut o = json!({"op": op, "path": path});
+                    if let Some(v) = value {
+                        o["value"] = v.clone();
+                    }
+                    let before = match kind {
+                        Kind::User => ada(),
+                        Kind::Group => json!({"displayName": "g", "members": [{"value": "u1"}]}),
+                    };
+                    if let Err(e) = patch(kind, before, json!([o])) {
+                        assert!(e.scim_type().is_some(), "{o}: {e:?}");
+                    }
+                }
+            }
+        }
+    }
+}
