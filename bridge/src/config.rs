@@ -16,8 +16,10 @@ mod audit;
 mod github;
 pub mod gitops;
 pub mod keys;
+mod scim;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
+pub use scim::ScimConfig;
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
 /// A secret value. `Debug` shows `***`; there is no `Display`.
@@ -103,6 +105,8 @@ struct FileConfig {
     alertmanager: BTreeMap<String, String>,
     #[serde(default)]
     audit: audit::FileAudit,
+    #[serde(default)]
+    scim: scim::FileScim,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +257,8 @@ pub struct Config {
     pub default_kubeconfig: Option<PathBuf>,
     /// The S3 mirror and the audit sinks.
     pub audit: AuditConfig,
+    /// The SCIM service provider (`/scim/v2`), on when its token is set.
+    pub scim: ScimConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -312,6 +318,7 @@ impl Config {
         )?;
         keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
         let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
+        let scim = scim::load(&file.scim, env)?;
         Ok(Config {
             listen,
             policy,
@@ -329,6 +336,7 @@ impl Config {
             default_alertmanager: tools.default_alertmanager,
             default_kubeconfig: env("SLIPWAY_KUBECONFIG").map(PathBuf::from),
             audit,
+            scim,
         })
     }
 

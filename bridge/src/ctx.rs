@@ -1,5 +1,5 @@
 //! What the domain services (reads and change requests) share: [`Base`] plus the audit spool,
-//! the work queue, the discovery cache, the private outputs and who people are. No ingress state (replay cache,
+//! the work queue, the discovery cache, the private outputs, the directory and who people are. No ingress state (replay cache,
 //! event dedupe, rejection tallies) is reachable from here.
 
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use slipway_infra::audit_writer::AuditWriter;
 use crate::base::Base;
 use crate::exec::discovery::Discovery;
 use crate::exec::queue::Runs;
+use crate::identity::DirectoryStore;
 use crate::identity::links::Link;
 use crate::identity::{People, Resolved};
 use crate::shares::Shares;
@@ -30,6 +31,9 @@ pub struct CtxInner {
     pub shares: Shares,
     /// Slack user → identity: the static list, the directory and the links between them.
     pub people: People,
+    /// The identity provider's people and groups, when SCIM is configured
+    /// (`<state_dir>/directory.redb`).
+    pub directory: Option<Arc<dyn DirectoryStore>>,
 }
 
 impl Ctx {

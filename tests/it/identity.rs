@@ -62,3 +62,150 @@ async fn a_slack_deactivation_denies_the_next_command_even_for_a_static_entry() 
     assert_eq!(app.post_raw("/slack/events", body, &headers).await.0, 200);
     assert!(app.ack("U0VIEWER", line).await.starts_with("Running"));
 }
+
+fn scim_app_opts() -> slipway_tests::harness::Options {
+    slipway_tests::harness::Options {
+        env: vec![("SLIPWAY_SCIM_TOKEN", crate::scim::TOKEN.into())],
+        policy_edits: vec![(
+            "identities:\n  provider: static",
+            "identities:\n  provider: scim\n  slack_match: email".to_string(),
+        )],
+        ..slipway_tests::harness::Options::default()
+    }
+}
+
+/// Dana, provisioned over SCIM and put in a group bound to a role.
+async fn provision_dana(addr: &str) -> String {
+    use serde_json::json;
+    let (status, user) = crate::scim::scim(
+        addr,
+        "POST",
+        "/Users",
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "dana@example.com",
+            "name": {"givenName": "Dana", "familyName": "Ng"},
+            "emails": [{"value": "dana@example.com", "type": "work", "primary": true}],
+            "active": true
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let id = user["id"].as_str().unwrap().to_string();
+    let (status, group) = crate::scim::scim(
+        addr,
+        "POST",
+        "/Groups",
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "engineering",
+            "members": [{"value": id}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    id
+}
+
+/// The contract from the issue: a user created through SCIM with primary email E, a member of
+/// a SCIM group bound to a role, runs that role's commands from the Slack user whose
+/// `users.lookupByEmail(E)` answer is that user; after `PATCH active=false` (Okta's dialect)
+/// their next command is denied, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_user_runs_their_roles_commands_until_deactivated() {
+    use serde_json::json;
+    let app = TestApp::start_with(scim_app_opts()).await;
+    app.slack
+        .add_user("U0DANA", "dana", Some("dana@example.com"));
+    let id = provision_dana(&app.addr.to_string()).await;
+    let line = "/kubectl get pods -n web";
+    let ack = app.ack("U0DANA", line).await;
+    assert!(
+        ack.starts_with("Running") && ack.contains("as viewer"),
+        "{ack}"
+    );
+    let who = app.ack("U0DANA", "/slipway whoami").await;
+    assert!(
+        who.contains("dana@example.com") && who.contains("over SCIM"),
+        "{who}"
+    );
+    let (status, _) = crate::scim::scim(
+        &app.addr.to_string(),
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"active": false}}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let denied = app.ack("U0DANA", line).await;
+    assert!(
+        denied.contains("deactivated in the company directory"),
+        "{denied}"
+    );
+    let links: Vec<_> = app
+        .audit()
+        .into_iter()
+        .filter(|r| r.kind == EventKind::Identity)
+        .collect();
+    assert_eq!(links.len(), 1, "one link, audited: {links:?}");
+    assert_eq!(
+        links[0].actor.as_ref().unwrap().slack_user_id.as_deref(),
+        Some("U0DANA")
+    );
+}
+
+/// Entra's dialect (`Replace` with `"False"`), and a DELETE: both end the person's access; a
+/// Slack account whose email matches nobody active is nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_deactivation_and_a_delete_end_access_and_unknown_emails_link_nobody() {
+    use serde_json::json;
+    let app = TestApp::start_with(scim_app_opts()).await;
+    app.slack
+        .add_user("U0DANA", "dana", Some("dana@example.com"));
+    app.slack
+        .add_user("U0MALLORY", "mallory", Some("mallory@example.com"));
+    let id = provision_dana(&app.addr.to_string()).await;
+    let line = "/kubectl get pods -n web";
+    assert!(app.ack("U0DANA", line).await.starts_with("Running"));
+    assert!(app.ack("U0MALLORY", line).await.contains("doesn't know"));
+    let (status, _) = crate::scim::scim(
+        &app.addr.to_string(),
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(app.ack("U0DANA", line).await.contains("deactivated"));
+    let (status, _) = crate::scim::scim(
+        &app.addr.to_string(),
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(app.ack("U0DANA", line).await.starts_with("Running"));
+    let (status, _) = crate::scim::scim(
+        &app.addr.to_string(),
+        "DELETE",
+        &format!("/Users/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let gone = app.ack("U0DANA", line).await;
+    assert!(
+        gone.contains("removed from the company directory"),
+        "{gone}"
+    );
+}

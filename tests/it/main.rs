@@ -20,6 +20,7 @@ mod kubectl_changes;
 mod policy_cli;
 mod reload;
 mod runner;
+mod scim;
 mod silence;
 mod slack_bridge;
 mod terraform;

@@ -8,7 +8,7 @@ use slipway_core::policy::{Decision, explain_json_as};
 
 use super::AppState;
 use crate::identity::links::LinkHow;
-use crate::identity::{Resolved, Source};
+use crate::identity::{Origin, Resolved};
 use crate::slack::events::SlashCommand;
 
 pub(super) fn reply(
@@ -86,8 +86,8 @@ fn provenance(who: &Resolved) -> String {
         return String::new();
     };
     match k.source {
-        Source::Static => " (from the policy file)".to_string(),
-        Source::Directory(kind) => {
+        Origin::Static => " (from the policy file)".to_string(),
+        Origin::Directory(kind) => {
             let synced = k
                 .synced_at
                 .and_then(|t| chrono::DateTime::from_timestamp(t, 0))

@@ -9,6 +9,7 @@ mod github;
 mod ingress;
 mod interact;
 mod meta;
+pub mod scim;
 mod slack_events;
 pub mod socket;
 
@@ -76,14 +77,7 @@ impl AppState {
     ) -> Result<AppState, String> {
         let policy = crate::config::load_policy(&config.policy)?;
         let slack = Slack::new(&config.slack)?;
-        let work_dir = config.state_dir.join("work");
-        for dir in [
-            &work_dir,
-            &config.state_dir.join("home"),
-            &config.state_dir.join("kube-cache"),
-        ] {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        }
+        let work_dir = work_dirs(&config)?;
         let writer = format!("bridge:{}", crate::clock::host_name());
         let audit = audit_sinks::open_spool(&config, &writer)?;
         let metrics = Metrics::new();
@@ -100,11 +94,9 @@ impl AppState {
             )?)),
             None => None,
         };
+        let directory = open_directory(&config)?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
-        let links = crate::identity::links::RedbLinks::open(&config.state_dir)
-            .map_err(|e| e.to_string())?;
-        let people =
-            crate::identity::People::new(None, Arc::new(links), slack.clone(), clock.clone());
+        let people = people(&config, directory.clone(), &slack, &clock)?;
         let base = Base::new(BaseInner {
             config,
             policies: crate::base::PolicyCell::new(policy),
@@ -121,6 +113,7 @@ impl AppState {
             discovery: Arc::new(Discovery::default()),
             shares: Shares::default(),
             people,
+            directory,
         });
         let state = AppState {
             inner: Arc::new(Inner {
@@ -147,6 +140,51 @@ impl AppState {
     }
 }
 
+/// The directories commands run in (`work`, `home`, `kube-cache`); returns `work`.
+fn work_dirs(config: &Config) -> Result<std::path::PathBuf, String> {
+    let work_dir = config.state_dir.join("work");
+    for dir in [
+        &work_dir,
+        &config.state_dir.join("home"),
+        &config.state_dir.join("kube-cache"),
+    ] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    Ok(work_dir)
+}
+
+/// The people service over the directory (if any) and `<state_dir>/identity.redb`.
+fn people(
+    config: &Config,
+    directory: Option<Arc<dyn crate::identity::DirectoryStore>>,
+    slack: &Slack,
+    clock: &Arc<dyn Clock>,
+) -> Result<crate::identity::People, String> {
+    let links =
+        crate::identity::links::RedbLinks::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let directory = directory.map(|d| {
+        Arc::new(crate::identity::StoreDirectory(d)) as Arc<dyn crate::identity::Directory>
+    });
+    Ok(crate::identity::People::new(
+        directory,
+        Arc::new(links),
+        slack.clone(),
+        clock.clone(),
+    ))
+}
+
+/// The directory SCIM writes into, opened when a SCIM token is configured.
+fn open_directory(
+    config: &Config,
+) -> Result<Option<Arc<dyn crate::identity::DirectoryStore>>, String> {
+    if !config.scim.enabled() {
+        return Ok(None);
+    }
+    let store =
+        crate::identity::RedbDirectory::open(&config.state_dir).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(store)))
+}
+
 /// Where `/tf plan` reads stacks: the git mirror at the default branch's head when change
 /// requests are configured, else a configured checkout, else nowhere (plans are refused).
 fn stack_source(state: &AppState) -> Option<Arc<dyn crate::exec::terraform::StackSource>> {
@@ -160,9 +198,10 @@ fn stack_source(state: &AppState) -> Option<Arc<dyn crate::exec::terraform::Stac
     }
 }
 
-/// The router. An endpoint that verifies an HMAC is mounted only when its key is configured
-/// (the configuration refuses short keys), so no request is ever checked against an empty key:
-/// in Socket Mode without a signing secret the Slack endpoints answer 404.
+/// The router. An endpoint that verifies an HMAC or a token is mounted only when its key is
+/// configured (the configuration refuses short keys), so no request is ever checked against an
+/// empty key: in Socket Mode without a signing secret the Slack endpoints answer 404, and
+/// without a SCIM token `/scim/v2` does.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     if !state.config.slack.signing_secret.is_empty() {
@@ -170,6 +209,9 @@ pub fn router(state: AppState) -> Router {
             .route("/slack/commands", post(commands::slash_command))
             .route("/slack/interactivity", post(interact::interactivity))
             .route("/slack/events", post(interact::events));
+    }
+    if let Some(scim) = scim::routes(&state) {
+        router = router.nest("/scim/v2", scim);
     }
     if !state.config.github_webhook_secret.is_empty() {
         router = router.route(

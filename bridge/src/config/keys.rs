@@ -1,6 +1,7 @@
-//! The HMAC keys Slipway verifies requests with (Slack's signing secret, GitHub's webhook
-//! secret). A MAC under an empty or guessable key proves nothing, so a short key is a startup
-//! error rather than an endpoint that anyone can sign for.
+//! The keys Slipway verifies requests with: the HMAC keys (Slack's signing secret, GitHub's
+//! webhook secret) and the SCIM bearer token. A MAC under an empty or guessable key proves
+//! nothing, and neither does a guessable token, so a short one is a startup error rather than an
+//! endpoint that anyone can sign for.
 
 use super::Secret;
 
@@ -24,6 +25,12 @@ pub(super) const GITHUB_WEBHOOK_SECRET: KeyInfo = KeyInfo {
     what: "the GitHub webhook secret",
     set_with: "SLIPWAY_GITHUB_WEBHOOK_SECRET or `github.webhook_secret`",
     how: "a random value (for example `openssl rand -hex 32`), the same as the GitHub App's webhook secret",
+};
+
+pub(super) const SCIM_TOKEN: KeyInfo = KeyInfo {
+    what: "the SCIM bearer token",
+    set_with: "SLIPWAY_SCIM_TOKEN or `scim.token`",
+    how: "a random value (for example `openssl rand -hex 32`), the same as the Secret Token / API token in the identity provider's provisioning settings",
 };
 
 /// A configured key must be at least [`MIN_HMAC_KEY_BYTES`] long. An unset key is not checked

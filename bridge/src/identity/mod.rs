@@ -3,20 +3,30 @@
 //! push from Okta or Entra ID, or a Google Workspace sync) is the source of truth, and a Slack
 //! user becomes one of its people only through a checked link (see [`links`]).
 //!
-//! This module sits below the domain services: it reads the directory, the links and Slack,
-//! and never reaches up into changes, reads or ingress.
+//! The directory ([`DirectoryStore`]) holds what the IdP pushed or a sync read; [`Directory`] is
+//! the read side people resolution needs. This module sits below the domain services: it reads
+//! the directory, the links and Slack, and knows nothing of HTTP ingress, changes or reads.
 
+pub mod directory;
 pub mod links;
+mod memory;
+mod redb_store;
 pub mod resolve;
 
 use std::fmt;
+use std::sync::Arc;
 
 use slipway_core::policy::Identity;
 use slipway_core::policy::model::ProviderKind;
 
 use crate::store::StoreError;
 
-pub use resolve::{Known, People, Resolved, Source};
+pub use directory::{
+    DirectoryError, DirectoryGroup, DirectoryStore, DirectoryUser, Email, Source, SyncState,
+};
+pub use memory::MemoryDirectory;
+pub use redb_store::RedbDirectory;
+pub use resolve::{Known, Origin, People, Resolved};
 
 /// A person as the identity provider describes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +62,9 @@ impl Person {
     }
 }
 
-/// The read side of whichever directory the policy names.
+/// The read side of the directory. Every person carries the provider they came from, and
+/// resolution only takes people from the one the policy names.
 pub trait Directory: Send + Sync + fmt::Debug {
-    fn kind(&self) -> ProviderKind;
     fn person(&self, id: &str) -> Result<Option<Person>, StoreError>;
     /// By primary email, without case.
     fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError>;
@@ -62,5 +72,54 @@ pub trait Directory: Send + Sync + fmt::Debug {
     fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError>;
 }
 
+/// [`Directory`] over a [`DirectoryStore`]: a user and the display names of their groups.
+#[derive(Debug)]
+pub struct StoreDirectory(pub Arc<dyn DirectoryStore>);
+
+impl StoreDirectory {
+    fn person_of(&self, user: Option<DirectoryUser>) -> Result<Option<Person>, StoreError> {
+        let Some(u) = user else { return Ok(None) };
+        let groups = self
+            .0
+            .groups_of(&u.id)
+            .map_err(|e| StoreError(e.to_string()))?
+            .into_iter()
+            .map(|g| g.display_name)
+            .collect();
+        Ok(Some(Person {
+            subject: u.user_name.clone(),
+            email: u.primary_email().map(str::to_string),
+            name: u.display_name.clone(),
+            github: u.github_login.clone(),
+            active: u.active,
+            groups,
+            source: match u.source {
+                Source::Scim => ProviderKind::Scim,
+                Source::Google => ProviderKind::Google,
+            },
+            synced_at: u.updated,
+            id: u.id,
+        }))
+    }
+}
+
+fn store_err(e: &DirectoryError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl Directory for StoreDirectory {
+    fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        self.person_of(self.0.user(id).map_err(|e| store_err(&e))?)
+    }
+    fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError> {
+        self.person_of(self.0.user_by_email(email).map_err(|e| store_err(&e))?)
+    }
+    fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError> {
+        self.person_of(self.0.user_by_github(login).map_err(|e| store_err(&e))?)
+    }
+}
+
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use super::links::{Link, LinkHow, LinkStore};
 use super::{Directory, Person};
 use crate::clock::Clock;
 use crate::slack::client::Slack;
+use crate::store::StoreError;
 
 /// How long the first command of a new user may wait on Slack for their profile email: the
 /// lookup happens inside the 3-second ack.
@@ -19,12 +20,12 @@ const LOOKUP_BUDGET: Duration = Duration::from_millis(1500);
 
 /// Where an identity came from, for `/slipway whoami` and `policy explain`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum Origin {
     Static,
     Directory(ProviderKind),
 }
 
-impl Source {
+impl Origin {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Static => "static",
@@ -37,7 +38,7 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
     pub identity: Identity,
-    pub source: Source,
+    pub source: Origin,
     /// When the directory last heard about them (unix seconds); `None` for static entries.
     pub synced_at: Option<i64>,
     pub link: Option<LinkHow>,
@@ -92,13 +93,11 @@ impl People {
         &self.links
     }
 
-    /// The directory the policy names, if this bridge has it.
-    fn directory(&self, policy: &Policy) -> Option<&Arc<dyn Directory>> {
+    /// The directory the policy names, if this bridge has one: only its people count.
+    fn directory<'a>(&'a self, policy: &Policy) -> Option<Named<'a>> {
         let kind = policy.provider();
-        (kind != ProviderKind::Static)
-            .then_some(self.directory.as_ref())
-            .flatten()
-            .filter(|d| d.kind() == kind)
+        let directory = self.directory.as_deref()?;
+        (kind != ProviderKind::Static).then_some(Named { directory, kind })
     }
 
     /// Who `user` is. Static entries win for their own Slack IDs; a Slack account an admin
@@ -112,7 +111,7 @@ impl People {
         if let Some(identity) = policy.identities().resolve(user) {
             return Resolved::Known(Box::new(Known {
                 identity: identity.clone(),
-                source: Source::Static,
+                source: Origin::Static,
                 synced_at: None,
                 link: None,
                 new_link: None,
@@ -122,7 +121,7 @@ impl People {
             return Resolved::Unknown(None);
         };
         match self.links.link(&user.user_id) {
-            Ok(Some(link)) => return linked(directory.as_ref(), &link),
+            Ok(Some(link)) => return linked(&directory, &link),
             Ok(None) => {}
             Err(e) => return unavailable(&e),
         }
@@ -130,12 +129,12 @@ impl People {
             SlackMatch::Sso => Resolved::Unknown(Some(
                 "link your Slack account to your company login with `/slipway link sso`".into(),
             )),
-            SlackMatch::Email => self.match_email(directory.as_ref(), user).await,
+            SlackMatch::Email => self.match_email(&directory, user).await,
         }
     }
 
     /// First contact: Slack's profile email must be an active person's primary email.
-    async fn match_email(&self, directory: &dyn Directory, user: &SlackUser) -> Resolved {
+    async fn match_email(&self, directory: &Named<'_>, user: &SlackUser) -> Resolved {
         let looked_up = tokio::time::timeout(LOOKUP_BUDGET, self.slack.user_info(&user.user_id));
         let slack_person = match looked_up.await {
             Ok(Ok(Some(p))) => p,
@@ -263,6 +262,28 @@ impl People {
     }
 }
 
+/// The directory, seen through the provider the policy names: people from another source are
+/// nobody (a Google sync left behind after moving to SCIM can't vouch for anyone).
+struct Named<'a> {
+    directory: &'a dyn Directory,
+    kind: ProviderKind,
+}
+
+impl Named<'_> {
+    fn ours(&self, p: Option<Person>) -> Option<Person> {
+        p.filter(|p| p.source == self.kind)
+    }
+    fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        self.directory.person(id).map(|p| self.ours(p))
+    }
+    fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError> {
+        self.directory.person_by_email(email).map(|p| self.ours(p))
+    }
+    fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError> {
+        self.directory.person_by_github(login).map(|p| self.ours(p))
+    }
+}
+
 const SLACK_DEACTIVATED: &str = "Slack says this account is deactivated, so it can't act \
                                  through Slipway";
 const LOOKUP_FAILED: &str = "Slipway couldn't check your Slack profile with Slack just now; \
@@ -270,14 +291,14 @@ const LOOKUP_FAILED: &str = "Slipway couldn't check your Slack profile with Slac
 const NO_EMAIL: &str = "your Slack profile has no email Slipway may read, so it can't match \
                         you to the company directory";
 
-fn linked(directory: &dyn Directory, link: &Link) -> Resolved {
+fn linked(directory: &Named<'_>, link: &Link) -> Resolved {
     match directory.person(&link.person) {
         Ok(Some(person)) if person.active => known(&person, link.how, None),
         Ok(Some(person)) => Resolved::Refused(deactivated(&person)),
         Ok(None) => Resolved::Refused(format!(
             "your account was removed from the company directory ({}), so Slipway no longer \
              knows who you are",
-            directory.kind().as_str()
+            directory.kind.as_str()
         )),
         Err(e) => unavailable(&e),
     }
@@ -286,7 +307,7 @@ fn linked(directory: &dyn Directory, link: &Link) -> Resolved {
 fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
     Resolved::Known(Box::new(Known {
         identity: person.identity(),
-        source: Source::Directory(person.source),
+        source: Origin::Directory(person.source),
         synced_at: Some(person.synced_at),
         link: Some(how),
         new_link,

@@ -9,7 +9,7 @@ use slipway_core::policy::{Policy, SlackUser};
 use slipway_emulators::slack::SlackEmulator;
 
 use super::links::{LinkHow, LinkStore, MemoryLinks};
-use super::{Directory, People, Person, Resolved, Source};
+use super::{Directory, Origin, People, Person, Resolved};
 use crate::clock::SystemClock;
 use crate::config::{Secret, SlackConfig};
 use crate::slack::client::Slack;
@@ -34,9 +34,6 @@ impl Memory {
 }
 
 impl Directory for Memory {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Scim
-    }
     fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
         Ok(slipway_infra::sync::lock(&self.0).get(id).cloned())
     }
@@ -126,7 +123,7 @@ async fn an_email_match_links_once_and_a_deactivation_refuses_the_next_request()
     };
     assert_eq!(k.identity.subject, "dana@example.com");
     assert_eq!(k.identity.groups, ["sre"]);
-    assert_eq!(k.source, Source::Directory(ProviderKind::Scim));
+    assert_eq!(k.source, Origin::Directory(ProviderKind::Scim));
     assert_eq!(k.new_link.as_ref().map(|l| l.how), Some(LinkHow::Email));
     // The link is remembered: the second request asks Slack nothing and makes no new link.
     let Resolved::Known(again) = w.people.resolve(&scim, &user).await else {
@@ -163,7 +160,7 @@ async fn static_entries_win_and_a_static_policy_ignores_the_directory() {
     let Resolved::Known(k) = w.people.resolve(&policy("provider: scim"), &owner).await else {
         panic!()
     };
-    assert_eq!(k.source, Source::Static);
+    assert_eq!(k.source, Origin::Static);
     assert_ne!(k.identity.subject, "dana@example.com");
     // With `provider: static`, a directory person is nobody.
     w.dir.put(dana(true));

@@ -68,9 +68,11 @@ pub enum EventKind {
     PolicyReload,
     /// Someone shared a command's private output in its channel.
     Share,
-    /// Who someone is changed: a Slack user linked to a directory person, a person provisioned,
-    /// changed or deprovisioned, or a Slack account deactivated. `details.action` says which.
+    /// Who a Slack user is changed: they were linked to a directory person, or Slack says
+    /// their account was deactivated (or reactivated). `details.action` says which.
     Identity,
+    /// The identity provider created, changed or removed a directory user or group (SCIM).
+    Provisioning,
 }
 
 /// Who acted. Every part is optional: a signature rejection has no user, a runner has no Slack id.
