@@ -63,6 +63,21 @@ async fn a_slack_deactivation_denies_the_next_command_even_for_a_static_entry() 
     assert!(app.ack("U0VIEWER", line).await.starts_with("Running"));
 }
 
+/// One SCIM PATCH operation on a user, which must succeed.
+async fn patch_user(app: &TestApp, id: &str, op: serde_json::Value) {
+    let (status, body) = crate::scim::scim(
+        &app.addr.to_string(),
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [op]
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 fn scim_app_opts() -> slipway_tests::harness::Options {
     slipway_tests::harness::Options {
         env: vec![("SLIPWAY_SCIM_TOKEN", crate::scim::TOKEN.into())],
@@ -129,17 +144,12 @@ async fn a_scim_user_runs_their_roles_commands_until_deactivated() {
         who.contains("dana@example.com") && who.contains("over SCIM"),
         "{who}"
     );
-    let (status, _) = crate::scim::scim(
-        &app.addr.to_string(),
-        "PATCH",
-        &format!("/Users/{id}"),
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"active": false}}]
-        })),
+    patch_user(
+        &app,
+        &id,
+        json!({"op": "replace", "value": {"active": false}}),
     )
     .await;
-    assert_eq!(status, 200);
     let denied = app.ack("U0DANA", line).await;
     assert!(
         denied.contains("deactivated in the company directory"),
@@ -171,29 +181,19 @@ async fn entra_deactivation_and_a_delete_end_access_and_unknown_emails_link_nobo
     let line = "/kubectl get pods -n web";
     assert!(app.ack("U0DANA", line).await.starts_with("Running"));
     assert!(app.ack("U0MALLORY", line).await.contains("doesn't know"));
-    let (status, _) = crate::scim::scim(
-        &app.addr.to_string(),
-        "PATCH",
-        &format!("/Users/{id}"),
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-        })),
+    patch_user(
+        &app,
+        &id,
+        json!({"op": "Replace", "path": "active", "value": "False"}),
     )
     .await;
-    assert_eq!(status, 200);
     assert!(app.ack("U0DANA", line).await.contains("deactivated"));
-    let (status, _) = crate::scim::scim(
-        &app.addr.to_string(),
-        "PATCH",
-        &format!("/Users/{id}"),
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
-        })),
+    patch_user(
+        &app,
+        &id,
+        json!({"op": "Replace", "path": "active", "value": "True"}),
     )
     .await;
-    assert_eq!(status, 200);
     assert!(app.ack("U0DANA", line).await.starts_with("Running"));
     let (status, _) = crate::scim::scim(
         &app.addr.to_string(),
