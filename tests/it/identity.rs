@@ -209,3 +209,68 @@ async fn entra_deactivation_and_a_delete_end_access_and_unknown_emails_link_nobo
         "{gone}"
     );
 }
+
+/// `slipway identities list|show` while `serve` runs (it asks the bridge over its 0600 admin
+/// socket, since the state files are locked) and after it stopped (it reads them itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identities_cli_lists_people_while_the_bridge_runs_and_after() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let port = slipway_tests::harness::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let bridge = crate::scim::Bridge(crate::scim::serve(&state, port));
+    crate::scim::ready(&addr).await;
+    provision_dana(&addr).await;
+    let socket = state.join("admin.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let cli = |args: &[&str]| {
+        let state = state.to_str().unwrap().to_string();
+        let policy = slipway_tests::example_policy();
+        let mut all = vec!["identities"];
+        all.extend_from_slice(args);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
+            .args(&all)
+            .args(["--state-dir", &state, "--policy", policy.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    check_listing(&cli, "running");
+    drop(bridge);
+    check_listing(&cli, "stopped");
+}
+
+/// The CLI run with some arguments: its exit code and stdout.
+type Cli<'a> = &'a dyn Fn(&[&str]) -> (Option<i32>, String);
+
+fn check_listing(cli: Cli<'_>, when: &str) {
+    let (code, json) = cli(&["list", "--json"]);
+    assert_eq!(code, Some(0), "{when}: {json}");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let dana = entries
+        .iter()
+        .find(|e| e["subject"] == "dana@example.com")
+        .unwrap_or_else(|| panic!("{when}: {json}"));
+    assert_eq!(
+        (dana["source"].as_str(), dana["active"].as_bool()),
+        (Some("scim"), Some(true))
+    );
+    assert_eq!(dana["groups"], serde_json::json!(["engineering"]));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["source"] == "static" && e["slack"][0] == "U0OWNER")
+    );
+    let (code, table) = cli(&["show", "DANA@example.com"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        table.starts_with("SUBJECT\t") && table.contains("dana@example.com\tscim\tyes"),
+        "{when}: {table}"
+    );
+    assert_eq!(cli(&["show", "nobody@example.com"]).0, Some(1));
+}

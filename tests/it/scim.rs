@@ -454,7 +454,7 @@ async fn okta_and_entra_flows_land_in_the_directory_and_the_audit_trail() {
 }
 
 /// `slipway serve` with a SCIM token, on `state`.
-fn serve(state: &Path, port: u16) -> Child {
+pub(crate) fn serve(state: &Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
         .arg("serve")
         .env_clear()
@@ -480,7 +480,7 @@ fn serve(state: &Path, port: u16) -> Child {
 }
 
 /// Stops the bridge by its own PID.
-struct Bridge(Child);
+pub(crate) struct Bridge(pub(crate) Child);
 
 impl Drop for Bridge {
     fn drop(&mut self) {
@@ -489,7 +489,7 @@ impl Drop for Bridge {
     }
 }
 
-async fn ready(addr: &str) {
+pub(crate) async fn ready(addr: &str) {
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;

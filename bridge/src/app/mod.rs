@@ -3,6 +3,7 @@
 //! The ack path does only this: verify, parse, resolve identity, evaluate, write the audit record
 //! (group-committed), enqueue. Everything slow happens on the worker pool afterwards.
 
+pub mod admin;
 pub mod audit_sinks;
 mod commands;
 mod github;

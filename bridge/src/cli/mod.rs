@@ -1,6 +1,7 @@
 //! Command-line interface. Exit codes are a contract: see each subcommand.
 
 mod audit;
+mod identities;
 mod policy;
 mod serve;
 
@@ -27,6 +28,9 @@ pub enum Top {
     /// Verify the audit trail (S3 mirror or local spool), or show one record.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Who Slipway knows: static entries and the identity provider's people.
+    #[command(subcommand)]
+    Identities(identities::IdentitiesCmd),
     /// Run the Slack bridge (HTTP endpoints, or Socket Mode).
     Serve {
         /// YAML config file; every setting also has an environment variable.
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Top::Policy(cmd) => policy::run(cmd),
         Top::Audit(cmd) => audit::run(cmd),
+        Top::Identities(cmd) => identities::run(&cmd),
         Top::Serve { config } => serve::run(config.as_deref()),
         Top::Redact => redact(),
         Top::Docs { check, root } => docs(check, &root),

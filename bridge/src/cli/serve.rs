@@ -43,6 +43,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             }
         };
         tracing::info!(%listen, "slipway bridge listening");
+        if let Err(e) = crate::app::admin::start(&state) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         if let Err(e) = reload_on_sighup(&state) {
             eprintln!("error: {e}");
             return ExitCode::from(2);

@@ -9,6 +9,7 @@
 
 pub mod directory;
 pub mod links;
+pub mod listing;
 mod memory;
 mod redb_store;
 pub mod resolve;
