@@ -16,6 +16,7 @@ use slipway_infra::gitops::FileChange;
 use super::pending::Pending;
 use super::{ChangeService, Render};
 use crate::ctx::Ctx;
+use crate::error::Failure;
 
 /// Section text budget in Slack, less the code fence.
 const SLACK_DIFF_BUDGET: usize = 2800;
@@ -40,17 +41,17 @@ pub async fn render(
     state: &Ctx,
     p: &Pending,
     head: Oid,
-) -> Result<Render, String> {
+) -> Result<Render, Failure> {
     match &p.command {
         Command::Deploy(d) => render_deploy(svc, state, d, head).await,
         Command::Kubectl(_) => render_kubectl(svc, state, p, head).await,
         Command::TfApply { stack } => {
             super::tf_apply::render_tf_apply(svc, state, p, stack, head).await
         }
-        _ => Err(format!(
+        _ => Err(Failure::user(format!(
             "`{}` can't become a change request in this build yet.",
             p.text
-        )),
+        ))),
     }
 }
 
@@ -59,21 +60,22 @@ async fn render_deploy(
     state: &Ctx,
     d: &Deploy,
     head: Oid,
-) -> Result<Render, String> {
+) -> Result<Render, Failure> {
     let cfg = svc.cfg.services.get(&d.service).ok_or_else(|| {
-        format!(
+        Failure::user(format!(
             "service `{}` has no image configured in the bridge (`gitops.services.{}`); ask {}.",
             d.service,
             d.service,
             state.policy().support()
-        )
+        ))
     })?;
     let pick = pick_image(svc, d, cfg).await?;
     let path = format!("{}/kustomization.yaml", d.manifest_dir());
     let content = crate::templates::render(
         "manifests/kustomization.yaml.j2",
         minijinja::context! { service => d.service.clone(), env => d.env.clone(), image_name => cfg.image.clone(), tag => pick.tag.clone(), digest => pick.digest.clone() },
-    )?;
+    )
+    .map_err(|e| Failure::upstream("Rendering the kustomization", e))?;
     let current = read_at(svc, head, &path).await?;
     let diff = unified_diff(&path, &current, &content);
     let shown = (pick.tag.clone().or_else(|| pick.digest.clone())).unwrap_or_default();
@@ -127,7 +129,7 @@ async fn pick_image(
     svc: &ChangeService,
     d: &Deploy,
     cfg: &super::ServiceConfig,
-) -> Result<ImagePick, String> {
+) -> Result<ImagePick, Failure> {
     if let Some(v) = &d.version {
         let is_digest = v.starts_with("sha256:");
         return Ok(ImagePick {
@@ -137,15 +139,20 @@ async fn pick_image(
             run_id: None,
         });
     }
-    let repo = Repo::parse(&cfg.repo).ok_or_else(|| format!("`{}` is not owner/name", cfg.repo))?;
+    let repo = Repo::parse(&cfg.repo).ok_or_else(|| {
+        Failure::upstream(
+            "Reading the service's configuration",
+            format!("`{}` is not owner/name", cfg.repo),
+        )
+    })?;
     let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
-    let workflow = cfg.workflow.as_deref().ok_or_else(|| format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env))?;
+    let workflow = cfg.workflow.as_deref().ok_or_else(|| Failure::user(format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env)))?;
     let run = svc
         .gh_ci
         .latest_successful_run(&repo, workflow, &branch)
         .await
-        .map_err(|e| format!("looking up the newest CI build of {repo}: {e}"))?;
-    let run = run.ok_or_else(|| format!("{repo} has no successful `{workflow}` run from a push to {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env))?;
+        .map_err(|e| Failure::upstream(format!("Looking up the newest CI build of {repo}"), e))?;
+    let run = run.ok_or_else(|| Failure::user(format!("{repo} has no successful `{workflow}` run from a push to {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env)))?;
     let short: String = run.head_sha.chars().take(7).collect();
     let tag = cfg
         .tag_template
@@ -163,18 +170,17 @@ async fn pick_image(
 
 /// A file's text in the GitOps repo at `head` (empty when absent), read off the async runtime
 /// because the mirror is a blocking git repository.
-async fn read_at(svc: &ChangeService, head: Oid, path: &str) -> Result<String, String> {
+async fn read_at(svc: &ChangeService, head: Oid, path: &str) -> Result<String, Failure> {
+    let reading = "Reading the GitOps repository";
     let mirror = svc.mirror.clone();
     let path = path.to_owned();
     let current = tokio::task::spawn_blocking(move || {
-        mirror
-            .lock()
-            .map_err(|_| "git mirror unavailable".to_string())?
+        slipway_infra::sync::lock(&mirror)
             .read_file(head, &path)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::upstream_error(reading, &e))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|e| Failure::upstream_error(reading, &e))??;
     Ok(current
         .map(|c| String::from_utf8_lossy(&c).into_owned())
         .unwrap_or_default())
@@ -188,7 +194,7 @@ async fn render_kubectl(
     state: &Ctx,
     p: &Pending,
     head: Oid,
-) -> Result<Render, String> {
+) -> Result<Render, Failure> {
     let Command::Kubectl(k) = &p.command else {
         return Ok(Render::default());
     };
@@ -197,15 +203,15 @@ async fn render_kubectl(
             cluster: Some(alias),
             ..
         } => alias.clone(),
-        _ => return Err("this kubectl change has no cluster".into()),
+        _ => return Err(Failure::user("this kubectl change has no cluster")),
     };
     let scopes = state.discovery.scopes(&alias);
     let work = tempfile::Builder::new()
         .prefix("change-")
         .tempdir_in(&state.work_dir)
-        .map_err(|e| format!("creating a work directory: {e}"))?;
+        .map_err(|e| Failure::upstream_error("Creating a work directory", &e))?;
     let files = super::manifests::export(svc, head, k, work.path()).await?;
-    let objects = super::manifests::authorise(state, p, &files, &scopes)?;
+    let objects = super::manifests::authorise(state, p, &files, &scopes).map_err(Failure::User)?;
     let (details, preview) = kubectl_preview(state, &alias, p, k, work.path()).await;
     let words = kind_words(k, &objects.objects);
     Ok(Render {

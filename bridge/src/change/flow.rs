@@ -128,9 +128,7 @@ impl ChangeService {
             .await
             .map_err(|e| Failure::upstream_error("Fetching the GitOps repository", &e))?
             .map_err(|e| Failure::upstream_error("Fetching the GitOps repository", &e))?;
-        // Rendering's refusals are sentences for the requester (typing its upstream causes
-        // apart is still to do: see the architecture issue).
-        let render = render(self, state, p, head).await.map_err(Failure::User)?;
+        let render = render(self, state, p, head).await?;
         Ok((head, render))
     }
 

@@ -184,6 +184,9 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// GitHub didn't start the device flow (its cause is logged).
+const START_FAILED: &str = ":x: Couldn't start the GitHub authorization (GitHub didn't answer as expected); try again in a minute.";
+
 impl ChangeService {
     /// The ack for `/slipway link github`: local checks only, then the flow runs in a task.
     pub fn link_github(
@@ -283,7 +286,10 @@ impl ChangeService {
         };
         self.tokens
             .link_account(slack_user, &account)
-            .map_err(|e| format!(":x: Couldn't store the token: {e}"))?;
+            .map_err(|e| {
+                tracing::error!(error = %e, slack_user, "storing a linked token");
+                ":x: Slipway couldn't store the token, so nothing was linked; try again, and tell the platform team if it keeps failing.".to_string()
+            })?;
         tracing::info!(slack_user, github = %login, "GitHub account linked");
         Ok(format!(
             ":white_check_mark: Linked GitHub account `{login}`. Approve and Reject in Slack now submit reviews as you."
@@ -301,9 +307,14 @@ impl ChangeService {
             Some(form),
         )
         .await
-        .map_err(|e| format!(":x: Couldn't start the GitHub authorization: {e}"))?;
-        DeviceCode::parse(status, &v)
-            .map_err(|e| format!(":x: Couldn't start the GitHub authorization: {e}."))
+        .map_err(|e| {
+            tracing::warn!(error = %e, "starting GitHub's device flow");
+            START_FAILED.to_string()
+        })?;
+        DeviceCode::parse(status, &v).map_err(|e| {
+            tracing::warn!(error = %e, "GitHub's device-flow answer");
+            START_FAILED.to_string()
+        })
     }
 
     /// Phase 2: poll at GitHub's pace until the person authorizes or declines, or the code
@@ -364,7 +375,12 @@ impl ChangeService {
     /// kept; anyone else's would let them review as someone else.
     async fn token_login(&self, token: &Secret, want: &str) -> Result<String, String> {
         let user_url = format!("{}/user", self.cfg.api_url.trim_end_matches('/'));
-        let (status, v) = exchange(Method::GET, &user_url, Some(token), None).await.map_err(|e| format!(":x: Couldn't ask GitHub who the new token belongs to ({e}); nothing was linked."))?;
+        let (status, v) = exchange(Method::GET, &user_url, Some(token), None)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "asking GitHub whose token it is");
+                ":x: Couldn't ask GitHub who the new token belongs to; nothing was linked. Try again.".to_string()
+            })?;
         let Some(login) = text(&v, "login").filter(|_| (200..300).contains(&status)) else {
             return Err(format!(
                 ":x: GitHub answered {status} to `GET /user` with the new token; nothing was linked."

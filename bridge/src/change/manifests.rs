@@ -15,6 +15,7 @@ use slipway_core::policy::{Outcome, SlackUser, decide_objects};
 use super::ChangeService;
 use super::pending::Pending;
 use crate::ctx::Ctx;
+use crate::error::Failure;
 
 /// The objects of a change's files, and the approval they need together.
 #[derive(Debug, Default)]
@@ -32,7 +33,7 @@ pub async fn export(
     head: Oid,
     k: &Kubectl,
     dest: &Path,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
+) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     if k.files.is_empty() {
         return Ok(Vec::new());
     }
@@ -41,14 +42,13 @@ pub async fn export(
     let dest = dest.to_path_buf();
     let branch = svc.default_branch().to_string();
     tokio::task::spawn_blocking(move || {
-        let m = mirror
-            .lock()
-            .map_err(|_| "the git mirror is unavailable".to_string())?;
+        let m = slipway_infra::sync::lock(&mirror);
         let mut out = Vec::new();
         for path in paths {
             let read = |p: &str| {
-                m.read_file(head, p)
-                    .map_err(|e| format!("reading `{p}` from the GitOps repo: {e}"))
+                m.read_file(head, p).map_err(|e| {
+                    Failure::upstream_error(format!("Reading `{p}` from the GitOps repo"), &e)
+                })
             };
             if let Some(bytes) = read(&path)? {
                 out.push((path, bytes));
@@ -56,13 +56,15 @@ pub async fn export(
             }
             let listed = m
                 .list_files(head, &path)
-                .map_err(|e| format!("reading `{path}` from the GitOps repo: {e}"))?;
+                .map_err(|e| {
+                    Failure::upstream_error(format!("Reading `{path}` from the GitOps repo"), &e)
+                })?;
             let inside: Vec<String> = listed
                 .into_iter()
                 .filter(|f| dir_reads(&path, f, recursive))
                 .collect();
             if inside.is_empty() {
-                return Err(format!("`-f {path}` names no manifest in the GitOps repo at `{branch}`; commit it there first (through a reviewed PR), then ask again."));
+                return Err(Failure::user(format!("`-f {path}` names no manifest in the GitOps repo at `{branch}`; commit it there first (through a reviewed PR), then ask again.")));
             }
             for f in inside {
                 let bytes = read(&f)?.unwrap_or_default();
@@ -72,15 +74,17 @@ pub async fn export(
         for (path, bytes) in &out {
             let target = dest.join(path);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("preparing `{path}`: {e}"))?;
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Failure::upstream_error(format!("Preparing `{path}`"), &e)
+                })?;
             }
-            std::fs::write(&target, bytes).map_err(|e| format!("preparing `{path}`: {e}"))?;
+            std::fs::write(&target, bytes)
+                .map_err(|e| Failure::upstream_error(format!("Preparing `{path}`"), &e))?;
         }
         Ok(out)
     })
     .await
-    .map_err(|e| format!("exporting the change's files: {e}"))?
+    .map_err(|e| Failure::upstream_error("Exporting the change's files", &e))?
 }
 
 /// Authorise every object of the files for the requester, as policy would authorise each one

@@ -19,13 +19,15 @@ const PLAN_FILE: &str = slipway_core::command::tf::TF_PLAN_FILE;
 
 use slipway_infra::sync::lock;
 
+use crate::error::Failure;
+
 pub async fn render_tf_apply(
     svc: &ChangeService,
     state: &Ctx,
     p: &Pending,
     stack: &str,
     head: Oid,
-) -> Result<Render, String> {
+) -> Result<Render, Failure> {
     let stack_dir = format!("stacks/{stack}");
     let pr_number = merged_stack_pr(svc, stack, &stack_dir, head).await?;
     let (digest, summary, text) = plan_export(svc, state, p, &stack_dir, head).await?;
@@ -36,7 +38,7 @@ pub async fn render_tf_apply(
         .gh
         .get_pr(&svc.cfg.repo, pr_number)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::upstream_error("Reading the stack's pull request", &e))?;
     let merged_by = full.merged_by.clone().unwrap_or_else(|| "unknown".into());
     Ok(Render {
         title: format!("terraform apply {stack} ({summary})"),
@@ -65,33 +67,41 @@ async fn merged_stack_pr(
     stack: &str,
     stack_dir: &str,
     head: Oid,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
+    let reading = "Reading the stack's history";
     let mirror = svc.mirror.clone();
     let dir = stack_dir.to_owned();
     let last = tokio::task::spawn_blocking(move || {
         lock(&mirror)
             .last_commit_touching(head, &dir)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::upstream_error(reading, &e))
     })
     .await
-    .map_err(|e| e.to_string())??
+    .map_err(|e| Failure::upstream_error(reading, &e))??
     .ok_or_else(|| {
-        format!("stack `{stack}` has no directory `{stack_dir}` on the default branch")
+        Failure::user(format!(
+            "stack `{stack}` has no directory `{stack_dir}` on the default branch"
+        ))
     })?;
     let short: String = last.to_string().chars().take(7).collect();
     let pulls = svc
         .gh
         .pulls_for_commit(&svc.cfg.repo, &last.to_string())
         .await
-        .map_err(|e| format!("checking how {short} reached the default branch: {e}"))?;
+        .map_err(|e| {
+            Failure::upstream_error(
+                format!("Checking how {short} reached the default branch"),
+                &e,
+            )
+        })?;
     let Some(pr) = pulls
         .into_iter()
         .find(|pr| pr.merged && pr.base_ref == svc.default_branch())
     else {
-        return Err(format!(
+        return Err(Failure::user(format!(
             "stack `{stack}`'s last change ({short}) reached `{}` by a direct push, not through a merged pull request, so it can't be applied from chat. Land the stack's code through a reviewed PR first.",
             svc.default_branch()
-        ));
+        )));
     };
     Ok(pr.number)
 }
@@ -104,7 +114,8 @@ async fn plan_export(
     p: &Pending,
     stack_dir: &str,
     head: Oid,
-) -> Result<(String, Option<String>, String), String> {
+) -> Result<(String, Option<String>, String), Failure> {
+    let preparing = "Preparing the plan's working copy";
     let work = state
         .config
         .state_dir
@@ -112,7 +123,7 @@ async fn plan_export(
         .join("apply")
         .join(&p.token);
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(|e| Failure::upstream_error(preparing, &e))?;
     let mirror = svc.mirror.clone();
     let (w2, sd) = (work.clone(), stack_dir.to_owned());
     tokio::task::spawn_blocking(move || {
@@ -120,10 +131,10 @@ async fn plan_export(
             .export_filtered(head, &w2, |path| {
                 !path.starts_with("stacks/") || path.starts_with(&format!("{sd}/"))
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::upstream_error(preparing, &e))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|e| Failure::upstream_error(preparing, &e))??;
     let result = plan(state, &work.join(stack_dir)).await;
     let _ = std::fs::remove_dir_all(&work);
     result
@@ -164,8 +175,9 @@ fn plan_env(config: &crate::config::Config, rc: &std::path::Path) -> Vec<(String
 async fn plan(
     state: &Ctx,
     dir: &std::path::Path,
-) -> Result<(String, Option<String>, String), String> {
-    let rc = crate::exec::terraform::cli_config(&state.config.state_dir)?;
+) -> Result<(String, Option<String>, String), Failure> {
+    let rc = crate::exec::terraform::cli_config(&state.config.state_dir)
+        .map_err(|e| Failure::upstream("Preparing terraform's configuration", e))?;
     let env = plan_env(&state.config, &rc);
     let timeout = state.policy().timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();
@@ -198,11 +210,13 @@ async fn plan(
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or_default()
                 .to_string();
-            return Err(format!(
-                "`terraform {}` {}: {last}",
+            // The tool's own last line, about the requester's stack: theirs to read, redacted.
+            return Err(Failure::user(format!(
+                "`terraform {}` {}: {}",
                 step[0],
-                r.end.describe(timeout)
-            ));
+                r.end.describe(timeout),
+                redactor().redact(&last)
+            )));
         }
     }
     let json = run_to_end(ExecSpec {
@@ -211,12 +225,13 @@ async fn plan(
     })
     .await;
     if !json.end.success() {
-        return Err(format!(
+        return Err(Failure::user(format!(
             "`terraform show -json` {}",
             json.end.describe(timeout)
-        ));
+        )));
     }
-    let digest = plan_digest(&json.output)?;
+    let digest =
+        plan_digest(&json.output).map_err(|e| Failure::upstream("Reading terraform's plan", e))?;
     let text = run_to_end(spec(&["show", "-no-color", PLAN_FILE])).await;
     let summary = plan_summary(&text.output);
     Ok((digest, summary, text.output))

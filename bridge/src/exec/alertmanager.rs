@@ -79,12 +79,13 @@ impl Alert {
 /// What went wrong talking to Alertmanager.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
-    #[error("Alertmanager could not be reached: {0}")]
+    /// The cause (for the log, through `Debug`) stays out of the message Slack shows.
+    #[error("Alertmanager could not be reached")]
     Unreachable(String),
     /// The API answered with an error; the message is Alertmanager's own.
     #[error("Alertmanager refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
-    #[error("Alertmanager sent an answer Slipway could not read: {0}")]
+    #[error("Alertmanager sent an answer Slipway could not read")]
     BadAnswer(String),
 }
 
@@ -215,6 +216,21 @@ fn refused(status: StatusCode, body: &[u8]) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What Slack shows never carries the transport's or the parser's own words.
+    #[test]
+    fn transport_and_parse_causes_stay_out_of_the_message() {
+        let down = ApiError::Unreachable(
+            "http://127.0.0.1:9093: client error (Connect): tcp connect error".into(),
+        );
+        assert_eq!(down.to_string(), "Alertmanager could not be reached");
+        assert!(
+            format!("{down:?}").contains("tcp connect error"),
+            "kept for the log"
+        );
+        let odd = ApiError::BadAnswer("expected value at line 1 column 1".into());
+        assert!(!odd.to_string().contains("line 1"));
+    }
 
     #[test]
     fn error_bodies() {

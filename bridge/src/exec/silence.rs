@@ -70,6 +70,7 @@ impl SilenceWork {
         let finished = match done {
             Ok(Ok(f)) => f,
             Ok(Err(e)) => {
+                tracing::warn!(error = ?e, env = %self.env, "an Alertmanager call failed");
                 let hint = match &e {
                     ApiError::Unreachable(_) => format!(
                         " Check that Alertmanager for `{}` is up, or ask {}.",
@@ -143,7 +144,10 @@ impl SilenceWork {
         let id = am.create_silence(&silence).await?;
         let (alerts, alerts_note) = match am.alerts().await {
             Ok(alerts) => (alerts, String::new()),
-            Err(e) => (Vec::new(), format!(" (could not list alerts: {e})")),
+            Err(e) => {
+                tracing::warn!(error = ?e, "listing alerts after a silence");
+                (Vec::new(), format!(" (could not list alerts: {e})"))
+            }
         };
         let suppressed = silenced_by(&alerts, &id);
         let mut out = format!(

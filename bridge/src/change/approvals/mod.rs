@@ -256,11 +256,12 @@ impl ChangeService {
         number: u64,
         approve: bool,
     ) -> Result<(Pr, Verified), String> {
-        let pr = self
-            .gh
-            .get_pr(&self.cfg.repo, number)
-            .await
-            .map_err(|e| format!("can't read PR #{number}: {e}"))?;
+        let pr = self.gh.get_pr(&self.cfg.repo, number).await.map_err(|e| {
+            tracing::warn!(error = %e, pr = number, "reading a PR for a review");
+            format!(
+                "Slipway couldn't read PR #{number} from GitHub just now; try again in a minute."
+            )
+        })?;
         let verified = self.change_of(&pr).await.map_err(|why| {
             format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}")
         })?;
@@ -521,7 +522,7 @@ impl ChangeService {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "views.open failed");
-                format!("couldn't open the dialog ({e}); try again.")
+                "Slack didn't open the dialog; click again.".to_string()
             })
     }
 }
