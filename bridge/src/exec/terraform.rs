@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outcome::{self as work, Context, Finished, PlanSummary, Shape};
 use super::reply::{Reply, code, fit_head};
+use crate::error::Failure;
 
 /// Where stacks live in the GitOps repository.
 pub const STACKS_DIR: &str = "stacks";
@@ -27,7 +28,7 @@ const MAX_EXPORT_FILES: usize = 20_000;
 pub trait StackSource: Send + Sync + std::fmt::Debug {
     /// Write the tree a plan of `stack` needs into `dest` (an empty directory the bridge owns)
     /// and return the stack's directory inside it, or say what is wrong.
-    fn export(&self, stack: &str, dest: &Path) -> Result<PathBuf, String>;
+    fn export(&self, stack: &str, dest: &Path) -> Result<PathBuf, Failure>;
     /// Where the tree comes from, for the audit record.
     fn describe(&self) -> String;
 }
@@ -40,15 +41,15 @@ pub struct CheckoutSource {
 }
 
 impl StackSource for CheckoutSource {
-    fn export(&self, stack: &str, dest: &Path) -> Result<PathBuf, String> {
+    fn export(&self, stack: &str, dest: &Path) -> Result<PathBuf, Failure> {
         let src = self.root.join(STACKS_DIR).join(stack);
         if !src.is_dir() {
-            return Err(format!(
+            return Err(Failure::user(format!(
                 "stack `{stack}` has no directory `{STACKS_DIR}/{stack}` in the GitOps repository"
-            ));
+            )));
         }
         let root = std::fs::canonicalize(&self.root)
-            .map_err(|e| format!("reading the GitOps checkout: {e}"))?;
+            .map_err(|e| Failure::upstream_error("Reading the GitOps checkout", &e))?;
         let mut budget = (MAX_EXPORT_BYTES, MAX_EXPORT_FILES);
         copy_tree(&root, &root, dest, stack, &mut budget)?;
         Ok(dest.join(STACKS_DIR).join(stack))
@@ -65,8 +66,13 @@ fn copy_tree(
     to: &Path,
     stack: &str,
     budget: &mut (u64, usize),
-) -> Result<(), String> {
-    let io = |what: &Path, e: std::io::Error| format!("copying {}: {e}", what.display());
+) -> Result<(), Failure> {
+    let io = |what: &Path, e: std::io::Error| {
+        Failure::upstream(
+            "Copying the stack for the plan",
+            format!("{}: {e}", what.display()),
+        )
+    };
     std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
         let entry = entry.map_err(|e| io(from, e))?;
@@ -81,7 +87,9 @@ fn copy_tree(
             continue;
         }
         budget.1 = budget.1.checked_sub(1).ok_or_else(|| {
-            format!("the GitOps tree has more than {MAX_EXPORT_FILES} files to copy")
+            Failure::user(format!(
+                "the GitOps tree has more than {MAX_EXPORT_FILES} files to copy"
+            ))
         })?;
         if kind.is_dir() {
             copy_tree(root, &path, &target, stack, budget)?;
@@ -99,10 +107,10 @@ fn copy_tree(
         } else if kind.is_file() {
             let len = entry.metadata().map_err(|e| io(&path, e))?.len();
             budget.0 = budget.0.checked_sub(len).ok_or_else(|| {
-                format!(
+                Failure::user(format!(
                     "the GitOps tree is larger than {} MiB",
                     MAX_EXPORT_BYTES >> 20
-                )
+                ))
             })?;
             std::fs::copy(&path, &target).map_err(|e| io(&path, e))?;
             // The source may be read-only; terraform rewrites its lock file in the copy.
@@ -221,13 +229,18 @@ impl PlanWork {
         );
         let export_dest = dest.clone();
         let mut export = tokio::task::spawn_blocking(move || {
-            let rc = cli_config(&state_dir)?;
+            let rc = cli_config(&state_dir)
+                .map_err(|e| Failure::upstream("Preparing terraform's configuration", e))?;
             let dir = source.export(&stack, &export_dest)?;
-            Ok::<_, String>((rc, dir))
+            Ok::<_, Failure>((rc, dir))
         });
         let prepared = match work::bounded(&cancel, deadline, &mut export).await {
             Ok(Ok(Ok(p))) => Ok(p),
-            Ok(Ok(Err(why))) => Err((ExecEnd::SpawnFailed(why.clone()), Some(why))),
+            Ok(Ok(Err(failure))) => {
+                failure.log(&ctx.run_id, "preparing a plan");
+                let why = failure.shown(&ctx.run_id);
+                Err((ExecEnd::SpawnFailed(why.clone()), Some(why)))
+            }
             Ok(Err(e)) => Err((ExecEnd::SpawnFailed(e.to_string()), None)),
             Err(end) => {
                 // Let the copy finish before its directory is removed.
@@ -472,7 +485,7 @@ mod tests {
         assert!(!out.path().join("x/stacks/network").exists());
         assert!(!out.path().join("x/.git").exists());
         let e = src.export("nope", &out.path().join("y")).unwrap_err();
-        assert!(e.contains("stacks/nope"), "{e}");
+        assert!(e.shown("ref").contains("stacks/nope"), "{e:?}");
     }
 
     #[test]
