@@ -243,6 +243,56 @@ async fn the_identities_cli_lists_people_while_the_bridge_runs_and_after() {
     check_listing(&cli, "running");
     drop(bridge);
     check_listing(&cli, "stopped");
+    explain_names_where_groups_came_from(&state);
+}
+
+/// `slipway policy explain` for a directory person (linked here by hand, as the bridge would
+/// have on their first command) says their groups came from SCIM, and when.
+fn explain_names_where_groups_came_from(state: &std::path::Path) {
+    use slipway_bridge::identity::links::{Link, LinkHow, LinkStore as _, RedbLinks};
+    let directory = slipway_bridge::identity::RedbDirectory::open(state).unwrap();
+    let dana =
+        slipway_bridge::identity::DirectoryStore::user_by_email(&directory, "dana@example.com")
+            .unwrap()
+            .unwrap();
+    drop(directory);
+    let link = Link {
+        person: dana.id,
+        how: LinkHow::Email,
+        email: Some("dana@example.com".into()),
+        at: 1,
+    };
+    RedbLinks::open(state)
+        .unwrap()
+        .set_link("U0DANA", &link)
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
+        .args([
+            "policy",
+            "explain",
+            "--user",
+            "U0DANA",
+            "--command",
+            "/kubectl get pods -n web",
+        ])
+        .args([
+            "--policy",
+            slipway_tests::example_policy().to_str().unwrap(),
+        ])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            v["decision"].as_str(),
+            v["groups_from"].as_str(),
+            v["identity"].as_str()
+        ),
+        (Some("allow"), Some("scim"), Some("dana@example.com")),
+        "{v}"
+    );
+    assert!(v["synced_at"].is_string(), "{v}");
 }
 
 /// The CLI run with some arguments: its exit code and stdout.

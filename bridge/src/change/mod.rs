@@ -77,7 +77,8 @@ pub struct ChangeService {
     /// Slack users with a device flow under way.
     pub(crate) linking: Mutex<HashSet<String>>,
     /// Each PR head's verification, so webhooks that don't move the head don't redo it.
-    pub(crate) verified: Mutex<HashMap<(u64, String), Result<verify::Verified, String>>>,
+    pub(crate) verified:
+        Mutex<HashMap<(u64, String), Result<verify::Verified, verify::Unverified>>>,
     default_branch: String,
     /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
     _relay: Option<GitRelay>,

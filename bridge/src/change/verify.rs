@@ -26,6 +26,53 @@ use slipway_infra::gitops::Mirror;
 
 use super::ChangeService;
 
+/// Why a PR isn't a verified change request (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unverified {
+    /// It doesn't verify: the reason, for the status, the Slack thread and the log. Cached for
+    /// the head it was judged on.
+    Refused(String),
+    /// Slipway couldn't check it (GitHub or git failed; the cause is logged where it happened):
+    /// never cached, never shown as a verdict on the PR.
+    Upstream(String),
+}
+
+impl std::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => f.write_str(why),
+            Self::Upstream(what) => write!(
+                f,
+                "{what} failed on Slipway's side, so the pull request couldn't be checked; try again in a minute"
+            ),
+        }
+    }
+}
+
+impl From<String> for Unverified {
+    fn from(why: String) -> Self {
+        Self::Refused(why)
+    }
+}
+
+impl From<&str> for Unverified {
+    fn from(why: &str) -> Self {
+        Self::Refused(why.to_string())
+    }
+}
+
+impl From<Unverified> for String {
+    fn from(u: Unverified) -> Self {
+        u.to_string()
+    }
+}
+
+/// An upstream failure while verifying: logged with its cause here, `what` kept.
+fn upstream(what: &str, cause: &dyn std::fmt::Display) -> Unverified {
+    tracing::warn!(error = %cause, "{what} failed while verifying a change PR");
+    Unverified::Upstream(what.to_string())
+}
+
 /// Most `supersedes` links followed back to the PR's branch.
 const MAX_CHAIN: usize = 50;
 
@@ -166,27 +213,32 @@ fn inspect(
     head: Oid,
     branch_id: &str,
     keys: &[(String, VerifyingKey)],
-) -> Result<Inspected, String> {
+) -> Result<Inspected, Unverified> {
+    let reading = "Reading the GitOps mirror";
     if !m.has_commit(head) {
-        return Err("its head commit is not in the repository".into());
+        return Err(Unverified::Refused(
+            "its head commit is not in the repository".into(),
+        ));
     }
-    let merge_base = m.merge_base(base_head, head).map_err(|e| e.to_string())?;
+    let merge_base = m
+        .merge_base(base_head, head)
+        .map_err(|e| upstream(reading, &e))?;
     let changed = m
         .changed_paths(merge_base, head)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| upstream(reading, &e))?;
     let path = added_change_file(&changed)?;
     let bytes = m
         .read_file(head, &path)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| upstream(reading, &e))?
         .unwrap_or_default();
     let cr = parse(&bytes, &path)?;
     if path != cr.file_path() {
-        return Err(format!("`{path}` holds change `{}`", cr.id));
+        return Err(format!("`{path}` holds change `{}`", cr.id).into());
     }
     verify_signature(&cr, keys)?;
     let commits = m
         .commits_between(merge_base, head)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| upstream(reading, &e))?;
     check_chain(m, &cr, branch_id, &commits, keys)?;
     check_files(m, &cr, &changed, head)?;
     Ok(Inspected {
@@ -198,12 +250,15 @@ fn inspect(
 
 impl ChangeService {
     /// The change request PR `pr` carries, verified (see the module doc). `Err` says what failed.
-    pub(crate) async fn change_of(&self, pr: &Pr) -> Result<Verified, String> {
+    pub(crate) async fn change_of(&self, pr: &Pr) -> Result<Verified, Unverified> {
         let key = (pr.number, pr.head_sha.to_ascii_lowercase());
         if let Some(hit) = super::lock(&self.verified).get(&key).cloned() {
             return hit;
         }
         let result = self.verify_pr(pr).await;
+        if matches!(result, Err(Unverified::Upstream(_))) {
+            return result;
+        }
         let mut cache = super::lock(&self.verified);
         if cache.len() > 1000 {
             cache.clear();
@@ -212,7 +267,7 @@ impl ChangeService {
         result
     }
 
-    async fn verify_pr(&self, pr: &Pr) -> Result<Verified, String> {
+    async fn verify_pr(&self, pr: &Pr) -> Result<Verified, Unverified> {
         let branch_id = pr
             .head_ref
             .strip_prefix("slipway/")
@@ -223,24 +278,26 @@ impl ChangeService {
             return Err(format!(
                 "it was opened by `{}`, not by the Slipway App (`{}`)",
                 pr.author, self.cfg.app_login
-            ));
+            )
+            .into());
         }
         let repo = self.cfg.repo.to_string();
         if !pr.head_repo.eq_ignore_ascii_case(&repo) {
-            return Err(format!(
-                "its branch lives in `{}`, not in `{repo}`",
-                pr.head_repo
-            ));
+            return Err(format!("its branch lives in `{}`, not in `{repo}`", pr.head_repo).into());
         }
         if pr.base_ref != self.default_branch() {
             return Err(format!(
                 "it targets `{}`, not `{}`",
                 pr.base_ref,
                 self.default_branch()
-            ));
+            )
+            .into());
         }
         let head = Oid::from_str(&pr.head_sha).map_err(|e| e.to_string())?;
-        let creds = self.git_credentials().await?;
+        let creds = self
+            .git_credentials()
+            .await
+            .map_err(|e| upstream("Getting a GitHub token", &e))?;
         let keys = vec![(
             self.cfg.signing_key_id.clone(),
             self.signing.verifying_key(),
@@ -250,16 +307,16 @@ impl ChangeService {
             let m = super::lock(&mirror);
             let base_head = m
                 .fetch(Some(&creds))
-                .map_err(|e| format!("fetching the GitOps repo: {e}"))?;
+                .map_err(|e| upstream("Fetching the GitOps repository", &e))?;
             inspect(&m, base_head, head, &branch_id, &keys)
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| upstream("Verifying the pull request", &e))??;
         self.after_the_bridge(pr, inspected).await
     }
 
     /// Who pushed after the bridge's newest commit, and what changed since.
-    async fn after_the_bridge(&self, pr: &Pr, found: Inspected) -> Result<Verified, String> {
+    async fn after_the_bridge(&self, pr: &Pr, found: Inspected) -> Result<Verified, Unverified> {
         let store = &self.store;
         let bridge_tip = found
             .commits
@@ -270,7 +327,7 @@ impl ChangeService {
             .gh
             .pr_commits(&self.cfg.repo, pr.number)
             .await
-            .map_err(|e| format!("can't list PR #{}'s commits (fails closed): {e}", pr.number))?;
+            .map_err(|e| upstream("Listing the pull request's commits", &e))?;
         let after = match bridge_tip {
             Some(tip) => {
                 let tip = tip.to_string();

@@ -73,6 +73,15 @@ pub fn run(cmd: &IdentitiesCmd) -> ExitCode {
 
 /// From the running bridge if there is one, else from the files.
 fn entries(at: &Where) -> Result<Vec<Entry>, String> {
+    entries_at(&at.state_dir, &at.policy)
+}
+
+/// [`entries`] for a state directory and a policy file.
+pub(super) fn entries_at(state_dir: &Path, policy: &Path) -> Result<Vec<Entry>, String> {
+    let at = &Where {
+        state_dir: state_dir.to_path_buf(),
+        policy: policy.to_path_buf(),
+    };
     let socket = at.state_dir.join(crate::app::admin::SOCKET);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use slipway_core::policy::{CaseResult, explain_json, parse_cases, run_case};
+use slipway_core::policy::{
+    CaseResult, Identity, IdentityProvider, Policy, SlackUser, explain_json, explain_json_as,
+    parse_cases, run_case,
+};
 
 /// Where the policy lives unless `--policy` says otherwise.
 pub const DEFAULT_POLICY: &str = "policy/slipway.yaml";
@@ -31,6 +34,10 @@ pub enum PolicyCmd {
         /// The command as typed, for example '/kubectl get pods -n web'.
         #[arg(long)]
         command: String,
+        /// The bridge's state directory: a user the policy doesn't list is looked up among the
+        /// identity provider's people there (the running bridge is asked over its admin socket).
+        #[arg(long, env = "SLIPWAY_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Run the YAML policy test cases.
     Test {
@@ -57,9 +64,10 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
             policy,
             user,
             command,
+            state_dir,
         } => match load(&policy) {
             Ok(p) => {
-                println!("{}", explain_json(&p, &user, &command));
+                println!("{}", explain(&p, &policy, &user, &command, state_dir));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -69,6 +77,52 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
         },
         PolicyCmd::Test { policy, dir } => test(&policy, dir),
     }
+}
+
+/// The decision, plus where the identity's groups came from (`groups_from`: `static`, `scim`,
+/// `google`) and when the directory last changed them (`synced_at`).
+fn explain(
+    policy: &Policy,
+    policy_path: &Path,
+    user: &str,
+    command: &str,
+    state_dir: Option<PathBuf>,
+) -> serde_json::Value {
+    let slack_user = SlackUser::new(user);
+    if policy.identities().resolve(&slack_user).is_some() {
+        let mut v = explain_json(policy, user, command);
+        v["groups_from"] = "static".into();
+        return v;
+    }
+    let entry = state_dir.and_then(|dir| {
+        let entries = super::identities::entries_at(&dir, policy_path).ok()?;
+        entries
+            .into_iter()
+            .find(|e| e.source != "static" && e.slack.iter().any(|s| s == user))
+    });
+    let Some(e) = entry else {
+        return explain_json(policy, user, command);
+    };
+    let usable = e.active && e.slack_deactivated.is_empty();
+    let identity = Identity {
+        subject: e.subject.clone(),
+        email: e.email.clone(),
+        name: None,
+        github: e.github.clone(),
+        groups: e.groups.clone(),
+        default_cluster: None,
+    };
+    let mut v = explain_json_as(policy, &slack_user, usable.then_some(&identity), command);
+    if !usable {
+        v["reason"] = format!("`{}` is deactivated ({})", e.subject, e.source).into();
+    }
+    v["groups_from"] = e.source.clone().into();
+    v["synced_at"] = e
+        .synced_at
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.to_rfc3339())
+        .into();
+    v
 }
 
 fn test(policy_path: &Path, dir: Option<PathBuf>) -> ExitCode {

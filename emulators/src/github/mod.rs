@@ -503,13 +503,19 @@ impl GitHubEmulator {
         self.state().calls.clone()
     }
 
-    /// The next `n` REST write calls (POST, PATCH, PUT, DELETE; not the App token exchange) are
-    /// answered 403 with `retry-after: retry_after_secs` and GitHub's secondary-rate-limit message.
     /// Every REST call from now on answers `latency` late (a slow GitHub).
     pub fn set_latency(&self, latency: Duration) {
         self.state().latency = latency;
     }
 
+    /// The next `n` REST calls whose path ends with `path_suffix` answer 502 (GitHub having a
+    /// bad minute).
+    pub fn fail_next(&self, path_suffix: &str, n: u32) {
+        self.state().fail_next = (n > 0).then(|| (path_suffix.to_string(), n));
+    }
+
+    /// The next `n` REST write calls (POST, PATCH, PUT, DELETE; not the App token exchange) are
+    /// answered 403 with `retry-after: retry_after_secs` and GitHub's secondary-rate-limit message.
     pub fn rate_limit_next(&self, n: u32, retry_after_secs: u64) {
         self.state().rate_limit = (n > 0).then_some((n, retry_after_secs));
     }

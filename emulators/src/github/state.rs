@@ -247,6 +247,8 @@ pub(crate) struct State {
     pub(crate) calls: Vec<Call>,
     /// Write calls still to refuse with a secondary rate limit, and their Retry-After.
     pub(crate) rate_limit: Option<(u32, u64)>,
+    /// The next calls whose path ends with this answer 502 (how many are left).
+    pub(crate) fail_next: Option<(String, u32)>,
     /// Added before every REST answer (a slow GitHub).
     pub(crate) latency: std::time::Duration,
     pub(crate) webhook: Option<(String, String)>,

@@ -256,3 +256,43 @@ fn gitops_branch(fx: &GitOpsFixture, number: u64) -> String {
         .unwrap()
         .to_string()
 }
+
+/// GitHub failing while a PR is verified is not a verdict on the PR: nothing says it "no longer
+/// verifies", the failure isn't remembered, and the next event verifies and counts as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_failure_while_verifying_is_not_a_verdict_and_is_not_cached() {
+    let fx = gitops::start().await;
+    let app = start_with(&fx, Options::default()).await;
+    // The PR's commits can't be listed while the `opened` event is handled.
+    fx.github.fail_next("/commits", 1);
+    let number = open_pr(&app, &fx).await;
+    let ts = change_message(&app).ts;
+    assert!(fx.github.wait_for_deliveries(LONG).await);
+    assert!(
+        fx.github_wait(|| fx.github.calls().iter().any(|c| c.status == 502))
+            .await,
+        "the failure was served"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
+    assert!(
+        thread_contains(&app.slack, &ts, "approved in GitHub").await,
+        "{:?}",
+        app.slack.thread(CHANNEL, &ts)
+    );
+    assert!(message_contains(&app.slack, &ts, "*1 of 2*").await);
+    let thread = app.slack.thread(CHANNEL, &ts);
+    assert!(
+        !thread.iter().any(|m| m.text.contains("no longer verifies")),
+        "{thread:?}"
+    );
+    let status = approval_status(&fx, number).unwrap();
+    assert!(
+        !status["description"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("unverified"),
+        "{status}"
+    );
+}

@@ -109,10 +109,12 @@ impl ChangeService {
         }
         let verified = match self.change_of(&pr).await {
             Ok(v) => v,
-            Err(why) => {
+            Err(super::verify::Unverified::Refused(why)) => {
                 self.refuse_unverified(state, &pr, &why).await;
                 return Ok(());
             }
+            // Not a verdict: the status and the thread stay as they are until the next event.
+            Err(upstream) => return Err(upstream.to_string()),
         };
         let q = self.quorum_of(state, &pr, &verified).await?;
         let cr = &verified.cr;
@@ -262,8 +264,9 @@ impl ChangeService {
                 "Slipway couldn't read PR #{number} from GitHub just now; try again in a minute."
             )
         })?;
-        let verified = self.change_of(&pr).await.map_err(|why| {
-            format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}")
+        let verified = self.change_of(&pr).await.map_err(|u| match u {
+            super::verify::Unverified::Refused(why) => format!("PR #{number} is not a verified Slipway change request, so it can't be reviewed here: {why}"),
+            upstream @ super::verify::Unverified::Upstream(_) => format!("PR #{number}: {upstream}."),
         })?;
         let cr = &verified.cr;
         let identity = state.person(user).await?;

@@ -336,6 +336,13 @@ fn rest(
         };
         v
     };
+    if let Some((suffix, left)) = st.fail_next.clone()
+        && uri.path().ends_with(&suffix)
+    {
+        st.fail_next = (left > 1).then(|| (suffix, left - 1));
+        let e = ApiError::new(502, "Server Error");
+        return (error_response(&e), Some(identity));
+    }
     if let Some((left, retry)) = st.rate_limit.filter(|_| is_write(method) && !app_route) {
         {
             st.rate_limit = (left > 1).then(|| (left - 1, retry));
