@@ -324,3 +324,39 @@ fn check_listing(cli: Cli<'_>, when: &str) {
     );
     assert_eq!(cli(&["show", "nobody@example.com"]).0, Some(1));
 }
+
+/// Taking someone out of the group bound to their role takes the role away on their next
+/// command (Entra's `Remove` of `members[value eq "…"]`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_removal_takes_the_role_away_on_the_next_command() {
+    let app = TestApp::start_with(scim_app_opts()).await;
+    app.slack
+        .add_user("U0DANA", "dana", Some("dana@example.com"));
+    let id = provision_dana(&app.addr.to_string()).await;
+    let line = "/kubectl get pods -n web";
+    assert!(app.ack("U0DANA", line).await.starts_with("Running"));
+    let (status, groups) = crate::scim::scim(
+        &app.addr.to_string(),
+        "GET",
+        "/Groups?filter=displayName%20eq%20%22engineering%22",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{groups}");
+    let group = groups["Resources"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = crate::scim::scim(
+        &app.addr.to_string(),
+        "PATCH",
+        &format!("/Groups/{group}"),
+        Some(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Remove", "path": format!("members[value eq \"{id}\"]")}]
+        })),
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let denied = app.ack("U0DANA", line).await;
+    assert!(denied.starts_with(":no_entry:"), "{denied}");
+    let who = app.ack("U0DANA", "/slipway whoami").await;
+    assert!(who.contains("Groups: none"), "{who}");
+}
