@@ -360,3 +360,65 @@ async fn a_group_removal_takes_the_role_away_on_the_next_command() {
     let who = app.ack("U0DANA", "/slipway whoami").await;
     assert!(who.contains("Groups: none"), "{who}");
 }
+
+/// A directory person's GitHub review (login from the SCIM extension attribute) counts toward
+/// the quorum in the bridge, and stops counting once the IdP deactivates them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_approvers_review_counts_until_they_are_deactivated() {
+    use serde_json::json;
+    use slipway_tests::gitops::{self, OWNER, REPO};
+    let fx = gitops::start().await;
+    let app = crate::approvals::start_with(&fx, scim_app_opts()).await;
+    let addr = app.addr.to_string();
+    let (status, gina) = crate::scim::scim(
+        &addr,
+        "POST",
+        "/Users",
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                        "urn:ietf:params:scim:schemas:extension:slipway:2.0:User"],
+            "userName": "gina@example.com",
+            "emails": [{"value": "gina@example.com", "type": "work", "primary": true}],
+            "active": true,
+            "urn:ietf:params:scim:schemas:extension:slipway:2.0:User": {"githubLogin": "gina-gh"}
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{gina}");
+    let gina = gina["id"].as_str().unwrap().to_string();
+    let (status, _) = crate::scim::scim(
+        &addr,
+        "POST",
+        "/Groups",
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "approvers",
+            "members": [{"value": gina}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let number = crate::approvals::open_pr(&app, &fx).await;
+    let ts = crate::approvals::change_message(&app).ts;
+    fx.github
+        .review(OWNER, REPO, number, "gina-gh", "APPROVE", "ok");
+    assert!(
+        crate::approvals::message_contains(&app.slack, &ts, "*1 of 2*").await,
+        "{:?}",
+        crate::approvals::change_message(&app)
+    );
+    patch_user(
+        &app,
+        &gina,
+        json!({"op": "replace", "value": {"active": false}}),
+    )
+    .await;
+    // Any later event re-judges the quorum: Gina's approval no longer counts.
+    fx.github
+        .review(OWNER, REPO, number, "vera-viewer", "COMMENT", "fyi");
+    assert!(
+        crate::approvals::message_contains(&app.slack, &ts, "*0 of 2*").await,
+        "{:?}",
+        crate::approvals::change_message(&app)
+    );
+}

@@ -40,9 +40,11 @@ fn approvals_env(fx: &GitOpsFixture) -> Vec<(&'static str, String)> {
     env
 }
 
-pub(crate) async fn start_with(fx: &GitOpsFixture, opts: Options) -> TestApp {
+pub(crate) async fn start_with(fx: &GitOpsFixture, mut opts: Options) -> TestApp {
+    let mut env = approvals_env(fx);
+    env.extend(std::mem::take(&mut opts.env));
     let app = TestApp::start_with(Options {
-        env: approvals_env(fx),
+        env,
         config_yaml: Some(fx.config_yaml.clone()),
         ..opts
     })
@@ -54,7 +56,7 @@ pub(crate) async fn start_with(fx: &GitOpsFixture, opts: Options) -> TestApp {
     app
 }
 
-async fn open_pr(app: &TestApp, fx: &GitOpsFixture) -> u64 {
+pub(crate) async fn open_pr(app: &TestApp, fx: &GitOpsFixture) -> u64 {
     app.ack("U0OPERATOR", "/deploy api staging v2.0.0 --apply")
         .await;
     assert!(
@@ -86,7 +88,7 @@ async fn with_open_pr_opts(opts: Options) -> (TestApp, GitOpsFixture, u64) {
     (app, fx, number)
 }
 
-fn change_message(app: &TestApp) -> slipway_emulators::slack::Message {
+pub(crate) fn change_message(app: &TestApp) -> slipway_emulators::slack::Message {
     app.slack
         .messages()
         .into_iter()
@@ -134,7 +136,7 @@ async fn responses_contain(slack: &SlackEmulator, needle: &str) -> bool {
 }
 
 /// Waits until message `ts` (as last updated) contains `needle` in its blocks.
-async fn message_contains(slack: &SlackEmulator, ts: &str, needle: &str) -> bool {
+pub(crate) async fn message_contains(slack: &SlackEmulator, ts: &str, needle: &str) -> bool {
     slack
         .wait_until(LONG, |s| {
             s.messages()
