@@ -421,4 +421,24 @@ async fn a_directory_approvers_review_counts_until_they_are_deactivated() {
         "{:?}",
         crate::approvals::change_message(&app)
     );
+    // The runner learns the same through the signed snapshot on `slipway/identities`.
+    let gina_in_snapshot = || {
+        let text = fx
+            .github
+            .file_at(OWNER, REPO, "slipway/identities", "identities.json")?;
+        let snapshot = slipway_core::change::people::Snapshot::from_json(&text).ok()?;
+        let keys = vec![("test".to_string(), slipway_tests::gitops::verifying_key())];
+        snapshot.verify(&keys).ok()?;
+        snapshot
+            .people
+            .iter()
+            .find(|p| p.github.as_deref() == Some("gina-gh"))
+            .map(|p| p.active)
+    };
+    assert!(
+        fx.github_wait(|| gina_in_snapshot() == Some(false)).await,
+        "{:?}",
+        fx.github
+            .file_at(OWNER, REPO, "slipway/identities", "identities.json")
+    );
 }

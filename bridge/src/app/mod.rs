@@ -136,6 +136,7 @@ impl AppState {
         crate::exec::discovery::start(&self.ctx, &self.ctx.discovery);
         if let Some(change) = &self.change {
             change.start_expiry_timer(&self.ctx);
+            change.start_people_publisher(&self.ctx);
         }
         ingress::start_rejection_flusher(self, Duration::from_secs(60));
     }

@@ -13,6 +13,7 @@ mod link;
 mod manifests;
 mod open;
 mod pending;
+pub mod people;
 mod stack_source;
 mod tf_apply;
 mod tokens;

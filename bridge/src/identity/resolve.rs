@@ -72,6 +72,8 @@ pub struct People {
     links: Arc<dyn LinkStore>,
     slack: Slack,
     clock: Arc<dyn Clock>,
+    /// Woken whenever who someone is changes (a link, a deactivation, a directory write).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl People {
@@ -86,7 +88,18 @@ impl People {
             links,
             slack,
             clock,
+            changed: Arc::default(),
         }
+    }
+
+    /// Say that who someone is changed (the identity snapshot follows).
+    pub fn touch(&self) {
+        self.changed.notify_one();
+    }
+
+    /// What [`People::touch`] wakes.
+    pub fn changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
     }
 
     pub fn links(&self) -> &Arc<dyn LinkStore> {
@@ -162,6 +175,7 @@ impl People {
                 if let Err(e) = self.links.set_link(&user.user_id, &link) {
                     return unavailable(&e);
                 }
+                self.touch();
                 known(&person, LinkHow::Email, Some(link))
             }
             Ok(Some(person)) => Resolved::Refused(deactivated(&person)),
@@ -208,7 +222,10 @@ impl People {
             at: self.clock.unix(),
         };
         match self.links.set_link(&found.id, &link) {
-            Ok(()) => Some((found.id, link)),
+            Ok(()) => {
+                self.touch();
+                Some((found.id, link))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "recording an identity link");
                 None
@@ -219,6 +236,7 @@ impl People {
     /// Slack's `user_change`: a deactivation is remembered; a changed email drops the link, so
     /// the next command proves it again.
     pub fn slack_user_changed(&self, slack_user: &str, deleted: bool, email: Option<&str>) {
+        self.touch();
         if let Err(e) = self.links.set_slack_deactivated(slack_user, deleted) {
             tracing::error!(error = %e, "recording a Slack deactivation");
         }

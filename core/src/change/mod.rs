@@ -7,6 +7,7 @@
 //! bridge's public key, the expiry, and the schema version before anything else.
 
 mod marker;
+pub mod people;
 mod plan;
 mod requirement;
 
@@ -275,13 +276,40 @@ pub(crate) fn canonical(v: &serde_json::Value) -> String {
 /// Sign a request (replacing any existing signature).
 pub fn sign(mut cr: ChangeRequest, key: &SigningKey, key_id: &str) -> ChangeRequest {
     cr.signature = None;
-    let sig = key.sign(&signing_bytes(&cr));
-    cr.signature = Some(Signature {
+    cr.signature = Some(signature_over(&signing_bytes(&cr), key, key_id));
+    cr
+}
+
+/// An Ed25519 signature over `bytes` (the change requests' and the identity snapshots' scheme).
+pub(crate) fn signature_over(bytes: &[u8], key: &SigningKey, key_id: &str) -> Signature {
+    let sig = key.sign(bytes);
+    Signature {
         alg: "ed25519".into(),
         key_id: key_id.to_string(),
         value: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-    });
-    cr
+    }
+}
+
+/// Check `sig` over `bytes` against the key it names.
+pub(crate) fn check_signature(
+    sig: &Signature,
+    bytes: &[u8],
+    keys: &[(String, VerifyingKey)],
+) -> Result<(), VerifyError> {
+    if sig.alg != "ed25519" {
+        return Err(VerifyError::BadSignature);
+    }
+    let key = keys
+        .iter()
+        .find(|(id, _)| *id == sig.key_id)
+        .map(|(_, k)| k)
+        .ok_or_else(|| VerifyError::UnknownKey(sig.key_id.clone()))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&sig.value)
+        .map_err(|_| VerifyError::BadSignature)?;
+    let bytes64: [u8; 64] = raw.try_into().map_err(|_| VerifyError::BadSignature)?;
+    key.verify(bytes, &ed25519_dalek::Signature::from_bytes(&bytes64))
+        .map_err(|_| VerifyError::BadSignature)
 }
 
 /// Verify schema version, signature (against the named key) and expiry at `now`.
@@ -294,23 +322,7 @@ pub fn verify(
         return Err(VerifyError::UnsupportedVersion(cr.schema_version));
     }
     let sig = cr.signature.as_ref().ok_or(VerifyError::Unsigned)?;
-    if sig.alg != "ed25519" {
-        return Err(VerifyError::BadSignature);
-    }
-    let key = keys
-        .iter()
-        .find(|(id, _)| *id == sig.key_id)
-        .map(|(_, k)| k)
-        .ok_or_else(|| VerifyError::UnknownKey(sig.key_id.clone()))?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(&sig.value)
-        .map_err(|_| VerifyError::BadSignature)?;
-    let bytes: [u8; 64] = raw.try_into().map_err(|_| VerifyError::BadSignature)?;
-    key.verify(
-        &signing_bytes(cr),
-        &ed25519_dalek::Signature::from_bytes(&bytes),
-    )
-    .map_err(|_| VerifyError::BadSignature)?;
+    check_signature(sig, &signing_bytes(cr), keys)?;
     if now > cr.expires_at {
         return Err(VerifyError::Expired {
             expires_at: cr.expires_at,

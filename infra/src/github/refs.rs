@@ -69,6 +69,32 @@ impl GitHub {
         }
     }
 
+    /// The newest commits of `branch` (up to 100), newest first; empty if the branch is absent.
+    pub async fn branch_commits(&self, repo: &Repo, branch: &str) -> Result<Vec<String>> {
+        match self
+            .call(
+                "GET",
+                &format!("/repos/{repo}/commits?sha={branch}&per_page=100"),
+                None,
+            )
+            .await
+        {
+            Ok(v) => Ok(v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c["sha"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()),
+            Err(GhError::Http {
+                status: 404 | 409 | 422,
+                ..
+            }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A file's text at a ref, `None` if absent.
     pub async fn file_at(&self, repo: &Repo, path: &str, git_ref: &str) -> Result<Option<String>> {
         use base64::Engine as _;

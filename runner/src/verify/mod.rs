@@ -4,6 +4,7 @@
 //! final head. `Err` is how the change ended without running, for `report`.
 
 mod checks;
+mod people;
 mod policy;
 mod quorum;
 
@@ -166,8 +167,10 @@ async fn approvals(
         pr.number,
         cr.expires_at,
     );
+    let people = people::at_merge(job, policy, pr.merged_at.unwrap_or_else(Utc::now)).await?;
     quorum::check_quorum(
         policy,
+        people.as_ref(),
         cr,
         pr,
         &inputs,

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use slipway_core::approval::{
     ListedReview, Quorum, QuorumInput, ReviewInput, Source, inputs_by_deadline, judged_at, quorum,
 };
+use slipway_core::change::people::Snapshot;
 use slipway_core::change::{ApprovalRequirement, ChangeRequest};
-use slipway_core::policy::{IdentityProvider, Policy};
+use slipway_core::policy::{Identity, IdentityProvider, Policy};
 use slipway_infra::github::{Pr, Review};
 
 fn short(sha: &str) -> &str {
@@ -77,8 +78,11 @@ fn explain(q: &Quorum, rule: &str, head: &str) -> String {
 
 /// The quorum under the signed rule and under the merged policy's rule: both must hold (the
 /// stricter of the two wins). Returns the signed rule's quorum.
+/// Reviewers are judged by the policy's static entries, then by the identity snapshot in force
+/// at the merge (directory people; a deactivated one counts for nothing).
 pub fn check_quorum(
     policy: &Policy,
+    people: Option<&Snapshot>,
     cr: &ChangeRequest,
     pr: &Pr,
     reviews: &[ReviewInput],
@@ -86,6 +90,19 @@ pub fn check_quorum(
     now: DateTime<Utc>,
 ) -> Result<Quorum, String> {
     let identities = policy.identities();
+    let directory: std::collections::HashMap<String, Identity> = reviews
+        .iter()
+        .filter(|r| identities.by_github(&r.login).is_none())
+        .filter_map(|r| {
+            let i = people?.by_github(&r.login)?;
+            Some((r.login.to_ascii_lowercase(), i))
+        })
+        .collect();
+    let identity_of = |login: &str| {
+        identities
+            .by_github(login)
+            .or_else(|| directory.get(&login.to_ascii_lowercase()))
+    };
     let mut requirements = vec![&cr.policy.approval];
     requirements.extend(current);
     let mut first = None;
@@ -101,7 +118,7 @@ pub fn check_quorum(
             now: judged_at(pr.merged_at, now, cr.expires_at),
             expires_at: cr.expires_at,
         };
-        let q = quorum(&input, |login| identities.by_github(login));
+        let q = quorum(&input, identity_of);
         if !q.met {
             return Err(format!(
                 "the approvals recorded on GitHub don't meet the quorum: {}",

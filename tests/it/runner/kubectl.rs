@@ -2,7 +2,7 @@
 
 use super::*;
 
-async fn cluster(fx: &Fx) -> (KubeEmulator, String) {
+pub(super) async fn cluster(fx: &Fx) -> (KubeEmulator, String) {
     require_tool(
         "kubectl",
         "this machine image ships kubectl 1.32 at /usr/bin/kubectl",

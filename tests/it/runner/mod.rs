@@ -345,6 +345,7 @@ fn lock_exists(fx: &Fx, cr: &ChangeRequest) -> bool {
 }
 
 mod kubectl;
+mod people;
 mod refusals;
 mod terraform;
 mod workflow;

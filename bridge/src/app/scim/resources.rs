@@ -201,6 +201,7 @@ async fn audit(state: &AppState, action: &str, rec: &Record) -> Result<(), ScimE
         .record(record, "a SCIM change")
         .await
         .map_err(|_| ScimError::Internal)?;
+    state.people.touch();
     if let Record::User(user) = rec {
         link_provisioned(state, user.id.clone());
     }
