@@ -261,6 +261,7 @@ fn explain_names_where_groups_came_from(state: &std::path::Path) {
         how: LinkHow::Email,
         email: Some("dana@example.com".into()),
         at: 1,
+        github: None,
     };
     RedbLinks::open(state)
         .unwrap()
@@ -440,5 +441,55 @@ async fn a_directory_approvers_review_counts_until_they_are_deactivated() {
         "{:?}",
         fx.github
             .file_at(OWNER, REPO, "slipway/identities", "identities.json")
+    );
+}
+
+/// A directory person whose IdP record has no GitHub login links one with
+/// `/slipway link github` (the device flow proves they own it); their reviews then count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_person_links_their_github_login_and_their_review_counts() {
+    use slipway_tests::gitops::{self, OWNER, REPO};
+    let fx = gitops::start().await;
+    let app = crate::approvals::start_with(&fx, scim_app_opts()).await;
+    let addr = app.addr.to_string();
+    app.slack
+        .add_user("U0DANA", "dana", Some("dana@example.com"));
+    let dana = provision_dana(&addr).await;
+    let (status, _) = crate::scim::scim(
+        &addr,
+        "POST",
+        "/Groups",
+        Some(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "approvers",
+            "members": [{"value": dana}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let number = crate::approvals::open_pr(&app, &fx).await;
+    let ts = crate::approvals::change_message(&app).ts;
+    // Dana is known (linked by email) but has no GitHub login yet: her review is nobody's.
+    assert!(
+        app.ack("U0DANA", "/slipway whoami")
+            .await
+            .contains("dana@example.com")
+    );
+    fx.github.add_user("dana-gh", "tok-dana");
+    let done = crate::approvals::link_by_device_flow(
+        &app.slack,
+        &fx,
+        async |u| app.ack(u, "/slipway link github").await,
+        "U0DANA",
+        "dana-gh",
+    )
+    .await;
+    assert!(done.contains("Linked GitHub account `dana-gh`"), "{done}");
+    fx.github
+        .review(OWNER, REPO, number, "dana-gh", "APPROVE", "ok");
+    assert!(
+        crate::approvals::message_contains(&app.slack, &ts, "*1 of 2*").await,
+        "{:?}",
+        crate::approvals::change_message(&app)
     );
 }

@@ -201,12 +201,16 @@ impl ChangeService {
                 state.policy().support()
             );
         };
-        let Some(login) = identity.github.clone() else {
+        // A directory person without a GitHub login gets theirs from this link; a static entry
+        // must name it in the policy.
+        let from_directory = matches!(state.people.links().link(&cmd.user.user_id), Ok(Some(_)));
+        let want = identity.github.clone();
+        if want.is_none() && !from_directory {
             return format!(
                 "The policy maps you to no GitHub login, so a linked account couldn't be checked; ask {} to add `github:` to your identity.",
                 state.policy().support()
             );
-        };
+        }
         if !self.tokens.enabled() {
             return format!(
                 ":no_entry: GitHub account linking is off: this bridge has no key to encrypt tokens at rest (SLIPWAY_TOKEN_KEY or `github.token_key`), so it won't store one. Ask {}.",
@@ -227,20 +231,27 @@ impl ChangeService {
         }
         let (svc, st) = (self.clone(), state.clone());
         let (user, url) = (cmd.user.user_id.clone(), cmd.response_url.clone());
-        let want = login.clone();
+        let shown = want.clone();
         tokio::spawn(async move {
             let _slot = Slot {
                 set: &svc.linking,
                 user: user.clone(),
             };
-            let text = match svc.device_flow(&st, &client_id, &user, &want, &url).await {
+            let text = match svc
+                .device_flow(&st, &client_id, &user, want.as_deref(), &url)
+                .await
+            {
                 Ok(done) | Err(done) => done,
             };
             svc.tell(&st, &url, text).await;
         });
-        format!(
-            "Starting GitHub authorization for `{login}`… a one-time code follows here in a moment."
-        )
+        match shown {
+            Some(login) => format!(
+                "Starting GitHub authorization for `{login}`… a one-time code follows here in a moment."
+            ),
+            None => "Starting GitHub authorization… a one-time code follows here in a moment."
+                .to_string(),
+        }
     }
 
     async fn tell(&self, state: &Ctx, response_url: &str, text: String) {
@@ -259,7 +270,7 @@ impl ChangeService {
         state: &Ctx,
         client_id: &str,
         slack_user: &str,
-        want: &str,
+        want: Option<&str>,
         response_url: &str,
     ) -> Result<String, String> {
         let code = self.request_code(client_id).await?;
@@ -268,13 +279,18 @@ impl ChangeService {
             state,
             response_url,
             format!(
-                ":key: To link your GitHub account, open {} and enter the code *{}* (valid for {minutes} min). Sign in as `{want}`: Slipway keeps the token only if it is that account's.",
-                code.verification_uri, code.user_code
+                ":key: To link your GitHub account, open {} and enter the code *{}* (valid for {minutes} min).{}",
+                code.verification_uri,
+                code.user_code,
+                want.map(|w| format!(" Sign in as `{w}`: Slipway keeps the token only if it is that account's.")).unwrap_or_default()
             ),
         )
         .await;
         let (token, expires_in) = self.poll_token(client_id, &code).await?;
         let login = self.token_login(&token, want).await?;
+        if want.is_none() {
+            record_directory_login(state, slack_user, &login).await?;
+        }
         let now = state.clock.now();
         let account = LinkedAccount {
             login: login.clone(),
@@ -373,7 +389,7 @@ impl ChangeService {
 
     /// Phase 3: whose token it is. Only a token of the login the policy maps the person to is
     /// kept; anyone else's would let them review as someone else.
-    async fn token_login(&self, token: &Secret, want: &str) -> Result<String, String> {
+    async fn token_login(&self, token: &Secret, want: Option<&str>) -> Result<String, String> {
         let user_url = format!("{}/user", self.cfg.api_url.trim_end_matches('/'));
         let (status, v) = exchange(Method::GET, &user_url, Some(token), None)
             .await
@@ -386,13 +402,48 @@ impl ChangeService {
                 ":x: GitHub answered {status} to `GET /user` with the new token; nothing was linked."
             ));
         };
-        if !login.eq_ignore_ascii_case(want) {
+        if let Some(want) = want
+            && !login.eq_ignore_ascii_case(want)
+        {
             return Err(format!(
                 ":no_entry: You authorized as GitHub user `{login}`, but the policy maps you to `{want}`; nothing was stored. Sign in to GitHub as `{want}` and run `/slipway link github` again."
             ));
         }
         Ok(login)
     }
+}
+
+/// A directory person's GitHub login, from the account they just proved they own: kept on
+/// their link (so reviews and the runner's snapshot know it), unless it is someone else's.
+async fn record_directory_login(state: &Ctx, slack_user: &str, login: &str) -> Result<(), String> {
+    let me = state
+        .person(&slipway_core::policy::SlackUser::new(slack_user))
+        .await?;
+    if let Some(other) = state.people.by_github(&state.policy(), login)
+        && other.subject != me.subject
+    {
+        return Err(format!(
+            ":no_entry: GitHub user `{login}` already belongs to someone else in Slipway; nothing was stored."
+        ));
+    }
+    let Ok(Some(mine)) = state.people.links().link(slack_user) else {
+        return Err(":x: Slipway couldn't find your directory link, so nothing was linked; run the command again.".into());
+    };
+    let link = crate::identity::links::Link {
+        github: Some(login.to_string()),
+        ..mine
+    };
+    state
+        .people
+        .links()
+        .set_link(slack_user, &link)
+        .map_err(|e| {
+            tracing::error!(error = %e, slack_user, "recording a linked GitHub login");
+            ":x: Slipway couldn't record your GitHub login, so nothing was linked; try again."
+                .to_string()
+        })?;
+    state.people.touch();
+    Ok(())
 }
 
 #[cfg(test)]

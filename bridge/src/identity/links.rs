@@ -36,6 +36,9 @@ pub struct Link {
     pub email: Option<String>,
     /// Unix seconds.
     pub at: i64,
+    /// The GitHub login they proved with `/slipway link github`, when the directory has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<String>,
 }
 
 /// Links and Slack deactivations, behind one trait so a shared store can replace the file.
@@ -206,6 +209,7 @@ mod tests {
             how: LinkHow::Email,
             email: Some("ada@example.com".into()),
             at: 7,
+            github: None,
         };
         s.set_link("U1", &link).unwrap();
         assert_eq!(s.link("U1").unwrap(), Some(link.clone()));
@@ -230,6 +234,7 @@ mod tests {
             how: LinkHow::Sso,
             email: None,
             at: 9,
+            github: Some("ada-gh".into()),
         };
         s.set_link("U2", &link).unwrap();
         drop(s);

@@ -102,7 +102,10 @@ fn person_entry(
         slack: linked.iter().map(|(s, _)| s.clone()).collect(),
         link: linked.first().map(|(_, l)| l.how),
         email: u.primary_email().map(str::to_string),
-        github: u.github_login.clone(),
+        github: u
+            .github_login
+            .clone()
+            .or_else(|| linked.iter().find_map(|(_, l)| l.github.clone())),
         groups: d
             .groups_of(&u.id)
             .map_err(err)?

@@ -171,6 +171,7 @@ impl People {
                     how: LinkHow::Email,
                     email: Some(email),
                     at: self.clock.unix(),
+                    github: None,
                 };
                 if let Err(e) = self.links.set_link(&user.user_id, &link) {
                     return unavailable(&e);
@@ -220,6 +221,7 @@ impl People {
             how: LinkHow::Email,
             email: Some(email.to_string()),
             at: self.clock.unix(),
+            github: None,
         };
         match self.links.set_link(&found.id, &link) {
             Ok(()) => {
@@ -262,11 +264,28 @@ impl People {
         if let Some(i) = policy.identities().by_github(login) {
             return Some(i.clone());
         }
-        let person = self.directory(policy)?.person_by_github(login).ok()??;
+        let directory = self.directory(policy)?;
+        let person = match directory.person_by_github(login).ok()? {
+            Some(p) => p,
+            None => self.linked_github(&directory, login)?,
+        };
         if !person.active || self.any_slack_deactivated(&person.id) {
             return None;
         }
         Some(person.identity())
+    }
+
+    /// The person whose link carries this GitHub login (from `/slipway link github`).
+    fn linked_github(&self, directory: &Named<'_>, login: &str) -> Option<Person> {
+        let links = self.links.links().ok()?;
+        let (_, link) = links.iter().find(|(_, l)| {
+            l.github
+                .as_deref()
+                .is_some_and(|g| g.eq_ignore_ascii_case(login))
+        })?;
+        let mut person = directory.person(&link.person).ok()??;
+        person.github.clone_from(&link.github);
+        Some(person)
     }
 
     fn any_slack_deactivated(&self, person: &str) -> bool {
@@ -311,7 +330,12 @@ const NO_EMAIL: &str = "your Slack profile has no email Slipway may read, so it 
 
 fn linked(directory: &Named<'_>, link: &Link) -> Resolved {
     match directory.person(&link.person) {
-        Ok(Some(person)) if person.active => known(&person, link.how, None),
+        Ok(Some(mut person)) if person.active => {
+            if person.github.is_none() {
+                person.github.clone_from(&link.github);
+            }
+            known(&person, link.how, None)
+        }
         Ok(Some(person)) => Resolved::Refused(deactivated(&person)),
         Ok(None) => Resolved::Refused(format!(
             "your account was removed from the company directory ({}), so Slipway no longer \

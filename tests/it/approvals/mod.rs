@@ -168,7 +168,7 @@ fn user_code(text: &str) -> String {
 
 /// Run `/slipway link github` as `slack` and approve the code as GitHub user `login`; returns
 /// the flow's last message.
-async fn link_by_device_flow(
+pub(crate) async fn link_by_device_flow(
     slack: &SlackEmulator,
     fx: &GitOpsFixture,
     run: impl AsyncFnOnce(&str) -> String,
