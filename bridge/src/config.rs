@@ -16,8 +16,10 @@ mod audit;
 mod github;
 pub mod gitops;
 pub mod keys;
+mod sso;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
+pub use sso::SsoConfig;
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
 /// A secret value. `Debug` shows `***`; there is no `Display`.
@@ -103,6 +105,10 @@ struct FileConfig {
     alertmanager: BTreeMap<String, String>,
     #[serde(default)]
     audit: audit::FileAudit,
+    /// The bridge's base URL as browsers reach it (the SSO callback is under it).
+    public_url: Option<String>,
+    #[serde(default)]
+    sso: sso::FileSso,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,6 +259,11 @@ pub struct Config {
     pub default_kubeconfig: Option<PathBuf>,
     /// The S3 mirror and the audit sinks.
     pub audit: AuditConfig,
+    /// The bridge's base URL as browsers reach it (`SLIPWAY_PUBLIC_URL`), without a trailing
+    /// slash.
+    pub public_url: Option<String>,
+    /// `/slipway link sso`, when an issuer and a client id are configured.
+    pub sso: Option<SsoConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -312,6 +323,8 @@ impl Config {
         )?;
         keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
         let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
+        let public_url = sso::public_url(file.public_url.clone(), env)?;
+        let sso = sso::load(&file.sso, public_url.as_deref(), env)?;
         Ok(Config {
             listen,
             policy,
@@ -329,6 +342,8 @@ impl Config {
             default_alertmanager: tools.default_alertmanager,
             default_kubeconfig: env("SLIPWAY_KUBECONFIG").map(PathBuf::from),
             audit,
+            public_url,
+            sso,
         })
     }
 
