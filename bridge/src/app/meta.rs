@@ -87,6 +87,13 @@ fn provenance(who: &Resolved) -> String {
     };
     match k.source {
         Source::Static => " (from the policy file)".to_string(),
+        Source::Sso => format!(
+            " (from the group claim of your SSO login of {}; linked by your SSO login)",
+            k.synced_at
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default()
+        ),
         Source::Directory(kind) => {
             let synced = k
                 .synced_at

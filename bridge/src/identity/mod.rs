@@ -8,6 +8,7 @@
 
 pub mod links;
 pub mod resolve;
+pub mod sso;
 
 use std::fmt;
 
@@ -60,6 +61,13 @@ pub trait Directory: Send + Sync + fmt::Debug {
     fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError>;
     /// By GitHub login, without case (a SCIM extension attribute or a `/slipway link github`).
     fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError>;
+    /// By the identity provider's own id for them (SCIM `externalId`), exactly: with Okta, the
+    /// `sub` of its ID tokens, which is how an SSO login finds its person. A directory that
+    /// keeps no such id finds nobody, and the login's verified email is tried instead.
+    fn person_by_external_id(&self, external_id: &str) -> Result<Option<Person>, StoreError> {
+        let _ = external_id;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

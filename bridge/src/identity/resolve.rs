@@ -9,6 +9,7 @@ use slipway_core::policy::model::{ProviderKind, SlackMatch};
 use slipway_core::policy::{Identity, IdentityProvider, Policy, SlackUser};
 
 use super::links::{Link, LinkHow, LinkStore};
+use super::sso::{ClaimStore, SsoPeople};
 use super::{Directory, Person};
 use crate::clock::Clock;
 use crate::slack::client::Slack;
@@ -22,6 +23,8 @@ const LOOKUP_BUDGET: Duration = Duration::from_millis(1500);
 pub enum Source {
     Static,
     Directory(ProviderKind),
+    /// The claims of an SSO login, without a directory (`provider: static`).
+    Sso,
 }
 
 impl Source {
@@ -29,6 +32,7 @@ impl Source {
         match self {
             Self::Static => "static",
             Self::Directory(k) => k.as_str(),
+            Self::Sso => "oidc",
         }
     }
 }
@@ -68,9 +72,11 @@ impl Resolved {
 #[derive(Debug, Clone)]
 pub struct People {
     directory: Option<Arc<dyn Directory>>,
-    links: Arc<dyn LinkStore>,
-    slack: Slack,
-    clock: Arc<dyn Clock>,
+    pub(super) links: Arc<dyn LinkStore>,
+    pub(super) slack: Slack,
+    pub(super) clock: Arc<dyn Clock>,
+    /// SSO logins, when `/slipway link sso` is configured.
+    pub(super) sso: Option<SsoPeople>,
 }
 
 impl People {
@@ -85,7 +91,16 @@ impl People {
             links,
             slack,
             clock,
+            sso: None,
         }
+    }
+
+    /// With `/slipway link sso`: each Slack user's last login, and how long its groups count
+    /// without a directory.
+    #[must_use]
+    pub fn with_sso(mut self, claims: Arc<dyn ClaimStore>, max_age: Duration) -> Self {
+        self.sso = Some(SsoPeople { claims, max_age });
+        self
     }
 
     pub fn links(&self) -> &Arc<dyn LinkStore> {
@@ -93,7 +108,7 @@ impl People {
     }
 
     /// The directory the policy names, if this bridge has it.
-    fn directory(&self, policy: &Policy) -> Option<&Arc<dyn Directory>> {
+    pub(super) fn directory(&self, policy: &Policy) -> Option<&Arc<dyn Directory>> {
         let kind = policy.provider();
         (kind != ProviderKind::Static)
             .then_some(self.directory.as_ref())
@@ -118,18 +133,24 @@ impl People {
                 new_link: None,
             }));
         }
-        let Some(directory) = self.directory(policy) else {
-            return Resolved::Unknown(None);
-        };
-        match self.links.link(&user.user_id) {
-            Ok(Some(link)) => return linked(directory.as_ref(), &link),
-            Ok(None) => {}
+        let link = match self.links.link(&user.user_id) {
+            Ok(link) => link,
             Err(e) => return unavailable(&e),
+        };
+        // An SSO link counts only while the policy links by SSO.
+        if let Some(link) = link.as_ref().filter(|l| l.how == LinkHow::Sso)
+            && policy.slack_match() == SlackMatch::Sso
+        {
+            return self.resolve_sso(policy, &user.user_id, link);
+        }
+        let Some(directory) = self.directory(policy) else {
+            return Resolved::Unknown(self.sso_hint(policy));
+        };
+        if let Some(link) = link.filter(|l| l.how != LinkHow::Sso) {
+            return linked(directory.as_ref(), &link);
         }
         match policy.slack_match() {
-            SlackMatch::Sso => Resolved::Unknown(Some(
-                "link your Slack account to your company login with `/slipway link sso`".into(),
-            )),
+            SlackMatch::Sso => Resolved::Unknown(Some(LINK_SSO.into())),
             SlackMatch::Email => self.match_email(directory.as_ref(), user).await,
         }
     }
@@ -263,6 +284,10 @@ impl People {
     }
 }
 
+/// How someone unknown becomes known when the policy links by SSO.
+pub(super) const LINK_SSO: &str =
+    "link your Slack account to your company login with `/slipway link sso`";
+
 const SLACK_DEACTIVATED: &str = "Slack says this account is deactivated, so it can't act \
                                  through Slipway";
 const LOOKUP_FAILED: &str = "Slipway couldn't check your Slack profile with Slack just now; \
@@ -283,7 +308,7 @@ fn linked(directory: &dyn Directory, link: &Link) -> Resolved {
     }
 }
 
-fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
+pub(super) fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
     Resolved::Known(Box::new(Known {
         identity: person.identity(),
         source: Source::Directory(person.source),
@@ -293,7 +318,7 @@ fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
     }))
 }
 
-fn deactivated(person: &Person) -> String {
+pub(super) fn deactivated(person: &Person) -> String {
     let at = chrono::DateTime::from_timestamp(person.synced_at, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
@@ -306,7 +331,7 @@ fn deactivated(person: &Person) -> String {
 }
 
 /// Fail closed when the state can't be read.
-fn unavailable(e: &crate::store::StoreError) -> Resolved {
+pub(super) fn unavailable(e: &crate::store::StoreError) -> Resolved {
     tracing::error!(error = %e, "reading identity state");
     Resolved::Refused(
         "Slipway can't read its identity records right now, so it can't tell who you are; \
