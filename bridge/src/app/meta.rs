@@ -76,6 +76,7 @@ pub(super) fn reply(
                     .unwrap_or_default()
             )
         }
+        Meta::LinkSso => super::sso::link_reply(state, cmd, who),
     }
 }
 

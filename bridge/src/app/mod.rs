@@ -11,6 +11,7 @@ mod interact;
 mod meta;
 mod slack_events;
 pub mod socket;
+mod sso;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct Inner {
     pub change: Option<Arc<crate::change::ChangeService>>,
     /// The S3 mirror and the other audit sinks, running beside the spool.
     pub audit_sinks: audit_sinks::AuditSinks,
+    /// `/slipway link sso`, when an identity provider is configured.
+    pub sso: Option<Arc<crate::identity::sso::Sso>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -101,10 +104,7 @@ impl AppState {
             None => None,
         };
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
-        let links = crate::identity::links::RedbLinks::open(&config.state_dir)
-            .map_err(|e| e.to_string())?;
-        let people =
-            crate::identity::People::new(None, Arc::new(links), slack.clone(), clock.clone());
+        let (people, sso) = people(&config, &slack, &clock)?;
         let base = Base::new(BaseInner {
             config,
             policies: crate::base::PolicyCell::new(policy),
@@ -130,6 +130,7 @@ impl AppState {
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
                 change,
                 audit_sinks,
+                sso,
             }),
         };
         state.start_background();
@@ -145,6 +146,35 @@ impl AppState {
         }
         ingress::start_rejection_flusher(self, Duration::from_secs(60));
     }
+}
+
+/// The people service, and SSO logins when an identity provider is configured.
+fn people(
+    config: &Config,
+    slack: &Slack,
+    clock: &Arc<dyn Clock>,
+) -> Result<
+    (
+        crate::identity::People,
+        Option<Arc<crate::identity::sso::Sso>>,
+    ),
+    String,
+> {
+    let links =
+        crate::identity::links::RedbLinks::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let people = crate::identity::People::new(None, Arc::new(links), slack.clone(), clock.clone());
+    let Some(cfg) = &config.sso else {
+        return Ok((people, None));
+    };
+    let claims =
+        crate::identity::sso::RedbClaims::open(&config.state_dir).map_err(|e| e.to_string())?;
+    Ok((
+        people.with_sso(Arc::new(claims), cfg.max_age),
+        Some(Arc::new(crate::identity::sso::Sso::new(
+            cfg.clone(),
+            clock.clone(),
+        ))),
+    ))
 }
 
 /// Where `/tf plan` reads stacks: the git mirror at the default branch's head when change
@@ -170,6 +200,12 @@ pub fn router(state: AppState) -> Router {
             .route("/slack/commands", post(commands::slash_command))
             .route("/slack/interactivity", post(interact::interactivity))
             .route("/slack/events", post(interact::events));
+    }
+    // The SSO browser endpoints exist only when an identity provider is configured.
+    if state.sso.is_some() {
+        router = router
+            .route("/sso/start", get(sso::start))
+            .route("/sso/callback", get(sso::callback));
     }
     if !state.config.github_webhook_secret.is_empty() {
         router = router.route(
