@@ -22,6 +22,7 @@ mod reload;
 mod runner;
 mod silence;
 mod slack_bridge;
+mod sso;
 mod terraform;
 mod visibility;
 
