@@ -17,9 +17,11 @@ mod github;
 pub mod gitops;
 pub mod keys;
 mod scim;
+mod sso;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use scim::ScimConfig;
+pub use sso::SsoConfig;
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
 /// A secret value. `Debug` shows `***`; there is no `Display`.
@@ -107,6 +109,10 @@ struct FileConfig {
     audit: audit::FileAudit,
     #[serde(default)]
     scim: scim::FileScim,
+    /// The bridge's base URL as browsers reach it (the SSO callback is under it).
+    public_url: Option<String>,
+    #[serde(default)]
+    sso: sso::FileSso,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +265,11 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The SCIM service provider (`/scim/v2`), on when its token is set.
     pub scim: ScimConfig,
+    /// The bridge's base URL as browsers reach it (`SLIPWAY_PUBLIC_URL`), without a trailing
+    /// slash.
+    pub public_url: Option<String>,
+    /// `/slipway link sso`, when an issuer and a client id are configured.
+    pub sso: Option<SsoConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -319,6 +330,8 @@ impl Config {
         keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
         let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
         let scim = scim::load(&file.scim, env)?;
+        let public_url = sso::public_url(file.public_url.clone(), env)?;
+        let sso = sso::load(&file.sso, public_url.as_deref(), env)?;
         Ok(Config {
             listen,
             policy,
@@ -337,6 +350,8 @@ impl Config {
             default_kubeconfig: env("SLIPWAY_KUBECONFIG").map(PathBuf::from),
             audit,
             scim,
+            public_url,
+            sso,
         })
     }
 

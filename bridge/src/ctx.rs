@@ -57,7 +57,8 @@ impl Ctx {
         if let Resolved::Known(k) = &resolved
             && let Some(link) = &k.new_link
         {
-            self.record_link(user, k.source.as_str(), link, Some(&k.identity))
+            let _ = self
+                .record_link(user, k.source.as_str(), link, Some(&k.identity))
                 .await;
         }
         resolved
@@ -77,14 +78,15 @@ impl Ctx {
         }
     }
 
-    /// An `Identity` record for a new Slack → directory link.
+    /// An `Identity` record for a new Slack → directory link; `Err` when it couldn't be written
+    /// (already counted and logged).
     pub async fn record_link(
         &self,
         user: &SlackUser,
         source: &str,
         link: &Link,
         identity: Option<&Identity>,
-    ) {
+    ) -> Result<(), String> {
         let record = AuditRecord::new(EventKind::Identity, self.ids.next(), self.clock.now())
             .with_actor(Actor::slack(user, identity, None))
             .with_details(serde_json::json!({
@@ -93,7 +95,7 @@ impl Ctx {
                 "person": link.person,
                 "how": link.how,
             }));
-        let _ = self.record(record, "an identity link").await;
+        self.record(record, "an identity link").await.map(drop)
     }
 
     /// Append `record` to the audit spool. A failure is counted and logged as `could not record

@@ -84,8 +84,9 @@ const SLIPWAY: CommandSpec = CommandSpec {
         "/slipway whoami",
         "/slipway explain <command>",
         "/slipway link github",
+        "/slipway link sso",
     ],
-    summary: "Help, your identity and role, why a command would be allowed or denied, and linking your GitHub account.",
+    summary: "Help, your identity and role, why a command would be allowed or denied, and linking your GitHub account or your company login.",
     tiers: "none: these touch no infrastructure.",
     examples: &[
         "/slipway whoami",

@@ -23,6 +23,7 @@ mod runner;
 mod scim;
 mod silence;
 mod slack_bridge;
+mod sso;
 mod terraform;
 mod visibility;
 

@@ -76,6 +76,7 @@ pub(super) fn reply(
                     .unwrap_or_default()
             )
         }
+        Meta::LinkSso => super::sso::link_reply(state, cmd, who),
     }
 }
 
@@ -87,6 +88,13 @@ fn provenance(who: &Resolved) -> String {
     };
     match k.source {
         Origin::Static => " (from the policy file)".to_string(),
+        Origin::Sso => format!(
+            " (from the group claim of your SSO login of {}; linked by your SSO login)",
+            k.synced_at
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default()
+        ),
         Origin::Directory(kind) => {
             let synced = k
                 .synced_at

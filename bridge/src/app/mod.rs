@@ -13,6 +13,7 @@ mod meta;
 pub mod scim;
 mod slack_events;
 pub mod socket;
+mod sso;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct Inner {
     pub change: Option<Arc<crate::change::ChangeService>>,
     /// The S3 mirror and the other audit sinks, running beside the spool.
     pub audit_sinks: audit_sinks::AuditSinks,
+    /// `/slipway link sso`, when an identity provider is configured.
+    pub sso: Option<Arc<crate::identity::sso::Sso>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,7 +100,7 @@ impl AppState {
         };
         let directory = open_directory(&config)?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
-        let people = people(&config, directory.clone(), &slack, &clock)?;
+        let (people, sso) = people(&config, directory.clone(), &slack, &clock)?;
         let base = Base::new(BaseInner {
             config,
             policies: crate::base::PolicyCell::new(policy),
@@ -124,6 +127,7 @@ impl AppState {
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
                 change,
                 audit_sinks,
+                sso,
             }),
         };
         state.start_background();
@@ -155,23 +159,38 @@ fn work_dirs(config: &Config) -> Result<std::path::PathBuf, String> {
     Ok(work_dir)
 }
 
-/// The people service over the directory (if any) and `<state_dir>/identity.redb`.
+/// The people service over the directory (if any) and `<state_dir>/identity.redb`, and SSO
+/// logins when an identity provider is configured for them.
 fn people(
     config: &Config,
     directory: Option<Arc<dyn crate::identity::DirectoryStore>>,
     slack: &Slack,
     clock: &Arc<dyn Clock>,
-) -> Result<crate::identity::People, String> {
+) -> Result<
+    (
+        crate::identity::People,
+        Option<Arc<crate::identity::sso::Sso>>,
+    ),
+    String,
+> {
     let links =
         crate::identity::links::RedbLinks::open(&config.state_dir).map_err(|e| e.to_string())?;
     let directory = directory.map(|d| {
         Arc::new(crate::identity::StoreDirectory(d)) as Arc<dyn crate::identity::Directory>
     });
-    Ok(crate::identity::People::new(
-        directory,
-        Arc::new(links),
-        slack.clone(),
-        clock.clone(),
+    let people =
+        crate::identity::People::new(directory, Arc::new(links), slack.clone(), clock.clone());
+    let Some(cfg) = &config.sso else {
+        return Ok((people, None));
+    };
+    let claims =
+        crate::identity::sso::RedbClaims::open(&config.state_dir).map_err(|e| e.to_string())?;
+    Ok((
+        people.with_sso(Arc::new(claims), cfg.max_age),
+        Some(Arc::new(crate::identity::sso::Sso::new(
+            cfg.clone(),
+            clock.clone(),
+        ))),
     ))
 }
 
@@ -214,6 +233,12 @@ pub fn router(state: AppState) -> Router {
     }
     if let Some(scim) = scim::routes(&state) {
         router = router.nest("/scim/v2", scim);
+    }
+    // The SSO browser endpoints exist only when an identity provider is configured.
+    if state.sso.is_some() {
+        router = router
+            .route("/sso/start", get(sso::start))
+            .route("/sso/callback", get(sso::callback));
     }
     if !state.config.github_webhook_secret.is_empty() {
         router = router.route(

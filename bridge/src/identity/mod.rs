@@ -13,6 +13,7 @@ pub mod listing;
 mod memory;
 mod redb_store;
 pub mod resolve;
+pub mod sso;
 
 use std::fmt;
 use std::sync::Arc;
@@ -71,6 +72,10 @@ pub trait Directory: Send + Sync + fmt::Debug {
     fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError>;
     /// By GitHub login, without case (a SCIM extension attribute or a `/slipway link github`).
     fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError>;
+    /// By the IdP's own id for them (SCIM `externalId`; an SSO login's `sub` for Okta).
+    fn person_by_external_id(&self, _external_id: &str) -> Result<Option<Person>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// [`Directory`] over a [`DirectoryStore`]: a user and the display names of their groups.
@@ -117,6 +122,17 @@ impl Directory for StoreDirectory {
     }
     fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError> {
         self.person_of(self.0.user_by_github(login).map_err(|e| store_err(&e))?)
+    }
+    /// A scan: SSO logins are rare, and the store keeps no index on `externalId`.
+    fn person_by_external_id(&self, external_id: &str) -> Result<Option<Person>, StoreError> {
+        let users = self.0.users().map_err(|e| store_err(&e))?;
+        let mut found = users
+            .into_iter()
+            .filter(|u| u.external_id.as_deref() == Some(external_id));
+        match (found.next(), found.next()) {
+            (Some(u), None) => self.person_of(Some(u)),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use slipway_core::policy::model::{ProviderKind, SlackMatch};
 use slipway_core::policy::{Identity, IdentityProvider, Policy, SlackUser};
 
 use super::links::{Link, LinkHow, LinkStore};
+use super::sso::{ClaimStore, SsoPeople};
 use super::{Directory, Person};
 use crate::clock::Clock;
 use crate::slack::client::Slack;
@@ -23,6 +24,8 @@ const LOOKUP_BUDGET: Duration = Duration::from_millis(1500);
 pub enum Origin {
     Static,
     Directory(ProviderKind),
+    /// The claims of an SSO login, without a directory (`provider: static`).
+    Sso,
 }
 
 impl Origin {
@@ -30,6 +33,7 @@ impl Origin {
         match self {
             Self::Static => "static",
             Self::Directory(k) => k.as_str(),
+            Self::Sso => "oidc",
         }
     }
 }
@@ -69,11 +73,13 @@ impl Resolved {
 #[derive(Debug, Clone)]
 pub struct People {
     directory: Option<Arc<dyn Directory>>,
-    links: Arc<dyn LinkStore>,
-    slack: Slack,
-    clock: Arc<dyn Clock>,
+    pub(super) links: Arc<dyn LinkStore>,
+    pub(super) slack: Slack,
+    pub(super) clock: Arc<dyn Clock>,
     /// Woken whenever who someone is changes (a link, a deactivation, a directory write).
     changed: Arc<tokio::sync::Notify>,
+    /// SSO logins, when `/slipway link sso` is configured.
+    pub(super) sso: Option<SsoPeople>,
 }
 
 impl People {
@@ -89,6 +95,7 @@ impl People {
             slack,
             clock,
             changed: Arc::default(),
+            sso: None,
         }
     }
 
@@ -102,12 +109,20 @@ impl People {
         self.changed.clone()
     }
 
+    /// With `/slipway link sso`: each Slack user's last login, and how long its groups count
+    /// without a directory.
+    #[must_use]
+    pub fn with_sso(mut self, claims: Arc<dyn ClaimStore>, max_age: Duration) -> Self {
+        self.sso = Some(SsoPeople { claims, max_age });
+        self
+    }
+
     pub fn links(&self) -> &Arc<dyn LinkStore> {
         &self.links
     }
 
     /// The directory the policy names, if this bridge has one: only its people count.
-    fn directory<'a>(&'a self, policy: &Policy) -> Option<Named<'a>> {
+    pub(super) fn directory<'a>(&'a self, policy: &Policy) -> Option<Named<'a>> {
         let kind = policy.provider();
         let directory = self.directory.as_deref()?;
         (kind != ProviderKind::Static).then_some(Named { directory, kind })
@@ -130,18 +145,24 @@ impl People {
                 new_link: None,
             }));
         }
-        let Some(directory) = self.directory(policy) else {
-            return Resolved::Unknown(None);
-        };
-        match self.links.link(&user.user_id) {
-            Ok(Some(link)) => return linked(&directory, &link),
-            Ok(None) => {}
+        let link = match self.links.link(&user.user_id) {
+            Ok(link) => link,
             Err(e) => return unavailable(&e),
+        };
+        // An SSO link counts only while the policy links by SSO.
+        if let Some(link) = link.as_ref().filter(|l| l.how == LinkHow::Sso)
+            && policy.slack_match() == SlackMatch::Sso
+        {
+            return self.resolve_sso(policy, &user.user_id, link);
+        }
+        let Some(directory) = self.directory(policy) else {
+            return Resolved::Unknown(self.sso_hint(policy));
+        };
+        if let Some(link) = link.filter(|l| l.how != LinkHow::Sso) {
+            return linked(&directory, &link);
         }
         match policy.slack_match() {
-            SlackMatch::Sso => Resolved::Unknown(Some(
-                "link your Slack account to your company login with `/slipway link sso`".into(),
-            )),
+            SlackMatch::Sso => Resolved::Unknown(Some(LINK_SSO.into())),
             SlackMatch::Email => self.match_email(&directory, user).await,
         }
     }
@@ -301,25 +322,34 @@ impl People {
 
 /// The directory, seen through the provider the policy names: people from another source are
 /// nobody (a Google sync left behind after moving to SCIM can't vouch for anyone).
-struct Named<'a> {
+pub(super) struct Named<'a> {
     directory: &'a dyn Directory,
-    kind: ProviderKind,
+    pub(super) kind: ProviderKind,
 }
 
 impl Named<'_> {
     fn ours(&self, p: Option<Person>) -> Option<Person> {
         p.filter(|p| p.source == self.kind)
     }
-    fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
+    pub(super) fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
         self.directory.person(id).map(|p| self.ours(p))
     }
-    fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError> {
+    pub(super) fn person_by_email(&self, email: &str) -> Result<Option<Person>, StoreError> {
         self.directory.person_by_email(email).map(|p| self.ours(p))
     }
-    fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError> {
+    pub(super) fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError> {
         self.directory.person_by_github(login).map(|p| self.ours(p))
     }
+    pub(super) fn person_by_external_id(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        self.directory
+            .person_by_external_id(id)
+            .map(|p| self.ours(p))
+    }
 }
+
+/// How someone unknown becomes known when the policy links by SSO.
+pub(super) const LINK_SSO: &str =
+    "link your Slack account to your company login with `/slipway link sso`";
 
 const SLACK_DEACTIVATED: &str = "Slack says this account is deactivated, so it can't act \
                                  through Slipway";
@@ -346,7 +376,7 @@ fn linked(directory: &Named<'_>, link: &Link) -> Resolved {
     }
 }
 
-fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
+pub(super) fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
     Resolved::Known(Box::new(Known {
         identity: person.identity(),
         source: Origin::Directory(person.source),
@@ -356,7 +386,7 @@ fn known(person: &Person, how: LinkHow, new_link: Option<Link>) -> Resolved {
     }))
 }
 
-fn deactivated(person: &Person) -> String {
+pub(super) fn deactivated(person: &Person) -> String {
     let at = chrono::DateTime::from_timestamp(person.synced_at, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
@@ -369,7 +399,7 @@ fn deactivated(person: &Person) -> String {
 }
 
 /// Fail closed when the state can't be read.
-fn unavailable(e: &crate::store::StoreError) -> Resolved {
+pub(super) fn unavailable(e: &crate::store::StoreError) -> Resolved {
     tracing::error!(error = %e, "reading identity state");
     Resolved::Refused(
         "Slipway can't read its identity records right now, so it can't tell who you are; \

@@ -53,7 +53,7 @@ impl Directory for Memory {
     }
 }
 
-fn dana(active: bool) -> Person {
+pub(super) fn dana(active: bool) -> Person {
     Person {
         id: "p-dana".into(),
         subject: "dana@example.com".into(),
@@ -78,16 +78,22 @@ struct World {
     people: People,
 }
 
-async fn world() -> World {
-    let slack = SlackEmulator::start(BOT).await;
+/// The Slack emulator with a bot token, and a client for it.
+pub(super) async fn slack(bot: &str) -> (SlackEmulator, Slack) {
+    let slack = SlackEmulator::start(bot).await;
     let client = Slack::new(&SlackConfig {
         signing_secret: Secret::new(""),
-        bot_token: Secret::new(BOT),
+        bot_token: Secret::new(bot),
         app_token: Secret::new(""),
         api_url: slack.api_url(),
         socket_mode: false,
     })
     .unwrap();
+    (slack, client)
+}
+
+async fn world() -> World {
+    let (slack, client) = slack(BOT).await;
     let dir = Arc::new(Memory::default());
     let links = Arc::new(MemoryLinks::default());
     let people = People::new(

@@ -14,10 +14,12 @@ pub enum Meta {
         text: String,
     },
     LinkGithub,
+    /// Tie this Slack account to the company login (OIDC at the organisation's IdP).
+    LinkSso,
 }
 
 /// ```text
-/// slipway := "help" [topic] | "whoami" | "explain" command-text | "link" "github"
+/// slipway := "help" [topic] | "whoami" | "explain" command-text | "link" ("github" | "sso")
 /// ```
 pub fn parse_meta(words: &[String], raw: &str) -> Result<Meta, ParseError> {
     match words {
@@ -28,6 +30,10 @@ pub fn parse_meta(words: &[String], raw: &str) -> Result<Meta, ParseError> {
         }),
         [w] if w == "whoami" => Ok(Meta::Whoami),
         [l, g] if l == "link" && g == "github" => Ok(Meta::LinkGithub),
+        [l, s] if l == "link" && s == "sso" => Ok(Meta::LinkSso),
+        [l, ..] if l == "link" => Err(ParseError::invalid(
+            "usage: `/slipway link github` or `/slipway link sso`",
+        )),
         [e, _, ..] if e == "explain" => {
             let text = raw
                 .trim_start()
@@ -41,7 +47,7 @@ pub fn parse_meta(words: &[String], raw: &str) -> Result<Meta, ParseError> {
             "usage: `/slipway explain /kubectl get pods -n web`",
         )),
         [w, ..] => Err(ParseError::unknown(format!(
-            "`/slipway {}` is not a Slipway command; try `help`, `whoami`, `explain <command>` or `link github`.",
+            "`/slipway {}` is not a Slipway command; try `help`, `whoami`, `explain <command>`, `link github` or `link sso`.",
             truncate(w, 40)
         ))),
     }
@@ -70,6 +76,14 @@ mod tests {
         assert_eq!(
             parse_line("/slipway link github").unwrap().command,
             Command::Slipway(Meta::LinkGithub)
+        );
+        assert_eq!(
+            parse_line("/slipway link sso").unwrap().command,
+            Command::Slipway(Meta::LinkSso)
+        );
+        assert_eq!(
+            parse_line("/slipway link okta").unwrap_err().kind,
+            ParseErrorKind::Invalid
         );
         assert_eq!(
             parse_line("/slipway sudo").unwrap_err().kind,

@@ -229,7 +229,7 @@ fn link_provisioned(state: &AppState, person_id: String) {
         if let Some((slack_id, link)) = state.people.link_provisioned(&policy, &person).await {
             let user = slipway_core::policy::SlackUser::new(slack_id);
             let source = crate::identity::Origin::Directory(person.source).as_str();
-            state
+            let _ = state
                 .record_link(&user, source, &link, Some(&person.identity()))
                 .await;
         }
