@@ -15,10 +15,12 @@ use serde::Deserialize;
 mod audit;
 mod github;
 pub mod gitops;
+mod google;
 pub mod keys;
 mod scim;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
+pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
@@ -107,6 +109,8 @@ struct FileConfig {
     audit: audit::FileAudit,
     #[serde(default)]
     scim: scim::FileScim,
+    #[serde(default)]
+    google: google::FileGoogle,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +263,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// The SCIM service provider (`/scim/v2`), on when its token is set.
     pub scim: ScimConfig,
+    /// The Google Workspace directory sync, on when its service account key is set.
+    pub google: Option<GoogleConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -319,6 +325,7 @@ impl Config {
         keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
         let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
         let scim = scim::load(&file.scim, env)?;
+        let google = google::load(&file.google, env)?;
         Ok(Config {
             listen,
             policy,
@@ -337,6 +344,7 @@ impl Config {
             default_kubeconfig: env("SLIPWAY_KUBECONFIG").map(PathBuf::from),
             audit,
             scim,
+            google,
         })
     }
 

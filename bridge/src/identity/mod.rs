@@ -8,6 +8,7 @@
 //! the directory, the links and Slack, and knows nothing of HTTP ingress, changes or reads.
 
 pub mod directory;
+pub mod google;
 pub mod links;
 mod memory;
 mod redb_store;
@@ -86,6 +87,16 @@ impl StoreDirectory {
             .into_iter()
             .map(|g| g.display_name)
             .collect();
+        // A pulled directory vouches for everyone at each sync, changed or not.
+        let synced_at = match u.source {
+            Source::Google => self
+                .0
+                .sync_state(Source::Google)
+                .map_err(|e| StoreError(e.to_string()))?
+                .last_sync
+                .map_or(u.updated, |t| t.max(u.updated)),
+            Source::Scim => u.updated,
+        };
         Ok(Some(Person {
             subject: u.user_name.clone(),
             email: u.primary_email().map(str::to_string),
@@ -97,7 +108,7 @@ impl StoreDirectory {
                 Source::Scim => ProviderKind::Scim,
                 Source::Google => ProviderKind::Google,
             },
-            synced_at: u.updated,
+            synced_at,
             id: u.id,
         }))
     }

@@ -209,6 +209,14 @@ impl GoogleEmulator {
         );
     }
 
+    /// Delete the service account's key (Cloud console → Keys → Delete): assertions it signs
+    /// are refused from now on, as `invalid_grant`.
+    pub fn delete_key(&self, client_email: &str) {
+        if let Some(a) = self.state().accounts.get_mut(client_email) {
+            a.public_key.clear();
+        }
+    }
+
     /// How long access tokens issued from now on live (Google: 3599 s).
     pub fn set_token_ttl(&self, seconds: i64) {
         self.state().token_ttl = seconds;
