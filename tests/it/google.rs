@@ -41,6 +41,17 @@ async fn bridge(
     interval: &str,
     push: bool,
 ) -> TestApp {
+    bridge_with(g, key, interval, push, &[]).await
+}
+
+/// [`bridge`] with more environment (a SCIM token, say).
+async fn bridge_with(
+    g: &GoogleEmulator,
+    key: &ServiceAccountKey,
+    interval: &str,
+    push: bool,
+    more: &[(&'static str, &str)],
+) -> TestApp {
     let port = free_port();
     let mut env = vec![
         ("SLIPWAY_GOOGLE_SERVICE_ACCOUNT", key.json.clone()),
@@ -55,6 +66,7 @@ async fn bridge(
         ));
         env.push(("SLIPWAY_GOOGLE_CHANNEL_TOKEN", CHANNEL_TOKEN.to_string()));
     }
+    env.extend(more.iter().map(|(k, v)| (*k, (*v).to_string())));
     let app = TestApp::start_with(Options {
         env,
         port,
@@ -266,19 +278,8 @@ async fn a_refused_token_fails_the_sync_counts_it_and_keeps_the_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_google_sync_never_deletes_a_scim_user() {
     let (g, key) = google().await;
-    let port = free_port();
-    let app = TestApp::start_with(Options {
-        env: vec![
-            ("SLIPWAY_SCIM_TOKEN", crate::scim::TOKEN.into()),
-            ("SLIPWAY_GOOGLE_SERVICE_ACCOUNT", key.json.clone()),
-            ("SLIPWAY_GOOGLE_ADMIN_EMAIL", ADMIN.to_string()),
-            ("SLIPWAY_GOOGLE_API_URL", g.base_url()),
-            ("SLIPWAY_GOOGLE_SYNC_INTERVAL", "1s".to_string()),
-        ],
-        port,
-        ..Options::default()
-    })
-    .await;
+    let scim = [("SLIPWAY_SCIM_TOKEN", crate::scim::TOKEN)];
+    let app = bridge_with(&g, &key, "1s", false, &scim).await;
     let (status, user) = crate::scim::scim(
         &app.addr.to_string(),
         "POST",
@@ -327,4 +328,46 @@ async fn push_channels_are_renewed_before_they_expire() {
         .count();
     assert!(stops >= 3, "the replaced channels were stopped");
     drop(app);
+}
+
+/// The SCIM client (Okta, Entra ID) neither sees nor changes what the Google sync wrote, and a
+/// SCIM group can't hand a Google person a role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_can_neither_see_nor_change_google_records() {
+    let (g, key) = google().await;
+    let scim = [("SLIPWAY_SCIM_TOKEN", crate::scim::TOKEN)];
+    let app = bridge_with(&g, &key, "1h", false, &scim).await;
+    synced(&app, 0).await;
+    let directory = app.state.directory.as_ref().unwrap();
+    let dana = directory.user_by_email(DANA).unwrap().unwrap();
+    let addr = app.addr.to_string();
+    let (status, list) = crate::scim::scim(&addr, "GET", "/Users", None).await;
+    assert_eq!(
+        (status, list["totalResults"].as_u64()),
+        (200, Some(0)),
+        "{list}"
+    );
+    for method in ["GET", "DELETE"] {
+        let (status, _) =
+            crate::scim::scim(&addr, method, &format!("/Users/{}", dana.id), None).await;
+        assert_eq!(status, 404, "{method}");
+    }
+    let (status, group) = crate::scim::scim(
+        &addr,
+        "POST",
+        "/Groups",
+        Some(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "platform-owners",
+            "members": [{"value": dana.id}],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let who = app.ack("U0DANA", "/slipway whoami").await;
+    assert!(
+        who.contains("engineering") && !who.contains("platform-owners"),
+        "{who}"
+    );
+    assert!(directory.user(&dana.id).unwrap().is_some());
 }

@@ -73,18 +73,22 @@ pub trait Directory: Send + Sync + fmt::Debug {
     fn person_by_github(&self, login: &str) -> Result<Option<Person>, StoreError>;
 }
 
-/// [`Directory`] over a [`DirectoryStore`]: a user and the display names of their groups.
+/// [`Directory`] over a [`DirectoryStore`]: a user and the display names of their groups (of
+/// the same source).
 #[derive(Debug)]
 pub struct StoreDirectory(pub Arc<dyn DirectoryStore>);
 
 impl StoreDirectory {
     fn person_of(&self, user: Option<DirectoryUser>) -> Result<Option<Person>, StoreError> {
         let Some(u) = user else { return Ok(None) };
+        // Only groups of the person's own source: a SCIM group can't hand a Google person a
+        // role, nor the other way round.
         let groups = self
             .0
             .groups_of(&u.id)
             .map_err(|e| StoreError(e.to_string()))?
             .into_iter()
+            .filter(|g| g.source == u.source)
             .map(|g| g.display_name)
             .collect();
         // A pulled directory vouches for everyone at each sync, changed or not.
