@@ -88,6 +88,9 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// The bridge's clock (default: the system clock), e.g. a fake one that jumps ahead.
     pub clock: Option<Arc<dyn Clock>>,
+    /// The loopback port the router listens on (0: any free one), for a test that must name
+    /// the bridge's URL in its configuration (Google's push URL).
+    pub port: u16,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             config_yaml: None,
             env: Vec::new(),
             clock: None,
+            port: 0,
         }
     }
 }
@@ -340,7 +344,7 @@ impl TestApp {
         config.execution.kill_grace = Duration::from_millis(500);
         let clock = opts.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let state = AppState::new(config, clock, Arc::new(UuidIds)).expect("bridge state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -15,11 +15,13 @@ use serde::Deserialize;
 mod audit;
 mod github;
 pub mod gitops;
+mod google;
 pub mod keys;
 mod scim;
 mod sso;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
+pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use sso::SsoConfig;
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -113,6 +115,8 @@ struct FileConfig {
     public_url: Option<String>,
     #[serde(default)]
     sso: sso::FileSso,
+    #[serde(default)]
+    google: google::FileGoogle,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +274,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `/slipway link sso`, when an issuer and a client id are configured.
     pub sso: Option<SsoConfig>,
+    /// The Google Workspace directory sync, on when its service account key is set.
+    pub google: Option<GoogleConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -299,14 +305,7 @@ impl Config {
             Some(p) => read_file(p)?,
         };
         let listen = listen(file.listen, env)?;
-        let policy = env("SLIPWAY_POLICY")
-            .map(PathBuf::from)
-            .or(file.policy)
-            .unwrap_or_else(|| PathBuf::from("policy/slipway.yaml"));
-        let state_dir = env("SLIPWAY_STATE_DIR")
-            .map(PathBuf::from)
-            .or(file.state_dir)
-            .unwrap_or_else(|| PathBuf::from(".slipway"));
+        let (policy, state_dir) = paths(file.policy.clone(), file.state_dir.clone(), env);
         let slack = slack(&file.slack, env)?;
         let execution = execution(file.execution, env)?;
         check_clusters(&file.clusters)?;
@@ -321,17 +320,12 @@ impl Config {
             &file.aws_profiles,
             env,
         )?;
-        let github_webhook_secret = secret(
-            env,
-            "SLIPWAY_GITHUB_WEBHOOK_SECRET",
-            file.github.webhook_secret.as_ref(),
-            "github.webhook_secret",
-        )?;
-        keys::check(&github_webhook_secret, &keys::GITHUB_WEBHOOK_SECRET)?;
+        let github_webhook_secret = webhook_secret(&file.github, env)?;
         let gitops_repo = github::load(&file.gitops, &file.github, &file.signing, env)?;
         let scim = scim::load(&file.scim, env)?;
         let public_url = sso::public_url(file.public_url.clone(), env)?;
         let sso = sso::load(&file.sso, public_url.as_deref(), env)?;
+        let google = google::load(&file.google, env)?;
         Ok(Config {
             listen,
             policy,
@@ -352,6 +346,7 @@ impl Config {
             scim,
             public_url,
             sso,
+            google,
         })
     }
 
@@ -416,6 +411,31 @@ fn read_file(p: &Path) -> Result<FileConfig, String> {
 }
 
 /// A secret from its environment variable, else from the file's source, else empty.
+/// The policy file and the state directory (environment first, then the file, then defaults).
+fn paths(policy: Option<PathBuf>, state_dir: Option<PathBuf>, env: Env<'_>) -> (PathBuf, PathBuf) {
+    let policy = env("SLIPWAY_POLICY")
+        .map(PathBuf::from)
+        .or(policy)
+        .unwrap_or_else(|| PathBuf::from("policy/slipway.yaml"));
+    let state_dir = env("SLIPWAY_STATE_DIR")
+        .map(PathBuf::from)
+        .or(state_dir)
+        .unwrap_or_else(|| PathBuf::from(".slipway"));
+    (policy, state_dir)
+}
+
+/// The GitHub webhook secret, refused when set but short.
+fn webhook_secret(github: &FileGitHub, env: Env<'_>) -> Result<Secret, String> {
+    let s = secret(
+        env,
+        "SLIPWAY_GITHUB_WEBHOOK_SECRET",
+        github.webhook_secret.as_ref(),
+        "github.webhook_secret",
+    )?;
+    keys::check(&s, &keys::GITHUB_WEBHOOK_SECRET)?;
+    Ok(s)
+}
+
 fn secret(
     env: Env<'_>,
     var: &str,
@@ -522,81 +542,4 @@ pub fn load_policy(path: &Path) -> Result<slipway_core::policy::Policy, String> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn env_only_defaults() {
-        let c = Config::load_with(
-            None,
-            &env_of(&[("SLIPWAY_SLACK_SIGNING_SECRET", "s3cr3t-signing-secret")]),
-        )
-        .unwrap();
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.policy, PathBuf::from("policy/slipway.yaml"));
-        assert_eq!(c.slack.api_url, DEFAULT_SLACK_API);
-        assert_eq!(c.slack.signing_secret.expose(), "s3cr3t-signing-secret");
-        assert_eq!(format!("{:?}", c.slack.signing_secret), "Secret(***)");
-        assert!(!format!("{c:?}").contains("s3cr3t"));
-    }
-
-    #[test]
-    fn clear_errors() {
-        let e = Config::load_with(None, &env_of(&[])).unwrap_err();
-        assert!(e.contains("SLIPWAY_SLACK_SIGNING_SECRET"), "{e}");
-        let e = Config::load_with(
-            None,
-            &env_of(&[
-                ("SLIPWAY_SLACK_SIGNING_SECRET", "x-signing-secret-16"),
-                ("SLIPWAY_LISTEN", "nope"),
-            ]),
-        )
-        .unwrap_err();
-        assert!(e.contains("SLIPWAY_LISTEN"), "{e}");
-        let e = Config::load_with(
-            None,
-            &env_of(&[
-                ("SLIPWAY_SLACK_SIGNING_SECRET", "x-signing-secret-16"),
-                ("SLIPWAY_SLACK_API_URL", "http://evil.example/api"),
-            ]),
-        )
-        .unwrap_err();
-        assert!(e.contains("https"), "{e}");
-    }
-
-    #[test]
-    fn file_with_secret_references() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret_file = dir.path().join("token");
-        std::fs::write(&secret_file, "xoxb-from-file\n").unwrap();
-        let cfg = dir.path().join("c.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "listen: 127.0.0.1:4000\nslack:\n  signing_secret: {{ env: MY_SECRET }}\n  bot_token: {{ file: {} }}\n",
-                secret_file.display()
-            ),
-        )
-        .unwrap();
-        let c =
-            Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc-signing-secret")])).unwrap();
-        assert_eq!(c.listen.port(), 4000);
-        assert_eq!(c.slack.signing_secret.expose(), "abc-signing-secret");
-        assert_eq!(c.slack.bot_token.expose(), "xoxb-from-file");
-        std::fs::write(
-            &cfg,
-            "slack:\n  signing_secret: x-signing-secret-16\n  bogus: 1\n",
-        )
-        .unwrap();
-        let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
-        assert!(e.contains("bogus"), "{e}");
-    }
-}
+mod tests;

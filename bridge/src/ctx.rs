@@ -31,7 +31,7 @@ pub struct CtxInner {
     pub shares: Shares,
     /// Slack user → identity: the static list, the directory and the links between them.
     pub people: People,
-    /// The identity provider's people and groups, when SCIM is configured
+    /// The identity provider's people and groups, when SCIM or the Google sync is configured
     /// (`<state_dir>/directory.redb`).
     pub directory: Option<Arc<dyn DirectoryStore>>,
 }

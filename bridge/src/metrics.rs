@@ -71,6 +71,59 @@ impl SinkMetrics for AuditSinkMetrics {
     }
 }
 
+/// The Google Workspace directory sync's metrics, handed to the sync task. Clones share the
+/// underlying series.
+#[derive(Clone, Debug, Default)]
+pub struct GoogleMetrics {
+    /// Sync runs by outcome (`ok`, `failed`).
+    pub syncs: Family<OutcomeLabels, Counter>,
+    /// Failed runs by reason (`token`, `api`, `unreachable`, `malformed`, `empty`, `store`).
+    pub failures: Family<ReasonLabels, Counter>,
+    /// Unix seconds of the last sync that succeeded.
+    pub last_success: Gauge,
+    /// Push channels (`users.watch`) registrations by outcome (`ok`, `failed`).
+    pub channels: Family<OutcomeLabels, Counter>,
+}
+
+impl GoogleMetrics {
+    fn registered(r: &mut Registry) -> Self {
+        GoogleMetrics {
+            syncs: registered(
+                r,
+                "google_syncs",
+                "Google Workspace directory syncs by outcome (ok, failed)",
+                Family::default(),
+            ),
+            failures: registered(
+                r,
+                "google_sync_failures",
+                "Failed Google Workspace directory syncs by reason (token, api, unreachable, malformed, empty, store)",
+                Family::default(),
+            ),
+            last_success: registered(
+                r,
+                "google_last_sync_timestamp_seconds",
+                "Unix time of the last Google Workspace directory sync that succeeded",
+                Gauge::default(),
+            ),
+            channels: registered(
+                r,
+                "google_channels",
+                "Google push channel (users.watch) registrations by outcome",
+                Family::default(),
+            ),
+        }
+    }
+
+    /// Count a failed run.
+    pub fn failed(&self, reason: &'static str) {
+        self.syncs
+            .get_or_create(&OutcomeLabels { outcome: "failed" })
+            .inc();
+        self.failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
+
 /// All of the bridge's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -86,6 +139,8 @@ pub struct Metrics {
     pub audit_sinks: AuditSinkMetrics,
     /// Policy reloads by outcome (`applied`, `invalid`, `unreadable`).
     pub policy_reloads: Family<OutcomeLabels, Counter>,
+    /// The Google Workspace directory sync.
+    pub google: GoogleMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -192,6 +247,7 @@ impl Metrics {
                 "Policy reloads (SIGHUP or the GitOps default branch) by outcome",
                 Family::default(),
             ),
+            google: GoogleMetrics::registered(r),
             registry,
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod github;
+pub mod google;
 pub mod jira;
 pub mod kube;
 mod server;

@@ -14,6 +14,7 @@ mod demo;
 mod docs;
 mod git_relay;
 mod golden;
+mod google;
 mod identity;
 mod ingress;
 mod kubectl_changes;

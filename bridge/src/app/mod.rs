@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit_sinks;
 mod commands;
 mod github;
+mod google;
 mod ingress;
 mod interact;
 mod meta;
@@ -55,6 +56,8 @@ pub struct Inner {
     pub audit_sinks: audit_sinks::AuditSinks,
     /// `/slipway link sso`, when an identity provider is configured.
     pub sso: Option<Arc<crate::identity::sso::Sso>>,
+    /// The Google Workspace sync, when configured (`/google/notify` pokes it).
+    pub google: Option<crate::identity::google::GoogleSync>,
 }
 
 impl std::ops::Deref for AppState {
@@ -119,6 +122,7 @@ impl AppState {
             people,
             directory,
         });
+        let google = start_google(&ctx)?;
         let state = AppState {
             inner: Arc::new(Inner {
                 ctx,
@@ -128,6 +132,7 @@ impl AppState {
                 change,
                 audit_sinks,
                 sso,
+                google,
             }),
         };
         state.start_background();
@@ -194,16 +199,33 @@ fn people(
     ))
 }
 
-/// The directory SCIM writes into, opened when a SCIM token is configured.
+/// The directory SCIM and the Google sync write into, opened when either is configured.
 fn open_directory(
     config: &Config,
 ) -> Result<Option<Arc<dyn crate::identity::DirectoryStore>>, String> {
-    if !config.scim.enabled() {
+    if !config.scim.enabled() && config.google.is_none() {
         return Ok(None);
     }
     let store =
         crate::identity::RedbDirectory::open(&config.state_dir).map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(store)))
+}
+
+/// The Google Workspace sync's task, when `google:` is configured: it syncs at once, then on
+/// its schedule.
+fn start_google(ctx: &Ctx) -> Result<Option<crate::identity::google::GoogleSync>, String> {
+    let (Some(config), Some(store)) = (&ctx.config.google, &ctx.directory) else {
+        return Ok(None);
+    };
+    let sinks = crate::identity::google::Sinks {
+        audit: ctx.audit.clone(),
+        clock: ctx.clock.clone(),
+        ids: ctx.ids.clone(),
+        metrics: ctx.metrics.google.clone(),
+        audit_failures: ctx.metrics.audit_failures.clone(),
+        changed: ctx.people.changes(),
+    };
+    crate::identity::google::start(config, store.clone(), sinks).map(Some)
 }
 
 /// Where `/tf plan` reads stacks: the git mirror at the default branch's head when change
@@ -221,8 +243,9 @@ fn stack_source(state: &AppState) -> Option<Arc<dyn crate::exec::terraform::Stac
 
 /// The router. An endpoint that verifies an HMAC or a token is mounted only when its key is
 /// configured (the configuration refuses short keys), so no request is ever checked against an
-/// empty key: in Socket Mode without a signing secret the Slack endpoints answer 404, and
-/// without a SCIM token `/scim/v2` does.
+/// empty key: in Socket Mode without a signing secret the Slack endpoints answer 404, without a
+/// SCIM token `/scim/v2` does, and without Google push (URL and channel token)
+/// `/google/notify` does.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     if !state.config.slack.signing_secret.is_empty() {
@@ -239,6 +262,9 @@ pub fn router(state: AppState) -> Router {
         router = router
             .route("/sso/start", get(sso::start))
             .route("/sso/callback", get(sso::callback));
+    }
+    if let Some(google) = google::routes(&state) {
+        router = router.merge(google);
     }
     if !state.config.github_webhook_secret.is_empty() {
         router = router.route(

@@ -1,5 +1,5 @@
 //! The keys Slipway verifies requests with: the HMAC keys (Slack's signing secret, GitHub's
-//! webhook secret) and the SCIM bearer token. A MAC under an empty or guessable key proves
+//! webhook secret), the SCIM bearer token and the Google push channel token. A MAC under an empty or guessable key proves
 //! nothing, and neither does a guessable token, so a short one is a startup error rather than an
 //! endpoint that anyone can sign for.
 
@@ -31,6 +31,12 @@ pub(super) const SCIM_TOKEN: KeyInfo = KeyInfo {
     what: "the SCIM bearer token",
     set_with: "SLIPWAY_SCIM_TOKEN or `scim.token`",
     how: "a random value (for example `openssl rand -hex 32`), the same as the Secret Token / API token in the identity provider's provisioning settings",
+};
+
+pub(super) const GOOGLE_CHANNEL_TOKEN: KeyInfo = KeyInfo {
+    what: "the Google push channel token",
+    set_with: "SLIPWAY_GOOGLE_CHANNEL_TOKEN or `google.channel_token`",
+    how: "a random value (for example `openssl rand -hex 32`); Slipway registers it with the channel, and Google sends it back in X-Goog-Channel-Token",
 };
 
 /// A configured key must be at least [`MIN_HMAC_KEY_BYTES`] long. An unset key is not checked

@@ -1,5 +1,5 @@
 //! The identity provider's people and groups, whatever pushed or synced them (SCIM from Okta or
-//! Entra ID today). The SCIM core schema is the directory's shape: each record keeps the
+//! Entra ID, or the Google Workspace sync). The SCIM core schema is the directory's shape: each record keeps the
 //! resource as the provider sent it, so a read returns what was written, plus the typed fields
 //! the bridge decides with (user name, emails, active, GitHub login, members).
 //!
@@ -90,13 +90,17 @@ pub struct DirectoryGroup {
     pub resource: Value,
 }
 
-/// How much one source has written, for "last synced" in explanations.
+/// How much one source has written, and when it last synced, for "last synced" in
+/// explanations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncState {
     /// Writes (creates, replacements, deletions) so far.
     pub changes: u64,
     /// Unix seconds of the latest write.
     pub last_change: Option<i64>,
+    /// Unix seconds of the latest complete sync (a pulling source, such as Google, marks each
+    /// one, whether or not it changed anything).
+    pub last_sync: Option<i64>,
 }
 
 /// Why a store refused or failed a call.
@@ -131,8 +135,10 @@ pub trait DirectoryStore: Send + Sync + fmt::Debug {
     fn users(&self) -> Result<Vec<DirectoryUser>>;
     fn group(&self, id: &str) -> Result<Option<DirectoryGroup>>;
     fn groups(&self) -> Result<Vec<DirectoryGroup>>;
-    /// How many writes one source made, and when the latest was.
+    /// How many writes one source made, when the latest was, and when it last synced.
     fn sync_state(&self, source: Source) -> Result<SyncState>;
+    /// Mark a complete sync of `source` at `at` (unix seconds).
+    fn record_sync(&self, source: Source, at: i64) -> Result<()>;
 
     /// Add a user (`version` 1). [`DirectoryError::Taken`] if the id or user name is in use.
     fn create_user(&self, user: &DirectoryUser) -> Result<()>;

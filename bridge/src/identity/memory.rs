@@ -118,6 +118,11 @@ impl DirectoryStore for MemoryDirectory {
         Ok(self.with(|m| m.sync.get(&source).copied().unwrap_or_default()))
     }
 
+    fn record_sync(&self, source: Source, at: i64) -> Result<()> {
+        self.with(|m| m.sync.entry(source).or_default().last_sync = Some(at));
+        Ok(())
+    }
+
     fn create_user(&self, user: &DirectoryUser) -> Result<()> {
         self.write(|m| &mut m.users, user, true)
     }

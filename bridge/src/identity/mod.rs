@@ -8,6 +8,7 @@
 //! the directory, the links and Slack, and knows nothing of HTTP ingress, changes or reads.
 
 pub mod directory;
+pub mod google;
 pub mod links;
 pub mod listing;
 mod memory;
@@ -78,20 +79,34 @@ pub trait Directory: Send + Sync + fmt::Debug {
     }
 }
 
-/// [`Directory`] over a [`DirectoryStore`]: a user and the display names of their groups.
+/// [`Directory`] over a [`DirectoryStore`]: a user and the display names of their groups (of
+/// the same source).
 #[derive(Debug)]
 pub struct StoreDirectory(pub Arc<dyn DirectoryStore>);
 
 impl StoreDirectory {
     fn person_of(&self, user: Option<DirectoryUser>) -> Result<Option<Person>, StoreError> {
         let Some(u) = user else { return Ok(None) };
+        // Only groups of the person's own source: a SCIM group can't hand a Google person a
+        // role, nor the other way round.
         let groups = self
             .0
             .groups_of(&u.id)
             .map_err(|e| StoreError(e.to_string()))?
             .into_iter()
+            .filter(|g| g.source == u.source)
             .map(|g| g.display_name)
             .collect();
+        // A pulled directory vouches for everyone at each sync, changed or not.
+        let synced_at = match u.source {
+            Source::Google => self
+                .0
+                .sync_state(Source::Google)
+                .map_err(|e| StoreError(e.to_string()))?
+                .last_sync
+                .map_or(u.updated, |t| t.max(u.updated)),
+            Source::Scim => u.updated,
+        };
         Ok(Some(Person {
             subject: u.user_name.clone(),
             email: u.primary_email().map(str::to_string),
@@ -103,7 +118,7 @@ impl StoreDirectory {
                 Source::Scim => ProviderKind::Scim,
                 Source::Google => ProviderKind::Google,
             },
-            synced_at: u.updated,
+            synced_at,
             id: u.id,
         }))
     }

@@ -32,6 +32,8 @@ const MEMBERSHIPS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("memberships");
 /// Per source: (writes so far, unix seconds of the latest).
 const SYNC: TableDefinition<&str, (u64, i64)> = TableDefinition::new("sync");
+/// Per source: unix seconds of the latest complete sync.
+const SYNCED: TableDefinition<&str, i64> = TableDefinition::new("synced");
 
 macro_rules! store_errors {
     ($($t:ty),*) => {$(
@@ -120,6 +122,7 @@ impl RedbDirectory {
             tx.open_multimap_table(GITHUB)?;
             tx.open_multimap_table(MEMBERSHIPS)?;
             tx.open_table(SYNC)?;
+            tx.open_table(SYNCED)?;
             Ok(())
         })?;
         Ok(store)
@@ -302,16 +305,29 @@ impl DirectoryStore for RedbDirectory {
 
     fn sync_state(&self, source: Source) -> Result<SyncState> {
         self.read(|tx| {
-            Ok(match tx.open_table(SYNC)?.get(source.as_str())? {
+            let last_sync = tx
+                .open_table(SYNCED)?
+                .get(source.as_str())?
+                .map(|v| v.value());
+            let (changes, last_change) = match tx.open_table(SYNC)?.get(source.as_str())? {
                 Some(v) => {
                     let (changes, at) = v.value();
-                    SyncState {
-                        changes,
-                        last_change: Some(at),
-                    }
+                    (changes, Some(at))
                 }
-                None => SyncState::default(),
+                None => (0, None),
+            };
+            Ok(SyncState {
+                changes,
+                last_change,
+                last_sync,
             })
+        })
+    }
+
+    fn record_sync(&self, source: Source, at: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(SYNCED)?.insert(source.as_str(), at)?;
+            Ok(())
         })
     }
 

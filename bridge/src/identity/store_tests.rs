@@ -116,6 +116,14 @@ fn exercise(store: &dyn DirectoryStore) {
         store.sync_state(Source::Google).unwrap(),
         SyncState::default()
     );
+    store.record_sync(Source::Google, 600).unwrap();
+    let google = store.sync_state(Source::Google).unwrap();
+    assert_eq!(
+        (google.changes, google.last_sync),
+        (0, Some(600)),
+        "a sync that changed nothing is still a sync"
+    );
+    assert_eq!(store.sync_state(Source::Scim).unwrap().last_sync, None);
 }
 
 #[test]
@@ -137,4 +145,8 @@ fn redb_directory_keeps_the_contract_and_survives_a_reopen() {
     assert_eq!(ada.user_name, "ada@example.com");
     assert_eq!(store.groups_of("u1").unwrap(), vec![]);
     assert_eq!(store.sync_state(Source::Scim).unwrap().changes, 9);
+    assert_eq!(
+        store.sync_state(Source::Google).unwrap().last_sync,
+        Some(600)
+    );
 }

@@ -80,8 +80,9 @@ fn bearer(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Constant time whatever the lengths: both sides are hashed first.
-fn token_matches(expected: &str, presented: &str) -> bool {
+/// Constant time whatever the lengths: both sides are hashed first. (Also the Google push
+/// channel token's check.)
+pub(super) fn token_matches(expected: &str, presented: &str) -> bool {
     let (a, b) = (Sha256::digest(expected), Sha256::digest(presented));
     !expected.is_empty() && bool::from(a.ct_eq(&b))
 }

@@ -89,26 +89,37 @@ fn failed(e: DirectoryError) -> ScimError {
     ScimError::from_store(e)
 }
 
+/// A record SCIM wrote. Another source's (the Google sync's) is not SCIM's to serve or change.
 pub fn load(store: &dyn DirectoryStore, kind: Kind, id: &str) -> Result<Option<Record>, ScimError> {
     Ok(match kind {
-        Kind::User => store.user(id).map_err(failed)?.map(Record::User),
-        Kind::Group => store.group(id).map_err(failed)?.map(Record::Group),
+        Kind::User => store
+            .user(id)
+            .map_err(failed)?
+            .filter(|u| u.source == Source::Scim)
+            .map(Record::User),
+        Kind::Group => store
+            .group(id)
+            .map_err(failed)?
+            .filter(|g| g.source == Source::Scim)
+            .map(Record::Group),
     })
 }
 
-/// Every record of a kind, oldest first (a stable order for paging).
+/// Every record of a kind SCIM wrote, oldest first (a stable order for paging).
 pub fn all(store: &dyn DirectoryStore, kind: Kind) -> Result<Vec<Record>, ScimError> {
     let mut out: Vec<Record> = match kind {
         Kind::User => store
             .users()
             .map_err(failed)?
             .into_iter()
+            .filter(|u| u.source == Source::Scim)
             .map(Record::User)
             .collect(),
         Kind::Group => store
             .groups()
             .map_err(failed)?
             .into_iter()
+            .filter(|g| g.source == Source::Scim)
             .map(Record::Group)
             .collect(),
     };
@@ -148,7 +159,11 @@ pub fn delete(
 /// One record as served.
 pub fn served(store: &dyn DirectoryStore, record: &Record, base: &str) -> Result<Value, ScimError> {
     Ok(match record {
-        Record::User(u) => render::user(u, &store.groups_of(&u.id).map_err(failed)?, base),
+        Record::User(u) => {
+            let mut groups = store.groups_of(&u.id).map_err(failed)?;
+            groups.retain(|g| g.source == Source::Scim);
+            render::user(u, &groups, base)
+        }
         Record::Group(g) => render::group(g, base),
     })
 }
@@ -169,7 +184,8 @@ pub fn served_all(
             })
             .collect());
     }
-    let groups = store.groups().map_err(failed)?;
+    let mut groups = store.groups().map_err(failed)?;
+    groups.retain(|g| g.source == Source::Scim);
     let mut of: HashMap<&str, Vec<DirectoryGroup>> = HashMap::new();
     for g in &groups {
         for m in &g.members {

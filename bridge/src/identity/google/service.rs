@@ -1,0 +1,242 @@
+//! The sync's schedule, in one task: a run at start, then one every interval (sooner after a
+//! failure), and one shortly after Google pushes a change ([`GoogleSync::trigger`], debounced so
+//! a burst of notifications is one run). With push configured, the same task keeps a
+//! `users.watch` channel open for each event that matters (`add`, `update`, `delete`), renewing
+//! each well before it expires and stopping the one it replaces. Runs never overlap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::api::{DirectoryApi, Watch};
+use super::sync::Syncer;
+use crate::clock::{Clock, Ids};
+use crate::config::Secret;
+use crate::metrics::{GoogleMetrics, OutcomeLabels};
+
+/// How long a push waits for more before the run starts.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+/// After a failed run, the next comes at most this much later.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+/// The user events a channel is opened for.
+const EVENTS: [&str; 3] = ["add", "update", "delete"];
+/// The lifetime a channel asks for (Google may grant less).
+const CHANNEL_LIFETIME_MS: i64 = 6 * 3600 * 1000;
+/// A channel is renewed at least this long before it expires.
+const RENEW_MARGIN_MS: i64 = 15 * 60 * 1000;
+/// A failed registration is retried after this long.
+const CHANNEL_RETRY_MS: i64 = 60 * 1000;
+
+#[derive(Debug, Default)]
+struct Wake {
+    pending: AtomicBool,
+    notify: Notify,
+}
+
+/// The running sync, as the ingress sees it: something to poke.
+#[derive(Debug, Clone)]
+pub struct GoogleSync {
+    wake: Arc<Wake>,
+}
+
+impl GoogleSync {
+    /// Google says something changed: sync soon. Returns at once.
+    pub fn trigger(&self) {
+        self.wake.pending.store(true, Ordering::SeqCst);
+        self.wake.notify.notify_one();
+    }
+}
+
+/// One event's channel.
+#[derive(Debug)]
+struct Slot {
+    event: &'static str,
+    current: Option<Watch>,
+    /// Unix milliseconds when it is to be (re)registered.
+    due_ms: i64,
+}
+
+/// The push channels, when push is configured.
+#[derive(Debug)]
+pub(super) struct Channels {
+    pub api: Arc<DirectoryApi>,
+    pub address: String,
+    pub token: Secret,
+    pub ids: Arc<dyn Ids>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: GoogleMetrics,
+    slots: Vec<Slot>,
+}
+
+/// When to renew a channel registered at `now` that expires at `expires` (both ms): halfway,
+/// or the margin before it expires, whichever is later.
+fn renew_at(now: i64, expires: i64) -> i64 {
+    (now + (expires - now) / 2).max(expires - RENEW_MARGIN_MS)
+}
+
+impl Channels {
+    pub fn new(
+        api: Arc<DirectoryApi>,
+        address: String,
+        token: Secret,
+        ids: Arc<dyn Ids>,
+        clock: Arc<dyn Clock>,
+        metrics: GoogleMetrics,
+    ) -> Channels {
+        let slots = EVENTS
+            .iter()
+            .map(|event| Slot {
+                event,
+                current: None,
+                due_ms: 0,
+            })
+            .collect();
+        Channels {
+            api,
+            address,
+            token,
+            ids,
+            clock,
+            metrics,
+            slots,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    /// How long until the next channel is due.
+    fn until_due(&self) -> Duration {
+        let due = self
+            .slots
+            .iter()
+            .map(|s| s.due_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        Duration::from_millis(u64::try_from(due - self.now_ms()).unwrap_or(0))
+    }
+
+    /// Register every channel that is due; stop the ones they replace.
+    async fn renew_due(&mut self) {
+        for i in 0..self.slots.len() {
+            let now = self.now_ms();
+            if self.slots[i].due_ms > now {
+                continue;
+            }
+            let event = self.slots[i].event;
+            let id = format!("slipway-{}", self.ids.next());
+            let opened = self
+                .api
+                .watch(
+                    event,
+                    &id,
+                    &self.address,
+                    &self.token,
+                    now + CHANNEL_LIFETIME_MS,
+                )
+                .await;
+            let outcome = if opened.is_ok() { "ok" } else { "failed" };
+            self.metrics
+                .channels
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
+            match opened {
+                Ok(watch) => {
+                    tracing::info!(%event, channel = %watch.id, "Google push channel open");
+                    self.slots[i].due_ms = renew_at(now, watch.expiration_ms);
+                    if let Some(old) = self.slots[i].current.replace(watch)
+                        && let Err(e) = self.api.stop(&old).await
+                    {
+                        tracing::warn!(error = %e, channel = %old.id, "stopping a replaced Google push channel");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, %event, "opening a Google push channel; the interval sync goes on");
+                    self.slots[i].due_ms = now + CHANNEL_RETRY_MS;
+                }
+            }
+        }
+    }
+}
+
+/// The task: runs, waits, renews.
+#[derive(Debug)]
+pub(super) struct Service {
+    pub syncer: Syncer,
+    pub interval: Duration,
+    pub channels: Option<Channels>,
+    wake: Arc<Wake>,
+}
+
+impl Service {
+    pub fn new(syncer: Syncer, interval: Duration, channels: Option<Channels>) -> Service {
+        Service {
+            syncer,
+            interval,
+            channels,
+            wake: Arc::default(),
+        }
+    }
+
+    pub fn handle(&self) -> GoogleSync {
+        GoogleSync {
+            wake: self.wake.clone(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        if let Some(c) = &mut self.channels {
+            c.renew_due().await;
+        }
+        loop {
+            let wait = match self.syncer.run_once().await {
+                Ok(_) => self.interval,
+                Err(_) => self.interval.min(RETRY_AFTER_FAILURE),
+            };
+            self.wait(Instant::now() + wait).await;
+        }
+    }
+
+    /// Until the interval ends or a push asks for a run, renewing channels on the way.
+    async fn wait(&mut self, until: Instant) {
+        let wake = self.wake.clone();
+        loop {
+            let renew = self
+                .channels
+                .as_ref()
+                .map(|c| Instant::now() + c.until_due());
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return,
+                () = wake.notify.notified() => {
+                    if wake.pending.swap(false, Ordering::SeqCst) {
+                        tokio::time::sleep(DEBOUNCE).await;
+                        wake.pending.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(renew.unwrap_or(until)), if renew.is_some() => {
+                    if let Some(c) = &mut self.channels {
+                        c.renew_due().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_are_renewed_halfway_or_a_quarter_hour_before_they_expire() {
+        let hour = 3600 * 1000;
+        assert_eq!(renew_at(0, 6 * hour), 6 * hour - RENEW_MARGIN_MS);
+        assert_eq!(renew_at(0, 4000), 2000);
+        assert_eq!(renew_at(1000, 1000), 1000);
+    }
+}
