@@ -66,7 +66,7 @@ async fn change_dry_runs_hold_a_slot_under_the_per_user_limit() {
     );
 }
 
-fn confirm_value(app: &TestApp) -> String {
+pub(crate) fn confirm_value(app: &TestApp) -> String {
     app.slack
         .responses()
         .iter()

@@ -493,3 +493,93 @@ async fn a_directory_person_links_their_github_login_and_their_review_counts() {
         crate::approvals::change_message(&app)
     );
 }
+
+/// A person the IdP deactivates after asking: their pending Confirm opens nothing, and their
+/// Approve button opens no dialog, each answered with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_persons_pending_confirm_and_approve_stop_working() {
+    use serde_json::json;
+    use slipway_tests::gitops::{self, OWNER, REPO};
+    let fx = gitops::start().await;
+    let app = crate::approvals::start_with(&fx, scim_app_opts()).await;
+    let addr = app.addr.to_string();
+    app.slack
+        .add_user("U0DANA", "dana", Some("dana@example.com"));
+    let dana = provision_dana(&addr).await;
+    for group in ["operators", "approvers"] {
+        let (status, _) = crate::scim::scim(
+            &addr,
+            "POST",
+            "/Groups",
+            Some(json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": group,
+                "members": [{"value": dana}]
+            })),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // Someone else's change is open for review, and Dana has a dry run waiting for Confirm.
+    let _number = crate::approvals::open_pr(&app, &fx).await;
+    let ts = crate::approvals::change_message(&app).ts;
+    let dry = app.ack("U0DANA", "/deploy api staging v3.0.0").await;
+    assert!(dry.starts_with("Dry run of"), "{dry}");
+    assert!(
+        app.slack
+            .wait_until(std::time::Duration::from_secs(30), |s| s
+                .responses()
+                .iter()
+                .any(|r| r.body.to_string().contains("slipway_confirm")))
+            .await
+    );
+    let confirm = crate::change_limits::confirm_value(&app);
+    patch_user(
+        &app,
+        &dana,
+        json!({"op": "replace", "value": {"active": false}}),
+    )
+    .await;
+
+    let views = app.slack.views().len();
+    app.click(
+        "U0DANA",
+        "slipway_approve",
+        &crate::approvals::approve_value(&app.slack, &ts),
+        &ts,
+    )
+    .await;
+    let refused = |s: &slipway_emulators::slack::SlackEmulator| {
+        s.responses()
+            .iter()
+            .filter(|r| {
+                r.body
+                    .to_string()
+                    .contains("deactivated in the company directory")
+            })
+            .count()
+    };
+    assert!(
+        app.slack
+            .wait_until(std::time::Duration::from_secs(30), |s| refused(s) >= 1)
+            .await,
+        "{:?}",
+        app.slack.responses()
+    );
+    assert_eq!(app.slack.views().len(), views, "no review dialog opened");
+
+    app.click("U0DANA", "slipway_confirm", &confirm, "1.0")
+        .await;
+    assert!(
+        app.slack
+            .wait_until(std::time::Duration::from_secs(30), |s| refused(s) >= 2)
+            .await,
+        "{:?}",
+        app.slack.responses()
+    );
+    assert_eq!(
+        fx.github.pulls(OWNER, REPO).len(),
+        1,
+        "Dana's change never opened"
+    );
+}

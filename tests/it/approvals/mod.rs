@@ -264,7 +264,7 @@ async fn submit_view(app: &TestApp, user: &str, view: &Value, values: Value) -> 
 }
 
 /// The Approve button's value on message `ts` as it is now (it names the head SHA shown).
-fn approve_value(slack: &SlackEmulator, ts: &str) -> String {
+pub(crate) fn approve_value(slack: &SlackEmulator, ts: &str) -> String {
     let msg = slack
         .messages()
         .into_iter()
