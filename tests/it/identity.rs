@@ -89,6 +89,22 @@ fn scim_app_opts() -> slipway_tests::harness::Options {
     }
 }
 
+/// A SCIM group `name` with one member.
+async fn scim_group(addr: &str, name: &str, member: &str) {
+    let (status, group) = crate::scim::scim(
+        addr,
+        "POST",
+        "/Groups",
+        Some(serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name,
+            "members": [{"value": member}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{group}");
+}
+
 /// Dana, provisioned over SCIM and put in a group bound to a role.
 async fn provision_dana(addr: &str) -> String {
     use serde_json::json;
@@ -107,18 +123,7 @@ async fn provision_dana(addr: &str) -> String {
     .await;
     assert_eq!(status, 201, "{user}");
     let id = user["id"].as_str().unwrap().to_string();
-    let (status, group) = crate::scim::scim(
-        addr,
-        "POST",
-        "/Groups",
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-            "displayName": "engineering",
-            "members": [{"value": id}]
-        })),
-    )
-    .await;
-    assert_eq!(status, 201, "{group}");
+    scim_group(addr, "engineering", &id).await;
     id
 }
 
@@ -387,18 +392,7 @@ async fn a_directory_approvers_review_counts_until_they_are_deactivated() {
     .await;
     assert_eq!(status, 201, "{gina}");
     let gina = gina["id"].as_str().unwrap().to_string();
-    let (status, _) = crate::scim::scim(
-        &addr,
-        "POST",
-        "/Groups",
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-            "displayName": "approvers",
-            "members": [{"value": gina}]
-        })),
-    )
-    .await;
-    assert_eq!(status, 201);
+    scim_group(&addr, "approvers", &gina).await;
     let number = crate::approvals::open_pr(&app, &fx).await;
     let ts = crate::approvals::change_message(&app).ts;
     fx.github
@@ -455,18 +449,7 @@ async fn a_directory_person_links_their_github_login_and_their_review_counts() {
     app.slack
         .add_user("U0DANA", "dana", Some("dana@example.com"));
     let dana = provision_dana(&addr).await;
-    let (status, _) = crate::scim::scim(
-        &addr,
-        "POST",
-        "/Groups",
-        Some(serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-            "displayName": "approvers",
-            "members": [{"value": dana}]
-        })),
-    )
-    .await;
-    assert_eq!(status, 201);
+    scim_group(&addr, "approvers", &dana).await;
     let number = crate::approvals::open_pr(&app, &fx).await;
     let ts = crate::approvals::change_message(&app).ts;
     // Dana is known (linked by email) but has no GitHub login yet: her review is nobody's.
@@ -507,18 +490,7 @@ async fn a_deactivated_persons_pending_confirm_and_approve_stop_working() {
         .add_user("U0DANA", "dana", Some("dana@example.com"));
     let dana = provision_dana(&addr).await;
     for group in ["operators", "approvers"] {
-        let (status, _) = crate::scim::scim(
-            &addr,
-            "POST",
-            "/Groups",
-            Some(json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": group,
-                "members": [{"value": dana}]
-            })),
-        )
-        .await;
-        assert_eq!(status, 201);
+        scim_group(&addr, group, &dana).await;
     }
     // Someone else's change is open for review, and Dana has a dry run waiting for Confirm.
     let _number = crate::approvals::open_pr(&app, &fx).await;

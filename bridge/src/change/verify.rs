@@ -49,6 +49,8 @@ impl std::fmt::Display for Unverified {
     }
 }
 
+/// The checks' own refusals are sentences (`String`); an upstream failure must be named with
+/// [`upstream`], never converted, or it would be cached as a verdict.
 impl From<String> for Unverified {
     fn from(why: String) -> Self {
         Self::Refused(why)
@@ -359,15 +361,16 @@ impl ChangeService {
         excluded.retain(|l| *l != bot && l != "web-flow");
         let mirror = self.mirror.clone();
         let (from, head) = (bridge_tip.unwrap_or(found.merge_base), pr.head_sha.clone());
+        let reading = "Reading the GitOps mirror";
         let changed_since = tokio::task::spawn_blocking(move || {
-            let to = Oid::from_str(&head).map_err(|e| e.to_string())?;
+            let to = Oid::from_str(&head).map_err(|e| Unverified::Refused(e.to_string()))?;
             super::lock(&mirror)
                 .changed_paths(from, to)
                 .map(|v| v.into_iter().map(|(p, _)| p).collect::<Vec<_>>())
-                .map_err(|e| e.to_string())
+                .map_err(|e| upstream(reading, &e))
         })
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| upstream(reading, &e))??;
         Ok(Verified {
             cr: found.cr,
             excluded,
