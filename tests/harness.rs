@@ -170,6 +170,14 @@ pub fn resolve_tool(tool: &str, hint: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// A trigger id no other request in this test run carries, as Slack gives each interaction its
+/// own (the bridge drops a second delivery of the same trigger as a retry).
+pub fn trigger_id(what: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("trigger.{what}.{}.{n}", std::process::id())
+}
+
 /// A port that was free a moment ago, for a helper service on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -338,7 +346,8 @@ impl TestApp {
             std::fs::write(&path, yaml).expect("write config");
             path
         });
-        let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        // The test's own variables (added last) win over the defaults.
+        let env = move |k: &str| vars.iter().rfind(|(n, _)| *n == k).map(|(_, v)| v.clone());
         let mut config = Config::load_with(config_file.as_deref(), &env).expect("config");
         config.execution.progress_interval = Duration::from_millis(300);
         config.execution.kill_grace = Duration::from_millis(500);
@@ -389,6 +398,22 @@ impl TestApp {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// GET a path; returns the status and the body text.
+    pub async fn get_status(&self, path: &str) -> (u16, String) {
+        let req = hyper::Request::get(format!("http://{}{path}", self.addr))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let resp = self.client.request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// GET a path; returns the body text.
     pub async fn get(&self, path: &str) -> String {
         let req = hyper::Request::get(format!("http://{}{path}", self.addr))
@@ -429,7 +454,7 @@ impl TestApp {
             ("text", text),
             ("api_app_id", "A0SLIPWAY"),
             ("response_url", &self.slack.new_response_url()),
-            ("trigger_id", &format!("trigger.{n}")),
+            ("trigger_id", &trigger_id(&format!("cmd{n}"))),
         ])
         .expect("form")
         .into_bytes()
@@ -461,7 +486,7 @@ impl TestApp {
             "user": {"id": user, "team_id": "T0TEST"},
             "team": {"id": "T0TEST"},
             "api_app_id": "A0SLIPWAY",
-            "trigger_id": "trigger.click",
+            "trigger_id": trigger_id("click"),
             "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL},
             "channel": {"id": CHANNEL},
             "response_url": self.slack.new_response_url(),

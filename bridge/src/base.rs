@@ -27,6 +27,8 @@ pub struct BaseInner {
     pub ids: Arc<dyn Ids>,
     /// Directory commands run in: owned by the bridge, never chosen by a user.
     pub work_dir: PathBuf,
+    /// The shared Redis when replicas share state (`SLIPWAY_REDIS_URL`); `None`: embedded.
+    pub redis: Option<crate::shared::Redis>,
 }
 
 impl Base {

@@ -19,11 +19,13 @@ mod google;
 pub mod keys;
 mod scim;
 mod sso;
+mod state;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use sso::SsoConfig;
+pub use state::{RedisConfig, RedisTarget};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
 /// A secret value. `Debug` shows `***`; there is no `Display`.
@@ -117,6 +119,9 @@ struct FileConfig {
     sso: sso::FileSso,
     #[serde(default)]
     google: google::FileGoogle,
+    /// Shared state for several replicas (Redis); unset: embedded.
+    #[serde(default)]
+    state: state::FileState,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,6 +281,8 @@ pub struct Config {
     pub sso: Option<SsoConfig>,
     /// The Google Workspace directory sync, on when its service account key is set.
     pub google: Option<GoogleConfig>,
+    /// Redis, when replicas share state (`SLIPWAY_REDIS_URL`); `None`: embedded.
+    pub redis: Option<RedisConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -326,6 +333,7 @@ impl Config {
         let public_url = sso::public_url(file.public_url.clone(), env)?;
         let sso = sso::load(&file.sso, public_url.as_deref(), env)?;
         let google = google::load(&file.google, env)?;
+        let redis = state::load(&file.state, env)?;
         Ok(Config {
             listen,
             policy,
@@ -347,6 +355,7 @@ impl Config {
             public_url,
             sso,
             google,
+            redis,
         })
     }
 

@@ -24,6 +24,8 @@ pub struct AuditWriter {
     log: Arc<SpoolLog>,
     writer_id: Arc<str>,
     recovered: Arc<[String]>,
+    /// Set once a write failed: the writer refuses everything from then on.
+    failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuditWriter {
@@ -38,9 +40,11 @@ impl AuditWriter {
         let log = spool.log();
         let recovered = spool.recovered().into();
         let (tx, rx) = mpsc::unbounded_channel();
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = failed.clone();
         thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(spool, rx))
+            .spawn(move || run(spool, rx, &flag))
             .map_err(|source| SpoolError::Io {
                 path: dir.to_path_buf(),
                 action: "start the audit writer thread",
@@ -51,6 +55,7 @@ impl AuditWriter {
             log,
             writer_id: writer.into(),
             recovered,
+            failed,
         })
     }
 
@@ -86,12 +91,22 @@ impl AuditWriter {
         self.log.clone()
     }
 
+    /// Whether the writer still accepts records: its thread runs and no write has failed.
+    /// Readiness (`/readyz`) also checks that the spool directory takes a new file.
+    pub fn is_healthy(&self) -> bool {
+        !self.tx.is_closed() && !self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn writer_id(&self) -> &str {
         &self.writer_id
     }
 }
 
-fn run(mut spool: Spool, mut rx: mpsc::UnboundedReceiver<(AuditRecord, Reply)>) {
+fn run(
+    mut spool: Spool,
+    mut rx: mpsc::UnboundedReceiver<(AuditRecord, Reply)>,
+    failed_flag: &std::sync::atomic::AtomicBool,
+) {
     let mut failed: Option<String> = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -123,6 +138,7 @@ fn run(mut spool: Spool, mut rx: mpsc::UnboundedReceiver<(AuditRecord, Reply)>) 
                     let _ = r.send(Err(msg.clone()));
                 }
                 failed = Some(msg);
+                failed_flag.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

@@ -156,7 +156,7 @@ fn the_top_layers_point_down() {
                         && to != from
                 }
                 "change" | "reads" | "ctx" => ["app", "cli"].contains(&to.as_str()),
-                "config" | "slack" | "base" | "store" | "clock" => {
+                "config" | "slack" | "base" | "store" | "clock" | "shared" => {
                     ["app", "change", "reads", "ctx", "exec", "identity", "cli"]
                         .contains(&to.as_str())
                 }

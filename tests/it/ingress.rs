@@ -230,7 +230,7 @@ async fn cancel_click(app: &TestApp, response_url: &str) -> u16 {
         "user": {"id": "U0OWNER", "team_id": "T0TEST"},
         "team": {"id": "T0TEST"},
         "api_app_id": "A0SLIPWAY",
-        "trigger_id": "trigger.cancel",
+        "trigger_id": slipway_tests::harness::trigger_id("cancel"),
         "container": {"type": "message", "message_ts": "1.1", "channel_id": CHANNEL},
         "channel": {"id": CHANNEL},
         "response_url": response_url,

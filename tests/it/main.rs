@@ -20,6 +20,7 @@ mod ingress;
 mod kubectl_changes;
 mod policy_cli;
 mod reload;
+mod replicas;
 mod runner;
 mod scim;
 mod silence;

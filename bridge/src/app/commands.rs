@@ -30,6 +30,11 @@ pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Res
         state.metrics.request("commands", "ssl_check");
         return StatusCode::OK.into_response();
     }
+    if !signed.fresh {
+        // The same trigger delivered again (to this or another replica): handled once.
+        state.metrics.request("commands", "duplicate");
+        return StatusCode::OK.into_response();
+    }
     let cmd = match parse_command(&signed.body) {
         Ok(CommandBody::Command(c)) => *c,
         Ok(CommandBody::SslCheck) => return StatusCode::OK.into_response(),

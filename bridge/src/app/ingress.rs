@@ -23,6 +23,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct Signed {
     pub body: Bytes,
     pub ssl_check: bool,
+    /// The request's event or trigger id was not seen before, on any replica: `false` for a
+    /// Slack retry of something already handled, which is acknowledged and dropped.
+    pub fresh: bool,
 }
 
 fn endpoint(path: &str) -> &'static str {
@@ -62,28 +65,71 @@ impl FromRequest<AppState> for Signed {
             return Ok(Signed {
                 body,
                 ssl_check: true,
+                fresh: true,
             });
         }
         let now = state.clock.unix();
         let secret = state.config.slack.signing_secret.expose().as_bytes();
-        let result = verify(secret, ts, sig, &body, now).and_then(|seen| {
-            if state.replay.first_time(&seen, now) {
-                Ok(())
-            } else {
-                Err(Rejection::Replayed)
-            }
-        });
-        match result {
-            Ok(()) => Ok(Signed {
-                body,
-                ssl_check: false,
-            }),
+        let seen = match verify(secret, ts, sig, &body, now) {
+            Ok(seen) => seen,
             Err(r) => {
                 reject(state, ep, r);
+                return Err(StatusCode::UNAUTHORIZED.into_response());
+            }
+        };
+        let dedupe = dedupe_key(ep, &body);
+        match state.gate.admit(&seen, dedupe.as_deref(), now).await {
+            Ok(a) if a.replayed => {
+                reject(state, ep, Rejection::Replayed);
                 Err(StatusCode::UNAUTHORIZED.into_response())
             }
+            Ok(a) => Ok(Signed {
+                body,
+                ssl_check: false,
+                fresh: a.fresh,
+            }),
+            Err(e) => Err(unavailable(state, ep, &e)),
         }
     }
+}
+
+/// What identifies a Slack delivery across retries: the Events API `event_id`, or the
+/// `trigger_id` of a command or an interaction. A body without one has no dedupe key.
+fn dedupe_key(ep: &str, body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        event_id: Option<String>,
+        trigger_id: Option<String>,
+        payload: Option<String>,
+    }
+    let ids: Ids = match ep {
+        "events" => serde_json::from_slice(body).ok()?,
+        _ => serde_urlencoded::from_bytes(body).ok()?,
+    };
+    if let Some(e) = ids.event_id.filter(|e| !e.is_empty()) {
+        return Some(format!("event:{e}"));
+    }
+    let trigger = match ids.payload {
+        Some(p) => serde_json::from_str::<Ids>(&p).ok()?.trigger_id,
+        None => ids.trigger_id,
+    };
+    trigger
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("trigger:{t}"))
+}
+
+/// The shared state is unreachable: nothing is done, and the user hears why. A command gets
+/// an ephemeral answer (Slack shows nothing for a bare error); an event or an interaction gets
+/// 503, which Slack retries or shows as a failed click.
+fn unavailable(state: &AppState, ep: &'static str, e: &crate::shared::Unavailable) -> Response {
+    state.metrics.request(ep, "unavailable");
+    tracing::error!(error = %e, endpoint = ep, "request refused: shared state unreachable");
+    if ep == "commands" {
+        let text = crate::shared::UNAVAILABLE_MESSAGE;
+        return axum::Json(serde_json::json!({ "response_type": "ephemeral", "text": text }))
+            .into_response();
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, "shared state unavailable").into_response()
 }
 
 /// Count a rejection everywhere it is counted.

@@ -19,6 +19,11 @@ use crate::slack::events::{
 const OWNER_ROLE: &str = "owner";
 
 pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Response {
+    if !signed.fresh {
+        // The same trigger delivered again (to this or another replica): handled once.
+        state.metrics.request("interactivity", "duplicate");
+        return StatusCode::OK.into_response();
+    }
     let interaction = match parse_interaction(&signed.body) {
         Ok(i) => i,
         Err(e) => {
@@ -214,7 +219,7 @@ pub async fn events(State(state): State<AppState>, signed: Signed) -> Response {
             event_type,
             event,
         }) => {
-            let fresh = slipway_infra::sync::lock(&state.events_seen).insert(&event_id);
+            let fresh = signed.fresh;
             state
                 .metrics
                 .request("events", if fresh { "ok" } else { "duplicate" });

@@ -33,7 +33,6 @@ use crate::config::Config;
 use crate::ctx::{Ctx, CtxInner};
 use crate::exec::discovery::Discovery;
 use crate::exec::queue::Runs;
-use crate::fifo::FifoSet;
 use crate::metrics::Metrics;
 use crate::shares::Shares;
 use crate::slack::client::Slack;
@@ -47,8 +46,8 @@ pub struct AppState {
 #[derive(Debug)]
 pub struct Inner {
     pub ctx: Ctx,
-    pub replay: crate::slack::signature::ReplayCache,
-    pub events_seen: std::sync::Mutex<FifoSet>,
+    /// Replays and Slack retries, caught across replicas when Redis is shared.
+    pub gate: crate::shared::Gate,
     pub rejections: std::sync::Mutex<ingress::RejectionTally>,
     /// Change requests, when a GitOps repository is configured.
     pub change: Option<Arc<crate::change::ChangeService>>,
@@ -83,9 +82,14 @@ impl AppState {
         ids: Arc<dyn Ids>,
     ) -> Result<AppState, String> {
         let policy = crate::config::load_policy(&config.policy)?;
+        let (redis, gate) = shared(&config);
         let slack = Slack::new(&config.slack)?;
         let work_dir = work_dirs(&config)?;
-        let writer = format!("bridge:{}", crate::clock::host_name());
+        let writer = config
+            .audit
+            .writer
+            .clone()
+            .unwrap_or_else(|| format!("bridge:{}", crate::clock::host_name()));
         let audit = audit_sinks::open_spool(&config, &writer)?;
         let metrics = Metrics::new();
         let audit_sinks = audit_sinks::start(
@@ -112,6 +116,7 @@ impl AppState {
             clock,
             ids,
             work_dir,
+            redis,
         });
         let ctx = Ctx::new(CtxInner {
             base,
@@ -126,8 +131,7 @@ impl AppState {
         let state = AppState {
             inner: Arc::new(Inner {
                 ctx,
-                replay: crate::slack::signature::ReplayCache::default(),
-                events_seen: std::sync::Mutex::new(FifoSet::new(10_000)),
+                gate,
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
                 change,
                 audit_sinks,
@@ -141,6 +145,9 @@ impl AppState {
 
     /// The workers, the discovery refresh, the expiry sweep and the rejection flusher.
     fn start_background(&self) {
+        if let Some(r) = &self.redis {
+            r.start_health();
+        }
         crate::reads::runs::start_workers(&self.ctx);
         crate::exec::discovery::start(&self.ctx, &self.ctx.discovery);
         if let Some(change) = &self.change {
@@ -149,6 +156,15 @@ impl AppState {
         }
         ingress::start_rejection_flusher(self, Duration::from_secs(60));
     }
+}
+
+/// The shared Redis (if configured) and the ack-time gate over it, or the embedded gate.
+fn shared(config: &Config) -> (Option<crate::shared::Redis>, crate::shared::Gate) {
+    let redis = config.redis.clone().map(crate::shared::Redis::new);
+    let gate = redis
+        .clone()
+        .map_or_else(crate::shared::Gate::embedded, crate::shared::Gate::Redis);
+    (redis, gate)
 }
 
 /// The directories commands run in (`work`, `home`, `kube-cache`); returns `work`.
@@ -274,9 +290,43 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Whether a load balancer should send this replica traffic: the audit spool takes writes and,
+/// when state is shared, Redis answers. `/healthz` stays up either way (the process is alive);
+/// this one drains a replica that could only refuse.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let spool = state.audit.is_healthy() && spool_writable(&state.config.state_dir.join("audit"));
+    let redis = match &state.redis {
+        None => "embedded",
+        Some(r) if r.ping().await => "ok",
+        Some(_) => "unreachable",
+    };
+    let ready = spool && redis != "unreachable";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "ready": ready,
+        "audit_spool": if spool { "writable" } else { "failing" },
+        "shared_state": redis,
+    });
+    (status, axum::Json(body))
+}
+
+/// A probe file can be created, written and removed in the spool directory.
+fn spool_writable(dir: &std::path::Path) -> bool {
+    use std::io::Write;
+    let probe = dir.join(".readyz-probe");
+    let ok = std::fs::File::create(&probe).and_then(|mut f| f.write_all(b"ok"));
+    let _ = std::fs::remove_file(&probe);
+    ok.is_ok()
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -29,6 +29,24 @@ async fn on_command(
     let Some(state) = state_of(&states).await else {
         return Err(system_error("bridge state missing"));
     };
+    let text = match state
+        .gate
+        .first(&format!("trigger:{}", ev.trigger_id.0))
+        .await
+    {
+        Ok(true) => None,
+        Ok(false) => Some(String::new()),
+        Err(e) => {
+            tracing::error!(error = %e, "Socket Mode command refused: shared state unreachable");
+            Some(crate::shared::UNAVAILABLE_MESSAGE.to_string())
+        }
+    };
+    if let Some(text) = text {
+        return Ok(
+            SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
+                .with_response_type(SlackMessageResponseType::Ephemeral),
+        );
+    }
     let cmd = SlashCommand {
         command: ev.command.0,
         text: ev.text.unwrap_or_default(),
@@ -68,6 +86,16 @@ async fn on_interaction(
         return Err(system_error("bridge state missing"));
     };
     let value = serde_json::to_value(&ev).map_err(|e| system_error(&e.to_string()))?;
+    if let Some(trigger) = value.get("trigger_id").and_then(|t| t.as_str()) {
+        match state.gate.first(&format!("trigger:{trigger}")).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "Socket Mode interaction refused: shared state unreachable");
+                return Err(system_error("shared state unavailable"));
+            }
+        }
+    }
     match parse_interaction_json(value) {
         Ok(i) => {
             state.metrics.request("socket_interactivity", "ok");
@@ -92,7 +120,15 @@ async fn on_push(
     let Some(state) = state_of(&states).await else {
         return Err(system_error("bridge state missing"));
     };
-    if slipway_infra::sync::lock(&state.events_seen).insert(&ev.event_id.0) {
+    let fresh = match state.gate.first(&format!("event:{}", ev.event_id.0)).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            // Unacknowledged, Slack delivers the envelope again (to this or another replica).
+            tracing::error!(error = %e, "Socket Mode event refused: shared state unreachable");
+            return Err(system_error("shared state unavailable"));
+        }
+    };
+    if fresh {
         state.metrics.request("events", "ok");
         let event = serde_json::to_value(&ev.event)?;
         super::slack_events::on_event(&state, &event).await;

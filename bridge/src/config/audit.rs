@@ -25,6 +25,9 @@ const SINK_TIMEOUT: Duration = Duration::from_secs(15);
 #[serde(deny_unknown_fields)]
 pub(super) struct FileAudit {
     signing: Option<FileSigning>,
+    /// This instance's name (`SLIPWAY_AUDIT_WRITER`, e.g. the pod name); the writer id is
+    /// `bridge:<name>`, by default `bridge:<host name>`.
+    writer: Option<String>,
     #[serde(default)]
     writers: BTreeMap<String, WriterKeys>,
     s3: Option<FileS3>,
@@ -79,6 +82,9 @@ pub struct AuditConfig {
     pub signing_key_file: Option<PathBuf>,
     /// Writers and their public keys (`audit.writers`); `None`: only this bridge, with its key.
     pub writers: Option<WriterAllowlist>,
+    /// This bridge's writer id, `bridge:<SLIPWAY_AUDIT_WRITER or audit.writer>`: each replica
+    /// needs its own, because each keeps its own hash chain. `None`: `bridge:<host name>`.
+    pub writer: Option<String>,
     pub s3: Option<S3Settings>,
     pub jira: Option<JiraConfig>,
     pub webhook: Option<WebhookSettings>,
@@ -194,9 +200,22 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
     } else {
         Some(WriterAllowlist::from_config(&file.writers)?)
     };
+    // The name of this instance (the pod name): the writer id is `bridge:<name>`.
+    let writer = env("SLIPWAY_AUDIT_WRITER")
+        .or(file.writer)
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if w.starts_with("bridge:") {
+                w
+            } else {
+                format!("bridge:{w}")
+            }
+        });
     Ok(AuditConfig {
         signing_key_file,
         writers,
+        writer,
         s3,
         jira,
         webhook,

@@ -241,7 +241,7 @@ impl Channel {
             "user": {"id": user, "team_id": TEAM},
             "team": {"id": TEAM},
             "api_app_id": "A0SLIPWAY",
-            "trigger_id": "demo.trigger.submit",
+            "trigger_id": format!("demo.trigger.submit.{}", self.seq.fetch_add(1, Ordering::Relaxed)),
             "view": {
                 "id": view["id"],
                 "callback_id": view["callback_id"],

@@ -249,7 +249,7 @@ fn view_submission(user: &str, view: &Value, values: &Value) -> Vec<u8> {
         "user": {"id": user, "team_id": "T0TEST"},
         "team": {"id": "T0TEST"},
         "api_app_id": "A0SLIPWAY",
-        "trigger_id": "trigger.submit",
+        "trigger_id": slipway_tests::harness::trigger_id("submit"),
         "view": {"id": view["id"], "callback_id": view["callback_id"], "private_metadata": view["private_metadata"], "state": {"values": values}},
     });
     serde_urlencoded::to_string([("payload", payload.to_string())])

@@ -138,7 +138,7 @@ impl Bridge {
             "type": "block_actions",
             "user": {"id": user, "team_id": "T0TEST"},
             "team": {"id": "T0TEST"},
-            "trigger_id": "trigger.click",
+            "trigger_id": slipway_tests::harness::trigger_id("click"),
             "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
             "response_url": slack.new_response_url(),
             "actions": [{"type": "button", "action_id": action_id, "block_id": "slipway_change", "value": value, "action_ts": "1"}],

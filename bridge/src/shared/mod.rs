@@ -1,0 +1,14 @@
+//! State the replicas of one bridge share (issue 19): the connection to Redis and the ack-time
+//! gate (replays and retries). Embedded, each piece lives in this process instead. This layer
+//! sits beside `store`: it uses only configuration and the Slack signature types.
+
+pub mod gate;
+pub mod redis;
+
+pub use gate::{Admission, Gate};
+pub use redis::{Redis, Unavailable};
+
+/// What a person hears when a command can't be taken because the shared state is down.
+pub const UNAVAILABLE_MESSAGE: &str = ":warning: Slipway can't reach its shared state (Redis) \
+right now, so nothing was run or recorded. Try again in a minute; if this keeps happening, tell \
+the platform team (this replica's /readyz is failing).";

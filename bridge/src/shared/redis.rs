@@ -1,0 +1,245 @@
+//! The bridge's connection to Redis, when replicas share state (issue 19). One multiplexed
+//! async connection serves every task; a broken one is dropped and the next call reconnects,
+//! through Sentinel when configured, so a failover is followed without a restart. While Redis
+//! is down, calls fail fast (no connect attempt per request) until the health loop, which
+//! pings once a second, finds it again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
+
+use crate::config::{RedisConfig, RedisTarget};
+
+/// How long a connect, and one reply, may take. Short: the ack path waits on it.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// While Redis is down, at most one reconnect attempt per this interval (the rest fail fast).
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Redis could not be reached or answered with an error. The text never holds a credential
+/// (the URL is not part of it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shared state (Redis) is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+impl From<RedisError> for Unavailable {
+    fn from(e: RedisError) -> Self {
+        Unavailable(format!("{:?}: {}", e.kind(), e.detail().unwrap_or("")))
+    }
+}
+
+/// A handle to the shared Redis; cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisConfig,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    up: AtomicBool,
+    /// Milliseconds since `epoch` of the last failed connect.
+    last_failure_ms: AtomicI64,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("target", &self.inner.config.target)
+            .field("up", &self.is_up())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// A handle; nothing connects until the first call.
+    pub fn new(config: RedisConfig) -> Redis {
+        Redis {
+            inner: Arc::new(Inner {
+                config,
+                conn: tokio::sync::Mutex::new(None),
+                up: AtomicBool::new(false),
+                last_failure_ms: AtomicI64::new(i64::MIN),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    /// `prefix` + `rest`: every key Slipway writes.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.inner.config.prefix)
+    }
+
+    /// Whether the last call or health ping reached Redis.
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Relaxed)
+    }
+
+    /// A client for the current master: the URL's server, or the one the Sentinels name now.
+    pub async fn client(&self) -> Result<Client, Unavailable> {
+        let c = &self.inner.config;
+        let client = match &c.target {
+            RedisTarget::Url(url) => {
+                let mut info = url.as_str().into_connection_info()?;
+                let mut settings = info.redis_settings().clone();
+                if let Some(u) = &c.username {
+                    settings = settings.set_username(u);
+                }
+                if !c.password.is_empty() {
+                    settings = settings.set_password(c.password.expose());
+                }
+                info = info.set_redis_settings(settings);
+                Client::open(info)?
+            }
+            RedisTarget::Sentinel {
+                sentinels,
+                master,
+                tls,
+            } => sentinel_client(c, sentinels, master, *tls).await?,
+        };
+        Ok(client)
+    }
+
+    /// The shared connection, connecting if there is none. Fails fast while Redis is known to
+    /// be down and the last attempt was under [`RETRY_EVERY`] ago.
+    pub async fn conn(&self) -> Result<MultiplexedConnection, Unavailable> {
+        let mut slot = self.inner.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let now_ms = self.elapsed_ms();
+        let last = self.inner.last_failure_ms.load(Ordering::Relaxed);
+        if last != i64::MIN && now_ms.saturating_sub(last) < millis(RETRY_EVERY) {
+            return Err(Unavailable("not reachable (retrying)".into()));
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let connected = async {
+            let client = self.client().await?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            // A Sentinel may still name a master that was just demoted: only a writable
+            // master will do.
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+            match role.first() {
+                Some(redis::Value::BulkString(r)) if r == b"master" => Ok(conn),
+                _ => Err(Unavailable("the server is not a master".into())),
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT * 2, connected).await {
+            Ok(Ok(conn)) => {
+                self.inner.up.store(true, Ordering::Relaxed);
+                *slot = Some(conn.clone());
+                Ok(conn)
+            }
+            Ok(Err(e)) => {
+                self.down(now_ms);
+                Err(e)
+            }
+            Err(_) => {
+                self.down(now_ms);
+                Err(Unavailable("connect timed out".into()))
+            }
+        }
+    }
+
+    fn down(&self, now_ms: i64) {
+        self.inner.up.store(false, Ordering::Relaxed);
+        self.inner.last_failure_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Note a failed call: a broken connection, a timeout or a demoted master drops the
+    /// connection, so the next call reconnects (and asks the Sentinels again).
+    pub async fn failed(&self, e: &RedisError) -> Unavailable {
+        let readonly = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || readonly {
+            *self.inner.conn.lock().await = None;
+            self.down(self.elapsed_ms());
+        }
+        Unavailable::from(e.clone())
+    }
+
+    /// Run `f` on the connection; a failure is noted (see [`Redis::failed`]).
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, Unavailable>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        match f(conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.failed(&e).await),
+        }
+    }
+
+    /// One `PING`: is Redis reachable and writable right now?
+    pub async fn ping(&self) -> bool {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .is_ok()
+    }
+
+    /// Ping once a second for the life of the process, so `/readyz` and fail-fast know when
+    /// Redis comes back without waiting for a request.
+    pub fn start_health(&self) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut was_up = true;
+            loop {
+                tick.tick().await;
+                let up = me.ping().await;
+                if up != was_up {
+                    if up {
+                        tracing::info!("shared state (Redis) is reachable again");
+                    } else {
+                        tracing::error!(
+                            "shared state (Redis) is unreachable: new commands are refused and \
+                             /readyz answers 503 until it is back"
+                        );
+                    }
+                    was_up = up;
+                }
+            }
+        });
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Ask the Sentinels for the master's address; credentials and TLS apply to the master.
+async fn sentinel_client(
+    c: &RedisConfig,
+    sentinels: &[String],
+    master: &str,
+    tls: bool,
+) -> Result<Client, Unavailable> {
+    use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+    let mut settings = redis::RedisConnectionInfo::default();
+    if let Some(u) = &c.username {
+        settings = settings.set_username(u);
+    }
+    if !c.password.is_empty() {
+        settings = settings.set_password(c.password.expose());
+    }
+    let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(settings);
+    if tls {
+        node = node.set_tls_mode(redis::TlsMode::Secure);
+    }
+    let addrs: Vec<String> = sentinels.iter().map(|a| format!("redis://{a}")).collect();
+    let mut client = SentinelClient::build(addrs, master, Some(node), SentinelServerType::Master)?;
+    Ok(client.async_get_client().await?)
+}

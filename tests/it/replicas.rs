@@ -1,0 +1,124 @@
+//! Several bridge replicas sharing one real Redis (issue 19): what one replica accepted, the
+//! other knows; while Redis is down nothing is half-done, and `/readyz` drains the replica.
+
+use std::time::Duration;
+
+use slipway_tests::harness::{Options, TestApp};
+use slipway_tests::redis_server::RedisServer;
+
+/// A replica of the bridge on `redis`, with its own state directory and audit writer id.
+async fn replica(redis: &RedisServer, name: &str) -> TestApp {
+    TestApp::start_with(Options {
+        env: vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_AUDIT_WRITER", name.to_string()),
+        ],
+        ..Options::default()
+    })
+    .await
+}
+
+fn count(metrics: &str, endpoint: &str, outcome: &str) -> u64 {
+    let series = format!(r#"slipway_requests_total{{endpoint="{endpoint}",outcome="{outcome}"}} "#);
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_signed_request_sent_to_two_replicas_is_accepted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let a = replica(&redis, "a").await;
+    let b = replica(&redis, "b").await;
+    let body = a.command_body("U0VIEWER", "/slipway", "whoami");
+    let headers = a.signed_headers(&body);
+    let first = a.post_raw("/slack/commands", body.clone(), &headers).await;
+    let second = b.post_raw("/slack/commands", body, &headers).await;
+    assert_eq!(first.0, 200, "{first:?}");
+    assert_eq!(second.0, 401, "the replay to the other replica: {second:?}");
+    let metrics = b.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"slipway_signature_rejections_total{reason="replayed"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_event_retry_delivered_to_both_replicas_is_handled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let a = replica(&redis, "a").await;
+    let b = replica(&redis, "b").await;
+    let event = br#"{"type":"event_callback","event_id":"Ev0REPLICA1","event":{"type":"app_mention","text":"hi"}}"#.to_vec();
+    // Slack re-signs a retry (a new timestamp): both deliveries are genuine, one is a retry.
+    let h1 = a.signed_headers(&event);
+    assert_eq!(a.post_raw("/slack/events", event.clone(), &h1).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let h2 = b.signed_headers(&event);
+    assert_eq!(b.post_raw("/slack/events", event, &h2).await.0, 200);
+    let (ma, mb) = (a.get("/metrics").await, b.get("/metrics").await);
+    assert_eq!(count(&ma, "events", "ok") + count(&mb, "events", "ok"), 1);
+    assert_eq!(count(&mb, "events", "duplicate"), 1, "{mb}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_commands_are_refused_and_readyz_drains_then_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(dir.path());
+    let a = replica(&redis, "a").await;
+    let ready = a.get_status("/readyz").await;
+    assert_eq!(ready.0, 200, "{ready:?}");
+    assert!(ready.1.contains(r#""shared_state":"ok""#), "{ready:?}");
+    assert!(
+        a.ack("U0VIEWER", "/slipway whoami")
+            .await
+            .contains("viewer")
+    );
+
+    redis.kill();
+    let refused = a.ack("U0VIEWER", "/kubectl get pods -n web").await;
+    assert!(
+        refused.contains("can't reach its shared state") && refused.contains("nothing was run"),
+        "{refused}"
+    );
+    let not_ready = a.get_status("/readyz").await;
+    assert_eq!(not_ready.0, 503, "{not_ready:?}");
+    assert!(not_ready.1.contains("unreachable"), "{not_ready:?}");
+    assert_eq!(a.get("/healthz").await, "ok");
+    let audit_before = a.audit().len();
+    assert!(
+        !a.audit().iter().any(|r| r
+            .command
+            .as_ref()
+            .is_some_and(|c| c.text.contains("get pods"))),
+        "a refused command leaves nothing behind"
+    );
+
+    redis.resume();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while a.get_status("/readyz").await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica did not become ready again without a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ack = a.ack("U0VIEWER", "/kubectl get pods -n web").await;
+    assert!(!ack.contains("shared state"), "{ack}");
+    assert!(a.audit().len() > audit_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_readyz_is_ready_while_the_audit_spool_is_writable() {
+    let app = TestApp::start().await;
+    let (status, body) = app.get_status("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""shared_state":"embedded""#), "{body}");
+    assert_eq!(
+        app.get("/healthz").await,
+        "ok",
+        "liveness is separate from readiness"
+    );
+}

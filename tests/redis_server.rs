@@ -1,0 +1,121 @@
+//! A real `redis-server` (and `redis-sentinel`) on loopback, started and stopped by a test.
+//! Debian's packages: `scripts/install-deps` installs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{free_port, require_tool};
+
+/// One Redis process on a fixed loopback port, so it can be stopped and started again at the
+/// same address (a restart the bridges must ride out).
+#[derive(Debug)]
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Start a throwaway Redis (no persistence) in `dir`.
+    pub fn start(dir: &Path) -> RedisServer {
+        Self::start_with(dir, &[])
+    }
+
+    /// Start with extra command-line settings, e.g. `["--replicaof", "127.0.0.1 6379"]`.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> RedisServer {
+        require_tool(
+            "redis-server",
+            "install Debian's redis-server (scripts/install-deps does)",
+        );
+        let dir = dir.join(format!("redis-{}", free_port()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut server = RedisServer {
+            port: free_port(),
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| (*s).to_string()).collect(),
+        };
+        server.resume();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the process (SIGKILL: whatever it held in memory is gone).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port, empty.
+    pub fn resume(&mut self) {
+        let log = std::fs::File::create(self.dir.join("redis.log")).expect("redis log");
+        let port = self.port.to_string();
+        let mut args = vec![
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+        ];
+        let dir = self.dir.display().to_string();
+        args.push(&dir);
+        let child = Command::new("redis-server")
+            .args(&args)
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        wait_for_ping(self.port);
+    }
+
+    /// A plain client, for a test to look at what the bridges stored.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .expect("redis connection")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Wait until a Redis (or Sentinel) on `port` answers PING.
+pub fn wait_for_ping(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pong = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(300)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if pong.is_ok() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis on port {port} did not answer PING"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
