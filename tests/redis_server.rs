@@ -119,3 +119,102 @@ pub fn wait_for_ping(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A real `redis-sentinel` watching one master as `mymaster`, with a quorum of one and a
+/// one-second down-after, so a test's failover takes seconds.
+#[derive(Debug)]
+pub struct RedisSentinel {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisSentinel {
+    pub const MASTER: &'static str = "mymaster";
+
+    pub fn start(dir: &Path, master_port: u16) -> RedisSentinel {
+        require_tool(
+            "redis-sentinel",
+            "install Debian's redis-sentinel (scripts/install-deps does)",
+        );
+        let port = free_port();
+        let dir = dir.join(format!("sentinel-{port}"));
+        std::fs::create_dir_all(&dir).expect("sentinel dir");
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                 sentinel monitor {m} 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds {m} 1000\n\
+                 sentinel failover-timeout {m} 5000\n\
+                 sentinel parallel-syncs {m} 1\n",
+                dir.display(),
+                m = Self::MASTER
+            ),
+        )
+        .expect("sentinel.conf");
+        let log = std::fs::File::create(dir.join("sentinel.log")).expect("sentinel log");
+        let child = Command::new("redis-sentinel")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start redis-sentinel");
+        wait_for_ping(port);
+        RedisSentinel { port, child }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .expect("sentinel connection")
+    }
+
+    /// The port of the master the Sentinel names now.
+    pub fn master_port(&self) -> u16 {
+        let (_, port): (String, String) = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(Self::MASTER)
+            .query(&mut self.connection())
+            .expect("get-master-addr-by-name");
+        port.parse().expect("port")
+    }
+
+    /// How many replicas of the master the Sentinel knows.
+    pub fn replicas(&self) -> usize {
+        let r: Vec<redis::Value> = redis::cmd("SENTINEL")
+            .arg("replicas")
+            .arg(Self::MASTER)
+            .query(&mut self.connection())
+            .expect("sentinel replicas");
+        r.len()
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until `replica` reports its link to the master up.
+pub fn wait_for_replication(replica: &RedisServer) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.client())
+            .unwrap_or_default();
+        if info.contains("master_link_status:up") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "replica never synced: {info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -122,3 +122,69 @@ async fn embedded_readyz_is_ready_while_the_audit_spool_is_writable() {
         "liveness is separate from readiness"
     );
 }
+
+/// Wait (up to `secs`) until `f` holds, polling.
+async fn eventually(secs: u64, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sentinel_failover_the_replicas_follow_the_new_master_without_a_restart() {
+    use slipway_tests::redis_server::{RedisSentinel, wait_for_replication};
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = RedisServer::start(dir.path());
+    let replica_of = format!("127.0.0.1 {}", master.port);
+    let standby = RedisServer::start_with(dir.path(), &["--replicaof", &replica_of]);
+    wait_for_replication(&standby);
+    let sentinel = RedisSentinel::start(dir.path(), master.port);
+    eventually(15, "the Sentinel knows the replica", async || {
+        sentinel.replicas() == 1
+    })
+    .await;
+    let via_sentinel = |name: &'static str| {
+        TestApp::start_with(Options {
+            env: vec![
+                (
+                    "SLIPWAY_REDIS_SENTINELS",
+                    format!("{}@{}", RedisSentinel::MASTER, sentinel.addr()),
+                ),
+                ("SLIPWAY_AUDIT_WRITER", name.to_string()),
+            ],
+            ..Options::default()
+        })
+    };
+    let a = via_sentinel("a").await;
+    let b = via_sentinel("b").await;
+    assert!(
+        a.ack("U0VIEWER", "/slipway whoami")
+            .await
+            .contains("viewer")
+    );
+
+    master.kill();
+    eventually(30, "the Sentinel promotes the standby", async || {
+        sentinel.master_port() == standby.port
+    })
+    .await;
+    for app in [&a, &b] {
+        eventually(20, "the replica is ready on the new master", async || {
+            app.get_status("/readyz").await.0 == 200
+        })
+        .await;
+    }
+    assert!(
+        b.ack("U0VIEWER", "/slipway whoami")
+            .await
+            .contains("viewer")
+    );
+    // Replays are caught on the new master, across replicas.
+    let body = a.command_body("U0VIEWER", "/slipway", "whoami");
+    let headers = a.signed_headers(&body);
+    let first = a.post_raw("/slack/commands", body.clone(), &headers).await;
+    let second = b.post_raw("/slack/commands", body, &headers).await;
+    assert_eq!((first.0, second.0), (200, 401), "{first:?} {second:?}");
+}
