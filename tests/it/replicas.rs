@@ -188,3 +188,62 @@ async fn after_a_sentinel_failover_the_replicas_follow_the_new_master_without_a_
     let second = b.post_raw("/slack/commands", body, &headers).await;
     assert_eq!((first.0, second.0), (200, 401), "{first:?} {second:?}");
 }
+
+fn verify_spools(spools: &[&std::path::Path]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"));
+    cmd.args(["audit", "verify"]);
+    for s in spools {
+        cmd.arg("--spool").arg(s);
+    }
+    let out = cmd
+        .args(slipway_tests::harness::audit_writer_args())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_checks_every_replicas_chain_together_and_finds_a_break_in_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let a = replica(&redis, "a").await;
+    let b = replica(&redis, "b").await;
+    assert!(
+        a.ack("U0VIEWER", "/slipway whoami")
+            .await
+            .contains("viewer")
+    );
+    assert!(
+        b.ack("U0VIEWER", "/slipway whoami")
+            .await
+            .contains("viewer")
+    );
+    let (sa, sb) = (
+        a.dir.path().join("state/audit"),
+        b.dir.path().join("state/audit"),
+    );
+    let (code, text) = verify_spools(&[&sa, &sb]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("bridge:a") && text.contains("bridge:b") && text.contains("2 writer(s)"),
+        "{text}"
+    );
+
+    // Someone with the second replica's disk rewrites one of its records.
+    let file = std::fs::read_dir(&sb)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .expect("b's spool file");
+    let text_b = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text_b.replacen("U0VIEWER", "U0OWNER", 1)).unwrap();
+    let (code, text) = verify_spools(&[&sa, &sb]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("bridge:b"), "{text}");
+}

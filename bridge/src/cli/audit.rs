@@ -48,9 +48,10 @@ pub enum AuditCmd {
 /// Where the trail is: a local spool directory, the S3 mirror, or both (compared).
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// A spool directory, e.g. `.slipway/audit`.
+    /// A spool directory, e.g. `.slipway/audit`. Repeat it for several replicas (each keeps
+    /// its own spool and writer): their chains are verified together, as one trail.
     #[arg(long, value_name = "DIR")]
-    spool: Option<PathBuf>,
+    spool: Vec<PathBuf>,
     /// The mirror's bucket (credentials come from the AWS default chain).
     #[arg(long)]
     bucket: Option<String>,
@@ -231,10 +232,10 @@ fn load_sources(
 ) -> Result<Vec<(&'static str, Trail)>, String> {
     let source = &args.source;
     let mut trails = Vec::new();
-    if let Some(dir) = &source.spool {
+    if !source.spool.is_empty() {
         trails.push((
             "spool",
-            load_spool(dir, Some(allow), args.min_retention_days > 0)?,
+            load_spools(&source.spool, Some(allow), args.min_retention_days > 0)?,
         ));
     }
     if let Some(b) = &source.bucket {
@@ -313,8 +314,8 @@ fn no_source() -> String {
 
 fn show(event_id: &str, source: &SourceArgs) -> ExitCode {
     let mut trails = Vec::new();
-    if let Some(dir) = &source.spool {
-        match load_spool(dir, None, false) {
+    if !source.spool.is_empty() {
+        match load_spools(&source.spool, None, false) {
             Ok(t) => trails.push(t),
             Err(e) => return fail_read(&e),
         }
@@ -352,6 +353,36 @@ fn show(event_id: &str, source: &SourceArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// One trail from every replica's spool. A writer id found in two spools is two replicas
+/// configured with one `SLIPWAY_AUDIT_WRITER`: their records collide and show as breaks.
+fn load_spools(
+    dirs: &[PathBuf],
+    allow: Option<&WriterAllowlist>,
+    retention_note: bool,
+) -> Result<Trail, String> {
+    let mut parts = Vec::new();
+    for dir in dirs {
+        parts.push(load_spool(dir, allow, retention_note)?);
+    }
+    let mut parts = parts.into_iter();
+    let Some(mut trail) = parts.next() else {
+        return Err(no_source());
+    };
+    for part in parts {
+        trail.description = format!("{}, {}", trail.description, part.description);
+        trail.records.extend(part.records);
+        trail.checkpoints.extend(part.checkpoints);
+        trail.findings.extend(part.findings);
+        trail.files.extend(part.files);
+        for note in part.notes {
+            if !trail.notes.contains(&note) {
+                trail.notes.push(note);
+            }
+        }
+    }
+    Ok(trail)
 }
 
 /// A spool directory read by `serve`'s recovery rule (signatures checked with `allow`).
