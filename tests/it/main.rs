@@ -19,6 +19,7 @@ mod identity;
 mod ingress;
 mod kubectl_changes;
 mod policy_cli;
+mod redis_tls;
 mod reload;
 mod replicas;
 mod runner;
