@@ -247,3 +247,95 @@ async fn audit_verify_checks_every_replicas_chain_together_and_finds_a_break_in_
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("bridge:b"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_socket_mode_an_envelope_redelivered_to_the_other_replica_is_handled_once() {
+    use slipway_emulators::slack::Delivery;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let a = replica(&redis, "a").await;
+    // B talks to A's Slack emulator: one workspace, two connections.
+    let b = TestApp::start_with(Options {
+        env: vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_AUDIT_WRITER", "b".into()),
+            ("SLIPWAY_SLACK_API_URL", a.slack.api_url()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    a.slack.set_app_token("xapp-1-test-app-token");
+    let mut stops = Vec::new();
+    for app in [&a, &b] {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = app.state.clone();
+        tokio::spawn(async move {
+            let token = slipway_bridge::config::Secret::new("xapp-1-test-app-token");
+            slipway_bridge::app::socket::run(state, &token, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        stops.push(tx);
+        let want = stops.len();
+        assert!(
+            a.slack
+                .wait_until(Duration::from_secs(10), |s| s.socket_connections() == want)
+                .await
+        );
+    }
+    let event = serde_json::json!({
+        "token": "x", "team_id": "T0TEST", "api_app_id": "A0SLIPWAY",
+        "type": "event_callback", "event_id": "Ev0SOCKETDUP", "event_time": 1_700_000_000,
+        "event": {
+            "type": "app_mention", "user": "U0VIEWER", "text": "<@U0BOT> hi",
+            "ts": "1700000000.000100", "channel": "C0OPS", "event_ts": "1700000000.000100"
+        }
+    });
+    for (connection, retry_attempt) in [(0, 0), (1, 1)] {
+        let delivery = Delivery {
+            connection: Some(connection),
+            retry_attempt,
+        };
+        a.slack
+            .socket_send_to(delivery, "events_api", event.clone())
+            .await;
+    }
+    let (ma, mb) = (a.get("/metrics").await, b.get("/metrics").await);
+    assert_eq!(count(&ma, "events", "ok") + count(&mb, "events", "ok"), 1);
+    assert_eq!(
+        count(&ma, "events", "duplicate") + count(&mb, "events", "duplicate"),
+        1
+    );
+
+    let command = serde_json::json!({
+        "token": "x", "team_id": "T0TEST", "team_domain": "test", "channel_id": "C0OPS",
+        "channel_name": "ops", "user_id": "U0VIEWER", "user_name": "vera", "command": "/slipway",
+        "text": "whoami", "api_app_id": "A0SLIPWAY", "response_url": a.slack.new_response_url(),
+        "trigger_id": "t.socket.redelivered"
+    });
+    let mut acks = Vec::new();
+    for (connection, retry_attempt) in [(0, 0), (1, 1)] {
+        let delivery = Delivery {
+            connection: Some(connection),
+            retry_attempt,
+        };
+        let ack = a
+            .slack
+            .socket_send_to(delivery, "slash_commands", command.clone())
+            .await;
+        acks.push(ack.map(|v| v["text"].as_str().unwrap_or_default().to_string()));
+    }
+    assert!(
+        acks[0].as_deref().is_some_and(|t| t.contains("viewer")),
+        "{acks:?}"
+    );
+    assert_eq!(
+        acks[1].as_deref(),
+        Some(""),
+        "the redelivery is acked and dropped"
+    );
+    for stop in stops {
+        let _ = stop.send(());
+    }
+}

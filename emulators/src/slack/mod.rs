@@ -13,6 +13,7 @@
 mod api;
 mod blockkit;
 mod socket;
+pub use socket::Delivery;
 mod state;
 mod views;
 
@@ -265,6 +266,24 @@ impl SlackEmulator {
     /// client's ack. Returns the ack's `payload` if it had one; `None` if it had none, or no
     /// ack came (see [`SlackEmulator::socket_acks`] to tell the two apart).
     pub async fn socket_send(&self, envelope_type: &str, payload: Value) -> Option<Value> {
-        socket::send(&self.inner.state, envelope_type, payload).await
+        socket::send(
+            &self.inner.state,
+            envelope_type,
+            payload,
+            Delivery::default(),
+        )
+        .await
+    }
+
+    /// Like [`SlackEmulator::socket_send`], to a chosen connection (several bridge replicas
+    /// each hold one) and as a chosen delivery: Slack redelivers an envelope nobody acked in
+    /// time, possibly to another connection, with `retry_attempt` counting up.
+    pub async fn socket_send_to(
+        &self,
+        delivery: Delivery,
+        envelope_type: &str,
+        payload: Value,
+    ) -> Option<Value> {
+        socket::send(&self.inner.state, envelope_type, payload, delivery).await
     }
 }

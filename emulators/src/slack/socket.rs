@@ -84,12 +84,30 @@ fn on_frame(state: &Shared, text: &str) {
     }
 }
 
-pub(crate) async fn send(state: &Shared, envelope_type: &str, payload: Value) -> Option<Value> {
+/// Which connection an envelope goes to, and which delivery of it this is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivery {
+    /// Index among the live connections, oldest first; `None`: the most recent.
+    pub connection: Option<usize>,
+    /// 0 for the first delivery; Slack redelivers an unacknowledged envelope with 1, 2, 3.
+    pub retry_attempt: u32,
+}
+
+pub(crate) async fn send(
+    state: &Shared,
+    envelope_type: &str,
+    payload: Value,
+    delivery: Delivery,
+) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + ACK_TIMEOUT;
     let (envelope_id, rx) = loop {
         {
             let mut st = lock(state);
-            if let Some(tx) = st.sockets.last().map(|c| c.tx.clone()) {
+            let conn = match delivery.connection {
+                Some(i) => st.sockets.get(i),
+                None => st.sockets.last(),
+            };
+            if let Some(tx) = conn.map(|c| c.tx.clone()) {
                 let n = st.next();
                 let envelope_id = format!("emu-envelope-{n:08}");
                 let frame = json!({
@@ -97,8 +115,8 @@ pub(crate) async fn send(state: &Shared, envelope_type: &str, payload: Value) ->
                     "type": envelope_type,
                     "payload": payload,
                     "accepts_response_payload": true,
-                    "retry_attempt": 0,
-                    "retry_reason": "",
+                    "retry_attempt": delivery.retry_attempt,
+                    "retry_reason": if delivery.retry_attempt > 0 { "timeout" } else { "" },
                 });
                 let (ack_tx, ack_rx) = oneshot::channel();
                 st.pending_acks.insert(envelope_id.clone(), ack_tx);
