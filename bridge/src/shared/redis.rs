@@ -13,9 +13,10 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
 
 use crate::config::{RedisConfig, RedisTarget};
 
-/// How long a connect, and one reply, may take. Short: the ack path waits on it.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a whole connect (Sentinel lookup, TCP, TLS, AUTH, `ROLE`) and one reply may take.
+/// Short: the ack path may wait on either, and Slack wants its ack within 3 s.
+const CONNECT_BUDGET: Duration = Duration::from_millis(1200);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1200);
 /// While Redis is down, at most one reconnect attempt per this interval (the rest fail fast).
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
@@ -39,7 +40,10 @@ pub struct Redis {
 
 struct Inner {
     config: RedisConfig,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The live connection: read (and cloned) by every call without waiting.
+    conn: std::sync::RwLock<Option<MultiplexedConnection>>,
+    /// Held by whoever is connecting, so one task connects and the rest wait for it.
+    connecting: tokio::sync::Mutex<()>,
     up: AtomicBool,
     /// Milliseconds since `epoch` of the last failed connect.
     last_failure_ms: AtomicI64,
@@ -61,7 +65,8 @@ impl Redis {
         Redis {
             inner: Arc::new(Inner {
                 config,
-                conn: tokio::sync::Mutex::new(None),
+                conn: std::sync::RwLock::new(None),
+                connecting: tokio::sync::Mutex::new(()),
                 up: AtomicBool::new(false),
                 last_failure_ms: AtomicI64::new(i64::MIN),
                 epoch: Instant::now(),
@@ -105,37 +110,28 @@ impl Redis {
     }
 
     /// The shared connection, connecting if there is none. Fails fast while Redis is known to
-    /// be down and the last attempt was under [`RETRY_EVERY`] ago.
+    /// be down and the last attempt was under [`RETRY_EVERY`] ago; a caller never waits more
+    /// than about two connect budgets.
     pub async fn conn(&self) -> Result<MultiplexedConnection, Unavailable> {
-        let mut slot = self.inner.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let _connecting = tokio::time::timeout(CONNECT_BUDGET, self.inner.connecting.lock())
+            .await
+            .map_err(|_| Unavailable("still connecting".into()))?;
+        // Whoever held the lock may have connected meanwhile.
+        if let Some(c) = self.cached() {
+            return Ok(c);
         }
         let now_ms = self.elapsed_ms();
         let last = self.inner.last_failure_ms.load(Ordering::Relaxed);
         if last != i64::MIN && now_ms.saturating_sub(last) < millis(RETRY_EVERY) {
             return Err(Unavailable("not reachable (retrying)".into()));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let connected = async {
-            let client = self.client().await?;
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            // A Sentinel may still name a master that was just demoted: only a writable
-            // master will do.
-            let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
-            match role.first() {
-                Some(redis::Value::BulkString(r)) if r == b"master" => Ok(conn),
-                _ => Err(Unavailable("the server is not a master".into())),
-            }
-        };
-        match tokio::time::timeout(CONNECT_TIMEOUT * 2, connected).await {
+        match tokio::time::timeout(CONNECT_BUDGET, self.connect()).await {
             Ok(Ok(conn)) => {
                 self.inner.up.store(true, Ordering::Relaxed);
-                *slot = Some(conn.clone());
+                *slipway_infra::sync::write(&self.inner.conn) = Some(conn.clone());
                 Ok(conn)
             }
             Ok(Err(e)) => {
@@ -146,6 +142,27 @@ impl Redis {
                 self.down(now_ms);
                 Err(Unavailable("connect timed out".into()))
             }
+        }
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        slipway_infra::sync::read(&self.inner.conn).clone()
+    }
+
+    /// A new connection to the current master. A Sentinel may still name a master that was
+    /// just demoted: only a server that says it is a master will do.
+    async fn connect(&self) -> Result<MultiplexedConnection, Unavailable> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_BUDGET))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let client = self.client().await?;
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        match role.first() {
+            Some(redis::Value::BulkString(r)) if r == b"master" => Ok(conn),
+            _ => Err(Unavailable("the server is not a master".into())),
         }
     }
 
@@ -160,10 +177,10 @@ impl Redis {
 
     /// Note a failed call: a broken connection, a timeout or a demoted master drops the
     /// connection, so the next call reconnects (and asks the Sentinels again).
-    pub async fn failed(&self, e: &RedisError) -> Unavailable {
+    pub fn failed(&self, e: &RedisError) -> Unavailable {
         let readonly = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
         if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || readonly {
-            *self.inner.conn.lock().await = None;
+            *slipway_infra::sync::write(&self.inner.conn) = None;
             self.down(self.elapsed_ms());
         }
         Unavailable::from(e.clone())
@@ -178,7 +195,7 @@ impl Redis {
         let conn = self.conn().await?;
         match f(conn).await {
             Ok(v) => Ok(v),
-            Err(e) => Err(self.failed(&e).await),
+            Err(e) => Err(self.failed(&e)),
         }
     }
 
