@@ -28,6 +28,9 @@ function setup(thread)
 end
 
 local n = 0
+-- Each wrk run gets its own trigger ids: a trigger seen in an earlier run would be a Slack retry
+-- (acked and dropped) and measure nothing.
+local run = os.getenv("SLIPWAY_BENCH_RUN") or tostring(os.time())
 local bodies = {
   "command=%2Fslipway&text=whoami&user_id=U0VIEWER&user_name=vera&team_id=T1&channel_id=C1&response_url=",
   "command=%2Fkubectl&text=get+pods+-n+prod&user_id=U0VIEWER&user_name=vera&team_id=T1&channel_id=C1&response_url=",
@@ -36,7 +39,7 @@ local bodies = {
 function request()
   n = n + 1
   local ts = tostring(os.time())
-  local body = bodies[n % 2 + 1] .. "&trigger_id=w" .. tid .. "." .. n
+  local body = bodies[n % 2 + 1] .. "&trigger_id=w" .. run .. "." .. tid .. "." .. n
   local base = "v0:" .. ts .. ":" .. body
   C.HMAC(C.EVP_sha256(), secret, #secret, base, #base, md, md_len)
   local sig = {}
