@@ -98,13 +98,7 @@ impl AppState {
             &audit.log(),
             &metrics.audit_sinks,
         )?;
-        let change = match &config.gitops_repo {
-            Some(g) => Some(Arc::new(crate::change::ChangeService::new(
-                g.clone(),
-                &config.state_dir,
-            )?)),
-            None => None,
-        };
+        let change = open_change(&config)?;
         let directory = open_directory(&config)?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
         let (people, sso) = people(&config, directory.clone(), &slack, &clock)?;
@@ -165,6 +159,17 @@ fn shared(config: &Config) -> (Option<crate::shared::Redis>, crate::shared::Gate
         .clone()
         .map_or_else(crate::shared::Gate::embedded, crate::shared::Gate::Redis);
     (redis, gate)
+}
+
+/// The change service, when a GitOps repository is configured: its state in the shared Redis
+/// when one is, else in `<state_dir>/state.redb`.
+fn open_change(config: &Config) -> Result<Option<Arc<crate::change::ChangeService>>, String> {
+    let Some(g) = &config.gitops_repo else {
+        return Ok(None);
+    };
+    let svc =
+        crate::change::ChangeService::open(g.clone(), &config.state_dir, config.redis.as_ref())?;
+    Ok(Some(Arc::new(svc)))
 }
 
 /// The directories commands run in (`work`, `home`, `kube-cache`); returns `work`.
