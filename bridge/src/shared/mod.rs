@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod gate;
 pub mod redis;
+pub mod replicated;
 #[cfg(test)]
 pub(crate) mod test_server;
 
