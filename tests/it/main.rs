@@ -21,6 +21,7 @@ mod kubectl_changes;
 mod policy_cli;
 mod reload;
 mod replicas;
+mod replicas_state;
 mod runner;
 mod scim;
 mod silence;

@@ -91,6 +91,17 @@ impl RedbLinks {
         Ok(RedbLinks { db, path })
     }
 
+    /// Every Slack user marked deactivated (for a migration).
+    pub fn deactivated(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(DEACTIVATED).map_err(err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            out.push(row.map_err(err)?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<(), redb::Error>,
