@@ -25,7 +25,7 @@ pub use audit::{AuditConfig, JiraConfig};
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use sso::SsoConfig;
-pub use state::{RedisConfig, RedisTarget};
+pub use state::{RedisConfig, RedisTarget, from_env as redis_from_env};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
 
 /// A secret value. `Debug` shows `***`; there is no `Display`.

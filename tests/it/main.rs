@@ -22,6 +22,7 @@ mod policy_cli;
 mod redis_tls;
 mod reload;
 mod replicas;
+mod replicas_state;
 mod runner;
 mod scim;
 mod silence;

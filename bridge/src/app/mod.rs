@@ -98,13 +98,7 @@ impl AppState {
             &audit.log(),
             &metrics.audit_sinks,
         )?;
-        let change = match &config.gitops_repo {
-            Some(g) => Some(Arc::new(crate::change::ChangeService::new(
-                g.clone(),
-                &config.state_dir,
-            )?)),
-            None => None,
-        };
+        let change = open_change(&config)?;
         let directory = open_directory(&config)?;
         let runs = Runs::new(config.execution.queue, config.execution.per_user);
         let (people, sso) = people(&config, directory.clone(), &slack, &clock)?;
@@ -167,6 +161,17 @@ fn shared(config: &Config) -> (Option<crate::shared::Redis>, crate::shared::Gate
     (redis, gate)
 }
 
+/// The change service, when a GitOps repository is configured: its state in the shared Redis
+/// when one is, else in `<state_dir>/state.redb`.
+fn open_change(config: &Config) -> Result<Option<Arc<crate::change::ChangeService>>, String> {
+    let Some(g) = &config.gitops_repo else {
+        return Ok(None);
+    };
+    let svc =
+        crate::change::ChangeService::open(g.clone(), &config.state_dir, config.redis.as_ref())?;
+    Ok(Some(Arc::new(svc)))
+}
+
 /// The directories commands run in (`work`, `home`, `kube-cache`); returns `work`.
 fn work_dirs(config: &Config) -> Result<std::path::PathBuf, String> {
     let work_dir = config.state_dir.join("work");
@@ -180,8 +185,8 @@ fn work_dirs(config: &Config) -> Result<std::path::PathBuf, String> {
     Ok(work_dir)
 }
 
-/// The people service over the directory (if any) and `<state_dir>/identity.redb`, and SSO
-/// logins when an identity provider is configured for them.
+/// The people service over the directory (if any) and the links (`<state_dir>/identity.redb`,
+/// or the shared Redis), and SSO logins when an identity provider is configured for them.
 fn people(
     config: &Config,
     directory: Option<Arc<dyn crate::identity::DirectoryStore>>,
@@ -194,20 +199,29 @@ fn people(
     ),
     String,
 > {
-    let links =
-        crate::identity::links::RedbLinks::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let pool = config.redis.clone().map(crate::shared::blocking::Pool::new);
+    let links: Arc<dyn crate::identity::links::LinkStore> = match &pool {
+        Some(p) => Arc::new(crate::identity::links_redis::RedisLinks::open(p)),
+        None => Arc::new(
+            crate::identity::links::RedbLinks::open(&config.state_dir)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     let directory = directory.map(|d| {
         Arc::new(crate::identity::StoreDirectory(d)) as Arc<dyn crate::identity::Directory>
     });
-    let people =
-        crate::identity::People::new(directory, Arc::new(links), slack.clone(), clock.clone());
+    let people = crate::identity::People::new(directory, links, slack.clone(), clock.clone());
     let Some(cfg) = &config.sso else {
         return Ok((people, None));
     };
-    let claims =
-        crate::identity::sso::RedbClaims::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let claims: Arc<dyn crate::identity::sso::ClaimStore> = match &pool {
+        Some(p) => Arc::new(crate::identity::links_redis::RedisClaims::open(p)),
+        None => Arc::new(
+            crate::identity::sso::RedbClaims::open(&config.state_dir).map_err(|e| e.to_string())?,
+        ),
+    };
     Ok((
-        people.with_sso(Arc::new(claims), cfg.max_age),
+        people.with_sso(claims, cfg.max_age),
         Some(Arc::new(crate::identity::sso::Sso::new(
             cfg.clone(),
             clock.clone(),
@@ -221,6 +235,10 @@ fn open_directory(
 ) -> Result<Option<Arc<dyn crate::identity::DirectoryStore>>, String> {
     if !config.scim.enabled() && config.google.is_none() {
         return Ok(None);
+    }
+    if let Some(redis) = &config.redis {
+        let pool = crate::shared::blocking::Pool::new(redis.clone());
+        return Ok(Some(Arc::new(crate::identity::RedisDirectory::open(&pool))));
     }
     let store =
         crate::identity::RedbDirectory::open(&config.state_dir).map_err(|e| e.to_string())?;

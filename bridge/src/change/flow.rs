@@ -250,7 +250,8 @@ impl ChangeService {
         }
     }
 
-    /// The modal's submission. `Err(message)` is shown on the input field.
+    /// The modal's submission. `Err(message)` is shown on the input field. Answered inline, so
+    /// the change is taken at once (one `GETDEL` when shared) and put back if refused.
     pub fn submit_confirmation(
         self: &Arc<Self>,
         state: &Ctx,
@@ -259,21 +260,18 @@ impl ChangeService {
         typed: &str,
     ) -> Result<(), String> {
         let now = state.clock.now();
-        let p = self
-            .pending
-            .get(token, now)
-            .ok_or("This confirmation has expired; run the command again.")?;
+        let mut p = self.pending.remove(token, now).ok_or(
+            "This confirmation has expired or was already submitted; run the command again.",
+        )?;
         if p.requester.slack_user_id != clicker {
+            self.pending.insert(p, now);
             return Err("Only the person who asked for this change can confirm it.".into());
         }
         let expected = p.expected_confirmation.clone().unwrap_or_default();
         if typed.trim() != expected {
+            self.pending.insert(p, now);
             return Err(format!("Type `{expected}` exactly to confirm."));
         }
-        let mut p = self
-            .pending
-            .remove(token, now)
-            .ok_or("This confirmation was already submitted.")?;
         p.confirmation = Some(typed.trim().to_string());
         let (svc, st) = (self.clone(), state.clone());
         let (user, back) = (p.requester.slack_user_id.clone(), p.clone());

@@ -13,6 +13,7 @@ mod link;
 mod manifests;
 mod open;
 mod pending;
+mod pending_store;
 pub mod people;
 mod stack_source;
 mod tf_apply;
@@ -63,7 +64,7 @@ pub struct ChangeService {
     pub(crate) gh_ci: GitHub,
     pub(crate) mirror: Arc<Mutex<Mirror>>,
     pub(crate) signing: ed25519_dalek::SigningKey,
-    pub(crate) pending: pending::PendingChanges,
+    pub(crate) pending: pending_store::PendingChanges,
     /// Slack trigger ids already turned into a change: a redelivered request changes nothing.
     pub(crate) seen: Mutex<crate::fifo::FifoSet>,
     /// PR number → the Slack message (channel, ts) that mirrors it: a cache in front of `store`,
@@ -110,6 +111,23 @@ impl ChangeService {
         Self::with_store(cfg, state_dir, Arc::new(store))
     }
 
+    /// As [`ChangeService::new`], or with its state and pending changes in the shared Redis
+    /// when one is configured (issue 19).
+    pub fn open(
+        cfg: GitOpsConfig,
+        state_dir: &std::path::Path,
+        redis: Option<&crate::config::RedisConfig>,
+    ) -> Result<ChangeService, String> {
+        let Some(redis) = redis else {
+            return Self::new(cfg, state_dir);
+        };
+        let pool = crate::shared::blocking::Pool::new(redis.clone());
+        let store = crate::store::RedisStore::new(pool.clone());
+        let mut svc = Self::with_store(cfg, state_dir, Arc::new(store))?;
+        svc.pending = pending_store::PendingChanges::redis(pool);
+        Ok(svc)
+    }
+
     /// As [`ChangeService::new`], with another state store.
     pub fn with_store(
         cfg: GitOpsConfig,
@@ -132,7 +150,7 @@ impl ChangeService {
             gh_ci,
             mirror: Arc::new(Mutex::new(mirror)),
             signing,
-            pending: pending::PendingChanges::default(),
+            pending: pending_store::PendingChanges::default(),
             seen: Mutex::new(crate::fifo::FifoSet::new(10_000)),
             threads: Mutex::new(HashMap::new()),
             tokens: TokenStore::new(store.clone(), key),

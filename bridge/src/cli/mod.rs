@@ -4,6 +4,7 @@ mod audit;
 mod identities;
 mod policy;
 mod serve;
+mod state;
 
 pub use crate::config::load_policy;
 
@@ -31,6 +32,9 @@ pub enum Top {
     /// Who Slipway knows: static entries and the identity provider's people.
     #[command(subcommand)]
     Identities(identities::IdentitiesCmd),
+    /// The bridge's state: move it from the embedded files into the shared Redis.
+    #[command(subcommand)]
+    State(state::StateCmd),
     /// Run the Slack bridge (HTTP endpoints, or Socket Mode).
     Serve {
         /// YAML config file; every setting also has an environment variable.
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Top::Policy(cmd) => policy::run(cmd),
         Top::Audit(cmd) => audit::run(cmd),
         Top::Identities(cmd) => identities::run(&cmd),
+        Top::State(cmd) => state::run(&cmd),
         Top::Serve { config } => serve::run(config.as_deref()),
         Top::Redact => redact(),
         Top::Docs { check, root } => docs(check, &root),

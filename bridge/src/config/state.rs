@@ -83,6 +83,11 @@ pub struct RedisConfig {
     pub prefix: String,
 }
 
+/// The shared-state settings from the environment alone (`SLIPWAY_REDIS_*`), for the CLI.
+pub fn from_env(env: Env<'_>) -> Result<Option<RedisConfig>, String> {
+    load(&FileState::default(), env)
+}
+
 pub(super) fn load(file: &FileState, env: Env<'_>) -> Result<Option<RedisConfig>, String> {
     let url = env("SLIPWAY_REDIS_URL")
         .filter(|s| !s.is_empty())

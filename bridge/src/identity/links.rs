@@ -91,6 +91,17 @@ impl RedbLinks {
         Ok(RedbLinks { db, path })
     }
 
+    /// Every Slack user marked deactivated (for a migration).
+    pub fn deactivated(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(DEACTIVATED).map_err(err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            out.push(row.map_err(err)?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<(), redb::Error>,
@@ -242,5 +253,29 @@ mod tests {
             RedbLinks::open(dir.path()).unwrap().link("U2").unwrap(),
             Some(link)
         );
+    }
+
+    #[test]
+    fn redis_links_keep_the_contract_and_reach_the_other_replica() {
+        let server = crate::shared::test_server::TestRedis::start();
+        let pool = || crate::shared::blocking::Pool::new(server.config("slipway:"));
+        exercise(&super::super::links_redis::RedisLinks::open(&pool()));
+        let a = super::super::links_redis::RedisLinks::open(&pool());
+        let b = super::super::links_redis::RedisLinks::open(&pool());
+        let link = Link {
+            person: "p-3".into(),
+            how: LinkHow::Email,
+            email: Some("bo@example.com".into()),
+            at: 3,
+            github: None,
+        };
+        a.set_link("U3", &link).unwrap();
+        a.set_slack_deactivated("U4", true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while b.link("U3").unwrap().is_none() || !b.slack_deactivated("U4").unwrap() {
+            assert!(std::time::Instant::now() < deadline, "b never saw the link");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(b.link("U3").unwrap(), Some(link));
     }
 }

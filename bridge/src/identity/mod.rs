@@ -8,8 +8,10 @@
 //! the directory, the links and Slack, and knows nothing of HTTP ingress, changes or reads.
 
 pub mod directory;
+mod directory_redis;
 pub mod google;
 pub mod links;
+pub mod links_redis;
 pub mod listing;
 mod memory;
 mod redb_store;
@@ -27,6 +29,7 @@ use crate::store::StoreError;
 pub use directory::{
     DirectoryError, DirectoryGroup, DirectoryStore, DirectoryUser, Email, Source, SyncState,
 };
+pub use directory_redis::RedisDirectory;
 pub use memory::MemoryDirectory;
 pub use redb_store::RedbDirectory;
 pub use resolve::{Known, Origin, People, Resolved};

@@ -150,3 +150,51 @@ fn redb_directory_keeps_the_contract_and_survives_a_reopen() {
         Some(600)
     );
 }
+
+fn redis_pool(server: &crate::shared::test_server::TestRedis) -> crate::shared::blocking::Pool {
+    crate::shared::blocking::Pool::new(server.config("slipway:"))
+}
+
+/// Poll until `f` holds (another replica's write arrives over the change feed).
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn redis_directory_keeps_the_contract() {
+    let server = crate::shared::test_server::TestRedis::start();
+    exercise(&super::RedisDirectory::open(&redis_pool(&server)));
+}
+
+#[test]
+fn a_person_provisioned_through_one_replica_is_resolved_by_another() {
+    let server = crate::shared::test_server::TestRedis::start();
+    let a = super::RedisDirectory::open(&redis_pool(&server));
+    let b = super::RedisDirectory::open(&redis_pool(&server));
+    a.create_user(&user("u1", "ada", "ada@example.com", Some("ada-gh")))
+        .unwrap();
+    a.create_group(&group("g1", "ops", &["u1"])).unwrap();
+    eventually("b sees ada by email", || {
+        b.user_by_email("ADA@example.com").unwrap().is_some()
+    });
+    eventually("b sees ada's group", || {
+        b.groups_of("u1").unwrap().len() == 1
+    });
+    // Uniqueness is decided in Redis, not in a copy that may lag.
+    assert_eq!(
+        b.create_user(&user("u2", "ADA", "x@example.com", None)),
+        Err(DirectoryError::Taken {
+            attribute: "userName"
+        })
+    );
+    assert!(b.delete_user("u1", 50).unwrap());
+    eventually("a sees the deletion and the membership go", || {
+        a.user("u1").unwrap().is_none()
+            && a.group("g1").unwrap().is_some_and(|g| g.members.is_empty())
+    });
+    assert_eq!(a.sync_state(Source::Scim).unwrap().changes, 3);
+}

@@ -2,8 +2,12 @@
 //! gate (replays and retries). Embedded, each piece lives in this process instead. This layer
 //! sits beside `store`: it uses only configuration and the Slack signature types.
 
+pub mod blocking;
 pub mod gate;
 pub mod redis;
+pub mod replicated;
+#[cfg(test)]
+pub(crate) mod test_server;
 
 pub use gate::{Admission, Gate};
 pub use redis::{Redis, Unavailable};

@@ -87,26 +87,22 @@ impl Redis {
     /// A client for the current master: the URL's server, or the one the Sentinels name now.
     pub async fn client(&self) -> Result<Client, Unavailable> {
         let c = &self.inner.config;
-        let client = match &c.target {
-            RedisTarget::Url(url) => {
-                let mut info = url.as_str().into_connection_info()?;
-                let mut settings = info.redis_settings().clone();
-                if let Some(u) = &c.username {
-                    settings = settings.set_username(u);
-                }
-                if !c.password.is_empty() {
-                    settings = settings.set_password(c.password.expose());
-                }
-                info = info.set_redis_settings(settings);
-                Client::open(info)?
-            }
+        match &c.target {
+            RedisTarget::Url(url) => url_client(c, url),
             RedisTarget::Sentinel {
                 sentinels,
                 master,
                 tls,
-            } => sentinel_client(c, sentinels, master, *tls).await?,
-        };
-        Ok(client)
+            } => {
+                let mut s = sentinel(c, sentinels, master, *tls)?;
+                Ok(s.async_get_client().await?)
+            }
+        }
+    }
+
+    /// The same client, asked for without a runtime (the blocking stores, the CLI).
+    pub fn client_blocking(&self) -> Result<Client, Unavailable> {
+        client_blocking(&self.inner.config)
     }
 
     /// The shared connection, connecting if there is none. Fails fast while Redis is known to
@@ -237,13 +233,40 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Ask the Sentinels for the master's address; credentials and TLS apply to the master.
-async fn sentinel_client(
+/// A client for the current master without a runtime: the URL's server, or the one the
+/// Sentinels name now.
+pub fn client_blocking(c: &RedisConfig) -> Result<Client, Unavailable> {
+    match &c.target {
+        RedisTarget::Url(url) => url_client(c, url),
+        RedisTarget::Sentinel {
+            sentinels,
+            master,
+            tls,
+        } => Ok(sentinel(c, sentinels, master, *tls)?.get_client()?),
+    }
+}
+
+/// A client for one server, with the configured ACL credentials.
+fn url_client(c: &RedisConfig, url: &str) -> Result<Client, Unavailable> {
+    let mut info = url.into_connection_info()?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(u) = &c.username {
+        settings = settings.set_username(u);
+    }
+    if !c.password.is_empty() {
+        settings = settings.set_password(c.password.expose());
+    }
+    info = info.set_redis_settings(settings);
+    Ok(Client::open(info)?)
+}
+
+/// The Sentinels that know the master's address; credentials and TLS apply to the master.
+fn sentinel(
     c: &RedisConfig,
     sentinels: &[String],
     master: &str,
     tls: bool,
-) -> Result<Client, Unavailable> {
+) -> Result<redis::sentinel::SentinelClient, Unavailable> {
     use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
     let mut settings = redis::RedisConnectionInfo::default();
     if let Some(u) = &c.username {
@@ -257,6 +280,10 @@ async fn sentinel_client(
         node = node.set_tls_mode(redis::TlsMode::Secure);
     }
     let addrs: Vec<String> = sentinels.iter().map(|a| format!("redis://{a}")).collect();
-    let mut client = SentinelClient::build(addrs, master, Some(node), SentinelServerType::Master)?;
-    Ok(client.async_get_client().await?)
+    Ok(SentinelClient::build(
+        addrs,
+        master,
+        Some(node),
+        SentinelServerType::Master,
+    )?)
 }

@@ -75,6 +75,22 @@ impl RedbClaims {
     }
 }
 
+impl RedbClaims {
+    /// Every user's claims (for a migration).
+    pub fn all(&self) -> Result<Vec<(String, SsoClaims)>> {
+        use redb::ReadableTable as _;
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(CLAIMS).map_err(err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let claims = serde_json::from_str(v.value()).map_err(|e| json_err(&e))?;
+            out.push((k.value().to_string(), claims));
+        }
+        Ok(out)
+    }
+}
+
 impl ClaimStore for RedbClaims {
     fn claims(&self, slack_user: &str) -> Result<Option<SsoClaims>> {
         let tx = self.db.begin_read().map_err(err)?;

@@ -4,14 +4,23 @@
 //! webhook deliveries already handled, and each open change request's deadline.
 //!
 //! [`RedbStore`] keeps it in `<state_dir>/state.redb` (redb: one file, ACID, crash-safe; every
-//! write is one fsync'd transaction). [`MemoryStore`] is the same in memory, for unit tests.
+//! write is one fsync'd transaction), for one replica. [`RedisStore`] keeps it in the shared
+//! Redis, so every replica sees every other's (issue 19). [`MemoryStore`] is the same in memory,
+//! for unit tests. [`StateDump`] copies one into another (`slipway state migrate`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+mod dump;
+mod memory;
+mod redis;
+
+pub use dump::StateDump;
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 /// A store failure (I/O, corruption). Callers log it and carry on where that is safe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -320,136 +329,6 @@ impl StateStore for RedbStore {
     }
 }
 
-/// The same state in memory (lost on restart): for unit tests.
-#[derive(Debug, Default)]
-pub struct MemoryStore(Mutex<Memory>);
-
-#[derive(Debug, Default)]
-struct Memory {
-    threads: HashMap<u64, SlackThread>,
-    tokens: HashMap<String, Vec<u8>>,
-    slack_reviews: BTreeSet<(u64, u64)>,
-    deliveries: HashMap<String, i64>,
-    deadlines: HashMap<u64, Deadline>,
-    bridge_commits: BTreeSet<String>,
-    generations: HashMap<String, u64>,
-    pushers: BTreeSet<(u64, String)>,
-}
-
-impl MemoryStore {
-    fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
-        f(&mut slipway_infra::sync::lock(&self.0))
-    }
-}
-
-impl StateStore for MemoryStore {
-    fn thread(&self, pr: u64) -> Result<Option<SlackThread>> {
-        Ok(self.with(|m| m.threads.get(&pr).cloned()))
-    }
-    fn set_thread(&self, pr: u64, thread: &SlackThread) -> Result<()> {
-        self.with(|m| {
-            m.threads.insert(pr, thread.clone());
-        });
-        Ok(())
-    }
-    fn sealed_token(&self, slack_user: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.with(|m| m.tokens.get(slack_user).cloned()))
-    }
-    fn set_sealed_token(&self, slack_user: &str, sealed: &[u8]) -> Result<()> {
-        self.with(|m| {
-            m.tokens.insert(slack_user.to_string(), sealed.to_vec());
-        });
-        Ok(())
-    }
-    fn remove_token(&self, slack_user: &str) -> Result<()> {
-        self.with(|m| {
-            m.tokens.remove(slack_user);
-        });
-        Ok(())
-    }
-
-    fn token_generation(&self, slack_user: &str) -> Result<u64> {
-        Ok(self.with(|m| m.generations.get(slack_user).copied().unwrap_or(0)))
-    }
-
-    fn set_sealed_token_at(&self, slack_user: &str, sealed: &[u8], generation: u64) -> Result<()> {
-        self.with(|m| {
-            m.tokens.insert(slack_user.to_string(), sealed.to_vec());
-            m.generations.insert(slack_user.to_string(), generation);
-        });
-        Ok(())
-    }
-    fn add_slack_review(&self, pr: u64, review: u64) -> Result<()> {
-        self.with(|m| {
-            m.slack_reviews.insert((pr, review));
-        });
-        Ok(())
-    }
-    fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>> {
-        Ok(self.with(|m| {
-            m.slack_reviews
-                .range((pr, 0)..=(pr, u64::MAX))
-                .map(|(_, r)| *r)
-                .collect()
-        }))
-    }
-    fn first_delivery(&self, id: &str, at: i64) -> Result<bool> {
-        Ok(self.with(|m| {
-            if m.deliveries.contains_key(id) {
-                return false;
-            }
-            m.deliveries.insert(id.to_string(), at);
-            true
-        }))
-    }
-    fn prune_deliveries(&self, before: i64) -> Result<usize> {
-        Ok(self.with(|m| {
-            let was = m.deliveries.len();
-            m.deliveries.retain(|_, at| *at >= before);
-            was - m.deliveries.len()
-        }))
-    }
-    fn deadline(&self, pr: u64) -> Result<Option<Deadline>> {
-        Ok(self.with(|m| m.deadlines.get(&pr).cloned()))
-    }
-    fn set_deadline(&self, pr: u64, deadline: &Deadline) -> Result<()> {
-        self.with(|m| {
-            m.deadlines.insert(pr, deadline.clone());
-        });
-        Ok(())
-    }
-    fn remove_deadline(&self, pr: u64) -> Result<()> {
-        self.with(|m| {
-            m.deadlines.remove(&pr);
-        });
-        Ok(())
-    }
-
-    fn add_bridge_commit(&self, sha: &str) -> Result<()> {
-        self.with(|m| m.bridge_commits.insert(sha.to_ascii_lowercase()));
-        Ok(())
-    }
-
-    fn is_bridge_commit(&self, sha: &str) -> Result<bool> {
-        Ok(self.with(|m| m.bridge_commits.contains(&sha.to_ascii_lowercase())))
-    }
-
-    fn add_pusher(&self, pr: u64, login: &str) -> Result<()> {
-        self.with(|m| m.pushers.insert((pr, login.to_ascii_lowercase())));
-        Ok(())
-    }
-
-    fn pushers(&self, pr: u64) -> Result<BTreeSet<String>> {
-        Ok(self.with(|m| {
-            m.pushers
-                .iter()
-                .filter(|(p, _)| *p == pr)
-                .map(|(_, l)| l.clone())
-                .collect()
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +371,112 @@ mod tests {
         assert_eq!(s.deadline(7).unwrap(), Some(d));
         s.remove_deadline(7).unwrap();
         assert_eq!(s.deadline(7).unwrap(), None);
+        assert_eq!(s.token_generation("U2").unwrap(), 0);
+        s.set_sealed_token_at("U2", b"gen3", 3).unwrap();
+        assert_eq!(s.token_generation("U2").unwrap(), 3);
+        assert_eq!(s.sealed_token("U2").unwrap().as_deref(), Some(&b"gen3"[..]));
+        s.add_bridge_commit("ABCDEF").unwrap();
+        assert!(s.is_bridge_commit("abcdef").unwrap());
+        assert!(!s.is_bridge_commit("abcde0").unwrap());
+        s.add_pusher(7, "Ada").unwrap();
+        s.add_pusher(8, "bob").unwrap();
+        assert_eq!(
+            s.pushers(7).unwrap().into_iter().collect::<Vec<_>>(),
+            ["ada"]
+        );
+    }
+
+    fn redis_store(server: &crate::shared::test_server::TestRedis, prefix: &str) -> RedisStore {
+        RedisStore::new(crate::shared::blocking::Pool::new(server.config(prefix)))
+    }
+
+    #[test]
+    fn redis_store_behaves_like_the_embedded_one() {
+        let server = crate::shared::test_server::TestRedis::start();
+        exercise(&redis_store(&server, "slipway:"));
+        // Another prefix is another installation: it sees none of it.
+        assert_eq!(redis_store(&server, "other:").thread(7).unwrap(), None);
+    }
+
+    #[test]
+    fn a_delivery_recorded_by_two_replicas_at_once_is_first_for_one_only() {
+        let server = crate::shared::test_server::TestRedis::start();
+        let firsts: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let store = redis_store(&server, "slipway:");
+                    scope.spawn(move || usize::from(store.first_delivery("d-race", 1).unwrap()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(firsts, 1);
+    }
+
+    #[test]
+    fn redis_store_errors_name_no_credential() {
+        let mut config = crate::shared::test_server::TestRedis::start().config("p:");
+        config.target =
+            crate::config::RedisTarget::Url("redis://:hunter2secret@127.0.0.1:1/0".into());
+        let s = RedisStore::new(crate::shared::blocking::Pool::new(config));
+        let e = s.thread(1).unwrap_err();
+        assert!(!e.0.contains("hunter2secret"), "{e}");
+        assert!(e.0.contains("Redis"), "{e}");
+    }
+
+    #[test]
+    fn a_redb_state_migrates_into_redis_and_again_idempotently() {
+        let dir = tempfile::tempdir().unwrap();
+        let redb = RedbStore::open(dir.path()).unwrap();
+        redb.set_thread(
+            4,
+            &SlackThread {
+                channel: "C4".into(),
+                ts: "4.4".into(),
+            },
+        )
+        .unwrap();
+        redb.set_sealed_token_at("U1", b"sealed", 2).unwrap();
+        redb.set_sealed_token_at("U2", b"gone", 5).unwrap();
+        redb.remove_token("U2").unwrap();
+        redb.add_slack_review(4, 40).unwrap();
+        assert!(redb.first_delivery("d-9", 9).unwrap());
+        redb.set_deadline(
+            4,
+            &Deadline {
+                head_sha: "h".into(),
+                expires_at: 44,
+            },
+        )
+        .unwrap();
+        redb.add_bridge_commit("c0ffee").unwrap();
+        redb.add_pusher(4, "eve").unwrap();
+        let dump = redb.dump().unwrap();
+        assert_eq!(dump.counts().iter().map(|c| c.1).sum::<usize>(), 9);
+        let server = crate::shared::test_server::TestRedis::start();
+        let to = redis_store(&server, "slipway:");
+        dump.write_into(&to).unwrap();
+        dump.write_into(&to).unwrap();
+        assert_eq!(to.thread(4).unwrap().map(|t| t.ts), Some("4.4".into()));
+        assert_eq!(
+            to.sealed_token("U1").unwrap().as_deref(),
+            Some(&b"sealed"[..])
+        );
+        assert_eq!(to.token_generation("U1").unwrap(), 2);
+        assert_eq!(to.sealed_token("U2").unwrap(), None);
+        assert_eq!(
+            to.token_generation("U2").unwrap(),
+            5,
+            "a removed token's generation stays"
+        );
+        assert!(to.slack_reviews(4).unwrap().contains(&40));
+        assert!(
+            !to.first_delivery("d-9", 10).unwrap(),
+            "a migrated delivery is a redelivery"
+        );
+        assert_eq!(to.deadline(4).unwrap().map(|d| d.expires_at), Some(44));
+        assert!(to.is_bridge_commit("C0FFEE").unwrap());
+        assert!(to.pushers(4).unwrap().contains("eve"));
     }
 
     #[test]
