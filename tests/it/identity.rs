@@ -555,3 +555,60 @@ async fn a_deactivated_persons_pending_confirm_and_approve_stop_working() {
         "Dana's change never opened"
     );
 }
+
+/// Replicas on one Redis (issue 19): a person provisioned through replica A runs commands
+/// through replica B, the link B makes is known to A, and a deactivation pushed to A ends
+/// their access on B, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_provisioned_through_one_replica_is_resolved_and_deactivated_on_another() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let redis = slipway_tests::redis_server::RedisServer::start(dir.path());
+    let replica = |name: &'static str, slack_api: Option<String>| {
+        let mut opts = scim_app_opts();
+        opts.env.push(("SLIPWAY_REDIS_URL", redis.url()));
+        opts.env.push(("SLIPWAY_AUDIT_WRITER", name.into()));
+        if let Some(api) = slack_api {
+            opts.env.push(("SLIPWAY_SLACK_API_URL", api));
+        }
+        TestApp::start_with(opts)
+    };
+    let a = replica("a", None).await;
+    let b = replica("b", Some(a.slack.api_url())).await;
+    a.slack.add_user("U0DANA", "dana", Some("dana@example.com"));
+    let id = provision_dana(&a.addr.to_string()).await;
+    let line = "/kubectl get pods -n web";
+    let mut ack = String::new();
+    for _ in 0..50 {
+        ack = b.ack("U0DANA", line).await;
+        if ack.starts_with("Running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        ack.starts_with("Running") && ack.contains("as viewer"),
+        "B knows the person A provisioned: {ack}"
+    );
+    let who = a.ack("U0DANA", "/slipway whoami").await;
+    assert!(who.contains("dana@example.com"), "A knows B's link: {who}");
+
+    patch_user(
+        &a,
+        &id,
+        json!({"op": "replace", "value": {"active": false}}),
+    )
+    .await;
+    let mut denied = String::new();
+    for _ in 0..50 {
+        denied = b.ack("U0DANA", line).await;
+        if denied.contains("deactivated in the company directory") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        denied.contains("deactivated in the company directory"),
+        "B stops them: {denied}"
+    );
+}

@@ -296,3 +296,79 @@ async fn a_github_failure_while_verifying_is_not_a_verdict_and_is_not_cached() {
         "{status}"
     );
 }
+
+/// Replicas on one Redis (issue 19): GitHub redelivers a review webhook, and the load balancer
+/// sends the redelivery to the other replica and then back to the first: the review is mirrored
+/// into the PR's Slack thread once, and both replicas count the redeliveries as duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_redelivered_to_both_replicas_is_mirrored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = slipway_tests::redis_server::RedisServer::start(dir.path());
+    let fx = gitops::start().await;
+    let shared = |name: &str| {
+        vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_AUDIT_WRITER", name.to_string()),
+        ]
+    };
+    // B first: `start_with` points the emulator's webhook at the replica it starts last (A).
+    let mut b_env = shared("b");
+    let a = start_with(
+        &fx,
+        Options {
+            env: shared("a"),
+            ..Options::default()
+        },
+    )
+    .await;
+    b_env.push(("SLIPWAY_SLACK_API_URL", a.slack.api_url()));
+    let b = TestApp::start_with(Options {
+        env: approvals_env(&fx).into_iter().chain(b_env).collect(),
+        config_yaml: Some(fx.config_yaml.clone()),
+        ..Options::default()
+    })
+    .await;
+    let number = open_pr(&a, &fx).await;
+    let ts = change_message(&a).ts;
+    fx.github
+        .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
+    assert!(thread_contains(&a.slack, &ts, "approved in GitHub").await);
+    assert!(thread_contains(&a.slack, &ts, "slipway[bot]: opened").await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = a.slack.thread(CHANNEL, &ts).len();
+    let delivery = fx
+        .github
+        .deliveries()
+        .into_iter()
+        .rev()
+        .find(|d| d.event == "pull_request_review")
+        .expect("review delivery");
+    for app in [&b, &a] {
+        let (status, body) = webhook(
+            app,
+            &delivery.event,
+            &delivery.id,
+            delivery.body.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reviews: Vec<_> = a
+        .slack
+        .thread(CHANNEL, &ts)
+        .into_iter()
+        .filter(|m| m.text.contains("approved in GitHub"))
+        .collect();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}");
+    assert_eq!(a.slack.thread(CHANNEL, &ts).len(), before);
+    for app in [&a, &b] {
+        let metrics = app.get("/metrics").await;
+        assert!(
+            metrics.contains(
+                r#"slipway_requests_total{endpoint="github_webhook",outcome="duplicate"} 1"#
+            ),
+            "{metrics}"
+        );
+    }
+}
