@@ -23,6 +23,8 @@ mod reload;
 mod replicas;
 mod runner;
 mod scim;
+mod shared_queue;
+mod shared_queue_crash;
 mod silence;
 mod slack_bridge;
 mod sso;

@@ -37,6 +37,11 @@ impl ChangeService {
                 let (Some(svc), Some(state)) = (svc.upgrade(), Ctx::upgrade(&ctx)) else {
                     break;
                 };
+                // One replica sweeps, under a fence checked just before.
+                let Some(fence) = state.leader.lead().await else {
+                    continue;
+                };
+                tracing::debug!(fence = fence.0, "expiry sweep as leader");
                 match svc.sweep(&state).await {
                     Ok(closed) if !closed.is_empty() => {
                         tracing::info!(?closed, "expired change requests closed");

@@ -3,9 +3,11 @@
 //! sits beside `store`: it uses only configuration and the Slack signature types.
 
 pub mod gate;
+pub mod lease;
 pub mod redis;
 
 pub use gate::{Admission, Gate};
+pub use lease::{Fence, Leader, Lease};
 pub use redis::{Redis, Unavailable};
 
 /// What a person hears when a command can't be taken because the shared state is down.
