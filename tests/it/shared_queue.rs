@@ -311,3 +311,51 @@ async fn a_cancel_clicked_on_one_replica_stops_the_run_on_the_other() {
     let text = main.blocks.to_string();
     assert!(text.contains("cancelled by <@U0VIEWER>"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_ride_out_a_redis_restart_and_run_what_is_queued_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(dir.path());
+    let app = TestApp::start_with(Options {
+        env: vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_AUDIT_WRITER", "a".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    assert!(
+        app.ack("U0VIEWER", "/kubectl get pods -n web")
+            .await
+            .starts_with("Running")
+    );
+    let first = app
+        .wait_message("--namespace=web", LONG)
+        .await
+        .expect("ran");
+    app.wait_finished(&first.ts, LONG).await;
+    // Redis restarts empty: no stream, no group. The workers back off, then recreate them.
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.resume();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let ack = app.ack("U0VIEWER", "/kubectl get deployments -n web").await;
+        if ack.starts_with("Running") {
+            break;
+        }
+        assert!(ack.contains("shared state"), "{ack}");
+        assert!(Instant::now() < deadline, "never accepted again");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let second = app
+        .wait_message("kubectl get deployments", LONG)
+        .await
+        .expect("the read queued after the restart runs without a bridge restart");
+    let (_, thread) = app.wait_finished(&second.ts, LONG).await;
+    assert!(
+        thread[0].blocks.to_string().contains("web"),
+        "{:?}",
+        thread[0].blocks
+    );
+}

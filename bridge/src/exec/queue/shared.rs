@@ -448,3 +448,69 @@ fn text(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn job_json() -> String {
+        serde_json::json!({
+            "id": "r1", "command": "/kubectl", "text": "get pods", "user_id": "U1",
+            "team_id": null, "enterprise_id": null, "user_name": "u", "channel": "C1",
+            "response_url": "", "decision_audit_id": "d1",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn xautoclaim_replies_of_redis_7_and_6_2_are_read() {
+        let entry = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(vec![bulk("job"), bulk(&job_json())]),
+        ]);
+        // Redis 7: a third element lists deleted ids.
+        let v7 = Value::Array(vec![
+            bulk("0-0"),
+            Value::Array(vec![entry]),
+            Value::Array(vec![bulk("0-9")]),
+        ]);
+        let d = autoclaimed(&v7).expect("an entry");
+        assert!(d.retried);
+        assert_eq!(d.entry, "1-0");
+        assert_eq!(d.job.map(|j| j.id).as_deref(), Some("r1"));
+        // Redis 6.2: a deleted entry comes back as `[id, nil]`: taken, unreadable (dropped).
+        let v6 = Value::Array(vec![
+            bulk("0-0"),
+            Value::Array(vec![Value::Array(vec![bulk("2-0"), Value::Nil])]),
+        ]);
+        let d = autoclaimed(&v6).expect("an entry");
+        assert!(d.job.is_none());
+        assert!(autoclaimed(&Value::Array(vec![bulk("0-0"), Value::Array(vec![])])).is_none());
+    }
+
+    #[test]
+    fn xreadgroup_replies_are_read_and_garbage_is_not_a_job() {
+        let entry = |payload: &str| {
+            Value::Array(vec![
+                bulk("3-0"),
+                Value::Array(vec![bulk("job"), bulk(payload)]),
+            ])
+        };
+        let reply = |e| {
+            Value::Array(vec![Value::Array(vec![
+                bulk("jobs"),
+                Value::Array(vec![e]),
+            ])])
+        };
+        let d = read_group(&reply(entry(&job_json()))).expect("an entry");
+        assert!(!d.retried);
+        assert_eq!(d.job.map(|j| j.user_id).as_deref(), Some("U1"));
+        let d = read_group(&reply(entry("{not json"))).expect("an entry");
+        assert!(d.job.is_none(), "an unreadable entry is dropped, not run");
+        assert!(read_group(&Value::Nil).is_none());
+    }
+}
