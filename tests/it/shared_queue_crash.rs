@@ -1,5 +1,6 @@
-//! Two real `slipway serve` processes on one Redis: one is killed (SIGKILL) with reads queued
-//! and running, and the other finishes every one of them, each result posted once.
+//! Two real `slipway serve` processes on one Redis, one of them killed (SIGKILL): the other
+//! finishes every read the dead one held, each result posted once, and takes over as leader
+//! once the dead one's lease expires.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,11 +30,11 @@ impl Serve {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-under-test"))
             .arg("serve")
             .env_clear()
+            .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SLIPWAY_LISTEN", &addr)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir)
-            .env("RUST_LOG", "info")
             .stdin(std::process::Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -215,4 +216,87 @@ async fn a_killed_replicas_reads_finish_on_the_other_each_posted_once() {
         let (code, text) = verify(&dir.path().join(format!("state-{name}/audit")));
         assert_eq!(code, Some(0), "audit verify over {name}'s spool: {text}");
     }
+}
+
+/// How many expiry sweeps a bridge's log shows it ran as leader.
+fn sweeps(serve: &Serve) -> usize {
+    serve.log_text().matches("expiry sweep as leader").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_sweeps_and_a_successor_takes_over_when_it_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let fx = slipway_tests::gitops::start().await;
+    let slack = SlackEmulator::start(BOT_TOKEN).await;
+    let config = dir.path().join("slipway.yaml");
+    std::fs::write(&config, &fx.config_yaml).unwrap();
+    let mut common: Vec<(&str, String)> = vec![
+        ("SLIPWAY_CONFIG", config.display().to_string()),
+        ("SLIPWAY_SLACK_SIGNING_SECRET", SIGNING_SECRET.into()),
+        ("SLIPWAY_SLACK_BOT_TOKEN", BOT_TOKEN.into()),
+        ("SLIPWAY_SLACK_API_URL", slack.api_url()),
+        (
+            "SLIPWAY_POLICY",
+            slipway_tests::example_policy().display().to_string(),
+        ),
+        ("SLIPWAY_REDIS_URL", redis.url()),
+        ("SLIPWAY_EXPIRY_INTERVAL", "200ms".into()),
+        ("SLIPWAY_LEADER_LEASE", "1500ms".into()),
+        (
+            "RUST_LOG",
+            "info,slipway_bridge::change::expiry=debug".into(),
+        ),
+        (
+            "SLIPWAY_AUDIT_SIGNING_KEY_FILE",
+            write_audit_key(dir.path()).display().to_string(),
+        ),
+    ];
+    common.extend(fx.env.iter().cloned());
+    let replica = |name: &str| {
+        let mut env = common.clone();
+        let state = dir.path().join(format!("state-{name}"));
+        env.push(("SLIPWAY_STATE_DIR", state.display().to_string()));
+        env.push(("SLIPWAY_AUDIT_WRITER", format!("bridge:{name}")));
+        env
+    };
+    let mut a = Serve::start(&replica("a"), dir.path(), "a").await;
+    let mut b = Serve::start(&replica("b"), dir.path(), "b").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sweeps(&a) + sweeps(&b) < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no sweep: {}\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (leader, follower) = if sweeps(&a) > 0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert_eq!(
+        sweeps(follower),
+        0,
+        "only the leader sweeps: {}",
+        follower.log_text()
+    );
+    leader.kill();
+    let killed_at = Instant::now();
+    let deadline = killed_at + Duration::from_secs(20);
+    while sweeps(follower) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no successor: {}",
+            follower.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        follower.log_text().contains("took the leader lease"),
+        "{}",
+        follower.log_text()
+    );
 }
