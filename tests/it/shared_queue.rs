@@ -162,7 +162,7 @@ async fn a_change_step_whose_replica_died_is_reported_once_and_never_rerun() {
     b.alive().await.unwrap();
     assert!(b.orphaned_changes().await.unwrap().is_empty(), "a is alive");
     // a dies (no more liveness beats); b and c both look.
-    tokio::time::sleep(timeout + Duration::from_millis(200)).await;
+    tokio::time::sleep(timeout * 2 + Duration::from_millis(200)).await;
     let (from_b, from_c) = tokio::join!(b.orphaned_changes(), c.orphaned_changes());
     let reported: Vec<_> = from_b.unwrap().into_iter().chain(from_c.unwrap()).collect();
     assert_eq!(reported.len(), 1, "reported exactly once: {reported:?}");
@@ -358,4 +358,68 @@ async fn workers_ride_out_a_redis_restart_and_run_what_is_queued_after() {
         "{:?}",
         thread[0].blocks
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_the_shared_queue_refuses_runs_nothing_and_the_trail_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    // An ACL user that passes the ack's gate (SET) but can't run the enqueue script: Redis
+    // answers, the enqueue fails after the decision was recorded.
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "slipway",
+            "on",
+            ">queue-test-password",
+            "~*",
+            "&*",
+            "+@all",
+        ])
+        .arg(&["-eval", "-evalsha"])
+        .query::<()>(&mut redis.client())
+        .unwrap();
+    let app = TestApp::start_with(Options {
+        env: vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_REDIS_USERNAME", "slipway".into()),
+            ("SLIPWAY_REDIS_PASSWORD", "queue-test-password".into()),
+            ("SLIPWAY_AUDIT_WRITER", "a".to_string()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let ack = app.ack("U0VIEWER", "/kubectl get pods -n web").await;
+    assert!(
+        ack.contains("can't reach its shared state") && ack.contains("nothing was run"),
+        "{ack}"
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg("slipway:jobs")
+        .query(&mut redis.client())
+        .unwrap();
+    assert_eq!(len, 0, "nothing queued");
+    let audit = app.audit();
+    let decision = audit
+        .iter()
+        .find(|r| {
+            r.command
+                .as_ref()
+                .is_some_and(|c| c.text.contains("get pods"))
+        })
+        .expect("the decision is recorded");
+    let not_run = audit.iter().find(|r| {
+        r.details.as_ref().is_some_and(|d| {
+            d["decision_event_id"] == decision.event_id.as_str()
+                && d["end"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("not queued"))
+        })
+    });
+    assert!(
+        not_run.is_some(),
+        "the trail says it was not queued: {audit:#?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(app.slack.messages().is_empty(), "nothing ran");
 }

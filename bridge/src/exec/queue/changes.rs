@@ -84,10 +84,11 @@ impl Shared {
         self.release(id, user).await
     }
 
-    /// Say this replica is alive for another claim timeout.
+    /// Say this replica is alive for two more claim timeouts (beaten every third of one, so
+    /// a slow Redis doesn't make a live replica's steps look interrupted).
     pub async fn alive(&self) -> Result<(), Unavailable> {
         let key = self.replica_key(&self.replica);
-        let ttl = u64::try_from(self.claim_timeout.as_millis()).unwrap_or(u64::MAX);
+        let ttl = u64::try_from((self.claim_timeout * 2).as_millis()).unwrap_or(u64::MAX);
         self.redis
             .run(|mut c| async move {
                 redis::cmd("SET")
