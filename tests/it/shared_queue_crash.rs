@@ -212,6 +212,24 @@ async fn a_killed_replicas_reads_finish_on_the_other_each_posted_once() {
             .any(|m| m.blocks.to_string().contains("retried on another replica")),
         "a read the killed replica held shows it was retried"
     );
+    // The killed replica's run messages say what became of them: no Cancel button is left
+    // pointing at a run nobody holds.
+    let stale: Vec<_> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_none() && m.blocks.to_string().contains("slipway_cancel"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "run messages still offering Cancel: {stale:#?}"
+    );
+    assert!(
+        slack.messages().iter().any(|m| m
+            .blocks
+            .to_string()
+            .contains("Interrupted: the Slipway replica")),
+        "the first attempt's message says it was interrupted"
+    );
     for name in ["a", "b"] {
         let (code, text) = verify(&dir.path().join(format!("state-{name}/audit")));
         assert_eq!(code, Some(0), "audit verify over {name}'s spool: {text}");

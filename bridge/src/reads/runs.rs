@@ -65,6 +65,9 @@ pub(super) async fn run_job(state: &Ctx, job: Job) {
     let private = is_private(state, &job).await;
     let (progress, done) = work::start(state, job.spec.clone(), ctx, cancel);
     let ts = post_running(state, &job, started, private).await;
+    if let (Some(shared), Some(ts)) = (state.runs.shared(), ts.as_deref()) {
+        shared.note_message(&job.id, ts).await;
+    }
     let _ = posted_tx.send(ts.clone().map_or(work::Posted::Failed, work::Posted::At));
     let result = follow(state, &job, started, ts.as_deref(), progress, done).await;
     let cancelled_by = state.runs.unregister(&job.id);

@@ -87,6 +87,7 @@ async fn take(state: &Ctx, shared: &Shared, rebuild: &Rebuild, d: Delivery) {
     }
     if d.retried {
         tracing::warn!(run = %id, "claimed a read from a replica that stopped; running it again");
+        interrupted(state, shared, &id, &wire.channel).await;
     }
     // Registered (for Cancel anywhere) and kept ours before anything is posted.
     shared.heartbeat(&d.entry, &id, &user, &user).await;
@@ -108,6 +109,24 @@ async fn take(state: &Ctx, shared: &Shared, rebuild: &Rebuild, d: Delivery) {
     }
     beat.abort();
     finish(shared, &d.entry, &id, &user).await;
+}
+
+/// The first attempt's run message (its Cancel button now reaches nothing) says what became of
+/// it.
+async fn interrupted(state: &Ctx, shared: &Shared, id: &str, channel: &str) {
+    let Some(ts) = shared.message_of(id).await else {
+        return;
+    };
+    let text = ":warning: Interrupted: the Slipway replica running this stopped. \
+                It was retried on another replica; see the new message below.";
+    let mut msg = Message::text(text);
+    msg.blocks = vec![serde_json::json!({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": text},
+    })];
+    if let Err(e) = state.slack.update(channel, &ts, &msg).await {
+        tracing::warn!(error = %e, run = %id, "could not mark the interrupted run message");
+    }
 }
 
 /// Keep the entry ours every third of the claim timeout until aborted.

@@ -367,6 +367,37 @@ impl Shared {
         r.unwrap_or(false)
     }
 
+    /// Where `id`'s run message is, so a replica that runs it again can say on it that it
+    /// was interrupted (best effort: the retry posts its own message either way).
+    pub async fn note_message(&self, id: &str, ts: &str) {
+        let (key, ts) = (self.redis.key(&format!("message:{id}")), ts.to_string());
+        let r: Result<(), _> = self
+            .redis
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(ts)
+                    .arg("EX")
+                    .arg(POSTED_TTL_SECS)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, run = %id, "could not note the run message");
+        }
+    }
+
+    /// The run message of `id` posted by an earlier attempt, if any.
+    pub async fn message_of(&self, id: &str) -> Option<String> {
+        let key = self.redis.key(&format!("message:{id}"));
+        self.redis
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Who runs `id`, if anyone does.
     pub async fn running(&self, id: &str) -> Result<Option<RunEntry>, Unavailable> {
         let key = self.run_key(id);
