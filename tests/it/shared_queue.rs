@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use slipway_bridge::config::{RedisConfig, RedisTarget, Secret};
 use slipway_bridge::exec::queue::shared::{Admitted, Shared};
-use slipway_bridge::exec::queue::{ChangeTask, WireJob};
+use slipway_bridge::exec::queue::{ChangeTask, Enqueued, Runs, WireJob};
 use slipway_bridge::shared::{Fence, Leader, Lease, Redis};
 use slipway_tests::harness::{Options, TestApp};
 use slipway_tests::redis_server::RedisServer;
@@ -89,6 +89,30 @@ async fn per_user_and_global_limits_hold_across_two_replicas() {
         a.admit("6", "U1", Some(&w("6", "U1"))).await.unwrap(),
         Admitted::Ok
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_pools_on_one_redis_share_the_per_user_limit_and_free_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let metrics = slipway_bridge::metrics::Metrics::new();
+    let pool = |name: &str| Runs::new(32, 2).with_shared(shared(&server, name, LONG));
+    let (a, b) = (pool("a"), pool("b"));
+    let task = |id: &str| ChangeTask {
+        id: id.to_string(),
+        user: "U1".into(),
+        report_to: String::new(),
+        work: Box::pin(async {}),
+    };
+    assert_eq!(a.enqueue_change(task("c1"), &metrics).await, Enqueued::Ok);
+    assert_eq!(b.enqueue_change(task("c2"), &metrics).await, Enqueued::Ok);
+    assert_eq!(
+        b.enqueue_change(task("c3"), &metrics).await,
+        Enqueued::UserBusy(2),
+        "each pool would take it alone; together they are at the user's limit"
+    );
+    a.change_done("c1", "U1").await;
+    assert_eq!(b.enqueue_change(task("c4"), &metrics).await, Enqueued::Ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,24 +230,43 @@ async fn one_replica_leads_a_successor_takes_over_and_a_stale_fence_is_refused()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_campaigning_elect_exactly_one() {
+async fn two_replicas_campaigning_elect_exactly_one_and_a_clean_shutdown_hands_over() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start(dir.path());
-    let ttl = Duration::from_millis(900);
+    // Campaigns every 2 s; an unreleased lease would take 6 s to expire.
+    let ttl = Duration::from_secs(6);
     let a = Leader::redis(redis_on(&server), "a".into(), ttl);
     let b = Leader::redis(redis_on(&server), "b".into(), ttl);
     a.start();
     b.start();
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let (leader, other) = loop {
         let (la, lb) = (a.lead().await.is_some(), b.lead().await.is_some());
         assert!(!(la && lb), "two leaders at once");
-        if la || lb {
-            break;
+        if la {
+            break (&a, &b);
+        }
+        if lb {
+            break (&b, &a);
         }
         assert!(Instant::now() < deadline, "nobody took the lease");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    leader.step_down().await;
+    assert!(
+        leader.lead().await.is_none(),
+        "a leader that stepped down doesn't act"
+    );
+    let handed_over = Instant::now();
+    while other.lead().await.is_none() {
+        assert!(
+            handed_over.elapsed() < Duration::from_secs(4),
+            "the successor waited for the lease to expire"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(leader.lead().await.is_none(), "and doesn't campaign again");
 }
 
 /// A replica on `redis` with a slow namespace on its cluster, so a read there runs until

@@ -7,7 +7,7 @@
 //! its successor. Embedded (one replica), this process always leads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::Redis;
@@ -51,6 +51,8 @@ pub struct Lease {
     ttl: Duration,
     /// The fencing number while this replica believes it leads; 0 when it doesn't.
     fence: AtomicU64,
+    /// Shutting down: campaign no more.
+    stepped_down: AtomicBool,
 }
 
 impl Leader {
@@ -62,6 +64,7 @@ impl Leader {
             id,
             ttl,
             fence: AtomicU64::new(0),
+            stepped_down: AtomicBool::new(false),
         }))
     }
 
@@ -72,11 +75,20 @@ impl Leader {
             let lease = lease.clone();
             tokio::spawn(async move {
                 let every = lease.ttl / 3;
-                loop {
+                while !lease.stepped_down.load(Ordering::Relaxed) {
                     lease.campaign().await;
                     tokio::time::sleep(every).await;
                 }
             });
+        }
+    }
+
+    /// A clean shutdown: stop campaigning and give the lease up, so a successor takes over at
+    /// once instead of after the lease expires.
+    pub async fn step_down(&self) {
+        if let Leader::Redis(lease) = self {
+            lease.stepped_down.store(true, Ordering::Relaxed);
+            lease.release().await;
         }
     }
 
@@ -108,6 +120,9 @@ impl Lease {
 
     /// One round: renew the lease if held, else try to take it.
     pub async fn campaign(&self) {
+        if self.stepped_down.load(Ordering::Relaxed) {
+            return;
+        }
         let held = self.fence.load(Ordering::Relaxed);
         if held != 0 {
             if self.renew(Fence(held)).await {
