@@ -114,6 +114,10 @@ impl ChangeService {
     /// Close PR `number` if it is open, past its deadline and wasn't approved by then. The PR
     /// and its change are re-read first: the cached deadline may be stale.
     async fn expire(&self, state: &Ctx, number: u64, now: DateTime<Utc>) -> Result<bool, String> {
+        // The fence again, just before acting: a leader that lost its lease mid-sweep stops.
+        if state.leader.lead().await.is_none() {
+            return Ok(false);
+        }
         let pr = self
             .gh
             .get_pr(&self.cfg.repo, number)
