@@ -255,7 +255,7 @@ impl Drop for Daemon {
     }
 }
 
-async fn try_http(method: &str, url: &str, body: Option<String>) -> Option<(u16, String)> {
+pub async fn try_http(method: &str, url: &str, body: Option<String>) -> Option<(u16, String)> {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let req = hyper::Request::builder()

@@ -29,6 +29,12 @@ pub struct BaseInner {
     pub work_dir: PathBuf,
     /// The shared Redis when replicas share state (`SLIPWAY_REDIS_URL`); `None`: embedded.
     pub redis: Option<crate::shared::Redis>,
+    /// Who runs the once-per-deployment work (sweeps, pollers): always this process when
+    /// embedded, the holder of the Redis lease when shared.
+    pub leader: crate::shared::Leader,
+    /// This replica's name among its peers (audit writer and a per-process id): its queue
+    /// consumer, its lease token, the owner of the runs it holds.
+    pub replica: String,
 }
 
 impl Base {

@@ -198,6 +198,10 @@ struct FileExecution {
     progress_interval: Option<String>,
     /// How long a dry run waits for its Confirm (default 15m).
     pending_ttl: Option<String>,
+    /// How long a shared-queue job may go without its owner's heartbeat (default 30s).
+    claim_timeout: Option<String>,
+    /// How long the leader's lease lasts without renewal (default 15s).
+    leader_lease: Option<String>,
 }
 
 /// Credentials for one cluster alias.
@@ -244,6 +248,11 @@ pub struct ExecutionConfig {
     pub progress_interval: Duration,
     /// How long a change waits between its dry run and its Confirm.
     pub pending_ttl: Duration,
+    /// Shared queue (Redis): a job whose owner sent no heartbeat for this long is taken by
+    /// another replica; heartbeats go out every third of it.
+    pub claim_timeout: Duration,
+    /// Leader election (Redis): the lease's life without renewal, renewed every third of it.
+    pub leader_lease: Duration,
 }
 
 /// The validated configuration.
@@ -539,6 +548,18 @@ fn execution(e: FileExecution, env: Env<'_>) -> Result<ExecutionConfig, String> 
             env("SLIPWAY_PENDING_TTL").or(e.pending_ttl).as_deref(),
             Duration::from_secs(15 * 60),
         )?,
+        claim_timeout: duration(
+            "SLIPWAY_CLAIM_TIMEOUT / execution.claim_timeout",
+            env("SLIPWAY_CLAIM_TIMEOUT").or(e.claim_timeout).as_deref(),
+            Duration::from_secs(30),
+        )?
+        .max(Duration::from_millis(300)),
+        leader_lease: duration(
+            "SLIPWAY_LEADER_LEASE / execution.leader_lease",
+            env("SLIPWAY_LEADER_LEASE").or(e.leader_lease).as_deref(),
+            Duration::from_secs(15),
+        )?
+        .max(Duration::from_millis(300)),
     })
 }
 

@@ -25,6 +25,8 @@ mod replicas;
 mod replicas_state;
 mod runner;
 mod scim;
+mod shared_queue;
+mod shared_queue_crash;
 mod silence;
 mod slack_bridge;
 mod sso;

@@ -15,7 +15,7 @@ use slipway_core::policy::{Decision, Identity, Outcome, SlackUser, decide_as};
 
 use super::AppState;
 use super::ingress::Signed;
-use crate::exec::queue::{Enqueued, Job};
+use crate::exec::queue::{Enqueued, Job, WireJob};
 use crate::identity::Resolved;
 use crate::slack::events::{CommandBody, SlashCommand, parse_command};
 
@@ -90,7 +90,10 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
         Outcome::Approval => {
             state.metrics.request("commands", "change");
             match &state.change {
-                Some(svc) => ephemeral(svc.begin(state, &cmd, parsed, &decision, &record.event_id)),
+                Some(svc) => ephemeral(
+                    svc.begin(state, &cmd, parsed, &decision, &record.event_id)
+                        .await,
+                ),
                 None => ephemeral(format!(
                     ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
                      This bridge has no GitOps repository configured, so nothing was done; ask {}.",
@@ -100,7 +103,7 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
                 )),
             }
         }
-        Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id),
+        Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id).await,
     }
 }
 
@@ -171,48 +174,112 @@ fn kind_scopes(
     }
 }
 
-fn enqueue(
+/// Turn a queued command back into a job on the replica that took it from the shared queue:
+/// judge it again under this replica's policy (whoever can write to Redis can't make it run
+/// what policy wouldn't) and build its work here. The run id and the audited decision it
+/// carries are kept.
+pub async fn rebuild(state: &AppState, wire: WireJob) -> Result<Job, String> {
+    let cmd = SlashCommand {
+        command: wire.command,
+        text: wire.text,
+        user: SlackUser {
+            user_id: wire.user_id,
+            team_id: wire.team_id,
+            enterprise_id: wire.enterprise_id,
+        },
+        user_name: wire.user_name,
+        channel_id: wire.channel,
+        response_url: wire.response_url,
+        trigger_id: String::new(),
+    };
+    let policy = state.policy();
+    let parsed = parse(&cmd.command, &cmd.text);
+    let who = state.who(&cmd.user).await;
+    let scopes = kind_scopes(state, &cmd.user, who.identity(), &parsed);
+    let decision = judged(
+        decide_as(&policy, &cmd.user, who.identity(), &parsed, &scopes),
+        &who,
+        policy.support(),
+    );
+    let Ok(parsed) = &parsed else {
+        return Err("The queued command no longer parses.".into());
+    };
+    if decision.outcome != Outcome::Allow || matches!(parsed.command, Command::Slipway(_)) {
+        return Err(format!(
+            "`{}` was queued but policy no longer lets it run: {}.",
+            parsed.text, decision.reason
+        ));
+    }
+    let mut job = build_job(state, &cmd, parsed, &decision, &wire.decision_audit_id)?;
+    job.id = wire.id;
+    Ok(job)
+}
+
+/// The job for an allowed read, or why its work can't be built here.
+fn build_job(
     state: &AppState,
     cmd: &SlashCommand,
     parsed: &ParsedCommand,
     decision: &Decision<'_>,
     audit_id: &str,
-) -> Json<serde_json::Value> {
-    let spec = match crate::exec::targets::exec_spec(
-        state,
-        parsed,
-        decision,
-        super::stack_source(state),
-    ) {
-        Ok(s) => s,
-        Err(why) => {
-            state.metrics.request("commands", "unavailable");
-            return ephemeral(format!(":warning: {why}"));
-        }
-    };
-    let where_ = decision.target.describe();
-    let role = decision.role.unwrap_or("unknown role");
-    let shown = crate::exec::reply::shown_command(&spec.argv_shown);
-    let job = Job {
+) -> Result<Job, String> {
+    let spec =
+        crate::exec::targets::exec_spec(state, parsed, decision, super::stack_source(state))?;
+    Ok(Job {
         id: state.ids.next(),
         requester: cmd.user.clone(),
         subject: decision
             .identity
             .map(|i| i.subject.clone())
             .unwrap_or_default(),
-        role: role.to_string(),
+        role: decision.role.unwrap_or("unknown role").to_string(),
         channel: cmd.channel_id.clone(),
         response_url: cmd.response_url.clone(),
         text: parsed.text.clone(),
-        shown: shown.clone(),
-        target: where_.clone(),
+        shown: crate::exec::reply::shown_command(&spec.argv_shown),
+        target: decision.target.describe(),
         tier: decision.tier,
         decision_audit_id: audit_id.to_string(),
         spec: spec.exec,
         visibility: decision.visibility,
         protected: decision.protected,
+        retried: false,
+    })
+}
+
+/// What goes into the shared queue for `job`: the command as Slack sent it.
+fn wire(cmd: &SlashCommand, job: &Job) -> WireJob {
+    WireJob {
+        id: job.id.clone(),
+        command: cmd.command.clone(),
+        text: cmd.text.clone(),
+        user_id: cmd.user.user_id.clone(),
+        team_id: cmd.user.team_id.clone(),
+        enterprise_id: cmd.user.enterprise_id.clone(),
+        user_name: cmd.user_name.clone(),
+        channel: cmd.channel_id.clone(),
+        response_url: cmd.response_url.clone(),
+        decision_audit_id: job.decision_audit_id.clone(),
+    }
+}
+
+async fn enqueue(
+    state: &AppState,
+    cmd: &SlashCommand,
+    parsed: &ParsedCommand,
+    decision: &Decision<'_>,
+    audit_id: &str,
+) -> Json<serde_json::Value> {
+    let job = match build_job(state, cmd, parsed, decision, audit_id) {
+        Ok(j) => j,
+        Err(why) => {
+            state.metrics.request("commands", "unavailable");
+            return ephemeral(format!(":warning: {why}"));
+        }
     };
-    match state.runs.enqueue(job, &state.metrics) {
+    let (shown, where_, role) = (job.shown.clone(), job.target.clone(), job.role.clone());
+    let (wire, id) = (wire(cmd, &job), job.id.clone());
+    match state.runs.enqueue(job, &wire, &state.metrics).await {
         Enqueued::Ok => {
             state.metrics.request("commands", "enqueued");
             ephemeral(format!("Running `{shown}` on {where_} as {role}…"))
@@ -229,5 +296,30 @@ fn enqueue(
                 ":hourglass: Slipway is busy right now; nothing was run. Try again in a minute.",
             )
         }
+        Enqueued::Unavailable => {
+            state
+                .metrics
+                .request("commands", "shared_state_unavailable");
+            not_queued(state, cmd, &id, audit_id).await;
+            ephemeral(crate::shared::UNAVAILABLE_MESSAGE)
+        }
     }
+}
+
+/// The decision was recorded as allowed, but the shared queue refused the job: say so in the
+/// trail, so no reader takes the decision for a run.
+async fn not_queued(state: &AppState, cmd: &SlashCommand, run_id: &str, audit_id: &str) {
+    let record = AuditRecord::new(EventKind::Execution, state.ids.next(), state.clock.now())
+        .with_actor(Actor {
+            slack_user_id: Some(cmd.user.user_id.clone()),
+            ..Actor::default()
+        })
+        .with_details(json!({
+            "run_id": run_id,
+            "decision_event_id": audit_id,
+            "end": "not queued: the shared state (Redis) was unreachable; nothing was run",
+        }));
+    let _ = state
+        .record(record, "a command that could not be queued")
+        .await;
 }

@@ -39,7 +39,7 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
         return StatusCode::OK.into_response();
     }
     state.metrics.request("interactivity", "ok");
-    match handle(&state, interaction) {
+    match handle(&state, interaction).await {
         Some(body) => Json(body).into_response(),
         None => StatusCode::OK.into_response(),
     }
@@ -47,7 +47,7 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
 
 /// Act on an interaction after the ack (shared by HTTP and Socket Mode). A modal submission
 /// may answer with validation errors, which Slack shows on the input.
-pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::Value> {
+pub async fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::Value> {
     match interaction {
         Interaction::Actions(actions) => {
             for action in actions {
@@ -57,7 +57,7 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
             None
         }
         Interaction::ViewSubmission(view) if view.callback_id == "slipway_destructive" => {
-            submit_destructive(state, &view)
+            submit_destructive(state, &view).await
         }
         Interaction::ViewSubmission(view)
             if view.callback_id == "slipway_reject" || view.callback_id == "slipway_approve" =>
@@ -70,14 +70,17 @@ pub fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::
 
 /// The typed-confirmation modal for a destructive change. Answered inline: a wrong phrase must
 /// show on the input before the modal closes.
-fn submit_destructive(state: &AppState, view: &ViewSubmission) -> Option<serde_json::Value> {
+async fn submit_destructive(state: &AppState, view: &ViewSubmission) -> Option<serde_json::Value> {
     let svc = state.change.as_ref()?;
     let typed = view
         .values
         .get("confirm_text")
         .map(String::as_str)
         .unwrap_or_default();
-    match svc.submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed) {
+    match svc
+        .submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed)
+        .await
+    {
         Ok(()) => None,
         Err(msg) => {
             Some(serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}}))
@@ -175,19 +178,21 @@ async fn cancel_run(state: &AppState, action: &BlockAction) {
     let is_owner = role == Some(OWNER_ROLE);
     let result = state
         .runs
-        .cancel(&action.value, &action.user.user_id, is_owner);
+        .cancel(&action.value, &action.user.user_id, is_owner)
+        .await;
     let reply = match &result {
         Ok(()) => "Cancelling: the command's whole process group is being stopped.".to_string(),
         Err(CancelError::NotAllowed) => {
             "Only the person who ran this command, or an owner, can cancel it.".to_string()
         }
         Err(CancelError::NotRunning) => "That command is no longer running.".to_string(),
+        Err(CancelError::Unavailable) => crate::shared::UNAVAILABLE_MESSAGE.to_string(),
     };
     let record = AuditRecord::new(EventKind::Cancellation, state.ids.next(), state.clock.now())
         .with_actor(Actor::slack(&action.user, identity, role))
         .with_details(serde_json::json!({
             "run_id": action.value,
-            "result": match result { Ok(()) => "cancelled", Err(CancelError::NotAllowed) => "refused", Err(CancelError::NotRunning) => "not_running" },
+            "result": match result { Ok(()) => "cancelled", Err(CancelError::NotAllowed) => "refused", Err(CancelError::NotRunning) => "not_running", Err(CancelError::Unavailable) => "shared_state_unavailable" },
         }));
     let _ = state.record(record, "a cancel click").await;
     if let Some(url) = action.response_url.as_deref().filter(|u| !u.is_empty()) {

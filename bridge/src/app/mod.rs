@@ -85,11 +85,7 @@ impl AppState {
         let (redis, gate) = shared(&config);
         let slack = Slack::new(&config.slack)?;
         let work_dir = work_dirs(&config)?;
-        let writer = config
-            .audit
-            .writer
-            .clone()
-            .unwrap_or_else(|| format!("bridge:{}", crate::clock::host_name()));
+        let writer = writer_id(&config);
         let audit = audit_sinks::open_spool(&config, &writer)?;
         let metrics = Metrics::new();
         let audit_sinks = audit_sinks::start(
@@ -100,8 +96,10 @@ impl AppState {
         )?;
         let change = open_change(&config)?;
         let directory = open_directory(&config)?;
-        let runs = Runs::new(config.execution.queue, config.execution.per_user);
         let (people, sso) = people(&config, directory.clone(), &slack, &clock)?;
+        let replica = format!("{writer}#{}", ids.next());
+        let leader = leader(&config, redis.as_ref(), &replica);
+        let runs = runs(&config, redis.as_ref(), &replica);
         let base = Base::new(BaseInner {
             config,
             policies: crate::base::PolicyCell::new(policy),
@@ -111,6 +109,8 @@ impl AppState {
             ids,
             work_dir,
             redis,
+            leader,
+            replica,
         });
         let ctx = Ctx::new(CtxInner {
             base,
@@ -142,7 +142,20 @@ impl AppState {
         if let Some(r) = &self.redis {
             r.start_health();
         }
+        self.leader.start();
         crate::reads::runs::start_workers(&self.ctx);
+        // Weak: the workers must not keep a dropped state alive.
+        let me = Arc::downgrade(&self.inner);
+        let rebuild: crate::reads::shared_runs::Rebuild = Arc::new(move |wire| {
+            let inner = me.upgrade();
+            Box::pin(async move {
+                let state = AppState {
+                    inner: inner.ok_or("This replica is shutting down.")?,
+                };
+                commands::rebuild(&state, wire).await
+            })
+        });
+        crate::reads::shared_runs::start(&self.ctx, &rebuild);
         crate::exec::discovery::start(&self.ctx, &self.ctx.discovery);
         if let Some(change) = &self.change {
             change.start_expiry_timer(&self.ctx);
@@ -170,6 +183,48 @@ fn open_change(config: &Config) -> Result<Option<Arc<crate::change::ChangeServic
     let svc =
         crate::change::ChangeService::open(g.clone(), &config.state_dir, config.redis.as_ref())?;
     Ok(Some(Arc::new(svc)))
+}
+
+/// This replica's audit writer id: the configured one, or `bridge:<host name>`.
+fn writer_id(config: &Config) -> String {
+    config
+        .audit
+        .writer
+        .clone()
+        .unwrap_or_else(|| format!("bridge:{}", crate::clock::host_name()))
+}
+
+/// The worker pool's queue: in this process, or shared through Redis.
+fn runs(config: &Config, redis: Option<&crate::shared::Redis>, replica: &str) -> Runs {
+    let e = &config.execution;
+    let runs = Runs::new(e.queue, e.per_user);
+    match redis {
+        None => runs,
+        Some(r) => runs.with_shared(crate::exec::queue::Shared {
+            redis: r.clone(),
+            replica: replica.to_string(),
+            claim_timeout: e.claim_timeout,
+            per_user: e.per_user,
+            // Waiting and running, across the deployment.
+            bound: e.queue + e.workers,
+        }),
+    }
+}
+
+/// The leader election: embedded, this process; shared, the holder of the Redis lease.
+fn leader(
+    config: &Config,
+    redis: Option<&crate::shared::Redis>,
+    replica: &str,
+) -> crate::shared::Leader {
+    match redis {
+        None => crate::shared::Leader::Embedded,
+        Some(r) => crate::shared::Leader::redis(
+            r.clone(),
+            replica.to_string(),
+            config.execution.leader_lease,
+        ),
+    }
 }
 
 /// The directories commands run in (`work`, `home`, `kube-cache`); returns `work`.
@@ -258,6 +313,7 @@ fn start_google(ctx: &Ctx) -> Result<Option<crate::identity::google::GoogleSync>
         metrics: ctx.metrics.google.clone(),
         audit_failures: ctx.metrics.audit_failures.clone(),
         changed: ctx.people.changes(),
+        leader: ctx.leader.clone(),
     };
     crate::identity::google::start(config, store.clone(), sinks).map(Some)
 }

@@ -100,7 +100,7 @@ async fn on_interaction(
         Ok(i) => {
             state.metrics.request("socket_interactivity", "ok");
             // Socket Mode acks carry no view errors here; a bad confirmation is simply not applied.
-            let _ = super::interact::handle(&state, i);
+            let _ = super::interact::handle(&state, i).await;
         }
         Err(e) => {
             state.metrics.request("socket_interactivity", "malformed");

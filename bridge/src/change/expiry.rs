@@ -37,6 +37,11 @@ impl ChangeService {
                 let (Some(svc), Some(state)) = (svc.upgrade(), Ctx::upgrade(&ctx)) else {
                     break;
                 };
+                // One replica sweeps, under a fence checked just before.
+                let Some(fence) = state.leader.lead().await else {
+                    continue;
+                };
+                tracing::debug!(fence = fence.0, "expiry sweep as leader");
                 match svc.sweep(&state).await {
                     Ok(closed) if !closed.is_empty() => {
                         tracing::info!(?closed, "expired change requests closed");
@@ -109,6 +114,10 @@ impl ChangeService {
     /// Close PR `number` if it is open, past its deadline and wasn't approved by then. The PR
     /// and its change are re-read first: the cached deadline may be stale.
     async fn expire(&self, state: &Ctx, number: u64, now: DateTime<Utc>) -> Result<bool, String> {
+        // The fence again, just before acting: a leader that lost its lease mid-sweep stops.
+        if state.leader.lead().await.is_none() {
+            return Ok(false);
+        }
         let pr = self
             .gh
             .get_pr(&self.cfg.repo, number)

@@ -20,8 +20,9 @@ use slipway_infra::sync::lock;
 
 impl ChangeService {
     /// The ack for a `change`/`destructive` command: register it and queue the work on the
-    /// worker pool, under the same limits as runs. No I/O here.
-    pub fn begin(
+    /// worker pool, under the same limits as runs. No I/O here, apart from the shared queue's
+    /// one round trip when replicas share state.
+    pub async fn begin(
         self: &Arc<Self>,
         state: &Ctx,
         cmd: &SlashCommand,
@@ -60,7 +61,8 @@ impl ChangeService {
         if parsed.apply {
             let user = p.requester.slack_user_id.clone();
             let work = async move { svc.open_and_report(&st, p).await };
-            if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
+            let report_to = cmd.response_url.clone();
+            if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
                 return busy;
             }
             return format!(
@@ -72,7 +74,8 @@ impl ChangeService {
         self.pending.insert(p, now);
         let t = token.clone();
         let work = async move { svc.dry_run(&st, &t).await };
-        if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
+        let report_to = cmd.response_url.clone();
+        if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
             self.pending.remove(&token, now);
             return busy;
         }
@@ -83,15 +86,19 @@ impl ChangeService {
     }
 
     /// Queue a change step on the worker pool; `Some(message)` when it is refused as busy.
-    fn queue(
+    async fn queue(
         state: &Ctx,
+        report_to: String,
         user: String,
         work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     ) -> Option<String> {
-        match state.runs.enqueue_change(
-            crate::exec::queue::ChangeTask { user, work },
-            &state.metrics,
-        ) {
+        let task = crate::exec::queue::ChangeTask {
+            id: state.ids.next(),
+            user,
+            report_to,
+            work,
+        };
+        match state.runs.enqueue_change(task, &state.metrics).await {
             crate::exec::queue::Enqueued::Ok => None,
             crate::exec::queue::Enqueued::UserBusy(n) => Some(format!(
                 ":hourglass: You already have {n} command(s) or change(s) in progress; wait for one to finish, then try again."
@@ -100,6 +107,9 @@ impl ChangeService {
                 ":hourglass: Slipway is busy right now; nothing was done. Try again in a minute."
                     .into(),
             ),
+            crate::exec::queue::Enqueued::Unavailable => {
+                Some(crate::shared::UNAVAILABLE_MESSAGE.into())
+            }
         }
     }
 
@@ -201,9 +211,9 @@ impl ChangeService {
                 };
                 let (svc, st) = (self.clone(), state.clone());
                 let user = p.requester.slack_user_id.clone();
-                let back = p.clone();
+                let (back, report_to) = (p.clone(), p.response_url.clone());
                 let work = async move { svc.open_and_report(&st, p).await };
-                if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
+                if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
                     self.pending.insert(back, now);
                     reply(state, response_url, &busy).await;
                 }
@@ -252,7 +262,7 @@ impl ChangeService {
 
     /// The modal's submission. `Err(message)` is shown on the input field. Answered inline, so
     /// the change is taken at once (one `GETDEL` when shared) and put back if refused.
-    pub fn submit_confirmation(
+    pub async fn submit_confirmation(
         self: &Arc<Self>,
         state: &Ctx,
         token: &str,
@@ -275,8 +285,9 @@ impl ChangeService {
         p.confirmation = Some(typed.trim().to_string());
         let (svc, st) = (self.clone(), state.clone());
         let (user, back) = (p.requester.slack_user_id.clone(), p.clone());
+        let report_to = p.response_url.clone();
         let work = async move { svc.open_and_report(&st, p).await };
-        if let Some(busy) = Self::queue(state, user, Box::pin(work)) {
+        if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
             self.pending.insert(back, now);
             return Err(busy);
         }

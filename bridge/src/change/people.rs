@@ -33,7 +33,10 @@ impl ChangeService {
                 let Some(ctx) = Ctx::upgrade(&weak) else {
                     return;
                 };
-                if let Err(e) = svc.publish_people(&ctx).await {
+                // One replica publishes the snapshot, under a fence checked just before.
+                if ctx.leader.lead().await.is_some()
+                    && let Err(e) = svc.publish_people(&ctx).await
+                {
                     e.log("identity-snapshot", "publishing the identity snapshot");
                 }
                 drop(ctx);

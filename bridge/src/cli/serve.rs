@@ -51,7 +51,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-        match serve(listener, state).await {
+        let leader = state.leader.clone();
+        let served = serve(listener, state).await;
+        leader.step_down().await;
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

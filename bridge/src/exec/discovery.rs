@@ -66,7 +66,8 @@ pub fn parse_api_resources(text: &str) -> Vec<DiscoveredKind> {
         .collect()
 }
 
-/// Ask one cluster. A failure keeps what was known and is logged.
+/// Ask one cluster. A failure keeps what was known and is logged. With shared state the
+/// answer is also kept in Redis, for the replicas that don't lead.
 pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
     let argv = ["kubectl", "api-resources", "--no-headers"].map(String::from);
     let Some(argv) = super::targets::kubectl_argv(state, cluster, &argv) else {
@@ -85,22 +86,70 @@ pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
         tracing::warn!(cluster, output = %r.output.lines().last().unwrap_or(""), "API discovery failed; custom kinds stay cluster-scoped");
         return;
     }
-    let kinds = parse_api_resources(&r.output);
+    apply(cache, cluster, &r.output);
+    if let Some(redis) = &state.redis {
+        let (key, text) = (redis.key(&format!("discovery:{cluster}")), r.output.clone());
+        let stored: Result<(), _> = redis
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(text)
+                    .arg("EX")
+                    .arg(REFRESH.as_secs() * 3)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, cluster, "could not share API discovery");
+        }
+    }
+}
+
+fn apply(cache: &Discovery, cluster: &str, output: &str) {
+    let kinds = parse_api_resources(output);
     tracing::debug!(cluster, kinds = kinds.len(), "API discovery");
     cache.set(cluster, KindScopes::with_discovered(kinds));
 }
 
-/// Refresh every cluster the policy names, now and every [`REFRESH`].
+/// A replica that doesn't lead takes what the leader found, if it shared anything.
+async fn follow(state: &Base, cache: &Discovery, cluster: &str) {
+    let Some(redis) = &state.redis else { return };
+    let key = redis.key(&format!("discovery:{cluster}"));
+    let shared: Result<Option<String>, _> = redis
+        .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+        .await;
+    if let Ok(Some(output)) = shared {
+        apply(cache, cluster, &output);
+    }
+}
+
+/// How often a replica that doesn't lead picks up the leader's discovery.
+const FOLLOW_EVERY: Duration = Duration::from_secs(30);
+
+/// Refresh every cluster the policy names, now and every [`REFRESH`], on the leader; the
+/// other replicas read what it shared every [`FOLLOW_EVERY`].
 pub fn start(state: &Base, cache: &Arc<Discovery>) {
     let state = state.clone();
     let cache = cache.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REFRESH);
+        let mut last_refresh: Option<tokio::time::Instant> = None;
         loop {
-            tick.tick().await;
+            let due = last_refresh.is_none_or(|t| t.elapsed() >= REFRESH);
+            let leads = state.leader.lead().await.is_some();
             for cluster in state.policy().cluster_names() {
-                refresh(&state, &cache, &cluster).await;
+                match (leads, due) {
+                    (true, true) => refresh(&state, &cache, &cluster).await,
+                    (true, false) => {}
+                    (false, _) => follow(&state, &cache, &cluster).await,
+                }
             }
+            if leads && due {
+                last_refresh = Some(tokio::time::Instant::now());
+            } else if !leads {
+                last_refresh = None;
+            }
+            tokio::time::sleep(FOLLOW_EVERY.min(REFRESH)).await;
         }
     });
 }

@@ -1,9 +1,17 @@
 //! The bounded worker pool: a global queue bound, a per-user limit, and the registry of running
 //! commands that the Cancel button reaches. When full, the user hears "busy" at once; nothing
 //! waits past the ack deadline.
+//!
+//! Embedded (one replica) all of it is in this process. With shared state (`SLIPWAY_REDIS_URL`)
+//! reads go through a Redis Stream every replica's workers take from ([`shared`]), limits are
+//! counted in Redis, change steps still run where they were accepted but are recorded there
+//! ([`changes`]), and a Cancel click reaches the replica running the command over pub/sub.
+
+pub mod changes;
+pub mod shared;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use slipway_core::command::Tier;
 use slipway_core::policy::SlackUser;
@@ -11,6 +19,7 @@ use slipway_core::policy::model::Visibility;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use self::shared::{Shared, WireJob};
 use super::work::Work;
 use crate::metrics::Metrics;
 
@@ -35,12 +44,18 @@ pub struct Job {
     pub visibility: Visibility,
     /// A protected entry covers the resource.
     pub protected: bool,
+    /// Claimed from a replica that stopped answering: the read runs a second time.
+    pub retried: bool,
 }
 
 /// A change step (a dry run, opening a PR): it holds a pool slot and counts against its
 /// requester's limit like a run, but reports through its own messages.
 pub struct ChangeTask {
+    /// Its id among the change steps in flight (shared state records it by this).
+    pub id: String,
     pub user: String,
+    /// Where to say it was interrupted if its replica dies (the command's `response_url`).
+    pub report_to: String,
     pub work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
@@ -76,6 +91,8 @@ pub enum Enqueued {
     UserBusy(usize),
     /// The global queue is full.
     Full,
+    /// The shared state (Redis) can't be reached: nothing was queued.
+    Unavailable,
 }
 
 /// A running command, as the Cancel button sees it.
@@ -91,6 +108,8 @@ struct Handle {
 pub enum CancelError {
     NotRunning,
     NotAllowed,
+    /// The shared state (Redis) can't be reached to find or tell the replica running it.
+    Unavailable,
 }
 
 /// Queue and registry.
@@ -100,7 +119,9 @@ pub struct Runs {
     rx: Mutex<Option<mpsc::Receiver<Queued>>>,
     per_user: usize,
     active: Mutex<HashMap<String, usize>>,
-    running: Mutex<HashMap<String, Handle>>,
+    running: Arc<Mutex<HashMap<String, Handle>>>,
+    /// The shared queue, when replicas share state.
+    shared: Option<Shared>,
 }
 
 pub(crate) use slipway_infra::sync::lock;
@@ -113,18 +134,67 @@ impl Runs {
             rx: Mutex::new(Some(rx)),
             per_user,
             active: Mutex::new(HashMap::new()),
-            running: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
+            shared: None,
         }
     }
 
-    /// Try to queue a job without waiting.
-    pub fn enqueue(&self, job: Job, metrics: &Metrics) -> Enqueued {
-        self.admit(Queued::Run(Box::new(job)), metrics)
+    /// The same pool with its reads and limits shared through Redis.
+    #[must_use]
+    pub fn with_shared(mut self, shared: Shared) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
-    /// Try to queue a change step without waiting, under the same limits as runs.
-    pub fn enqueue_change(&self, task: ChangeTask, metrics: &Metrics) -> Enqueued {
-        self.admit(Queued::Change(task), metrics)
+    /// The shared queue, if replicas share state.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
+    }
+
+    /// Try to queue a read without waiting. Shared, `wire` is what goes into the stream (the
+    /// worker that takes it rebuilds the job), and the slot and the entry are taken together.
+    pub async fn enqueue(&self, job: Job, wire: &WireJob, metrics: &Metrics) -> Enqueued {
+        let Some(shared) = &self.shared else {
+            return self.admit(Queued::Run(Box::new(job)), metrics);
+        };
+        let user = &job.requester.user_id;
+        from_shared(shared.admit(&job.id, user, Some(wire)).await)
+    }
+
+    /// Try to queue a change step without waiting, under the same limits as runs. Shared, the
+    /// slot is taken in Redis and the step recorded there, but it runs here.
+    pub async fn enqueue_change(&self, task: ChangeTask, metrics: &Metrics) -> Enqueued {
+        let Some(shared) = &self.shared else {
+            return self.admit(Queued::Change(task), metrics);
+        };
+        let admitted = from_shared(shared.admit(&task.id, &task.user, None).await);
+        if admitted != Enqueued::Ok {
+            return admitted;
+        }
+        let (id, user) = (task.id.clone(), task.user.clone());
+        if let Err(e) = shared.record_change(&task).await {
+            tracing::warn!(error = %e, "could not record a change step");
+            let _ = shared.release(&id, &user).await;
+            return Enqueued::Unavailable;
+        }
+        if self.tx.try_send(Queued::Change(task)).is_err() {
+            let _ = shared.change_done(&id, &user).await;
+            return Enqueued::Full;
+        }
+        metrics.queue_depth.inc();
+        Enqueued::Ok
+    }
+
+    /// A change step ended: free its slot (shared: in Redis, and forget its record).
+    pub async fn change_done(&self, id: &str, user: &str) {
+        match &self.shared {
+            None => self.finished(user),
+            Some(shared) => {
+                if let Err(e) = shared.change_done(id, user).await {
+                    tracing::warn!(error = %e, "could not free a change step's slot; it expires");
+                }
+            }
+        }
     }
 
     fn admit(&self, job: Queued, metrics: &Metrics) -> Enqueued {
@@ -180,15 +250,72 @@ impl Runs {
             .and_then(|h| h.cancelled_by)
     }
 
-    /// Cancel a run if `who` is its requester or `is_owner`.
-    pub fn cancel(&self, run_id: &str, who: &str, is_owner: bool) -> Result<(), CancelError> {
-        let mut running = lock(&self.running);
-        let handle = running.get_mut(run_id).ok_or(CancelError::NotRunning)?;
-        if handle.requester != who && !is_owner {
+    /// Cancel a run if `who` is its requester or `is_owner`: here, or (shared) on the replica
+    /// running it, which hears it over pub/sub and stops it as if clicked there.
+    pub async fn cancel(&self, run_id: &str, who: &str, is_owner: bool) -> Result<(), CancelError> {
+        match cancel_in(&self.running, run_id, who, is_owner) {
+            Err(CancelError::NotRunning) => {}
+            done => return done,
+        }
+        let Some(shared) = &self.shared else {
+            return Err(CancelError::NotRunning);
+        };
+        let entry = shared
+            .running(run_id)
+            .await
+            .map_err(|_| CancelError::Unavailable)?
+            .ok_or(CancelError::NotRunning)?;
+        if entry.requester != who && !is_owner {
             return Err(CancelError::NotAllowed);
         }
-        handle.cancelled_by.get_or_insert_with(|| who.to_string());
+        shared
+            .publish_cancel(run_id, who)
+            .await
+            .map_err(|_| CancelError::Unavailable)
+    }
+
+    /// Cancel clicks from other replicas, for the life of the process (shared state only).
+    pub fn start_cancel_listener(&self) {
+        if let Some(shared) = &self.shared {
+            changes::listen_for_cancels(shared.clone(), self.running.clone());
+        }
+    }
+}
+
+/// Cancel `run_id` here if it runs here and `who` may.
+fn cancel_in(
+    running: &Mutex<HashMap<String, Handle>>,
+    run_id: &str,
+    who: &str,
+    is_owner: bool,
+) -> Result<(), CancelError> {
+    let mut running = lock(running);
+    let handle = running.get_mut(run_id).ok_or(CancelError::NotRunning)?;
+    if handle.requester != who && !is_owner {
+        return Err(CancelError::NotAllowed);
+    }
+    handle.cancelled_by.get_or_insert_with(|| who.to_string());
+    handle.cancel.cancel();
+    Ok(())
+}
+
+/// A remote cancel: stop `run_id` if it runs here, on behalf of `by`.
+fn cancel_here(running: &Mutex<HashMap<String, Handle>>, run_id: &str, by: &str) {
+    let mut map = lock(running);
+    if let Some(handle) = map.get_mut(run_id) {
+        handle.cancelled_by.get_or_insert_with(|| by.to_string());
         handle.cancel.cancel();
-        Ok(())
+    }
+}
+
+fn from_shared(r: Result<shared::Admitted, crate::shared::Unavailable>) -> Enqueued {
+    match r {
+        Ok(shared::Admitted::Ok) => Enqueued::Ok,
+        Ok(shared::Admitted::UserBusy(n)) => Enqueued::UserBusy(n),
+        Ok(shared::Admitted::Full) => Enqueued::Full,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not queue through the shared state");
+            Enqueued::Unavailable
+        }
     }
 }

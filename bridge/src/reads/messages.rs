@@ -71,8 +71,11 @@ fn render(
 /// The run's main message: progress while running, the outcome afterwards.
 pub fn run_message(job: &Job, status: Status, elapsed: Duration, tail: &[String]) -> Message {
     let who = format!(
-        "<@{}> ({}, {})",
-        job.requester.user_id, job.subject, job.role
+        "<@{}> ({}, {}){}",
+        job.requester.user_id,
+        job.subject,
+        job.role,
+        retried(job)
     );
     match status {
         Status::Running => {
@@ -125,6 +128,15 @@ pub fn run_message(job: &Job, status: Status, elapsed: Duration, tail: &[String]
                 format!("{} on {} {outcome}", job.shown, job.target),
             )
         }
+    }
+}
+
+/// The note on a read claimed from a replica that stopped answering, run here again.
+fn retried(job: &Job) -> &'static str {
+    if job.retried {
+        " · retried on another replica (the first one stopped)"
+    } else {
+        ""
     }
 }
 

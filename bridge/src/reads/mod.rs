@@ -4,3 +4,4 @@
 pub mod messages;
 pub mod runs;
 pub mod share;
+pub mod shared_runs;

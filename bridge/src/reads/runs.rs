@@ -32,23 +32,26 @@ pub fn start_workers(state: &Ctx) {
                 state.metrics.queue_depth.dec();
                 let user = job.user().to_string();
                 match job {
-                    Queued::Run(job) => run_job(&state, *job).await,
+                    Queued::Run(job) => {
+                        run_job(&state, *job).await;
+                        state.runs.finished(&user);
+                    }
                     // Its own task, so a panic in it can't take this worker down.
                     Queued::Change(task) => {
                         if let Err(e) = tokio::spawn(task.work).await {
                             tracing::error!(error = %e, "a change step failed");
                         }
+                        state.runs.change_done(&task.id, &user).await;
                     }
                 }
-                state.runs.finished(&user);
             }
         });
     }
 }
 
 /// One read, in phases: register it for Cancel, post the run message, follow progress until it
-/// ends, count and record it, then post the outcome and the output.
-async fn run_job(state: &Ctx, job: Job) {
+/// ends, count and record it, then post the outcome and the output (once across replicas).
+pub(super) async fn run_job(state: &Ctx, job: Job) {
     state.metrics.running.inc();
     let started = Instant::now();
     // Registered before the message with the Cancel button exists, so every click finds it.
@@ -62,6 +65,9 @@ async fn run_job(state: &Ctx, job: Job) {
     let private = is_private(state, &job).await;
     let (progress, done) = work::start(state, job.spec.clone(), ctx, cancel);
     let ts = post_running(state, &job, started, private).await;
+    if let (Some(shared), Some(ts)) = (state.runs.shared(), ts.as_deref()) {
+        shared.note_message(&job.id, ts).await;
+    }
     let _ = posted_tx.send(ts.clone().map_or(work::Posted::Failed, work::Posted::At));
     let result = follow(state, &job, started, ts.as_deref(), progress, done).await;
     let cancelled_by = state.runs.unregister(&job.id);
@@ -80,6 +86,13 @@ async fn run_job(state: &Ctx, job: Job) {
     };
     let final_msg = messages::run_message(&job, status, started.elapsed(), &[]);
     let output_msg = messages::output_message(&finished, audit_id.as_deref());
+    // A read claimed from a stalled replica may finish twice; its result is posted once.
+    if let Some(shared) = state.runs.shared()
+        && !shared.claim_post(&job.id).await
+    {
+        tracing::info!(run = %job.id, "result already posted by another replica");
+        return;
+    }
     deliver(state, &job, ts.as_deref(), private, final_msg, output_msg).await;
 }
 

@@ -4,12 +4,14 @@
 
 pub mod blocking;
 pub mod gate;
+pub mod lease;
 pub mod redis;
 pub mod replicated;
 #[cfg(test)]
 pub(crate) mod test_server;
 
 pub use gate::{Admission, Gate};
+pub use lease::{Fence, Leader, Lease};
 pub use redis::{Redis, Unavailable};
 
 /// What a person hears when a command can't be taken because the shared state is down.

@@ -51,6 +51,8 @@ pub struct Sinks {
     pub audit_failures: Counter,
     /// What to wake when who people are changed (`People::changes`).
     pub changed: Arc<tokio::sync::Notify>,
+    /// Only the leader syncs (one replica reads Google for all of them).
+    pub leader: crate::shared::Leader,
 }
 
 /// Start the sync task (it runs at once, then on its schedule) and return its handle.
@@ -75,6 +77,7 @@ pub fn start(
             sinks.metrics.clone(),
         )
     });
+    let leader = sinks.leader.clone();
     let syncer = sync::Syncer {
         api,
         store,
@@ -85,7 +88,7 @@ pub fn start(
         audit_failures: sinks.audit_failures,
         changed: sinks.changed,
     };
-    let service = service::Service::new(syncer, config.sync_interval, channels);
+    let service = service::Service::new(syncer, config.sync_interval, channels, leader);
     let handle = service.handle();
     tokio::spawn(service.run());
     Ok(handle)

@@ -163,6 +163,9 @@ impl Channels {
     }
 }
 
+/// How often a replica that doesn't lead asks whether it now does.
+const FOLLOWER_POLL: Duration = Duration::from_secs(1);
+
 /// The task: runs, waits, renews.
 #[derive(Debug)]
 pub(super) struct Service {
@@ -170,15 +173,22 @@ pub(super) struct Service {
     pub interval: Duration,
     pub channels: Option<Channels>,
     wake: Arc<Wake>,
+    leader: crate::shared::Leader,
 }
 
 impl Service {
-    pub fn new(syncer: Syncer, interval: Duration, channels: Option<Channels>) -> Service {
+    pub fn new(
+        syncer: Syncer,
+        interval: Duration,
+        channels: Option<Channels>,
+        leader: crate::shared::Leader,
+    ) -> Service {
         Service {
             syncer,
             interval,
             channels,
             wake: Arc::default(),
+            leader,
         }
     }
 
@@ -189,10 +199,15 @@ impl Service {
     }
 
     pub async fn run(mut self) {
-        if let Some(c) = &mut self.channels {
-            c.renew_due().await;
-        }
         loop {
+            // One replica syncs for all: a follower checks again within a lease's life.
+            if self.leader.lead().await.is_none() {
+                tokio::time::sleep(FOLLOWER_POLL).await;
+                continue;
+            }
+            if let Some(c) = &mut self.channels {
+                c.renew_due().await;
+            }
             let wait = match self.syncer.run_once().await {
                 Ok(_) => self.interval,
                 Err(_) => self.interval.min(RETRY_AFTER_FAILURE),
