@@ -330,10 +330,11 @@ async fn in_socket_mode_an_envelope_redelivered_to_the_other_replica_is_handled_
         acks[0].as_deref().is_some_and(|t| t.contains("viewer")),
         "{acks:?}"
     );
-    assert_eq!(
-        acks[1].as_deref(),
-        Some(""),
-        "the redelivery is acked and dropped"
+    assert!(
+        acks[1]
+            .as_deref()
+            .is_some_and(|t| t.contains("already received")),
+        "the redelivery is acked and dropped: {acks:?}"
     );
     for stop in stops {
         let _ = stop.send(());

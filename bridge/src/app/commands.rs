@@ -33,7 +33,7 @@ pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Res
     if !signed.fresh {
         // The same trigger delivered again (to this or another replica): handled once.
         state.metrics.request("commands", "duplicate");
-        return StatusCode::OK.into_response();
+        return ephemeral(crate::shared::ALREADY_RECEIVED).into_response();
     }
     let cmd = match parse_command(&signed.body) {
         Ok(CommandBody::Command(c)) => *c,

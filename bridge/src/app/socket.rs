@@ -35,7 +35,7 @@ async fn on_command(
         .await
     {
         Ok(true) => None,
-        Ok(false) => Some(String::new()),
+        Ok(false) => Some(crate::shared::ALREADY_RECEIVED.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "Socket Mode command refused: shared state unreachable");
             Some(crate::shared::UNAVAILABLE_MESSAGE.to_string())

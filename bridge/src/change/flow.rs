@@ -31,7 +31,7 @@ impl ChangeService {
         decision_audit_id: &str,
     ) -> String {
         if !cmd.trigger_id.is_empty() && !lock(&self.seen).insert(&cmd.trigger_id) {
-            return "This request was already received; see the message above.".into();
+            return crate::shared::ALREADY_RECEIVED.into();
         }
         let now = state.clock.now();
         let expires_at = now

@@ -14,6 +14,9 @@ pub use gate::{Admission, Gate};
 pub use lease::{Fence, Leader, Lease};
 pub use redis::{Redis, Unavailable};
 
+/// What a Slack retry of a command already taken hears (the first delivery does the work).
+pub const ALREADY_RECEIVED: &str = "This request was already received; see the message above.";
+
 /// What a person hears when a command can't be taken because the shared state is down.
 pub const UNAVAILABLE_MESSAGE: &str = ":warning: Slipway can't reach its shared state (Redis) \
 right now, so nothing was run or recorded. Try again in a minute; if this keeps happening, tell \
