@@ -270,6 +270,7 @@ async fn soak() {
             let mut acks = Vec::new();
             let mut accepted = Vec::new();
             let (mut busy, mut failed) = (0u64, 0u64);
+            let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
             let mut k = 0u64;
             while Instant::now() < end {
                 let tag = format!("{u}x{k}");
@@ -282,24 +283,35 @@ async fn soak() {
                     accepted.push(tag);
                 } else if body.contains("busy") || body.contains("already") {
                     busy += 1;
+                    let text = serde_json::from_str::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["text"].as_str().map(str::to_string))
+                        .unwrap_or(body);
+                    *refusals
+                        .entry(text.chars().take(90).collect::<String>())
+                        .or_insert(0u64) += 1;
                 } else {
                     failed += 1;
                 }
                 k += 1;
                 tokio::time::sleep(think).await;
             }
-            (acks, accepted, busy, failed)
+            (acks, accepted, busy, failed, refusals)
         }));
     }
     let mut acks = Vec::new();
     let mut accepted = Vec::new();
     let (mut busy, mut failed) = (0, 0);
+    let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
     for t in tasks {
-        let (a, acc, b, f) = t.await.unwrap();
+        let (a, acc, b, f, r) = t.await.unwrap();
         acks.extend(a);
         accepted.extend(acc);
         busy += b;
         failed += f;
+        for (k, n) in r {
+            *refusals.entry(k).or_default() += n;
+        }
     }
     // Drain: every accepted read should finish.
     let drain = Instant::now() + Duration::from_secs(120);
@@ -349,6 +361,9 @@ async fn soak() {
     println!(
         "runs: lost {lost}, duplicated {duplicated}, unfinished {unfinished}; redis used_memory {memory}, keys {keys}"
     );
+    for (text, n) in &refusals {
+        println!("  refused {n}x: {text}");
+    }
     for r in &mut replicas {
         let _ = r.child.kill();
         let _ = r.child.wait();
