@@ -161,6 +161,10 @@ async fn finish(shared: &Shared, entry: &str, id: &str, user: &str) {
     }
 }
 
+/// A consumer idle this long (or twenty claim timeouts, if longer) with nothing pending
+/// belongs to a replica that stopped.
+const CONSUMER_IDLE_MIN: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Say this replica is alive every third of the claim timeout, and report the change steps
 /// of replicas that aren't.
 fn start_liveness(state: &Ctx, shared: Shared) {
@@ -178,6 +182,16 @@ fn start_liveness(state: &Ctx, shared: Shared) {
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "checking for interrupted change steps"),
+            }
+            // A stopped replica's consumer, once its reads were claimed by others.
+            let idle = (shared.claim_timeout * 20).max(CONSUMER_IDLE_MIN);
+            if let Ok(n) = shared.prune_consumers(idle).await
+                && n > 0
+            {
+                tracing::info!(
+                    consumers = n,
+                    "removed the queue consumers of stopped replicas"
+                );
             }
             tokio::time::sleep(every).await;
         }

@@ -116,11 +116,47 @@ pub enum Admitted {
     Full,
 }
 
+/// Drop the group's consumers that hold nothing and have not read for `ARGV[2]` ms: each
+/// replica start adds one (`<writer>#<uuid>`), and a stopped replica's stays until removed.
+/// One script, so no entry can be delivered to a consumer between the check and the delete
+/// (deleting a consumer drops its pending entries). This replica (`ARGV[3]`) is never dropped.
+const PRUNE_CONSUMERS: &str = r"
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return 0 end
+local pruned = 0
+for _, c in ipairs(consumers) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['idle'] > tonumber(ARGV[2]) and f['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    pruned = pruned + 1
+  end
+end
+return pruned
+";
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Shared {
+    /// Remove consumers of stopped replicas (nothing pending, idle longer than `idle`);
+    /// returns how many went.
+    pub async fn prune_consumers(&self, idle: Duration) -> Result<u64, Unavailable> {
+        let (stream, me) = (self.stream(), self.replica.clone());
+        self.redis
+            .run(|mut c| async move {
+                redis::Script::new(PRUNE_CONSUMERS)
+                    .key(stream)
+                    .arg(GROUP)
+                    .arg(ms(idle))
+                    .arg(me)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+    }
+
     pub fn stream(&self) -> String {
         self.redis.key("jobs")
     }
@@ -481,67 +517,4 @@ fn text(v: &Value) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    fn job_json() -> String {
-        serde_json::json!({
-            "id": "r1", "command": "/kubectl", "text": "get pods", "user_id": "U1",
-            "team_id": null, "enterprise_id": null, "user_name": "u", "channel": "C1",
-            "response_url": "", "decision_audit_id": "d1",
-        })
-        .to_string()
-    }
-
-    #[test]
-    fn xautoclaim_replies_of_redis_7_and_6_2_are_read() {
-        let entry = Value::Array(vec![
-            bulk("1-0"),
-            Value::Array(vec![bulk("job"), bulk(&job_json())]),
-        ]);
-        // Redis 7: a third element lists deleted ids.
-        let v7 = Value::Array(vec![
-            bulk("0-0"),
-            Value::Array(vec![entry]),
-            Value::Array(vec![bulk("0-9")]),
-        ]);
-        let d = autoclaimed(&v7).expect("an entry");
-        assert!(d.retried);
-        assert_eq!(d.entry, "1-0");
-        assert_eq!(d.job.map(|j| j.id).as_deref(), Some("r1"));
-        // Redis 6.2: a deleted entry comes back as `[id, nil]`: taken, unreadable (dropped).
-        let v6 = Value::Array(vec![
-            bulk("0-0"),
-            Value::Array(vec![Value::Array(vec![bulk("2-0"), Value::Nil])]),
-        ]);
-        let d = autoclaimed(&v6).expect("an entry");
-        assert!(d.job.is_none());
-        assert!(autoclaimed(&Value::Array(vec![bulk("0-0"), Value::Array(vec![])])).is_none());
-    }
-
-    #[test]
-    fn xreadgroup_replies_are_read_and_garbage_is_not_a_job() {
-        let entry = |payload: &str| {
-            Value::Array(vec![
-                bulk("3-0"),
-                Value::Array(vec![bulk("job"), bulk(payload)]),
-            ])
-        };
-        let reply = |e| {
-            Value::Array(vec![Value::Array(vec![
-                bulk("jobs"),
-                Value::Array(vec![e]),
-            ])])
-        };
-        let d = read_group(&reply(entry(&job_json()))).expect("an entry");
-        assert!(!d.retried);
-        assert_eq!(d.job.map(|j| j.user_id).as_deref(), Some("U1"));
-        let d = read_group(&reply(entry("{not json"))).expect("an entry");
-        assert!(d.job.is_none(), "an unreadable entry is dropped, not run");
-        assert!(read_group(&Value::Nil).is_none());
-    }
-}
+mod tests;
