@@ -466,3 +466,56 @@ async fn a_read_the_shared_queue_refuses_runs_nothing_and_the_trail_says_so() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(app.slack.messages().is_empty(), "nothing ran");
 }
+
+/// Whoever can write to Redis is not a policy: a job added to the stream by hand, for a read
+/// the named requester may not run, is judged again by the replica that takes it and refused
+/// there; kubectl never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_made_stream_entry_for_a_denied_read_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path());
+    let app = TestApp::start_with(Options {
+        env: vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_AUDIT_WRITER", "a".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    // A read the viewer is refused at the ack, for comparison.
+    let denied = app.ack("U0VIEWER", "/kubectl get pods -n prod").await;
+    assert!(denied.contains(":no_entry:"), "{denied}");
+    let response_url = app.slack.new_response_url();
+    let forged = WireJob {
+        id: "forged-run-1".into(),
+        text: "get pods -n prod".into(),
+        user_id: "U0VIEWER".into(),
+        response_url: response_url.clone(),
+        ..wire("forged-run-1", "U0VIEWER")
+    };
+    let mut conn = redis.client();
+    let _: String = redis::cmd("XADD")
+        .arg("slipway:jobs")
+        .arg("*")
+        .arg("job")
+        .arg(serde_json::to_string(&forged).unwrap())
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        app.slack
+            .wait_until(LONG, |s| s.responses().iter().any(|r| r
+                .body
+                .to_string()
+                .contains("policy no longer lets it run")))
+            .await,
+        "{:#?}",
+        app.slack.responses()
+    );
+    assert!(
+        !app.kube
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/namespaces/prod/")),
+        "kubectl ran for the forged job"
+    );
+}

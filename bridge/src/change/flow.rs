@@ -30,9 +30,6 @@ impl ChangeService {
         d: &Decision<'_>,
         decision_audit_id: &str,
     ) -> String {
-        if !cmd.trigger_id.is_empty() && !lock(&self.seen).insert(&cmd.trigger_id) {
-            return crate::shared::ALREADY_RECEIVED.into();
-        }
         let now = state.clock.now();
         let expires_at = now
             + chrono::Duration::from_std(state.config.execution.pending_ttl)

@@ -65,8 +65,6 @@ pub struct ChangeService {
     pub(crate) mirror: Arc<Mutex<Mirror>>,
     pub(crate) signing: ed25519_dalek::SigningKey,
     pub(crate) pending: pending_store::PendingChanges,
-    /// Slack trigger ids already turned into a change: a redelivered request changes nothing.
-    pub(crate) seen: Mutex<crate::fifo::FifoSet>,
     /// PR number → the Slack message (channel, ts) that mirrors it: a cache in front of `store`,
     /// written through by [`ChangeService::remember_thread`].
     pub threads: Mutex<HashMap<u64, (String, String)>>,
@@ -151,7 +149,6 @@ impl ChangeService {
             mirror: Arc::new(Mutex::new(mirror)),
             signing,
             pending: pending_store::PendingChanges::default(),
-            seen: Mutex::new(crate::fifo::FifoSet::new(10_000)),
             threads: Mutex::new(HashMap::new()),
             tokens: TokenStore::new(store.clone(), key),
             deliveries: Mutex::new(crate::fifo::FifoSet::new(10_000)),
