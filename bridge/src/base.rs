@@ -29,6 +29,8 @@ pub struct BaseInner {
     pub work_dir: PathBuf,
     /// The shared Redis when replicas share state (`SLIPWAY_REDIS_URL`); `None`: embedded.
     pub redis: Option<crate::shared::Redis>,
+    /// Replays and Slack retries, caught across replicas when Redis is shared.
+    pub gate: crate::shared::Gate,
     /// Who runs the once-per-deployment work (sweeps, pollers): always this process when
     /// embedded, the holder of the Redis lease when shared.
     pub leader: crate::shared::Leader,

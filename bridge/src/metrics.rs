@@ -130,6 +130,8 @@ pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub ack_latency: Histogram,
+    /// Redis round trips each ack made itself (shared state only; the invariant is one).
+    pub ack_redis_round_trips: Histogram,
     pub queue_depth: Gauge,
     pub running: Gauge,
     pub executions: Family<ExecLabels, Counter>,
@@ -209,6 +211,7 @@ impl Metrics {
                 "Time from request received to ack sent",
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             ),
+            ack_redis_round_trips: round_trips(r),
             queue_depth: registered(
                 r,
                 "queue_depth",
@@ -264,4 +267,14 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// The Redis round trips one ack makes (shared state only; the invariant is one).
+fn round_trips(r: &mut Registry) -> Histogram {
+    registered(
+        r,
+        "ack_redis_round_trips",
+        "Redis round trips made by one Slack ack (shared state only)",
+        Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0]),
+    )
 }

@@ -4,6 +4,7 @@
 // Scenario tests read top to bottom as one story; the issue-17 line cap is for production code.
 #![allow(clippy::too_many_lines)]
 
+mod ack_round_trips;
 mod approvals;
 mod architecture;
 mod audit;

@@ -13,7 +13,7 @@ use crate::changes::{button_value, wait_pulls};
 
 const LONG: Duration = Duration::from_secs(30);
 
-async fn change_replica(redis: &RedisServer, fx: &GitOpsFixture, name: &str) -> TestApp {
+pub(crate) async fn change_replica(redis: &RedisServer, fx: &GitOpsFixture, name: &str) -> TestApp {
     let mut env = fx.env.clone();
     env.push(("SLIPWAY_REDIS_URL", redis.url()));
     env.push(("SLIPWAY_AUDIT_WRITER", name.to_string()));

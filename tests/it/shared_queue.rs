@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use slipway_bridge::config::{RedisConfig, RedisTarget, Secret};
-use slipway_bridge::exec::queue::shared::{Admitted, Shared};
+use slipway_bridge::exec::queue::ack::{Admission, Admitted, Work};
+use slipway_bridge::exec::queue::changes::ChangeRecord;
+use slipway_bridge::exec::queue::shared::Shared;
 use slipway_bridge::exec::queue::{ChangeTask, Enqueued, Runs, WireJob};
 use slipway_bridge::shared::{Fence, Leader, Lease, Redis};
 use slipway_tests::harness::{Options, TestApp};
@@ -58,11 +60,11 @@ async fn per_user_and_global_limits_hold_across_two_replicas() {
     let w = |id: &str, u: &str| wire(id, u);
     assert_eq!(
         a.admit("1", "U1", Some(&w("1", "U1"))).await.unwrap(),
-        Admitted::Ok
+        Admitted::Ok(None)
     );
     assert_eq!(
         b.admit("2", "U1", Some(&w("2", "U1"))).await.unwrap(),
-        Admitted::Ok
+        Admitted::Ok(None)
     );
     assert_eq!(
         a.admit("3", "U1", Some(&w("3", "U1"))).await.unwrap(),
@@ -71,7 +73,7 @@ async fn per_user_and_global_limits_hold_across_two_replicas() {
     );
     assert_eq!(
         b.admit("4", "U2", Some(&w("4", "U2"))).await.unwrap(),
-        Admitted::Ok
+        Admitted::Ok(None)
     );
     assert_eq!(
         a.admit("5", "U3", Some(&w("5", "U3"))).await.unwrap(),
@@ -87,7 +89,7 @@ async fn per_user_and_global_limits_hold_across_two_replicas() {
     b.release("1", "U1").await.unwrap();
     assert_eq!(
         a.admit("6", "U1", Some(&w("6", "U1"))).await.unwrap(),
-        Admitted::Ok
+        Admitted::Ok(None)
     );
 }
 
@@ -104,15 +106,24 @@ async fn two_runs_pools_on_one_redis_share_the_per_user_limit_and_free_it() {
         report_to: String::new(),
         work: Box::pin(async {}),
     };
-    assert_eq!(a.enqueue_change(task("c1"), &metrics).await, Enqueued::Ok);
-    assert_eq!(b.enqueue_change(task("c2"), &metrics).await, Enqueued::Ok);
     assert_eq!(
-        b.enqueue_change(task("c3"), &metrics).await,
+        a.enqueue_change(task("c1"), None, &metrics).await,
+        Enqueued::Ok
+    );
+    assert_eq!(
+        b.enqueue_change(task("c2"), None, &metrics).await,
+        Enqueued::Ok
+    );
+    assert_eq!(
+        b.enqueue_change(task("c3"), None, &metrics).await,
         Enqueued::UserBusy(2),
         "each pool would take it alone; together they are at the user's limit"
     );
     a.change_done("c1", "U1").await;
-    assert_eq!(b.enqueue_change(task("c4"), &metrics).await, Enqueued::Ok);
+    assert_eq!(
+        b.enqueue_change(task("c4"), None, &metrics).await,
+        Enqueued::Ok
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,14 +186,20 @@ async fn a_change_step_whose_replica_died_is_reported_once_and_never_rerun() {
         shared(&server, "b", timeout),
         shared(&server, "c", timeout),
     );
-    assert_eq!(a.admit("ch1", "U1", None).await.unwrap(), Admitted::Ok);
-    let task = ChangeTask {
+    let record = ChangeRecord {
         id: "ch1".into(),
+        replica: "a".into(),
         user: "U1".into(),
         report_to: "https://hooks.example/r1".into(),
-        work: Box::pin(async {}),
     };
-    a.record_change(&task).await.unwrap();
+    let step = Admission {
+        id: "ch1",
+        user: "U1",
+        gate: None,
+        work: Work::Change(&record),
+        take: None,
+    };
+    assert_eq!(a.admit_ack(step).await.unwrap(), Admitted::Ok(None));
     b.alive().await.unwrap();
     assert!(b.orphaned_changes().await.unwrap().is_empty(), "a is alive");
     // a dies (no more liveness beats); b and c both look.
@@ -192,8 +209,8 @@ async fn a_change_step_whose_replica_died_is_reported_once_and_never_rerun() {
     assert_eq!(reported.len(), 1, "reported exactly once: {reported:?}");
     assert_eq!(reported[0].report_to, "https://hooks.example/r1");
     // Its slot is free again: the user may run two more.
-    assert_eq!(b.admit("x1", "U1", None).await.unwrap(), Admitted::Ok);
-    assert_eq!(b.admit("x2", "U1", None).await.unwrap(), Admitted::Ok);
+    assert_eq!(b.admit("x1", "U1", None).await.unwrap(), Admitted::Ok(None));
+    assert_eq!(b.admit("x2", "U1", None).await.unwrap(), Admitted::Ok(None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

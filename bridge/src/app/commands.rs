@@ -17,6 +17,7 @@ use super::AppState;
 use super::ingress::Signed;
 use crate::exec::queue::{Enqueued, Job, WireJob};
 use crate::identity::Resolved;
+use crate::shared::{Refused, Ticket};
 use crate::slack::events::{CommandBody, SlashCommand, parse_command};
 
 /// An ephemeral reply (only the requester sees it).
@@ -44,16 +45,28 @@ pub async fn slash_command(State(state): State<AppState>, signed: Signed) -> Res
             return (StatusCode::BAD_REQUEST, "malformed slash command").into_response();
         }
     };
-    let reply = handle(&state, cmd).await;
+    let reply = match handle(&state, cmd, signed.ticket).await {
+        Ok(reply) => reply.into_response(),
+        Err(Refused::Replayed) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(Refused::Duplicate) => ephemeral(crate::shared::ALREADY_RECEIVED).into_response(),
+        Err(Refused::Unavailable) => super::ingress::unavailable_response("commands"),
+    };
     state
         .metrics
         .ack_latency
         .observe(started.elapsed().as_secs_f64());
-    reply.into_response()
+    reply
 }
 
-/// Decide and answer one slash command (shared by HTTP and Socket Mode).
-pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Value> {
+/// Decide and answer one slash command (shared by HTTP and Socket Mode). `ticket` is the
+/// gate's deferred check (shared state only): a command that queues work settles it in the
+/// queue's own script, any other settles it before it is audited, so the ack makes one Redis
+/// round trip either way.
+pub async fn handle(
+    state: &AppState,
+    cmd: SlashCommand,
+    ticket: Option<Ticket>,
+) -> Result<Json<serde_json::Value>, Refused> {
     // One policy for the whole request, even if a reload lands meanwhile.
     let policy = state.policy();
     let parsed = parse(&cmd.command, &cmd.text);
@@ -64,47 +77,95 @@ pub async fn handle(state: &AppState, cmd: SlashCommand) -> Json<serde_json::Val
         &who,
         policy.support(),
     );
+    if !queues_work(state, &parsed, &decision) {
+        super::ingress::settle(state, "commands", ticket.as_ref()).await?;
+    }
     let record = decision_record(state, &cmd, &parsed, &decision);
     // Fail closed: if the audit trail can't be written, nothing runs.
     let Ok(record) = state.record(record, "the command, so it is refused").await else {
         state.metrics.request("commands", "audit_unavailable");
-        return ephemeral(format!(
+        return Ok(ephemeral(format!(
             "Slipway can't write its audit trail right now, so nothing was run. Please tell {}.",
             policy.support()
-        ));
+        )));
     };
-
     let Ok(parsed) = &parsed else {
         state.metrics.request("commands", "denied");
-        return ephemeral(format!(":no_entry: {}", decision.reason));
+        return Ok(ephemeral(format!(":no_entry: {}", decision.reason)));
     };
     if let Command::Slipway(meta) = &parsed.command {
         state.metrics.request("commands", "meta");
-        return ephemeral(super::meta::reply(state, &cmd, meta, &decision, &who));
+        return Ok(ephemeral(super::meta::reply(
+            state, &cmd, meta, &decision, &who,
+        )));
     }
+    let gate = ticket.as_ref();
     match decision.outcome {
         Outcome::Deny => {
             state.metrics.request("commands", "denied");
-            ephemeral(format!(":no_entry: {}", decision.reason))
+            Ok(ephemeral(format!(":no_entry: {}", decision.reason)))
         }
         Outcome::Approval => {
             state.metrics.request("commands", "change");
-            match &state.change {
-                Some(svc) => ephemeral(
-                    svc.begin(state, &cmd, parsed, &decision, &record.event_id)
-                        .await,
-                ),
-                None => ephemeral(format!(
-                    ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
-                     This bridge has no GitOps repository configured, so nothing was done; ask {}.",
-                    parsed.text,
-                    decision.reason,
-                    policy.support()
-                )),
+            let Some(svc) = &state.change else {
+                return Ok(no_gitops(parsed, &decision, policy.support()));
+            };
+            let begun = svc.begin(state, &cmd, parsed, &decision, &record.event_id, gate);
+            match begun.await {
+                Ok(reply) => Ok(ephemeral(reply)),
+                Err(r) => Err(refused_after_audit(state, &cmd, r, &record.event_id).await),
             }
         }
-        Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id).await,
+        Outcome::Allow => enqueue(state, &cmd, parsed, &decision, &record.event_id, gate).await,
     }
+}
+
+/// Whether the command's ack queues work (a read, a change step), whose admission script then
+/// settles the gate's check.
+fn queues_work(
+    state: &AppState,
+    parsed: &Result<ParsedCommand, slipway_core::command::ParseError>,
+    decision: &Decision<'_>,
+) -> bool {
+    let Ok(p) = parsed else { return false };
+    !matches!(p.command, Command::Slipway(_))
+        && match decision.outcome {
+            Outcome::Allow => true,
+            Outcome::Approval => state.change.is_some(),
+            Outcome::Deny => false,
+        }
+}
+
+fn no_gitops(
+    parsed: &ParsedCommand,
+    decision: &Decision<'_>,
+    support: &str,
+) -> Json<serde_json::Value> {
+    ephemeral(format!(
+        ":memo: `{}` is a change: it needs a reviewed pull request ({}). \
+         This bridge has no GitOps repository configured, so nothing was done; ask {support}.",
+        parsed.text, decision.reason,
+    ))
+}
+
+/// The decision was recorded, then the queue's script refused the request as a replay, a
+/// retry or for want of Redis: say so in the trail (at most once per replica for a replay:
+/// each refuses a replay it has seen before anything is recorded).
+async fn refused_after_audit(
+    state: &AppState,
+    cmd: &SlashCommand,
+    r: Refused,
+    audit_id: &str,
+) -> Refused {
+    let why = match r {
+        Refused::Replayed => "not queued: a replay of a request another replica accepted",
+        Refused::Duplicate => "not queued: a retry of a request already handled",
+        Refused::Unavailable => {
+            "not queued: the shared state (Redis) was unreachable; nothing was run"
+        }
+    };
+    not_queued(state, cmd, audit_id, why).await;
+    super::ingress::refused(state, "commands", r)
 }
 
 /// The `Decision` audit record of a command, parsed or not.
@@ -269,55 +330,55 @@ async fn enqueue(
     parsed: &ParsedCommand,
     decision: &Decision<'_>,
     audit_id: &str,
-) -> Json<serde_json::Value> {
+    gate: Option<&Ticket>,
+) -> Result<Json<serde_json::Value>, Refused> {
     let job = match build_job(state, cmd, parsed, decision, audit_id) {
         Ok(j) => j,
         Err(why) => {
+            super::ingress::settle(state, "commands", gate).await?;
             state.metrics.request("commands", "unavailable");
-            return ephemeral(format!(":warning: {why}"));
+            return Ok(ephemeral(format!(":warning: {why}")));
         }
     };
     let (shown, where_, role) = (job.shown.clone(), job.target.clone(), job.role.clone());
-    let (wire, id) = (wire(cmd, &job), job.id.clone());
-    match state.runs.enqueue(job, &wire, &state.metrics).await {
+    let wire = wire(cmd, &job);
+    let refused = match state.runs.enqueue(job, &wire, gate, &state.metrics).await {
         Enqueued::Ok => {
             state.metrics.request("commands", "enqueued");
-            ephemeral(format!("Running `{shown}` on {where_} as {role}…"))
+            return Ok(ephemeral(format!(
+                "Running `{shown}` on {where_} as {role}…"
+            )));
         }
         Enqueued::UserBusy(n) => {
             state.metrics.request("commands", "busy");
-            ephemeral(format!(
+            return Ok(ephemeral(format!(
                 ":hourglass: You already have {n} command(s) running; wait for one to finish (or cancel it), then try again."
-            ))
+            )));
         }
-        Enqueued::Full => {
+        Enqueued::Full | Enqueued::Gone => {
             state.metrics.request("commands", "busy");
-            ephemeral(
+            return Ok(ephemeral(
                 ":hourglass: Slipway is busy right now; nothing was run. Try again in a minute.",
-            )
+            ));
         }
-        Enqueued::Unavailable => {
-            state
-                .metrics
-                .request("commands", "shared_state_unavailable");
-            not_queued(state, cmd, &id, audit_id).await;
-            ephemeral(crate::shared::UNAVAILABLE_MESSAGE)
-        }
-    }
+        Enqueued::Replayed => Refused::Replayed,
+        Enqueued::Duplicate => Refused::Duplicate,
+        Enqueued::Unavailable => Refused::Unavailable,
+    };
+    Err(refused_after_audit(state, cmd, refused, audit_id).await)
 }
 
-/// The decision was recorded as allowed, but the shared queue refused the job: say so in the
-/// trail, so no reader takes the decision for a run.
-async fn not_queued(state: &AppState, cmd: &SlashCommand, run_id: &str, audit_id: &str) {
+/// The decision was recorded, but the shared queue refused the work: say so in the trail, so
+/// no reader takes the decision for a run.
+async fn not_queued(state: &AppState, cmd: &SlashCommand, audit_id: &str, why: &str) {
     let record = AuditRecord::new(EventKind::Execution, state.ids.next(), state.clock.now())
         .with_actor(Actor {
             slack_user_id: Some(cmd.user.user_id.clone()),
             ..Actor::default()
         })
         .with_details(json!({
-            "run_id": run_id,
             "decision_event_id": audit_id,
-            "end": "not queued: the shared state (Redis) was unreachable; nothing was run",
+            "end": why,
         }));
     let _ = state
         .record(record, "a command that could not be queued")

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use slipway_core::audit::{AuditRecord, EventKind};
 
 use super::AppState;
+use crate::shared::{Pass, Refused, Ticket};
 use crate::slack::signature::{Rejection, verify};
 
 /// Largest request body accepted (Slack's payloads are far smaller).
@@ -26,6 +27,33 @@ pub struct Signed {
     /// The request's event or trigger id was not seen before, on any replica: `false` for a
     /// Slack retry of something already handled, which is acknowledged and dropped.
     pub fresh: bool,
+    /// On Redis, a command's or an interaction's gate check is deferred to the one round trip
+    /// its ack makes: the handler must settle it ([`settle`], or inside the queue's script)
+    /// before it acts. `fresh` is then `true` until settled.
+    pub ticket: Option<Ticket>,
+}
+
+/// Settle a deferred gate check on its own (one pipelined round trip); `Ok` to go on.
+pub async fn settle(
+    state: &AppState,
+    ep: &'static str,
+    ticket: Option<&Ticket>,
+) -> Result<(), Refused> {
+    state
+        .gate
+        .check(ticket)
+        .await
+        .map_err(|r| refused(state, ep, r))
+}
+
+/// Count a refusal found by the ack's script or by [`settle`].
+pub fn refused(state: &AppState, ep: &'static str, r: Refused) -> Refused {
+    match r {
+        Refused::Replayed => reject(state, ep, Rejection::Replayed),
+        Refused::Duplicate => state.metrics.request(ep, "duplicate"),
+        Refused::Unavailable => state.metrics.request(ep, "unavailable"),
+    }
+    r
 }
 
 fn endpoint(path: &str) -> &'static str {
@@ -66,6 +94,7 @@ impl FromRequest<AppState> for Signed {
                 body,
                 ssl_check: true,
                 fresh: true,
+                ticket: None,
             });
         }
         let now = state.clock.unix();
@@ -77,20 +106,44 @@ impl FromRequest<AppState> for Signed {
                 return Err(StatusCode::UNAUTHORIZED.into_response());
             }
         };
-        let dedupe = dedupe_key(ep, &body);
-        match state.gate.admit(&seen, dedupe.as_deref(), now).await {
-            Ok(a) if a.replayed => {
-                reject(state, ep, Rejection::Replayed);
-                Err(StatusCode::UNAUTHORIZED.into_response())
-            }
-            Ok(a) => Ok(Signed {
-                body,
-                ssl_check: false,
-                fresh: a.fresh,
-            }),
-            Err(e) => Err(unavailable(state, ep, &e)),
-        }
+        pass_gate(state, ep, &seen, body, now).await
     }
+}
+
+/// The gate for a verified request: events are settled here (their work comes after the
+/// ack), commands and interactions get a ticket their handler settles in its one round trip.
+async fn pass_gate(
+    state: &AppState,
+    ep: &'static str,
+    seen: &crate::slack::signature::Verified,
+    body: Bytes,
+    now: i64,
+) -> Result<Signed, Response> {
+    let dedupe = dedupe_key(ep, &body);
+    let pass = if ep == "events" {
+        state
+            .gate
+            .admit(seen, dedupe.as_deref(), now)
+            .await
+            .map(Pass::Settled)
+    } else {
+        Ok(state.gate.defer(seen, dedupe.as_deref(), now))
+    };
+    let (fresh, ticket) = match pass {
+        Ok(Pass::Settled(a)) if a.replayed => {
+            reject(state, ep, Rejection::Replayed);
+            return Err(StatusCode::UNAUTHORIZED.into_response());
+        }
+        Ok(Pass::Settled(a)) => (a.fresh, None),
+        Ok(Pass::Deferred(t)) => (true, Some(t)),
+        Err(e) => return Err(unavailable(state, ep, &e)),
+    };
+    Ok(Signed {
+        body,
+        ssl_check: false,
+        fresh,
+        ticket,
+    })
 }
 
 /// What identifies a Slack delivery across retries: the Events API `event_id`, or the
@@ -124,6 +177,11 @@ fn dedupe_key(ep: &str, body: &[u8]) -> Option<String> {
 fn unavailable(state: &AppState, ep: &'static str, e: &crate::shared::Unavailable) -> Response {
     state.metrics.request(ep, "unavailable");
     tracing::error!(error = %e, endpoint = ep, "request refused: shared state unreachable");
+    unavailable_response(ep)
+}
+
+/// The answer to a request refused because the shared state is down (see [`unavailable`]).
+pub fn unavailable_response(ep: &str) -> Response {
     if ep == "commands" {
         let text = crate::shared::UNAVAILABLE_MESSAGE;
         return axum::Json(serde_json::json!({ "response_type": "ephemeral", "text": text }))

@@ -9,7 +9,9 @@ use slipway_core::audit::{Actor, AuditRecord, EventKind};
 
 use super::AppState;
 use super::ingress::Signed;
+use crate::change::Submitted;
 use crate::exec::queue::CancelError;
+use crate::shared::{Refused, Ticket};
 use crate::slack::client::Message;
 use crate::slack::events::{
     BlockAction, EventsBody, Interaction, ViewSubmission, parse_events, parse_interaction,
@@ -38,17 +40,29 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
         state.metrics.request("interactivity", "ignored");
         return StatusCode::OK.into_response();
     }
-    state.metrics.request("interactivity", "ok");
-    match handle(&state, interaction).await {
-        Some(body) => Json(body).into_response(),
-        None => StatusCode::OK.into_response(),
+    match handle(&state, interaction, signed.ticket).await {
+        Ok(Some(body)) => Json(body).into_response(),
+        Ok(None) | Err(Refused::Duplicate) => StatusCode::OK.into_response(),
+        Err(Refused::Replayed) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(Refused::Unavailable) => super::ingress::unavailable_response("interactivity"),
     }
 }
 
 /// Act on an interaction after the ack (shared by HTTP and Socket Mode). A modal submission
-/// may answer with validation errors, which Slack shows on the input.
-pub async fn handle(state: &AppState, interaction: Interaction) -> Option<serde_json::Value> {
-    match interaction {
+/// may answer with validation errors, which Slack shows on the input. `ticket` is the gate's
+/// deferred check: the destructive confirmation settles it in its own script (its ack's one
+/// round trip); everything else settles it first.
+pub async fn handle(
+    state: &AppState,
+    interaction: Interaction,
+    ticket: Option<Ticket>,
+) -> Result<Option<serde_json::Value>, Refused> {
+    let destructive = matches!(&interaction, Interaction::ViewSubmission(v) if v.callback_id == "slipway_destructive");
+    if !destructive || state.change.is_none() {
+        super::ingress::settle(state, "interactivity", ticket.as_ref()).await?;
+    }
+    state.metrics.request("interactivity", "ok");
+    Ok(match interaction {
         Interaction::Actions(actions) => {
             for action in actions {
                 let state = state.clone();
@@ -57,7 +71,7 @@ pub async fn handle(state: &AppState, interaction: Interaction) -> Option<serde_
             None
         }
         Interaction::ViewSubmission(view) if view.callback_id == "slipway_destructive" => {
-            submit_destructive(state, &view).await
+            submit_destructive(state, &view, ticket.as_ref()).await?
         }
         Interaction::ViewSubmission(view)
             if view.callback_id == "slipway_reject" || view.callback_id == "slipway_approve" =>
@@ -65,26 +79,39 @@ pub async fn handle(state: &AppState, interaction: Interaction) -> Option<serde_
             submit_review(state, view)
         }
         Interaction::ViewSubmission(_) | Interaction::Other(_) => None,
-    }
+    })
 }
 
 /// The typed-confirmation modal for a destructive change. Answered inline: a wrong phrase must
 /// show on the input before the modal closes.
-async fn submit_destructive(state: &AppState, view: &ViewSubmission) -> Option<serde_json::Value> {
-    let svc = state.change.as_ref()?;
+async fn submit_destructive(
+    state: &AppState,
+    view: &ViewSubmission,
+    gate: Option<&Ticket>,
+) -> Result<Option<serde_json::Value>, Refused> {
+    let Some(svc) = state.change.as_ref() else {
+        return Ok(None);
+    };
     let typed = view
         .values
         .get("confirm_text")
         .map(String::as_str)
         .unwrap_or_default();
     match svc
-        .submit_confirmation(state, &view.private_metadata, &view.user.user_id, typed)
+        .submit_confirmation(
+            state,
+            &view.private_metadata,
+            &view.user.user_id,
+            typed,
+            gate,
+        )
         .await
     {
-        Ok(()) => None,
-        Err(msg) => {
-            Some(serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}}))
-        }
+        Submitted::Done => Ok(None),
+        Submitted::Invalid(msg) => Ok(Some(
+            serde_json::json!({"response_action": "errors", "errors": {"confirm": msg}}),
+        )),
+        Submitted::Refused(r) => Err(super::ingress::refused(state, "interactivity", r)),
     }
 }
 

@@ -46,8 +46,6 @@ pub struct AppState {
 #[derive(Debug)]
 pub struct Inner {
     pub ctx: Ctx,
-    /// Replays and Slack retries, caught across replicas when Redis is shared.
-    pub gate: crate::shared::Gate,
     pub rejections: std::sync::Mutex<ingress::RejectionTally>,
     /// Change requests, when a GitOps repository is configured.
     pub change: Option<Arc<crate::change::ChangeService>>,
@@ -109,6 +107,7 @@ impl AppState {
             ids,
             work_dir,
             redis,
+            gate,
             leader,
             replica,
         });
@@ -125,7 +124,6 @@ impl AppState {
         let state = AppState {
             inner: Arc::new(Inner {
                 ctx,
-                gate,
                 rejections: std::sync::Mutex::new(ingress::RejectionTally::default()),
                 change,
                 audit_sinks,
@@ -170,7 +168,7 @@ fn shared(config: &Config) -> (Option<crate::shared::Redis>, crate::shared::Gate
     let redis = config.redis.clone().map(crate::shared::Redis::new);
     let gate = redis
         .clone()
-        .map_or_else(crate::shared::Gate::embedded, crate::shared::Gate::Redis);
+        .map_or_else(crate::shared::Gate::embedded, crate::shared::Gate::redis);
     (redis, gate)
 }
 
@@ -342,7 +340,11 @@ pub fn router(state: AppState) -> Router {
         router = router
             .route("/slack/commands", post(commands::slash_command))
             .route("/slack/interactivity", post(interact::interactivity))
-            .route("/slack/events", post(interact::events));
+            .route("/slack/events", post(interact::events))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                count_round_trips,
+            ));
     }
     if let Some(scim) = scim::routes(&state) {
         router = router.nest("/scim/v2", scim);
@@ -368,6 +370,23 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// The Redis round trips each Slack ack made itself, extractor and handler (work spawned after
+/// the ack is not counted): the ARCHITECTURE invariant allows one.
+async fn count_round_trips(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (response, trips) = crate::shared::redis::counted(next.run(req)).await;
+    if state.redis.is_some() {
+        state
+            .metrics
+            .ack_redis_round_trips
+            .observe(f64::from(trips));
+    }
+    response
 }
 
 /// Whether a load balancer should send this replica traffic: the audit spool takes writes and,

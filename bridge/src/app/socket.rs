@@ -8,6 +8,7 @@ use slack_morphism::prelude::*;
 
 use super::AppState;
 use crate::config::Secret;
+use crate::shared::{Pass, Refused};
 use crate::slack::client::Connector;
 use crate::slack::events::{SlashCommand, parse_interaction_json};
 
@@ -29,24 +30,15 @@ async fn on_command(
     let Some(state) = state_of(&states).await else {
         return Err(system_error("bridge state missing"));
     };
-    let text = match state
+    // The trigger's dedupe is settled in the ack's one round trip, like the HTTP path's.
+    let ticket = match state
         .gate
-        .first(&format!("trigger:{}", ev.trigger_id.0))
-        .await
+        .defer_unsigned(&format!("trigger:{}", ev.trigger_id.0))
     {
-        Ok(true) => None,
-        Ok(false) => Some(crate::shared::ALREADY_RECEIVED.to_string()),
-        Err(e) => {
-            tracing::error!(error = %e, "Socket Mode command refused: shared state unreachable");
-            Some(crate::shared::UNAVAILABLE_MESSAGE.to_string())
-        }
+        Pass::Settled(a) if !a.fresh => return Ok(ephemeral(crate::shared::ALREADY_RECEIVED)),
+        Pass::Settled(_) => None,
+        Pass::Deferred(t) => Some(t),
     };
-    if let Some(text) = text {
-        return Ok(
-            SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
-                .with_response_type(SlackMessageResponseType::Ephemeral),
-        );
-    }
     let cmd = SlashCommand {
         command: ev.command.0,
         text: ev.text.unwrap_or_default(),
@@ -61,20 +53,33 @@ async fn on_command(
         trigger_id: ev.trigger_id.0,
     };
     let started = std::time::Instant::now();
-    let reply = super::commands::handle(&state, cmd).await.0;
+    let handling = Box::pin(super::commands::handle(&state, cmd, ticket));
+    let (handled, trips) = crate::shared::redis::counted(handling).await;
+    if state.redis.is_some() {
+        let trips = f64::from(trips);
+        state.metrics.ack_redis_round_trips.observe(trips);
+    }
+    let text = match handled {
+        Ok(reply) => reply
+            .0
+            .get("text")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        // No signature: never a replay, only a redelivery.
+        Err(Refused::Replayed | Refused::Duplicate) => crate::shared::ALREADY_RECEIVED.into(),
+        Err(Refused::Unavailable) => crate::shared::UNAVAILABLE_MESSAGE.into(),
+    };
     state
         .metrics
         .ack_latency
         .observe(started.elapsed().as_secs_f64());
-    let text = reply
-        .get("text")
-        .and_then(|t| t.as_str())
-        .unwrap_or_default()
-        .to_string();
-    Ok(
-        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
-            .with_response_type(SlackMessageResponseType::Ephemeral),
-    )
+    Ok(ephemeral(&text))
+}
+
+fn ephemeral(text: &str) -> SlackCommandEventResponse {
+    SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text.to_string()))
+        .with_response_type(SlackMessageResponseType::Ephemeral)
 }
 
 async fn on_interaction(
@@ -86,21 +91,22 @@ async fn on_interaction(
         return Err(system_error("bridge state missing"));
     };
     let value = serde_json::to_value(&ev).map_err(|e| system_error(&e.to_string()))?;
-    if let Some(trigger) = value.get("trigger_id").and_then(|t| t.as_str()) {
-        match state.gate.first(&format!("trigger:{trigger}")).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "Socket Mode interaction refused: shared state unreachable");
-                return Err(system_error("shared state unavailable"));
-            }
-        }
-    }
+    let ticket = match value.get("trigger_id").and_then(|t| t.as_str()) {
+        None => None,
+        Some(trigger) => match state.gate.defer_unsigned(&format!("trigger:{trigger}")) {
+            Pass::Settled(a) if !a.fresh => return Ok(()),
+            Pass::Settled(_) => None,
+            Pass::Deferred(t) => Some(t),
+        },
+    };
     match parse_interaction_json(value) {
         Ok(i) => {
             state.metrics.request("socket_interactivity", "ok");
             // Socket Mode acks carry no view errors here; a bad confirmation is simply not applied.
-            let _ = super::interact::handle(&state, i).await;
+            if let Err(Refused::Unavailable) = super::interact::handle(&state, i, ticket).await {
+                // Unacknowledged, Slack delivers the envelope again.
+                return Err(system_error("shared state unavailable"));
+            }
         }
         Err(e) => {
             state.metrics.request("socket_interactivity", "malformed");

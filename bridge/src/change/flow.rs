@@ -13,6 +13,7 @@ use super::compose::{render, slack_preview};
 use super::pending::Pending;
 use crate::ctx::Ctx;
 use crate::error::Failure;
+use crate::shared::{Refused, Ticket, UNAVAILABLE_MESSAGE as UNAVAILABLE};
 use crate::slack::client::Message;
 use crate::slack::events::SlashCommand;
 
@@ -29,7 +30,8 @@ impl ChangeService {
         parsed: &ParsedCommand,
         d: &Decision<'_>,
         decision_audit_id: &str,
-    ) -> String {
+        gate: Option<&Ticket>,
+    ) -> Result<String, Refused> {
         let now = state.clock.now();
         let expires_at = now
             + chrono::Duration::from_std(state.config.execution.pending_ttl)
@@ -42,72 +44,71 @@ impl ChangeService {
             d,
             expires_at,
         ) else {
-            return ":warning: This change is missing its approval rule or identity; nothing was done.".into();
+            state.gate.check(gate).await?;
+            return Ok(
+                ":warning: This change is missing its approval rule or identity; nothing was done."
+                    .into(),
+            );
         };
         let summary = p.approval_summary();
         let (svc, st) = (self.clone(), state.clone());
         if parsed.apply && p.expected_confirmation.is_some() {
+            // Nothing is queued before the dialog: the gate's check is the ack's round trip.
+            state.gate.check(gate).await?;
             let (token, trigger) = (p.token.clone(), cmd.trigger_id.clone());
             self.pending.insert(p, now);
             tokio::spawn(async move { svc.open_modal(&st, &token, &trigger).await });
-            return format!(
+            return Ok(format!(
                 ":warning: `{}` is destructive: confirm it in the dialog by typing the resource name.",
                 parsed.text
-            );
+            ));
         }
         if parsed.apply {
             let user = p.requester.slack_user_id.clone();
             let work = async move { svc.open_and_report(&st, p).await };
             let report_to = cmd.response_url.clone();
-            if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
-                return busy;
+            if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work), gate).await? {
+                return Ok(busy);
             }
-            return format!(
+            return Ok(format!(
                 "Opening a pull request for `{}`; it needs {summary}…",
                 parsed.text
-            );
+            ));
         }
         let (user, token) = (p.requester.slack_user_id.clone(), p.token.clone());
         self.pending.insert(p, now);
         let t = token.clone();
         let work = async move { svc.dry_run(&st, &t).await };
         let report_to = cmd.response_url.clone();
-        if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
+        let queued = Self::queue(state, report_to, user, Box::pin(work), gate).await;
+        if !matches!(queued, Ok(None)) {
             self.pending.remove(&token, now);
-            return busy;
         }
-        format!(
+        if let Some(busy) = queued? {
+            return Ok(busy);
+        }
+        Ok(format!(
             "Dry run of `{}`: preparing the diff. Nothing changes until you confirm.",
             parsed.text
-        )
+        ))
     }
 
-    /// Queue a change step on the worker pool; `Some(message)` when it is refused as busy.
+    /// Queue a change step on the worker pool, settling the gate's deferred check in the same
+    /// round trip; `Ok(Some(message))` when it is refused as busy.
     async fn queue(
         state: &Ctx,
         report_to: String,
         user: String,
         work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-    ) -> Option<String> {
+        gate: Option<&Ticket>,
+    ) -> Result<Option<String>, Refused> {
         let task = crate::exec::queue::ChangeTask {
             id: state.ids.next(),
             user,
             report_to,
             work,
         };
-        match state.runs.enqueue_change(task, &state.metrics).await {
-            crate::exec::queue::Enqueued::Ok => None,
-            crate::exec::queue::Enqueued::UserBusy(n) => Some(format!(
-                ":hourglass: You already have {n} command(s) or change(s) in progress; wait for one to finish, then try again."
-            )),
-            crate::exec::queue::Enqueued::Full => Some(
-                ":hourglass: Slipway is busy right now; nothing was done. Try again in a minute."
-                    .into(),
-            ),
-            crate::exec::queue::Enqueued::Unavailable => {
-                Some(crate::shared::UNAVAILABLE_MESSAGE.into())
-            }
-        }
+        busy(state.runs.enqueue_change(task, gate, &state.metrics).await)
     }
 
     pub(super) async fn respond(&self, state: &Ctx, p: &Pending, msg: Message) {
@@ -210,7 +211,8 @@ impl ChangeService {
                 let user = p.requester.slack_user_id.clone();
                 let (back, report_to) = (p.clone(), p.response_url.clone());
                 let work = async move { svc.open_and_report(&st, p).await };
-                if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
+                let queued = Self::queue(state, report_to, user, Box::pin(work), None).await;
+                if let Some(busy) = queued.unwrap_or_else(|_| Some(UNAVAILABLE.into())) {
                     self.pending.insert(back, now);
                     reply(state, response_url, &busy).await;
                 }
@@ -257,38 +259,105 @@ impl ChangeService {
         }
     }
 
-    /// The modal's submission. `Err(message)` is shown on the input field. Answered inline, so
-    /// the change is taken at once (one `GETDEL` when shared) and put back if refused.
+    /// The modal's submission, answered inline (an `Invalid` message shows on the input
+    /// field). Shared, the gate's deferred check, the change step's slot and taking the change
+    /// (`GETDEL`) are one round trip; a refused submission puts the change back after the ack.
     pub async fn submit_confirmation(
         self: &Arc<Self>,
         state: &Ctx,
         token: &str,
         clicker: &str,
         typed: &str,
-    ) -> Result<(), String> {
-        let now = state.clock.now();
-        let mut p = self.pending.remove(token, now).ok_or(
-            "This confirmation has expired or was already submitted; run the command again.",
-        )?;
-        if p.requester.slack_user_id != clicker {
-            self.pending.insert(p, now);
-            return Err("Only the person who asked for this change can confirm it.".into());
-        }
-        let expected = p.expected_confirmation.clone().unwrap_or_default();
-        if typed.trim() != expected {
-            self.pending.insert(p, now);
-            return Err(format!("Type `{expected}` exactly to confirm."));
-        }
-        p.confirmation = Some(typed.trim().to_string());
+        gate: Option<&Ticket>,
+    ) -> Submitted {
+        let (now, id) = (state.clock.now(), state.ids.next());
+        let shared = self.pending.shared_take(token);
+        let reserved = shared.is_some();
+        let found = match shared {
+            None => self.pending.remove(token, now),
+            Some((key, staged)) => match self.reserve(state, &id, clicker, gate, key, staged).await
+            {
+                Ok(p) => p,
+                Err(refused) => return refused,
+            },
+        };
+        let checked = match found {
+            None => Err(
+                "This confirmation has expired or was already submitted; run the command again."
+                    .to_string(),
+            ),
+            Some(mut p) => match confirm_as(&mut p, clicker, typed) {
+                Ok(()) => Ok(p),
+                Err(why) => {
+                    self.pending.insert(p, now);
+                    Err(why)
+                }
+            },
+        };
+        let p = match checked {
+            Ok(p) => p,
+            Err(why) => {
+                if reserved {
+                    give_back(state, &id, clicker);
+                }
+                return Submitted::Invalid(why);
+            }
+        };
         let (svc, st) = (self.clone(), state.clone());
-        let (user, back) = (p.requester.slack_user_id.clone(), p.clone());
-        let report_to = p.response_url.clone();
-        let work = async move { svc.open_and_report(&st, p).await };
-        if let Some(busy) = Self::queue(state, report_to, user, Box::pin(work)).await {
-            self.pending.insert(back, now);
-            return Err(busy);
+        let (user, back, report_to) = (clicker.to_string(), p.clone(), p.response_url.clone());
+        let work = Box::pin(async move { svc.open_and_report(&st, p).await });
+        let busy = if reserved {
+            state.runs.report_change_to(&id, &user, &report_to);
+            let task = crate::exec::queue::ChangeTask {
+                id,
+                user,
+                report_to,
+                work,
+            };
+            let started = state.runs.start_change(task, &state.metrics).await;
+            busy(started).unwrap_or_else(|_| Some(UNAVAILABLE.into()))
+        } else {
+            Self::queue(state, report_to, user, work, None)
+                .await
+                .unwrap_or_else(|_| Some(UNAVAILABLE.into()))
+        };
+        match busy {
+            None => Submitted::Done,
+            Some(why) => {
+                self.pending.insert(back, now);
+                Submitted::Invalid(why)
+            }
         }
-        Ok(())
+    }
+
+    /// Shared only: the gate's check, the step's slot and the change itself (from this
+    /// replica's unwritten ones, or taken from Redis), in the ack's one round trip.
+    async fn reserve(
+        &self,
+        state: &Ctx,
+        id: &str,
+        clicker: &str,
+        gate: Option<&Ticket>,
+        key: String,
+        staged: Option<Pending>,
+    ) -> Result<Option<Pending>, Submitted> {
+        let now = state.clock.now();
+        let take = staged.is_none().then_some(key.as_str());
+        match state.runs.reserve_change(id, clicker, "", gate, take).await {
+            Ok(raw) => Ok(staged
+                .filter(|p| p.expires_at > now)
+                .or_else(|| raw.and_then(|r| super::pending_store::PendingChanges::taken(r, now)))),
+            Err(refused) => {
+                if let Some(p) = staged {
+                    self.pending.insert(p, now);
+                }
+                match busy(refused) {
+                    Ok(None) => Ok(None),
+                    Ok(Some(why)) => Err(Submitted::Invalid(why)),
+                    Err(r) => Err(Submitted::Refused(r)),
+                }
+            }
+        }
     }
 
     async fn open_and_report(&self, state: &Ctx, p: Pending) {
@@ -336,5 +405,54 @@ async fn reply(state: &Ctx, url: Option<&str>, text: &str) {
         && let Err(e) = state.slack.respond(u, &Message::text(text), false).await
     {
         tracing::warn!(error = %e, "response_url failed");
+    }
+}
+
+/// How a confirmation modal's submission went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// The change request is being opened.
+    Done,
+    /// Shown on the input field; nothing was done.
+    Invalid(String),
+    /// The gate refused the submission (a replay, a retry, no shared state).
+    Refused(Refused),
+}
+
+/// Mark the change confirmed by `clicker` typing `typed`, or say why not.
+fn confirm_as(p: &mut Pending, clicker: &str, typed: &str) -> Result<(), String> {
+    if p.requester.slack_user_id != clicker {
+        return Err("Only the person who asked for this change can confirm it.".into());
+    }
+    let expected = p.expected_confirmation.clone().unwrap_or_default();
+    if typed.trim() != expected {
+        return Err(format!("Type `{expected}` exactly to confirm."));
+    }
+    p.confirmation = Some(typed.trim().to_string());
+    Ok(())
+}
+
+/// Free a reserved change step's slot after the ack.
+fn give_back(state: &Ctx, id: &str, user: &str) {
+    let (st, id, user) = (state.clone(), id.to_string(), user.to_string());
+    tokio::spawn(async move { st.runs.change_done(&id, &user).await });
+}
+
+/// What a queue answer means for a change step: go on (`None`), a message saying why not, or
+/// the gate's refusal. A pending change gone meanwhile is `Ok(None)` for the caller to word.
+fn busy(e: crate::exec::queue::Enqueued) -> Result<Option<String>, Refused> {
+    use crate::exec::queue::Enqueued;
+    match e {
+        Enqueued::Ok | Enqueued::Gone => Ok(None),
+        Enqueued::UserBusy(n) => Ok(Some(format!(
+            ":hourglass: You already have {n} command(s) or change(s) in progress; wait for one to finish, then try again."
+        ))),
+        Enqueued::Full => Ok(Some(
+            ":hourglass: Slipway is busy right now; nothing was done. Try again in a minute."
+                .into(),
+        )),
+        Enqueued::Replayed => Err(Refused::Replayed),
+        Enqueued::Duplicate => Err(Refused::Duplicate),
+        Enqueued::Unavailable => Err(Refused::Unavailable),
     }
 }

@@ -9,6 +9,7 @@ mod approvals;
 mod compose;
 mod expiry;
 mod flow;
+pub use flow::Submitted;
 mod link;
 mod manifests;
 mod open;

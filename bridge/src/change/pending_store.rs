@@ -177,6 +177,24 @@ impl PendingChanges {
         found.filter(|p| p.expires_at > now)
     }
 
+    /// Shared only: the Redis key of `token`, for the ack's script to take it (`GETDEL`) in the
+    /// same round trip as the slot it needs; and the change, if this replica still holds it
+    /// unwritten (then there is nothing to take from Redis).
+    pub fn shared_take(&self, token: &str) -> Option<(String, Option<Pending>)> {
+        match self {
+            PendingChanges::Embedded(_) => None,
+            PendingChanges::Redis(shared) => {
+                let staged = slipway_infra::sync::lock(&shared.staged).remove(token);
+                Some((shared.key(token), staged))
+            }
+        }
+    }
+
+    /// A change as the ack's script took it from Redis; `None` if expired or unreadable.
+    pub fn taken(raw: String, now: Now) -> Option<Pending> {
+        decode(Some(raw)).filter(|p| p.expires_at > now)
+    }
+
     /// How many changes are pending (embedded: expired ones included until the next insert;
     /// shared: this replica's unwritten ones only).
     pub fn count(&self) -> usize {

@@ -7,6 +7,7 @@
 //! counted in Redis, change steps still run where they were accepted but are recorded there
 //! ([`changes`]), and a Cancel click reaches the replica running the command over pub/sub.
 
+pub mod ack;
 pub mod changes;
 pub mod shared;
 
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::shared::{Shared, WireJob};
 use super::work::Work;
 use crate::metrics::Metrics;
+use crate::shared::Ticket;
 
 /// A command waiting for, or holding, a worker.
 #[derive(Debug)]
@@ -84,7 +86,7 @@ impl Queued {
 }
 
 /// The outcome of trying to enqueue.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     Ok,
     /// The user already has this many commands queued or running.
@@ -93,6 +95,12 @@ pub enum Enqueued {
     Full,
     /// The shared state (Redis) can't be reached: nothing was queued.
     Unavailable,
+    /// The gate's deferred check found a replay of a signed request already accepted.
+    Replayed,
+    /// The gate's deferred check found a retry of an event or trigger already handled.
+    Duplicate,
+    /// The pending change to take has expired or was taken by another click.
+    Gone,
 }
 
 /// A running command, as the Cancel button sees it.
@@ -152,37 +160,111 @@ impl Runs {
     }
 
     /// Try to queue a read without waiting. Shared, `wire` is what goes into the stream (the
-    /// worker that takes it rebuilds the job), and the slot and the entry are taken together.
-    pub async fn enqueue(&self, job: Job, wire: &WireJob, metrics: &Metrics) -> Enqueued {
+    /// worker that takes it rebuilds the job), and the gate's deferred check, the slot and the
+    /// entry are one script: the ack's one round trip.
+    pub async fn enqueue(
+        &self,
+        job: Job,
+        wire: &WireJob,
+        gate: Option<&Ticket>,
+        metrics: &Metrics,
+    ) -> Enqueued {
         let Some(shared) = &self.shared else {
             return self.admit(Queued::Run(Box::new(job)), metrics);
         };
-        let user = &job.requester.user_id;
-        from_shared(shared.admit(&job.id, user, Some(wire)).await)
+        let admission = ack::Admission {
+            id: &job.id,
+            user: &job.requester.user_id,
+            gate,
+            work: ack::Work::Read(wire),
+            take: None,
+        };
+        from_shared(shared.admit_ack(admission).await).0
     }
 
     /// Try to queue a change step without waiting, under the same limits as runs. Shared, the
-    /// slot is taken in Redis and the step recorded there, but it runs here.
-    pub async fn enqueue_change(&self, task: ChangeTask, metrics: &Metrics) -> Enqueued {
-        let Some(shared) = &self.shared else {
+    /// slot is taken in Redis and the step recorded there (with the gate's deferred check, in
+    /// one round trip), but it runs here.
+    pub async fn enqueue_change(
+        &self,
+        task: ChangeTask,
+        gate: Option<&Ticket>,
+        metrics: &Metrics,
+    ) -> Enqueued {
+        if self.shared.is_none() {
             return self.admit(Queued::Change(task), metrics);
+        }
+        match self
+            .reserve_change(&task.id, &task.user, &task.report_to, gate, None)
+            .await
+        {
+            Ok(_) => self.start_change(task, metrics).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// Shared state only: take a change step's slot and record it, settling the gate's check
+    /// and taking the pending change `take` (a key) in the same round trip. `Ok` holds the
+    /// taken change's stored value. Follow with [`Runs::start_change`] (or give it back with
+    /// [`Runs::change_done`]).
+    pub async fn reserve_change(
+        &self,
+        id: &str,
+        user: &str,
+        report_to: &str,
+        gate: Option<&Ticket>,
+        take: Option<&str>,
+    ) -> Result<Option<String>, Enqueued> {
+        let Some(shared) = &self.shared else {
+            return Err(Enqueued::Unavailable);
         };
-        let admitted = from_shared(shared.admit(&task.id, &task.user, None).await);
-        if admitted != Enqueued::Ok {
-            return admitted;
+        let record = changes::ChangeRecord {
+            id: id.to_string(),
+            replica: shared.replica.clone(),
+            user: user.to_string(),
+            report_to: report_to.to_string(),
+        };
+        let admission = ack::Admission {
+            id,
+            user,
+            gate,
+            work: ack::Work::Change(&record),
+            take,
+        };
+        match from_shared(shared.admit_ack(admission).await) {
+            (Enqueued::Ok, taken) => Ok(taken),
+            (refused, _) => Err(refused),
         }
+    }
+
+    /// Run a reserved change step here; if this replica's own queue is full, its reservation
+    /// is given back.
+    pub async fn start_change(&self, task: ChangeTask, metrics: &Metrics) -> Enqueued {
         let (id, user) = (task.id.clone(), task.user.clone());
-        if let Err(e) = shared.record_change(&task).await {
-            tracing::warn!(error = %e, "could not record a change step");
-            let _ = shared.release(&id, &user).await;
-            return Enqueued::Unavailable;
-        }
         if self.tx.try_send(Queued::Change(task)).is_err() {
-            let _ = shared.change_done(&id, &user).await;
+            self.change_done(&id, &user).await;
             return Enqueued::Full;
         }
         metrics.queue_depth.inc();
         Enqueued::Ok
+    }
+
+    /// After the ack: record where a reserved change step reports if its replica dies.
+    pub fn report_change_to(&self, id: &str, user: &str, report_to: &str) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let record = changes::ChangeRecord {
+            id: id.to_string(),
+            replica: shared.replica.clone(),
+            user: user.to_string(),
+            report_to: report_to.to_string(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = shared.report_change_to(&record).await {
+                tracing::warn!(error = %e, "could not record where a change step reports");
+            }
+        });
     }
 
     /// A change step ended: free its slot (shared: in Redis, and forget its record).
@@ -308,14 +390,18 @@ fn cancel_here(running: &Mutex<HashMap<String, Handle>>, run_id: &str, by: &str)
     }
 }
 
-fn from_shared(r: Result<shared::Admitted, crate::shared::Unavailable>) -> Enqueued {
+/// The queue's answer, and a taken pending change's stored value.
+fn from_shared(r: Result<ack::Admitted, crate::shared::Unavailable>) -> (Enqueued, Option<String>) {
     match r {
-        Ok(shared::Admitted::Ok) => Enqueued::Ok,
-        Ok(shared::Admitted::UserBusy(n)) => Enqueued::UserBusy(n),
-        Ok(shared::Admitted::Full) => Enqueued::Full,
+        Ok(ack::Admitted::Ok(taken)) => (Enqueued::Ok, taken),
+        Ok(ack::Admitted::UserBusy(n)) => (Enqueued::UserBusy(n), None),
+        Ok(ack::Admitted::Full) => (Enqueued::Full, None),
+        Ok(ack::Admitted::Replayed) => (Enqueued::Replayed, None),
+        Ok(ack::Admitted::Duplicate) => (Enqueued::Duplicate, None),
+        Ok(ack::Admitted::Gone) => (Enqueued::Gone, None),
         Err(e) => {
             tracing::warn!(error = %e, "could not queue through the shared state");
-            Enqueued::Unavailable
+            (Enqueued::Unavailable, None)
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod replicated;
 #[cfg(test)]
 pub(crate) mod test_server;
 
-pub use gate::{Admission, Gate};
+pub use gate::{Admission, Gate, Pass, Refused, Ticket};
 pub use lease::{Fence, Leader, Lease};
 pub use redis::{Redis, Unavailable};
 

@@ -182,12 +182,14 @@ impl Redis {
         Unavailable::from(e.clone())
     }
 
-    /// Run `f` on the connection; a failure is noted (see [`Redis::failed`]).
+    /// Run `f` on the connection; a failure is noted (see [`Redis::failed`]). Each call is
+    /// one round trip (a command, a pipeline or a script), counted for an ack ([`counted`]).
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, Unavailable>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let _ = ROUND_TRIPS.try_with(|n| n.set(n.get() + 1));
         let conn = self.conn().await?;
         match f(conn).await {
             Ok(v) => Ok(v),
@@ -286,4 +288,20 @@ fn sentinel(
         Some(node),
         SentinelServerType::Master,
     )?)
+}
+
+tokio::task_local! {
+    /// Round trips made by the task being counted (an ack).
+    static ROUND_TRIPS: std::cell::Cell<u32>;
+}
+
+/// Run `fut` (an ack) and count the Redis round trips it makes itself: the ARCHITECTURE
+/// invariant allows one, and the `ack_redis_round_trips` histogram shows it holds.
+pub async fn counted<F: std::future::Future>(fut: F) -> (F::Output, u32) {
+    ROUND_TRIPS
+        .scope(std::cell::Cell::new(0), async move {
+            let out = fut.await;
+            (out, ROUND_TRIPS.with(std::cell::Cell::get))
+        })
+        .await
 }

@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::shared::Shared;
-use super::{ChangeTask, Handle, cancel_here};
+use super::{Handle, cancel_here};
 use crate::shared::Unavailable;
 
 /// A change step as recorded in Redis.
@@ -30,43 +30,32 @@ pub struct ChangeRecord {
 }
 
 impl Shared {
-    fn changes_key(&self) -> String {
+    pub(super) fn changes_key(&self) -> String {
         self.redis.key("changes")
     }
 
-    fn replica_key(&self, replica: &str) -> String {
+    pub(super) fn replica_key(&self, replica: &str) -> String {
         self.redis.key(&format!("replica:{replica}"))
     }
 
-    /// Record a change step as running here. (Not `async`: the step itself is not `Sync`, so
-    /// the returned future holds only what it needs.)
-    pub fn record_change(
-        &self,
-        task: &ChangeTask,
-    ) -> impl std::future::Future<Output = Result<(), Unavailable>> + Send + '_ {
-        let record = ChangeRecord {
-            id: task.id.clone(),
-            replica: self.replica.clone(),
-            user: task.user.clone(),
-            report_to: task.report_to.clone(),
-        };
-        self.record(record)
-    }
-
-    async fn record(&self, record: ChangeRecord) -> Result<(), Unavailable> {
-        let json = serde_json::to_string(&record).map_err(|e| Unavailable(e.to_string()))?;
-        let (key, id) = (self.changes_key(), record.id);
-        self.alive().await?;
+    /// Fill in where to report a recorded step (taken before the change it opens was known),
+    /// unless the step has already ended.
+    pub async fn report_change_to(&self, record: &ChangeRecord) -> Result<(), Unavailable> {
+        const UPDATE: &str = "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then \
+                              redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0";
+        let json = serde_json::to_string(record).map_err(|e| Unavailable(e.to_string()))?;
+        let (key, id) = (self.changes_key(), record.id.clone());
         self.redis
             .run(|mut c| async move {
-                redis::cmd("HSET")
-                    .arg(key)
+                redis::Script::new(UPDATE)
+                    .key(key)
                     .arg(id)
                     .arg(json)
-                    .query_async::<()>(&mut c)
+                    .invoke_async::<i64>(&mut c)
                     .await
             })
             .await
+            .map(|_| ())
     }
 
     /// A change step ended here: forget it and free its slot.

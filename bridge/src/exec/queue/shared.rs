@@ -24,30 +24,10 @@ use crate::shared::{Redis, Unavailable};
 
 /// The consumer group every replica's workers read through.
 pub const GROUP: &str = "workers";
-/// How long a queued job's slot lasts before a worker takes it (then heartbeats extend it).
-const QUEUED_SLOT: Duration = Duration::from_secs(3600);
 /// How long a worker blocks on the stream per read.
 pub const BLOCK: Duration = Duration::from_secs(2);
 /// How long "posted" marks are kept (longer than any redelivery).
 const POSTED_TTL_SECS: u64 = 24 * 3600;
-
-/// Take a slot for `id` under both limits and, for a read, add it to the stream, atomically.
-/// 0: taken; n > 0: the user already holds n; -1: the deployment is full.
-const ADMIT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local mine = redis.call('ZCARD', KEYS[1])
-if mine >= tonumber(ARGV[2]) then return mine end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end
-local deadline = now + tonumber(ARGV[4])
-redis.call('ZADD', KEYS[1], deadline, ARGV[1])
-redis.call('ZADD', KEYS[2], deadline, ARGV[1])
-if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'job', ARGV[5])
-end
-return 0";
 
 /// The owner's heartbeat: only while the entry is still pending to this consumer, reset its
 /// idle time, push the slot deadlines on and refresh the run's registry entry. 1: still ours.
@@ -108,14 +88,6 @@ pub struct Shared {
     pub bound: usize,
 }
 
-/// How an admission went.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Admitted {
-    Ok,
-    UserBusy(usize),
-    Full,
-}
-
 /// Drop the group's consumers that hold nothing and have not read for `ARGV[2]` ms: each
 /// replica start adds one (`<writer>#<uuid>`), and a stopped replica's stays until removed.
 /// One script, so no entry can be delivered to a consumer between the check and the delete
@@ -134,10 +106,6 @@ for _, c in ipairs(consumers) do
 end
 return pruned
 ";
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 impl Shared {
     /// Remove consumers of stopped replicas (nothing pending, idle longer than `idle`);
@@ -161,11 +129,11 @@ impl Shared {
         self.redis.key("jobs")
     }
 
-    fn user_slots(&self, user: &str) -> String {
+    pub(super) fn user_slots(&self, user: &str) -> String {
         self.redis.key(&format!("active:user:{user}"))
     }
 
-    fn all_slots(&self) -> String {
+    pub(super) fn all_slots(&self) -> String {
         self.redis.key("active")
     }
 
@@ -176,41 +144,6 @@ impl Shared {
     /// The channel Cancel clicks travel on to the replica running the command.
     pub fn cancel_channel(&self) -> String {
         self.redis.key("cancel")
-    }
-
-    /// Take a slot for `id` and, with a `payload`, queue the read, in one step: either both
-    /// happen or neither does.
-    pub async fn admit(
-        &self,
-        id: &str,
-        user: &str,
-        payload: Option<&WireJob>,
-    ) -> Result<Admitted, Unavailable> {
-        let payload = match payload {
-            Some(j) => serde_json::to_string(j).map_err(|e| Unavailable(e.to_string()))?,
-            None => String::new(),
-        };
-        let keys = [self.user_slots(user), self.all_slots(), self.stream()];
-        let args = (id.to_string(), self.per_user, self.bound, ms(QUEUED_SLOT));
-        let n: i64 = self
-            .redis
-            .run(|mut c| async move {
-                redis::Script::new(ADMIT)
-                    .key(&keys[..])
-                    .arg(args.0)
-                    .arg(args.1)
-                    .arg(args.2)
-                    .arg(args.3)
-                    .arg(payload)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(match n {
-            0 => Admitted::Ok,
-            n if n > 0 => Admitted::UserBusy(usize::try_from(n).unwrap_or(usize::MAX)),
-            _ => Admitted::Full,
-        })
     }
 
     /// Give `id`'s slot back.
@@ -459,6 +392,11 @@ impl Shared {
             .await
             .map(|_| ())
     }
+}
+
+/// A duration as Redis wants milliseconds.
+pub(super) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `XAUTOCLAIM`'s reply: `[cursor, [[id, [field, value…]]…], deleted?]` (the third element
