@@ -133,6 +133,8 @@ pub struct Metrics {
     /// Redis round trips each ack made itself (shared state only; the invariant is one).
     pub ack_redis_round_trips: Histogram,
     pub queue_depth: Gauge,
+    /// Reads in the shared stream no replica has taken yet (shared state only).
+    pub shared_queue_waiting: Gauge,
     pub running: Gauge,
     pub executions: Family<ExecLabels, Counter>,
     pub signature_rejections: Family<ReasonLabels, Counter>,
@@ -218,6 +220,7 @@ impl Metrics {
                 "Commands waiting for a worker",
                 Gauge::default(),
             ),
+            shared_queue_waiting: shared_waiting(r),
             running: registered(r, "running", "Commands running now", Gauge::default()),
             executions: registered(
                 r,
@@ -276,5 +279,15 @@ fn round_trips(r: &mut Registry) -> Histogram {
         "ack_redis_round_trips",
         "Redis round trips made by one Slack ack (shared state only)",
         Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0]),
+    )
+}
+
+/// The deployment's backlog on the shared stream, as each replica last saw it.
+fn shared_waiting(r: &mut Registry) -> Gauge {
+    registered(
+        r,
+        "shared_queue_waiting",
+        "Reads in the shared stream no replica's worker has taken yet (shared state only)",
+        Gauge::default(),
     )
 }

@@ -143,7 +143,7 @@ async fn a_live_replicas_long_read_is_never_claimed_but_a_silent_ones_is() {
         let (a, entry) = (a.clone(), taken.entry.clone());
         tokio::spawn(async move {
             loop {
-                assert!(a.heartbeat(&entry, "r1", "U1", "U1").await);
+                assert!(a.heartbeat(&entry, "r1", "U1", "U1").await.ours);
                 tokio::time::sleep(timeout / 3).await;
             }
         })
@@ -167,7 +167,7 @@ async fn a_live_replicas_long_read_is_never_claimed_but_a_silent_ones_is() {
     assert!(claimed.retried);
     assert_eq!(claimed.entry, taken.entry);
     assert!(
-        !a.heartbeat(&taken.entry, "r1", "U1", "U1").await,
+        !a.heartbeat(&taken.entry, "r1", "U1", "U1").await.ours,
         "the stalled owner's late heartbeat doesn't take it back"
     );
     assert!(b.claim_post("r1").await, "the first result is posted");

@@ -74,6 +74,11 @@ impl Provider {
 
 /// A bridge that links by SSO at `p`.
 async fn bridge(p: &Provider) -> TestApp {
+    bridge_with(p, vec![]).await
+}
+
+/// The same, with more settings (a replica's Redis and writer name).
+async fn bridge_with(p: &Provider, more: Vec<(&'static str, String)>) -> TestApp {
     TestApp::start_with(Options {
         policy_edits: vec![(
             "\n  provider: static\n",
@@ -84,7 +89,10 @@ async fn bridge(p: &Provider) -> TestApp {
             ("SLIPWAY_SSO_CLIENT_ID", p.client_id.clone()),
             ("SLIPWAY_SSO_CLIENT_SECRET", p.client_secret.clone()),
             ("SLIPWAY_PUBLIC_URL", PUBLIC_URL.into()),
-        ],
+        ]
+        .into_iter()
+        .chain(more)
+        .collect(),
         ..Options::default()
     })
     .await
@@ -149,7 +157,18 @@ fn on_bridge(app: &TestApp, public: &str) -> String {
 /// Slack and the callback URL the browser is sent back to (not yet delivered), both on the
 /// bridge's loopback address.
 async fn sign_in(app: &TestApp, slack_user: &str, sub: &str) -> (String, String) {
-    let ack = app.ack(slack_user, "/slipway link sso").await;
+    sign_in_via(app, app, slack_user, sub).await
+}
+
+/// The same, with the command sent to `asked` and the browser's requests to `browsed`.
+async fn sign_in_via(
+    asked: &TestApp,
+    browsed: &TestApp,
+    slack_user: &str,
+    sub: &str,
+) -> (String, String) {
+    let app = browsed;
+    let ack = asked.ack(slack_user, "/slipway link sso").await;
     let start = ack
         .split('<')
         .nth(1)
@@ -336,4 +355,36 @@ async fn without_sso_configured_the_callback_is_404_and_the_command_says_what_to
     let ack = app.ack("U0VIEWER", "/slipway link sso").await;
     assert!(ack.contains("SLIPWAY_SSO_ISSUER"), "{ack}");
     assert!(ack.contains("Socket Mode"), "{ack}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sso_login_begun_on_one_replica_finishes_on_another_and_works_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = slipway_tests::redis_server::RedisServer::start(dir.path());
+    let p = provider(dir.path()).await;
+    p.person("00u-erin", "erin@example.com", &["engineering"])
+        .await;
+    let replica = |name: &str| {
+        vec![
+            ("SLIPWAY_REDIS_URL", redis.url()),
+            ("SLIPWAY_AUDIT_WRITER", name.to_string()),
+        ]
+    };
+    let a = bridge_with(&p, replica("a")).await;
+    let b = bridge_with(&p, replica("b")).await;
+    // The link comes from A; the browser's start and callback are load-balanced elsewhere.
+    let (start, callback) = sign_in_via(&a, &b, "U0ERIN", "00u-erin").await;
+    let on_a = callback.replace(&b.addr.to_string(), &a.addr.to_string());
+    let (status, _, page) = browse("GET", &on_a, None).await;
+    assert_eq!(status, 200, "{page}");
+    let whoami = b.ack("U0ERIN", "/slipway whoami").await;
+    assert!(
+        whoami.contains("erin@example.com"),
+        "B knows the link: {whoami}"
+    );
+    // Used once: the same callback, or the start link, on the other replica is refused.
+    let (status, _, page) = browse("GET", &callback, None).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("unknown or was already used"), "{page}");
+    assert_eq!(browse("GET", &start, None).await.0, 400);
 }

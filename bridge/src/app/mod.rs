@@ -94,7 +94,7 @@ impl AppState {
         )?;
         let change = open_change(&config)?;
         let directory = open_directory(&config)?;
-        let (people, sso) = people(&config, directory.clone(), &slack, &clock)?;
+        let (people, sso) = people(&config, directory.clone(), &slack, &clock, redis.as_ref())?;
         let replica = format!("{writer}#{}", ids.next());
         let leader = leader(&config, redis.as_ref(), &replica);
         let runs = runs(&config, redis.as_ref(), &replica);
@@ -245,6 +245,7 @@ fn people(
     directory: Option<Arc<dyn crate::identity::DirectoryStore>>,
     slack: &Slack,
     clock: &Arc<dyn Clock>,
+    redis: Option<&crate::shared::Redis>,
 ) -> Result<
     (
         crate::identity::People,
@@ -278,6 +279,7 @@ fn people(
         Some(Arc::new(crate::identity::sso::Sso::new(
             cfg.clone(),
             clock.clone(),
+            redis.cloned(),
         ))),
     ))
 }

@@ -356,6 +356,12 @@ impl Runs {
             .map_err(|_| CancelError::Unavailable)
     }
 
+    /// Stop `run_id` if it runs here, on behalf of `by`: a Cancel another replica took (and
+    /// checked), heard by this one's heartbeat.
+    pub fn cancel_relayed(&self, run_id: &str, by: &str) {
+        cancel_here(&self.running, run_id, by);
+    }
+
     /// Cancel clicks from other replicas, for the life of the process (shared state only).
     pub fn start_cancel_listener(&self) {
         if let Some(shared) = &self.shared {

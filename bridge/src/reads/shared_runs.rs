@@ -91,7 +91,13 @@ async fn take(state: &Ctx, shared: &Shared, rebuild: &Rebuild, d: Delivery) {
     }
     // Registered (for Cancel anywhere) and kept ours before anything is posted.
     shared.heartbeat(&d.entry, &id, &user, &user).await;
-    let beat = heartbeats(shared.clone(), d.entry.clone(), id.clone(), user.clone());
+    let beat = heartbeats(
+        state,
+        shared.clone(),
+        d.entry.clone(),
+        id.clone(),
+        user.clone(),
+    );
     let response_url = wire.response_url.clone();
     match rebuild(wire).await {
         Ok(mut job) => {
@@ -129,19 +135,26 @@ async fn interrupted(state: &Ctx, shared: &Shared, id: &str, channel: &str) {
     }
 }
 
-/// Keep the entry ours every third of the claim timeout until aborted.
+/// Keep the entry ours every third of the claim timeout until aborted, and stop the run if a
+/// Cancel was recorded for it that the pub/sub channel did not bring.
 fn heartbeats(
+    state: &Ctx,
     shared: Shared,
     entry: String,
     id: String,
     user: String,
 ) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
     tokio::spawn(async move {
         let every = shared.claim_timeout / 3;
         loop {
             tokio::time::sleep(every).await;
-            if !shared.heartbeat(&entry, &id, &user, &user).await {
+            let beat = shared.heartbeat(&entry, &id, &user, &user).await;
+            if !beat.ours {
                 tracing::warn!(run = %id, "could not renew a running read's claim");
+            }
+            if let Some(by) = beat.cancelled_by {
+                state.runs.cancel_relayed(&id, &by);
             }
         }
     })
@@ -182,6 +195,12 @@ fn start_liveness(state: &Ctx, shared: Shared) {
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "checking for interrupted change steps"),
+            }
+            if let Ok(n) = shared.waiting().await {
+                state
+                    .metrics
+                    .shared_queue_waiting
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
             // A stopped replica's consumer, once its reads were claimed by others.
             let idle = (shared.claim_timeout * 20).max(CONSUMER_IDLE_MIN);

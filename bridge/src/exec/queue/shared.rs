@@ -30,17 +30,29 @@ pub const BLOCK: Duration = Duration::from_secs(2);
 const POSTED_TTL_SECS: u64 = 24 * 3600;
 
 /// The owner's heartbeat: only while the entry is still pending to this consumer, reset its
-/// idle time, push the slot deadlines on and refresh the run's registry entry. 1: still ours.
+/// idle time, push the slot deadlines on and refresh the run's registry entry. Returns
+/// `{1 if still ours, who cancelled it (KEYS[5]) or nil}`: a Cancel is kept there as well as
+/// published, so one sent while this replica's subscriber was reconnecting still lands.
 const HEARTBEAT: &str = r"
+local cancel = redis.call('GET', KEYS[5])
 local p = redis.call('XPENDING', KEYS[3], ARGV[3], ARGV[5], ARGV[5], 1)
-if #p == 0 or p[1][2] ~= ARGV[4] then return 0 end
+if #p == 0 or p[1][2] ~= ARGV[4] then return {0, cancel} end
 redis.call('XCLAIM', KEYS[3], ARGV[3], ARGV[4], 0, ARGV[5], 'JUSTID')
 local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], 'XX', deadline, ARGV[1])
 redis.call('ZADD', KEYS[2], 'XX', deadline, ARGV[1])
 redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[2])
-return 1";
+return {1, cancel}";
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Beat {
+    /// The entry is still this replica's (`false` too when Redis can't be reached).
+    pub ours: bool,
+    /// Someone cancelled the run (whoever clicked, as the replica that took the click checked).
+    pub cancelled_by: Option<String>,
+}
 
 /// A command on its way through the stream: what Slack sent, and the decision already audited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +153,11 @@ impl Shared {
         self.redis.key(&format!("run:{id}"))
     }
 
+    /// Who cancelled run `id`, kept for the heartbeat of the replica running it.
+    fn cancel_key(&self, id: &str) -> String {
+        self.redis.key(&format!("cancel:{id}"))
+    }
+
     /// The channel Cancel clicks travel on to the replica running the command.
     pub fn cancel_channel(&self) -> String {
         self.redis.key("cancel")
@@ -232,14 +249,15 @@ impl Shared {
         Ok(read_group(&read))
     }
 
-    /// Keep a running job ours for another claim timeout; `false` once another replica has
-    /// taken it (or Redis can't be reached).
-    pub async fn heartbeat(&self, entry: &str, id: &str, user: &str, requester: &str) -> bool {
+    /// Keep a running job ours for another claim timeout, and hear of a Cancel that may have
+    /// missed the pub/sub channel.
+    pub async fn heartbeat(&self, entry: &str, id: &str, user: &str, requester: &str) -> Beat {
         let keys = [
             self.user_slots(user),
             self.all_slots(),
             self.stream(),
             self.run_key(id),
+            self.cancel_key(id),
         ];
         let registry = serde_json::json!({"replica": self.replica, "requester": requester});
         let lease = ms(self.claim_timeout * 2);
@@ -249,7 +267,7 @@ impl Shared {
             self.replica.clone(),
             entry.to_string(),
         );
-        let r: Result<i64, _> = self
+        let r: Result<(i64, Option<String>), _> = self
             .redis
             .run(|mut c| async move {
                 redis::Script::new(HEARTBEAT)
@@ -264,7 +282,13 @@ impl Shared {
                     .await
             })
             .await;
-        r.is_ok_and(|n| n == 1)
+        r.map_or_else(
+            |_| Beat::default(),
+            |(ours, cancelled_by)| Beat {
+                ours: ours == 1,
+                cancelled_by,
+            },
+        )
     }
 
     /// A job is done (or dropped): acknowledge and delete its entry, free its slot, forget its
@@ -377,20 +401,44 @@ impl Shared {
         Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
     }
 
-    /// Tell every replica to cancel `id` on behalf of `by` (the one running it acts).
+    /// Tell every replica to cancel `id` on behalf of `by` (the one running it acts at once),
+    /// and keep the request for its heartbeat in case the message is missed.
     pub async fn publish_cancel(&self, id: &str, by: &str) -> Result<(), Unavailable> {
         let msg = serde_json::json!({"run_id": id, "by": by}).to_string();
-        let channel = self.cancel_channel();
+        let (channel, key, by) = (self.cancel_channel(), self.cancel_key(id), by.to_string());
         self.redis
             .run(|mut c| async move {
-                redis::cmd("PUBLISH")
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(key)
+                    .arg(by)
+                    .arg("EX")
+                    .arg(POSTED_TTL_SECS)
+                    .ignore()
+                    .cmd("PUBLISH")
                     .arg(channel)
                     .arg(msg)
-                    .query_async::<i64>(&mut c)
+                    .ignore()
+                    .query_async::<()>(&mut c)
                     .await
             })
             .await
-            .map(|_| ())
+    }
+
+    /// Reads in the stream that no replica's worker has taken yet (the group's lag).
+    pub async fn waiting(&self) -> Result<u64, Unavailable> {
+        let stream = self.stream();
+        let groups: Value = self
+            .redis
+            .run(|mut c| async move {
+                redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(stream)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(group_lag(&groups).unwrap_or(0))
     }
 }
 
@@ -443,6 +491,30 @@ fn entry(v: &Value, retried: bool) -> Option<Delivery> {
         entry: id,
         job,
         retried,
+    })
+}
+
+/// The `lag` of the workers' group in an `XINFO GROUPS` reply (a list of field/value lists,
+/// or maps under RESP3).
+fn group_lag(v: &Value) -> Option<u64> {
+    let Value::Array(groups) = v else { return None };
+    groups.iter().find_map(|g| {
+        let fields: Vec<(String, &Value)> = match g {
+            Value::Array(kv) => kv
+                .chunks(2)
+                .filter_map(|p| Some((text(p.first()?)?, p.get(1)?)))
+                .collect(),
+            Value::Map(m) => m.iter().filter_map(|(k, v)| Some((text(k)?, v))).collect(),
+            _ => return None,
+        };
+        let named = fields
+            .iter()
+            .any(|(k, v)| k == "name" && text(v).as_deref() == Some(GROUP));
+        let lag = fields.iter().find(|(k, _)| k == "lag").map(|(_, v)| v);
+        match (named, lag) {
+            (true, Some(Value::Int(n))) => u64::try_from(*n).ok(),
+            _ => None,
+        }
     })
 }
 

@@ -2,7 +2,8 @@
 //! provider, which ties the Slack user who asked to the ID token's `sub`.
 //!
 //! 1. The ack ([`Sso::begin`], no I/O) makes a random `state`, a PKCE S256 verifier and a
-//!    `nonce`, keeps them in memory bound to the Slack user (see [`pending`]), and answers with
+//!    `nonce`, keeps them bound to the Slack user (in memory, or in the shared Redis written
+//!    after the ack: see [`pending`]), and answers with
 //!    `<public_url>/sso/start?state=…`, valid once and for ten minutes.
 //! 2. `GET /sso/start` ([`Sso::authorize_url`]) reads the provider's discovery document and
 //!    sends the browser to its authorization endpoint with the challenge and the nonce.
@@ -16,6 +17,7 @@
 pub mod claims;
 mod http;
 pub mod pending;
+pub mod pending_shared;
 pub mod person;
 pub mod token;
 
@@ -36,7 +38,7 @@ pub use person::SsoPeople;
 
 use crate::clock::Clock;
 use crate::config::{Secret, SsoConfig};
-use pending::{Flow, Pending, Refusal};
+use pending::{Flow, Logins, Refusal};
 use token::{Expect, OidcClient};
 
 /// How long discovery (metadata and JWKS) is reused before it is read again.
@@ -57,6 +59,8 @@ pub enum SsoError {
     Denied(String),
     #[error("the callback has no code")]
     NoCode,
+    #[error("the shared state (Redis) holding logins in progress can't be reached")]
+    Unavailable,
     #[error("discovery at the provider failed: {0}")]
     Discovery(String),
     #[error("the token exchange failed: {0}")]
@@ -83,6 +87,9 @@ impl SsoError {
             Self::Discovery(_) => "Slipway couldn't reach the identity provider just now; try \
                                    again in a minute."
                 .into(),
+            Self::Unavailable => "Slipway can't reach its shared state just now; try this link \
+                                  again in a minute."
+                .into(),
             Self::Exchange(_) | Self::Token(_) => format!(
                 "The identity provider's answer couldn't be verified, so nothing was linked. {AGAIN}"
             ),
@@ -93,6 +100,7 @@ impl SsoError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Discovery(_) => 502,
+            Self::Unavailable => 503,
             _ => 400,
         }
     }
@@ -103,6 +111,7 @@ impl From<Refusal> for SsoError {
         match r {
             Refusal::Unknown => Self::UnknownState,
             Refusal::Expired => Self::Expired,
+            Refusal::Unavailable => Self::Unavailable,
         }
     }
 }
@@ -193,16 +202,20 @@ struct Provider {
 #[derive(Debug)]
 pub struct Sso {
     cfg: SsoConfig,
-    pending: Pending,
+    pending: Logins,
     provider: tokio::sync::Mutex<Option<(Instant, Arc<Provider>)>>,
     clock: Arc<dyn Clock>,
 }
 
 impl Sso {
-    pub fn new(cfg: SsoConfig, clock: Arc<dyn Clock>) -> Sso {
+    /// With `redis`, logins in progress are shared by the replicas.
+    pub fn new(cfg: SsoConfig, clock: Arc<dyn Clock>, redis: Option<crate::shared::Redis>) -> Sso {
         Sso {
             cfg,
-            pending: Pending::default(),
+            pending: match redis {
+                Some(r) => Logins::Shared(pending_shared::SharedLogins::new(r)),
+                None => Logins::Local(pending::Local::default()),
+            },
             provider: tokio::sync::Mutex::new(None),
             clock,
         }
@@ -232,7 +245,7 @@ impl Sso {
     /// `GET /sso/start`: the provider's authorization URL for a pending login (left pending).
     pub async fn authorize_url(&self, query: Option<&str>) -> Result<String, SsoError> {
         let state = Callback::parse(query).state.ok_or(SsoError::NoState)?;
-        let (challenge, nonce) = self.pending.peek(&state, self.clock.unix())?;
+        let (challenge, nonce) = self.pending.peek(&state, self.clock.unix()).await?;
         let provider = self.provider().await?;
         let (url, _, _) = provider
             .client
@@ -252,7 +265,7 @@ impl Sso {
     pub async fn finish(&self, query: Option<&str>) -> Result<Login, SsoError> {
         let cb = Callback::parse(query);
         let state = cb.state.ok_or(SsoError::NoState)?;
-        let flow = self.pending.take(&state, self.clock.unix())?;
+        let flow = self.pending.take(&state, self.clock.unix()).await?;
         if let Some(code) = cb.error {
             return Err(SsoError::Denied(known_error(&code)));
         }

@@ -1,6 +1,9 @@
-//! Logins between `/slipway link sso` and the provider's callback, in memory. Each is bound to
-//! the Slack user who asked, used at most once, and gone after [`TTL_SECS`]. A Slack user has at
-//! most one: asking again replaces it, so the map is bounded by the number of people.
+//! Logins between `/slipway link sso` and the provider's callback. Each is bound to the Slack
+//! user who asked, used at most once, and gone after [`TTL_SECS`]. A Slack user has at most one:
+//! asking again replaces it, so the store is bounded by the number of people. Embedded they are
+//! in this process ([`Local`]); with replicas, in the shared Redis
+//! ([`SharedLogins`](super::pending_shared::SharedLogins)), since the browser's requests may
+//! reach any replica.
 //!
 //! Only a SHA-256 digest of each `state` is kept, and a callback's state is compared with every
 //! pending digest in constant time, so neither the map nor the comparison tells anything about
@@ -38,6 +41,41 @@ pub enum Refusal {
     /// Never issued, already used, or replaced by a newer request.
     Unknown,
     Expired,
+    /// The shared state (Redis) can't be reached to look.
+    Unavailable,
+}
+
+/// Where logins in progress live.
+#[derive(Debug)]
+pub enum Logins {
+    Local(Local),
+    Shared(super::pending_shared::SharedLogins),
+}
+
+impl Logins {
+    /// Keep `flow` under `state` (shared: written just after the ack).
+    pub fn insert(&self, state: &str, flow: Flow, now: i64) {
+        match self {
+            Logins::Local(l) => l.insert(state, flow, now),
+            Logins::Shared(s) => s.insert(state, &flow),
+        }
+    }
+
+    /// What the authorization request needs (challenge and nonce), leaving the login pending.
+    pub async fn peek(&self, state: &str, now: i64) -> Result<(PkceCodeChallenge, Nonce), Refusal> {
+        match self {
+            Logins::Local(l) => l.peek(state, now),
+            Logins::Shared(s) => s.peek(state, now).await,
+        }
+    }
+
+    /// Take the login out: whatever happens next, this state can't be used again.
+    pub async fn take(&self, state: &str, now: i64) -> Result<Flow, Refusal> {
+        match self {
+            Logins::Local(l) => l.take(state, now),
+            Logins::Shared(s) => s.take(state, now).await,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -46,19 +84,24 @@ struct Entry {
     flow: Flow,
 }
 
-/// The logins in progress, by Slack user.
+/// The logins in progress in this process, by Slack user.
 #[derive(Debug, Default)]
-pub struct Pending(Mutex<HashMap<String, Entry>>);
+pub struct Local(Mutex<HashMap<String, Entry>>);
 
 fn digest(state: &str) -> [u8; 32] {
     Sha256::digest(state.as_bytes()).into()
 }
 
-fn expired(flow: &Flow, now: i64) -> bool {
+/// The state's digest as a key: the state itself is never stored.
+pub(super) fn hex_digest(state: &str) -> String {
+    hex::encode(digest(state))
+}
+
+pub(super) fn expired(flow: &Flow, now: i64) -> bool {
     now - flow.issued >= TTL_SECS || now < flow.issued - 60
 }
 
-impl Pending {
+impl Local {
     /// Keep `flow` under `state`, replacing the Slack user's earlier one; expired ones go.
     pub fn insert(&self, state: &str, flow: Flow, now: i64) {
         let mut map = slipway_infra::sync::lock(&self.0);
@@ -104,16 +147,16 @@ impl Pending {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    impl Pending {
+    impl Local {
         fn len(&self) -> usize {
             slipway_infra::sync::lock(&self.0).len()
         }
     }
 
-    fn flow(user: &str, issued: i64) -> Flow {
+    pub(crate) fn flow(user: &str, issued: i64) -> Flow {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         Flow {
             slack_user: user.into(),
@@ -127,7 +170,7 @@ mod tests {
 
     #[test]
     fn a_state_works_once_for_the_user_it_was_issued_to() {
-        let p = Pending::default();
+        let p = Local::default();
         p.insert("state-a", flow("U0ADA", 100), 100);
         p.insert("state-b", flow("U0BOB", 100), 100);
         assert!(p.peek("state-a", 101).is_ok(), "peeking leaves it pending");
@@ -140,7 +183,7 @@ mod tests {
 
     #[test]
     fn links_expire_and_a_new_request_replaces_the_old() {
-        let p = Pending::default();
+        let p = Local::default();
         p.insert("old", flow("U0ADA", 0), 0);
         p.insert("new", flow("U0ADA", 10), 10);
         assert_eq!(p.len(), 1);

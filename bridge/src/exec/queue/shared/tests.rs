@@ -122,3 +122,60 @@ fn xreadgroup_replies_are_read_and_garbage_is_not_a_job() {
     assert!(d.job.is_none(), "an unreadable entry is dropped, not run");
     assert!(read_group(&Value::Nil).is_none());
 }
+
+fn sample(id: &str) -> WireJob {
+    WireJob {
+        id: id.into(),
+        command: "/kubectl".into(),
+        text: "get pods -n web".into(),
+        user_id: "U1".into(),
+        team_id: None,
+        enterprise_id: None,
+        user_name: "ada".into(),
+        channel: "C1".into(),
+        response_url: String::new(),
+        decision_audit_id: format!("d-{id}"),
+    }
+}
+
+fn queue(server: &crate::shared::test_server::TestRedis) -> Shared {
+    Shared {
+        redis: Redis::new(server.config("t:")),
+        replica: "me#1".into(),
+        claim_timeout: Duration::from_secs(30),
+        per_user: 5,
+        bound: 10,
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_the_channel_missed_reaches_the_running_replicas_heartbeat() {
+    let server = crate::shared::test_server::TestRedis::start();
+    let shared = queue(&server);
+    let mut conn = shared.worker_connection().await.unwrap();
+    shared.admit("r1", "U1", Some(&sample("r1"))).await.unwrap();
+    let taken = shared.next(&mut conn).await.unwrap().expect("the read");
+    let beat = shared.heartbeat(&taken.entry, "r1", "U1", "U1").await;
+    assert_eq!((beat.ours, beat.cancelled_by), (true, None));
+    // Nobody is subscribed: the published message is lost, the recorded one is not.
+    shared.publish_cancel("r1", "U9").await.unwrap();
+    let beat = shared.heartbeat(&taken.entry, "r1", "U1", "U1").await;
+    assert_eq!(
+        (beat.ours, beat.cancelled_by.as_deref()),
+        (true, Some("U9"))
+    );
+}
+
+#[tokio::test]
+async fn waiting_counts_the_reads_no_worker_has_taken() {
+    let server = crate::shared::test_server::TestRedis::start();
+    let shared = queue(&server);
+    let mut conn = shared.worker_connection().await.unwrap();
+    assert_eq!(shared.waiting().await.unwrap(), 0);
+    for id in ["w1", "w2", "w3"] {
+        shared.admit(id, "U1", Some(&sample(id))).await.unwrap();
+    }
+    assert_eq!(shared.waiting().await.unwrap(), 3);
+    shared.next(&mut conn).await.unwrap().expect("one taken");
+    assert_eq!(shared.waiting().await.unwrap(), 2);
+}
