@@ -371,3 +371,54 @@ async fn scim_can_neither_see_nor_change_google_records() {
     );
     assert!(directory.user(&dana.id).unwrap().is_some());
 }
+
+/// With replicas on Redis only the leader syncs, but Google's push may reach any replica: a
+/// push to a follower is passed on, and the leader syncs at once instead of at its interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_reaches_a_follower_starts_a_sync_on_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = slipway_tests::redis_server::RedisServer::start(dir.path());
+    let url = redis.url();
+    let (g, key) = google().await;
+    let a = bridge_with(
+        &g,
+        &key,
+        "1h",
+        true,
+        &[("SLIPWAY_REDIS_URL", &url), ("SLIPWAY_AUDIT_WRITER", "a")],
+    )
+    .await;
+    synced(&a, 0).await;
+    let b = bridge_with(
+        &g,
+        &key,
+        "1h",
+        true,
+        &[("SLIPWAY_REDIS_URL", &url), ("SLIPWAY_AUDIT_WRITER", "b")],
+    )
+    .await;
+    // Both replicas listen for pokes before one is sent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("slipway:google-push")
+            .query(&mut redis.client())
+            .unwrap();
+        if n >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replicas never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = google_records(&a, "sync").len();
+    assert_eq!(notify(&b, Some(CHANNEL_TOKEN)).await, 200);
+    synced(&a, before).await;
+    assert!(
+        google_records(&b, "sync").is_empty(),
+        "only the leader syncs"
+    );
+}

@@ -314,6 +314,7 @@ fn start_google(ctx: &Ctx) -> Result<Option<crate::identity::google::GoogleSync>
         audit_failures: ctx.metrics.audit_failures.clone(),
         changed: ctx.people.changes(),
         leader: ctx.leader.clone(),
+        redis: ctx.redis.clone(),
     };
     crate::identity::google::start(config, store.clone(), sinks).map(Some)
 }

@@ -365,7 +365,7 @@ impl Runs {
     /// Cancel clicks from other replicas, for the life of the process (shared state only).
     pub fn start_cancel_listener(&self) {
         if let Some(shared) = &self.shared {
-            changes::listen_for_cancels(shared.clone(), self.running.clone());
+            changes::listen_for_cancels(shared, self.running.clone());
         }
     }
 }

@@ -290,6 +290,47 @@ fn sentinel(
     )?)
 }
 
+impl Redis {
+    /// Call `on_message` with each message published on `channel`, for the life of the
+    /// process: resubscribing (with backoff) after Redis goes away. A message published while
+    /// the subscription is down is lost; callers that can't lose one keep it elsewhere too.
+    pub fn subscribe_forever<F>(&self, channel: String, on_message: F)
+    where
+        F: Fn(&[u8]) + Send + Sync + 'static,
+    {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match me.listen(&channel, &on_message).await {
+                    Ok(()) => backoff = Duration::from_millis(200),
+                    Err(e) => {
+                        tracing::warn!(error = %e, channel, "subscription lost; retrying");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+            }
+        });
+    }
+
+    async fn listen(
+        &self,
+        channel: &str,
+        on_message: &(dyn Fn(&[u8]) + Send + Sync),
+    ) -> Result<(), Unavailable> {
+        use futures_util::StreamExt as _;
+        let client = self.client().await?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            on_message(msg.get_payload_bytes());
+        }
+        Ok(())
+    }
+}
+
 tokio::task_local! {
     /// Round trips made by the task being counted (an ack).
     static ROUND_TRIPS: std::cell::Cell<u32>;

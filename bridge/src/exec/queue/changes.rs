@@ -10,9 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::shared::Shared;
@@ -137,43 +135,18 @@ struct CancelMsg {
     by: String,
 }
 
-/// Listen on the Cancel channel and stop what runs here, reconnecting (with backoff) while
-/// Redis is away.
+/// Listen on the Cancel channel and stop what runs here.
 pub(super) fn listen_for_cancels(
-    shared: Shared,
+    shared: &Shared,
     running: std::sync::Arc<Mutex<HashMap<String, Handle>>>,
 ) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match subscribe(&shared, &running).await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(200);
-                    tokio::time::sleep(backoff).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cancel channel unavailable; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    });
-}
-
-async fn subscribe(
-    shared: &Shared,
-    running: &Mutex<HashMap<String, Handle>>,
-) -> Result<(), Unavailable> {
-    let client = shared.redis.client().await?;
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(shared.cancel_channel()).await?;
-    let mut messages = pubsub.on_message();
-    while let Some(msg) = messages.next().await {
-        match serde_json::from_slice::<CancelMsg>(msg.get_payload_bytes()) {
-            Ok(m) => cancel_here(running, &m.run_id, &m.by),
-            Err(e) => tracing::warn!(error = %e, "malformed cancel message"),
-        }
-    }
-    Ok(())
+    shared
+        .redis
+        .subscribe_forever(
+            shared.cancel_channel(),
+            move |payload| match serde_json::from_slice::<CancelMsg>(payload) {
+                Ok(m) => cancel_here(&running, &m.run_id, &m.by),
+                Err(e) => tracing::warn!(error = %e, "malformed cancel message"),
+            },
+        );
 }

@@ -53,6 +53,8 @@ pub struct Sinks {
     pub changed: Arc<tokio::sync::Notify>,
     /// Only the leader syncs (one replica reads Google for all of them).
     pub leader: crate::shared::Leader,
+    /// The shared Redis, through which a push received by any replica reaches the leader.
+    pub redis: Option<crate::shared::Redis>,
 }
 
 /// Start the sync task (it runs at once, then on its schedule) and return its handle.
@@ -77,7 +79,7 @@ pub fn start(
             sinks.metrics.clone(),
         )
     });
-    let leader = sinks.leader.clone();
+    let (leader, redis) = (sinks.leader.clone(), sinks.redis.clone());
     let syncer = sync::Syncer {
         api,
         store,
@@ -89,7 +91,7 @@ pub fn start(
         changed: sinks.changed,
     };
     let service = service::Service::new(syncer, config.sync_interval, channels, leader);
-    let handle = service.handle();
+    let handle = service.handle(redis);
     tokio::spawn(service.run());
     Ok(handle)
 }

@@ -36,17 +36,55 @@ struct Wake {
     notify: Notify,
 }
 
+impl Wake {
+    fn wake(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+}
+
 /// The running sync, as the ingress sees it: something to poke.
 #[derive(Debug, Clone)]
 pub struct GoogleSync {
     wake: Arc<Wake>,
+    /// With replicas, a push may reach any of them but only the leader syncs: the poke goes
+    /// through `<prefix>google-push` to every replica.
+    shared: Option<crate::shared::Redis>,
 }
 
 impl GoogleSync {
     /// Google says something changed: sync soon. Returns at once.
     pub fn trigger(&self) {
-        self.wake.pending.store(true, Ordering::SeqCst);
-        self.wake.notify.notify_one();
+        let Some(redis) = self.shared.clone() else {
+            self.wake.wake();
+            return;
+        };
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            let channel = redis.key("google-push");
+            let sent = redis
+                .run(|mut c| async move {
+                    redis::cmd("PUBLISH")
+                        .arg(channel)
+                        .arg(1)
+                        .query_async::<i64>(&mut c)
+                        .await
+                })
+                .await;
+            if let Err(e) = sent {
+                // The interval sync catches up; wake here in case this replica leads.
+                tracing::warn!(error = %e, "could not pass a Google push on to the leader");
+                wake.wake();
+            }
+        });
+    }
+
+    /// Every replica hears the pokes; the one that leads acts on them.
+    fn listen(&self) {
+        if let Some(redis) = &self.shared {
+            let wake = self.wake.clone();
+            redis.subscribe_forever(redis.key("google-push"), move |_| wake.wake());
+        }
     }
 }
 
@@ -192,10 +230,14 @@ impl Service {
         }
     }
 
-    pub fn handle(&self) -> GoogleSync {
-        GoogleSync {
+    /// The handle the ingress pokes; with `shared`, pokes reach the leader on any replica.
+    pub fn handle(&self, shared: Option<crate::shared::Redis>) -> GoogleSync {
+        let handle = GoogleSync {
             wake: self.wake.clone(),
-        }
+            shared,
+        };
+        handle.listen();
+        handle
     }
 
     pub async fn run(mut self) {
