@@ -211,36 +211,50 @@ impl Shared {
     }
 
     /// Write a staged change to Redis, then unstage it. Taken meanwhile, it is deleted again.
+    /// A failed write is retried a few times (a Redis blip must not leave the change visible
+    /// to this replica only); after that it stays staged here until its deadline.
     fn flush(&self, token: &str) {
-        let Some(p) = slipway_infra::sync::lock(&self.staged).get(token).cloned() else {
-            return;
-        };
-        let key = self.key(token);
-        let written = serde_json::to_string(&Wire::of(&p))
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                let at = u64::try_from(p.expires_at.timestamp_millis()).unwrap_or(0);
-                self.pool
-                    .run(|c| {
-                        redis::cmd("SET")
-                            .arg(&key)
-                            .arg(json)
-                            .arg("PXAT")
-                            .arg(at)
-                            .exec(c)
-                    })
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = written {
-            tracing::error!(error = %e, token, "sharing a pending change; only this replica has it");
-            return;
+        let mut pause = std::time::Duration::from_millis(200);
+        for attempt in 1..=4 {
+            let Some(p) = slipway_infra::sync::lock(&self.staged).get(token).cloned() else {
+                return;
+            };
+            match self.write(token, &p) {
+                Ok(()) => break,
+                Err(e) if attempt == 4 => {
+                    tracing::error!(error = %e, token, "sharing a pending change failed; only this replica has it");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, token, attempt, "sharing a pending change; retrying");
+                }
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
         }
         let still = slipway_infra::sync::lock(&self.staged)
             .remove(token)
             .is_some();
         if !still {
+            let key = self.key(token);
             let _ = self.pool.run(|c| redis::cmd("DEL").arg(&key).exec(c));
         }
+    }
+
+    fn write(&self, token: &str, p: &Pending) -> Result<(), String> {
+        let key = self.key(token);
+        let json = serde_json::to_string(&Wire::of(p)).map_err(|e| e.to_string())?;
+        let at = u64::try_from(p.expires_at.timestamp_millis()).unwrap_or(0);
+        self.pool
+            .run(|c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(json)
+                    .arg("PXAT")
+                    .arg(at)
+                    .exec(c)
+            })
+            .map_err(|e| e.to_string())
     }
 
     fn get(&self, token: &str) -> Option<Pending> {
