@@ -4,6 +4,7 @@ pub mod spool;
 pub mod audit_signer;
 pub mod audit_writer;
 pub mod exec;
+pub mod gcp;
 pub mod git_relay;
 pub mod github;
 pub mod gitops;

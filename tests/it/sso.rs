@@ -157,18 +157,36 @@ fn on_bridge(app: &TestApp, public: &str) -> String {
 /// Slack and the callback URL the browser is sent back to (not yet delivered), both on the
 /// bridge's loopback address.
 async fn sign_in(app: &TestApp, slack_user: &str, sub: &str) -> (String, String) {
-    sign_in_via(app, app, slack_user, sub).await
+    sign_in_via(app, app, None, slack_user, sub).await
 }
 
-/// The same, with the command sent to `asked` and the browser's requests to `browsed`.
+/// The same, with the command sent to `asked` and the browser's requests to `browsed`. With
+/// `shared`, the login is written to Redis just after the ack: a person takes seconds to click,
+/// a test waits for the write.
 async fn sign_in_via(
     asked: &TestApp,
     browsed: &TestApp,
+    shared: Option<&slipway_tests::redis_server::RedisServer>,
     slack_user: &str,
     sub: &str,
 ) -> (String, String) {
     let app = browsed;
     let ack = asked.ack(slack_user, "/slipway link sso").await;
+    if let Some(redis) = shared {
+        let key = format!("slipway:sso:user:{slack_user}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !redis::cmd("EXISTS")
+            .arg(&key)
+            .query::<bool>(&mut redis.client())
+            .unwrap()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the login was never shared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let start = ack
         .split('<')
         .nth(1)
@@ -373,7 +391,7 @@ async fn an_sso_login_begun_on_one_replica_finishes_on_another_and_works_once() 
     let a = bridge_with(&p, replica("a")).await;
     let b = bridge_with(&p, replica("b")).await;
     // The link comes from A; the browser's start and callback are load-balanced elsewhere.
-    let (start, callback) = sign_in_via(&a, &b, "U0ERIN", "00u-erin").await;
+    let (start, callback) = sign_in_via(&a, &b, Some(&redis), "U0ERIN", "00u-erin").await;
     let on_a = callback.replace(&b.addr.to_string(), &a.addr.to_string());
     let (status, _, page) = browse("GET", &on_a, None).await;
     assert_eq!(status, 200, "{page}");

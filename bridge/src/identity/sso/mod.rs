@@ -16,6 +16,7 @@
 
 pub mod claims;
 mod http;
+pub mod logins;
 pub mod pending;
 pub mod pending_shared;
 pub mod person;
@@ -38,7 +39,8 @@ pub use person::SsoPeople;
 
 use crate::clock::Clock;
 use crate::config::{Secret, SsoConfig};
-use pending::{Flow, Logins, Refusal};
+use logins::Logins;
+use pending::{Flow, Refusal};
 use token::{Expect, OidcClient};
 
 /// How long discovery (metadata and JWKS) is reused before it is read again.

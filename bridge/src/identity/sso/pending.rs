@@ -1,9 +1,8 @@
 //! Logins between `/slipway link sso` and the provider's callback. Each is bound to the Slack
 //! user who asked, used at most once, and gone after [`TTL_SECS`]. A Slack user has at most one:
 //! asking again replaces it, so the store is bounded by the number of people. Embedded they are
-//! in this process ([`Local`]); with replicas, in the shared Redis
-//! ([`SharedLogins`](super::pending_shared::SharedLogins)), since the browser's requests may
-//! reach any replica.
+//! in this process ([`Local`]); with replicas, in the shared Redis (`pending_shared`),
+//! since the browser's requests may reach any replica.
 //!
 //! Only a SHA-256 digest of each `state` is kept, and a callback's state is compared with every
 //! pending digest in constant time, so neither the map nor the comparison tells anything about
@@ -43,39 +42,6 @@ pub enum Refusal {
     Expired,
     /// The shared state (Redis) can't be reached to look.
     Unavailable,
-}
-
-/// Where logins in progress live.
-#[derive(Debug)]
-pub enum Logins {
-    Local(Local),
-    Shared(super::pending_shared::SharedLogins),
-}
-
-impl Logins {
-    /// Keep `flow` under `state` (shared: written just after the ack).
-    pub fn insert(&self, state: &str, flow: Flow, now: i64) {
-        match self {
-            Logins::Local(l) => l.insert(state, flow, now),
-            Logins::Shared(s) => s.insert(state, &flow),
-        }
-    }
-
-    /// What the authorization request needs (challenge and nonce), leaving the login pending.
-    pub async fn peek(&self, state: &str, now: i64) -> Result<(PkceCodeChallenge, Nonce), Refusal> {
-        match self {
-            Logins::Local(l) => l.peek(state, now),
-            Logins::Shared(s) => s.peek(state, now).await,
-        }
-    }
-
-    /// Take the login out: whatever happens next, this state can't be used again.
-    pub async fn take(&self, state: &str, now: i64) -> Result<Flow, Refusal> {
-        match self {
-            Logins::Local(l) => l.take(state, now),
-            Logins::Shared(s) => s.take(state, now).await,
-        }
-    }
 }
 
 #[derive(Debug)]
