@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::sinks::http::Http;
 
+pub mod minter;
+pub use minter::{Minter, MinterSettings};
+
 /// The scope every Slipway token asks for; what it may do is the account's IAM roles.
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Google's OAuth token endpoint (also the `aud` of a JWT bearer assertion).

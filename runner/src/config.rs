@@ -11,8 +11,15 @@
 //!   session_duration: 15m           # STS DurationSeconds (at least 15m)
 //!   # audience: sts.amazonaws.com
 //!   # sts_endpoint: http://127.0.0.1:5000   # tests and emulators only
+//! gcp:                              # Workload Identity Federation (only if a target uses GCP)
+//!   workload_identity_provider: projects/123456789/locations/global/workloadIdentityPools/github/providers/slipway
+//!   token_lifetime: 15m             # generateAccessToken lifetime (at most 1h)
+//!   # audience: https://iam.googleapis.com/projects/…/providers/slipway   # the OIDC token's (default)
+//!   # sts_endpoint: http://127.0.0.1:8080/v1/token            # tests and emulators only
+//!   # iam_credentials_endpoint: http://127.0.0.1:8080         # tests and emulators only
 //! stacks:                           # /tf apply: the role each stack's terraform runs as
 //!   network: { role_arn: "arn:aws:iam::123456789012:role/slipway-network" }
+//!   gcp-network: { gcp_service_account: slipway-tf-network@acme-prod.iam.gserviceaccount.com }
 //! clusters:                         # /kubectl and /deploy: credentials per cluster alias (the
 //!                                   # alias is signed in the change request; the runner builds
 //!                                   # kubectl's kubeconfig itself, never from the checkout)
@@ -20,6 +27,9 @@
 //!              token_env: KUBE_TOKEN_STAGING }
 //!   production: { kubeconfig: /runner/secrets/prod.kubeconfig, context: prod }   # outside the
 //!                                   # checkout; only server, CA and a static token are used
+//!   gke-prod: { server: "https://34.1.2.3", certificate_authority_data: "LS0t…",
+//!               gcp_service_account: slipway-deploy@acme-prod.iam.gserviceaccount.com }
+//!                                   # GKE: a short-lived Google token for that account
 //! deploy:                           # default: the change's own argv (`kubectl apply -k apps/<svc>/<env>`)
 //!   command: [kubectl, apply, --server-side, "--kubeconfig={kubeconfig}", "--context={context}", -k, "{dir}"]
 //! tools: { terraform: terraform, kubectl: kubectl, path: "/usr/local/bin:/usr/bin:/bin", kill_grace: 5s }
@@ -42,6 +52,8 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
+
+mod gcp;
 
 /// The default config path, relative to the checkout.
 pub const DEFAULT_PATH: &str = ".slipway/runner.yaml";
@@ -73,6 +85,8 @@ pub struct RunnerConfig {
     #[serde(default)]
     pub aws: AwsConfig,
     #[serde(default)]
+    pub gcp: GcpConfig,
+    #[serde(default)]
     pub stacks: BTreeMap<String, StackConfig>,
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterConfig>,
@@ -101,11 +115,33 @@ pub struct AwsConfig {
     pub sts_endpoint: Option<String>,
 }
 
+/// Google Cloud through Workload Identity Federation: the job's OIDC token is exchanged at STS
+/// for a federated token, which mints a token for the target's service account.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcpConfig {
+    /// `projects/NUM/locations/global/workloadIdentityPools/POOL/providers/PROVIDER`.
+    #[serde(default)]
+    pub workload_identity_provider: Option<String>,
+    /// The OIDC token's audience; default `https://iam.googleapis.com/<provider>`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub token_lifetime: Option<HumanDuration>,
+    #[serde(default)]
+    pub sts_endpoint: Option<String>,
+    #[serde(default)]
+    pub iam_credentials_endpoint: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackConfig {
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// The service account the stack's terraform runs as on Google Cloud.
+    #[serde(default)]
+    pub gcp_service_account: Option<String>,
 }
 
 /// How the runner reaches one cluster. It builds kubectl's kubeconfig itself (see
@@ -131,6 +167,10 @@ pub struct ClusterConfig {
     /// A role assumed with the job's OIDC token for this cluster's changes.
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// GKE: the service account whose short-lived Google token is kubectl's bearer token
+    /// (instead of `token_env`).
+    #[serde(default)]
+    pub gcp_service_account: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -265,13 +305,23 @@ impl RunnerConfig {
         Ok(cfg)
     }
 
-    /// Roles are role ARNs, each cluster has one way in, and the deploy command names `{dir}`.
+    /// Roles are role ARNs, service accounts are service-account emails (and need a workload
+    /// identity provider), each cluster has one way in, and the deploy command names `{dir}`.
     fn check_targets(&mut self, dir: &Path) -> Result<(), String> {
         for (name, s) in &self.stacks {
             check_arn(&format!("stacks.{name}"), s.role_arn.as_ref())?;
+            self.gcp
+                .check_account(&format!("stacks.{name}"), s.gcp_service_account.as_ref())?;
         }
         for (name, c) in &mut self.clusters {
             check_arn(&format!("clusters.{name}"), c.role_arn.as_ref())?;
+            self.gcp
+                .check_account(&format!("clusters.{name}"), c.gcp_service_account.as_ref())?;
+            if c.gcp_service_account.is_some() && (c.server.is_none() || c.token_env.is_some()) {
+                return Err(format!(
+                    "clusters.{name}: a GKE cluster with `gcp_service_account` needs `server` (and its CA), and no `token_env`: its token comes from Google"
+                ));
+            }
             if let Some(k) = &mut c.kubeconfig
                 && k.is_relative()
             {
@@ -310,6 +360,11 @@ impl RunnerConfig {
                 self.audit.s3.as_ref().and_then(|s| s.endpoint_url.as_ref()),
             ),
             ("aws.sts_endpoint", self.aws.sts_endpoint.as_ref()),
+            ("gcp.sts_endpoint", self.gcp.sts_endpoint.as_ref()),
+            (
+                "gcp.iam_credentials_endpoint",
+                self.gcp.iam_credentials_endpoint.as_ref(),
+            ),
         ] {
             if let Some(url) = url
                 && !slipway_infra::https_or_loopback(url)

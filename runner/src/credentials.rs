@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+pub mod gcp;
+
 use slipway_infra::oidc::{self, Claims};
 use slipway_infra::sts::{self, StsSettings, TemporaryCredentials};
 
@@ -46,6 +48,8 @@ pub struct Granted {
     pub env: Vec<(String, String)>,
     /// The assumed role's session ARN, for the audit record.
     pub assumed_role: Option<String>,
+    /// The Google service account impersonated (Workload Identity Federation), if any.
+    pub google_account: Option<String>,
     /// The OIDC token's claims, for the audit record.
     pub claims: Option<Claims>,
 }
@@ -94,6 +98,7 @@ pub async fn for_role(
         AwsSource::Env(pairs) => Ok(Granted {
             env: with_region(pairs.clone(), region),
             assumed_role: None,
+            google_account: None,
             claims: None,
         }),
         AwsSource::Oidc { url, token } => {
@@ -114,6 +119,7 @@ pub async fn for_role(
             Ok(Granted {
                 env: creds.env(region),
                 assumed_role: creds.assumed_role_arn.clone(),
+                google_account: None,
                 claims: Some(id.claims),
             })
         }

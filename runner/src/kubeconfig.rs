@@ -21,17 +21,22 @@ pub struct KubeTarget {
     pub context: String,
 }
 
-/// Build `<scratch>/kubeconfig-<alias>` for cluster `alias`.
+/// Build `<scratch>/kubeconfig-<alias>` for cluster `alias`. `google` is the short-lived token
+/// of a GKE cluster's `gcp_service_account`, minted for this change.
 pub fn build(
     alias: &str,
     cfg: &ClusterConfig,
     checkout: &Path,
     scratch: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
+    google: Option<&str>,
 ) -> Result<KubeTarget, String> {
     let (cluster, user) = match (&cfg.kubeconfig, &cfg.server) {
         (Some(path), None) => from_file(alias, cfg, path, checkout)?,
-        (None, Some(server)) => from_settings(alias, cfg, server, lookup)?,
+        (None, Some(server)) => match google {
+            Some(token) => (settings_cluster(cfg, server), json!({ "token": token })),
+            None => from_settings(alias, cfg, server, lookup)?,
+        },
         _ => {
             return Err(format!(
                 "clusters.{alias} needs either `kubeconfig` or `server` (with `token_env`)"
@@ -186,11 +191,18 @@ fn from_settings(
     let token = lookup(var)
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| format!("clusters.{alias}.token_env: {var} is not set or empty"))?;
+    Ok((
+        settings_cluster(cfg, server),
+        json!({ "token": token.trim() }),
+    ))
+}
+
+fn settings_cluster(cfg: &ClusterConfig, server: &str) -> Value {
     let mut cluster = json!({ "server": server });
     if let Some(ca) = &cfg.certificate_authority_data {
         cluster["certificate-authority-data"] = json!(ca);
     }
-    Ok((cluster, json!({ "token": token.trim() })))
+    cluster
 }
 
 fn base64_std(bytes: &[u8]) -> String {
@@ -210,6 +222,7 @@ mod tests {
             server: None,
             certificate_authority_data: None,
             token_env: None,
+            gcp_service_account: None,
         }
     }
 
@@ -223,9 +236,14 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         let path = outside.join("kubeconfig");
         std::fs::write(&path, KUBECONFIG).unwrap();
-        let built = build("staging", &cfg(Some(path)), &checkout, dir.path(), &|_| {
-            None
-        })
+        let built = build(
+            "staging",
+            &cfg(Some(path)),
+            &checkout,
+            dir.path(),
+            &|_| None,
+            None,
+        )
         .unwrap();
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(&built.kubeconfig).unwrap()).unwrap();
@@ -249,6 +267,7 @@ mod tests {
             &checkout,
             dir.path(),
             &|_| None,
+            None,
         )
         .unwrap_err();
         assert!(e.contains("inside the checkout"), "{e}");
@@ -267,21 +286,47 @@ mod tests {
             &checkout,
             dir.path(),
             &|_| None,
+            None,
         )
         .unwrap_err();
         assert!(e.contains("`exec`"), "{e}");
         let mut settings = cfg(None);
         settings.server = Some("https://k8s.example".into());
         settings.token_env = Some("KUBE_TOKEN".into());
-        assert!(build("staging", &settings, &checkout, dir.path(), &|_| None).is_err());
-        let built = build("staging", &settings, &checkout, dir.path(), &|k| {
-            (k == "KUBE_TOKEN").then(|| "abc".to_string())
-        })
-        .unwrap();
+        let no_env = |_: &str| None;
+        assert!(build("staging", &settings, &checkout, dir.path(), &no_env, None).is_err());
+        let env = |k: &str| (k == "KUBE_TOKEN").then(|| "abc".to_string());
+        let built = build("staging", &settings, &checkout, dir.path(), &env, None).unwrap();
         assert!(
             std::fs::read_to_string(built.kubeconfig)
                 .unwrap()
                 .contains("abc")
+        );
+    }
+
+    #[test]
+    fn a_gke_cluster_gets_the_minted_google_token_and_nothing_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gke = cfg(None);
+        gke.server = Some("https://34.1.2.3".into());
+        gke.certificate_authority_data = Some("QUJD".into());
+        gke.gcp_service_account = Some("deploy@p.iam.gserviceaccount.com".into());
+        let env = |_: &str| Some("from-the-environment".to_string());
+        let built = build(
+            "gke",
+            &gke,
+            dir.path(),
+            dir.path(),
+            &env,
+            Some("ya29.minted"),
+        )
+        .unwrap();
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(&built.kubeconfig).unwrap()).unwrap();
+        assert_eq!(doc["users"][0]["user"], json!({"token": "ya29.minted"}));
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["certificate-authority-data"],
+            "QUJD"
         );
     }
 }

@@ -83,26 +83,25 @@ async fn run(job: &Job, cr: &ChangeRequest, check: &PolicyCheck) -> (Granted, Re
             Err(format!("creating {}: {e}", scratch.display())),
         );
     }
-    let Place { role, cluster } = match where_to_run(job, cr, check) {
+    let Place {
+        role,
+        google,
+        cluster,
+    } = match where_to_run(job, cr, check) {
         Ok(w) => w,
         Err(e) => return (Granted::default(), Err(format!("{e}; nothing was changed"))),
     };
-    let granted = match credentials::for_role(
-        &job.aws,
-        &job.cfg,
-        &job.region,
-        role.as_deref(),
-        &format!("slipway-{}", cr.id),
-        &job.default_branch,
-    )
-    .await
-    {
+    let (mut granted, gcp) = match grant(job, cr, role.as_deref(), google.as_deref()).await {
         Ok(g) => g,
         Err(e) => {
             let why = format!("no credentials: {e}; nothing was changed");
             return (Granted::default(), Err(why));
         }
     };
+    if let (Family::Tf, Some(g)) = (&cr.command.family, &gcp) {
+        granted.env.extend(g.terraform_env());
+    }
+    let google_token = gcp.as_ref().map(|g| g.token.token.clone());
     let runner = Runner {
         tools: &job.cfg.tools,
         scratch,
@@ -114,11 +113,33 @@ async fn run(job: &Job, cr: &ChangeRequest, check: &PolicyCheck) -> (Granted, Re
     let ran = match (&cr.command.family, cluster) {
         (Family::Tf, _) => terraform(job, cr, check, &runner).await,
         (Family::Kubectl | Family::Deploy, Some((alias, c))) => {
-            kube(job, cr, &runner, &alias, c).await
+            kube(job, cr, &runner, &alias, c, google_token.as_deref()).await
         }
         _ => Err("nothing to run".to_string()),
     };
     (granted, ran)
+}
+
+/// The change's cloud credentials: an AWS role session and, for a GCP stack or a GKE cluster,
+/// a Google token by Workload Identity Federation.
+async fn grant(
+    job: &Job,
+    cr: &ChangeRequest,
+    role: Option<&str>,
+    google: Option<&str>,
+) -> Result<(Granted, Option<credentials::gcp::GcpGrant>), String> {
+    let session = format!("slipway-{}", cr.id);
+    let (aws, branch) = (&job.aws, &job.default_branch);
+    let mut granted =
+        credentials::for_role(aws, &job.cfg, &job.region, role, &session, branch).await?;
+    let now = chrono::Utc::now().timestamp();
+    let request = job.env.id_token_request.as_ref();
+    let gcp = credentials::gcp::for_account(request, &job.cfg, google, branch, now).await?;
+    if let Some(g) = &gcp {
+        granted.google_account = Some(g.service_account.clone());
+        granted.claims.get_or_insert_with(|| g.claims.clone());
+    }
+    Ok((granted, gcp))
 }
 
 /// terraform, in a fresh export of the merged commit that holds only the change's own stack.
@@ -158,11 +179,11 @@ async fn kube(
     runner: &Runner<'_>,
     alias: &str,
     cluster: &crate::config::ClusterConfig,
+    google: Option<&str>,
 ) -> Result<Ran, String> {
-    let kube =
-        crate::kubeconfig::build(alias, cluster, &job.env.workspace, &runner.scratch, &|k| {
-            std::env::var(k).ok()
-        })
+    let env = |k: &str| std::env::var(k).ok();
+    let (workspace, scratch) = (&job.env.workspace, &runner.scratch);
+    let kube = crate::kubeconfig::build(alias, cluster, workspace, scratch, &env, google)
         .map_err(|e| format!("{e}; nothing was changed"))?;
     if cr.command.family == Family::Kubectl {
         return Ok(runner.kubectl(cr, &kube, &job.env.workspace).await);

@@ -12,6 +12,8 @@ use crate::verify::PolicyCheck;
 #[derive(Debug)]
 pub struct Place<'a> {
     pub role: Option<String>,
+    /// The Google service account to impersonate (a GCP stack, a GKE cluster).
+    pub google: Option<String>,
     pub cluster: Option<(String, &'a ClusterConfig)>,
 }
 
@@ -30,6 +32,7 @@ pub fn where_to_run<'a>(
             .get(alias)
             .map(|c| Place {
                 role: c.role_arn.clone(),
+                google: c.gcp_service_account.clone(),
                 cluster: Some((alias.to_string(), c)),
             })
             .ok_or_else(|| {
@@ -40,8 +43,10 @@ pub fn where_to_run<'a>(
     };
     match (&cr.command.family, &check.target) {
         (Family::Tf, Target::Stack { stack }) if exec.stack.as_deref() == Some(stack.as_str()) => {
+            let config = job.cfg.stacks.get(stack);
             Ok(Place {
-                role: job.cfg.stacks.get(stack).and_then(|s| s.role_arn.clone()),
+                role: config.and_then(|s| s.role_arn.clone()),
+                google: config.and_then(|s| s.gcp_service_account.clone()),
                 cluster: None,
             })
         }

@@ -28,6 +28,11 @@ pub async fn report(job: &Job, subject: &Subject<'_>, ended: Ended) -> Outcome {
             "Credentials: role session `{role}` from the job's OIDC token."
         ));
     }
+    if let Some(account) = &ended.granted.google_account {
+        notes.push(format!(
+            "Credentials: a short-lived Google token for `{account}`, by Workload Identity Federation from the job's OIDC token."
+        ));
+    }
     // Locks are released on success and failure alike, but only a lock this change holds.
     if let (Some(cr), Some(pr)) = (subject.cr, &subject.pr) {
         notes.push(release_lock(job, cr, pr).await);
@@ -36,6 +41,7 @@ pub async fn report(job: &Job, subject: &Subject<'_>, ended: Ended) -> Outcome {
     let granted = &ended.granted;
     let details = json!({
         "assumed_role": granted.assumed_role,
+        "google_account": granted.google_account,
         "oidc": granted.claims.as_ref().map(|c| json!({"sub": c.sub, "job_workflow_ref": c.job_workflow_ref, "repository_id": c.repository_id, "actor": c.actor, "runner_environment": c.runner_environment})),
         "notes": notes,
         "workflow_ref": job.env.workflow_ref,
