@@ -49,6 +49,17 @@ fn the_terraform_module_is_formatted_and_pins_the_workflow() {
         main.contains("object_lock_enabled = true") && main.contains("COMPLIANCE")
             || main.contains("audit_retention_mode")
     );
+    // Google Cloud: the federation pins the same repository, branch and pinned workflow.
+    let gcp = std::fs::read_to_string(dir.join("gcp/main.tf")).unwrap();
+    assert!(
+        gcp.contains("attribute_condition")
+            && gcp.contains(
+                "assertion.job_workflow_ref == '${var.runner_workflow}@${var.runner_workflow_ref}'"
+            )
+            && gcp.contains("refs/heads/${var.default_branch}")
+            && gcp.contains("roles/iam.serviceAccountTokenCreator"),
+        "the pool's provider pins repository, branch and workflow; the bridge only mints read tokens"
+    );
 }
 
 /// Every test the threat model names exists, so the document can't point at a renamed or moved
