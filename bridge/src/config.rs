@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod audit;
+mod gcp;
 mod github;
 pub mod gitops;
 mod google;
@@ -22,6 +23,7 @@ mod sso;
 mod state;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
+pub use gcp::GcpProjectConfig;
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use sso::SsoConfig;
@@ -98,6 +100,8 @@ struct FileConfig {
     aws_profiles: BTreeMap<String, AwsProfileConfig>,
     #[serde(default)]
     aws: tools::FileAws,
+    #[serde(default)]
+    gcp_projects: BTreeMap<String, GcpProjectConfig>,
     #[serde(default)]
     gitops: FileGitops,
     #[serde(default)]
@@ -267,6 +271,8 @@ pub struct Config {
     pub clusters: BTreeMap<String, ClusterConfig>,
     pub aws_profiles: BTreeMap<String, AwsProfileConfig>,
     pub aws: AwsConfig,
+    /// `/gcloud` project aliases: the project id and read-only service account of each.
+    pub gcp_projects: BTreeMap<String, GcpProjectConfig>,
     pub gitops: GitopsConfig,
     /// The GitOps repository on GitHub, for change requests; `None` when not configured.
     pub gitops_repo: Option<gitops::GitOpsConfig>,
@@ -325,6 +331,7 @@ impl Config {
         let slack = slack(&file.slack, env)?;
         let execution = execution(file.execution, env)?;
         check_clusters(&file.clusters)?;
+        gcp::check(&file.gcp_projects)?;
         let audit = audit::load(file.audit, env)?;
         let tools = tools::load(
             tools::FileTools {
@@ -352,6 +359,7 @@ impl Config {
             clusters: file.clusters,
             aws_profiles: file.aws_profiles,
             aws: tools.aws,
+            gcp_projects: file.gcp_projects,
             gitops: tools.gitops,
             gitops_repo,
             github_webhook_secret,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::command::{Family, Tier, aws, kubectl};
+use crate::command::{Family, Tier, aws, gcloud, kubectl};
 
 /// Help for one slash-command family.
 #[derive(Debug)]
@@ -48,6 +48,7 @@ pub fn spec(family: Family) -> CommandSpec {
                 "/aws prod-readonly sts get-caller-identity",
             ],
         },
+        Family::Gcloud => GCLOUD,
         Family::Deploy => CommandSpec {
             family,
             usage: &["/deploy <service> <env> [version] [--apply]"],
@@ -59,6 +60,18 @@ pub fn spec(family: Family) -> CommandSpec {
         Family::Slipway => SLIPWAY,
     }
 }
+
+/// `/gcloud`, like [`SILENCE`].
+const GCLOUD: CommandSpec = CommandSpec {
+    family: Family::Gcloud,
+    usage: &["/gcloud <project-alias> <group…> <verb> [name…] [--flag=value…]"],
+    summary: "Run an allowlisted read-only gcloud command in a project alias, as its read-only service account.",
+    tiers: "read only; changes go through the GitOps repository and `/tf apply`; everything else is refused.",
+    examples: &[
+        "/gcloud gcp-staging compute instances list",
+        "/gcloud gcp-prod compute disks list --format=\"table(name, zone, sizeGb)\"",
+    ],
+};
 
 /// `/silence`, kept beside `spec` (whose match still names every family) so it reads as a table.
 const SILENCE: CommandSpec = CommandSpec {
@@ -104,6 +117,17 @@ pub fn help_text(topic: Option<&str>) -> String {
             let _ = writeln!(out, "• `{u}`");
         }
         let _ = writeln!(out, "Tiers: {}", s.tiers);
+        if family == Family::Gcloud {
+            let _ = writeln!(
+                out,
+                "Commands: {}",
+                gcloud::GROUPS
+                    .iter()
+                    .map(|g| format!("`{} {}`", g.name(), g.verbs.join("|")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         if family == Family::Kubectl {
             let _ = writeln!(
                 out,
@@ -115,15 +139,7 @@ pub fn help_text(topic: Option<&str>) -> String {
                     .join(", ")
             );
         }
-        let _ = writeln!(
-            out,
-            "Examples: {}",
-            s.examples
-                .iter()
-                .map(|e| format!("`{e}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let _ = writeln!(out, "Examples: {}", ticked(s.examples, ", "));
     } else {
         out.push_str("*Slipway commands*\n");
         for family in Family::ALL {
@@ -166,6 +182,7 @@ pub fn commands_markdown() -> String {
         match family {
             Family::Kubectl => kubectl_markdown(&mut md),
             Family::Aws => aws_markdown(&mut md),
+            Family::Gcloud => gcloud_markdown(&mut md),
             _ => {}
         }
     }
@@ -215,16 +232,7 @@ fn kubectl_markdown(md: &mut String) {
 fn aws_markdown(md: &mut String) {
     md.push_str("### Allowed operations (all `read`)\n\n| service | operations |\n|---|---|\n");
     for s in aws::SERVICES {
-        let _ = writeln!(
-            md,
-            "| `{}` | {} |",
-            s.name,
-            s.operations
-                .iter()
-                .map(|o| format!("`{o}`"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let _ = writeln!(md, "| `{}` | {} |", s.name, ticked(s.operations, " "));
     }
     md.push_str("\n### Always refused\n\n");
     for (svc, op, why) in aws::REFUSED_OPERATIONS {
@@ -250,6 +258,105 @@ fn aws_markdown(md: &mut String) {
             .join(" "),
     );
     md.push_str("\n\n");
+}
+
+fn gcloud_markdown(md: &mut String) {
+    md.push_str(
+        "### Allowed commands (all `read`)\n\n\
+         The project comes from the alias (`--project` is added by the bridge), and so does the \
+         read-only service account the bridge acts as.\n\n\
+         | command | verbs | output |\n|---|---|---|\n",
+    );
+    for g in gcloud::GROUPS {
+        let output = if g.strip.is_empty() {
+            "as asked".to_string()
+        } else {
+            format!("JSON without {}", ticked(g.strip, ", "))
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {output} |",
+            g.name(),
+            ticked(g.verbs, " ")
+        );
+    }
+    md.push_str("\n### Always refused\n\n");
+    for (path, why) in gcloud::REFUSED_COMMANDS {
+        let _ = writeln!(md, "- `{}`: {why}", path.join(" "));
+    }
+    let _ = writeln!(
+        md,
+        "- verbs that change GCP ({}, and any verb starting with {}): GCP changes go through the \
+         GitOps repository and `/tf apply`",
+        ticked(gcloud::MUTATING_VERBS, ", "),
+        ticked(gcloud::MUTATING_PREFIXES, ", ")
+    );
+    for (f, why) in gcloud::REFUSED_FLAGS {
+        let _ = writeln!(md, "- `--{f}`, in any spelling: {why}");
+    }
+    for (f, v, why) in gcloud::REFUSED_VALUES {
+        let _ = writeln!(md, "- `--{f}={v}`: {why}");
+    }
+    gcloud_flags_markdown(md);
+}
+
+fn gcloud_flags_markdown(md: &mut String) {
+    md.push_str("\n### Allowed flags\n\n| flag | value | what |\n|---|---|---|\n");
+    for f in gcloud::FLAGS {
+        let value = match f.kind {
+            gcloud::FlagKind::Switch => "none".to_string(),
+            gcloud::FlagKind::Name => "resource name(s), comma-separated".into(),
+            gcloud::FlagKind::Number => "a number or `unlimited`".into(),
+            gcloud::FlagKind::Format => "see below".into(),
+            gcloud::FlagKind::Filter => "a filter without transforms".into(),
+            gcloud::FlagKind::Keys => "field keys, comma-separated".into(),
+            gcloud::FlagKind::SortKeys => "field keys, each optionally `~` (descending)".into(),
+            gcloud::FlagKind::Duration => "digits and `s`, `m`, `h` or `d`".into(),
+            gcloud::FlagKind::Choice(c) => ticked(c, " "),
+        };
+        let _ = writeln!(md, "| `--{}` | {value} | {} |", f.name, f.summary);
+    }
+    md.push_str(
+        "\nFlags are passed as `--name=value`. Slipway matches full flag names only, and no \
+         allowed name is the start of a refused one, so an abbreviation can't reach a refused \
+         flag.\n\n\
+         ### Output expressions\n\n\
+         `--format` is `json`, `yaml`, `table(field, …)` or `value(field, …)`. A field is keys \
+         joined by `.`, with `[N]` or `[]` for lists, then optionally `:label=NAME`, `:sort=N` \
+         or `:reverse`. `--flatten` and `--sort-by` take plain keys (`~key` sorts descending). \
+         gcloud's transforms (`.encode(base64)`, `.decode()`, `.basename()`, …) are refused \
+         there and in `--filter` (a `(` after a key, a value or a word other than `AND`, `OR` \
+         and `NOT`): like JMESPath functions for `/aws`, they can reshape a secret so that \
+         redaction no longer recognises it.\n\n\
+         ### Output that can hold secrets\n\n\
+         Commands listed with \"JSON without …\" return fields that can hold secrets (instance \
+         and project metadata: startup scripts and SSH keys; Cloud Run and Cloud Functions \
+         environment variables; GKE's legacy client credentials). They always run with \
+         `--format=json`, take none of `--format`, `--filter`, `--flatten`, `--sort-by` or \
+         `--uri` (a filter could test a removed value), and the bridge removes those fields, \
+         wherever they occur, before anything is shown.\n\n\
+         ### Names and projects\n\n\
+         Positionals and name-valued flags name resources in the alias's project: letters, \
+         digits, `-`, `_`, `.` and `@`, buckets as `gs://name`, predefined roles as \
+         `roles/name`. A path or URL, which could name another project, is refused, and so is \
+         a service account of another project. `projects describe` and \
+         `projects get-iam-policy` take no positional: the bridge supplies the project.\n\n\
+         ### Log entries\n\n\
+         `logging read` is allowed. Log entries are the project's operational output, like \
+         `/kubectl logs` and `/aws logs filter-log-events`, and pass the same redactor as all \
+         output. Which logs it reaches is the service account's role to decide \
+         (`roles/logging.viewer` leaves out Data Access audit logs). Objects' contents \
+         (`storage cat`) and serial consoles stay refused: they are data, not logs.\n\n",
+    );
+}
+
+/// Each item in backticks, joined by `sep`.
+fn ticked<T: std::fmt::Display>(items: impl IntoIterator<Item = T>, sep: &str) -> String {
+    items
+        .into_iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// Tiers of every kubectl verb, for tests and docs.

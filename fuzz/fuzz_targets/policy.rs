@@ -11,6 +11,7 @@ const LINES: &[&str] = &[
     "/kubectl @staging delete pod api-1 -n web --apply",
     "/kubectl apply -f apps/api/staging/ -n web",
     "/aws @prod s3api list-buckets",
+    "/gcloud gcp-prod compute instances list",
     "/tf apply network",
     "/deploy api staging v1.2.3 --apply",
     "/silence add alertname=Foo 1h reason",

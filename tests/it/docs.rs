@@ -132,3 +132,22 @@ fn the_threat_model_names_tests_that_exist() {
         "only {checked} test names were found: is the format the same?"
     );
 }
+
+/// Both Slack app manifests register every command family, so a new one can't be left out.
+#[test]
+fn the_slack_manifests_register_every_family() {
+    let root = repo_root();
+    for manifest in [
+        "deploy/slack-app-manifest.yaml",
+        "deploy/slack-app-manifest.socket-mode.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(manifest)).unwrap();
+        for family in slipway_core::command::Family::ALL {
+            assert!(
+                text.contains(&format!("- command: {}\n", family.slash())),
+                "{manifest} lacks {}",
+                family.slash()
+            );
+        }
+    }
+}

@@ -119,6 +119,49 @@ fn explain_denials_and_approvals() {
     assert_eq!(v["argv"], Value::Null);
 }
 
+/// The contract outside checks use: `/gcloud` is judged against the shipped policy on
+/// `gcp:<alias>`, and its argv never carries a project.
+#[test]
+fn gcloud_is_decided_on_the_project_alias() {
+    for (user, alias, decision) in [
+        ("U0VIEWER", "gcp-staging", "allow"),
+        ("U0OPERATOR", "gcp-prod", "allow"),
+        ("U0OWNER", "gcp-prod", "allow"),
+        ("U0VIEWER", "gcp-prod", "deny"),
+    ] {
+        let v = explain(user, &format!("/gcloud {alias} compute instances list"));
+        assert_eq!(v["decision"], decision, "{user} {alias}: {v}");
+        assert_eq!(v["resource"], format!("gcp:{alias}"), "{v}");
+        if decision == "allow" {
+            assert_eq!(v["tier"], "read");
+            assert_eq!(
+                v["argv"],
+                serde_json::json!(["gcloud", "compute", "instances", "list", "--format=json"])
+            );
+        }
+    }
+    let v = explain("U0VIEWER", "/gcloud gcp-staging compute instances list");
+    assert_eq!(v["rule"], "viewer-read");
+    let v = explain("U0VIEWER", "/gcloud gcp-prod compute instances list");
+    assert_eq!(v["rule"], "rbac.default-deny", "{v}");
+}
+
+/// Credential printing and a smuggled project are refused whatever the role.
+#[test]
+fn gcloud_refusals_hold_for_owners() {
+    for command in [
+        "/gcloud gcp-prod auth print-access-token",
+        "/gcloud gcp-prod compute instances list --project=other-project",
+        "/gcloud gcp-prod compute instances list --project other-project",
+        "/gcloud gcp-prod projects describe other-project",
+    ] {
+        let v = explain("U0OWNER", command);
+        assert_eq!(v["decision"], "deny", "{command}: {v}");
+        assert_eq!(v["rule"], "catalog.refused", "{command}: {v}");
+        assert_eq!(v["argv"], Value::Null);
+    }
+}
+
 #[test]
 fn explain_exits_2_only_when_the_policy_cannot_be_read() {
     let out = slipway(&[

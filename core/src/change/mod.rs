@@ -161,9 +161,10 @@ impl Execution {
                 stack: Some(stack.clone()),
                 ..Execution::default()
             },
-            Target::AwsProfile { .. } | Target::Alerts { .. } | Target::None => {
-                Execution::default()
-            }
+            Target::AwsProfile { .. }
+            | Target::GcpProject { .. }
+            | Target::Alerts { .. }
+            | Target::None => Execution::default(),
         }
     }
 }

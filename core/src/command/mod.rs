@@ -6,6 +6,7 @@
 pub mod aws;
 mod aws_query;
 pub mod deploy;
+pub mod gcloud;
 pub mod kubectl;
 pub mod meta;
 mod parse;
@@ -75,16 +76,18 @@ pub enum Family {
     Kubectl,
     Tf,
     Aws,
+    Gcloud,
     Deploy,
     Silence,
     Slipway,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Kubectl,
         Family::Tf,
         Family::Aws,
+        Family::Gcloud,
         Family::Deploy,
         Family::Silence,
         Family::Slipway,
@@ -95,6 +98,7 @@ impl Family {
             Family::Kubectl => "kubectl",
             Family::Tf => "tf",
             Family::Aws => "aws",
+            Family::Gcloud => "gcloud",
             Family::Deploy => "deploy",
             Family::Silence => "silence",
             Family::Slipway => "slipway",
@@ -161,6 +165,10 @@ pub enum Target {
     AwsProfile {
         profile: String,
     },
+    /// A GCP project alias; the bridge maps it to a project id and a read-only service account.
+    GcpProject {
+        alias: String,
+    },
     Stack {
         stack: String,
     },
@@ -178,8 +186,8 @@ pub enum Target {
 
 impl Target {
     /// The canonical resource string that policy patterns match, once defaults are filled in:
-    /// `kube:<cluster>/<namespace>`, `aws:<profile>`, `stack:<name>`, `service:<svc>/<env>`,
-    /// `alerts:<env>`. Returns `None` for [`Target::None`] or when a default is still missing.
+    /// `kube:<cluster>/<namespace>`, `aws:<profile>`, `gcp:<alias>`, `stack:<name>`,
+    /// `service:<svc>/<env>`, `alerts:<env>`. Returns `None` for [`Target::None`] or when a default is still missing.
     pub fn resource(&self) -> Option<String> {
         match self {
             Target::Cluster {
@@ -190,6 +198,7 @@ impl Target {
                 None => format!("kube:{c}"),
             }),
             Target::AwsProfile { profile } => Some(format!("aws:{profile}")),
+            Target::GcpProject { alias } => Some(format!("gcp:{alias}")),
             Target::Stack { stack } => Some(format!("stack:{stack}")),
             Target::Service { service, env } => Some(format!("service:{service}/{env}")),
             Target::Alerts { env: Some(e), .. } => Some(format!("alerts:{e}")),
@@ -212,6 +221,7 @@ impl Target {
                 }
             }
             Target::AwsProfile { profile } => format!("AWS profile {profile}"),
+            Target::GcpProject { alias } => format!("GCP project {alias}"),
             Target::Stack { stack } => format!("stack {stack}"),
             Target::Service { service, env } => format!("{service} in {env}"),
             Target::Alerts { env, .. } => {
@@ -239,6 +249,7 @@ pub enum Command {
     TfPlan { stack: String },
     TfApply { stack: String },
     Aws(aws::Aws),
+    Gcloud(gcloud::Gcloud),
     Deploy(deploy::Deploy),
     Silence(silence::Silence),
     Slipway(meta::Meta),
@@ -250,6 +261,7 @@ impl ParsedCommand {
             Command::Kubectl(_) => Family::Kubectl,
             Command::TfPlan { .. } | Command::TfApply { .. } => Family::Tf,
             Command::Aws(_) => Family::Aws,
+            Command::Gcloud(_) => Family::Gcloud,
             Command::Deploy(_) => Family::Deploy,
             Command::Silence(_) => Family::Silence,
             Command::Slipway(_) => Family::Slipway,
@@ -260,7 +272,7 @@ impl ParsedCommand {
     pub fn tier(&self) -> Option<Tier> {
         Some(match &self.command {
             Command::Kubectl(k) => k.tier,
-            Command::TfPlan { .. } | Command::Aws(_) => Tier::Read,
+            Command::TfPlan { .. } | Command::Aws(_) | Command::Gcloud(_) => Tier::Read,
             Command::TfApply { .. } | Command::Deploy(_) => Tier::Change,
             Command::Silence(s) => s.tier(),
             Command::Slipway(_) => return None,
@@ -286,6 +298,9 @@ impl ParsedCommand {
             Command::Aws(a) => Target::AwsProfile {
                 profile: a.profile.clone(),
             },
+            Command::Gcloud(g) => Target::GcpProject {
+                alias: g.alias.clone(),
+            },
             Command::Deploy(d) => Target::Service {
                 service: d.service.clone(),
                 env: d.env.clone(),
@@ -296,12 +311,14 @@ impl ParsedCommand {
     }
 
     /// The exact argv this command runs, credentials aside: the execution engine supplies the
-    /// cluster context, AWS profile and working directory from its own configuration, never from
-    /// the user. `None` for commands that call an API (Alertmanager) or Slipway itself.
+    /// cluster context, AWS profile, GCP project and working directory from its own
+    /// configuration, never from the user. `None` for commands that call an API (Alertmanager)
+    /// or Slipway itself.
     pub fn argv(&self) -> Option<Vec<String>> {
         match &self.command {
             Command::Kubectl(k) => Some(k.argv()),
             Command::Aws(a) => Some(a.argv()),
+            Command::Gcloud(g) => Some(g.argv()),
             Command::TfPlan { .. } => Some(
                 [
                     "terraform",

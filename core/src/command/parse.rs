@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Command, Family, ParsedCommand, aws, deploy, kubectl, meta, silence, tf};
+use super::{Command, Family, ParsedCommand, aws, deploy, gcloud, kubectl, meta, silence, tf};
 use crate::tokenize::{TokenizeError, tokenize};
 
 /// What kind of parse failure this is; the audit record and `explain` use it as the rule id.
@@ -102,6 +102,7 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
         Family::Kubectl => Command::Kubectl(kubectl::parse(words)?),
         Family::Tf => tf::parse_tf(&words)?,
         Family::Aws => Command::Aws(aws::parse(words)?),
+        Family::Gcloud => Command::Gcloud(gcloud::parse(words)?),
         Family::Deploy => Command::Deploy(deploy::parse_deploy(&words)?),
         Family::Silence => Command::Silence(silence::parse_silence(words)?),
         Family::Slipway => Command::Slipway(meta::parse_meta(&words, text)?),
@@ -134,7 +135,8 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// A DNS-label style name: what clusters, namespaces, services, envs, stacks and profiles look like.
+/// A DNS-label style name: what clusters, namespaces, services, envs, stacks, profiles and GCP
+/// project aliases look like.
 pub fn is_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()

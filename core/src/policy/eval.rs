@@ -116,6 +116,7 @@ fn where_(target: &Target) -> String {
             }
         }
         Target::AwsProfile { profile } => format!("with AWS profile {profile}"),
+        Target::GcpProject { alias } => format!("in GCP project {alias}"),
         Target::Stack { stack } => format!("on stack {stack}"),
         Target::Service { service, env } => format!("{service} to {env}"),
         Target::Alerts { env, .. } => format!("in {}", env.as_deref().unwrap_or("?")),
@@ -171,6 +172,10 @@ impl Policy {
             Target::AwsProfile { profile } => {
                 known("AWS profile", "profiles", &profile, &t.aws_profiles)?;
                 Ok(Target::AwsProfile { profile })
+            }
+            Target::GcpProject { alias } => {
+                known("GCP project", "GCP projects", &alias, &t.gcp_projects)?;
+                Ok(Target::GcpProject { alias })
             }
             Target::Stack { stack } => {
                 known("stack", "stacks", &stack, &t.stacks)?;

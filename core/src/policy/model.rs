@@ -95,6 +95,11 @@ pub struct Targets {
     pub clusters: Vec<Name>,
     #[schemars(with = "Vec<String>")]
     pub aws_profiles: Vec<Name>,
+    /// GCP project aliases for `/gcloud` (resource `gcp:<alias>`); the bridge maps each to a
+    /// project id and a read-only service account.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub gcp_projects: Vec<Name>,
     /// Terraform stacks; each is the directory `stacks/<name>` of the GitOps repo.
     #[schemars(with = "Vec<String>")]
     pub stacks: Vec<Name>,

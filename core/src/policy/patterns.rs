@@ -4,12 +4,12 @@
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// The resource kinds a pattern may start with.
-pub const KINDS: &[&str] = &["kube:", "aws:", "stack:", "service:", "alerts:"];
+pub const KINDS: &[&str] = &["kube:", "aws:", "gcp:", "stack:", "service:", "alerts:"];
 
 /// The resource a request touches, in the form patterns match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceKey {
-    /// `kube:staging/web`, `aws:prod-readonly`, …
+    /// `kube:staging/web`, `aws:prod-readonly`, `gcp:gcp-prod`, …
     pub full: String,
     /// For `-A` requests, `kube:<cluster>`: the request touches every namespace of it.
     pub all_namespaces_of: Option<String>,
@@ -203,6 +203,8 @@ mod tests {
         assert!(check_pattern("kube:staging").is_ok(), "cluster scope");
         assert!(check_pattern("kube:a/b/c").is_err());
         assert!(check_pattern("aws:a/b").is_err());
+        assert!(check_pattern("gcp:gcp-*").is_ok());
+        assert!(check_pattern("gcp:a/b").is_err());
         assert!(check_pattern("pods").is_err());
         assert!(check_pattern("stack:[").is_err());
     }

@@ -128,7 +128,7 @@ fn families_mask(names: &[Name]) -> Result<u8, PolicyError> {
                 return Err(PolicyError::at(
                     n,
                     format!(
-                        "unknown command family `{}`; use kubectl, tf, aws, deploy, silence or `*`",
+                        "unknown command family `{}`; use kubectl, tf, aws, gcloud, deploy, silence or `*`",
                         n.value
                     ),
                 ));

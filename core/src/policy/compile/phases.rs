@@ -48,7 +48,13 @@ pub(super) fn known(set: &HashSet<&str>, n: &Name, what: &str) -> Result<(), Pol
 pub(super) fn check_targets(file: &PolicyFile) -> Result<HashSet<&str>, PolicyError> {
     let t = &file.targets;
     let clusters: HashSet<&str> = t.clusters.iter().map(|c| c.value.as_str()).collect();
-    for list in [&t.clusters, &t.aws_profiles, &t.stacks, &t.services] {
+    for list in [
+        &t.clusters,
+        &t.aws_profiles,
+        &t.gcp_projects,
+        &t.stacks,
+        &t.services,
+    ] {
         let mut seen = HashSet::new();
         for n in list {
             if !crate::command::is_target_name(&n.value) {
