@@ -31,6 +31,8 @@ pub struct BaseInner {
     pub redis: Option<crate::shared::Redis>,
     /// Replays and Slack retries, caught across replicas when Redis is shared.
     pub gate: crate::shared::Gate,
+    /// Mints the short-lived tokens of the GCP read accounts, when `gcp:` is configured.
+    pub gcp: Option<Arc<slipway_infra::gcp::Minter>>,
     /// Who runs the once-per-deployment work (sweeps, pollers): always this process when
     /// embedded, the holder of the Redis lease when shared.
     pub leader: crate::shared::Leader,

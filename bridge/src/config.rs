@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 mod audit;
 mod gcp;
+mod gcp_identity;
 mod github;
 pub mod gitops;
 mod google;
@@ -24,6 +25,7 @@ mod state;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
 pub use gcp::GcpProjectConfig;
+pub use gcp_identity::GcpConfig;
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use sso::SsoConfig;
@@ -102,6 +104,9 @@ struct FileConfig {
     aws: tools::FileAws,
     #[serde(default)]
     gcp_projects: BTreeMap<String, GcpProjectConfig>,
+    /// How the bridge itself reaches Google Cloud (its key, token lifetime, gcloud).
+    #[serde(default)]
+    gcp: gcp_identity::FileGcp,
     #[serde(default)]
     gitops: FileGitops,
     #[serde(default)]
@@ -273,6 +278,8 @@ pub struct Config {
     pub aws: AwsConfig,
     /// `/gcloud` project aliases: the project id and read-only service account of each.
     pub gcp_projects: BTreeMap<String, GcpProjectConfig>,
+    /// The bridge's own Google identity, when `/gcloud` or GKE is used.
+    pub gcp: Option<GcpConfig>,
     pub gitops: GitopsConfig,
     /// The GitOps repository on GitHub, for change requests; `None` when not configured.
     pub gitops_repo: Option<gitops::GitOpsConfig>,
@@ -332,6 +339,7 @@ impl Config {
         let execution = execution(file.execution, env)?;
         check_clusters(&file.clusters)?;
         gcp::check(&file.gcp_projects)?;
+        let gcp = gcp_identity::load(&file.gcp, env)?;
         let audit = audit::load(file.audit, env)?;
         let tools = tools::load(
             tools::FileTools {
@@ -360,6 +368,7 @@ impl Config {
             aws_profiles: file.aws_profiles,
             aws: tools.aws,
             gcp_projects: file.gcp_projects,
+            gcp,
             gitops: tools.gitops,
             gitops_repo,
             github_webhook_secret,

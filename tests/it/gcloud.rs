@@ -1,5 +1,6 @@
 //! `/gcloud` through the real bridge: judged on `gcp:<alias>` and audited, then refused with a
-//! sentence while the bridge has no GCP backend; attacks refused before anything is decided.
+//! sentence when the bridge has no Google identity or no project for the alias; attacks
+//! refused before anything is decided. (Runs against the GCP emulator: `gcp_reads`.)
 
 use std::time::Duration;
 
@@ -20,13 +21,13 @@ async fn app() -> TestApp {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_are_judged_and_audited_then_refused_until_the_bridge_runs_them() {
+async fn reads_are_judged_and_audited_then_refused_without_a_google_identity() {
     let app = app().await;
     let ack = app
         .ack("U0VIEWER", "/gcloud gcp-staging compute instances list")
         .await;
     assert!(
-        ack.contains("GCP reads aren't available on this bridge yet"),
+        ack.contains("no Google identity") && ack.contains("gcp.credentials"),
         "{ack}"
     );
     let ack = app

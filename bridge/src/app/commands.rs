@@ -284,15 +284,19 @@ fn build_job(
     decision: &Decision<'_>,
     audit_id: &str,
 ) -> Result<Job, String> {
-    let spec =
+    let mut spec =
         crate::exec::targets::exec_spec(state, parsed, decision, super::stack_source(state))?;
+    let subject = decision
+        .identity
+        .map(|i| i.subject.clone())
+        .unwrap_or_default();
+    if let crate::exec::work::Work::Gcloud(g) = &mut spec.exec {
+        g.reason = crate::exec::gcloud::reason(&subject, &cmd.user.user_id, audit_id);
+    }
     Ok(Job {
         id: state.ids.next(),
         requester: cmd.user.clone(),
-        subject: decision
-            .identity
-            .map(|i| i.subject.clone())
-            .unwrap_or_default(),
+        subject,
         role: decision.role.unwrap_or("unknown role").to_string(),
         channel: cmd.channel_id.clone(),
         response_url: cmd.response_url.clone(),

@@ -98,6 +98,7 @@ impl AppState {
         let replica = format!("{writer}#{}", ids.next());
         let leader = leader(&config, redis.as_ref(), &replica);
         let runs = runs(&config, redis.as_ref(), &replica);
+        let gcp = gcp_minter(&config)?;
         let base = Base::new(BaseInner {
             config,
             policies: crate::base::PolicyCell::new(policy),
@@ -108,6 +109,7 @@ impl AppState {
             work_dir,
             redis,
             gate,
+            gcp,
             leader,
             replica,
         });
@@ -161,6 +163,22 @@ impl AppState {
         }
         ingress::start_rejection_flusher(self, Duration::from_secs(60));
     }
+}
+
+/// The GCP token minter, when the bridge has a Google identity.
+fn gcp_minter(config: &Config) -> Result<Option<Arc<slipway_infra::gcp::Minter>>, String> {
+    let Some(g) = &config.gcp else {
+        return Ok(None);
+    };
+    let settings = slipway_infra::gcp::MinterSettings {
+        key: g.key.clone(),
+        token_url: g.token_url.clone(),
+        iam_credentials_url: g.iam_credentials_url.clone(),
+        lifetime: g.token_lifetime,
+    };
+    slipway_infra::gcp::Minter::new(settings, std::time::Duration::from_secs(20))
+        .map(|m| Some(Arc::new(m)))
+        .map_err(|e| format!("gcp: {e}"))
 }
 
 /// The shared Redis (if configured) and the ack-time gate over it, or the embedded gate.

@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod aws;
 pub mod discovery;
 pub mod env;
+pub mod gcloud;
 pub mod outcome;
 pub mod queue;
 pub mod reply;

@@ -78,11 +78,16 @@ pub fn exec_spec(
             exec: super::aws::work(state, aws, limits.timeout, limits.output_cap)?,
             argv_shown: argv,
         }),
-        (Command::Gcloud(_), Target::GcpProject { alias }, _) => Err(gcloud_unavailable(
-            alias,
-            state.config.gcp_project(alias).is_some(),
-            state.policy().support(),
-        )),
+        (Command::Gcloud(g), Target::GcpProject { alias }, _) => Ok(Prepared {
+            exec: super::work::Work::Gcloud(Box::new(super::gcloud::work(
+                state,
+                g,
+                alias,
+                limits.timeout,
+                limits.output_cap,
+            )?)),
+            argv_shown: g.argv(),
+        }),
         (Command::TfPlan { stack }, Target::Stack { .. }, Some(argv)) => {
             tf_plan(state, stack, stacks, argv, limits)
         }
@@ -93,22 +98,6 @@ pub fn exec_spec(
             "`/{}` commands are not enabled in this build of Slipway yet, so nothing was run.",
             parsed.family()
         )),
-    }
-}
-
-/// Why `/gcloud` runs nothing yet: the parsed command, its policy and its configuration exist;
-/// running gcloud as the alias's service account does not.
-fn gcloud_unavailable(alias: &str, configured: bool, support: &str) -> String {
-    if configured {
-        format!(
-            "GCP reads aren't available on this bridge yet, so nothing was run in `{alias}`; \
-             ask {support}."
-        )
-    } else {
-        format!(
-            "GCP project `{alias}` has no project or service account configured in this bridge \
-             (`gcp_projects.{alias}`), so nothing was run; ask {support}."
-        )
     }
 }
 
@@ -230,18 +219,6 @@ fn silence(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gcloud_is_refused_with_a_sentence_until_the_bridge_runs_it() {
-        let m = gcloud_unavailable("gcp-staging", true, "#platform");
-        assert!(
-            m.starts_with("GCP reads aren't available on this bridge yet"),
-            "{m}"
-        );
-        assert!(m.contains("#platform"), "{m}");
-        let m = gcloud_unavailable("gcp-dev", false, "#platform");
-        assert!(m.contains("gcp_projects.gcp-dev"), "{m}");
-    }
 
     #[test]
     fn every_process_starts_without_the_instance_role() {

@@ -24,6 +24,8 @@ pub enum Work {
     TfPlan(PlanWork),
     /// `/silence`.
     Silence(SilenceWork),
+    /// `/gcloud`: a process that needs a freshly minted token first.
+    Gcloud(Box<super::gcloud::GcloudWork>),
 }
 
 impl Work {
@@ -33,6 +35,7 @@ impl Work {
             Work::Process { spec, .. } => spec.timeout,
             Work::TfPlan(p) => p.timeout,
             Work::Silence(s) => s.timeout,
+            Work::Gcloud(g) => g.timeout,
         }
     }
 }
@@ -59,6 +62,12 @@ pub fn start(
         Work::TfPlan(plan) => {
             let (tx, rx) = watch::channel(Progress::default());
             let done = tokio::spawn(plan.run(ctx, tx, cancel));
+            (rx, done)
+        }
+        Work::Gcloud(gcloud) => {
+            let (tx, rx) = watch::channel(Progress::default());
+            let state = state.clone();
+            let done = tokio::spawn(async move { gcloud.run(state, tx, cancel).await });
             (rx, done)
         }
         Work::Silence(silence) => {
