@@ -8,6 +8,7 @@
 #![allow(clippy::too_many_lines)]
 
 pub mod actions;
+pub mod discovery;
 pub mod github;
 pub mod google;
 pub mod jira;
