@@ -13,6 +13,7 @@ mod change_limits;
 mod changes;
 mod demo;
 mod docs;
+mod gcp_emulator;
 mod git_relay;
 mod golden;
 mod google;
