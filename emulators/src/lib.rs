@@ -1,6 +1,6 @@
 //! Protocol-faithful emulators for tests and the demo. Production code never depends on this
-//! crate's behaviour: the real clients (slack-morphism, octocrab, kubectl) talk to these servers
-//! over HTTP on loopback exactly as they would talk to the real services.
+//! crate's behaviour: the real clients (slack-morphism, octocrab, kubectl, gcloud) talk to these
+//! servers over HTTP on loopback exactly as they would talk to the real services.
 //!
 //! Every server binds `127.0.0.1:0` and stops when its handle (the last clone) is dropped.
 
@@ -8,6 +8,8 @@
 #![allow(clippy::too_many_lines)]
 
 pub mod actions;
+pub mod discovery;
+pub mod gcp;
 pub mod github;
 pub mod google;
 pub mod jira;

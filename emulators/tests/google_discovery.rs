@@ -20,23 +20,8 @@ use std::time::Duration;
 
 use google_support::{ADMIN, Receiver, SCOPES, access_token, call, discovery_document, domain};
 use serde_json::{Value, json};
+use slipway_emulators::discovery::{check, find_method};
 use slipway_emulators::google::METHODS;
-
-/// The method with this id, wherever it sits among the document's (nested) resources.
-fn find_method<'a>(resources: &'a Value, id: &str) -> Option<&'a Value> {
-    for resource in resources.as_object()?.values() {
-        if let Some(m) = resource["methods"]
-            .as_object()
-            .and_then(|ms| ms.values().find(|m| m["id"] == id))
-        {
-            return Some(m);
-        }
-        if let Some(m) = find_method(&resource["resources"], id) {
-            return Some(m);
-        }
-    }
-    None
-}
 
 #[test]
 fn the_emulators_methods_match_the_discovery_document() {
@@ -86,64 +71,6 @@ fn the_emulators_methods_match_the_discovery_document() {
             .filter_map(Value::as_str)
             .collect();
         assert_eq!(ours, theirs, "{} scopes", spec.id);
-    }
-}
-
-/// Every field of `v` against `schema` (resolving `$ref`s): unknown fields and wrong JSON types
-/// are reported with their path. `seen` collects the named schemas visited.
-fn check(
-    doc: &Value,
-    schema: &Value,
-    v: &Value,
-    path: &str,
-    errors: &mut Vec<String>,
-    seen: &mut BTreeSet<String>,
-) {
-    if let Some(name) = schema["$ref"].as_str() {
-        seen.insert(name.to_string());
-        return check(doc, &doc["schemas"][name], v, path, errors, seen);
-    }
-    let ok = match schema["type"].as_str() {
-        Some("string") => v.is_string(),
-        Some("boolean") => v.is_boolean(),
-        Some("integer") => v.is_i64() || v.is_u64(),
-        Some("number") => v.is_number(),
-        Some("array") => v.is_array(),
-        Some("object") => v.is_object(),
-        Some("any") | None => true,
-        Some(other) => {
-            errors.push(format!("{path}: unknown schema type {other}"));
-            true
-        }
-    };
-    if !ok {
-        errors.push(format!("{path}: {v} is not a {}", schema["type"]));
-        return;
-    }
-    if let (Some(items), Some(list)) = (schema.get("items"), v.as_array()) {
-        for (i, item) in list.iter().enumerate() {
-            check(doc, items, item, &format!("{path}[{i}]"), errors, seen);
-        }
-    }
-    let Some(object) = v.as_object() else { return };
-    for (k, value) in object {
-        let field = format!("{path}.{k}");
-        match (
-            schema["properties"].get(k),
-            schema.get("additionalProperties"),
-        ) {
-            (Some(p), _) => {
-                if let Some(default) = p.get("default").filter(|_| k == "kind")
-                    && value != default
-                {
-                    errors.push(format!("{field}: {value}, the schema says {default}"));
-                }
-                check(doc, p, value, &field, errors, seen);
-            }
-            (None, Some(extra)) => check(doc, extra, value, &field, errors, seen),
-            (None, None) if schema["type"] == "any" => {}
-            (None, None) => errors.push(format!("{field} is not in the schema")),
-        }
     }
 }
 

@@ -14,6 +14,7 @@ mod changes;
 mod demo;
 mod docs;
 mod gcloud;
+mod gcp_emulator;
 mod git_relay;
 mod golden;
 mod google;

@@ -27,9 +27,9 @@
 //! ```
 
 pub mod directory;
-mod oauth;
+pub(crate) mod oauth;
 mod push;
-mod state;
+pub(crate) mod state;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,7 +50,8 @@ pub use oauth::{AUDIENCES, JWT_BEARER};
 pub use state::{Channel, Delivery, GGroup, GMember, GUser, MemberKind};
 
 use crate::server::Server;
-use state::{Account, Shared, State, lock, random_hex};
+pub(crate) use state::Account;
+use state::{Shared, State, lock, random_hex};
 
 /// A service account's key file, as the Cloud console's "Create key → JSON" downloads it.
 #[derive(Clone)]
@@ -121,6 +122,54 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// A fresh RSA key for the service account `name@project.iam.gserviceaccount.com`: its JSON
+/// key file (as the Cloud console's "Create key → JSON" downloads it, `token_uri` set) and what
+/// a token endpoint keeps to verify its assertions. The GCP emulator makes its keys here too.
+///
+/// # Panics
+/// If no RSA key can be generated.
+pub(crate) fn new_key(
+    name: &str,
+    project: &str,
+    client_id: &str,
+    token_uri: &str,
+) -> (ServiceAccountKey, Account) {
+    let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .unwrap_or_else(|e| panic!("google emulator: RSA key generation: {e}"));
+    let der = pair
+        .as_der()
+        .unwrap_or_else(|e| panic!("google emulator: PKCS#8 encoding: {e}"));
+    let private_key_pem = pem("PRIVATE KEY", der.as_ref());
+    let key_id = random_hex(20);
+    let client_email = format!("{name}@{project}.iam.gserviceaccount.com");
+    let json = json!({
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": key_id,
+        "private_key": private_key_pem,
+        "client_email": client_email,
+        "client_id": client_id,
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+        "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+        "client_x509_cert_url": format!("https://www.googleapis.com/robot/v1/metadata/x509/{name}%40{project}.iam.gserviceaccount.com"),
+        "universe_domain": "googleapis.com",
+    })
+    .to_string();
+    let account = Account {
+        client_id: client_id.to_string(),
+        key_id,
+        public_key: pair.public_key().as_ref().to_vec(),
+    };
+    let key = ServiceAccountKey {
+        json,
+        client_email,
+        client_id: client_id.to_string(),
+        private_key_pem,
+    };
+    (key, account)
+}
+
 impl GoogleEmulator {
     /// Starts on `127.0.0.1:0` with one customer owning `domain`, and no users yet.
     pub async fn start(domain: &str) -> GoogleEmulator {
@@ -160,44 +209,12 @@ impl GoogleEmulator {
     /// # Panics
     /// If no RSA key can be generated.
     pub fn add_service_account(&self, name: &str) -> ServiceAccountKey {
-        let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-            .unwrap_or_else(|e| panic!("google emulator: RSA key generation: {e}"));
-        let der = pair
-            .as_der()
-            .unwrap_or_else(|e| panic!("google emulator: PKCS#8 encoding: {e}"));
-        let private_key_pem = pem("PRIVATE KEY", der.as_ref());
         let mut st = self.state();
         let client_id = format!("1{}", &st.new_id()[1..]);
-        let key_id = random_hex(20);
-        let client_email = format!("{name}@slipway-test.iam.gserviceaccount.com");
-        st.accounts.insert(
-            client_email.clone(),
-            Account {
-                client_id: client_id.clone(),
-                key_id: key_id.clone(),
-                public_key: pair.public_key().as_ref().to_vec(),
-            },
-        );
-        let json = json!({
-            "type": "service_account",
-            "project_id": "slipway-test",
-            "private_key_id": key_id,
-            "private_key": private_key_pem,
-            "client_email": client_email,
-            "client_id": client_id,
-            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-            "token_uri": format!("{}/token", st.base_url),
-            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
-            "client_x509_cert_url": format!("https://www.googleapis.com/robot/v1/metadata/x509/{name}%40slipway-test.iam.gserviceaccount.com"),
-            "universe_domain": "googleapis.com",
-        })
-        .to_string();
-        ServiceAccountKey {
-            json,
-            client_email,
-            client_id,
-            private_key_pem,
-        }
+        let token_uri = format!("{}/token", st.base_url);
+        let (key, account) = new_key(name, "slipway-test", &client_id, &token_uri);
+        st.accounts.insert(key.client_email.clone(), account);
+        key
     }
 
     /// Admin console → Security → API controls → Domain-wide delegation: allow `client_id`

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::state::{AccessToken, Shared, State as Google, lock, random_hex};
+use super::state::{AccessToken, Account, Shared, State as Google, lock, random_hex};
 
 /// The grant type of a service account's assertion.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -35,11 +35,13 @@ const MAX_ASSERTION_SECS: i64 = 3600;
 /// Clock skew tolerated on `iat`.
 const SKEW_SECS: i64 = 300;
 
-/// A token endpoint refusal: `{"error": …, "error_description": …}`.
+/// A token endpoint refusal: `{"error": …, "error_description": …}` (also STS's, which follows
+/// RFC 8693 the same way).
+#[derive(Debug)]
 pub(crate) struct OAuthError {
     status: StatusCode,
     error: &'static str,
-    description: &'static str,
+    pub(crate) description: String,
 }
 
 impl IntoResponse for OAuthError {
@@ -53,31 +55,37 @@ impl IntoResponse for OAuthError {
     }
 }
 
-fn oauth_error(status: StatusCode, error: &'static str, description: &'static str) -> OAuthError {
+pub(crate) fn oauth_error(
+    status: StatusCode,
+    error: &'static str,
+    description: impl Into<String>,
+) -> OAuthError {
     OAuthError {
         status,
         error,
-        description,
+        description: description.into(),
     }
 }
 
-fn invalid_grant(description: &'static str) -> OAuthError {
+pub(crate) fn invalid_grant(description: impl Into<String>) -> OAuthError {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
 /// The verified claims of an assertion.
-struct Assertion {
-    client_id: String,
-    subject: Option<String>,
-    scopes: Vec<String>,
+pub(crate) struct Assertion {
+    /// The service account's email (`iss`).
+    pub email: String,
+    pub client_id: String,
+    pub subject: Option<String>,
+    pub scopes: Vec<String>,
 }
 
-fn decode_part(p: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_part(p: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok()
 }
 
 /// Header and claims of a compact JWS, and the signing input and signature.
-fn split_jwt(jwt: &str) -> Option<(Value, Value, String, Vec<u8>)> {
+pub(crate) fn split_jwt(jwt: &str) -> Option<(Value, Value, String, Vec<u8>)> {
     let mut parts = jwt.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -89,7 +97,12 @@ fn split_jwt(jwt: &str) -> Option<(Value, Value, String, Vec<u8>)> {
     Some((header, claims, format!("{h}.{c}"), decode_part(s)?))
 }
 
-fn verify(st: &Google, jwt: &str, now: i64) -> Result<Assertion, OAuthError> {
+/// A service account's assertion, verified against the key `account` finds for its `iss`.
+pub(crate) fn verify_assertion(
+    account: impl Fn(&str) -> Option<Account>,
+    jwt: &str,
+    now: i64,
+) -> Result<Assertion, OAuthError> {
     let Some((header, claims, input, sig)) = split_jwt(jwt) else {
         return Err(invalid_grant("Invalid JWT: the assertion does not decode."));
     };
@@ -98,7 +111,7 @@ fn verify(st: &Google, jwt: &str, now: i64) -> Result<Assertion, OAuthError> {
     }
     let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
     let iss = text("iss").unwrap_or_default();
-    let Some(account) = st.accounts.get(&iss) else {
+    let Some(account) = account(&iss) else {
         return Err(invalid_grant("Invalid grant: account not found"));
     };
     signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &account.public_key)
@@ -139,7 +152,8 @@ fn verify(st: &Google, jwt: &str, now: i64) -> Result<Assertion, OAuthError> {
         ));
     }
     Ok(Assertion {
-        client_id: account.client_id.clone(),
+        email: iss,
+        client_id: account.client_id,
         subject: text("sub"),
         scopes,
     })
@@ -166,6 +180,23 @@ fn check_delegation(st: &Google, a: &Assertion) -> Result<(), OAuthError> {
     ))
 }
 
+/// The assertion of a token request's form, if it is the JWT bearer grant (the only one
+/// served).
+pub(crate) fn assertion_of<S: std::hash::BuildHasher>(
+    form: &HashMap<String, String, S>,
+) -> Result<&str, OAuthError> {
+    if form.get("grant_type").map(String::as_str) != Some(JWT_BEARER) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Invalid grant_type: only the JWT bearer grant is served here.",
+        ));
+    }
+    form.get("assertion")
+        .map(String::as_str)
+        .ok_or_else(|| invalid_grant("Invalid JWT: no assertion."))
+}
+
 /// `POST /token`.
 pub(crate) async fn token(
     State(state): State<Shared>,
@@ -173,19 +204,12 @@ pub(crate) async fn token(
 ) -> Response {
     let mut st = lock(&state);
     st.requests.push("POST /token".into());
-    if form.get("grant_type").map(String::as_str) != Some(JWT_BEARER) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "Invalid grant_type: only the JWT bearer grant is served here.",
-        )
-        .into_response();
-    }
-    let Some(jwt) = form.get("assertion") else {
-        return invalid_grant("Invalid JWT: no assertion.").into_response();
+    let jwt = match assertion_of(&form) {
+        Ok(jwt) => jwt,
+        Err(e) => return e.into_response(),
     };
     let now = chrono::Utc::now().timestamp();
-    let assertion = match verify(&st, jwt, now) {
+    let assertion = match verify_assertion(|iss| st.accounts.get(iss).cloned(), jwt, now) {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
@@ -210,12 +234,15 @@ pub(crate) async fn token(
         .into_response()
 }
 
-/// A Directory API refusal: `{"error": {code, message, errors: [...], status}}`.
+/// A Google API refusal: `{"error": {code, message, errors: [...], status, details?}}`, the
+/// shape both the Directory API and Cloud's APIs answer with (`errors` is the older part that
+/// compute and storage clients read, `status` and `details` the newer one).
 #[derive(Debug)]
 pub(crate) struct ApiError {
     code: StatusCode,
     reason: &'static str,
     message: String,
+    details: Vec<Value>,
 }
 
 pub(crate) fn api_error(code: StatusCode, reason: &'static str, message: &str) -> ApiError {
@@ -223,6 +250,22 @@ pub(crate) fn api_error(code: StatusCode, reason: &'static str, message: &str) -
         code,
         reason,
         message: message.to_string(),
+        details: Vec::new(),
+    }
+}
+
+impl ApiError {
+    /// Adds a `google.rpc.ErrorInfo` detail (`reason`, `domain`, `metadata`), as Cloud's APIs
+    /// explain a refusal.
+    #[must_use]
+    pub(crate) fn with_info(mut self, reason: &str, domain: &str, metadata: &Value) -> ApiError {
+        self.details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": domain,
+            "metadata": metadata,
+        }));
+        self
     }
 }
 
@@ -241,7 +284,10 @@ impl IntoResponse for ApiError {
             item["location"] = json!("Authorization");
             item["locationType"] = json!("header");
         }
-        let body = json!({"error": {"code": self.code.as_u16(), "message": self.message, "errors": [item], "status": status}});
+        let mut body = json!({"error": {"code": self.code.as_u16(), "message": self.message, "errors": [item], "status": status}});
+        if !self.details.is_empty() {
+            body["error"]["details"] = Value::Array(self.details);
+        }
         let mut resp = (
             self.code,
             [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
@@ -258,6 +304,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header, if that is what the request carries.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+}
+
 /// The bearer token of a Directory API call: present, issued here, unexpired, holding one of
 /// `scopes`, and acting for an admin of the customer.
 pub(crate) fn authorize(st: &Google, headers: &HeaderMap, scopes: &[&str]) -> Result<(), ApiError> {
@@ -269,13 +325,7 @@ pub(crate) fn authorize(st: &Google, headers: &HeaderMap, scopes: &[&str]) -> Re
              login cookie or other valid authentication credential.",
         )
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let Some(token) = presented.and_then(|t| st.tokens.get(t)) else {
+    let Some(token) = bearer(headers).and_then(|t| st.tokens.get(t)) else {
         return Err(unauthenticated());
     };
     if token.expires <= chrono::Utc::now().timestamp() {

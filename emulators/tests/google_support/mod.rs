@@ -136,20 +136,5 @@ impl Receiver {
 /// The discovery document `google-api-python-client` ships for `admin:directory_v1`, located
 /// through the installed package (never skipped: a missing package fails with the fix).
 pub fn discovery_document() -> Value {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import googleapiclient, os; print(os.path.dirname(googleapiclient.__file__))",
-        ])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "google-api-python-client is required: `python3 -m pip install 'google-api-python-client>=2.100,<3'` (scripts/install-deps does): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let path = format!("{dir}/discovery_cache/documents/admin.directory_v1.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
+    slipway_emulators::discovery::document("admin.directory_v1").unwrap_or_else(|e| panic!("{e}"))
 }
