@@ -15,6 +15,7 @@ mod demo;
 mod docs;
 mod gcloud;
 mod gcp_emulator;
+mod gcp_reads;
 mod git_relay;
 mod golden;
 mod google;

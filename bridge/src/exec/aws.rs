@@ -113,6 +113,10 @@ fn parse_json(text: &str) -> Option<Value> {
 
 fn scalar(v: &Value) -> Option<String> {
     match v {
+        // gcloud names related resources by URL: the table shows the resource's own name.
+        Value::String(s) if s.starts_with("https://www.googleapis.com/") => {
+            Some(s.rsplit('/').next().unwrap_or(s).to_string())
+        }
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
@@ -175,14 +179,17 @@ fn rank(key: &str, singular: &str) -> u8 {
         format!("{singular}Name"),
         format!("{singular}Arn"),
     ];
-    if primary.iter().any(|p| p == key) || matches!(key, "Name" | "Tag:Name" | "Id" | "Arn") {
-        0
-    } else if key
-        .split('.')
-        .next()
-        .is_some_and(|k| k.ends_with("State") || k.ends_with("Status"))
+    // AWS's keys are PascalCase, gcloud's camelCase.
+    if primary.iter().any(|p| p == key)
+        || matches!(key, "Name" | "Tag:Name" | "Id" | "Arn" | "name")
     {
+        0
+    } else if key.split('.').next().is_some_and(|k| {
+        k.ends_with("State") || k.ends_with("Status") || k == "status" || k == "state"
+    }) {
         1
+    } else if matches!(key, "zone" | "region" | "location" | "machineType") {
+        2
     } else if key.contains('.') {
         4
     } else if key.ends_with("Type")
