@@ -25,6 +25,10 @@ fn demo_command(args: &[&str]) -> Command {
 
 #[test]
 fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
+    require_tool(
+        "gcloud",
+        "the google-cloud-cli package (gcloud) is on the machine image",
+    );
     // With moto (installed by scripts/install-deps) the audit mirror is checked too.
     require_tool(
         "moto_server",
@@ -42,7 +46,7 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         crate::stderr(&out),
         std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default()
     );
-    for n in 1..=9 {
+    for n in 1..=10 {
         assert!(
             transcript.contains(&format!("✓ Step {n}:")),
             "step {n}: {transcript}"
@@ -55,7 +59,9 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         "Approvals: *2 of 2*",
         "Runner report",
         "Object Lock mirror both verify",
-        "All 9 steps worked.",
+        "All 10 steps worked.",
+        // Real gcloud against the GCP emulator, as gcp-staging's read-only account.
+        "web-staging-1",
     ] {
         assert!(transcript.contains(shown), "{shown}: {transcript}");
     }

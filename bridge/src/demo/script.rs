@@ -53,6 +53,20 @@ fn text_of(m: &slipway_emulators::slack::Message) -> String {
     format!("{} {}", m.text, m.blocks)
 }
 
+/// The walkthrough, in order.
+const STEPS: [&str; 10] = [
+    "/kubectl get pods, as a viewer",
+    "/gcloud gcp-staging compute instances list, as a viewer",
+    "a viewer tries to read a Secret, and is refused",
+    "/deploy api staging --apply opens a pull request",
+    "the requester tries to approve their own change, and is refused",
+    "two approvers approve in Slack",
+    "the pull request is merged",
+    "the runner executes the merged change",
+    "the Slack thread shows the result",
+    "slipway audit verify --git passes",
+];
+
 impl Script {
     /// Run every step; true if all of them worked.
     pub async fn run(&self) -> bool {
@@ -65,32 +79,23 @@ impl Script {
             return false;
         }
         let mut pr = 0u64;
-        let steps: [&str; 9] = [
-            "/kubectl get pods, as a viewer",
-            "a viewer tries to read a Secret, and is refused",
-            "/deploy api staging --apply opens a pull request",
-            "the requester tries to approve their own change, and is refused",
-            "two approvers approve in Slack",
-            "the pull request is merged",
-            "the runner executes the merged change",
-            "the Slack thread shows the result",
-            "slipway audit verify --git passes",
-        ];
-        for (i, title) in steps.iter().enumerate() {
+
+        for (i, title) in STEPS.iter().enumerate() {
             let n = i + 1;
-            screen.print(&[String::new(), format!("━━ Step {n}/9: {title} ━━")]);
+            screen.print(&[String::new(), format!("━━ Step {n}/10: {title} ━━")]);
             let result = match n {
                 1 => self.viewer_reads().await,
-                2 => self.secret_refused().await,
-                3 => self.deploy().await.map(|(number, msg)| {
+                2 => self.gcloud_reads().await,
+                3 => self.secret_refused().await,
+                4 => self.deploy().await.map(|(number, msg)| {
                     pr = number;
                     msg
                 }),
-                4 => self.self_approval(pr).await,
-                5 => self.approve(pr).await,
-                6 => self.merge(pr),
-                7 => self.runner_executes(pr).await,
-                8 => self.thread_shows_result(pr).await,
+                5 => self.self_approval(pr).await,
+                6 => self.approve(pr).await,
+                7 => self.merge(pr),
+                8 => self.runner_executes(pr).await,
+                9 => self.thread_shows_result(pr).await,
                 _ => self.audit_verifies().await,
             };
             self.channel
@@ -111,7 +116,7 @@ impl Script {
                 }
             }
         }
-        screen.print(&[String::new(), "All 9 steps worked.".to_string()]);
+        screen.print(&[String::new(), "All 10 steps worked.".to_string()]);
         true
     }
 
@@ -132,6 +137,29 @@ impl Script {
             Ok("the pod list from the cluster is in the channel".into())
         } else {
             Err("no finished run showing the pod `hello-5c7d9-x2x8k`".into())
+        }
+    }
+
+    /// Real gcloud, as the alias's read-only account, minted by the bridge for this run.
+    async fn gcloud_reads(&self) -> StepResult {
+        if let Err(why) = &self.world.gcp {
+            return Ok(format!("skipped: {why}"));
+        }
+        self.say("U0VIEWER", "/gcloud gcp-staging compute instances list")
+            .await?;
+        let instance = super::world::gcp::INSTANCE;
+        let done = |w: &World| {
+            w.slack.messages().iter().any(|m| {
+                let t = text_of(m);
+                t.contains(instance) && !t.contains("slipway_cancel")
+            })
+        };
+        if self.channel.wait_for(STEP, done).await {
+            Ok(format!(
+                "the instances of gcp-staging, read as its read-only service account, are in the channel ({instance})"
+            ))
+        } else {
+            Err(format!("no finished run showing the instance `{instance}`"))
         }
     }
 

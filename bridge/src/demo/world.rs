@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use super::http;
 
 mod bridge;
+pub mod gcp;
 use bridge::{Secrets, bridge_env, start_bridge, write_bridge_files};
 
 pub const OWNER: &str = "acme";
@@ -146,6 +147,8 @@ pub struct World {
     pub kubeconfig: PathBuf,
     /// Why S3 is off, when it is.
     pub s3_warning: Option<String>,
+    /// The GCP emulator behind `/gcloud gcp-staging`, or why it isn't there.
+    pub gcp: Result<gcp::GcpDemo, String>,
 }
 
 fn random_hex(n: usize) -> Result<String, SetupError> {
@@ -268,6 +271,7 @@ struct Upstreams {
     oidc: ActionsOidcEmulator,
     moto: Option<Moto>,
     s3_warning: Option<String>,
+    gcp: Result<gcp::GcpDemo, String>,
     installation: u64,
     kubeconfig: PathBuf,
 }
@@ -294,6 +298,7 @@ impl Upstreams {
             oidc,
             moto,
             s3_warning,
+            gcp: gcp::GcpDemo::start().await,
             installation,
             kubeconfig,
         }
@@ -307,7 +312,7 @@ impl World {
         require_tools()?;
         let secrets = Secrets::generate()?;
         let up = Upstreams::start(dir, want_s3, &secrets.app_key).await;
-        let files = write_bridge_files(dir)?;
+        let files = write_bridge_files(dir, up.gcp.as_ref().ok())?;
         let port = free_port()?;
         let vars = bridge_env(dir, port, &up, &secrets, &files);
         let (bridge, bridge_url) = start_bridge(dir, &files.config, vars, port).await?;
@@ -329,6 +334,7 @@ impl World {
             verifying_key_hex: secrets.verifying_key_hex,
             kubeconfig: up.kubeconfig,
             s3_warning: up.s3_warning,
+            gcp: up.gcp,
         })
     }
 

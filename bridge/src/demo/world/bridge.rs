@@ -52,7 +52,10 @@ pub(super) struct BridgeFiles {
 
 /// The policy, both audit signing keys with their writers file, and the bridge's config
 /// (which lists the writers too).
-pub(super) fn write_bridge_files(dir: &Path) -> Result<BridgeFiles, SetupError> {
+pub(super) fn write_bridge_files(
+    dir: &Path,
+    gcp: Option<&super::gcp::GcpDemo>,
+) -> Result<BridgeFiles, SetupError> {
     let policy = dir.join("policy.yaml");
     write(&policy, POLICY)?;
     // The bridge and the runner sign their audit checkpoints with keys of their own, kept
@@ -74,6 +77,9 @@ pub(super) fn write_bridge_files(dir: &Path) -> Result<BridgeFiles, SetupError> 
     let mut config_text = "# The demo bridge's config (everything else comes from SLIPWAY_* variables).\ngitops:\n  services:\n    api:\n      repo: acme/api\n      image: registry.example/api\n      workflow: ci.yml\naudit:\n  writers:\n".to_string();
     for w in &writers {
         let _ = writeln!(config_text, "    {w}");
+    }
+    if let Some(g) = gcp {
+        config_text.push_str(&g.config_yaml());
     }
     let config = dir.join("slipway.yaml");
     write(&config, &config_text)?;
@@ -126,6 +132,9 @@ pub(super) fn bridge_env(
         ),
         ("RUST_LOG", "info".into()),
     ];
+    if let Ok(g) = &up.gcp {
+        vars.push(("SLIPWAY_GCP_CREDENTIALS", g.bridge_key.clone()));
+    }
     if let Some(m) = &up.moto {
         vars.extend([
             ("SLIPWAY_AUDIT_S3_BUCKET", BUCKET.to_string()),
