@@ -254,6 +254,22 @@ impl GcpClient {
         })
     }
 
+    /// `GET url` as `bearer`: the resource's JSON (a GKE cluster, say).
+    pub async fn get_json(
+        &self,
+        what: &'static str,
+        url: &str,
+        bearer: &AccessToken,
+    ) -> Result<serde_json::Value, GcpError> {
+        let auth = format!("Bearer {}", bearer.token);
+        let resp = self
+            .http
+            .send(Method::GET, url, &[("authorization", auth.as_str())], None)
+            .await
+            .map_err(|e| transport(what, &e))?;
+        answer(what, resp.status, &resp.body)
+    }
+
     async fn oauth(
         &self,
         what: &'static str,

@@ -17,6 +17,7 @@ mod gcloud;
 mod gcp_emulator;
 mod gcp_reads;
 mod git_relay;
+mod gke;
 mod golden;
 mod google;
 mod identity;

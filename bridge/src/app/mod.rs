@@ -156,6 +156,7 @@ impl AppState {
             })
         });
         crate::reads::shared_runs::start(&self.ctx, &rebuild);
+        crate::exec::gke::start(&self.ctx);
         crate::exec::discovery::start(&self.ctx, &self.ctx.discovery);
         if let Some(change) = &self.change {
             change.start_expiry_timer(&self.ctx);

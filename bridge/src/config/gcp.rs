@@ -44,6 +44,30 @@ pub(super) fn check(projects: &BTreeMap<String, GcpProjectConfig>) -> Result<(),
     Ok(())
 }
 
+/// A GKE cluster's project and account are shaped like a `/gcloud` alias's.
+pub(super) fn check_gke(alias: &str, g: &super::GkeCluster) -> Result<(), String> {
+    if !is_project_id(&g.project) {
+        return Err(format!(
+            "clusters.{alias}.gke.project: `{}` is not a GCP project id",
+            g.project
+        ));
+    }
+    if !is_service_account(&g.service_account) {
+        return Err(format!(
+            "clusters.{alias}.gke.service_account: `{}` is not a service account email",
+            g.service_account
+        ));
+    }
+    let plain =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !plain(&g.location) || !plain(&g.name) {
+        return Err(format!(
+            "clusters.{alias}.gke: `location` and `name` are a region or zone and a cluster name"
+        ));
+    }
+    Ok(())
+}
+
 /// `^[a-z][a-z0-9-]{4,28}[a-z0-9]$`.
 fn is_project_id(s: &str) -> bool {
     let b = s.as_bytes();

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod discovery;
 pub mod env;
 pub mod gcloud;
+pub mod gke;
 pub mod outcome;
 pub mod queue;
 pub mod reply;

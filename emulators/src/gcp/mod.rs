@@ -255,6 +255,16 @@ impl GcpEmulator {
     /// A token acting as `principal` (`serviceAccount:…`, `user:…`) with the cloud-platform
     /// scope, living as long as the token endpoint's do (3599 s unless
     /// [`GcpEmulator::set_token_ttl`]).
+    /// Whose live token this is (`serviceAccount:…`, …), as Google's tokeninfo would say:
+    /// `None` for an unknown or expired one.
+    pub fn principal_of(&self, token: &str) -> Option<String> {
+        let st = self.state();
+        st.tokens
+            .get(token)
+            .filter(|t| t.expires > auth::now())
+            .map(|t| t.principal.clone())
+    }
+
     pub fn token_for(&self, principal: &str) -> String {
         let ttl = self.state().token_ttl;
         self.token_for_lifetime(principal, Duration::from_secs(ttl.unsigned_abs()))

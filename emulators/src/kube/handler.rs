@@ -188,9 +188,11 @@ pub(crate) async fn handle(
     }
     let authorized = {
         let st = lock(&state);
-        bearer
-            .as_ref()
-            .is_some_and(|t| st.tokens.is_empty() || st.tokens.contains(t))
+        bearer.as_ref().is_some_and(|t| {
+            st.tokens.is_empty()
+                || st.tokens.contains(t)
+                || st.token_check.as_ref().is_some_and(|check| check(t))
+        })
     };
     if !authorized {
         return status(

@@ -47,14 +47,29 @@ pub struct RecordedRequest {
 /// `(resource, namespace or "", name)`
 pub(crate) type Key = (String, String, String);
 
-#[derive(Debug, Default)]
+/// Decides whether a bearer token is good, as GKE asks Google (see
+/// [`KubeEmulator::accept_tokens_where`]).
+pub type TokenCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+#[derive(Default)]
 pub(crate) struct State {
     pub(crate) objects: BTreeMap<Key, Value>,
     pub(crate) tokens: HashSet<String>,
+    /// Tokens issued elsewhere (a GKE cluster's Google tokens), accepted if this says so.
+    pub(crate) token_check: Option<TokenCheck>,
     pub(crate) slow: HashMap<String, Duration>,
     pub(crate) logs: HashMap<(String, String), String>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) counter: u64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("objects", &self.objects.len())
+            .field("requests", &self.requests.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -178,6 +193,12 @@ impl KubeEmulator {
     /// Accepts `token` as a bearer token. Until a token is set (here or by
     /// [`KubeEmulator::write_kubeconfig`]) any bearer token is accepted; requests without one
     /// always get `401`.
+    /// Also accept bearer tokens `check` approves: a GKE cluster accepts Google access tokens
+    /// of principals granted access, which only the token's issuer can tell.
+    pub fn accept_tokens_where(&self, check: TokenCheck) {
+        self.state().token_check = Some(check);
+    }
+
     pub fn add_token(&self, token: &str) {
         self.state().tokens.insert(token.to_string());
     }

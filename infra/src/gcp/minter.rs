@@ -72,6 +72,11 @@ impl Minter {
         Ok(minted)
     }
 
+    /// The HTTP client, for calls made with a minted token.
+    pub fn client(&self) -> &GcpClient {
+        &self.client
+    }
+
     async fn mint(&self, own: &AccessToken, sa: &str) -> Result<AccessToken, GcpError> {
         let s = &self.settings;
         self.client
