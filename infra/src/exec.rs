@@ -27,8 +27,9 @@ pub const NO_INSTANCE_METADATA: (&str, &str) = ("AWS_EC2_METADATA_DISABLED", "tr
 /// Lines of recent output kept for progress messages.
 const TAIL_LINES: usize = 8;
 
-/// What to run and how.
-#[derive(Debug, Clone)]
+/// What to run and how. `Debug` names the environment's variables, never their values (they
+/// carry the run's credentials).
+#[derive(Clone)]
 pub struct ExecSpec {
     pub argv: Vec<String>,
     /// The complete environment: nothing is inherited from the bridge.
@@ -39,6 +40,20 @@ pub struct ExecSpec {
     pub output_cap: usize,
     /// Time between SIGTERM and SIGKILL when stopping the group.
     pub kill_grace: Duration,
+}
+
+impl std::fmt::Debug for ExecSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ExecSpec")
+            .field("argv", &self.argv)
+            .field("env", &names)
+            .field("cwd", &self.cwd)
+            .field("timeout", &self.timeout)
+            .field("output_cap", &self.output_cap)
+            .field("kill_grace", &self.kill_grace)
+            .finish()
+    }
 }
 
 /// How a run ended.
@@ -461,6 +476,21 @@ pub fn group_alive(pgid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_names_the_environment_but_shows_no_value() {
+        let spec = ExecSpec {
+            argv: vec!["terraform".into()],
+            env: vec![("GOOGLE_OAUTH_ACCESS_TOKEN".into(), "ya29.secret".into())],
+            cwd: std::env::temp_dir(),
+            timeout: Duration::from_secs(1),
+            output_cap: 1,
+            kill_grace: Duration::from_secs(1),
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("GOOGLE_OAUTH_ACCESS_TOKEN"), "{shown}");
+        assert!(!shown.contains("ya29.secret"), "{shown}");
+    }
 
     /// Even a spec that tries to turn it off gets the metadata service disabled.
     #[tokio::test]

@@ -42,8 +42,9 @@ impl std::fmt::Debug for AwsSource {
     }
 }
 
-/// Credentials handed to one change's processes.
-#[derive(Debug, Clone, Default)]
+/// Credentials handed to one change's processes. `Debug` names the variables, never their
+/// values (session keys, Google tokens).
+#[derive(Clone, Default)]
 pub struct Granted {
     pub env: Vec<(String, String)>,
     /// The assumed role's session ARN, for the audit record.
@@ -52,6 +53,22 @@ pub struct Granted {
     pub google_account: Option<String>,
     /// The OIDC token's claims, for the audit record.
     pub claims: Option<Claims>,
+}
+
+impl std::fmt::Debug for Granted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Granted")
+            .field("env", &names(&self.env))
+            .field("assumed_role", &self.assumed_role)
+            .field("google_account", &self.google_account)
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+/// The names of an environment's variables, for `Debug`: the values are credentials.
+pub fn names(env: &[(String, String)]) -> Vec<&str> {
+    env.iter().map(|(k, _)| k.as_str()).collect()
 }
 
 /// Check the token names the default branch before trading it for credentials (the trust policy

@@ -2,7 +2,6 @@
 //! container API and reaches it with short-lived tokens of its read-only Google account,
 //! minted by the bridge, which the cluster checks with Google; no static credential is used.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_emulators::gcp::GcpEmulator;
@@ -26,10 +25,8 @@ async fn a_gke_clusters_reads_run_with_a_minted_token_of_its_read_account() {
     cluster.add_pod("web", "gke-web-5f6d7-q1w2e", "Running");
     cluster.add_token("a-static-token-nobody-has");
     let reader = format!("serviceAccount:{}", ex.reader.client_email);
-    let (issuer, allowed) = (gcp.clone(), reader.clone());
-    cluster.accept_tokens_where(Arc::new(move |t| {
-        issuer.principal_of(t).as_deref() == Some(allowed.as_str())
-    }));
+    let issuer = gcp.clone();
+    cluster.check_tokens(move |t| issuer.principal_of(t).as_deref() == Some(reader.as_str()));
     let endpoint = cluster
         .https_url()
         .trim_start_matches("https://")

@@ -64,7 +64,7 @@ use tokio_util::sync::CancellationToken;
 pub use example::Example;
 pub use methods::{METHODS, MethodSpec};
 pub use seed::{READER_ROLE, TOKEN_CREATOR_ROLE};
-pub use state::RecordedRequest;
+pub use state::{IssuedToken, RecordedRequest};
 pub use sts::{ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, WifProvider};
 
 use crate::server::Server;
@@ -280,6 +280,24 @@ impl GcpEmulator {
     /// How long tokens from `/token` and STS (and [`GcpEmulator::token_for`]) live from now on.
     pub fn set_token_ttl(&self, seconds: i64) {
         self.state().token_ttl = seconds;
+    }
+
+    /// Every token issued so far (by `/token`, STS, `generateAccessToken` or
+    /// [`GcpEmulator::token_for`]), soonest to expire first: what a test checks a client was
+    /// handed, or looks for where no token may be.
+    pub fn issued_tokens(&self) -> Vec<IssuedToken> {
+        let st = self.state();
+        let mut all: Vec<IssuedToken> = st
+            .tokens
+            .iter()
+            .map(|(token, t)| IssuedToken {
+                token: token.clone(),
+                principal: t.principal.clone(),
+                expires_at: t.expires,
+            })
+            .collect();
+        all.sort_by_key(|t| t.expires_at);
+        all
     }
 
     /// Every request received, in order.

@@ -61,6 +61,18 @@ pub(crate) struct Token {
     pub expires: i64,
 }
 
+/// A token the emulator issued, as a test sees it ([`super::GcpEmulator::issued_tokens`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The access token itself (`ya29.c.…`).
+    pub token: String,
+    /// Whom it acts as: `serviceAccount:<email>`, `user:<email>`, or a federated
+    /// `principal://iam.googleapis.com/<pool>/subject/<sub>`.
+    pub principal: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// Which API collection a stored resource belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Kind {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::resources::{self, Resource};
 use super::selector::Selector;
 use super::table;
-use super::{RecordedRequest, Shared, lock};
+use super::{RecordedRequest, Shared, TokenCheck, lock};
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
     (
@@ -187,12 +187,15 @@ pub(crate) async fn handle(
         _ => {}
     }
     let authorized = {
-        let st = lock(&state);
-        bearer.as_ref().is_some_and(|t| {
-            st.tokens.is_empty()
-                || st.tokens.contains(t)
-                || st.token_check.as_ref().is_some_and(|check| check(t))
-        })
+        let (open, known, check) = {
+            let st = lock(&state);
+            let known = bearer.as_ref().is_some_and(|t| st.tokens.contains(t));
+            let open = st.tokens.is_empty() && st.token_check.is_none();
+            (open, known, st.token_check.clone())
+        };
+        bearer
+            .as_ref()
+            .is_some_and(|t| open || known || check.is_some_and(|TokenCheck(f)| f(t)))
     };
     if !authorized {
         return status(

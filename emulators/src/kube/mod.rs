@@ -47,29 +47,25 @@ pub struct RecordedRequest {
 /// `(resource, namespace or "", name)`
 pub(crate) type Key = (String, String, String);
 
-/// Decides whether a bearer token is good, as GKE asks Google (see
-/// [`KubeEmulator::accept_tokens_where`]).
-pub type TokenCheck = std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// A bearer check beyond the fixed tokens: how a GKE cluster asks Google whose token it is.
+#[derive(Clone)]
+pub(crate) struct TokenCheck(Arc<dyn Fn(&str) -> bool + Send + Sync>);
 
-#[derive(Default)]
+impl std::fmt::Debug for TokenCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCheck")
+    }
+}
+
+#[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) objects: BTreeMap<Key, Value>,
     pub(crate) tokens: HashSet<String>,
-    /// Tokens issued elsewhere (a GKE cluster's Google tokens), accepted if this says so.
     pub(crate) token_check: Option<TokenCheck>,
     pub(crate) slow: HashMap<String, Duration>,
     pub(crate) logs: HashMap<(String, String), String>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) counter: u64,
-}
-
-impl std::fmt::Debug for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State")
-            .field("objects", &self.objects.len())
-            .field("requests", &self.requests.len())
-            .finish_non_exhaustive()
-    }
 }
 
 impl State {
@@ -191,16 +187,17 @@ impl KubeEmulator {
     }
 
     /// Accepts `token` as a bearer token. Until a token is set (here or by
-    /// [`KubeEmulator::write_kubeconfig`]) any bearer token is accepted; requests without one
-    /// always get `401`.
-    /// Also accept bearer tokens `check` approves: a GKE cluster accepts Google access tokens
-    /// of principals granted access, which only the token's issuer can tell.
-    pub fn accept_tokens_where(&self, check: TokenCheck) {
-        self.state().token_check = Some(check);
-    }
-
+    /// [`KubeEmulator::write_kubeconfig`]) or a check is ([`KubeEmulator::check_tokens`]), any
+    /// bearer token is accepted; requests without one always get `401`.
     pub fn add_token(&self, token: &str) {
         self.state().tokens.insert(token.to_string());
+    }
+
+    /// Accepts exactly the bearer tokens `check` accepts, besides those added: a GKE cluster
+    /// takes a Google access token and asks Google whose it is (e.g. a check against
+    /// [`crate::gcp::GcpEmulator::issued_tokens`]). `check` runs on the server's threads.
+    pub fn check_tokens(&self, check: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        self.state().token_check = Some(TokenCheck(Arc::new(check)));
     }
 
     /// Writes a kubeconfig with one cluster, user and context per name, all pointing at this

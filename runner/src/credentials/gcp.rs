@@ -81,3 +81,34 @@ pub async fn for_account(
         claims: id.claims,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::Granted;
+
+    #[test]
+    fn debug_never_shows_the_google_token() {
+        let grant = GcpGrant {
+            token: AccessToken {
+                token: "ya29.c.minted-secret".into(),
+                expires_at: 1,
+            },
+            service_account: "deploy@p.iam.gserviceaccount.com".into(),
+            claims: Claims::default(),
+        };
+        let granted = Granted {
+            env: grant.terraform_env(),
+            google_account: Some(grant.service_account.clone()),
+            ..Granted::default()
+        };
+        for shown in [format!("{grant:?}"), format!("{granted:?}")] {
+            assert!(
+                shown.contains("deploy@p.iam.gserviceaccount.com"),
+                "{shown}"
+            );
+            assert!(!shown.contains("minted-secret"), "{shown}");
+        }
+        assert!(format!("{granted:?}").contains("GOOGLE_OAUTH_ACCESS_TOKEN"));
+    }
+}

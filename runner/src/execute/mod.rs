@@ -94,6 +94,7 @@ async fn run(job: &Job, cr: &ChangeRequest, check: &PolicyCheck) -> (Granted, Re
     let (mut granted, gcp) = match grant(job, cr, role.as_deref(), google.as_deref()).await {
         Ok(g) => g,
         Err(e) => {
+            let e = e.trim_end_matches('.');
             let why = format!("no credentials: {e}; nothing was changed");
             return (Granted::default(), Err(why));
         }

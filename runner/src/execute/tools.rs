@@ -19,8 +19,8 @@ use crate::kubeconfig::KubeTarget;
 /// `terraform show -json` of a big plan is large; it is digested, never shown.
 const SHOW_JSON_CAP: usize = 64 * 1024 * 1024;
 
-/// What every step of one change shares.
-#[derive(Debug, Clone)]
+/// What every step of one change shares. `Debug` names `extra_env`'s variables only.
+#[derive(Clone)]
 pub struct Runner<'a> {
     pub tools: &'a ToolsConfig,
     /// A scratch directory for this change (HOME, caches, the terraform copy).
@@ -30,6 +30,18 @@ pub struct Runner<'a> {
     pub output_cap: usize,
     /// Credentials and tool settings for every process.
     pub extra_env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Runner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("tools", &self.tools)
+            .field("scratch", &self.scratch)
+            .field("timeout", &self.timeout)
+            .field("output_cap", &self.output_cap)
+            .field("extra_env", &crate::credentials::names(&self.extra_env))
+            .finish_non_exhaustive()
+    }
 }
 
 /// What every terraform step of one change shares.
@@ -363,6 +375,15 @@ mod tests {
             env.iter()
                 .any(|(k, v)| k == "AWS_EC2_METADATA_DISABLED" && v == "true"),
             "{env:?}"
+        );
+        let with_token = Runner {
+            extra_env: vec![("GOOGLE_OAUTH_ACCESS_TOKEN".into(), "ya29.secret".into())],
+            ..runner
+        };
+        let shown = format!("{with_token:?}");
+        assert!(
+            shown.contains("GOOGLE_OAUTH_ACCESS_TOKEN") && !shown.contains("ya29.secret"),
+            "Debug names credentials, never shows them: {shown}"
         );
     }
 }

@@ -2,7 +2,8 @@
 
 use super::*;
 
-pub(super) async fn cluster(fx: &Fx) -> (KubeEmulator, String) {
+/// The Kubernetes emulator with deployment `web/web` at 2 replicas (kubectl required).
+pub(super) async fn web_cluster() -> KubeEmulator {
     require_tool(
         "kubectl",
         "this machine image ships kubectl 1.32 at /usr/bin/kubectl",
@@ -10,6 +11,11 @@ pub(super) async fn cluster(fx: &Fx) -> (KubeEmulator, String) {
     let kube = KubeEmulator::start().await;
     kube.add_namespace("web");
     kube.add_deployment("web", "web", 2, "registry.example/web:1.4.2");
+    kube
+}
+
+pub(super) async fn cluster(fx: &Fx) -> (KubeEmulator, String) {
+    let kube = web_cluster().await;
     let kubeconfig = fx.dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig, &["staging", "production"], KUBE_TOKEN);
     let cfg = format!(

@@ -324,6 +324,19 @@ fn audit(fx: &Fx) -> Vec<slipway_core::audit::AuditRecord> {
     slipway_infra::spool::read_all(&fx.dir.path().join("spool")).unwrap_or_default()
 }
 
+/// The execution record of a change that ran.
+fn executed_record(fx: &Fx) -> slipway_core::audit::AuditRecord {
+    audit(fx)
+        .into_iter()
+        .find(|r| {
+            r.kind == slipway_core::audit::EventKind::Execution
+                && r.details
+                    .as_ref()
+                    .is_some_and(|d| d["outcome"] == "executed")
+        })
+        .expect("execution record")
+}
+
 fn lock_exists(fx: &Fx, cr: &ChangeRequest) -> bool {
     let refname = format!(
         "refs/slipway/locks/{}",
@@ -344,6 +357,7 @@ fn lock_exists(fx: &Fx, cr: &ChangeRequest) -> bool {
         .success()
 }
 
+mod gcp;
 mod kubectl;
 mod people;
 mod refusals;

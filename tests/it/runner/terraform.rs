@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn tf_stack(state: &Path, input: &str, provisioner: Option<&str>) -> String {
+pub(super) fn tf_stack(state: &Path, input: &str, provisioner: Option<&str>) -> String {
     let prov = provisioner
         .map(|cmd| format!("\n  provisioner \"local-exec\" {{\n    command = \"{cmd}\"\n  }}\n"))
         .unwrap_or_default();
@@ -32,7 +32,7 @@ fn terraform(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The digest the bridge would pin: plan the stack as it stands (with its state) and digest.
-fn pinned_digest(fx: &Fx, main_tf: &str) -> String {
+pub(super) fn pinned_digest(fx: &Fx, main_tf: &str) -> String {
     let dir = tempfile::tempdir_in(fx.dir.path()).unwrap();
     std::fs::write(dir.path().join("main.tf"), main_tf).unwrap();
     terraform(dir.path(), &["init", "-input=false", "-no-color"]);
@@ -50,7 +50,7 @@ fn pinned_digest(fx: &Fx, main_tf: &str) -> String {
     slipway_core::change::plan_digest(&slipway_core::redact::redactor().redact(&json)).unwrap()
 }
 
-fn tf_rendered(digest: &str) -> Rendered {
+pub(super) fn tf_rendered(digest: &str) -> Rendered {
     Rendered {
         stack_dir: Some("stacks/app".into()),
         plan_sha256: Some(digest.into()),
@@ -125,15 +125,7 @@ async fn terraform_change_is_reverified_and_applied_with_oidc_credentials_once()
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0]["aud"], "sts.amazonaws.com");
     let records = audit(&fx);
-    let done = records
-        .iter()
-        .find(|r| {
-            r.kind == slipway_core::audit::EventKind::Execution
-                && r.details
-                    .as_ref()
-                    .is_some_and(|d| d["outcome"] == "executed")
-        })
-        .expect("execution record");
+    let done = executed_record(&fx);
     assert_eq!(done.writer, "runner:9000001-1");
     assert_eq!(done.change_id.as_deref(), Some(cr.id.as_str()));
     assert_eq!(
