@@ -181,6 +181,12 @@ struct FileSigning {
     #[serde(default, deserialize_with = "de_secret")]
     key: Option<SecretSource>,
     key_id: Option<String>,
+    /// Earlier key ids → their public keys: still verify what they signed after a rotation.
+    #[serde(default)]
+    trusted: BTreeMap<String, String>,
+    /// Key ids refused whatever a file's expiry (`SLIPWAY_SIGNING_REVOKED_KEYS`, comma-separated).
+    #[serde(default)]
+    revoked: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,6 +6,7 @@
 //! policy: policy/slipway.yaml       # read from the merged commit, never from the working tree
 //! keys:                             # the bridge's Ed25519 public keys, by key id
 //!   bridge-2026: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+//! revoked_keys: [bridge-2025]       # refused whatever a file's expiry
 //! aws:
 //!   region: eu-west-1
 //!   session_duration: 15m           # STS DurationSeconds (at least 15m)
@@ -82,6 +83,10 @@ pub struct RunnerConfig {
     pub policy: String,
     /// key id → Ed25519 public key (hex, base64 or SPKI PEM).
     pub keys: BTreeMap<String, String>,
+    /// Key ids no longer trusted: a change file signed with one is refused, whatever its
+    /// expiry (a leaked or retired bridge key).
+    #[serde(default)]
+    pub revoked_keys: Vec<String>,
     #[serde(default)]
     pub aws: AwsConfig,
     #[serde(default)]
@@ -293,7 +298,7 @@ impl RunnerConfig {
         if cfg.keys.is_empty() {
             return Err("`keys` is empty: add the bridge's public key (key id → Ed25519 public key) so change requests can be verified".into());
         }
-        cfg.verifying_keys()?;
+        cfg.keyring()?;
         cfg.check_targets(dir)?;
         cfg.check_audit(dir)?;
         if cfg.policy.starts_with('/') || cfg.policy.split('/').any(|p| p == "..") {
@@ -397,6 +402,18 @@ impl RunnerConfig {
         })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         RunnerConfig::parse(&text, &dir).map_err(|e| format!("{}:{e}", path.display()))
+    }
+
+    /// The bridge's keys with the revoked ids.
+    pub fn keyring(&self) -> Result<slipway_core::change::Keyring, String> {
+        let keys = self.verifying_keys()?;
+        if keys.iter().all(|(id, _)| self.revoked_keys.contains(id)) {
+            return Err("every key in `keys` is in `revoked_keys`: add the bridge's current key so change requests can be verified".into());
+        }
+        Ok(slipway_core::change::Keyring::new(
+            keys,
+            self.revoked_keys.clone(),
+        ))
     }
 
     /// The bridge's keys, parsed.

@@ -104,7 +104,8 @@ async fn deploy_to_staging_opens_a_pr_whose_diff_is_exactly_the_tag_bump() {
 
     // The change request is signed, and names requester, argv, rule and the image.
     let cr = change_file(&fx, branch);
-    let keys = vec![("test".to_string(), gitops::verifying_key())];
+    let keys =
+        slipway_core::change::Keyring::from(vec![("test".to_string(), gitops::verifying_key())]);
     slipway_core::change::verify(&cr, &keys, cr.created_at).expect("valid signature");
     assert_eq!(cr.requester.slack_user_id, "U0OPERATOR");
     assert_eq!(cr.policy.approval.rule, "standard");

@@ -422,7 +422,10 @@ async fn a_directory_approvers_review_counts_until_they_are_deactivated() {
             .github
             .file_at(OWNER, REPO, "slipway/identities", "identities.json")?;
         let snapshot = slipway_core::change::people::Snapshot::from_json(&text).ok()?;
-        let keys = vec![("test".to_string(), slipway_tests::gitops::verifying_key())];
+        let keys = slipway_core::change::Keyring::from(vec![(
+            "test".to_string(),
+            slipway_tests::gitops::verifying_key(),
+        )]);
         snapshot.verify(&keys).ok()?;
         snapshot
             .people

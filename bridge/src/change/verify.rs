@@ -17,10 +17,9 @@
 
 use std::collections::BTreeSet;
 
-use ed25519_dalek::VerifyingKey;
 use git2::Oid;
 use sha2::Digest;
-use slipway_core::change::{CHANGES_DIR, ChangeRequest, VerifyError, file_path};
+use slipway_core::change::{CHANGES_DIR, ChangeRequest, Keyring, VerifyError, file_path};
 use slipway_infra::github::Pr;
 use slipway_infra::gitops::Mirror;
 
@@ -99,7 +98,7 @@ struct Inspected {
     merge_base: Oid,
 }
 
-fn verify_signature(cr: &ChangeRequest, keys: &[(String, VerifyingKey)]) -> Result<(), String> {
+fn verify_signature(cr: &ChangeRequest, keys: &Keyring) -> Result<(), String> {
     // Expiry is judged by the quorum, not here: an expired request must still be closable.
     match slipway_core::change::verify(cr, keys, chrono::DateTime::<chrono::Utc>::MIN_UTC) {
         Ok(()) | Err(VerifyError::Expired { .. }) => Ok(()),
@@ -143,7 +142,7 @@ fn check_chain(
     cr: &ChangeRequest,
     branch_id: &str,
     commits: &[Oid],
-    keys: &[(String, VerifyingKey)],
+    keys: &Keyring,
 ) -> Result<(), String> {
     let mut current = cr.clone();
     for _ in 0..MAX_CHAIN {
@@ -214,7 +213,7 @@ fn inspect(
     base_head: Oid,
     head: Oid,
     branch_id: &str,
-    keys: &[(String, VerifyingKey)],
+    keys: &Keyring,
 ) -> Result<Inspected, Unverified> {
     let reading = "Reading the GitOps mirror";
     if !m.has_commit(head) {
@@ -300,10 +299,12 @@ impl ChangeService {
             .git_credentials()
             .await
             .map_err(|e| upstream("Getting a GitHub token", &e))?;
-        let keys = vec![(
+        let mut trusted = self.cfg.signing_trusted.clone();
+        trusted.push((
             self.cfg.signing_key_id.clone(),
             self.signing.verifying_key(),
-        )];
+        ));
+        let keys = Keyring::new(trusted, self.cfg.signing_revoked.clone());
         let mirror = self.mirror.clone();
         let inspected = tokio::task::spawn_blocking(move || {
             let m = super::lock(&mirror);

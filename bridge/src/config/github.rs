@@ -143,6 +143,7 @@ pub(super) fn load(
     })?;
     let (api_url, git_url, oauth_url) = github_urls(&repo, gitops, github, env)?;
     let app = app_identity(github, signing, env)?;
+    let (signing_key_id, revoked) = key_ids(signing, env)?;
     Ok(Some(super::gitops::GitOpsConfig {
         default_branch: env("SLIPWAY_GITOPS_DEFAULT_BRANCH")
             .or(gitops.default_branch.clone())
@@ -155,9 +156,9 @@ pub(super) fn load(
         installation_id: app.installation_id,
         app_private_key: app.app_private_key,
         signing_key: app.signing_key,
-        signing_key_id: env("SLIPWAY_SIGNING_KEY_ID")
-            .or(signing.key_id.clone())
-            .unwrap_or_else(|| "bridge".into()),
+        signing_key_id: signing_key_id.clone(),
+        signing_trusted: trusted_keys(signing)?,
+        signing_revoked: revoked,
         services: services(&gitops.services)?,
         client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
             .or(github.client_id.clone())
@@ -187,6 +188,49 @@ pub(super) fn load(
     }))
 }
 
+/// `signing.trusted`: earlier key ids and their public keys.
+fn trusted_keys(
+    signing: &FileSigning,
+) -> Result<Vec<(String, ed25519_dalek::VerifyingKey)>, String> {
+    signing
+        .trusted
+        .iter()
+        .map(|(id, text)| {
+            slipway_core::change::parse_verifying_key(text)
+                .map(|k| (id.clone(), k))
+                .map_err(|e| format!("signing.trusted.{id}: {e}"))
+        })
+        .collect()
+}
+
+/// `SLIPWAY_SIGNING_REVOKED_KEYS` (comma-separated) and `signing.revoked`, together.
+fn revoked_keys(signing: &FileSigning, env: Env<'_>) -> Vec<String> {
+    let from_env = env("SLIPWAY_SIGNING_REVOKED_KEYS").unwrap_or_default();
+    from_env
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .chain(signing.revoked.iter().cloned())
+        .collect()
+}
+
+/// The id new change requests are signed with, and the revoked ids (never the current one).
+fn key_ids(signing: &FileSigning, env: Env<'_>) -> Result<(String, Vec<String>), String> {
+    let id = env("SLIPWAY_SIGNING_KEY_ID")
+        .or(signing.key_id.clone())
+        .unwrap_or_else(|| "bridge".into());
+    let revoked = revoked_keys(signing, env);
+    if revoked.contains(&id) {
+        return Err(format!(
+            "the signing key id `{id}` is revoked (SLIPWAY_SIGNING_REVOKED_KEYS or \
+             `signing.revoked`): rotate to a new key with a new id (SLIPWAY_SIGNING_KEY and \
+             SLIPWAY_SIGNING_KEY_ID) before revoking the old one"
+        ));
+    }
+    Ok((id, revoked))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +256,27 @@ mod tests {
         .unwrap();
         let e = services(&BTreeMap::from([("api".to_string(), svc)])).unwrap_err();
         assert!(e.contains("gitops.services.api.workflow"), "{e}");
+    }
+
+    #[test]
+    fn the_current_key_id_can_not_be_revoked_and_trusted_keys_must_parse() {
+        let signing = FileSigning {
+            key_id: Some("bridge-2026".into()),
+            revoked: vec!["bridge-2024".into()],
+            ..FileSigning::default()
+        };
+        let env = |k: &str| (k == "SLIPWAY_SIGNING_REVOKED_KEYS").then(|| "bridge-2025, ".into());
+        let (id, revoked) = key_ids(&signing, &env).unwrap();
+        assert_eq!(id, "bridge-2026");
+        assert_eq!(revoked, ["bridge-2025", "bridge-2024"]);
+        let env = |k: &str| (k == "SLIPWAY_SIGNING_REVOKED_KEYS").then(|| "bridge-2026".into());
+        let e = key_ids(&signing, &env).unwrap_err();
+        assert!(e.contains("is revoked") && e.contains("rotate"), "{e}");
+        let bad = FileSigning {
+            trusted: BTreeMap::from([("bridge-2025".into(), "not a key".into())]),
+            ..FileSigning::default()
+        };
+        let e = trusted_keys(&bad).unwrap_err();
+        assert!(e.contains("signing.trusted.bridge-2025"), "{e}");
     }
 }

@@ -69,6 +69,10 @@ pub struct GitOpsConfig {
     /// The Ed25519 key change requests are signed with, and its id (for rotation).
     pub signing_key: Secret,
     pub signing_key_id: String,
+    /// Earlier signing keys that still verify what they signed (rotation), by id.
+    pub signing_trusted: Vec<(String, ed25519_dalek::VerifyingKey)>,
+    /// Key ids refused whatever a file's expiry (revocation).
+    pub signing_revoked: Vec<String>,
     pub services: BTreeMap<String, ServiceConfig>,
     /// The GitHub App's client id, for `/slipway link github` (device flow); `None` = off.
     pub client_id: Option<String>,

@@ -8,7 +8,7 @@
 //! another PR, commit or person and fails to verify, so the review just counts as made in GitHub.
 
 use base64::Engine as _;
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, Verifier};
 
 const TAG: &str = "<!-- slipway-review:v1";
 
@@ -40,7 +40,7 @@ pub fn slack_review_marker(
 /// Whether `body` carries a valid marker for this review (made through Slack).
 pub fn is_slack_review(
     body: &str,
-    keys: &[(String, VerifyingKey)],
+    keys: &super::Keyring,
     repo: &str,
     pr: u64,
     commit: &str,
@@ -64,7 +64,7 @@ pub fn is_slack_review(
         let (Some(key_id), Some(sig)) = (key_id, sig) else {
             return false;
         };
-        let Some((_, key)) = keys.iter().find(|(id, _)| id == key_id) else {
+        let Ok(key) = keys.key(key_id) else {
             return false;
         };
         let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(sig) else {
@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn a_marker_binds_to_its_review_and_key() {
         let key = SigningKey::from_bytes(&[1; 32]);
-        let keys = vec![("k".to_string(), key.verifying_key())];
+        let keys = super::super::Keyring::from(vec![("k".to_string(), key.verifying_key())]);
         let m = slack_review_marker(&key, "k", "acme/gitops", 7, "ABC", "Ada");
         let body = format!("Approved in Slack by ada.\n\n{m}");
         assert!(is_slack_review(
@@ -111,10 +111,10 @@ mod tests {
             !is_slack_review(&body, &keys, "acme/gitops", 7, "abc", "bo"),
             "another person"
         );
-        let other = vec![(
+        let other = super::super::Keyring::from(vec![(
             "k".to_string(),
             SigningKey::from_bytes(&[2; 32]).verifying_key(),
-        )];
+        )]);
         assert!(!is_slack_review(
             &body,
             &other,
@@ -126,6 +126,17 @@ mod tests {
         assert!(!is_slack_review(
             "<!-- slipway-review:v1 key=k sig=AAAA -->",
             &keys,
+            "acme/gitops",
+            7,
+            "abc",
+            "ada"
+        ));
+        // A marker made with a key since revoked no longer counts.
+        let revoked =
+            super::super::Keyring::new(vec![("k".to_string(), key.verifying_key())], ["k".into()]);
+        assert!(!is_slack_review(
+            &body,
+            &revoked,
             "acme/gitops",
             7,
             "abc",

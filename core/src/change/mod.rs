@@ -219,8 +219,12 @@ pub struct ChangeRequest {
 pub enum VerifyError {
     Unsigned,
     UnknownKey(String),
+    /// Signed with a key id that was revoked: refused whatever the file's expiry.
+    RevokedKey(String),
     BadSignature,
-    Expired { expires_at: DateTime<Utc> },
+    Expired {
+        expires_at: DateTime<Utc>,
+    },
     UnsupportedVersion(u32),
     Malformed(String),
 }
@@ -230,6 +234,7 @@ impl fmt::Display for VerifyError {
         match self {
             Self::Unsigned => f.write_str("the change request is not signed"),
             Self::UnknownKey(k) => write!(f, "the change request is signed with unknown key `{k}`"),
+            Self::RevokedKey(k) => write!(f, "the change request is signed with key `{k}`, which is revoked: request the change again so the current key signs it"),
             Self::BadSignature => f.write_str("the change request's signature does not match its content (it was edited after signing)"),
             Self::Expired { expires_at } => write!(f, "the change request expired at {}", expires_at.to_rfc3339()),
             Self::UnsupportedVersion(v) => write!(f, "unsupported change request schema_version {v} (this build reads {SCHEMA_VERSION})"),
@@ -292,19 +297,58 @@ pub(crate) fn signature_over(bytes: &[u8], key: &SigningKey, key_id: &str) -> Si
 }
 
 /// Check `sig` over `bytes` against the key it names.
+/// The keys change requests (and people snapshots) may be signed with, by id, and the ids that
+/// are revoked. Rotation adds an id that signs from then on (older ids keep verifying what
+/// they signed); revocation refuses an id outright, whatever a file's expiry.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    keys: Vec<(String, VerifyingKey)>,
+    revoked: std::collections::BTreeSet<String>,
+}
+
+impl Keyring {
+    pub fn new(
+        keys: Vec<(String, VerifyingKey)>,
+        revoked: impl IntoIterator<Item = String>,
+    ) -> Keyring {
+        Keyring {
+            keys,
+            revoked: revoked.into_iter().collect(),
+        }
+    }
+
+    /// The key for `id`, unless it is revoked or unknown.
+    pub fn key(&self, id: &str) -> Result<&VerifyingKey, VerifyError> {
+        if self.revoked.contains(id) {
+            return Err(VerifyError::RevokedKey(id.to_string()));
+        }
+        self.keys
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, k)| k)
+            .ok_or_else(|| VerifyError::UnknownKey(id.to_string()))
+    }
+
+    pub fn is_revoked(&self, id: &str) -> bool {
+        self.revoked.contains(id)
+    }
+}
+
+impl From<Vec<(String, VerifyingKey)>> for Keyring {
+    fn from(keys: Vec<(String, VerifyingKey)>) -> Keyring {
+        Keyring::new(keys, [])
+    }
+}
+
 pub(crate) fn check_signature(
     sig: &Signature,
     bytes: &[u8],
-    keys: &[(String, VerifyingKey)],
+    keys: &Keyring,
 ) -> Result<(), VerifyError> {
     if sig.alg != "ed25519" {
         return Err(VerifyError::BadSignature);
     }
-    let key = keys
-        .iter()
-        .find(|(id, _)| *id == sig.key_id)
-        .map(|(_, k)| k)
-        .ok_or_else(|| VerifyError::UnknownKey(sig.key_id.clone()))?;
+    let key = keys.key(&sig.key_id)?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(&sig.value)
         .map_err(|_| VerifyError::BadSignature)?;
@@ -314,11 +358,7 @@ pub(crate) fn check_signature(
 }
 
 /// Verify schema version, signature (against the named key) and expiry at `now`.
-pub fn verify(
-    cr: &ChangeRequest,
-    keys: &[(String, VerifyingKey)],
-    now: DateTime<Utc>,
-) -> Result<(), VerifyError> {
+pub fn verify(cr: &ChangeRequest, keys: &Keyring, now: DateTime<Utc>) -> Result<(), VerifyError> {
     if cr.schema_version != SCHEMA_VERSION {
         return Err(VerifyError::UnsupportedVersion(cr.schema_version));
     }

@@ -5,7 +5,7 @@
 //! before it, and not older than a bound, so an old snapshot can't be replayed).
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
 use super::{Signature, canonical, check_signature, signature_over};
@@ -59,7 +59,7 @@ impl Snapshot {
     }
 
     /// The version and the signature, against the keys the runner trusts.
-    pub fn verify(&self, keys: &[(String, VerifyingKey)]) -> Result<(), String> {
+    pub fn verify(&self, keys: &super::Keyring) -> Result<(), String> {
         if self.version != SNAPSHOT_VERSION {
             return Err(format!(
                 "identity snapshot version {} is not supported",
@@ -132,6 +132,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::change::Keyring;
 
     fn snapshot(at: DateTime<Utc>, gina_active: bool) -> Snapshot {
         Snapshot {
@@ -152,7 +153,7 @@ mod tests {
     #[test]
     fn signed_snapshots_verify_and_any_edit_or_other_key_is_refused() {
         let key = SigningKey::from_bytes(&[7; 32]);
-        let keys = vec![("bridge".to_string(), key.verifying_key())];
+        let keys = Keyring::from(vec![("bridge".to_string(), key.verifying_key())]);
         let t = Utc.with_ymd_and_hms(2026, 12, 4, 6, 0, 0).unwrap();
         let s = snapshot(t, false).signed(&key, "bridge");
         s.verify(&keys).unwrap();

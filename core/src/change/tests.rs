@@ -68,7 +68,7 @@ fn sign_verify_roundtrip_through_yaml() {
     assert!(yaml.starts_with("# Slipway change request cr-20261124-0001"));
     let back = ChangeRequest::from_yaml(&yaml).unwrap();
     assert_eq!(back, signed);
-    let keys = vec![("bridge-1".to_string(), key().verifying_key())];
+    let keys = Keyring::from(vec![("bridge-1".to_string(), key().verifying_key())]);
     let now = sample().created_at + chrono::Duration::hours(1);
     assert_eq!(verify(&back, &keys, now), Ok(()));
 }
@@ -76,7 +76,7 @@ fn sign_verify_roundtrip_through_yaml() {
 #[test]
 fn any_edit_invalidates() {
     let signed = sign(sample(), &key(), "bridge-1");
-    let keys = vec![("bridge-1".to_string(), key().verifying_key())];
+    let keys = Keyring::from(vec![("bridge-1".to_string(), key().verifying_key())]);
     let now = sample().created_at;
     let yaml = signed.to_yaml();
     for (from, to) in [
@@ -99,13 +99,13 @@ fn any_edit_invalidates() {
 #[test]
 fn expiry_unknown_keys_and_unsigned() {
     let signed = sign(sample(), &key(), "bridge-1");
-    let keys = vec![("bridge-1".to_string(), key().verifying_key())];
+    let keys = Keyring::from(vec![("bridge-1".to_string(), key().verifying_key())]);
     let late = signed.expires_at + chrono::Duration::seconds(1);
     assert!(matches!(
         verify(&signed, &keys, late),
         Err(VerifyError::Expired { .. })
     ));
-    let other = vec![("bridge-2".to_string(), key().verifying_key())];
+    let other = Keyring::from(vec![("bridge-2".to_string(), key().verifying_key())]);
     assert_eq!(
         verify(&signed, &other, signed.created_at),
         Err(VerifyError::UnknownKey("bridge-1".into()))
@@ -114,10 +114,10 @@ fn expiry_unknown_keys_and_unsigned() {
         verify(&sample(), &keys, signed.created_at),
         Err(VerifyError::Unsigned)
     );
-    let wrong = vec![(
+    let wrong = Keyring::from(vec![(
         "bridge-1".to_string(),
         SigningKey::from_bytes(&[8u8; 32]).verifying_key(),
-    )];
+    )]);
     assert_eq!(
         verify(&signed, &wrong, signed.created_at),
         Err(VerifyError::BadSignature)
@@ -164,4 +164,35 @@ fn slugs() {
     assert_eq!(slug_of_id(&id), Some(a.as_str()));
     assert_eq!(slug_of_id(&format!("cr-{b}-1a2b3c4d")), Some(b.as_str()));
     assert_eq!(slug_of_id("cr-x"), None);
+}
+
+#[test]
+fn a_rotated_key_signs_the_old_one_still_verifies_and_a_revoked_one_never_does() {
+    let old = sign(sample(), &key(), "bridge-2025");
+    let new_key = SigningKey::from_bytes(&[9u8; 32]);
+    let new = sign(sample(), &new_key, "bridge-2026");
+    let both = vec![
+        ("bridge-2025".to_string(), key().verifying_key()),
+        ("bridge-2026".to_string(), new_key.verifying_key()),
+    ];
+    let now = sample().created_at;
+    let rotated = Keyring::from(both.clone());
+    assert_eq!(verify(&old, &rotated, now), Ok(()));
+    assert_eq!(verify(&new, &rotated, now), Ok(()));
+    // Revoked: refused whatever the expiry, even though the key is still listed.
+    let revoked = Keyring::new(both, ["bridge-2025".to_string()]);
+    assert_eq!(
+        verify(&old, &revoked, now),
+        Err(VerifyError::RevokedKey("bridge-2025".into()))
+    );
+    assert_eq!(
+        verify(&old, &revoked, chrono::DateTime::<Utc>::MIN_UTC),
+        Err(VerifyError::RevokedKey("bridge-2025".into()))
+    );
+    assert_eq!(verify(&new, &revoked, now), Ok(()));
+    assert!(
+        VerifyError::RevokedKey("bridge-2025".into())
+            .to_string()
+            .contains("revoked")
+    );
 }

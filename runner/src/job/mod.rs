@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ed25519_dalek::VerifyingKey;
 use git2::Oid;
 use slipway_core::change::ChangeRequest;
 use slipway_core::policy::Policy;
@@ -47,7 +46,8 @@ pub struct Job {
     pub default_branch: String,
     pub mirror: Arc<Mutex<Mirror>>,
     pub merge: Oid,
-    pub keys: Vec<(String, VerifyingKey)>,
+    /// The bridge's keys and the revoked ids.
+    pub keys: slipway_core::change::Keyring,
     /// The policy of the merge's first parent, or why it can't be read.
     pub policy: Result<Policy, String>,
     pub aws: AwsSource,

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ed25519_dalek::VerifyingKey;
 use git2::Oid;
 use slipway_core::change::{CHANGES_DIR, ChangeRequest};
 use slipway_core::policy::Policy;
@@ -73,7 +72,7 @@ struct Settings {
     env: ActionsEnv,
     cfg: RunnerConfig,
     config_path: PathBuf,
-    keys: Vec<(String, VerifyingKey)>,
+    keys: slipway_core::change::Keyring,
     aws: AwsSource,
 }
 
@@ -84,7 +83,7 @@ fn settings(opts: &Options) -> Result<Settings, Early> {
         .clone()
         .unwrap_or_else(|| env.workspace.join(config::DEFAULT_PATH));
     let cfg = RunnerConfig::load(&config_path).map_err(Early::Usage)?;
-    let keys = cfg.verifying_keys().map_err(Early::Usage)?;
+    let keys = cfg.keyring().map_err(Early::Usage)?;
     let aws = credentials::source(opts.aws_from_env, env.id_token_request.as_ref(), &lookup)
         .map_err(Early::Usage)?;
     Ok(Settings {
@@ -148,7 +147,7 @@ impl Checkout {
 /// signed request among them, whatever its target.
 fn read_changes(
     checkout: &Checkout,
-    keys: &[(String, VerifyingKey)],
+    keys: &slipway_core::change::Keyring,
     target: Option<&str>,
 ) -> (Vec<Change>, Vec<ChangeRequest>) {
     let mut changes = Vec::new();

@@ -19,7 +19,7 @@ fn short(sha: &str) -> &str {
 /// signed marker for it was made in Slack.
 pub fn review_inputs(
     reviews: &[Review],
-    keys: &[(String, ed25519_dalek::VerifyingKey)],
+    keys: &slipway_core::change::Keyring,
     repo: &str,
     pr: u64,
     deadline: DateTime<Utc>,

@@ -54,7 +54,7 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
     assert!(
         slipway_core::change::is_slack_review(
             reviews[1]["body"].as_str().unwrap(),
-            &[("test".into(), key)],
+            &slipway_core::change::Keyring::from(vec![("test".into(), key)]),
             &format!("{OWNER}/{REPO}"),
             number,
             &head,

@@ -325,3 +325,42 @@ async fn slack_made_approvals_do_not_count_where_the_rule_needs_github() {
         "{body}"
     );
 }
+
+/// A bridge key that leaked is revoked in the runner's config: a change it signed is refused,
+/// approved and unexpired as it is, and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_signed_with_a_revoked_key_is_refused_whatever_its_expiry() {
+    let fx = fixture(&[], &[]).await;
+    let cr = change(
+        &fx,
+        "rv1",
+        "/kubectl scale deployment/web --replicas=4 -n web",
+        Rendered::default(),
+    );
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let rotated = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let base = std::fs::read_to_string(config(&fx, "")).unwrap();
+    let text = base.replacen(
+        "keys:\n",
+        &format!("revoked_keys: [test]\nkeys:\n  bridge-2027: \"{rotated}\"\n"),
+        1,
+    );
+    let path = fx.dir.path().join("runner-revoked.yaml");
+    std::fs::write(&path, text).unwrap();
+    let ws = checkout(&fx, &sha);
+    let out = run(&fx, &ws, &sha, &path, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
+    assert_eq!(execution_status(&fx, &sha)["state"], "failure");
+    let body = result_comment(&fx, number, &cr.id);
+    assert!(body.contains("revoked"), "{body}");
+    assert!(
+        !comments(&fx, number)
+            .iter()
+            .any(|c| c.contains(":started -->")),
+        "nothing started"
+    );
+}
