@@ -93,6 +93,16 @@ async fn a_viewer_lists_instances_as_the_read_account_and_metadata_never_reaches
         trail.contains("db-1"),
         "the trail keeps the stripped output"
     );
+    let execution = app
+        .audit()
+        .into_iter()
+        .find(|r| r.kind == EventKind::Execution)
+        .expect("the execution record");
+    assert_eq!(
+        execution.details.as_ref().unwrap()["service_account"],
+        ex.reader.client_email.as_str(),
+        "the record names the account the read ran as"
+    );
 
     let requests = gcp.requests();
     let minted: Vec<_> = requests

@@ -138,7 +138,9 @@ impl GcloudWork {
         if !self.strip.is_empty() {
             strip_output(&mut result, &self.strip);
         }
+        // The execution record names the identity the read ran as.
         Finished::process(result, argv, Shape::Json)
+            .with_detail("service_account", self.service_account.clone())
     }
 
     /// The impersonated token, within the run's deadline and Cancel.
