@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use slipway_infra::gcp::{IAM_CREDENTIALS_URL, MAX_LIFETIME, ServiceAccountKey};
 
+use super::google::text;
 use super::{Env, SecretSource, check_url, de_secret, duration, secret};
 
 /// The gcloud APIs an emulator may stand in for (`CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`).
@@ -58,13 +59,6 @@ pub struct GcpConfig {
 
 const SET_KEY: &str = "set SLIPWAY_GCP_CREDENTIALS (or `gcp.credentials`, e.g. \
                        `{ file: /run/secrets/gcp-sa.json }`) to the bridge's service account key";
-
-fn text(env: Env<'_>, var: &str, file: Option<&String>) -> Option<String> {
-    env(var)
-        .or_else(|| file.cloned())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
 
 /// `None` when GCP is off (no key, and nothing else of the section set).
 pub(super) fn load(file: &FileGcp, env: Env<'_>) -> Result<Option<GcpConfig>, String> {

@@ -118,7 +118,8 @@ fn parse_key(key: &Secret) -> Result<(ServiceAccount, Option<String>), String> {
     Ok((account, file.token_uri))
 }
 
-fn text(env: Env<'_>, var: &str, file: Option<&String>) -> Option<String> {
+/// A plain setting: the variable, else the file's value; blank is unset.
+pub(super) fn text(env: Env<'_>, var: &str, file: Option<&String>) -> Option<String> {
     env(var)
         .or_else(|| file.cloned())
         .map(|s| s.trim().to_string())
