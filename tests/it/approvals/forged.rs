@@ -243,3 +243,20 @@ async fn an_advanced_pr_verifies_through_its_supersedes_chain_and_can_be_approve
         approval_status(&fx, number)
     );
 }
+
+/// A leaked key's id is revoked: a PR whose change file it signed is refused as revoked, and
+/// never merges, whatever the file's expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_file_signed_with_a_revoked_key_is_refused() {
+    let mut opts = auto_merge();
+    opts.env = vec![("SLIPWAY_SIGNING_REVOKED_KEYS", "bridge-2025".to_string())];
+    let (_app, fx, number) = with_open_pr_opts(opts).await;
+    let base = genuine(&fx, number);
+    let leaked = sign(
+        zero_approvers(&base, "cr-forged-revoked"),
+        &ed25519_dalek::SigningKey::from_bytes(&[11; 32]),
+        "bridge-2025",
+    );
+    let n = hand_made_pr(&fx, &leaked, BOT);
+    wait_refused(&fx, n, "revoked").await;
+}
