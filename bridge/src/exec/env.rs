@@ -21,3 +21,14 @@ pub fn base_env_for(config: &crate::config::Config) -> Vec<(String, String)> {
         (metadata.into(), off.into()),
     ]
 }
+
+/// Write `path` whole or not at all (a temporary file renamed over it), readable by the
+/// bridge's user only: credentials a process is handed (a token file, a kubeconfig).
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
+}

@@ -12,13 +12,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use slipway_infra::exec::{self, ExecResult, ExecSpec, Progress};
+use slipway_infra::exec::{ExecResult, ExecSpec, Progress};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use slipway_core::command::gcloud::Gcloud;
 
-use super::outcome::{Finished, Shape, failed_result, follow};
+use super::outcome::{Finished, Shape, failed_result};
 use crate::base::Base;
 
 /// The run for an allowed `/gcloud` read on `alias`: its project and read account from the
@@ -129,11 +129,14 @@ impl GcloudWork {
             }
         };
         let spec = self.spec(dir.path(), deadline);
-        let running = exec::start(spec);
-        if self.strip.is_empty() {
-            forward(running.progress.clone(), progress);
-        }
-        let mut result = follow(running, &cancel).await;
+        // Output that needs stripping shows no live tail: its progress goes nowhere.
+        let quiet = watch::channel(Progress::default()).0;
+        let tx = if self.strip.is_empty() {
+            &progress
+        } else {
+            &quiet
+        };
+        let mut result = super::outcome::run_process(spec, tx, &cancel).await;
         drop(dir);
         if !self.strip.is_empty() {
             strip_output(&mut result, &self.strip);
@@ -177,7 +180,7 @@ impl GcloudWork {
             .prefix("gcloud-")
             .tempdir_in(&self.work_dir)?;
         std::fs::write(dir.path().join("gce"), "False")?;
-        write_private(&dir.path().join("token"), token.as_bytes())?;
+        super::env::write_private(&dir.path().join("token"), token.as_bytes())?;
         Ok(dir)
     }
 
@@ -209,18 +212,6 @@ impl GcloudWork {
     }
 }
 
-/// Pass the process's live tail on.
-fn forward(mut from: watch::Receiver<Progress>, to: watch::Sender<Progress>) {
-    tokio::spawn(async move {
-        while from.changed().await.is_ok() {
-            let p = from.borrow_and_update().clone();
-            if to.send(p).is_err() {
-                return;
-            }
-        }
-    });
-}
-
 /// Remove the secret-bearing fields from a JSON output; if the output can't be parsed whole
 /// (cut at the output cap, or not JSON), show none of it.
 fn strip_output(result: &mut ExecResult, paths: &[String]) {
@@ -241,23 +232,6 @@ fn strip_output(result: &mut ExecResult, paths: &[String]) {
                  was too large or not JSON, so they couldn't be removed; narrow the command)"
             .into(),
     };
-}
-
-#[cfg(unix)]
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ fn write(
     let dir = kubeconfig.parent().unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let token_file = dir.join("token");
-    replace(&token_file, token.as_bytes())?;
+    super::env::write_private(&token_file, token.as_bytes())?;
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -104,7 +104,7 @@ fn write(
         "contexts": [{"name": alias, "context": {"cluster": alias, "user": alias}}],
         "current-context": alias,
     });
-    replace(kubeconfig, doc.to_string().as_bytes())
+    super::env::write_private(kubeconfig, doc.to_string().as_bytes())
 }
 
 #[cfg(unix)]
@@ -119,14 +119,4 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)
-}
-
-/// Write `path` whole or not at all, readable by the bridge's user only.
-fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use slipway_core::redact::redactor;
-use slipway_infra::exec::{self, ExecEnd, ExecResult};
+use slipway_infra::exec::{self, ExecEnd, ExecResult, ExecSpec, Progress};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -183,5 +183,34 @@ pub async fn bounded<T>(
         r = fut => Ok(r),
         () = tokio::time::sleep_until(deadline) => Err(ExecEnd::TimedOut),
         () = cancel.cancelled() => Err(ExecEnd::Cancelled),
+    }
+}
+
+/// Run one process to its end, its live progress on `tx` (a job's channel; a sender nobody
+/// listens to shows none), stopped by the deadline in `spec` or by `cancel`.
+pub async fn run_process(
+    spec: ExecSpec,
+    tx: &watch::Sender<Progress>,
+    cancel: &CancellationToken,
+) -> ExecResult {
+    if spec.timeout.is_zero() {
+        return text_result(ExecEnd::TimedOut, "", Instant::now());
+    }
+    let running = exec::start(spec);
+    let mut progress = running.progress.clone();
+    let fut = follow(running, cancel);
+    tokio::pin!(fut);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            r = &mut fut => return r,
+            changed = progress.changed(), if open => match changed {
+                Ok(()) => {
+                    let p = progress.borrow_and_update().clone();
+                    let _ = tx.send(p);
+                }
+                Err(_) => open = false,
+            },
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use slipway_infra::exec::{self, ExecEnd, ExecResult, ExecSpec, Progress};
+use slipway_infra::exec::{ExecEnd, ExecResult, ExecSpec, Progress};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -285,7 +285,8 @@ impl PlanWork {
         let mut init_detail = serde_json::Value::Null;
         if !dir.join(".terraform").is_dir() {
             let words = ["init", "-input=false", "-no-color"];
-            let init = step(self.spec(&words, dir, left()), progress, cancel).await;
+            let init =
+                super::outcome::run_process(self.spec(&words, dir, left()), progress, cancel).await;
             init_detail = serde_json::json!({
                 "end": init.end.describe(self.timeout),
                 "sha256": init.digest,
@@ -311,7 +312,8 @@ impl PlanWork {
             }
         }
         let words = ["plan", "-input=false", "-no-color", "-lock=false"];
-        let plan = step(self.spec(&words, dir, left()), progress, cancel).await;
+        let plan =
+            super::outcome::run_process(self.spec(&words, dir, left()), progress, cancel).await;
         let summary = plan
             .end
             .success()
@@ -331,34 +333,6 @@ impl PlanWork {
             serde_json::to_value(summary).unwrap_or_default(),
         );
         f
-    }
-}
-
-/// One process of a multi-step job: its progress goes on the job's channel.
-async fn step(
-    spec: ExecSpec,
-    tx: &watch::Sender<Progress>,
-    cancel: &CancellationToken,
-) -> ExecResult {
-    if spec.timeout.is_zero() {
-        return work::text_result(ExecEnd::TimedOut, "", Instant::now());
-    }
-    let running = exec::start(spec);
-    let mut progress = running.progress.clone();
-    let fut = work::follow(running, cancel);
-    tokio::pin!(fut);
-    let mut open = true;
-    loop {
-        tokio::select! {
-            r = &mut fut => return r,
-            changed = progress.changed(), if open => match changed {
-                Ok(()) => {
-                    let p = progress.borrow_and_update().clone();
-                    let _ = tx.send(p);
-                }
-                Err(_) => open = false,
-            },
-        }
     }
 }
 
