@@ -256,12 +256,26 @@ impl Drop for Daemon {
 }
 
 pub async fn try_http(method: &str, url: &str, body: Option<String>) -> Option<(u16, String)> {
+    try_http_with(method, url, &[], body).await
+}
+
+/// [`try_http`] with extra headers (an API token).
+pub async fn try_http_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Option<(u16, String)> {
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::builder()
+    let mut req = hyper::Request::builder()
         .method(method)
         .uri(url)
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .ok()?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
@@ -276,6 +290,18 @@ pub async fn try_http(method: &str, url: &str, body: Option<String>) -> Option<(
 /// One plain-HTTP request (to a helper service); returns status and body.
 pub async fn http(method: &str, url: &str, body: Option<String>) -> (u16, String) {
     try_http(method, url, body)
+        .await
+        .unwrap_or_else(|| panic!("{method} {url} failed"))
+}
+
+/// [`http`] with extra headers.
+pub async fn http_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> (u16, String) {
+    try_http_with(method, url, headers, body)
         .await
         .unwrap_or_else(|| panic!("{method} {url} failed"))
 }
@@ -347,7 +373,13 @@ impl TestApp {
             path
         });
         // The test's own variables (added last) win over the defaults.
-        let env = move |k: &str| vars.iter().rfind(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        // An empty value unsets a default (a test that reads the secret from a store instead).
+        let env = move |k: &str| {
+            vars.iter()
+                .rfind(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
         let mut config = Config::load_with(config_file.as_deref(), &env).expect("config");
         config.execution.progress_interval = Duration::from_millis(300);
         config.execution.kill_grace = Duration::from_millis(500);

@@ -5,6 +5,7 @@
 
 pub mod gitops;
 pub mod harness;
+pub mod openbao;
 pub mod redis_server;
 
 use std::path::PathBuf;

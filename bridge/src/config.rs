@@ -1,11 +1,10 @@
 //! Bridge configuration: a YAML file (`slipway serve --config PATH`) with environment overrides.
 //! Every field has a default, so the bridge also starts from environment variables alone.
 //!
-//! Secrets are given as a value, `{ env: NAME }` or `{ file: PATH }`, and held in [`Secret`],
-//! which never prints.
+//! Secrets are given as a value, `{ env: NAME }`, `{ file: PATH }` or a secret store reference
+//! (see `secret`), and held in [`Secret`], which never prints.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +20,8 @@ pub mod gitops;
 mod google;
 pub mod keys;
 mod scim;
+mod secret;
+mod secrets;
 mod sso;
 mod state;
 mod tools;
@@ -30,62 +31,12 @@ pub use gcp::GcpProjectConfig;
 pub use gcp_identity::GcpConfig;
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
+pub use secret::{Exposed, Secret};
+use secret::{SecretSource, de_secret, secret};
+pub use secrets::{BookEntry, SecretBook, SecretTiming};
 pub use sso::SsoConfig;
 pub use state::{RedisConfig, RedisTarget, from_env as redis_from_env};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
-
-/// A secret value. `Debug` shows `***`; there is no `Display`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(<unset>)"
-        } else {
-            "Secret(***)"
-        })
-    }
-}
-
-/// Where a secret comes from, as written in the config file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum SecretSource {
-    Value(String),
-    Env { env: String },
-    File { file: PathBuf },
-}
-
-impl SecretSource {
-    fn load(&self, what: &str, vars: Env<'_>) -> Result<Secret, String> {
-        match self {
-            SecretSource::Value(v) => Ok(Secret::new(v.clone())),
-            SecretSource::Env { env } => vars(env)
-                .map(Secret::new)
-                .ok_or_else(|| format!("{what}: environment variable {env} is not set")),
-            SecretSource::File { file } => std::fs::read_to_string(file)
-                .map(|s| Secret::new(s.trim().to_string()))
-                .map_err(|e| format!("{what}: can't read {}: {e}", file.display())),
-        }
-    }
-}
-
-fn de_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretSource>, D::Error> {
-    Option::<SecretSource>::deserialize(d)
-}
 
 /// The file format.
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +84,9 @@ struct FileConfig {
     /// Shared state for several replicas (Redis); unset: embedded.
     #[serde(default)]
     state: state::FileState,
+    /// The secret stores references point into, and the refresh timing.
+    #[serde(default)]
+    secrets: secrets::FileSecrets,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,6 +221,8 @@ pub struct ExecutionConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Every secret store reference, its live value and when it was last read.
+    pub secrets: std::sync::Arc<SecretBook>,
     pub policy: PathBuf,
     /// Where the bridge keeps its state: audit spool, work dirs, caches.
     pub state_dir: PathBuf,
@@ -328,10 +284,22 @@ impl Config {
 
     /// Load with an explicit environment. Every problem is reported with what to change.
     pub fn load_with(path: Option<&Path>, env: Env<'_>) -> Result<Config, String> {
+        secret::take_found();
         let file = match path {
             None => FileConfig::default(),
             Some(p) => read_file(p)?,
         };
+        let refs = secret::take_found();
+        let now = chrono::Utc::now().timestamp();
+        let gcp = || gcp_identity::load(&file.gcp, env);
+        let (cells, mut book) = secrets::resolve(&file.secrets, gcp, refs, env, now)?;
+        let mut config = secret::with_resolved(cells, || Self::from_file(file, env))?;
+        book.note_fields(secret::take_used());
+        config.secrets = std::sync::Arc::new(book);
+        Ok(config)
+    }
+
+    fn from_file(file: FileConfig, env: Env<'_>) -> Result<Config, String> {
         let listen = listen(file.listen, env)?;
         let (policy, state_dir) = paths(file.policy.clone(), file.state_dir.clone(), env);
         let slack = slack(&file.slack, env)?;
@@ -359,6 +327,7 @@ impl Config {
         let redis = state::load(&file.state, env)?;
         Ok(Config {
             listen,
+            secrets: std::sync::Arc::default(),
             policy,
             state_dir,
             slack,
@@ -421,7 +390,6 @@ fn read_file(p: &Path) -> Result<FileConfig, String> {
     })
 }
 
-/// A secret from its environment variable, else from the file's source, else empty.
 /// The policy file and the state directory (environment first, then the file, then defaults).
 fn paths(policy: Option<PathBuf>, state_dir: Option<PathBuf>, env: Env<'_>) -> (PathBuf, PathBuf) {
     let policy = env("SLIPWAY_POLICY")
@@ -445,19 +413,6 @@ fn webhook_secret(github: &FileGitHub, env: Env<'_>) -> Result<Secret, String> {
     )?;
     keys::check(&s, &keys::GITHUB_WEBHOOK_SECRET)?;
     Ok(s)
-}
-
-fn secret(
-    env: Env<'_>,
-    var: &str,
-    src: Option<&SecretSource>,
-    what: &str,
-) -> Result<Secret, String> {
-    match (env(var), src) {
-        (Some(v), _) => Ok(Secret::new(v)),
-        (None, Some(s)) => s.load(what, env),
-        (None, None) => Ok(Secret::default()),
-    }
 }
 
 /// The Slack section. In Socket Mode the HTTP endpoints exist only when a signing secret is

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod metrics;
 pub mod reads;
 pub mod reload;
+pub mod secrets;
 pub mod shared;
 pub mod shares;
 pub mod slack;

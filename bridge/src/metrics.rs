@@ -145,6 +145,73 @@ pub struct Metrics {
     pub policy_reloads: Family<OutcomeLabels, Counter>,
     /// The Google Workspace directory sync.
     pub google: GoogleMetrics,
+    /// Secret store references: reads, rotations, age of the value in use.
+    pub secrets: SecretMetrics,
+}
+
+/// A secret is labelled by its reference (`vault secret/data/slipway#signing_secret`), which
+/// says where it lives and never what it is.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabels {
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    pub store: &'static str,
+    pub outcome: &'static str,
+}
+
+/// The secret refresher's series.
+#[derive(Debug, Clone, Default)]
+pub struct SecretMetrics {
+    reads: Family<StoreLabels, Counter>,
+    rotations: Family<SecretLabels, Counter>,
+    staleness: Family<SecretLabels, Gauge>,
+}
+
+impl SecretMetrics {
+    fn registered(r: &mut Registry) -> Self {
+        let m = SecretMetrics::default();
+        r.register(
+            "secret_reads",
+            "Secret store reads by store and outcome (ok, failed)",
+            m.reads.clone(),
+        );
+        r.register(
+            "secret_rotations",
+            "New values found in a secret store, by reference",
+            m.rotations.clone(),
+        );
+        r.register(
+            "secret_staleness_seconds",
+            "Seconds since each referenced secret was last read successfully",
+            m.staleness.clone(),
+        );
+        m
+    }
+
+    pub fn refresh(&self, store: &'static str, outcome: &'static str) {
+        self.reads
+            .get_or_create(&StoreLabels { store, outcome })
+            .inc();
+    }
+
+    pub fn rotated(&self, secret: &str) {
+        self.rotations
+            .get_or_create(&SecretLabels {
+                secret: secret.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn staleness(&self, secret: &str, seconds: i64) {
+        self.staleness
+            .get_or_create(&SecretLabels {
+                secret: secret.to_string(),
+            })
+            .set(seconds);
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -254,6 +321,7 @@ impl Metrics {
                 Family::default(),
             ),
             google: GoogleMetrics::registered(r),
+            secrets: SecretMetrics::registered(r),
             registry,
         }
     }

@@ -19,7 +19,7 @@ fn aws_cli() -> PathBuf {
     )
 }
 
-async fn moto(dir: &Path) -> Daemon {
+pub(crate) async fn moto(dir: &Path) -> Daemon {
     let server = resolve_tool(
         "moto_server",
         "install moto's server: `pip install 'moto[server]'` (scripts/install-deps does this)",
@@ -31,7 +31,7 @@ async fn moto(dir: &Path) -> Daemon {
 }
 
 /// Run the AWS CLI in test setup, against moto, with throwaway credentials; returns stdout.
-fn aws_setup(endpoint: &str, args: &[&str]) -> String {
+pub(crate) fn aws_setup(endpoint: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(aws_cli())
         .args(args)
         .args(["--output", "json"])

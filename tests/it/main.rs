@@ -30,6 +30,7 @@ mod replicas;
 mod replicas_state;
 mod runner;
 mod scim;
+mod secrets;
 mod shared_queue;
 mod shared_queue_crash;
 mod silence;

@@ -49,8 +49,8 @@ impl FromRequest<AppState> for Webhook {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let secret = state.config.github_webhook_secret.expose().as_bytes();
-        if !verify_github_signature(secret, &body, signature.as_deref()) {
+        let secret = state.config.github_webhook_secret.expose();
+        if !verify_github_signature(secret.as_bytes(), &body, signature.as_deref()) {
             state.metrics.request("github_webhook", "unauthorized");
             return Err(StatusCode::UNAUTHORIZED.into_response());
         }

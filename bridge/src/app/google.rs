@@ -38,10 +38,9 @@ async fn notify(State(state): State<AppState>, headers: HeaderMap) -> StatusCode
         .google
         .as_ref()
         .and_then(|g| g.push.as_ref())
-        .map(|p| p.channel_token.expose())
-        .unwrap_or_default();
+        .map(|p| p.channel_token.expose());
     let presented = header("x-goog-channel-token").unwrap_or_default();
-    if !token_matches(expected, presented) {
+    if !token_matches(expected.as_deref().unwrap_or_default(), presented) {
         state.metrics.request("google_notify", "unauthorized");
         return StatusCode::UNAUTHORIZED;
     }

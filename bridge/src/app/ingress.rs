@@ -98,8 +98,7 @@ impl FromRequest<AppState> for Signed {
             });
         }
         let now = state.clock.unix();
-        let secret = state.config.slack.signing_secret.expose().as_bytes();
-        let seen = match verify(secret, ts, sig, &body, now) {
+        let seen = match verify_rotated(&state.config.slack.signing_secret, ts, sig, &body, now) {
             Ok(seen) => seen,
             Err(r) => {
                 reject(state, ep, r);
@@ -107,6 +106,22 @@ impl FromRequest<AppState> for Signed {
             }
         };
         pass_gate(state, ep, &seen, body, now).await
+    }
+}
+
+/// Checks against the signing secret in force and, while a rotation's grace lasts, the one it
+/// replaced: Slack may sign with either until the app's new secret reaches every request.
+fn verify_rotated(
+    secret: &crate::config::Secret,
+    ts: Option<&str>,
+    sig: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<crate::slack::signature::Verified, Rejection> {
+    let (current, previous) = secret.accepted(now);
+    match (verify(current.as_bytes(), ts, sig, body, now), previous) {
+        (Err(Rejection::BadSignature), Some(old)) => verify(old.as_bytes(), ts, sig, body, now),
+        (result, _) => result,
     }
 }
 

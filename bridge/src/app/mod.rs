@@ -163,6 +163,11 @@ impl AppState {
             change.start_people_publisher(&self.ctx);
         }
         ingress::start_rejection_flusher(self, Duration::from_secs(60));
+        crate::secrets::start(
+            &self.config.secrets,
+            self.clock.clone(),
+            self.metrics.secrets.clone(),
+        );
     }
 }
 
@@ -171,13 +176,7 @@ fn gcp_minter(config: &Config) -> Result<Option<Arc<slipway_infra::gcp::Minter>>
     let Some(g) = &config.gcp else {
         return Ok(None);
     };
-    let settings = slipway_infra::gcp::MinterSettings {
-        key: g.key.clone(),
-        token_url: g.token_url.clone(),
-        iam_credentials_url: g.iam_credentials_url.clone(),
-        lifetime: g.token_lifetime,
-    };
-    slipway_infra::gcp::Minter::new(settings, std::time::Duration::from_secs(20))
+    slipway_infra::gcp::Minter::new(g.minter_settings(), std::time::Duration::from_secs(20))
         .map(|m| Some(Arc::new(m)))
         .map_err(|e| format!("gcp: {e}"))
 }
@@ -387,11 +386,36 @@ pub fn router(state: AppState) -> Router {
         );
     }
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            secrets_fresh,
+        ))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Fails closed: while a secret is older than `secrets.max_staleness` (its store unreachable
+/// that long), nothing signed with or checked against it is trusted, so every endpoint but the
+/// probes and metrics answers 503.
+async fn secrets_fresh(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let expired = state.config.secrets.stale(state.clock.unix());
+    if expired.is_empty() {
+        return next.run(req).await;
+    }
+    state.metrics.request("any", "secrets_stale");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Slipway can't reach its secret store and its secrets are older than \
+         secrets.max_staleness, so it refuses requests until the store answers again.",
+    )
+        .into_response()
 }
 
 /// The Redis round trips each Slack ack made itself, extractor and handler (work spawned after
@@ -421,7 +445,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Some(r) if r.ping().await => "ok",
         Some(_) => "unreachable",
     };
-    let ready = spool && redis != "unreachable";
+    let secrets = state.config.secrets.stale(state.clock.unix()).is_empty();
+    let ready = spool && redis != "unreachable" && secrets;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -431,6 +456,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "ready": ready,
         "audit_spool": if spool { "writable" } else { "failing" },
         "shared_state": redis,
+        "secrets": if secrets { "fresh" } else { "stale" },
     });
     (status, axum::Json(body))
 }

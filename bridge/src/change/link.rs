@@ -46,7 +46,7 @@ async fn exchange(
         .header(header::USER_AGENT, "slipway-bridge");
     if let Some(t) = bearer {
         req = req
-            .header(header::AUTHORIZATION, format!("Bearer {}", t.expose()))
+            .header(header::AUTHORIZATION, format!("Bearer {}", &*t.expose()))
             .header("x-github-api-version", "2022-11-28");
     }
     if form.is_some() {
@@ -543,6 +543,6 @@ mod tests {
         ) else {
             panic!()
         };
-        assert_eq!((token.expose(), expires_in), ("ghu_x", Some(28800)));
+        assert_eq!((&*token.expose(), expires_in), ("ghu_x", Some(28800)));
     }
 }

@@ -136,9 +136,9 @@ impl ChangeService {
         let key = if cfg.token_key.is_empty() {
             None
         } else {
-            Some(TokenKey::parse(cfg.token_key.expose())?)
+            Some(TokenKey::parse(&cfg.token_key.expose())?)
         };
-        let signing = slipway_core::change::parse_signing_key(cfg.signing_key.expose())
+        let signing = slipway_core::change::parse_signing_key(&cfg.signing_key.expose())
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
         let (gh, gh_ci) = Self::github_clients(&cfg)?;
         let default_branch = cfg.default_branch.clone();
@@ -168,7 +168,7 @@ impl ChangeService {
         let gh = GitHub::app_scoped(
             &cfg.api_url,
             cfg.app_id,
-            cfg.app_private_key.expose(),
+            &cfg.app_private_key.expose(),
             cfg.installation_id,
             &[cfg.repo.name.as_str()],
             &serde_json::json!({
@@ -185,7 +185,7 @@ impl ChangeService {
         let gh_ci = GitHub::app_scoped(
             &cfg.api_url,
             cfg.app_id,
-            cfg.app_private_key.expose(),
+            &cfg.app_private_key.expose(),
             cfg.installation_id,
             &service_repos.into_iter().collect::<Vec<_>>(),
             &serde_json::json!({ "actions": "read", "metadata": "read" }),

@@ -276,7 +276,7 @@ mod tests {
         );
         let got = tokens.get("U1").unwrap().unwrap();
         assert_eq!(
-            (got.login.as_str(), got.token.expose()),
+            (got.login.as_str(), &*got.token.expose()),
             ("ada", "ghu_secret_token_value")
         );
         assert!(!format!("{got:?}").contains("ghu_"));

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use slipway_infra::gcp::{IAM_CREDENTIALS_URL, MAX_LIFETIME, ServiceAccountKey};
 
 use super::google::text;
-use super::{Env, SecretSource, check_url, de_secret, duration, secret};
+use super::secret::{SecretSource, de_secret, secret};
+use super::{Env, check_url, duration};
 
 /// The gcloud APIs an emulator may stand in for (`CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`).
 const OVERRIDABLE: &[&str] = &[
@@ -57,6 +58,18 @@ pub struct GcpConfig {
     pub api_endpoint_overrides: BTreeMap<String, String>,
 }
 
+impl GcpConfig {
+    /// What the token minter needs: the key, where tokens come from, their lifetime.
+    pub fn minter_settings(&self) -> slipway_infra::gcp::MinterSettings {
+        slipway_infra::gcp::MinterSettings {
+            key: self.key.clone(),
+            token_url: self.token_url.clone(),
+            iam_credentials_url: self.iam_credentials_url.clone(),
+            lifetime: self.token_lifetime,
+        }
+    }
+}
+
 const SET_KEY: &str = "set SLIPWAY_GCP_CREDENTIALS (or `gcp.credentials`, e.g. \
                        `{ file: /run/secrets/gcp-sa.json }`) to the bridge's service account key";
 
@@ -77,7 +90,7 @@ pub(super) fn load(file: &FileGcp, env: Env<'_>) -> Result<Option<GcpConfig>, St
         }
         return Ok(None);
     }
-    let key = ServiceAccountKey::parse(key.expose()).map_err(|e| format!("{e}: {SET_KEY}."))?;
+    let key = ServiceAccountKey::parse(&key.expose()).map_err(|e| format!("{e}: {SET_KEY}."))?;
     let token_url = text(env, "SLIPWAY_GCP_TOKEN_URL", file.token_url.as_ref());
     if let Some(u) = &token_url {
         check_url(u, "the GCP token URL (SLIPWAY_GCP_TOKEN_URL)")?;

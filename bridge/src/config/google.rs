@@ -90,7 +90,7 @@ const SET_KEY: &str = "set SLIPWAY_GOOGLE_SERVICE_ACCOUNT (or `google.service_ac
 
 /// The key file's fields; errors say where it doesn't parse, never what it holds.
 fn parse_key(key: &Secret) -> Result<(ServiceAccount, Option<String>), String> {
-    let file: KeyFile = serde_json::from_str(key.expose()).map_err(|e| {
+    let file: KeyFile = serde_json::from_str(&key.expose()).map_err(|e| {
         format!(
             "the Google service account key is not a JSON key file with `client_email` and \
              `private_key` (line {}, column {}): {SET_KEY}",

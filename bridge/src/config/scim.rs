@@ -92,6 +92,6 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(over.token.expose(), "fedcba9876543210-env");
+        assert_eq!(&*over.token.expose(), "fedcba9876543210-env");
     }
 }

@@ -20,7 +20,7 @@ fn env_only_defaults() {
     assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
     assert_eq!(c.policy, PathBuf::from("policy/slipway.yaml"));
     assert_eq!(c.slack.api_url, DEFAULT_SLACK_API);
-    assert_eq!(c.slack.signing_secret.expose(), "s3cr3t-signing-secret");
+    assert_eq!(&*c.slack.signing_secret.expose(), "s3cr3t-signing-secret");
     assert_eq!(format!("{:?}", c.slack.signing_secret), "Secret(***)");
     assert!(!format!("{c:?}").contains("s3cr3t"));
 }
@@ -65,8 +65,8 @@ fn file_with_secret_references() {
     .unwrap();
     let c = Config::load_with(Some(&cfg), &env_of(&[("MY_SECRET", "abc-signing-secret")])).unwrap();
     assert_eq!(c.listen.port(), 4000);
-    assert_eq!(c.slack.signing_secret.expose(), "abc-signing-secret");
-    assert_eq!(c.slack.bot_token.expose(), "xoxb-from-file");
+    assert_eq!(&*c.slack.signing_secret.expose(), "abc-signing-secret");
+    assert_eq!(&*c.slack.bot_token.expose(), "xoxb-from-file");
     std::fs::write(
         &cfg,
         "slack:\n  signing_secret: x-signing-secret-16\n  bogus: 1\n",

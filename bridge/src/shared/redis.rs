@@ -256,7 +256,7 @@ fn url_client(c: &RedisConfig, url: &str) -> Result<Client, Unavailable> {
         settings = settings.set_username(u);
     }
     if !c.password.is_empty() {
-        settings = settings.set_password(c.password.expose());
+        settings = settings.set_password(&*c.password.expose());
     }
     info = info.set_redis_settings(settings);
     Ok(Client::open(info)?)
@@ -275,7 +275,7 @@ fn sentinel(
         settings = settings.set_username(u);
     }
     if !c.password.is_empty() {
-        settings = settings.set_password(c.password.expose());
+        settings = settings.set_password(&*c.password.expose());
     }
     let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(settings);
     if tls {

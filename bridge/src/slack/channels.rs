@@ -42,7 +42,7 @@ impl Slack {
             serde_urlencoded::to_string([("channel", channel)]).map_err(|e| fail(e.to_string()))?;
         let req = hyper::Request::post(url)
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("authorization", format!("Bearer {}", self.bot_token()))
+            .header("authorization", format!("Bearer {}", &*self.bot_token()))
             .body(body)
             .map_err(|e| fail(e.to_string()))?;
         let client = crate::https::client().map_err(fail)?;

@@ -41,7 +41,8 @@ pub type Connector = SlackClientHyperConnector<slipway_infra::tls::Https>;
 #[derive(Clone)]
 pub struct Slack {
     client: Arc<SlackClient<Connector>>,
-    token: SlackApiToken,
+    /// Read at each call, so a rotated token is used from the next call on.
+    bot_token: crate::config::Secret,
     /// The configured Web API, whose origin is the one non-Slack place a `response_url` may
     /// point (the emulator in tests).
     api: url::Url,
@@ -105,14 +106,13 @@ impl Slack {
                     .with_max_retries(5)
                     .with_max_delay_timeout(Duration::from_secs(60)),
             );
-        let token = SlackApiToken::new(SlackApiTokenValue(cfg.bot_token.expose().to_string()));
         let api = cfg
             .api_url
             .parse()
             .map_err(|e| format!("the Slack API URL is not a URL: {e}"))?;
         Ok(Self {
             client: Arc::new(SlackClient::new(connector)),
-            token,
+            bot_token: cfg.bot_token.clone(),
             api,
             facts: Arc::default(),
         })
@@ -127,13 +127,21 @@ impl Slack {
         self.api.as_str().trim_end_matches('/').to_string()
     }
 
-    pub(super) fn bot_token(&self) -> &str {
-        &self.token.token_value.0
+    pub(super) fn bot_token(&self) -> crate::config::Exposed {
+        self.bot_token.expose()
     }
 
-    /// A Web API session with the bot token.
-    pub(super) fn session(&self) -> SlackClientSession<'_, Connector> {
-        self.client.open_session(&self.token)
+    /// The bot token as slack-morphism takes it: the value in force now.
+    pub(super) fn token(&self) -> SlackApiToken {
+        SlackApiToken::new(SlackApiTokenValue(self.bot_token.expose().to_string()))
+    }
+
+    /// A Web API session with `token` (from [`Slack::token`]).
+    pub(super) fn session<'a>(
+        &'a self,
+        token: &'a SlackApiToken,
+    ) -> SlackClientSession<'a, Connector> {
+        self.client.open_session(token)
     }
 
     /// The underlying client, for Socket Mode.
@@ -156,7 +164,8 @@ impl Slack {
         if let Some(ts) = thread_ts {
             req = req.with_thread_ts(ts.into());
         }
-        let session = self.client.open_session(&self.token);
+        let token = self.token();
+        let session = self.client.open_session(&token);
         let resp = session
             .chat_post_message(&req)
             .await
@@ -171,7 +180,8 @@ impl Slack {
             message,
         })?;
         let req = SlackApiChatUpdateRequest::new(channel.into(), content, ts.into());
-        let session = self.client.open_session(&self.token);
+        let token = self.token();
+        let session = self.client.open_session(&token);
         session
             .chat_update(&req)
             .await
@@ -182,7 +192,8 @@ impl Slack {
     /// `chat.getPermalink`: a link to a posted message.
     pub async fn permalink(&self, channel: &str, ts: &str) -> Result<String, SlackError> {
         let req = SlackApiChatGetPermalinkRequest::new(channel.into(), ts.into());
-        let session = self.client.open_session(&self.token);
+        let token = self.token();
+        let session = self.client.open_session(&token);
         let resp = session
             .chat_get_permalink(&req)
             .await
@@ -239,7 +250,8 @@ impl Slack {
             message: format!("view doesn't match Block Kit: {e}"),
         })?;
         let req = SlackApiViewsOpenRequest::new(trigger_id.to_string().into(), view);
-        let session = self.client.open_session(&self.token);
+        let token = self.token();
+        let session = self.client.open_session(&token);
         session.views_open(&req).await.map_err(err("views.open"))?;
         Ok(())
     }

@@ -34,7 +34,7 @@ impl Slack {
     /// `users.info`: `None` when Slack has no such user.
     pub async fn user_info(&self, user_id: &str) -> Result<Option<SlackPerson>, SlackError> {
         let req = SlackApiUsersInfoRequest::new(user_id.into());
-        match self.session().users_info(&req).await {
+        match self.session(&self.token()).users_info(&req).await {
             Ok(resp) => Ok(Some(resp.user.into())),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(SlackError {
@@ -47,7 +47,11 @@ impl Slack {
     /// `users.lookupByEmail`: `None` when no account has that registered email.
     pub async fn lookup_by_email(&self, email: &str) -> Result<Option<SlackPerson>, SlackError> {
         let req = SlackApiUsersLookupByEmailRequest::new(EmailAddress(email.to_string()));
-        match self.session().users_lookup_by_email(&req).await {
+        match self
+            .session(&self.token())
+            .users_lookup_by_email(&req)
+            .await
+        {
             Ok(resp) => Ok(Some(resp.user.into())),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(SlackError {

@@ -34,7 +34,7 @@ const fn m(
 
 /// Every method served, by API.
 #[rustfmt::skip]
-pub const METHODS: [MethodSpec; 42] = [
+pub const METHODS: [MethodSpec; 43] = [
     m("compute.v1", "/compute/v1/", "compute.projects.get", "GET", "projects/{project}"),
     m("compute.v1", "/compute/v1/", "compute.zones.list", "GET", "projects/{project}/zones"),
     m("compute.v1", "/compute/v1/", "compute.zones.get", "GET", "projects/{project}/zones/{zone}"),
@@ -77,4 +77,5 @@ pub const METHODS: [MethodSpec; 42] = [
     m("run.v1", "/run/", "run.namespaces.revisions.get", "GET", "apis/serving.knative.dev/v1/namespaces/{namespacesId}/revisions/{revisionsId}"),
     m("sts.v1", "/sts/", "sts.token", "POST", "v1/token"),
     m("iamcredentials.v1", "/iamcredentials/", "iamcredentials.projects.serviceAccounts.generateAccessToken", "POST", "v1/projects/{projectsId}/serviceAccounts/{serviceAccountsId}:generateAccessToken"),
+    m("secretmanager.v1", "/secretmanager/", "secretmanager.projects.secrets.versions.access", "GET", "v1/projects/{projectsId}/secrets/{secretsId}/versions/{versionsId}:access"),
 ];

@@ -47,6 +47,7 @@ mod iamcredentials;
 mod logging;
 mod methods;
 mod run;
+mod secretmanager;
 mod seed;
 mod state;
 mod storage;
@@ -130,6 +131,10 @@ fn router(state: Shared) -> Router {
         .route(
             "/run/v1/projects/{project}/locations/{region}/{collection}/{name}",
             get(run::global_get),
+        )
+        .route(
+            "/secretmanager/v1/projects/{project}/secrets/{secret}/versions/{version}",
+            get(secretmanager::access),
         )
         .route(KNATIVE, get(run::namespaced_list))
         .route(&format!("{KNATIVE}/{{name}}"), get(run::namespaced_get))

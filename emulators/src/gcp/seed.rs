@@ -97,6 +97,24 @@ impl GcpEmulator {
         });
     }
 
+    /// Add a version holding `value` to the project's secret `name` (created on first use).
+    pub fn add_secret_version(&self, project: &str, name: &str, value: &str) {
+        use base64::Engine as _;
+        self.with_project(project, |st, p| {
+            let mut versions: Vec<String> = st
+                .get(Kind::Secret, &p.id, "", name)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default();
+            versions.push(base64::engine::general_purpose::STANDARD.encode(value));
+            st.put(Kind::Secret, &p.id, "", name, serde_json::json!(versions));
+        });
+    }
+
+    /// Let `member` read the project's secret payloads.
+    pub fn grant_secret_accessor(&self, project: &str, member: &str) {
+        self.grant(project, "roles/secretmanager.secretAccessor", member);
+    }
+
     /// Let `member` read the project ([`READER_ROLE`]).
     pub fn grant_reader(&self, project: &str, member: &str) {
         self.grant(project, READER_ROLE, member);

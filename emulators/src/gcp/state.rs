@@ -86,6 +86,8 @@ pub(crate) enum Kind {
     RunService,
     RunRevision,
     Role,
+    /// A Secret Manager secret: its versions' payloads, base64, oldest first.
+    Secret,
 }
 
 /// `(kind, project id, scope (zone, location, region or ""), name)`.

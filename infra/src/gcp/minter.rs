@@ -84,7 +84,8 @@ impl Minter {
             .await
     }
 
-    async fn own_token(&self, now: i64) -> Result<AccessToken, GcpError> {
+    /// Slipway's own token (for the few calls it makes as itself, such as reading its secrets).
+    pub async fn own_token(&self, now: i64) -> Result<AccessToken, GcpError> {
         let mut own = self.own.lock().await;
         if let Some(t) = own.as_ref()
             && fresh(t, now)

@@ -95,6 +95,8 @@ const REQUIRED: &[(&str, &str, &[&str])] = &[
     ("run.v1", "ObjectMeta", &["name", "namespace", "selfLink", "uid"]),
     ("sts.v1", "GoogleIdentityStsV1ExchangeTokenResponse", &["access_token", "issued_token_type", "token_type", "expires_in"]),
     ("iamcredentials.v1", "GenerateAccessTokenResponse", &["accessToken", "expireTime"]),
+    ("secretmanager.v1", "AccessSecretVersionResponse", &["name", "payload"]),
+    ("secretmanager.v1", "SecretPayload", &["data", "dataCrc32c"]),
 ];
 
 /// Walks `v` as `schema` describes it and reports missing [`REQUIRED`] fields.
@@ -191,6 +193,8 @@ async fn every_response_the_gcp_emulator_serves_fits_its_discovery_schema() {
     assert_eq!(status, 200, "{sts}");
     let federated = sts["access_token"].as_str().unwrap().to_string();
     let r = &ex.reader.client_email;
+    gcp.add_secret_version("acme-prod", "db-password", "not-a-real-password");
+    gcp.grant_secret_accessor("acme-prod", &format!("serviceAccount:{r}"));
     let calls: Vec<(&str, String, Option<Value>)> = vec![
         ("compute.projects.get", "compute/v1/projects/acme-prod".into(), None),
         ("compute.zones.list", "compute/v1/projects/acme-prod/zones".into(), None),
@@ -232,6 +236,7 @@ async fn every_response_the_gcp_emulator_serves_fits_its_discovery_schema() {
         ("run.namespaces.services.get", "run/apis/serving.knative.dev/v1/namespaces/acme-prod/services/api".into(), None),
         ("run.namespaces.revisions.list", "run/apis/serving.knative.dev/v1/namespaces/123456789012/revisions?labelSelector=serving.knative.dev/service%3Dapi".into(), None),
         ("run.namespaces.revisions.get", format!("run/apis/serving.knative.dev/v1/namespaces/acme-prod/revisions/{revision}"), None),
+        ("secretmanager.projects.secrets.versions.access", "secretmanager/v1/projects/acme-prod/secrets/db-password/versions/latest:access".into(), None),
         ("iamcredentials.projects.serviceAccounts.generateAccessToken", format!("iamcredentials/v1/projects/-/serviceAccounts/{r}:generateAccessToken"), Some(json!({"scope": ["https://www.googleapis.com/auth/cloud-platform"], "lifetime": "600s"}))),
     ];
     let mut responses: Vec<(&str, Value)> = vec![("sts.token", sts)];

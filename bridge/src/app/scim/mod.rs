@@ -93,7 +93,7 @@ async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> R
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer);
-    if !presented.is_some_and(|t| token_matches(state.config.scim.token.expose(), t)) {
+    if !presented.is_some_and(|t| token_matches(&state.config.scim.token.expose(), t)) {
         state.metrics.request("scim", "unauthorized");
         return ScimError::Unauthorized.into_response();
     }

@@ -359,7 +359,7 @@ impl ChangeService {
         let identity = state.person(user).await?;
         let account = self.linked(state, user)?;
         let as_user =
-            GitHub::user(&self.cfg.api_url, account.token.expose()).map_err(|e| e.to_string())?;
+            GitHub::user(&self.cfg.api_url, &account.token.expose()).map_err(|e| e.to_string())?;
         let reason = slipway_core::redact::redactor().redact(text.trim());
         let reason: String = reason.chars().take(2000).collect();
         let body = self.review_body(

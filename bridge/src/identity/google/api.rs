@@ -199,7 +199,7 @@ impl DirectoryApi {
         const WHAT: &str = "users.watch";
         let params = [("customer", self.customer.as_str()), ("event", event)];
         let body = json!({
-            "id": id, "type": "web_hook", "address": address, "token": token.expose(),
+            "id": id, "type": "web_hook", "address": address, "token": &*token.expose(),
             "expiration": expiration_ms.to_string(),
         });
         let path = format!("admin/directory/v1/users/watch?{}", query(&params));

@@ -37,7 +37,7 @@ pub(super) async fn send(
         .header(header::ACCEPT, "application/json")
         .header(header::USER_AGENT, "slipway-bridge");
     if let Some(t) = bearer {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.expose()));
+        req = req.header(header::AUTHORIZATION, format!("Bearer {}", &*t.expose()));
     }
     let body = match body {
         Body::None => String::new(),

@@ -138,7 +138,7 @@ impl Tokens {
         let assertion = self.assertion(now)?;
         let form = serde_urlencoded::to_string([
             ("grant_type", JWT_BEARER),
-            ("assertion", assertion.expose()),
+            ("assertion", &*assertion.expose()),
         ])
         .map_err(|e| GoogleError::Signing(e.to_string()))?;
         let (status, body) =
