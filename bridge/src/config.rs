@@ -33,7 +33,7 @@ pub use google::{GoogleConfig, GooglePush, ServiceAccount};
 pub use scim::ScimConfig;
 pub use secret::{Exposed, Secret};
 use secret::{SecretSource, de_secret, secret};
-pub use secrets::{BookEntry, SecretBook, SecretTiming};
+pub use secrets::{BookEntry, EnvelopeConfig, SecretBook, SecretTiming, Wrapping};
 pub use sso::SsoConfig;
 pub use state::{RedisConfig, RedisTarget, from_env as redis_from_env};
 pub use tools::{AwsConfig, GitopsConfig, TerraformConfig};
@@ -285,7 +285,7 @@ impl Config {
     /// Load with an explicit environment. Every problem is reported with what to change.
     pub fn load_with(path: Option<&Path>, env: Env<'_>) -> Result<Config, String> {
         secret::take_found();
-        let file = match path {
+        let mut file = match path {
             None => FileConfig::default(),
             Some(p) => read_file(p)?,
         };
@@ -293,8 +293,12 @@ impl Config {
         let now = chrono::Utc::now().timestamp();
         let gcp = || gcp_identity::load(&file.gcp, env);
         let (cells, mut book) = secrets::resolve(&file.secrets, gcp, refs, env, now)?;
+        let file_secrets = std::mem::take(&mut file.secrets);
         let mut config = secret::with_resolved(cells, || Self::from_file(file, env))?;
         book.note_fields(secret::take_used());
+        if let Some(g) = config.gitops_repo.as_mut() {
+            g.envelope = secrets::envelope(&file_secrets, &book.settings, env)?;
+        }
         config.secrets = std::sync::Arc::new(book);
         Ok(config)
     }

@@ -12,6 +12,7 @@ use secrecy::SecretString;
 
 pub mod aws;
 pub mod gcp;
+pub mod kms;
 pub mod vault;
 
 pub use aws::AwsSettings;

@@ -13,6 +13,7 @@ mod change_limits;
 mod changes;
 mod demo;
 mod docs;
+mod envelope;
 mod gcloud;
 mod gcp_emulator;
 mod gcp_reads;

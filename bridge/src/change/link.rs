@@ -302,6 +302,7 @@ impl ChangeService {
         };
         self.tokens
             .link_account(slack_user, &account)
+            .await
             .map_err(|e| {
                 tracing::error!(error = %e, slack_user, "storing a linked token");
                 ":x: Slipway couldn't store the token, so nothing was linked; try again, and tell the platform team if it keeps failing.".to_string()

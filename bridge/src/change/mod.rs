@@ -138,6 +138,7 @@ impl ChangeService {
         } else {
             Some(TokenKey::parse(&cfg.token_key.expose())?)
         };
+        let envelope = crate::store::envelope::Envelope::new(key, &cfg.envelope)?;
         let signing = slipway_core::change::parse_signing_key(&cfg.signing_key.expose())
             .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
         let (gh, gh_ci) = Self::github_clients(&cfg)?;
@@ -151,7 +152,7 @@ impl ChangeService {
             signing,
             pending: pending_store::PendingChanges::default(),
             threads: Mutex::new(HashMap::new()),
-            tokens: TokenStore::new(store.clone(), key),
+            tokens: TokenStore::new(store.clone(), Some(envelope)),
             deliveries: Mutex::new(crate::fifo::FifoSet::new(10_000)),
             store,
             linking: Mutex::new(HashSet::new()),

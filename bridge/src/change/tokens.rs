@@ -1,127 +1,23 @@
 //! People's linked GitHub user tokens, encrypted at rest.
 //!
-//! A token is sealed with AES-256-GCM (aws-lc-rs, already the bridge's TLS crypto) under the
-//! configured 32-byte key (`github.token_key` / `SLIPWAY_TOKEN_KEY`), with a fresh random nonce
-//! per write and the Slack user id as associated data, so a sealed row copied to another user
-//! fails to open. The store only ever holds ciphertext. Without a key nothing is stored and
-//! linking is refused.
+//! Each token is sealed by the state [`Envelope`]: its own AES-256-GCM data key, wrapped by
+//! KMS, Transit or the local key (`github.token_key` / `SLIPWAY_TOKEN_KEY`), under a context
+//! naming the kind, the Slack user and the link's generation, so a sealed row copied to another
+//! user, or put back after a re-link, fails to open. The store only ever holds ciphertext.
+//! Without a way to seal nothing is stored and linking is refused.
 
 use std::sync::Arc;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::store::StateStore;
+pub use crate::store::envelope::TokenKey;
+use crate::store::envelope::{Context, Envelope};
 
-/// Format version of a sealed row (the first byte): `2 ‖ generation (8 bytes, big-endian) ‖
-/// nonce ‖ ciphertext+tag`, the generation also bound in the associated data.
-const SEALED_V2: u8 = 2;
-
-/// The key linked tokens are sealed with.
-pub struct TokenKey(LessSafeKey);
-
-impl std::fmt::Debug for TokenKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKey(***)")
-    }
-}
-
-impl TokenKey {
-    /// 32 bytes, as 64 hex digits or base64 (standard or URL-safe, padding optional).
-    pub fn parse(text: &str) -> Result<TokenKey, String> {
-        let text = text.trim();
-        let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            hex::decode(text).map_err(|e| e.to_string())?
-        } else {
-            let t = text.trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(t)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t))
-                .map_err(|_| "the token key (SLIPWAY_TOKEN_KEY / github.token_key) must be 32 bytes as 64 hex digits or base64".to_string())?
-        };
-        if bytes.len() != 32 {
-            return Err(format!(
-                "the token key (SLIPWAY_TOKEN_KEY / github.token_key) must be 32 bytes; it is {}",
-                bytes.len()
-            ));
-        }
-        let key = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| "the token key is not a valid AES-256 key".to_string())?;
-        Ok(TokenKey(LessSafeKey::new(key)))
-    }
-
-    fn aad(slack_user: &str, generation: u64) -> Vec<u8> {
-        format!("slipway/github-token/v2/{slack_user}/{generation}").into_bytes()
-    }
-
-    /// `version ‖ generation ‖ nonce ‖ ciphertext+tag`.
-    pub fn seal(
-        &self,
-        slack_user: &str,
-        generation: u64,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, String> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for a nonce".to_string())?;
-        let mut data = plaintext.to_vec();
-        self.0
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(Self::aad(slack_user, generation)),
-                &mut data,
-            )
-            .map_err(|_| "sealing the token failed".to_string())?;
-        let mut out = Vec::with_capacity(9 + NONCE_LEN + data.len());
-        out.push(SEALED_V2);
-        out.extend_from_slice(&generation.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&data);
-        Ok(out)
-    }
-
-    /// Open a sealed row, which must be of the person's current `generation`.
-    pub fn open(
-        &self,
-        slack_user: &str,
-        generation: u64,
-        sealed: &[u8],
-    ) -> Result<Vec<u8>, String> {
-        let Some((&SEALED_V2, rest)) = sealed.split_first() else {
-            return Err(
-                "the stored token has an old or unknown format; run `/slipway link github` again"
-                    .into(),
-            );
-        };
-        if rest.len() < 8 + NONCE_LEN {
-            return Err("the stored token is truncated".into());
-        }
-        let (gen_bytes, rest) = rest.split_at(8);
-        let sealed_gen = u64::from_be_bytes(gen_bytes.try_into().unwrap_or_default());
-        if sealed_gen != generation {
-            return Err(format!(
-                "the stored token is from link {sealed_gen}, not the current {generation}: it was rolled back, so it is refused; run `/slipway link github` again"
-            ));
-        }
-        let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| "the stored token is truncated".to_string())?;
-        let mut data = ct.to_vec();
-        let plain = self
-            .0
-            .open_in_place(
-                nonce,
-                Aad::from(Self::aad(slack_user, generation)),
-                &mut data,
-            )
-            .map_err(|_| {
-                "the stored token can't be decrypted (wrong key, or not this person's)".to_string()
-            })?;
-        Ok(plain.to_vec())
-    }
-}
+/// The record kind bound into every sealed token.
+const KIND: &str = "github-token";
 
 /// A person's linked GitHub account.
 #[derive(Clone, PartialEq, Eq)]
@@ -159,25 +55,30 @@ struct Plain {
 #[derive(Debug)]
 pub struct TokenStore {
     store: Arc<dyn StateStore>,
-    key: Option<TokenKey>,
+    envelope: Option<Envelope>,
 }
 
 impl TokenStore {
-    pub fn new(store: Arc<dyn StateStore>, key: Option<TokenKey>) -> TokenStore {
-        TokenStore { store, key }
+    pub fn new(store: Arc<dyn StateStore>, envelope: Option<Envelope>) -> TokenStore {
+        let envelope = envelope.filter(Envelope::enabled);
+        TokenStore { store, envelope }
     }
 
     /// Whether tokens can be stored at all (a key is configured).
     pub fn enabled(&self) -> bool {
-        self.key.is_some()
+        self.envelope.is_some()
     }
 
-    fn key(&self) -> Result<&TokenKey, String> {
-        self.key.as_ref().ok_or_else(|| "no token encryption key is configured (SLIPWAY_TOKEN_KEY / github.token_key), so GitHub accounts can't be linked".to_string())
+    fn envelope(&self) -> Result<&Envelope, String> {
+        self.envelope.as_ref().ok_or_else(|| "no token encryption key is configured (SLIPWAY_TOKEN_KEY / github.token_key, or secrets.envelope), so GitHub accounts can't be linked".to_string())
     }
 
     /// Store a linked account (replacing any earlier one).
-    pub fn link_account(&self, slack_user: &str, account: &LinkedAccount) -> Result<(), String> {
+    pub async fn link_account(
+        &self,
+        slack_user: &str,
+        account: &LinkedAccount,
+    ) -> Result<(), String> {
         let plain = Plain {
             login: account.login.clone(),
             token: account.token.expose().to_string(),
@@ -190,14 +91,19 @@ impl TokenStore {
             .token_generation(slack_user)
             .map_err(|e| e.to_string())?
             + 1;
-        let sealed = self.key()?.seal(slack_user, generation, &json)?;
+        let ctx = Context {
+            kind: KIND,
+            subject: slack_user,
+            generation,
+        };
+        let sealed = self.envelope()?.seal(ctx, &json).await?;
         self.store
             .set_sealed_token_at(slack_user, &sealed, generation)
             .map_err(|e| e.to_string())
     }
 
     /// Store a token for `slack_user` as GitHub login `login`, with no known expiry.
-    pub fn link(&self, slack_user: &str, login: &str, token: &str) -> Result<(), String> {
+    pub async fn link(&self, slack_user: &str, login: &str, token: &str) -> Result<(), String> {
         self.link_account(
             slack_user,
             &LinkedAccount {
@@ -207,10 +113,13 @@ impl TokenStore {
                 expires_at: None,
             },
         )
+        .await
     }
 
     /// The linked account, if any. An undecryptable row is an error (not silently "unlinked").
-    pub fn get(&self, slack_user: &str) -> Result<Option<LinkedAccount>, String> {
+    /// A row sealed the old way is written back re-wrapped, unless a re-link replaced it
+    /// meanwhile.
+    pub async fn get(&self, slack_user: &str) -> Result<Option<LinkedAccount>, String> {
         let Some(sealed) = self
             .store
             .sealed_token(slack_user)
@@ -222,8 +131,19 @@ impl TokenStore {
             .store
             .token_generation(slack_user)
             .map_err(|e| e.to_string())?;
-        let plain = self.key()?.open(slack_user, generation, &sealed)?;
-        let p: Plain = serde_json::from_slice(&plain)
+        let ctx = Context {
+            kind: KIND,
+            subject: slack_user,
+            generation,
+        };
+        let opened = self.envelope()?.open(ctx, &sealed).await?;
+        if let Some(row) = opened.rewrapped
+            && self.store.token_generation(slack_user).ok() == Some(generation)
+            && let Err(e) = self.store.set_sealed_token_at(slack_user, &row, generation)
+        {
+            tracing::warn!(error = %e, "re-wrapping a sealed token failed; it stays as it was");
+        }
+        let p: Plain = serde_json::from_slice(&opened.plaintext)
             .map_err(|_| "the stored token is damaged".to_string())?;
         Ok(Some(LinkedAccount {
             login: p.login,
@@ -242,6 +162,8 @@ impl TokenStore {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
     use crate::store::MemoryStore;
 
@@ -264,42 +186,53 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sealed_at_rest_bound_to_the_person_and_the_key() {
+    fn local(hex: &str) -> Envelope {
+        Envelope::local(TokenKey::parse(hex).unwrap())
+    }
+
+    #[tokio::test]
+    async fn sealed_at_rest_bound_to_the_person_and_the_key() {
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::default());
-        let tokens = TokenStore::new(store.clone(), Some(TokenKey::parse(KEY_HEX).unwrap()));
-        tokens.link("U1", "ada", "ghu_secret_token_value").unwrap();
+        let tokens = TokenStore::new(store.clone(), Some(local(KEY_HEX)));
+        tokens
+            .link("U1", "ada", "ghu_secret_token_value")
+            .await
+            .unwrap();
         let sealed = store.sealed_token("U1").unwrap().unwrap();
         assert!(
             !String::from_utf8_lossy(&sealed).contains("ghu_secret"),
             "ciphertext only"
         );
-        let got = tokens.get("U1").unwrap().unwrap();
+        let got = tokens.get("U1").await.unwrap().unwrap();
         assert_eq!(
             (got.login.as_str(), &*got.token.expose()),
             ("ada", "ghu_secret_token_value")
         );
         assert!(!format!("{got:?}").contains("ghu_"));
         // Two seals of the same token differ (fresh nonce).
-        tokens.link("U1", "ada", "ghu_secret_token_value").unwrap();
+        tokens
+            .link("U1", "ada", "ghu_secret_token_value")
+            .await
+            .unwrap();
         assert_ne!(store.sealed_token("U1").unwrap().unwrap(), sealed);
         // Put back after a newer link (a rollback): refused.
         store.set_sealed_token("U1", &sealed).unwrap();
-        assert!(tokens.get("U1").unwrap_err().contains("rolled back"));
-        tokens.link("U1", "ada", "ghu_secret_token_value").unwrap();
+        assert!(tokens.get("U1").await.unwrap_err().contains("rolled back"));
+        tokens
+            .link("U1", "ada", "ghu_secret_token_value")
+            .await
+            .unwrap();
         // Copied to another person, or read with another key: refused.
         store.set_sealed_token_at("U2", &sealed, 1).unwrap();
-        assert!(tokens.get("U2").is_err());
-        let other = TokenStore::new(
-            store.clone(),
-            Some(TokenKey::parse(&"ab".repeat(32)).unwrap()),
-        );
-        assert!(other.get("U1").is_err());
-        assert_eq!(tokens.get("U3").unwrap(), None);
+        assert!(tokens.get("U2").await.is_err());
+        let other = TokenStore::new(store.clone(), Some(local(&"ab".repeat(32))));
+        assert!(other.get("U1").await.is_err());
+        assert_eq!(tokens.get("U3").await.unwrap(), None);
         let off = TokenStore::new(store, None);
         assert!(!off.enabled());
         assert!(
             off.link("U1", "ada", "t")
+                .await
                 .unwrap_err()
                 .contains("SLIPWAY_TOKEN_KEY")
         );

@@ -170,6 +170,7 @@ pub(super) fn load(
             github.token_key.as_ref(),
             "github.token_key",
         )?,
+        envelope: super::EnvelopeConfig::default(),
         expiry_interval: duration(
             "SLIPWAY_EXPIRY_INTERVAL / gitops.expiry_interval",
             env("SLIPWAY_EXPIRY_INTERVAL")

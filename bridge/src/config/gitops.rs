@@ -80,6 +80,8 @@ pub struct GitOpsConfig {
     pub oauth_url: String,
     /// 32 bytes (hex/base64) sealing linked tokens at rest; empty = linking refused.
     pub token_key: Secret,
+    /// How sealed records' data keys are wrapped (the local key, KMS or Transit).
+    pub envelope: super::EnvelopeConfig,
     /// How often open change requests are checked for expiry.
     pub expiry_interval: Duration,
     /// The GitHub login the runner comments as (`github-actions[bot]` for a job's

@@ -32,6 +32,94 @@ pub(super) struct FileSecrets {
     aws: Option<FileAws>,
     #[serde(default)]
     gcp: Option<FileGcpStore>,
+    /// What wraps the data keys of sealed state (default: the local `github.token_key`).
+    #[serde(default)]
+    envelope: FileEnvelope,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEnvelope {
+    /// An AWS KMS key id, ARN or alias (`SLIPWAY_STATE_KMS_KEY_ID`).
+    kms_key_id: Option<String>,
+    /// A Vault / OpenBao Transit key created with `derived=true` (`SLIPWAY_STATE_TRANSIT_KEY`).
+    transit_key: Option<String>,
+    /// Where Transit is mounted (default `transit`).
+    transit_mount: Option<String>,
+}
+
+/// Which key wraps new data keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Wrapping {
+    /// The local key (`github.token_key`).
+    #[default]
+    Local,
+    Kms,
+    Transit,
+}
+
+impl Wrapping {
+    /// The byte a sealed row records it as.
+    pub fn byte(self) -> u8 {
+        match self {
+            Wrapping::Local => 0,
+            Wrapping::Kms => 1,
+            Wrapping::Transit => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Wrapping> {
+        [Wrapping::Local, Wrapping::Kms, Wrapping::Transit]
+            .into_iter()
+            .find(|w| w.byte() == b)
+    }
+}
+
+/// Envelope encryption of sealed state: the wrapping new records get, and every key service
+/// configured (rows wrapped by any of them still open, and are re-wrapped as they are read).
+#[derive(Debug, Clone, Default)]
+pub struct EnvelopeConfig {
+    pub wrapping: Wrapping,
+    pub kms_key_id: Option<String>,
+    /// Transit's mount and key.
+    pub transit: Option<(String, String)>,
+    /// Where KMS (`secrets.aws`) and Vault (`secrets.vault`) are.
+    pub stores: Settings,
+}
+
+pub(super) fn envelope(
+    file: &FileSecrets,
+    stores: &Settings,
+    env: Env<'_>,
+) -> Result<EnvelopeConfig, String> {
+    let f = &file.envelope;
+    let kms = text(env, "SLIPWAY_STATE_KMS_KEY_ID", f.kms_key_id.as_ref());
+    let transit = text(env, "SLIPWAY_STATE_TRANSIT_KEY", f.transit_key.as_ref());
+    let wrapping = match (&kms, &transit) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "secrets.envelope: set kms_key_id or transit_key, not both (rows wrapped by the \
+                 other still need it configured only while they are re-wrapped: keep one)"
+                    .into(),
+            );
+        }
+        (Some(_), None) => Wrapping::Kms,
+        (None, Some(_)) => Wrapping::Transit,
+        (None, None) => Wrapping::Local,
+    };
+    if transit.is_some() && stores.vault.is_none() {
+        return Err(
+            "secrets.envelope.transit_key needs the `secrets.vault` section (address and login)"
+                .into(),
+        );
+    }
+    let mount = f.transit_mount.clone().unwrap_or_else(|| "transit".into());
+    Ok(EnvelopeConfig {
+        wrapping,
+        kms_key_id: kms,
+        transit: transit.map(|k| (mount, k)),
+        stores: stores.clone(),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,10 +416,16 @@ pub(super) fn resolve(
     now: i64,
 ) -> Result<(BTreeMap<SecretRef, Secret>, SecretBook), String> {
     let timing = timing(file, env)?;
-    if refs.is_empty() {
-        return Ok((BTreeMap::new(), SecretBook::default()));
-    }
     let settings = settings(file, gcp, &refs, env)?;
+    if refs.is_empty() {
+        return Ok((
+            BTreeMap::new(),
+            SecretBook {
+                settings,
+                ..SecretBook::default()
+            },
+        ));
+    }
     let fetched = std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -371,3 +465,6 @@ pub(super) fn resolve(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests;

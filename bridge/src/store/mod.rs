@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 mod dump;
+pub mod envelope;
 mod memory;
 mod redis;
 

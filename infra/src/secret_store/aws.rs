@@ -35,13 +35,7 @@ pub struct SecretsManager {
 
 impl SecretsManager {
     pub async fn new(settings: &AwsSettings) -> SecretsManager {
-        let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
-            .or_default_provider()
-            .or_else(Region::new(crate::s3::DEFAULT_REGION));
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .load()
-            .await;
+        let shared = shared_config(settings).await;
         let timeouts = aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
             .operation_timeout(settings.timeout.unwrap_or(Duration::from_secs(10)))
@@ -64,7 +58,13 @@ impl SecretsManager {
             .secret_id(id)
             .send()
             .await
-            .map_err(|e| classify(id, &e))?;
+            .map_err(|e| {
+                classify(
+                    &format!("aws_secretsmanager {id}"),
+                    &e,
+                    &["InternalServiceError", "RequestTimeout"],
+                )
+            })?;
         out.secret_string.map(SecretString::from).ok_or_else(|| {
             StoreError::Refused(format!(
                 "aws_secretsmanager {id}: the secret holds binary data, not a string"
@@ -73,7 +73,22 @@ impl SecretsManager {
     }
 }
 
-fn classify<E, R>(id: &str, err: &SdkError<E, R>) -> StoreError
+/// The bridge's own AWS identity (the default chain) in the settings' region, else the
+/// environment's, else `us-east-1`.
+pub(crate) async fn shared_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
+        .or_default_provider()
+        .or_else(Region::new(crate::s3::DEFAULT_REGION));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await
+}
+
+/// An AWS SDK error as a [`StoreError`]: throttling, internal errors and the network pass
+/// (`transient` names the service's own codes for those); anything else the service said is a
+/// refusal. The message is `what: code: message`, never a request or response body.
+pub(crate) fn classify<E, R>(what: &str, err: &SdkError<E, R>, transient: &[&str]) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -82,20 +97,13 @@ where
         SdkError::ServiceError(se) => {
             let e = se.err();
             let code = e.code().unwrap_or("an error");
-            let message = format!(
-                "aws_secretsmanager {id}: {code}: {}",
-                e.message().unwrap_or_default()
-            );
-            match code {
-                "InternalServiceError" | "ThrottlingException" | "RequestTimeout" => {
-                    StoreError::Unreachable(message)
-                }
-                _ => StoreError::Refused(message),
+            let message = format!("{what}: {code}: {}", e.message().unwrap_or_default());
+            if code == "ThrottlingException" || transient.contains(&code) {
+                StoreError::Unreachable(message)
+            } else {
+                StoreError::Refused(message)
             }
         }
-        _ => StoreError::Unreachable(format!(
-            "aws_secretsmanager {id}: {}",
-            crate::with_causes(err)
-        )),
+        _ => StoreError::Unreachable(format!("{what}: {}", crate::with_causes(err))),
     }
 }

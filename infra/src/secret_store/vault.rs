@@ -322,3 +322,99 @@ fn status_error(what: &str, resp: &Response) -> StoreError {
         _ => StoreError::Refused(message),
     }
 }
+
+/// Transit, for envelope encryption: a data key per record under a named key created with
+/// `derived=true`, so every call's `context` (the record's kind and owner) is part of the key.
+impl Vault {
+    /// A new data key: its plaintext and its ciphertext (`vault:v<N>:…`).
+    pub async fn transit_datakey(
+        &self,
+        mount: &str,
+        key: &str,
+        context: &str,
+    ) -> Result<([u8; 32], String), StoreError> {
+        let answer = self
+            .post_json(
+                &format!("{mount}/datakey/plaintext/{key}"),
+                &serde_json::json!({"context": b64(context.as_bytes()), "bits": 256}),
+            )
+            .await?;
+        let plaintext = field(&answer, "plaintext", "transit datakey")?;
+        let ciphertext = field(&answer, "ciphertext", "transit datakey")?;
+        Ok((key32(&unb64(&plaintext)?)?, ciphertext))
+    }
+
+    /// The data key in `ciphertext`.
+    pub async fn transit_decrypt(
+        &self,
+        mount: &str,
+        key: &str,
+        ciphertext: &str,
+        context: &str,
+    ) -> Result<[u8; 32], StoreError> {
+        let answer = self
+            .post_json(
+                &format!("{mount}/decrypt/{key}"),
+                &serde_json::json!({"ciphertext": ciphertext, "context": b64(context.as_bytes())}),
+            )
+            .await?;
+        key32(&unb64(&field(&answer, "plaintext", "transit decrypt")?)?)
+    }
+
+    /// `ciphertext` wrapped again under the key's newest version (Transit's `rewrap`: the data
+    /// key never leaves Vault).
+    pub async fn transit_rewrap(
+        &self,
+        mount: &str,
+        key: &str,
+        ciphertext: &str,
+        context: &str,
+    ) -> Result<String, StoreError> {
+        let answer = self
+            .post_json(
+                &format!("{mount}/rewrap/{key}"),
+                &serde_json::json!({"ciphertext": ciphertext, "context": b64(context.as_bytes())}),
+            )
+            .await?;
+        field(&answer, "ciphertext", "transit rewrap")
+    }
+
+    /// The key's newest version.
+    pub async fn transit_latest_version(&self, mount: &str, key: &str) -> Result<u64, StoreError> {
+        let resp = self
+            .call(Method::GET, &format!("{mount}/keys/{key}"), None)
+            .await?;
+        let answer: serde_json::Value = serde_json::from_slice(&resp.body)
+            .map_err(|_| StoreError::Refused("transit keys: the answer is not JSON".into()))?;
+        answer
+            .pointer("/data/latest_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| StoreError::Refused(format!("transit key {key}: no latest_version")))
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Result<Vec<u8>, StoreError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| StoreError::Refused("transit answered a key that is not base64".into()))
+}
+
+fn key32(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Refused("transit answered a data key that is not 32 bytes".into()))
+}
+
+fn field(answer: &serde_json::Value, name: &str, what: &str) -> Result<String, StoreError> {
+    answer
+        .pointer(&format!("/data/{name}"))
+        .and_then(serde_json::Value::as_str)
+        .map(String::from)
+        .ok_or_else(|| StoreError::Refused(format!("{what}: the answer has no `{name}`")))
+}

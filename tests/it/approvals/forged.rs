@@ -134,7 +134,7 @@ async fn the_bridges_signed_file_edited_by_a_later_commit_is_refused() {
     );
     wait_refused(&fx, number, "signature does not").await;
     // Nobody can approve it from Slack either.
-    link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada").await;
     let ts = change_message(&app).ts;
     app.click("U0APPROVER1", "slipway_approve", &number.to_string(), &ts)
         .await;
@@ -172,8 +172,8 @@ async fn a_file_outside_the_change_request_fails_the_status_and_keeps_the_lock()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_who_pushed_after_slipway_cannot_approve_and_the_modal_shows_their_commit() {
     let (app, fx, number) = with_open_pr().await;
-    link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
-    link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada").await;
+    link(&app, "U0APPROVER2", "bo-approver", "tok-bo").await;
     let branch = pull(&fx, number)["head"]["ref"]
         .as_str()
         .unwrap()

@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_opens_a_modal_whose_reason_becomes_a_request_changes_review() {
     let (app, fx, number) = with_open_pr().await;
-    link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
+    link(&app, "U0APPROVER2", "bo-approver", "tok-bo").await;
     let ts = change_message(&app).ts;
     app.click("U0APPROVER2", "slipway_reject", &number.to_string(), &ts)
         .await;
@@ -79,7 +79,7 @@ async fn reject_opens_a_modal_whose_reason_becomes_a_request_changes_review() {
         change_message(&app)
     );
     // The requester can't reject their own change through the dialog either.
-    link(&app, "U0OPERATOR", "omar-operator", "tok-omar");
+    link(&app, "U0OPERATOR", "omar-operator", "tok-omar").await;
     app.click("U0OPERATOR", "slipway_reject", &number.to_string(), &ts)
         .await;
     assert!(app.slack.wait_until(LONG, |s| s.views().len() == 2).await);

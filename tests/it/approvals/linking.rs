@@ -23,7 +23,12 @@ async fn linking_github_runs_the_device_flow_and_keeps_only_the_policys_account_
         "{done}"
     );
     let svc = app.state.change.as_ref().unwrap();
-    let linked = svc.tokens.get("U0APPROVER1").unwrap().expect("linked");
+    let linked = svc
+        .tokens
+        .get("U0APPROVER1")
+        .await
+        .unwrap()
+        .expect("linked");
     assert_eq!(linked.login, "ada-approver");
     assert!(linked.token.expose().starts_with("ghu_") && linked.expires_at.is_some());
     // At rest the token is ciphertext.
@@ -66,7 +71,7 @@ async fn linking_github_runs_the_device_flow_and_keeps_only_the_policys_account_
         done.contains("the policy maps you to `bo-approver`"),
         "{done}"
     );
-    assert!(svc.tokens.get("U0APPROVER2").unwrap().is_none());
+    assert!(svc.tokens.get("U0APPROVER2").await.unwrap().is_none());
 
     // Olga declines in GitHub.
     let before = app.slack.responses().len();
@@ -99,7 +104,7 @@ async fn linking_github_runs_the_device_flow_and_keeps_only_the_policys_account_
         "{:?}",
         app.slack.responses()
     );
-    assert!(svc.tokens.get("U0OWNER").unwrap().is_none());
+    assert!(svc.tokens.get("U0OWNER").await.unwrap().is_none());
     // Someone unknown to the policy is told at once.
     assert!(
         app.ack("U0NOBODY", "/slipway link github")

@@ -115,13 +115,14 @@ fn pull(fx: &GitOpsFixture, number: u64) -> Value {
 }
 
 /// Link a person's token directly (the device flow has its own test).
-fn link(app: &TestApp, slack: &str, login: &str, token: &str) {
+async fn link(app: &TestApp, slack: &str, login: &str, token: &str) {
     app.state
         .change
         .as_ref()
         .expect("change service")
         .tokens
         .link(slack, login, token)
+        .await
         .expect("linked");
 }
 

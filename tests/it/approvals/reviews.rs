@@ -5,8 +5,8 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_approvers_click_approve_and_the_quorum_holds() {
     let (app, fx, number) = with_open_pr().await;
-    link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
-    link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada").await;
+    link(&app, "U0APPROVER2", "bo-approver", "tok-bo").await;
     let ts = change_message(&app).ts;
     let (status, body) = approve_in_slack(&app, "U0APPROVER1", &ts, "").await;
     assert_eq!(status, 200, "{body}");
@@ -104,8 +104,8 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_requester_an_outsider_and_an_unlinked_approver_are_refused() {
     let (app, fx, number) = with_open_pr().await;
-    link(&app, "U0OPERATOR", "omar-operator", "tok-omar");
-    link(&app, "U0VIEWER", "vera-viewer", "tok-vera");
+    link(&app, "U0OPERATOR", "omar-operator", "tok-omar").await;
+    link(&app, "U0VIEWER", "vera-viewer", "tok-vera").await;
     let ts = change_message(&app).ts;
     app.click("U0OPERATOR", "slipway_approve", &number.to_string(), &ts)
         .await;
@@ -144,8 +144,8 @@ async fn the_requester_an_outsider_and_an_unlinked_approver_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_is_refused_when_the_pr_moved_after_the_approver_looked() {
     let (app, fx, number) = with_open_pr().await;
-    link(&app, "U0APPROVER1", "ada-approver", "tok-ada");
-    link(&app, "U0APPROVER2", "bo-approver", "tok-bo");
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada").await;
+    link(&app, "U0APPROVER2", "bo-approver", "tok-bo").await;
     let ts = change_message(&app).ts;
     let shown = approve_value(&app.slack, &ts);
     let head = pull(&fx, number)["head"]["sha"]

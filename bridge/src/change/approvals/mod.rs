@@ -316,12 +316,12 @@ impl ChangeService {
     }
 
     /// The person's usable linked account, or the message that says what to do.
-    fn linked(
+    async fn linked(
         &self,
         state: &Ctx,
         user: &slipway_core::policy::SlackUser,
     ) -> Result<super::LinkedAccount, String> {
-        let account = self.tokens.get(&user.user_id).map_err(|e| {
+        let account = self.tokens.get(&user.user_id).await.map_err(|e| {
             tracing::error!(error = %e, "reading a linked token");
             "your linked GitHub account can't be read; run `/slipway link github` again."
                 .to_string()
@@ -357,7 +357,7 @@ impl ChangeService {
             check_head(&pr, shown)?;
         }
         let identity = state.person(user).await?;
-        let account = self.linked(state, user)?;
+        let account = self.linked(state, user).await?;
         let as_user =
             GitHub::user(&self.cfg.api_url, &account.token.expose()).map_err(|e| e.to_string())?;
         let reason = slipway_core::redact::redactor().redact(text.trim());
@@ -485,7 +485,7 @@ impl ChangeService {
     ) -> Result<(), String> {
         let user = &click.user;
         state.person(user).await?;
-        let account = self.linked(state, user)?;
+        let account = self.linked(state, user).await?;
         let mut ctx = ReviewContext {
             pr: number,
             head_sha: shown_head,
