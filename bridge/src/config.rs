@@ -20,6 +20,7 @@ mod github;
 pub mod gitops;
 mod google;
 pub mod keys;
+mod sandbox;
 mod scim;
 mod sso;
 mod state;
@@ -219,6 +220,12 @@ struct FileExecution {
     claim_timeout: Option<String>,
     /// How long the leader's lease lasts without renewal (default 15s).
     leader_lease: Option<String>,
+    /// `bwrap` (the default) or `none`: see `config/sandbox`.
+    sandbox: Option<String>,
+    /// More read-only paths inside the sandbox (tools installed outside `/usr`, files a
+    /// kubeconfig names).
+    #[serde(default)]
+    sandbox_read_only: Vec<PathBuf>,
 }
 
 /// Read-only AWS credentials for one profile alias.
@@ -261,6 +268,8 @@ pub struct ExecutionConfig {
     pub claim_timeout: Duration,
     /// Leader election (Redis): the lease's life without renewal, renewed every third of it.
     pub leader_lease: Duration,
+    /// The bubblewrap sandbox every process runs in; `None` with `execution.sandbox: none`.
+    pub sandbox: Option<slipway_infra::sandbox::Bwrap>,
 }
 
 /// The validated configuration.
@@ -335,7 +344,7 @@ impl Config {
         let listen = listen(file.listen, env)?;
         let (policy, state_dir) = paths(file.policy.clone(), file.state_dir.clone(), env);
         let slack = slack(&file.slack, env)?;
-        let execution = execution(file.execution, env)?;
+        let execution = execution(file.execution, &state_dir, env)?;
         clusters::check_clusters(&file.clusters)?;
         gcp::check(&file.gcp_projects)?;
         let gcp = gcp_identity::load(&file.gcp, env)?;
@@ -510,7 +519,11 @@ fn slack(file: &FileSlack, env: Env<'_>) -> Result<SlackConfig, String> {
 }
 
 /// The worker pool and process settings.
-fn execution(e: FileExecution, env: Env<'_>) -> Result<ExecutionConfig, String> {
+fn execution(
+    e: FileExecution,
+    state_dir: &Path,
+    env: Env<'_>,
+) -> Result<ExecutionConfig, String> {
     let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
         match env(var) {
             Some(s) => s
@@ -519,13 +532,19 @@ fn execution(e: FileExecution, env: Env<'_>) -> Result<ExecutionConfig, String> 
             None => Ok(v.unwrap_or(d)),
         }
     };
+    let path = e
+        .path
+        .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into());
+    let sandbox = sandbox::FileSandbox {
+        mode: e.sandbox,
+        read_only: e.sandbox_read_only,
+    };
     Ok(ExecutionConfig {
         workers: num("SLIPWAY_WORKERS", e.workers, 8)?.max(1),
         queue: num("SLIPWAY_QUEUE", e.queue, 64)?.max(1),
         per_user: num("SLIPWAY_PER_USER", e.per_user, 2)?.max(1),
-        path: e
-            .path
-            .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into()),
+        sandbox: sandbox::load(sandbox, &path, state_dir, env)?,
+        path,
         kill_grace: duration(
             "execution.kill_grace",
             e.kill_grace.as_deref(),

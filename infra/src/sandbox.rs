@@ -142,7 +142,8 @@ impl Bwrap {
             }
         }
         for p in access.read_only.iter().map(|p| absolute(p)) {
-            a.extend(["--ro-bind".into(), p.clone(), p]);
+            // A missing file stays missing inside, and the tool says so as it would outside.
+            a.extend(["--ro-bind-try".into(), p.clone(), p]);
         }
         for p in access.read_write.iter().map(|p| absolute(p)) {
             a.extend(["--bind".into(), p.clone(), p]);

@@ -30,7 +30,7 @@ pub use super::env::{base_env, base_env_for};
 pub fn kubectl_argv(state: &Base, alias: &str, argv: &[String]) -> Option<Vec<String>> {
     let cluster = state.config.cluster(alias)?;
     let context = cluster.context.clone().unwrap_or_else(|| alias.to_string());
-    let cache = state.config.state_dir.join("kube-cache").join(alias);
+    let cache = super::sandbox::kube_cache(&state.config, alias);
     let mut full = vec![
         "kubectl".to_string(),
         format!("--kubeconfig={}", cluster.kubeconfig.display()),
@@ -116,14 +116,18 @@ fn kubectl(
     })?;
     Ok(Prepared {
         exec: Work::Process {
-            spec: ExecSpec {
-                argv: full,
-                env: base_env(state),
-                cwd: state.work_dir.clone(),
-                timeout: limits.timeout,
-                output_cap: limits.output_cap,
-                kill_grace: state.config.execution.kill_grace,
-            },
+            spec: super::sandbox::wrap(
+                &state.config,
+                ExecSpec {
+                    argv: full,
+                    env: base_env(state),
+                    cwd: state.work_dir.clone(),
+                    timeout: limits.timeout,
+                    output_cap: limits.output_cap,
+                    kill_grace: state.config.execution.kill_grace,
+                },
+                &super::sandbox::kubectl(&state.config, alias),
+            ),
             shape: Shape::Text,
         },
         argv_shown: argv,
@@ -165,6 +169,8 @@ fn tf_plan(
             timeout: limits.timeout,
             output_cap: limits.output_cap,
             kill_grace: state.config.execution.kill_grace,
+            sandbox: state.config.execution.sandbox.clone(),
+            access: super::sandbox::terraform(&state.config),
         }),
         argv_shown: argv,
     })
