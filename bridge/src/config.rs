@@ -519,11 +519,7 @@ fn slack(file: &FileSlack, env: Env<'_>) -> Result<SlackConfig, String> {
 }
 
 /// The worker pool and process settings.
-fn execution(
-    e: FileExecution,
-    state_dir: &Path,
-    env: Env<'_>,
-) -> Result<ExecutionConfig, String> {
+fn execution(e: FileExecution, state_dir: &Path, env: Env<'_>) -> Result<ExecutionConfig, String> {
     let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
         match env(var) {
             Some(s) => s

@@ -97,7 +97,11 @@ impl Bwrap {
     /// `/tmp`; everything else of the environment is kept.
     pub fn wrap(&self, spec: ExecSpec, access: &Access) -> ExecSpec {
         let mut argv = vec![self.program.display().to_string()];
-        argv.extend(self.args(access).into_iter().map(|a| a.display().to_string()));
+        argv.extend(
+            self.args(access)
+                .into_iter()
+                .map(|a| a.display().to_string()),
+        );
         argv.push("--".into());
         argv.extend(spec.argv);
         let mut env: Vec<(String, String)> =
@@ -138,7 +142,13 @@ impl Bwrap {
         }
         for hidden in &self.hidden {
             if self.read_only.iter().any(|p| hidden.starts_with(p)) {
-                a.extend(["--tmpfs".into(), hidden.clone()]);
+                // Read-only, so a write there fails rather than vanish with the sandbox.
+                a.extend([
+                    "--perms".into(),
+                    "0555".into(),
+                    "--tmpfs".into(),
+                    hidden.clone(),
+                ]);
             }
         }
         for p in access.read_only.iter().map(|p| absolute(p)) {

@@ -29,6 +29,7 @@ mod reload;
 mod replicas;
 mod replicas_state;
 mod runner;
+mod sandbox;
 mod scim;
 mod shared_queue;
 mod shared_queue_crash;

@@ -83,10 +83,10 @@ pub fn work(state: &Base, aws: &Aws, timeout: Duration, output_cap: usize) -> Re
         output_cap,
         kill_grace: state.config.execution.kill_grace,
     };
-    let access = super::sandbox::aws(&state.config, &aws.profile);
     Ok(Work::Process {
-        spec: super::sandbox::wrap(&state.config, spec, &access),
+        spec,
         shape: Shape::Json,
+        access: super::sandbox::aws(&state.config, &aws.profile),
     })
 }
 

@@ -86,7 +86,9 @@ pub fn terraform_run(mut access: Access, tree: &Path, rc: &Path, cwd: &Path) -> 
     access.read_only.push(rc.to_path_buf());
     access.read_write.push(tree.to_path_buf());
     if let Some(dir) = rc.parent() {
-        access.read_write.push(dir.join(super::terraform::PLUGIN_CACHE));
+        access
+            .read_write
+            .push(dir.join(super::terraform::PLUGIN_CACHE));
     }
     access.cwd = Some(cwd.to_path_buf());
     access

@@ -116,19 +116,16 @@ fn kubectl(
     })?;
     Ok(Prepared {
         exec: Work::Process {
-            spec: super::sandbox::wrap(
-                &state.config,
-                ExecSpec {
-                    argv: full,
-                    env: base_env(state),
-                    cwd: state.work_dir.clone(),
-                    timeout: limits.timeout,
-                    output_cap: limits.output_cap,
-                    kill_grace: state.config.execution.kill_grace,
-                },
-                &super::sandbox::kubectl(&state.config, alias),
-            ),
+            spec: ExecSpec {
+                argv: full,
+                env: base_env(state),
+                cwd: state.work_dir.clone(),
+                timeout: limits.timeout,
+                output_cap: limits.output_cap,
+                kill_grace: state.config.execution.kill_grace,
+            },
             shape: Shape::Text,
+            access: super::sandbox::kubectl(&state.config, alias),
         },
         argv_shown: argv,
     })

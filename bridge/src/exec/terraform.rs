@@ -267,8 +267,7 @@ impl PlanWork {
             Ok((rc, dir)) => {
                 self.env
                     .push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
-                self.access =
-                    super::sandbox::terraform_run(self.access.clone(), &dest, &rc, &dir);
+                self.access = super::sandbox::terraform_run(self.access.clone(), &dest, &rc, &dir);
                 self.init_and_plan(&dir, deadline, &progress, &cancel).await
             }
         };

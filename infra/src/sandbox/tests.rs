@@ -38,7 +38,10 @@ async fn the_environment_passes_through_and_stays_off_the_command_line() {
     let wrapped = bwrap().wrap(
         spec(
             "echo marker=$RUN_MARKER home=$HOME; id -u; pwd; ls /proc | grep -c '^[0-9]'",
-            &[("RUN_MARKER", "m4rker-value"), ("HOME", "/var/lib/slipway/home")],
+            &[
+                ("RUN_MARKER", "m4rker-value"),
+                ("HOME", "/var/lib/slipway/home"),
+            ],
         ),
         &Access::default(),
     );
@@ -77,7 +80,7 @@ async fn only_granted_paths_are_visible_and_writable() {
         ..Access::default()
     };
     let script = format!(
-        "cat {s}/f; echo x > {ro}/f; echo after > {rw}/f; ls -A {s} | wc -l",
+        "cat {s}/f; echo x > {ro}/f; echo after > {rw}/f; echo x > {s}/g; ls -A {s} | wc -l",
         s = secret.display(),
         ro = ro.display(),
         rw = rw.display()
@@ -85,6 +88,7 @@ async fn only_granted_paths_are_visible_and_writable() {
     let r = run_to_end(sandbox.wrap(spec(&script, &[]), &access)).await;
     assert!(r.output.contains("No such file"), "{}", r.output);
     assert!(r.output.contains("Read-only file system"), "{}", r.output);
+    assert!(r.output.contains("Permission denied"), "{}", r.output);
     assert_eq!(r.output.lines().last(), Some("0"), "{}", r.output);
     assert_eq!(std::fs::read_to_string(ro.join("f")).unwrap(), "before");
     assert_eq!(std::fs::read_to_string(rw.join("f")).unwrap(), "after\n");
