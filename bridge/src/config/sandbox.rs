@@ -64,3 +64,67 @@ pub(super) fn load(
         hidden: vec![state_dir],
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_env(
+        file: FileSandbox,
+        path: &str,
+        vars: &[(&str, &str)],
+    ) -> Result<Option<Bwrap>, String> {
+        let env = |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_string())
+        };
+        load(file, path, Path::new("/var/lib/slipway"), &env)
+    }
+
+    #[test]
+    fn the_sandbox_is_on_by_default_and_hides_the_state_directory() {
+        let b = load_env(
+            FileSandbox::default(),
+            slipway_infra::exec::DEFAULT_PATH,
+            &[],
+        )
+        .unwrap()
+        .expect("bwrap by default");
+        assert!(b.program.ends_with("bwrap"), "{b:?}");
+        assert!(b.read_only.contains(&PathBuf::from("/usr")));
+        assert_eq!(b.hidden, [PathBuf::from("/var/lib/slipway")]);
+        let file = FileSandbox {
+            mode: Some("bwrap".into()),
+            read_only: vec!["/opt/tools".into()],
+        };
+        let extra = [("SLIPWAY_SANDBOX_READ_ONLY", "/opt/a:/opt/b")];
+        let b = load_env(file, "/usr/bin", &extra).unwrap().unwrap();
+        for p in ["/opt/tools", "/opt/a", "/opt/b"] {
+            assert!(b.read_only.contains(&PathBuf::from(p)), "{p}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn none_bad_modes_relative_paths_and_a_missing_bwrap_are_explained() {
+        let none = [("SLIPWAY_SANDBOX", "none")];
+        assert_eq!(
+            load_env(FileSandbox::default(), "/nowhere", &none),
+            Ok(None)
+        );
+        let e = load_env(FileSandbox::default(), "/nowhere", &[]).unwrap_err();
+        assert!(
+            e.contains("apt-get install bubblewrap") && e.contains("sandbox: none"),
+            "{e}"
+        );
+        let bad = [("SLIPWAY_SANDBOX", "docker")];
+        let e = load_env(FileSandbox::default(), "/usr/bin", &bad).unwrap_err();
+        assert!(e.contains("`docker`") && e.contains("`bwrap`"), "{e}");
+        let file = FileSandbox {
+            mode: None,
+            read_only: vec!["tools".into()],
+        };
+        let e = load_env(file, "/usr/bin", &[]).unwrap_err();
+        assert!(e.contains("`tools` is not an absolute path"), "{e}");
+    }
+}
