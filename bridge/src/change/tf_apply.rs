@@ -13,6 +13,7 @@ use slipway_infra::exec::{ExecSpec, run_to_end};
 use super::pending::Pending;
 use super::{ChangeService, Render};
 use crate::ctx::Ctx;
+use crate::exec::sandbox;
 
 /// The saved plan's file name in the stack directory (the runner applies this name).
 const PLAN_FILE: &str = slipway_core::command::tf::TF_PLAN_FILE;
@@ -180,8 +181,7 @@ async fn plan(
     let rc = crate::exec::terraform::cli_config(&state.config.state_dir)
         .map_err(|e| Failure::upstream("Preparing terraform's configuration", e))?;
     let env = plan_env(&state.config, &rc);
-    let sandbox = crate::exec::sandbox::terraform(&state.config);
-    let access = crate::exec::sandbox::terraform_run(sandbox, tree, &rc, dir);
+    let access = sandbox::terraform_run(sandbox::terraform(&state.config), tree, &rc, dir);
     let timeout = state.policy().timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();
     let spec = |args: &[&str], output_cap: usize| {
@@ -195,7 +195,7 @@ async fn plan(
             output_cap,
             kill_grace: Duration::from_secs(5),
         };
-        crate::exec::sandbox::wrap(&state.config, spec, &access)
+        sandbox::wrap(&state.config, spec, &access)
     };
     for step in [
         &["init", "-input=false", "-no-color"][..],
