@@ -11,6 +11,10 @@ pub use slipway_infra::sandbox::{Access, Bwrap};
 
 use crate::config::Config;
 
+/// terraform's provider plugin cache, beside its CLI config (`exec::terraform::cli_config`
+/// writes both): the one directory outside its own tree a plan may write.
+pub const PLUGIN_CACHE: &str = "plugin-cache";
+
 /// `spec` as the configuration says it runs: sandboxed, or as it is with `sandbox: none`.
 pub fn wrap(config: &Config, spec: ExecSpec, access: &Access) -> ExecSpec {
     wrap_in(config.execution.sandbox.as_ref(), spec, access)
@@ -86,9 +90,7 @@ pub fn terraform_run(mut access: Access, tree: &Path, rc: &Path, cwd: &Path) -> 
     access.read_only.push(rc.to_path_buf());
     access.read_write.push(tree.to_path_buf());
     if let Some(dir) = rc.parent() {
-        access
-            .read_write
-            .push(dir.join(super::terraform::PLUGIN_CACHE));
+        access.read_write.push(dir.join(PLUGIN_CACHE));
     }
     access.cwd = Some(cwd.to_path_buf());
     access

@@ -20,8 +20,6 @@ use crate::error::Failure;
 
 /// Where stacks live in the GitOps repository.
 pub const STACKS_DIR: &str = "stacks";
-/// The provider plugin cache, beside the CLI config that names it.
-pub const PLUGIN_CACHE: &str = "plugin-cache";
 /// Most bytes and files one export may copy.
 const MAX_EXPORT_BYTES: u64 = 256 * 1024 * 1024;
 const MAX_EXPORT_FILES: usize = 20_000;
@@ -180,7 +178,7 @@ pub struct PlanWork {
 pub(crate) fn cli_config(state_dir: &Path) -> Result<PathBuf, String> {
     let dir = std::path::absolute(state_dir.join("terraform"))
         .map_err(|e| format!("terraform state dir: {e}"))?;
-    let cache = dir.join(PLUGIN_CACHE);
+    let cache = dir.join(super::sandbox::PLUGIN_CACHE);
     std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
     let file = dir.join("cli.tfrc");
     let quoted = cache
