@@ -344,7 +344,7 @@ impl Config {
         let listen = listen(file.listen, env)?;
         let (policy, state_dir) = paths(file.policy.clone(), file.state_dir.clone(), env);
         let slack = slack(&file.slack, env)?;
-        let execution = execution(file.execution, &state_dir, env)?;
+        let execution = execution(file.execution, (&state_dir, path), env)?;
         clusters::check_clusters(&file.clusters)?;
         gcp::check(&file.gcp_projects)?;
         let gcp = gcp_identity::load(&file.gcp, env)?;
@@ -519,7 +519,12 @@ fn slack(file: &FileSlack, env: Env<'_>) -> Result<SlackConfig, String> {
 }
 
 /// The worker pool and process settings.
-fn execution(e: FileExecution, state_dir: &Path, env: Env<'_>) -> Result<ExecutionConfig, String> {
+/// `files` is the state directory and the configuration file, which the sandbox hides.
+fn execution(
+    e: FileExecution,
+    files: (&Path, Option<&Path>),
+    env: Env<'_>,
+) -> Result<ExecutionConfig, String> {
     let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
         match env(var) {
             Some(s) => s
@@ -534,12 +539,13 @@ fn execution(e: FileExecution, state_dir: &Path, env: Env<'_>) -> Result<Executi
     let sandbox = sandbox::FileSandbox {
         mode: e.sandbox,
         read_only: e.sandbox_read_only,
+        config_file: files.1.map(Path::to_path_buf),
     };
     Ok(ExecutionConfig {
         workers: num("SLIPWAY_WORKERS", e.workers, 8)?.max(1),
         queue: num("SLIPWAY_QUEUE", e.queue, 64)?.max(1),
         per_user: num("SLIPWAY_PER_USER", e.per_user, 2)?.max(1),
-        sandbox: sandbox::load(sandbox, &path, state_dir, env)?,
+        sandbox: sandbox::load(sandbox, &path, files.0, env)?,
         path,
         kill_grace: duration(
             "execution.kill_grace",

@@ -64,6 +64,9 @@ pub struct Bwrap {
     /// Directories hidden under an empty tmpfs should a read-only path above contain them (the
     /// bridge's state directory).
     pub hidden: Vec<PathBuf>,
+    /// Files covered by `/dev/null` (which can't be opened inside: binds are `nodev`) should
+    /// any bound path contain them (the bridge's configuration file).
+    pub hidden_files: Vec<PathBuf>,
 }
 
 /// What one process may see besides the system: paths bound at the same place inside.
@@ -157,6 +160,17 @@ impl Bwrap {
         }
         for p in access.read_write.iter().map(|p| absolute(p)) {
             a.extend(["--bind".into(), p.clone(), p]);
+        }
+        // Last, so that no grant above uncovers them.
+        let granted = [&self.read_only, &access.read_only, &access.read_write];
+        for file in &self.hidden_files {
+            if granted
+                .iter()
+                .flat_map(|g| g.iter())
+                .any(|p| file.starts_with(absolute(p)))
+            {
+                a.extend(["--ro-bind".into(), "/dev/null".into(), file.clone()]);
+            }
         }
         let cwd = access.cwd.as_deref().unwrap_or(Path::new(PRIVATE_TMP));
         a.extend(["--chdir".into(), absolute(cwd)]);

@@ -15,12 +15,14 @@ use super::Env;
 pub(super) struct FileSandbox {
     pub mode: Option<String>,
     pub read_only: Vec<PathBuf>,
+    /// The configuration file itself, kept out of sight.
+    pub config_file: Option<PathBuf>,
 }
 
 /// The sandbox, or `None` for `execution.sandbox: none` (`SLIPWAY_SANDBOX` overrides the file).
 /// The read-only view is the system's, each directory of the execution `path`, and the
 /// operator's `sandbox_read_only` (`SLIPWAY_SANDBOX_READ_ONLY`, `:`-separated, adds to it); the
-/// state directory stays hidden under them all.
+/// state directory and the configuration file stay hidden under them all.
 pub(super) fn load(
     file: FileSandbox,
     path: &str,
@@ -58,10 +60,15 @@ pub(super) fn load(
     }
     read_only.dedup();
     let state_dir = std::path::absolute(state_dir).map_err(|e| format!("state_dir: {e}"))?;
+    let config_file = file.config_file.map(std::path::absolute).transpose();
     Ok(Some(Bwrap {
         program,
         read_only,
         hidden: vec![state_dir],
+        hidden_files: config_file
+            .map_err(|e| format!("the configuration file: {e}"))?
+            .into_iter()
+            .collect(),
     }))
 }
 
@@ -97,12 +104,14 @@ mod tests {
         let file = FileSandbox {
             mode: Some("bwrap".into()),
             read_only: vec!["/opt/tools".into()],
+            config_file: Some("/opt/tools/slipway.yaml".into()),
         };
         let extra = [("SLIPWAY_SANDBOX_READ_ONLY", "/opt/a:/opt/b")];
         let b = load_env(file, "/usr/bin", &extra).unwrap().unwrap();
         for p in ["/opt/tools", "/opt/a", "/opt/b"] {
             assert!(b.read_only.contains(&PathBuf::from(p)), "{p}: {b:?}");
         }
+        assert_eq!(b.hidden_files, [PathBuf::from("/opt/tools/slipway.yaml")]);
     }
 
     #[test]
@@ -121,8 +130,8 @@ mod tests {
         let e = load_env(FileSandbox::default(), "/usr/bin", &bad).unwrap_err();
         assert!(e.contains("`docker`") && e.contains("`bwrap`"), "{e}");
         let file = FileSandbox {
-            mode: None,
             read_only: vec!["tools".into()],
+            ..FileSandbox::default()
         };
         let e = load_env(file, "/usr/bin", &[]).unwrap_err();
         assert!(e.contains("`tools` is not an absolute path"), "{e}");

@@ -9,6 +9,7 @@ fn bwrap() -> Bwrap {
         program,
         read_only: SYSTEM_READ_ONLY.iter().map(PathBuf::from).collect(),
         hidden: Vec::new(),
+        hidden_files: Vec::new(),
     }
 }
 
@@ -57,8 +58,8 @@ async fn the_environment_passes_through_and_stays_off_the_command_line() {
     assert!(pids <= 5, "{}", r.output);
 }
 
-/// Only granted paths are seen; read-only ones refuse writes, read-write ones take them, and a
-/// hidden directory under a read-only path shows up empty.
+/// Only granted paths are seen; read-only ones refuse writes, read-write ones take them, a
+/// hidden directory under a read-only path shows up empty and a hidden file can't be opened.
 #[tokio::test]
 async fn only_granted_paths_are_visible_and_writable() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,26 +72,36 @@ async fn only_granted_paths_are_visible_and_writable() {
         std::fs::create_dir(d).unwrap();
         std::fs::write(d.join("f"), "before").unwrap();
     }
+    std::fs::write(ro.join("config.yaml"), "secret: 1").unwrap();
     let mut sandbox = bwrap();
     sandbox.read_only.push(dir.path().to_path_buf());
     sandbox.hidden.push(secret.clone());
+    sandbox.hidden_files.push(ro.join("config.yaml"));
     let access = Access {
         read_only: vec![ro.clone()],
         read_write: vec![rw.clone()],
         ..Access::default()
     };
     let script = format!(
-        "cat {s}/f; echo x > {ro}/f; echo after > {rw}/f; echo x > {s}/g; ls -A {s} | wc -l",
+        "cat {s}/f; echo x > {ro}/f; echo after > {rw}/f; echo x > {s}/g; cat {ro}/config.yaml; \
+         ls -A {s} | wc -l",
         s = secret.display(),
         ro = ro.display(),
         rw = rw.display()
     );
     let r = run_to_end(sandbox.wrap(spec(&script, &[]), &access)).await;
-    assert!(r.output.contains("No such file"), "{}", r.output);
-    assert!(r.output.contains("Read-only file system"), "{}", r.output);
-    assert!(r.output.contains("Permission denied"), "{}", r.output);
+    let (s, ro_f) = (secret.display(), ro.join("f"));
+    for failure in [
+        format!("{s}/f: No such file"),
+        format!("cannot create {}: Read-only file system", ro_f.display()),
+        format!("cannot create {s}/g: Permission denied"),
+        format!("{}: Permission denied", ro.join("config.yaml").display()),
+    ] {
+        assert!(r.output.contains(&failure), "{failure}: {}", r.output);
+    }
+    assert!(!r.output.contains("secret: 1"), "{}", r.output);
     assert_eq!(r.output.lines().last(), Some("0"), "{}", r.output);
-    assert_eq!(std::fs::read_to_string(ro.join("f")).unwrap(), "before");
+    assert_eq!(std::fs::read_to_string(ro_f).unwrap(), "before");
     assert_eq!(std::fs::read_to_string(rw.join("f")).unwrap(), "after\n");
     assert_eq!(std::fs::read_to_string(secret.join("f")).unwrap(), "before");
 }
