@@ -19,6 +19,7 @@ mod github;
 pub mod gitops;
 mod google;
 pub mod keys;
+mod sandbox;
 mod scim;
 mod secret;
 mod secrets;
@@ -173,6 +174,12 @@ struct FileExecution {
     claim_timeout: Option<String>,
     /// How long the leader's lease lasts without renewal (default 15s).
     leader_lease: Option<String>,
+    /// `bwrap` (the default) or `none`: see `config/sandbox`.
+    sandbox: Option<String>,
+    /// More read-only paths inside the sandbox (tools installed outside `/usr`, files a
+    /// kubeconfig names).
+    #[serde(default)]
+    sandbox_read_only: Vec<PathBuf>,
 }
 
 /// Read-only AWS credentials for one profile alias.
@@ -215,6 +222,8 @@ pub struct ExecutionConfig {
     pub claim_timeout: Duration,
     /// Leader election (Redis): the lease's life without renewal, renewed every third of it.
     pub leader_lease: Duration,
+    /// The bubblewrap sandbox every process runs in; `None` with `execution.sandbox: none`.
+    pub sandbox: Option<slipway_infra::sandbox::Bwrap>,
 }
 
 /// The validated configuration.
@@ -294,7 +303,7 @@ impl Config {
         let gcp = || gcp_identity::load(&file.gcp, env);
         let (cells, mut book) = secrets::resolve(&file.secrets, gcp, refs, env, now)?;
         let file_secrets = std::mem::take(&mut file.secrets);
-        let mut config = secret::with_resolved(cells, || Self::from_file(file, env))?;
+        let mut config = secret::with_resolved(cells, || Self::from_file(file, path, env))?;
         book.note_fields(secret::take_used());
         if let Some(g) = config.gitops_repo.as_mut() {
             g.envelope = secrets::envelope(&file_secrets, &book.settings, env)?;
@@ -303,11 +312,11 @@ impl Config {
         Ok(config)
     }
 
-    fn from_file(file: FileConfig, env: Env<'_>) -> Result<Config, String> {
+    fn from_file(file: FileConfig, path: Option<&Path>, env: Env<'_>) -> Result<Config, String> {
         let listen = listen(file.listen, env)?;
         let (policy, state_dir) = paths(file.policy.clone(), file.state_dir.clone(), env);
         let slack = slack(&file.slack, env)?;
-        let execution = execution(file.execution, env)?;
+        let execution = execution(file.execution, (&state_dir, path), env)?;
         clusters::check_clusters(&file.clusters)?;
         gcp::check(&file.gcp_projects)?;
         let gcp = gcp_identity::load(&file.gcp, env)?;
@@ -469,7 +478,12 @@ fn slack(file: &FileSlack, env: Env<'_>) -> Result<SlackConfig, String> {
 }
 
 /// The worker pool and process settings.
-fn execution(e: FileExecution, env: Env<'_>) -> Result<ExecutionConfig, String> {
+/// `files` is the state directory and the configuration file, which the sandbox hides.
+fn execution(
+    e: FileExecution,
+    files: (&Path, Option<&Path>),
+    env: Env<'_>,
+) -> Result<ExecutionConfig, String> {
     let num = |var: &str, v: Option<usize>, d: usize| -> Result<usize, String> {
         match env(var) {
             Some(s) => s
@@ -478,13 +492,20 @@ fn execution(e: FileExecution, env: Env<'_>) -> Result<ExecutionConfig, String> 
             None => Ok(v.unwrap_or(d)),
         }
     };
+    let path = e
+        .path
+        .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into());
+    let sandbox = sandbox::FileSandbox {
+        mode: e.sandbox,
+        read_only: e.sandbox_read_only,
+        config_file: files.1.map(Path::to_path_buf),
+    };
     Ok(ExecutionConfig {
         workers: num("SLIPWAY_WORKERS", e.workers, 8)?.max(1),
         queue: num("SLIPWAY_QUEUE", e.queue, 64)?.max(1),
         per_user: num("SLIPWAY_PER_USER", e.per_user, 2)?.max(1),
-        path: e
-            .path
-            .unwrap_or_else(|| slipway_infra::exec::DEFAULT_PATH.into()),
+        sandbox: sandbox::load(sandbox, &path, files.0, env)?,
+        path,
         kill_grace: duration(
             "execution.kill_grace",
             e.kill_grace.as_deref(),

@@ -11,6 +11,7 @@ pub mod gitops;
 pub mod oidc;
 pub mod runtime;
 pub mod s3;
+pub mod sandbox;
 pub mod secret_store;
 pub mod sinks;
 pub mod sts;

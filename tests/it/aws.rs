@@ -62,9 +62,16 @@ fn bridge_config(dir: &Path, endpoints: &[(&str, String)]) -> String {
     )
     .unwrap();
     std::fs::write(&config, "[profile slipway-read]\noutput = json\n").unwrap();
+    // The CLI is a Python install outside /usr: the sandbox sees it because it is listed.
+    let cli = aws_cli();
+    let prefix = cli
+        .parent()
+        .and_then(Path::parent)
+        .expect("<prefix>/bin/aws");
     let mut yaml = format!(
-        "aws:\n  cli: {}\n  max_attempts: 1\naws_profiles:\n",
-        aws_cli().display()
+        "execution:\n  sandbox_read_only: [{}]\naws:\n  cli: {}\n  max_attempts: 1\naws_profiles:\n",
+        prefix.display(),
+        cli.display()
     );
     for (alias, url) in endpoints {
         let _ = write!(

@@ -30,6 +30,7 @@ mod reload;
 mod replicas;
 mod replicas_state;
 mod runner;
+mod sandbox;
 mod scim;
 mod secrets;
 mod shared_queue;

@@ -308,6 +308,11 @@ async fn server_dry_run(
         output_cap: 32 * 1024,
         kill_grace: state.config.execution.kill_grace,
     };
+    // `-f` reads the exported files, relative to the export.
+    let mut access = crate::exec::sandbox::kubectl(&state.config, alias);
+    access.read_only.push(cwd.to_path_buf());
+    access.cwd = Some(cwd.to_path_buf());
+    let spec = crate::exec::sandbox::wrap(&state.config, spec, &access);
     let r = slipway_infra::exec::run_to_end(spec).await;
     if r.end.success() {
         Ok(r.output)

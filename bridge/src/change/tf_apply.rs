@@ -13,6 +13,7 @@ use slipway_infra::exec::{ExecSpec, run_to_end};
 use super::pending::Pending;
 use super::{ChangeService, Render};
 use crate::ctx::Ctx;
+use crate::exec::sandbox;
 
 /// The saved plan's file name in the stack directory (the runner applies this name).
 const PLAN_FILE: &str = slipway_core::command::tf::TF_PLAN_FILE;
@@ -135,7 +136,7 @@ async fn plan_export(
     })
     .await
     .map_err(|e| Failure::upstream_error(preparing, &e))??;
-    let result = plan(state, &work.join(stack_dir)).await;
+    let result = plan(state, &work, &work.join(stack_dir)).await;
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -174,22 +175,27 @@ fn plan_env(config: &crate::config::Config, rc: &std::path::Path) -> Vec<(String
 /// credentials. Returns (digest, summary, plan text).
 async fn plan(
     state: &Ctx,
+    tree: &std::path::Path,
     dir: &std::path::Path,
 ) -> Result<(String, Option<String>, String), Failure> {
     let rc = crate::exec::terraform::cli_config(&state.config.state_dir)
         .map_err(|e| Failure::upstream("Preparing terraform's configuration", e))?;
     let env = plan_env(&state.config, &rc);
+    let access = sandbox::terraform_run(sandbox::terraform(&state.config), tree, &rc, dir);
     let timeout = state.policy().timeout(slipway_core::command::Tier::Change);
     let bin = state.config.terraform.binary.clone();
-    let spec = |args: &[&str]| ExecSpec {
-        argv: std::iter::once(bin.clone())
-            .chain(args.iter().map(|a| (*a).to_string()))
-            .collect(),
-        env: env.clone(),
-        cwd: dir.to_path_buf(),
-        timeout,
-        output_cap: 4 * 1024 * 1024,
-        kill_grace: Duration::from_secs(5),
+    let spec = |args: &[&str], output_cap: usize| {
+        let spec = ExecSpec {
+            argv: std::iter::once(bin.clone())
+                .chain(args.iter().map(|a| (*a).to_string()))
+                .collect(),
+            env: env.clone(),
+            cwd: dir.to_path_buf(),
+            timeout,
+            output_cap,
+            kill_grace: Duration::from_secs(5),
+        };
+        sandbox::wrap(&state.config, spec, &access)
     };
     for step in [
         &["init", "-input=false", "-no-color"][..],
@@ -201,7 +207,7 @@ async fn plan(
             &format!("-out={PLAN_FILE}"),
         ],
     ] {
-        let r = run_to_end(spec(step)).await;
+        let r = run_to_end(spec(step, 4 * 1024 * 1024)).await;
         if !r.end.success() {
             let last = r
                 .output
@@ -219,11 +225,7 @@ async fn plan(
             )));
         }
     }
-    let json = run_to_end(ExecSpec {
-        output_cap: 64 * 1024 * 1024,
-        ..spec(&["show", "-json", PLAN_FILE])
-    })
-    .await;
+    let json = run_to_end(spec(&["show", "-json", PLAN_FILE], 64 * 1024 * 1024)).await;
     if !json.end.success() {
         return Err(Failure::user(format!(
             "`terraform show -json` {}",
@@ -232,7 +234,7 @@ async fn plan(
     }
     let digest =
         plan_digest(&json.output).map_err(|e| Failure::upstream("Reading terraform's plan", e))?;
-    let text = run_to_end(spec(&["show", "-no-color", PLAN_FILE])).await;
+    let text = run_to_end(spec(&["show", "-no-color", PLAN_FILE], 4 * 1024 * 1024)).await;
     let summary = plan_summary(&text.output);
     Ok((digest, summary, text.output))
 }

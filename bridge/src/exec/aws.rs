@@ -75,16 +75,18 @@ pub fn work(state: &Base, aws: &Aws, timeout: Duration, output_cap: usize) -> Re
     if let Some(first) = argv.first_mut() {
         first.clone_from(&state.config.aws.cli);
     }
+    let spec = ExecSpec {
+        argv,
+        env,
+        cwd: state.work_dir.clone(),
+        timeout,
+        output_cap,
+        kill_grace: state.config.execution.kill_grace,
+    };
     Ok(Work::Process {
-        spec: ExecSpec {
-            argv,
-            env,
-            cwd: state.work_dir.clone(),
-            timeout,
-            output_cap,
-            kill_grace: state.config.execution.kill_grace,
-        },
+        spec,
         shape: Shape::Json,
+        access: super::sandbox::aws(&state.config, &aws.profile),
     })
 }
 

@@ -73,15 +73,16 @@ pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
     let Some(argv) = super::targets::kubectl_argv(state, cluster, &argv) else {
         return;
     };
-    let r = run_to_end(ExecSpec {
+    let spec = ExecSpec {
         argv,
         env: super::targets::base_env(state),
         cwd: state.work_dir.clone(),
         timeout: Duration::from_secs(30),
         output_cap: 4 * 1024 * 1024,
         kill_grace: state.config.execution.kill_grace,
-    })
-    .await;
+    };
+    let access = super::sandbox::kubectl(&state.config, cluster);
+    let r = run_to_end(super::sandbox::wrap(&state.config, spec, &access)).await;
     if !r.end.success() {
         tracing::warn!(cluster, output = %r.output.lines().last().unwrap_or(""), "API discovery failed; custom kinds stay cluster-scoped");
         return;

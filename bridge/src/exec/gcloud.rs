@@ -128,7 +128,14 @@ impl GcloudWork {
                 return Finished::process(failed_result(why, started), argv, Shape::Text);
             }
         };
-        let spec = self.spec(dir.path(), deadline);
+        // gcloud writes its caches and logs into its configuration directory.
+        let access = super::sandbox::Access {
+            read_write: vec![dir.path().to_path_buf()],
+            network: true,
+            cwd: Some(dir.path().to_path_buf()),
+            ..super::sandbox::Access::default()
+        };
+        let spec = super::sandbox::wrap(&state.config, self.spec(dir.path(), deadline), &access);
         // Output that needs stripping shows no live tail: its progress goes nowhere.
         let quiet = watch::channel(Progress::default()).0;
         let tx = if self.strip.is_empty() {

@@ -12,6 +12,7 @@ pub mod gke;
 pub mod outcome;
 pub mod queue;
 pub mod reply;
+pub mod sandbox;
 pub mod silence;
 pub mod targets;
 pub mod terraform;

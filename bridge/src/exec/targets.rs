@@ -30,7 +30,7 @@ pub use super::env::{base_env, base_env_for};
 pub fn kubectl_argv(state: &Base, alias: &str, argv: &[String]) -> Option<Vec<String>> {
     let cluster = state.config.cluster(alias)?;
     let context = cluster.context.clone().unwrap_or_else(|| alias.to_string());
-    let cache = state.config.state_dir.join("kube-cache").join(alias);
+    let cache = super::sandbox::kube_cache(&state.config, alias);
     let mut full = vec![
         "kubectl".to_string(),
         format!("--kubeconfig={}", cluster.kubeconfig.display()),
@@ -125,6 +125,7 @@ fn kubectl(
                 kill_grace: state.config.execution.kill_grace,
             },
             shape: Shape::Text,
+            access: super::sandbox::kubectl(&state.config, alias),
         },
         argv_shown: argv,
     })
@@ -165,6 +166,8 @@ fn tf_plan(
             timeout: limits.timeout,
             output_cap: limits.output_cap,
             kill_grace: state.config.execution.kill_grace,
+            sandbox: state.config.execution.sandbox.clone(),
+            access: super::sandbox::terraform(&state.config),
         }),
         argv_shown: argv,
     })

@@ -167,6 +167,10 @@ pub struct PlanWork {
     pub timeout: Duration,
     pub output_cap: usize,
     pub kill_grace: Duration,
+    /// The sandbox its processes run in (`None`: `execution.sandbox: none`).
+    pub sandbox: Option<super::sandbox::Bwrap>,
+    /// What they may see besides the run's tree ([`super::sandbox::terraform`]).
+    pub access: super::sandbox::Access,
 }
 
 /// The bridge's own terraform CLI config (the image points `TF_CLI_CONFIG_FILE` at a missing
@@ -174,7 +178,7 @@ pub struct PlanWork {
 pub(crate) fn cli_config(state_dir: &Path) -> Result<PathBuf, String> {
     let dir = std::path::absolute(state_dir.join("terraform"))
         .map_err(|e| format!("terraform state dir: {e}"))?;
-    let cache = dir.join("plugin-cache");
+    let cache = dir.join(super::sandbox::PLUGIN_CACHE);
     std::fs::create_dir_all(&cache).map_err(|e| format!("creating {}: {e}", cache.display()))?;
     let file = dir.join("cli.tfrc");
     let quoted = cache
@@ -201,14 +205,15 @@ impl PlanWork {
     }
 
     fn spec(&self, words: &[&str], cwd: &Path, timeout: Duration) -> ExecSpec {
-        ExecSpec {
+        let spec = ExecSpec {
             argv: self.argv(words),
             env: self.env.clone(),
             cwd: cwd.to_path_buf(),
             timeout,
             output_cap: self.output_cap,
             kill_grace: self.kill_grace,
-        }
+        };
+        super::sandbox::wrap_in(self.sandbox.as_ref(), spec, &self.access)
     }
 
     /// Export, init when needed, plan; then remove the per-request directory.
@@ -260,6 +265,7 @@ impl PlanWork {
             Ok((rc, dir)) => {
                 self.env
                     .push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
+                self.access = super::sandbox::terraform_run(self.access.clone(), &dest, &rc, &dir);
                 self.init_and_plan(&dir, deadline, &progress, &cancel).await
             }
         };

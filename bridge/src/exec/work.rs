@@ -18,8 +18,13 @@ use crate::base::Base;
 /// The work of a job.
 #[derive(Debug, Clone)]
 pub enum Work {
-    /// One process, its output rendered as `shape` says.
-    Process { spec: ExecSpec, shape: Shape },
+    /// One process, its output rendered as `shape` says, sandboxed with `access` when it
+    /// starts (the audit record keeps the tool's argv, not the sandbox's).
+    Process {
+        spec: ExecSpec,
+        shape: Shape,
+        access: super::sandbox::Access,
+    },
     /// `/tf plan`.
     TfPlan(PlanWork),
     /// `/silence`.
@@ -49,9 +54,13 @@ pub fn start(
     cancel: CancellationToken,
 ) -> (watch::Receiver<Progress>, tokio::task::JoinHandle<Finished>) {
     match work {
-        Work::Process { spec, shape } => {
+        Work::Process {
+            spec,
+            shape,
+            access,
+        } => {
             let argv = spec.argv.clone();
-            let running = exec::start(spec);
+            let running = exec::start(super::sandbox::wrap(&state.config, spec, &access));
             let progress = running.progress.clone();
             let done = tokio::spawn(async move {
                 let result = follow(running, &cancel).await;
