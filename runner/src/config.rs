@@ -7,6 +7,8 @@
 //! keys:                             # the bridge's Ed25519 public keys, by key id
 //!   bridge-2026: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
 //! revoked_keys: [bridge-2025]       # refused whatever a file's expiry
+//! # key_store: { address: https://vault:8200, role: slipway-runner,
+//! #              path: secret/data/slipway/runner-keys }   # more keys and revocations, per run
 //! aws:
 //!   region: eu-west-1
 //!   session_duration: 15m           # STS DurationSeconds (at least 15m)
@@ -55,6 +57,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::Deserialize;
 
 mod gcp;
+pub mod key_store;
 
 /// The default config path, relative to the checkout.
 pub const DEFAULT_PATH: &str = ".slipway/runner.yaml";
@@ -87,6 +90,9 @@ pub struct RunnerConfig {
     /// expiry (a leaked or retired bridge key).
     #[serde(default)]
     pub revoked_keys: Vec<String>,
+    /// Keys and revocations also published in Vault / OpenBao (see `key_store`).
+    #[serde(default)]
+    pub key_store: Option<key_store::KeyStoreConfig>,
     #[serde(default)]
     pub aws: AwsConfig,
     #[serde(default)]
@@ -406,26 +412,21 @@ impl RunnerConfig {
 
     /// The bridge's keys with the revoked ids.
     pub fn keyring(&self) -> Result<slipway_core::change::Keyring, String> {
-        let keys = self.verifying_keys()?;
-        if keys.iter().all(|(id, _)| self.revoked_keys.contains(id)) {
-            return Err("every key in `keys` is in `revoked_keys`: add the bridge's current key so change requests can be verified".into());
-        }
-        Ok(slipway_core::change::Keyring::new(
-            keys,
-            self.revoked_keys.clone(),
-        ))
+        keyring(&self.keys, &self.revoked_keys)
+    }
+
+    /// The keyring with what the key store publishes added (see `key_store`).
+    pub fn keyring_with(
+        &self,
+        store: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<slipway_core::change::Keyring, String> {
+        let (keys, revoked) = key_store::merge(&self.keys, &self.revoked_keys, store)?;
+        keyring(&keys, &revoked)
     }
 
     /// The bridge's keys, parsed.
     pub fn verifying_keys(&self) -> Result<Vec<(String, VerifyingKey)>, String> {
-        self.keys
-            .iter()
-            .map(|(id, text)| {
-                slipway_core::change::parse_verifying_key(text)
-                    .map(|k| (id.clone(), k))
-                    .map_err(|e| format!("keys.{id}: {e}"))
-            })
-            .collect()
+        verifying_keys(&self.keys)
     }
 
     /// The audience of the OIDC token.
@@ -435,6 +436,27 @@ impl RunnerConfig {
             .as_deref()
             .unwrap_or(slipway_infra::oidc::STS_AUDIENCE)
     }
+}
+
+fn keyring(
+    keys: &BTreeMap<String, String>,
+    revoked: &[String],
+) -> Result<slipway_core::change::Keyring, String> {
+    let keys = verifying_keys(keys)?;
+    if keys.iter().all(|(id, _)| revoked.contains(id)) {
+        return Err("every key in `keys` is in `revoked_keys`: add the bridge's current key so change requests can be verified".into());
+    }
+    Ok(slipway_core::change::Keyring::new(keys, revoked.to_vec()))
+}
+
+fn verifying_keys(keys: &BTreeMap<String, String>) -> Result<Vec<(String, VerifyingKey)>, String> {
+    keys.iter()
+        .map(|(id, text)| {
+            slipway_core::change::parse_verifying_key(text)
+                .map(|k| (id.clone(), k))
+                .map_err(|e| format!("keys.{id}: {e}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

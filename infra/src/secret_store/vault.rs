@@ -40,6 +40,12 @@ pub enum VaultAuth {
     Jwt(JwtLogin),
     /// The pod's service account token, which Vault checks with Kubernetes' TokenReview.
     Kubernetes(JwtLogin),
+    /// A JWT in hand (a CI job's OIDC token) at `mount` for `role`.
+    JwtValue {
+        mount: String,
+        role: String,
+        jwt: SecretString,
+    },
 }
 
 /// A login with a token read from a file: the role it asks for, where the method is mounted.
@@ -60,6 +66,11 @@ impl std::fmt::Debug for VaultAuth {
                 .field("role_id", role_id)
                 .finish_non_exhaustive(),
             VaultAuth::Jwt(login) | VaultAuth::Kubernetes(login) => login.fmt(f),
+            VaultAuth::JwtValue { mount, role, .. } => f
+                .debug_struct("JwtValue")
+                .field("mount", mount)
+                .field("role", role)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -69,7 +80,7 @@ impl VaultAuth {
         match self {
             VaultAuth::Token(_) => "token",
             VaultAuth::AppRole { .. } => "approle",
-            VaultAuth::Jwt { .. } => "jwt",
+            VaultAuth::Jwt { .. } | VaultAuth::JwtValue { .. } => "jwt",
             VaultAuth::Kubernetes { .. } => "kubernetes",
         }
     }
@@ -246,6 +257,10 @@ impl Vault {
                 })?;
                 (mount, serde_json::json!({"role": role, "jwt": jwt.trim()}))
             }
+            VaultAuth::JwtValue { mount, role, jwt } => (
+                mount,
+                serde_json::json!({"role": role, "jwt": jwt.expose_secret()}),
+            ),
         };
         let path = format!("auth/{mount}/login");
         let resp = self.send(Method::POST, &path, None, Some(&body)).await?;

@@ -30,6 +30,7 @@ pub async fn open(opts: &Options) -> Result<(Job, Vec<Change>), Early> {
         keys,
         aws,
     } = settings(opts)?;
+    let keys = published_keys(&cfg, &env, keys).await?;
     let checkout = Checkout::open(&env)?;
     let (gh, lock_gh) = clients(&env)?;
     let (changes, signed) = read_changes(&checkout, &keys, opts.target.as_deref());
@@ -93,6 +94,49 @@ fn settings(opts: &Options) -> Result<Settings, Early> {
         keys,
         aws,
     })
+}
+
+/// The keyring with what `key_store` publishes, read with this job's OIDC token. A store that
+/// can't be read stops the run: a revocation it may hold must not be skipped.
+async fn published_keys(
+    cfg: &RunnerConfig,
+    env: &ActionsEnv,
+    keys: slipway_core::change::Keyring,
+) -> Result<slipway_core::change::Keyring, Early> {
+    use slipway_infra::secret_store::vault::{Vault, VaultAuth, VaultSettings};
+    let Some(ks) = &cfg.key_store else {
+        return Ok(keys);
+    };
+    let usage = |m: String| Early::Usage(format!("key_store: {m}"));
+    if !slipway_infra::https_or_loopback(&ks.address) {
+        return Err(usage(format!(
+            "address must be https (or http on loopback): {}",
+            ks.address
+        )));
+    }
+    let (url, token) = env.id_token_request.as_ref().ok_or_else(|| {
+        usage("reading the key store needs the job's OIDC token: grant the workflow `permissions: id-token: write`".into())
+    })?;
+    let timeout = std::time::Duration::from_secs(10);
+    let jwt = slipway_infra::oidc::request_token(url, token, &ks.audience, timeout)
+        .await
+        .map_err(|e| usage(e.to_string()))?;
+    let vault = Vault::new(VaultSettings {
+        address: ks.address.trim_end_matches('/').to_string(),
+        namespace: ks.namespace.clone(),
+        auth: VaultAuth::JwtValue {
+            mount: ks.mount.clone(),
+            role: ks.role.clone(),
+            jwt: jwt.expose().to_string().into(),
+        },
+        timeout,
+    })
+    .map_err(|e| usage(e.to_string()))?;
+    let doc = vault
+        .read_kv(&ks.path)
+        .await
+        .map_err(|e| usage(format!("{e}; the run stops rather than miss a revocation")))?;
+    cfg.keyring_with(&doc).map_err(usage)
 }
 
 /// The checkout of the pushed merge, and what the merge changed and added.
