@@ -9,6 +9,7 @@ mod approvals;
 mod architecture;
 mod audit;
 mod aws;
+mod aws_roles;
 mod change_limits;
 mod changes;
 mod demo;

@@ -283,8 +283,9 @@ fn kind_words(k: &Kubectl, objects: &[ManifestObject]) -> Vec<String> {
     words
 }
 
-/// `kubectl … --dry-run=server` with the cluster's read credentials, run where the change's files
-/// were exported, so `-f` reads exactly what the PR pins.
+/// `kubectl … --dry-run=server` as the cluster's dry-run ServiceAccount (whose writes are admitted
+/// only as dry runs), or with its static credentials; run where the change's files were exported,
+/// so `-f` reads exactly what the PR pins.
 async fn server_dry_run(
     state: &Ctx,
     alias: &str,
@@ -308,7 +309,9 @@ async fn server_dry_run(
         output_cap: 32 * 1024,
         kill_grace: state.config.execution.kill_grace,
     };
-    let r = slipway_infra::exec::run_to_end(spec).await;
+    let creds =
+        crate::exec::kube_token::creds_for(state, alias, crate::exec::kube_token::Purpose::DryRun);
+    let r = crate::exec::creds::run_to_end(state, &creds, spec).await;
     if r.end.success() {
         Ok(r.output)
     } else {

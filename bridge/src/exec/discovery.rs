@@ -1,7 +1,7 @@
 //! What each cluster's API discovery says about kinds: which custom resources are namespaced.
 //!
 //! Policy needs it on the ack path, which does no I/O, so it is kept in memory and refreshed in
-//! the background (`kubectl api-resources` with the cluster's read credentials). Until a cluster
+//! the background (`kubectl api-resources` as the cluster's read ServiceAccount, or with its static credentials). Until a cluster
 //! has answered, its custom kinds are judged cluster-scoped: the stricter reading.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slipway_core::command::kubectl::{DiscoveredKind, KindScopes};
-use slipway_infra::exec::{ExecSpec, run_to_end};
+use slipway_infra::exec::ExecSpec;
 
 use crate::base::Base;
 
@@ -73,15 +73,16 @@ pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
     let Some(argv) = super::targets::kubectl_argv(state, cluster, &argv) else {
         return;
     };
-    let r = run_to_end(ExecSpec {
+    let spec = ExecSpec {
         argv,
         env: super::targets::base_env(state),
         cwd: state.work_dir.clone(),
         timeout: Duration::from_secs(30),
         output_cap: 4 * 1024 * 1024,
         kill_grace: state.config.execution.kill_grace,
-    })
-    .await;
+    };
+    let creds = super::kube_token::creds_for(state, cluster, super::kube_token::Purpose::Read);
+    let r = super::creds::run_to_end(state, &creds, spec).await;
     if !r.end.success() {
         tracing::warn!(cluster, output = %r.output.lines().last().unwrap_or(""), "API discovery failed; custom kinds stay cluster-scoped");
         return;

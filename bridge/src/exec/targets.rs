@@ -115,7 +115,7 @@ fn kubectl(
         )
     })?;
     Ok(Prepared {
-        exec: Work::Process {
+        exec: Work::Minted(Box::new(super::creds::MintedWork {
             spec: ExecSpec {
                 argv: full,
                 env: base_env(state),
@@ -125,7 +125,9 @@ fn kubectl(
                 kill_grace: state.config.execution.kill_grace,
             },
             shape: Shape::Text,
-        },
+            creds: super::kube_token::creds_for(state, alias, super::kube_token::Purpose::Read),
+            requester: super::creds::Requester::default(),
+        })),
         argv_shown: argv,
     })
 }
@@ -152,8 +154,11 @@ fn tf_plan(
         ("TF_INPUT".into(), "0".into()),
         ("CHECKPOINT_DISABLE".into(), "1".into()),
     ]);
+    let mut aws = None;
     if let Some(alias) = &state.config.terraform.aws_profile {
-        env.extend(super::aws::env_for(state, alias)?);
+        let (profile_env, creds) = super::aws::env_for(state, alias)?;
+        env.extend(profile_env);
+        aws = Some(creds);
     }
     Ok(Prepared {
         exec: Work::TfPlan(PlanWork {
@@ -165,6 +170,8 @@ fn tf_plan(
             timeout: limits.timeout,
             output_cap: limits.output_cap,
             kill_grace: state.config.execution.kill_grace,
+            aws,
+            requester: super::creds::Requester::default(),
         }),
         argv_shown: argv,
     })

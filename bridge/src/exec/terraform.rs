@@ -167,6 +167,10 @@ pub struct PlanWork {
     pub timeout: Duration,
     pub output_cap: usize,
     pub kill_grace: Duration,
+    /// The AWS credentials plans get (`terraform.aws_profile`), minted when the run starts.
+    pub aws: Option<super::creds::RunCreds>,
+    /// Who the plan is for (the role session's tags).
+    pub requester: super::creds::Requester,
 }
 
 /// The bridge's own terraform CLI config (the image points `TF_CLI_CONFIG_FILE` at a missing
@@ -260,8 +264,18 @@ impl PlanWork {
             Ok((rc, dir)) => {
                 self.env
                     .push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
-                self.init_and_plan(&dir, deadline, &progress, &cancel).await
+                match self.mint_aws(&ctx, deadline, &cancel, started).await {
+                    Ok(()) => self.init_and_plan(&dir, deadline, &progress, &cancel).await,
+                    Err(f) => f,
+                }
             }
+        };
+        let finished = match &self.aws {
+            Some(c) if !finished.details.contains_key(super::creds::AWS_DETAIL) => {
+                let (k, v) = c.detail();
+                finished.with_detail(k, v)
+            }
+            _ => finished,
         };
         let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dest));
         if let Ok(Err(e)) = cleanup.await
@@ -272,6 +286,39 @@ impl PlanWork {
         finished
             .with_detail("stack", self.stack.as_str())
             .with_detail("source", self.source.describe())
+    }
+
+    /// The plan's AWS session, minted into its environment; the record names it.
+    async fn mint_aws(
+        &mut self,
+        ctx: &Context,
+        deadline: tokio::time::Instant,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> Result<(), Finished> {
+        let Some(super::creds::RunCreds::AwsRole(role)) = self.aws.clone() else {
+            return Ok(());
+        };
+        let minting = role.mint(&self.requester);
+        match work::bounded(cancel, deadline, minting).await {
+            Ok(Ok(m)) => {
+                self.env
+                    .retain(|(k, _)| !m.env.iter().any(|(mk, _)| mk == k));
+                self.env.extend(m.env.iter().cloned());
+                self.aws = Some(super::creds::RunCreds::Static(
+                    m.detail.0,
+                    m.detail.1.clone(),
+                ));
+                Ok(())
+            }
+            Ok(Err(why)) => {
+                tracing::warn!(run = %ctx.run_id, error = %why, "minting a plan's AWS session");
+                let why = format!("couldn't get the plan's AWS session ({why})");
+                let f = Finished::api(ExecEnd::SpawnFailed(why.clone()), &why, started);
+                Err(f.with_outcome(format!("could not be prepared: {why}")))
+            }
+            Err(end) => Err(Finished::api(end, "", started)),
+        }
     }
 
     async fn init_and_plan(

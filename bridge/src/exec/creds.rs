@@ -1,0 +1,264 @@
+//! Short-lived read credentials, minted for each run just before its process starts: an AWS
+//! role session (`AssumeRole`, see [`super::aws::AwsRole`]) or a Kubernetes ServiceAccount
+//! token (TokenRequest, see [`super::kube_token`]). The bridge's own long-lived credentials only
+//! ever sign the minting call; the process gets the minted ones (in its environment, or in a
+//! per-run private directory removed after the run), and the execution record names the role
+//! or ServiceAccount it ran as. Where none is configured, the static files stay the fallback
+//! and the record says so.
+
+use std::time::{Duration, Instant};
+
+use slipway_infra::exec::{ExecResult, ExecSpec, Progress};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::outcome::{Finished, Shape, failed_result};
+use crate::base::Base;
+
+/// The execution record's key for the AWS identity a run used.
+pub const AWS_DETAIL: &str = "aws_role";
+/// The execution record's key for the Kubernetes identity a run used.
+pub const KUBE_DETAIL: &str = "kubernetes_service_account";
+
+/// Who a run is for: what session tags, session names and request reasons carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requester {
+    /// The resolved identity (an email or login), when known.
+    pub subject: String,
+    pub slack_user: String,
+    /// The audit id of the decision that allowed the run.
+    pub decision: String,
+}
+
+impl Requester {
+    /// The name a session is known by: the resolved identity, else the Slack user.
+    pub fn name(&self) -> &str {
+        if self.subject.is_empty() {
+            &self.slack_user
+        } else {
+            &self.subject
+        }
+    }
+}
+
+/// How a run gets its credentials.
+#[derive(Debug, Clone)]
+pub enum RunCreds {
+    /// The static files configured for the target (the documented fallback): `(detail key,
+    /// what the record says)`.
+    Static(&'static str, String),
+    /// A role session, minted per run.
+    AwsRole(super::aws::AwsRole),
+    /// A ServiceAccount token and a per-run kubeconfig, minted per run.
+    Kube(super::kube_token::KubeToken),
+}
+
+/// What minting handed the process, kept until the run ends.
+pub struct Minted {
+    /// Added to the process environment.
+    pub env: Vec<(String, String)>,
+    /// Replaces the argument that starts with the same `--flag=` (kubectl's `--kubeconfig=`).
+    pub args: Vec<String>,
+    /// The per-run private directory, removed when this is dropped.
+    pub dir: Option<tempfile::TempDir>,
+    /// `(key, value)` for the execution record.
+    pub detail: (&'static str, String),
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("detail", &self.detail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunCreds {
+    /// The execution record's `(key, value)` before anything is minted.
+    pub fn detail(&self) -> (&'static str, String) {
+        match self {
+            RunCreds::Static(k, v) => (k, v.clone()),
+            RunCreds::AwsRole(r) => (AWS_DETAIL, r.role_arn.clone()),
+            RunCreds::Kube(k) => (KUBE_DETAIL, k.account.to_string()),
+        }
+    }
+
+    /// Mint this run's credentials.
+    pub async fn mint(&self, state: &Base, requester: &Requester) -> Result<Minted, String> {
+        match self {
+            RunCreds::Static(k, v) => Ok(Minted {
+                env: Vec::new(),
+                args: Vec::new(),
+                dir: None,
+                detail: (k, v.clone()),
+            }),
+            RunCreds::AwsRole(r) => r.mint(requester).await,
+            RunCreds::Kube(k) => k.mint(state).await,
+        }
+    }
+}
+
+/// A process that needs credentials minted first.
+#[derive(Debug, Clone)]
+pub struct MintedWork {
+    /// The process, without the credentials.
+    pub spec: ExecSpec,
+    pub shape: Shape,
+    pub creds: RunCreds,
+    pub requester: Requester,
+}
+
+impl MintedWork {
+    /// Mint, run, and name the identity in the record.
+    pub async fn run(
+        self,
+        state: Base,
+        progress: watch::Sender<Progress>,
+        cancel: CancellationToken,
+    ) -> Finished {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.spec.timeout;
+        let argv = self.spec.argv.clone();
+        let minting = self.creds.mint(&state, &self.requester);
+        let minted = match super::outcome::bounded(&cancel, deadline, minting).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(why)) => {
+                tracing::warn!(error = %why, "minting a run's read credentials");
+                let why = format!("couldn't get this run's read credentials ({why})");
+                let (k, v) = self.creds.detail();
+                return Finished::process(failed_result(&why, started), argv, self.shape)
+                    .with_detail(k, v);
+            }
+            Err(end) => {
+                let r = super::outcome::text_result(end, "", started);
+                return Finished::process(r, argv, self.shape);
+            }
+        };
+        let spec = with_minted(self.spec, &minted, deadline);
+        let argv = spec.argv.clone();
+        let result: ExecResult = super::outcome::run_process(spec, &progress, &cancel).await;
+        let (k, v) = minted.detail.clone();
+        drop(minted);
+        Finished::process(result, argv, self.shape).with_detail(k, v)
+    }
+}
+
+/// `spec` with the minted environment and arguments, and what is left of the deadline.
+pub fn with_minted(mut spec: ExecSpec, m: &Minted, deadline: tokio::time::Instant) -> ExecSpec {
+    // The minted values win over any the spec had (the static fallback's file variables).
+    spec.env
+        .retain(|(k, _)| !m.env.iter().any(|(mk, _)| mk == k));
+    spec.env.extend(m.env.iter().cloned());
+    for arg in &m.args {
+        let flag = arg.split_once('=').map_or(arg.as_str(), |(f, _)| f);
+        match spec
+            .argv
+            .iter_mut()
+            .find(|a| a.split_once('=').is_some_and(|(f, _)| f == flag))
+        {
+            Some(a) => a.clone_from(arg),
+            None => spec.argv.insert(1.min(spec.argv.len()), arg.clone()),
+        }
+    }
+    spec.timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+    spec
+}
+
+/// Mint `creds` and run `spec` to its end with them (background work with no job: discovery,
+/// a change's dry run). The per-run directory is removed when it ends.
+pub async fn run_to_end(state: &Base, creds: &RunCreds, spec: ExecSpec) -> ExecResult {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + spec.timeout;
+    match tokio::time::timeout(spec.timeout, creds.mint(state, &Requester::default())).await {
+        Ok(Ok(m)) => {
+            let spec = with_minted(spec, &m, deadline);
+            let r = slipway_infra::exec::run_to_end(spec).await;
+            drop(m);
+            r
+        }
+        Ok(Err(why)) => {
+            let why = format!("couldn't get read credentials ({why})");
+            let end = slipway_infra::exec::ExecEnd::SpawnFailed(why.clone());
+            super::outcome::text_result(end, &why, started)
+        }
+        Err(_) => failed_result("getting read credentials timed out", started),
+    }
+}
+
+/// A private directory for one run's credential files, under the bridge's work directory (so
+/// a sandbox can bind it read-only); removed when dropped.
+pub fn private_dir(state: &Base, prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&state.work_dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
+/// How long minted credentials last: STS's and TokenRequest's minimums, so nothing outlives a
+/// run by much. Runs are bounded by the policy's timeout; a longer run fails its calls at the end.
+pub const AWS_SESSION: Duration = Duration::from_secs(900);
+/// See [`AWS_SESSION`].
+pub const KUBE_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_values_replace_the_static_ones_and_the_kubeconfig_flag() {
+        let spec = ExecSpec {
+            argv: [
+                "kubectl",
+                "--kubeconfig=/static",
+                "--context=prod",
+                "get",
+                "pods",
+            ]
+            .map(String::from)
+            .to_vec(),
+            env: vec![("AWS_SHARED_CREDENTIALS_FILE".into(), "/static/creds".into())],
+            cwd: ".".into(),
+            timeout: Duration::from_secs(10),
+            output_cap: 10,
+            kill_grace: Duration::from_secs(1),
+        };
+        let m = Minted {
+            env: vec![("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into())],
+            args: vec![
+                "--kubeconfig=/run/kubeconfig".into(),
+                "--context=run".into(),
+            ],
+            dir: None,
+            detail: (KUBE_DETAIL, "ns/sa".into()),
+        };
+        let out = with_minted(
+            spec,
+            &m,
+            tokio::time::Instant::now() + Duration::from_secs(5),
+        );
+        assert_eq!(
+            out.argv,
+            [
+                "kubectl",
+                "--kubeconfig=/run/kubeconfig",
+                "--context=run",
+                "get",
+                "pods"
+            ]
+        );
+        assert_eq!(
+            out.env,
+            [(
+                "AWS_SHARED_CREDENTIALS_FILE".to_string(),
+                "/dev/null".to_string()
+            )]
+        );
+        assert!(out.timeout <= Duration::from_secs(5));
+        assert!(!format!("{m:?}").contains("kubeconfig"));
+    }
+}
