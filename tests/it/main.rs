@@ -23,6 +23,7 @@ mod golden;
 mod google;
 mod identity;
 mod ingress;
+mod kube_tokens;
 mod kubectl_changes;
 mod policy_cli;
 mod redis_tls;

@@ -33,6 +33,8 @@ const MIN_SECONDS: i64 = 600;
 /// One issued token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedToken {
+    /// The bearer token itself (tests check it was never kept or shown).
+    pub token: String,
     /// `namespace/name` of its ServiceAccount.
     pub account: String,
     pub audiences: Vec<String>,
@@ -119,6 +121,7 @@ impl Tokens {
         self.issued.insert(
             token.clone(),
             IssuedToken {
+                token: token.clone(),
                 account: format!("{ns}/{name}"),
                 audiences: audiences.clone(),
                 expires_at,
