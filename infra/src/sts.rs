@@ -305,7 +305,7 @@ where
         let hint = match code {
             "AccessDenied" if op == "AssumeRole" => {
                 "; the role's trust policy must let the bridge's principal call sts:AssumeRole and \
-                 sts:TagSession (see deploy/iam/bridge-read-role.json), and its credentials must be valid"
+                 sts:TagSession (see deploy/iam/bridge-read-role-trust-policy.json), and its credentials must be valid"
             }
             "InvalidClientTokenId" | "SignatureDoesNotMatch" => {
                 "; the bridge's own credentials for this profile are wrong or revoked"

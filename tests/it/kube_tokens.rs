@@ -11,6 +11,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use slipway_bridge::exec::aws_role::{TAG_DECISION, TAG_REQUESTER, TAG_SLACK_USER};
 use slipway_core::audit::EventKind;
 use slipway_emulators::kube::{AccountRole, DEFAULT_AUDIENCE, DRY_RUN_POLICY, KubeEmulator};
 use slipway_tests::harness::{KUBE_TOKEN, Options, TestApp};
@@ -342,4 +343,92 @@ async fn expired_short_lived_and_wrong_audience_tokens_are_refused() {
     kube.expire_issued_tokens();
     let (code, body) = call(&kube, "GET", pods, &good, &Value::Null).await;
     assert_eq!((code, body["reason"].as_str()), (401, Some("Unauthorized")));
+}
+
+/// The manifests in `deploy/kubernetes/` (rendered by the real `kubectl kustomize`, offline) and
+/// `deploy/iam/` grant exactly what the emulator plays and the configuration names.
+#[test]
+fn the_shipped_manifests_grant_what_the_emulator_plays() {
+    let root = slipway_tests::repo_root();
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", "deploy/kubernetes"])
+        .current_dir(&root)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} is shipped"))
+    };
+    for sa in ["slipway-bridge", "slipway-read", "slipway-dry-run"] {
+        assert_eq!(
+            find("ServiceAccount", sa)["metadata"]["namespace"],
+            "slipway"
+        );
+    }
+    let vap = find("ValidatingAdmissionPolicy", DRY_RUN_POLICY);
+    assert_eq!(vap["apiVersion"], "admissionregistration.k8s.io/v1");
+    assert_eq!(
+        vap["spec"]["validations"][0]["expression"],
+        "request.dryRun == true"
+    );
+    assert_eq!(
+        vap["spec"]["matchConditions"][0]["expression"],
+        format!("request.userInfo.username == '{DRY_RUN_SA}'")
+    );
+    assert_eq!(vap["spec"]["failurePolicy"], "Fail");
+    let binding = find("ValidatingAdmissionPolicyBinding", DRY_RUN_POLICY);
+    assert_eq!(binding["spec"]["policyName"], DRY_RUN_POLICY);
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    // The bridge's identity mints the two tokens and does nothing else.
+    let mint = find("Role", "slipway-bridge-mints-tokens");
+    assert_eq!(
+        mint["rules"],
+        json!([{"apiGroups": [""], "resources": ["serviceaccounts/token"],
+                "resourceNames": ["slipway-read", "slipway-dry-run"], "verbs": ["create"]}])
+    );
+    for (role, writes) in [("slipway-read", false), ("slipway-dry-run", true)] {
+        let text = find("ClusterRole", role)["rules"].to_string();
+        for never in [
+            "secrets",
+            "\"*\"",
+            "pods/exec",
+            "pods/portforward",
+            "proxy",
+            "escalate",
+            "bind",
+            "impersonate",
+            "token",
+        ] {
+            assert!(!text.contains(never), "{role} grants {never}: {text}");
+        }
+        assert_eq!(text.contains("patch"), writes, "{role}: {text}");
+    }
+    // The read role's trust lets the bridge assume it only with the tags it sends.
+    let trust: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/iam/bridge-read-role-trust-policy.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let stmt = &trust["Statement"][0];
+    assert_eq!(stmt["Action"], json!(["sts:AssumeRole", "sts:TagSession"]));
+    assert_eq!(
+        stmt["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+        json!([TAG_REQUESTER, TAG_SLACK_USER, TAG_DECISION])
+    );
+    // The operations guide configures the same names.
+    let ops = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    for want in [
+        "read_service_account: {namespace: slipway, name: slipway-read}",
+        "dry_run_service_account: {namespace: slipway, name: slipway-dry-run}",
+    ] {
+        assert!(ops.contains(want), "docs/operations.md shows `{want}`");
+    }
 }

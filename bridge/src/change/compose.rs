@@ -310,7 +310,7 @@ async fn server_dry_run(
         kill_grace: state.config.execution.kill_grace,
     };
     let creds =
-        crate::exec::kube_token::creds_for(state, alias, crate::exec::kube_token::Purpose::DryRun);
+        crate::exec::creds::kube_creds(state, alias, crate::exec::kube_token::Purpose::DryRun);
     let r = crate::exec::creds::run_to_end(state, &creds, spec).await;
     if r.end.success() {
         Ok(r.output)

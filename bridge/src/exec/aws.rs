@@ -53,31 +53,12 @@ pub fn env_for(state: &Base, alias: &str) -> Result<(Vec<(String, String)>, RunC
         env.push(("AWS_ENDPOINT_URL".into(), url.clone()));
     }
     let creds = if let Some(role_arn) = &p.read_role_arn {
-        let region = p
-            .region
-            .clone()
-            .unwrap_or_else(|| slipway_infra::sts::DEFAULT_REGION.to_string());
         // No file at all: the process has the session's environment and nothing else.
         env.extend([
             ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
             ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
         ]);
-        RunCreds::AwsRole(AwsRole {
-            alias: alias.to_string(),
-            role_arn: role_arn.clone(),
-            external_id: p.external_id.clone(),
-            source: slipway_infra::sts::ProfileSource {
-                profile: p.profile.clone(),
-                config_file: p.config_file.as_ref().map(abs),
-                credentials_file: p.credentials_file.as_ref().map(abs),
-            },
-            sts: slipway_infra::sts::StsSettings {
-                region: Some(region.clone()),
-                endpoint_url: p.endpoint_url.clone(),
-                attempt_timeout: Some(std::time::Duration::from_secs(10)),
-            },
-            region,
-        })
+        RunCreds::AwsRole(role_of(alias, role_arn, &p))
     } else {
         env.extend([
             ("AWS_CONFIG_FILE".into(), file(p.config_file.as_ref())),
@@ -94,6 +75,32 @@ pub fn env_for(state: &Base, alias: &str) -> Result<(Vec<(String, String)>, RunC
         RunCreds::Static(super::creds::AWS_DETAIL, what)
     };
     Ok((env, creds))
+}
+
+/// The read role of `alias`, signed for with profile `p`'s files (absolute: the bridge's work
+/// directory is not the configuration's).
+fn role_of(alias: &str, role_arn: &str, p: &crate::config::AwsProfileConfig) -> AwsRole {
+    let abs = |f: &std::path::PathBuf| std::path::absolute(f).unwrap_or_else(|_| f.clone());
+    let region = p
+        .region
+        .clone()
+        .unwrap_or_else(|| slipway_infra::sts::DEFAULT_REGION.to_string());
+    AwsRole {
+        alias: alias.to_string(),
+        role_arn: role_arn.to_string(),
+        external_id: p.external_id.clone(),
+        source: slipway_infra::sts::ProfileSource {
+            profile: p.profile.clone(),
+            config_file: p.config_file.as_ref().map(abs),
+            credentials_file: p.credentials_file.as_ref().map(abs),
+        },
+        sts: slipway_infra::sts::StsSettings {
+            region: Some(region.clone()),
+            endpoint_url: p.endpoint_url.clone(),
+            attempt_timeout: Some(std::time::Duration::from_secs(10)),
+        },
+        region,
+    }
 }
 
 /// The process for an allowed `/aws` read.

@@ -5,7 +5,7 @@
 
 use slipway_infra::sts::{AssumeRoleRequest, ProfileSource, StsSettings};
 
-use super::creds::{AWS_DETAIL, AWS_SESSION, Minted, Requester};
+use super::minted::{AWS_DETAIL, AWS_SESSION, Minted, Requester};
 
 /// Session tag keys, as CloudTrail and IAM conditions see them.
 pub const TAG_REQUESTER: &str = "slipway-requester";

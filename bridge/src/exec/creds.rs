@@ -1,45 +1,22 @@
 //! Short-lived read credentials, minted for each run just before its process starts: an AWS
-//! role session (`AssumeRole`, see [`super::aws::AwsRole`]) or a Kubernetes ServiceAccount
+//! role session (`AssumeRole`, see [`super::aws_role::AwsRole`]) or a Kubernetes ServiceAccount
 //! token (TokenRequest, see [`super::kube_token`]). The bridge's own long-lived credentials only
 //! ever sign the minting call; the process gets the minted ones (in its environment, or in a
 //! per-run private directory removed after the run), and the execution record names the role
 //! or ServiceAccount it ran as. Where none is configured, the static files stay the fallback
 //! and the record says so.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use slipway_infra::exec::{ExecResult, ExecSpec, Progress};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use super::minted::{
+    AWS_DETAIL, AWS_SESSION, KUBE_DETAIL, KUBE_TOKEN_LIFETIME, Minted, Requester, private_dir,
+};
 use super::outcome::{Finished, Shape, failed_result};
 use crate::base::Base;
-
-/// The execution record's key for the AWS identity a run used.
-pub const AWS_DETAIL: &str = "aws_role";
-/// The execution record's key for the Kubernetes identity a run used.
-pub const KUBE_DETAIL: &str = "kubernetes_service_account";
-
-/// Who a run is for: what session tags, session names and request reasons carry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Requester {
-    /// The resolved identity (an email or login), when known.
-    pub subject: String,
-    pub slack_user: String,
-    /// The audit id of the decision that allowed the run.
-    pub decision: String,
-}
-
-impl Requester {
-    /// The name a session is known by: the resolved identity, else the Slack user.
-    pub fn name(&self) -> &str {
-        if self.subject.is_empty() {
-            &self.slack_user
-        } else {
-            &self.subject
-        }
-    }
-}
 
 /// How a run gets its credentials.
 #[derive(Debug, Clone)]
@@ -48,29 +25,9 @@ pub enum RunCreds {
     /// what the record says)`.
     Static(&'static str, String),
     /// A role session, minted per run.
-    AwsRole(super::aws::AwsRole),
+    AwsRole(super::aws_role::AwsRole),
     /// A ServiceAccount token and a per-run kubeconfig, minted per run.
     Kube(super::kube_token::KubeToken),
-}
-
-/// What minting handed the process, kept until the run ends.
-pub struct Minted {
-    /// Added to the process environment.
-    pub env: Vec<(String, String)>,
-    /// Replaces the argument that starts with the same `--flag=` (kubectl's `--kubeconfig=`).
-    pub args: Vec<String>,
-    /// The per-run private directory, removed when this is dropped.
-    pub dir: Option<tempfile::TempDir>,
-    /// `(key, value)` for the execution record.
-    pub detail: (&'static str, String),
-}
-
-impl std::fmt::Debug for Minted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Minted")
-            .field("detail", &self.detail)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RunCreds {
@@ -164,6 +121,33 @@ pub fn with_minted(mut spec: ExecSpec, m: &Minted, deadline: tokio::time::Instan
     spec
 }
 
+/// How kubectl on `alias` gets its credentials for `purpose`: a minted ServiceAccount token
+/// when one is configured, else the configured kubeconfig as is (the static fallback).
+pub fn kube_creds(state: &Base, alias: &str, purpose: super::kube_token::Purpose) -> RunCreds {
+    use super::kube_token::{KubeToken, Purpose};
+    let configured = state.config.clusters.get(alias);
+    let account = configured.and_then(|c| match purpose {
+        Purpose::Read => c.read_service_account.clone(),
+        Purpose::DryRun => c.dry_run_service_account.clone(),
+    });
+    match (configured, account) {
+        (Some(c), Some(account)) if c.kubeconfig.is_some() => RunCreds::Kube(KubeToken {
+            alias: alias.to_string(),
+            kubeconfig: c.kubeconfig.clone().unwrap_or_default(),
+            context: c.context.clone().unwrap_or_else(|| alias.to_string()),
+            account,
+            audience: c.audience.clone().unwrap_or_default(),
+        }),
+        _ => {
+            let what = state.config.cluster(alias).map_or_else(
+                || "none".to_string(),
+                |t| format!("static kubeconfig {}", t.kubeconfig.display()),
+            );
+            RunCreds::Static(KUBE_DETAIL, what)
+        }
+    }
+}
+
 /// Mint `creds` and run `spec` to its end with them (background work with no job: discovery,
 /// a change's dry run). The per-run directory is removed when it ends.
 pub async fn run_to_end(state: &Base, creds: &RunCreds, spec: ExecSpec) -> ExecResult {
@@ -185,28 +169,10 @@ pub async fn run_to_end(state: &Base, creds: &RunCreds, spec: ExecSpec) -> ExecR
     }
 }
 
-/// A private directory for one run's credential files, under the bridge's work directory (so
-/// a sandbox can bind it read-only); removed when dropped.
-pub fn private_dir(state: &Base, prefix: &str) -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(&state.work_dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(dir)
-}
-
-/// How long minted credentials last: STS's and TokenRequest's minimums, so nothing outlives a
-/// run by much. Runs are bounded by the policy's timeout; a longer run fails its calls at the end.
-pub const AWS_SESSION: Duration = Duration::from_secs(900);
-/// See [`AWS_SESSION`].
-pub const KUBE_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

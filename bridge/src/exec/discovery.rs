@@ -81,7 +81,7 @@ pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
         output_cap: 4 * 1024 * 1024,
         kill_grace: state.config.execution.kill_grace,
     };
-    let creds = super::kube_token::creds_for(state, cluster, super::kube_token::Purpose::Read);
+    let creds = super::creds::kube_creds(state, cluster, super::kube_token::Purpose::Read);
     let r = super::creds::run_to_end(state, &creds, spec).await;
     if !r.end.success() {
         tracing::warn!(cluster, output = %r.output.lines().last().unwrap_or(""), "API discovery failed; custom kinds stay cluster-scoped");

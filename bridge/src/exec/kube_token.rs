@@ -13,7 +13,7 @@ use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-use super::creds::{KUBE_DETAIL, KUBE_TOKEN_LIFETIME, Minted, RunCreds};
+use super::minted::{KUBE_DETAIL, KUBE_TOKEN_LIFETIME, Minted};
 use crate::base::Base;
 use crate::config::ServiceAccountRef;
 
@@ -35,32 +35,6 @@ pub struct KubeToken {
     pub audience: String,
 }
 
-/// How kubectl on `alias` gets its credentials for `purpose`: a minted ServiceAccount token
-/// when one is configured, else the configured kubeconfig as is (the static fallback).
-pub fn creds_for(state: &Base, alias: &str, purpose: Purpose) -> RunCreds {
-    let configured = state.config.clusters.get(alias);
-    let account = configured.and_then(|c| match purpose {
-        Purpose::Read => c.read_service_account.clone(),
-        Purpose::DryRun => c.dry_run_service_account.clone(),
-    });
-    match (configured, account) {
-        (Some(c), Some(account)) if c.kubeconfig.is_some() => RunCreds::Kube(KubeToken {
-            alias: alias.to_string(),
-            kubeconfig: c.kubeconfig.clone().unwrap_or_default(),
-            context: c.context.clone().unwrap_or_else(|| alias.to_string()),
-            account,
-            audience: c.audience.clone().unwrap_or_default(),
-        }),
-        _ => {
-            let what = state.config.cluster(alias).map_or_else(
-                || "none".to_string(),
-                |t| format!("static kubeconfig {}", t.kubeconfig.display()),
-            );
-            RunCreds::Static(KUBE_DETAIL, what)
-        }
-    }
-}
-
 /// The API server as the bridge's kubeconfig names it, and the bridge's own bearer token.
 struct Cluster {
     server: String,
@@ -79,7 +53,7 @@ impl KubeToken {
         let token = request_token(&cluster, &self.account, &self.audience)
             .await
             .map_err(|e| format!("cluster `{}`: {e}", self.alias))?;
-        let dir = super::creds::private_dir(state, "kube-")
+        let dir = super::minted::private_dir(state, "kube-")
             .map_err(|e| format!("a private directory for the run's kubeconfig: {e}"))?;
         let path = dir.path().join("kubeconfig");
         let name = "slipway";
@@ -248,3 +222,6 @@ fn refusal(code: u16, sa: &ServiceAccountRef, message: &str) -> String {
     let message: String = message.chars().take(300).collect();
     format!("TokenRequest for {sa}: HTTP {code}: {hint} ({message})")
 }
+
+#[cfg(test)]
+mod tests;

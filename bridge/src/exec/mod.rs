@@ -12,6 +12,7 @@ pub mod env;
 pub mod gcloud;
 pub mod gke;
 pub mod kube_token;
+pub mod minted;
 pub mod outcome;
 pub mod queue;
 pub mod reply;

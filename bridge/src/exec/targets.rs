@@ -125,7 +125,7 @@ fn kubectl(
                 kill_grace: state.config.execution.kill_grace,
             },
             shape: Shape::Text,
-            creds: super::kube_token::creds_for(state, alias, super::kube_token::Purpose::Read),
+            creds: super::creds::kube_creds(state, alias, super::kube_token::Purpose::Read),
             requester: super::creds::Requester::default(),
         })),
         argv_shown: argv,
@@ -161,7 +161,7 @@ fn tf_plan(
         aws = Some(creds);
     }
     Ok(Prepared {
-        exec: Work::TfPlan(PlanWork {
+        exec: Work::TfPlan(Box::new(PlanWork {
             stack: stack.to_string(),
             source,
             state_dir: state.config.state_dir.clone(),
@@ -172,7 +172,7 @@ fn tf_plan(
             kill_grace: state.config.execution.kill_grace,
             aws,
             requester: super::creds::Requester::default(),
-        }),
+        })),
         argv_shown: argv,
     })
 }

@@ -270,13 +270,7 @@ impl PlanWork {
                 }
             }
         };
-        let finished = match &self.aws {
-            Some(c) if !finished.details.contains_key(super::creds::AWS_DETAIL) => {
-                let (k, v) = c.detail();
-                finished.with_detail(k, v)
-            }
-            _ => finished,
-        };
+        let finished = self.with_aws_detail(finished);
         let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dest));
         if let Ok(Err(e)) = cleanup.await
             && e.kind() != std::io::ErrorKind::NotFound
@@ -286,6 +280,17 @@ impl PlanWork {
         finished
             .with_detail("stack", self.stack.as_str())
             .with_detail("source", self.source.describe())
+    }
+
+    /// The record names the AWS identity the plan used (the session, or the static files).
+    fn with_aws_detail(&self, finished: Finished) -> Finished {
+        match &self.aws {
+            Some(c) => {
+                let (k, v) = c.detail();
+                finished.with_detail(k, v)
+            }
+            None => finished,
+        }
     }
 
     /// The plan's AWS session, minted into its environment; the record names it.

@@ -21,7 +21,7 @@ pub enum Work {
     /// One process, its output rendered as `shape` says.
     Process { spec: ExecSpec, shape: Shape },
     /// `/tf plan`.
-    TfPlan(PlanWork),
+    TfPlan(Box<PlanWork>),
     /// `/silence`.
     Silence(SilenceWork),
     /// `/gcloud`: a process that needs a freshly minted token first.
@@ -81,7 +81,7 @@ pub fn start(
         }
         Work::TfPlan(plan) => {
             let (tx, rx) = watch::channel(Progress::default());
-            let done = tokio::spawn(plan.run(ctx, tx, cancel));
+            let done = tokio::spawn((*plan).run(ctx, tx, cancel));
             (rx, done)
         }
         Work::Gcloud(gcloud) => {
