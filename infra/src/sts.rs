@@ -129,9 +129,24 @@ pub async fn assume_role_with_web_identity(
         .send()
         .await
         .map_err(|e| StsError(describe("AssumeRoleWithWebIdentity", role_arn, &e)))?;
-    let creds = out.credentials().ok_or_else(|| {
+    temporary(
+        "AssumeRoleWithWebIdentity",
+        role_arn,
+        out.credentials(),
+        out.assumed_role_user(),
+    )
+}
+
+/// The credentials STS answered with (an answer without any is an error).
+fn temporary(
+    op: &str,
+    role_arn: &str,
+    creds: Option<&aws_sdk_sts::types::Credentials>,
+    user: Option<&aws_sdk_sts::types::AssumedRoleUser>,
+) -> Result<TemporaryCredentials, StsError> {
+    let creds = creds.ok_or_else(|| {
         StsError(format!(
-            "STS answered AssumeRoleWithWebIdentity for {role_arn} without credentials"
+            "STS answered {op} for {role_arn} without credentials"
         ))
     })?;
     Ok(TemporaryCredentials {
@@ -142,7 +157,7 @@ pub async fn assume_role_with_web_identity(
             .expiration()
             .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
             .ok(),
-        assumed_role_arn: out.assumed_role_user().map(|u| u.arn().to_string()),
+        assumed_role_arn: user.map(|u| u.arn().to_string()),
     })
 }
 
@@ -276,21 +291,12 @@ pub async fn assume_role(
         .send()
         .await
         .map_err(|e| StsError(describe("AssumeRole", role_arn, &e)))?;
-    let creds = out.credentials().ok_or_else(|| {
-        StsError(format!(
-            "STS answered AssumeRole for {role_arn} without credentials"
-        ))
-    })?;
-    Ok(TemporaryCredentials {
-        access_key_id: creds.access_key_id().to_string(),
-        secret_access_key: creds.secret_access_key().to_string(),
-        session_token: Some(creds.session_token().to_string()),
-        expiration: creds
-            .expiration()
-            .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
-            .ok(),
-        assumed_role_arn: out.assumed_role_user().map(|u| u.arn().to_string()),
-    })
+    temporary(
+        "AssumeRole",
+        role_arn,
+        out.credentials(),
+        out.assumed_role_user(),
+    )
 }
 
 fn describe<E, R>(op: &str, role_arn: &str, err: &SdkError<E, R>) -> String

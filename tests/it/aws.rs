@@ -19,7 +19,7 @@ fn aws_cli() -> PathBuf {
     )
 }
 
-async fn moto(dir: &Path) -> Daemon {
+pub(crate) async fn moto(dir: &Path) -> Daemon {
     let server = resolve_tool(
         "moto_server",
         "install moto's server: `pip install 'moto[server]'` (scripts/install-deps does this)",

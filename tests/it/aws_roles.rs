@@ -15,7 +15,9 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use slipway_core::audit::EventKind;
-use slipway_tests::harness::{Daemon, Options, TestApp, free_port, resolve_tool};
+use slipway_tests::harness::{Options, TestApp, resolve_tool};
+
+use crate::aws::moto;
 
 const LONG: Duration = Duration::from_secs(60);
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -80,17 +82,6 @@ async fn forward(
         answer: String::from_utf8_lossy(&answer).into_owned(),
     });
     (parts.status, parts.headers, answer)
-}
-
-async fn moto(dir: &Path) -> Daemon {
-    let server = resolve_tool(
-        "moto_server",
-        "install moto's server: `pip install 'moto[server]'` (scripts/install-deps does this)",
-    );
-    let port = free_port();
-    let mut cmd = std::process::Command::new(server);
-    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    Daemon::start("moto_server", cmd, port, "/moto-api/", dir.join("moto.log")).await
 }
 
 /// A profile alias whose static credentials may only assume `ROLE`.
@@ -289,6 +280,45 @@ async fn a_profile_without_a_read_role_names_its_static_credentials_in_the_recor
     assert_eq!(
         run.details.as_ref().unwrap()["aws_role"],
         "static credentials of profile `slipway-bridge`"
+    );
+    drop(moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terraform_plans_get_a_role_session_of_their_own_for_the_requester() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    crate::terraform::gitops_checkout(repo.path());
+    let moto = moto(dir.path()).await;
+    let (proxy, log) = recording_proxy(moto.url()).await;
+    let yaml = role_config(dir.path(), &proxy) + "terraform:\n  aws_profile: staging-readonly\n";
+    let app = TestApp::start_with(Options {
+        config_yaml: Some(yaml),
+        env: vec![("SLIPWAY_GITOPS_CHECKOUT", repo.path().display().to_string())],
+        ..Options::default()
+    })
+    .await;
+    let (main, _) = crate::terraform::plan(&app, "app").await;
+    assert!(main.contains("2 to add"), "{main}");
+    let seen = log.lock().unwrap().clone();
+    let assumed: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| field(&s.body, "Action").as_deref() == Some("AssumeRole"))
+        .collect();
+    assert_eq!(assumed.len(), 1, "the plan minted its own session");
+    assert_eq!(
+        field(&assumed[0].body, "Tags.member.1.Value").as_deref(),
+        Some("vera.viewer@example.com")
+    );
+    let audit = app.audit();
+    let run = audit
+        .iter()
+        .find(|r| r.kind == EventKind::Execution)
+        .unwrap();
+    let role = run.details.as_ref().unwrap()["aws_role"].as_str().unwrap();
+    assert!(
+        role.contains("assumed-role/slipway-read/vera.viewer@example.com"),
+        "{role}"
     );
     drop(moto);
 }

@@ -43,19 +43,8 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
 
 /// A `Status` failure, as kube-apiserver sends it.
 fn status(code: StatusCode, reason: &str, message: &str, details: Option<Value>) -> Response {
-    let mut s = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
-    });
-    if let Some(d) = details {
-        s["details"] = d;
-    }
-    json_response(code, &s)
+    let (code, body) = tokens::failure(code, reason, message, details);
+    json_response(code, &body)
 }
 
 fn not_found_path() -> Response {

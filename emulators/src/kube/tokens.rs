@@ -163,7 +163,7 @@ fn jwt_like(ns: &str, name: &str, audiences: &[String], exp: DateTime<Utc>) -> S
     )
 }
 
-/// A `Status` failure body.
+/// A `Status` failure body, as kube-apiserver sends it (every refusal of the emulator's).
 pub(crate) fn failure(
     code: StatusCode,
     reason: &str,
