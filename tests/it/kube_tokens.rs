@@ -240,6 +240,10 @@ async fn server_dry_runs_run_as_the_dry_run_service_account() {
         .map(|r| r.body.to_string())
         .collect();
     assert!(!shown.contains("no server-side dry run"), "{shown}");
+    assert!(
+        shown.contains("as ServiceAccount `slipway/slipway-dry-run`"),
+        "the preview names the account: {shown}"
+    );
     let writes: Vec<_> = app
         .kube
         .requests()
