@@ -102,6 +102,17 @@ fn role_config(dir: &Path, endpoint: &str) -> String {
     )
 }
 
+/// Everything the bridge showed in Slack and kept in the audit trail, as text.
+pub(crate) fn shown_and_kept(app: &TestApp) -> String {
+    let slack: String = app
+        .slack
+        .messages()
+        .iter()
+        .map(|m| m.blocks.to_string())
+        .collect();
+    serde_json::to_string(&app.audit()).unwrap() + &slack
+}
+
 /// The value of form field `key` in a recorded body.
 fn field(body: &str, key: &str) -> Option<String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(body)
@@ -239,13 +250,7 @@ async fn aws_reads_run_as_a_per_run_role_session_tagged_with_the_requester() {
             "{role}"
         );
     }
-    let slack: String = app
-        .slack
-        .messages()
-        .iter()
-        .map(|m| m.blocks.to_string())
-        .collect();
-    let text = serde_json::to_string(&audit).unwrap() + &slack;
+    let text = shown_and_kept(&app);
     for (_, secret, token) in &session_keys {
         assert!(!text.contains(secret.as_str()) && !text.contains(token.as_str()));
     }

@@ -141,7 +141,10 @@ pub fn kube_creds(state: &Base, alias: &str, purpose: super::kube_token::Purpose
         _ => {
             let what = state.config.cluster(alias).map_or_else(
                 || "none".to_string(),
-                |t| format!("static kubeconfig {}", t.kubeconfig.display()),
+                |t| {
+                    let context = t.context.as_deref().unwrap_or(alias);
+                    format!("static kubeconfig, context {context}")
+                },
             );
             RunCreds::Static(KUBE_DETAIL, what)
         }
