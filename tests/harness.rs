@@ -369,6 +369,8 @@ impl TestApp {
         vars.extend(opts.env.iter().cloned());
         let config_file = opts.config_yaml.as_ref().map(|yaml| {
             let path = dir.path().join("slipway.yaml");
+            // `$KUBECONFIG` names the emulator's kubeconfig (the bridge's own identity).
+            let yaml = yaml.replace("$KUBECONFIG", &kubeconfig.display().to_string());
             std::fs::write(&path, yaml).expect("write config");
             path
         });

@@ -27,7 +27,7 @@ mod sso;
 mod state;
 mod tools;
 pub use audit::{AuditConfig, JiraConfig};
-pub use clusters::{ClusterConfig, ClusterTarget, GkeCluster};
+pub use clusters::{ClusterConfig, ClusterTarget, GkeCluster, ServiceAccountRef};
 pub use gcp::GcpProjectConfig;
 pub use gcp_identity::GcpConfig;
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
@@ -193,6 +193,13 @@ pub struct AwsProfileConfig {
     pub region: Option<String>,
     /// Only for tests and emulators: an endpoint the bridge (never the user) sets.
     pub endpoint_url: Option<String>,
+    /// A read role assumed for each run (15-minute session, tagged with the requester); the
+    /// profile's own credentials then only sign `AssumeRole` and never reach a process.
+    #[serde(default)]
+    pub read_role_arn: Option<String>,
+    /// The `ExternalId` the read role's trust policy asks for, if any.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 /// Slack settings.

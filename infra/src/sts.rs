@@ -2,6 +2,10 @@
 //! short-lived credentials for one role. The call is unsigned (the token is the credential), so
 //! the client is built with no credentials at all and can never fall back to a host's role.
 //!
+//! [`assume_role`] is the bridge's per-run `AssumeRole` (signed with a profile's static
+//! credentials from files the bridge names, never the host's), with session tags naming the
+//! requester; its request is built by [`AssumeRoleRequest`] so the tags can be checked.
+//!
 //! What STS checks is the role's trust policy: the federated principal, `aud`, and the `sub` and
 //! `job_workflow_ref` conditions (see `deploy/iam/runner-trust-policy.json`).
 
@@ -114,6 +118,54 @@ pub async fn assume_role_with_web_identity(
     web_identity_token: &str,
     duration: Duration,
 ) -> Result<TemporaryCredentials, StsError> {
+    let client = client(settings, None)?;
+    let seconds = i32::try_from(duration.max(MIN_SESSION).as_secs()).unwrap_or(i32::MAX);
+    let out = client
+        .assume_role_with_web_identity()
+        .role_arn(role_arn)
+        .role_session_name(session_name(session))
+        .web_identity_token(web_identity_token)
+        .duration_seconds(seconds)
+        .send()
+        .await
+        .map_err(|e| StsError(describe("AssumeRoleWithWebIdentity", role_arn, &e)))?;
+    temporary(
+        "AssumeRoleWithWebIdentity",
+        role_arn,
+        out.credentials(),
+        out.assumed_role_user(),
+    )
+}
+
+/// The credentials STS answered with (an answer without any is an error).
+fn temporary(
+    op: &str,
+    role_arn: &str,
+    creds: Option<&aws_sdk_sts::types::Credentials>,
+    user: Option<&aws_sdk_sts::types::AssumedRoleUser>,
+) -> Result<TemporaryCredentials, StsError> {
+    let creds = creds.ok_or_else(|| {
+        StsError(format!(
+            "STS answered {op} for {role_arn} without credentials"
+        ))
+    })?;
+    Ok(TemporaryCredentials {
+        access_key_id: creds.access_key_id().to_string(),
+        secret_access_key: creds.secret_access_key().to_string(),
+        session_token: Some(creds.session_token().to_string()),
+        expiration: creds
+            .expiration()
+            .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
+            .ok(),
+        assumed_role_arn: user.map(|u| u.arn().to_string()),
+    })
+}
+
+/// The client for a call signed with `credentials` (or unsigned when `None`).
+fn client(
+    settings: &StsSettings,
+    credentials: Option<aws_sdk_sts::config::SharedCredentialsProvider>,
+) -> Result<aws_sdk_sts::Client, StsError> {
     let region = settings
         .region
         .clone()
@@ -132,35 +184,122 @@ pub async fn assume_role_with_web_identity(
         check_endpoint(endpoint)?;
         config = config.endpoint_url(endpoint);
     }
-    let client = aws_sdk_sts::Client::from_conf(config.build());
-    let seconds = i32::try_from(duration.max(MIN_SESSION).as_secs()).unwrap_or(i32::MAX);
-    let out = client
-        .assume_role_with_web_identity()
-        .role_arn(role_arn)
-        .role_session_name(session_name(session))
-        .web_identity_token(web_identity_token)
-        .duration_seconds(seconds)
-        .send()
-        .await
-        .map_err(|e| StsError(describe(role_arn, &e)))?;
-    let creds = out.credentials().ok_or_else(|| {
-        StsError(format!(
-            "STS answered AssumeRoleWithWebIdentity for {role_arn} without credentials"
-        ))
-    })?;
-    Ok(TemporaryCredentials {
-        access_key_id: creds.access_key_id().to_string(),
-        secret_access_key: creds.secret_access_key().to_string(),
-        session_token: Some(creds.session_token().to_string()),
-        expiration: creds
-            .expiration()
-            .fmt(aws_sdk_sts::primitives::DateTimeFormat::DateTime)
-            .ok(),
-        assumed_role_arn: out.assumed_role_user().map(|u| u.arn().to_string()),
-    })
+    if let Some(c) = credentials {
+        config = config.credentials_provider(c);
+    }
+    Ok(aws_sdk_sts::Client::from_conf(config.build()))
 }
 
-fn describe<E, R>(role_arn: &str, err: &SdkError<E, R>) -> String
+/// Where the caller's own (long-lived) credentials for signing `AssumeRole` are: a profile of
+/// AWS config/credentials files. Only these files are read: never the environment, the
+/// default `~/.aws` files or the instance role.
+#[derive(Debug, Clone)]
+pub struct ProfileSource {
+    pub profile: String,
+    pub config_file: Option<std::path::PathBuf>,
+    pub credentials_file: Option<std::path::PathBuf>,
+}
+
+impl ProfileSource {
+    // aws-config's builder takes the files under their old (deprecated) alias names.
+    #[allow(deprecated)]
+    fn provider(&self) -> aws_sdk_sts::config::SharedCredentialsProvider {
+        use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+        let mut files = ProfileFiles::builder();
+        if let Some(f) = &self.config_file {
+            files = files.with_file(ProfileFileKind::Config, f);
+        }
+        if let Some(f) = &self.credentials_file {
+            files = files.with_file(ProfileFileKind::Credentials, f);
+        }
+        let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_files(files.build())
+            .profile_name(&self.profile)
+            .build();
+        aws_sdk_sts::config::SharedCredentialsProvider::new(provider)
+    }
+}
+
+/// One `AssumeRole` call: the role, who the session is for, and its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRoleRequest {
+    pub role_arn: String,
+    /// A valid `RoleSessionName`, from [`session_name`].
+    pub session_name: String,
+    /// Session tags (key, value), each cleaned to STS's character set and lengths.
+    pub tags: Vec<(String, String)>,
+    pub external_id: Option<String>,
+    pub duration: Duration,
+}
+
+impl AssumeRoleRequest {
+    /// A request for `role_arn` on behalf of `requester`: the session name comes from it, and
+    /// each `(key, value)` of `tags` becomes a session tag (CloudTrail keeps both).
+    pub fn new(role_arn: &str, requester: &str, tags: &[(&str, &str)]) -> Self {
+        Self {
+            role_arn: role_arn.to_string(),
+            session_name: session_name(requester),
+            tags: tags
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (tag_text(k, 128), tag_text(v, 256)))
+                .collect(),
+            external_id: None,
+            duration: MIN_SESSION,
+        }
+    }
+}
+
+/// Session tag text: STS allows letters, digits, spaces and `_.:/=+-@`, up to `max` characters.
+fn tag_text(raw: &str, max: usize) -> String {
+    raw.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || " _.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+/// `AssumeRole` signed with `source`'s credentials: temporary credentials for one run.
+pub async fn assume_role(
+    settings: &StsSettings,
+    source: &ProfileSource,
+    request: &AssumeRoleRequest,
+) -> Result<TemporaryCredentials, StsError> {
+    let client = client(settings, Some(source.provider()))?;
+    let seconds = i32::try_from(request.duration.max(MIN_SESSION).as_secs()).unwrap_or(i32::MAX);
+    let mut call = client
+        .assume_role()
+        .role_arn(&request.role_arn)
+        .role_session_name(&request.session_name)
+        .duration_seconds(seconds)
+        .set_external_id(request.external_id.clone());
+    for (k, v) in &request.tags {
+        let tag = aws_sdk_sts::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .map_err(|e| StsError(format!("session tag `{k}`: {e}")))?;
+        call = call.tags(tag);
+    }
+    let role_arn = &request.role_arn;
+    let out = call
+        .send()
+        .await
+        .map_err(|e| StsError(describe("AssumeRole", role_arn, &e)))?;
+    temporary(
+        "AssumeRole",
+        role_arn,
+        out.credentials(),
+        out.assumed_role_user(),
+    )
+}
+
+fn describe<E, R>(op: &str, role_arn: &str, err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
@@ -170,6 +309,13 @@ where
         let code = e.code().unwrap_or("error");
         let msg = e.message().unwrap_or_default();
         let hint = match code {
+            "AccessDenied" if op == "AssumeRole" => {
+                "; the role's trust policy must let the bridge's principal call sts:AssumeRole and \
+                 sts:TagSession (see deploy/iam/bridge-read-role-trust-policy.json), and its credentials must be valid"
+            }
+            "InvalidClientTokenId" | "SignatureDoesNotMatch" => {
+                "; the bridge's own credentials for this profile are wrong or revoked"
+            }
             "AccessDenied" | "InvalidIdentityToken" | "IDPRejectedClaim" => {
                 "; check the role's trust policy (federated principal token.actions.githubusercontent.com, \
                  aud sts.amazonaws.com, sub repo:OWNER/REPO:ref:refs/heads/DEFAULT, job_workflow_ref of the \
@@ -178,10 +324,10 @@ where
             "ExpiredTokenException" => "; the OIDC token expired: re-run the job",
             _ => "",
         };
-        return format!("STS AssumeRoleWithWebIdentity for {role_arn}: {code}: {msg}{hint}");
+        return format!("STS {op} for {role_arn}: {code}: {msg}{hint}");
     }
     format!(
-        "STS AssumeRoleWithWebIdentity for {role_arn} failed: {}",
+        "STS {op} for {role_arn} failed: {}",
         crate::with_causes(err)
     )
 }
@@ -199,6 +345,35 @@ mod tests {
         assert_eq!(session_name("a b/c"), "a-b-c");
         assert_eq!(session_name("x"), "x-");
         assert_eq!(session_name(&"y".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn assume_role_requests_carry_the_requester_as_session_tags() {
+        let r = AssumeRoleRequest::new(
+            "arn:aws:iam::123456789012:role/read",
+            "ada@example.com",
+            &[
+                ("slipway:requester", "ada@example.com"),
+                ("slipway:slack-user", "U0ADA"),
+                ("empty", ""),
+            ],
+        );
+        assert_eq!(r.session_name, "ada@example.com");
+        assert_eq!(r.duration, MIN_SESSION);
+        assert_eq!(
+            r.tags,
+            [
+                (
+                    "slipway:requester".to_string(),
+                    "ada@example.com".to_string()
+                ),
+                ("slipway:slack-user".into(), "U0ADA".into()),
+            ]
+        );
+        let odd =
+            AssumeRoleRequest::new("arn", "a\nb", &[("k", &format!("x;y{}", "z".repeat(300)))]);
+        assert_eq!(odd.session_name, "a-b");
+        assert!(odd.tags[0].1.starts_with("x_y") && odd.tags[0].1.chars().count() == 256);
     }
 
     #[test]

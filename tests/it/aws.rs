@@ -52,6 +52,21 @@ pub(crate) fn aws_setup(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The `execution` and `aws` sections for the real CLI. It is a Python install outside /usr:
+/// the sandbox sees it because it is listed.
+pub(crate) fn cli_yaml() -> String {
+    let cli = aws_cli();
+    let prefix = cli
+        .parent()
+        .and_then(Path::parent)
+        .expect("<prefix>/bin/aws");
+    format!(
+        "execution:\n  sandbox_read_only: [{}]\naws:\n  cli: {}\n  max_attempts: 1\n",
+        prefix.display(),
+        cli.display()
+    )
+}
+
 /// The bridge's config: profile aliases with files the bridge holds, and their endpoints.
 fn bridge_config(dir: &Path, endpoints: &[(&str, String)]) -> String {
     let creds = dir.join("aws-credentials");
@@ -62,17 +77,7 @@ fn bridge_config(dir: &Path, endpoints: &[(&str, String)]) -> String {
     )
     .unwrap();
     std::fs::write(&config, "[profile slipway-read]\noutput = json\n").unwrap();
-    // The CLI is a Python install outside /usr: the sandbox sees it because it is listed.
-    let cli = aws_cli();
-    let prefix = cli
-        .parent()
-        .and_then(Path::parent)
-        .expect("<prefix>/bin/aws");
-    let mut yaml = format!(
-        "execution:\n  sandbox_read_only: [{}]\naws:\n  cli: {}\n  max_attempts: 1\naws_profiles:\n",
-        prefix.display(),
-        cli.display()
-    );
+    let mut yaml = format!("{}aws_profiles:\n", cli_yaml());
     for (alias, url) in endpoints {
         let _ = write!(
             yaml,

@@ -48,7 +48,7 @@ fn terraform(dir: &Path, cli_config: &Path, args: &[&str]) {
 }
 
 /// A GitOps checkout with two stacks; `network` is applied, so its plan is empty.
-fn gitops_checkout(root: &Path) {
+pub(crate) fn gitops_checkout(root: &Path) {
     require_tool(
         "terraform",
         "install terraform 1.x (https://developer.hashicorp.com/terraform/install) and put it on PATH",
@@ -72,7 +72,7 @@ fn gitops_checkout(root: &Path) {
 
 const SHOWN: &str = "terraform plan -input=false -no-color -lock=false";
 
-async fn plan(app: &TestApp, stack: &str) -> (String, String) {
+pub(crate) async fn plan(app: &TestApp, stack: &str) -> (String, String) {
     let ack = app.ack("U0VIEWER", &format!("/tf plan {stack}")).await;
     assert_eq!(
         ack,

@@ -290,9 +290,11 @@ fn build_job(
         .identity
         .map(|i| i.subject.clone())
         .unwrap_or_default();
-    if let crate::exec::work::Work::Gcloud(g) = &mut spec.exec {
-        g.reason = crate::exec::gcloud::reason(&subject, &cmd.user.user_id, audit_id);
-    }
+    spec.exec.set_requester(&crate::exec::creds::Requester {
+        subject: subject.clone(),
+        slack_user: cmd.user.user_id.clone(),
+        decision: audit_id.to_string(),
+    });
     Ok(Job {
         id: state.ids.next(),
         requester: cmd.user.clone(),

@@ -17,6 +17,8 @@ use super::pending::Pending;
 use super::{ChangeService, Render};
 use crate::ctx::Ctx;
 use crate::error::Failure;
+use crate::exec::creds::RunCreds;
+use crate::exec::kube_token::Purpose;
 
 /// Section text budget in Slack, less the code fence.
 const SLACK_DIFF_BUDGET: usize = 2800;
@@ -248,15 +250,24 @@ async fn kubectl_preview(
     let argv_text = p.argv.join(" ");
     let mut details = format!("Command:\n\n```\n{argv_text}\n```\n");
     let mut preview = format!("$ {argv_text}\n");
+    let creds = crate::exec::creds::kube_creds(state, alias, Purpose::DryRun);
     let dry_run = if matches!(k.verb.words, ["drain" | "cordon" | "uncordon"]) {
         None
     } else {
-        Some(server_dry_run(state, alias, p, k, cwd).await)
+        Some(server_dry_run(state, &creds, alias, p, k, cwd).await)
+    };
+    // The PR names the ServiceAccount the dry run ran as (never a local path).
+    let as_whom = match &creds {
+        RunCreds::Kube(t) => format!(" (as ServiceAccount `{}`)", t.account),
+        _ => String::new(),
     };
     match dry_run {
         Some(Ok(out)) => {
-            let _ = write!(details, "\nServer-side dry run:\n\n```yaml\n{out}\n```\n");
-            let _ = write!(preview, "server-side dry run:\n{out}");
+            let _ = write!(
+                details,
+                "\nServer-side dry run{as_whom}:\n\n```yaml\n{out}\n```\n"
+            );
+            let _ = write!(preview, "server-side dry run{as_whom}:\n{out}");
         }
         Some(Err(why)) => {
             let _ = write!(
@@ -283,10 +294,12 @@ fn kind_words(k: &Kubectl, objects: &[ManifestObject]) -> Vec<String> {
     words
 }
 
-/// `kubectl … --dry-run=server` with the cluster's read credentials, run where the change's files
-/// were exported, so `-f` reads exactly what the PR pins.
+/// `kubectl … --dry-run=server` as the cluster's dry-run ServiceAccount (whose writes are admitted
+/// only as dry runs), or with its static credentials; run where the change's files were exported,
+/// so `-f` reads exactly what the PR pins.
 async fn server_dry_run(
     state: &Ctx,
+    creds: &RunCreds,
     alias: &str,
     p: &Pending,
     k: &Kubectl,
@@ -312,8 +325,7 @@ async fn server_dry_run(
     let mut access = crate::exec::sandbox::kubectl(&state.config, alias);
     access.read_only.push(cwd.to_path_buf());
     access.cwd = Some(cwd.to_path_buf());
-    let spec = crate::exec::sandbox::wrap(&state.config, spec, &access);
-    let r = slipway_infra::exec::run_to_end(spec).await;
+    let r = crate::exec::creds::run_to_end(state, creds, &access, spec).await;
     if r.end.success() {
         Ok(r.output)
     } else {

@@ -17,6 +17,80 @@ pub struct ClusterConfig {
     pub context: Option<String>,
     #[serde(default)]
     pub gke: Option<GkeCluster>,
+    /// The read-only ServiceAccount each read runs as: the bridge mints it a 10-minute token
+    /// (TokenRequest) per run with its own kubeconfig identity, which may do nothing else.
+    #[serde(default)]
+    pub read_service_account: Option<ServiceAccountRef>,
+    /// The ServiceAccount server-side dry runs run as: its writes are admitted only as dry runs
+    /// (`deploy/kubernetes/dry-run-policy.yaml`), so the bridge can never write for real.
+    #[serde(default)]
+    pub dry_run_service_account: Option<ServiceAccountRef>,
+    /// The audience minted tokens are bound to: one of the API server's `--api-audiences`.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// A ServiceAccount, by namespace and name.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ServiceAccountRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Names as Kubernetes allows them (lowercase letters, digits, `-` and `.`), so a configured
+/// name can't reshape the TokenRequest URL.
+fn check_name(alias: &str, key: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !name.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "clusters.{alias}.{key}: `{name}` is not a Kubernetes name (lowercase letters, digits, `-`, `.`)"
+        ))
+    }
+}
+
+/// The ServiceAccounts need a kubeconfig (the bridge's own identity mints their tokens) and
+/// an audience.
+fn check_accounts(alias: &str, c: &ClusterConfig) -> Result<(), String> {
+    let accounts = [
+        ("read_service_account", &c.read_service_account),
+        ("dry_run_service_account", &c.dry_run_service_account),
+    ];
+    if accounts.iter().all(|(_, a)| a.is_none()) {
+        return Ok(());
+    }
+    if c.kubeconfig.is_none() {
+        return Err(format!(
+            "clusters.{alias}: ServiceAccount tokens are minted with the identity in `kubeconfig`; \
+             set it (GKE clusters use `gke.service_account` instead)"
+        ));
+    }
+    if c.audience.as_deref().is_none_or(str::is_empty) {
+        return Err(format!(
+            "clusters.{alias}.audience: name the audience minted tokens are bound to, one of the \
+             API server's --api-audiences (by default its service-account issuer)"
+        ));
+    }
+    for (key, a) in accounts {
+        if let Some(a) = a {
+            check_name(alias, &format!("{key}.namespace"), &a.namespace)?;
+            check_name(alias, &format!("{key}.name"), &a.name)?;
+        }
+    }
+    Ok(())
 }
 
 /// A GKE cluster, by its project, location and name; its endpoint and CA come from the
@@ -75,8 +149,11 @@ pub(super) fn check_clusters(clusters: &BTreeMap<String, ClusterConfig>) -> Resu
                     k.display()
                 ));
             }
-            (Some(_), None) => {}
-            (None, Some(g)) => super::gcp::check_gke(alias, g)?,
+            (Some(_), None) => check_accounts(alias, c)?,
+            (None, Some(g)) => {
+                super::gcp::check_gke(alias, g)?;
+                check_accounts(alias, c)?;
+            }
             _ => {
                 return Err(format!(
                     "clusters.{alias}: give either `kubeconfig` or `gke: {{project, location, name, service_account}}`"

@@ -75,3 +75,52 @@ fn file_with_secret_references() {
     let e = Config::load_with(Some(&cfg), &env_of(&[])).unwrap_err();
     assert!(e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn short_lived_credentials_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\n").unwrap();
+    let creds = dir.path().join("credentials");
+    std::fs::write(&creds, "[p]\n").unwrap();
+    let cfg = dir.path().join("c.yaml");
+    let load = |extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!("slack:\n  signing_secret: x-signing-secret-16\n{extra}"),
+        )
+        .unwrap();
+        Config::load_with(Some(&cfg), &env_of(&[]))
+    };
+    let k = kubeconfig.display();
+    let sa = "read_service_account: {namespace: slipway, name: slipway-read}";
+    let c = load(&format!(
+        "clusters:\n  staging:\n    kubeconfig: {k}\n    {sa}\n    audience: https://kubernetes.default.svc\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.clusters["staging"]
+            .read_service_account
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "slipway/slipway-read"
+    );
+    let e = load(&format!(
+        "clusters:\n  staging:\n    kubeconfig: {k}\n    {sa}\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("clusters.staging.audience"), "{e}");
+    let e = load(&format!(
+        "clusters:\n  staging:\n    kubeconfig: {k}\n    audience: a\n    \
+         dry_run_service_account: {{namespace: slipway, name: ../../secrets}}\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("dry_run_service_account.name"), "{e}");
+    let c = creds.display();
+    let e = load(&format!(
+        "aws_profiles:\n  a:\n    profile: p\n    credentials_file: {c}\n    read_role_arn: slipway-read\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("aws_profiles.a.read_role_arn"), "{e}");
+}

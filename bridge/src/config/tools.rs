@@ -150,6 +150,8 @@ impl Config {
                 credentials_file: dir_file("credentials"),
                 region: None,
                 endpoint_url: None,
+                read_role_arn: None,
+                external_id: None,
             }),
         }
     }
@@ -195,6 +197,14 @@ fn check_aws(aws: &AwsConfig, profiles: &BTreeMap<String, AwsProfileConfig>) -> 
         }
         if let Some(url) = &p.endpoint_url {
             check_url(url, &format!("aws_profiles.{alias}.endpoint_url"))?;
+        }
+        if let Some(arn) = &p.read_role_arn
+            && !(arn.starts_with("arn:aws") && arn.contains(":role/"))
+        {
+            return Err(format!(
+                "aws_profiles.{alias}.read_role_arn: `{arn}` is not an IAM role ARN \
+                 (arn:aws:iam::ACCOUNT:role/NAME)"
+            ));
         }
     }
     Ok(())

@@ -8,6 +8,8 @@ use serde_json::{Map, Value};
 use slipway_core::command::aws::Aws;
 use slipway_infra::exec::ExecSpec;
 
+pub use super::aws_role::AwsRole;
+use super::creds::{MintedWork, Requester, RunCreds};
 use super::reply::{Reply, code};
 use super::work::{Shape, Work};
 use crate::base::Base;
@@ -19,8 +21,10 @@ const CELL_WIDTH: usize = 40;
 /// Most columns shown.
 const MAX_COLUMNS: usize = 8;
 
-/// The environment that points the AWS CLI (or terraform) at a profile alias's credentials.
-pub fn env_for(state: &Base, alias: &str) -> Result<Vec<(String, String)>, String> {
+/// The environment that points the AWS CLI (or terraform) at a profile alias, and how the run
+/// gets its credentials: a per-run session of the alias's read role, or else (the fallback) the
+/// profile's static files.
+pub fn env_for(state: &Base, alias: &str) -> Result<(Vec<(String, String)>, RunCreds), String> {
     let Some(p) = state.config.aws_profile(alias) else {
         return Err(format!(
             "AWS profile `{alias}` has no credentials configured in this bridge, so nothing was run; ask {}.",
@@ -28,24 +32,11 @@ pub fn env_for(state: &Base, alias: &str) -> Result<Vec<(String, String)>, Strin
         ));
     };
     // Absolute: the CLI runs in the bridge's work directory.
+    let abs = |f: &std::path::PathBuf| std::path::absolute(f).unwrap_or_else(|_| f.clone());
     let file = |f: Option<&std::path::PathBuf>| {
-        f.map_or_else(
-            || "/dev/null".to_string(),
-            |f| {
-                std::path::absolute(f)
-                    .unwrap_or_else(|_| f.clone())
-                    .display()
-                    .to_string()
-            },
-        )
+        f.map_or_else(|| "/dev/null".to_string(), |f| abs(f).display().to_string())
     };
     let mut env = vec![
-        ("AWS_CONFIG_FILE".into(), file(p.config_file.as_ref())),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE".into(),
-            file(p.credentials_file.as_ref()),
-        ),
-        ("AWS_PROFILE".into(), p.profile.clone()),
         (
             "AWS_MAX_ATTEMPTS".into(),
             state.config.aws.max_attempts.to_string(),
@@ -57,37 +48,84 @@ pub fn env_for(state: &Base, alias: &str) -> Result<Vec<(String, String)>, Strin
         ),
         ("AWS_PAGER".into(), String::new()),
     ];
-    if let Some(region) = &p.region {
-        env.push(("AWS_DEFAULT_REGION".into(), region.clone()));
-    }
     // Tests and emulators only, and only ever from the configuration.
     if let Some(url) = &p.endpoint_url {
         env.push(("AWS_ENDPOINT_URL".into(), url.clone()));
     }
-    Ok(env)
+    let creds = if let Some(role_arn) = &p.read_role_arn {
+        // No file at all: the process has the session's environment and nothing else.
+        env.extend([
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ]);
+        RunCreds::AwsRole(role_of(alias, role_arn, &p))
+    } else {
+        env.extend([
+            ("AWS_CONFIG_FILE".into(), file(p.config_file.as_ref())),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE".into(),
+                file(p.credentials_file.as_ref()),
+            ),
+            ("AWS_PROFILE".into(), p.profile.clone()),
+        ]);
+        if let Some(region) = &p.region {
+            env.push(("AWS_DEFAULT_REGION".into(), region.clone()));
+        }
+        let what = format!("static credentials of profile `{}`", p.profile);
+        RunCreds::Static(super::creds::AWS_DETAIL, what)
+    };
+    Ok((env, creds))
+}
+
+/// The read role of `alias`, signed for with profile `p`'s files (absolute: the bridge's work
+/// directory is not the configuration's).
+fn role_of(alias: &str, role_arn: &str, p: &crate::config::AwsProfileConfig) -> AwsRole {
+    let abs = |f: &std::path::PathBuf| std::path::absolute(f).unwrap_or_else(|_| f.clone());
+    let region = p
+        .region
+        .clone()
+        .unwrap_or_else(|| slipway_infra::sts::DEFAULT_REGION.to_string());
+    AwsRole {
+        alias: alias.to_string(),
+        role_arn: role_arn.to_string(),
+        external_id: p.external_id.clone(),
+        source: slipway_infra::sts::ProfileSource {
+            profile: p.profile.clone(),
+            config_file: p.config_file.as_ref().map(abs),
+            credentials_file: p.credentials_file.as_ref().map(abs),
+        },
+        sts: slipway_infra::sts::StsSettings {
+            region: Some(region.clone()),
+            endpoint_url: p.endpoint_url.clone(),
+            attempt_timeout: Some(std::time::Duration::from_secs(10)),
+        },
+        region,
+    }
 }
 
 /// The process for an allowed `/aws` read.
 pub fn work(state: &Base, aws: &Aws, timeout: Duration, output_cap: usize) -> Result<Work, String> {
     let mut env = super::env::base_env(state);
-    env.extend(env_for(state, &aws.profile)?);
+    let (profile_env, creds) = env_for(state, &aws.profile)?;
+    env.extend(profile_env);
     let mut argv = aws.argv();
     if let Some(first) = argv.first_mut() {
         first.clone_from(&state.config.aws.cli);
     }
-    let spec = ExecSpec {
-        argv,
-        env,
-        cwd: state.work_dir.clone(),
-        timeout,
-        output_cap,
-        kill_grace: state.config.execution.kill_grace,
-    };
-    Ok(Work::Process {
-        spec,
+    Ok(Work::Minted(Box::new(MintedWork {
+        spec: ExecSpec {
+            argv,
+            env,
+            cwd: state.work_dir.clone(),
+            timeout,
+            output_cap,
+            kill_grace: state.config.execution.kill_grace,
+        },
         shape: Shape::Json,
+        creds,
+        requester: Requester::default(),
         access: super::sandbox::aws(&state.config, &aws.profile),
-    })
+    })))
 }
 
 /// A table made from JSON output.

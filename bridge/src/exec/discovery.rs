@@ -1,7 +1,7 @@
 //! What each cluster's API discovery says about kinds: which custom resources are namespaced.
 //!
 //! Policy needs it on the ack path, which does no I/O, so it is kept in memory and refreshed in
-//! the background (`kubectl api-resources` with the cluster's read credentials). Until a cluster
+//! the background (`kubectl api-resources` as the cluster's read ServiceAccount, or with its static credentials). Until a cluster
 //! has answered, its custom kinds are judged cluster-scoped: the stricter reading.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slipway_core::command::kubectl::{DiscoveredKind, KindScopes};
-use slipway_infra::exec::{ExecSpec, run_to_end};
+use slipway_infra::exec::ExecSpec;
 
 use crate::base::Base;
 
@@ -82,7 +82,8 @@ pub async fn refresh(state: &Base, cache: &Discovery, cluster: &str) {
         kill_grace: state.config.execution.kill_grace,
     };
     let access = super::sandbox::kubectl(&state.config, cluster);
-    let r = run_to_end(super::sandbox::wrap(&state.config, spec, &access)).await;
+    let creds = super::creds::kube_creds(state, cluster, super::kube_token::Purpose::Read);
+    let r = super::creds::run_to_end(state, &creds, &access, spec).await;
     if !r.end.success() {
         tracing::warn!(cluster, output = %r.output.lines().last().unwrap_or(""), "API discovery failed; custom kinds stay cluster-scoped");
         return;

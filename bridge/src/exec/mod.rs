@@ -5,10 +5,14 @@
 
 pub mod alertmanager;
 pub mod aws;
+pub mod aws_role;
+pub mod creds;
 pub mod discovery;
 pub mod env;
 pub mod gcloud;
 pub mod gke;
+pub mod kube_token;
+pub mod minted;
 pub mod outcome;
 pub mod queue;
 pub mod reply;

@@ -115,7 +115,7 @@ fn kubectl(
         )
     })?;
     Ok(Prepared {
-        exec: Work::Process {
+        exec: Work::Minted(Box::new(super::creds::MintedWork {
             spec: ExecSpec {
                 argv: full,
                 env: base_env(state),
@@ -125,8 +125,10 @@ fn kubectl(
                 kill_grace: state.config.execution.kill_grace,
             },
             shape: Shape::Text,
+            creds: super::creds::kube_creds(state, alias, super::kube_token::Purpose::Read),
+            requester: super::creds::Requester::default(),
             access: super::sandbox::kubectl(&state.config, alias),
-        },
+        })),
         argv_shown: argv,
     })
 }
@@ -153,11 +155,14 @@ fn tf_plan(
         ("TF_INPUT".into(), "0".into()),
         ("CHECKPOINT_DISABLE".into(), "1".into()),
     ]);
+    let mut aws = None;
     if let Some(alias) = &state.config.terraform.aws_profile {
-        env.extend(super::aws::env_for(state, alias)?);
+        let (profile_env, creds) = super::aws::env_for(state, alias)?;
+        env.extend(profile_env);
+        aws = Some(creds);
     }
     Ok(Prepared {
-        exec: Work::TfPlan(PlanWork {
+        exec: Work::TfPlan(Box::new(PlanWork {
             stack: stack.to_string(),
             source,
             state_dir: state.config.state_dir.clone(),
@@ -167,8 +172,17 @@ fn tf_plan(
             output_cap: limits.output_cap,
             kill_grace: state.config.execution.kill_grace,
             sandbox: state.config.execution.sandbox.clone(),
-            access: super::sandbox::terraform(&state.config),
-        }),
+            // A minted role session lives in the environment: the static files stay hidden.
+            access: match &aws {
+                Some(super::creds::RunCreds::AwsRole(_)) => super::sandbox::Access {
+                    network: true,
+                    ..super::sandbox::Access::default()
+                },
+                _ => super::sandbox::terraform(&state.config),
+            },
+            aws,
+            requester: super::creds::Requester::default(),
+        })),
         argv_shown: argv,
     })
 }

@@ -169,8 +169,13 @@ pub struct PlanWork {
     pub kill_grace: Duration,
     /// The sandbox its processes run in (`None`: `execution.sandbox: none`).
     pub sandbox: Option<super::sandbox::Bwrap>,
-    /// What they may see besides the run's tree ([`super::sandbox::terraform`]).
+    /// What they may see besides the run's tree ([`super::sandbox::terraform`]; without the
+    /// static AWS files when a role session is minted instead).
     pub access: super::sandbox::Access,
+    /// The AWS credentials plans get (`terraform.aws_profile`), minted when the run starts.
+    pub aws: Option<super::creds::RunCreds>,
+    /// Who the plan is for (the role session's tags).
+    pub requester: super::creds::Requester,
 }
 
 /// The bridge's own terraform CLI config (the image points `TF_CLI_CONFIG_FILE` at a missing
@@ -266,9 +271,13 @@ impl PlanWork {
                 self.env
                     .push(("TF_CLI_CONFIG_FILE".into(), rc.display().to_string()));
                 self.access = super::sandbox::terraform_run(self.access.clone(), &dest, &rc, &dir);
-                self.init_and_plan(&dir, deadline, &progress, &cancel).await
+                match self.mint_aws(&ctx, deadline, &cancel, started).await {
+                    Ok(()) => self.init_and_plan(&dir, deadline, &progress, &cancel).await,
+                    Err(f) => f,
+                }
             }
         };
+        let finished = self.with_aws_detail(finished);
         let cleanup = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dest));
         if let Ok(Err(e)) = cleanup.await
             && e.kind() != std::io::ErrorKind::NotFound
@@ -278,6 +287,50 @@ impl PlanWork {
         finished
             .with_detail("stack", self.stack.as_str())
             .with_detail("source", self.source.describe())
+    }
+
+    /// The record names the AWS identity the plan used (the session, or the static files).
+    fn with_aws_detail(&self, finished: Finished) -> Finished {
+        match &self.aws {
+            Some(c) => {
+                let (k, v) = c.detail();
+                finished.with_detail(k, v)
+            }
+            None => finished,
+        }
+    }
+
+    /// The plan's AWS session, minted into its environment; the record names it.
+    async fn mint_aws(
+        &mut self,
+        ctx: &Context,
+        deadline: tokio::time::Instant,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> Result<(), Finished> {
+        let Some(super::creds::RunCreds::AwsRole(role)) = self.aws.clone() else {
+            return Ok(());
+        };
+        let minting = role.mint(&self.requester);
+        match work::bounded(cancel, deadline, minting).await {
+            Ok(Ok(m)) => {
+                self.env
+                    .retain(|(k, _)| !m.env.iter().any(|(mk, _)| mk == k));
+                self.env.extend(m.env.iter().cloned());
+                self.aws = Some(super::creds::RunCreds::Static(
+                    m.detail.0,
+                    m.detail.1.clone(),
+                ));
+                Ok(())
+            }
+            Ok(Err(why)) => {
+                tracing::warn!(run = %ctx.run_id, error = %why, "minting a plan's AWS session");
+                let why = format!("couldn't get the plan's AWS session ({why})");
+                let f = Finished::api(ExecEnd::SpawnFailed(why.clone()), &why, started);
+                Err(f.with_outcome(format!("could not be prepared: {why}")))
+            }
+            Err(end) => Err(Finished::api(end, "", started)),
+        }
     }
 
     async fn init_and_plan(

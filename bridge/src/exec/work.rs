@@ -26,11 +26,14 @@ pub enum Work {
         access: super::sandbox::Access,
     },
     /// `/tf plan`.
-    TfPlan(PlanWork),
+    TfPlan(Box<PlanWork>),
     /// `/silence`.
     Silence(SilenceWork),
     /// `/gcloud`: a process that needs a freshly minted token first.
     Gcloud(Box<super::gcloud::GcloudWork>),
+    /// A process that needs its read credentials minted first (an AWS role session, a
+    /// Kubernetes ServiceAccount token), or that names the static ones it uses.
+    Minted(Box<super::creds::MintedWork>),
 }
 
 impl Work {
@@ -41,6 +44,23 @@ impl Work {
             Work::TfPlan(p) => p.timeout,
             Work::Silence(s) => s.timeout,
             Work::Gcloud(g) => g.timeout,
+            Work::Minted(m) => m.spec.timeout,
+        }
+    }
+
+    /// Tell the work who it runs for (session tags, request reasons).
+    pub fn set_requester(&mut self, requester: &super::creds::Requester) {
+        match self {
+            Work::Gcloud(g) => {
+                g.reason = super::gcloud::reason(
+                    &requester.subject,
+                    &requester.slack_user,
+                    &requester.decision,
+                );
+            }
+            Work::Minted(m) => m.requester = requester.clone(),
+            Work::TfPlan(p) => p.requester = requester.clone(),
+            Work::Process { .. } | Work::Silence(_) => {}
         }
     }
 }
@@ -70,13 +90,19 @@ pub fn start(
         }
         Work::TfPlan(plan) => {
             let (tx, rx) = watch::channel(Progress::default());
-            let done = tokio::spawn(plan.run(ctx, tx, cancel));
+            let done = tokio::spawn((*plan).run(ctx, tx, cancel));
             (rx, done)
         }
         Work::Gcloud(gcloud) => {
             let (tx, rx) = watch::channel(Progress::default());
             let state = state.clone();
             let done = tokio::spawn(async move { gcloud.run(state, tx, cancel).await });
+            (rx, done)
+        }
+        Work::Minted(m) => {
+            let (tx, rx) = watch::channel(Progress::default());
+            let state = state.clone();
+            let done = tokio::spawn(async move { m.run(state, tx, cancel).await });
             (rx, done)
         }
         Work::Silence(silence) => {

@@ -10,7 +10,27 @@ use serde_json::{Map, Value, json};
 use super::resources::{self, Resource};
 use super::selector::Selector;
 use super::table;
+use super::tokens::{self, Caller};
 use super::{RecordedRequest, Shared, TokenCheck, lock};
+
+/// Who the bearer token is: an issued ServiceAccount token (refused when expired or for another
+/// audience), else a fixed token or one the check accepts. `None` is a 401.
+fn authenticate(state: &Shared, bearer: Option<&str>) -> Option<Caller> {
+    let t = bearer?;
+    let (issued, open, known, check) = {
+        let st = lock(state);
+        (
+            st.accounts.authenticate(t),
+            st.tokens.is_empty() && st.token_check.is_none(),
+            st.tokens.contains(t),
+            st.token_check.clone(),
+        )
+    };
+    match issued {
+        Some(caller) => caller.ok(),
+        None => (open || known || check.is_some_and(|TokenCheck(f)| f(t))).then_some(Caller::Admin),
+    }
+}
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
     (
@@ -23,19 +43,8 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
 
 /// A `Status` failure, as kube-apiserver sends it.
 fn status(code: StatusCode, reason: &str, message: &str, details: Option<Value>) -> Response {
-    let mut s = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
-    });
-    if let Some(d) = details {
-        s["details"] = d;
-    }
-    json_response(code, &s)
+    let (code, body) = tokens::failure(code, reason, message, details);
+    json_response(code, &body)
 }
 
 fn not_found_path() -> Response {
@@ -165,6 +174,7 @@ pub(crate) async fn handle(
     let bearer = header_str(&headers, header::AUTHORIZATION)
         .and_then(|a| a.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
         .filter(|t| !t.is_empty());
+    let caller = authenticate(&state, bearer.as_deref());
     let delay = {
         let mut st = lock(&state);
         let full = match uri.query() {
@@ -178,6 +188,10 @@ pub(crate) async fn handle(
             context,
             accept: header_str(&headers, header::ACCEPT),
             content_type: header_str(&headers, header::CONTENT_TYPE),
+            user: match &caller {
+                Some(Caller::Account { username, .. }) => Some(username.clone()),
+                _ => None,
+            },
         });
         namespace_of(&path).and_then(|ns| st.slow.get(&ns).copied())
     };
@@ -186,24 +200,43 @@ pub(crate) async fn handle(
         "/healthz" | "/livez" | "/readyz" => return (StatusCode::OK, "ok").into_response(),
         _ => {}
     }
-    let authorized = {
-        let (open, known, check) = {
-            let st = lock(&state);
-            let known = bearer.as_ref().is_some_and(|t| st.tokens.contains(t));
-            let open = st.tokens.is_empty() && st.token_check.is_none();
-            (open, known, st.token_check.clone())
-        };
-        bearer
-            .as_ref()
-            .is_some_and(|t| open || known || check.is_some_and(|TokenCheck(f)| f(t)))
-    };
-    if !authorized {
+    let Some(caller) = caller else {
         return status(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
             "Unauthorized",
             None,
         );
+    };
+    let dry_run = query(&uri).get("dryRun").is_some_and(|v| v == "All")
+        || serde_json::from_slice::<Value>(&body).is_ok_and(|o| {
+            o["dryRun"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|v| v == "All"))
+        });
+    if let Some((code, refusal)) = tokens::authorize(&caller, &method, &path, dry_run) {
+        return json_response(code, &refusal);
+    }
+    if let (
+        &Method::POST,
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "serviceaccounts",
+            name,
+            "token",
+        ],
+    ) = (
+        &method,
+        path.trim_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
+        let (code, answer) = lock(&state).accounts.request(ns, name, &body);
+        return json_response(code, &answer);
     }
     if let Some(d) = delay {
         tokio::time::sleep(d).await;

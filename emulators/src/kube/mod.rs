@@ -1,7 +1,8 @@
 //! A Kubernetes API server emulator good enough for the real `kubectl` (1.32): discovery,
 //! list/get with server-side `Table` printing, label and field selectors, pod logs, `Status`
 //! errors, bearer-token auth, PATCH/server-side apply and DELETE on stored objects (with
-//! `dryRun=All`).
+//! `dryRun=All`), and ServiceAccount tokens (TokenRequest) with what each account may do
+//! (`tokens`).
 //!
 //! One port on `127.0.0.1` serves both plain HTTP ([`KubeEmulator::url`]) and HTTPS
 //! ([`KubeEmulator::https_url`], a self-signed certificate made at start-up). kubectl (client-go)
@@ -17,6 +18,9 @@ mod resources;
 mod selector;
 mod table;
 mod tls;
+mod tokens;
+
+pub use tokens::{AccountRole, DEFAULT_AUDIENCE, DRY_RUN_POLICY, IssuedToken};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -42,6 +46,8 @@ pub struct RecordedRequest {
     pub context: Option<String>,
     pub accept: Option<String>,
     pub content_type: Option<String>,
+    /// The ServiceAccount (`system:serviceaccount:NS:NAME`) an issued token authenticated.
+    pub user: Option<String>,
 }
 
 /// `(resource, namespace or "", name)`
@@ -61,6 +67,7 @@ impl std::fmt::Debug for TokenCheck {
 pub(crate) struct State {
     pub(crate) objects: BTreeMap<Key, Value>,
     pub(crate) tokens: HashSet<String>,
+    pub(crate) accounts: tokens::Tokens,
     pub(crate) token_check: Option<TokenCheck>,
     pub(crate) slow: HashMap<String, Duration>,
     pub(crate) logs: HashMap<(String, String), String>,
@@ -240,6 +247,34 @@ impl KubeEmulator {
         let current = contexts.first().copied().unwrap_or_default();
         let _ = writeln!(out, "current-context: {}", q(current));
         std::fs::write(path, out).expect("writing kubeconfig");
+    }
+
+    /// A ServiceAccount whose tokens TokenRequest mints, with what it may do. Fixed tokens
+    /// (the bridge's own identity) may mint them; a ServiceAccount's token may not.
+    pub fn add_service_account(&self, ns: &str, name: &str, role: AccountRole) {
+        self.state()
+            .accounts
+            .accounts
+            .insert((ns.to_string(), name.to_string()), role);
+    }
+
+    /// The audiences the server accepts in ServiceAccount tokens (default
+    /// [`DEFAULT_AUDIENCE`]): a token for none of them is refused with 401.
+    pub fn set_api_audiences(&self, audiences: &[&str]) {
+        self.state().accounts.api_audiences = audiences.iter().map(|a| (*a).to_string()).collect();
+    }
+
+    /// Every token TokenRequest issued.
+    pub fn issued_tokens(&self) -> Vec<IssuedToken> {
+        self.state().accounts.issued.values().cloned().collect()
+    }
+
+    /// Every issued token expires now, as if its lifetime had passed.
+    pub fn expire_issued_tokens(&self) {
+        let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+        for t in self.state().accounts.issued.values_mut() {
+            t.expires_at = past;
+        }
     }
 
     pub fn add_namespace(&self, name: &str) {

@@ -38,18 +38,8 @@ fn respond(code: StatusCode, body: &Value) -> Response {
 }
 
 fn fail(code: StatusCode, reason: &str, message: &str) -> Response {
-    respond(
-        code,
-        &json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code.as_u16(),
-        }),
-    )
+    let (code, body) = super::tokens::failure(code, reason, message, None);
+    respond(code, &body)
 }
 
 fn not_found(t: &TargetInfo) -> Response {
