@@ -385,8 +385,10 @@ pub fn router(state: AppState) -> Router {
             post(github::github_webhook).layer(DefaultBodyLimit::max(github::MAX_WEBHOOK_BODY)),
         );
     }
+    // `layer`, not `route_layer`: in Socket Mode without a signing secret there may be no
+    // route above at all (a route layer on no route panics); the probes come after it.
     router
-        .route_layer(axum::middleware::from_fn_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             secrets_fresh,
         ))

@@ -358,6 +358,7 @@ fn lock_exists(fx: &Fx, cr: &ChangeRequest) -> bool {
 }
 
 mod gcp;
+mod key_store;
 mod kubectl;
 mod people;
 mod refusals;
