@@ -138,6 +138,9 @@ pub struct Metrics {
     pub running: Gauge,
     pub executions: Family<ExecLabels, Counter>,
     pub signature_rejections: Family<ReasonLabels, Counter>,
+    /// Refused commands by the policy rule that refused them (`rbac.default-deny`, a protected
+    /// entry's id…): the policy bounds the label's values.
+    pub refusals: Family<RuleLabels, Counter>,
     pub audit_spool_depth: Gauge,
     pub audit_failures: Counter,
     pub audit_sinks: AuditSinkMetrics,
@@ -215,6 +218,11 @@ impl SecretMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -261,6 +269,15 @@ impl AuditSinkMetrics {
 }
 
 impl Metrics {
+    /// A command the policy refused under `rule`.
+    pub fn refused(&self, rule: &str) {
+        self.refusals
+            .get_or_create(&RuleLabels {
+                reason: rule.to_string(),
+            })
+            .inc();
+    }
+
     /// Every series registered once, under the `slipway_` prefix. The fields are evaluated in the
     /// order written, which is the registration and so the `/metrics` order: keep it.
     pub fn new() -> Self {
@@ -299,6 +316,12 @@ impl Metrics {
                 r,
                 "signature_rejections",
                 "Requests rejected at the signature check",
+                Family::default(),
+            ),
+            refusals: registered(
+                r,
+                "refusals",
+                "Commands the policy refused, by the rule that refused them",
                 Family::default(),
             ),
             audit_spool_depth: registered(

@@ -26,6 +26,7 @@ mod identity;
 mod ingress;
 mod kube_tokens;
 mod kubectl_changes;
+mod monitoring;
 mod policy_cli;
 mod redis_tls;
 mod reload;

@@ -91,6 +91,7 @@ pub async fn handle(
     };
     let Ok(parsed) = &parsed else {
         state.metrics.request("commands", "denied");
+        state.metrics.refused(&decision.rule);
         return Ok(ephemeral(format!(":no_entry: {}", decision.reason)));
     };
     if let Command::Slipway(meta) = &parsed.command {
@@ -103,6 +104,7 @@ pub async fn handle(
     match decision.outcome {
         Outcome::Deny => {
             state.metrics.request("commands", "denied");
+            state.metrics.refused(&decision.rule);
             Ok(ephemeral(format!(":no_entry: {}", decision.reason)))
         }
         Outcome::Approval => {
