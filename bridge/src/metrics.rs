@@ -318,12 +318,7 @@ impl Metrics {
                 "Requests rejected at the signature check",
                 Family::default(),
             ),
-            refusals: registered(
-                r,
-                "refusals",
-                "Commands the policy refused, by the rule that refused them",
-                Family::default(),
-            ),
+            refusals: refusals(r),
             audit_spool_depth: registered(
                 r,
                 "audit_spool_depth",
@@ -374,6 +369,15 @@ fn round_trips(r: &mut Registry) -> Histogram {
 }
 
 /// The deployment's backlog on the shared stream, as each replica last saw it.
+fn refusals(r: &mut Registry) -> Family<RuleLabels, Counter> {
+    registered(
+        r,
+        "refusals",
+        "Commands the policy refused, by the rule that refused them",
+        Family::default(),
+    )
+}
+
 fn shared_waiting(r: &mut Registry) -> Gauge {
     registered(
         r,
