@@ -326,3 +326,53 @@ async fn terraform_plans_get_a_role_session_of_their_own_for_the_requester() {
     );
     drop(moto);
 }
+
+/// The plan's main message and thread, as one flat text (terraform wraps long lines).
+async fn plan_reading(app: &TestApp, repo: &Path, path: &Path) -> String {
+    std::fs::write(
+        repo.join("stacks/app/main.tf"),
+        format!(
+            "output \"creds\" {{\n  value = file(\"{}\")\n}}\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let (main, thread) = crate::terraform::plan(app, "app").await;
+    format!("{main}\n{thread}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_a_role_session_cannot_read_the_static_credentials_it_was_minted_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let moto = moto(dir.path()).await;
+    let creds = dir.path().join("aws-credentials");
+    for (minted, yaml) in [
+        (true, role_config(dir.path(), &moto.url())),
+        (
+            false,
+            role_config(dir.path(), &moto.url()).replace(
+                &format!("    read_role_arn: {ROLE}\n    external_id: slipway-staging\n"),
+                "",
+            ),
+        ),
+    ] {
+        let repo = tempfile::tempdir().unwrap();
+        crate::terraform::gitops_checkout(repo.path());
+        let app = TestApp::start_with(Options {
+            config_yaml: Some(yaml + "terraform:\n  aws_profile: staging-readonly\n"),
+            env: vec![("SLIPWAY_GITOPS_CHECKOUT", repo.path().display().to_string())],
+            ..Options::default()
+        })
+        .await;
+        let shown = plan_reading(&app, repo.path(), &creds).await;
+        let refused =
+            shown.contains("no file exists at") && shown.contains(&creds.display().to_string());
+        // Minted: the static file is out of the sandbox. Static fallback: the plan is granted
+        // the file (the attempt is real), and the redactor keeps the key out of Slack.
+        assert_eq!(refused, minted, "minted={minted}: {shown}");
+        assert!(!shown.contains(SECRET_KEY), "{shown}");
+    }
+}
