@@ -346,7 +346,7 @@ impl ChangeService {
         match state.runs.reserve_change(id, clicker, "", gate, take).await {
             Ok(raw) => Ok(staged
                 .filter(|p| p.expires_at > now)
-                .or_else(|| raw.and_then(|r| super::pending_store::PendingChanges::taken(r, now)))),
+                .or_else(|| raw.and_then(|r| self.pending.taken(r, now)))),
             Err(refused) => {
                 if let Some(p) = staged {
                     self.pending.insert(p, now);

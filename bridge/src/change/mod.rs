@@ -123,7 +123,8 @@ impl ChangeService {
         let pool = crate::shared::blocking::Pool::new(redis.clone());
         let store = crate::store::RedisStore::new(pool.clone());
         let mut svc = Self::with_store(cfg, state_dir, Arc::new(store))?;
-        svc.pending = pending_store::PendingChanges::redis(pool);
+        svc.pending =
+            pending_store::PendingChanges::redis(pool, pending_store::mac_key(&svc.signing));
         Ok(svc)
     }
 

@@ -38,11 +38,44 @@ impl Default for PendingChanges {
     }
 }
 
-/// The Redis side: the pool, and the changes whose write has not landed yet.
-#[derive(Debug)]
+/// The Redis side: the pool, the changes whose write has not landed yet, and the key that
+/// seals what is written. Redis is shared with whoever can reach it: a change that was not
+/// sealed by a replica (one planted or edited in Redis) is never confirmed.
 pub struct Shared {
     pool: Pool,
     staged: Mutex<HashMap<String, Pending>>,
+    mac_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// A stored change: its JSON and the HMAC-SHA256 over it.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    wire: String,
+    mac: String,
+}
+
+fn mac_of(key: &[u8; 32], wire: &str) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(wire.as_bytes());
+    mac
+}
+
+/// The MAC key every replica derives from the change-request signing key they share, for this
+/// one purpose (so a MAC never doubles as anything else).
+pub fn mac_key(signing: &ed25519_dalek::SigningKey) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"slipway/pending-change-mac/v1\0");
+    h.update(signing.to_bytes());
+    h.finalize().into()
 }
 
 /// A [`Pending`] as stored: the command travels as its text and is parsed again on the way
@@ -111,8 +144,21 @@ impl Wire {
     }
 }
 
-fn decode(raw: Option<String>) -> Option<Pending> {
-    let wire: Wire = match serde_json::from_str(&raw?) {
+/// A stored change, if a replica sealed it (constant-time check) and it still parses.
+fn decode(key: &[u8; 32], raw: Option<String>) -> Option<Pending> {
+    use hmac::Mac as _;
+    let sealed: Sealed = serde_json::from_str(&raw?).ok().or_else(|| {
+        tracing::error!("a shared pending change is not sealed; refused");
+        None
+    })?;
+    let given = hex::decode(&sealed.mac).unwrap_or_default();
+    if mac_of(key, &sealed.wire).verify_slice(&given).is_err() {
+        tracing::error!(
+            "a shared pending change's seal does not verify (written outside Slipway?); refused"
+        );
+        return None;
+    }
+    let wire: Wire = match serde_json::from_str(&sealed.wire) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "a shared pending change is unreadable; dropped");
@@ -124,10 +170,11 @@ fn decode(raw: Option<String>) -> Option<Pending> {
 
 impl PendingChanges {
     /// Pending changes in the shared Redis.
-    pub fn redis(pool: Pool) -> PendingChanges {
+    pub fn redis(pool: Pool, mac_key: [u8; 32]) -> PendingChanges {
         PendingChanges::Redis(Arc::new(Shared {
             pool,
             staged: Mutex::default(),
+            mac_key,
         }))
     }
 
@@ -190,9 +237,15 @@ impl PendingChanges {
         }
     }
 
-    /// A change as the ack's script took it from Redis; `None` if expired or unreadable.
-    pub fn taken(raw: String, now: Now) -> Option<Pending> {
-        decode(Some(raw)).filter(|p| p.expires_at > now)
+    /// A change as the ack's script took it from Redis; `None` if expired, unreadable or not
+    /// sealed by a replica.
+    pub fn taken(&self, raw: String, now: Now) -> Option<Pending> {
+        match self {
+            PendingChanges::Embedded(_) => None,
+            PendingChanges::Redis(shared) => {
+                decode(&shared.mac_key, Some(raw)).filter(|p| p.expires_at > now)
+            }
+        }
     }
 
     /// How many changes are pending (embedded: expired ones included until the next insert;
@@ -243,7 +296,9 @@ impl Shared {
 
     fn write(&self, token: &str, p: &Pending) -> Result<(), String> {
         let key = self.key(token);
-        let json = serde_json::to_string(&Wire::of(p)).map_err(|e| e.to_string())?;
+        let wire = serde_json::to_string(&Wire::of(p)).map_err(|e| e.to_string())?;
+        let mac = hex::encode(hmac::Mac::finalize(mac_of(&self.mac_key, &wire)).into_bytes());
+        let json = serde_json::to_string(&Sealed { wire, mac }).map_err(|e| e.to_string())?;
         let at = u64::try_from(p.expires_at.timestamp_millis()).unwrap_or(0);
         self.pool
             .run(|c| {
@@ -263,7 +318,7 @@ impl Shared {
         }
         let key = self.key(token);
         match self.pool.run(|c| redis::cmd("GET").arg(&key).query(c)) {
-            Ok(raw) => decode(raw),
+            Ok(raw) => decode(&self.mac_key, raw),
             Err(e) => {
                 tracing::error!(error = %e, "reading a pending change");
                 None
@@ -277,7 +332,7 @@ impl Shared {
         }
         let key = self.key(token);
         match self.pool.run(|c| redis::cmd("GETDEL").arg(&key).query(c)) {
-            Ok(raw) => decode(raw),
+            Ok(raw) => decode(&self.mac_key, raw),
             Err(e) => {
                 tracing::error!(error = %e, "taking a pending change");
                 None
@@ -359,6 +414,37 @@ mod tests {
         assert!(b.get("t2", now).is_none(), "already expired");
     }
 
+    const KEY: [u8; 32] = [7; 32];
+
+    #[test]
+    fn a_change_planted_or_edited_in_redis_is_never_taken() {
+        let server = TestRedis::start();
+        let now = chrono::Utc::now();
+        let later = now + chrono::Duration::minutes(5);
+        let a = PendingChanges::redis(Pool::new(server.config("slipway:")), KEY);
+        a.insert(sample("t4", later), now);
+        let PendingChanges::Redis(shared) = &a else {
+            unreachable!()
+        };
+        let stored: String = shared
+            .pool
+            .run(|c| redis::cmd("GET").arg(shared.key("t4")).query(c))
+            .unwrap();
+        assert!(
+            a.taken(stored.clone(), now).is_some(),
+            "sealed by a replica"
+        );
+        // Edited: another requester in the same wire; the seal no longer verifies.
+        let edited = stored.replace(r#"\"subject\":\"ada\""#, r#"\"subject\":\"eve\""#);
+        assert_ne!(edited, stored);
+        assert!(a.taken(edited, now).is_none());
+        // Planted: a bare wire, or one sealed with a key no replica holds.
+        let sealed: Sealed = serde_json::from_str(&stored).unwrap();
+        assert!(a.taken(sealed.wire.clone(), now).is_none());
+        let other = PendingChanges::redis(Pool::new(server.config("slipway:")), [9; 32]);
+        assert!(other.taken(stored, now).is_none());
+    }
+
     #[test]
     fn embedded_pending_changes() {
         let p = PendingChanges::default();
@@ -368,8 +454,8 @@ mod tests {
     #[test]
     fn a_dry_run_kept_by_one_replica_is_confirmed_on_another() {
         let server = TestRedis::start();
-        let a = PendingChanges::redis(Pool::new(server.config("slipway:")));
-        let b = PendingChanges::redis(Pool::new(server.config("slipway:")));
+        let a = PendingChanges::redis(Pool::new(server.config("slipway:")), KEY);
+        let b = PendingChanges::redis(Pool::new(server.config("slipway:")), KEY);
         exercise(&a, &b);
     }
 
@@ -377,13 +463,13 @@ mod tests {
     fn a_double_click_reaching_two_replicas_takes_the_change_once() {
         let server = TestRedis::start();
         let now = chrono::Utc::now();
-        let a = PendingChanges::redis(Pool::new(server.config("slipway:")));
+        let a = PendingChanges::redis(Pool::new(server.config("slipway:")), KEY);
         a.insert(sample("t3", now + chrono::Duration::minutes(5)), now);
         assert_eq!(a.count(), 0, "written through (no runtime here)");
         let taken: usize = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
-                    let r = PendingChanges::redis(Pool::new(server.config("slipway:")));
+                    let r = PendingChanges::redis(Pool::new(server.config("slipway:")), KEY);
                     scope.spawn(move || usize::from(r.remove("t3", now).is_some()))
                 })
                 .collect();
