@@ -36,6 +36,7 @@ mod runner;
 mod sandbox;
 mod scim;
 mod secrets;
+mod secrets_kubernetes;
 mod shared_queue;
 mod shared_queue_crash;
 mod silence;

@@ -214,6 +214,13 @@ pub(crate) async fn handle(
                 .as_array()
                 .is_some_and(|d| d.iter().any(|v| v == "All"))
         });
+    if method == Method::POST
+        && path.trim_end_matches('/') == "/apis/authentication.k8s.io/v1/tokenreviews"
+        && matches!(caller, Caller::Admin)
+    {
+        let (code, answer) = lock(&state).accounts.review(&body);
+        return json_response(code, &answer);
+    }
     if let Some((code, refusal)) = tokens::authorize(&caller, &method, &path, dry_run) {
         return json_response(code, &refusal);
     }

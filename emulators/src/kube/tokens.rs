@@ -86,6 +86,49 @@ impl Tokens {
         }))
     }
 
+    /// TokenReview (`authentication.k8s.io/v1`): who an issued token is, as an API server
+    /// answers a delegated authenticator (Vault's Kubernetes auth). An unknown, expired or
+    /// wrong-audience token is `authenticated: false` with an error, never a failure status.
+    pub(crate) fn review(&self, body: &Bytes) -> (StatusCode, Value) {
+        let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        // The API server takes the kind from the path when the body leaves it out (Vault's
+        // client sends a bare object); a different one is refused.
+        let field = |k: &str, want: &str| req[k].is_null() || req[k] == want;
+        if !req.is_object()
+            || !field("kind", "TokenReview")
+            || !field("apiVersion", "authentication.k8s.io/v1")
+        {
+            let msg = "the body must be a TokenReview of authentication.k8s.io/v1";
+            return failure(StatusCode::BAD_REQUEST, "BadRequest", msg, None);
+        }
+        let token = req["spec"]["token"].as_str().unwrap_or_default();
+        let status = match (self.issued.get(token), self.authenticate(token)) {
+            (Some(t), Some(Ok(_))) => {
+                let (ns, name) = t.account.split_once('/').unwrap_or_default();
+                json!({
+                    "authenticated": true,
+                    "user": {
+                        "username": format!("system:serviceaccount:{ns}:{name}"),
+                        "uid": account_uid(ns, name),
+                        "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
+                    },
+                    "audiences": t.audiences,
+                })
+            }
+            _ => {
+                json!({"authenticated": false, "error": "[invalid bearer token, token lookup failed]"})
+            }
+        };
+        let answer = json!({
+            "kind": "TokenReview",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": req["spec"],
+            "status": status,
+        });
+        (StatusCode::CREATED, answer)
+    }
+
     /// TokenRequest: `(status, body)`.
     pub(crate) fn request(&mut self, ns: &str, name: &str, body: &Bytes) -> (StatusCode, Value) {
         if !self
@@ -142,6 +185,23 @@ impl Tokens {
     }
 }
 
+/// A ServiceAccount's uid: stable per account, as the API server keeps it.
+pub(crate) fn account_uid(ns: &str, name: &str) -> String {
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{ns}/{name}").as_bytes(),
+    );
+    let h: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// A token shaped like a projected ServiceAccount token (a JWT whose signature is random).
 fn jwt_like(ns: &str, name: &str, audiences: &[String], exp: DateTime<Utc>) -> String {
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
@@ -152,6 +212,10 @@ fn jwt_like(ns: &str, name: &str, audiences: &[String], exp: DateTime<Utc>) -> S
         "iat": Utc::now().timestamp(),
         "iss": DEFAULT_AUDIENCE,
         "sub": format!("system:serviceaccount:{ns}:{name}"),
+        "kubernetes.io": {
+            "namespace": ns,
+            "serviceaccount": {"name": name, "uid": account_uid(ns, name)},
+        },
     });
     let mut sig = [0u8; 32];
     let _ = aws_lc_rs::rand::fill(&mut sig);
