@@ -191,7 +191,10 @@ pub(crate) fn account_uid(ns: &str, name: &str) -> String {
         &aws_lc_rs::digest::SHA256,
         format!("{ns}/{name}").as_bytes(),
     );
-    let h: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let h = d.as_ref().iter().fold(String::new(), |mut h, b| {
+        let _ = std::fmt::Write::write_fmt(&mut h, format_args!("{b:02x}"));
+        h
+    });
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
