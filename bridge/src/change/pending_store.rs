@@ -64,6 +64,8 @@ struct Wire {
     expected_confirmation: Option<String>,
     confirmation: Option<String>,
     expires_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pinned_image: Option<super::artifact::PinnedImage>,
 }
 
 impl Wire {
@@ -84,6 +86,7 @@ impl Wire {
             expected_confirmation: p.expected_confirmation.clone(),
             confirmation: p.confirmation.clone(),
             expires_at: p.expires_at,
+            pinned_image: p.pinned_image.clone(),
         }
     }
 
@@ -107,6 +110,7 @@ impl Wire {
             expected_confirmation: self.expected_confirmation,
             confirmation: self.confirmation,
             expires_at: self.expires_at,
+            pinned_image: self.pinned_image,
         })
     }
 }
@@ -339,6 +343,7 @@ mod tests {
             expected_confirmation: None,
             confirmation: None,
             expires_at,
+            pinned_image: None,
         }
     }
 

@@ -10,9 +10,12 @@ use super::{Env, FileGitHub, FileGitops, FileSigning, Secret, check_url, duratio
 /// `gitops.services`, each checked.
 pub(super) fn services(
     s: &BTreeMap<String, super::gitops::ServiceConfig>,
+    env: Env<'_>,
 ) -> Result<BTreeMap<String, super::gitops::ServiceConfig>, String> {
-    s.iter().try_for_each(|(name, svc)| svc.check(name))?;
-    Ok(s.clone())
+    let mut s = s.clone();
+    s.iter_mut()
+        .try_for_each(|(name, svc)| svc.load(name, env))?;
+    Ok(s)
 }
 
 /// `SLIPWAY_RUNNER_LOGIN` / `github.runner_login`, default `github-actions[bot]`.
@@ -159,7 +162,7 @@ pub(super) fn load(
         signing_key_id: signing_key_id.clone(),
         signing_trusted: trusted_keys(signing)?,
         signing_revoked: revoked,
-        services: services(&gitops.services)?,
+        services: services(&gitops.services, env)?,
         client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
             .or(github.client_id.clone())
             .filter(|c| !c.trim().is_empty()),
@@ -255,7 +258,7 @@ mod tests {
             "repo: acme/api\nimage: registry.example/api\nworkflow: ../ci.yml\n",
         )
         .unwrap();
-        let e = services(&BTreeMap::from([("api".to_string(), svc)])).unwrap_err();
+        let e = services(&BTreeMap::from([("api".to_string(), svc)]), &|_| None).unwrap_err();
         assert!(e.contains("gitops.services.api.workflow"), "{e}");
     }
 
