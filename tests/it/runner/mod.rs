@@ -361,5 +361,6 @@ mod gcp;
 mod kubectl;
 mod people;
 mod refusals;
+mod rollout;
 mod terraform;
 mod workflow;
