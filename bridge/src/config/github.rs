@@ -263,6 +263,31 @@ mod tests {
     }
 
     #[test]
+    fn registry_credentials_load_from_references_and_bad_settings_name_their_key() {
+        let load = |yaml: &str| {
+            let svc: crate::config::gitops::ServiceConfig = serde_saphyr::from_str(&format!(
+                "repo: acme/api\nimage: ghcr.io/acme/api\nregistry:\n{yaml}"
+            ))
+            .unwrap();
+            let env = |k: &str| (k == "REGISTRY_PASSWORD").then(|| "s3cret-pass".to_string());
+            services(&BTreeMap::from([("api".to_string(), svc)]), &env)
+        };
+        let ok = load("  username: ci\n  password: { env: REGISTRY_PASSWORD }\n").unwrap();
+        let reg = ok["api"].registry.as_ref().unwrap();
+        assert_eq!(reg.base_url("ghcr.io/acme/api"), "https://ghcr.io");
+        let shown = format!("{reg:?} {:?}", reg.auth());
+        assert!(
+            matches!(reg.auth(), slipway_infra::oci::Auth::Basic { .. })
+                && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let e = load("  password: { env: REGISTRY_PASSWORD }\n").unwrap_err();
+        assert!(e.contains("gitops.services.api.registry.username"), "{e}");
+        let e = load("  url: http://registry.example\n").unwrap_err();
+        assert!(e.contains("gitops.services.api.registry.url"), "{e}");
+    }
+
+    #[test]
     fn the_current_key_id_can_not_be_revoked_and_trusted_keys_must_parse() {
         let signing = FileSigning {
             key_id: Some("bridge-2026".into()),
