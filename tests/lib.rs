@@ -7,6 +7,7 @@ pub mod gitops;
 pub mod harness;
 pub mod openbao;
 pub mod redis_server;
+pub mod registry_server;
 
 use std::path::PathBuf;
 

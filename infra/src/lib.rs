@@ -8,6 +8,7 @@ pub mod gcp;
 pub mod git_relay;
 pub mod github;
 pub mod gitops;
+pub mod oci;
 pub mod oidc;
 pub mod runtime;
 pub mod s3;

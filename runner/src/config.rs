@@ -35,6 +35,7 @@
 //!                                   # GKE: a short-lived Google token for that account
 //! deploy:                           # default: the change's own argv (`kubectl apply -k apps/<svc>/<env>`)
 //!   command: [kubectl, apply, --server-side, "--kubeconfig={kubeconfig}", "--context={context}", -k, "{dir}"]
+//!   rollout_timeout: 5m             # `kubectl rollout status` wait per Deployment (default 5m)
 //! tools: { terraform: terraform, kubectl: kubectl, path: "/usr/local/bin:/usr/bin:/bin", kill_grace: 5s }
 //! audit:
 //!   spool_dir: /tmp/slipway-audit   # default: $RUNNER_TEMP/slipway-audit
@@ -191,6 +192,19 @@ pub struct DeployConfig {
     /// `{env}` replaced.
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// How long `kubectl rollout status` waits for each Deployment the deploy applied to
+    /// become ready (default 5m); a rollout that doesn't is a failed execution.
+    #[serde(default)]
+    pub rollout_timeout: Option<HumanDuration>,
+}
+
+impl DeployConfig {
+    /// The rollout wait, default five minutes.
+    pub fn rollout_timeout(&self) -> std::time::Duration {
+        self.rollout_timeout
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(300), |d| d.0)
+    }
 }
 
 #[derive(Debug, Deserialize)]

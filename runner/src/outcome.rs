@@ -32,7 +32,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Done,
-    /// Failed before anything was changed.
+    /// Failed before anything was changed, or applied but its rollout never became ready (the
+    /// reason says which).
     Failed(String),
     /// A mutating step started and did not finish cleanly: some of it may have happened.
     Partial(String),

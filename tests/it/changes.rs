@@ -12,13 +12,17 @@ const LONG: Duration = Duration::from_secs(30);
 
 pub(crate) async fn start() -> (TestApp, GitOpsFixture) {
     let fx = gitops::start().await;
-    let app = TestApp::start_with(Options {
+    (app_for(&fx).await, fx)
+}
+
+/// A bridge configured for the fixture as it is (its config possibly edited).
+pub(crate) async fn app_for(fx: &GitOpsFixture) -> TestApp {
+    TestApp::start_with(Options {
         env: fx.env.clone(),
         config_yaml: Some(fx.config_yaml.clone()),
         ..Options::default()
     })
-    .await;
-    (app, fx)
+    .await
 }
 
 pub(crate) async fn wait_pulls(fx: &GitOpsFixture, n: usize) -> Vec<Value> {

@@ -36,6 +36,8 @@ const VOLATILE: &[(&str, &str)] = &[
     (r"\b[0-9a-f]{64}\b", "<sha256>"),
     (r"\b[0-9a-f]{40}\b", "<sha>"),
     (r"\bsha-[0-9a-f]{7}\b", "sha-<short>"),
+    (r"@[0-9a-f]{7}\b", "@<short>"),
+    (r"built \d+[mhd] ago", "built <age> ago"),
     (
         r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2}| UTC)?",
         "<time>",

@@ -13,6 +13,7 @@ mod aws_roles;
 mod change_limits;
 mod changes;
 mod demo;
+mod deploy_registry;
 mod docs;
 mod envelope;
 mod gcloud;

@@ -10,7 +10,6 @@ use slipway_core::command::deploy::Deploy;
 use slipway_core::command::kubectl::{Kubectl, ManifestObject};
 use slipway_core::command::{Command, Target};
 use slipway_core::redact::redactor;
-use slipway_infra::github::Repo;
 use slipway_infra::gitops::FileChange;
 
 use super::pending::Pending;
@@ -45,7 +44,7 @@ pub async fn render(
     head: Oid,
 ) -> Result<Render, Failure> {
     match &p.command {
-        Command::Deploy(d) => render_deploy(svc, state, d, head).await,
+        Command::Deploy(d) => render_deploy(svc, state, p, d, head).await,
         Command::Kubectl(_) => render_kubectl(svc, state, p, head).await,
         Command::TfApply { stack } => {
             super::tf_apply::render_tf_apply(svc, state, p, stack, head).await
@@ -60,6 +59,7 @@ pub async fn render(
 async fn render_deploy(
     svc: &ChangeService,
     state: &Ctx,
+    p: &Pending,
     d: &Deploy,
     head: Oid,
 ) -> Result<Render, Failure> {
@@ -71,7 +71,7 @@ async fn render_deploy(
             state.policy().support()
         ))
     })?;
-    let pick = pick_image(svc, d, cfg).await?;
+    let pick = super::artifact::pick(svc, d, cfg, p.pinned_image.as_ref()).await?;
     let path = format!("{}/kustomization.yaml", d.manifest_dir());
     let content = crate::templates::render(
         "manifests/kustomization.yaml.j2",
@@ -81,12 +81,8 @@ async fn render_deploy(
     let current = read_at(svc, head, &path).await?;
     let diff = unified_diff(&path, &current, &content);
     let shown = (pick.tag.clone().or_else(|| pick.digest.clone())).unwrap_or_default();
-    let image = format!(
-        "{}{}{}",
-        cfg.image,
-        if pick.digest.is_some() { "@" } else { ":" },
-        shown
-    );
+    let image = pick.reference(&cfg.image);
+    let provenance = pick.provenance(cfg, state.clock.now());
     Ok(Render {
         title: format!("Deploy {} to {} ({shown})", d.service, d.env),
         files: vec![FileChange::Upsert {
@@ -100,73 +96,20 @@ async fn render_deploy(
             }],
             diff: Some(diff.clone()),
             image: Some(image.clone()),
-            image_digest: pick.digest,
+            image_digest: pick.digest.clone(),
             source_repo: Some(cfg.repo.clone()),
-            source_sha: pick.source_sha,
+            source_sha: pick.source_sha.clone(),
             ci_run_id: pick.run_id,
             ..Rendered::default()
         },
-        details: format!("Image `{image}`\n\n```diff\n{diff}```"),
+        details: format!("{provenance}\n\n```diff\n{diff}```"),
         preview: if diff.is_empty() {
-            format!("{image} is already deployed; nothing would change.")
+            format!("{provenance}\n{image} is already deployed; nothing would change.")
         } else {
-            diff
+            format!("{provenance}\n\n{diff}")
         },
-
         approval: None,
-    })
-}
-
-/// The image a deploy pins, and where it came from when CI chose it.
-struct ImagePick {
-    tag: Option<String>,
-    digest: Option<String>,
-    source_sha: Option<String>,
-    run_id: Option<u64>,
-}
-
-/// The version given (a tag, or a `sha256:` digest), or else the newest successful CI build of
-/// the service's branch, so a bare `/deploy svc env` ships what CI last built.
-async fn pick_image(
-    svc: &ChangeService,
-    d: &Deploy,
-    cfg: &super::ServiceConfig,
-) -> Result<ImagePick, Failure> {
-    if let Some(v) = &d.version {
-        let is_digest = v.starts_with("sha256:");
-        return Ok(ImagePick {
-            tag: (!is_digest).then(|| v.clone()),
-            digest: is_digest.then(|| v.clone()),
-            source_sha: None,
-            run_id: None,
-        });
-    }
-    let repo = Repo::parse(&cfg.repo).ok_or_else(|| {
-        Failure::upstream(
-            "Reading the service's configuration",
-            format!("`{}` is not owner/name", cfg.repo),
-        )
-    })?;
-    let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
-    let workflow = cfg.workflow.as_deref().ok_or_else(|| Failure::user(format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env)))?;
-    let run = svc
-        .gh_ci
-        .latest_successful_run(&repo, workflow, &branch)
-        .await
-        .map_err(|e| Failure::upstream(format!("Looking up the newest CI build of {repo}"), e))?;
-    let run = run.ok_or_else(|| Failure::user(format!("{repo} has no successful `{workflow}` run from a push to {branch}; pass a version: `/deploy {} {} <version>`", d.service, d.env)))?;
-    let short: String = run.head_sha.chars().take(7).collect();
-    let tag = cfg
-        .tag_template
-        .clone()
-        .unwrap_or_else(|| "sha-{short_sha}".into())
-        .replace("{short_sha}", &short)
-        .replace("{sha}", &run.head_sha);
-    Ok(ImagePick {
-        tag: Some(tag),
-        digest: None,
-        source_sha: Some(run.head_sha),
-        run_id: Some(run.id),
+        pinned_image: Some(pick),
     })
 }
 
@@ -235,6 +178,7 @@ async fn render_kubectl(
         details: redactor().redact(&details),
         preview: redactor().redact(&preview),
         approval: objects.approval,
+        pinned_image: None,
     })
 }
 

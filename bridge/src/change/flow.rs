@@ -154,6 +154,14 @@ impl ChangeService {
                 ))
             }
             Ok((_, r)) => {
+                if r.pinned_image.is_some() {
+                    // Confirm deploys what this dry run showed, even if the tag moves meanwhile.
+                    let pinned = Pending {
+                        pinned_image: r.pinned_image.clone(),
+                        ..p.clone()
+                    };
+                    self.pending.insert(pinned, state.clock.now());
+                }
                 let (preview, cut) = slack_preview(&r.preview);
                 let headline = format!(":mag: *Dry run* of `{}`: {}", p.text, r.title);
                 let context = format!(

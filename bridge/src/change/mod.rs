@@ -6,6 +6,7 @@
 //! calls all happen afterwards, off the ack.
 
 mod approvals;
+mod artifact;
 mod compose;
 mod expiry;
 mod flow;
@@ -54,6 +55,8 @@ pub(crate) struct Render {
     /// A stricter approval requirement found while rendering (the objects of a manifest), which
     /// replaces the one decided at the ack.
     pub approval: Option<slipway_core::change::ApprovalRequirement>,
+    /// The image a deploy resolved, pinned into the pending change at the dry run.
+    pub pinned_image: Option<artifact::PinnedImage>,
 }
 
 /// The change-request side of the bridge.

@@ -29,6 +29,9 @@ pub struct Pending {
     pub confirmation: Option<String>,
     /// Dropped, unconfirmed, after this.
     pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// For `/deploy`: the image the dry run resolved, which Confirm deploys (not the tag's
+    /// digest at that later moment).
+    pub pinned_image: Option<super::artifact::PinnedImage>,
 }
 
 impl Pending {
@@ -76,6 +79,7 @@ impl Pending {
             channel: cmd.channel_id.clone(),
             response_url: cmd.response_url.clone(),
             expected_confirmation: expected,
+            pinned_image: None,
             confirmation: None,
             expires_at,
         })

@@ -97,6 +97,8 @@ struct Wire {
     expected_confirmation: Option<String>,
     confirmation: Option<String>,
     expires_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pinned_image: Option<super::artifact::PinnedImage>,
 }
 
 impl Wire {
@@ -117,6 +119,7 @@ impl Wire {
             expected_confirmation: p.expected_confirmation.clone(),
             confirmation: p.confirmation.clone(),
             expires_at: p.expires_at,
+            pinned_image: p.pinned_image.clone(),
         }
     }
 
@@ -140,6 +143,7 @@ impl Wire {
             expected_confirmation: self.expected_confirmation,
             confirmation: self.confirmation,
             expires_at: self.expires_at,
+            pinned_image: self.pinned_image,
         })
     }
 }
@@ -394,6 +398,7 @@ mod tests {
             expected_confirmation: None,
             confirmation: None,
             expires_at,
+            pinned_image: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn render_tf_apply(
         ),
         preview: format!("{summary}\n\n{text}"),
         approval: None,
+        pinned_image: None,
     })
 }
 

@@ -10,9 +10,12 @@ use super::{Env, FileGitHub, FileGitops, FileSigning, Secret, check_url, duratio
 /// `gitops.services`, each checked.
 pub(super) fn services(
     s: &BTreeMap<String, super::gitops::ServiceConfig>,
+    env: Env<'_>,
 ) -> Result<BTreeMap<String, super::gitops::ServiceConfig>, String> {
-    s.iter().try_for_each(|(name, svc)| svc.check(name))?;
-    Ok(s.clone())
+    let mut s = s.clone();
+    s.iter_mut()
+        .try_for_each(|(name, svc)| svc.load(name, env))?;
+    Ok(s)
 }
 
 /// `SLIPWAY_RUNNER_LOGIN` / `github.runner_login`, default `github-actions[bot]`.
@@ -159,7 +162,7 @@ pub(super) fn load(
         signing_key_id: signing_key_id.clone(),
         signing_trusted: trusted_keys(signing)?,
         signing_revoked: revoked,
-        services: services(&gitops.services)?,
+        services: services(&gitops.services, env)?,
         client_id: env("SLIPWAY_GITHUB_CLIENT_ID")
             .or(github.client_id.clone())
             .filter(|c| !c.trim().is_empty()),
@@ -255,8 +258,33 @@ mod tests {
             "repo: acme/api\nimage: registry.example/api\nworkflow: ../ci.yml\n",
         )
         .unwrap();
-        let e = services(&BTreeMap::from([("api".to_string(), svc)])).unwrap_err();
+        let e = services(&BTreeMap::from([("api".to_string(), svc)]), &|_| None).unwrap_err();
         assert!(e.contains("gitops.services.api.workflow"), "{e}");
+    }
+
+    #[test]
+    fn registry_credentials_load_from_references_and_bad_settings_name_their_key() {
+        let load = |yaml: &str| {
+            let svc: crate::config::gitops::ServiceConfig = serde_saphyr::from_str(&format!(
+                "repo: acme/api\nimage: ghcr.io/acme/api\nregistry:\n{yaml}"
+            ))
+            .unwrap();
+            let env = |k: &str| (k == "REGISTRY_PASSWORD").then(|| "s3cret-pass".to_string());
+            services(&BTreeMap::from([("api".to_string(), svc)]), &env)
+        };
+        let ok = load("  username: ci\n  password: { env: REGISTRY_PASSWORD }\n").unwrap();
+        let reg = ok["api"].registry.as_ref().unwrap();
+        assert_eq!(reg.base_url("ghcr.io/acme/api"), "https://ghcr.io");
+        let shown = format!("{reg:?} {:?}", reg.auth());
+        assert!(
+            matches!(reg.auth(), slipway_infra::oci::Auth::Basic { .. })
+                && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let e = load("  password: { env: REGISTRY_PASSWORD }\n").unwrap_err();
+        assert!(e.contains("gitops.services.api.registry.username"), "{e}");
+        let e = load("  url: http://registry.example\n").unwrap_err();
+        assert!(e.contains("gitops.services.api.registry.url"), "{e}");
     }
 
     #[test]

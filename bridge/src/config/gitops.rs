@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use slipway_infra::github::Repo;
 
-use super::Secret;
+use super::{Env, Secret, SecretSource, de_secret};
 
 /// How an image is found for `/deploy <service>` without a version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -28,9 +28,113 @@ pub struct ServiceConfig {
     /// without it `/deploy <service>` needs an explicit version.
     #[serde(default)]
     pub workflow: Option<String>,
+    /// Where the image's registry is and how to sign in to it. When set, every `/deploy` first
+    /// checks that the tag exists there and pins the digest it resolves to; when unset the image
+    /// is not checked and the dry run says so.
+    #[serde(default)]
+    pub registry: Option<RegistryConfig>,
+}
+
+/// `gitops.services.<svc>.registry`: the registry's API URL and credentials (anonymous when
+/// neither `password` nor `token` is set).
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The registry's base URL, e.g. `https://ghcr.io`; default `https://<host of image>`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// For basic auth (and the token realm of a `Bearer` challenge), with `password`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "de_secret")]
+    password: Option<SecretSource>,
+    /// A bearer token sent as is (a registry's personal access token).
+    #[serde(default, deserialize_with = "de_secret")]
+    token: Option<SecretSource>,
+    /// The loaded secrets (`password`, `token`), set by [`RegistryConfig::load`].
+    #[serde(skip)]
+    pub secrets: (Secret, Secret),
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for RegistryConfig {
+    fn eq(&self, o: &Self) -> bool {
+        self.url == o.url && self.username == o.username && self.secrets == o.secrets
+    }
+}
+impl Eq for RegistryConfig {}
+
+impl RegistryConfig {
+    /// Load the secret references; `name` is the service's key, for messages.
+    fn load(&mut self, name: &str, env: Env<'_>) -> Result<(), String> {
+        let what = |k: &str| format!("gitops.services.{name}.registry.{k}");
+        let load = |src: Option<&SecretSource>, k: &str| {
+            src.map_or_else(|| Ok(Secret::default()), |s| s.load(&what(k), env))
+        };
+        self.secrets = (
+            load(self.password.as_ref(), "password")?,
+            load(self.token.as_ref(), "token")?,
+        );
+        if !self.secrets.0.is_empty() && self.username.is_none() {
+            return Err(format!(
+                "{}: set a username with the password",
+                what("username")
+            ));
+        }
+        if let Some(u) = &self.url
+            && !(u.starts_with("https://")
+                || u.starts_with("http://127.0.0.1")
+                || u.starts_with("http://localhost"))
+        {
+            return Err(format!(
+                "{}: `{u}` is not an https URL (plain http only on loopback)",
+                what("url")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The credentials to send now (a rotated secret is read afresh each time).
+    pub fn auth(&self) -> slipway_infra::oci::Auth {
+        use slipway_infra::oci::Auth;
+        let (password, token) = &self.secrets;
+        if !token.is_empty() {
+            return Auth::Bearer(token.expose().to_string());
+        }
+        match &self.username {
+            Some(u) if !password.is_empty() => Auth::Basic {
+                username: u.clone(),
+                password: password.expose().to_string(),
+            },
+            _ => Auth::Anonymous,
+        }
+    }
+
+    /// The registry's API base URL for `image`.
+    pub fn base_url(&self, image: &str) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", slipway_infra::oci::split_image(image).0))
+    }
 }
 
 impl ServiceConfig {
+    /// Load the registry's secret references, then check the service; `name` is its key.
+    pub(super) fn load(&mut self, name: &str, env: Env<'_>) -> Result<(), String> {
+        if let Some(r) = &mut self.registry {
+            r.load(name, env)?;
+        }
+        self.check(name)
+    }
+
     /// Check the parts GitHub lookups use; `name` is the service's key, for the message.
     pub fn check(&self, name: &str) -> Result<(), String> {
         if Repo::parse(&self.repo).is_none() {

@@ -1,6 +1,8 @@
 //! Request routing: discovery, get/list (JSON or Table), pod logs, scale, PATCH/apply, and
 //! `Status` errors, as kube-apiserver answers them.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -193,6 +195,7 @@ pub(crate) async fn handle(
                 _ => None,
             },
         });
+        super::rollout::advance(&mut st);
         namespace_of(&path).and_then(|ns| st.slow.get(&ns).copied())
     };
     match path.trim_end_matches('/') {
@@ -299,12 +302,7 @@ fn route(
     ) {
         (Method::GET, None, None) => {
             if matches!(param("watch"), Some("true" | "1")) {
-                return status(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    "watch is not supported by the emulator",
-                    None,
-                );
+                return watch(state, &target, &param);
             }
             list(
                 state,
@@ -361,6 +359,34 @@ fn route(
         (Method::GET, _, _) => not_found_path(),
         _ => method_not_allowed(),
     }
+}
+
+/// `?watch=1`: stream the selected objects' changes after `resourceVersion`.
+fn watch<'a>(state: &Shared, t: &Target, param: &impl Fn(&str) -> Option<&'a str>) -> Response {
+    let (labels, fields) = match (
+        Selector::parse(param("labelSelector")),
+        Selector::parse(param("fieldSelector")),
+    ) {
+        (Ok(l), Ok(f)) => (l, f),
+        (Err(e), _) | (_, Err(e)) => return bad_request(&e),
+    };
+    super::rollout::watch(
+        state,
+        super::rollout::Watch {
+            resource: t.resource.name,
+            ns: t.ns.clone(),
+            fields,
+            labels,
+            since: param("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            timeout: Duration::from_secs(
+                param("timeoutSeconds")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(300),
+            ),
+        },
+    )
 }
 
 /// DELETE: answers with the object as it was (as the API does for most kinds). A dry run

@@ -15,11 +15,13 @@
 mod handler;
 mod patch;
 mod resources;
+mod rollout;
 mod selector;
 mod table;
 mod tls;
 mod tokens;
 
+pub use rollout::RolloutFailure;
 pub use tokens::{AccountRole, DEFAULT_AUDIENCE, DRY_RUN_POLICY, IssuedToken};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -73,6 +75,7 @@ pub(crate) struct State {
     pub(crate) logs: HashMap<(String, String), String>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) counter: u64,
+    pub(crate) rollouts: rollout::Rollouts,
 }
 
 impl State {
@@ -306,6 +309,21 @@ impl KubeEmulator {
             "deployments",
             resources::deployment(ns, name, replicas, image),
         );
+    }
+
+    /// How long a Deployment's rollout takes after a spec change (default zero: it settles at
+    /// once). `kubectl rollout status` watches it progress.
+    pub fn set_rollout_delay(&self, delay: Duration) {
+        self.state().rollouts.delay = delay;
+    }
+
+    /// The switch that makes every later rollout of deployment `ns/name` fail: it exceeds its
+    /// progress deadline and its new pods fail as `how` says.
+    pub fn fail_rollouts(&self, ns: &str, name: &str, how: RolloutFailure) {
+        self.state()
+            .rollouts
+            .failing
+            .insert((ns.to_string(), name.to_string()), how);
     }
 
     /// A ClusterIP service selecting `app=<name>`, port 80 → 8080.

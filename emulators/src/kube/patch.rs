@@ -211,10 +211,14 @@ fn commit(
     } else {
         generation.max(1)
     });
-    if t.resource.name == "deployments" {
-        settle_deployment(&mut obj);
-    }
     let mut st = lock(state);
+    if t.resource.name == "deployments" {
+        if spec_changed && !dry_run {
+            super::rollout::begin(&mut st, &t.ns, &t.name, &mut obj);
+        } else {
+            settle_deployment(&mut obj);
+        }
+    }
     let stored = if dry_run {
         let n = st.counter + 1;
         obj["metadata"]["resourceVersion"] = json!(n.to_string());

@@ -393,6 +393,39 @@ pub(crate) fn deployment(ns: &str, name: &str, replicas: u32, image: &str) -> Va
 
 /// Makes a deployment's status reflect its spec, as if the rollout finished instantly.
 pub(crate) fn settle_deployment(d: &mut Value) {
+    let n = d
+        .pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    deployment_status(
+        d,
+        [n, n, n],
+        [
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        ],
+        [
+            "True",
+            "NewReplicaSetAvailable",
+            "ReplicaSet has successfully progressed.",
+        ],
+    );
+    if let (0, Some(s)) = (n, d["status"].as_object_mut()) {
+        s.remove("readyReplicas");
+        s.remove("availableReplicas");
+    }
+}
+
+/// Sets a deployment's status as the controller would report it: `[updated, ready,
+/// available]` replicas of `spec.replicas`, and the `Available` and `Progressing` conditions
+/// as `[status, reason, message]`.
+pub(crate) fn deployment_status(
+    d: &mut Value,
+    [updated, ready, available]: [u64; 3],
+    available_cond: [&str; 3],
+    progressing: [&str; 3],
+) {
     let replicas = d
         .pointer("/spec/replicas")
         .and_then(Value::as_u64)
@@ -401,23 +434,15 @@ pub(crate) fn settle_deployment(d: &mut Value) {
         .pointer("/metadata/generation")
         .cloned()
         .unwrap_or(json!(1));
+    let cond = |kind: &str, [status, reason, message]: [&str; 3]| json!({ "type": kind, "status": status, "reason": reason, "message": message });
     d["status"] = json!({
         "observedGeneration": generation,
         "replicas": replicas,
-        "updatedReplicas": replicas,
-        "readyReplicas": replicas,
-        "availableReplicas": replicas,
-        "conditions": [
-            { "type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-              "message": "Deployment has minimum availability." },
-            { "type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-              "message": "ReplicaSet has successfully progressed." },
-        ],
+        "updatedReplicas": updated,
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "conditions": [cond("Available", available_cond), cond("Progressing", progressing)],
     });
-    if let (0, Some(s)) = (replicas, d["status"].as_object_mut()) {
-        s.remove("readyReplicas");
-        s.remove("availableReplicas");
-    }
 }
 
 pub(crate) fn service(ns: &str, name: &str, n: u64) -> Value {

@@ -17,6 +17,10 @@ pub struct WorkflowRun {
     pub event: String,
     /// `owner/name` the head commit came from (a fork's, for a fork's pull request).
     pub head_repository: String,
+    /// RFC 3339, when the run was created (the build's age in a dry run).
+    pub created_at: String,
+    /// The run's page, for people.
+    pub html_url: String,
 }
 
 impl WorkflowRun {
@@ -35,6 +39,8 @@ impl WorkflowRun {
             path: s("/path"),
             event: s("/event"),
             head_repository: s("/head_repository/full_name"),
+            created_at: s("/created_at"),
+            html_url: s("/html_url"),
         }
     }
 
@@ -142,6 +148,8 @@ mod tests {
             path: path.into(),
             event: event.into(),
             head_repository: head.into(),
+            created_at: String::new(),
+            html_url: String::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! signed execution target, then terraform, kubectl or the deploy through [`tools`].
 
 mod place;
+mod rollout;
 mod tools;
 
 use std::time::Instant;
@@ -191,7 +192,12 @@ async fn kube(
     }
     let dir = cr.command.argv.last().cloned().unwrap_or_default();
     let command = job.cfg.deploy.command.as_deref();
-    Ok(runner
+    let mut ran = runner
         .deploy(cr, command, &kube, &dir, &job.env.workspace)
-        .await)
+        .await;
+    if ran.verdict == crate::outcome::Verdict::Done {
+        let timeout = job.cfg.deploy.rollout_timeout();
+        rollout::wait(runner, &kube, &dir, &job.env.workspace, timeout, &mut ran).await;
+    }
+    Ok(ran)
 }

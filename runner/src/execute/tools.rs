@@ -70,7 +70,7 @@ fn keep(steps: &mut Vec<Step>, step: Step, ok: bool) -> Result<(), Verdict> {
 impl Runner<'_> {
     /// Every process's environment. The metadata service is off, so a tool that finds no
     /// credentials for its target fails rather than borrowing the CI host's instance role.
-    fn base_env(&self) -> Vec<(String, String)> {
+    pub(super) fn base_env(&self) -> Vec<(String, String)> {
         let (metadata, off) = slipway_infra::exec::NO_INSTANCE_METADATA;
         let mut env = vec![
             ("PATH".to_string(), self.tools.path.clone()),
@@ -84,7 +84,7 @@ impl Runner<'_> {
         env
     }
 
-    async fn step(
+    pub(super) async fn step(
         &self,
         argv: Vec<String>,
         shown: String,
@@ -266,13 +266,22 @@ impl Runner<'_> {
     /// The signed kubectl argv with the cluster's kubeconfig, context and a cache directory
     /// inserted right after `kubectl`.
     fn kubectl_argv(&self, cr: &ChangeRequest, kube: &KubeTarget) -> Vec<String> {
+        self.kubectl_with(kube, cr.command.argv.iter().skip(1).cloned())
+    }
+
+    /// kubectl with the cluster's kubeconfig, context and a cache directory, then `args`.
+    pub(super) fn kubectl_with(
+        &self,
+        kube: &KubeTarget,
+        rest: impl IntoIterator<Item = String>,
+    ) -> Vec<String> {
         let mut argv = vec![
             self.tools.kubectl.clone(),
             format!("--kubeconfig={}", kube.kubeconfig.display()),
             format!("--context={}", kube.context),
             format!("--cache-dir={}", self.scratch.join("kube-cache").display()),
         ];
-        argv.extend(cr.command.argv.iter().skip(1).cloned());
+        argv.extend(rest);
         argv
     }
 

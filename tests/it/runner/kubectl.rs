@@ -107,66 +107,14 @@ async fn kubectl_runs_the_signed_argv_against_the_cluster_and_a_second_run_is_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_applies_the_rendered_manifests_server_side() {
-    let base = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.4.2\n";
-    let kustomization = |tag: &str| {
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/web\n    newTag: \"{tag}\"\n"
-        )
-    };
-    let fx = fixture(
-        &[],
-        &[
-            ("apps/web/base/deployment.yaml", base.to_string()),
-            (
-                "apps/web/base/kustomization.yaml",
-                "resources:\n  - deployment.yaml\n".to_string(),
-            ),
-            (
-                "apps/web/staging/kustomization.yaml",
-                kustomization("1.4.2"),
-            ),
-        ],
-    )
-    .await;
-    let (kube, clusters) = cluster(&fx).await;
-    let new = kustomization("1.5.0");
-    let digest = {
-        use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(new.as_bytes()))
-    };
-    let rendered = Rendered {
-        files: vec![RenderedFile {
-            path: "apps/web/staging/kustomization.yaml".into(),
-            sha256: digest,
-        }],
-        image: Some("registry.example/web:1.5.0".into()),
-        ..Rendered::default()
-    };
-    let cr = change(&fx, "p1", "/deploy web staging 1.5.0", rendered);
-    let (number, sha) = approved_and_merged(
-        &fx,
-        &cr,
-        &cr.to_yaml(),
-        &[("apps/web/staging/kustomization.yaml", new)],
-    )
-    .await;
-    let ws = checkout(&fx, &sha);
-    let deploy = "deploy:\n  command: [kubectl, \"--kubeconfig={kubeconfig}\", \"--context={context}\", apply, --server-side, --validate=false, -k, \"{dir}\"]\n";
-    let out = run(
-        &fx,
-        &ws,
-        &sha,
-        &config(&fx, &format!("{clusters}{deploy}")),
-        &[],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{:?}", comments(&fx, number));
-    let d = kube.deployment("web", "web").unwrap();
+    let d = super::rollout::deploy_web(None, |_| {}, "").await;
+    let body = result_comment(&d.fx, d.number, &d.cr.id);
+    assert_eq!(d.out.status.code(), Some(0), "{body}");
+    let dep = d.kube.deployment("web", "web").unwrap();
     assert_eq!(
-        d["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/web:1.5.0",
-        "{d}"
+        dep["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/web:1.5.0",
+        "{dep}"
     );
-    let body = result_comment(&fx, number, &cr.id);
     assert!(body.contains("serverside-applied"), "{body}");
 }
 

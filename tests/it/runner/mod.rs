@@ -362,5 +362,6 @@ mod key_store;
 mod kubectl;
 mod people;
 mod refusals;
+mod rollout;
 mod terraform;
 mod workflow;

@@ -1,0 +1,174 @@
+//! After a deploy applies, the runner waits for the rollout with the real `kubectl rollout
+//! status` (which watches the emulated Deployment's generation, conditions and replica counts):
+//! a rollout that finishes is reported with its ready replicas and the digest running; one that
+//! fails (crash-looping pods, a readiness probe failing, or the configured wait running out)
+//! makes the execution a failure with the pods' reasons.
+
+use std::time::Duration;
+
+use slipway_emulators::kube::RolloutFailure;
+
+use super::*;
+
+const BASE: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.4.2\n";
+const DIGEST: &str = "sha256:5b0f3b9e2cd4a3c0d4b2f1e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7";
+
+fn kustomization(tag: &str, digest: Option<&str>) -> String {
+    let pin = digest
+        .map(|d| format!("    digest: {d}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: registry.example/web\n    newTag: \"{tag}\"\n{pin}"
+    )
+}
+
+/// What one deploy run left behind.
+pub(super) struct Deployed {
+    pub fx: Fx,
+    pub kube: KubeEmulator,
+    pub number: u64,
+    pub sha: String,
+    pub cr: ChangeRequest,
+    pub out: Output,
+}
+
+/// `/deploy web staging 1.5.0` (the digest pinned when given), approved, merged and run with
+/// `deploy:` settings `extra`, against a cluster `prepare` sets up.
+pub(super) async fn deploy_web(
+    digest: Option<&str>,
+    prepare: impl FnOnce(&KubeEmulator),
+    extra: &str,
+) -> Deployed {
+    let fx = fixture(
+        &[],
+        &[
+            ("apps/web/base/deployment.yaml", BASE.to_string()),
+            (
+                "apps/web/base/kustomization.yaml",
+                "resources:\n  - deployment.yaml\n".to_string(),
+            ),
+            (
+                "apps/web/staging/kustomization.yaml",
+                kustomization("1.4.2", None),
+            ),
+        ],
+    )
+    .await;
+    let (kube, clusters) = super::kubectl::cluster(&fx).await;
+    prepare(&kube);
+    let new = kustomization("1.5.0", digest);
+    let rendered = Rendered {
+        files: vec![RenderedFile {
+            path: "apps/web/staging/kustomization.yaml".into(),
+            sha256: {
+                use sha2::Digest as _;
+                hex::encode(sha2::Sha256::digest(new.as_bytes()))
+            },
+        }],
+        image: Some("registry.example/web:1.5.0".into()),
+        image_digest: digest.map(String::from),
+        ..Rendered::default()
+    };
+    let cr = change(&fx, "p1", "/deploy web staging 1.5.0", rendered);
+    let (number, sha) = approved_and_merged(
+        &fx,
+        &cr,
+        &cr.to_yaml(),
+        &[("apps/web/staging/kustomization.yaml", new)],
+    )
+    .await;
+    let ws = checkout(&fx, &sha);
+    let deploy = format!(
+        "deploy:\n  command: [kubectl, \"--kubeconfig={{kubeconfig}}\", \"--context={{context}}\", apply, --server-side, --validate=false, -k, \"{{dir}}\"]\n{extra}"
+    );
+    let out = run(
+        &fx,
+        &ws,
+        &sha,
+        &config(&fx, &format!("{clusters}{deploy}")),
+        &[],
+    )
+    .await;
+    Deployed {
+        fx,
+        kube,
+        number,
+        sha,
+        cr,
+        out,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_waits_for_the_rollout_and_reports_ready_replicas_and_the_running_digest() {
+    let d = deploy_web(
+        Some(DIGEST),
+        |k| k.set_rollout_delay(Duration::from_millis(1500)),
+        "",
+    )
+    .await;
+    let body = result_comment(&d.fx, d.number, &d.cr.id);
+    assert_eq!(d.out.status.code(), Some(0), "{body}");
+    assert!(
+        body.contains("kubectl rollout status deployment/web -n web --timeout=300s")
+            && body.contains("successfully rolled out")
+            && body.contains(&format!(
+                "2/2 replicas ready, running registry.example/web:1.5.0@{DIGEST}"
+            )),
+        "{body}"
+    );
+    assert!(
+        d.kube
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/deployments?") && r.path.contains("watch=true")),
+        "kubectl watched the rollout: {:?}",
+        d.kube.requests()
+    );
+    assert_eq!(execution_status(&d.fx, &d.sha)["state"], "success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_rollout_fails_the_execution_with_the_pods_reasons() {
+    let d = deploy_web(
+        Some(DIGEST),
+        |k| k.fail_rollouts("web", "web", RolloutFailure::CrashLoop),
+        "",
+    )
+    .await;
+    let body = result_comment(&d.fx, d.number, &d.cr.id);
+    assert_ne!(d.out.status.code(), Some(0), "{body}");
+    assert!(
+        body.contains("exceeded its progress deadline")
+            && body.contains("web-2-0: CrashLoopBackOff")
+            && body.contains("did not finish"),
+        "{body}"
+    );
+    assert_eq!(execution_status(&d.fx, &d.sha)["state"], "failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_whose_readiness_probe_fails_or_that_outlasts_the_wait_is_a_failure() {
+    let d = deploy_web(
+        None,
+        |k| k.fail_rollouts("web", "web", RolloutFailure::Readiness),
+        "",
+    )
+    .await;
+    let body = result_comment(&d.fx, d.number, &d.cr.id);
+    assert!(body.contains("Readiness probe failed"), "{body}");
+    assert_eq!(execution_status(&d.fx, &d.sha)["state"], "failure");
+
+    let slow = deploy_web(
+        None,
+        |k| k.set_rollout_delay(Duration::from_secs(120)),
+        "  rollout_timeout: 2s\n",
+    )
+    .await;
+    let body = result_comment(&slow.fx, slow.number, &slow.cr.id);
+    assert!(
+        body.contains("--timeout=2s") && body.contains("did not finish"),
+        "{body}"
+    );
+    assert_eq!(execution_status(&slow.fx, &slow.sha)["state"], "failure");
+}
