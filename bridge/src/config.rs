@@ -19,6 +19,7 @@ mod github;
 pub mod gitops;
 mod google;
 pub mod keys;
+mod loki;
 mod sandbox;
 mod scim;
 mod secret;

@@ -1,6 +1,6 @@
 //! The `audit:` section: the key that signs the spool's checkpoints and the allowlist of writers,
-//! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, a
-//! signed webhook). Without `s3` the spool stays local only.
+//! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, Loki,
+//! a signed webhook). Without `s3` the spool stays local only.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use slipway_core::audit::{WriterAllowlist, WriterKeys};
 use slipway_infra::s3::{Retention, RetentionMode, S3Settings, StaticCredentials};
 use slipway_infra::sinks::jira::{JiraAuth, JiraSettings};
+use slipway_infra::sinks::loki::LokiSettings;
 use slipway_infra::sinks::webhook::WebhookSettings;
 
 use super::{Env, Secret, SecretSource, check_url, de_secret};
@@ -18,7 +19,7 @@ use super::{Env, Secret, SecretSource, check_url, de_secret};
 /// capped at 100 years to catch a unit mistake.
 const MAX_RETENTION_DAYS: u32 = 36_500;
 
-/// How long one Jira or webhook request may take.
+/// How long one Jira, Loki or webhook request may take.
 const SINK_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +33,7 @@ pub(super) struct FileAudit {
     writers: BTreeMap<String, WriterKeys>,
     s3: Option<FileS3>,
     jira: Option<FileJira>,
+    loki: Option<super::loki::FileLoki>,
     webhook: Option<FileWebhook>,
 }
 
@@ -87,6 +89,7 @@ pub struct AuditConfig {
     pub writer: Option<String>,
     pub s3: Option<S3Settings>,
     pub jira: Option<JiraConfig>,
+    pub loki: Option<LokiSettings>,
     pub webhook: Option<WebhookSettings>,
 }
 
@@ -177,6 +180,10 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
         Some(bucket) => Some(load_s3(bucket, s3_file, env)?),
     };
     let jira = file.jira.map(|j| load_jira(j, env)).transpose()?;
+    let loki = file
+        .loki
+        .map(|l| super::loki::load(l, env, SINK_TIMEOUT))
+        .transpose()?;
     let webhook = match file.webhook {
         None => None,
         Some(w) => {
@@ -218,6 +225,7 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
         writer,
         s3,
         jira,
+        loki,
         webhook,
     })
 }

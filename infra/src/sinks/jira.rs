@@ -10,14 +10,13 @@
 //! creates a second issue for that change on restart.
 
 use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
 use hyper::Method;
 use serde_json::{Value, json};
 use slipway_core::audit::{AuditRecord, EventKind};
@@ -33,35 +32,9 @@ const MAX_SUMMARY: usize = 255;
 /// Output excerpts in comments are kept short; the full record is in the audit trail.
 const MAX_EXCERPT: usize = 2000;
 
-/// How to authenticate.
-#[derive(Clone)]
-pub enum JiraAuth {
-    /// Jira Cloud: account email and API token.
-    Basic { user: String, token: String },
-    /// Jira Data Center: a personal access token.
-    Bearer { token: String },
-}
-
-impl fmt::Debug for JiraAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JiraAuth::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
-            JiraAuth::Bearer { .. } => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
-impl JiraAuth {
-    fn header(&self) -> String {
-        match self {
-            JiraAuth::Basic { user, token } => format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
-            ),
-            JiraAuth::Bearer { token } => format!("Bearer {token}"),
-        }
-    }
-}
+/// How to authenticate: Jira Cloud takes `Basic` (account email and API token), Jira Data
+/// Center `Bearer` (a personal access token).
+pub use super::Auth as JiraAuth;
 
 /// Where and how to file issues.
 #[derive(Debug, Clone)]
@@ -79,13 +52,21 @@ pub struct JiraSettings {
 }
 
 /// See the module docs.
-#[derive(Debug)]
 pub struct JiraSink {
     settings: JiraSettings,
     http: Http,
     auth: String,
     /// change id → issue key; mirrors `settings.issues_file`.
     issues: Mutex<BTreeMap<String, String>>,
+}
+
+/// The `Authorization` header carries the token: never printed.
+impl std::fmt::Debug for JiraSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraSink")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JiraSink {

@@ -16,10 +16,9 @@ use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::sinks::jira::{self, JiraAuth, JiraSettings, JiraSink};
 use slipway_infra::sinks::webhook::{self, WebhookSettings, WebhookSink};
 use slipway_infra::sinks::{self};
-use slipway_infra::spool::{Spool, SpoolError};
 use tokio_util::sync::CancellationToken;
 
-use super::{eventually, fast_pacing, record, recorded};
+use super::{eventually, fast_pacing, record, recorded, reopen_without_cursor};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -132,23 +131,7 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
     stop.cancel();
     task.await.unwrap();
     drop((writer, log));
-    std::fs::remove_file(spool_dir.join("bridge%3Ajira.jira")).unwrap();
-    let mut reopened = None;
-    assert!(
-        eventually(WAIT, || {
-            match Spool::open(&spool_dir, "bridge:jira", &audit_signing("bridge:jira")) {
-                Ok(s) => {
-                    reopened = Some(s);
-                    true
-                }
-                Err(SpoolError::Locked { .. }) => false,
-                Err(e) => panic!("{e}"),
-            }
-        })
-        .await
-    );
-    let log = reopened.unwrap().log();
-    assert_eq!(log.cursor(jira::CURSOR).unwrap(), 0);
+    let log = reopen_without_cursor(&spool_dir, "bridge:jira", jira::CURSOR).await;
     let stop = CancellationToken::new();
     sinks::spawn(
         JiraSink::new(settings).unwrap(),
