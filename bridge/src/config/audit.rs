@@ -2,12 +2,12 @@
 //! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, Loki,
 //! a signed webhook). Without `s3` the spool stays local only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use slipway_core::audit::{WriterAllowlist, WriterKeys};
+use slipway_core::audit::{EventKind, WriterAllowlist, WriterKeys};
 use slipway_infra::s3::{Retention, RetentionMode, S3Settings, StaticCredentials};
 use slipway_infra::sinks::jira::{JiraAuth, JiraSettings};
 use slipway_infra::sinks::loki::LokiSettings;
@@ -66,6 +66,9 @@ struct FileJira {
     user: Option<String>,
     #[serde(default, deserialize_with = "de_secret")]
     token: Option<SecretSource>,
+    /// Record kind (`merge`, `execution`, …) → workflow transition name.
+    #[serde(default)]
+    transitions: HashMap<EventKind, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +103,8 @@ pub struct JiraConfig {
     pub project: String,
     pub issue_type: String,
     pub auth: JiraAuth,
+    /// Record kind → the workflow transition (by name) its record performs.
+    pub transitions: HashMap<EventKind, String>,
 }
 
 impl JiraConfig {
@@ -111,6 +116,7 @@ impl JiraConfig {
             issue_type: self.issue_type.clone(),
             auth: self.auth.clone(),
             issues_file: spool_dir.join("jira-issues.json"),
+            transitions: self.transitions.clone(),
             timeout: SINK_TIMEOUT,
         }
     }
@@ -301,7 +307,15 @@ fn load_jira(j: FileJira, env: Env<'_>) -> Result<JiraConfig, String> {
         Some(user) => JiraAuth::Basic { user, token },
         None => JiraAuth::Bearer { token },
     };
+    if let Some((kind, _)) = j.transitions.iter().find(|(_, n)| n.trim().is_empty()) {
+        return Err(format!(
+            "audit.jira.transitions.{}: the transition name is empty: give the name Jira shows on \
+             the issue's workflow button, e.g. Done",
+            serde_json::to_value(kind).unwrap_or_default()
+        ));
+    }
     Ok(JiraConfig {
+        transitions: j.transitions,
         url: j.url.trim_end_matches('/').to_string(),
         project: j.project,
         issue_type: j.issue_type.unwrap_or_else(|| "Task".into()),
@@ -407,7 +421,7 @@ mod tests {
     fn jira_and_webhook() {
         let c = load(
             parse(
-                "jira:\n  url: https://acme.atlassian.net/\n  project: OPS\n  user: bot@acme.test\n  token: t0k\n\
+                "jira:\n  url: https://acme.atlassian.net/\n  project: OPS\n  user: bot@acme.test\n  token: t0k\n  transitions: {merge: In Progress, execution: Done}\n\
                  webhook:\n  url: http://127.0.0.1:9/hook\n  secret: shh\n",
             ),
             &no_env,
@@ -417,6 +431,18 @@ mod tests {
         assert_eq!(jira.url, "https://acme.atlassian.net");
         assert_eq!(jira.issue_type, "Task");
         assert!(matches!(jira.auth, JiraAuth::Basic { .. }));
+        assert_eq!(jira.transitions[&EventKind::Merge], "In Progress");
+        assert_eq!(jira.transitions[&EventKind::Execution], "Done");
+        let err = |yaml: &str| load(parse(yaml), &no_env).unwrap_err();
+        let e = serde_saphyr::from_str::<FileAudit>(
+            "jira:\n  url: https://a.example\n  project: OPS\n  token: t\n  transitions: {merged: Done}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("merged"), "{e}");
+        assert!(
+            err("jira:\n  url: https://a.example\n  project: OPS\n  token: t\n  transitions: {merge: \"\"}\n")
+                .contains("empty")
+        );
         assert!(!format!("{jira:?}").contains("t0k"));
         let hook = c.webhook.unwrap();
         assert_eq!(hook.secret, "shh");

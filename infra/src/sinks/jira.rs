@@ -1,6 +1,9 @@
 //! Jira tickets for change requests (REST API v2): an issue for each change request (audit
-//! records of kind `change_request`), and a comment on it for each outcome (`execution`, `expiry`,
-//! `rejection` records with the same `change_id`). Other records are skipped.
+//! records of kind `change_request`), and a comment on it for each outcome (`merge`,
+//! `execution`, `expiry`, `rejection` records with the same `change_id`). Other records are
+//! skipped. Before its comment, a record whose kind has a configured transition (`transitions`,
+//! by kind) moves the issue through the transition of that name, when the issue's status offers
+//! it; one not offered (the issue is already there, as after a crash) is skipped.
 //!
 //! Which issue belongs to which change is kept in a small JSON file beside the spool, written
 //! atomically before the cursor moves. Each comment carries a `slipway-event:<event id>` marker
@@ -9,7 +12,7 @@
 //! one window left: a crash between Jira creating an issue and the map file being written
 //! creates a second issue for that change on restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -48,6 +51,9 @@ pub struct JiraSettings {
     pub auth: JiraAuth,
     /// The change → issue key map (JSON), kept beside the spool.
     pub issues_file: PathBuf,
+    /// Record kind → the name of the workflow transition its record performs (e.g. `merge` →
+    /// `In Progress`, `execution` → `Done`).
+    pub transitions: HashMap<EventKind, String>,
     pub timeout: Duration,
 }
 
@@ -123,7 +129,7 @@ impl JiraSink {
         };
         let outcome = match record.kind {
             EventKind::ChangeRequest => None,
-            EventKind::Execution | EventKind::Expiry | EventKind::Rejection => {
+            EventKind::Merge | EventKind::Execution | EventKind::Expiry | EventKind::Rejection => {
                 Some(outcome_comment(record))
             }
             _ => return Ok(()),
@@ -141,6 +147,48 @@ impl JiraSink {
         };
         let body = outcome.unwrap_or_else(|| update_comment(record));
         self.comment_once(&key, record, body).await
+    }
+
+    /// Performs the transition called `name` if the issue's status offers it.
+    async fn transition(&self, key: &str, name: &str) -> Result<(), SinkError> {
+        let path = format!("/rest/api/2/issue/{key}/transitions");
+        let resp = self.call(Method::GET, &path, None).await?;
+        if !(200..300).contains(&resp.status) {
+            return Err(status_error(
+                &format!("Jira: reading the transitions of issue {key}"),
+                &resp,
+            ));
+        }
+        let offered: Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+        let id = offered
+            .get("transitions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .and_then(|t| t.get("id").and_then(Value::as_str));
+        let Some(id) = id else {
+            tracing::info!(
+                issue = key,
+                transition = name,
+                "Jira issue's status doesn't offer the transition; skipped"
+            );
+            return Ok(());
+        };
+        let body = json!({"transition": {"id": id}});
+        let resp = self.call(Method::POST, &path, Some(&body)).await?;
+        if (200..300).contains(&resp.status) {
+            Ok(())
+        } else {
+            Err(status_error(
+                &format!("Jira: transition {name:?} of issue {key}"),
+                &resp,
+            ))
+        }
     }
 
     async fn create_issue(
@@ -230,6 +278,11 @@ impl JiraSink {
                 });
         if already {
             return Ok(());
+        }
+        // Before the comment, which marks the record done: a replay after a crash in between
+        // finds the issue already moved, and the transition no longer offered.
+        if let Some(name) = self.settings.transitions.get(&record.kind) {
+            self.transition(key, name).await?;
         }
         let body = json!({ "body": format!("{body}\n\n{marker}") });
         let resp = self
@@ -411,6 +464,14 @@ fn outcome_comment(record: &AuditRecord) -> String {
             c
         }
         EventKind::Expiry => String::from("*Expired* without being executed."),
+        EventKind::Merge => {
+            let mut c = format!("*Merged* by {}", who(record));
+            if let Some(sha) = record.pr.as_ref().and_then(|p| p.merge_sha.as_deref()) {
+                let _ = write!(c, " as {sha}");
+            }
+            c.push('.');
+            c
+        }
         _ => {
             let mut c = format!("*Rejected* by {}", who(record));
             if let Some(d) = &record.decision {
@@ -457,6 +518,7 @@ mod tests {
             issue_type: "Task".into(),
             auth: JiraAuth::Bearer { token: "x".into() },
             issues_file: file,
+            transitions: HashMap::new(),
             timeout: Duration::from_secs(1),
         })
         .unwrap_err();
