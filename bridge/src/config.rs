@@ -24,6 +24,7 @@ mod sandbox;
 mod scim;
 mod secret;
 mod secrets;
+mod servicenow;
 mod sso;
 mod state;
 mod tools;

@@ -16,4 +16,5 @@ pub mod jira;
 pub mod kube;
 pub mod loki;
 mod server;
+pub mod servicenow;
 pub mod slack;

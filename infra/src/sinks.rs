@@ -1,5 +1,5 @@
 //! Consumers of the audit spool: the S3 mirror ([`crate::s3`]), Jira ([`jira`]), Loki
-//! ([`loki`]) and a signed webhook ([`webhook`]). Each runs as its own background task through
+//! ([`loki`]), ServiceNow ([`servicenow`]) and a signed webhook ([`webhook`]). Each runs as its own background task through
 //! [`run`], which reads the records its cursor has not acknowledged, hands them to the sink in
 //! order, and moves the cursor past what was delivered.
 //!
@@ -13,6 +13,7 @@ mod backoff;
 pub(crate) mod http;
 pub mod jira;
 pub mod loki;
+pub mod servicenow;
 pub mod webhook;
 
 use std::fmt;

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod loki;
 mod mirror;
+mod servicenow;
 mod sinks;
 mod tamper;
 
@@ -210,6 +211,17 @@ impl SinkMetrics for Recorded {
     }
     fn failed(&self, sink: &'static str, reason: &'static str) {
         self.failures.lock().unwrap().push((sink, reason));
+    }
+}
+
+impl Recorded {
+    /// Whether `sink` reported a failure of `reason`.
+    pub fn failed_with(&self, sink: &str, reason: &str) -> bool {
+        self.failures
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(s, r)| s == sink && r == reason)
     }
 }
 

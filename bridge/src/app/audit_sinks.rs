@@ -1,5 +1,5 @@
 //! Opens the audit spool with its signing key, and starts its consumers: the S3 mirror, Jira,
-//! Loki and the webhook, each a background task on its own spool cursor. None of them is on the ack
+//! Loki, ServiceNow and the webhook, each a background task on its own spool cursor. None of them is on the ack
 //! path: an outage only makes them fall behind (see `slipway_audit_sink_depth` and
 //! `_lag_seconds`), and the spool keeps everything.
 
@@ -12,6 +12,7 @@ use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::s3::{self, S3Mirror};
 use slipway_infra::sinks::jira::JiraSink;
 use slipway_infra::sinks::loki::LokiSink;
+use slipway_infra::sinks::servicenow::ServiceNowSink;
 use slipway_infra::sinks::webhook::WebhookSink;
 use slipway_infra::sinks::{self, Pacing, Sink, SinkError, SinkMetrics};
 use slipway_infra::spool::SpoolLog;
@@ -115,6 +116,7 @@ pub fn start(
     if config.s3.is_none()
         && config.jira.is_none()
         && config.loki.is_none()
+        && config.servicenow.is_none()
         && config.webhook.is_none()
     {
         return Ok(sinks);
@@ -142,6 +144,11 @@ pub fn start(
     }
     if let Some(loki) = &config.loki {
         sinks.spawn(&runtime, LokiSink::new(loki.clone())?, log, &metrics);
+    }
+    if let Some(servicenow) = &config.servicenow {
+        let mut settings = servicenow.clone();
+        settings.changes_file = spool_dir.join("servicenow-changes.json");
+        sinks.spawn(&runtime, ServiceNowSink::new(settings)?, log, &metrics);
     }
     if let Some(webhook) = &config.webhook {
         sinks.spawn(&runtime, WebhookSink::new(webhook.clone())?, log, &metrics);

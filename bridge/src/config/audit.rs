@@ -1,6 +1,6 @@
 //! The `audit:` section: the key that signs the spool's checkpoints and the allowlist of writers,
 //! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, Loki,
-//! a signed webhook). Without `s3` the spool stays local only.
+//! ServiceNow, a signed webhook). Without `s3` the spool stays local only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -11,6 +11,7 @@ use slipway_core::audit::{EventKind, WriterAllowlist, WriterKeys};
 use slipway_infra::s3::{Retention, RetentionMode, S3Settings, StaticCredentials};
 use slipway_infra::sinks::jira::{JiraAuth, JiraSettings};
 use slipway_infra::sinks::loki::LokiSettings;
+use slipway_infra::sinks::servicenow::ServiceNowSettings;
 use slipway_infra::sinks::webhook::WebhookSettings;
 
 use super::{Env, Secret, SecretSource, check_url, de_secret};
@@ -19,7 +20,7 @@ use super::{Env, Secret, SecretSource, check_url, de_secret};
 /// capped at 100 years to catch a unit mistake.
 const MAX_RETENTION_DAYS: u32 = 36_500;
 
-/// How long one Jira, Loki or webhook request may take.
+/// How long one Jira, Loki, ServiceNow or webhook request may take.
 const SINK_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +35,7 @@ pub(super) struct FileAudit {
     s3: Option<FileS3>,
     jira: Option<FileJira>,
     loki: Option<super::loki::FileLoki>,
+    servicenow: Option<super::servicenow::FileServiceNow>,
     webhook: Option<FileWebhook>,
 }
 
@@ -93,6 +95,8 @@ pub struct AuditConfig {
     pub s3: Option<S3Settings>,
     pub jira: Option<JiraConfig>,
     pub loki: Option<LokiSettings>,
+    /// The change map's path is set beside the spool when the sinks start.
+    pub servicenow: Option<ServiceNowSettings>,
     pub webhook: Option<WebhookSettings>,
 }
 
@@ -190,21 +194,11 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
         .loki
         .map(|l| super::loki::load(l, env, SINK_TIMEOUT))
         .transpose()?;
-    let webhook = match file.webhook {
-        None => None,
-        Some(w) => {
-            check_url(&w.url, "audit.webhook.url")?;
-            let secret = secret(w.secret.as_ref(), "audit.webhook.secret", env)?;
-            if secret.is_empty() {
-                return Err("audit.webhook.secret is required: the receiver checks X-Slipway-Signature with it".into());
-            }
-            Some(WebhookSettings {
-                url: w.url,
-                secret: secret.expose().to_string(),
-                timeout: SINK_TIMEOUT,
-            })
-        }
-    };
+    let servicenow = file
+        .servicenow
+        .map(|s| super::servicenow::load(s, env, SINK_TIMEOUT))
+        .transpose()?;
+    let webhook = file.webhook.map(|w| load_webhook(w, env)).transpose()?;
     let signing_key_file = env("SLIPWAY_AUDIT_SIGNING_KEY_FILE")
         .map(PathBuf::from)
         .or(file.signing.and_then(|s| s.key_file));
@@ -232,7 +226,24 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
         s3,
         jira,
         loki,
+        servicenow,
         webhook,
+    })
+}
+
+fn load_webhook(w: FileWebhook, env: Env<'_>) -> Result<WebhookSettings, String> {
+    check_url(&w.url, "audit.webhook.url")?;
+    let secret = secret(w.secret.as_ref(), "audit.webhook.secret", env)?;
+    if secret.is_empty() {
+        return Err(
+            "audit.webhook.secret is required: the receiver checks X-Slipway-Signature with it"
+                .into(),
+        );
+    }
+    Ok(WebhookSettings {
+        url: w.url,
+        secret: secret.expose().to_string(),
+        timeout: SINK_TIMEOUT,
     })
 }
 

@@ -31,26 +31,13 @@ pub(super) fn load(
             f.url
         ));
     }
-    let load = |s: Option<&SecretSource>, what| s.map(|s| s.load(what, env)).transpose();
-    let password = load(f.password.as_ref(), "audit.loki.password")?;
-    let token = load(f.token.as_ref(), "audit.loki.token")?;
-    let auth = match (f.user, password, token) {
-        (None, None, None) => None,
-        (Some(user), Some(password), None) if !password.is_empty() => Some(LokiAuth::Basic {
-            user,
-            token: password.expose().to_string(),
-        }),
-        (None, None, Some(token)) if !token.is_empty() => Some(LokiAuth::Bearer {
-            token: token.expose().to_string(),
-        }),
-        _ => {
-            return Err(
-                "audit.loki: sign in with `user` and `password` (basic auth, e.g. Grafana Cloud) \
-                 or with `token` (a bearer token), not both, and not one half of a pair"
-                    .into(),
-            );
-        }
-    };
+    let auth = sign_in(
+        "audit.loki",
+        f.user,
+        f.password.as_ref(),
+        f.token.as_ref(),
+        env,
+    )?;
     let tenant = f.tenant.map(|t| t.trim().to_string());
     if tenant.as_deref().is_some_and(str::is_empty) {
         return Err("audit.loki.tenant is empty: give the X-Scope-OrgID, or remove it".into());
@@ -61,6 +48,36 @@ pub(super) fn load(
         auth,
         timeout,
     })
+}
+
+/// `user` + `password` (basic auth), or `token` (bearer), or none of them; anything else is a
+/// mistake `section` names.
+pub(super) fn sign_in(
+    section: &str,
+    user: Option<String>,
+    password: Option<&SecretSource>,
+    token: Option<&SecretSource>,
+    env: Env<'_>,
+) -> Result<Option<LokiAuth>, String> {
+    let load = |s: Option<&SecretSource>, what: &str| {
+        s.map(|s| s.load(&format!("{section}.{what}"), env))
+            .transpose()
+    };
+    let (password, token) = (load(password, "password")?, load(token, "token")?);
+    match (user, password, token) {
+        (None, None, None) => Ok(None),
+        (Some(user), Some(password), None) if !password.is_empty() => Ok(Some(LokiAuth::Basic {
+            user,
+            token: password.expose().to_string(),
+        })),
+        (None, None, Some(token)) if !token.is_empty() => Ok(Some(LokiAuth::Bearer {
+            token: token.expose().to_string(),
+        })),
+        _ => Err(format!(
+            "{section}: sign in with `user` and `password` (basic auth) or with `token` (a bearer \
+             token), not both, and not one half of a pair"
+        )),
+    }
 }
 
 #[cfg(test)]

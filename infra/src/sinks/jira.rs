@@ -78,17 +78,11 @@ impl std::fmt::Debug for JiraSink {
 impl JiraSink {
     /// Loads the issue map (a missing file is an empty map).
     pub fn new(settings: JiraSettings) -> Result<JiraSink, String> {
-        let issues = match fs::read_to_string(&settings.issues_file) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "{}: not a Jira issue map ({e}); fix or remove it (removing it makes new issues \
-                     for changes already filed)",
-                    settings.issues_file.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(format!("{}: {e}", settings.issues_file.display())),
-        };
+        let issues = load_map(
+            &settings.issues_file,
+            "a Jira issue map",
+            "new issues for changes already filed",
+        )?;
         let http = Http::new(settings.timeout)?;
         let auth = settings.auth.header();
         Ok(JiraSink {
@@ -317,7 +311,26 @@ impl Sink for JiraSink {
     }
 }
 
-fn write_atomic(path: &Path, issues: &BTreeMap<String, String>) -> std::io::Result<()> {
+/// A change → ticket map written by [`write_atomic`]; a missing file is an empty map. `what` and
+/// `loss` (what removing the file costs) go into the error that says how to fix a damaged one.
+pub(super) fn load_map(
+    path: &Path,
+    what: &str,
+    loss: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not {what} ({e}); fix or remove it (removing it makes {loss})",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+pub(super) fn write_atomic(path: &Path, issues: &BTreeMap<String, String>) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

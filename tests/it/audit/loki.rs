@@ -227,14 +227,7 @@ async fn a_line_loki_refuses_and_lacks_stays_in_the_spool() {
         .record(record(EventKind::Command, "c-0", None))
         .await
         .unwrap();
-    assert!(
-        eventually(WAIT, || metrics
-            .failures
-            .lock()
-            .unwrap()
-            .contains(&("loki", "conflict")))
-        .await
-    );
+    assert!(eventually(WAIT, || metrics.failed_with("loki", "conflict")).await);
     assert_eq!(log.cursor(loki::CURSOR).unwrap(), 0, "counted as delivered");
     stop.cancel();
 }
