@@ -1,5 +1,7 @@
 //! A stateful emulator of the Jira REST API v2, limited to what the audit sink calls: create an
-//! issue, comment on it, read it back. Validation and error bodies follow Jira's
+//! issue, comment on it, read it back, list and perform its transitions. The workflow is Jira's
+//! simplified one (`To Do`, `In Progress`, `Done`; each transition named after its target
+//! status, offered from every other status). Validation and error bodies follow Jira's
 //! (`{"errorMessages": […], "errors": {field: message}}`), so a wrong project key or a missing
 //! summary fails here the way it would against a real site.
 //!
@@ -46,7 +48,16 @@ pub struct Issue {
     pub description: Option<String>,
     pub labels: Vec<String>,
     pub comments: Vec<Comment>,
+    /// The workflow status, `To Do` when created.
+    pub status: String,
 }
+
+/// The simplified workflow: (transition id, name = target status, status id).
+const WORKFLOW: [(&str, &str, &str); 3] = [
+    ("11", "To Do", "10000"),
+    ("21", "In Progress", "3"),
+    ("31", "Done", "10001"),
+];
 
 /// A comment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +107,10 @@ impl JiraEmulator {
             .route("/rest/api/2/issue", post(create_issue))
             .route("/rest/api/2/issue/{key}", get(get_issue))
             .route("/rest/api/2/issue/{key}/comment", post(add_comment))
+            .route(
+                "/rest/api/2/issue/{key}/transitions",
+                get(get_transitions).post(do_transition),
+            )
             .with_state(state.clone());
         let server = Server::start(router, CancellationToken::new(), None).await;
         lock(&state).base_url = format!("http://{}", server.addr());
@@ -178,6 +193,19 @@ fn parse_json(body: &Bytes) -> Option<Value> {
         .filter(Value::is_object)
 }
 
+/// A POST admitted (see [`admit`]) with a JSON object body, or the answer refusing it.
+fn post_json(
+    st: &mut Store,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Bytes,
+) -> Result<Value, Box<Response>> {
+    if let Some(r) = admit(st, headers, "POST", path) {
+        return Err(Box::new(r));
+    }
+    parse_json(body).ok_or_else(|| Box::new(bad_json()))
+}
+
 fn bad_json() -> Response {
     error(
         StatusCode::BAD_REQUEST,
@@ -250,6 +278,7 @@ async fn create_issue(State(state): State<Shared>, headers: HeaderMap, body: Byt
         description: text("/description"),
         labels,
         comments: Vec::new(),
+        status: "To Do".into(),
     });
     let link = format!("{}/rest/api/2/issue/{id}", st.base_url);
     (
@@ -308,6 +337,7 @@ async fn get_issue(
             "summary": issue.summary,
             "description": issue.description,
             "labels": issue.labels,
+            "status": {"name": issue.status},
             "comment": {
                 "comments": comments,
                 "maxResults": comments.len(),
@@ -326,12 +356,14 @@ async fn add_comment(
     body: Bytes,
 ) -> Response {
     let mut st = lock(&state);
-    let path = format!("/rest/api/2/issue/{key}/comment");
-    if let Some(r) = admit(&mut st, &headers, "POST", &path) {
-        return r;
-    }
-    let Some(body) = parse_json(&body) else {
-        return bad_json();
+    let body = match post_json(
+        &mut st,
+        &headers,
+        &format!("/rest/api/2/issue/{key}/comment"),
+        &body,
+    ) {
+        Ok(body) => body,
+        Err(refusal) => return *refusal,
     };
     let Some(text) = body
         .get("body")
@@ -361,6 +393,77 @@ async fn add_comment(
         axum::Json(comment_json(&base, &issue, &comment)),
     )
         .into_response()
+}
+
+/// `GET …/transitions`: the transitions offered from the issue's status.
+async fn get_transitions(
+    State(state): State<Shared>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = lock(&state);
+    let path = format!("/rest/api/2/issue/{key}/transitions");
+    if let Some(r) = admit(&mut st, &headers, "GET", &path) {
+        return r;
+    }
+    let Some(issue) = st.issues.iter().find(|i| i.key == key || i.id == key) else {
+        return not_found();
+    };
+    let offered: Vec<Value> = WORKFLOW
+        .iter()
+        .filter(|(_, name, _)| *name != issue.status)
+        .map(|(id, name, status)| {
+            json!({"id": id, "name": name, "to": {"id": status, "name": name},
+                   "hasScreen": false, "isGlobal": true, "isInitial": false,
+                   "isAvailable": true, "isConditional": false})
+        })
+        .collect();
+    axum::Json(json!({"expand": "transitions", "transitions": offered})).into_response()
+}
+
+/// `POST …/transitions` with `{"transition": {"id": "21"}}`: 204, or Jira's 400.
+async fn do_transition(
+    State(state): State<Shared>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut st = lock(&state);
+    let body = match post_json(
+        &mut st,
+        &headers,
+        &format!("/rest/api/2/issue/{key}/transitions"),
+        &body,
+    ) {
+        Ok(body) => body,
+        Err(refusal) => return *refusal,
+    };
+    let Some(issue) = st.issues.iter_mut().find(|i| i.key == key || i.id == key) else {
+        return not_found();
+    };
+    let Some(id) = body.pointer("/transition/id").and_then(Value::as_str) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &["Missing 'transition' identifier"],
+            &json!({}),
+        );
+    };
+    match WORKFLOW
+        .iter()
+        .find(|(tid, name, _)| *tid == id && *name != issue.status)
+    {
+        Some((_, name, _)) => {
+            issue.status = (*name).to_string();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(
+            StatusCode::BAD_REQUEST,
+            &[&format!(
+                "Transition id '{id}' is not valid for this issue."
+            )],
+            &json!({}),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -14,5 +14,7 @@ pub mod github;
 pub mod google;
 pub mod jira;
 pub mod kube;
+pub mod loki;
 mod server;
+pub mod servicenow;
 pub mod slack;

@@ -1,16 +1,19 @@
-//! Consumers of the audit spool: the S3 mirror ([`crate::s3`]), Jira ([`jira`]) and a signed
-//! webhook ([`webhook`]). Each runs as its own background task through [`run`], which reads the
-//! records its cursor has not acknowledged, hands them to the sink in order, and moves the cursor
-//! past what was delivered.
+//! Consumers of the audit spool: the S3 mirror ([`crate::s3`]), Jira ([`jira`]), Loki
+//! ([`loki`]), ServiceNow ([`servicenow`]) and a signed webhook ([`webhook`]). Each runs as its own background task through
+//! [`run`], which reads the records its cursor has not acknowledged, hands them to the sink in
+//! order, and moves the cursor past what was delivered.
 //!
 //! The spool is the buffer: a sink that is down (S3 outage, Jira maintenance) only falls behind,
 //! retrying with exponential backoff, and never holds up an append or drops a record. Delivery
 //! is at least once; each sink makes a repeat harmless (S3: conditional put and compare;
-//! Jira: a comment marker; webhook: `X-Slipway-Event-Id` for the receiver to dedupe).
+//! Jira: a comment marker; Loki: the same timestamp and line, which Loki drops as a duplicate;
+//! webhook: `X-Slipway-Event-Id` for the receiver to dedupe).
 
 mod backoff;
 pub(crate) mod http;
 pub mod jira;
+pub mod loki;
+pub mod servicenow;
 pub mod webhook;
 
 use std::fmt;
@@ -24,6 +27,37 @@ use tokio_util::sync::CancellationToken;
 pub use backoff::Backoff;
 
 use crate::spool::{Pending, SpoolError, SpoolLog};
+
+/// How a sink signs in to an HTTP API (Jira, Loki): basic auth with a user and an API token or
+/// password, or a bearer token. Never printed.
+#[derive(Clone)]
+pub enum Auth {
+    Basic { user: String, token: String },
+    Bearer { token: String },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
+            Auth::Bearer { .. } => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+impl Auth {
+    /// The `Authorization` header value.
+    pub fn header(&self) -> String {
+        use base64::Engine as _;
+        match self {
+            Auth::Basic { user, token } => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+            ),
+            Auth::Bearer { token } => format!("Bearer {token}"),
+        }
+    }
+}
 
 /// Why a delivery failed. Every kind is retried with backoff; the kind is the metric label and
 /// says what an operator should look at.

@@ -5,7 +5,9 @@
 mod anchors;
 mod cli;
 mod crash;
+mod loki;
 mod mirror;
+mod servicenow;
 mod sinks;
 mod tamper;
 
@@ -81,6 +83,35 @@ pub fn s3_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug, R>
 pub async fn mirror(endpoint: &str, days: u32) -> S3Mirror {
     let settings = settings(endpoint, BUCKET, days);
     S3Mirror::new(s3::client(&settings).await, settings)
+}
+
+/// Reopens the spool of `writer` in `dir` once its previous holder has let go (a crash that lost
+/// the `cursor`'s file: the cursor starts again from 0).
+pub async fn reopen_without_cursor(
+    dir: &Path,
+    writer: &str,
+    cursor: &str,
+) -> Arc<slipway_infra::spool::SpoolLog> {
+    use slipway_infra::spool::{Spool, SpoolError};
+    let stem = slipway_infra::spool::file_stem(writer).unwrap();
+    std::fs::remove_file(dir.join(format!("{stem}.{cursor}"))).unwrap();
+    let mut reopened = None;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            match Spool::open(dir, writer, &slipway_tests::harness::audit_signing(writer)) {
+                Ok(s) => {
+                    reopened = Some(s);
+                    true
+                }
+                Err(SpoolError::Locked { .. }) => false,
+                Err(e) => panic!("{e}"),
+            }
+        })
+        .await
+    );
+    let log = reopened.unwrap().log();
+    assert_eq!(log.cursor(cursor).unwrap(), 0);
+    log
 }
 
 /// Fast retries, so tests see recovery within seconds.
@@ -180,6 +211,17 @@ impl SinkMetrics for Recorded {
     }
     fn failed(&self, sink: &'static str, reason: &'static str) {
         self.failures.lock().unwrap().push((sink, reason));
+    }
+}
+
+impl Recorded {
+    /// Whether `sink` reported a failure of `reason`.
+    pub fn failed_with(&self, sink: &str, reason: &str) -> bool {
+        self.failures
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(s, r)| s == sink && r == reason)
     }
 }
 

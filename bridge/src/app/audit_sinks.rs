@@ -1,5 +1,5 @@
-//! Opens the audit spool with its signing key, and starts its consumers: the S3 mirror, Jira
-//! and the webhook, each a background task on its own spool cursor. None of them is on the ack
+//! Opens the audit spool with its signing key, and starts its consumers: the S3 mirror, Jira,
+//! Loki, ServiceNow and the webhook, each a background task on its own spool cursor. None of them is on the ack
 //! path: an outage only makes them fall behind (see `slipway_audit_sink_depth` and
 //! `_lag_seconds`), and the spool keeps everything.
 
@@ -11,8 +11,10 @@ use slipway_infra::audit_signer::{AuditSigning, KeyFileSigner};
 use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::s3::{self, S3Mirror};
 use slipway_infra::sinks::jira::JiraSink;
+use slipway_infra::sinks::loki::LokiSink;
+use slipway_infra::sinks::servicenow::ServiceNowSink;
 use slipway_infra::sinks::webhook::WebhookSink;
-use slipway_infra::sinks::{self, Pacing, SinkError, SinkMetrics};
+use slipway_infra::sinks::{self, Pacing, Sink, SinkError, SinkMetrics};
 use slipway_infra::spool::SpoolLog;
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +81,21 @@ pub struct AuditSinks {
     pub started: Vec<&'static str>,
 }
 
+impl AuditSinks {
+    /// Runs `sink` on its own spool cursor until these sinks are dropped.
+    fn spawn<S: Sink>(
+        &mut self,
+        runtime: &tokio::runtime::Handle,
+        sink: S,
+        log: &Arc<SpoolLog>,
+        metrics: &Arc<dyn SinkMetrics>,
+    ) {
+        self.started.push(sink.name());
+        let (log, metrics, stop) = (log.clone(), metrics.clone(), self.stop.clone());
+        runtime.spawn(sinks::run(sink, log, metrics, Pacing::default(), stop));
+    }
+}
+
 impl Drop for AuditSinks {
     fn drop(&mut self) {
         self.stop.cancel();
@@ -96,7 +113,12 @@ pub fn start(
         stop: CancellationToken::new(),
         started: Vec::new(),
     };
-    if config.s3.is_none() && config.jira.is_none() && config.webhook.is_none() {
+    if config.s3.is_none()
+        && config.jira.is_none()
+        && config.loki.is_none()
+        && config.servicenow.is_none()
+        && config.webhook.is_none()
+    {
         return Ok(sinks);
     }
     let runtime = tokio::runtime::Handle::try_current()
@@ -113,16 +135,23 @@ pub fn start(
         sinks.started.push("s3");
     }
     if let Some(jira) = &config.jira {
-        let sink = JiraSink::new(jira.settings(spool_dir))?;
-        let (log, metrics, stop) = (log.clone(), metrics.clone(), sinks.stop.clone());
-        runtime.spawn(sinks::run(sink, log, metrics, Pacing::default(), stop));
-        sinks.started.push("jira");
+        sinks.spawn(
+            &runtime,
+            JiraSink::new(jira.settings(spool_dir))?,
+            log,
+            &metrics,
+        );
+    }
+    if let Some(loki) = &config.loki {
+        sinks.spawn(&runtime, LokiSink::new(loki.clone())?, log, &metrics);
+    }
+    if let Some(servicenow) = &config.servicenow {
+        let mut settings = servicenow.clone();
+        settings.changes_file = spool_dir.join("servicenow-changes.json");
+        sinks.spawn(&runtime, ServiceNowSink::new(settings)?, log, &metrics);
     }
     if let Some(webhook) = &config.webhook {
-        let sink = WebhookSink::new(webhook.clone())?;
-        let (log, metrics, stop) = (log.clone(), metrics.clone(), sinks.stop.clone());
-        runtime.spawn(sinks::run(sink, log, metrics, Pacing::default(), stop));
-        sinks.started.push("webhook");
+        sinks.spawn(&runtime, WebhookSink::new(webhook.clone())?, log, &metrics);
     }
     tracing::info!(sinks = ?sinks.started, "audit sinks started");
     Ok(sinks)

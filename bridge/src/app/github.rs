@@ -167,12 +167,55 @@ fn pull_request(state: &AppState, svc: Arc<ChangeService>, e: &PullRequestEvent)
     {
         tracing::error!(error = %err, pr = number, "recording who pushed to a change PR");
     }
+    if e.action == "closed" && e.pull_request.merged == Some(true) {
+        record_merge(state, &svc, e);
+    }
     let description = match e.action.as_str() {
         "synchronize" => format!("{who} pushed a new commit"),
         "closed" if e.pull_request.merged == Some(true) => format!("{who} merged it"),
         a => format!("{who}: {a}"),
     };
     refresh(state, svc, number, description, None);
+}
+
+/// The merge of a change PR, as GitHub's signed webhook reports it: the evidence that the
+/// change reached the default branch (the runner's records follow from its run), for the spool
+/// and through it every sink. The delivery was deduplicated before, so it is recorded once.
+fn record_merge(state: &AppState, svc: &ChangeService, e: &PullRequestEvent) {
+    use slipway_core::audit::{Actor, AuditRecord, EventKind, PullRequest};
+    let pr = &e.pull_request;
+    let repo = svc.cfg.repo.to_string();
+    if !e
+        .repository
+        .as_ref()
+        .is_some_and(|r| r.full_name.eq_ignore_ascii_case(&repo))
+    {
+        tracing::warn!(
+            pr = pr.number,
+            "a merged change PR of another repository: not recorded"
+        );
+        return;
+    }
+    let login = &e.sender.login;
+    let identity = state.people.by_github(&state.policy(), login);
+    let record = AuditRecord::new(EventKind::Merge, state.ids.next(), state.clock.now())
+        .with_actor(Actor {
+            github_login: Some(login.clone()),
+            subject: identity.as_ref().map(|i| i.subject.clone()),
+            groups: identity.map(|i| i.groups).unwrap_or_default(),
+            ..Actor::default()
+        })
+        .with_change_id(pr.head.ref_name.trim_start_matches("slipway/").to_string())
+        .with_pr(PullRequest {
+            repo,
+            number: pr.number,
+            head_sha: Some(pr.head.sha.clone()),
+            merge_sha: pr.merge_commit_sha.clone(),
+        });
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _ = state.record(record, "a merge").await;
+    });
 }
 
 /// A review of a change PR: refresh, then record it if it was made in GitHub itself.

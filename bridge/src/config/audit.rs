@@ -1,15 +1,17 @@
 //! The `audit:` section: the key that signs the spool's checkpoints and the allowlist of writers,
-//! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, a
-//! signed webhook). Without `s3` the spool stays local only.
+//! where the spool is mirrored (S3 with Object Lock) and which sinks get the records (Jira, Loki,
+//! ServiceNow, a signed webhook). Without `s3` the spool stays local only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use slipway_core::audit::{WriterAllowlist, WriterKeys};
+use slipway_core::audit::{EventKind, WriterAllowlist, WriterKeys};
 use slipway_infra::s3::{Retention, RetentionMode, S3Settings, StaticCredentials};
 use slipway_infra::sinks::jira::{JiraAuth, JiraSettings};
+use slipway_infra::sinks::loki::LokiSettings;
+use slipway_infra::sinks::servicenow::ServiceNowSettings;
 use slipway_infra::sinks::webhook::WebhookSettings;
 
 use super::{Env, Secret, SecretSource, check_url, de_secret};
@@ -18,7 +20,7 @@ use super::{Env, Secret, SecretSource, check_url, de_secret};
 /// capped at 100 years to catch a unit mistake.
 const MAX_RETENTION_DAYS: u32 = 36_500;
 
-/// How long one Jira or webhook request may take.
+/// How long one Jira, Loki, ServiceNow or webhook request may take.
 const SINK_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +34,8 @@ pub(super) struct FileAudit {
     writers: BTreeMap<String, WriterKeys>,
     s3: Option<FileS3>,
     jira: Option<FileJira>,
+    loki: Option<super::loki::FileLoki>,
+    servicenow: Option<super::servicenow::FileServiceNow>,
     webhook: Option<FileWebhook>,
 }
 
@@ -64,6 +68,9 @@ struct FileJira {
     user: Option<String>,
     #[serde(default, deserialize_with = "de_secret")]
     token: Option<SecretSource>,
+    /// Record kind (`merge`, `execution`, …) → workflow transition name.
+    #[serde(default)]
+    transitions: HashMap<EventKind, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +94,9 @@ pub struct AuditConfig {
     pub writer: Option<String>,
     pub s3: Option<S3Settings>,
     pub jira: Option<JiraConfig>,
+    pub loki: Option<LokiSettings>,
+    /// The change map's path is set beside the spool when the sinks start.
+    pub servicenow: Option<ServiceNowSettings>,
     pub webhook: Option<WebhookSettings>,
 }
 
@@ -97,6 +107,8 @@ pub struct JiraConfig {
     pub project: String,
     pub issue_type: String,
     pub auth: JiraAuth,
+    /// Record kind → the workflow transition (by name) its record performs.
+    pub transitions: HashMap<EventKind, String>,
 }
 
 impl JiraConfig {
@@ -108,6 +120,7 @@ impl JiraConfig {
             issue_type: self.issue_type.clone(),
             auth: self.auth.clone(),
             issues_file: spool_dir.join("jira-issues.json"),
+            transitions: self.transitions.clone(),
             timeout: SINK_TIMEOUT,
         }
     }
@@ -177,21 +190,15 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
         Some(bucket) => Some(load_s3(bucket, s3_file, env)?),
     };
     let jira = file.jira.map(|j| load_jira(j, env)).transpose()?;
-    let webhook = match file.webhook {
-        None => None,
-        Some(w) => {
-            check_url(&w.url, "audit.webhook.url")?;
-            let secret = secret(w.secret.as_ref(), "audit.webhook.secret", env)?;
-            if secret.is_empty() {
-                return Err("audit.webhook.secret is required: the receiver checks X-Slipway-Signature with it".into());
-            }
-            Some(WebhookSettings {
-                url: w.url,
-                secret: secret.expose().to_string(),
-                timeout: SINK_TIMEOUT,
-            })
-        }
-    };
+    let loki = file
+        .loki
+        .map(|l| super::loki::load(l, env, SINK_TIMEOUT))
+        .transpose()?;
+    let servicenow = file
+        .servicenow
+        .map(|s| super::servicenow::load(s, env, SINK_TIMEOUT))
+        .transpose()?;
+    let webhook = file.webhook.map(|w| load_webhook(w, env)).transpose()?;
     let signing_key_file = env("SLIPWAY_AUDIT_SIGNING_KEY_FILE")
         .map(PathBuf::from)
         .or(file.signing.and_then(|s| s.key_file));
@@ -218,7 +225,25 @@ pub(super) fn load(file: FileAudit, env: Env<'_>) -> Result<AuditConfig, String>
         writer,
         s3,
         jira,
+        loki,
+        servicenow,
         webhook,
+    })
+}
+
+fn load_webhook(w: FileWebhook, env: Env<'_>) -> Result<WebhookSettings, String> {
+    check_url(&w.url, "audit.webhook.url")?;
+    let secret = secret(w.secret.as_ref(), "audit.webhook.secret", env)?;
+    if secret.is_empty() {
+        return Err(
+            "audit.webhook.secret is required: the receiver checks X-Slipway-Signature with it"
+                .into(),
+        );
+    }
+    Ok(WebhookSettings {
+        url: w.url,
+        secret: secret.expose().to_string(),
+        timeout: SINK_TIMEOUT,
     })
 }
 
@@ -293,7 +318,15 @@ fn load_jira(j: FileJira, env: Env<'_>) -> Result<JiraConfig, String> {
         Some(user) => JiraAuth::Basic { user, token },
         None => JiraAuth::Bearer { token },
     };
+    if let Some((kind, _)) = j.transitions.iter().find(|(_, n)| n.trim().is_empty()) {
+        return Err(format!(
+            "audit.jira.transitions.{}: the transition name is empty: give the name Jira shows on \
+             the issue's workflow button, e.g. Done",
+            serde_json::to_value(kind).unwrap_or_default()
+        ));
+    }
     Ok(JiraConfig {
+        transitions: j.transitions,
         url: j.url.trim_end_matches('/').to_string(),
         project: j.project,
         issue_type: j.issue_type.unwrap_or_else(|| "Task".into()),
@@ -399,7 +432,7 @@ mod tests {
     fn jira_and_webhook() {
         let c = load(
             parse(
-                "jira:\n  url: https://acme.atlassian.net/\n  project: OPS\n  user: bot@acme.test\n  token: t0k\n\
+                "jira:\n  url: https://acme.atlassian.net/\n  project: OPS\n  user: bot@acme.test\n  token: t0k\n  transitions: {merge: In Progress, execution: Done}\n\
                  webhook:\n  url: http://127.0.0.1:9/hook\n  secret: shh\n",
             ),
             &no_env,
@@ -409,6 +442,18 @@ mod tests {
         assert_eq!(jira.url, "https://acme.atlassian.net");
         assert_eq!(jira.issue_type, "Task");
         assert!(matches!(jira.auth, JiraAuth::Basic { .. }));
+        assert_eq!(jira.transitions[&EventKind::Merge], "In Progress");
+        assert_eq!(jira.transitions[&EventKind::Execution], "Done");
+        let err = |yaml: &str| load(parse(yaml), &no_env).unwrap_err();
+        let e = serde_saphyr::from_str::<FileAudit>(
+            "jira:\n  url: https://a.example\n  project: OPS\n  token: t\n  transitions: {merged: Done}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("merged"), "{e}");
+        assert!(
+            err("jira:\n  url: https://a.example\n  project: OPS\n  token: t\n  transitions: {merge: \"\"}\n")
+                .contains("empty")
+        );
         assert!(!format!("{jira:?}").contains("t0k"));
         let hook = c.webhook.unwrap();
         assert_eq!(hook.secret, "shh");

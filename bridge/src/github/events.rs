@@ -22,6 +22,16 @@ pub struct PullRequest {
     pub head: Head,
     #[serde(default)]
     pub merged: Option<bool>,
+    /// The merge commit, once merged.
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+}
+
+/// The repository an event is about.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repository {
+    /// `owner/name`.
+    pub full_name: String,
 }
 
 /// `pull_request`.
@@ -30,6 +40,10 @@ pub struct PullRequestEvent {
     pub action: String,
     pub pull_request: PullRequest,
     pub sender: User,
+    /// Always sent by GitHub; optional so an event without it is still parsed (and not recorded
+    /// as a merge).
+    #[serde(default)]
+    pub repository: Option<Repository>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

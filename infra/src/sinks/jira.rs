@@ -1,6 +1,9 @@
 //! Jira tickets for change requests (REST API v2): an issue for each change request (audit
-//! records of kind `change_request`), and a comment on it for each outcome (`execution`, `expiry`,
-//! `rejection` records with the same `change_id`). Other records are skipped.
+//! records of kind `change_request`), and a comment on it for each outcome (`merge`,
+//! `execution`, `expiry`, `rejection` records with the same `change_id`). Other records are
+//! skipped. Before its comment, a record whose kind has a configured transition (`transitions`,
+//! by kind) moves the issue through the transition of that name, when the issue's status offers
+//! it; one not offered (the issue is already there, as after a crash) is skipped.
 //!
 //! Which issue belongs to which change is kept in a small JSON file beside the spool, written
 //! atomically before the cursor moves. Each comment carries a `slipway-event:<event id>` marker
@@ -9,15 +12,14 @@
 //! one window left: a crash between Jira creating an issue and the map file being written
 //! creates a second issue for that change on restart.
 
-use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine as _;
 use hyper::Method;
 use serde_json::{Value, json};
 use slipway_core::audit::{AuditRecord, EventKind};
@@ -33,35 +35,9 @@ const MAX_SUMMARY: usize = 255;
 /// Output excerpts in comments are kept short; the full record is in the audit trail.
 const MAX_EXCERPT: usize = 2000;
 
-/// How to authenticate.
-#[derive(Clone)]
-pub enum JiraAuth {
-    /// Jira Cloud: account email and API token.
-    Basic { user: String, token: String },
-    /// Jira Data Center: a personal access token.
-    Bearer { token: String },
-}
-
-impl fmt::Debug for JiraAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JiraAuth::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
-            JiraAuth::Bearer { .. } => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
-impl JiraAuth {
-    fn header(&self) -> String {
-        match self {
-            JiraAuth::Basic { user, token } => format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
-            ),
-            JiraAuth::Bearer { token } => format!("Bearer {token}"),
-        }
-    }
-}
+/// How to authenticate: Jira Cloud takes `Basic` (account email and API token), Jira Data
+/// Center `Bearer` (a personal access token).
+pub use super::Auth as JiraAuth;
 
 /// Where and how to file issues.
 #[derive(Debug, Clone)]
@@ -75,11 +51,13 @@ pub struct JiraSettings {
     pub auth: JiraAuth,
     /// The change → issue key map (JSON), kept beside the spool.
     pub issues_file: PathBuf,
+    /// Record kind → the name of the workflow transition its record performs (e.g. `merge` →
+    /// `In Progress`, `execution` → `Done`).
+    pub transitions: HashMap<EventKind, String>,
     pub timeout: Duration,
 }
 
 /// See the module docs.
-#[derive(Debug)]
 pub struct JiraSink {
     settings: JiraSettings,
     http: Http,
@@ -88,20 +66,23 @@ pub struct JiraSink {
     issues: Mutex<BTreeMap<String, String>>,
 }
 
+/// The `Authorization` header carries the token: never printed.
+impl std::fmt::Debug for JiraSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraSink")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl JiraSink {
     /// Loads the issue map (a missing file is an empty map).
     pub fn new(settings: JiraSettings) -> Result<JiraSink, String> {
-        let issues = match fs::read_to_string(&settings.issues_file) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "{}: not a Jira issue map ({e}); fix or remove it (removing it makes new issues \
-                     for changes already filed)",
-                    settings.issues_file.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(format!("{}: {e}", settings.issues_file.display())),
-        };
+        let issues = load_map(
+            &settings.issues_file,
+            "a Jira issue map",
+            "new issues for changes already filed",
+        )?;
         let http = Http::new(settings.timeout)?;
         let auth = settings.auth.header();
         Ok(JiraSink {
@@ -142,7 +123,7 @@ impl JiraSink {
         };
         let outcome = match record.kind {
             EventKind::ChangeRequest => None,
-            EventKind::Execution | EventKind::Expiry | EventKind::Rejection => {
+            EventKind::Merge | EventKind::Execution | EventKind::Expiry | EventKind::Rejection => {
                 Some(outcome_comment(record))
             }
             _ => return Ok(()),
@@ -160,6 +141,48 @@ impl JiraSink {
         };
         let body = outcome.unwrap_or_else(|| update_comment(record));
         self.comment_once(&key, record, body).await
+    }
+
+    /// Performs the transition called `name` if the issue's status offers it.
+    async fn transition(&self, key: &str, name: &str) -> Result<(), SinkError> {
+        let path = format!("/rest/api/2/issue/{key}/transitions");
+        let resp = self.call(Method::GET, &path, None).await?;
+        if !(200..300).contains(&resp.status) {
+            return Err(status_error(
+                &format!("Jira: reading the transitions of issue {key}"),
+                &resp,
+            ));
+        }
+        let offered: Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+        let id = offered
+            .get("transitions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .and_then(|t| t.get("id").and_then(Value::as_str));
+        let Some(id) = id else {
+            tracing::info!(
+                issue = key,
+                transition = name,
+                "Jira issue's status doesn't offer the transition; skipped"
+            );
+            return Ok(());
+        };
+        let body = json!({"transition": {"id": id}});
+        let resp = self.call(Method::POST, &path, Some(&body)).await?;
+        if (200..300).contains(&resp.status) {
+            Ok(())
+        } else {
+            Err(status_error(
+                &format!("Jira: transition {name:?} of issue {key}"),
+                &resp,
+            ))
+        }
     }
 
     async fn create_issue(
@@ -250,6 +273,11 @@ impl JiraSink {
         if already {
             return Ok(());
         }
+        // Before the comment, which marks the record done: a replay after a crash in between
+        // finds the issue already moved, and the transition no longer offered.
+        if let Some(name) = self.settings.transitions.get(&record.kind) {
+            self.transition(key, name).await?;
+        }
         let body = json!({ "body": format!("{body}\n\n{marker}") });
         let resp = self
             .call(
@@ -283,7 +311,26 @@ impl Sink for JiraSink {
     }
 }
 
-fn write_atomic(path: &Path, issues: &BTreeMap<String, String>) -> std::io::Result<()> {
+/// A change → ticket map written by [`write_atomic`]; a missing file is an empty map. `what` and
+/// `loss` (what removing the file costs) go into the error that says how to fix a damaged one.
+pub(super) fn load_map(
+    path: &Path,
+    what: &str,
+    loss: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    match fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not {what} ({e}); fix or remove it (removing it makes {loss})",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+pub(super) fn write_atomic(path: &Path, issues: &BTreeMap<String, String>) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -430,6 +477,14 @@ fn outcome_comment(record: &AuditRecord) -> String {
             c
         }
         EventKind::Expiry => String::from("*Expired* without being executed."),
+        EventKind::Merge => {
+            let mut c = format!("*Merged* by {}", who(record));
+            if let Some(sha) = record.pr.as_ref().and_then(|p| p.merge_sha.as_deref()) {
+                let _ = write!(c, " as {sha}");
+            }
+            c.push('.');
+            c
+        }
         _ => {
             let mut c = format!("*Rejected* by {}", who(record));
             if let Some(d) = &record.decision {
@@ -476,6 +531,7 @@ mod tests {
             issue_type: "Task".into(),
             auth: JiraAuth::Bearer { token: "x".into() },
             issues_file: file,
+            transitions: HashMap::new(),
             timeout: Duration::from_secs(1),
         })
         .unwrap_err();

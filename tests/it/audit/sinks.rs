@@ -16,10 +16,9 @@ use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::sinks::jira::{self, JiraAuth, JiraSettings, JiraSink};
 use slipway_infra::sinks::webhook::{self, WebhookSettings, WebhookSink};
 use slipway_infra::sinks::{self};
-use slipway_infra::spool::{Spool, SpoolError};
 use tokio_util::sync::CancellationToken;
 
-use super::{eventually, fast_pacing, record, recorded};
+use super::{eventually, fast_pacing, record, recorded, reopen_without_cursor};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -54,6 +53,7 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
             token: "t0k".into(),
         },
         issues_file: spool_dir.join("jira-issues.json"),
+        transitions: std::collections::HashMap::new(),
         timeout: Duration::from_secs(5),
     };
     let writer =
@@ -132,23 +132,7 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
     stop.cancel();
     task.await.unwrap();
     drop((writer, log));
-    std::fs::remove_file(spool_dir.join("bridge%3Ajira.jira")).unwrap();
-    let mut reopened = None;
-    assert!(
-        eventually(WAIT, || {
-            match Spool::open(&spool_dir, "bridge:jira", &audit_signing("bridge:jira")) {
-                Ok(s) => {
-                    reopened = Some(s);
-                    true
-                }
-                Err(SpoolError::Locked { .. }) => false,
-                Err(e) => panic!("{e}"),
-            }
-        })
-        .await
-    );
-    let log = reopened.unwrap().log();
-    assert_eq!(log.cursor(jira::CURSOR).unwrap(), 0);
+    let log = reopen_without_cursor(&spool_dir, "bridge:jira", jira::CURSOR).await;
     let stop = CancellationToken::new();
     sinks::spawn(
         JiraSink::new(settings).unwrap(),
@@ -167,6 +151,69 @@ async fn jira_gets_an_issue_per_change_and_a_comment_per_outcome() {
         "comments repeated: {:#?}",
         issues[0]
     );
+}
+
+/// Merge and execution records move the issue by the configured transition names, each once:
+/// a replay after a lost cursor neither repeats a comment nor moves the issue again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jira_moves_the_issue_through_the_configured_transitions_once() {
+    let jira = JiraEmulator::start("OPS", JiraLogin::Bearer("pat".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = JiraSettings {
+        url: jira.base_url(),
+        project: "OPS".into(),
+        issue_type: "Task".into(),
+        auth: JiraAuth::Bearer {
+            token: "pat".into(),
+        },
+        issues_file: dir.path().join("jira-issues.json"),
+        transitions: [
+            (EventKind::Merge, "In Progress".to_string()),
+            (EventKind::Execution, "done".to_string()),
+        ]
+        .into(),
+        timeout: Duration::from_secs(5),
+    };
+    let writer = AuditWriter::start(dir.path(), "bridge:jt", &audit_signing("bridge:jt")).unwrap();
+    let log = writer.log();
+    let stop = CancellationToken::new();
+    let sink = || JiraSink::new(settings.clone()).unwrap();
+    let task = sinks::spawn(sink(), log.clone(), recorded(), fast_pacing(), stop.clone());
+    writer
+        .record(record(EventKind::ChangeRequest, "cr-9-req", Some("cr-9")))
+        .await
+        .unwrap();
+    writer
+        .record(record(EventKind::Merge, "cr-9-merge", Some("cr-9")))
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || log.cursor(jira::CURSOR).unwrap() == 2).await);
+    assert_eq!(jira.issues()[0].status, "In Progress");
+    writer.record(execution("cr-9-run", "cr-9")).await.unwrap();
+    assert!(eventually(WAIT, || log.cursor(jira::CURSOR).unwrap() == 3).await);
+    let issue = &jira.issues()[0];
+    assert_eq!(issue.status, "Done", "{issue:#?}");
+    assert_eq!(issue.comments.len(), 2, "{issue:#?}");
+    assert!(issue.comments[0].body.contains("*Merged*"));
+    let moves = || {
+        jira.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST") && r.contains("/transitions"))
+            .count()
+    };
+    assert_eq!(moves(), 2);
+
+    stop.cancel();
+    task.await.unwrap();
+    drop((writer, log));
+    let log = reopen_without_cursor(dir.path(), "bridge:jt", jira::CURSOR).await;
+    let stop = CancellationToken::new();
+    sinks::spawn(sink(), log.clone(), recorded(), fast_pacing(), stop.clone());
+    assert!(eventually(WAIT, || log.cursor(jira::CURSOR).unwrap() == 3).await);
+    stop.cancel();
+    let issue = &jira.issues()[0];
+    assert_eq!((issue.status.as_str(), issue.comments.len()), ("Done", 2));
+    assert_eq!(moves(), 2, "the replay moved the issue again");
 }
 
 /// What the receiver got: headers and body of each POST.
