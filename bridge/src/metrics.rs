@@ -141,6 +141,8 @@ pub struct Metrics {
     /// Refused commands by the policy rule that refused them (`rbac.default-deny`, a protected
     /// entry's id…): the policy bounds the label's values.
     pub refusals: Family<RuleLabels, Counter>,
+    /// Rollouts the runner waited for, by how they ended (`ok`, `failed`), from its reports.
+    pub rollouts: Family<OutcomeLabels, Counter>,
     pub audit_spool_depth: Gauge,
     pub audit_failures: Counter,
     pub audit_sinks: AuditSinkMetrics,
@@ -319,6 +321,7 @@ impl Metrics {
                 Family::default(),
             ),
             refusals: refusals(r),
+            rollouts: rollouts(r),
             audit_spool_depth: registered(
                 r,
                 "audit_spool_depth",
@@ -332,12 +335,7 @@ impl Metrics {
                 Counter::default(),
             ),
             audit_sinks: AuditSinkMetrics::registered(r),
-            policy_reloads: registered(
-                r,
-                "policy_reloads",
-                "Policy reloads (SIGHUP or the GitOps default branch) by outcome",
-                Family::default(),
-            ),
+            policy_reloads: policy_reloads(r),
             google: GoogleMetrics::registered(r),
             secrets: SecretMetrics::registered(r),
             registry,
@@ -374,6 +372,24 @@ fn refusals(r: &mut Registry) -> Family<RuleLabels, Counter> {
         r,
         "refusals",
         "Commands the policy refused, by the rule that refused them",
+        Family::default(),
+    )
+}
+
+fn policy_reloads(r: &mut Registry) -> Family<OutcomeLabels, Counter> {
+    registered(
+        r,
+        "policy_reloads",
+        "Policy reloads (SIGHUP or the GitOps default branch) by outcome",
+        Family::default(),
+    )
+}
+
+fn rollouts(r: &mut Registry) -> Family<OutcomeLabels, Counter> {
+    registered(
+        r,
+        "rollouts",
+        "Rollouts the runner waited for, by outcome (ok, failed), as its reports say",
         Family::default(),
     )
 }

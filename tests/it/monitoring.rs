@@ -49,6 +49,9 @@ fn every_family() -> String {
     use slipway_infra::sinks::SinkMetrics as _;
     let m = Metrics::new();
     m.refused("rbac.default-deny");
+    m.rollouts
+        .get_or_create(&slipway_bridge::metrics::OutcomeLabels { outcome: "failed" })
+        .inc();
     m.secrets.staleness("vault secret/data/x#k", 1);
     m.secrets.rotated("vault secret/data/x#k");
     m.secrets.refresh("vault", "ok");
@@ -113,6 +116,7 @@ async fn the_alert_rules_and_dashboard_name_only_series_the_bridge_exports() {
         "slipway_refusals_total",
         "slipway_audit_sink_lag_seconds",
         "slipway_queue_depth",
+        "slipway_rollouts_total",
     ] {
         assert!(named.contains(needed), "nothing watches {needed}");
     }

@@ -331,6 +331,15 @@ fn mirror_runner_comment(state: &AppState, svc: &Arc<ChangeService>, c: &IssueCo
         return;
     }
     state.metrics.request("github_webhook", "ok");
+    for outcome in ["ok", "failed"] {
+        if body.contains(&format!("<!-- slipway-rollout:{outcome} -->")) {
+            state
+                .metrics
+                .rollouts
+                .get_or_create(&crate::metrics::OutcomeLabels { outcome })
+                .inc();
+        }
+    }
     let Some((channel, ts)) = svc.thread_of(c.issue.number) else {
         return;
     };

@@ -17,6 +17,15 @@ pub fn result_marker(id: &str) -> String {
     format!("<!-- slipway-runner:{id} -->")
 }
 
+/// The hidden marker of a rollout's end in a result comment: `ok` or `failed`. The bridge counts
+/// it (`slipway_rollouts_total`) only in comments by the runner's login.
+pub fn rollout_marker(ok: bool) -> String {
+    format!(
+        "<!-- slipway-rollout:{} -->",
+        if ok { "ok" } else { "failed" }
+    )
+}
+
 /// The hidden marker of the "starting" comment posted before anything runs.
 pub fn started_marker(id: &str) -> String {
     format!("<!-- slipway-runner:{id}:started -->")
@@ -108,6 +117,14 @@ pub fn result_body(r: &ResultComment<'_>) -> String {
         result_marker(r.id),
         r.command
     );
+    // A rollout waited for: its end, for the bridge's metrics.
+    if let Some(wait) = r.ran.and_then(|ran| {
+        ran.steps
+            .iter()
+            .rfind(|s| s.shown.starts_with("kubectl rollout status"))
+    }) {
+        let _ = writeln!(out, "{}", rollout_marker(wait.end.success()));
+    }
     if let Some(reason) = r.outcome.reason() {
         let _ = writeln!(out, "**Why:** {reason}\n");
     }
@@ -246,5 +263,46 @@ mod tests {
         );
         assert_eq!(outcome.status_state(), "error");
         assert!(!outcome.ok());
+        assert!(
+            !body.contains("slipway-rollout"),
+            "no rollout was waited for"
+        );
+    }
+
+    #[test]
+    fn a_rollout_waited_for_leaves_its_end_in_a_marker() {
+        let wait = |end: ExecEnd| Ran {
+            steps: vec![Step {
+                shown:
+                    "kubectl rollout status deployment/web -n web --timeout=300s (cluster staging)"
+                        .into(),
+                ended: end.describe(Duration::from_secs(300)),
+                end,
+                duration: Duration::from_secs(1),
+                output: String::new(),
+                truncated: false,
+                digest: "d".into(),
+                total_bytes: 0,
+                mutating: false,
+            }],
+            verdict: Verdict::Done,
+        };
+        for (end, marker) in [
+            (ExecEnd::Exited(0), rollout_marker(true)),
+            (ExecEnd::Exited(1), rollout_marker(false)),
+        ] {
+            let ran = wait(end);
+            let body = result_body(&ResultComment {
+                id: "cr-1",
+                command: "/deploy web staging",
+                outcome: &Outcome::Executed,
+                ran: Some(&ran),
+                duration: Duration::from_secs(2),
+                run_url: "https://r",
+                merge_sha: "abcdef0123",
+                notes: &[],
+            });
+            assert!(body.contains(&marker), "{body}");
+        }
     }
 }

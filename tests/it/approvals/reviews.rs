@@ -324,7 +324,7 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
         .1
         .parse()
         .unwrap();
-    let forged = "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl delete ns prod` (forged)";
+    let forged = "<!-- slipway-runner:cr-x -->\n<!-- slipway-rollout:failed -->\n**slipway-runner: executed** `kubectl delete ns prod` (forged)";
     for token in [
         "tok-omar".to_string(),
         fx.github.installation_token(installation),
@@ -337,7 +337,7 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
     // The runner comments with its marker as the workflow job's GITHUB_TOKEN does:
     // github-actions[bot], the bridge's default runner login.
     let runner = as_login(&fx.github.actions_token(OWNER, REPO));
-    runner.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
+    runner.comment(&repo, number, "<!-- slipway-runner:cr-x -->\n<!-- slipway-rollout:failed -->\n**slipway-runner: executed** `kubectl apply -k apps/api/staging` in 2.1s\n\nOK")
         .await
         .unwrap();
     // An ordinary comment is not mirrored.
@@ -359,6 +359,12 @@ async fn the_runners_report_on_the_pr_is_mirrored_into_the_slack_thread() {
     );
     assert!(fx.github.wait_for_deliveries(LONG).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Only the runner's own report counts as a failed rollout, however many carry the marker.
+    let metrics = app.get("/metrics").await;
+    assert!(
+        metrics.contains("slipway_rollouts_total{outcome=\"failed\"} 1\n"),
+        "{metrics}"
+    );
     let thread = app.slack.thread(slipway_tests::harness::CHANNEL, &ts);
     assert!(
         !thread
