@@ -261,6 +261,13 @@ impl Stores {
     }
 }
 
+/// A data key as a key service returned it: exactly 32 bytes, or a refusal naming `who`.
+pub(crate) fn key32(bytes: &[u8], who: &str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Refused(format!("{who} returned a data key that is not 32 bytes")))
+}
+
 fn document_id(r: &SecretRef) -> (&'static str, String) {
     let doc = match r {
         SecretRef::Vault { path, .. } => path,

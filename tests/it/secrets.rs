@@ -192,7 +192,8 @@ async fn an_unreachable_store_keeps_the_last_good_value_then_fails_closed() {
     assert_eq!(app.get_status("/readyz").await.0, 200);
 }
 
-fn load(yaml: &str) -> Result<Config, String> {
+/// Load `yaml` as `slipway serve` would, with the example policy.
+pub(crate) fn load(yaml: &str) -> Result<Config, String> {
     load_with(yaml, &[])
 }
 

@@ -2,7 +2,6 @@
 //! ServiceAccount token, and OpenBao checks it with the API server's TokenReview (the
 //! Kubernetes emulator), bound to that one ServiceAccount.
 
-use slipway_bridge::config::Config;
 use slipway_emulators::kube::{AccountRole, KubeEmulator};
 use slipway_tests::harness::http_with;
 use slipway_tests::openbao::OpenBao;
@@ -30,16 +29,6 @@ async fn pod_token(kube: &KubeEmulator, ns: &str, name: &str) -> String {
     assert_eq!(status, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["status"]["token"].as_str().unwrap().to_string()
-}
-
-fn load(yaml: &str) -> Result<Config, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("slipway.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let policy = slipway_tests::example_policy().display().to_string();
-    Config::load_with(Some(&path), &move |k| {
-        (k == "SLIPWAY_POLICY").then(|| policy.clone())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,16 +80,16 @@ async fn the_bridge_logs_in_with_its_pods_service_account_checked_by_token_revie
         bao.url(),
         jwt_file.display()
     );
-    let config = load(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let config = crate::secrets::load(&yaml).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(&*config.slack.signing_secret.expose(), VALUE);
     // Another ServiceAccount's token: TokenReview says who it is, and the role refuses it.
     std::fs::write(&jwt_file, pod_token(&kube, "slipway", "someone-else").await).unwrap();
-    let e = load(&yaml).unwrap_err();
+    let e = crate::secrets::load(&yaml).unwrap_err();
     assert!(
         e.contains("vault kubernetes login") && e.contains("does not start"),
         "{e}"
     );
     // A token the API server never issued: TokenReview doesn't authenticate it.
     std::fs::write(&jwt_file, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln").unwrap();
-    assert!(load(&yaml).is_err());
+    assert!(crate::secrets::load(&yaml).is_err());
 }

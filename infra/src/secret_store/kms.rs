@@ -91,7 +91,7 @@ impl Kms {
             .map_err(|e| classify("GenerateDataKey", &e))?;
         let plaintext = out.plaintext.map(Blob::into_inner).unwrap_or_default();
         Ok(DataKey {
-            plaintext: key32(&plaintext)?,
+            plaintext: super::key32(&plaintext, "KMS")?,
             wrapped: out
                 .ciphertext_blob
                 .map(Blob::into_inner)
@@ -116,7 +116,10 @@ impl Kms {
             .await
             .map_err(|e| classify("Decrypt", &e))?;
         let plaintext = out.plaintext.map(Blob::into_inner).unwrap_or_default();
-        Ok((key32(&plaintext)?, out.key_id.unwrap_or_default()))
+        Ok((
+            super::key32(&plaintext, "KMS")?,
+            out.key_id.unwrap_or_default(),
+        ))
     }
 
     /// `plaintext` wrapped under the configured key (a re-wrap after a key change).
@@ -158,12 +161,6 @@ impl Kms {
             .map(|m| m.arn.unwrap_or(m.key_id))
             .unwrap_or_default())
     }
-}
-
-fn key32(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Refused("KMS returned a data key that is not 32 bytes".into()))
 }
 
 fn classify<E, R>(op: &str, err: &SdkError<E, R>) -> StoreError

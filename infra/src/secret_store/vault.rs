@@ -356,7 +356,7 @@ impl Vault {
             .await?;
         let plaintext = field(&answer, "plaintext", "transit datakey")?;
         let ciphertext = field(&answer, "ciphertext", "transit datakey")?;
-        Ok((key32(&unb64(&plaintext)?)?, ciphertext))
+        Ok((super::key32(&unb64(&plaintext)?, "Transit")?, ciphertext))
     }
 
     /// The data key in `ciphertext`.
@@ -373,7 +373,10 @@ impl Vault {
                 &serde_json::json!({"ciphertext": ciphertext, "context": b64(context.as_bytes())}),
             )
             .await?;
-        key32(&unb64(&field(&answer, "plaintext", "transit decrypt")?)?)
+        super::key32(
+            &unb64(&field(&answer, "plaintext", "transit decrypt")?)?,
+            "Transit",
+        )
     }
 
     /// `ciphertext` wrapped again under the key's newest version (Transit's `rewrap`: the data
@@ -418,12 +421,6 @@ fn unb64(text: &str) -> Result<Vec<u8>, StoreError> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|_| StoreError::Refused("transit answered a key that is not base64".into()))
-}
-
-fn key32(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Refused("transit answered a data key that is not 32 bytes".into()))
 }
 
 fn field(answer: &serde_json::Value, name: &str, what: &str) -> Result<String, StoreError> {

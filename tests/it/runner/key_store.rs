@@ -7,12 +7,9 @@ use slipway_tests::openbao::OpenBao;
 /// OpenBao trusting the job's OIDC issuer for role `slipway-runner`, bound to the GitOps repo.
 async fn store(fx: &Fx, dir: &Path) -> OpenBao {
     let bao = OpenBao::start(dir).await;
+    // `http://127.0.0.1:P/…`: the issuer's JWKS is at the same origin.
     let url = fx.oidc.request_url();
-    let base = url.split("/token").next().unwrap_or(&url).to_string();
-    let origin: String = {
-        let rest = base.trim_start_matches("http://");
-        format!("http://{}", rest.split('/').next().unwrap())
-    };
+    let origin = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
     bao.api("POST", "sys/auth/jwt", serde_json::json!({"type": "jwt"}))
         .await;
     bao.api(
@@ -40,6 +37,15 @@ async fn store(fx: &Fx, dir: &Path) -> OpenBao {
     bao
 }
 
+/// An approved, merged `/kubectl scale` change: its PR number, merge commit and checkout.
+async fn merged(fx: &Fx, suffix: &str) -> (ChangeRequest, u64, String, PathBuf) {
+    let text = "/kubectl scale deployment/web --replicas=4 -n web";
+    let cr = change(fx, suffix, text, Rendered::default());
+    let (number, sha) = approved_and_merged(fx, &cr, &cr.to_yaml(), &[]).await;
+    let ws = checkout(fx, &sha);
+    (cr, number, sha, ws)
+}
+
 fn key_store_yaml(bao_url: &str) -> String {
     format!(
         "key_store:\n  address: {bao_url}\n  role: slipway-runner\n  path: secret/data/slipway/runner-keys\n"
@@ -60,14 +66,7 @@ async fn a_key_revoked_in_the_key_store_is_refused_though_the_runner_config_trus
         &[("bridge-2027", rotated.as_str()), ("revoked", "test")],
     )
     .await;
-    let cr = change(
-        &fx,
-        "ks1",
-        "/kubectl scale deployment/web --replicas=4 -n web",
-        Rendered::default(),
-    );
-    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
-    let ws = checkout(&fx, &sha);
+    let (cr, number, sha, ws) = merged(&fx, "ks1").await;
     // The runner's own file still trusts `test`; the store revoked it for every runner.
     let path = config(&fx, &key_store_yaml(&bao.url()));
     let out = run(&fx, &ws, &sha, &path, &[]).await;
@@ -81,14 +80,7 @@ async fn a_key_revoked_in_the_key_store_is_refused_though_the_runner_config_trus
 async fn a_key_store_that_cannot_be_read_stops_the_run_before_anything_executes() {
     let fx = fixture(&[], &[]).await;
     let mut bao = store(&fx, fx.dir.path()).await;
-    let cr = change(
-        &fx,
-        "ks2",
-        "/kubectl scale deployment/web --replicas=4 -n web",
-        Rendered::default(),
-    );
-    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
-    let ws = checkout(&fx, &sha);
+    let (_, number, sha, ws) = merged(&fx, "ks2").await;
     let path = config(&fx, &key_store_yaml(&bao.url()));
     // No document at the path: refused, and the run stops.
     let out = run(&fx, &ws, &sha, &path, &[]).await;
