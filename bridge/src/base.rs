@@ -32,7 +32,7 @@ pub struct BaseInner {
     /// Replays and Slack retries, caught across replicas when Redis is shared.
     pub gate: crate::shared::Gate,
     /// Mints the short-lived tokens of the GCP read accounts, when `gcp:` is configured.
-    pub gcp: Option<Arc<slipway_infra::gcp::Minter>>,
+    pub gcp: Option<crate::config::Live<slipway_infra::gcp::Minter>>,
     /// Who runs the once-per-deployment work (sweeps, pollers): always this process when
     /// embedded, the holder of the Redis lease when shared.
     pub leader: crate::shared::Leader,

@@ -19,6 +19,7 @@ mod github;
 pub mod gitops;
 mod google;
 pub mod keys;
+mod live;
 mod loki;
 mod sandbox;
 mod scim;
@@ -33,6 +34,7 @@ pub use clusters::{ClusterConfig, ClusterTarget, GkeCluster, ServiceAccountRef};
 pub use gcp::GcpProjectConfig;
 pub use gcp_identity::GcpConfig;
 pub use google::{GoogleConfig, GooglePush, ServiceAccount};
+pub use live::Live;
 pub use scim::ScimConfig;
 pub use secret::{Exposed, Secret};
 use secret::{SecretSource, de_secret, secret};
@@ -139,7 +141,9 @@ struct FileGitHub {
 struct FileSigning {
     #[serde(default, deserialize_with = "de_secret")]
     key: Option<SecretSource>,
-    key_id: Option<String>,
+    /// A value, or a store reference kept beside the key so the two rotate together.
+    #[serde(default, deserialize_with = "de_secret")]
+    key_id: Option<SecretSource>,
     /// Earlier key ids → their public keys: still verify what they signed after a rotation.
     #[serde(default)]
     trusted: BTreeMap<String, String>,

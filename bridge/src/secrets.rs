@@ -84,38 +84,13 @@ pub async fn refresh(stores: &Stores, book: &SecretBook, now: i64, metrics: &Sec
     }
 }
 
-/// Settings parsed once at start (keys that build a client or a signer): a new value in the
-/// store reaches them at the next restart, and the log says so.
-const READ_AT_START: &[&str] = &[
-    "github.private_key",
-    "github.token_key",
-    "signing.key",
-    "google.service_account",
-    "gcp.credentials",
-    "audit.jira.token",
-    "audit.webhook.secret",
-    "audit.s3.secret_access_key",
-];
-
+/// Settings read per use take the new value at once; those built into a client or a signer
+/// (the GitHub App key, the signing key, the sealing key, the Google keys, the sinks'
+/// credentials) are rebuilt from it at their next use ([`crate::config::Live`]).
 fn rotated(entry: &crate::config::BookEntry, label: &str, grace: i64) {
-    let fields = entry.fields.join(", ");
-    let at_start: Vec<&str> = entry
-        .fields
-        .iter()
-        .map(String::as_str)
-        .filter(|f| READ_AT_START.contains(f))
-        .collect();
-    if at_start.is_empty() {
-        tracing::info!(
-            secret = %label, settings = %fields, grace_s = grace,
-            "secret rotated in its store: the new value is in force, and the old one is still \
-             accepted from peers that sign with it for the grace window"
-        );
-    } else {
-        tracing::warn!(
-            secret = %label, settings = %at_start.join(", "),
-            "secret rotated in its store, but these settings are read at start: restart the \
-             bridge (one replica at a time) to use the new value"
-        );
-    }
+    tracing::info!(
+        secret = %label, settings = %entry.fields.join(", "), grace_s = grace,
+        "secret rotated in its store: the new value is in force, and the old one is still \
+         accepted from peers that sign with it for the grace window"
+    );
 }

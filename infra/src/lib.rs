@@ -3,6 +3,7 @@ pub mod spool;
 
 pub mod audit_signer;
 pub mod audit_writer;
+pub mod credential;
 pub mod exec;
 pub mod gcp;
 pub mod git_relay;

@@ -96,7 +96,28 @@ pub struct Retention {
 #[derive(Clone)]
 pub struct StaticCredentials {
     pub access_key_id: String,
-    pub secret_access_key: String,
+    /// Read when the SDK asks (every few minutes), so a rotated key takes over by itself.
+    pub secret_access_key: crate::credential::Credential,
+}
+
+/// How long the SDK keeps a read of [`StaticCredentials`] before asking again.
+const STATIC_CREDENTIALS_TTL: Duration = Duration::from_secs(300);
+
+impl aws_sdk_s3::config::ProvideCredentials for StaticCredentials {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+            self.access_key_id.clone(),
+            self.secret_access_key.get(),
+            None,
+            Some(std::time::SystemTime::now() + STATIC_CREDENTIALS_TTL),
+            "slipway-config",
+        )))
+    }
 }
 
 impl fmt::Debug for StaticCredentials {
@@ -177,13 +198,7 @@ pub async fn client(settings: &S3Settings) -> aws_sdk_s3::Client {
         .or_else(Region::new(DEFAULT_REGION));
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
     if let Some(c) = &settings.credentials {
-        loader = loader.credentials_provider(Credentials::new(
-            c.access_key_id.clone(),
-            c.secret_access_key.clone(),
-            None,
-            None,
-            "slipway-config",
-        ));
+        loader = loader.credentials_provider(c.clone());
     }
     let shared = loader.load().await;
     let retry = aws_sdk_s3::config::retry::RetryConfig::standard()

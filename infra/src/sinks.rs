@@ -26,14 +26,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
 
+use crate::credential::Credential;
 use crate::spool::{Pending, SpoolError, SpoolLog};
 
 /// How a sink signs in to an HTTP API (Jira, Loki): basic auth with a user and an API token or
-/// password, or a bearer token. Never printed.
+/// password, or a bearer token, each read at use (so a rotated secret is sent from the next
+/// request on). Never printed.
 #[derive(Clone)]
 pub enum Auth {
-    Basic { user: String, token: String },
-    Bearer { token: String },
+    Basic { user: String, token: Credential },
+    Bearer { token: Credential },
 }
 
 impl fmt::Debug for Auth {
@@ -52,9 +54,9 @@ impl Auth {
         match self {
             Auth::Basic { user, token } => format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", token.get()))
             ),
-            Auth::Bearer { token } => format!("Bearer {token}"),
+            Auth::Bearer { token } => format!("Bearer {}", token.get()),
         }
     }
 }

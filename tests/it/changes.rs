@@ -601,7 +601,7 @@ async fn tf_plan_reads_the_stack_from_the_git_mirror_at_the_default_branch_head(
 async fn the_bridges_installation_token_reaches_only_the_gitops_repository() {
     let (app, _fx) = start().await;
     let svc = app.state.change.clone().expect("change service");
-    let token = svc.gh.installation_token().await.expect("a token");
+    let token = svc.gh().installation_token().await.expect("a token");
     let api = app
         .state
         .config

@@ -38,6 +38,7 @@ mod sandbox;
 mod scim;
 mod secrets;
 mod secrets_kubernetes;
+mod secrets_rotation;
 mod shared_queue;
 mod shared_queue_crash;
 mod silence;

@@ -120,7 +120,7 @@ fn reload_from_gitops(state: &AppState, svc: Arc<ChangeService>, sha: String) {
     };
     let state = state.clone();
     tokio::spawn(async move {
-        let text = match svc.gh.file_at(&svc.cfg.repo, &path, &sha).await {
+        let text = match svc.gh().file_at(&svc.cfg.repo, &path, &sha).await {
             Ok(Some(text)) => Ok(text),
             Ok(None) => Err(format!("{path} is gone from {}", svc.cfg.default_branch)),
             Err(e) => Err(format!("GitHub didn't give {path} at {sha}: {e}")),
@@ -135,7 +135,7 @@ fn reload_from_gitops(state: &AppState, svc: Arc<ChangeService>, sha: String) {
 fn checks_passed(state: &AppState, svc: Arc<ChangeService>, sha: String) {
     let st = state.clone();
     tokio::spawn(async move {
-        let prs = match svc.gh.pulls_for_commit(&svc.cfg.repo, &sha).await {
+        let prs = match svc.gh().pulls_for_commit(&svc.cfg.repo, &sha).await {
             Ok(prs) => prs,
             Err(e) => {
                 tracing::warn!(error = %e, %sha, "finding the change PRs of a commit");

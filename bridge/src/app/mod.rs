@@ -29,7 +29,7 @@ pub use ingress::{MAX_BODY, flush_rejections};
 
 use crate::base::{Base, BaseInner};
 use crate::clock::{Clock, Ids};
-use crate::config::Config;
+use crate::config::{Config, Live};
 use crate::ctx::{Ctx, CtxInner};
 use crate::exec::discovery::Discovery;
 use crate::exec::queue::Runs;
@@ -172,13 +172,17 @@ impl AppState {
 }
 
 /// The GCP token minter, when the bridge has a Google identity.
-fn gcp_minter(config: &Config) -> Result<Option<Arc<slipway_infra::gcp::Minter>>, String> {
-    let Some(g) = &config.gcp else {
+/// Rebuilt (with an empty token cache) when `gcp.credentials` rotates.
+fn gcp_minter(config: &Config) -> Result<Option<Live<slipway_infra::gcp::Minter>>, String> {
+    let Some(g) = config.gcp.clone() else {
         return Ok(None);
     };
-    slipway_infra::gcp::Minter::new(g.minter_settings(), std::time::Duration::from_secs(20))
-        .map(|m| Some(Arc::new(m)))
-        .map_err(|e| format!("gcp: {e}"))
+    let sources = vec![g.credentials.clone()];
+    Live::new("gcp.credentials", sources, move |_| {
+        slipway_infra::gcp::Minter::new(g.minter_settings(), std::time::Duration::from_secs(20))
+            .map_err(|e| format!("gcp: {e}"))
+    })
+    .map(Some)
 }
 
 /// The shared Redis (if configured) and the ack-time gate over it, or the embedded gate.

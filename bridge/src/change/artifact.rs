@@ -168,7 +168,7 @@ async fn unpinned(
     let branch = cfg.branch.clone().unwrap_or_else(|| "main".into());
     let workflow = cfg.workflow.as_deref().ok_or_else(|| Failure::user(format!("`/deploy {}` without a version needs to know which CI workflow builds the image: set `gitops.services.{}.workflow` (e.g. ci.yml), or pass a version: `/deploy {} {} <version>`", d.service, d.service, d.service, d.env)))?;
     let run = svc
-        .gh_ci
+        .gh_ci()
         .latest_successful_run(&repo, workflow, &branch)
         .await
         .map_err(|e| Failure::upstream(format!("Looking up the newest CI build of {repo}"), e))?;

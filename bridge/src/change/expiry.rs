@@ -64,7 +64,7 @@ impl ChangeService {
             tracing::warn!(error = %e, "pruning webhook delivery ids");
         }
         let open = self
-            .gh
+            .gh()
             .open_prs(&self.cfg.repo)
             .await
             .map_err(|e| format!("listing open PRs: {e}"))?;
@@ -119,7 +119,7 @@ impl ChangeService {
             return Ok(false);
         }
         let pr = self
-            .gh
+            .gh()
             .get_pr(&self.cfg.repo, number)
             .await
             .map_err(|e| e.to_string())?;
@@ -162,7 +162,7 @@ impl ChangeService {
             cr.resource
         );
         let _ = self
-            .gh
+            .gh()
             .set_status(
                 repo,
                 &pr.head_sha,
@@ -172,16 +172,16 @@ impl ChangeService {
                 Some(&pr.html_url),
             )
             .await;
-        self.gh
+        self.gh()
             .comment(repo, number, &body)
             .await
             .map_err(|e| format!("commenting on PR #{number}: {e}"))?;
-        self.gh
+        self.gh()
             .update_pr(repo, number, serde_json::json!({"state": "closed"}))
             .await
             .map_err(|e| format!("closing PR #{number}: {e}"))?;
         if let Err(e) = self
-            .gh
+            .gh()
             .delete_ref(repo, &Self::lock_ref(&cr.resource))
             .await
         {

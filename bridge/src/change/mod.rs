@@ -17,6 +17,7 @@ mod open;
 mod pending;
 mod pending_store;
 pub mod people;
+mod signer;
 mod stack_source;
 mod tf_apply;
 mod tokens;
@@ -40,6 +41,7 @@ pub use pending::Pending;
 pub use stack_source::MirrorSource;
 pub use tokens::{LinkedAccount, TokenKey, TokenStore};
 
+use crate::config::Live;
 use crate::store::{SlackThread, StateStore};
 
 /// The rendered content of a change.
@@ -62,12 +64,14 @@ pub(crate) struct Render {
 /// The change-request side of the bridge.
 pub struct ChangeService {
     pub cfg: GitOpsConfig,
-    /// The App on the GitOps repository (a token scoped to it).
-    pub gh: GitHub,
+    /// The App on the GitOps repository (a token scoped to it), rebuilt when the App's key
+    /// rotates.
+    github: Live<GitHub>,
     /// The App on the service repositories, read-only (their CI runs, for `/deploy`).
-    pub(crate) gh_ci: GitHub,
+    github_ci: Live<GitHub>,
     pub(crate) mirror: Arc<Mutex<Mirror>>,
-    pub(crate) signing: ed25519_dalek::SigningKey,
+    /// The change-request signing key and its id, rebuilt when either rotates.
+    pub(crate) signer: Live<signer::Signer>,
     pub(crate) pending: pending_store::PendingChanges,
     /// PR number → the Slack message (channel, ts) that mirrors it: a cache in front of `store`,
     /// written through by [`ChangeService::remember_thread`].
@@ -126,8 +130,10 @@ impl ChangeService {
         let pool = crate::shared::blocking::Pool::new(redis.clone());
         let store = crate::store::RedisStore::new(pool.clone());
         let mut svc = Self::with_store(cfg, state_dir, Arc::new(store))?;
-        svc.pending =
-            pending_store::PendingChanges::redis(pool, pending_store::mac_key(&svc.signing));
+        svc.pending = pending_store::PendingChanges::redis(
+            pool,
+            pending_store::mac_key(&svc.signer.get().key),
+        );
         Ok(svc)
     }
 
@@ -140,20 +146,23 @@ impl ChangeService {
         let key = if cfg.token_key.is_empty() {
             None
         } else {
-            Some(TokenKey::parse(&cfg.token_key.expose())?)
+            Some(Live::new(
+                "github.token_key",
+                vec![cfg.token_key.clone()],
+                |v| TokenKey::parse(&v[0]),
+            )?)
         };
         let envelope = crate::store::envelope::Envelope::new(key, &cfg.envelope)?;
-        let signing = slipway_core::change::parse_signing_key(&cfg.signing_key.expose())
-            .map_err(|e| format!("change-request signing key (SLIPWAY_SIGNING_KEY): {e}"))?;
-        let (gh, gh_ci) = Self::github_clients(&cfg)?;
+        let signer = signer::live(&cfg)?;
+        let (github, github_ci) = Self::github_clients(&cfg)?;
         let default_branch = cfg.default_branch.clone();
         let (relay, mirror) = Self::open_mirror(&cfg, state_dir)?;
         Ok(ChangeService {
             cfg,
-            gh,
-            gh_ci,
+            github,
+            github_ci,
             mirror: Arc::new(Mutex::new(mirror)),
-            signing,
+            signer,
             pending: pending_store::PendingChanges::default(),
             threads: Mutex::new(HashMap::new()),
             tokens: TokenStore::new(store.clone(), Some(envelope)),
@@ -168,35 +177,63 @@ impl ChangeService {
 
     /// The GitOps-repository client and the CI-reading client. Tokens reach the GitOps
     /// repository only, with what the bridge needs there; the service repositories' CI runs are
-    /// read with another token, read-only.
-    fn github_clients(cfg: &GitOpsConfig) -> Result<(GitHub, GitHub), String> {
-        let gh = GitHub::app_scoped(
-            &cfg.api_url,
-            cfg.app_id,
-            &cfg.app_private_key.expose(),
-            cfg.installation_id,
-            &[cfg.repo.name.as_str()],
-            &serde_json::json!({
-                "contents": "write", "pull_requests": "write", "issues": "write",
-                "statuses": "write", "metadata": "read",
-            }),
-        )
-        .map_err(|e| e.to_string())?;
-        let service_repos: std::collections::BTreeSet<&str> = cfg
+    /// read with another token, read-only. Both follow the App key's rotations.
+    fn github_clients(cfg: &GitOpsConfig) -> Result<(Live<GitHub>, Live<GitHub>), String> {
+        let (api, app, installation) = (cfg.api_url.clone(), cfg.app_id, cfg.installation_id);
+        let gitops_repo = cfg.repo.name.clone();
+        let gh = Live::new(
+            "github.private_key",
+            vec![cfg.app_private_key.clone()],
+            move |key| {
+                GitHub::app_scoped(
+                    &api,
+                    app,
+                    &key[0],
+                    installation,
+                    &[gitops_repo.as_str()],
+                    &serde_json::json!({
+                        "contents": "write", "pull_requests": "write", "issues": "write",
+                        "statuses": "write", "metadata": "read",
+                    }),
+                )
+                .map_err(|e| e.to_string())
+            },
+        )?;
+        let service_repos: Vec<String> = cfg
             .services
             .values()
-            .filter_map(|s| s.repo.split_once('/').map(|(_, name)| name))
+            .filter_map(|s| s.repo.split_once('/').map(|(_, name)| name.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
-        let gh_ci = GitHub::app_scoped(
-            &cfg.api_url,
-            cfg.app_id,
-            &cfg.app_private_key.expose(),
-            cfg.installation_id,
-            &service_repos.into_iter().collect::<Vec<_>>(),
-            &serde_json::json!({ "actions": "read", "metadata": "read" }),
-        )
-        .map_err(|e| e.to_string())?;
+        let api = cfg.api_url.clone();
+        let gh_ci = Live::new(
+            "github.private_key",
+            vec![cfg.app_private_key.clone()],
+            move |key| {
+                let repos: Vec<&str> = service_repos.iter().map(String::as_str).collect();
+                GitHub::app_scoped(
+                    &api,
+                    app,
+                    &key[0],
+                    installation,
+                    &repos,
+                    &serde_json::json!({ "actions": "read", "metadata": "read" }),
+                )
+                .map_err(|e| e.to_string())
+            },
+        )?;
         Ok((gh, gh_ci))
+    }
+
+    /// The App client on the GitOps repository.
+    pub fn gh(&self) -> Arc<GitHub> {
+        self.github.get()
+    }
+
+    /// The App client on the service repositories (CI runs, read-only).
+    pub(crate) fn gh_ci(&self) -> Arc<GitHub> {
+        self.github_ci.get()
     }
 
     /// The local mirror of the GitOps repository. libgit2 has no TLS of its own here: HTTPS
@@ -300,7 +337,7 @@ impl ChangeService {
     /// Git credentials from a fresh installation token.
     pub(crate) async fn git_credentials(&self) -> Result<Credentials, String> {
         let token = self
-            .gh
+            .gh()
             .installation_token()
             .await
             .map_err(|e| e.to_string())?;
@@ -320,6 +357,7 @@ impl ChangeService {
 
     /// Sign a change request with the bridge's key.
     pub(crate) fn sign(&self, cr: ChangeRequest) -> ChangeRequest {
-        slipway_core::change::sign(cr, &self.signing, &self.cfg.signing_key_id)
+        let signer = self.signer.get();
+        slipway_core::change::sign(cr, &signer.key, &signer.id)
     }
 }

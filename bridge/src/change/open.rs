@@ -47,7 +47,7 @@ impl ChangeService {
             tracing::error!(error = %e, "recording the bridge's own commit");
         }
         let _ = self
-            .gh
+            .gh()
             .update_ref(&self.cfg.repo, &slot.lock_ref, &commit.to_string(), true)
             .await;
         let pr = self.open_or_advance(p, &cr, &render, &slot).await?;
@@ -62,7 +62,7 @@ impl ChangeService {
         let repo = &self.cfg.repo;
         let lock_ref = Self::lock_ref(&p.resource);
         let fresh_lock = self
-            .gh
+            .gh()
             .create_ref(repo, &lock_ref, &head.to_string())
             .await
             .map_err(|e| Failure::upstream("Checking the change lock (nothing was done)", e))?;
@@ -76,7 +76,7 @@ impl ChangeService {
         }
         let slug = slipway_core::change::lock_slug(&p.resource);
         let open = self
-            .gh
+            .gh()
             .open_prs(repo)
             .await
             .map_err(|e| Failure::upstream("Listing the open pull requests", e))?;
@@ -240,7 +240,7 @@ impl ChangeService {
             Ok(c) => Ok(c),
             Err(e) => {
                 if slot.fresh_lock {
-                    let _ = self.gh.delete_ref(&self.cfg.repo, &slot.lock_ref).await;
+                    let _ = self.gh().delete_ref(&self.cfg.repo, &slot.lock_ref).await;
                 }
                 Err(Failure::upstream_error(
                     format!("Pushing the branch `{branch}`"),
@@ -263,7 +263,7 @@ impl ChangeService {
         let body = pr_body(cr, &render.title, &render.details);
         let Some(pr) = &slot.existing else {
             let pr = self
-                .gh
+                .gh()
                 .open_pr(
                     repo,
                     &format!("[slipway] {}", render.title),
@@ -275,13 +275,13 @@ impl ChangeService {
                 .map_err(|e| Failure::upstream("Opening the pull request", e))?;
             let tier_label = format!("tier:{}", p.tier);
             let _ = self
-                .gh
+                .gh()
                 .add_labels(repo, pr.number, &["slipway", &tier_label])
                 .await;
             return Ok(pr);
         };
         let _ = self
-            .gh
+            .gh()
             .update_pr(repo, pr.number, json!({"body": body}))
             .await;
         let comment = format!(
@@ -290,8 +290,8 @@ impl ChangeService {
             cr.id,
             cr.supersedes.clone().unwrap_or_default()
         );
-        let _ = self.gh.comment(repo, pr.number, &comment).await;
-        self.gh
+        let _ = self.gh().comment(repo, pr.number, &comment).await;
+        self.gh()
             .get_pr(repo, pr.number)
             .await
             .map_err(|e| Failure::upstream("Reading the advanced pull request", e))
@@ -312,7 +312,7 @@ impl ChangeService {
     ) {
         let a = &cr.policy.approval;
         let _ = self
-            .gh
+            .gh()
             .set_status(
                 &self.cfg.repo,
                 &commit.to_string(),

@@ -60,8 +60,8 @@ impl ChangeService {
         let now = ctx.clock.now();
         let (mirror, key, key_id) = (
             self.mirror.clone(),
-            self.signing.clone(),
-            self.cfg.signing_key_id.clone(),
+            self.signer.get().key.clone(),
+            self.signer.get().id.clone(),
         );
         let publishing = "Publishing the identity snapshot";
         tokio::task::spawn_blocking(move || {

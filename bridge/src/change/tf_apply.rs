@@ -36,7 +36,7 @@ pub async fn render_tf_apply(
     let summary = summary.unwrap_or_else(|| "Plan produced no summary line.".into());
     // The commit→PR listing has no `merged_by`; the full PR does.
     let full = svc
-        .gh
+        .gh()
         .get_pr(&svc.cfg.repo, pr_number)
         .await
         .map_err(|e| Failure::upstream_error("Reading the stack's pull request", &e))?;
@@ -87,7 +87,7 @@ async fn merged_stack_pr(
     })?;
     let short: String = last.to_string().chars().take(7).collect();
     let pulls = svc
-        .gh
+        .gh()
         .pulls_for_commit(&svc.cfg.repo, &last.to_string())
         .await
         .map_err(|e| {

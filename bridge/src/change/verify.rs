@@ -299,11 +299,7 @@ impl ChangeService {
             .git_credentials()
             .await
             .map_err(|e| upstream("Getting a GitHub token", &e))?;
-        let mut trusted = self.cfg.signing_trusted.clone();
-        trusted.push((
-            self.cfg.signing_key_id.clone(),
-            self.signing.verifying_key(),
-        ));
+        let trusted = super::signer::verifying_keys(&self.cfg, &self.signer);
         let keys = Keyring::new(trusted, self.cfg.signing_revoked.clone());
         let mirror = self.mirror.clone();
         let inspected = tokio::task::spawn_blocking(move || {
@@ -327,7 +323,7 @@ impl ChangeService {
             .find(|c| store.is_bridge_commit(&c.to_string()).unwrap_or(false))
             .copied();
         let commits = self
-            .gh
+            .gh()
             .pr_commits(&self.cfg.repo, pr.number)
             .await
             .map_err(|e| upstream("Listing the pull request's commits", &e))?;

@@ -242,7 +242,7 @@ fn load_webhook(w: FileWebhook, env: Env<'_>) -> Result<WebhookSettings, String>
     }
     Ok(WebhookSettings {
         url: w.url,
-        secret: secret.expose().to_string(),
+        secret: secret.credential(),
         timeout: SINK_TIMEOUT,
     })
 }
@@ -290,7 +290,7 @@ fn load_s3(bucket: String, f: FileS3, env: Env<'_>) -> Result<S3Settings, String
         (None, true) => None,
         (Some(id), false) => Some(StaticCredentials {
             access_key_id: id,
-            secret_access_key: secret_key.expose().to_string(),
+            secret_access_key: secret_key.credential(),
         }),
         _ => {
             return Err("audit.s3.access_key_id and audit.s3.secret_access_key go together: set both, or neither to use the AWS default credential chain".into());
@@ -313,7 +313,7 @@ fn load_jira(j: FileJira, env: Env<'_>) -> Result<JiraConfig, String> {
     if token.is_empty() {
         return Err("audit.jira.token is required (an API token with `user`, or a personal access token without)".into());
     }
-    let token = token.expose().to_string();
+    let token = token.credential();
     let auth = match j.user {
         Some(user) => JiraAuth::Basic { user, token },
         None => JiraAuth::Bearer { token },
@@ -456,7 +456,7 @@ mod tests {
         );
         assert!(!format!("{jira:?}").contains("t0k"));
         let hook = c.webhook.unwrap();
-        assert_eq!(hook.secret, "shh");
+        assert_eq!(hook.secret.get(), "shh");
         assert!(!format!("{hook:?}").contains("shh"));
     }
 

@@ -12,7 +12,7 @@ use slipway_infra::gcp::{IAM_CREDENTIALS_URL, MAX_LIFETIME, ServiceAccountKey};
 
 use super::google::text;
 use super::secret::{SecretSource, de_secret, secret};
-use super::{Env, check_url, duration};
+use super::{Env, Live, Secret, check_url, duration};
 
 /// The gcloud APIs an emulator may stand in for (`CLOUDSDK_API_ENDPOINT_OVERRIDES_<API>`).
 const OVERRIDABLE: &[&str] = &[
@@ -46,8 +46,10 @@ pub(super) struct FileGcp {
 /// The validated `gcp:` section.
 #[derive(Debug, Clone)]
 pub struct GcpConfig {
-    /// The bridge's own identity.
-    pub key: ServiceAccountKey,
+    /// The bridge's own identity, following `gcp.credentials`' rotations.
+    pub key: Live<ServiceAccountKey>,
+    /// The key file as configured: what the minter is rebuilt from when it rotates.
+    pub credentials: Secret,
     /// `None`: the key file's `token_uri`, else Google's.
     pub token_url: Option<String>,
     /// Without a trailing slash.
@@ -59,10 +61,10 @@ pub struct GcpConfig {
 }
 
 impl GcpConfig {
-    /// What the token minter needs: the key, where tokens come from, their lifetime.
+    /// What the token minter needs: the current key, where tokens come from, their lifetime.
     pub fn minter_settings(&self) -> slipway_infra::gcp::MinterSettings {
         slipway_infra::gcp::MinterSettings {
-            key: self.key.clone(),
+            key: (*self.key.get()).clone(),
             token_url: self.token_url.clone(),
             iam_credentials_url: self.iam_credentials_url.clone(),
             lifetime: self.token_lifetime,
@@ -90,7 +92,10 @@ pub(super) fn load(file: &FileGcp, env: Env<'_>) -> Result<Option<GcpConfig>, St
         }
         return Ok(None);
     }
-    let key = ServiceAccountKey::parse(&key.expose()).map_err(|e| format!("{e}: {SET_KEY}."))?;
+    let credentials = key.clone();
+    let key = Live::new("gcp.credentials", vec![key], |v| {
+        ServiceAccountKey::parse(&v[0]).map_err(|e| format!("{e}: {SET_KEY}."))
+    })?;
     let token_url = text(env, "SLIPWAY_GCP_TOKEN_URL", file.token_url.as_ref());
     if let Some(u) = &token_url {
         check_url(u, "the GCP token URL (SLIPWAY_GCP_TOKEN_URL)")?;
@@ -120,6 +125,7 @@ pub(super) fn load(file: &FileGcp, env: Env<'_>) -> Result<Option<GcpConfig>, St
     }
     Ok(Some(GcpConfig {
         key,
+        credentials,
         token_url,
         iam_credentials_url: iam.trim_end_matches('/').to_string(),
         token_lifetime,

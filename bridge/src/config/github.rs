@@ -159,7 +159,7 @@ pub(super) fn load(
         installation_id: app.installation_id,
         app_private_key: app.app_private_key,
         signing_key: app.signing_key,
-        signing_key_id: signing_key_id.clone(),
+        signing_key_id,
         signing_trusted: trusted_keys(signing)?,
         signing_revoked: revoked,
         services: services(&gitops.services, env)?,
@@ -219,17 +219,27 @@ fn revoked_keys(signing: &FileSigning, env: Env<'_>) -> Vec<String> {
         .collect()
 }
 
-/// The id new change requests are signed with, and the revoked ids (never the current one).
-fn key_ids(signing: &FileSigning, env: Env<'_>) -> Result<(String, Vec<String>), String> {
-    let id = env("SLIPWAY_SIGNING_KEY_ID")
-        .or(signing.key_id.clone())
-        .unwrap_or_else(|| "bridge".into());
+/// The id new change requests are signed with (a value, or a secret store reference rotated
+/// together with `signing.key`), and the revoked ids (never the current one).
+fn key_ids(signing: &FileSigning, env: Env<'_>) -> Result<(Secret, Vec<String>), String> {
+    let id = secret(
+        env,
+        "SLIPWAY_SIGNING_KEY_ID",
+        signing.key_id.as_ref(),
+        "signing.key_id",
+    )?;
+    let id = if id.is_empty() {
+        Secret::new("bridge")
+    } else {
+        id
+    };
     let revoked = revoked_keys(signing, env);
-    if revoked.contains(&id) {
+    if revoked.iter().any(|r| *r == *id.expose()) {
         return Err(format!(
-            "the signing key id `{id}` is revoked (SLIPWAY_SIGNING_REVOKED_KEYS or \
+            "the signing key id `{}` is revoked (SLIPWAY_SIGNING_REVOKED_KEYS or \
              `signing.revoked`): rotate to a new key with a new id (SLIPWAY_SIGNING_KEY and \
-             SLIPWAY_SIGNING_KEY_ID) before revoking the old one"
+             SLIPWAY_SIGNING_KEY_ID) before revoking the old one",
+            &*id.expose()
         ));
     }
     Ok((id, revoked))
@@ -290,13 +300,13 @@ mod tests {
     #[test]
     fn the_current_key_id_can_not_be_revoked_and_trusted_keys_must_parse() {
         let signing = FileSigning {
-            key_id: Some("bridge-2026".into()),
+            key_id: Some(super::super::SecretSource::Value("bridge-2026".into())),
             revoked: vec!["bridge-2024".into()],
             ..FileSigning::default()
         };
         let env = |k: &str| (k == "SLIPWAY_SIGNING_REVOKED_KEYS").then(|| "bridge-2025, ".into());
         let (id, revoked) = key_ids(&signing, &env).unwrap();
-        assert_eq!(id, "bridge-2026");
+        assert_eq!(&*id.expose(), "bridge-2026");
         assert_eq!(revoked, ["bridge-2025", "bridge-2024"]);
         let env = |k: &str| (k == "SLIPWAY_SIGNING_REVOKED_KEYS").then(|| "bridge-2026".into());
         let e = key_ids(&signing, &env).unwrap_err();

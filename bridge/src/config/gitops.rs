@@ -172,7 +172,7 @@ pub struct GitOpsConfig {
     pub app_private_key: Secret,
     /// The Ed25519 key change requests are signed with, and its id (for rotation).
     pub signing_key: Secret,
-    pub signing_key_id: String,
+    pub signing_key_id: Secret,
     /// Earlier signing keys that still verify what they signed (rotation), by id.
     pub signing_trusted: Vec<(String, ed25519_dalek::VerifyingKey)>,
     /// Key ids refused whatever a file's expiry (revocation).

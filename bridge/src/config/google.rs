@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Env, Secret, SecretSource, check_url, de_secret, duration, keys, secret};
+use super::{Env, Live, Secret, SecretSource, check_url, de_secret, duration, keys, secret};
 
 /// Google's OAuth token endpoint.
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -63,7 +63,8 @@ pub struct GooglePush {
 /// The validated `google:` section.
 #[derive(Debug, Clone)]
 pub struct GoogleConfig {
-    pub service_account: ServiceAccount,
+    /// Follows `google.service_account`'s rotations.
+    pub service_account: Live<ServiceAccount>,
     /// The admin the service account acts as.
     pub admin_email: String,
     /// `my_customer` (the admin's own account) or a customer id.
@@ -89,8 +90,8 @@ const SET_KEY: &str = "set SLIPWAY_GOOGLE_SERVICE_ACCOUNT (or `google.service_ac
                        `{ file: /run/secrets/google-sa.json }`) to the service account's JSON key";
 
 /// The key file's fields; errors say where it doesn't parse, never what it holds.
-fn parse_key(key: &Secret) -> Result<(ServiceAccount, Option<String>), String> {
-    let file: KeyFile = serde_json::from_str(&key.expose()).map_err(|e| {
+fn parse_key(key: &str) -> Result<(ServiceAccount, Option<String>), String> {
+    let file: KeyFile = serde_json::from_str(key).map_err(|e| {
         format!(
             "the Google service account key is not a JSON key file with `client_email` and \
              `private_key` (line {}, column {}): {SET_KEY}",
@@ -188,7 +189,10 @@ pub(super) fn load(file: &FileGoogle, env: Env<'_>) -> Result<Option<GoogleConfi
         }
         return Ok(None);
     }
-    let (service_account, key_token_url) = parse_key(&key)?;
+    let (_, key_token_url) = parse_key(&key.expose())?;
+    let service_account = Live::new("google.service_account", vec![key], |v| {
+        parse_key(&v[0]).map(|(account, _)| account)
+    })?;
     let admin_email = admin.filter(|a| a.contains('@')).ok_or(
         "Google Workspace sync acts as an admin through domain-wide delegation: set \
          SLIPWAY_GOOGLE_ADMIN_EMAIL (or `google.admin_email`) to a super admin's address, \

@@ -68,10 +68,10 @@ pub(super) fn sign_in(
         (None, None, None) => Ok(None),
         (Some(user), Some(password), None) if !password.is_empty() => Ok(Some(LokiAuth::Basic {
             user,
-            token: password.expose().to_string(),
+            token: password.credential(),
         })),
         (None, None, Some(token)) if !token.is_empty() => Ok(Some(LokiAuth::Bearer {
-            token: token.expose().to_string(),
+            token: token.credential(),
         })),
         _ => Err(format!(
             "{section}: sign in with `user` and `password` (basic auth) or with `token` (a bearer \

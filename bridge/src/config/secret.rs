@@ -27,6 +27,9 @@ struct Values {
     /// The value a rotation replaced, accepted where a peer may still sign with it, until the
     /// unix time given.
     previous: Option<(Arc<str>, i64)>,
+    /// Bumped by each rotation, so what was built from the value knows to rebuild
+    /// ([`super::Live`]).
+    version: u64,
 }
 
 /// A borrowed look at a secret's value, kept alive while in use.
@@ -64,6 +67,7 @@ impl Secret {
         Self(Arc::new(RwLock::new(Values {
             current,
             previous: None,
+            version: 0,
         })))
     }
 
@@ -97,7 +101,19 @@ impl Secret {
         }
         let old = std::mem::replace(&mut v.current, Arc::from(value));
         v.previous = Some((old, grace_until));
+        v.version += 1;
         true
+    }
+
+    /// This secret as a credential a client reads at each use, so it follows rotations.
+    pub fn credential(&self) -> slipway_infra::credential::Credential {
+        let cell = self.clone();
+        slipway_infra::credential::Credential::live(move || cell.expose().to_string())
+    }
+
+    /// How many rotations this cell has seen.
+    pub fn version(&self) -> u64 {
+        read(&self.0).version
     }
 }
 

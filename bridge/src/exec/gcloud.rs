@@ -161,7 +161,7 @@ impl GcloudWork {
         deadline: tokio::time::Instant,
     ) -> Result<String, ExecResult> {
         let started = Instant::now();
-        let Some(minter) = state.gcp.as_ref() else {
+        let Some(minter) = state.gcp.as_ref().map(crate::config::Live::get) else {
             let why = "GCP isn't configured on this bridge (gcp.credentials)";
             return Err(failed_result(why, started));
         };

@@ -43,6 +43,7 @@ pub async fn refresh(state: &Base, alias: &str, gke: &GkeCluster) -> Result<Dura
     let minter = state
         .gcp
         .as_ref()
+        .map(crate::config::Live::get)
         .ok_or("the bridge has no Google identity (gcp.credentials)")?;
     let now = state.clock.unix();
     let token = minter

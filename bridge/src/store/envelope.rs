@@ -16,7 +16,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use slipway_infra::secret_store::kms::Kms;
 use slipway_infra::secret_store::vault::Vault;
 
-use crate::config::{EnvelopeConfig, Wrapping};
+use crate::config::{EnvelopeConfig, Live, Wrapping};
 
 mod local;
 mod wrap;
@@ -65,7 +65,9 @@ pub struct Opened {
 /// The wrappings this bridge can use, and the one new records get.
 pub struct Envelope {
     current: Wrapping,
-    local: Option<TokenKey>,
+    /// Follows `github.token_key`'s rotations; rows wrapped by a key it replaced still open
+    /// and are re-wrapped under the new one.
+    local: Option<Live<TokenKey>>,
     kms: Option<(Kms, tokio::sync::OnceCell<String>)>,
     transit: Option<(Vault, String, String)>,
 }
@@ -80,7 +82,7 @@ impl std::fmt::Debug for Envelope {
 
 impl Envelope {
     /// From the configuration; `local` is the local key, if one is set.
-    pub fn new(local: Option<TokenKey>, cfg: &EnvelopeConfig) -> Result<Envelope, String> {
+    pub fn new(local: Option<Live<TokenKey>>, cfg: &EnvelopeConfig) -> Result<Envelope, String> {
         let kms = cfg.kms_key_id.as_ref().map(|id| {
             (
                 Kms::new(cfg.stores.aws.clone().unwrap_or_default(), id.clone()),
@@ -110,7 +112,7 @@ impl Envelope {
     pub fn with_kms(local: Option<TokenKey>, kms: Kms) -> Envelope {
         Envelope {
             current: Wrapping::Kms,
-            local,
+            local: local.map(Live::fixed),
             kms: Some((kms, tokio::sync::OnceCell::new())),
             transit: None,
         }
@@ -120,7 +122,7 @@ impl Envelope {
     pub fn local(key: TokenKey) -> Envelope {
         Envelope {
             current: Wrapping::Local,
-            local: Some(key),
+            local: Some(Live::fixed(key)),
             kms: None,
             transit: None,
         }
@@ -154,10 +156,12 @@ impl Envelope {
     /// Open a row sealed as `ctx`.
     pub async fn open(&self, ctx: Context<'_>, sealed: &[u8]) -> Result<Opened, String> {
         if sealed.first() == Some(&local::SEALED_V2) {
-            let key = self.local.as_ref().ok_or(
+            let keys = self.local.as_ref().ok_or(
                 "the stored record was sealed with the local key (github.token_key), which is no longer set",
             )?;
-            let plaintext = key.open_v2(ctx.subject, ctx.generation, sealed)?;
+            let plaintext = first_ok(&keys.all(), |key| {
+                key.open_v2(ctx.subject, ctx.generation, sealed)
+            })?;
             let rewrapped = Some(self.seal(ctx, &plaintext).await?);
             return Ok(Opened {
                 plaintext,
@@ -197,6 +201,23 @@ impl Envelope {
             rewrapped,
         })
     }
+}
+
+/// The first key's success, else the newest key's error.
+pub(super) fn first_ok<K, T>(
+    keys: &[std::sync::Arc<K>],
+    f: impl Fn(&K) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut first_error = None;
+    for key in keys {
+        match f(key) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "no key to open the record with".into()))
 }
 
 fn aead(dek: &[u8; 32]) -> Result<LessSafeKey, String> {

@@ -278,6 +278,17 @@ impl GitHubEmulator {
         .unwrap_or_else(|e| panic!("github emulator: push_direct {owner}/{repo}: {e}"))
     }
 
+    /// Replaces App `app_id`'s key (a new key generated, the old one deleted): JWTs signed with
+    /// the old key are refused from now on; installation tokens already issued stay valid.
+    ///
+    /// # Panics
+    /// If the key is not an RSA private key.
+    pub fn set_app_key(&self, app_id: u64, private_key_pem: &str) {
+        let public_key = auth::public_key_of(private_key_pem)
+            .unwrap_or_else(|e| panic!("github emulator: set_app_key {app_id}: {e}"));
+        self.state().apps.insert(app_id, AppRecord { public_key });
+    }
+
     /// Registers GitHub App `app_id` with its RSA private key (PEM, PKCS#1 or PKCS#8) and
     /// installs it on `installation_repos` (`(owner, repo)`); returns the installation id.
     ///

@@ -61,7 +61,6 @@ pub struct JiraSettings {
 pub struct JiraSink {
     settings: JiraSettings,
     http: Http,
-    auth: String,
     /// change id → issue key; mirrors `settings.issues_file`.
     issues: Mutex<BTreeMap<String, String>>,
 }
@@ -84,11 +83,9 @@ impl JiraSink {
             "new issues for changes already filed",
         )?;
         let http = Http::new(settings.timeout)?;
-        let auth = settings.auth.header();
         Ok(JiraSink {
             settings,
             http,
-            auth,
             issues: Mutex::new(issues),
         })
     }
@@ -109,8 +106,9 @@ impl JiraSink {
     ) -> Result<Response, SinkError> {
         let url = format!("{}{path}", self.base());
         let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let auth = self.settings.auth.header();
         let headers = [
-            ("authorization", self.auth.as_str()),
+            ("authorization", auth.as_str()),
             ("content-type", "application/json"),
             ("accept", "application/json"),
         ];

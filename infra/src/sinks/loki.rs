@@ -50,7 +50,7 @@ type Newest = BTreeMap<String, (u64, i64)>;
 pub struct LokiSink {
     push_url: String,
     tenant: Option<String>,
-    auth: Option<String>,
+    auth: Option<LokiAuth>,
     http: Http,
     /// Per writer, the seq and timestamp (ns) of the newest record pushed, so a clock step never
     /// sends a line back in time.
@@ -74,7 +74,7 @@ impl LokiSink {
         Ok(LokiSink {
             push_url: format!("{}/loki/api/v1/push", settings.url.trim_end_matches('/')),
             tenant: settings.tenant,
-            auth: settings.auth.as_ref().map(LokiAuth::header),
+            auth: settings.auth,
             http,
             newest: Mutex::new(BTreeMap::new()),
         })
@@ -109,13 +109,14 @@ impl LokiSink {
         Ok((json!({ "streams": streams }), newest))
     }
 
-    fn headers(&self) -> Vec<(&'static str, &str)> {
+    /// `auth` is the `Authorization` value, read at each request (it may have rotated).
+    fn headers<'a>(&'a self, auth: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
         let mut headers = vec![("user-agent", "slipway-audit")];
         if let Some(tenant) = &self.tenant {
             headers.push(("x-scope-orgid", tenant.as_str()));
         }
-        if let Some(auth) = &self.auth {
-            headers.push(("authorization", auth.as_str()));
+        if let Some(auth) = auth {
+            headers.push(("authorization", auth));
         }
         headers
     }
@@ -124,7 +125,8 @@ impl LokiSink {
         let (value, newest) = self.body(records)?;
         let body = serde_json::to_vec(&value)
             .map_err(|e| SinkError::Config(format!("cannot encode the push: {e}")))?;
-        let mut headers = self.headers();
+        let auth = self.auth.as_ref().map(LokiAuth::header);
+        let mut headers = self.headers(auth.as_deref());
         headers.push(("content-type", "application/json"));
         let resp = self
             .http
@@ -181,9 +183,10 @@ impl LokiSink {
     }
 
     async fn get(&self, url: &str) -> Option<Value> {
+        let auth = self.auth.as_ref().map(LokiAuth::header);
         let resp = self
             .http
-            .send(Method::GET, url, &self.headers(), None)
+            .send(Method::GET, url, &self.headers(auth.as_deref()), None)
             .await
             .ok()?;
         (resp.status == 200).then(|| serde_json::from_slice(&resp.body).ok())?

@@ -42,7 +42,6 @@ pub struct ServiceNowSettings {
 pub struct ServiceNowSink {
     settings: ServiceNowSettings,
     http: Http,
-    auth: String,
     changes: Mutex<BTreeMap<String, String>>,
 }
 
@@ -65,7 +64,6 @@ impl ServiceNowSink {
         )?;
         Ok(ServiceNowSink {
             http: Http::new(settings.timeout)?,
-            auth: settings.auth.header(),
             settings,
             changes: Mutex::new(changes),
         })
@@ -73,8 +71,9 @@ impl ServiceNowSink {
 
     async fn call(&self, method: Method, path: &str, body: &Value) -> Result<Response, SinkError> {
         let url = format!("{}{path}", self.settings.url.trim_end_matches('/'));
+        let auth = self.settings.auth.header();
         let headers = [
-            ("authorization", self.auth.as_str()),
+            ("authorization", auth.as_str()),
             ("content-type", "application/json"),
             ("accept", "application/json"),
         ];

@@ -15,6 +15,7 @@ use slipway_core::audit::AuditRecord;
 
 use super::http::{Http, status_error};
 use super::{Delivery, Sink, SinkError};
+use crate::credential::Credential;
 
 /// The webhook sink's spool cursor.
 pub const CURSOR: &str = "webhook";
@@ -23,7 +24,7 @@ pub const CURSOR: &str = "webhook";
 #[derive(Clone)]
 pub struct WebhookSettings {
     pub url: String,
-    pub secret: String,
+    pub secret: Credential,
     pub timeout: Duration,
 }
 
@@ -46,7 +47,7 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(settings: WebhookSettings) -> Result<WebhookSink, String> {
-        if settings.secret.is_empty() {
+        if settings.secret.get().is_empty() {
             return Err(
                 "the audit webhook needs a secret to sign with (audit.webhook.secret)".into(),
             );
@@ -58,7 +59,7 @@ impl WebhookSink {
     async fn post(&self, record: &AuditRecord) -> Result<(), SinkError> {
         let body = serde_json::to_vec(record)
             .map_err(|e| SinkError::Config(format!("cannot encode record: {e}")))?;
-        let signature = sign(self.settings.secret.as_bytes(), &body);
+        let signature = sign(self.settings.secret.get().as_bytes(), &body);
         let seq = record.seq.to_string();
         let headers = [
             ("content-type", "application/json"),
@@ -127,7 +128,7 @@ mod tests {
     fn a_secret_is_required_and_never_printed() {
         let settings = WebhookSettings {
             url: "http://127.0.0.1:9/hook".into(),
-            secret: String::new(),
+            secret: String::new().into(),
             timeout: Duration::from_secs(1),
         };
         assert!(WebhookSink::new(settings.clone()).is_err());

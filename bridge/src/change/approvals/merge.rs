@@ -12,7 +12,7 @@ impl ChangeService {
     /// status, no Slack message: the merge's own webhook reports it).
     pub async fn merge_if_ready(&self, state: &Ctx, number: u64) -> Result<(), String> {
         let pr = self
-            .gh
+            .gh()
             .get_pr(&self.cfg.repo, number)
             .await
             .map_err(|e| e.to_string())?;
@@ -34,7 +34,7 @@ impl ChangeService {
             .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
             .unwrap_or_default();
         match self
-            .gh
+            .gh()
             .merge(
                 &self.cfg.repo,
                 pr.number,

@@ -46,7 +46,7 @@ impl ChangeService {
     ) -> Result<Quorum, String> {
         let cr = &v.cr;
         let reviews = self
-            .gh
+            .gh()
             .reviews(&self.cfg.repo, pr.number)
             .await
             .map_err(|e| e.to_string())?;
@@ -100,7 +100,7 @@ impl ChangeService {
     /// Recompute everything about a PR after an event, and tell GitHub and Slack.
     pub async fn refresh(&self, state: &Ctx, number: u64, event: &str) -> Result<(), String> {
         let pr = self
-            .gh
+            .gh()
             .get_pr(&self.cfg.repo, number)
             .await
             .map_err(|e| e.to_string())?;
@@ -142,7 +142,7 @@ impl ChangeService {
         }
         let (st, desc) = approval_status(q, &cr.policy.approval.rule);
         if let Err(e) = self
-            .gh
+            .gh()
             .set_status(
                 &self.cfg.repo,
                 &pr.head_sha,
@@ -163,7 +163,7 @@ impl ChangeService {
     /// A closed or merged PR: release the target's lock and forget its deadline.
     async fn release_closed(&self, pr: &Pr, cr: &ChangeRequest) {
         if let Err(e) = self
-            .gh
+            .gh()
             .delete_ref(&self.cfg.repo, &Self::lock_ref(&cr.resource))
             .await
         {
@@ -188,7 +188,7 @@ impl ChangeService {
         }
         let desc: String = format!("unverified: {why}").chars().take(140).collect();
         if let Err(e) = self
-            .gh
+            .gh()
             .set_status(
                 &self.cfg.repo,
                 &pr.head_sha,
@@ -258,7 +258,7 @@ impl ChangeService {
         number: u64,
         approve: bool,
     ) -> Result<(Pr, Verified), String> {
-        let pr = self.gh.get_pr(&self.cfg.repo, number).await.map_err(|e| {
+        let pr = self.gh().get_pr(&self.cfg.repo, number).await.map_err(|e| {
             tracing::warn!(error = %e, pr = number, "reading a PR for a review");
             format!(
                 "Slipway couldn't read PR #{number} from GitHub just now; try again in a minute."
@@ -461,9 +461,10 @@ impl ChangeService {
         } else {
             format!("{verb} in Slack by {subject}. {label}: {reason}")
         };
+        let signer = self.signer.get();
         let marker = slipway_core::change::slack_review_marker(
-            &self.signing,
-            &self.cfg.signing_key_id,
+            &signer.key,
+            &signer.id,
             &self.cfg.repo.to_string(),
             number,
             &pr.head_sha,

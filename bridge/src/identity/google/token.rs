@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::GoogleError;
 use super::http::{Body, send};
 use crate::clock::Clock;
-use crate::config::{GoogleConfig, Secret};
+use crate::config::{GoogleConfig, Live, Secret, ServiceAccount};
 
 /// The scopes the sync asks for: users (`users.list`, `users.watch`) and groups (`groups.list`,
 /// and `members.list`, which the group scope covers). Both read-only.
@@ -61,9 +61,8 @@ struct Cached {
 
 /// Access tokens for the Directory API, acting as the configured admin.
 pub struct Tokens {
-    key: EncodingKey,
-    key_id: Option<String>,
-    client_email: String,
+    /// Read at each exchange, so a rotated key is used from the next token on.
+    account: Live<ServiceAccount>,
     admin: String,
     token_url: String,
     clock: Arc<dyn Clock>,
@@ -73,7 +72,7 @@ pub struct Tokens {
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
-            .field("client_email", &self.client_email)
+            .field("client_email", &self.account.get().client_email)
             .field("admin", &self.admin)
             .field("token_url", &self.token_url)
             .finish_non_exhaustive()
@@ -82,13 +81,8 @@ impl fmt::Debug for Tokens {
 
 impl Tokens {
     pub fn new(config: &GoogleConfig, clock: Arc<dyn Clock>) -> Result<Tokens, GoogleError> {
-        let account = &config.service_account;
-        let key = EncodingKey::from_rsa_pem(account.private_key.expose().as_bytes())
-            .map_err(|_| GoogleError::Signing("the private key is not an RSA PEM key".into()))?;
         Ok(Tokens {
-            key,
-            key_id: account.private_key_id.clone(),
-            client_email: account.client_email.clone(),
+            account: config.service_account.clone(),
             admin: config.admin_email.clone(),
             token_url: config.token_url.clone(),
             clock,
@@ -98,17 +92,20 @@ impl Tokens {
 
     /// The signed assertion for `now`.
     fn assertion(&self, now: i64) -> Result<Secret, GoogleError> {
+        let account = self.account.get();
+        let key = EncodingKey::from_rsa_pem(account.private_key.expose().as_bytes())
+            .map_err(|_| GoogleError::Signing("the private key is not an RSA PEM key".into()))?;
         let mut header = Header::new(Algorithm::RS256);
-        header.kid.clone_from(&self.key_id);
+        header.kid.clone_from(&account.private_key_id);
         let claims = Claims {
-            iss: &self.client_email,
+            iss: &account.client_email,
             sub: &self.admin,
             scope: SCOPES.join(" "),
             aud: AUDIENCE,
             iat: now,
             exp: now + ASSERTION_SECS,
         };
-        jsonwebtoken::encode(&header, &claims, &self.key)
+        jsonwebtoken::encode(&header, &claims, &key)
             .map(Secret::new)
             .map_err(|e| GoogleError::Signing(e.to_string()))
     }

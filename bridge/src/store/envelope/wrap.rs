@@ -12,7 +12,7 @@ impl Envelope {
     ) -> Result<([u8; 32], Vec<u8>), String> {
         match self.current {
             Wrapping::Local => {
-                let key = self.local.as_ref().ok_or(NO_LOCAL_KEY)?;
+                let key = self.local.as_ref().ok_or(NO_LOCAL_KEY)?.get();
                 let mut dek = [0u8; 32];
                 aws_lc_rs::rand::fill(&mut dek)
                     .map_err(|_| "no randomness for a data key".to_string())?;
@@ -46,13 +46,34 @@ impl Envelope {
         wrapped: &[u8],
     ) -> Result<([u8; 32], Option<Vec<u8>>), String> {
         match scheme {
-            Wrapping::Local => {
-                let key = self.local.as_ref().ok_or(NO_LOCAL_KEY)?;
-                Ok((key.unwrap(wrapped, ctx.aad().as_bytes())?, None))
-            }
+            Wrapping::Local => self.unwrap_local(ctx, wrapped),
             Wrapping::Kms => self.unwrap_kms(ctx, wrapped).await,
             Wrapping::Transit => self.unwrap_transit(ctx, wrapped).await,
         }
+    }
+
+    /// Tries the current local key, then those rotations replaced; a row opened by an older
+    /// one gets its data key wrapped under the current one.
+    fn unwrap_local(
+        &self,
+        ctx: Context<'_>,
+        wrapped: &[u8],
+    ) -> Result<([u8; 32], Option<Vec<u8>>), String> {
+        let keys = self.local.as_ref().ok_or(NO_LOCAL_KEY)?.all();
+        let aad = ctx.aad();
+        let mut first_error = None;
+        for (n, key) in keys.iter().enumerate() {
+            match key.unwrap(wrapped, aad.as_bytes()) {
+                Ok(dek) if n > 0 && self.current == Wrapping::Local => {
+                    return Ok((dek, Some(keys[0].wrap(&dek, aad.as_bytes())?)));
+                }
+                Ok(dek) => return Ok((dek, None)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| NO_LOCAL_KEY.to_string()))
     }
 
     async fn unwrap_kms(
