@@ -38,7 +38,8 @@ RUN groupadd --gid 10001 slipway \
       --shell /usr/sbin/nologin slipway \
  && install -d -o 10001 -g 10001 -m 0700 /var/lib/slipway
 USER 10001:10001
-ENV SLIPWAY_STATE_DIR=/var/lib/slipway \
-    SLIPWAY_LISTEN=0.0.0.0:3000
+# No SLIPWAY_* defaults here: the environment overrides the configuration file, so a variable
+# baked in would silently win over `listen:` or `state_dir:`. Outside Kubernetes pass them:
+#   docker run -e SLIPWAY_LISTEN=0.0.0.0:3000 -e SLIPWAY_STATE_DIR=/var/lib/slipway …
 EXPOSE 3000
 ENTRYPOINT ["slipway", "serve"]

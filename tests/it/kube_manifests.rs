@@ -429,3 +429,56 @@ fn each_overlay_routes_what_its_slack_manifest_names() {
         assert_eq!(paths, expected, "{dir}");
     }
 }
+
+/// The Dockerfile is never built here (no container engine), so this reads it: the image the
+/// pod runs starts `slipway serve` (the binary `slipway-bridge` builds) as the pod's user, and
+/// bakes in no `SLIPWAY_*` variable, which would silently win over the ConfigMap's file.
+#[test]
+fn the_dockerfile_runs_slipway_serve_as_the_pods_user() {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cargo build --release --locked -p slipway-bridge")),
+        "the release binary of slipway-bridge is built"
+    );
+    let bridge_manifest = std::fs::read_to_string(root.join("bridge/Cargo.toml")).unwrap();
+    assert!(bridge_manifest.contains("[[bin]]\nname = \"slipway\"\n"));
+    assert!(
+        lines.contains(&r#"ENTRYPOINT ["slipway", "serve"]"#),
+        "{text}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("ENV") && l.contains("SLIPWAY_")),
+        "the image sets no SLIPWAY_ variable"
+    );
+    let user = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER");
+    let (_, docs) = render(BASE);
+    let pod = &find(&docs, "StatefulSet", "slipway")["spec"]["template"]["spec"];
+    let sc = &pod["securityContext"];
+    assert_eq!(
+        user,
+        format!("{}:{}", sc["runAsUser"], sc["runAsGroup"]),
+        "the image's user is the pod's"
+    );
+    // The init container copies the audit key with `install`, which the runtime image has.
+    let init = find_in(&pod["initContainers"], "audit-key");
+    assert_eq!(init["command"][0], "install");
+    let runtime = lines.iter().rev().find(|l| l.starts_with("FROM ")).unwrap();
+    assert!(
+        runtime.starts_with("FROM debian:"),
+        "{runtime} has coreutils"
+    );
+}
