@@ -137,16 +137,141 @@ fn the_threat_model_names_tests_that_exist() {
 #[test]
 fn the_slack_manifests_register_every_family() {
     let root = repo_root();
-    for manifest in [
-        "deploy/slack-app-manifest.yaml",
-        "deploy/slack-app-manifest.socket-mode.yaml",
-    ] {
+    for manifest in SLACK_MANIFESTS {
         let text = std::fs::read_to_string(root.join(manifest)).unwrap();
         for family in slipway_core::command::Family::ALL {
             assert!(
                 text.contains(&format!("- command: {}\n", family.slash())),
                 "{manifest} lacks {}",
                 family.slash()
+            );
+        }
+    }
+}
+
+const SLACK_MANIFESTS: [&str; 2] = [
+    "deploy/slack-app-manifest.yaml",
+    "deploy/slack-app-manifest.socket-mode.yaml",
+];
+
+/// Both manifests read as Slack app manifests (slack-morphism's types: a shortcut's `type`, the
+/// URLs, the required fields) and declare the App Home, the three shortcuts with their callback
+/// ids, the events and the bot scopes Slipway uses; HTTP's URLs are the bridge's routes on one
+/// https host, and Socket Mode's manifest names no URL at all.
+#[test]
+fn the_slack_manifests_declare_the_home_tab_shortcuts_events_and_scopes() {
+    use slack_morphism::prelude::{SlackAppManifest, SlackShortcutType};
+    let root = repo_root();
+    for (manifest, socket_mode) in SLACK_MANIFESTS.into_iter().zip([false, true]) {
+        let text = std::fs::read_to_string(root.join(manifest)).unwrap();
+        let app: SlackAppManifest = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("{manifest} is not a Slack app manifest: {e}"));
+        let features = app.features.as_ref().expect("features");
+        let home = features.app_home.as_ref().expect("features.app_home");
+        assert_eq!(home.home_tab_enabled, Some(true), "{manifest}");
+        // Approvers get DMs: the Messages tab is on, read-only (commands are never DMs).
+        assert_eq!(home.messages_tab_enabled, Some(true), "{manifest}");
+        assert_eq!(
+            home.messages_tab_read_only_enabled,
+            Some(true),
+            "{manifest}"
+        );
+
+        let shortcuts: Vec<(String, String, bool)> = features
+            .shortcuts
+            .as_ref()
+            .expect("features.shortcuts")
+            .iter()
+            .map(|s| {
+                // Conservative bounds, not Slack's documented ones (the shared protocol notes
+                // give none): short enough for the menus they appear in.
+                assert!(
+                    s.name.chars().count() <= 24,
+                    "{manifest}: {} is long",
+                    s.name
+                );
+                assert!(
+                    (1..=80).contains(&s.description.chars().count()),
+                    "{manifest}: {}'s description",
+                    s.name
+                );
+                (
+                    s.callback_id.0.clone(),
+                    s.name.clone(),
+                    s.ty == SlackShortcutType::Global,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shortcuts,
+            [
+                ("slipway_explain", "Explain with Slipway", false),
+                ("slipway_run_again", "Run again", false),
+                ("slipway_change", "Open a change request…", true),
+            ]
+            .map(|(id, name, global)| (id.to_string(), name.to_string(), global)),
+            "{manifest}"
+        );
+
+        let settings = app.settings.as_ref().expect("settings");
+        assert_eq!(
+            settings.socket_mode_enabled,
+            Some(socket_mode),
+            "{manifest}"
+        );
+        let subscriptions = settings.event_subscriptions.as_ref().expect("events");
+        let events: Vec<&str> = subscriptions
+            .bot_events
+            .iter()
+            .flatten()
+            .map(|e| e.0.as_str())
+            .collect();
+        for needed in ["app_mention", "app_home_opened", "user_change"] {
+            assert!(events.contains(&needed), "{manifest}: {needed}");
+        }
+        let scopes: Vec<&str> = app
+            .oauth_config
+            .as_ref()
+            .and_then(|o| o.scopes.as_ref())
+            .and_then(|s| s.bot.as_ref())
+            .expect("bot scopes")
+            .iter()
+            .map(|s| s.0.as_str())
+            .collect();
+        for needed in [
+            "app_mentions:read",
+            "commands",
+            "chat:write",
+            "chat:write.public",
+            "im:write",
+            "users:read",
+            "users:read.email",
+            "channels:read",
+            "groups:read",
+        ] {
+            assert!(scopes.contains(&needed), "{manifest}: {needed}");
+        }
+        let interactivity = settings.interactivity.as_ref().expect("interactivity");
+        assert!(interactivity.is_enabled, "{manifest}: shortcuts need it");
+
+        let mut urls: Vec<String> = features
+            .slash_commands
+            .iter()
+            .flatten()
+            .filter_map(|c| c.url.as_ref().map(ToString::to_string))
+            .collect();
+        urls.extend(interactivity.request_url.as_ref().map(ToString::to_string));
+        urls.extend(subscriptions.request_url.as_ref().map(ToString::to_string));
+        if socket_mode {
+            assert!(urls.is_empty(), "{manifest} names {urls:?}");
+        } else {
+            urls.sort();
+            urls.dedup();
+            assert_eq!(
+                urls,
+                ["commands", "events", "interactivity"]
+                    .map(|p| format!("https://slipway.example.com/slack/{p}")),
+                "{manifest}"
             );
         }
     }

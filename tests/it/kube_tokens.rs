@@ -1,8 +1,8 @@
 //! Kubernetes ServiceAccount tokens minted per run (TokenRequest, 10 minutes, audience bound)
 //! against the Kubernetes emulator: reads run as the read-only ServiceAccount, server-side dry
 //! runs as the dry-run one, and the bridge's own kubeconfig identity only mints. The emulator
-//! plays RBAC and the shipped `ValidatingAdmissionPolicy` (`deploy/kubernetes/`), so the tests
-//! also show what a stolen token of either account can't do.
+//! plays RBAC and the shipped `ValidatingAdmissionPolicy` (`deploy/kubernetes/target-cluster/`),
+//! so the tests also show what a stolen token of either account can't do.
 
 use std::time::Duration;
 
@@ -343,23 +343,13 @@ async fn expired_short_lived_and_wrong_audience_tokens_are_refused() {
     assert_eq!((code, body["reason"].as_str()), (401, Some("Unauthorized")));
 }
 
-/// The manifests in `deploy/kubernetes/` (rendered by the real `kubectl kustomize`, offline) and
-/// `deploy/iam/` grant exactly what the emulator plays and the configuration names.
+/// The manifests in `deploy/kubernetes/target-cluster/` (rendered by the real `kubectl
+/// kustomize`, offline) and `deploy/iam/` grant exactly what the emulator plays and the
+/// configuration names.
 #[test]
 fn the_shipped_manifests_grant_what_the_emulator_plays() {
     let root = slipway_tests::repo_root();
-    let out = std::process::Command::new("kubectl")
-        .args(["kustomize", "deploy/kubernetes"])
-        .current_dir(&root)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let (_, docs) = crate::kube_manifests::render(crate::kube_manifests::TARGET);
     let find = |kind: &str, name: &str| {
         docs.iter()
             .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)

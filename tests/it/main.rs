@@ -25,6 +25,7 @@ mod golden;
 mod google;
 mod identity;
 mod ingress;
+mod kube_manifests;
 mod kube_tokens;
 mod kubectl_changes;
 mod monitoring;

@@ -22,7 +22,8 @@ pub struct ClusterConfig {
     #[serde(default)]
     pub read_service_account: Option<ServiceAccountRef>,
     /// The ServiceAccount server-side dry runs run as: its writes are admitted only as dry runs
-    /// (`deploy/kubernetes/dry-run-policy.yaml`), so the bridge can never write for real.
+    /// (`deploy/kubernetes/target-cluster/dry-run-policy.yaml`), so the bridge can never write
+    /// for real.
     #[serde(default)]
     pub dry_run_service_account: Option<ServiceAccountRef>,
     /// The audience minted tokens are bound to: one of the API server's `--api-audiences`.

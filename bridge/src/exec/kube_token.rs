@@ -214,9 +214,9 @@ fn refusal(code: u16, sa: &ServiceAccountRef, message: &str) -> String {
         401 => "the bridge's own credentials in the cluster's kubeconfig were refused",
         403 => {
             "the bridge's identity may not create this ServiceAccount's tokens: grant `create` on \
-                `serviceaccounts/token` for it (deploy/kubernetes/bridge.yaml)"
+                `serviceaccounts/token` for it (deploy/kubernetes/target-cluster/bridge.yaml)"
         }
-        404 => "the ServiceAccount does not exist: apply deploy/kubernetes/",
+        404 => "the ServiceAccount does not exist: apply deploy/kubernetes/target-cluster/",
         _ => "the API server refused it",
     };
     let message: String = message.chars().take(300).collect();

@@ -2,8 +2,8 @@
 //! `authentication.k8s.io/v1`) and what each token may do. An issued token is bound to its
 //! ServiceAccount, its audiences and its expiry, and is refused (401) once expired or when none
 //! of its audiences is one the server accepts. ServiceAccounts have one of two fixed roles, as
-//! the manifests in `deploy/kubernetes/` grant them: read-only (get/list/watch, no secrets), or
-//! dry-run only, whose writes are admitted only as dry runs, as the shipped
+//! the manifests in `deploy/kubernetes/target-cluster/` grant them: read-only (get/list/watch,
+//! no secrets), or dry-run only, whose writes are admitted only as dry runs, as the shipped
 //! `ValidatingAdmissionPolicy` would.
 
 use std::collections::{BTreeMap, HashMap};

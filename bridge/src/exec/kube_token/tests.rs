@@ -49,7 +49,7 @@ fn a_refused_token_request_says_what_to_fix_and_never_echoes_a_token() {
     assert!(
         e.contains("slipway/slipway-read")
             && e.contains("serviceaccounts/token")
-            && e.contains("deploy/kubernetes/bridge.yaml"),
+            && e.contains("deploy/kubernetes/target-cluster/bridge.yaml"),
         "{e}"
     );
     assert!(refusal(404, &sa, "").contains("does not exist"));
