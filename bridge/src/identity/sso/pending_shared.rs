@@ -8,8 +8,14 @@
 //! `sso:taken:` mark, so a write that lands late can't bring a used state back. The ack does not
 //! wait for the write (its one Redis round trip is the gate's): it is started at once, and a
 //! person needs seconds to click the link it answers with.
+//!
+//! The stored login (PKCE verifier, nonce, response URL) is sealed with AES-256-GCM under a key
+//! derived from the state itself, which exists only in the link the person was sent: a Redis
+//! dump, backup or replica shows neither the verifier nor the response URL, and there is no key
+//! at rest to wrap (unlike the linked tokens, which outlive any link and use the envelope).
 
-use openidconnect::{Nonce, PkceCodeChallenge, PkceCodeVerifier};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use openidconnect::{Nonce as OidcNonce, PkceCodeChallenge, PkceCodeVerifier};
 use serde::{Deserialize, Serialize};
 
 use super::pending::{Flow, Refusal, TTL_SECS, expired, hex_digest};
@@ -27,8 +33,8 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[2])
 return 1";
 
-/// A login as stored. The verifier and the nonce are what the provider's answer is checked
-/// against; Redis is inside the trust boundary (ACL user, TLS), and each lives ten minutes.
+/// A login as sealed. The verifier and the nonce are what the provider's answer is checked
+/// against; each lives ten minutes.
 #[derive(Serialize, Deserialize)]
 struct Wire {
     slack_user: String,
@@ -56,7 +62,7 @@ impl Wire {
             response_url: Secret::new(&self.response_url),
             challenge: PkceCodeChallenge::from_code_verifier_sha256(&verifier),
             verifier,
-            nonce: Nonce::new(self.nonce),
+            nonce: OidcNonce::new(self.nonce),
             issued: self.issued,
         }
     }
@@ -84,7 +90,11 @@ impl SharedLogins {
     /// Keep `flow` under `state`, written after the ack.
     pub fn insert(&self, state: &str, flow: &Flow) {
         let (me, digest) = (self.clone(), hex_digest(state));
-        let Ok(json) = serde_json::to_string(&Wire::of(flow)) else {
+        let Some(json) = serde_json::to_vec(&Wire::of(flow))
+            .ok()
+            .and_then(|j| seal(state, &digest, j))
+        else {
+            tracing::error!("sealing an SSO login failed; the link won't work");
             return;
         };
         let user = flow.slack_user.clone();
@@ -123,14 +133,19 @@ impl SharedLogins {
     }
 
     /// What the authorization request needs, leaving the login pending.
-    pub async fn peek(&self, state: &str, now: i64) -> Result<(PkceCodeChallenge, Nonce), Refusal> {
-        let key = self.state_key(&hex_digest(state));
+    pub async fn peek(
+        &self,
+        state: &str,
+        now: i64,
+    ) -> Result<(PkceCodeChallenge, OidcNonce), Refusal> {
+        let digest = hex_digest(state);
+        let key = self.state_key(&digest);
         let raw: Option<String> = self
             .redis
             .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
             .await
             .map_err(|_| Refusal::Unavailable)?;
-        let flow = live(raw, now)?;
+        let flow = live(raw, state, &digest, now)?;
         Ok((flow.challenge, flow.nonce))
     }
 
@@ -158,13 +173,61 @@ impl SharedLogins {
             })
             .await
             .map_err(|_| Refusal::Unavailable)?;
-        live(raw, now)
+        live(raw, state, &digest, now)
     }
 }
 
+/// The AEAD key of the login under `state`: only the link's holder can derive it.
+fn sealing_key(state: &str) -> Option<LessSafeKey> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"slipway/sso-login/v1\0");
+    h.update(state.as_bytes());
+    let key = UnboundKey::new(&AES_256_GCM, &h.finalize()).ok()?;
+    Some(LessSafeKey::new(key))
+}
+
+/// `base64(nonce || ciphertext+tag)`, bound to the state's digest (its Redis key).
+fn seal(state: &str, digest: &str, mut data: Vec<u8>) -> Option<String> {
+    use base64::Engine as _;
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).ok()?;
+    sealing_key(state)?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(digest.as_bytes()),
+            &mut data,
+        )
+        .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&data);
+    Some(base64::engine::general_purpose::STANDARD.encode(out))
+}
+
+fn open(state: &str, digest: &str, sealed: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()?;
+    let (nonce, data) = raw.split_at_checked(NONCE_LEN)?;
+    let mut data = data.to_vec();
+    let plain = sealing_key(state)?
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(nonce).ok()?,
+            Aad::from(digest.as_bytes()),
+            &mut data,
+        )
+        .ok()?;
+    Some(plain.to_vec())
+}
+
 /// A stored login that is still valid.
-fn live(raw: Option<String>, now: i64) -> Result<Flow, Refusal> {
-    let wire: Wire = serde_json::from_str(&raw.ok_or(Refusal::Unknown)?).map_err(|e| {
+fn live(raw: Option<String>, state: &str, digest: &str, now: i64) -> Result<Flow, Refusal> {
+    let plain = open(state, digest, &raw.ok_or(Refusal::Unknown)?).ok_or_else(|| {
+        tracing::error!("an SSO login in the shared state does not open under its state");
+        Refusal::Unknown
+    })?;
+    let wire: Wire = serde_json::from_slice(&plain).map_err(|e| {
         tracing::error!(error = %e, "an SSO login in the shared state is unreadable");
         Refusal::Unknown
     })?;

@@ -58,3 +58,48 @@ async fn a_new_request_replaces_the_old_and_links_expire() {
     drop(server);
     assert_eq!(a.take("new", 12).await.unwrap_err(), Refusal::Unavailable);
 }
+
+/// Everything Redis holds for a login, as a dump would show it.
+async fn dump(server: &TestRedis) -> String {
+    let redis = Redis::new(server.config("t:"));
+    let keys: Vec<String> = redis
+        .run(|mut c| async move { redis::cmd("KEYS").arg("*").query_async(&mut c).await })
+        .await
+        .unwrap();
+    let mut all = keys.join("\n");
+    for key in keys {
+        let value: Option<String> = redis
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
+            .unwrap();
+        all.push_str(&value.unwrap_or_default());
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_redis_dump_shows_no_verifier_nor_response_url_and_only_the_state_opens_it() {
+    let server = TestRedis::start();
+    let a = SharedLogins::new(Redis::new(server.config("t:")));
+    let f = flow("U0ADA", 100);
+    let verifier = f.verifier.secret().clone();
+    a.insert("the-state-in-the-link", &f);
+    landed(&a, "the-state-in-the-link", 101).await;
+    let seen = dump(&server).await;
+    assert!(!seen.contains(&verifier), "{seen}");
+    assert!(
+        !seen.contains("hooks.slack.com") && !seen.contains("U0ADA\""),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("the-state-in-the-link"),
+        "only the state's digest is a key"
+    );
+    // The sealed login under another state's key: it opens for nobody.
+    let digest = hex_digest("the-state-in-the-link");
+    let sealed = seal("the-state-in-the-link", &digest, b"{}".to_vec()).unwrap();
+    assert!(open("another-state", &digest, &sealed).is_none());
+    assert!(open("the-state-in-the-link", &hex_digest("x"), &sealed).is_none());
+    assert!(open("the-state-in-the-link", &digest, &sealed[..8]).is_none());
+    assert!(open("the-state-in-the-link", &digest, &sealed).is_some());
+}
