@@ -118,6 +118,7 @@ pub fn authorise(
         text: p.text.clone(),
         command: p.command.clone(),
         apply: true,
+        override_freeze: None,
     };
     let policy = state.policy();
     let d = decide_objects(&policy, &user, &parsed, &objects, scopes);

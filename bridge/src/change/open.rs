@@ -180,6 +180,7 @@ impl ChangeService {
             policy: binding,
             rendered: render.rendered.clone(),
             reason: None,
+            freeze_override: p.freeze_override.clone(),
             supersedes,
             execution: Some(Execution::of(&p.target, |env| {
                 state.policy().env_cluster(env).map(String::from)

@@ -7,6 +7,7 @@ mod compile;
 #[cfg(test)]
 mod compile_errors;
 mod eval;
+mod freeze;
 pub mod identity;
 pub mod model;
 mod patterns;
@@ -16,6 +17,7 @@ mod proptests;
 pub use cases::{Case, CaseFile, CaseResult, run_case};
 pub use compile::{Policy, PolicyError};
 pub use eval::{Decision, Outcome, Request};
+pub use freeze::{FreezeCheck, Frozen, MAX_OVERRIDE_REASON, Window};
 pub use identity::{Identity, IdentityProvider, SlackUser};
 pub use patterns::{KINDS as RESOURCE_KINDS, check_pattern};
 

@@ -207,6 +207,7 @@ fn check_objects(
         text: cr.command.text.clone(),
         command: Command::Kubectl(k.clone()),
         apply: true,
+        override_freeze: None,
     };
     let d = decide_objects(policy, user, &command, &objects, scopes);
     if d.outcome == Outcome::Deny {
