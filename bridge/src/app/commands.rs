@@ -77,10 +77,19 @@ pub async fn handle(
         &who,
         policy.support(),
     );
+    let override_reason = parsed
+        .as_ref()
+        .ok()
+        .and_then(|p| p.override_freeze.as_deref());
+    let (decision, overridden) =
+        crate::change::freeze::at_ack(&policy, decision, override_reason, state.clock.now());
     if !queues_work(state, &parsed, &decision) {
         super::ingress::settle(state, "commands", ticket.as_ref()).await?;
     }
-    let record = decision_record(state, &cmd, &parsed, &decision);
+    let mut record = decision_record(state, &cmd, &parsed, &decision);
+    if let Some(o) = overridden {
+        record = record.with_details(json!({ "freeze_override": o }));
+    }
     // Fail closed: if the audit trail can't be written, nothing runs.
     let Ok(record) = state.record(record, "the command, so it is refused").await else {
         state.metrics.request("commands", "audit_unavailable");

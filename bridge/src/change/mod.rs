@@ -10,6 +10,7 @@ mod artifact;
 mod compose;
 mod expiry;
 mod flow;
+pub mod freeze;
 pub use flow::Submitted;
 mod link;
 mod manifests;

@@ -415,6 +415,21 @@ impl Policy {
             FreezeCheck::Overridden(frozen)
         }
     }
+
+    /// [`Policy::check_freeze`] for a signed change request at `now`: only the windows its
+    /// override names are overridden, and only if its requester's groups may override them.
+    pub fn check_change_freeze(
+        &self,
+        cr: &crate::change::ChangeRequest,
+        now: DateTime<Utc>,
+    ) -> FreezeCheck<'_> {
+        let overridden = |name: &str| {
+            cr.freeze_override
+                .as_ref()
+                .is_some_and(|o| o.windows.iter().any(|w| w == name))
+        };
+        self.check_freeze(&cr.resource, now, &cr.requester.groups, overridden)
+    }
 }
 
 #[cfg(test)]
