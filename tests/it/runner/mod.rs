@@ -358,6 +358,7 @@ fn lock_exists(fx: &Fx, cr: &ChangeRequest) -> bool {
         .success()
 }
 
+mod freeze;
 mod gcp;
 mod key_store;
 mod kubectl;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-async fn refused(fx: &Fx, number: Option<u64>, sha: &str, id: &str) -> String {
+pub(super) async fn refused(fx: &Fx, number: Option<u64>, sha: &str, id: &str) -> String {
     let ws = checkout(fx, sha);
     let out = run(fx, &ws, sha, &config(fx, ""), &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));

@@ -1,0 +1,85 @@
+//! Freeze windows at execution time: the runner judges the window in force as it runs, from the
+//! policy of the merge's first parent, and executes only under an override signed into the
+//! change request by someone the window names.
+
+use super::kubectl::cluster;
+use super::refusals::refused;
+use super::*;
+
+/// A named event in force now (from an hour ago to two hours ahead) over staging's namespaces;
+/// operators may override it.
+fn window_now() -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "freezes:\n  - name: change-freeze\n    reason: the release event\n    resources: [\"kube:staging/*\"]\n    from: \"{}\"\n    to: \"{}\"\n    overriders: {{ groups: [operators] }}\nlimits:\n  timeouts:",
+        (now - chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::hours(2)).to_rfc3339()
+    )
+}
+
+const SCALE: &str = "/kubectl scale deployment/web --replicas=5 -n web";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_during_a_freeze_is_not_executed_without_an_override() {
+    let window = window_now();
+    let fx = fixture(&[("limits:\n  timeouts:", window.as_str())], &[]).await;
+    let cr = change(&fx, "f1", SCALE, Rendered::default());
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    for part in [
+        "`kube:staging/web`",
+        "frozen by window `change-freeze`",
+        "the release event",
+        "carries no override",
+    ] {
+        assert!(body.contains(part), "{part} in {body}");
+    }
+    assert!(
+        execution_status(&fx, &sha)["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "slipway/execution says why"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_signed_into_the_request_by_an_overrider_runs_during_the_freeze() {
+    let window = window_now();
+    let fx = fixture(&[("limits:\n  timeouts:", window.as_str())], &[]).await;
+    let (kube, clusters) = cluster(&fx).await;
+    let mut cr = change(&fx, "f2", SCALE, Rendered::default());
+    cr.freeze_override = Some(slipway_core::change::FreezeOverride {
+        windows: vec!["change-freeze".into()],
+        reason: "the release needs it".into(),
+    });
+    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
+    let cr = slipway_core::change::sign(cr, &key, "test");
+    let (_, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let ws = checkout(&fx, &sha);
+    let out = run(&fx, &ws, &sha, &config(&fx, &clusters), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::stderr(&out));
+    assert_eq!(
+        kube.deployment("web", "web").unwrap()["spec"]["replicas"],
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_added_by_hand_to_a_signed_change_file_fails_verification() {
+    let window = window_now();
+    let fx = fixture(&[("limits:\n  timeouts:", window.as_str())], &[]).await;
+    let cr = change(&fx, "f3", SCALE, Rendered::default());
+    // Someone with push access adds the override the requester could have asked for.
+    let tampered = format!(
+        "{}freeze_override:\n  windows: [change-freeze]\n  reason: added by hand\n",
+        cr.to_yaml()
+    );
+    let parsed = ChangeRequest::from_yaml(&tampered).expect("the edit parses");
+    assert!(
+        parsed.freeze_override.is_some(),
+        "the edit adds an override"
+    );
+    let (number, sha) = approved_and_merged(&fx, &cr, &tampered, &[]).await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(body.contains("edited after signing"), "{body}");
+}
