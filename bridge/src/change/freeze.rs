@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use slipway_core::change::FreezeOverride;
+use slipway_core::command::{ParseError, ParsedCommand};
 use slipway_core::policy::{Decision, FreezeCheck, Outcome, Policy};
 
 /// The rule id (and `slipway_refusals_total{reason}` label) of a change refused by a window.
@@ -49,12 +50,14 @@ pub fn judge(
 pub fn at_ack<'a>(
     policy: &Policy,
     mut d: Decision<'a>,
-    reason: Option<&str>,
+    parsed: &Result<ParsedCommand, ParseError>,
     now: DateTime<Utc>,
 ) -> (Decision<'a>, Option<FreezeOverride>) {
+    let Ok(parsed) = parsed else { return (d, None) };
     if d.outcome != Outcome::Approval {
         return (d, None);
     }
+    let reason = parsed.override_freeze.as_deref();
     let (Some(resource), Some(identity)) = (d.resource(), d.identity) else {
         return (d, None);
     };
