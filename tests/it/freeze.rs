@@ -172,11 +172,17 @@ async fn an_owner_overrides_a_freeze_with_a_reason_the_signed_request_the_audit_
         decision.details.unwrap()["freeze_override"]["reason"],
         "hotfix for INC-42"
     );
-    let opened = app
-        .audit()
-        .into_iter()
-        .find(|r| r.kind == EventKind::ChangeRequest)
-        .expect("the change request record");
+    // The change-request record follows the PR.
+    let opened = || {
+        app.audit()
+            .into_iter()
+            .find(|r| r.kind == EventKind::ChangeRequest)
+    };
+    assert!(
+        fx.github_wait(|| opened().is_some()).await,
+        "the change request record"
+    );
+    let opened = opened().unwrap();
     assert_eq!(
         opened.details.unwrap()["freeze_override"],
         serde_json::json!({"windows": ["friday-afternoon"], "reason": "hotfix for INC-42"})
