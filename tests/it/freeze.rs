@@ -16,6 +16,8 @@ use slipway_tests::harness::{Options, TestApp};
 
 use crate::changes::{change_file, wait_pulls};
 
+const LONG: Duration = Duration::from_secs(30);
+
 /// Friday 16:00 to midnight in Berlin, over protected resources; owners may override it.
 const WINDOW: &str = r#"freezes:
   - name: friday-afternoon
@@ -258,5 +260,47 @@ async fn a_pr_opened_before_a_window_and_approved_during_it_gets_a_failing_appro
         fx.github.pulls(OWNER, REPO)[0]["state"],
         "open",
         "not merged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_confirmed_after_the_window_began_is_refused_when_the_pr_would_open() {
+    let fx = gitops::start().await;
+    let clock = SetClock::at(friday_utc(13, 0));
+    let mut opts = options(&fx, clock.clone());
+    opts.env.push(("SLIPWAY_PENDING_TTL", "4h".to_string()));
+    let app = TestApp::start_with(opts).await;
+    let ack = app.ack("U0PRODDEPLOY", "/deploy api production").await;
+    assert!(ack.starts_with("Dry run of"), "{ack}");
+    let has = |text: &'static str| {
+        move |s: &slipway_emulators::slack::SlackEmulator| {
+            s.responses()
+                .iter()
+                .any(|r| r.body.to_string().contains(text))
+        }
+    };
+    assert!(app.slack.wait_until(LONG, has("slipway_confirm")).await);
+    let resp = app
+        .slack
+        .responses()
+        .into_iter()
+        .find(|r| r.body.to_string().contains("slipway_confirm"))
+        .unwrap();
+    let token = crate::changes::button_value(&resp.body["blocks"], "slipway_confirm").unwrap();
+    clock.set(friday_utc(15, 30));
+    app.click("U0PRODDEPLOY", "slipway_confirm", &token, "1.1")
+        .await;
+    assert!(
+        app.slack
+            .wait_until(LONG, has("frozen by window `friday-afternoon`"))
+            .await,
+        "{:?}",
+        app.slack.responses()
+    );
+    assert!(fx.github.pulls(OWNER, REPO).is_empty(), "no PR opened");
+    let metrics = app.get("/metrics").await;
+    assert!(
+        metrics.contains("slipway_refusals_total{reason=\"freeze\"} 1"),
+        "{metrics}"
     );
 }
