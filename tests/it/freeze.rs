@@ -304,3 +304,40 @@ async fn a_dry_run_confirmed_after_the_window_began_is_refused_when_the_pr_would
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_with_an_object_the_window_covers_is_refused_when_the_pr_would_open() {
+    let (app, fx) = during_the_window().await;
+    // The request is for namespace `web`; its manifest also holds the `prod` namespace, which
+    // is protected (`kube:*/prod`), so the window covers it.
+    let path = "apps/web/with-ns.yaml";
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: web\ndata:\n  level: info\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: prod\n";
+    fx.github.push_direct(
+        OWNER,
+        REPO,
+        "main",
+        &[(path, manifest)],
+        "add a manifest",
+        "olga-owner",
+    );
+    let ack = app
+        .ack(
+            "U0OPERATOR",
+            &format!("/kubectl apply -f {path} -n web --apply"),
+        )
+        .await;
+    assert!(ack.starts_with("Opening a pull request"), "{ack}");
+    let refused = |s: &slipway_emulators::slack::SlackEmulator| {
+        s.responses().iter().any(|r| {
+            let body = r.body.to_string();
+            body.contains("`kube:staging/prod`") && body.contains("`friday-afternoon`")
+        })
+    };
+    assert!(
+        app.slack.wait_until(LONG, refused).await,
+        "{:?}",
+        app.slack.responses()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(fx.github.pulls(OWNER, REPO).is_empty(), "no PR opened");
+}

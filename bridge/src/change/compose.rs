@@ -110,6 +110,7 @@ async fn render_deploy(
         },
         approval: None,
         pinned_image: Some(pick),
+        object_resources: Vec::new(),
     })
 }
 
@@ -179,6 +180,7 @@ async fn render_kubectl(
         preview: redactor().redact(&preview),
         approval: objects.approval,
         pinned_image: None,
+        object_resources: objects.resources,
     })
 }
 

@@ -20,15 +20,16 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// The override to sign into the request (`None`: no window is in force), or the refusal.
+/// The override to sign into the request (`None`: no window is in force over any of
+/// `resources`), or the refusal.
 pub fn judge(
     policy: &Policy,
-    resource: &str,
+    resources: &[String],
     groups: &[String],
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<FreezeOverride>, Refusal> {
-    match policy.check_freeze(resource, now, groups, |_| reason.is_some()) {
+    match policy.check_freeze(resources, now, groups, |_| reason.is_some()) {
         FreezeCheck::Open => Ok(None),
         FreezeCheck::Overridden(windows) => Ok(Some(FreezeOverride {
             windows: windows.iter().map(|f| f.window.name.clone()).collect(),
@@ -36,11 +37,11 @@ pub fn judge(
         })),
         FreezeCheck::Frozen(f) => Err(Refusal {
             rule: FROZEN,
-            reason: f.refusal(resource),
+            reason: f.refusal(),
         }),
         FreezeCheck::NotAllowed(f) => Err(Refusal {
             rule: OVERRIDE_REFUSED,
-            reason: f.not_allowed(resource),
+            reason: f.not_allowed(),
         }),
     }
 }
@@ -61,7 +62,7 @@ pub fn at_ack<'a>(
     let (Some(resource), Some(identity)) = (d.resource(), d.identity) else {
         return (d, None);
     };
-    match judge(policy, &resource, &identity.groups, reason, now) {
+    match judge(policy, &[resource], &identity.groups, reason, now) {
         Ok(overridden) => (d, overridden),
         Err(refusal) => {
             d.outcome = Outcome::Deny;
@@ -75,12 +76,14 @@ pub fn at_ack<'a>(
 
 /// Why a change PR may not merge now: a window in force over its resource that its signed
 /// request doesn't override (`slipway/approval`'s description, within GitHub's 140 characters).
+/// A manifest's objects are judged when the PR opens and by the runner, not here.
 pub fn blocking_merge(
     policy: &Policy,
     cr: &slipway_core::change::ChangeRequest,
     now: DateTime<Utc>,
 ) -> Option<String> {
-    let (FreezeCheck::Frozen(f) | FreezeCheck::NotAllowed(f)) = policy.check_change_freeze(cr, now)
+    let (FreezeCheck::Frozen(f) | FreezeCheck::NotAllowed(f)) =
+        policy.check_change_freeze(cr, &[], now)
     else {
         return None;
     };

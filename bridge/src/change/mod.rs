@@ -58,6 +58,8 @@ pub(crate) struct Render {
     pub approval: Option<slipway_core::change::ApprovalRequirement>,
     /// The image a deploy resolved, pinned into the pending change at the dry run.
     pub pinned_image: Option<artifact::PinnedImage>,
+    /// The resources a manifest's objects are authorised as, beside the request's own.
+    pub object_resources: Vec<String>,
 }
 
 /// The change-request side of the bridge.

@@ -36,10 +36,14 @@ impl ChangeService {
             enterprise_id: p.requester.slack_enterprise_id.clone(),
         };
         state.person(&requester).await.map_err(Failure::user)?;
-        // A window may have begun since the ack: judged again as the request is signed.
+        let (head, render) = self.prepare(state, p).await?;
+        // A window may have begun since the ack, or cover an object of a manifest: judged again
+        // as the request is signed.
+        let mut resources = vec![p.resource.clone()];
+        resources.extend(render.object_resources.iter().cloned());
         let freeze_override = super::freeze::judge(
             &state.policy(),
-            &p.resource,
+            &resources,
             &p.requester.groups,
             p.override_freeze.as_deref(),
             state.clock.now(),
@@ -48,7 +52,6 @@ impl ChangeService {
             state.metrics.refused(r.rule);
             Failure::user(r.reason)
         })?;
-        let (head, render) = self.prepare(state, p).await?;
         if render.files.is_empty() && p.family == Family::Deploy {
             return Err(Failure::user("nothing would change"));
         }

@@ -56,11 +56,13 @@ pub struct Window {
     overriders: String,
 }
 
-/// A window in force, and when it ends.
-#[derive(Debug, Clone, Copy)]
+/// A window in force over a resource, and when it ends.
+#[derive(Debug, Clone)]
 pub struct Frozen<'a> {
     pub window: &'a Window,
     pub ends_at: DateTime<Utc>,
+    /// The resource it covers (the first of those judged).
+    pub resource: String,
 }
 
 /// What the freeze windows say about one change at one moment.
@@ -345,9 +347,10 @@ impl Window {
 
 impl Frozen<'_> {
     /// The refusal a requester reads: which window, why, until when, and who may override.
-    pub fn refusal(&self, resource: &str) -> String {
+    pub fn refusal(&self) -> String {
         format!(
-            "changes to `{resource}` are frozen by window `{}` until {}: {}. Only {} may override it, by adding `--override-freeze \"<reason>\"` to the command.",
+            "changes to `{}` are frozen by window `{}` until {}: {}. Only {} may override it, by adding `--override-freeze \"<reason>\"` to the command.",
+            self.resource,
             self.window.name,
             self.ends_at.format("%Y-%m-%d %H:%M UTC"),
             self.window.reason,
@@ -356,9 +359,10 @@ impl Frozen<'_> {
     }
 
     /// The refusal of an override by someone the window doesn't name.
-    pub fn not_allowed(&self, resource: &str) -> String {
+    pub fn not_allowed(&self) -> String {
         format!(
-            "changes to `{resource}` are frozen by window `{}` until {}: {}. You may not override it: only {} may.",
+            "changes to `{}` are frozen by window `{}` until {}: {}. You may not override it: only {} may.",
+            self.resource,
             self.window.name,
             self.ends_at.format("%Y-%m-%d %H:%M UTC"),
             self.window.reason,
@@ -383,31 +387,37 @@ impl Policy {
             .zip(0u32..)
             .filter(|(win, i)| (win.protected && protected) || by_pattern.contains(i))
             .filter_map(|(window, _)| {
-                window
-                    .schedule
-                    .ends(now)
-                    .map(|ends_at| Frozen { window, ends_at })
+                window.schedule.ends(now).map(|ends_at| Frozen {
+                    window,
+                    ends_at,
+                    resource: resource.to_string(),
+                })
             })
             .collect()
     }
 
-    /// Judge a change to `resource` at `now` by someone in `groups`: `overrides` says which
-    /// windows (by name) the change carries an override of.
+    /// Judge a change to `resources` (the request's, and those of a manifest's objects) at
+    /// `now` by someone in `groups`: `overrides` says which windows (by name) the change
+    /// carries an override of. Each window in force counts once.
     pub fn check_freeze(
         &self,
-        resource: &str,
+        resources: &[String],
         now: DateTime<Utc>,
         groups: &[String],
         overrides: impl Fn(&str) -> bool,
     ) -> FreezeCheck<'_> {
-        let frozen = self.freezes_at(resource, now);
-        for f in &frozen {
+        let mut frozen: Vec<Frozen<'_>> = Vec::new();
+        for f in resources.iter().flat_map(|r| self.freezes_at(r, now)) {
+            if frozen.iter().any(|g| g.window.name == f.window.name) {
+                continue;
+            }
             if !overrides(&f.window.name) {
-                return FreezeCheck::Frozen(*f);
+                return FreezeCheck::Frozen(f);
             }
             if !f.window.may_override(self, groups) {
-                return FreezeCheck::NotAllowed(*f);
+                return FreezeCheck::NotAllowed(f);
             }
+            frozen.push(f);
         }
         if frozen.is_empty() {
             FreezeCheck::Open
@@ -416,11 +426,13 @@ impl Policy {
         }
     }
 
-    /// [`Policy::check_freeze`] for a signed change request at `now`: only the windows its
-    /// override names are overridden, and only if its requester's groups may override them.
+    /// [`Policy::check_freeze`] for a signed change request at `now` (and the resources of its
+    /// manifest's `objects`, when known): only the windows its override names are overridden,
+    /// and only if its requester's groups may override them.
     pub fn check_change_freeze(
         &self,
         cr: &crate::change::ChangeRequest,
+        objects: &[String],
         now: DateTime<Utc>,
     ) -> FreezeCheck<'_> {
         let overridden = |name: &str| {
@@ -428,7 +440,9 @@ impl Policy {
                 .as_ref()
                 .is_some_and(|o| o.windows.iter().any(|w| w == name))
         };
-        self.check_freeze(&cr.resource, now, &cr.requester.groups, overridden)
+        let mut resources = vec![cr.resource.clone()];
+        resources.extend(objects.iter().cloned());
+        self.check_freeze(&resources, now, &cr.requester.groups, overridden)
     }
 }
 

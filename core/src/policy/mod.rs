@@ -211,6 +211,35 @@ pub fn decide_objects_as<'a>(
     combined
 }
 
+/// The resources the objects of a manifest are authorised as, for a command whose target
+/// resolved to `target` (a decision's): what freeze windows judge beside the command's own.
+pub fn object_resources(
+    target: &crate::command::Target,
+    objects: &[ManifestObject],
+    scopes: &KindScopes,
+) -> Vec<String> {
+    let crate::command::Target::Cluster {
+        cluster: Some(cluster),
+        namespace,
+    } = target
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = objects
+        .iter()
+        .filter_map(|o| {
+            crate::command::Target::Cluster {
+                cluster: Some(cluster.clone()),
+                namespace: object_namespace(o, namespace, scopes),
+            }
+            .resource()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Where one object of a manifest lives, for policy.
 fn object_namespace(
     object: &ManifestObject,

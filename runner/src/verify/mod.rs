@@ -90,7 +90,7 @@ async fn checks(
     merge_contents(job, &cr)?;
     let policy = job.policy.as_ref().map_err(Clone::clone)?;
     let check = policy::check_policy(policy, &cr, job)?;
-    not_frozen(policy, &cr, Utc::now())?;
+    not_frozen(policy, &cr, &check.object_resources, Utc::now())?;
     let quorum = approvals(job, policy, &cr, &pr, &check).await?;
     Ok(Verified {
         cr,
@@ -149,19 +149,20 @@ fn merge_contents(job: &Job, cr: &ChangeRequest) -> Result<(), String> {
     checks::check_rendered_files(cr, &|p| job.read(p))
 }
 
-/// No freeze window of the policy is in force over the change's resource now (as it executes,
-/// not as it merged), unless the signed request overrides that very window and its requester is
+/// No freeze window of the policy is in force over the change's resource (or an object of its
+/// manifest) now (as it executes, not as it merged), unless the signed request overrides that very window and its requester is
 /// one the window lets override it.
 fn not_frozen(
     policy: &slipway_core::policy::Policy,
     cr: &ChangeRequest,
+    objects: &[String],
     now: chrono::DateTime<Utc>,
 ) -> Result<(), String> {
-    match policy.check_change_freeze(cr, now) {
+    match policy.check_change_freeze(cr, objects, now) {
         FreezeCheck::Open | FreezeCheck::Overridden(_) => Ok(()),
         FreezeCheck::Frozen(f) => Err(format!(
             "`{}` is frozen by window `{}` until {} ({}), and the change request carries no override of it: nothing runs during the window; request the change again after it ends, or with `--override-freeze \"<reason>\"` if you may override it",
-            cr.resource,
+            f.resource,
             f.window.name,
             f.ends_at.format("%Y-%m-%d %H:%M UTC"),
             f.window.reason
@@ -170,7 +171,7 @@ fn not_frozen(
             "the change request overrides freeze window `{}`, but its requester {} may not override it under the policy in force: {}",
             f.window.name,
             cr.requester.subject,
-            f.not_allowed(&cr.resource)
+            f.not_allowed()
         )),
     }
 }

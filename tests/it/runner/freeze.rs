@@ -3,15 +3,19 @@
 //! change request by someone the window names.
 
 use super::kubectl::cluster;
-use super::refusals::refused;
+use super::refusals::{apply_change, refused};
 use super::*;
 
 /// A named event in force now (from an hour ago to two hours ahead) over staging's namespaces;
 /// operators may override it.
 fn window_now() -> String {
+    window_over("kube:staging/*")
+}
+
+fn window_over(pattern: &str) -> String {
     let now = chrono::Utc::now();
     format!(
-        "freezes:\n  - name: change-freeze\n    reason: the release event\n    resources: [\"kube:staging/*\"]\n    from: \"{}\"\n    to: \"{}\"\n    overriders: {{ groups: [operators] }}\nlimits:\n  timeouts:",
+        "freezes:\n  - name: change-freeze\n    reason: the release event\n    resources: [\"{pattern}\"]\n    from: \"{}\"\n    to: \"{}\"\n    overriders: {{ groups: [operators] }}\nlimits:\n  timeouts:",
         (now - chrono::Duration::hours(1)).to_rfc3339(),
         (now + chrono::Duration::hours(2)).to_rfc3339()
     )
@@ -82,4 +86,29 @@ async fn an_override_added_by_hand_to_a_signed_change_file_fails_verification() 
     let (number, sha) = approved_and_merged(&fx, &cr, &tampered, &[]).await;
     let body = refused(&fx, Some(number), &sha, &cr.id).await;
     assert!(body.contains("edited after signing"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_of_a_manifest_in_a_frozen_namespace_is_not_executed() {
+    // The request is for namespace `web`; one object of its manifest lives in `other`, which
+    // the window covers.
+    let path = "apps/web/config.yaml";
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: other\ndata:\n  level: info\n";
+    let window = window_over("kube:staging/other");
+    let fx = fixture(
+        &[("limits:\n  timeouts:", window.as_str())],
+        &[(path, manifest.to_string())],
+    )
+    .await;
+    let cr = apply_change(&fx, "f4", path, manifest);
+    assert_eq!(
+        cr.resource, "kube:staging/web",
+        "the request itself is not covered"
+    );
+    let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
+    let body = refused(&fx, Some(number), &sha, &cr.id).await;
+    assert!(
+        body.contains("`kube:staging/other` is frozen by window `change-freeze`"),
+        "{body}"
+    );
 }

@@ -157,22 +157,23 @@ fn a_fixed_interval_holds_from_its_start_to_before_its_end() {
 #[test]
 fn only_the_windows_overriders_may_override_it_and_only_the_windows_overridden() {
     let p = policy(FRIDAY_BERLIN);
-    let (prod, now) = ("service:api/production", at("2026-12-04T15:30:00Z"));
+    let prod = "service:api/production";
+    let (resources, now) = (vec![prod.to_string()], at("2026-12-04T15:30:00Z"));
     let owner = vec!["engineering".to_string(), "platform-owners".to_string()];
     let operator = vec!["engineering".to_string(), "operators".to_string()];
     let named = |n: &str| n == "friday-afternoon";
     assert!(matches!(
-        p.check_freeze(prod, now, &owner, named),
+        p.check_freeze(&resources, now, &owner, named),
         FreezeCheck::Overridden(ref w) if w.len() == 1
     ));
-    let FreezeCheck::NotAllowed(f) = p.check_freeze(prod, now, &operator, named) else {
+    let FreezeCheck::NotAllowed(f) = p.check_freeze(&resources, now, &operator, named) else {
         panic!("an operator may not override")
     };
-    assert!(f.not_allowed(prod).contains("holders of role owner"));
-    let FreezeCheck::Frozen(f) = p.check_freeze(prod, now, &owner, |_| false) else {
+    assert!(f.not_allowed().contains("holders of role owner"));
+    let FreezeCheck::Frozen(f) = p.check_freeze(&resources, now, &owner, |_| false) else {
         panic!("no override, frozen")
     };
-    let refusal = f.refusal(prod);
+    let refusal = f.refusal();
     for part in [
         "`friday-afternoon`",
         "2026-12-04 23:00 UTC",
@@ -182,11 +183,35 @@ fn only_the_windows_overriders_may_override_it_and_only_the_windows_overridden()
         assert!(refusal.contains(part), "{part} in {refusal}");
     }
     assert!(matches!(
-        p.check_freeze(prod, now, &owner, |n| n == "another-window"),
+        p.check_freeze(&resources, now, &owner, |n| n == "another-window"),
         FreezeCheck::Frozen(_)
     ));
     assert!(matches!(
-        p.check_freeze(prod, at("2026-12-04T12:00:00Z"), &operator, named),
+        p.check_freeze(&resources, at("2026-12-04T12:00:00Z"), &operator, named),
         FreezeCheck::Open
+    ));
+}
+
+#[test]
+fn every_resource_of_a_change_is_judged_and_each_window_counts_once() {
+    let p = policy(FRIDAY_BERLIN);
+    let now = at("2026-12-04T15:30:00Z");
+    let owner = vec!["platform-owners".to_string()];
+    // A manifest applied in staging with an object in production's namespace.
+    let resources = vec![
+        "kube:staging/web".to_string(),
+        "kube:production/web".to_string(),
+    ];
+    let FreezeCheck::Frozen(f) = p.check_freeze(&resources, now, &owner, |_| false) else {
+        panic!("the production object is frozen")
+    };
+    assert_eq!(f.resource, "kube:production/web");
+    let both = vec![
+        "kube:production/web".to_string(),
+        "service:api/production".to_string(),
+    ];
+    assert!(matches!(
+        p.check_freeze(&both, now, &owner, |_| true),
+        FreezeCheck::Overridden(ref w) if w.len() == 1
     ));
 }
