@@ -149,9 +149,9 @@ fn merge_contents(job: &Job, cr: &ChangeRequest) -> Result<(), String> {
     checks::check_rendered_files(cr, &|p| job.read(p))
 }
 
-/// No freeze window of the policy is in force over the change's resource (or an object of its
-/// manifest) now (as it executes, not as it merged), unless the signed request overrides that very window and its requester is
-/// one the window lets override it.
+/// No freeze window of the policy is in force now (as it executes, not as it merged) over the
+/// change's resource or an object of its manifest, unless the signed request overrides that
+/// very window and its requester is one the window lets override it.
 fn not_frozen(
     policy: &slipway_core::policy::Policy,
     cr: &ChangeRequest,
@@ -168,10 +168,8 @@ fn not_frozen(
             f.window.reason
         )),
         FreezeCheck::NotAllowed(f) => Err(format!(
-            "the change request overrides freeze window `{}`, but its requester {} may not override it under the policy in force: {}",
-            f.window.name,
-            cr.requester.subject,
-            f.not_allowed()
+            "the change request overrides freeze window `{}` over `{}`, but its requester {} is not one the window lets override it under the policy in force: nothing runs during the window",
+            f.window.name, f.resource, cr.requester.subject,
         )),
     }
 }
