@@ -24,6 +24,16 @@ fn window_over(pattern: &str, overriders: &str) -> String {
 
 const SCALE: &str = "/kubectl scale deployment/web --replicas=5 -n web";
 
+/// `cr` with an override of the window, signed again as the bridge would have signed it.
+fn overridden(mut cr: ChangeRequest) -> ChangeRequest {
+    cr.freeze_override = Some(slipway_core::change::FreezeOverride {
+        windows: vec!["change-freeze".into()],
+        reason: "the release needs it".into(),
+    });
+    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
+    slipway_core::change::sign(cr, &key, "test")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_during_a_freeze_is_not_executed_without_an_override() {
     let window = window_now();
@@ -52,13 +62,7 @@ async fn an_override_signed_into_the_request_by_an_overrider_runs_during_the_fre
     let window = window_now();
     let fx = fixture(&[("limits:\n  timeouts:", window.as_str())], &[]).await;
     let (kube, clusters) = cluster(&fx).await;
-    let mut cr = change(&fx, "f2", SCALE, Rendered::default());
-    cr.freeze_override = Some(slipway_core::change::FreezeOverride {
-        windows: vec!["change-freeze".into()],
-        reason: "the release needs it".into(),
-    });
-    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
-    let cr = slipway_core::change::sign(cr, &key, "test");
+    let cr = overridden(change(&fx, "f2", SCALE, Rendered::default()));
     let (_, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
     let ws = checkout(&fx, &sha);
     let out = run(&fx, &ws, &sha, &config(&fx, &clusters), &[]).await;
@@ -75,13 +79,7 @@ async fn a_signed_override_by_someone_the_window_no_longer_names_is_not_executed
     // operator, whose override the bridge signed under an older policy.
     let window = window_over("kube:staging/*", "platform-owners");
     let fx = fixture(&[("limits:\n  timeouts:", window.as_str())], &[]).await;
-    let mut cr = change(&fx, "f5", SCALE, Rendered::default());
-    cr.freeze_override = Some(slipway_core::change::FreezeOverride {
-        windows: vec!["change-freeze".into()],
-        reason: "the release needs it".into(),
-    });
-    let key = slipway_core::change::parse_signing_key(SIGNING_KEY_HEX).unwrap();
-    let cr = slipway_core::change::sign(cr, &key, "test");
+    let cr = overridden(change(&fx, "f5", SCALE, Rendered::default()));
     let (number, sha) = approved_and_merged(&fx, &cr, &cr.to_yaml(), &[]).await;
     let body = refused(&fx, Some(number), &sha, &cr.id).await;
     assert!(
