@@ -463,9 +463,10 @@ impl TestApp {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// Signed the way Slack signs, with the current time.
+    /// Signed the way Slack signs, with the current time (the bridge's clock's, which a test
+    /// may have set).
     pub fn signed_headers(&self, body: &[u8]) -> Vec<(&'static str, String)> {
-        let ts = chrono::Utc::now().timestamp().to_string();
+        let ts = self.state.clock.unix().to_string();
         let sig = sign(SIGNING_SECRET.as_bytes(), &ts, body);
         vec![
             ("x-slack-request-timestamp", ts),

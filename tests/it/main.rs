@@ -16,6 +16,7 @@ mod demo;
 mod deploy_registry;
 mod docs;
 mod envelope;
+mod freeze;
 mod gcloud;
 mod gcp_emulator;
 mod gcp_reads;

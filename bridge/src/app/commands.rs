@@ -77,10 +77,12 @@ pub async fn handle(
         &who,
         policy.support(),
     );
+    let (decision, overridden) =
+        crate::change::freeze::at_ack(&policy, decision, &parsed, state.clock.now());
     if !queues_work(state, &parsed, &decision) {
         super::ingress::settle(state, "commands", ticket.as_ref()).await?;
     }
-    let record = decision_record(state, &cmd, &parsed, &decision);
+    let record = decision_record(state, &cmd, &parsed, &decision, overridden);
     // Fail closed: if the audit trail can't be written, nothing runs.
     let Ok(record) = state.record(record, "the command, so it is refused").await else {
         state.metrics.request("commands", "audit_unavailable");
@@ -170,14 +172,15 @@ async fn refused_after_audit(
     super::ingress::refused(state, "commands", r)
 }
 
-/// The `Decision` audit record of a command, parsed or not.
+/// The `Decision` audit record of a command, parsed or not, with the freeze override it carries.
 fn decision_record(
     state: &AppState,
     cmd: &SlashCommand,
     parsed: &Result<ParsedCommand, slipway_core::command::ParseError>,
     decision: &Decision<'_>,
+    overridden: Option<slipway_core::change::FreezeOverride>,
 ) -> AuditRecord {
-    AuditRecord::new(EventKind::Decision, state.ids.next(), state.clock.now())
+    let record = AuditRecord::new(EventKind::Decision, state.ids.next(), state.clock.now())
         .with_actor(Actor::slack(&cmd.user, decision.identity, decision.role))
         .with_command(match parsed {
             Ok(p) => CommandInfo::from_parsed(p),
@@ -187,7 +190,11 @@ fn decision_record(
                 argv: None,
             },
         })
-        .with_policy_decision(decision)
+        .with_policy_decision(decision);
+    match overridden {
+        Some(o) => record.with_details(json!({ "freeze_override": o })),
+        None => record,
+    }
 }
 
 /// A person the IdP or Slack switched off is denied whatever their groups say, with who did it;

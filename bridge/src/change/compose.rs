@@ -110,6 +110,7 @@ async fn render_deploy(
         },
         approval: None,
         pinned_image: Some(pick),
+        object_resources: Vec::new(),
     })
 }
 
@@ -179,6 +180,7 @@ async fn render_kubectl(
         preview: redactor().redact(&preview),
         approval: objects.approval,
         pinned_image: None,
+        object_resources: objects.resources,
     })
 }
 
@@ -285,6 +287,7 @@ pub fn pr_body(cr: &ChangeRequest, title: &str, details: &str) -> String {
             title, requester => minijinja::value::Serde(&cr.requester), command => minijinja::value::Serde(&cr.command), argv => cr.command.argv.join(" "),
             resource => cr.resource.clone(), tier => cr.tier.as_str(), policy => minijinja::value::Serde(&cr.policy), expires_at => cr.expires_at.to_rfc3339(),
             change_file => cr.file_path(), reason => cr.reason.clone(), supersedes => cr.supersedes.clone(), details,
+            freeze_override => minijinja::value::Serde(&cr.freeze_override),
         },
     )
     .unwrap_or_else(|e| format!("{title}\n\n(template error: {e})\n\n{details}"));

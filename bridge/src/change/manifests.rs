@@ -22,6 +22,8 @@ use crate::error::Failure;
 pub struct Authorised {
     pub objects: Vec<ManifestObject>,
     pub approval: Option<ApprovalRequirement>,
+    /// The resources the objects are authorised as (freeze windows judge them too).
+    pub resources: Vec<String>,
 }
 
 /// Copy what each `-f` names from the mirror at `head` into `dest` (same relative paths) and
@@ -118,14 +120,17 @@ pub fn authorise(
         text: p.text.clone(),
         command: p.command.clone(),
         apply: true,
+        override_freeze: None,
     };
     let policy = state.policy();
     let d = decide_objects(&policy, &user, &parsed, &objects, scopes);
     if d.outcome == Outcome::Deny {
         return Err(format!("{} (rule `{}`)", d.reason, d.rule));
     }
+    let resources = slipway_core::policy::object_resources(&d.target, &objects, scopes);
     Ok(Authorised {
         approval: d.approval,
         objects,
+        resources,
     })
 }

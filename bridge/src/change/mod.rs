@@ -10,6 +10,7 @@ mod artifact;
 mod compose;
 mod expiry;
 mod flow;
+pub mod freeze;
 pub use flow::Submitted;
 mod link;
 mod manifests;
@@ -59,6 +60,8 @@ pub(crate) struct Render {
     pub approval: Option<slipway_core::change::ApprovalRequirement>,
     /// The image a deploy resolved, pinned into the pending change at the dry run.
     pub pinned_image: Option<artifact::PinnedImage>,
+    /// The resources a manifest's objects are authorised as, beside the request's own.
+    pub object_resources: Vec<String>,
 }
 
 /// The change-request side of the bridge.

@@ -37,11 +37,26 @@ impl ChangeService {
         };
         state.person(&requester).await.map_err(Failure::user)?;
         let (head, render) = self.prepare(state, p).await?;
+        // A window may have begun since the ack, or cover an object of a manifest: judged again
+        // as the request is signed.
+        let mut resources = vec![p.resource.clone()];
+        resources.extend(render.object_resources.iter().cloned());
+        let freeze_override = super::freeze::judge(
+            &state.policy(),
+            &resources,
+            &p.requester.groups,
+            p.override_freeze.as_deref(),
+            state.clock.now(),
+        )
+        .map_err(|r| {
+            state.metrics.refused(r.rule);
+            Failure::user(r.reason)
+        })?;
         if render.files.is_empty() && p.family == Family::Deploy {
             return Err(Failure::user("nothing would change"));
         }
         let slot = self.take_lock(p, head).await?;
-        let cr = self.signed_request(state, p, &render, &slot);
+        let cr = self.signed_request(state, p, &render, &slot, freeze_override);
         let commit = self.push_change(state, &cr, &render, &slot, head).await?;
         if let Err(e) = self.store.add_bridge_commit(&commit.to_string()) {
             tracing::error!(error = %e, "recording the bridge's own commit");
@@ -136,6 +151,7 @@ impl ChangeService {
         p: &Pending,
         render: &Render,
         slot: &Slot,
+        freeze_override: Option<slipway_core::change::FreezeOverride>,
     ) -> ChangeRequest {
         let short: String = state
             .ids
@@ -180,6 +196,7 @@ impl ChangeService {
             policy: binding,
             rendered: render.rendered.clone(),
             reason: None,
+            freeze_override,
             supersedes,
             execution: Some(Execution::of(&p.target, |env| {
                 state.policy().env_cluster(env).map(String::from)
@@ -344,6 +361,14 @@ impl ChangeService {
         commit: git2::Oid,
     ) -> AuditRecord {
         let r = &p.requester;
+        let mut details = json!({
+            "approval_rule": cr.policy.approval.rule,
+            "supersedes": cr.supersedes,
+            "advanced": slot.existing.is_some(),
+        });
+        if let Some(o) = &cr.freeze_override {
+            details["freeze_override"] = json!(o);
+        }
         AuditRecord::new(EventKind::ChangeRequest, state.ids.next(), cr.created_at)
             .with_actor(Actor {
                 slack_user_id: Some(r.slack_user_id.clone()),
@@ -367,11 +392,7 @@ impl ChangeService {
                 head_sha: Some(commit.to_string()),
                 merge_sha: None,
             })
-            .with_details(json!({
-                "approval_rule": cr.policy.approval.rule,
-                "supersedes": cr.supersedes,
-                "advanced": slot.existing.is_some(),
-            }))
+            .with_details(details)
     }
 }
 

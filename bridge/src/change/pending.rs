@@ -32,6 +32,8 @@ pub struct Pending {
     /// For `/deploy`: the image the dry run resolved, which Confirm deploys (not the tag's
     /// digest at that later moment).
     pub pinned_image: Option<super::artifact::PinnedImage>,
+    /// `--override-freeze "<reason>"`: the reason, if given (judged when the PR opens).
+    pub override_freeze: Option<String>,
 }
 
 impl Pending {
@@ -82,6 +84,7 @@ impl Pending {
             pinned_image: None,
             confirmation: None,
             expires_at,
+            override_freeze: parsed.override_freeze.clone(),
         })
     }
 

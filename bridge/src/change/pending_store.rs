@@ -144,6 +144,7 @@ impl Wire {
             confirmation: self.confirmation,
             expires_at: self.expires_at,
             pinned_image: self.pinned_image,
+            override_freeze: parsed.override_freeze,
         })
     }
 }
@@ -399,6 +400,7 @@ mod tests {
             confirmation: None,
             expires_at,
             pinned_image: None,
+            override_freeze: None,
         }
     }
 

@@ -59,6 +59,7 @@ pub async fn render_tf_apply(
         preview: format!("{summary}\n\n{text}"),
         approval: None,
         pinned_image: None,
+        object_resources: Vec::new(),
     })
 }
 

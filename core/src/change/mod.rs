@@ -169,6 +169,16 @@ impl Execution {
     }
 }
 
+/// A freeze override, as signed into a change request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeOverride {
+    /// The windows overridden, by name.
+    pub windows: Vec<String>,
+    /// Why, as the requester said after `--override-freeze` (redacted).
+    pub reason: String,
+}
+
 /// The bridge's signature over the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +209,11 @@ pub struct ChangeRequest {
     /// Why, as the requester said (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The freeze windows in force when it was requested, overridden by the requester (whom
+    /// they named) with a reason. Signed like the rest: an override added later fails
+    /// verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_override: Option<FreezeOverride>,
     /// The change request this one supersedes on the same PR, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,

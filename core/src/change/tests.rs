@@ -49,6 +49,7 @@ pub(crate) fn sample() -> ChangeRequest {
         },
         rendered: Rendered::default(),
         reason: None,
+        freeze_override: None,
         supersedes: None,
         execution: None,
         created_at: t,

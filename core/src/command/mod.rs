@@ -20,7 +20,9 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use parse::{ParseError, ParseErrorKind, is_name as is_target_name, parse, parse_line};
+pub use parse::{
+    OVERRIDE_FREEZE_FLAG, ParseError, ParseErrorKind, is_name as is_target_name, parse, parse_line,
+};
 
 /// How dangerous a command is, which decides how it may proceed.
 #[derive(
@@ -240,6 +242,9 @@ pub struct ParsedCommand {
     pub command: Command,
     /// `--apply` was given: a change proceeds past dry-run.
     pub apply: bool,
+    /// `--override-freeze "<reason>"`: the reason (trimmed, redacted), for a change made during
+    /// a freeze window by someone the window lets override it.
+    pub override_freeze: Option<String>,
 }
 
 /// The command AST. Each variant's parser lives in its own module.

@@ -77,6 +77,51 @@ impl std::error::Error for ParseError {}
 /// The flag that lets a change proceed past dry-run. It belongs to Slipway, not to the tool.
 pub const APPLY_FLAG: &str = "--apply";
 
+/// The flag by which someone a freeze window names overrides it: `--override-freeze "<reason>"`
+/// (or `--override-freeze=<reason>`). Like [`APPLY_FLAG`], it belongs to Slipway.
+pub const OVERRIDE_FREEZE_FLAG: &str = "--override-freeze";
+
+/// Take `--override-freeze <reason>` out of `words`: the reason, trimmed and redacted, if the
+/// flag is there once with a reason of at most [`crate::policy::MAX_OVERRIDE_REASON`]
+/// characters.
+fn take_override(words: &mut Vec<String>) -> Result<Option<String>, ParseError> {
+    let prefix = format!("{OVERRIDE_FREEZE_FLAG}=");
+    let mut reason: Option<String> = None;
+    let mut i = 0;
+    while i < words.len() {
+        let value = if words[i] == OVERRIDE_FREEZE_FLAG {
+            words.remove(i);
+            (i < words.len()).then(|| words.remove(i))
+        } else if let Some(v) = words[i].strip_prefix(&prefix) {
+            let v = v.to_string();
+            words.remove(i);
+            Some(v)
+        } else {
+            i += 1;
+            continue;
+        };
+        let value = value.map(|v| v.trim().to_string()).unwrap_or_default();
+        if value.is_empty() || value.starts_with("--") {
+            return Err(ParseError::invalid(format!(
+                "`{OVERRIDE_FREEZE_FLAG}` needs a reason: `{OVERRIDE_FREEZE_FLAG} \"why this can't wait\"`."
+            )));
+        }
+        if value.chars().count() > crate::policy::MAX_OVERRIDE_REASON {
+            return Err(ParseError::invalid(format!(
+                "the reason after `{OVERRIDE_FREEZE_FLAG}` is longer than {} characters; say it shorter.",
+                crate::policy::MAX_OVERRIDE_REASON
+            )));
+        }
+        if reason.is_some() {
+            return Err(ParseError::invalid(format!(
+                "`{OVERRIDE_FREEZE_FLAG}` is given twice; give it once, with one reason."
+            )));
+        }
+        reason = Some(crate::redact::redactor().redact(&value));
+    }
+    Ok(reason)
+}
+
 /// Parse a whole line as typed, for example `/kubectl @staging get pods -n web`.
 pub fn parse_line(line: &str) -> Result<ParsedCommand, ParseError> {
     let line = line.trim();
@@ -97,6 +142,7 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
     let before = words.len();
     words.retain(|w| w != APPLY_FLAG);
     let apply = words.len() != before;
+    let override_freeze = take_override(&mut words)?;
 
     let command = match family {
         Family::Kubectl => Command::Kubectl(kubectl::parse(words)?),
@@ -113,11 +159,21 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
             .to_string(),
         command,
         apply,
+        override_freeze,
     };
     if apply && !parsed.tier().is_some_and(super::Tier::is_change_request) {
         return Err(ParseError::invalid(format!(
             "`{APPLY_FLAG}` only applies to commands that open a pull request; \
              `{}` runs directly, so drop `{APPLY_FLAG}`.",
+            truncate(&parsed.text, 80)
+        )));
+    }
+    if parsed.override_freeze.is_some()
+        && !parsed.tier().is_some_and(super::Tier::is_change_request)
+    {
+        return Err(ParseError::invalid(format!(
+            "`{OVERRIDE_FREEZE_FLAG}` only applies to commands that open a pull request; \
+             `{}` is not frozen, so drop it.",
             truncate(&parsed.text, 80)
         )));
     }
@@ -182,6 +238,46 @@ mod tests {
     fn apply_on_read_is_an_error() {
         let e = parse_line("/kubectl get pods --apply").unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::Invalid);
+    }
+
+    #[test]
+    fn override_freeze_takes_a_reason_in_either_form_and_refuses_mistakes() {
+        let p =
+            parse_line(r#"/deploy api production --override-freeze "hotfix for INC-42" --apply"#)
+                .unwrap();
+        assert_eq!(p.override_freeze.as_deref(), Some("hotfix for INC-42"));
+        assert!(p.apply);
+        let p = parse_line("/deploy api production --override-freeze=hotfix").unwrap();
+        assert_eq!(p.override_freeze.as_deref(), Some("hotfix"));
+        assert_eq!(
+            parse_line("/deploy api production")
+                .unwrap()
+                .override_freeze,
+            None
+        );
+        for bad in [
+            "/deploy api production --override-freeze",
+            r#"/deploy api production --override-freeze "  ""#,
+            "/deploy api production --override-freeze --apply",
+            "/deploy api production --override-freeze=a --override-freeze=b",
+            "/kubectl get pods --override-freeze why",
+        ] {
+            let e = parse_line(bad).unwrap_err();
+            assert_eq!(e.kind, ParseErrorKind::Invalid, "{bad}");
+        }
+        let long = format!(
+            "/deploy api production --override-freeze={}",
+            "x".repeat(201)
+        );
+        assert!(parse_line(&long).unwrap_err().message.contains("200"));
+        let secret = parse_line(
+            "/deploy api production --override-freeze=token=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+        )
+        .unwrap();
+        assert!(
+            !secret.override_freeze.unwrap().contains("ghp_aBcDeF"),
+            "the reason is redacted"
+        );
     }
 
     #[test]

@@ -236,6 +236,95 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "bogus",
         "bogus",
     ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: fri, reason: r, protected: true, weekly: { days: [fri, frii], from: "16:00", to: "24:00" } }"#,
+        r"unknown day `frii`",
+        r"frii",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: fri, reason: r, protected: true, weekly: { days: [fri], from: "16:00", to: "16:00" } }"#,
+        r"`to` must be later than `from`",
+        r"fri, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: fri, reason: r, protected: true, weekly: { days: [fri], from: "16:00", to: "25:00" } }"#,
+        r"is not a time of day",
+        r"fri, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: fri, reason: r, protected: true, weekly: { days: [fri], from: "16:00", to: "24:00", timezone: Europe/Berlinn } }"#,
+        r"unknown time zone `Europe/Berlinn`",
+        r"fri, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, protected: true, from: "2026-12-24T00:00:00Z", to: "2026-12-23T00:00:00Z" }"#,
+        r"`to` must be later than `from`",
+        r"ev, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, protected: true, from: "2026-12-24", to: "2026-12-25T00:00:00Z" }"#,
+        r"is not an RFC 3339 time",
+        r"ev, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, protected: true, from: "2026-12-24T00:00:00Z" }"#,
+        r"needs either `weekly` or both `from` and `to`",
+        r"ev, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, from: "2026-12-24T00:00:00Z", to: "2026-12-25T00:00:00Z" }"#,
+        r"covers nothing",
+        r"ev, reason",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, resources: ["pods"], from: "2026-12-24T00:00:00Z", to: "2026-12-25T00:00:00Z" }"#,
+        r"resource pattern `pods`",
+        r"pods",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, protected: true, from: "2026-12-24T00:00:00Z", to: "2026-12-25T00:00:00Z", overriders: { roles: [r9] } }"#,
+        r"unknown role `r9`",
+        r"r9",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+freezes:
+  - { name: ev, reason: r, protected: true, from: "2026-12-24T00:00:00Z", to: "2026-12-25T00:00:00Z" }
+  - { name: ev, reason: r2, protected: true, from: "2026-12-24T00:00:00Z", to: "2026-12-25T00:00:00Z" }"#,
+        r"freeze `ev` is defined twice",
+        r"ev, reason: r2",
+    ),
 ];
 
 #[test]

@@ -7,6 +7,7 @@ mod compile;
 #[cfg(test)]
 mod compile_errors;
 mod eval;
+mod freeze;
 pub mod identity;
 pub mod model;
 mod patterns;
@@ -16,6 +17,7 @@ mod proptests;
 pub use cases::{Case, CaseFile, CaseResult, run_case};
 pub use compile::{Policy, PolicyError};
 pub use eval::{Decision, Outcome, Request};
+pub use freeze::{FreezeCheck, Frozen, MAX_OVERRIDE_REASON, Window};
 pub use identity::{Identity, IdentityProvider, SlackUser};
 pub use patterns::{KINDS as RESOURCE_KINDS, check_pattern};
 
@@ -207,6 +209,35 @@ pub fn decide_objects_as<'a>(
         }
     }
     combined
+}
+
+/// The resources the objects of a manifest are authorised as, for a command whose target
+/// resolved to `target` (a decision's): what freeze windows judge beside the command's own.
+pub fn object_resources(
+    target: &crate::command::Target,
+    objects: &[ManifestObject],
+    scopes: &KindScopes,
+) -> Vec<String> {
+    let crate::command::Target::Cluster {
+        cluster: Some(cluster),
+        namespace,
+    } = target
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = objects
+        .iter()
+        .filter_map(|o| {
+            crate::command::Target::Cluster {
+                cluster: Some(cluster.clone()),
+                namespace: object_namespace(o, namespace, scopes),
+            }
+            .resource()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Where one object of a manifest lives, for policy.

@@ -41,6 +41,74 @@ pub struct PolicyFile {
     /// output on protected resources is ephemeral and everything else goes to the channel.
     #[serde(default)]
     pub channels: Vec<ChannelRule>,
+    /// Change windows: while one is in force, change requests on what it covers are refused,
+    /// and their merges are not executed, unless someone it names overrides it with a reason.
+    #[serde(default)]
+    pub freezes: Vec<Freeze>,
+}
+
+/// A freeze window: when it is in force, what it covers, and who may override it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    /// Unique; named in refusals, overrides and audit records.
+    #[schemars(with = "String")]
+    pub name: Name,
+    /// Shown to the people refused, for example `Friday afternoon: no production changes`.
+    pub reason: String,
+    /// Covers every resource a `protected` entry covers.
+    #[serde(default)]
+    pub protected: bool,
+    /// Resource patterns it covers besides, as in rules (`service:*/production`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub resources: Vec<Name>,
+    /// A weekly recurrence; give either this or `from` and `to`.
+    #[serde(default)]
+    pub weekly: Option<Weekly>,
+    /// A fixed interval (a named event): its start, RFC 3339 (`2026-12-24T00:00:00+01:00`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub from: Option<Name>,
+    /// The end of the fixed interval, RFC 3339; after `from`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub to: Option<Name>,
+    /// Who may override it (`--override-freeze "<reason>"`); nobody when empty.
+    #[serde(default)]
+    pub overriders: Overriders,
+}
+
+/// A window that recurs every week, in wall-clock time of a time zone.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Weekly {
+    /// `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`.
+    #[schemars(with = "Vec<String>")]
+    pub days: Vec<Name>,
+    /// Start on each of those days, `HH:MM`.
+    #[schemars(with = "String")]
+    pub from: Name,
+    /// End on the same day, `HH:MM` or `24:00`; after `from`.
+    #[schemars(with = "String")]
+    pub to: Name,
+    /// An IANA time zone (`Europe/Berlin`); `UTC` when left out.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub timezone: Option<Name>,
+}
+
+/// The groups and roles whose members may override a freeze.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Overriders {
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub groups: Vec<Name>,
+    /// Role names: anyone holding one of them (through their groups' bindings).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub roles: Vec<Name>,
 }
 
 /// How output on some resources is shown.

@@ -11,6 +11,7 @@ mod quorum;
 use chrono::Utc;
 use slipway_core::approval::Quorum;
 use slipway_core::change::ChangeRequest;
+use slipway_core::policy::FreezeCheck;
 use slipway_infra::github::Pr;
 
 pub use self::policy::PolicyCheck;
@@ -89,6 +90,7 @@ async fn checks(
     merge_contents(job, &cr)?;
     let policy = job.policy.as_ref().map_err(Clone::clone)?;
     let check = policy::check_policy(policy, &cr, job)?;
+    not_frozen(policy, &cr, &check.object_resources, Utc::now())?;
     let quorum = approvals(job, policy, &cr, &pr, &check).await?;
     Ok(Verified {
         cr,
@@ -145,6 +147,31 @@ fn merge_contents(job: &Job, cr: &ChangeRequest) -> Result<(), String> {
         ));
     }
     checks::check_rendered_files(cr, &|p| job.read(p))
+}
+
+/// No freeze window of the policy is in force now (as it executes, not as it merged) over the
+/// change's resource or an object of its manifest, unless the signed request overrides that
+/// very window and its requester is one the window lets override it.
+fn not_frozen(
+    policy: &slipway_core::policy::Policy,
+    cr: &ChangeRequest,
+    objects: &[String],
+    now: chrono::DateTime<Utc>,
+) -> Result<(), String> {
+    match policy.check_change_freeze(cr, objects, now) {
+        FreezeCheck::Open | FreezeCheck::Overridden(_) => Ok(()),
+        FreezeCheck::Frozen(f) => Err(format!(
+            "`{}` is frozen by window `{}` until {} ({}), and the change request carries no override of it: nothing runs during the window; request the change again after it ends, or with `--override-freeze \"<reason>\"` if you may override it",
+            f.resource,
+            f.window.name,
+            f.ends_at.format("%Y-%m-%d %H:%M UTC"),
+            f.window.reason
+        )),
+        FreezeCheck::NotAllowed(f) => Err(format!(
+            "the change request overrides freeze window `{}` over `{}`, but its requester {} is not one the window lets override it under the policy in force: nothing runs during the window",
+            f.window.name, f.resource, cr.requester.subject,
+        )),
+    }
 }
 
 /// The quorum of GitHub's reviews on the PR, under the signed rule and the current one.

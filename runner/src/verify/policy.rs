@@ -21,6 +21,8 @@ pub struct PolicyCheck {
     pub output_cap: usize,
     /// The target with the policy's defaults filled in.
     pub target: Target,
+    /// `kubectl -f`: the resources the manifest's objects are authorised as.
+    pub object_resources: Vec<String>,
 }
 
 /// Re-decide the request's command text for its requester with the policy. The text must still
@@ -50,11 +52,12 @@ pub fn check_policy(
         return Err("the command no longer parses".into());
     };
     same_as_signed(cr, command, &d)?;
-    let requirement = match (&command.command, d.approval.clone()) {
+    let (requirement, object_resources) = match (&command.command, d.approval.clone()) {
         (Command::Kubectl(k), Some(base)) if !k.files.is_empty() => {
-            Some(check_objects(policy, &user, cr, k, &scopes, tree)?.unwrap_or(base))
+            let (approval, resources) = check_objects(policy, &user, cr, k, &scopes, tree)?;
+            (Some(approval.unwrap_or(base)), resources)
         }
-        (_, requirement) => requirement,
+        (_, requirement) => (requirement, Vec::new()),
     };
     Ok(PolicyCheck {
         requirement,
@@ -63,6 +66,7 @@ pub fn check_policy(
         timeout: policy.timeout(cr.tier),
         output_cap: usize::try_from(policy.output_bytes()).unwrap_or(usize::MAX),
         target: d.target.clone(),
+        object_resources,
     })
 }
 
@@ -181,7 +185,7 @@ fn list_or_none(v: &[String]) -> String {
 }
 
 /// `kubectl -f`: every object of the merged files, authorised as policy would alone; the
-/// approval they need together.
+/// approval they need together, and the resources they are authorised as.
 fn check_objects(
     policy: &Policy,
     user: &SlackUser,
@@ -189,7 +193,7 @@ fn check_objects(
     k: &Kubectl,
     scopes: &KindScopes,
     tree: &dyn Tree,
-) -> Result<Option<ApprovalRequirement>, String> {
+) -> Result<(Option<ApprovalRequirement>, Vec<String>), String> {
     let mut objects = Vec::new();
     for path in &k.files {
         for file in manifest_files(cr, k, path, tree)? {
@@ -207,6 +211,7 @@ fn check_objects(
         text: cr.command.text.clone(),
         command: Command::Kubectl(k.clone()),
         apply: true,
+        override_freeze: None,
     };
     let d = decide_objects(policy, user, &command, &objects, scopes);
     if d.outcome == Outcome::Deny {
@@ -215,5 +220,6 @@ fn check_objects(
             d.reason, d.rule
         ));
     }
-    Ok(d.approval)
+    let resources = slipway_core::policy::object_resources(&d.target, &objects, scopes);
+    Ok((d.approval, resources))
 }

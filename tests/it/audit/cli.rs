@@ -170,6 +170,7 @@ fn change(id: &str, now: DateTime<Utc>) -> ChangeRequest {
         },
         rendered: Rendered::default(),
         reason: None,
+        freeze_override: None,
         supersedes: None,
         created_at: now,
         expires_at: now + Duration::days(1),

@@ -116,6 +116,7 @@ fn change(fx: &Fx, suffix: &str, text: &str, rendered: Rendered) -> ChangeReques
         },
         rendered,
         reason: None,
+        freeze_override: None,
         supersedes: None,
         execution: Some(Execution::of(&d.target, |env| {
             fx.policy.env_cluster(env).map(String::from)
@@ -357,6 +358,7 @@ fn lock_exists(fx: &Fx, cr: &ChangeRequest) -> bool {
         .success()
 }
 
+mod freeze;
 mod gcp;
 mod key_store;
 mod kubectl;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-async fn refused(fx: &Fx, number: Option<u64>, sha: &str, id: &str) -> String {
+pub(super) async fn refused(fx: &Fx, number: Option<u64>, sha: &str, id: &str) -> String {
     let ws = checkout(fx, sha);
     let out = run(fx, &ws, sha, &config(fx, ""), &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", crate::stderr(&out));
@@ -145,7 +145,7 @@ async fn configuration_mistakes_exit_2_and_say_what_to_fix() {
 const CONFIG_MAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: web\ndata:\n  level: info\n";
 
 /// A `kubectl apply -f` change pinning `path` as it is on main.
-fn apply_change(fx: &Fx, suffix: &str, path: &str, content: &str) -> ChangeRequest {
+pub(super) fn apply_change(fx: &Fx, suffix: &str, path: &str, content: &str) -> ChangeRequest {
     use sha2::Digest;
     change(
         fx,

@@ -29,7 +29,17 @@ impl ChangeService {
 
     /// Merge with the expected head SHA: GitHub refuses (409) if a push moved the head since.
     /// The merge commit anchors the audit chain head (the approvals included) in git.
+    /// Never during a freeze window the request doesn't override.
     pub(super) async fn auto_merge(&self, state: &Ctx, pr: &Pr, cr: &ChangeRequest) {
+        let now = state.clock.now();
+        if let Some(why) = crate::change::freeze::blocking_merge(&state.policy(), cr, now) {
+            tracing::info!(
+                pr = pr.number,
+                why,
+                "not merged: a freeze window is in force"
+            );
+            return;
+        }
         let body = crate::change::audit_trailer(state)
             .map(|t| format!("Slipway-Change: {}\n{t}", cr.id))
             .unwrap_or_default();

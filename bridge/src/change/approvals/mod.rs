@@ -140,7 +140,12 @@ impl ChangeService {
         ) {
             tracing::error!(error = %e, pr = number, "recording a change request's deadline");
         }
-        let (st, desc) = approval_status(q, &cr.policy.approval.rule);
+        let policy = state.policy();
+        let frozen = super::freeze::blocking_merge(&policy, cr, state.clock.now());
+        let (st, desc) = match &frozen {
+            Some(why) => ("failure", why.clone()),
+            None => approval_status(q, &cr.policy.approval.rule),
+        };
         if let Err(e) = self
             .gh()
             .set_status(
@@ -155,7 +160,7 @@ impl ChangeService {
         {
             tracing::warn!(error = %e, pr = number, "setting slipway/approval");
         }
-        if q.met && state.policy().auto_merge(&cr.policy.approval) {
+        if q.met && policy.auto_merge(&cr.policy.approval) {
             self.auto_merge(state, pr, cr).await;
         }
     }

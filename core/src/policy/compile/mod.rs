@@ -111,6 +111,7 @@ pub struct Policy {
     pub(crate) routes: Vec<String>,
     pub(crate) route_index: PatternIndex,
     pub(crate) channels: super::channels::Channels,
+    pub(crate) freezes: super::freeze::Windows,
 }
 
 fn families_mask(names: &[Name]) -> Result<u8, PolicyError> {
@@ -146,7 +147,7 @@ fn families_mask(names: &[Name]) -> Result<u8, PolicyError> {
     Ok(mask)
 }
 
-fn patterns(names: &[Name]) -> Result<(), PolicyError> {
+pub(crate) fn patterns(names: &[Name]) -> Result<(), PolicyError> {
     for n in names {
         check_pattern(&n.value).map_err(|m| PolicyError::at(n, m))?;
     }
@@ -222,6 +223,7 @@ impl Policy {
         self_service::check(&file, &approval_rules)?;
         phases::check_timeouts(&file)?;
         let channels = super::channels::Channels::compile(&file.channels, families_mask, patterns)?;
+        let freezes = super::freeze::Windows::compile(&file.freezes, &role_index)?;
         Ok(Policy {
             file,
             provider,
@@ -235,6 +237,7 @@ impl Policy {
             routes,
             route_index,
             channels,
+            freezes,
         })
     }
 
