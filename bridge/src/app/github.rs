@@ -353,10 +353,19 @@ fn mirror_runner_comment(state: &AppState, svc: &Arc<ChangeService>, c: &IssueCo
     if shown.len() < text.len() {
         shown.push_str("\n… (truncated; the full report is on the PR)");
     }
+    let failed = body.contains(super::rollback::FAILED_MARKER);
+    let number = c.issue.number;
     let state = state.clone();
     tokio::spawn(async move {
-        let msg =
+        let mut msg =
             crate::slack::client::Message::text(format!(":robot_face: Runner report:\n{shown}"));
+        if failed {
+            // A failed rollout offers the way back: the button starts an ordinary `/deploy`.
+            msg.blocks = vec![
+                serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": msg.text}}),
+                super::rollback::button(number),
+            ];
+        }
         if let Err(e) = state.slack.post(&channel, Some(&ts), &msg).await {
             tracing::warn!(error = %e, "mirroring the runner's report");
         }

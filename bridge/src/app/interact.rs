@@ -191,6 +191,10 @@ async fn on_action(state: &AppState, action: BlockAction) {
                 .await;
             }
         }
+        (super::rollback::ACTION, Some(svc)) => {
+            let reply = super::rollback::clicked(state, svc, &action).await;
+            respond(state, action.response_url.as_deref(), reply).await;
+        }
         _ => tracing::debug!(action = %action.action_id, "ignoring action"),
     }
 }

@@ -11,6 +11,7 @@ mod google;
 mod ingress;
 mod interact;
 mod meta;
+mod rollback;
 pub mod scim;
 mod slack_events;
 pub mod socket;

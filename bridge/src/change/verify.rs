@@ -90,6 +90,19 @@ pub struct Verified {
     pub changed_since: Vec<String>,
 }
 
+impl Verified {
+    /// A merged PR's change request, verified at its merge commit: nobody can push to it any
+    /// more, so there is nobody to exclude and nothing changed since.
+    pub(crate) fn merged(cr: ChangeRequest) -> Verified {
+        Verified {
+            cr,
+            excluded: BTreeSet::new(),
+            foreign_commits: Vec::new(),
+            changed_since: Vec::new(),
+        }
+    }
+}
+
 /// What the git inspection found.
 struct Inspected {
     cr: ChangeRequest,
@@ -312,6 +325,48 @@ impl ChangeService {
         .await
         .map_err(|e| upstream("Verifying the pull request", &e))??;
         self.after_the_bridge(pr, inspected).await
+    }
+
+    /// The change request a merged PR carried, read at its merge commit and checked against
+    /// the keyring. (Once merged, the PR's diff against the default branch is empty, so
+    /// [`Self::change_of`] no longer applies.)
+    pub(crate) async fn merged_change(&self, pr: &Pr) -> Result<ChangeRequest, String> {
+        let id = pr
+            .head_ref
+            .strip_prefix("slipway/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .ok_or_else(|| format!("PR #{} is not a Slipway change request", pr.number))?
+            .to_string();
+        let merge = pr
+            .merge_commit_sha
+            .as_deref()
+            .filter(|_| pr.merged)
+            .and_then(|sha| Oid::from_str(sha).ok())
+            .ok_or_else(|| format!("PR #{} was not merged", pr.number))?;
+        let creds = self
+            .git_credentials()
+            .await
+            .map_err(|e| format!("getting a GitHub token failed: {e}"))?;
+        let trusted = super::signer::verifying_keys(&self.cfg, &self.signer);
+        let keys = Keyring::new(trusted, self.cfg.signing_revoked.clone());
+        let mirror = self.mirror.clone();
+        tokio::task::spawn_blocking(move || {
+            let m = super::lock(&mirror);
+            m.fetch(Some(&creds)).map_err(|e| e.to_string())?;
+            let path = slipway_core::change::file_path(&id);
+            let bytes = m
+                .read_file(merge, &path)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the merge commit has no `{path}`"))?;
+            let cr = parse(&bytes, &path)?;
+            if cr.id != id {
+                return Err(format!("`{path}` names another change, `{}`", cr.id));
+            }
+            verify_signature(&cr, &keys)?;
+            Ok(cr)
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Who pushed after the bridge's newest commit, and what changed since.

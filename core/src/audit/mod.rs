@@ -60,6 +60,9 @@ pub enum EventKind {
     Merge,
     /// A change request was cancelled by its requester or an admin.
     Cancellation,
+    /// Someone asked to roll back a change whose rollout failed (the Roll back button): the
+    /// change it reverts, and the version it goes back to.
+    Rollback,
     /// Requests with a bad Slack or GitHub signature were refused; usually aggregated in `details`.
     SignatureRejected,
     /// A change request or its approvals expired.

@@ -121,9 +121,11 @@ impl JiraSink {
         };
         let outcome = match record.kind {
             EventKind::ChangeRequest => None,
-            EventKind::Merge | EventKind::Execution | EventKind::Expiry | EventKind::Rejection => {
-                Some(outcome_comment(record))
-            }
+            EventKind::Merge
+            | EventKind::Execution
+            | EventKind::Expiry
+            | EventKind::Rejection
+            | EventKind::Rollback => Some(outcome_comment(record)),
             _ => return Ok(()),
         };
         let key = if let Some(key) = self.issue_key(change_id) {
@@ -475,6 +477,7 @@ fn outcome_comment(record: &AuditRecord) -> String {
             c
         }
         EventKind::Expiry => String::from("*Expired* without being executed."),
+        EventKind::Rollback => format!("*Roll back* asked for by {}.", who(record)),
         EventKind::Merge => {
             let mut c = format!("*Merged* by {}", who(record));
             if let Some(sha) = record.pr.as_ref().and_then(|p| p.merge_sha.as_deref()) {

@@ -308,6 +308,7 @@ mod lifecycle;
 mod linking;
 mod restart;
 mod reviews;
+mod rollback;
 mod rotation;
 mod self_service;
 mod snapshots;

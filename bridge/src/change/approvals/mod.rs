@@ -109,6 +109,17 @@ impl ChangeService {
         }
         let verified = match self.change_of(&pr).await {
             Ok(v) => v,
+            // Once merged, the PR's diff against the default branch is empty: its change
+            // request is read (and verified) at the merge commit instead.
+            Err(super::verify::Unverified::Refused(_)) if pr.merged => {
+                match self.merged_change(&pr).await {
+                    Ok(cr) => super::verify::Verified::merged(cr),
+                    Err(why) => {
+                        self.refuse_unverified(state, &pr, &why).await;
+                        return Ok(());
+                    }
+                }
+            }
             Err(super::verify::Unverified::Refused(why)) => {
                 self.refuse_unverified(state, &pr, &why).await;
                 return Ok(());
