@@ -10,6 +10,7 @@
 //! webhook: `X-Slipway-Event-Id` for the receiver to dedupe).
 
 mod backoff;
+pub mod forward;
 pub(crate) mod http;
 pub mod jira;
 pub mod loki;
@@ -165,6 +166,37 @@ pub trait Sink: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), SinkError>> + Send {
         let _ = checkpoint;
         async { Ok(()) }
+    }
+}
+
+/// A shared sink: the spool's drain and the forwarded records' drain use one instance (its
+/// issue map, its per-writer order).
+impl<S: Sink> Sink for Arc<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn cursor(&self) -> &'static str {
+        (**self).cursor()
+    }
+
+    fn prepare(&self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        (**self).prepare()
+    }
+
+    fn deliver(&self, records: &[AuditRecord]) -> impl Future<Output = Delivery> + Send {
+        (**self).deliver(records)
+    }
+
+    fn anchors(&self) -> bool {
+        (**self).anchors()
+    }
+
+    fn anchor(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        (**self).anchor(checkpoint)
     }
 }
 

@@ -41,6 +41,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use config::{DEFAULT_PATH as DEFAULT_CONFIG_PATH, RunnerConfig};
+/// The evidence comment's format, which the bridge reads (and its tests build).
+pub use report::evidence;
 
 /// Slipway's runner: executes merged, re-verified change requests in CI.
 #[derive(Debug, Parser)]

@@ -54,6 +54,7 @@ pub async fn execute(opts: Options) -> u8 {
     if !flush_audit(&job).await {
         code = 1;
     }
+    report::evidence::post(&job, pulls.as_deref().unwrap_or_default()).await;
     code
 }
 

@@ -10,6 +10,7 @@ use slipway_core::audit::WriterAllowlist;
 use slipway_infra::audit_signer::{AuditSigning, KeyFileSigner};
 use slipway_infra::audit_writer::AuditWriter;
 use slipway_infra::s3::{self, S3Mirror};
+use slipway_infra::sinks::forward::{self, ForwardQueue};
 use slipway_infra::sinks::jira::JiraSink;
 use slipway_infra::sinks::loki::LokiSink;
 use slipway_infra::sinks::servicenow::ServiceNowSink;
@@ -79,10 +80,14 @@ pub struct AuditSinks {
     stop: CancellationToken,
     /// The names of the started sinks, for logs and tests.
     pub started: Vec<&'static str>,
+    /// The runner's records on their way to the sinks above but S3 (which the runner mirrors
+    /// to itself); `None` without such a sink.
+    pub forward: Option<Arc<ForwardQueue>>,
 }
 
 impl AuditSinks {
-    /// Runs `sink` on its own spool cursor until these sinks are dropped.
+    /// Runs `sink` on its own spool cursor, and on the forwarded records, until these sinks
+    /// are dropped.
     fn spawn<S: Sink>(
         &mut self,
         runtime: &tokio::runtime::Handle,
@@ -90,8 +95,12 @@ impl AuditSinks {
         log: &Arc<SpoolLog>,
         metrics: &Arc<dyn SinkMetrics>,
     ) {
+        let sink = Arc::new(sink);
         self.started.push(sink.name());
         let (log, metrics, stop) = (log.clone(), metrics.clone(), self.stop.clone());
+        if let Some(queue) = &self.forward {
+            runtime.spawn(forward::run(sink.clone(), queue.clone(), stop.clone()));
+        }
         runtime.spawn(sinks::run(sink, log, metrics, Pacing::default(), stop));
     }
 }
@@ -112,14 +121,18 @@ pub fn start(
     let mut sinks = AuditSinks {
         stop: CancellationToken::new(),
         started: Vec::new(),
+        forward: None,
     };
-    if config.s3.is_none()
-        && config.jira.is_none()
-        && config.loki.is_none()
-        && config.servicenow.is_none()
-        && config.webhook.is_none()
-    {
+    let bridge_side = config.jira.is_some()
+        || config.loki.is_some()
+        || config.servicenow.is_some()
+        || config.webhook.is_some();
+    if config.s3.is_none() && !bridge_side {
         return Ok(sinks);
+    }
+    if bridge_side {
+        let dir = spool_dir.with_file_name("audit-forward");
+        sinks.forward = Some(Arc::new(ForwardQueue::open(&dir)?));
     }
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "the audit mirror and sinks need a tokio runtime to run on".to_string())?;

@@ -77,6 +77,16 @@ pub async fn github_webhook(State(state): State<AppState>, hook: Webhook) -> Res
         return (StatusCode::OK, "duplicate delivery").into_response();
     }
     match hook.event {
+        GithubEvent::IssueComment(c)
+            if c.action == "created"
+                && c.comment.body.contains(super::forward::MARKER)
+                && c.comment
+                    .user
+                    .login
+                    .eq_ignore_ascii_case(&svc.cfg.runner_login) =>
+        {
+            super::forward::accept(&state, &c.comment.body).await;
+        }
         GithubEvent::IssueComment(c) if c.action == "created" => {
             mirror_runner_comment(&state, &svc, &c);
         }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod audit_sinks;
 mod commands;
+mod forward;
 mod github;
 mod google;
 mod ingress;

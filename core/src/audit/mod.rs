@@ -6,6 +6,7 @@
 
 mod chain;
 mod checkpoint;
+mod segment;
 mod signed;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ pub use checkpoint::{
     CHECKPOINT_VERSION, Checkpoint, CheckpointError, ED25519, TRAILER, WriterAllowlist, WriterKeys,
     key_id,
 };
+pub use segment::verify_segment;
 pub use signed::verify_trail;
 pub use verify::{ChainProblem, ChainReport, ProblemKind, WriterHead, verify_chain};
 

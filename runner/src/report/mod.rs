@@ -3,6 +3,7 @@
 //! already carries the result.
 
 pub mod comment;
+pub mod evidence;
 mod record;
 
 use chrono::Utc;

@@ -126,6 +126,43 @@ async fn a_deploy_waits_for_the_rollout_and_reports_ready_replicas_and_the_runni
         d.kube.requests()
     );
     assert_eq!(execution_status(&d.fx, &d.sha)["state"], "success");
+    evidence_verifies(&comments(&d.fx, d.number));
+}
+
+/// The job's evidence comment holds its whole chain, signed by the runner's audit key.
+fn evidence_verifies(comments: &[String]) {
+    use base64::Engine as _;
+    let comment = comments
+        .iter()
+        .find(|c| c.starts_with(slipway_runner::evidence::MARKER))
+        .unwrap_or_else(|| panic!("no evidence comment: {comments:?}"));
+    let encoded = comment
+        .split("```\n")
+        .nth(1)
+        .unwrap()
+        .split("\n```")
+        .next()
+        .unwrap();
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .unwrap(),
+    )
+    .unwrap();
+    let records: Vec<slipway_core::audit::AuditRecord> =
+        serde_json::from_value(payload["records"].clone()).unwrap();
+    let checkpoint = serde_json::from_value(payload["checkpoint"].clone()).unwrap();
+    let mut allow = slipway_core::audit::WriterAllowlist::new();
+    allow
+        .allow_text("runner:*", &slipway_tests::harness::audit_public_hex())
+        .unwrap();
+    slipway_core::audit::verify_segment(&records, &checkpoint, &allow, "runner:").unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.kind == slipway_core::audit::EventKind::Execution),
+        "{records:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
