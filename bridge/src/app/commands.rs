@@ -79,6 +79,10 @@ pub async fn handle(
     );
     let (decision, overridden) =
         crate::change::freeze::at_ack(&policy, decision, &parsed, state.clock.now());
+    let decision = match &parsed {
+        Ok(p) => crate::change::rollback::lowered(&policy, p, decision),
+        Err(_) => decision,
+    };
     if !queues_work(state, &parsed, &decision) {
         super::ingress::settle(state, "commands", ticket.as_ref()).await?;
     }

@@ -136,6 +136,7 @@ impl ChangeService {
             .await
             .map_err(|e| Failure::upstream_error("Fetching the GitOps repository", &e))?
             .map_err(|e| Failure::upstream_error("Fetching the GitOps repository", &e))?;
+        self.vouch(p).await?;
         let render = render(self, state, p, head).await?;
         Ok((head, render))
     }

@@ -121,6 +121,7 @@ pub fn authorise(
         command: p.command.clone(),
         apply: true,
         override_freeze: None,
+        rollback_of: None,
     };
     let policy = state.policy();
     let d = decide_objects(&policy, &user, &parsed, &objects, scopes);

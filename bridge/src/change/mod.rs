@@ -18,6 +18,7 @@ mod open;
 mod pending;
 mod pending_store;
 pub mod people;
+pub(crate) mod rollback;
 mod signer;
 mod stack_source;
 mod tf_apply;

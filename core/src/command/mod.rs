@@ -245,6 +245,8 @@ pub struct ParsedCommand {
     /// `--override-freeze "<reason>"`: the reason (trimmed, redacted), for a change made during
     /// a freeze window by someone the window lets override it.
     pub override_freeze: Option<String>,
+    /// `--rollback-of <PR>`: this deploy rolls back that merged deploy's failed rollout.
+    pub rollback_of: Option<u64>,
 }
 
 /// The command AST. Each variant's parser lives in its own module.

@@ -81,6 +81,35 @@ pub const APPLY_FLAG: &str = "--apply";
 /// (or `--override-freeze=<reason>`). Like [`APPLY_FLAG`], it belongs to Slipway.
 pub const OVERRIDE_FREEZE_FLAG: &str = "--override-freeze";
 
+/// The flag a roll back carries: `--rollback-of <PR number>`, the merged deploy whose rollout
+/// failed. The Roll back button types it; whoever types it is checked the same way (the PR was
+/// merged, the runner reported the failure, the version is the one before it), and only then
+/// does the policy's `rollback_approvers` apply.
+pub const ROLLBACK_FLAG: &str = "--rollback-of";
+
+/// Take `--rollback-of <n>` out of `words`.
+fn take_rollback(words: &mut Vec<String>) -> Result<Option<u64>, ParseError> {
+    let Some(i) = words.iter().position(|w| w == ROLLBACK_FLAG) else {
+        return Ok(None);
+    };
+    words.remove(i);
+    let number = (i < words.len())
+        .then(|| words.remove(i))
+        .and_then(|n| n.trim_start_matches('#').parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ParseError::invalid(format!(
+                "`{ROLLBACK_FLAG}` needs the number of the failed deploy's PR: `{ROLLBACK_FLAG} 42`."
+            ))
+        })?;
+    if words.iter().any(|w| w == ROLLBACK_FLAG) {
+        return Err(ParseError::invalid(format!(
+            "`{ROLLBACK_FLAG}` is given twice; give it once."
+        )));
+    }
+    Ok(Some(number))
+}
+
 /// Take `--override-freeze <reason>` out of `words`: the reason, trimmed and redacted, if the
 /// flag is there once with a reason of at most [`crate::policy::MAX_OVERRIDE_REASON`]
 /// characters.
@@ -143,6 +172,7 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
     words.retain(|w| w != APPLY_FLAG);
     let apply = words.len() != before;
     let override_freeze = take_override(&mut words)?;
+    let rollback_of = take_rollback(&mut words)?;
 
     let command = match family {
         Family::Kubectl => Command::Kubectl(kubectl::parse(words)?),
@@ -160,7 +190,14 @@ pub fn parse(slash: &str, text: &str) -> Result<ParsedCommand, ParseError> {
         command,
         apply,
         override_freeze,
+        rollback_of,
     };
+    if rollback_of.is_some() && !matches!(parsed.command, Command::Deploy(_)) {
+        return Err(ParseError::invalid(format!(
+            "`{ROLLBACK_FLAG}` only applies to `/deploy`: a roll back redeploys a service's \
+             earlier version."
+        )));
+    }
     if apply && !parsed.tier().is_some_and(super::Tier::is_change_request) {
         return Err(ParseError::invalid(format!(
             "`{APPLY_FLAG}` only applies to commands that open a pull request; \
@@ -238,6 +275,34 @@ mod tests {
     fn apply_on_read_is_an_error() {
         let e = parse_line("/kubectl get pods --apply").unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::Invalid);
+    }
+
+    #[test]
+    fn rollback_of_names_a_pr_and_only_a_deploy_takes_it() {
+        let p = parse("/deploy", "api staging v1 --apply --rollback-of 42").unwrap();
+        assert_eq!(p.rollback_of, Some(42));
+        assert!(p.apply);
+        assert_eq!(
+            parse("/deploy", "api staging --rollback-of #7")
+                .unwrap()
+                .rollback_of,
+            Some(7)
+        );
+        for bad in [
+            "api staging --rollback-of",
+            "api staging --rollback-of x",
+            "api staging --rollback-of 0",
+            "api staging --rollback-of 1 --rollback-of 2",
+        ] {
+            assert!(parse("/deploy", bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse(
+                "/kubectl",
+                "scale deploy/web --replicas=2 -n web --rollback-of 3"
+            )
+            .is_err()
+        );
     }
 
     #[test]

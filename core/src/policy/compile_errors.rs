@@ -177,6 +177,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "approval: ap1",
     ),
     (
+        "approvers: 1,",
+        "approvers: 1, rollback_approvers: 0,",
+        "protected resources need at least one approver, for a roll back too",
+        "approval: ap1",
+    ),
+    (
         "  routes:\n    - { resources: [\"*\"], rule: ap1 }",
         "    - { id: ap0, approvers: 0, groups: [], expires_after: 1h }\n  routes:\n    - { resources: [\"stack:*\", \"kube:c*\"], rule: ap0 }",
         "route `kube:c*` → self-service rule `ap0` could reach `kube:c2/*`",
@@ -342,6 +348,38 @@ fn a_self_service_rule_away_from_protected_resources_compiles() {
     );
     assert_ne!(text, BASE);
     Policy::from_yaml(&text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A roll back may need fewer approvers, even on a protected resource, but never none there;
+/// the requirement is only ever lowered, per combined rule.
+#[test]
+fn rollback_approvers_lower_the_requirement_and_never_raise_it() {
+    let text = BASE.replacen("approvers: 1,", "approvers: 1, rollback_approvers: 3,", 1);
+    let policy = Policy::from_yaml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let rule = policy.approval_rule("ap1").unwrap();
+    let req = crate::change::ApprovalRequirement::from_rule(rule);
+    assert_eq!(
+        policy.rollback_requirement(&req).approvers,
+        1,
+        "never raised"
+    );
+    let text = BASE.replacen(
+        "    - { id: ap1, approvers: 1, groups: [g2], expires_after: 1h }",
+        "    - { id: ap1, approvers: 1, groups: [g2], expires_after: 1h }\n    - { id: ap3, approvers: 3, groups: [g1], expires_after: 1h, rollback_approvers: 1 }",
+        1,
+    );
+    let policy = Policy::from_yaml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let ap3 = crate::change::ApprovalRequirement::from_rule(policy.approval_rule("ap3").unwrap());
+    assert_eq!(policy.rollback_requirement(&ap3).approvers, 1);
+    let both = ap3.and(crate::change::ApprovalRequirement::from_rule(
+        policy.approval_rule("ap1").unwrap(),
+    ));
+    let lowered = policy.rollback_requirement(&both);
+    assert_eq!(lowered.approvers, 1);
+    assert!(
+        lowered.all_of.iter().all(|q| q.approvers == 1),
+        "{lowered:?}"
+    );
 }
 
 #[test]

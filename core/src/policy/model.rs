@@ -370,6 +370,11 @@ pub struct ApprovalRule {
     /// Merge automatically once the quorum holds on the head SHA.
     #[serde(default)]
     pub auto_merge: bool,
+    /// For a roll back (`--rollback-of`, the Roll back button, checked against the failed
+    /// deploy), this many approvers instead of `approvers`, never more. Never 0 for a rule that
+    /// can reach a protected resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_approvers: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -57,6 +57,10 @@ pub fn check_policy(
             let (approval, resources) = check_objects(policy, &user, cr, k, &scopes, tree)?;
             (Some(approval.unwrap_or(base)), resources)
         }
+        // A roll back the bridge vouched for (and signed): the rules' `rollback_approvers`.
+        (Command::Deploy(_), Some(base)) if command.rollback_of.is_some() => {
+            (Some(policy.rollback_requirement(&base)), Vec::new())
+        }
         (_, requirement) => (requirement, Vec::new()),
     };
     Ok(PolicyCheck {
@@ -212,6 +216,7 @@ fn check_objects(
         command: Command::Kubectl(k.clone()),
         apply: true,
         override_freeze: None,
+        rollback_of: None,
     };
     let d = decide_objects(policy, user, &command, &objects, scopes);
     if d.outcome == Outcome::Deny {

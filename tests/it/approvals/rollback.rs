@@ -42,7 +42,15 @@ async fn answered(app: &TestApp, needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_rollout_offers_roll_back_to_the_previous_version_as_an_ordinary_change() {
-    let (app, fx, number) = with_open_pr().await;
+    // The standard rule needs 2 approvers, and 1 for a roll back.
+    let (app, fx, number) = with_open_pr_opts(Options {
+        policy_edits: vec![(
+            "    - id: standard\n      approvers: 2\n",
+            "    - id: standard\n      approvers: 2\n      rollback_approvers: 1\n".to_string(),
+        )],
+        ..Options::default()
+    })
+    .await;
     let ts = change_message(&app).ts;
     let value = number.to_string();
     // Not merged yet: nothing to roll back.
@@ -112,6 +120,17 @@ async fn a_failed_rollout_offers_roll_back_to_the_previous_version_as_an_ordinar
         cr.requester.slack_user_id, "U0OPERATOR",
         "made as the clicker"
     );
+    assert!(
+        cr.command
+            .text
+            .ends_with(&format!("--rollback-of {number}")),
+        "{}",
+        cr.command.text
+    );
+    assert_eq!(
+        cr.policy.approval.approvers, 1,
+        "the rule's rollback_approvers"
+    );
     let failed = app
         .audit()
         .into_iter()
@@ -151,4 +170,25 @@ async fn a_roll_back_click_by_someone_the_policy_denies_opens_nothing() {
             .map(|r| (r.kind, r.actor.clone()))
             .collect::<Vec<_>>()
     );
+}
+
+/// Typing `--rollback-of` is the same as the button, so it is checked the same way: a version
+/// other than the one before the failed change gets no rollback approvals and opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_rollback_of_another_version_is_refused() {
+    let (app, fx, number) = with_open_pr().await;
+    merged(&app, &fx, number).await;
+    let runner = GitHub::user(&fx.github.api_url(), &fx.github.actions_token(OWNER, REPO)).unwrap();
+    runner.comment(&repo(), number, FAILED).await.unwrap();
+    app.ack(
+        "U0OPERATOR",
+        &format!("/deploy api staging v9.9.9 --apply --rollback-of {number}"),
+    )
+    .await;
+    assert!(
+        answered(&app, "is not a roll back of PR").await,
+        "{}",
+        answers(&app)
+    );
+    assert_eq!(fx.github.pulls(OWNER, REPO).len(), 1);
 }

@@ -86,6 +86,12 @@ fn change(fx: &Fx, suffix: &str, text: &str, rendered: Rendered) -> ChangeReques
         .approval
         .clone()
         .unwrap_or_else(|| panic!("{text}: {}", d.reason));
+    // As the bridge signs a roll back it vouched for.
+    let approval = if text.contains("--rollback-of") {
+        fx.policy.rollback_requirement(&approval)
+    } else {
+        approval
+    };
     let command = parsed.as_ref().unwrap();
     let now = chrono::Utc::now();
     let resource = d.resource().unwrap();
@@ -364,6 +370,7 @@ mod key_store;
 mod kubectl;
 mod people;
 mod refusals;
+mod rollback;
 mod rollout;
 mod terraform;
 mod workflow;

@@ -39,8 +39,30 @@ pub(super) async fn deploy_web(
     prepare: impl FnOnce(&KubeEmulator),
     extra: &str,
 ) -> Deployed {
+    let plan = Plan {
+        text: "/deploy web staging 1.5.0",
+        policy_edits: &[],
+        approvers: &["ada-approver", "bo-approver"],
+    };
+    deploy_web_with(&plan, digest, prepare, extra).await
+}
+
+/// What a deploy run is asked and approved as.
+pub(super) struct Plan<'a> {
+    pub text: &'a str,
+    pub policy_edits: &'a [(&'a str, &'a str)],
+    pub approvers: &'a [&'a str],
+}
+
+/// As [`deploy_web`], with the command text, policy and approvers given.
+pub(super) async fn deploy_web_with(
+    plan: &Plan<'_>,
+    digest: Option<&str>,
+    prepare: impl FnOnce(&KubeEmulator),
+    extra: &str,
+) -> Deployed {
     let fx = fixture(
-        &[],
+        plan.policy_edits,
         &[
             ("apps/web/base/deployment.yaml", BASE.to_string()),
             (
@@ -69,14 +91,14 @@ pub(super) async fn deploy_web(
         image_digest: digest.map(String::from),
         ..Rendered::default()
     };
-    let cr = change(&fx, "p1", "/deploy web staging 1.5.0", rendered);
-    let (number, sha) = approved_and_merged(
-        &fx,
-        &cr,
-        &cr.to_yaml(),
-        &[("apps/web/staging/kustomization.yaml", new)],
-    )
-    .await;
+    let cr = change(&fx, "p1", plan.text, rendered);
+    let files = [("apps/web/staging/kustomization.yaml", new)];
+    let (number, _) = super::open_change(&fx, &cr, &cr.to_yaml(), &files).await;
+    for who in plan.approvers {
+        fx.github
+            .review(OWNER, REPO, number, who, "APPROVE", "lgtm");
+    }
+    let sha = super::merge(&fx, number);
     let ws = checkout(&fx, &sha);
     let deploy = format!(
         "deploy:\n  command: [kubectl, \"--kubeconfig={{kubeconfig}}\", \"--context={{context}}\", apply, --server-side, --validate=false, -k, \"{{dir}}\"]\n{extra}"

@@ -278,6 +278,29 @@ impl Policy {
         })
     }
 
+    /// `req` for a roll back: each combined rule's own quorum lowered to its
+    /// `rollback_approvers` (never raised), the total to the largest of those.
+    pub fn rollback_requirement(
+        &self,
+        req: &crate::change::ApprovalRequirement,
+    ) -> crate::change::ApprovalRequirement {
+        let lowered = |rule: &str, approvers: u32| {
+            self.approval_rule(rule)
+                .and_then(|r| r.rollback_approvers)
+                .map_or(approvers, |n| n.min(approvers))
+        };
+        let mut out = req.clone();
+        if out.all_of.is_empty() {
+            out.approvers = lowered(&req.rule, req.approvers);
+        } else {
+            for q in &mut out.all_of {
+                q.approvers = lowered(&q.rule, q.approvers);
+            }
+            out.approvers = out.all_of.iter().map(|q| q.approvers).max().unwrap_or(0);
+        }
+        out
+    }
+
     pub fn approval_rule(&self, id: &str) -> Option<&ApprovalRule> {
         self.approval_rules.get(id)
     }

@@ -13,14 +13,19 @@ pub(super) fn check(
     file: &PolicyFile,
     rules: &HashMap<String, ApprovalRule>,
 ) -> Result<(), PolicyError> {
-    let self_service = |id: &str| rules.get(id).is_some_and(|r| r.approvers == 0);
+    let self_service = |id: &str| {
+        rules
+            .get(id)
+            .is_some_and(|r| r.approvers == 0 || r.rollback_approvers == Some(0))
+    };
     for p in &file.protected {
         if self_service(&p.approval.value) {
             return Err(PolicyError::at(
                 &p.approval,
                 format!(
-                    "protected entry `{}` uses `{}`, a self-service rule (approvers: 0); \
-                     protected resources need at least one approver",
+                    "protected entry `{}` uses `{}`, a self-service rule (approvers: 0, or \
+                     rollback_approvers: 0); protected resources need at least one approver, \
+                     for a roll back too",
                     p.id.value, p.approval.value
                 ),
             ));
