@@ -51,6 +51,7 @@ async fn on_command(
         channel_id: ev.channel_id.0,
         response_url: ev.response_url.0.to_string(),
         trigger_id: ev.trigger_id.0,
+        thread_ts: None,
     };
     let started = std::time::Instant::now();
     let handling = Box::pin(super::commands::handle(&state, cmd, ticket));

@@ -17,6 +17,8 @@ mod open;
 mod pending;
 mod pending_store;
 pub mod people;
+mod requests;
+pub use requests::OpenRequest;
 mod signer;
 mod stack_source;
 mod tf_apply;

@@ -238,6 +238,14 @@ impl SlackEmulator {
         id
     }
 
+    /// Whether a trigger id from [`SlackEmulator::trigger_id`] has opened a view.
+    pub fn trigger_used(&self, trigger: &str) -> bool {
+        self.state()
+            .triggers
+            .get(trigger)
+            .is_some_and(|(_, used)| *used)
+    }
+
     /// Every Web API call, in order, with how it was answered.
     pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()

@@ -106,7 +106,7 @@ fn approval_status(fx: &GitOpsFixture, number: u64) -> Option<Value> {
     fx.github.status(OWNER, REPO, &sha, "slipway/approval")
 }
 
-fn pull(fx: &GitOpsFixture, number: u64) -> Value {
+pub(crate) fn pull(fx: &GitOpsFixture, number: u64) -> Value {
     fx.github
         .pulls(OWNER, REPO)
         .into_iter()

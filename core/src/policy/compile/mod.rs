@@ -322,6 +322,46 @@ impl Policy {
             .map(|i| self.roles[*i].name.as_str())
     }
 
+    /// What an identity's roles grant, for people to read (the App Home): one line per rule, own
+    /// and inherited, most privileged role first, each once: `rule: families · tiers · resources`.
+    pub fn grants(&self, identity: &Identity) -> Vec<String> {
+        let by_id: HashMap<&str, &super::model::Rule> = self
+            .file
+            .roles
+            .iter()
+            .flat_map(|r| r.rules.iter())
+            .map(|r| (r.id.value.as_str(), r))
+            .collect();
+        let join = |names: &[Name]| {
+            names
+                .iter()
+                .map(|n| n.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for role in self.roles_of(identity).into_iter().rev() {
+            for rule in &self.roles[role].rules {
+                let Some(r) = by_id
+                    .get(rule.id.as_str())
+                    .filter(|_| seen.insert(&rule.id))
+                else {
+                    continue;
+                };
+                let tiers: Vec<&str> = r.tiers.iter().map(|t| t.as_str()).collect();
+                out.push(format!(
+                    "{}: {} · {} · {}",
+                    rule.id,
+                    join(&r.commands),
+                    tiers.join(", "),
+                    join(&r.resources)
+                ));
+            }
+        }
+        out
+    }
+
     pub(crate) fn targets(&self) -> &super::model::Targets {
         &self.file.targets
     }
