@@ -46,7 +46,7 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         crate::stderr(&out),
         std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default()
     );
-    for n in 1..=10 {
+    for n in 1..=12 {
         assert!(
             transcript.contains(&format!("✓ Step {n}:")),
             "step {n}: {transcript}"
@@ -59,7 +59,11 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         "Approvals: *2 of 2*",
         "Runner report",
         "Object Lock mirror both verify",
-        "All 10 steps worked.",
+        "All 12 steps worked.",
+        // A message shortcut's dialog, and an approver's App Home, as text.
+        "Slipway explains (a dialog)",
+        "Slipway's App Home, as U0APPROVER1 sees it",
+        "Waiting for your approval* (1)",
         // Real gcloud against the GCP emulator, as gcp-staging's read-only account.
         "web-staging-1",
     ] {
