@@ -115,6 +115,12 @@ async fn withdraw_from_the_app_home_closes_unlocks_updates_and_audits() {
         })
     });
     assert!(found.await, "{:?}", app.slack.home("U0OPERATOR"));
+    // The approver, who looked within the hour, sees it gone from their list.
+    let republished = app.slack.wait_until(LONG, |s| {
+        s.home("U0APPROVER1")
+            .is_some_and(|h| h.to_string().contains("Waiting for your approval* (0)"))
+    });
+    assert!(republished.await, "{:?}", app.slack.home("U0APPROVER1"));
     let record = app
         .audit()
         .into_iter()
@@ -181,4 +187,49 @@ async fn status_by_mention_shows_the_request() {
     let ts = "1700001000.000100";
     mention_event(&app, "Ev0STATUS2", "U0VIEWER", ts, "status 999").await;
     assert!(thread_reply(&app.slack, ts, "is not an open Slipway change request").await);
+}
+
+/// The global shortcut's modal starts the same change as the typed `/deploy`: its dry run, with
+/// Confirm, reaches the submitter through the picked conversation's `response_url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_modal_starts_the_typed_dry_run() {
+    let fx = gitops::start().await;
+    let app = start_with(&fx, Options::default()).await;
+    let response_url = app.slack.new_response_url();
+    let field = |v: &str| serde_json::json!({"type": "plain_text_input", "value": v});
+    let values = serde_json::json!({
+        "kind": {"change_kind": {"type": "static_select", "selected_option": {"value": "deploy"}}},
+        "name": {"change_name": field("api")}, "where": {"change_where": field("staging")},
+        "amount": {"change_amount": field("v2.0.0")},
+    });
+    let payload = serde_json::json!({"type": "view_submission", "user": {"id": "U0OPERATOR", "team_id": "T0TEST"},
+        "trigger_id": slipway_tests::harness::trigger_id("submit"),
+        "view": {"id": "V1", "callback_id": "slipway_change", "private_metadata": "", "state": {"values": values}},
+        "response_urls": [{"block_id": "channel", "action_id": "change_channel", "channel_id": slipway_tests::harness::CHANNEL, "response_url": response_url}]});
+    let body = super::interaction_body(&payload);
+    let headers = app.signed_headers(&body);
+    assert_eq!(
+        app.post_raw("/slack/interactivity", body, &headers).await.0,
+        200
+    );
+    assert!(
+        super::responded(
+            &app.slack,
+            &["slipway_confirm", "/deploy api staging v2.0.0"]
+        )
+        .await
+    );
+    let decision = app
+        .audit()
+        .into_iter()
+        .find(|r| r.kind == EventKind::Decision)
+        .expect("decided");
+    assert_eq!(
+        decision.actor.unwrap().slack_user_id.as_deref(),
+        Some("U0OPERATOR")
+    );
+    assert!(
+        fx.github.pulls(OWNER, REPO).is_empty(),
+        "a dry run opens no PR"
+    );
 }
