@@ -26,10 +26,15 @@ pub(crate) fn event_body(event_id: &str, event: &Value) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Post an event body with these headers (signed, forged or replayed); the status.
+async fn post_event_with(app: &TestApp, body: Vec<u8>, headers: &[(&str, String)]) -> u16 {
+    app.post_raw("/slack/events", body, headers).await.0
+}
+
 /// Post a signed event; the status.
 pub(crate) async fn post_event(app: &TestApp, body: Vec<u8>) -> u16 {
     let headers = app.signed_headers(&body);
-    app.post_raw("/slack/events", body, &headers).await.0
+    post_event_with(app, body, &headers).await
 }
 
 /// `@slipway <text>` by `user` at message `ts` (in thread `thread` if given).
@@ -81,6 +86,14 @@ fn message_action(
         "response_url": slack.new_response_url(), "action_ts": "1.1",
         "message": {"type": "message", "user": "U0SOMEONE", "ts": "1700000000.000100", "text": text},
     })
+}
+
+/// *Explain with Slipway* by `user` on a message showing `text`, with a trigger id Slack issued
+/// (valid 3 s); the payload and that trigger id.
+fn explain_action(slack: &SlackEmulator, user: &str, text: &str) -> (Value, String) {
+    let trigger = slack.trigger_id();
+    let payload = message_action(slack, user, "slipway_explain", text, &trigger);
+    (payload, trigger)
 }
 
 async fn post_interaction(app: &TestApp, payload: &Value) -> (u16, Duration) {
@@ -274,9 +287,7 @@ async fn forged_replayed_and_retried_mentions_are_not_answered_twice() {
     let mut headers = app.signed_headers(&body);
     headers[1].1 = format!("v0={}", "0".repeat(64));
     assert_eq!(
-        app.post_raw("/slack/events", body.clone(), &headers)
-            .await
-            .0,
+        post_event_with(&app, body.clone(), &headers).await,
         401,
         "forged"
     );
@@ -284,16 +295,9 @@ async fn forged_replayed_and_retried_mentions_are_not_answered_twice() {
     let ts = "1700000800.000100";
     let body = event_body("Ev0ONCE", &mention("U0VIEWER", ts, None, "help"));
     let headers = app.signed_headers(&body);
+    assert_eq!(post_event_with(&app, body.clone(), &headers).await, 200);
     assert_eq!(
-        app.post_raw("/slack/events", body.clone(), &headers)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        app.post_raw("/slack/events", body.clone(), &headers)
-            .await
-            .0,
+        post_event_with(&app, body.clone(), &headers).await,
         401,
         "a replay"
     );
@@ -301,7 +305,7 @@ async fn forged_replayed_and_retried_mentions_are_not_answered_twice() {
     let mut retry = app.signed_headers(&body);
     retry.push(("x-slack-retry-num", "1".into()));
     assert_eq!(
-        app.post_raw("/slack/events", body, &retry).await.0,
+        post_event_with(&app, body, &retry).await,
         200,
         "a retry is acked"
     );
@@ -317,13 +321,10 @@ async fn forged_replayed_and_retried_mentions_are_not_answered_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explain_shortcut_opens_a_modal_with_the_clickers_decision() {
     let app = TestApp::start().await;
-    let trigger = app.slack.trigger_id();
-    let payload = message_action(
+    let (payload, trigger) = explain_action(
         &app.slack,
         "U0VIEWER",
-        "slipway_explain",
         "can someone run `/kubectl get pods -n prod`?",
-        &trigger,
     );
     let (status, took) = post_interaction(&app, &payload).await;
     assert_eq!(status, 200);
@@ -347,16 +348,10 @@ async fn the_explain_shortcut_opens_a_modal_with_the_clickers_decision() {
     assert!(text.contains("*deny*"), "{text}");
 
     // The same command explained to an owner: their own decision.
-    let trigger = app.slack.trigger_id();
-    let payload = message_action(
-        &app.slack,
-        "U0OWNER",
-        "slipway_explain",
-        "`/kubectl get pods -n prod`",
-        &trigger,
-    );
+    let (payload, trigger) = explain_action(&app.slack, "U0OWNER", "`/kubectl get pods -n prod`");
     post_interaction(&app, &payload).await;
     assert!(app.slack.wait_until(LONG, |s| s.views().len() == 2).await);
+    assert!(app.slack.trigger_used(&trigger));
     assert!(
         app.slack.views()[1].to_string().contains("*allow*"),
         "{}",
@@ -398,15 +393,19 @@ async fn a_forged_message_shortcut_opens_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_again_is_decided_for_the_clicker() {
     let app = TestApp::start().await;
-    let result = ":white_check_mark: `kubectl get pods --namespace=prod` on *staging (namespace prod)* finished";
-    let payload = message_action(
-        &app.slack,
-        "U0VIEWER",
-        "slipway_run_again",
-        result,
-        &trigger_id("again"),
-    );
-    assert_eq!(post_interaction(&app, &payload).await.0, 200);
+    let again = |namespace: &str| {
+        let result = format!(
+            ":white_check_mark: `kubectl get pods --namespace={namespace}` on *staging (namespace {namespace})* finished"
+        );
+        message_action(
+            &app.slack,
+            "U0VIEWER",
+            "slipway_run_again",
+            &result,
+            &trigger_id("again"),
+        )
+    };
+    assert_eq!(post_interaction(&app, &again("prod")).await.0, 200);
     assert!(responded(&app.slack, &[":no_entry:", "slipway_explain_decision"]).await);
     assert!(
         app.kube_object_requests()
@@ -414,15 +413,7 @@ async fn run_again_is_decided_for_the_clicker() {
             .all(|r| !r.path.contains("/namespaces/prod/"))
     );
 
-    let result = ":white_check_mark: `kubectl get pods --namespace=web` on *staging (namespace web)* finished";
-    let payload = message_action(
-        &app.slack,
-        "U0VIEWER",
-        "slipway_run_again",
-        result,
-        &trigger_id("again"),
-    );
-    post_interaction(&app, &payload).await;
+    post_interaction(&app, &again("web")).await;
     let msg = app
         .wait_message("kubectl get pods --namespace=web", LONG)
         .await
@@ -568,21 +559,7 @@ async fn the_app_home_is_published_for_the_person_and_follows_their_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_mode_serves_the_same_surfaces() {
     let app = TestApp::start().await;
-    app.slack.set_app_token("xapp-1-test-app-token");
-    let token = slipway_bridge::config::Secret::new("xapp-1-test-app-token");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = app.state.clone();
-    let socket = tokio::spawn(async move {
-        let stop = async move {
-            let _ = stop_rx.await;
-        };
-        slipway_bridge::app::socket::run(state, &token, stop).await
-    });
-    assert!(
-        app.slack
-            .wait_until(LONG, |s| s.socket_connections() > 0)
-            .await
-    );
+    let socket = app.socket_mode().await;
     let command = json!({"token": "x", "team_id": "T0TEST", "team_domain": "test", "channel_id": CHANNEL,
         "channel_name": "ops", "user_id": "U0VIEWER", "user_name": "vera", "command": "/kubectl",
         "text": "get pods -n prod", "api_app_id": "A0SLIPWAY",
@@ -610,14 +587,7 @@ async fn socket_mode_serves_the_same_surfaces() {
         app.slack.messages()
     );
 
-    let trigger = app.slack.trigger_id();
-    let shortcut = message_action(
-        &app.slack,
-        "U0VIEWER",
-        "slipway_explain",
-        "`/kubectl get pods -n web`",
-        &trigger,
-    );
+    let (shortcut, trigger) = explain_action(&app.slack, "U0VIEWER", "`/kubectl get pods -n web`");
     app.slack.socket_send("interactive", shortcut).await;
     assert!(
         app.slack.wait_until(LONG, |s| !s.views().is_empty()).await,
@@ -634,6 +604,5 @@ async fn socket_mode_serves_the_same_surfaces() {
             .wait_until(LONG, |s| s.home("U0VIEWER").is_some())
             .await
     );
-    let _ = stop_tx.send(());
-    assert!(socket.await.unwrap().is_ok());
+    socket.stop().await;
 }
