@@ -109,7 +109,7 @@ fn who_text(state: &AppState, who: &Resolved, user_id: &str) -> String {
             .join("\n")
     };
     format!(
-        "*You are {}* (Slack <@{user_id}>) · groups: {groups} · role: *{role}*\n*What you may run* (rule: commands · tiers · resources; check one with `/slipway explain <command>`):\n{grants}",
+        "*You are {}* (Slack <@{user_id}>) · groups: {groups} · role: *{role}*\n*What your roles grant* (rule: commands · tiers · resources; ACLs and protected resources may narrow them, so check one with `/slipway explain <command>`):\n{grants}",
         i.subject
     )
 }

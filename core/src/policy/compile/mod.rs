@@ -379,3 +379,35 @@ fn strip_location(msg: &str) -> String {
         None => first.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Policy;
+    use crate::policy::{IdentityProvider, SlackUser};
+
+    const EXAMPLE: &str = include_str!("../../../../policy/slipway.yaml");
+
+    /// What a role grants, own rules and inherited ones, each once; nothing for no role.
+    #[test]
+    fn grants_list_own_and_inherited_rules_once() {
+        let policy = Policy::from_yaml(EXAMPLE).unwrap();
+        let of = |id: &str| {
+            let i = policy.identities().resolve(&SlackUser::new(id)).unwrap();
+            policy.grants(i)
+        };
+        let viewer = of("U0VIEWER");
+        assert_eq!(viewer.len(), 1, "{viewer:?}");
+        assert!(viewer[0].starts_with("viewer-read: kubectl"), "{viewer:?}");
+        assert!(viewer[0].contains(" · read · kube:staging/*"), "{viewer:?}");
+        let operator = of("U0OPERATOR");
+        assert!(operator.len() > 1, "{operator:?}");
+        assert_eq!(
+            operator
+                .iter()
+                .filter(|g| g.starts_with("viewer-read:"))
+                .count(),
+            1,
+            "{operator:?}"
+        );
+    }
+}
