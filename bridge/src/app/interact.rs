@@ -35,7 +35,7 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
         }
     };
     if let Interaction::Other(kind) = &interaction {
-        // Legacy message buttons, shortcuts, view_closed…: acknowledged, nothing done.
+        // Legacy message buttons, other apps' shortcuts, view_closed…: acknowledged, nothing done.
         tracing::debug!(%kind, "ignoring interaction");
         state.metrics.request("interactivity", "ignored");
         return StatusCode::OK.into_response();

@@ -115,7 +115,7 @@ pub(crate) fn pull(fx: &GitOpsFixture, number: u64) -> Value {
 }
 
 /// Link a person's token directly (the device flow has its own test).
-async fn link(app: &TestApp, slack: &str, login: &str, token: &str) {
+pub(crate) async fn link(app: &TestApp, slack: &str, login: &str, token: &str) {
     app.state
         .change
         .as_ref()

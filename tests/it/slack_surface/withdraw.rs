@@ -7,7 +7,7 @@ use slipway_tests::gitops::{self, GitOpsFixture, OWNER, REPO};
 use slipway_tests::harness::{Options, TestApp};
 
 use super::{LONG, event_body, home_opened, mention_event, post_event, thread_reply};
-use crate::approvals::{change_message, message_contains, open_pr, pull, start_with};
+use crate::approvals::{change_message, link, message_contains, open_pr, pull, start_with};
 
 fn lock_ref() -> String {
     format!(
@@ -184,6 +184,21 @@ async fn status_by_mention_shows_the_request() {
         app.slack.messages()
     );
     assert!(thread_reply(&app.slack, ts, "approvals 0 of 2").await);
+    let text = change_message(&app).blocks.to_string();
+    let id = text
+        .split('`')
+        .find(|w| w.starts_with("cr-"))
+        .expect("the change id")
+        .to_string();
+    mention_event(
+        &app,
+        "Ev0STATUSID",
+        "U0VIEWER",
+        "1700000950.000100",
+        &format!("status {id}"),
+    )
+    .await;
+    assert!(thread_reply(&app.slack, "1700000950.000100", &format!("PR #{number}>")).await);
     let ts = "1700001000.000100";
     mention_event(&app, "Ev0STATUS2", "U0VIEWER", ts, "status 999").await;
     assert!(thread_reply(&app.slack, ts, "is not an open Slipway change request").await);
@@ -232,4 +247,35 @@ async fn the_change_modal_starts_the_typed_dry_run() {
         fx.github.pulls(OWNER, REPO).is_empty(),
         "a dry run opens no PR"
     );
+}
+
+/// The App Home's Approve opens the same review modal as the channel's, bound to the head it
+/// showed; its submission is a review made as the approver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_from_the_app_home_opens_the_review_modal() {
+    let (app, fx, number) = with_open_pr().await;
+    link(&app, "U0APPROVER1", "ada-approver", "tok-ada").await;
+    let home = home_with(
+        &app,
+        "U0APPROVER1",
+        "Ev0HOMEAP",
+        "Waiting for your approval* (1)",
+    )
+    .await;
+    let value = buttons(&home, "slipway_approve")
+        .pop()
+        .expect("an Approve button");
+    let head = pull(&fx, number)["head"]["sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(value, format!("{number}@{head}"));
+    app.click("U0APPROVER1", "slipway_approve", &value, "")
+        .await;
+    let opened = app.slack.wait_until(LONG, |s| {
+        s.views()
+            .iter()
+            .any(|v| v["callback_id"] == "slipway_approve")
+    });
+    assert!(opened.await, "{:?}", app.slack.views());
 }
