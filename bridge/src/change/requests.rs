@@ -94,18 +94,43 @@ impl ChangeService {
     /// sentence to show.
     pub async fn find_request(&self, state: &Ctx, key: &str) -> Result<OpenRequest, String> {
         let key = key.trim().trim_start_matches('#');
-        let open = self.open_requests(state).await.map_err(|e| {
+        let unavailable = |e: String| {
             tracing::warn!(error = %e, "reading open change requests");
             "Slipway couldn't read the open change requests from GitHub just now; try again in a minute.".to_string()
-        })?;
-        let number = key.parse::<u64>().ok();
-        open.into_iter()
-            .find(|r| Some(r.pr.number) == number || r.cr.id == key)
-            .ok_or_else(|| {
-                format!(
-                    "`{key}` is not an open Slipway change request (a PR number or a `cr-…` id)."
-                )
-            })
+        };
+        let found = match key.parse::<u64>() {
+            Ok(number) => self
+                .open_request(state, number)
+                .await
+                .map_err(unavailable)?,
+            Err(_) => (self.open_requests(state).await.map_err(unavailable)?)
+                .into_iter()
+                .find(|r| r.cr.id == key),
+        };
+        found.ok_or_else(|| {
+            format!("`{key}` is not an open Slipway change request (a PR number or a `cr-…` id).")
+        })
+    }
+
+    /// PR `number` if it is an open Slipway change request that verifies.
+    async fn open_request(&self, state: &Ctx, number: u64) -> Result<Option<OpenRequest>, String> {
+        let pr = match self.gh().get_pr(&self.cfg.repo, number).await {
+            Ok(pr) => pr,
+            Err(slipway_infra::github::GhError::Http { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        if pr.state != "open" || !pr.head_ref.starts_with("slipway/cr-") {
+            return Ok(None);
+        }
+        let Ok(v) = self.change_of(&pr).await else {
+            return Ok(None);
+        };
+        let quorum = self.quorum_of(state, &pr, &v).await?;
+        Ok(Some(OpenRequest {
+            pr,
+            cr: v.cr,
+            quorum,
+        }))
     }
 
     /// Withdraw PR `number` as `user`: only its requester or an owner may. The PR is closed
