@@ -15,6 +15,9 @@ const RUNS_KEPT: usize = 5;
 const PEOPLE_KEPT: usize = 10_000;
 /// An App Home opened longer ago than this is not republished on changes.
 const VIEWER_FOR: Duration = Duration::from_secs(3600);
+/// An App Home published this recently is not published again just because it was opened
+/// again (each publish reads GitHub): flipping between tabs costs nothing.
+const FRESH_FOR: Duration = Duration::from_secs(5);
 
 /// One finished run, as the App Home lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,7 @@ pub struct RecentRun {
 struct Inner {
     runs: HashMap<String, VecDeque<RecentRun>>,
     viewers: HashMap<String, Instant>,
+    published: HashMap<String, Instant>,
     dirty: HashSet<String>,
 }
 
@@ -62,12 +66,23 @@ impl Recent {
             .unwrap_or_default()
     }
 
-    /// `user` opened their App Home now.
-    pub fn viewing(&self, user: &str) {
+    /// `user` opened their App Home now. `true` if it should be published: it wasn't within
+    /// the last few seconds, or it is out of date.
+    pub fn viewing(&self, user: &str) -> bool {
         let mut inner = lock(&self.inner);
         inner.viewers.retain(|_, at| at.elapsed() < VIEWER_FOR);
+        inner.published.retain(|_, at| at.elapsed() < FRESH_FOR);
         if inner.viewers.len() < PEOPLE_KEPT {
             inner.viewers.insert(user.to_string(), Instant::now());
+        }
+        !inner.published.contains_key(user) || inner.dirty.contains(user)
+    }
+
+    /// `user`'s App Home was just published.
+    pub fn published(&self, user: &str) {
+        let mut inner = lock(&self.inner);
+        if inner.published.len() < PEOPLE_KEPT {
+            inner.published.insert(user.to_string(), Instant::now());
         }
     }
 
@@ -135,8 +150,13 @@ mod tests {
         assert_eq!(runs[0], run(6));
         // U1 never opened their App Home: nothing to republish.
         assert!(r.take_stale().is_empty());
-        r.viewing("U1");
-        r.viewing("U2");
+        assert!(r.viewing("U1"));
+        r.published("U1");
+        assert!(
+            !r.viewing("U1"),
+            "opened again at once: not published again"
+        );
+        assert!(r.viewing("U2"));
         r.mark_all();
         assert_eq!(r.take_stale(), vec!["U1".to_string(), "U2".to_string()]);
     }

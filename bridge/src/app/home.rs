@@ -6,7 +6,8 @@
 //! change; and their last runs. Requests are read from GitHub and verified, as everywhere else.
 //! It is republished when something they care about changes (a run of theirs ends, a change
 //! request moves), for people who opened it within the hour, at most one publish per 700 ms
-//! (`views.publish` is Tier 4, 100+ a minute).
+//! (`views.publish` is Tier 4, 100+ a minute); opened again within 5 s with nothing changed, it
+//! is not read and published again.
 
 use std::time::Duration;
 
@@ -33,8 +34,9 @@ pub(super) async fn publish(state: &AppState, user_id: &str, notice: Option<&str
     if let (Some(notice), Some(blocks)) = (notice, view["blocks"].as_array_mut()) {
         blocks.insert(1, section(notice));
     }
-    if let Err(e) = state.slack.publish_home(user_id, view).await {
-        tracing::warn!(error = %e, "publishing an App Home failed");
+    match state.slack.publish_home(user_id, view).await {
+        Ok(()) => state.recent.published(user_id),
+        Err(e) => tracing::warn!(error = %e, "publishing an App Home failed"),
     }
 }
 

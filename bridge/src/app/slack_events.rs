@@ -17,9 +17,10 @@ pub(super) async fn on_event(state: &AppState, event: &serde_json::Value) {
         return;
     }
     if let Some(user) = crate::slack::surface::home_opened(event) {
-        state.recent.viewing(&user);
-        let state = state.clone();
-        tokio::spawn(async move { super::home::publish(&state, &user, None).await });
+        if state.recent.viewing(&user) {
+            let state = state.clone();
+            tokio::spawn(async move { super::home::publish(&state, &user, None).await });
+        }
         return;
     }
     let Some(person) = user_change(event) else {

@@ -505,7 +505,7 @@ async fn the_change_shortcut_builds_a_typed_command_under_the_same_policy() {
 }
 
 /// `app_home_opened` publishes the person's App Home: who they are, what their roles grant,
-/// and their runs; a run of theirs ending republishes it.
+/// and their runs; a run of theirs ending republishes it, opening it again at once doesn't.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_home_is_published_for_the_person_and_follows_their_runs() {
     let app = TestApp::start().await;
@@ -535,6 +535,13 @@ async fn the_app_home_is_published_for_the_person_and_follows_their_runs() {
     ] {
         assert!(text.contains(needle), "{needle}: {text}");
     }
+    // Opened again at once (flipping tabs): nothing changed, so it is not read and published again.
+    assert_eq!(
+        post_event(&app, event_body("Ev0HOME2", &home_opened("U0VIEWER"))).await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.slack.published_homes().len(), 1);
     assert!(
         app.ack("U0VIEWER", "/kubectl get pods -n web")
             .await
