@@ -204,6 +204,11 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
     term.exp_string("you are now U0VIEWER").unwrap();
     term.send_line("/kubectl get pods -n web").unwrap();
     term.exp_string("web-7d9f-abcde").expect("the pods");
+    // Their App Home, as text.
+    term.send_line(":home").unwrap();
+    term.exp_string("Slipway's App Home, as U0VIEWER sees it")
+        .expect("the App Home");
+    term.exp_string("viewer-read").expect("what the viewer's role grants");
 
     term.send_line(":quit").unwrap();
     term.exp_eof().expect("the demo ends");

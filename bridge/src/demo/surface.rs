@@ -2,6 +2,10 @@
 //! (*Explain with Slipway*) whose dialog is drawn on the terminal, and an approver's App Home
 //! printed as text.
 
+use std::time::Duration;
+
+use super::channel::Channel;
+use super::screen::Screen;
 use super::script::{STEP, Script, StepResult};
 use super::world::World;
 
@@ -40,28 +44,9 @@ impl Script {
         let user = "U0APPROVER1";
         self.screen
             .line(format!("» {user} opens Slipway's Home tab"));
-        let event = serde_json::json!({"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"});
-        self.channel.event(event).await?;
         let needle = format!("PR #{pr}>");
-        let listed = |w: &World| {
-            w.slack
-                .home(user)
-                .is_some_and(|h| h.to_string().contains(&needle))
-        };
-        if !self.channel.wait_for(STEP, listed).await {
-            return Err(format!("PR #{pr} is not in {user}'s App Home"));
-        }
-        let home = self.world.slack.home(user).ok_or("no App Home")?;
-        let rendered = super::plain::message_numbered("", &home["blocks"], &mut |_| 0);
-        let mut lines = vec![format!("┌─ Slipway's App Home, as {user} sees it")];
-        lines.extend(
-            rendered
-                .lines
-                .iter()
-                .map(|l| format!("│ {}", l.replace("[0] ", "[·] "))),
-        );
-        lines.push("└─".into());
-        self.screen.print(&lines);
+        let home = open_home(&self.channel, &self.world, user, |h| h.contains(&needle)).await?;
+        print_home(&self.screen, user, &home);
         if home.to_string().contains("Waiting for your approval* (1)") {
             Ok(format!(
                 "PR #{pr} waits for {user}'s approval in their App Home"
@@ -70,4 +55,41 @@ impl Script {
             Err("the App Home doesn't list the change as waiting for the approver".into())
         }
     }
+}
+
+/// Open `user`'s App Home (`app_home_opened`) and wait for a published view `ready` accepts,
+/// or, when none comes (it was published moments ago and nothing changed), take the one shown.
+pub(super) async fn open_home(
+    channel: &Channel,
+    world: &World,
+    user: &str,
+    ready: impl Fn(&str) -> bool,
+) -> Result<serde_json::Value, String> {
+    let before = world.slack.published_homes().len();
+    let event = serde_json::json!({"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home"});
+    channel.event(event).await?;
+    let published = |w: &World| {
+        (w.slack.published_homes().iter().skip(before))
+            .any(|(u, h)| u == user && ready(&h.to_string()))
+    };
+    if !channel.wait_for(Duration::from_secs(5), published).await {
+        return (world.slack.home(user))
+            .filter(|h| ready(&h.to_string()))
+            .ok_or_else(|| format!("{user}'s App Home was not published"));
+    }
+    world.slack.home(user).ok_or_else(|| "no App Home".into())
+}
+
+/// An App Home as text, in a box (its buttons shown, not numbered: clicks happen in the channel).
+pub(super) fn print_home(screen: &Screen, user: &str, home: &serde_json::Value) {
+    let rendered = super::plain::message_numbered("", &home["blocks"], &mut |_| 0);
+    let mut lines = vec![format!("┌─ Slipway's App Home, as {user} sees it")];
+    lines.extend(
+        rendered
+            .lines
+            .iter()
+            .map(|l| format!("│ {}", l.replace("[0] ", "[·] "))),
+    );
+    lines.push("└─".into());
+    screen.print(&lines);
 }
