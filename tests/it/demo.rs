@@ -208,7 +208,8 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
     term.send_line(":home").unwrap();
     term.exp_string("Slipway's App Home, as U0VIEWER sees it")
         .expect("the App Home");
-    term.exp_string("viewer-read").expect("what the viewer's role grants");
+    term.exp_string("viewer-read")
+        .expect("what the viewer's role grants");
 
     term.send_line(":quit").unwrap();
     term.exp_eof().expect("the demo ends");

@@ -122,8 +122,11 @@ impl ChangeService {
         if pr.state != "open" || !pr.head_ref.starts_with("slipway/cr-") {
             return Ok(None);
         }
-        let Ok(v) = self.change_of(&pr).await else {
-            return Ok(None);
+        let v = match self.change_of(&pr).await {
+            Ok(v) => v,
+            // A PR that doesn't verify is no change request; GitHub not answering is no verdict.
+            Err(super::verify::Unverified::Refused(_)) => return Ok(None),
+            Err(upstream) => return Err(upstream.to_string()),
         };
         let quorum = self.quorum_of(state, &pr, &v).await?;
         Ok(Some(OpenRequest {
