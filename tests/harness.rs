@@ -599,7 +599,45 @@ impl TestApp {
     }
 }
 
+/// The bridge's Socket Mode connection to the emulator, beside its HTTP router.
+#[derive(Debug)]
+pub struct SocketMode {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl SocketMode {
+    /// Close the connection; the Socket Mode loop must end cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let ended = self.task.await.expect("the Socket Mode task");
+        assert!(ended.is_ok(), "{ended:?}");
+    }
+}
+
 impl TestApp {
+    /// Connect the bridge over Socket Mode (the app-level token set in the emulator), once the
+    /// emulator sees the connection.
+    pub async fn socket_mode(&self) -> SocketMode {
+        const APP_TOKEN: &str = "xapp-1-test-app-token";
+        self.slack.set_app_token(APP_TOKEN);
+        let token = slipway_bridge::config::Secret::new(APP_TOKEN);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = self.state.clone();
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            slipway_bridge::app::socket::run(state, &token, stopped).await
+        });
+        let connected = self
+            .slack
+            .wait_until(Duration::from_secs(30), |s| s.socket_connections() > 0)
+            .await;
+        assert!(connected, "socket connected");
+        SocketMode { stop, task }
+    }
+
     /// The requests that reached the Kubernetes API for objects (the bridge's discovery of
     /// resource kinds in the background aside).
     pub fn kube_object_requests(&self) -> Vec<slipway_emulators::kube::RecordedRequest> {

@@ -29,6 +29,8 @@ pub struct CtxInner {
     pub discovery: Arc<Discovery>,
     /// Private outputs their requesters may still share.
     pub shares: Shares,
+    /// Each person's last runs, and the App Homes out of date.
+    pub recent: crate::recent::Recent,
     /// Slack user → identity: the static list, the directory and the links between them.
     pub people: People,
     /// The identity provider's people and groups, when SCIM or the Google sync is configured

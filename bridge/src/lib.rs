@@ -18,6 +18,7 @@ pub mod https;
 pub mod identity;
 pub mod metrics;
 pub mod reads;
+pub mod recent;
 pub mod reload;
 pub mod secrets;
 pub mod shared;

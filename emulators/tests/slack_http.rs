@@ -466,3 +466,35 @@ async fn server_stops_when_dropped() {
         .await;
     assert!(resp.is_err(), "server still answering after drop");
 }
+
+/// `views.publish` takes only a `home` view for a user, validated like any view; a trigger id
+/// the emulator issued opens one view within 3 s, as Slack's do.
+#[tokio::test]
+async fn views_publish_and_trigger_ids() {
+    let slack = SlackEmulator::start(BOT).await;
+    let api = Api::new(&slack);
+    let call = async |method: &str, body: Value| api.json(method, Some(BOT), &body).await.1;
+    let home = json!({"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]});
+    let body = call("views.publish", json!({"user_id": "U1", "view": home})).await;
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(slack.home("U1").unwrap()["blocks"][0]["text"]["text"], "hi");
+    let modal = json!({"type": "modal", "title": {"type": "plain_text", "text": "Ok"}, "blocks": [{"type": "divider"}]});
+    let body = call("views.publish", json!({"user_id": "U1", "view": modal})).await;
+    assert_eq!(body["error"], "invalid_arguments", "{body}");
+    let body = call("views.publish", json!({"view": home})).await;
+    assert_eq!(body["error"], "invalid_arguments", "user_id is required");
+    assert_eq!(slack.published_homes().len(), 1);
+
+    let fresh = slack.trigger_id();
+    let body = call("views.open", json!({"trigger_id": fresh, "view": modal})).await;
+    assert_eq!(body["ok"], true, "{body}");
+    let body = call("views.open", json!({"trigger_id": fresh, "view": modal})).await;
+    assert_eq!(
+        body["error"], "invalid_trigger_id",
+        "a trigger opens one view"
+    );
+    let stale = slack.trigger_id();
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let body = call("views.open", json!({"trigger_id": stale, "view": modal})).await;
+    assert_eq!(body["error"], "expired_trigger_id", "{body}");
+}

@@ -46,7 +46,7 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         crate::stderr(&out),
         std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default()
     );
-    for n in 1..=10 {
+    for n in 1..=12 {
         assert!(
             transcript.contains(&format!("✓ Step {n}:")),
             "step {n}: {transcript}"
@@ -59,7 +59,11 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         "Approvals: *2 of 2*",
         "Runner report",
         "Object Lock mirror both verify",
-        "All 10 steps worked.",
+        "All 12 steps worked.",
+        // A message shortcut's dialog, and an approver's App Home, as text.
+        "Slipway explains (a dialog)",
+        "Slipway's App Home, as U0APPROVER1 sees it",
+        "Waiting for your approval* (1)",
         // Real gcloud against the GCP emulator, as gcp-staging's read-only account.
         "web-staging-1",
     ] {
@@ -200,6 +204,12 @@ fn the_interactive_channel_runs_commands_and_clicks_buttons_in_a_terminal() {
     term.exp_string("you are now U0VIEWER").unwrap();
     term.send_line("/kubectl get pods -n web").unwrap();
     term.exp_string("web-7d9f-abcde").expect("the pods");
+    // Their App Home, as text.
+    term.send_line(":home").unwrap();
+    term.exp_string("Slipway's App Home, as U0VIEWER sees it")
+        .expect("the App Home");
+    term.exp_string("viewer-read")
+        .expect("what the viewer's role grants");
 
     term.send_line(":quit").unwrap();
     term.exp_eof().expect("the demo ends");

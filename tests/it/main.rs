@@ -45,6 +45,7 @@ mod shared_queue;
 mod shared_queue_crash;
 mod silence;
 mod slack_bridge;
+mod slack_surface;
 mod sso;
 mod terraform;
 mod visibility;

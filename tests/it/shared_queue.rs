@@ -45,6 +45,7 @@ fn wire(id: &str, user: &str) -> WireJob {
         channel: "C0OPS".into(),
         response_url: String::new(),
         decision_audit_id: format!("decision-{id}"),
+        thread_ts: None,
     }
 }
 

@@ -643,22 +643,7 @@ async fn enterprise_grid_user_ids_resolve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_mode_feeds_the_same_handlers() {
     let app = TestApp::start().await;
-    app.slack.set_app_token("xapp-1-test-app-token");
-    let token = slipway_bridge::config::Secret::new("xapp-1-test-app-token");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = app.state.clone();
-    let socket = tokio::spawn(async move {
-        slipway_bridge::app::socket::run(state, &token, async move {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
-    assert!(
-        app.slack
-            .wait_until(LONG, |s| s.socket_connections() > 0)
-            .await,
-        "socket connected"
-    );
+    let socket = app.socket_mode().await;
     let ack = app
         .slack
         .socket_send(
@@ -681,6 +666,5 @@ async fn socket_mode_feeds_the_same_handlers() {
         .await
         .expect("run message");
     app.wait_finished(&msg.ts, LONG).await;
-    let _ = stop_tx.send(());
-    assert!(socket.await.unwrap().is_ok());
+    socket.stop().await;
 }

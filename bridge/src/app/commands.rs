@@ -18,6 +18,7 @@ use super::ingress::Signed;
 use crate::exec::queue::{Enqueued, Job, WireJob};
 use crate::identity::Resolved;
 use crate::shared::{Refused, Ticket};
+use crate::slack::client::Message;
 use crate::slack::events::{CommandBody, SlashCommand, parse_command};
 
 /// An ephemeral reply (only the requester sees it).
@@ -98,7 +99,7 @@ pub async fn handle(
     let Ok(parsed) = &parsed else {
         state.metrics.request("commands", "denied");
         state.metrics.refused(&decision.rule);
-        return Ok(ephemeral(format!(":no_entry: {}", decision.reason)));
+        return Ok(refusal(&cmd, format!(":no_entry: {}", decision.reason)));
     };
     if let Command::Slipway(meta) = &parsed.command {
         state.metrics.request("commands", "meta");
@@ -111,7 +112,7 @@ pub async fn handle(
         Outcome::Deny => {
             state.metrics.request("commands", "denied");
             state.metrics.refused(&decision.rule);
-            Ok(ephemeral(format!(":no_entry: {}", decision.reason)))
+            Ok(refusal(&cmd, format!(":no_entry: {}", decision.reason)))
         }
         Outcome::Approval => {
             state.metrics.request("commands", "change");
@@ -142,6 +143,64 @@ fn queues_work(
             Outcome::Approval => state.change.is_some(),
             Outcome::Deny => false,
         }
+}
+
+/// The Explain button's action id on denials and errors; its value is the command line.
+pub const EXPLAIN_BUTTON: &str = "slipway_explain_decision";
+/// Slack's button value limit.
+const VALUE_MAX: usize = 2000;
+/// Slack's section text limit, less a margin.
+pub(super) const SECTION: usize = 2900;
+
+/// The Explain button for a denial of `line`, or `None` if the line can't fit its value.
+fn explain_button(line: &str) -> Option<serde_json::Value> {
+    let line = line.trim();
+    if line.is_empty() || line.len() > VALUE_MAX {
+        return None;
+    }
+    Some(
+        json!({"type": "actions", "block_id": "slipway_explain", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Explain"},
+             "action_id": EXPLAIN_BUTTON, "value": line}
+        ]}),
+    )
+}
+
+/// A command through the slash-command pipeline (parse, identity, policy, audit, queue) as its
+/// `user`; the ack's answer as a message. The request was admitted (signature, replay, dedupe)
+/// before its ack, so no gate ticket is left to settle.
+pub(super) async fn pipeline(state: &AppState, cmd: SlashCommand) -> Message {
+    match handle(state, cmd, None).await {
+        Ok(axum::Json(v)) => Message {
+            text: v["text"].as_str().unwrap_or_default().to_string(),
+            blocks: v["blocks"].as_array().cloned().unwrap_or_default(),
+        },
+        Err(_) => Message::text(crate::shared::UNAVAILABLE_MESSAGE),
+    }
+}
+
+/// An ephemeral answer through a `response_url`, if there is one.
+pub(super) async fn reply(state: &AppState, url: Option<&str>, msg: Message) {
+    if let Some(url) = url.filter(|u| !u.is_empty())
+        && let Err(e) = state.slack.respond(url, &msg, false).await
+    {
+        tracing::warn!(error = %e, "response_url failed");
+    }
+}
+
+/// A denial or an error, ephemeral, with the Explain button: message shortcuts don't reach
+/// ephemeral messages, so the policy's explanation is one click away on the message itself.
+fn refusal(cmd: &SlashCommand, text: String) -> Json<serde_json::Value> {
+    let line = format!("{} {}", cmd.command, cmd.text);
+    let Some(button) = explain_button(&line) else {
+        return ephemeral(text);
+    };
+    let section: String = text.chars().take(SECTION).collect();
+    Json(json!({
+        "response_type": "ephemeral",
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": section}}, button],
+    }))
 }
 
 fn no_gitops(
@@ -265,6 +324,7 @@ pub async fn rebuild(state: &AppState, wire: WireJob) -> Result<Job, String> {
         channel_id: wire.channel,
         response_url: wire.response_url,
         trigger_id: String::new(),
+        thread_ts: wire.thread_ts,
     };
     let policy = state.policy();
     let parsed = parse(&cmd.command, &cmd.text);
@@ -324,6 +384,7 @@ fn build_job(
         visibility: decision.visibility,
         protected: decision.protected,
         retried: false,
+        thread_ts: cmd.thread_ts.clone(),
     })
 }
 
@@ -340,6 +401,7 @@ fn wire(cmd: &SlashCommand, job: &Job) -> WireJob {
         channel: cmd.channel_id.clone(),
         response_url: cmd.response_url.clone(),
         decision_audit_id: job.decision_audit_id.clone(),
+        thread_ts: cmd.thread_ts.clone(),
     }
 }
 
@@ -356,7 +418,7 @@ async fn enqueue(
         Err(why) => {
             super::ingress::settle(state, "commands", gate).await?;
             state.metrics.request("commands", "unavailable");
-            return Ok(ephemeral(format!(":warning: {why}")));
+            return Ok(refusal(cmd, format!(":warning: {why}")));
         }
     };
     let (shown, where_, role) = (job.shown.clone(), job.target.clone(), job.role.clone());

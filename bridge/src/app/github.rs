@@ -253,6 +253,8 @@ fn refresh(
         if let Err(e) = svc.refresh(&st, number, &description).await {
             tracing::warn!(error = %e, pr = number, "refreshing a change request after a webhook");
         }
+        // The request moved: the App Homes that list it are out of date.
+        st.recent.mark_all();
         // After the refresh (several API round trips), a review made through Slack is
         // already in the store: record only reviews made in GitHub itself.
         if let Some(r) = github_review {

@@ -35,7 +35,7 @@ pub async fn interactivity(State(state): State<AppState>, signed: Signed) -> Res
         }
     };
     if let Interaction::Other(kind) = &interaction {
-        // Legacy message buttons, shortcuts, view_closed…: acknowledged, nothing done.
+        // Legacy message buttons, other apps' shortcuts, view_closed…: acknowledged, nothing done.
         tracing::debug!(%kind, "ignoring interaction");
         state.metrics.request("interactivity", "ignored");
         return StatusCode::OK.into_response();
@@ -77,6 +77,22 @@ pub async fn handle(
             if view.callback_id == "slipway_reject" || view.callback_id == "slipway_approve" =>
         {
             submit_review(state, view)
+        }
+        Interaction::ViewSubmission(view)
+            if view.callback_id == crate::slack::surface::CHANGE_SHORTCUT =>
+        {
+            super::change_modal::submit(state, &view)
+        }
+        Interaction::Shortcut(shortcut) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if shortcut.callback_id == crate::slack::surface::CHANGE_SHORTCUT {
+                    super::change_modal::open(&state, &shortcut).await;
+                } else {
+                    super::shortcuts::on_shortcut(&state, *shortcut).await;
+                }
+            });
+            None
         }
         Interaction::ViewSubmission(_) | Interaction::Other(_) => None,
     })
@@ -156,6 +172,10 @@ fn submit_review(state: &AppState, view: ViewSubmission) -> Option<serde_json::V
 async fn on_action(state: &AppState, action: BlockAction) {
     match (action.action_id.as_str(), &state.change) {
         ("slipway_cancel", _) => cancel_run(state, &action).await,
+        (super::commands::EXPLAIN_BUTTON, _) => {
+            super::shortcuts::explain_clicked(state, &action).await;
+        }
+        (super::home::WITHDRAW, _) => super::home::withdraw_clicked(state, &action).await,
         (crate::reads::share::ACTION, _) => {
             let reply = match crate::reads::share::share(state, &action).await {
                 Ok(done) => format!(":white_check_mark: {done}"),

@@ -5,15 +5,19 @@
 
 pub mod admin;
 pub mod audit_sinks;
+mod change_modal;
 mod commands;
 mod forward;
 mod github;
 mod google;
+mod home;
 mod ingress;
 mod interact;
+mod mention;
 mod meta;
 mod rollback;
 pub mod scim;
+mod shortcuts;
 mod slack_events;
 pub mod socket;
 mod sso;
@@ -121,6 +125,7 @@ impl AppState {
             runs,
             discovery: Arc::new(Discovery::default()),
             shares: Shares::default(),
+            recent: crate::recent::Recent::default(),
             people,
             directory,
         });
@@ -165,6 +170,7 @@ impl AppState {
             change.start_people_publisher(&self.ctx);
         }
         ingress::start_rejection_flusher(self, Duration::from_secs(60));
+        home::start_refresher(self);
         crate::secrets::start(
             &self.config.secrets,
             self.clock.clone(),

@@ -65,6 +65,7 @@ pub async fn clicked(state: &AppState, svc: &Arc<ChangeService>, action: &BlockA
         channel_id: action.channel_id.clone().unwrap_or_default(),
         response_url: action.response_url.clone().unwrap_or_default(),
         trigger_id: action.trigger_id.clone(),
+        thread_ts: None,
     };
     match super::commands::handle(state, cmd, None).await {
         Ok(reply) => reply

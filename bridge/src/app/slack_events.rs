@@ -1,5 +1,7 @@
-//! Events API callbacks that change what Slipway knows (HTTP and Socket Mode alike). Today that
-//! is `user_change`: a Slack admin deactivating someone, or someone changing their email.
+//! Events API callbacks (HTTP and Socket Mode alike): `user_change` (a Slack admin deactivating
+//! someone, or someone changing their email) changes what Slipway knows; `app_mention` is
+//! answered in its thread and `app_home_opened` publishes the App Home, both in a task after
+//! the ack.
 
 use slipway_core::audit::{Actor, AuditRecord, EventKind};
 use slipway_core::policy::SlackUser;
@@ -9,6 +11,18 @@ use crate::slack::events::user_change;
 
 /// Act on one fresh (deduplicated) event.
 pub(super) async fn on_event(state: &AppState, event: &serde_json::Value) {
+    if let Some(m) = crate::slack::surface::mention(event) {
+        let state = state.clone();
+        tokio::spawn(async move { super::mention::on_mention(&state, m).await });
+        return;
+    }
+    if let Some(user) = crate::slack::surface::home_opened(event) {
+        if state.recent.viewing(&user) {
+            let state = state.clone();
+            tokio::spawn(async move { super::home::publish(&state, &user, None).await });
+        }
+        return;
+    }
     let Some(person) = user_change(event) else {
         return;
     };

@@ -51,6 +51,7 @@ async fn on_command(
         channel_id: ev.channel_id.0,
         response_url: ev.response_url.0.to_string(),
         trigger_id: ev.trigger_id.0,
+        thread_ts: None,
     };
     let started = std::time::Instant::now();
     let handling = Box::pin(super::commands::handle(&state, cmd, ticket));
@@ -59,26 +60,38 @@ async fn on_command(
         let trips = f64::from(trips);
         state.metrics.ack_redis_round_trips.observe(trips);
     }
-    let text = match handled {
-        Ok(reply) => reply
-            .0
-            .get("text")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default()
-            .to_string(),
+    let response = match handled {
+        Ok(reply) => {
+            let text = reply
+                .0
+                .get("text")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default();
+            // The blocks of a denial carry its Explain button.
+            let blocks = serde_json::from_value::<Vec<SlackBlock>>(reply.0["blocks"].clone());
+            match blocks {
+                Ok(blocks) if !blocks.is_empty() => content(text).with_blocks(blocks),
+                _ => content(text),
+            }
+        }
         // No signature: never a replay, only a redelivery.
-        Err(Refused::Replayed | Refused::Duplicate) => crate::shared::ALREADY_RECEIVED.into(),
-        Err(Refused::Unavailable) => crate::shared::UNAVAILABLE_MESSAGE.into(),
+        Err(Refused::Replayed | Refused::Duplicate) => content(crate::shared::ALREADY_RECEIVED),
+        Err(Refused::Unavailable) => content(crate::shared::UNAVAILABLE_MESSAGE),
     };
     state
         .metrics
         .ack_latency
         .observe(started.elapsed().as_secs_f64());
-    Ok(ephemeral(&text))
+    Ok(SlackCommandEventResponse::new(response)
+        .with_response_type(SlackMessageResponseType::Ephemeral))
+}
+
+fn content(text: &str) -> SlackMessageContent {
+    SlackMessageContent::new().with_text(text.to_string())
 }
 
 fn ephemeral(text: &str) -> SlackCommandEventResponse {
-    SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text.to_string()))
+    SlackCommandEventResponse::new(content(text))
         .with_response_type(SlackMessageResponseType::Ephemeral)
 }
 

@@ -116,6 +116,48 @@ impl Channel {
         .await
     }
 
+    /// A message shortcut (`message_action`, callback `callback_id`) as `user` on a channel
+    /// message showing `text`, as Slack sends it: with a trigger id the emulator issued (it
+    /// opens one view within 3 s) and a `response_url`.
+    pub async fn message_shortcut(
+        &self,
+        user: &str,
+        callback_id: &str,
+        text: &str,
+    ) -> Result<(), String> {
+        let payload = json!({
+            "type": "message_action", "callback_id": callback_id,
+            "trigger_id": self.world.slack.trigger_id(),
+            "user": {"id": user, "team_id": TEAM}, "team": {"id": TEAM},
+            "channel": {"id": CHANNEL, "name": "ops"}, "message_ts": "1700000000.000100",
+            "response_url": self.response_url(user),
+            "message": {"type": "message", "user": user, "ts": "1700000000.000100", "text": text},
+        });
+        let body = serde_urlencoded::to_string([("payload", payload.to_string())])
+            .map_err(|e| e.to_string())?
+            .into_bytes();
+        match self.post("/slack/interactivity", body).await? {
+            (200, _) => Ok(()),
+            (status, text) => Err(format!("the bridge answered HTTP {status}: {text}")),
+        }
+    }
+
+    /// An Events API callback (`event`), signed and posted as Slack does.
+    pub async fn event(&self, event: Value) -> Result<(), String> {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let body = json!({
+            "type": "event_callback", "event_id": format!("Ev0DEMO{n}"), "team_id": TEAM,
+            "api_app_id": "A0SLIPWAY", "event_time": chrono::Utc::now().timestamp(), "event": event,
+        });
+        match self
+            .post("/slack/events", body.to_string().into_bytes())
+            .await?
+        {
+            (200, _) => Ok(()),
+            (status, text) => Err(format!("the bridge answered HTTP {status}: {text}")),
+        }
+    }
+
     /// Type `line` (`/command text…`) as `user`; prints and returns the ack's text.
     pub async fn command(&self, user: &str, line: &str) -> Result<String, String> {
         let line = line.trim();

@@ -20,6 +20,7 @@ pub mod plain;
 mod repl;
 mod screen;
 mod script;
+mod surface;
 mod world;
 
 use std::path::PathBuf;

@@ -56,6 +56,7 @@ pub fn help() -> Vec<String> {
         "  3                                  click the button shown as [3]",
         "  :as U0APPROVER1                    act as another person (:users lists them)",
         "  :prs                               the GitOps repo's pull requests and their approval status",
+        "  :home                              the current person's App Home (Slipway's Home tab)",
         "  :merge 1                           merge PR #1 on GitHub as the current person (branch",
         "                                     protection requires slipway/approval); the runner follows",
         "  :review 1 approve|reject [text]    review PR #1 on GitHub itself; Slack mirrors it",
@@ -144,6 +145,7 @@ impl Repl {
             ":users" => self.screen.print(&users()),
             ":as" => self.switch(arg),
             ":prs" => self.screen.print(&self.channel.pull_lines()),
+            ":home" => self.home().await,
             ":merge" => self.merge(arg),
             ":review" => self.review(arg),
             _ => self.screen.line(format!(
@@ -151,6 +153,15 @@ impl Repl {
             )),
         }
         true
+    }
+
+    /// `:home`: the current person opens Slipway's Home tab.
+    async fn home(&self) {
+        let shown = super::surface::open_home(&self.channel, &self.world, &self.user, |_| true);
+        match shown.await {
+            Ok(home) => super::surface::print_home(&self.screen, &self.user, &home),
+            Err(e) => self.screen.line(format!("(demo) {e}")),
+        }
     }
 
     fn switch(&mut self, who: &str) {

@@ -13,7 +13,7 @@ use super::screen::Screen;
 use super::world::{BUCKET, CHANNEL, OWNER, REPO, World, aws_env};
 
 /// How long any one step may take before it counts as failed.
-const STEP: Duration = Duration::from_secs(90);
+pub(super) const STEP: Duration = Duration::from_secs(90);
 
 pub struct Script {
     pub world: Arc<World>,
@@ -22,7 +22,7 @@ pub struct Script {
     pub actions: Arc<Actions>,
 }
 
-type StepResult = Result<String, String>;
+pub(super) type StepResult = Result<String, String>;
 
 /// Link each person's GitHub account the way they would: `/slipway link github`, then the code
 /// on (the emulated) github.com. The channel enters the code for them.
@@ -54,11 +54,13 @@ fn text_of(m: &slipway_emulators::slack::Message) -> String {
 }
 
 /// The walkthrough, in order.
-const STEPS: [&str; 10] = [
+const STEPS: [&str; 12] = [
     "/kubectl get pods, as a viewer",
     "/gcloud gcp-staging compute instances list, as a viewer",
     "a viewer tries to read a Secret, and is refused",
+    "a viewer asks Slipway to explain a command quoted in the channel (a message shortcut)",
     "/deploy api staging --apply opens a pull request",
+    "the approver's App Home lists the change waiting for them",
     "the requester tries to approve their own change, and is refused",
     "two approvers approve in Slack",
     "the pull request is merged",
@@ -82,20 +84,23 @@ impl Script {
 
         for (i, title) in STEPS.iter().enumerate() {
             let n = i + 1;
-            screen.print(&[String::new(), format!("━━ Step {n}/10: {title} ━━")]);
+            let total = STEPS.len();
+            screen.print(&[String::new(), format!("━━ Step {n}/{total}: {title} ━━")]);
             let result = match n {
                 1 => self.viewer_reads().await,
                 2 => self.gcloud_reads().await,
                 3 => self.secret_refused().await,
-                4 => self.deploy().await.map(|(number, msg)| {
+                4 => self.explain_shortcut().await,
+                5 => self.deploy().await.map(|(number, msg)| {
                     pr = number;
                     msg
                 }),
-                5 => self.self_approval(pr).await,
-                6 => self.approve(pr).await,
-                7 => self.merge(pr),
-                8 => self.runner_executes(pr).await,
-                9 => self.thread_shows_result(pr).await,
+                6 => self.approver_home(pr).await,
+                7 => self.self_approval(pr).await,
+                8 => self.approve(pr).await,
+                9 => self.merge(pr),
+                10 => self.runner_executes(pr).await,
+                11 => self.thread_shows_result(pr).await,
                 _ => self.audit_verifies().await,
             };
             self.channel
@@ -116,7 +121,8 @@ impl Script {
                 }
             }
         }
-        screen.print(&[String::new(), "All 10 steps worked.".to_string()]);
+        let total = STEPS.len();
+        screen.print(&[String::new(), format!("All {total} steps worked.")]);
         true
     }
 

@@ -48,6 +48,8 @@ pub struct Job {
     pub protected: bool,
     /// Claimed from a replica that stopped answering: the read runs a second time.
     pub retried: bool,
+    /// The thread its messages go in (a command from an `@slipway` mention), if any.
+    pub thread_ts: Option<String>,
 }
 
 /// A change step (a dry run, opening a PR): it holds a pool slot and counts against its

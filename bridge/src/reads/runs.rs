@@ -78,6 +78,7 @@ pub(super) async fn run_job(state: &Ctx, job: Job) {
     });
     count(state, &job, &finished);
     let audit_id = record(state, &job, &finished, cancelled_by.as_deref()).await;
+    remember(state, &job, &finished);
     let status = messages::Status::Done {
         end: finished.result.end.clone(),
         timeout: job.spec.timeout(),
@@ -101,10 +102,14 @@ pub(super) async fn run_job(state: &Ctx, job: Job) {
 async fn post_running(state: &Ctx, job: &Job, started: Instant, private: bool) -> Option<String> {
     let msg = messages::run_message(job, messages::Status::Running, started.elapsed(), &[]);
     if private {
-        respond(state, &job.response_url, &msg, false).await;
+        to_requester(state, job, &msg, false).await;
         return None;
     }
-    match state.slack.post(&job.channel, None, &msg).await {
+    match state
+        .slack
+        .post(&job.channel, job.thread_ts.as_deref(), &msg)
+        .await
+    {
         Ok(ts) => Some(ts),
         Err(e) => {
             tracing::warn!(error = %e, run = %job.id, "could not post the run message; results go to response_url");
@@ -139,6 +144,19 @@ async fn follow(
             }
         }
     }
+}
+
+/// The run among its requester's recent ones (their App Home lists them).
+fn remember(state: &Ctx, job: &Job, finished: &Finished) {
+    let outcome = (finished.outcome.clone())
+        .unwrap_or_else(|| finished.result.end.describe(job.spec.timeout()));
+    let run = crate::recent::RecentRun {
+        text: job.text.clone(),
+        target: job.target.clone(),
+        outcome,
+        at: state.clock.now(),
+    };
+    state.recent.ran(&job.requester.user_id, run);
 }
 
 /// The executions counter, by tier and outcome.
@@ -220,7 +238,12 @@ async fn deliver(
         if let Err(e) = state.slack.update(&job.channel, ts, &final_msg).await {
             tracing::warn!(error = %e, "final update failed");
         }
-        if let Err(e) = state.slack.post(&job.channel, Some(ts), &output_msg).await {
+        let thread = job.thread_ts.as_deref().unwrap_or(ts);
+        if let Err(e) = state
+            .slack
+            .post(&job.channel, Some(thread), &output_msg)
+            .await
+        {
             tracing::warn!(error = %e, "posting the output failed");
         }
         return;
@@ -238,7 +261,24 @@ async fn deliver(
             job.protected,
         );
     }
-    respond(state, &job.response_url, &msg, private).await;
+    to_requester(state, job, &msg, private).await;
+}
+
+/// A message for the requester alone: through the command's `response_url`, or, for a command
+/// from an `@slipway` mention (which has none), as an ephemeral message in its thread.
+async fn to_requester(state: &Ctx, job: &Job, msg: &Message, replace_original: bool) {
+    match job.thread_ts.as_deref() {
+        Some(thread) if job.response_url.is_empty() => {
+            let user = &job.requester.user_id;
+            let posted = state
+                .slack
+                .post_ephemeral(&job.channel, user, Some(thread), msg);
+            if let Err(e) = posted.await {
+                tracing::warn!(error = %e, "an ephemeral reply in a thread failed");
+            }
+        }
+        _ => respond(state, &job.response_url, msg, replace_original).await,
+    }
 }
 
 /// Whether a run's messages go to the requester alone: the policy says so (protected resources

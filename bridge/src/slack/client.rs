@@ -257,6 +257,54 @@ impl Slack {
     }
 }
 
+impl Slack {
+    /// `chat.postEphemeral`: a message only `user` sees, in `channel` (in a thread when
+    /// `thread_ts` is given).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        thread_ts: Option<&str>,
+        msg: &Message,
+    ) -> Result<(), SlackError> {
+        let content = msg.content().map_err(|message| SlackError {
+            method: "chat.postEphemeral",
+            message,
+        })?;
+        let mut req = SlackApiChatPostEphemeralRequest::new(channel.into(), user.into(), content);
+        if let Some(ts) = thread_ts {
+            req = req.with_thread_ts(ts.into());
+        }
+        let token = self.token();
+        let session = self.client.open_session(&token);
+        session
+            .chat_post_ephemeral(&req)
+            .await
+            .map_err(err("chat.postEphemeral"))?;
+        Ok(())
+    }
+
+    /// `views.publish`: `user`'s App Home, a `home` view given as Block Kit JSON.
+    pub async fn publish_home(
+        &self,
+        user: &str,
+        view: serde_json::Value,
+    ) -> Result<(), SlackError> {
+        let view: SlackView = serde_json::from_value(view).map_err(|e| SlackError {
+            method: "views.publish",
+            message: format!("view doesn't match Block Kit: {e}"),
+        })?;
+        let req = SlackApiViewsPublishRequest::new(user.into(), view);
+        let token = self.token();
+        let session = self.client.open_session(&token);
+        session
+            .views_publish(&req)
+            .await
+            .map_err(err("views.publish"))?;
+        Ok(())
+    }
+}
+
 /// Channel id → (shared with another organisation, when it was asked); filled by
 /// `conversations.info` (see `channels`).
 #[derive(Debug, Default)]

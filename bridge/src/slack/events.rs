@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use slipway_core::policy::SlackUser;
 
+use super::surface::{RawIdObj, RawUser};
+
 /// A slash command invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlashCommand {
@@ -16,6 +18,9 @@ pub struct SlashCommand {
     pub channel_id: String,
     pub response_url: String,
     pub trigger_id: String,
+    /// The thread to answer in, for a command that came from an `@slipway` mention (which has
+    /// no `response_url`); `None` for a slash command.
+    pub thread_ts: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +75,7 @@ pub fn parse_command(body: &[u8]) -> Result<CommandBody, String> {
         channel_id: f.channel_id,
         response_url: f.response_url,
         trigger_id: f.trigger_id,
+        thread_ts: None,
     })))
 }
 
@@ -93,6 +99,8 @@ pub struct ViewSubmission {
     pub callback_id: String,
     pub private_metadata: String,
     pub values: BTreeMap<String, String>,
+    /// (channel, `response_url`) per conversation picker with `response_url_enabled`.
+    pub response_urls: Vec<(String, String)>,
 }
 
 /// What arrived on `/slack/interactivity`.
@@ -100,20 +108,10 @@ pub struct ViewSubmission {
 pub enum Interaction {
     Actions(Vec<BlockAction>),
     ViewSubmission(ViewSubmission),
+    /// One of Slipway's message or global shortcuts.
+    Shortcut(Box<super::surface::Shortcut>),
     /// Anything else (view_closed, shortcuts…): acknowledged and ignored.
     Other(String),
-}
-
-#[derive(Debug, Deserialize)]
-struct RawUser {
-    id: String,
-    #[serde(default)]
-    team_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawIdObj {
-    id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +169,14 @@ struct RawInteraction {
     trigger_id: String,
     #[serde(default)]
     view: Option<RawView>,
+    #[serde(default)]
+    response_urls: Vec<RawResponseUrl>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawResponseUrl {
+    channel_id: String,
+    response_url: String,
 }
 
 /// Parse an interactivity body (`payload=<json>`).
@@ -192,6 +198,16 @@ pub fn parse_interaction_json(value: serde_json::Value) -> Result<Interaction, S
         Some(serde_json::Value::String(kind)) => kind.clone(),
         _ => return Ok(Interaction::Other(String::new())),
     };
+    if matches!(kind.as_str(), "message_action" | "shortcut") {
+        let ours = value
+            .get("callback_id")
+            .and_then(|c| c.as_str())
+            .is_some_and(super::surface::is_ours);
+        if !ours {
+            return Ok(Interaction::Other(kind));
+        }
+        return super::surface::shortcut(value).map(|s| Interaction::Shortcut(Box::new(s)));
+    }
     if !matches!(kind.as_str(), "block_actions" | "view_submission") {
         return Ok(Interaction::Other(kind));
     }
@@ -263,6 +279,11 @@ fn view_submission(raw: RawInteraction, user: SlackUser) -> Result<Interaction, 
         callback_id: view.callback_id,
         private_metadata: view.private_metadata,
         values: input_values(view.state),
+        response_urls: raw
+            .response_urls
+            .into_iter()
+            .map(|r| (r.channel_id, r.response_url))
+            .collect(),
     }))
 }
 
@@ -280,6 +301,7 @@ fn input_values(state: Option<RawState>) -> BTreeMap<String, String> {
                         .and_then(|o| o.get("value"))
                         .and_then(|x| x.as_str())
                 })
+                .or_else(|| v.get("selected_conversation").and_then(|x| x.as_str()))
                 .unwrap_or_default();
             values.insert(action_id, text.to_string());
         }

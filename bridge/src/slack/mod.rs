@@ -4,4 +4,5 @@ pub mod channels;
 pub mod client;
 pub mod events;
 pub mod signature;
+pub mod surface;
 pub mod users;

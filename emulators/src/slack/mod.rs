@@ -209,6 +209,43 @@ impl SlackEmulator {
         self.state().views.clone()
     }
 
+    /// Every `views.publish`, in order: the user and the home view as stored.
+    pub fn published_homes(&self) -> Vec<(String, Value)> {
+        self.state().homes.clone()
+    }
+
+    /// The App Home `user` sees now: the newest view published for them.
+    pub fn home(&self, user: &str) -> Option<Value> {
+        self.state()
+            .homes
+            .iter()
+            .rev()
+            .find(|(u, _)| u == user)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// A trigger id as Slack puts in an interaction payload: it opens one view (`views.open`
+    /// or `views.push`) within 3 s of now, then `expired_trigger_id`.
+    pub fn trigger_id(&self) -> String {
+        let mut st = self.state();
+        let n = st.next();
+        let id = format!(
+            "{n}.{}.{:016x}",
+            1_700_000_000 + n,
+            n.wrapping_mul(0x9e37_79b9)
+        );
+        st.triggers.insert(id.clone(), (Instant::now(), false));
+        id
+    }
+
+    /// Whether a trigger id from [`SlackEmulator::trigger_id`] has opened a view.
+    pub fn trigger_used(&self, trigger: &str) -> bool {
+        self.state()
+            .triggers
+            .get(trigger)
+            .is_some_and(|(_, used)| *used)
+    }
+
     /// Every Web API call, in order, with how it was answered.
     pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()

@@ -58,6 +58,11 @@ pub(crate) struct State {
     pub(crate) sockets: Vec<SocketConn>,
     pub(crate) pending_acks: HashMap<String, oneshot::Sender<Value>>,
     pub(crate) socket_acks: Vec<Value>,
+    /// Every `views.publish`: (user, the home view as stored), in order.
+    pub(crate) homes: Vec<(String, Value)>,
+    /// Trigger ids handed out by `SlackEmulator::trigger_id`, with when: each opens one view
+    /// within 3 s.
+    pub(crate) triggers: HashMap<String, (Instant, bool)>,
     /// Channels shared with another organisation (Slack Connect).
     pub(crate) external_channels: std::collections::BTreeSet<String>,
 }

@@ -1,4 +1,4 @@
-//! `views.open`, `views.push` and `views.update`.
+//! `views.open`, `views.push`, `views.update` and `views.publish` (App Home).
 
 use serde_json::{Map, Value, json};
 
@@ -9,13 +9,17 @@ use super::state::{APP_ID, BOT_ID, State, TEAM_ID};
 pub(super) fn handle(st: &mut State, method: &str, params: &Map<String, Value>) -> Outcome {
     let view = json_param(params, "view", "invalid_arguments")?
         .ok_or_else(|| fail("invalid_arguments"))?;
-    if method != "views.update" && str_param(params, "trigger_id").is_none() {
+    let trigger = str_param(params, "trigger_id");
+    if method != "views.update" && trigger.is_none() {
         return Err(fail("invalid_arguments"));
     }
     let errors = validate_view(&view);
     if !errors.is_empty() {
         // Slack answers view violations with `invalid_arguments` (messages in response_metadata).
         return Err(invalid("invalid_arguments", st, method, errors));
+    }
+    if let (Some(trigger), false) = (trigger, method == "views.update") {
+        use_trigger(st, trigger)?;
     }
     if method == "views.update" {
         return update(st, params, view);
@@ -39,6 +43,53 @@ pub(super) fn handle(st: &mut State, method: &str, params: &Map<String, Value>) 
     };
     let stored = stateful(view, &id, n, root, previous.unwrap_or(Value::Null));
     st.views.push(stored.clone());
+    Ok(json!({ "view": stored }))
+}
+
+/// How long a trigger id opens a view for (Slack: 3 s).
+const TRIGGER_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A trigger id the emulator issued opens one view, within 3 s: later it is
+/// `expired_trigger_id`, a second time `invalid_trigger_id` (Slack's errors). Ids a test made
+/// up itself were never issued and are taken as fresh.
+fn use_trigger(st: &mut State, trigger: &str) -> Result<(), super::api::Fail> {
+    let Some((issued, used)) = st.triggers.get_mut(trigger) else {
+        return Ok(());
+    };
+    if *used {
+        return Err(fail("invalid_trigger_id"));
+    }
+    if issued.elapsed() > TRIGGER_LIFETIME {
+        return Err(fail("expired_trigger_id"));
+    }
+    *used = true;
+    Ok(())
+}
+
+/// `views.publish`: a `home` view for `user_id`, validated like any view; the newest one per
+/// user is what their App Home shows.
+pub(super) fn publish(st: &mut State, params: &Map<String, Value>) -> Outcome {
+    let user = str_param(params, "user_id")
+        .ok_or_else(|| fail("invalid_arguments"))?
+        .to_string();
+    let view = json_param(params, "view", "invalid_arguments")?
+        .ok_or_else(|| fail("invalid_arguments"))?;
+    if view.get("type").and_then(Value::as_str) != Some("home") {
+        return Err(invalid(
+            "invalid_arguments",
+            st,
+            "views.publish",
+            vec!["views.publish takes a view of type home [json-pointer:/view/type]".into()],
+        ));
+    }
+    let errors = validate_view(&view);
+    if !errors.is_empty() {
+        return Err(invalid("invalid_arguments", st, "views.publish", errors));
+    }
+    let n = st.next();
+    let id = format!("V{n:08}");
+    let stored = stateful(view, &id, n, Value::String(id.clone()), Value::Null);
+    st.homes.push((user, stored.clone()));
     Ok(json!({ "view": stored }))
 }
 

@@ -106,7 +106,7 @@ fn approval_status(fx: &GitOpsFixture, number: u64) -> Option<Value> {
     fx.github.status(OWNER, REPO, &sha, "slipway/approval")
 }
 
-fn pull(fx: &GitOpsFixture, number: u64) -> Value {
+pub(crate) fn pull(fx: &GitOpsFixture, number: u64) -> Value {
     fx.github
         .pulls(OWNER, REPO)
         .into_iter()
@@ -115,7 +115,7 @@ fn pull(fx: &GitOpsFixture, number: u64) -> Value {
 }
 
 /// Link a person's token directly (the device flow has its own test).
-async fn link(app: &TestApp, slack: &str, login: &str, token: &str) {
+pub(crate) async fn link(app: &TestApp, slack: &str, login: &str, token: &str) {
     app.state
         .change
         .as_ref()

@@ -68,6 +68,9 @@ pub struct WireJob {
     pub channel: String,
     pub response_url: String,
     pub decision_audit_id: String,
+    /// The thread to answer in (a command from an `@slipway` mention has no `response_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
 }
 
 /// One entry taken from the stream.

@@ -348,6 +348,46 @@ impl Policy {
             .map(|i| self.roles[*i].name.as_str())
     }
 
+    /// What an identity's roles grant, for people to read (the App Home): one line per rule, own
+    /// and inherited, most privileged role first, each once: `rule: families · tiers · resources`.
+    pub fn grants(&self, identity: &Identity) -> Vec<String> {
+        let by_id: HashMap<&str, &super::model::Rule> = self
+            .file
+            .roles
+            .iter()
+            .flat_map(|r| r.rules.iter())
+            .map(|r| (r.id.value.as_str(), r))
+            .collect();
+        let join = |names: &[Name]| {
+            names
+                .iter()
+                .map(|n| n.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for role in self.roles_of(identity).into_iter().rev() {
+            for rule in &self.roles[role].rules {
+                let Some(r) = by_id
+                    .get(rule.id.as_str())
+                    .filter(|_| seen.insert(&rule.id))
+                else {
+                    continue;
+                };
+                let tiers: Vec<&str> = r.tiers.iter().map(|t| t.as_str()).collect();
+                out.push(format!(
+                    "{}: {} · {} · {}",
+                    rule.id,
+                    join(&r.commands),
+                    tiers.join(", "),
+                    join(&r.resources)
+                ));
+            }
+        }
+        out
+    }
+
     pub(crate) fn targets(&self) -> &super::model::Targets {
         &self.file.targets
     }
@@ -363,5 +403,37 @@ fn strip_location(msg: &str) -> String {
     match first.rfind(" at line ") {
         Some(i) => first[..i].to_string(),
         None => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Policy;
+    use crate::policy::{IdentityProvider, SlackUser};
+
+    const EXAMPLE: &str = include_str!("../../../../policy/slipway.yaml");
+
+    /// What a role grants, own rules and inherited ones, each once; nothing for no role.
+    #[test]
+    fn grants_list_own_and_inherited_rules_once() {
+        let policy = Policy::from_yaml(EXAMPLE).unwrap();
+        let of = |id: &str| {
+            let i = policy.identities().resolve(&SlackUser::new(id)).unwrap();
+            policy.grants(i)
+        };
+        let viewer = of("U0VIEWER");
+        assert_eq!(viewer.len(), 1, "{viewer:?}");
+        assert!(viewer[0].starts_with("viewer-read: kubectl"), "{viewer:?}");
+        assert!(viewer[0].contains(" · read · kube:staging/*"), "{viewer:?}");
+        let operator = of("U0OPERATOR");
+        assert!(operator.len() > 1, "{operator:?}");
+        assert_eq!(
+            operator
+                .iter()
+                .filter(|g| g.starts_with("viewer-read:"))
+                .count(),
+            1,
+            "{operator:?}"
+        );
     }
 }

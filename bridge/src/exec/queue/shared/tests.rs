@@ -135,6 +135,7 @@ fn sample(id: &str) -> WireJob {
         channel: "C1".into(),
         response_url: String::new(),
         decision_audit_id: format!("d-{id}"),
+        thread_ts: None,
     }
 }
 
