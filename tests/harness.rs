@@ -476,13 +476,23 @@ impl TestApp {
 
     /// The form body Slack sends for a slash command.
     pub fn command_body(&self, user: &str, command: &str, text: &str) -> Vec<u8> {
+        self.command_body_in(CHANNEL, user, command, text)
+    }
+
+    /// [`Self::command_body`] typed in `channel` (`D…` for a direct message).
+    pub fn command_body_in(&self, channel: &str, user: &str, command: &str, text: &str) -> Vec<u8> {
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = if channel.starts_with('D') {
+            "directmessage"
+        } else {
+            "ops"
+        };
         serde_urlencoded::to_string([
             ("token", "deprecated-verification-token"),
             ("team_id", "T0TEST"),
             ("team_domain", "test"),
-            ("channel_id", CHANNEL),
-            ("channel_name", "ops"),
+            ("channel_id", channel),
+            ("channel_name", name),
             ("user_id", user),
             ("user_name", &user.to_lowercase()),
             ("command", command),
@@ -497,8 +507,13 @@ impl TestApp {
 
     /// Run a slash command as `user`; returns the HTTP status and the ack's JSON.
     pub async fn command(&self, user: &str, line: &str) -> (u16, Value) {
+        self.command_in(CHANNEL, user, line).await
+    }
+
+    /// [`Self::command`] typed in `channel`.
+    pub async fn command_in(&self, channel: &str, user: &str, line: &str) -> (u16, Value) {
         let (command, text) = line.split_once(' ').unwrap_or((line, ""));
-        let body = self.command_body(user, command, text);
+        let body = self.command_body_in(channel, user, command, text);
         let headers = self.signed_headers(&body);
         let (status, text) = self.post_raw("/slack/commands", body, &headers).await;
         (

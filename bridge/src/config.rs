@@ -108,6 +108,9 @@ struct FileGitops {
     services: BTreeMap<String, gitops::ServiceConfig>,
     /// How often open change requests are checked for expiry (default 60s).
     expiry_interval: Option<String>,
+    /// How long before expiry approvers who haven't approved are reminded (default 1h; `0s`
+    /// turns reminders off).
+    approval_reminder: Option<String>,
     /// The policy file in the repository (default `policy/slipway.yaml`); a change to it on the
     /// default branch reloads the bridge's policy. `""` turns that off.
     policy_path: Option<String>,

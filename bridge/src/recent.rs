@@ -75,7 +75,19 @@ impl Recent {
         if inner.viewers.len() < PEOPLE_KEPT {
             inner.viewers.insert(user.to_string(), Instant::now());
         }
-        !inner.published.contains_key(user) || inner.dirty.contains(user)
+        let dirty = inner.dirty.remove(user);
+        let due = dirty || !inner.published.contains_key(user);
+        // Claimed now, not when the publish lands: an open event arriving meanwhile (a second
+        // tab flip) must not publish again.
+        if due && inner.published.len() < PEOPLE_KEPT {
+            inner.published.insert(user.to_string(), Instant::now());
+        }
+        due
+    }
+
+    /// Publishing `user`'s App Home failed: the next open tries again.
+    pub fn unpublished(&self, user: &str) {
+        lock(&self.inner).published.remove(user);
     }
 
     /// `user`'s App Home was just published.
@@ -157,6 +169,12 @@ mod tests {
             "opened again at once: not published again"
         );
         assert!(r.viewing("U2"));
+        assert!(
+            !r.viewing("U2"),
+            "opened again while the first publish is on its way: not published twice"
+        );
+        r.unpublished("U2");
+        assert!(r.viewing("U2"), "a failed publish is tried again");
         r.mark_all();
         assert_eq!(r.take_stale(), vec!["U1".to_string(), "U2".to_string()]);
     }

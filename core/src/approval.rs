@@ -141,6 +141,20 @@ pub struct Quorum {
 }
 
 impl Quorum {
+    /// Nobody has reviewed yet (a request just opened).
+    pub fn waiting(needed: u32) -> Quorum {
+        Quorum {
+            needed,
+            approvals: Vec::new(),
+            stale: Vec::new(),
+            changes_requested: Vec::new(),
+            ignored: Vec::new(),
+            unmet: Vec::new(),
+            expired: false,
+            met: needed == 0,
+        }
+    }
+
     /// "1 of 2", for Slack and the commit status.
     pub fn progress(&self) -> String {
         format!("{} of {}", self.approvals.len(), self.needed)

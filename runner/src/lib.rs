@@ -109,13 +109,14 @@ where
                 workers: Some(2),
                 no_runtime: USAGE,
             };
+            // Boxed: the run holds the policy and every target's clients across awaits.
             entry.block_on(async {
                 ExitCode::from(
-                    run::execute(job::Options {
+                    Box::pin(run::execute(job::Options {
                         config: a.config,
                         aws_from_env: a.aws_credentials_from_env,
                         target: a.target,
-                    })
+                    }))
                     .await,
                 )
             })

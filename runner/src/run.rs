@@ -28,6 +28,9 @@ pub async fn execute(opts: Options) -> u8 {
         });
     let newest = job::newest_per_pr(&job, &changes, pulls.as_deref().unwrap_or_default());
     let mut code = 0;
+    // A re-run that found every change already handled did nothing worth a PR comment: its
+    // records still reach S3.
+    let mut acted = false;
     let mut summary = String::from("## slipway-runner\n\n");
     for (change, superseded_by) in changes.iter().zip(newest) {
         let outcome = one(&job, change, pulls.as_deref(), superseded_by).await;
@@ -49,12 +52,15 @@ pub async fn execute(opts: Options) -> u8 {
         if !outcome.ok() {
             code = 1;
         }
+        acted |= !matches!(outcome, Outcome::AlreadyDone(_));
     }
     write_summary(&job, &summary);
     if !flush_audit(&job).await {
         code = 1;
     }
-    report::evidence::post(&job, pulls.as_deref().unwrap_or_default()).await;
+    if acted {
+        report::evidence::post(&job, pulls.as_deref().unwrap_or_default()).await;
+    }
     code
 }
 

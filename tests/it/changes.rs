@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use slipway_core::change::ChangeRequest;
 use slipway_tests::gitops::{self, GitOpsFixture, OWNER, REPO};
-use slipway_tests::harness::{Options, TestApp};
+use slipway_tests::harness::{CHANNEL, Options, TestApp};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -139,7 +139,7 @@ async fn deploy_to_staging_opens_a_pr_whose_diff_is_exactly_the_tag_bump() {
         .slack
         .messages()
         .into_iter()
-        .find(|m| m.blocks.to_string().contains("slipway_approve"))
+        .find(|m| m.channel == CHANNEL && m.blocks.to_string().contains("slipway_approve"))
         .unwrap();
     assert_eq!(
         button_value(&msg.blocks, "slipway_reject").as_deref(),

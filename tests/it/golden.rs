@@ -92,7 +92,14 @@ fn pretty(v: &Value) -> String {
 /// ephemerals and response_url posts.
 fn slack_transcript(app: &TestApp) -> String {
     let mut out = String::new();
-    for m in app.slack.messages() {
+    // The channel's messages: the approvers' DMs go out after the announcement, on their own
+    // time (tests/it/approvals/notices.rs covers them).
+    for m in app
+        .slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == slipway_tests::harness::CHANNEL)
+    {
         let _ = writeln!(
             out,
             "## message in {} (thread: {})\n{}\n{}",

@@ -1,6 +1,7 @@
-//! Who sees output: reads on protected resources answer only the requester, with a "Share in
-//! channel" button; policy can set it per resource; protected output never reaches a channel
-//! shared with another organisation.
+//! The policy's `channels` section. Who sees output: reads on protected resources answer only
+//! the requester, with a "Share in channel" button; policy can set it per resource; protected
+//! output never reaches a channel shared with another organisation. Where commands may run:
+//! `only_in` and `direct_messages: false`, refused naming the allowed channels.
 
 use std::time::Duration;
 
@@ -87,8 +88,8 @@ async fn protected_read_output_is_private_until_its_requester_shares_it() {
 fn prod_output_in_channel() -> Options {
     Options {
         policy_edits: vec![(
-            "limits:",
-            "channels:\n  - { id: prod-in-channel, resources: [\"kube:production/*\"], output: channel }\n\nlimits:".to_string(),
+            "channels:\n",
+            "channels:\n  - { id: prod-in-channel, resources: [\"kube:production/*\"], output: channel }\n".to_string(),
         )],
         ..Options::default()
     }
@@ -135,4 +136,90 @@ async fn sharing_protected_output_into_a_shared_channel_is_refused() {
             .await
     );
     assert!(!in_channel(&app, "web-7d9f-abcde"));
+}
+
+/// Production deploys only in `#prod-ops` (`C0PRODOPS`), on top of the example policy's
+/// "production not in DMs".
+fn deploys_in_prod_ops() -> Options {
+    Options {
+        policy_edits: vec![(
+            "channels:\n",
+            "channels:\n  - { id: deploys-in-prod-ops, resources: [\"service:*/production\"], commands: [deploy], only_in: [C0PRODOPS] }\n".to_string(),
+        )],
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_typed_where_the_policy_keeps_it_out_is_refused_naming_the_allowed_channels() {
+    let app = TestApp::start_with(deploys_in_prod_ops()).await;
+    // A production read in a direct message: refused before anything runs, and audited.
+    let (status, v) = app
+        .command_in(
+            "D0OMAR",
+            "U0OPERATOR",
+            "/kubectl @production get pods -n web",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let text = v["text"].as_str().unwrap_or_default();
+    assert!(text.contains("may not be run in a direct message"), "{v}");
+    assert_eq!(v["response_type"], "ephemeral", "{v}");
+    // A production deploy outside #prod-ops: the refusal names the channel to use.
+    let (_, v) = app
+        .command_in(CHANNEL, "U0PRODDEPLOY", "/deploy api production --apply")
+        .await;
+    let text = v["text"].as_str().unwrap_or_default();
+    assert!(text.contains("may only be run in <#C0PRODOPS>"), "{v}");
+    // The same deploy in a DM is refused too: a DM can't be listed.
+    let (_, v) = app
+        .command_in("D0PAT", "U0PRODDEPLOY", "/deploy api production")
+        .await;
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("<#C0PRODOPS>"),
+        "{v}"
+    );
+    // The read in a channel runs; a staging read in a DM runs (nothing scopes staging).
+    let ack = app
+        .ack("U0OPERATOR", "/kubectl @production get pods -n web")
+        .await;
+    assert!(ack.starts_with("Running"), "{ack}");
+    let (_, v) = app
+        .command_in("D0OMAR", "U0OPERATOR", "/kubectl get pods -n web")
+        .await;
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Running"),
+        "{v}"
+    );
+
+    let denials: Vec<String> = app
+        .audit()
+        .into_iter()
+        .filter(|r| r.kind == EventKind::Decision)
+        .filter_map(|r| {
+            r.decision
+                .filter(|d| d.rule.starts_with("channels."))
+                .map(|d| d.rule)
+        })
+        .collect();
+    assert_eq!(
+        denials,
+        [
+            "channels.production-not-in-dms",
+            "channels.deploys-in-prod-ops",
+            "channels.deploys-in-prod-ops"
+        ],
+        "each refusal audited with its entry"
+    );
+    let metrics = app.get("/metrics").await;
+    assert!(
+        metrics.contains("slipway_refusals_total{reason=\"channels.deploys-in-prod-ops\"} 2"),
+        "{metrics}"
+    );
 }

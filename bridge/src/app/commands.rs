@@ -78,6 +78,7 @@ pub async fn handle(
         &who,
         policy.support(),
     );
+    let decision = scoped(&policy, decision, &parsed, &cmd.channel_id);
     let (decision, overridden) =
         crate::change::freeze::at_ack(&policy, decision, &parsed, state.clock.now());
     let decision = match &parsed {
@@ -278,6 +279,19 @@ fn judged<'a>(mut d: Decision<'a>, who: &Resolved, support: &str) -> Decision<'a
     d
 }
 
+/// The policy's `channels` scoping for where the command was typed.
+fn scoped<'a>(
+    policy: &slipway_core::policy::Policy,
+    d: Decision<'a>,
+    parsed: &Result<ParsedCommand, slipway_core::command::ParseError>,
+    channel: &str,
+) -> Decision<'a> {
+    match parsed {
+        Ok(p) => policy.scoped_to(d, p.family(), channel),
+        Err(_) => d,
+    }
+}
+
 /// What discovery knows of the kinds on the cluster a kubectl command goes to (in memory: the ack
 /// does no I/O).
 fn kind_scopes(
@@ -335,6 +349,7 @@ pub async fn rebuild(state: &AppState, wire: WireJob) -> Result<Job, String> {
         &who,
         policy.support(),
     );
+    let decision = scoped(&policy, decision, &parsed, &cmd.channel_id);
     let Ok(parsed) = &parsed else {
         return Err("The queued command no longer parses.".into());
     };

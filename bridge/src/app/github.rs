@@ -250,14 +250,27 @@ fn refresh(
 ) {
     let st = state.clone();
     tokio::spawn(async move {
-        if let Err(e) = svc.refresh(&st, number, &description).await {
+        // The echo of a review made in Slack: its thread line was posted when it was made.
+        let echo = github_review.as_ref().is_some_and(|r| {
+            svc.made_in_slack(
+                number,
+                &crate::change::ReviewSeen {
+                    id: r.id,
+                    login: &r.login,
+                    commit: &r.head_sha,
+                    body: &r.body,
+                },
+            )
+        });
+        let line = (!echo).then_some(description.as_str());
+        if let Err(e) = svc.refresh_with(&st, number, line).await {
             tracing::warn!(error = %e, pr = number, "refreshing a change request after a webhook");
         }
         // The request moved: the App Homes that list it are out of date.
         st.recent.mark_all();
-        // After the refresh (several API round trips), a review made through Slack is
-        // already in the store: record only reviews made in GitHub itself.
-        if let Some(r) = github_review {
+        // A review made through Slack was audited when it was made: record only reviews made
+        // in GitHub itself.
+        if let Some(r) = github_review.filter(|_| !echo) {
             r.record(&st, &svc, number).await;
         }
     });
@@ -270,6 +283,7 @@ struct GithubReview {
     state: String,
     head_sha: String,
     head_ref: String,
+    body: String,
 }
 
 impl GithubReview {
@@ -280,6 +294,7 @@ impl GithubReview {
             state: e.review.state,
             head_sha: e.review.commit_id.unwrap_or(e.pull_request.head.sha),
             head_ref: e.pull_request.head.ref_name,
+            body: e.review.body.unwrap_or_default(),
         }
     }
 
@@ -287,13 +302,6 @@ impl GithubReview {
         use slipway_core::audit::{
             Actor, Approval, ApprovalSource, AuditRecord, EventKind, PullRequest,
         };
-        if svc
-            .store
-            .slack_reviews(number)
-            .is_ok_and(|ids| ids.contains(&self.id))
-        {
-            return;
-        }
         let kind = match self.state.as_str() {
             "approved" => EventKind::Approval,
             "changes_requested" => EventKind::Rejection,

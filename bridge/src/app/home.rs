@@ -36,7 +36,10 @@ pub(super) async fn publish(state: &AppState, user_id: &str, notice: Option<&str
     }
     match state.slack.publish_home(user_id, view).await {
         Ok(()) => state.recent.published(user_id),
-        Err(e) => tracing::warn!(error = %e, "publishing an App Home failed"),
+        Err(e) => {
+            state.recent.unpublished(user_id);
+            tracing::warn!(error = %e, "publishing an App Home failed");
+        }
     }
 }
 

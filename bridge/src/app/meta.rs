@@ -42,27 +42,7 @@ pub(super) fn reply(
                     .unwrap_or("none (ask for access)")
             ),
         },
-        Meta::Explain { text } => {
-            let v = explain_json_as(&state.policy(), &cmd.user, decision.identity, text);
-            let mut out = format!(
-                "`{}` → *{}* (rule `{}`)\n{}",
-                text,
-                v["decision"].as_str().unwrap_or("deny"),
-                v["rule"].as_str().unwrap_or(""),
-                v["reason"].as_str().unwrap_or("")
-            );
-            if let Some(tier) = v["tier"].as_str() {
-                let _ = write!(out, "\nTier: {tier}");
-            }
-            if let Some(argv) = v["argv"].as_array() {
-                let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
-                let _ = write!(out, "\nWould run: `{}`", argv.join(" "));
-            }
-            if decision.identity.is_some() {
-                let _ = write!(out, "\nGroups{}", provenance(who));
-            }
-            out
-        }
+        Meta::Explain { text } => explain(state, cmd, text, decision, who),
         // Linking runs the device flow in a task (no network I/O here); it needs the GitOps side.
         Meta::LinkGithub => {
             if let Some(svc) = &state.change {
@@ -78,6 +58,41 @@ pub(super) fn reply(
         }
         Meta::LinkSso => super::sso::link_reply(state, cmd, who),
     }
+}
+
+/// `/slipway explain <command>`: the decision as the person, typed where they typed it.
+fn explain(
+    state: &AppState,
+    cmd: &SlashCommand,
+    text: &str,
+    decision: &Decision<'_>,
+    who: &Resolved,
+) -> String {
+    let v = explain_json_as(
+        &state.policy(),
+        &cmd.user,
+        decision.identity,
+        text,
+        Some(&cmd.channel_id),
+    );
+    let mut out = format!(
+        "`{}` → *{}* (rule `{}`)\n{}",
+        text,
+        v["decision"].as_str().unwrap_or("deny"),
+        v["rule"].as_str().unwrap_or(""),
+        v["reason"].as_str().unwrap_or("")
+    );
+    if let Some(tier) = v["tier"].as_str() {
+        let _ = write!(out, "\nTier: {tier}");
+    }
+    if let Some(argv) = v["argv"].as_array() {
+        let argv: Vec<&str> = argv.iter().filter_map(|a| a.as_str()).collect();
+        let _ = write!(out, "\nWould run: `{}`", argv.join(" "));
+    }
+    if decision.identity.is_some() {
+        let _ = write!(out, "\nGroups{}", provenance(who));
+    }
+    out
 }
 
 /// Where someone's groups came from, and how fresh they are: ` (from SCIM, synced …; linked

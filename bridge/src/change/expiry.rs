@@ -100,6 +100,9 @@ impl ChangeService {
                 },
             };
             if now.timestamp() <= expires_at {
+                if let Some(at) = DateTime::from_timestamp(expires_at, 0) {
+                    self.remind_approvers(state, &pr, at).await;
+                }
                 continue;
             }
             match self.expire(state, pr.number, now).await {

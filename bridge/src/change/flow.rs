@@ -369,8 +369,15 @@ impl ChangeService {
         }
     }
 
-    async fn open_and_report(&self, state: &Ctx, p: Pending) {
-        if let Err(e) = self.open_pr(state, &p).await {
+    async fn open_and_report(self: Arc<Self>, state: &Ctx, p: Pending) {
+        let opened = self.open_pr(state, &p).await;
+        if let Ok((pr, cr)) = opened {
+            // The approvers' DMs after the request's own work: it doesn't wait for them.
+            let st = state.clone();
+            tokio::spawn(async move { self.tell_approvers(&st, &pr, &cr).await });
+            return;
+        }
+        if let Err(e) = opened {
             e.log(&p.decision_audit_id, "opening a change request");
             self.respond(
                 state,

@@ -14,6 +14,7 @@ pub mod freeze;
 pub use flow::Submitted;
 mod link;
 mod manifests;
+mod notify;
 mod open;
 mod pending;
 mod pending_store;
@@ -37,8 +38,8 @@ use slipway_infra::gitops::{Credentials, Mirror};
 
 pub use crate::config::gitops::{DEFAULT_RUNNER_LOGIN, GitOpsConfig, ServiceConfig, oauth_url_for};
 pub use approvals::{
-    ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
-    approve_value, parse_review_value, reject_modal,
+    ApprovalView, ApproveSummary, ReviewContext, ReviewSeen, Stage, approval_message,
+    approve_modal, approve_value, parse_review_value, reject_modal,
 };
 pub use link::{DeviceCode, Poll};
 pub use pending::Pending;
@@ -93,6 +94,9 @@ pub struct ChangeService {
     /// Each PR head's verification, so webhooks that don't move the head don't redo it.
     pub(crate) verified:
         Mutex<HashMap<(u64, String), Result<verify::Verified, verify::Unverified>>>,
+    /// The stage each PR's approver DMs were last drawn at: they are redrawn when it moves,
+    /// not on every event (`chat.update` is Tier 3, and a request may have 25 of them).
+    pub(crate) notice_stages: Mutex<HashMap<u64, Stage>>,
     default_branch: String,
     /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
     _relay: Option<GitRelay>,
@@ -176,6 +180,7 @@ impl ChangeService {
             store,
             linking: Mutex::new(HashSet::new()),
             verified: Mutex::new(HashMap::new()),
+            notice_stages: Mutex::new(HashMap::new()),
             default_branch,
             _relay: relay,
         })

@@ -27,7 +27,7 @@ struct Slot {
 
 impl ChangeService {
     /// Write the signed change request, push it, and open or advance the PR; then tell Slack.
-    pub async fn open_pr(&self, state: &Ctx, p: &Pending) -> Result<u64, Failure> {
+    pub async fn open_pr(&self, state: &Ctx, p: &Pending) -> Result<(Pr, ChangeRequest), Failure> {
         // Confirmed later than it was asked: the requester must still be someone (a leaver's
         // pending Confirm stops working).
         let requester = slipway_core::policy::SlackUser {
@@ -41,6 +41,14 @@ impl ChangeService {
         // as the request is signed.
         let mut resources = vec![p.resource.clone()];
         resources.extend(render.object_resources.iter().cloned());
+        // A manifest's objects may be on resources a `channels` entry keeps out of this channel.
+        if let Some(r) = state
+            .policy()
+            .channel_refusal(p.family, &resources, &p.channel)
+        {
+            state.metrics.refused(&r.rule);
+            return Err(Failure::user(r.reason));
+        }
         let freeze_override = super::freeze::judge(
             &state.policy(),
             &resources,
@@ -68,7 +76,7 @@ impl ChangeService {
         let pr = self.open_or_advance(p, &cr, &render, &slot).await?;
         self.announce(state, p, &cr, &render, &slot, &pr, commit)
             .await;
-        Ok(pr.number)
+        Ok((pr, cr))
     }
 
     /// Create the target's lock ref at `head`, or find the open PR of the change that holds it.

@@ -50,12 +50,17 @@ impl OpenRequest {
     }
 
     /// Whether `who` may approve it now: not its requester, in one of its approver groups, not
-    /// counted already, and before its deadline.
+    /// counted already, before its deadline, and while approvals still count (not after the
+    /// quorum holds).
     pub fn awaits(&self, who: &Identity, now: DateTime<Utc>) -> bool {
-        let approval = &self.cr.policy.approval;
+        let groups = self.cr.policy.approval.constraints();
         who.subject != self.cr.requester.subject
+            && !self.quorum.met
             && now <= self.cr.expires_at
-            && approval.groups.iter().any(|g| who.in_group(g))
+            && groups
+                .iter()
+                .flat_map(|c| &c.groups)
+                .any(|g| who.in_group(g))
             && !self
                 .quorum
                 .approvals

@@ -112,7 +112,13 @@ fn explain(
         groups: e.groups.clone(),
         default_cluster: None,
     };
-    let mut v = explain_json_as(policy, &slack_user, usable.then_some(&identity), command);
+    let mut v = explain_json_as(
+        policy,
+        &slack_user,
+        usable.then_some(&identity),
+        command,
+        None,
+    );
     if !usable {
         v["reason"] = format!("`{}` is deactivated ({})", e.subject, e.source).into();
     }

@@ -147,6 +147,7 @@ pub(super) fn load(
     let (api_url, git_url, oauth_url) = github_urls(&repo, gitops, github, env)?;
     let app = app_identity(github, signing, env)?;
     let (signing_key_id, revoked) = key_ids(signing, env)?;
+    let (expiry_interval, approval_reminder) = timers(gitops, env)?;
     Ok(Some(super::gitops::GitOpsConfig {
         default_branch: env("SLIPWAY_GITOPS_DEFAULT_BRANCH")
             .or(gitops.default_branch.clone())
@@ -174,14 +175,8 @@ pub(super) fn load(
             "github.token_key",
         )?,
         envelope: super::EnvelopeConfig::default(),
-        expiry_interval: duration(
-            "SLIPWAY_EXPIRY_INTERVAL / gitops.expiry_interval",
-            env("SLIPWAY_EXPIRY_INTERVAL")
-                .or(gitops.expiry_interval.clone())
-                .as_deref(),
-            Duration::from_secs(60),
-        )?
-        .max(Duration::from_millis(10)),
+        expiry_interval,
+        approval_reminder,
         runner_login: runner_login(env, github.runner_login.clone())?,
         policy_path: env("SLIPWAY_GITOPS_POLICY_PATH")
             .or(gitops.policy_path.clone())
@@ -190,6 +185,26 @@ pub(super) fn load(
                 |p| Some(p.trim().trim_start_matches('/').to_string()).filter(|p| !p.is_empty()),
             ),
     }))
+}
+
+/// How often expiry is swept, and how long before expiry approvers are reminded.
+fn timers(gitops: &FileGitops, env: Env<'_>) -> Result<(Duration, Duration), String> {
+    let every = duration(
+        "SLIPWAY_EXPIRY_INTERVAL / gitops.expiry_interval",
+        env("SLIPWAY_EXPIRY_INTERVAL")
+            .or(gitops.expiry_interval.clone())
+            .as_deref(),
+        Duration::from_secs(60),
+    )?
+    .max(Duration::from_millis(10));
+    let reminder = duration(
+        "SLIPWAY_APPROVAL_REMINDER / gitops.approval_reminder",
+        env("SLIPWAY_APPROVAL_REMINDER")
+            .or(gitops.approval_reminder.clone())
+            .as_deref(),
+        Duration::from_secs(3600),
+    )?;
+    Ok((every, reminder))
 }
 
 /// `signing.trusted`: earlier key ids and their public keys.

@@ -188,6 +188,8 @@ pub struct GitOpsConfig {
     pub envelope: super::EnvelopeConfig,
     /// How often open change requests are checked for expiry.
     pub expiry_interval: Duration,
+    /// How long before a request expires its approvers are reminded (zero: never).
+    pub approval_reminder: Duration,
     /// The GitHub login the runner comments as (`github-actions[bot]` for a job's
     /// `GITHUB_TOKEN`): only its marker comments are mirrored into Slack as runner reports.
     pub runner_login: String,

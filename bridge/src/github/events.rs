@@ -55,6 +55,10 @@ pub struct Review {
     /// The commit reviewed (absent in some older payloads: then the PR's head).
     #[serde(default)]
     pub commit_id: Option<String>,
+    /// The review's text (`null` when empty): a review made in Slack carries the bridge's
+    /// signed marker in it.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// `pull_request_review`.

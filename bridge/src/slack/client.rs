@@ -173,6 +173,19 @@ impl Slack {
         Ok(resp.ts.0)
     }
 
+    /// `conversations.open` with one user: the direct message channel (`D…`) between the bot
+    /// and them, which `chat.update` needs to redraw a message sent there (scope `im:write`).
+    pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
+        let req = SlackApiConversationsOpenRequest::new().with_users(vec![user.into()]);
+        let token = self.token();
+        let session = self.client.open_session(&token);
+        let resp = session
+            .conversations_open(&req)
+            .await
+            .map_err(err("conversations.open"))?;
+        Ok(resp.channel.id.0)
+    }
+
     /// `chat.update`.
     pub async fn update(&self, channel: &str, ts: &str, msg: &Message) -> Result<(), SlackError> {
         let content = msg.content().map_err(|message| SlackError {

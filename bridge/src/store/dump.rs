@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::{
-    BRIDGE_COMMITS, DEADLINES, DELIVERIES, Deadline, PUSHERS, RedbStore, Result, SLACK_REVIEWS,
-    SlackThread, StateStore, THREADS, TOKEN_GENERATIONS, TOKENS, err,
+    BRIDGE_COMMITS, DEADLINES, DELIVERIES, Deadline, NOTICES, Notice, PUSHERS, RedbStore, Result,
+    SLACK_REVIEWS, SlackThread, StateStore, THREADS, TOKEN_GENERATIONS, TOKENS, err,
 };
 
 /// The contents of a state store.
@@ -22,6 +22,7 @@ pub struct StateDump {
     pub deadlines: BTreeMap<u64, Deadline>,
     pub bridge_commits: Vec<String>,
     pub pushers: Vec<(u64, String)>,
+    pub notices: Vec<(u64, Notice)>,
 }
 
 impl StateDump {
@@ -36,6 +37,7 @@ impl StateDump {
             ("deadlines", self.deadlines.len()),
             ("bridge commits", self.bridge_commits.len()),
             ("pushers", self.pushers.len()),
+            ("approver notices", self.notices.len()),
         ]
     }
 
@@ -72,6 +74,9 @@ impl StateDump {
         }
         for (pr, login) in &self.pushers {
             to.add_pusher(*pr, login)?;
+        }
+        for (pr, n) in &self.notices {
+            to.add_notice(*pr, n)?;
         }
         Ok(())
     }
@@ -149,6 +154,11 @@ fn dump_rest(tx: &redb::ReadTransaction, d: &mut StateDump) -> Result<()> {
         let (k, _) = row.map_err(err)?;
         let (pr, login) = k.value();
         d.pushers.push((pr, login.to_string()));
+    }
+    for row in tx.open_table(NOTICES).map_err(err)?.iter().map_err(err)? {
+        let (k, _) = row.map_err(err)?;
+        let (pr, n) = k.value();
+        d.notices.extend(Notice::decode(n).map(|n| (pr, n)));
     }
     Ok(())
 }

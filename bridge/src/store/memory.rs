@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use super::{Deadline, Result, SlackThread, StateStore};
+use super::{Deadline, Notice, Result, SlackThread, StateStore};
 
 /// The same state in memory (lost on restart): for unit tests.
 #[derive(Debug, Default)]
@@ -14,6 +14,7 @@ struct Memory {
     threads: HashMap<u64, SlackThread>,
     tokens: HashMap<String, Vec<u8>>,
     slack_reviews: BTreeSet<(u64, u64)>,
+    notices: BTreeSet<(u64, Notice)>,
     deliveries: HashMap<String, i64>,
     deadlines: HashMap<u64, Deadline>,
     bridge_commits: BTreeSet<String>,
@@ -69,6 +70,21 @@ impl StateStore for MemoryStore {
             m.slack_reviews.insert((pr, review));
         });
         Ok(())
+    }
+    fn add_notice(&self, pr: u64, notice: &Notice) -> Result<()> {
+        self.with(|m| {
+            m.notices.insert((pr, notice.clone()));
+        });
+        Ok(())
+    }
+    fn notices(&self, pr: u64) -> Result<Vec<Notice>> {
+        Ok(self.with(|m| {
+            m.notices
+                .iter()
+                .filter(|(p, _)| *p == pr)
+                .map(|(_, n)| n.clone())
+                .collect()
+        }))
     }
     fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>> {
         Ok(self.with(|m| {

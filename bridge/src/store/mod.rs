@@ -37,6 +37,32 @@ pub struct SlackThread {
     pub ts: String,
 }
 
+/// A direct message Slipway sent about a PR: who was asked or reminded, and where, so the
+/// message's buttons can follow the PR and a reminder goes out once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Notice {
+    /// `ask` (the request needs them) or `remind` (its expiry is near).
+    pub kind: String,
+    pub channel: String,
+    pub ts: String,
+}
+
+impl Notice {
+    /// One string (`kind\tchannel\tts`): Slack's ids never hold a tab.
+    fn encode(&self) -> String {
+        format!("{}\t{}\t{}", self.kind, self.channel, self.ts)
+    }
+
+    fn decode(s: &str) -> Option<Notice> {
+        let mut parts = s.splitn(3, '\t');
+        Some(Notice {
+            kind: parts.next()?.to_string(),
+            channel: parts.next()?.to_string(),
+            ts: parts.next()?.to_string(),
+        })
+    }
+}
+
 /// When a PR's change request expires, as read from the change file at `head_sha`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deadline {
@@ -81,6 +107,10 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     /// Who pushed to a PR (from `synchronize` webhooks): they can't approve it.
     fn add_pusher(&self, pr: u64, login: &str) -> Result<()>;
     fn pushers(&self, pr: u64) -> Result<BTreeSet<String>>;
+
+    /// Direct messages sent about PR `pr`.
+    fn add_notice(&self, pr: u64, notice: &Notice) -> Result<()>;
+    fn notices(&self, pr: u64) -> Result<Vec<Notice>>;
 }
 
 const THREADS: TableDefinition<u64, (&str, &str)> = TableDefinition::new("slack_threads");
@@ -88,6 +118,7 @@ const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("github_tokens
 const SLACK_REVIEWS: TableDefinition<(u64, u64), ()> = TableDefinition::new("slack_reviews");
 const DELIVERIES: TableDefinition<&str, i64> = TableDefinition::new("github_deliveries");
 const DEADLINES: TableDefinition<u64, (&str, i64)> = TableDefinition::new("change_deadlines");
+const NOTICES: TableDefinition<(u64, &str), ()> = TableDefinition::new("approver_notices");
 const TOKEN_GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("token_generations");
 const BRIDGE_COMMITS: TableDefinition<&str, ()> = TableDefinition::new("bridge_commits");
 const PUSHERS: TableDefinition<(u64, &str), ()> = TableDefinition::new("pr_pushers");
@@ -144,6 +175,7 @@ impl RedbStore {
         tx.open_table(TOKEN_GENERATIONS).map_err(err)?;
         tx.open_table(BRIDGE_COMMITS).map_err(err)?;
         tx.open_table(PUSHERS).map_err(err)?;
+        tx.open_table(NOTICES).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(RedbStore { db, path })
     }
@@ -244,6 +276,26 @@ impl StateStore for RedbStore {
             for entry in t.range((pr, 0)..=(pr, u64::MAX))? {
                 let (k, _) = entry?;
                 out.insert(k.value().1);
+            }
+            Ok(out)
+        })
+    }
+
+    fn add_notice(&self, pr: u64, notice: &Notice) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(NOTICES)?
+                .insert((pr, notice.encode().as_str()), ())?;
+            Ok(())
+        })
+    }
+
+    fn notices(&self, pr: u64) -> Result<Vec<Notice>> {
+        self.read(|tx| {
+            let t = tx.open_table(NOTICES)?;
+            let mut out = Vec::new();
+            for entry in t.range((pr, "")..(pr + 1, ""))? {
+                let (k, _) = entry?;
+                out.extend(Notice::decode(k.value().1));
             }
             Ok(out)
         })
@@ -452,8 +504,14 @@ mod tests {
         .unwrap();
         redb.add_bridge_commit("c0ffee").unwrap();
         redb.add_pusher(4, "eve").unwrap();
+        let notice = Notice {
+            kind: "ask".into(),
+            channel: "D4".into(),
+            ts: "4.5".into(),
+        };
+        redb.add_notice(4, &notice).unwrap();
         let dump = redb.dump().unwrap();
-        assert_eq!(dump.counts().iter().map(|c| c.1).sum::<usize>(), 9);
+        assert_eq!(dump.counts().iter().map(|c| c.1).sum::<usize>(), 10);
         let server = crate::shared::test_server::TestRedis::start();
         let to = redis_store(&server, "slipway:");
         dump.write_into(&to).unwrap();
@@ -478,6 +536,7 @@ mod tests {
         assert_eq!(to.deadline(4).unwrap().map(|d| d.expires_at), Some(44));
         assert!(to.is_bridge_commit("C0FFEE").unwrap());
         assert!(to.pushers(4).unwrap().contains("eve"));
+        assert_eq!(to.notices(4).unwrap(), [notice]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::fmt;
 
 use redis::Connection;
 
-use super::{Deadline, Result, SlackThread, StateStore, StoreError};
+use super::{Deadline, Notice, Result, SlackThread, StateStore, StoreError};
 use crate::shared::blocking::Pool;
 
 /// How long a delivery key lives without a prune: the embedded store's memory (a week).
@@ -149,6 +149,15 @@ impl StateStore for RedisStore {
 
     fn slack_reviews(&self, pr: u64) -> Result<BTreeSet<u64>> {
         self.smembers(&format!("reviews:{pr}"))
+    }
+
+    fn add_notice(&self, pr: u64, notice: &Notice) -> Result<()> {
+        self.sadd(&format!("notices:{pr}"), notice.encode())
+    }
+
+    fn notices(&self, pr: u64) -> Result<Vec<Notice>> {
+        let all: BTreeSet<String> = self.smembers(&format!("notices:{pr}"))?;
+        Ok(all.iter().filter_map(|n| Notice::decode(n)).collect())
     }
 
     fn first_delivery(&self, id: &str, at: i64) -> Result<bool> {

@@ -32,6 +32,10 @@ pub struct Case {
     /// Text the reason must contain.
     #[serde(default)]
     pub reason_contains: Option<String>,
+    /// The Slack channel ID it is typed in (`D…` for a direct message), for the `channels`
+    /// section's scoping; left out, the case is decided as if no entry scoped it.
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 /// The result of running one case.
@@ -45,7 +49,10 @@ pub enum CaseResult {
 pub fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     let user = SlackUser::new(&case.user);
     let parsed = parse_line(&case.command);
-    let d = decide(policy, &user, &parsed);
+    let mut d = decide(policy, &user, &parsed);
+    if let (Some(channel), Ok(p)) = (&case.channel, &parsed) {
+        d = policy.scoped_to(d, p.family(), channel);
+    }
     let mut problems = Vec::new();
     if d.outcome != case.expect {
         problems.push(format!(

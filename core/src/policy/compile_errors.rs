@@ -3,7 +3,7 @@
 
 use super::Policy;
 
-const BASE: &str = r#"version: 1
+pub(super) const BASE: &str = r#"version: 1
 defaults:
   cluster: c1
   alert_env: e1
@@ -330,6 +330,30 @@ freezes:
   - { name: ev, reason: r2, protected: true, from: "2026-12-24T00:00:00Z", to: "2026-12-25T00:00:00Z" }"#,
         r"freeze `ev` is defined twice",
         r"ev, reason: r2",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+channels:
+  - { id: ch-a, resources: ["kube:c2/*"], only_in: [C0OPSROOM, prod-ops] }"#,
+        r"`prod-ops` is not a Slack channel ID",
+        r"prod-ops]",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+channels:
+  - { id: ch-a, resources: ["kube:c2/*"], only_in: [D0SOMEONE1] }"#,
+        r"`D0SOMEONE1` is not a Slack channel ID",
+        r"D0SOMEONE1",
+    ),
+    (
+        "output_bytes: 10",
+        r#"output_bytes: 10
+channels:
+  - { id: ch-a, resources: ["kube:c2/*"], direct_messages: true }"#,
+        r"channels entry `ch-a` sets nothing",
+        r"ch-a, resources",
     ),
 ];
 

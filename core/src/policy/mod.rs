@@ -15,6 +15,7 @@ mod patterns;
 mod proptests;
 
 pub use cases::{Case, CaseFile, CaseResult, run_case};
+pub use channels::{ChannelRefusal, is_direct_message};
 pub use compile::{Policy, PolicyError};
 pub use eval::{Decision, Outcome, Request};
 pub use freeze::{FreezeCheck, Frozen, MAX_OVERRIDE_REASON, Window};
@@ -91,18 +92,29 @@ pub fn decide_as<'a>(
 /// `argv`, plus `groups`, `resource` and `approval` for context.
 pub fn explain_json(policy: &Policy, user_id: &str, text: &str) -> serde_json::Value {
     let user = SlackUser::new(user_id);
-    explain_json_as(policy, &user, policy.identities().resolve(&user), text)
+    explain_json_as(
+        policy,
+        &user,
+        policy.identities().resolve(&user),
+        text,
+        None,
+    )
 }
 
-/// [`explain_json`] for an identity the caller resolved (a directory person).
+/// [`explain_json`] for an identity the caller resolved (a directory person), typed in
+/// `channel` when there is one (the `channels` section's scoping applies).
 pub fn explain_json_as(
     policy: &Policy,
     user: &SlackUser,
     identity: Option<&Identity>,
     text: &str,
+    channel: Option<&str>,
 ) -> serde_json::Value {
     let parsed = parse_line(text);
-    let d = decide_as(policy, user, identity, &parsed, KindScopes::builtin());
+    let mut d = decide_as(policy, user, identity, &parsed, KindScopes::builtin());
+    if let (Some(channel), Ok(p)) = (channel, &parsed) {
+        d = policy.scoped_to(d, p.family(), channel);
+    }
     serde_json::json!({
         "decision": d.outcome.as_str(),
         "reason": d.reason,

@@ -111,7 +111,8 @@ pub struct Overriders {
     pub roles: Vec<Name>,
 }
 
-/// How output on some resources is shown.
+/// Where commands on some resources may be run, and who sees their output: one section, so a
+/// resource's channel rules are read in one place.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelRule {
@@ -124,7 +125,22 @@ pub struct ChannelRule {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub commands: Vec<Name>,
-    pub output: Visibility,
+    /// Who sees the output; the first matching entry that sets it decides.
+    #[serde(default)]
+    pub output: Option<Visibility>,
+    /// Slack channel IDs (`C…`, `G…`) the commands may be run in; anywhere else, direct
+    /// messages included, they are refused. Every matching entry that sets it must allow the
+    /// channel. Empty (the default): any channel.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub only_in: Vec<Name>,
+    /// `false`: refused in direct messages (with Slipway or between people). Default `true`.
+    #[serde(default = "yes")]
+    pub direct_messages: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Who sees a command's output.

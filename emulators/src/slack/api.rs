@@ -26,6 +26,7 @@ const METHODS: &[&str] = &[
     "users.info",
     "users.lookupByEmail",
     "conversations.info",
+    "conversations.open",
     "apps.connections.open",
 ];
 
@@ -271,6 +272,7 @@ fn dispatch(st: &mut State, method: &str, params: &Map<String, Value>) -> Outcom
         "users.info" => users_info(st, params),
         "users.lookupByEmail" => users_lookup_by_email(st, params),
         "conversations.info" => conversations_info(st, params),
+        "conversations.open" => conversations_open(params),
         "apps.connections.open" => {
             let n = st.next();
             let ws = st.base_url.replacen("http://", "ws://", 1);
@@ -411,6 +413,35 @@ fn permalink(st: &mut State, params: &Map<String, Value>) -> Outcome {
 
 /// `conversations.info`: a public channel (`C…`) or a DM (`D…`); shared with another
 /// organisation when a test said so.
+/// `conversations.open` for one user: their direct message with the bot, the same `D…` id each
+/// time. `users` is a comma-separated string (form) or an array (JSON); several users would be a
+/// group DM, which Slipway never opens.
+fn conversations_open(params: &Map<String, Value>) -> Outcome {
+    let users: Vec<String> = match params.get("users") {
+        Some(Value::String(s)) => s.split(',').map(|u| u.trim().to_string()).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let [user] = users.as_slice() else {
+        return Err(fail(if users.is_empty() {
+            "users_list_not_supplied"
+        } else {
+            "not_implemented"
+        }));
+    };
+    let Some(rest) = user.strip_prefix('U').or_else(|| user.strip_prefix('W')) else {
+        return Err(fail("user_not_found"));
+    };
+    if rest.is_empty() {
+        return Err(fail("user_not_found"));
+    }
+    Ok(json!({ "channel": { "id": format!("D{rest}") } }))
+}
+
 fn conversations_info(st: &State, params: &Map<String, Value>) -> Outcome {
     let id = str_param(params, "channel").ok_or_else(|| fail("channel_not_found"))?;
     let im = id.starts_with('D');

@@ -102,10 +102,10 @@ async fn reject_opens_a_modal_whose_reason_becomes_a_request_changes_review() {
 
 /// A clock that runs with real time plus an offset a test moves ahead.
 #[derive(Debug, Default)]
-struct JumpClock(Mutex<chrono::Duration>);
+pub(crate) struct JumpClock(Mutex<chrono::Duration>);
 
 impl JumpClock {
-    fn jump(&self, by: chrono::Duration) {
+    pub(crate) fn jump(&self, by: chrono::Duration) {
         *self.0.lock().unwrap() += by;
     }
 }
@@ -116,14 +116,20 @@ impl Clock for JumpClock {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_past_expiry_is_commented_closed_unlocked_and_shown_expired() {
+/// A bridge on a [`JumpClock`], with a change PR open.
+pub(crate) async fn with_open_pr_on_a_clock() -> (Arc<JumpClock>, TestApp, GitOpsFixture, u64) {
     let clock = Arc::new(JumpClock::default());
     let (app, fx, number) = with_open_pr_opts(Options {
         clock: Some(clock.clone()),
         ..Options::default()
     })
     .await;
+    (clock, app, fx, number)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_expiry_is_commented_closed_unlocked_and_shown_expired() {
+    let (clock, app, fx, number) = with_open_pr_on_a_clock().await;
     let ts = change_message(&app).ts;
     let lock_ref = format!(
         "refs/slipway/locks/{}",
@@ -247,6 +253,11 @@ async fn auto_merge_merges_with_the_expected_head_once_the_quorum_holds() {
         message_contains(&app.slack, &ts, "merged").await,
         "{:?}",
         change_message(&app)
+    );
+    let blocks = change_message(&app).blocks.to_string();
+    assert!(
+        !blocks.contains("slipway_approve") && !blocks.contains("slipway_reject"),
+        "after the merge only View PR is left: {blocks}"
     );
     assert!(
         fx.github_wait(|| fx

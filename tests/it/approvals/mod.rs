@@ -92,7 +92,11 @@ pub(crate) fn change_message(app: &TestApp) -> slipway_emulators::slack::Message
     app.slack
         .messages()
         .into_iter()
-        .find(|m| m.thread_ts.is_none() && m.blocks.to_string().contains("Change request"))
+        .find(|m| {
+            m.channel == CHANNEL
+                && m.thread_ts.is_none()
+                && m.blocks.to_string().contains("Change request")
+        })
         .expect("change message")
 }
 
@@ -271,7 +275,8 @@ pub(crate) fn approve_value(slack: &SlackEmulator, ts: &str) -> String {
         .into_iter()
         .find(|m| m.ts == ts)
         .expect("the change message");
-    crate::changes::button_value(&msg.blocks, "slipway_approve").expect("an Approve button")
+    crate::changes::button_value(&msg.blocks, "slipway_approve")
+        .unwrap_or_else(|| panic!("no Approve button on {msg:?}"))
 }
 
 /// Wait for the modal opened after `before` views and return it.
@@ -307,6 +312,7 @@ mod evidence;
 mod forged;
 mod lifecycle;
 mod linking;
+mod notices;
 mod restart;
 mod reviews;
 mod rollback;

@@ -99,6 +99,73 @@ async fn two_approvers_click_approve_and_the_quorum_holds() {
             .iter()
             .all(|r| r.approvals[0].source == slipway_core::audit::ApprovalSource::Slack)
     );
+    // The thread tells each approval once, where it was made: GitHub's webhook echoes of the
+    // Slack reviews are not told again.
+    assert!(fx.github.wait_for_deliveries(LONG).await);
+    assert_told(&app, &ts, "bo.approver@example.com approved in Slack").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lines: Vec<String> = app
+        .slack
+        .thread(CHANNEL, &ts)
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    for who in ["ada.approver@example.com", "bo.approver@example.com"] {
+        let told = lines
+            .iter()
+            .filter(|l| l.contains(&format!("{who} approved in Slack")))
+            .count();
+        assert_eq!(told, 1, "{who}: {lines:?}");
+    }
+    assert!(!lines.iter().any(|l| l.contains("in GitHub")), "{lines:?}");
+    // The quorum is met: Approve is gone; Reject stays (changes requested would still block).
+    let blocks = change_message(&app).blocks.to_string();
+    assert!(
+        !blocks.contains("slipway_approve") && blocks.contains("slipway_reject"),
+        "{blocks}"
+    );
+}
+
+/// A review typed in GitHub that looks like one made in Slack (a marker that doesn't verify
+/// under the bridge's keys) is told in the thread and audited as made in GitHub: the marker
+/// only silences the echo of the bridge's own reviews.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_review_carrying_a_forged_slack_marker_is_told_and_audited_as_made_in_github() {
+    let (app, fx, number) = with_open_pr().await;
+    let ts = change_message(&app).ts;
+    let head = pull(&fx, number)["head"]["sha"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forger = slipway_core::change::parse_signing_key(&"07".repeat(32)).unwrap();
+    let marker = slipway_core::change::slack_review_marker(
+        &forger,
+        "test",
+        &format!("{OWNER}/{REPO}"),
+        number,
+        &head,
+        "ada-approver",
+    );
+    fx.github.review(
+        OWNER,
+        REPO,
+        number,
+        "ada-approver",
+        "APPROVE",
+        &format!("Approved in Slack by ada.approver@example.com.\n\n{marker}"),
+    );
+    assert_told(&app, &ts, "ada-approver approved in GitHub").await;
+    assert!(
+        app.slack
+            .wait_until(LONG, |_| app
+                .audit()
+                .iter()
+                .any(|r| r.kind == slipway_core::audit::EventKind::Approval
+                    && r.approvals[0].source
+                        == slipway_core::audit::ApprovalSource::Github))
+            .await,
+        "audited as a GitHub review"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,11 +273,7 @@ async fn approvals_made_in_github_mirror_to_slack_and_a_push_makes_them_stale() 
     let ts = change_message(&app).ts;
     fx.github
         .review(OWNER, REPO, number, "ada-approver", "APPROVE", "lgtm");
-    assert!(
-        thread_contains(&app.slack, &ts, "ada-approver approved in GitHub").await,
-        "{:?}",
-        app.slack.thread(CHANNEL, &ts)
-    );
+    assert_told(&app, &ts, "ada-approver approved in GitHub").await;
     assert!(
         app.slack
             .wait_until(LONG, |s| s.messages().iter().any(|m| m.ts == ts
@@ -399,5 +462,14 @@ fn push_to_pr(fx: &GitOpsFixture, number: u64) {
         &[(path, &same)],
         "touch",
         "omar-operator",
+    );
+}
+
+/// Waits until the thread of message `ts` tells `needle`.
+async fn assert_told(app: &TestApp, ts: &str, needle: &str) {
+    assert!(
+        thread_contains(&app.slack, ts, needle).await,
+        "{needle}: {:?}",
+        app.slack.thread(CHANNEL, ts)
     );
 }

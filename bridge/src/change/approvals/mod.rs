@@ -12,6 +12,7 @@
 //! deadline don't count, and an open request not approved by then is closed by `expiry`.
 
 mod merge;
+mod mirror;
 mod view;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use super::verify::Verified;
 use crate::ctx::Ctx;
 use crate::slack::client::Message;
 use crate::store::Deadline;
+pub use mirror::ReviewSeen;
 pub use view::{
     ApprovalView, ApproveSummary, ReviewContext, Stage, approval_message, approve_modal,
     approve_value, parse_review_value, reject_modal,
@@ -99,6 +101,17 @@ impl ChangeService {
 
     /// Recompute everything about a PR after an event, and tell GitHub and Slack.
     pub async fn refresh(&self, state: &Ctx, number: u64, event: &str) -> Result<(), String> {
+        self.refresh_with(state, number, Some(event)).await
+    }
+
+    /// [`Self::refresh`], posting `event` in the thread only when there is one (a review made
+    /// in Slack was already told there when it was made).
+    pub async fn refresh_with(
+        &self,
+        state: &Ctx,
+        number: u64,
+        event: Option<&str>,
+    ) -> Result<(), String> {
         let pr = self
             .gh()
             .get_pr(&self.cfg.repo, number)
@@ -229,39 +242,6 @@ impl ChangeService {
             {
                 tracing::warn!(error = %e, "posting in the change thread");
             }
-        }
-    }
-
-    async fn mirror_to_slack(
-        &self,
-        state: &Ctx,
-        pr: &Pr,
-        cr: &ChangeRequest,
-        q: &Quorum,
-        event: &str,
-    ) {
-        let Some((channel, ts)) = self.thread_of(pr.number) else {
-            return;
-        };
-        let view = ApprovalView::new(pr, cr, q);
-        if let Err(e) = state
-            .slack
-            .update(&channel, &ts, &approval_message(&view))
-            .await
-        {
-            tracing::warn!(error = %e, "updating the change message");
-        }
-        let line = format!(
-            "{event} · approvals {}{}",
-            view.progress(),
-            view.stale_note()
-        );
-        if let Err(e) = state
-            .slack
-            .post(&channel, Some(&ts), &Message::text(line))
-            .await
-        {
-            tracing::warn!(error = %e, "posting in the change thread");
         }
     }
 

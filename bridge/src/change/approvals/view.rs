@@ -36,7 +36,7 @@ impl Stage {
         }
     }
 
-    fn open(self) -> bool {
+    pub fn open(self) -> bool {
         matches!(
             self,
             Stage::Waiting | Stage::ChangesRequested | Stage::Approved | Stage::Expired
@@ -205,8 +205,11 @@ fn notes(v: &ApprovalView) -> Vec<String> {
 fn buttons(v: &ApprovalView) -> Vec<serde_json::Value> {
     let value = v.pr_number.to_string();
     let mut buttons = Vec::new();
-    if v.stage.open() && v.stage != Stage::Expired {
+    // Once the quorum is met another approval changes nothing; a rejection still blocks it.
+    if matches!(v.stage, Stage::Waiting | Stage::ChangesRequested) {
         buttons.push(json!({"action_id": "slipway_approve", "text": "Approve", "style": "primary", "value": approve_value(v.pr_number, &v.head_sha)}));
+    }
+    if v.stage.open() && v.stage != Stage::Expired {
         buttons.push(json!({"action_id": "slipway_reject", "text": "Reject", "style": "danger", "value": value}));
     }
     buttons.push(
