@@ -20,6 +20,7 @@ pub mod plain;
 mod repl;
 mod screen;
 mod script;
+pub mod sinks;
 mod surface;
 mod world;
 

@@ -317,4 +317,5 @@ mod rollback;
 mod rotation;
 mod self_service;
 mod snapshots;
+mod story;
 mod webhooks;
