@@ -24,6 +24,18 @@ use slipway_tests::harness::{Daemon, free_port, resolve_tool};
 pub const BUCKET: &str = "slipway-audit";
 pub const PREFIX: &str = "trail";
 
+/// `slipway audit verify`'s arguments for the test bucket on `endpoint`.
+pub fn bucket_args(endpoint: &str) -> [&str; 6] {
+    [
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        PREFIX,
+        "--endpoint-url",
+        endpoint,
+    ]
+}
+
 /// moto's S3 on loopback, stopped by PID when dropped. Fails (never skips) without moto.
 pub async fn moto(dir: &Path, port: Option<u16>) -> Daemon {
     let server = resolve_tool(

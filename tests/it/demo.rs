@@ -46,7 +46,7 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         crate::stderr(&out),
         std::fs::read_to_string(dir.path().join("bridge.log")).unwrap_or_default()
     );
-    for n in 1..=12 {
+    for n in 1..=16 {
         assert!(
             transcript.contains(&format!("✓ Step {n}:")),
             "step {n}: {transcript}"
@@ -58,8 +58,15 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         "you requested this change",
         "Approvals: *2 of 2*",
         "Runner report",
+        // The first rollout fails (its pods crash-loop), and the thread offers Roll back.
+        "CrashLoopBackOff",
+        "] Roll back",
+        "successfully rolled out",
+        // The sinks, each with both changes: ServiceNow's change requests, closed as they ended.
+        "closed unsuccessful",
+        "closed successful",
         "Object Lock mirror both verify",
-        "All 12 steps worked.",
+        "All 16 steps worked.",
         // A message shortcut's dialog, and an approver's App Home, as text.
         "Slipway explains (a dialog)",
         "Slipway's App Home, as U0APPROVER1 sees it",
@@ -70,6 +77,11 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         assert!(transcript.contains(shown), "{shown}: {transcript}");
     }
     assert!(!transcript.contains("hunter2"), "the secret never shows");
+    assert_eq!(
+        transcript.matches("    Jira OPS-").count(),
+        2,
+        "a Jira issue for each change: {transcript}"
+    );
     // The runner flushed its own records to the Object Lock bucket before its job ended.
     let s3_part = transcript
         .split("audit trail: s3://slipway-audit")
@@ -85,6 +97,14 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
                 && r.writer.starts_with("runner:")),
         "{records:?}"
     );
+    // Both jobs' records are in that spool: the failed rollout's and the roll back's.
+    let outcomes: Vec<&str> = records
+        .iter()
+        .filter(|r| r.writer.starts_with("runner:"))
+        .filter_map(|r| r.details.as_ref()?["outcome"].as_str())
+        .filter(|o| *o != "started")
+        .collect();
+    assert_eq!(outcomes, ["failed", "executed"], "{records:?}");
     // --dir keeps the emulated GitHub's repository, merge included, for a look afterwards.
     let log = std::process::Command::new("git")
         .args(["log", "--oneline", "main"])
@@ -92,7 +112,8 @@ fn the_scripted_walkthrough_passes_every_step_and_prints_a_transcript() {
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&log.stdout).contains("Merge pull request #1"),
+        String::from_utf8_lossy(&log.stdout).contains("Merge pull request #1")
+            && String::from_utf8_lossy(&log.stdout).contains("Merge pull request #2"),
         "{}",
         String::from_utf8_lossy(&log.stdout)
     );

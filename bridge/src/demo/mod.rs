@@ -1,7 +1,8 @@
 //! `slipway demo`: the whole flow on one machine, with no Slack, GitHub or AWS account.
 //!
 //! It starts the emulators (`slipway-emulators`: Slack's Web API, GitHub with real bare git
-//! repositories, the Kubernetes API the real kubectl talks to, the Actions OIDC issuer), moto
+//! repositories, the Kubernetes API the real kubectl talks to, the Actions OIDC issuer, and
+//! Jira, ServiceNow and Loki as the audit trail's sinks), moto
 //! for S3 with Object Lock when it is installed, and the real bridge (`slipway serve`) as a
 //! child process. The terminal is the Slack channel: everything a person does goes to the bridge
 //! as a signed HTTP request, exactly as Slack would send it. When `main` moves, the real runner
@@ -20,6 +21,7 @@ pub mod plain;
 mod repl;
 mod screen;
 mod script;
+pub mod sinks;
 mod surface;
 mod world;
 
@@ -169,7 +171,16 @@ fn banner(world: &World) -> Vec<String> {
             .gitops_dir()
             .map_or_else(String::new, |d| d.display().to_string())
     ));
-    banner.push(format!("  Kubernetes  {}", world.kube.https_url()));
+    banner.push(format!(
+        "  Kubernetes  {}  (the first rollout of api/api fails, so Roll back can be shown)",
+        world.kube.https_url()
+    ));
+    banner.push(format!(
+        "  sinks       Jira {}, ServiceNow {}, Loki {}",
+        world.sinks.jira.base_url(),
+        world.sinks.servicenow.base_url(),
+        world.sinks.loki.base_url()
+    ));
     match (&world.moto, &world.s3_warning) {
         (Some(m), _) => banner.push(format!(
             "  audit       {} → s3://{}/slipway on moto {} (Object Lock, COMPLIANCE)",

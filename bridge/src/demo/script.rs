@@ -1,8 +1,7 @@
 //! `slipway demo --scripted`: the walkthrough, step by step, through the same channel a person
 //! types into. Each step checks its outcome where it lands (Slack, GitHub, the cluster, the
-//! audit trail); the first failure stops the walk and the exit code says so.
+//! audit trail and its sinks); the first failure stops the walk and the exit code says so.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +9,10 @@ use super::actions::Actions;
 use super::channel::{Channel, Submitted};
 use super::plain;
 use super::screen::Screen;
-use super::world::{BUCKET, CHANNEL, OWNER, REPO, World, aws_env};
+use super::world::{OWNER, REPO, World};
+
+mod audit;
+mod runs;
 
 /// How long any one step may take before it counts as failed.
 pub(super) const STEP: Duration = Duration::from_secs(90);
@@ -49,12 +51,21 @@ pub async fn link_accounts(channel: &Channel, users: &[&str]) -> StepResult {
     }
 }
 
+/// The string at JSON `pointer` (e.g. `/head/ref`) in PR `pr` of the GitOps repo.
+fn pull_str(w: &World, pr: u64, pointer: &str) -> Option<String> {
+    w.github
+        .pulls(OWNER, REPO)
+        .into_iter()
+        .find(|p| p["number"].as_u64() == Some(pr))
+        .and_then(|p| p.pointer(pointer)?.as_str().map(str::to_string))
+}
+
 fn text_of(m: &slipway_emulators::slack::Message) -> String {
     format!("{} {}", m.text, m.blocks)
 }
 
 /// The walkthrough, in order.
-const STEPS: [&str; 12] = [
+const STEPS: [&str; 16] = [
     "/kubectl get pods, as a viewer",
     "/gcloud gcp-staging compute instances list, as a viewer",
     "a viewer tries to read a Secret, and is refused",
@@ -64,10 +75,21 @@ const STEPS: [&str; 12] = [
     "the requester tries to approve their own change, and is refused",
     "two approvers approve in Slack",
     "the pull request is merged",
-    "the runner executes the merged change",
-    "the Slack thread shows the result",
+    "the runner executes the merged change, and the rollout fails",
+    "the Slack thread shows the failure, with a Roll back button",
+    "the requester clicks Roll back: a pull request back to the version before",
+    "two approvers approve the roll back, and it is merged",
+    "the runner executes the roll back, and the rollout succeeds",
+    "Jira, ServiceNow and Loki each hold the whole story",
     "slipway audit verify --git passes",
 ];
+
+/// The pull requests the walk opens: the deploy's, then its roll back's.
+#[derive(Debug, Default)]
+struct Prs {
+    deploy: u64,
+    rollback: u64,
+}
 
 impl Script {
     /// Run every step; true if all of them worked.
@@ -80,29 +102,12 @@ impl Script {
             screen.line(format!("✗ setup: {e}"));
             return false;
         }
-        let mut pr = 0u64;
-
+        let mut prs = Prs::default();
+        let total = STEPS.len();
         for (i, title) in STEPS.iter().enumerate() {
             let n = i + 1;
-            let total = STEPS.len();
             screen.print(&[String::new(), format!("━━ Step {n}/{total}: {title} ━━")]);
-            let result = match n {
-                1 => self.viewer_reads().await,
-                2 => self.gcloud_reads().await,
-                3 => self.secret_refused().await,
-                4 => self.explain_shortcut().await,
-                5 => self.deploy().await.map(|(number, msg)| {
-                    pr = number;
-                    msg
-                }),
-                6 => self.approver_home(pr).await,
-                7 => self.self_approval(pr).await,
-                8 => self.approve(pr).await,
-                9 => self.merge(pr),
-                10 => self.runner_executes(pr).await,
-                11 => self.thread_shows_result(pr).await,
-                _ => self.audit_verifies().await,
-            };
+            let result = self.step(n, &mut prs).await;
             self.channel
                 .settle(Duration::from_millis(300), Duration::from_secs(3))
                 .await;
@@ -121,9 +126,39 @@ impl Script {
                 }
             }
         }
-        let total = STEPS.len();
         screen.print(&[String::new(), format!("All {total} steps worked.")]);
         true
+    }
+
+    /// Step `n` of [`STEPS`].
+    async fn step(&self, n: usize, prs: &mut Prs) -> StepResult {
+        match n {
+            1 => self.viewer_reads().await,
+            2 => self.gcloud_reads().await,
+            3 => self.secret_refused().await,
+            4 => self.explain_shortcut().await,
+            5 => self
+                .opened(1, "/deploy api staging --apply")
+                .await
+                .map(|(number, msg)| {
+                    prs.deploy = number;
+                    msg
+                }),
+            6 => self.approver_home(prs.deploy).await,
+            7 => self.self_approval(prs.deploy).await,
+            8 => self.approve(prs.deploy).await,
+            9 => self.merge(prs.deploy),
+            10 => self.rollout_fails(prs.deploy).await,
+            11 => self.thread_shows_failure(prs.deploy).await,
+            12 => self.roll_back().await.map(|(number, msg)| {
+                prs.rollback = number;
+                msg
+            }),
+            13 => self.approve_and_merge(prs.rollback).await,
+            14 => self.rollback_runs(prs.rollback).await,
+            15 => self.sinks_hold_story([prs.deploy, prs.rollback]).await,
+            _ => self.audit_verifies().await,
+        }
     }
 
     async fn say(&self, user: &str, line: &str) -> StepResult {
@@ -201,24 +236,31 @@ impl Script {
         }
     }
 
-    async fn deploy(&self) -> Result<(u64, String), String> {
-        self.say("U0OPERATOR", "/deploy api staging --apply")
-            .await?;
+    /// The operator types `line`; the `count`th pull request opens, with its change message.
+    async fn opened(&self, count: usize, line: &str) -> Result<(u64, String), String> {
+        self.say("U0OPERATOR", line).await?;
+        self.pull_request(count).await
+    }
+
+    /// Waits for the `count`th pull request and its change message with Approve and Reject.
+    async fn pull_request(&self, count: usize) -> Result<(u64, String), String> {
+        let number = |w: &World| {
+            let pulls = w.github.pulls(OWNER, REPO);
+            pulls.get(count - 1).and_then(|p| p["number"].as_u64())
+        };
         let opened = |w: &World| {
-            !w.github.pulls(OWNER, REPO).is_empty()
-                && w.slack
-                    .messages()
-                    .iter()
-                    .any(|m| m.blocks.to_string().contains("slipway_approve"))
+            number(w).is_some_and(|n| {
+                let link = format!("pull/{n}");
+                w.slack.messages().iter().any(|m| {
+                    let t = text_of(m);
+                    t.contains(&link) && t.contains("slipway_approve")
+                })
+            })
         };
         if !self.channel.wait_for(STEP, opened).await {
             return Err("no pull request with an approval message appeared".into());
         }
-        let pulls = self.world.github.pulls(OWNER, REPO);
-        let number = pulls
-            .last()
-            .and_then(|p| p["number"].as_u64())
-            .ok_or("the PR has no number")?;
+        let number = number(&self.world).ok_or("the PR has no number")?;
         Ok((
             number,
             format!("PR #{number} is open, with Approve and Reject buttons in the channel"),
@@ -339,150 +381,5 @@ impl Script {
             "merged as {}; branch protection required slipway/approval",
             sha.get(..7).unwrap_or(&sha)
         ))
-    }
-
-    async fn runner_executes(&self, pr: u64) -> StepResult {
-        let merged = self
-            .world
-            .github
-            .pulls(OWNER, REPO)
-            .into_iter()
-            .find(|p| p["number"].as_u64() == Some(pr))
-            .and_then(|p| p["merge_commit_sha"].as_str().map(str::to_string))
-            .ok_or("the PR has no merge commit")?;
-        let actions = self.actions.clone();
-        let sha = merged.clone();
-        let finished = move |_: &World| actions.jobs().iter().any(|j| j.sha == sha);
-        if !self
-            .channel
-            .wait_for(Duration::from_secs(180), finished)
-            .await
-        {
-            return Err("the runner did not finish within 3 minutes".into());
-        }
-        let job = self
-            .actions
-            .jobs()
-            .into_iter()
-            .find(|j| j.sha == merged)
-            .ok_or("no job")?;
-        if job.code != Some(0) {
-            return Err(format!(
-                "slipway-runner (target {}) exited with {:?}; see {}",
-                job.target,
-                job.code,
-                job.log.display()
-            ));
-        }
-        let image = self
-            .world
-            .kube
-            .deployment("api", "api")
-            .and_then(|d| {
-                d["spec"]["template"]["spec"]["containers"][0]["image"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        if image == "registry.example/api:v1.0.0" || image.is_empty() {
-            return Err(format!("deployment api/api still runs {image:?}"));
-        }
-        Ok(format!("the cluster's deployment api/api now runs {image}"))
-    }
-
-    async fn thread_shows_result(&self, pr: u64) -> StepResult {
-        let needle = format!("pull/{pr}");
-        let shown = |w: &World| {
-            let messages = w.slack.messages();
-            let Some(parent) = messages.iter().find(|m| {
-                m.thread_ts.is_none()
-                    && text_of(m).contains(&needle)
-                    && text_of(m).contains("Change request")
-            }) else {
-                return false;
-            };
-            w.slack
-                .thread(CHANNEL, &parent.ts)
-                .iter()
-                .any(|m| m.text.contains("Runner report") && m.text.contains("Executed:"))
-        };
-        if self.channel.wait_for(STEP, shown).await {
-            Ok("the runner's report is in the change's thread".into())
-        } else {
-            Err("no runner report in the change message's thread".into())
-        }
-    }
-
-    async fn verify(&self, source: &[String]) -> Result<(bool, String), String> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let git = self.world.gitops_dir().ok_or("no GitOps repository")?;
-        let mut cmd = tokio::process::Command::new(exe);
-        cmd.args(["audit", "verify"])
-            .args(source)
-            .arg("--writers")
-            .arg(self.world.audit_writers())
-            .arg("--git")
-            .arg(git)
-            .stdin(Stdio::null())
-            .env_clear()
-            .envs(super::world::inherited_basics());
-        if self.world.moto.is_some() {
-            cmd.envs(aws_env());
-        }
-        let out = cmd.output().await.map_err(|e| e.to_string())?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok((out.status.success(), text))
-    }
-
-    async fn audit_verifies(&self) -> StepResult {
-        let spool = vec![
-            "--spool".to_string(),
-            self.world.spool_dir().display().to_string(),
-        ];
-        self.screen.line(format!(
-            "» an auditor runs: slipway audit verify --spool {} --git <acme/gitops>",
-            self.world.spool_dir().display()
-        ));
-        let (ok, text) = self.verify(&spool).await?;
-        self.screen
-            .print(&text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>());
-        if !ok {
-            return Err("the local trail did not verify".into());
-        }
-        let Some(moto) = &self.world.moto else {
-            return Ok("the spool's hash chains and git history agree (S3 was off)".into());
-        };
-        let bucket = vec![
-            "--bucket".to_string(),
-            BUCKET.to_string(),
-            "--endpoint-url".to_string(),
-            moto.url.clone(),
-            "--retention-mode".to_string(),
-            "COMPLIANCE".to_string(),
-        ];
-        self.screen.line(format!(
-            "» and against the S3 mirror: slipway audit verify --bucket {BUCKET} --endpoint-url {} --git <acme/gitops>",
-            moto.url
-        ));
-        // The bridge mirrors continuously; give the newest records a moment to arrive.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let (ok, text) = self.verify(&bucket).await?;
-            if ok {
-                self.screen
-                    .print(&text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>());
-                return Ok("the spool and the Object Lock mirror both verify against git".into());
-            }
-            if tokio::time::Instant::now() > deadline {
-                self.screen
-                    .print(&text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>());
-                return Err("the S3 mirror did not verify".into());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
     }
 }

@@ -1,5 +1,5 @@
 //! Everything `slipway demo` starts: the emulators (Slack, GitHub backed by real bare git repos,
-//! the Kubernetes API, the Actions OIDC issuer), moto for S3 with Object Lock when it can be
+//! the Kubernetes API, the Actions OIDC issuer, the Jira, ServiceNow and Loki sinks), moto for S3 with Object Lock when it can be
 //! started, and the real bridge (`slipway serve`, a child process configured exactly as in
 //! production, only with emulator URLs). All of it lives under one directory and one process
 //! group, so Ctrl-C stops everything.
@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use slipway_emulators::actions::{ActionsJob, ActionsOidcEmulator};
 use slipway_emulators::github::GitHubEmulator;
-use slipway_emulators::kube::KubeEmulator;
+use slipway_emulators::kube::{KubeEmulator, RolloutFailure};
 use slipway_emulators::slack::SlackEmulator;
 use tokio::process::{Child, Command};
 
 use super::http;
+use super::sinks::Sinks;
 
 mod bridge;
 pub mod gcp;
@@ -139,6 +140,8 @@ pub struct World {
     pub kube: KubeEmulator,
     pub oidc: ActionsOidcEmulator,
     pub moto: Option<Moto>,
+    /// Jira, ServiceNow and Loki, which the bridge delivers the audit trail to.
+    pub sinks: Sinks,
     pub bridge: Daemon,
     pub bridge_url: String,
     pub signing_secret: String,
@@ -271,6 +274,7 @@ struct Upstreams {
     oidc: ActionsOidcEmulator,
     moto: Option<Moto>,
     s3_warning: Option<String>,
+    sinks: Sinks,
     gcp: Result<gcp::GcpDemo, String>,
     installation: u64,
     kubeconfig: PathBuf,
@@ -298,6 +302,7 @@ impl Upstreams {
             oidc,
             moto,
             s3_warning,
+            sinks: Sinks::start().await,
             gcp: gcp::GcpDemo::start().await,
             installation,
             kubeconfig,
@@ -312,7 +317,7 @@ impl World {
         require_tools()?;
         let secrets = Secrets::generate()?;
         let up = Upstreams::start(dir, want_s3, &secrets.app_key).await;
-        let files = write_bridge_files(dir, up.gcp.as_ref().ok())?;
+        let files = write_bridge_files(dir, &up)?;
         let port = free_port()?;
         let vars = bridge_env(dir, port, &up, &secrets, &files);
         let (bridge, bridge_url) = start_bridge(dir, &files.config, vars, port).await?;
@@ -327,6 +332,7 @@ impl World {
             kube: up.kube,
             oidc: up.oidc,
             moto: up.moto,
+            sinks: up.sinks,
             bridge,
             bridge_url,
             signing_secret: secrets.signing_secret,
@@ -381,6 +387,8 @@ async fn start_kube() -> KubeEmulator {
     kube.add_pod("api", "api-6b8c-q9r7s", "Running");
     kube.add_deployment("web", "web", 2, "registry.example/web:1.4.2");
     kube.add_deployment("api", "api", 2, "registry.example/api:v1.0.0");
+    // The first deploy's pods crash-loop, so the walkthrough can show its roll back.
+    kube.fail_next_rollout("api", "api", RolloutFailure::CrashLoop);
     kube.add_secret(
         "web",
         "db-credentials",

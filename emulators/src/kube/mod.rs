@@ -320,10 +320,20 @@ impl KubeEmulator {
     /// The switch that makes every later rollout of deployment `ns/name` fail: it exceeds its
     /// progress deadline and its new pods fail as `how` says.
     pub fn fail_rollouts(&self, ns: &str, name: &str, how: RolloutFailure) {
+        self.switch_rollouts(ns, name, how, false);
+    }
+
+    /// As [`Self::fail_rollouts`], for the next rollout only: the one after it succeeds (a roll
+    /// back after a failed deploy).
+    pub fn fail_next_rollout(&self, ns: &str, name: &str, how: RolloutFailure) {
+        self.switch_rollouts(ns, name, how, true);
+    }
+
+    fn switch_rollouts(&self, ns: &str, name: &str, how: RolloutFailure, once: bool) {
         self.state()
             .rollouts
             .failing
-            .insert((ns.to_string(), name.to_string()), how);
+            .insert((ns.to_string(), name.to_string()), (how, once));
     }
 
     /// A ClusterIP service selecting `app=<name>`, port 80 → 8080.

@@ -33,8 +33,9 @@ pub enum RolloutFailure {
 pub(crate) struct Rollouts {
     /// How long a rollout takes; zero settles at once (unless it is switched to fail).
     pub(crate) delay: Duration,
-    /// `(namespace, name)` of deployments whose rollouts fail.
-    pub(crate) failing: HashMap<(String, String), RolloutFailure>,
+    /// `(namespace, name)` of deployments whose rollouts fail, and whether only the next one
+    /// does (`true`: the switch turns itself off once that rollout starts).
+    pub(crate) failing: HashMap<(String, String), (RolloutFailure, bool)>,
     /// Rollouts under way: when each ends and how.
     pending: HashMap<Key, (Instant, Option<RolloutFailure>)>,
 }
@@ -47,11 +48,12 @@ fn replicas(d: &Value) -> u64 {
 
 /// A stored deployment's spec changed: settle it at once, or start a rollout.
 pub(crate) fn begin(st: &mut State, ns: &str, name: &str, d: &mut Value) {
-    let fail = st
-        .rollouts
-        .failing
-        .get(&(ns.to_string(), name.to_string()))
-        .copied();
+    let switch = (ns.to_string(), name.to_string());
+    let fail = st.rollouts.failing.get(&switch).copied();
+    if let Some((_, true)) = fail {
+        st.rollouts.failing.remove(&switch);
+    }
+    let fail = fail.map(|(how, _)| how);
     if st.rollouts.delay.is_zero() && fail.is_none() {
         settle_deployment(d);
         return;

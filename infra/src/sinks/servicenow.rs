@@ -2,7 +2,8 @@
 //! (`POST /api/now/table/change_request`) for each change, opened by its first record, and for
 //! each later record of that change a work note, with the state its kind maps to (`states`,
 //! e.g. `merge` → `-1` Implement) in the same `PATCH`. Outcome records (`execution`, `expiry`,
-//! `rejection`) also set `close_code` (`successful` for an execution that exited 0, else
+//! `rejection`) also set `close_code` (`successful` for an execution the runner reports
+//! `executed` or `already-done`, or, without a runner's outcome, one that exited 0; else
 //! `unsuccessful`) and `close_notes`; map them to the closed state (`3`) to close the change.
 //!
 //! The change → `sys_id` map is a JSON file beside the spool, like Jira's issue map. A replay
@@ -161,16 +162,25 @@ impl Sink for ServiceNowSink {
     }
 }
 
-/// `successful` / `unsuccessful` for an outcome record; `None` for the steps before it.
+/// `successful` / `unsuccessful` for an outcome record; `None` for the steps before it. A
+/// runner's execution record names its outcome (`details.outcome`), which wins over the exit
+/// code: a deploy whose apply exited 0 but whose rollout failed is `failed`, and `started` is
+/// no outcome yet.
 fn close_code(record: &AuditRecord) -> Option<&'static str> {
     match record.kind {
-        EventKind::Execution => Some(
-            if record.output.as_ref().and_then(|o| o.exit_code) == Some(0) {
-                "successful"
-            } else {
-                "unsuccessful"
-            },
-        ),
+        EventKind::Execution => {
+            let outcome = record
+                .details
+                .as_ref()
+                .and_then(|d| d.get("outcome"))
+                .and_then(Value::as_str);
+            let ok = match outcome {
+                Some("started") => return None,
+                Some(o) => matches!(o, "executed" | "already-done"),
+                None => record.output.as_ref().and_then(|o| o.exit_code) == Some(0),
+            };
+            Some(if ok { "successful" } else { "unsuccessful" })
+        }
         EventKind::Expiry | EventKind::Rejection => Some("unsuccessful"),
         _ => None,
     }
@@ -208,4 +218,41 @@ fn note(record: &AuditRecord) -> String {
         record.event_id
     );
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use slipway_core::audit::Output;
+
+    fn execution(exit: Option<i32>, outcome: Option<&str>) -> AuditRecord {
+        let mut r = AuditRecord::new(EventKind::Execution, "e", DateTime::UNIX_EPOCH)
+            .with_output(Output::new(String::new(), b"", exit, 1, false));
+        if let Some(o) = outcome {
+            r = r.with_details(json!({ "outcome": o }));
+        }
+        r
+    }
+
+    #[test]
+    fn the_runners_outcome_decides_the_close_code_over_the_exit_code() {
+        // A clean apply whose rollout failed.
+        assert_eq!(
+            close_code(&execution(Some(0), Some("failed"))),
+            Some("unsuccessful")
+        );
+        assert_eq!(close_code(&execution(None, Some("started"))), None);
+        assert_eq!(
+            close_code(&execution(Some(0), Some("executed"))),
+            Some("successful")
+        );
+        assert_eq!(
+            close_code(&execution(Some(0), Some("already-done"))),
+            Some("successful")
+        );
+        // Without a runner's outcome, the exit code.
+        assert_eq!(close_code(&execution(Some(0), None)), Some("successful"));
+        assert_eq!(close_code(&execution(Some(2), None)), Some("unsuccessful"));
+    }
 }

@@ -57,8 +57,12 @@ pub(crate) async fn start_with(fx: &GitOpsFixture, mut opts: Options) -> TestApp
 }
 
 pub(crate) async fn open_pr(app: &TestApp, fx: &GitOpsFixture) -> u64 {
-    app.ack("U0OPERATOR", "/deploy api staging v2.0.0 --apply")
-        .await;
+    open_pr_with(app, fx, "/deploy api staging v2.0.0 --apply").await
+}
+
+/// The operator types `line` (a `/deploy … --apply`): the first PR opens, with its Approve button.
+pub(crate) async fn open_pr_with(app: &TestApp, fx: &GitOpsFixture, line: &str) -> u64 {
+    app.ack("U0OPERATOR", line).await;
     assert!(
         fx.github_wait(|| !fx.github.pulls(OWNER, REPO).is_empty())
             .await
@@ -319,4 +323,5 @@ mod rollback;
 mod rotation;
 mod self_service;
 mod snapshots;
+mod story;
 mod webhooks;

@@ -8,7 +8,7 @@ use slipway_infra::github::{GitHub, Repo};
 use super::*;
 
 /// Merge PR `number` as an owner and wait until the bridge saw it (and released its lock).
-async fn merged(app: &TestApp, fx: &GitOpsFixture, number: u64) {
+pub(super) async fn merged(app: &TestApp, fx: &GitOpsFixture, number: u64) {
     fx.github
         .merge(OWNER, REPO, number, "olga-owner")
         .expect("merged");

@@ -15,8 +15,7 @@ use slipway_tests::harness::{audit_signing, audit_writer_args};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BUCKET, PREFIX, aws_env, client, create_bucket, eventually, fast_pacing, mirror, moto, record,
-    recorded,
+    BUCKET, aws_env, client, create_bucket, eventually, fast_pacing, mirror, moto, record, recorded,
 };
 
 fn verify(spool: &Path, extra: &[&str]) -> (Option<i32>, String) {
@@ -91,14 +90,8 @@ async fn a_tail_cut_with_its_checkpoints_and_the_cursor_shows_against_the_s3_mir
     assert!(eventually(Duration::from_secs(20), || writer.depth() == 0).await);
     stop.cancel();
     drop(writer);
-    let bucket = [
-        "--bucket",
-        BUCKET,
-        "--prefix",
-        PREFIX,
-        "--endpoint-url",
-        &moto.url(),
-    ];
+    let url = moto.url();
+    let bucket = super::bucket_args(&url);
     let (code, text) = verify(&spool, &bucket);
     assert_eq!(code, Some(0), "{text}");
 

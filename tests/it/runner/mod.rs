@@ -36,7 +36,7 @@ struct Fx {
     policy: Policy,
 }
 
-fn example_policy(edits: &[(&str, &str)]) -> String {
+pub(crate) fn example_policy(edits: &[(&str, &str)]) -> String {
     let mut text = std::fs::read_to_string(slipway_tests::example_policy()).unwrap();
     for (from, to) in edits {
         assert!(text.contains(from), "{from}");
@@ -223,24 +223,111 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
+/// Where a runner job runs: the GitHub it reports to, the Actions OIDC issuer, the job's
+/// `GITHUB_TOKEN`, a directory for checkouts and the config, the audit spool, and the run id.
+pub(crate) struct Site<'a> {
+    pub github: &'a GitHubEmulator,
+    pub oidc: &'a ActionsOidcEmulator,
+    pub job_token: &'a str,
+    pub dir: &'a Path,
+    pub spool: PathBuf,
+    pub run_id: u64,
+}
+
+impl Fx {
+    fn site(&self) -> Site<'_> {
+        Site {
+            github: &self.github,
+            oidc: &self.oidc,
+            job_token: &self.job_token,
+            dir: self.dir.path(),
+            spool: self.dir.path().join("spool"),
+            run_id: 9_000_001,
+        }
+    }
+}
+
+impl Site<'_> {
+    /// `actions/checkout` of `sha` (with its parents).
+    pub(crate) fn checkout(&self, sha: &str) -> PathBuf {
+        let dest = self.dir.join(format!("checkout-{}", &sha[..7]));
+        let bare = self.github.repo_dir(OWNER, REPO).unwrap();
+        git(
+            self.dir,
+            &[
+                "clone",
+                "-q",
+                bare.to_str().unwrap(),
+                dest.to_str().unwrap(),
+            ],
+        );
+        git(
+            &dest,
+            &["-c", "advice.detachedHead=false", "checkout", "-q", sha],
+        );
+        dest
+    }
+
+    /// A runner config (outside the repo) with `extra` appended.
+    pub(crate) fn config(&self, extra: &str) -> PathBuf {
+        let path = self.dir.join("runner.yaml");
+        let text = format!(
+            "keys:\n  test: \"{}\"\ntools: {{ kill_grace: 1s }}\naudit:\n  spool_dir: {}\n  signing_key_file: {}\n  writers: {{ \"runner:*\": \"{}\" }}\n{extra}",
+            key_hex(),
+            self.spool.display(),
+            slipway_tests::harness::write_audit_key(self.dir).display(),
+            slipway_tests::harness::audit_public_hex()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Run `slipway-runner execute` as an Actions job on `sha` would.
+    pub(crate) async fn run(
+        &self,
+        workspace: &Path,
+        sha: &str,
+        cfg: &Path,
+        extra_env: &[(&str, String)],
+    ) -> Output {
+        let home = self.dir.join("home");
+        let temp = self.dir.join("runner-temp");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&temp).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-runner-under-test"));
+        cmd.arg("execute").env_clear().current_dir(workspace);
+        let mut job = ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", sha);
+        job.run_id = self.run_id;
+        let vars: Vec<(&str, String)> = vec![
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("HOME", home.display().to_string()),
+            ("SLIPWAY_RUNNER_CONFIG", cfg.display().to_string()),
+        ];
+        let actions = self
+            .oidc
+            .job_env(&job, self.github, self.job_token, workspace, &temp);
+        for (k, v) in vars
+            .into_iter()
+            .chain(actions)
+            .chain(extra_env.iter().cloned())
+        {
+            cmd.env(k, v);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        eprintln!(
+            "--- runner stdout\n{}--- runner stderr\n{}---",
+            crate::stdout(&out),
+            crate::stderr(&out)
+        );
+        out
+    }
+}
+
 /// `actions/checkout` of `sha` (with its parents).
 fn checkout(fx: &Fx, sha: &str) -> PathBuf {
-    let dest = fx.dir.path().join(format!("checkout-{}", &sha[..7]));
-    let bare = fx.github.repo_dir(OWNER, REPO).unwrap();
-    git(
-        fx.dir.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            dest.to_str().unwrap(),
-        ],
-    );
-    git(
-        &dest,
-        &["-c", "advice.detachedHead=false", "checkout", "-q", sha],
-    );
-    dest
+    fx.site().checkout(sha)
 }
 
 fn key_hex() -> String {
@@ -249,16 +336,7 @@ fn key_hex() -> String {
 
 /// A runner config (outside the repo) with `extra` appended.
 fn config(fx: &Fx, extra: &str) -> PathBuf {
-    let path = fx.dir.path().join("runner.yaml");
-    let text = format!(
-        "keys:\n  test: \"{}\"\ntools: {{ kill_grace: 1s }}\naudit:\n  spool_dir: {}\n  signing_key_file: {}\n  writers: {{ \"runner:*\": \"{}\" }}\n{extra}",
-        key_hex(),
-        fx.dir.path().join("spool").display(),
-        slipway_tests::harness::write_audit_key(fx.dir.path()).display(),
-        slipway_tests::harness::audit_public_hex()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    fx.site().config(extra)
 }
 
 /// Run `slipway-runner execute` as an Actions job on `sha` would.
@@ -269,38 +347,7 @@ async fn run(
     cfg: &Path,
     extra_env: &[(&str, String)],
 ) -> Output {
-    let home = fx.dir.path().join("home");
-    let temp = fx.dir.path().join("runner-temp");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&temp).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-runner-under-test"));
-    cmd.arg("execute").env_clear().current_dir(workspace);
-    let mut job = ActionsJob::push(&format!("{OWNER}/{REPO}"), "main", sha);
-    job.run_id = 9_000_001;
-    let vars: Vec<(&str, String)> = vec![
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-        ("HOME", home.display().to_string()),
-        ("SLIPWAY_RUNNER_CONFIG", cfg.display().to_string()),
-    ];
-    let actions = fx
-        .oidc
-        .job_env(&job, &fx.github, &fx.job_token, workspace, &temp);
-    for (k, v) in vars
-        .into_iter()
-        .chain(actions)
-        .chain(extra_env.iter().cloned())
-    {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    eprintln!(
-        "--- runner stdout\n{}--- runner stderr\n{}---",
-        crate::stdout(&out),
-        crate::stderr(&out)
-    );
-    out
+    fx.site().run(workspace, sha, cfg, extra_env).await
 }
 
 fn comments(fx: &Fx, number: u64) -> Vec<String> {
@@ -370,7 +417,7 @@ mod key_store;
 mod kubectl;
 mod people;
 mod refusals;
-mod rollback;
-mod rollout;
+pub(crate) mod rollback;
+pub(crate) mod rollout;
 mod terraform;
 mod workflow;

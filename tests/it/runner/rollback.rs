@@ -5,7 +5,8 @@
 use super::rollout::{Plan, deploy_web_with};
 use super::*;
 
-const ROLLBACK_RULE: &[(&str, &str)] = &[(
+/// The example policy's standard rule, with 1 approver for a roll back (2 otherwise).
+pub(crate) const ROLLBACK_RULE: &[(&str, &str)] = &[(
     "    - id: standard\n      approvers: 2\n",
     "    - id: standard\n      approvers: 2\n      rollback_approvers: 1\n",
 )];

@@ -11,6 +11,8 @@ use slipway_emulators::kube::RolloutFailure;
 use super::*;
 
 const BASE: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.4.2\n";
+/// The runner config's `deploy:` section: `kubectl apply -k` of the kustomization.
+pub(crate) const DEPLOY: &str = "deploy:\n  command: [kubectl, \"--kubeconfig={kubeconfig}\", \"--context={context}\", apply, --server-side, --validate=false, -k, \"{dir}\"]\n";
 const DIGEST: &str = "sha256:5b0f3b9e2cd4a3c0d4b2f1e7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7";
 
 fn kustomization(tag: &str, digest: Option<&str>) -> String {
@@ -100,9 +102,7 @@ pub(super) async fn deploy_web_with(
     }
     let sha = super::merge(&fx, number);
     let ws = checkout(&fx, &sha);
-    let deploy = format!(
-        "deploy:\n  command: [kubectl, \"--kubeconfig={{kubeconfig}}\", \"--context={{context}}\", apply, --server-side, --validate=false, -k, \"{{dir}}\"]\n{extra}"
-    );
+    let deploy = format!("{DEPLOY}{extra}");
     let out = run(
         &fx,
         &ws,

@@ -51,11 +51,8 @@ pub(super) struct BridgeFiles {
 }
 
 /// The policy, both audit signing keys with their writers file, and the bridge's config
-/// (which lists the writers too).
-pub(super) fn write_bridge_files(
-    dir: &Path,
-    gcp: Option<&super::gcp::GcpDemo>,
-) -> Result<BridgeFiles, SetupError> {
+/// (which lists the writers too, and the Jira, ServiceNow and Loki sinks).
+pub(super) fn write_bridge_files(dir: &Path, up: &Upstreams) -> Result<BridgeFiles, SetupError> {
     let policy = dir.join("policy.yaml");
     write(&policy, POLICY)?;
     // The bridge and the runner sign their audit checkpoints with keys of their own, kept
@@ -78,7 +75,8 @@ pub(super) fn write_bridge_files(
     for w in &writers {
         let _ = writeln!(config_text, "    {w}");
     }
-    if let Some(g) = gcp {
+    config_text.push_str(&up.sinks.config_yaml());
+    if let Ok(g) = &up.gcp {
         config_text.push_str(&g.config_yaml());
     }
     let config = dir.join("slipway.yaml");
