@@ -456,7 +456,17 @@ fn update_comment(record: &AuditRecord) -> String {
 fn outcome_comment(record: &AuditRecord) -> String {
     let mut c = match record.kind {
         EventKind::Execution => {
-            let mut c = String::from("*Executed*");
+            // The runner's own outcome says more than its last step's exit code: a deploy whose
+            // apply exited 0 may still have failed its rollout.
+            let outcome = record
+                .details
+                .as_ref()
+                .and_then(|d| d.get("outcome"))
+                .and_then(serde_json::Value::as_str);
+            let mut c = match outcome {
+                None | Some("executed") => String::from("*Executed*"),
+                Some(o) => format!("*Execution {o}*"),
+            };
             if let Some(o) = &record.output {
                 match o.exit_code {
                     Some(code) => {
@@ -519,6 +529,16 @@ mod tests {
         };
         assert_eq!(basic.header(), "Basic Ym90QGFjbWUudGVzdDp0MGs=");
         assert!(!format!("{basic:?}").contains("t0k"));
+    }
+
+    #[test]
+    fn an_execution_comment_leads_with_the_runners_outcome() {
+        let rec = |outcome: &str| {
+            AuditRecord::new(EventKind::Execution, "e1", DateTime::UNIX_EPOCH)
+                .with_details(serde_json::json!({ "outcome": outcome }))
+        };
+        assert!(outcome_comment(&rec("failed")).starts_with("*Execution failed*"));
+        assert!(outcome_comment(&rec("executed")).starts_with("*Executed*"));
     }
 
     #[test]
