@@ -113,10 +113,17 @@ fn with_request(r: AuditRecord, cr: &ChangeRequest) -> AuditRecord {
     .with_change_id(cr.id.clone())
 }
 
-/// The steps' output, capped, with the last step's exit code and digest.
+/// The steps' output, capped, with the exit code and digest of the step that failed (a rollout
+/// that never became ready, though the steps after it, gathering the pods' reasons, exit 0),
+/// else of the last step.
 fn output(ran: &Ran, duration: Duration) -> Output {
     let (text, total, truncated) = excerpt(ran, 64 * 1024);
-    let exit = ran.steps.last().and_then(|s| s.end.exit_code());
+    let decisive = ran
+        .steps
+        .iter()
+        .find(|s| s.end.exit_code() != Some(0))
+        .or_else(|| ran.steps.last());
+    let exit = decisive.and_then(|s| s.end.exit_code());
     let mut out = Output::new(
         text,
         b"",
@@ -125,11 +132,7 @@ fn output(ran: &Ran, duration: Duration) -> Output {
         truncated,
     );
     // The digests are of the redacted streams (the unredacted text is never held).
-    out.sha256 = ran
-        .steps
-        .last()
-        .map(|s| s.digest.clone())
-        .unwrap_or_default();
+    out.sha256 = decisive.map(|s| s.digest.clone()).unwrap_or_default();
     out.bytes = total;
     out
 }

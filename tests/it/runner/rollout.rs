@@ -151,8 +151,9 @@ async fn a_deploy_waits_for_the_rollout_and_reports_ready_replicas_and_the_runni
     evidence_verifies(&comments(&d.fx, d.number));
 }
 
-/// The job's evidence comment holds its whole chain, signed by the runner's audit key.
-fn evidence_verifies(comments: &[String]) {
+/// The job's evidence comment holds its whole chain, signed by the runner's audit key: its
+/// records.
+fn evidence_verifies(comments: &[String]) -> Vec<slipway_core::audit::AuditRecord> {
     use base64::Engine as _;
     let comment = comments
         .iter()
@@ -185,6 +186,7 @@ fn evidence_verifies(comments: &[String]) {
             .any(|r| r.kind == slipway_core::audit::EventKind::Execution),
         "{records:?}"
     );
+    records
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,6 +206,14 @@ async fn a_crash_looping_rollout_fails_the_execution_with_the_pods_reasons() {
         "{body}"
     );
     assert_eq!(execution_status(&d.fx, &d.sha)["state"], "failure");
+    // The record's exit code is the rollout wait's, not that of the steps gathering reasons.
+    let records = evidence_verifies(&comments(&d.fx, d.number));
+    let failed = records
+        .iter()
+        .rfind(|r| r.kind == slipway_core::audit::EventKind::Execution)
+        .and_then(|r| r.output.as_ref())
+        .expect("the execution record's output");
+    assert_ne!(failed.exit_code, Some(0), "{failed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
