@@ -6,8 +6,13 @@ use slipway_tests::example_policy;
 use crate::{slipway, stderr, stdout};
 
 fn explain(user: &str, command: &str) -> Value {
+    explain_in(user, command, &[])
+}
+
+/// `slipway policy explain`, with `more` arguments (`--channel D…`).
+fn explain_in(user: &str, command: &str, more: &[&str]) -> Value {
     let policy = example_policy();
-    let out = slipway(&[
+    let mut args = vec![
         "policy",
         "explain",
         "--policy",
@@ -16,7 +21,9 @@ fn explain(user: &str, command: &str) -> Value {
         user,
         "--command",
         command,
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let out = slipway(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(
@@ -117,6 +124,20 @@ fn explain_denials_and_approvals() {
     let v = explain("U0OWNER", "/kubectl get pods | sh");
     assert_eq!(v["decision"], "deny");
     assert_eq!(v["argv"], Value::Null);
+}
+
+/// `--channel`: the example policy keeps production out of direct messages.
+#[test]
+fn explain_judges_the_channel_it_is_given() {
+    let read = "/kubectl @production get pods -n api";
+    assert_eq!(explain("U0OPERATOR", read)["decision"], "allow");
+    assert_eq!(
+        explain_in("U0OPERATOR", read, &["--channel", "C0OPS"])["decision"],
+        "allow"
+    );
+    let v = explain_in("U0OPERATOR", read, &["--channel", "D0OMAR"]);
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["rule"], "channels.production-not-in-dms");
 }
 
 /// The contract outside checks use: `/gcloud` is judged against the shipped policy on

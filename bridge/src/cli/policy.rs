@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use slipway_core::policy::{
-    CaseResult, Identity, IdentityProvider, Policy, SlackUser, explain_json, explain_json_as,
-    parse_cases, run_case,
+    CaseResult, Identity, IdentityProvider, Policy, SlackUser, explain_json_as, parse_cases,
+    run_case,
 };
 
 /// Where the policy lives unless `--policy` says otherwise.
@@ -38,6 +38,10 @@ pub enum PolicyCmd {
         /// identity provider's people there (the running bridge is asked over its admin socket).
         #[arg(long, env = "SLIPWAY_STATE_DIR")]
         state_dir: Option<PathBuf>,
+        /// The Slack channel ID it is typed in (`D…` for a direct message): the `channels`
+        /// section's scoping applies. Left out, no entry scopes it.
+        #[arg(long)]
+        channel: Option<String>,
     },
     /// Run the YAML policy test cases.
     Test {
@@ -65,9 +69,15 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
             user,
             command,
             state_dir,
+            channel,
         } => match load(&policy) {
             Ok(p) => {
-                println!("{}", explain(&p, &policy, &user, &command, state_dir));
+                let asked = Asked {
+                    user: &user,
+                    command: &command,
+                    channel: channel.as_deref(),
+                };
+                println!("{}", explain(&p, &policy, &asked, state_dir));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -79,18 +89,26 @@ pub fn run(cmd: PolicyCmd) -> ExitCode {
     }
 }
 
+/// Who asks for what, and where.
+struct Asked<'a> {
+    user: &'a str,
+    command: &'a str,
+    channel: Option<&'a str>,
+}
+
 /// The decision, plus where the identity's groups came from (`groups_from`: `static`, `scim`,
 /// `google`) and when the directory last changed them (`synced_at`).
 fn explain(
     policy: &Policy,
     policy_path: &Path,
-    user: &str,
-    command: &str,
+    asked: &Asked<'_>,
     state_dir: Option<PathBuf>,
 ) -> serde_json::Value {
+    let (user, command, channel) = (asked.user, asked.command, asked.channel);
     let slack_user = SlackUser::new(user);
-    if policy.identities().resolve(&slack_user).is_some() {
-        let mut v = explain_json(policy, user, command);
+    let listed = policy.identities().resolve(&slack_user);
+    if listed.is_some() {
+        let mut v = explain_json_as(policy, &slack_user, listed, command, channel);
         v["groups_from"] = "static".into();
         return v;
     }
@@ -101,7 +119,7 @@ fn explain(
             .find(|e| e.source != "static" && e.slack.iter().any(|s| s == user))
     });
     let Some(e) = entry else {
-        return explain_json(policy, user, command);
+        return explain_json_as(policy, &slack_user, None, command, channel);
     };
     let usable = e.active && e.slack_deactivated.is_empty();
     let identity = Identity {
@@ -117,7 +135,7 @@ fn explain(
         &slack_user,
         usable.then_some(&identity),
         command,
-        None,
+        channel,
     );
     if !usable {
         v["reason"] = format!("`{}` is deactivated ({})", e.subject, e.source).into();
