@@ -1,7 +1,9 @@
 //! A stateful emulator of ServiceNow's Table API for `change_request`, limited to what the
 //! audit sink calls: create (`POST /api/now/table/change_request`), update
 //! (`PATCH /api/now/table/change_request/{sys_id}`) with `work_notes` appended to the journal,
-//! and read (`GET …/{sys_id}`). Answers are `{"result": {...}}`; errors are ServiceNow's
+//! read (`GET …/{sys_id}`), and list with an encoded query (`GET …?sysparm_query=a=b^c=d`,
+//! equality terms only), which the CAB gate uses. A new change's `approval` is
+//! `not requested`, as in ServiceNow; a test sets the CAB's decision. Answers are `{"result": {...}}`; errors are ServiceNow's
 //! `{"error": {"message", "detail"}, "status": "failure"}`. `state` takes the change model's
 //! values only (`-5` New … `3` Closed, `4` Canceled), as a data policy would enforce.
 //!
@@ -67,7 +69,7 @@ impl ServiceNowEmulator {
             ..Store::default()
         }));
         let router = Router::new()
-            .route("/api/now/table/change_request", post(create))
+            .route("/api/now/table/change_request", post(create).get(list))
             .route(
                 "/api/now/table/change_request/{sys_id}",
                 get(read).patch(update),
@@ -87,6 +89,32 @@ impl ServiceNowEmulator {
     /// Every change request, in creation order.
     pub fn changes(&self) -> Vec<Change> {
         lock(&self.inner.1).changes.clone()
+    }
+
+    /// Sets the `approval` of the change whose `correlation_id` is `id` (a CAB's decision:
+    /// `requested`, `approved`, `rejected`); `false` if there is none.
+    pub fn set_approval(&self, id: &str, approval: &str) -> bool {
+        let mut st = lock(&self.inner.1);
+        let found = st
+            .changes
+            .iter_mut()
+            .find(|c| c.fields.get("correlation_id").and_then(Value::as_str) == Some(id));
+        found.is_some_and(|c| {
+            c.fields.insert("approval".into(), json!(approval));
+            true
+        })
+    }
+
+    /// Files a change by hand, as a person in ServiceNow would, with these fields.
+    pub fn file_by_hand(&self, fields: Map<String, Value>) {
+        let mut st = lock(&self.inner.1);
+        let n = st.changes.len() + 1;
+        st.changes.push(Change {
+            sys_id: format!("{n:032x}"),
+            number: format!("CHG{:07}", 30_000 + n),
+            fields,
+            work_notes: Vec::new(),
+        });
     }
 
     /// While `Some`, every request is answered with that status and ServiceNow's error body.
@@ -176,6 +204,7 @@ async fn create(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
         .into_iter()
         .collect();
     fields.entry("state").or_insert(json!("-5"));
+    fields.entry("approval").or_insert(json!("not requested"));
     let change = Change {
         sys_id: format!("{n:032x}"),
         number: format!("CHG{:07}", 30_000 + n),
@@ -225,4 +254,55 @@ async fn read(
         Some(c) => answer(StatusCode::OK, c),
         None => not_found(),
     }
+}
+
+/// `GET /api/now/table/change_request?sysparm_query=field=value[^field=value…]`: the matching
+/// changes, `sysparm_fields` (comma-separated) picking the fields, at most `sysparm_limit`.
+async fn list(
+    State(state): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let st = lock(&state);
+    if let Some(r) = admit(&st, &headers) {
+        return r;
+    }
+    let terms: Vec<(&str, &str)> = q
+        .get("sysparm_query")
+        .map(|s| s.split('^').filter_map(|t| t.split_once('=')).collect())
+        .unwrap_or_default();
+    let limit = q
+        .get("sysparm_limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10_000usize);
+    let wanted: Option<Vec<&str>> = q.get("sysparm_fields").map(|f| f.split(',').collect());
+    let result: Vec<Value> = st
+        .changes
+        .iter()
+        .filter(|c| {
+            terms.iter().all(|(k, v)| {
+                let field = match *k {
+                    "number" => Some(c.number.as_str()),
+                    "sys_id" => Some(c.sys_id.as_str()),
+                    k => c.fields.get(k).and_then(Value::as_str),
+                };
+                field == Some(*v)
+            })
+        })
+        .take(limit)
+        .map(|c| {
+            let mut all = c.fields.clone();
+            all.insert("sys_id".into(), json!(c.sys_id));
+            all.insert("number".into(), json!(c.number));
+            match &wanted {
+                Some(w) => Value::Object(
+                    all.into_iter()
+                        .filter(|(k, _)| w.contains(&k.as_str()))
+                        .collect(),
+                ),
+                None => Value::Object(all),
+            }
+        })
+        .collect();
+    axum::Json(json!({ "result": result })).into_response()
 }

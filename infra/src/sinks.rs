@@ -15,6 +15,7 @@ pub(crate) mod http;
 pub mod jira;
 pub mod loki;
 pub mod servicenow;
+pub mod servicenow_cab;
 pub mod webhook;
 
 use std::fmt;

@@ -208,8 +208,13 @@ fn open_change(config: &Config) -> Result<Option<Arc<crate::change::ChangeServic
     let Some(g) = &config.gitops_repo else {
         return Ok(None);
     };
-    let svc =
+    let mut svc =
         crate::change::ChangeService::open(g.clone(), &config.state_dir, config.redis.as_ref())?;
+    if let Some(sn) = config.audit.servicenow.as_ref().filter(|s| s.cab_gate) {
+        svc.cab = Some(slipway_infra::sinks::servicenow_cab::CabGate::new(
+            sn.clone(),
+        )?);
+    }
     Ok(Some(Arc::new(svc)))
 }
 

@@ -25,6 +25,9 @@ pub(super) struct FileServiceNow {
     token: Option<SecretSource>,
     #[serde(default)]
     states: HashMap<EventKind, String>,
+    /// Hold a change PR's merge until its ServiceNow change request is CAB-approved.
+    #[serde(default)]
+    cab_gate: bool,
 }
 
 /// Validates the section; the change map's path is set when the sinks start.
@@ -54,6 +57,7 @@ pub(super) fn load(
         states: f.states,
         changes_file: std::path::PathBuf::from("servicenow-changes.json"),
         timeout,
+        cab_gate: f.cab_gate,
     })
 }
 

@@ -37,6 +37,9 @@ pub struct ServiceNowSettings {
     /// The change → `sys_id` map (JSON), kept beside the spool.
     pub changes_file: PathBuf,
     pub timeout: Duration,
+    /// Hold merges until the change request is CAB-approved (read by the bridge's approvals,
+    /// through [`super::servicenow_cab::CabGate`], not by the sink).
+    pub cab_gate: bool,
 }
 
 /// See the module docs.
@@ -122,6 +125,9 @@ impl ServiceNowSink {
                 .collect::<String>(),
             "description": serde_json::to_string_pretty(record).unwrap_or_default(),
             "work_notes": note(record),
+            // How the CAB gate finds it again (see `CabGate`).
+            "correlation_id": change_id,
+            "correlation_display": "Slipway",
         });
         if let Some(state) = self.settings.states.get(&record.kind) {
             body["state"] = json!(state);

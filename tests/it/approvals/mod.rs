@@ -312,6 +312,7 @@ async fn approve_in_slack(app: &TestApp, user: &str, ts: &str, comment: &str) ->
     submit_view(app, user, &view, values).await
 }
 
+mod cab;
 mod evidence;
 mod forged;
 mod lifecycle;

@@ -29,6 +29,7 @@ fn settings(snow: &ServiceNowEmulator, dir: &std::path::Path) -> ServiceNowSetti
         .into(),
         changes_file: dir.join("servicenow-changes.json"),
         timeout: Duration::from_secs(5),
+        cab_gate: false,
     }
 }
 

@@ -29,7 +29,8 @@ impl ChangeService {
 
     /// Merge with the expected head SHA: GitHub refuses (409) if a push moved the head since.
     /// The merge commit anchors the audit chain head (the approvals included) in git.
-    /// Never during a freeze window the request doesn't override.
+    /// Never during a freeze window the request doesn't override, nor before the CAB approved
+    /// it when the gate is on.
     pub(super) async fn auto_merge(&self, state: &Ctx, pr: &Pr, cr: &ChangeRequest) {
         let now = state.clock.now();
         if let Some(why) = crate::change::freeze::blocking_merge(&state.policy(), cr, now) {
@@ -37,6 +38,13 @@ impl ChangeService {
                 pr = pr.number,
                 why,
                 "not merged: a freeze window is in force"
+            );
+            return;
+        }
+        if !self.cab_allows(cr).await {
+            tracing::info!(
+                pr = pr.number,
+                "not merged: the CAB hasn't approved it in ServiceNow"
             );
             return;
         }

@@ -11,6 +11,7 @@
 //! A request counts as approved if its quorum held by `expires_at`: reviews submitted after the
 //! deadline don't count, and an open request not approved by then is closed by `expiry`.
 
+mod cab;
 mod merge;
 mod mirror;
 mod view;
@@ -170,6 +171,7 @@ impl ChangeService {
             Some(why) => ("failure", why.clone()),
             None => approval_status(q, &cr.policy.approval.rule),
         };
+        let (st, desc) = self.cab_status(number, cr, (st, desc)).await;
         if let Err(e) = self
             .gh()
             .set_status(
@@ -184,7 +186,7 @@ impl ChangeService {
         {
             tracing::warn!(error = %e, pr = number, "setting slipway/approval");
         }
-        if q.met && policy.auto_merge(&cr.policy.approval) {
+        if q.met && st == "success" && policy.auto_merge(&cr.policy.approval) {
             self.auto_merge(state, pr, cr).await;
         }
     }
