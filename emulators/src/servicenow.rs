@@ -107,14 +107,7 @@ impl ServiceNowEmulator {
 
     /// Files a change by hand, as a person in ServiceNow would, with these fields.
     pub fn file_by_hand(&self, fields: Map<String, Value>) {
-        let mut st = lock(&self.inner.1);
-        let n = st.changes.len() + 1;
-        st.changes.push(Change {
-            sys_id: format!("{n:032x}"),
-            number: format!("CHG{:07}", 30_000 + n),
-            fields,
-            work_notes: Vec::new(),
-        });
+        lock(&self.inner.1).file(fields, Vec::new());
     }
 
     /// While `Some`, every request is answered with that status and ServiceNow's error body.
@@ -197,7 +190,6 @@ async fn create(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let n = st.changes.len() + 1;
     let notes: Vec<String> = fields
         .remove("work_notes")
         .and_then(|v| v.as_str().map(str::to_string))
@@ -205,15 +197,21 @@ async fn create(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
         .collect();
     fields.entry("state").or_insert(json!("-5"));
     fields.entry("approval").or_insert(json!("not requested"));
-    let change = Change {
-        sys_id: format!("{n:032x}"),
-        number: format!("CHG{:07}", 30_000 + n),
-        fields,
-        work_notes: notes,
-    };
-    let resp = answer(StatusCode::CREATED, &change);
-    st.changes.push(change);
-    resp
+    answer(StatusCode::CREATED, st.file(fields, notes))
+}
+
+impl Store {
+    /// A new change with the next `sys_id` and number.
+    fn file(&mut self, fields: Map<String, Value>, work_notes: Vec<String>) -> &Change {
+        let n = self.changes.len() + 1;
+        self.changes.push(Change {
+            sys_id: format!("{n:032x}"),
+            number: format!("CHG{:07}", 30_000 + n),
+            fields,
+            work_notes,
+        });
+        &self.changes[n - 1]
+    }
 }
 
 async fn update(

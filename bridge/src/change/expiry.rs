@@ -103,8 +103,7 @@ impl ChangeService {
                 if let Some(at) = DateTime::from_timestamp(expires_at, 0) {
                     self.remind_approvers(state, &pr, at).await;
                 }
-                let id = pr.head_ref.strip_prefix("slipway/");
-                self.recheck_cab(state, pr.number, id).await;
+                self.recheck_cab(state, &pr).await;
                 continue;
             }
             match self.expire(state, pr.number, now).await {

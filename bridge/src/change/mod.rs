@@ -99,9 +99,6 @@ pub struct ChangeService {
     pub(crate) notice_stages: Mutex<HashMap<u64, Stage>>,
     /// `audit.servicenow.cab_gate`: merges wait for the ServiceNow change's CAB approval.
     pub cab: Option<slipway_infra::sinks::servicenow_cab::CabGate>,
-    /// PRs whose quorum holds but whose CAB approval didn't yet: the expiry sweep asks again
-    /// (ServiceNow tells the bridge nothing).
-    pub(crate) cab_waiting: Mutex<HashSet<u64>>,
     default_branch: String,
     /// Keeps the HTTPS relay for the mirror alive (when the remote is HTTPS).
     _relay: Option<GitRelay>,
@@ -187,7 +184,6 @@ impl ChangeService {
             verified: Mutex::new(HashMap::new()),
             notice_stages: Mutex::new(HashMap::new()),
             cab: None,
-            cab_waiting: Mutex::new(HashSet::new()),
             default_branch,
             _relay: relay,
         })

@@ -35,13 +35,7 @@ pub struct Eligible {
 /// not its requester. `approved` subjects are left out.
 fn eligible(state: &Ctx, cr: &ChangeRequest, approved: &[String]) -> Result<Vec<Eligible>, String> {
     let policy = state.policy();
-    let groups: Vec<String> = cr
-        .policy
-        .approval
-        .constraints()
-        .into_iter()
-        .flat_map(|c| c.groups)
-        .collect();
+    let groups = cr.policy.approval.all_groups();
     let entries = crate::identity::listing::list(
         &policy,
         state.directory.as_deref(),
@@ -127,13 +121,7 @@ impl ChangeService {
             ":warning: Nobody can approve PR #{number} yet: no active person with a Slack \
              account is in its approval groups ({}) besides you. Ask {} to check the policy's \
              approval rule `{}`.",
-            cr.policy
-                .approval
-                .constraints()
-                .iter()
-                .flat_map(|c| c.groups.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(", "),
+            cr.policy.approval.all_groups().join(", "),
             state.policy().support(),
             cr.policy.approval.rule
         );

@@ -53,14 +53,11 @@ impl OpenRequest {
     /// counted already, before its deadline, and while approvals still count (not after the
     /// quorum holds).
     pub fn awaits(&self, who: &Identity, now: DateTime<Utc>) -> bool {
-        let groups = self.cr.policy.approval.constraints();
+        let groups = self.cr.policy.approval.all_groups();
         who.subject != self.cr.requester.subject
             && !self.quorum.met
             && now <= self.cr.expires_at
-            && groups
-                .iter()
-                .flat_map(|c| &c.groups)
-                .any(|g| who.in_group(g))
+            && groups.iter().any(|g| who.in_group(g))
             && !self
                 .quorum
                 .approvals

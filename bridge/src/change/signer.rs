@@ -60,12 +60,10 @@ fn build_id(id: &str, revoked: &[String]) -> Result<String, String> {
     Ok(id.to_string())
 }
 
-/// The ids and public keys this bridge's own change requests verify with: the trusted ones,
-/// the current signer and those rotations replaced while this process ran.
-pub(crate) fn verifying_keys(
-    cfg: &GitOpsConfig,
-    signer: &Live<Signer>,
-) -> Vec<(String, VerifyingKey)> {
+/// What this bridge's own change requests (and Slack review markers) verify with: the trusted
+/// ids, the current signer and those rotations replaced while this process ran, less the
+/// revoked ids.
+pub(crate) fn keyring(cfg: &GitOpsConfig, signer: &Live<Signer>) -> slipway_core::change::Keyring {
     let mut keys = cfg.signing_trusted.clone();
     keys.extend(
         signer
@@ -73,5 +71,5 @@ pub(crate) fn verifying_keys(
             .iter()
             .map(|s| (s.id.clone(), s.key.verifying_key())),
     );
-    keys
+    slipway_core::change::Keyring::new(keys, cfg.signing_revoked.clone())
 }

@@ -312,8 +312,7 @@ impl ChangeService {
             .git_credentials()
             .await
             .map_err(|e| upstream("Getting a GitHub token", &e))?;
-        let trusted = super::signer::verifying_keys(&self.cfg, &self.signer);
-        let keys = Keyring::new(trusted, self.cfg.signing_revoked.clone());
+        let keys = super::signer::keyring(&self.cfg, &self.signer);
         let mirror = self.mirror.clone();
         let inspected = tokio::task::spawn_blocking(move || {
             let m = super::lock(&mirror);
@@ -347,8 +346,7 @@ impl ChangeService {
             .git_credentials()
             .await
             .map_err(|e| format!("getting a GitHub token failed: {e}"))?;
-        let trusted = super::signer::verifying_keys(&self.cfg, &self.signer);
-        let keys = Keyring::new(trusted, self.cfg.signing_revoked.clone());
+        let keys = super::signer::keyring(&self.cfg, &self.signer);
         let mirror = self.mirror.clone();
         tokio::task::spawn_blocking(move || {
             let m = super::lock(&mirror);

@@ -74,6 +74,18 @@ impl ApprovalRequirement {
         }
     }
 
+    /// Every group whose members may approve, across its constraints.
+    pub fn all_groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .constraints()
+            .into_iter()
+            .flat_map(|c| c.groups)
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
     /// The ids of the policy rules this requirement was made from.
     pub fn rule_ids(&self) -> Vec<&str> {
         self.rule.split('+').collect()

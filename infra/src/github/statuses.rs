@@ -81,6 +81,28 @@ impl GitHub {
         .map(|_| ())
     }
 
+    /// The latest status of `context` on `sha`, as `(state, description)`, from the combined
+    /// status (GitHub keeps the newest per context there).
+    pub async fn status_of(
+        &self,
+        repo: &Repo,
+        sha: &str,
+        context: &str,
+    ) -> Result<Option<(String, String)>> {
+        let v = self
+            .call("GET", &format!("/repos/{repo}/commits/{sha}/status"), None)
+            .await?;
+        Ok(v["statuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["context"] == context)
+            .map(|s| {
+                let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+                (text("state"), text("description"))
+            }))
+    }
+
     /// The newest successful run of `workflow` (its file name, e.g. `ci.yml`, or its id) from
     /// a push to `branch` of `repo` itself: not another workflow's, not a pull request's, not a
     /// fork's. Looks at the newest 100 matching runs.

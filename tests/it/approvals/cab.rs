@@ -57,7 +57,7 @@ async fn a_change_waits_for_its_cab_approval_in_servicenow_before_it_merges() {
     let (app, fx, snow, number) = gated().await;
     let ts = change_message(&app).ts;
     assert!(
-        status_is(&fx, number, "pending", "waiting for CAB approval of CHG").await,
+        status_is(&fx, number, "pending", "CAB: waiting for approval of CHG").await,
         "{:?}",
         approval_status(&fx, number)
     );
@@ -85,7 +85,7 @@ async fn a_change_waits_for_its_cab_approval_in_servicenow_before_it_merges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cab_rejection_fails_the_change() {
     let (_app, fx, snow, number) = gated().await;
-    assert!(status_is(&fx, number, "pending", "waiting for CAB approval").await);
+    assert!(status_is(&fx, number, "pending", "CAB: waiting for approval").await);
     assert!(snow.set_approval(&change_id(&fx, number), "rejected"));
     assert!(
         status_is(&fx, number, "failure", "the CAB rejected CHG").await,
@@ -100,7 +100,7 @@ async fn a_cab_rejection_fails_the_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_twin_filed_by_hand_in_servicenow_does_not_open_the_gate() {
     let (_app, fx, snow, number) = gated().await;
-    assert!(status_is(&fx, number, "pending", "waiting for CAB approval").await);
+    assert!(status_is(&fx, number, "pending", "CAB: waiting for approval").await);
     let mut twin = serde_json::Map::new();
     twin.insert("correlation_id".into(), json!(change_id(&fx, number)));
     twin.insert("approval".into(), json!("approved"));
@@ -109,7 +109,7 @@ async fn an_approved_twin_filed_by_hand_in_servicenow_does_not_open_the_gate() {
     fx.github
         .review(OWNER, REPO, number, "olga-owner", "COMMENT", "poke");
     assert!(
-        status_is(&fx, number, "pending", "CAB approval can't be read").await,
+        status_is(&fx, number, "pending", "CAB: the approval can't be read").await,
         "{:?}",
         approval_status(&fx, number)
     );

@@ -3,7 +3,7 @@
 //! made in Slack (already told in the thread when it was made, so it isn't told again).
 
 use slipway_core::approval::Quorum;
-use slipway_core::change::{ChangeRequest, Keyring, is_slack_review};
+use slipway_core::change::{ChangeRequest, is_slack_review};
 use slipway_infra::github::Pr;
 
 use super::super::ChangeService;
@@ -68,10 +68,7 @@ impl ChangeService {
         {
             return true;
         }
-        let keys = Keyring::new(
-            super::super::signer::verifying_keys(&self.cfg, &self.signer),
-            self.cfg.signing_revoked.clone(),
-        );
+        let keys = super::super::signer::keyring(&self.cfg, &self.signer);
         is_slack_review(
             r.body,
             &keys,

@@ -171,7 +171,7 @@ impl ChangeService {
             Some(why) => ("failure", why.clone()),
             None => approval_status(q, &cr.policy.approval.rule),
         };
-        let (st, desc) = self.cab_status(number, cr, (st, desc)).await;
+        let (st, desc) = self.cab_status(cr, (st, desc)).await;
         if let Err(e) = self
             .gh()
             .set_status(
