@@ -395,7 +395,15 @@ async fn an_sso_login_begun_on_one_replica_finishes_on_another_and_works_once() 
     let on_a = callback.replace(&b.addr.to_string(), &a.addr.to_string());
     let (status, _, page) = browse("GET", &on_a, None).await;
     assert_eq!(status, 200, "{page}");
-    let whoami = b.ack("U0ERIN", "/slipway whoami").await;
+    // B sees A's write after one pub/sub hop (shared::replicated): wait for it, briefly.
+    let mut whoami = String::new();
+    for _ in 0..50 {
+        whoami = b.ack("U0ERIN", "/slipway whoami").await;
+        if whoami.contains("erin@example.com") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(
         whoami.contains("erin@example.com"),
         "B knows the link: {whoami}"
