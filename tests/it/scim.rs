@@ -33,6 +33,18 @@ async fn call(
     auth: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> (u16, HeaderMap, String) {
+    call_attempt(addr, method, path, auth, body, 0).await
+}
+
+/// [`call`]'s `attempt`th try.
+async fn call_attempt(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Vec<u8>>,
+    attempt: u32,
+) -> (u16, HeaderMap, String) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder()
         .method(method)
@@ -41,13 +53,24 @@ async fn call(
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
+    let body_again = body.clone();
     let req = req
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
         .await
-        .expect("answered in time")
-        .expect("a response");
+        .expect("answered in time");
+    // A refusal that doesn't read the body (401, 413) may close the connection while the
+    // client still writes it: the client then sees a broken pipe, not the answer. Asked again.
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => panic!("no connection: {e}"),
+        Err(e) => {
+            assert!(attempt < 5, "the connection kept breaking: {e}");
+            let again = call_attempt(addr, method, path, auth, body_again, attempt + 1);
+            return Box::pin(again).await;
+        }
+    };
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
     let bytes = resp
         .into_body()
